@@ -1,0 +1,58 @@
+# Freshet: `make demo` (the main job) and `make test` (every test) work on a fresh machine.
+# Downloads and builds are cached in $(FRESHET_CACHE), outside the clone; runtime state in .freshet/.
+SHELL := /bin/bash
+export FRESHET_CACHE ?= $(HOME)/.cache/freshet
+export CARGO_TARGET_DIR ?= $(FRESHET_CACHE)/target
+
+.PHONY: help deps build kafka-up kafka-down cluster-up cluster-down k8s-binaries up down demo test lint fmt crdgen clean
+
+help:
+	@echo "make demo          bring everything up and show it working (the main job)"
+	@echo "make test          every test against a real Kafka broker and a real kube-apiserver"
+	@echo "make deps          install the Debian packages the build needs (only the missing ones)"
+	@echo "make kafka-up      start Apache Kafka on 127.0.0.1:\$${FRESHET_KAFKA_PORT:-9092}   (make kafka-down stops it)"
+	@echo "make cluster-up    start etcd, kube-apiserver, kube-controller-manager   (make cluster-down stops them)"
+	@echo "make lint          cargo fmt --check and clippy -D warnings"
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	cargo build --workspace --all-targets
+
+kafka-up:
+	@scripts/kafka.sh up
+
+kafka-down:
+	@scripts/kafka.sh down
+
+k8s-binaries:
+	@scripts/build-k8s.sh all
+
+cluster-up:
+	@scripts/cluster.sh up
+
+cluster-down:
+	@scripts/cluster.sh down
+
+up: kafka-up cluster-up
+down: cluster-down kafka-down
+
+demo: deps
+	@scripts/demo.sh
+
+test: deps
+	@scripts/test.sh
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+crdgen:
+	cargo run -q -p freshet-crds --bin crdgen > charts/freshet/crds/streamsapps.yaml
+
+clean: down
+	rm -rf .freshet
