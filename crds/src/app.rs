@@ -1,0 +1,235 @@
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A Kafka Streams application: its topology and how it runs.
+///
+/// Field names follow Kafka Streams' configuration (`applicationId` is `application.id`,
+/// `numStreamThreads` is `num.stream.threads`, ...).
+// Each `printcolumn(...)` repeats `type_ = ..`; clippy reads that as a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "freshet.dev",
+    version = "v1alpha1",
+    kind = "StreamsApp",
+    namespaced,
+    shortname = "sapp",
+    status = "StreamsAppStatus",
+    derive = "PartialEq",
+    doc = "A Kafka Streams application run by the Freshet engine",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn(name = "App ID", type_ = "string", json_path = ".spec.applicationId"),
+    printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.replicas"),
+    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StreamsAppSpec {
+    /// `application.id`: the consumer group and the prefix of every internal topic.
+    pub application_id: String,
+    /// `bootstrap.servers`: where the Kafka cluster is reached.
+    pub bootstrap_servers: String,
+    /// `num.stream.threads`: stream threads per instance (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub num_stream_threads: Option<u32>,
+    /// `state.dir`: where RocksDB state lives (a PersistentVolume in Kubernetes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<String>,
+    /// `processing.guarantee` (default at_least_once; `config` may also set it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processing_guarantee: Option<ProcessingGuarantee>,
+    /// `default.key.serde`, by name: bytes, string, int, long, double, json.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_key_serde: Option<String>,
+    /// `default.value.serde`, by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_value_serde: Option<String>,
+    /// Any other Kafka Streams or librdkafka property.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+    /// Desired instances; the operator never runs more than the tasks can use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub replicas: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<AutoscalingSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageSpec>,
+    /// The processing topology: sources, tables and pipelines of steps.
+    pub topology: TopologySpec,
+}
+
+/// `processing.guarantee`, spelled as Kafka Streams spells it.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessingGuarantee {
+    #[default]
+    AtLeastOnce,
+    ExactlyOnceV2,
+}
+
+/// Lag-driven autoscaling; `spec.replicas` is then only the starting point.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscalingSpec {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub min_replicas: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_replicas: Option<i32>,
+}
+
+/// The PersistentVolumeClaim behind `stateDir`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// Requested size, a Kubernetes quantity such as `1Gi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+}
+
+/// Named inputs and the pipelines that read them.
+///
+/// Pipeline steps are kept as written here and compiled by the engine, which reports a bad step
+/// by pipeline, step and position; the schema therefore accepts any step object.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopologySpec {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "free_form_objects")]
+    pub streams: Vec<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "free_form_objects")]
+    pub tables: Vec<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "free_form_objects")]
+    pub global_tables: Vec<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "free_form_objects")]
+    pub pipelines: Vec<serde_json::Value>,
+}
+
+/// A list of objects the apiserver stores as written (a structural schema needs an item type).
+fn free_form_objects(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "items": { "type": "object", "x-kubernetes-preserve-unknown-fields": true }
+    })
+}
+
+/// What the operator observed; written through the status subresource.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamsAppStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Instances the StatefulSet runs (the scale subresource's status replicas).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+    /// Label selector of the pods, for the scale subresource (HPA, KEDA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::{CustomResourceExt, Resource};
+
+    const EXAMPLE: &str = r#"
+apiVersion: freshet.dev/v1alpha1
+kind: StreamsApp
+metadata:
+  name: orders
+spec:
+  applicationId: orders-app
+  bootstrapServers: kafka:9092
+  numStreamThreads: 2
+  processingGuarantee: exactly_once_v2
+  config:
+    commit.interval.ms: "100"
+  replicas: 2
+  autoscaling: { enabled: true, minReplicas: 1, maxReplicas: 8 }
+  storage: { size: 1Gi }
+  topology:
+    streams:
+      - { name: orders, topic: orders }
+    pipelines:
+      - name: big-orders
+        from: orders
+        steps:
+          - filter: "value.amount >= 100"
+          - to: { topic: big-orders }
+"#;
+
+    #[test]
+    fn the_design_manifest_parses_into_the_typed_spec() {
+        let app: StreamsApp = serde_yaml_ng::from_str(EXAMPLE).expect("example manifest parses");
+        assert_eq!(app.spec.application_id, "orders-app");
+        assert_eq!(app.spec.num_stream_threads, Some(2));
+        assert_eq!(
+            app.spec.processing_guarantee,
+            Some(ProcessingGuarantee::ExactlyOnceV2)
+        );
+        assert_eq!(app.spec.config["commit.interval.ms"], "100");
+        assert_eq!(app.spec.autoscaling.as_ref().unwrap().max_replicas, Some(8));
+        assert_eq!(app.spec.topology.pipelines.len(), 1);
+    }
+
+    #[test]
+    fn an_unknown_spec_field_is_refused_with_its_name() {
+        let bad = EXAMPLE.replace("numStreamThreads: 2", "numStreamThread: 2");
+        let err = serde_yaml_ng::from_str::<StreamsApp>(&bad).unwrap_err();
+        assert!(
+            err.to_string().contains("numStreamThread"),
+            "error should name the field: {err}"
+        );
+    }
+
+    #[test]
+    fn the_crd_has_the_names_and_subresources_kubectl_and_an_hpa_need() {
+        let crd = StreamsApp::crd();
+        assert_eq!(crd.spec.group, crate::GROUP);
+        assert_eq!(StreamsApp::kind(&()), "StreamsApp");
+        assert_eq!(crd.spec.names.short_names, Some(vec!["sapp".to_string()]));
+        let version = &crd.spec.versions[0];
+        let sub = version.subresources.as_ref().expect("subresources");
+        assert!(sub.status.is_some());
+        let scale = sub.scale.as_ref().expect("scale subresource");
+        assert_eq!(scale.spec_replicas_path, ".spec.replicas");
+        assert_eq!(scale.status_replicas_path, ".status.replicas");
+        assert_eq!(
+            scale.label_selector_path.as_deref(),
+            Some(".status.selector")
+        );
+        let columns: Vec<_> = version
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(columns, ["App ID", "Replicas", "Ready", "Age"]);
+    }
+}

@@ -1,0 +1,15 @@
+//! The `StreamsApp` custom resource (`freshet.dev/v1alpha1`): what a platform team applies with
+//! `kubectl`, and the very document `freshet-engine run -f` reads on a laptop.
+//!
+//! The Rust types are the source of truth: the CRD YAML in `charts/freshet/crds/` is generated
+//! from them by the `crdgen` binary and checked in.
+
+mod app;
+
+pub use app::{
+    AutoscalingSpec, ProcessingGuarantee, StorageSpec, StreamsApp, StreamsAppSpec,
+    StreamsAppStatus, TopologySpec,
+};
+
+/// API group of every Freshet resource.
+pub const GROUP: &str = "freshet.dev";
