@@ -1,0 +1,501 @@
+//! The engine's configuration, resolved from the names Kafka Streams users already know.
+//!
+//! A Kafka Streams application is configured with one property map holding Streams properties and
+//! Java client properties side by side; Freshet accepts the same map so that such a configuration
+//! runs unchanged, and also librdkafka's own names, since librdkafka is the client underneath.
+//!
+//! # Layers and precedence
+//!
+//! Values come in [`Layer`]s, highest precedence first: command-line flags, `FRESHET_*`
+//! environment variables ([`layers_from_env`]), the manifest's spec fields ([`SpecFields`]), and
+//! its free-form `config` map. A value in a higher layer wins over any value in a lower one, even
+//! a more specific one: an operator overriding `session.timeout.ms` through the environment means
+//! it for every client, whatever the manifest says per client. Within one layer, Kafka Streams'
+//! rules apply: `main.consumer.`/`restore.consumer.`/`global.consumer.` beat `consumer.`, which
+//! (like `producer.` and `admin.`) beats the unprefixed name; a current name beats a deprecated
+//! one; and otherwise the later entry wins. Two different spellings of one librdkafka property
+//! (`linger.ms` and `queue.buffering.max.ms`) with different values at the same level are refused,
+//! as neither is more clearly meant.
+//!
+//! # Names
+//!
+//! A key is, in this order: a Kafka Streams property Freshet understands (typed into
+//! [`StreamsConfig`]); a client property that Freshet controls (refused unless it asks for what
+//! Freshet does anyway, see below); a Kafka Streams property Freshet ignores (accepted with a
+//! warning); a Java client property (translated to librdkafka's name and unit); or a librdkafka
+//! property (passed through, aliases folded into the name they alias). Anything else is refused,
+//! naming its layer and the nearest known name. Client properties may carry Kafka Streams'
+//! prefixes to reach one client only; unprefixed, a client property reaches every client of the
+//! kind librdkafka documents it for (consumers, producers, or all).
+//!
+//! # What Freshet controls
+//!
+//! Refused whatever the layer, because Kafka Streams' semantics depend on them; each is accepted
+//! (and dropped, with a warning) when it asks for exactly what Freshet sets:
+//! - `group.id`: it is `application.id` (accepted when equal to it);
+//! - `enable.auto.commit` (and librdkafka's legacy `auto.commit.enable`): offsets are committed
+//!   by Freshet after processing (accepted: `false`);
+//! - `enable.auto.offset.store` and `enable.partition.eof`: the stream thread commits explicit
+//!   offsets and tracks partition ends itself (accepted: `false`);
+//! - `transactional.id`: derived per stream thread under `exactly_once_v2` (never accepted);
+//! - `partitioner`, Java's `partitioner.class` and `partitioner.ignore.keys`: always
+//!   `murmur2_random`, Java's default, so keys land where Java clients put them (accepted:
+//!   `murmur2_random`, `false`);
+//! - `partition.assignment.strategy`, `group.remote.assignor`: always the range assignor, which
+//!   keeps co-partitioned partitions together (accepted: `range`);
+//! - `group.protocol.type` (accepted: `consumer`).
+//!
+//! Refused only under `exactly_once_v2`, where Kafka Streams forces them: `isolation.level`
+//! other than `read_committed`, `enable.idempotence=false`, `acks` other than all,
+//! `max.in.flight.requests.per.connection` above 5, and `message.timeout.ms`/`socket.timeout.ms`
+//! beyond `transaction.timeout.ms`, which librdkafka would refuse later with no layer to name.
+//! Refused under `group.protocol=consumer`: `session.timeout.ms` and `heartbeat.interval.ms`,
+//! which the broker owns there.
+//!
+//! # Kafka Streams' client defaults
+//!
+//! Where Kafka Streams (or the Java client under it) defaults differently from librdkafka, the
+//! client lists start from Kafka Streams' value, lowest in precedence: the main consumer's
+//! `auto.offset.reset=earliest`; consumers' `isolation.level` (`read_uncommitted` under
+//! at-least-once as the Java consumer, `read_committed` under exactly-once); the producer's
+//! `linger.ms=100` (as `queue.buffering.max.ms`); under exactly-once `transaction.timeout.ms=10000`
+//! and `enable.idempotence=true`; under at-least-once `enable.idempotence=true` unless `acks`,
+//! `max.in.flight.requests.per.connection` or `retries` conflict with it, as the Java producer.
+//!
+//! Values the runtime sets per client (`bootstrap.servers`, `group.id`, `client.id`,
+//! `group.instance.id`, `group.protocol`, `partitioner`, `partition.assignment.strategy` or
+//! `group.remote.assignor`, `transactional.id`, `enable.auto.commit`,
+//! `enable.auto.offset.store`, `enable.partition.eof`) are not in the lists. The lists use
+//! librdkafka's canonical names (`queue.buffering.max.ms`, not its alias `linger.ms`), and the
+//! runtime must not set an alias of a listed name: librdkafka applies whichever is set last.
+
+mod catalog;
+mod env;
+mod librdkafka;
+mod parse;
+mod resolve;
+mod suggest;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use env::{CONFIG_PREFIX, env_warnings, layers_from_env};
+
+/// Where a layer's values were written. Ordered by precedence, lowest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LayerSource {
+    /// The manifest's `spec.config` map.
+    Config,
+    /// The manifest's spec fields (`applicationId`, `numStreamThreads`, ...).
+    Spec,
+    /// `FRESHET_*` environment variables.
+    Env,
+    /// Command-line flags.
+    Flag,
+}
+
+/// One source of configuration, as (property, value) in Kafka Streams naming.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layer {
+    pub source: LayerSource,
+    pub entries: Vec<(String, String)>,
+}
+
+impl Layer {
+    /// Builds a layer from any pairs, e.g. a manifest's `config` map.
+    pub fn new<K, V>(source: LayerSource, entries: impl IntoIterator<Item = (K, V)>) -> Layer
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Layer {
+            source,
+            entries: entries
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+}
+
+/// The manifest's spec fields that are properties, so that the field-to-property mapping lives
+/// next to the properties and errors can name the field the user wrote.
+///
+/// `None` means "not written", which lets a lower layer (`config`) decide; a spec whose
+/// deserializer fills in a default for an absent field should pass `None` for it, or that default
+/// silently overrides `config`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SpecFields {
+    pub application_id: Option<String>,
+    pub bootstrap_servers: Option<String>,
+    pub num_stream_threads: Option<u32>,
+    pub state_dir: Option<String>,
+    pub processing_guarantee: Option<String>,
+    pub default_key_serde: Option<String>,
+    pub default_value_serde: Option<String>,
+}
+
+/// Spec field name (camelCase, as in the manifest) for each property it sets.
+const SPEC_FIELDS: &[(&str, &str)] = &[
+    ("application.id", "applicationId"),
+    ("bootstrap.servers", "bootstrapServers"),
+    ("num.stream.threads", "numStreamThreads"),
+    ("state.dir", "stateDir"),
+    ("processing.guarantee", "processingGuarantee"),
+    ("default.key.serde", "defaultKeySerde"),
+    ("default.value.serde", "defaultValueSerde"),
+];
+
+impl SpecFields {
+    pub fn into_layer(self) -> Layer {
+        let fields = [
+            ("application.id", self.application_id),
+            ("bootstrap.servers", self.bootstrap_servers),
+            (
+                "num.stream.threads",
+                self.num_stream_threads.map(|n| n.to_string()),
+            ),
+            ("state.dir", self.state_dir),
+            ("processing.guarantee", self.processing_guarantee),
+            ("default.key.serde", self.default_key_serde),
+            ("default.value.serde", self.default_value_serde),
+        ];
+        Layer::new(
+            LayerSource::Spec,
+            fields
+                .into_iter()
+                .filter_map(|(key, value)| value.map(|v| (key, v))),
+        )
+    }
+}
+
+/// Where one value was written, for messages: the flag, the environment variable, the spec field
+/// or the `config` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    pub source: LayerSource,
+    /// The key as written in its layer (in Kafka Streams naming).
+    pub key: String,
+}
+
+impl Origin {
+    /// The property and where it was written, for warnings, without saying the key twice where
+    /// the origin already shows it.
+    pub(crate) fn subject(&self) -> String {
+        match self.source {
+            LayerSource::Config => self.to_string(),
+            LayerSource::Env | LayerSource::Spec | LayerSource::Flag => {
+                format!("{} ({self})", self.key)
+            }
+        }
+    }
+
+    /// How `key` is written in this origin's layer, so that a suggestion can be pasted back.
+    fn spelling(source: LayerSource, key: &str) -> String {
+        match source {
+            LayerSource::Flag => format!("`{key}`"),
+            LayerSource::Env => format!("`{key}` ({})", env::variable_for(key)),
+            LayerSource::Spec => match SPEC_FIELDS.iter().find(|(p, _)| *p == key) {
+                Some((_, field)) => format!("`{key}` (spec.{field})"),
+                None => format!("`{key}`"),
+            },
+            LayerSource::Config => format!("spec.config[\"{key}\"]"),
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let key = &self.key;
+        match self.source {
+            LayerSource::Flag => f.write_str("a command-line flag"),
+            LayerSource::Env => {
+                write!(f, "environment variable {}", env::variable_for(key))
+            }
+            LayerSource::Spec => match SPEC_FIELDS.iter().find(|(p, _)| *p == key) {
+                Some((_, field)) => write!(f, "spec.{field}"),
+                None => write!(f, "spec ({key})"),
+            },
+            LayerSource::Config => write!(f, "spec.config[\"{key}\"]"),
+        }
+    }
+}
+
+fn unknown_message(key: &str, origin: &Origin, suggestion: &Option<String>) -> String {
+    let mut message = format!("unknown property `{key}` in {origin}");
+    match suggestion {
+        Some(near) => {
+            message.push_str("; did you mean ");
+            message.push_str(&Origin::spelling(origin.source, near));
+            message.push('?');
+        }
+        None => message.push_str(
+            "; expected a Kafka Streams property, a Java client property or a librdkafka property",
+        ),
+    }
+    message
+}
+
+fn several_message(errors: &[ConfigError]) -> String {
+    let mut message = format!("{} configuration problems:", errors.len());
+    for error in errors {
+        message.push_str("\n  - ");
+        message.push_str(&error.to_string());
+    }
+    message
+}
+
+/// A configuration that cannot run. Every variant names the property, the layer it came from and
+/// what to do; values of secret properties are shown as `<redacted>`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}", unknown_message(.key, .origin, .suggestion))]
+    UnknownProperty {
+        key: String,
+        origin: Origin,
+        /// The nearest known name, if one is close.
+        suggestion: Option<String>,
+    },
+    #[error("invalid value `{value}` for {key} in {origin}: {reason}")]
+    InvalidValue {
+        key: String,
+        value: String,
+        origin: Origin,
+        reason: String,
+    },
+    #[error("{key}={value} in {origin} is refused: {reason}")]
+    Refused {
+        key: String,
+        value: String,
+        origin: Origin,
+        reason: String,
+    },
+    #[error("{key}={value} in {origin} is not supported yet: {reason}")]
+    NotSupported {
+        key: String,
+        value: String,
+        origin: Origin,
+        reason: String,
+    },
+    #[error("{key} is required: {fix}")]
+    Missing { key: String, fix: String },
+    #[error(
+        "{} and {} both set `{property}` for the {client}, to different values: keep one",
+        .first.subject(),
+        .second.subject()
+    )]
+    Conflict {
+        property: String,
+        client: String,
+        first: Origin,
+        second: Origin,
+    },
+    #[error("{}", several_message(.0))]
+    Several(Vec<ConfigError>),
+}
+
+/// `processing.guarantee`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ProcessingGuarantee {
+    #[default]
+    AtLeastOnce,
+    ExactlyOnceV2,
+}
+
+impl ProcessingGuarantee {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProcessingGuarantee::AtLeastOnce => "at_least_once",
+            ProcessingGuarantee::ExactlyOnceV2 => "exactly_once_v2",
+        }
+    }
+}
+
+impl fmt::Display for ProcessingGuarantee {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What Kafka Streams' exception handlers answer, reduced to the two built-in behaviours.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ErrorHandler {
+    /// Stop processing, naming the record (Kafka Streams' default).
+    #[default]
+    Fail,
+    /// Log the record and go on; with a dead-letter topic it is also written there.
+    LogAndContinue,
+}
+
+impl ErrorHandler {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorHandler::Fail => "fail",
+            ErrorHandler::LogAndContinue => "log-and-continue",
+        }
+    }
+}
+
+/// `group.protocol`: how the main consumer joins the group.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum GroupProtocol {
+    /// The classic protocol with librdkafka's range assignor; a restarted static member takes its
+    /// place at once, so it is the default where restarts matter.
+    #[default]
+    Classic,
+    /// KIP-848, with the broker's range assignor.
+    Consumer,
+}
+
+impl GroupProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupProtocol::Classic => "classic",
+            GroupProtocol::Consumer => "consumer",
+        }
+    }
+}
+
+/// `metrics.recording.level`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum MetricsRecordingLevel {
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
+
+/// The resolved configuration of one engine instance.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StreamsConfig {
+    pub application_id: String,
+    /// Comma-separated, without blanks, as librdkafka wants it.
+    pub bootstrap_servers: String,
+    /// `client.id`: the prefix of every client's id, as in Kafka Streams.
+    pub client_id: Option<String>,
+    pub num_stream_threads: usize,
+    pub state_dir: PathBuf,
+    pub processing_guarantee: ProcessingGuarantee,
+    pub commit_interval: Duration,
+    /// Serde names in Freshet's spelling (`string`, `windowed-string`, ...). `bytes` when not
+    /// set: Kafka Streams has no default serde, and bytes pass records through unchanged rather
+    /// than guessing at their format.
+    pub default_key_serde: String,
+    pub default_value_serde: String,
+    pub deserialization_handler: ErrorHandler,
+    pub processing_handler: ErrorHandler,
+    pub production_handler: ErrorHandler,
+    pub dead_letter_topic: Option<String>,
+    pub cache_max_bytes: u64,
+    /// -1 for the broker's default.
+    pub replication_factor: i32,
+    pub max_task_idle: Duration,
+    pub poll: Duration,
+    pub buffered_records_per_partition: usize,
+    pub task_timeout: Duration,
+    /// `group.instance.id` as written: the base of each thread's static member id.
+    pub group_instance_id: Option<String>,
+    pub application_server: Option<String>,
+    pub metrics_recording_level: MetricsRecordingLevel,
+    pub group_protocol: GroupProtocol,
+    /// Added to a window store's retention for its changelog topic (one day by default).
+    pub window_store_changelog_additional_retention: Duration,
+    pub repartition_purge_interval: Duration,
+    /// `freshet.http.port`; the runtime picks its default when `None`.
+    pub http_port: Option<u16>,
+    /// librdkafka properties of the main consumer, sorted by name.
+    pub consumer: Vec<(String, String)>,
+    /// librdkafka properties of a consumer that restores stores from changelogs.
+    pub restore_consumer: Vec<(String, String)>,
+    /// librdkafka properties of the consumer that reads global tables.
+    pub global_consumer: Vec<(String, String)>,
+    pub producer: Vec<(String, String)>,
+    pub admin: Vec<(String, String)>,
+    /// Settings that were accepted but have no effect, or are deprecated; for the caller to log.
+    pub warnings: Vec<String>,
+}
+
+impl StreamsConfig {
+    /// Resolves layers into one configuration, or every problem found in them.
+    pub fn resolve(layers: &[Layer]) -> Result<StreamsConfig, ConfigError> {
+        resolve::resolve(layers)
+    }
+}
+
+/// Shows secret client properties as `<redacted>`, since configurations end up in logs.
+impl fmt::Debug for StreamsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Props<'a>(&'a [(String, String)]);
+        impl fmt::Debug for Props<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_map()
+                    .entries(self.0.iter().map(|(k, v)| (k, parse::shown(k, v))))
+                    .finish()
+            }
+        }
+        f.debug_struct("StreamsConfig")
+            .field("application_id", &self.application_id)
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("client_id", &self.client_id)
+            .field("num_stream_threads", &self.num_stream_threads)
+            .field("state_dir", &self.state_dir)
+            .field("processing_guarantee", &self.processing_guarantee)
+            .field("commit_interval", &self.commit_interval)
+            .field("default_key_serde", &self.default_key_serde)
+            .field("default_value_serde", &self.default_value_serde)
+            .field("deserialization_handler", &self.deserialization_handler)
+            .field("processing_handler", &self.processing_handler)
+            .field("production_handler", &self.production_handler)
+            .field("dead_letter_topic", &self.dead_letter_topic)
+            .field("cache_max_bytes", &self.cache_max_bytes)
+            .field("replication_factor", &self.replication_factor)
+            .field("max_task_idle", &self.max_task_idle)
+            .field("poll", &self.poll)
+            .field(
+                "buffered_records_per_partition",
+                &self.buffered_records_per_partition,
+            )
+            .field("task_timeout", &self.task_timeout)
+            .field("group_instance_id", &self.group_instance_id)
+            .field("application_server", &self.application_server)
+            .field("metrics_recording_level", &self.metrics_recording_level)
+            .field("group_protocol", &self.group_protocol)
+            .field(
+                "window_store_changelog_additional_retention",
+                &self.window_store_changelog_additional_retention,
+            )
+            .field(
+                "repartition_purge_interval",
+                &self.repartition_purge_interval,
+            )
+            .field("http_port", &self.http_port)
+            .field("consumer", &Props(&self.consumer))
+            .field("restore_consumer", &Props(&self.restore_consumer))
+            .field("global_consumer", &Props(&self.global_consumer))
+            .field("producer", &Props(&self.producer))
+            .field("admin", &Props(&self.admin))
+            .field("warnings", &self.warnings)
+            .finish()
+    }
+}
+
+/// The base of the static member ids of this instance: `group.instance.id` if configured, else
+/// the pod's name, which a StatefulSet keeps stable across restarts — so a restarted pod takes
+/// its old place in the group without a rebalance. `None` (a local run) means dynamic membership.
+pub fn instance_base(config: &StreamsConfig, pod_name: Option<&str>) -> Option<String> {
+    config.group_instance_id.clone().or_else(|| {
+        pod_name
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(str::to_owned)
+    })
+}
+
+/// A stream thread's `group.instance.id`: `<base>-<thread index>`, as Kafka Streams derives it
+/// (Kafka Streams numbers threads from 1), so each thread's consumer is its own static member.
+pub fn thread_instance_id(base: &str, thread_index: usize) -> String {
+    format!("{base}-{thread_index}")
+}

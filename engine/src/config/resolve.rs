@@ -1,0 +1,1007 @@
+//! Layers → [`StreamsConfig`]: classify every entry, check every value, then let precedence pick.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use super::catalog::{self, Controlled, ControlledProp, JavaRule, StreamsKey, StreamsProp};
+use super::librdkafka::{self, Applies, Kind};
+use super::parse::{self, HandlerKind, Parsed, Problem};
+use super::suggest::nearest;
+use super::{ConfigError, Layer, LayerSource, Origin, ProcessingGuarantee, StreamsConfig};
+
+/// The librdkafka clients a stream thread may create; Kafka Streams' prefixes address them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Client {
+    MainConsumer,
+    RestoreConsumer,
+    GlobalConsumer,
+    Producer,
+    Admin,
+}
+
+const CLIENTS: [Client; 5] = [
+    Client::MainConsumer,
+    Client::RestoreConsumer,
+    Client::GlobalConsumer,
+    Client::Producer,
+    Client::Admin,
+];
+
+const CONSUMERS: [Client; 3] = [
+    Client::MainConsumer,
+    Client::RestoreConsumer,
+    Client::GlobalConsumer,
+];
+
+impl Client {
+    fn is_consumer(self) -> bool {
+        CONSUMERS.contains(&self)
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Client::MainConsumer => "main consumer",
+            Client::RestoreConsumer => "restore consumer",
+            Client::GlobalConsumer => "global consumer",
+            Client::Producer => "producer",
+            Client::Admin => "admin client",
+        }
+    }
+
+    /// Whether an unprefixed property of this kind reaches the client. The admin client gets only
+    /// the properties common to all clients, as in Kafka Streams, where it gets only the
+    /// properties the Java admin client defines.
+    fn takes_unprefixed(self, applies: Applies) -> bool {
+        match applies {
+            Applies::Both => true,
+            Applies::Consumer => self.is_consumer(),
+            Applies::Producer => self == Client::Producer,
+        }
+    }
+
+    /// Whether a property of this kind means anything to the client when addressed to it by
+    /// prefix. The admin client is a producer handle in librdkafka, so it reads both kinds.
+    fn reads(self, applies: Applies) -> bool {
+        self == Client::Admin || self.takes_unprefixed(applies)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scope {
+    All,
+    Consumers,
+    Only(Client),
+}
+
+/// Kafka Streams' client prefixes with their specificity; longer prefixes first, since
+/// `main.consumer.` also ends in `consumer.`.
+const PREFIXES: &[(&str, Scope, u8)] = &[
+    ("main.consumer.", Scope::Only(Client::MainConsumer), 2),
+    ("restore.consumer.", Scope::Only(Client::RestoreConsumer), 2),
+    ("global.consumer.", Scope::Only(Client::GlobalConsumer), 2),
+    ("consumer.", Scope::Consumers, 1),
+    ("producer.", Scope::Only(Client::Producer), 1),
+    ("admin.", Scope::Only(Client::Admin), 1),
+];
+
+/// Freshet's defaults rank below every layer.
+const DEFAULT_RANK: u8 = 0;
+
+fn rank(source: LayerSource) -> u8 {
+    match source {
+        LayerSource::Config => 1,
+        LayerSource::Spec => 2,
+        LayerSource::Env => 3,
+        LayerSource::Flag => 4,
+    }
+}
+
+/// One value for one property, with what precedence needs to judge it.
+#[derive(Clone, Debug)]
+struct Candidate {
+    rank: u8,
+    specificity: u8,
+    /// Position across all layers in the order given: within one layer, later wins.
+    seq: usize,
+    /// `None` for Freshet's defaults.
+    origin: Option<Origin>,
+    /// The key as written, prefix included, to tell two spellings from one repeated key.
+    written: String,
+    value: String,
+}
+
+impl Candidate {
+    fn is_default(&self) -> bool {
+        self.origin.is_none()
+    }
+}
+
+/// The value precedence picks, or the two origins that disagree at the same level.
+fn pick(candidates: &[Candidate]) -> Result<Option<&Candidate>, (Origin, Origin)> {
+    let Some(top) = candidates.iter().map(|c| (c.rank, c.specificity)).max() else {
+        return Ok(None);
+    };
+    // The last value of each spelling at the top level; a repeated key is an override.
+    let mut last: Vec<&Candidate> = Vec::new();
+    for candidate in candidates.iter().filter(|c| (c.rank, c.specificity) == top) {
+        match last.iter_mut().find(|l| l.written == candidate.written) {
+            Some(slot) if slot.seq < candidate.seq => *slot = candidate,
+            Some(_) => {}
+            None => last.push(candidate),
+        }
+    }
+    let Some(winner) = last.iter().copied().max_by_key(|c| c.seq) else {
+        return Ok(None);
+    };
+    if let Some(other) = last.iter().find(|c| c.value != winner.value)
+        && let (Some(first), Some(second)) = (&other.origin, &winner.origin)
+    {
+        return Err((first.clone(), second.clone()));
+    }
+    Ok(Some(winner))
+}
+
+struct ControlledUse {
+    prop: &'static ControlledProp,
+    origin: Origin,
+    value: String,
+}
+
+#[derive(Default)]
+struct Resolver {
+    seq: usize,
+    errors: Vec<ConfigError>,
+    warnings: Vec<String>,
+    streams: HashMap<StreamsKey, Vec<Candidate>>,
+    /// Properties with a value refused by [`check_streams`], which are then not also "missing".
+    invalid_streams: HashSet<StreamsKey>,
+    clients: BTreeMap<(Client, &'static str), Vec<Candidate>>,
+    controlled: Vec<ControlledUse>,
+}
+
+pub(crate) fn resolve(layers: &[Layer]) -> Result<StreamsConfig, ConfigError> {
+    let mut resolver = Resolver::default();
+    for layer in layers {
+        for (key, value) in &layer.entries {
+            resolver.classify(layer.source, key, value);
+        }
+    }
+    resolver.finish()
+}
+
+/// Checks a Kafka Streams value on its own; [`Resolver::finish`] parses the winners with the same
+/// functions.
+fn check_streams(key: StreamsKey, value: &str) -> Parsed<()> {
+    match key {
+        StreamsKey::ApplicationId => parse::application_id(value).map(drop),
+        StreamsKey::BootstrapServers => parse::bootstrap_servers(value).map(drop),
+        StreamsKey::ClientId => parse::optional_text(value).map(drop),
+        StreamsKey::NumStreamThreads => parse::num_stream_threads(value).map(drop),
+        StreamsKey::StateDir => parse::state_dir(value).map(drop),
+        StreamsKey::ProcessingGuarantee => parse::processing_guarantee(value).map(drop),
+        StreamsKey::CommitInterval
+        | StreamsKey::Poll
+        | StreamsKey::TaskTimeout
+        | StreamsKey::WindowStoreAdditionalRetention
+        | StreamsKey::RepartitionPurgeInterval => parse::millis(value).map(drop),
+        StreamsKey::MaxTaskIdle => parse::max_task_idle(value).map(drop),
+        StreamsKey::DefaultKeySerde | StreamsKey::DefaultValueSerde => {
+            parse::serde(value).map(drop)
+        }
+        StreamsKey::DeserializationHandler => {
+            parse::error_handler(value, HandlerKind::Deserialization).map(drop)
+        }
+        StreamsKey::ProcessingHandler => {
+            parse::error_handler(value, HandlerKind::Processing).map(drop)
+        }
+        StreamsKey::ProductionHandler => {
+            parse::error_handler(value, HandlerKind::Production).map(drop)
+        }
+        StreamsKey::DeadLetterTopic => parse::dead_letter_topic(value).map(drop),
+        StreamsKey::CacheMaxBytes => parse::bytes(value).map(drop),
+        StreamsKey::ReplicationFactor => parse::replication_factor(value).map(drop),
+        StreamsKey::NumStandbyReplicas => parse::num_standby_replicas(value).map(drop),
+        StreamsKey::BufferedRecords => parse::buffered_records(value).map(drop),
+        StreamsKey::GroupInstanceId => parse::group_instance_id(value).map(drop),
+        StreamsKey::ApplicationServer => parse::application_server(value).map(drop),
+        StreamsKey::MetricsRecordingLevel => parse::metrics_recording_level(value).map(drop),
+        StreamsKey::GroupProtocol => parse::group_protocol(value).map(drop),
+        StreamsKey::HttpPort => parse::http_port(value).map(drop),
+    }
+}
+
+/// Every name a key could have meant, for suggestions: current names only, since suggesting a
+/// deprecated one would only lead to a warning. Built once: a configuration with many typos
+/// should not rebuild it per typo.
+fn known_names() -> &'static [String] {
+    static NAMES: OnceLock<Vec<String>> = OnceLock::new();
+    NAMES.get_or_init(build_known_names)
+}
+
+fn build_known_names() -> Vec<String> {
+    let client_names: Vec<&str> = catalog::JAVA
+        .iter()
+        .map(|(name, _, _)| *name)
+        .chain(
+            librdkafka::PROPERTIES
+                .iter()
+                .filter(|p| p.kind != Kind::Api && !p.deprecated)
+                .map(|p| p.name),
+        )
+        .collect();
+    let mut names: Vec<String> = catalog::STREAMS
+        .iter()
+        .filter(|p| !p.deprecated)
+        .map(|p| p.name.to_owned())
+        .chain(
+            catalog::IGNORED_STREAMS
+                .iter()
+                .map(|(n, _)| (*n).to_owned()),
+        )
+        .chain(catalog::CONTROLLED.iter().map(|p| p.name.to_owned()))
+        .chain(client_names.iter().map(|n| (*n).to_owned()))
+        .collect();
+    for (prefix, _, _) in PREFIXES {
+        names.extend(client_names.iter().map(|n| format!("{prefix}{n}")));
+    }
+    names
+}
+
+impl Resolver {
+    fn next_seq(&mut self) -> usize {
+        self.seq += 1;
+        self.seq
+    }
+
+    fn warn(&mut self, warning: String) {
+        if !self.warnings.contains(&warning) {
+            self.warnings.push(warning);
+        }
+    }
+
+    fn problem(&mut self, origin: &Origin, value: &str, problem: Problem) {
+        let key = origin.key.clone();
+        let value = parse::shown(&key, value);
+        self.errors.push(match problem {
+            Problem::Invalid(reason) => ConfigError::InvalidValue {
+                key,
+                value,
+                origin: origin.clone(),
+                reason,
+            },
+            Problem::NotSupported(reason) => ConfigError::NotSupported {
+                key,
+                value,
+                origin: origin.clone(),
+                reason,
+            },
+        });
+    }
+
+    fn refuse(&mut self, origin: &Origin, value: &str, reason: impl Into<String>) {
+        self.errors.push(ConfigError::Refused {
+            key: origin.key.clone(),
+            value: parse::shown(&origin.key, value),
+            origin: origin.clone(),
+            reason: reason.into(),
+        });
+    }
+
+    fn classify(&mut self, source: LayerSource, key: &str, value: &str) {
+        let origin = Origin {
+            source,
+            key: key.to_owned(),
+        };
+        if let Some((prefix, scope, specificity)) = PREFIXES
+            .iter()
+            .find(|(prefix, _, _)| key.starts_with(prefix))
+        {
+            let name = &key[prefix.len()..];
+            self.classify_prefixed(&origin, prefix, *scope, *specificity, name, value);
+        } else if let Some(prop) = catalog::streams_property(key) {
+            self.streams_value(prop, &origin, value);
+        } else if let Some(prop) = catalog::controlled(key) {
+            self.controlled.push(ControlledUse {
+                prop,
+                origin,
+                value: value.to_owned(),
+            });
+        } else if let Some(reason) = catalog::ignored_streams(key) {
+            self.warn(format!("{} is ignored: {reason}", origin.subject()));
+        } else {
+            self.client_property(&origin, "", Scope::All, 0, key, value);
+        }
+    }
+
+    fn classify_prefixed(
+        &mut self,
+        origin: &Origin,
+        prefix: &str,
+        scope: Scope,
+        specificity: u8,
+        name: &str,
+        value: &str,
+    ) {
+        if let Some(prop) = catalog::streams_property(name) {
+            let reason = match prop.key {
+                StreamsKey::BootstrapServers => {
+                    "Freshet's clients all talk to one cluster: set bootstrap.servers without a prefix".to_owned()
+                }
+                StreamsKey::ClientId => {
+                    "each client's id is derived from client.id, as in Kafka Streams: set client.id without a prefix".to_owned()
+                }
+                StreamsKey::GroupInstanceId => {
+                    "group.instance.id is the base of every stream thread's static member id: set it without a prefix".to_owned()
+                }
+                StreamsKey::GroupProtocol => {
+                    "group.protocol is how the main consumer joins the group: set it without a prefix".to_owned()
+                }
+                _ => format!(
+                    "{name} is a Kafka Streams property, not a client property: remove the `{prefix}` prefix"
+                ),
+            };
+            self.refuse(origin, value, reason);
+        } else if let Some(prop) = catalog::controlled(name) {
+            self.controlled.push(ControlledUse {
+                prop,
+                origin: origin.clone(),
+                value: value.to_owned(),
+            });
+        } else if catalog::ignored_streams(name).is_some() {
+            self.refuse(
+                origin,
+                value,
+                format!(
+                    "{name} is a Kafka Streams property, not a client property: remove the `{prefix}` prefix"
+                ),
+            );
+        } else {
+            self.client_property(origin, prefix, scope, specificity, name, value);
+        }
+    }
+
+    fn streams_value(&mut self, prop: &StreamsProp, origin: &Origin, value: &str) {
+        if let Err(problem) = check_streams(prop.key, value) {
+            self.invalid_streams.insert(prop.key);
+            self.problem(origin, value, problem);
+            return;
+        }
+        if prop.deprecated
+            && let Some(current) = prop.replaced_by
+        {
+            self.warn(format!("{} is deprecated: use {current}", origin.subject()));
+        }
+        let seq = self.next_seq();
+        self.streams.entry(prop.key).or_default().push(Candidate {
+            rank: rank(origin.source),
+            specificity: u8::from(prop.replaced_by.is_none()),
+            seq,
+            origin: Some(origin.clone()),
+            written: origin.key.clone(),
+            value: value.to_owned(),
+        });
+    }
+
+    /// A client property without its prefix (`prefix` is kept for messages).
+    fn client_property(
+        &mut self,
+        origin: &Origin,
+        prefix: &str,
+        scope: Scope,
+        specificity: u8,
+        name: &str,
+        value: &str,
+    ) {
+        if let Some((applies, rule)) = catalog::java(name) {
+            let translated = match rule {
+                JavaRule::Rename(target) => Ok(vec![(target, value.to_owned())]),
+                JavaRule::BufferMemory => parse::buffer_memory_kbytes(value)
+                    .map(|v| vec![("queue.buffering.max.kbytes", v)]),
+                JavaRule::SocketBuffer(target) => {
+                    parse::socket_buffer(value).map(|v| vec![(target, v)])
+                }
+                JavaRule::Jaas => parse::jaas(value).map(|(user, password)| {
+                    vec![("sasl.username", user), ("sasl.password", password)]
+                }),
+                JavaRule::KeystoreType => parse::keystore_type(value).map(|()| Vec::new()),
+                JavaRule::Ignore(reason) => {
+                    self.warn(format!("{} is ignored: {reason}", origin.subject()));
+                    Ok(Vec::new())
+                }
+                JavaRule::Refuse(reason) => {
+                    self.refuse(origin, value, reason);
+                    Ok(Vec::new())
+                }
+            };
+            match translated {
+                Ok(entries) => {
+                    for (target, value) in entries {
+                        self.emit(origin, scope, specificity, target, applies, &value);
+                    }
+                }
+                Err(problem) => self.problem(origin, value, problem),
+            }
+        } else if let Some(prop) = librdkafka::lookup(name) {
+            if prop.kind == Kind::Api {
+                self.refuse(
+                    origin,
+                    value,
+                    format!("{name} is a callback or pointer that only librdkafka's C API can set"),
+                );
+                return;
+            }
+            if prop.deprecated {
+                self.warn(format!(
+                    "{} is deprecated in librdkafka {}",
+                    origin.subject(),
+                    librdkafka::LIBRDKAFKA_VERSION
+                ));
+            }
+            let target = prop.alias_of.and_then(librdkafka::lookup).unwrap_or(prop);
+            self.emit(
+                origin,
+                scope,
+                specificity,
+                target.name,
+                target.applies,
+                value,
+            );
+        } else {
+            self.unknown(origin, prefix, name);
+        }
+    }
+
+    fn unknown(&mut self, origin: &Origin, prefix: &str, name: &str) {
+        let names = known_names();
+        let suggestion = if prefix.is_empty() {
+            nearest(name, names.iter().map(String::as_str)).map(str::to_owned)
+        } else {
+            nearest(
+                &format!("{prefix}{name}"),
+                names
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|n| n.starts_with(prefix)),
+            )
+            .map(str::to_owned)
+        };
+        self.errors.push(ConfigError::UnknownProperty {
+            key: origin.key.clone(),
+            origin: origin.clone(),
+            suggestion,
+        });
+    }
+
+    /// Records a librdkafka property (canonical name, translated value) for the clients in scope.
+    fn emit(
+        &mut self,
+        origin: &Origin,
+        scope: Scope,
+        specificity: u8,
+        target: &'static str,
+        applies: Applies,
+        value: &str,
+    ) {
+        let checked =
+            parse::java_value(target, value).and_then(|v| match librdkafka::lookup(target) {
+                Some(prop) => parse::librdkafka_value(target, prop.kind, &v),
+                None => Ok(v),
+            });
+        let value = match checked {
+            Ok(v) => v,
+            Err(problem) => {
+                self.problem(origin, value, problem);
+                return;
+            }
+        };
+        let clients: Vec<Client> = match scope {
+            Scope::All => CLIENTS
+                .into_iter()
+                .filter(|c| c.takes_unprefixed(applies))
+                .collect(),
+            Scope::Consumers => CONSUMERS.into_iter().filter(|c| c.reads(applies)).collect(),
+            Scope::Only(client) => [client].into_iter().filter(|c| c.reads(applies)).collect(),
+        };
+        if clients.is_empty() {
+            let kind = match applies {
+                Applies::Consumer => "consumer",
+                Applies::Producer => "producer",
+                Applies::Both => "client",
+            };
+            let addressed = match scope {
+                Scope::Only(client) => client.describe(),
+                Scope::Consumers | Scope::All => "consumers",
+            };
+            self.warn(format!(
+                "{} is ignored: {target} is a {kind} property, which the {addressed} cannot use",
+                origin.subject()
+            ));
+            return;
+        }
+        let seq = self.next_seq();
+        for client in clients {
+            self.clients
+                .entry((client, target))
+                .or_default()
+                .push(Candidate {
+                    rank: rank(origin.source),
+                    specificity,
+                    seq,
+                    origin: Some(origin.clone()),
+                    written: origin.key.clone(),
+                    value: value.clone(),
+                });
+        }
+    }
+
+    fn client_default(&mut self, client: Client, name: &'static str, value: &str) {
+        let seq = self.next_seq();
+        self.clients
+            .entry((client, name))
+            .or_default()
+            .push(Candidate {
+                rank: DEFAULT_RANK,
+                specificity: 0,
+                seq,
+                origin: None,
+                written: name.to_owned(),
+                value: value.to_owned(),
+            });
+    }
+
+    fn winner(&mut self, key: StreamsKey) -> Option<Candidate> {
+        let candidates = self.streams.get(&key)?;
+        match pick(candidates) {
+            Ok(winner) => winner.cloned(),
+            Err((first, second)) => {
+                self.errors.push(ConfigError::Conflict {
+                    property: key.name().to_owned(),
+                    client: "application".to_owned(),
+                    first,
+                    second,
+                });
+                None
+            }
+        }
+    }
+
+    /// The winning value of a Kafka Streams property, parsed; `None` when absent. Values that
+    /// [`check_streams`] refused never become candidates, so a winner that fails here means the
+    /// two disagree: it is reported rather than silently replaced by the default.
+    fn get<T>(&mut self, key: StreamsKey, parse: impl Fn(&str) -> Parsed<T>) -> Option<T> {
+        let winner = self.winner(key)?;
+        match parse(&winner.value) {
+            Ok(value) => Some(value),
+            Err(problem) => {
+                if let Some(origin) = &winner.origin {
+                    self.problem(origin, &winner.value, problem);
+                }
+                None
+            }
+        }
+    }
+
+    fn required<T>(
+        &mut self,
+        key: StreamsKey,
+        fix: &str,
+        parse: impl Fn(&str) -> Parsed<T>,
+    ) -> Option<T> {
+        if self.streams.get(&key).is_none_or(Vec::is_empty) {
+            if !self.invalid_streams.contains(&key) {
+                self.errors.push(ConfigError::Missing {
+                    key: key.name().to_owned(),
+                    fix: fix.to_owned(),
+                });
+            }
+            return None;
+        }
+        self.get(key, parse)
+    }
+
+    fn finish(mut self) -> Result<StreamsConfig, ConfigError> {
+        let application_id = self.required(
+            StreamsKey::ApplicationId,
+            "set spec.applicationId (or FRESHET_APPLICATION_ID); it names the consumer group and prefixes every internal topic",
+            parse::application_id,
+        );
+        let bootstrap_servers = self.required(
+            StreamsKey::BootstrapServers,
+            "set spec.bootstrapServers (or FRESHET_BOOTSTRAP_SERVERS), e.g. kafka:9092",
+            parse::bootstrap_servers,
+        );
+        let guarantee = self
+            .get(StreamsKey::ProcessingGuarantee, parse::processing_guarantee)
+            .unwrap_or_default();
+        let eos = guarantee == ProcessingGuarantee::ExactlyOnceV2;
+        // Kafka Streams commits every 100 ms under exactly-once unless told otherwise, since
+        // downstream read_committed consumers see nothing until the transaction commits.
+        let default_commit = Duration::from_millis(if eos { 100 } else { 30_000 });
+
+        let client_id = self
+            .get(StreamsKey::ClientId, parse::optional_text)
+            .flatten();
+        let num_stream_threads = self
+            .get(StreamsKey::NumStreamThreads, parse::num_stream_threads)
+            .unwrap_or(1);
+        let state_dir = self
+            .get(StreamsKey::StateDir, parse::state_dir)
+            .unwrap_or_else(|| std::env::temp_dir().join("kafka-streams"));
+        let commit_interval = self
+            .get(StreamsKey::CommitInterval, parse::millis)
+            .unwrap_or(default_commit);
+        let default_key_serde = self
+            .get(StreamsKey::DefaultKeySerde, parse::serde)
+            .unwrap_or_else(|| "bytes".to_owned());
+        let default_value_serde = self
+            .get(StreamsKey::DefaultValueSerde, parse::serde)
+            .unwrap_or_else(|| "bytes".to_owned());
+        let deserialization_handler = self
+            .get(StreamsKey::DeserializationHandler, |v| {
+                parse::error_handler(v, HandlerKind::Deserialization)
+            })
+            .unwrap_or_default();
+        let processing_handler = self
+            .get(StreamsKey::ProcessingHandler, |v| {
+                parse::error_handler(v, HandlerKind::Processing)
+            })
+            .unwrap_or_default();
+        let production_handler = self
+            .get(StreamsKey::ProductionHandler, |v| {
+                parse::error_handler(v, HandlerKind::Production)
+            })
+            .unwrap_or_default();
+        let dead_letter_topic = self
+            .get(StreamsKey::DeadLetterTopic, parse::dead_letter_topic)
+            .flatten();
+        let cache_max_bytes = self
+            .get(StreamsKey::CacheMaxBytes, parse::bytes)
+            .unwrap_or(10 * 1024 * 1024);
+        let replication_factor = self
+            .get(StreamsKey::ReplicationFactor, parse::replication_factor)
+            .unwrap_or(-1);
+        // Only 0 is accepted for now, so there is nothing to keep; reading it reports a conflict.
+        let _ = self.get(StreamsKey::NumStandbyReplicas, parse::num_standby_replicas);
+        let max_task_idle = self
+            .get(StreamsKey::MaxTaskIdle, parse::max_task_idle)
+            .unwrap_or(Duration::ZERO);
+        let poll = self
+            .get(StreamsKey::Poll, parse::millis)
+            .unwrap_or(Duration::from_millis(100));
+        let buffered_records_per_partition = self
+            .get(StreamsKey::BufferedRecords, parse::buffered_records)
+            .unwrap_or(1000);
+        let task_timeout = self
+            .get(StreamsKey::TaskTimeout, parse::millis)
+            .unwrap_or(Duration::from_secs(300));
+        let group_instance_id = self.get(StreamsKey::GroupInstanceId, parse::group_instance_id);
+        let application_server = self
+            .get(StreamsKey::ApplicationServer, parse::application_server)
+            .flatten();
+        let metrics_recording_level = self
+            .get(
+                StreamsKey::MetricsRecordingLevel,
+                parse::metrics_recording_level,
+            )
+            .unwrap_or_default();
+        let group_protocol = self
+            .get(StreamsKey::GroupProtocol, parse::group_protocol)
+            .unwrap_or_default();
+        let window_store_changelog_additional_retention = self
+            .get(StreamsKey::WindowStoreAdditionalRetention, parse::millis)
+            .unwrap_or(Duration::from_secs(24 * 60 * 60));
+        let repartition_purge_interval = self
+            .get(StreamsKey::RepartitionPurgeInterval, parse::millis)
+            .unwrap_or(Duration::from_millis(30_000));
+        let http_port = self.get(StreamsKey::HttpPort, parse::http_port);
+
+        self.check_controlled(application_id.as_deref());
+        self.client_defaults(eos);
+        let mut lists = self.pick_clients();
+        if eos {
+            self.check_exactly_once(&lists);
+        } else {
+            idempotence_default(&mut lists);
+        }
+        if group_protocol == super::GroupProtocol::Consumer {
+            self.check_consumer_protocol(&lists);
+        }
+
+        if !self.errors.is_empty() {
+            return Err(if self.errors.len() == 1 {
+                self.errors.remove(0)
+            } else {
+                ConfigError::Several(self.errors)
+            });
+        }
+        let (Some(application_id), Some(bootstrap_servers)) = (application_id, bootstrap_servers)
+        else {
+            // Unreachable: a missing or invalid required property is an error above.
+            return Err(ConfigError::Missing {
+                key: "application.id".into(),
+                fix: "set spec.applicationId and spec.bootstrapServers".into(),
+            });
+        };
+        let mut list = |client: Client| -> Vec<(String, String)> {
+            lists
+                .remove(&client)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(name, c)| (name.to_owned(), c.value))
+                .collect()
+        };
+        Ok(StreamsConfig {
+            application_id,
+            bootstrap_servers,
+            client_id,
+            num_stream_threads,
+            state_dir,
+            processing_guarantee: guarantee,
+            commit_interval,
+            default_key_serde,
+            default_value_serde,
+            deserialization_handler,
+            processing_handler,
+            production_handler,
+            dead_letter_topic,
+            cache_max_bytes,
+            replication_factor,
+            max_task_idle,
+            poll,
+            buffered_records_per_partition,
+            task_timeout,
+            group_instance_id,
+            application_server,
+            metrics_recording_level,
+            group_protocol,
+            window_store_changelog_additional_retention,
+            repartition_purge_interval,
+            http_port,
+            consumer: list(Client::MainConsumer),
+            restore_consumer: list(Client::RestoreConsumer),
+            global_consumer: list(Client::GlobalConsumer),
+            producer: list(Client::Producer),
+            admin: list(Client::Admin),
+            warnings: self.warnings,
+        })
+    }
+
+    fn check_controlled(&mut self, application_id: Option<&str>) {
+        for used in std::mem::take(&mut self.controlled) {
+            let value = used.value.trim();
+            let redundant = match used.prop.what {
+                Controlled::GroupId => application_id == Some(value),
+                _ => used
+                    .prop
+                    .redundant
+                    .iter()
+                    .any(|r| r.eq_ignore_ascii_case(value)),
+            };
+            if redundant {
+                self.warn(format!(
+                    "{} = `{value}` is dropped: Freshet sets it itself",
+                    used.origin.subject()
+                ));
+            } else {
+                self.refuse(&used.origin, &used.value, used.prop.what.reason());
+            }
+        }
+    }
+
+    /// Kafka Streams' defaults where they differ from librdkafka's (see the module documentation).
+    fn client_defaults(&mut self, eos: bool) {
+        self.client_default(Client::MainConsumer, "auto.offset.reset", "earliest");
+        let isolation = if eos {
+            "read_committed"
+        } else {
+            "read_uncommitted"
+        };
+        for consumer in CONSUMERS {
+            self.client_default(consumer, "isolation.level", isolation);
+        }
+        self.client_default(Client::Producer, "queue.buffering.max.ms", "100");
+        if eos {
+            self.client_default(Client::Producer, "transaction.timeout.ms", "10000");
+            self.client_default(Client::Producer, "enable.idempotence", "true");
+        }
+    }
+
+    fn pick_clients(&mut self) -> Lists {
+        let mut lists = Lists::new();
+        let mut conflicts = Vec::new();
+        for ((client, name), candidates) in &self.clients {
+            match pick(candidates) {
+                Ok(Some(winner)) => {
+                    lists
+                        .entry(*client)
+                        .or_default()
+                        .insert(name, winner.clone());
+                }
+                Ok(None) => {}
+                Err((first, second)) => conflicts.push(ConfigError::Conflict {
+                    property: (*name).to_owned(),
+                    client: client.describe().to_owned(),
+                    first,
+                    second,
+                }),
+            }
+        }
+        // One conflict per pair of spellings, not one per client they reach.
+        for conflict in conflicts {
+            let duplicate = self.errors.iter().any(|e| match (e, &conflict) {
+                (
+                    ConfigError::Conflict {
+                        property: p1,
+                        first: f1,
+                        second: s1,
+                        ..
+                    },
+                    ConfigError::Conflict {
+                        property: p2,
+                        first: f2,
+                        second: s2,
+                        ..
+                    },
+                ) => p1 == p2 && f1 == f2 && s1 == s2,
+                _ => false,
+            });
+            if !duplicate {
+                self.errors.push(conflict);
+            }
+        }
+        lists
+    }
+
+    /// What Kafka Streams forces under exactly_once_v2, refused when written otherwise rather
+    /// than silently overridden, since the writer evidently expected something else.
+    fn check_exactly_once(&mut self, lists: &Lists) {
+        const FIX: &str = "remove it, or set processing.guarantee=at_least_once";
+        for consumer in CONSUMERS {
+            if let Some(c) = user_set(lists, consumer, "isolation.level")
+                && c.value != "read_committed"
+            {
+                self.refuse_candidate(
+                    c,
+                    &format!("exactly_once_v2 reads only committed records, as Kafka Streams forces; {FIX}"),
+                );
+            }
+        }
+        let producer = Client::Producer;
+        if let Some(c) = user_set(lists, producer, "enable.idempotence")
+            && c.value == "false"
+        {
+            self.refuse_candidate(
+                c,
+                &format!("exactly_once_v2 needs the idempotent producer; {FIX}"),
+            );
+        }
+        if let Some(c) = user_set(lists, producer, "request.required.acks")
+            && c.value != "-1"
+            && c.value != "all"
+        {
+            self.refuse_candidate(c, &format!("exactly_once_v2 needs acks=all; {FIX}"));
+        }
+        if let Some(c) = user_set(lists, producer, "max.in.flight.requests.per.connection")
+            && c.value.parse::<i64>().is_ok_and(|n| n > 5)
+        {
+            self.refuse_candidate(
+                c,
+                &format!("it cannot exceed 5 when exactly-once processing is enabled (Kafka Streams' rule, and librdkafka's for idempotence); {FIX}"),
+            );
+        }
+        if let Some(c) = user_set(lists, producer, "message.send.max.retries")
+            && c.value == "0"
+        {
+            self.refuse_candidate(
+                c,
+                &format!("exactly_once_v2 needs the producer to retry (retries > 0); {FIX}"),
+            );
+        }
+        let transaction_timeout = lists
+            .get(&producer)
+            .and_then(|l| l.get("transaction.timeout.ms"))
+            .and_then(|c| c.value.parse::<i64>().ok())
+            .unwrap_or(10_000);
+        if let Some(c) = user_set(lists, producer, "message.timeout.ms")
+            && c.value
+                .parse::<i64>()
+                .is_ok_and(|ms| ms == 0 || ms > transaction_timeout)
+        {
+            self.invalid_candidate(
+                c,
+                &format!(
+                    "under exactly_once_v2 it may not exceed transaction.timeout.ms ({transaction_timeout} ms), or librdkafka refuses the producer; remove it (it then follows transaction.timeout.ms) or raise transaction.timeout.ms"
+                ),
+            );
+        }
+        if let Some(c) = user_set(lists, producer, "socket.timeout.ms")
+            && c.value
+                .parse::<i64>()
+                .is_ok_and(|ms| ms > transaction_timeout - 100)
+        {
+            self.invalid_candidate(
+                c,
+                &format!(
+                    "under exactly_once_v2 it must be at least 100 ms below transaction.timeout.ms ({transaction_timeout} ms), or librdkafka refuses the producer"
+                ),
+            );
+        }
+    }
+
+    fn check_consumer_protocol(&mut self, lists: &Lists) {
+        for (name, broker) in [
+            ("session.timeout.ms", "group.consumer.session.timeout.ms"),
+            (
+                "heartbeat.interval.ms",
+                "group.consumer.heartbeat.interval.ms",
+            ),
+        ] {
+            if let Some(c) = user_set(lists, Client::MainConsumer, name) {
+                self.refuse_candidate(
+                    c,
+                    &format!(
+                        "with group.protocol=consumer the broker decides it ({broker}); remove it, or use group.protocol=classic"
+                    ),
+                );
+            }
+        }
+    }
+
+    fn refuse_candidate(&mut self, candidate: &Candidate, reason: &str) {
+        if let Some(origin) = &candidate.origin {
+            self.refuse(origin, &candidate.value, reason);
+        }
+    }
+
+    fn invalid_candidate(&mut self, candidate: &Candidate, reason: &str) {
+        if let Some(origin) = &candidate.origin {
+            self.problem(
+                origin,
+                &candidate.value,
+                Problem::Invalid(reason.to_owned()),
+            );
+        }
+    }
+}
+
+type Lists = BTreeMap<Client, BTreeMap<&'static str, Candidate>>;
+
+/// The winner for `name` if the user wrote it (not one of Freshet's defaults).
+fn user_set<'a>(lists: &'a Lists, client: Client, name: &str) -> Option<&'a Candidate> {
+    lists
+        .get(&client)
+        .and_then(|l| l.get(name))
+        .filter(|c| !c.is_default())
+}
+
+/// The Java producer is idempotent by default unless the configuration conflicts with it; Kafka
+/// Streams under at-least-once inherits that, so Freshet does too (librdkafka defaults to off).
+fn idempotence_default(lists: &mut Lists) {
+    let producer = lists.entry(Client::Producer).or_default();
+    if producer.contains_key("enable.idempotence") {
+        return;
+    }
+    let acks_ok = producer
+        .get("request.required.acks")
+        .is_none_or(|c| c.value == "-1" || c.value == "all");
+    let in_flight_ok = producer
+        .get("max.in.flight.requests.per.connection")
+        .is_none_or(|c| c.value.parse::<i64>().is_ok_and(|n| n <= 5));
+    let retries_ok = producer
+        .get("message.send.max.retries")
+        .is_none_or(|c| c.value.parse::<i64>().is_ok_and(|n| n > 0));
+    if acks_ok && in_flight_ok && retries_ok {
+        producer.insert(
+            "enable.idempotence",
+            Candidate {
+                rank: DEFAULT_RANK,
+                specificity: 0,
+                seq: 0,
+                origin: None,
+                written: "enable.idempotence".into(),
+                value: "true".into(),
+            },
+        );
+    }
+}
