@@ -1,0 +1,705 @@
+//! The Kafka Streams DSL in Rust: [`StreamsBuilder`] and [`KStream`], typed over key and value.
+//!
+//! ```no_run
+//! use freshet_engine::dsl::StreamsBuilder;
+//! let builder = StreamsBuilder::new();
+//! builder
+//!     .stream::<String, String>("orders")
+//!     .filter(|_, v| v.contains("\"eu\""))
+//!     .map_values(|v| v.to_uppercase())
+//!     .to("orders-eu");
+//! let topology = builder.build().unwrap();
+//! ```
+//!
+//! Every operation also has a `try_` form whose function may fail with a [`ProcessError`] and
+//! sees the record's timestamp, headers and origin ([`RecordInfo`]); a failure stops the task with
+//! the record's topic, partition and offset.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::processor::{Datum, ErasedRecord, ProcessError, Processor, ProcessorNode, datum, typed};
+use crate::serdes::{DefaultSerde, Serde};
+use crate::topology::{
+    Deserializer, NodeDef, NodeKind, RepartitionTopic, Serializer, SinkTarget, TopicName, Topology,
+    TopologyError,
+};
+
+mod ops;
+
+pub use ops::{Op, OpNode, RecordInfo, SinkNode};
+
+/// Values a stream can carry.
+pub trait Data: Any + Send + Sync {}
+impl<T: Any + Send + Sync> Data for T {}
+
+#[derive(Default)]
+struct BuilderState {
+    nodes: Vec<NodeDef>,
+    repartition_topics: Vec<RepartitionTopic>,
+    /// Kafka Streams numbers every generated node name from one counter.
+    counter: usize,
+}
+
+impl BuilderState {
+    fn next_name(&mut self, prefix: &str) -> String {
+        let name = format!("{prefix}{:010}", self.counter);
+        self.counter += 1;
+        name
+    }
+
+    fn add(&mut self, name: String, kind: NodeKind, parents: &[usize]) -> usize {
+        let idx = self.nodes.len();
+        self.nodes.push(NodeDef {
+            name,
+            kind,
+            parents: parents.to_vec(),
+            children: Vec::new(),
+        });
+        for &p in parents {
+            self.nodes[p].children.push(idx);
+        }
+        idx
+    }
+}
+
+/// Starts topologies: streams from topics, then operations on them.
+#[derive(Clone, Default)]
+pub struct StreamsBuilder {
+    state: Rc<RefCell<BuilderState>>,
+}
+
+/// How a source reads its keys and values (Kafka Streams' `Consumed`).
+pub struct Consumed<K, V> {
+    pub key: Arc<dyn Serde<K>>,
+    pub value: Arc<dyn Serde<V>>,
+    pub name: Option<String>,
+}
+
+impl<K: 'static, V: 'static> Consumed<K, V> {
+    pub fn with(key: Arc<dyn Serde<K>>, value: Arc<dyn Serde<V>>) -> Self {
+        Consumed {
+            key,
+            value,
+            name: None,
+        }
+    }
+
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+/// How a sink writes its keys and values (Kafka Streams' `Produced`).
+pub struct Produced<K, V> {
+    pub key: Arc<dyn Serde<K>>,
+    pub value: Arc<dyn Serde<V>>,
+    pub name: Option<String>,
+}
+
+impl<K: 'static, V: 'static> Produced<K, V> {
+    pub fn with(key: Arc<dyn Serde<K>>, value: Arc<dyn Serde<V>>) -> Self {
+        Produced {
+            key,
+            value,
+            name: None,
+        }
+    }
+
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+impl<K: DefaultSerde, V: DefaultSerde> Default for Produced<K, V> {
+    fn default() -> Self {
+        Produced::with(K::default_serde(), V::default_serde())
+    }
+}
+
+/// How `repartition` names and sizes its topic (Kafka Streams' `Repartitioned`).
+pub struct Repartitioned<K, V> {
+    pub name: Option<String>,
+    pub partitions: Option<i32>,
+    pub produced: Produced<K, V>,
+    pub consumed: Consumed<K, V>,
+}
+
+impl<K: DefaultSerde, V: DefaultSerde> Default for Repartitioned<K, V> {
+    fn default() -> Self {
+        Repartitioned {
+            name: None,
+            partitions: None,
+            produced: Produced::default(),
+            consumed: Consumed::with(K::default_serde(), V::default_serde()),
+        }
+    }
+}
+
+impl<K, V> Repartitioned<K, V> {
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    pub fn with_partitions(mut self, partitions: i32) -> Self {
+        self.partitions = Some(partitions);
+        self
+    }
+}
+
+pub(crate) fn deserializer<T: Data>(serde: Arc<dyn Serde<T>>) -> Deserializer {
+    Arc::new(move |bytes| serde.deserialize(bytes).map(|v| datum(v)))
+}
+
+pub(crate) fn serializer<T: Data>(serde: Arc<dyn Serde<T>>, what: &'static str) -> Serializer {
+    Arc::new(move |d: &Datum| {
+        let v = typed::<T>(d, what)?;
+        serde.serialize(v).map_err(|e| {
+            ProcessError::new(format!(
+                "cannot serialize the {what} with the {} serde: {e}",
+                serde.name()
+            ))
+        })
+    })
+}
+
+impl StreamsBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A stream of the records of `topic`, read with the types' default serdes.
+    pub fn stream<K: DefaultSerde + Data, V: DefaultSerde + Data>(
+        &self,
+        topic: &str,
+    ) -> KStream<K, V> {
+        self.stream_with(
+            &[topic],
+            Consumed::with(K::default_serde(), V::default_serde()),
+        )
+    }
+
+    /// A stream of the records of several topics, read with the given serdes.
+    pub fn stream_with<K: Data, V: Data>(
+        &self,
+        topics: &[&str],
+        consumed: Consumed<K, V>,
+    ) -> KStream<K, V> {
+        let topics = topics
+            .iter()
+            .map(|t| TopicName::External((*t).to_owned()))
+            .collect();
+        self.source(
+            topics,
+            deserializer(consumed.key),
+            deserializer(consumed.value),
+            consumed.name,
+        )
+    }
+
+    pub(crate) fn source<K, V>(
+        &self,
+        topics: Vec<TopicName>,
+        key: Deserializer,
+        value: Deserializer,
+        name: Option<String>,
+    ) -> KStream<K, V> {
+        let mut st = self.state.borrow_mut();
+        let name = name.unwrap_or_else(|| st.next_name("KSTREAM-SOURCE-"));
+        let node = st.add(name, NodeKind::Source { topics, key, value }, &[]);
+        KStream::at(self, node)
+    }
+
+    /// Freezes the graph into a [`Topology`].
+    pub fn build(&self) -> Result<Topology, TopologyError> {
+        let st = self.state.borrow();
+        Topology::new(st.nodes.clone(), st.repartition_topics.clone())
+    }
+}
+
+/// A stream of records typed `K`, `V`: a position in the graph that operations extend.
+pub struct KStream<K, V> {
+    builder: StreamsBuilder,
+    node: usize,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> Clone for KStream<K, V> {
+    fn clone(&self) -> Self {
+        KStream::at(&self.builder, self.node)
+    }
+}
+
+/// Named branches of a [`KStream::split`] (Kafka Streams' `BranchedKStream`).
+pub struct BranchedKStream<K, V> {
+    stream: KStream<K, V>,
+    prefix: String,
+    branches: Vec<(Option<ops::Predicate>, String)>,
+}
+
+impl<K, V> KStream<K, V> {
+    fn at(builder: &StreamsBuilder, node: usize) -> Self {
+        KStream {
+            builder: builder.clone(),
+            node,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K: Data, V: Data> KStream<K, V> {
+    /// Adds a node after this one; `named` overrides the generated `<prefix>NNNNNNNNNN` name.
+    fn then<K2, V2>(&self, prefix: &str, named: Option<&str>, op: Op) -> KStream<K2, V2> {
+        let mut st = self.builder.state.borrow_mut();
+        let name = named.map_or_else(|| st.next_name(prefix), str::to_owned);
+        let factory: crate::topology::NodeFactory = Arc::new(move || Box::new(OpNode(op.clone())));
+        let node = st.add(
+            name,
+            NodeKind::Processor {
+                factory,
+                stores: Vec::new(),
+            },
+            &[self.node],
+        );
+        KStream::at(&self.builder, node)
+    }
+
+    /// The name of the node this stream ends at.
+    pub fn node_name(&self) -> String {
+        self.builder.state.borrow().nodes[self.node].name.clone()
+    }
+
+    fn typed2<T>(
+        f: impl Fn(&RecordInfo, &K, &V) -> Result<T, ProcessError> + Send + Sync + 'static,
+    ) -> impl Fn(&RecordInfo, &Datum, &Datum) -> Result<T, ProcessError> + Send + Sync + 'static
+    {
+        move |info, k, v| f(info, typed::<K>(k, "key")?, typed::<V>(v, "value")?)
+    }
+
+    // ---- filter / filterNot ----
+
+    pub fn filter(&self, f: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> KStream<K, V> {
+        self.try_filter(None, move |_, k, v| Ok(f(k, v)))
+    }
+
+    pub fn filter_not(&self, f: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> KStream<K, V> {
+        self.try_filter_not(None, move |_, k, v| Ok(f(k, v)))
+    }
+
+    pub fn try_filter(
+        &self,
+        named: Option<&str>,
+        f: impl Fn(&RecordInfo, &K, &V) -> Result<bool, ProcessError> + Send + Sync + 'static,
+    ) -> KStream<K, V> {
+        let predicate = Arc::new(Self::typed2(f));
+        self.then(
+            "KSTREAM-FILTER-",
+            named,
+            Op::Filter {
+                predicate,
+                keep_when: true,
+            },
+        )
+    }
+
+    pub fn try_filter_not(
+        &self,
+        named: Option<&str>,
+        f: impl Fn(&RecordInfo, &K, &V) -> Result<bool, ProcessError> + Send + Sync + 'static,
+    ) -> KStream<K, V> {
+        let predicate = Arc::new(Self::typed2(f));
+        self.then(
+            "KSTREAM-FILTER-",
+            named,
+            Op::Filter {
+                predicate,
+                keep_when: false,
+            },
+        )
+    }
+
+    // ---- map / mapValues / selectKey ----
+
+    pub fn map<K2: Data, V2: Data>(
+        &self,
+        f: impl Fn(&K, &V) -> (K2, V2) + Send + Sync + 'static,
+    ) -> KStream<K2, V2> {
+        self.try_map(None, move |_, k, v| Ok(f(k, v)))
+    }
+
+    pub fn try_map<K2: Data, V2: Data>(
+        &self,
+        named: Option<&str>,
+        f: impl Fn(&RecordInfo, &K, &V) -> Result<(K2, V2), ProcessError> + Send + Sync + 'static,
+    ) -> KStream<K2, V2> {
+        let g = Self::typed2(f);
+        let op = Op::Map(Arc::new(move |i, k, v| {
+            g(i, k, v).map(|(k2, v2)| (datum(k2), datum(v2)))
+        }));
+        self.then("KSTREAM-MAP-", named, op)
+    }
+
+    pub fn map_values<V2: Data>(
+        &self,
+        f: impl Fn(&V) -> V2 + Send + Sync + 'static,
+    ) -> KStream<K, V2> {
+        self.try_map_values(None, move |_, _, v| Ok(f(v)))
+    }
+
+    /// `mapValues` with the key in view (Kafka Streams' `ValueMapperWithKey`).
+    pub fn try_map_values<V2: Data>(
+        &self,
+        named: Option<&str>,
+        f: impl Fn(&RecordInfo, &K, &V) -> Result<V2, ProcessError> + Send + Sync + 'static,
+    ) -> KStream<K, V2> {
+        let g = Self::typed2(f);
+        let op = Op::MapValues(Arc::new(move |i, k, v| g(i, k, v).map(datum)));
+        self.then("KSTREAM-MAPVALUES-", named, op)
+    }
+
+    pub fn select_key<K2: Data>(
+        &self,
+        f: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,
+    ) -> KStream<K2, V> {
+        self.try_select_key(None, move |_, k, v| Ok(f(k, v)))
+    }
+
+    pub fn try_select_key<K2: Data>(
+        &self,
+        named: Option<&str>,
+        f: impl Fn(&RecordInfo, &K, &V) -> Result<K2, ProcessError> + Send + Sync + 'static,
+    ) -> KStream<K2, V> {
+        let g = Self::typed2(f);
+        let op = Op::SelectKey(Arc::new(move |i, k, v| g(i, k, v).map(datum)));
+        self.then("KSTREAM-KEY-SELECT-", named, op)
+    }
+
+    // ---- flatMap / flatMapValues ----
+
+    pub fn flat_map<K2: Data, V2: Data>(
+        &self,
+        f: impl Fn(&K, &V) -> Vec<(K2, V2)> + Send + Sync + 'static,
+    ) -> KStream<K2, V2> {
+        self.try_flat_map(None, move |_, k, v| Ok(f(k, v)))
+    }
+
+    pub fn try_flat_map<K2: Data, V2: Data>(
+        &self,
+        named: Option<&str>,
+        f: impl Fn(&RecordInfo, &K, &V) -> Result<Vec<(K2, V2)>, ProcessError> + Send + Sync + 'static,
+    ) -> KStream<K2, V2> {
+        let g = Self::typed2(f);
+        let op = Op::FlatMap(Arc::new(move |i, k, v| {
+            g(i, k, v).map(|pairs| {
+                pairs
+                    .into_iter()
+                    .map(|(k2, v2)| (datum(k2), datum(v2)))
+                    .collect()
+            })
+        }));
+        self.then("KSTREAM-FLATMAP-", named, op)
+    }
+
+    pub fn flat_map_values<V2: Data>(
+        &self,
+        f: impl Fn(&V) -> Vec<V2> + Send + Sync + 'static,
+    ) -> KStream<K, V2> {
+        self.try_flat_map_values(None, move |_, _, v| Ok(f(v)))
+    }
+
+    pub fn try_flat_map_values<V2: Data>(
+        &self,
+        named: Option<&str>,
+        f: impl Fn(&RecordInfo, &K, &V) -> Result<Vec<V2>, ProcessError> + Send + Sync + 'static,
+    ) -> KStream<K, V2> {
+        let g = Self::typed2(f);
+        let op = Op::FlatMapValues(Arc::new(move |i, k, v| {
+            g(i, k, v).map(|vs| vs.into_iter().map(datum).collect())
+        }));
+        self.then("KSTREAM-FLATMAPVALUES-", named, op)
+    }
+
+    // ---- peek ----
+
+    pub fn peek(&self, f: impl Fn(&K, &V) + Send + Sync + 'static) -> KStream<K, V> {
+        self.try_peek(None, move |_, k, v| {
+            f(k, v);
+            Ok(())
+        })
+    }
+
+    pub fn try_peek(
+        &self,
+        named: Option<&str>,
+        f: impl Fn(&RecordInfo, &K, &V) -> Result<(), ProcessError> + Send + Sync + 'static,
+    ) -> KStream<K, V> {
+        self.then("KSTREAM-PEEK-", named, Op::Peek(Arc::new(Self::typed2(f))))
+    }
+
+    // ---- split / merge ----
+
+    /// Splits the stream by predicates; each record goes to the first branch it matches.
+    /// `named` prefixes the branch names, as Kafka Streams' `split(Named.as(..))`.
+    pub fn split(&self, named: Option<&str>) -> BranchedKStream<K, V> {
+        let prefix = match named {
+            Some(n) => n.to_owned(),
+            None => self.builder.state.borrow_mut().next_name("KSTREAM-BRANCH-"),
+        };
+        BranchedKStream {
+            stream: self.clone(),
+            prefix,
+            branches: Vec::new(),
+        }
+    }
+
+    /// Records of both streams, as they arrive.
+    pub fn merge(&self, other: &KStream<K, V>) -> KStream<K, V> {
+        self.merge_named(other, None)
+    }
+
+    pub fn merge_named(&self, other: &KStream<K, V>, named: Option<&str>) -> KStream<K, V> {
+        assert!(
+            Rc::ptr_eq(&self.builder.state, &other.builder.state),
+            "merge: streams of two builders"
+        );
+        let mut st = self.builder.state.borrow_mut();
+        let name = named.map_or_else(|| st.next_name("KSTREAM-MERGE-"), str::to_owned);
+        let factory: crate::topology::NodeFactory = Arc::new(|| Box::new(OpNode(Op::PassThrough)));
+        let node = st.add(
+            name,
+            NodeKind::Processor {
+                factory,
+                stores: Vec::new(),
+            },
+            &[self.node, other.node],
+        );
+        KStream::at(&self.builder, node)
+    }
+
+    // ---- repartition / to ----
+
+    /// Writes the stream through a repartition topic `<application.id>-<name>-repartition`, so
+    /// records are partitioned by their current key; created at start with `partitions`, or with
+    /// the upstream sources' partition count.
+    pub fn repartition(&self, repartitioned: Repartitioned<K, V>) -> KStream<K, V> {
+        let base = match &repartitioned.name {
+            Some(n) => n.clone(),
+            None => self
+                .builder
+                .state
+                .borrow_mut()
+                .next_name("KSTREAM-REPARTITION-"),
+        };
+        let topic = TopicName::Internal(format!("{base}-repartition"));
+        let filter = self.then::<K, V>(
+            "",
+            Some(&format!("{base}-repartition-filter")),
+            Op::PassThrough,
+        );
+        {
+            let mut st = self.builder.state.borrow_mut();
+            let kind = NodeKind::Sink {
+                target: SinkTarget::Topic(topic.clone()),
+                key: serializer(repartitioned.produced.key, "key"),
+                value: serializer(repartitioned.produced.value, "value"),
+            };
+            st.add(format!("{base}-repartition-sink"), kind, &[filter.node]);
+            st.repartition_topics.push(RepartitionTopic {
+                name: topic.clone(),
+                partitions: repartitioned.partitions,
+            });
+        }
+        self.builder.source(
+            vec![topic],
+            deserializer(repartitioned.consumed.key),
+            deserializer(repartitioned.consumed.value),
+            Some(format!("{base}-repartition-source")),
+        )
+    }
+
+    /// Writes to `topic` with the types' default serdes.
+    pub fn to(&self, topic: &str)
+    where
+        K: DefaultSerde,
+        V: DefaultSerde,
+    {
+        self.to_with(topic, Produced::default());
+    }
+
+    pub fn to_with(&self, topic: &str, produced: Produced<K, V>) {
+        let target = SinkTarget::Topic(TopicName::External(topic.to_owned()));
+        self.sink(target, produced);
+    }
+
+    /// Writes each record to the topic `extractor` chooses for it (Kafka Streams'
+    /// `TopicNameExtractor`); the topics must exist.
+    pub fn to_dynamic(
+        &self,
+        label: &str,
+        extractor: impl Fn(&K, &V, &RecordInfo) -> Result<String, ProcessError> + Send + Sync + 'static,
+        produced: Produced<K, V>,
+    ) {
+        let extractor: crate::topology::TopicExtractor = Arc::new(move |r: &ErasedRecord| {
+            let info = RecordInfo {
+                timestamp: r.timestamp,
+                headers: &r.headers,
+                meta: None,
+            };
+            extractor(
+                typed::<K>(&r.key, "key")?,
+                typed::<V>(&r.value, "value")?,
+                &info,
+            )
+        });
+        self.sink(
+            SinkTarget::Extractor {
+                extractor,
+                label: label.to_owned(),
+            },
+            produced,
+        );
+    }
+
+    fn sink(&self, target: SinkTarget, produced: Produced<K, V>) {
+        let mut st = self.builder.state.borrow_mut();
+        let name = produced
+            .name
+            .clone()
+            .unwrap_or_else(|| st.next_name("KSTREAM-SINK-"));
+        let kind = NodeKind::Sink {
+            target,
+            key: serializer(produced.key, "key"),
+            value: serializer(produced.value, "value"),
+        };
+        st.add(name, kind, &[self.node]);
+    }
+
+    // ---- Processor API ----
+
+    /// Adds a user [`Processor`], one instance per task from `supplier`.
+    pub fn process<KOut: Data, VOut: Data, P>(
+        &self,
+        named: Option<&str>,
+        supplier: impl Fn() -> P + Send + Sync + 'static,
+    ) -> KStream<KOut, VOut>
+    where
+        P: Processor<K, V, KOut, VOut> + 'static,
+    {
+        let mut st = self.builder.state.borrow_mut();
+        let name = named.map_or_else(|| st.next_name("KSTREAM-PROCESSOR-"), str::to_owned);
+        let factory: crate::topology::NodeFactory = Arc::new(move || {
+            Box::new(ProcessorNode::<P, K, V, KOut, VOut> {
+                processor: supplier(),
+                _types: PhantomData,
+            })
+        });
+        let node = st.add(
+            name,
+            NodeKind::Processor {
+                factory,
+                stores: Vec::new(),
+            },
+            &[self.node],
+        );
+        KStream::at(&self.builder, node)
+    }
+}
+
+impl<K: Data, V: Data> BranchedKStream<K, V> {
+    /// A branch taking the records `predicate` accepts (that no earlier branch took).
+    pub fn branch(
+        self,
+        name: &str,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.try_branch(name, move |_, k, v| Ok(predicate(k, v)))
+    }
+
+    pub fn try_branch(
+        mut self,
+        name: &str,
+        predicate: impl Fn(&RecordInfo, &K, &V) -> Result<bool, ProcessError> + Send + Sync + 'static,
+    ) -> Self {
+        let p: ops::Predicate = Arc::new(KStream::<K, V>::typed2(predicate));
+        self.branches
+            .push((Some(p), format!("{}{name}", self.prefix)));
+        self
+    }
+
+    /// Adds the default branch (records no other branch took) and returns every branch's
+    /// stream by its full name (`<split name><branch name>`).
+    pub fn default_branch(mut self, name: &str) -> BTreeMap<String, KStream<K, V>> {
+        self.branches.push((None, format!("{}{name}", self.prefix)));
+        self.finish()
+    }
+
+    /// Returns the branches; records no branch matches are dropped.
+    pub fn no_default_branch(self) -> BTreeMap<String, KStream<K, V>> {
+        self.finish()
+    }
+
+    fn finish(self) -> BTreeMap<String, KStream<K, V>> {
+        let split =
+            self.stream
+                .then::<K, V>("", Some(&self.prefix), Op::Split(self.branches.clone()));
+        self.branches
+            .iter()
+            .map(|(_, child)| (child.clone(), split.then("", Some(child), Op::PassThrough)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::DescribeFormat;
+
+    #[test]
+    fn names_and_structure_follow_kafka_streams() {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream::<String, String>("input")
+            .filter(|_, v| !v.is_empty())
+            .map_values(|v| v.len() as i64)
+            .to("output");
+        let text = builder.build().unwrap().describe(DescribeFormat::Text);
+        assert_eq!(
+            text,
+            "Topologies:\n   Sub-topology: 0\n    Source: KSTREAM-SOURCE-0000000000 (topics: [input])\n      --> KSTREAM-FILTER-0000000001\n    Processor: KSTREAM-FILTER-0000000001 (stores: [])\n      --> KSTREAM-MAPVALUES-0000000002\n      <-- KSTREAM-SOURCE-0000000000\n    Processor: KSTREAM-MAPVALUES-0000000002 (stores: [])\n      --> KSTREAM-SINK-0000000003\n      <-- KSTREAM-FILTER-0000000001\n    Sink: KSTREAM-SINK-0000000003 (topic: output)\n      <-- KSTREAM-MAPVALUES-0000000002\n\n"
+        );
+    }
+
+    #[test]
+    fn a_repartition_cuts_the_graph_into_two_subtopologies() {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream::<String, String>("input")
+            .select_key(|_, v| v.clone())
+            .repartition(
+                Repartitioned::default()
+                    .named("by-value")
+                    .with_partitions(4),
+            )
+            .to("output");
+        let topology = builder.build().unwrap();
+        assert_eq!(topology.subtopologies().len(), 2);
+        assert_eq!(
+            topology.repartition_topics(),
+            [RepartitionTopic {
+                name: TopicName::Internal("by-value-repartition".into()),
+                partitions: Some(4)
+            }]
+        );
+        assert_eq!(
+            TopicName::Internal("by-value-repartition".into()).resolve("app"),
+            "app-by-value-repartition"
+        );
+    }
+}

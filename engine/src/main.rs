@@ -1,0 +1,349 @@
+//! `freshet-engine`: runs a declarative Kafka Streams topology.
+//!
+//! `run -f app.yaml` runs it, `validate -f app.yaml` checks it (with `--bootstrap-servers`, also
+//! against the real topics), `describe -f app.yaml` prints it as Kafka Streams would.
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use freshet_crds::StreamsAppSpec;
+use freshet_engine::config::{Layer, LayerSource, SpecFields, StreamsConfig};
+use freshet_engine::runtime::{KafkaStreams, State, admin};
+use freshet_engine::spec::{self, Defaults};
+use freshet_engine::topology::{DescribeFormat, Topology};
+
+#[derive(Parser)]
+#[command(
+    name = "freshet-engine",
+    version,
+    about = "Kafka Streams applications in Rust"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Overrides {
+    /// bootstrap.servers (overrides FRESHET_BOOTSTRAP_SERVERS and the manifest).
+    #[arg(long)]
+    bootstrap_servers: Option<String>,
+    /// application.id.
+    #[arg(long)]
+    application_id: Option<String>,
+    /// state.dir.
+    #[arg(long)]
+    state_dir: Option<String>,
+    /// num.stream.threads.
+    #[arg(long)]
+    threads: Option<u32>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the application until SIGTERM or SIGINT.
+    Run {
+        /// The StreamsApp manifest, or just its spec.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        #[command(flatten)]
+        overrides: Overrides,
+        /// Port of /healthz, /readyz, /metrics and /topology (FRESHET_HTTP_PORT; 0 disables).
+        #[arg(long, env = "FRESHET_HTTP_PORT", default_value_t = 8080)]
+        http_port: u16,
+        /// Address the HTTP endpoints bind (the pod IP in Kubernetes).
+        #[arg(long, env = "FRESHET_HTTP_ADDRESS", default_value_t = Ipv4Addr::UNSPECIFIED.into())]
+        http_address: std::net::IpAddr,
+    },
+    /// Check a manifest: structure, expressions, config; with --bootstrap-servers also the topics.
+    Validate {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Print the topology as Kafka Streams' Topology.describe() does, or as a picture.
+    Describe {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = DescribeFormat::Text)]
+        format: DescribeFormat,
+    },
+}
+
+/// Resolves configuration: flags, then FRESHET_* variables, then spec fields, then `config`.
+fn resolve_config(spec: &StreamsAppSpec, o: &Overrides) -> Result<StreamsConfig, String> {
+    let mut flags = Vec::new();
+    let mut push = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            flags.push((k.to_owned(), v));
+        }
+    };
+    push("bootstrap.servers", o.bootstrap_servers.clone());
+    push("application.id", o.application_id.clone());
+    push("state.dir", o.state_dir.clone());
+    push("num.stream.threads", o.threads.map(|t| t.to_string()));
+    let guarantee = spec.processing_guarantee.map(|g| {
+        match g {
+            freshet_crds::ProcessingGuarantee::AtLeastOnce => "at_least_once",
+            freshet_crds::ProcessingGuarantee::ExactlyOnceV2 => "exactly_once_v2",
+        }
+        .to_owned()
+    });
+    let fields = SpecFields {
+        application_id: Some(spec.application_id.clone()),
+        bootstrap_servers: Some(spec.bootstrap_servers.clone()),
+        num_stream_threads: spec.num_stream_threads,
+        state_dir: spec.state_dir.clone(),
+        processing_guarantee: guarantee,
+        default_key_serde: spec.default_key_serde.clone(),
+        default_value_serde: spec.default_value_serde.clone(),
+    };
+    let layers = [
+        Layer {
+            source: LayerSource::Flag,
+            entries: flags,
+        },
+        Layer {
+            source: LayerSource::Env,
+            entries: freshet_engine::config::layers_from_env(std::env::vars()),
+        },
+        fields.into_layer(),
+        Layer {
+            source: LayerSource::Config,
+            entries: spec
+                .config
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        },
+    ];
+    StreamsConfig::resolve(&layers).map_err(|e| e.to_string())
+}
+
+fn load(
+    file: &std::path::Path,
+    overrides: &Overrides,
+) -> Result<(StreamsConfig, Topology), String> {
+    let spec = spec::load_manifest(file).map_err(|e| e.to_string())?;
+    let config =
+        resolve_config(&spec, overrides).map_err(|e| format!("{}: {e}", file.display()))?;
+    let env_warnings = freshet_engine::config::env_warnings(std::env::vars());
+    for w in config.warnings.iter().chain(&env_warnings) {
+        tracing::warn!("{}: {w}", file.display());
+    }
+    let defaults = Defaults {
+        key_serde: config.default_key_serde.clone(),
+        value_serde: config.default_value_serde.clone(),
+    };
+    let topology = spec::compile(&spec.topology, defaults).map_err(|e| {
+        let lines: Vec<String> =
+            e.0.iter()
+                .map(|e| format!("{}: {e}", file.display()))
+                .collect();
+        lines.join("\n")
+    })?;
+    Ok((config, topology))
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FRESHET_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| "info,librdkafka=warn,rdkafka=warn".into());
+    let json = std::env::var("FRESHET_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn run(file: PathBuf, overrides: Overrides, http: Option<SocketAddr>) -> ExitCode {
+    let (config, topology) = match load(&file, &overrides) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing::info!(application_id = %config.application_id, topology = %topology.summary(), "starting");
+    if let Err(e) = admin::prepare_topics(&topology, &config) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    let pod_name = std::env::var("POD_NAME").ok();
+    let streams = KafkaStreams::new(topology, config, pod_name.as_deref());
+    let app = Arc::new(RwLock::new(streams));
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the HTTP runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let term = runtime.block_on(async {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    });
+    let mut term = match term {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot install the SIGTERM handler: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let flag = shutdown.clone();
+    runtime.spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        flag.store(true, Ordering::Relaxed);
+    });
+    let http_stop = Arc::new(tokio::sync::Notify::new());
+    if let Some(addr) = http {
+        let (app, stop) = (app.clone(), http_stop.clone());
+        let listener = runtime.block_on(tokio::net::TcpListener::bind(addr));
+        if let Err(e) = listener {
+            eprintln!(
+                "error: cannot listen on {addr} for the HTTP endpoints: {e} (use --http-port to pick another port)"
+            );
+            return ExitCode::from(2);
+        }
+        drop(listener);
+        runtime.spawn(async move {
+            if let Err(e) =
+                freshet_engine::http::serve(addr, app, async move { stop.notified().await }).await
+            {
+                tracing::error!(%addr, error = %e, "HTTP server stopped");
+            }
+        });
+    }
+
+    if let Ok(mut a) = app.write() {
+        a.start();
+    }
+    loop {
+        if shutdown.load(Ordering::Relaxed) {
+            tracing::info!("signal received: closing");
+            break;
+        }
+        let finished = app.read().map(|a| a.is_finished()).unwrap_or(true);
+        if finished {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let closed = app
+        .write()
+        .map(|mut a| a.close(Duration::from_secs(60)))
+        .unwrap_or(false);
+    http_stop.notify_waiters();
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    let (state, error) = app
+        .read()
+        .map(|a| (a.state(), a.error()))
+        .unwrap_or((State::Error, None));
+    match (state, error) {
+        (State::NotRunning, None) if closed => {
+            tracing::info!("closed cleanly");
+            ExitCode::SUCCESS
+        }
+        (_, Some(e)) => {
+            eprintln!("error: the application stopped in {state}: {e}");
+            ExitCode::from(1)
+        }
+        _ => {
+            eprintln!("error: the application did not close within 60 s (state {state})");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    match Cli::parse().command {
+        Command::Run {
+            file,
+            overrides,
+            http_port,
+            http_address,
+        } => {
+            let http = (http_port != 0).then(|| SocketAddr::new(http_address, http_port));
+            run(file, overrides, http)
+        }
+        Command::Validate { file, overrides } => match load(&file, &overrides) {
+            Ok((config, topology)) => {
+                if overrides.bootstrap_servers.is_some() {
+                    let topics: Vec<String> = topology
+                        .source_topics()
+                        .iter()
+                        .filter(|t| matches!(t, freshet_engine::topology::TopicName::External(_)))
+                        .map(|t| t.resolve(&config.application_id))
+                        .collect();
+                    match admin::partition_counts(&config, &topics) {
+                        Ok(counts) => {
+                            if let Some(missing) = topics.iter().find(|t| !counts.contains_key(*t))
+                            {
+                                eprintln!(
+                                    "error: {}: source topic '{missing}' does not exist at {}",
+                                    file.display(),
+                                    config.bootstrap_servers
+                                );
+                                return ExitCode::from(2);
+                            }
+                            for (t, n) in &counts {
+                                println!("topic {t}: {n} partitions");
+                            }
+                        }
+                        Err(e) => {
+                            eprintln!("error: {e}");
+                            return ExitCode::from(2);
+                        }
+                    }
+                }
+                println!(
+                    "{}: valid (application.id {}, {} sub-topologies)",
+                    file.display(),
+                    config.application_id,
+                    topology.subtopologies().len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Describe { file, format } => match load(
+            &file,
+            &Overrides {
+                bootstrap_servers: None,
+                application_id: None,
+                state_dir: None,
+                threads: None,
+            },
+        ) {
+            Ok((_, topology)) => {
+                print!("{}", topology.describe(format));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}

@@ -1,0 +1,100 @@
+//! The erased node interface every processor, DSL operation and sink implements.
+
+use std::time::Duration;
+
+use super::{ErasedRecord, Headers, ProcessError, PunctuationId, PunctuationType};
+
+/// Where the record being processed came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordMeta {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: i64,
+    pub headers: Headers,
+}
+
+/// A record a node forwards: to every child, or to the child of that name.
+pub struct Forward {
+    pub record: ErasedRecord,
+    pub child: Option<String>,
+}
+
+/// A record a sink wants written to Kafka.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProduceRequest {
+    pub topic: String,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub timestamp: i64,
+    pub headers: Headers,
+}
+
+/// A punctuation a node asked for.
+#[derive(Clone, Debug)]
+pub struct ScheduledPunctuation {
+    pub id: PunctuationId,
+    pub interval: Duration,
+    pub kind: PunctuationType,
+}
+
+/// The runtime side of a node's context: collects what the node emits while it runs.
+#[derive(Default)]
+pub struct NodeContext {
+    pub task_id: String,
+    pub meta: Option<RecordMeta>,
+    pub stream_time: i64,
+    pub forwards: Vec<Forward>,
+    pub produced: Vec<ProduceRequest>,
+    pub scheduled: Vec<ScheduledPunctuation>,
+    pub commit_requested: bool,
+    next_punctuation: usize,
+}
+
+impl NodeContext {
+    pub fn new(task_id: impl Into<String>) -> Self {
+        NodeContext {
+            task_id: task_id.into(),
+            ..Default::default()
+        }
+    }
+
+    pub fn forward(&mut self, record: ErasedRecord, child: Option<&str>) {
+        self.forwards.push(Forward {
+            record,
+            child: child.map(str::to_owned),
+        });
+    }
+
+    pub fn produce(&mut self, request: ProduceRequest) {
+        self.produced.push(request);
+    }
+
+    pub fn schedule(&mut self, interval: Duration, kind: PunctuationType) -> PunctuationId {
+        let id = PunctuationId(self.next_punctuation);
+        self.next_punctuation += 1;
+        self.scheduled
+            .push(ScheduledPunctuation { id, interval, kind });
+        id
+    }
+}
+
+/// One node of a task's processor graph. Nodes are created per task from the topology's
+/// factories, so a node may keep per-task state in `self`.
+pub trait Node: Send {
+    fn init(&mut self, _ctx: &mut NodeContext) {}
+
+    fn process(&mut self, ctx: &mut NodeContext, record: &ErasedRecord)
+    -> Result<(), ProcessError>;
+
+    fn punctuate(
+        &mut self,
+        _ctx: &mut NodeContext,
+        _id: PunctuationId,
+        _timestamp: i64,
+    ) -> Result<(), ProcessError> {
+        Ok(())
+    }
+
+    fn close(&mut self) {}
+}

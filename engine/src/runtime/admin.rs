@@ -1,0 +1,151 @@
+//! Topic metadata and internal topic creation, done before the stream threads start.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::config::StreamsConfig;
+use crate::topology::{NodeKind, TopicName, Topology};
+
+const TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Why the application cannot start against this cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(
+        "cannot reach Kafka at {bootstrap}: {message}. Check bootstrap.servers and that the broker is up"
+    )]
+    Unreachable { bootstrap: String, message: String },
+    #[error(
+        "source topic '{0}' does not exist: create it first (Freshet, like Kafka Streams, never creates input topics)"
+    )]
+    MissingTopic(String),
+    #[error("creating internal topic '{topic}' failed: {message}")]
+    CreateFailed { topic: String, message: String },
+}
+
+fn client_config(config: &StreamsConfig) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", &config.bootstrap_servers);
+    for (k, v) in &config.admin {
+        cfg.set(k, v);
+    }
+    cfg
+}
+
+/// Partition counts of `topics` (absent topics are missing from the map).
+pub fn partition_counts(
+    config: &StreamsConfig,
+    topics: &[String],
+) -> Result<HashMap<String, i32>, AdminError> {
+    let unreachable = |e: rdkafka::error::KafkaError| AdminError::Unreachable {
+        bootstrap: config.bootstrap_servers.clone(),
+        message: e.to_string(),
+    };
+    let consumer: BaseConsumer = client_config(config).create().map_err(unreachable)?;
+    let metadata = consumer
+        .fetch_metadata(None, TIMEOUT)
+        .map_err(unreachable)?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none() && topics.iter().any(|n| n == t.name()))
+        .map(|t| (t.name().to_owned(), t.partitions().len() as i32))
+        .collect())
+}
+
+/// Checks the source topics exist and creates the repartition topics, each with its fixed
+/// partition count or that of the sources upstream of it. Returns every input topic's count.
+pub fn prepare_topics(
+    topology: &Topology,
+    config: &StreamsConfig,
+) -> Result<BTreeMap<String, i32>, AdminError> {
+    let app = &config.application_id;
+    let external: Vec<String> = topology
+        .source_topics()
+        .iter()
+        .filter(|t| matches!(t, TopicName::External(_)))
+        .map(|t| t.resolve(app))
+        .collect();
+    let internal: Vec<String> = topology
+        .repartition_topics()
+        .iter()
+        .map(|r| r.name.resolve(app))
+        .collect();
+    let all: Vec<String> = external.iter().chain(&internal).cloned().collect();
+    let mut counts: BTreeMap<String, i32> = partition_counts(config, &all)?.into_iter().collect();
+    if let Some(missing) = external.iter().find(|t| !counts.contains_key(*t)) {
+        return Err(AdminError::MissingTopic(missing.clone()));
+    }
+    // Sub-topologies in order: a repartition topic's writer comes before its reader, so the
+    // upstream counts are known when it is created.
+    for r in topology.repartition_topics() {
+        let name = r.name.resolve(app);
+        if counts.contains_key(&name) {
+            continue;
+        }
+        let partitions = match r.partitions {
+            Some(p) => p,
+            None => upstream_partitions(topology, &r.name, app, &counts).unwrap_or(1),
+        };
+        create_topic(config, &name, partitions)?;
+        counts.insert(name, partitions);
+    }
+    Ok(counts)
+}
+
+/// The largest partition count among the sources of the sub-topology that writes `topic`.
+fn upstream_partitions(
+    topology: &Topology,
+    topic: &TopicName,
+    app: &str,
+    counts: &BTreeMap<String, i32>,
+) -> Option<i32> {
+    let writer = topology.subtopologies().iter().find(|s| {
+        s.nodes.iter().any(|&n| {
+            matches!(&topology.nodes()[n].kind,
+                NodeKind::Sink { target: crate::topology::SinkTarget::Topic(t), .. } if t == topic)
+        })
+    })?;
+    writer
+        .source_topics
+        .iter()
+        .filter_map(|t| counts.get(&t.resolve(app)).copied())
+        .max()
+}
+
+fn create_topic(config: &StreamsConfig, name: &str, partitions: i32) -> Result<(), AdminError> {
+    let failed = |message: String| AdminError::CreateFailed {
+        topic: name.to_owned(),
+        message,
+    };
+    let admin: AdminClient<DefaultClientContext> = client_config(config)
+        .create()
+        .map_err(|e| failed(e.to_string()))?;
+    let replication = if config.replication_factor > 0 {
+        TopicReplication::Fixed(config.replication_factor)
+    } else {
+        TopicReplication::Fixed(-1)
+    };
+    // Repartition topics are deleted through the purge of committed records (Kafka Streams'
+    // settings): unlimited retention, delete policy.
+    let topic = NewTopic::new(name, partitions, replication)
+        .set("cleanup.policy", "delete")
+        .set("retention.ms", "-1");
+    let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
+    let results = futures::executor::block_on(admin.create_topics([&topic], &options))
+        .map_err(|e| failed(e.to_string()))?;
+    for r in results {
+        match r {
+            Ok(_) => tracing::info!(topic = name, partitions, "created repartition topic"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => return Err(failed(code.to_string())),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,375 @@
+//! Running a topology: [`KafkaStreams`] with its stream threads, tasks, state machine and
+//! error handling.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tracing::{error, info};
+
+use crate::config::StreamsConfig;
+use crate::processor::ProduceRequest;
+use crate::topology::Topology;
+
+pub mod admin;
+mod metrics;
+mod task;
+mod thread;
+
+pub use metrics::Metrics;
+pub use task::{FailureKind, RawRecord, RecordFailure, Task};
+
+/// Kafka Streams' `KafkaStreams.State`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    Created,
+    Rebalancing,
+    Running,
+    PendingShutdown,
+    PendingError,
+    Error,
+    NotRunning,
+}
+
+impl State {
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Created => "CREATED",
+            State::Rebalancing => "REBALANCING",
+            State::Running => "RUNNING",
+            State::PendingShutdown => "PENDING_SHUTDOWN",
+            State::PendingError => "PENDING_ERROR",
+            State::Error => "ERROR",
+            State::NotRunning => "NOT_RUNNING",
+        }
+    }
+
+    /// The numeric code the `/metrics` state gauge reports (the enum's order).
+    pub fn code(self) -> i64 {
+        self as i64
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ThreadState {
+    Starting,
+    Rebalancing,
+    Running,
+    Dead,
+}
+
+type Listener = Box<dyn Fn(State, State) + Send + Sync>;
+
+/// State shared by the threads and the application handle.
+pub(crate) struct Shared {
+    pub config: StreamsConfig,
+    pub instance_base: Option<String>,
+    pub metrics: Metrics,
+    state: Mutex<State>,
+    threads: Mutex<Vec<ThreadState>>,
+    tasks: RwLock<Vec<Vec<String>>>,
+    failure: Mutex<Option<RecordFailure>>,
+    fatal: Mutex<Option<String>>,
+    listeners: Mutex<Vec<Listener>>,
+}
+
+impl Shared {
+    fn transition(&self, to: State) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let from = *state;
+        if from == to {
+            return;
+        }
+        // Once shutting down or failed, only the terminal states may follow.
+        let allowed = match from {
+            State::PendingShutdown => to == State::NotRunning,
+            State::PendingError => to == State::Error,
+            State::Error | State::NotRunning => false,
+            _ => true,
+        };
+        if !allowed {
+            return;
+        }
+        *state = to;
+        drop(state);
+        info!(from = %from, to = %to, "state transition");
+        self.metrics.state.set(to.code());
+        for l in self
+            .listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            l(to, from);
+        }
+    }
+
+    pub fn set_thread_state(&self, thread: usize, ts: ThreadState) {
+        let app = {
+            let mut threads = self.threads.lock().unwrap_or_else(|p| p.into_inner());
+            threads[thread] = ts;
+            if threads.iter().all(|t| *t == ThreadState::Running) {
+                State::Running
+            } else if threads
+                .iter()
+                .any(|t| matches!(t, ThreadState::Rebalancing | ThreadState::Starting))
+            {
+                State::Rebalancing
+            } else {
+                return;
+            }
+        };
+        self.transition(app);
+    }
+
+    pub fn publish_tasks(&self, thread: usize, tasks: Vec<String>) {
+        self.tasks.write().unwrap_or_else(|p| p.into_inner())[thread] = tasks;
+    }
+
+    pub fn record_failure(&self, failure: &RecordFailure) {
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(|| failure.clone());
+    }
+}
+
+/// A dead-letter record (KIP-1034): the input's original bytes, with headers saying why.
+pub(crate) fn dead_letter(topic: &str, raw: &RawRecord, failure: &RecordFailure) -> ProduceRequest {
+    let mut headers = raw.headers.clone();
+    let exception = match failure.kind {
+        FailureKind::Deserialization => "org.apache.kafka.common.errors.SerializationException",
+        FailureKind::Processing => "org.apache.kafka.streams.errors.StreamsException",
+    };
+    headers.add("__streams.errors.exception", exception);
+    headers.add("__streams.errors.message", failure.message.as_bytes());
+    headers.add(
+        "__streams.errors.stacktrace",
+        failure.to_string().as_bytes(),
+    );
+    headers.add("__streams.errors.topic", raw.topic.as_bytes());
+    headers.add("__streams.errors.partition", raw.partition.to_string());
+    headers.add("__streams.errors.offset", raw.offset.to_string());
+    ProduceRequest {
+        topic: topic.to_owned(),
+        key: raw.key.clone(),
+        value: raw.value.clone(),
+        timestamp: raw.timestamp,
+        headers,
+    }
+}
+
+/// A running application: Kafka Streams' `KafkaStreams`.
+pub struct KafkaStreams {
+    topology: Arc<Topology>,
+    shared: Arc<Shared>,
+    shutdown: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// Why the application stopped in ERROR.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StreamsError {
+    #[error(transparent)]
+    Record(#[from] RecordFailure),
+    #[error("{0}")]
+    Fatal(String),
+}
+
+impl KafkaStreams {
+    /// `pod_name` is the `POD_NAME` of the operator's pods, the fallback base for static membership.
+    pub fn new(topology: Topology, config: StreamsConfig, pod_name: Option<&str>) -> Self {
+        let instance_base = crate::config::instance_base(&config, pod_name);
+        let threads = config.num_stream_threads.max(1);
+        let metrics = Metrics::new();
+        metrics.state.set(State::Created.code());
+        KafkaStreams {
+            topology: Arc::new(topology),
+            shared: Arc::new(Shared {
+                config,
+                instance_base,
+                metrics,
+                state: Mutex::new(State::Created),
+                threads: Mutex::new(vec![ThreadState::Starting; threads]),
+                tasks: RwLock::new(vec![Vec::new(); threads]),
+                failure: Mutex::new(None),
+                fatal: Mutex::new(None),
+                listeners: Mutex::new(Vec::new()),
+            }),
+            shutdown: Arc::new(AtomicBool::new(false)),
+            threads: Vec::new(),
+        }
+    }
+
+    /// Called with (new, old) on every state change, from whichever thread caused it.
+    pub fn set_state_listener(&self, listener: impl Fn(State, State) + Send + Sync + 'static) {
+        self.shared
+            .listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Box::new(listener));
+    }
+
+    pub fn state(&self) -> State {
+        *self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn config(&self) -> &StreamsConfig {
+        &self.shared.config
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// Tasks per thread, `<subtopology>_<partition>`.
+    pub fn tasks(&self) -> Vec<Vec<String>> {
+        self.shared
+            .tasks
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The failure that moved the application to ERROR, if any.
+    pub fn error(&self) -> Option<StreamsError> {
+        if let Some(f) = self
+            .shared
+            .failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return Some(StreamsError::Record(f));
+        }
+        self.shared
+            .fatal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .map(StreamsError::Fatal)
+    }
+
+    /// Starts the stream threads.
+    pub fn start(&mut self) {
+        if self.state() != State::Created {
+            return;
+        }
+        self.shared.transition(State::Rebalancing);
+        for index in 0..self.shared.config.num_stream_threads.max(1) {
+            let thread = thread::StreamThread {
+                index,
+                shared: self.shared.clone(),
+                topology: self.topology.clone(),
+                shutdown: self.shutdown.clone(),
+            };
+            let shared = self.shared.clone();
+            let shutdown = self.shutdown.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("StreamThread-{}", index + 1))
+                .spawn(move || {
+                    if let Err(e) = thread.run() {
+                        error!(thread = index, error = %e, "stream thread failed");
+                        shared
+                            .fatal
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .get_or_insert(e);
+                        shared.transition(State::PendingError);
+                        // One failed thread stops the application, as Kafka Streams' default
+                        // uncaught-exception handler (SHUTDOWN_CLIENT) does.
+                        shutdown.store(true, Ordering::Relaxed);
+                    }
+                    shared.set_thread_state(index, ThreadState::Dead);
+                })
+                .expect("spawning a stream thread");
+            self.threads.push(handle);
+        }
+    }
+
+    /// True once every thread has stopped (after `close`, or after a failure).
+    pub fn is_finished(&self) -> bool {
+        self.threads.iter().all(JoinHandle::is_finished)
+    }
+
+    /// Stops processing: in-flight records finished, outputs flushed, offsets committed.
+    /// Returns false if the threads did not stop within `timeout`.
+    pub fn close(&mut self, timeout: Duration) -> bool {
+        let failed = matches!(self.state(), State::PendingError | State::Error);
+        if !failed {
+            self.shared.transition(State::PendingShutdown);
+        }
+        self.shutdown.store(true, Ordering::Relaxed);
+        let deadline = Instant::now() + timeout;
+        while !self.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let done = self.is_finished();
+        if done {
+            for h in self.threads.drain(..) {
+                let _ = h.join();
+            }
+        }
+        self.shared.transition(if failed || self.error().is_some() {
+            State::Error
+        } else {
+            State::NotRunning
+        });
+        done
+    }
+
+    /// Waits until the application fails or `shutdown` is set; used by the binary.
+    pub fn wait_for_failure_or(&self, shutdown: &AtomicBool) {
+        while !shutdown.load(Ordering::Relaxed) && !self.shutdown.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for KafkaStreams {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.close(Duration::from_secs(30));
+        }
+    }
+}
+
+/// Blocks until SIGINT or SIGTERM arrives, the application stops by itself, or `max` passes
+/// (`Duration::ZERO`: no limit). For examples and small programs that own their process.
+pub fn run_until_stopped(app: &KafkaStreams, max: Duration) {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    rt.block_on(async {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            return;
+        };
+        let deadline = (!max.is_zero()).then(|| tokio::time::Instant::now() + max);
+        loop {
+            tokio::select! {
+                _ = term.recv() => return,
+                _ = tokio::signal::ctrl_c() => return,
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+            if app.is_finished() || deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                return;
+            }
+        }
+    });
+}

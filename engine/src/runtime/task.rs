@@ -1,0 +1,461 @@
+//! A task: one partition of one sub-topology, with its own processor instances.
+//!
+//! Records wait in a queue per input partition; the task takes next the head record with the
+//! lowest timestamp, and holds back while a partition that still has data to fetch is empty
+//! (Kafka Streams' KIP-695), so a merge sees its inputs in time order.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::dsl::SinkNode;
+use crate::processor::{
+    ErasedRecord, Headers, Node, NodeContext, ProcessError, ProduceRequest, PunctuationId,
+    PunctuationType, RecordMeta,
+};
+use crate::topology::{Deserializer, NodeKind, SinkTarget, SubTopology, Topology};
+
+/// A record as fetched, before deserialization.
+#[derive(Clone, Debug)]
+pub struct RawRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Headers,
+}
+
+/// Why a record could not be processed: where it was, and what went wrong.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error(
+    "task {task}: {kind} failed for the record at {topic}-{partition} offset {offset}: {message}"
+)]
+pub struct RecordFailure {
+    pub task: String,
+    pub kind: FailureKind,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    Deserialization,
+    Processing,
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FailureKind::Deserialization => "deserialization",
+            FailureKind::Processing => "processing",
+        })
+    }
+}
+
+struct TaskNode {
+    name: String,
+    /// `None` for source nodes: the task deserializes and hands their children the record.
+    instance: Option<Box<dyn Node>>,
+    children: Vec<usize>,
+}
+
+struct Partition {
+    topic: String,
+    partition: i32,
+    source: usize,
+    key_de: Deserializer,
+    value_de: Deserializer,
+    queue: VecDeque<RawRecord>,
+    /// Offset after the last record fetched (known once one arrived).
+    fetched_next: Option<i64>,
+    /// Offset after the last record processed: what a commit stores.
+    processed_next: Option<i64>,
+}
+
+struct Punctuation {
+    node: usize,
+    id: PunctuationId,
+    interval_ms: i64,
+    kind: PunctuationType,
+    next: Option<i64>,
+}
+
+/// A partition's fetch lag from the broker's watermarks, given the offset after the last record
+/// fetched (`None`: not known yet).
+pub type LagOf<'a> = dyn Fn(&str, i32, Option<i64>) -> Option<i64> + 'a;
+
+/// A record that could not be processed, with its original bytes for a dead-letter topic.
+pub type Failed = Box<(RawRecord, RecordFailure)>;
+
+/// What one processed record or punctuation produced for the thread to send.
+pub type Outputs = Vec<ProduceRequest>;
+
+pub struct Task {
+    pub id: String,
+    nodes: Vec<TaskNode>,
+    partitions: Vec<Partition>,
+    ctx: NodeContext,
+    punctuations: Vec<Punctuation>,
+    stream_time: i64,
+    idle_since: Option<Instant>,
+    pub records_processed: u64,
+}
+
+pub(crate) fn wall_clock_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Task {
+    /// Instantiates the sub-topology's nodes for `partition`; `inputs` are the assigned
+    /// (resolved topic, partition) pairs it reads.
+    pub fn new(
+        topology: &Topology,
+        sub: &SubTopology,
+        partition: i32,
+        inputs: &[(String, i32)],
+        application_id: &str,
+        committed: &HashMap<(String, i32), i64>,
+    ) -> Task {
+        let id = crate::topology::task_id(sub.id, partition);
+        let local: HashMap<usize, usize> =
+            sub.nodes.iter().enumerate().map(|(i, &n)| (n, i)).collect();
+        let mut nodes = Vec::with_capacity(sub.nodes.len());
+        let mut partitions = Vec::new();
+        for &n in &sub.nodes {
+            let def = &topology.nodes()[n];
+            let instance: Option<Box<dyn Node>> = match &def.kind {
+                NodeKind::Source { topics, key, value } => {
+                    for t in topics {
+                        let resolved = t.resolve(application_id);
+                        if inputs
+                            .iter()
+                            .any(|(topic, p)| *topic == resolved && *p == partition)
+                        {
+                            partitions.push(Partition {
+                                fetched_next: committed
+                                    .get(&(resolved.clone(), partition))
+                                    .copied(),
+                                topic: resolved,
+                                partition,
+                                source: local[&n],
+                                key_de: key.clone(),
+                                value_de: value.clone(),
+                                queue: VecDeque::new(),
+                                processed_next: None,
+                            });
+                        }
+                    }
+                    None
+                }
+                NodeKind::Processor { factory, .. } => Some(factory()),
+                NodeKind::Sink { target, key, value } => Some(Box::new(SinkNode {
+                    resolved_topic: match target {
+                        SinkTarget::Topic(t) => Some(t.resolve(application_id)),
+                        SinkTarget::Extractor { .. } => None,
+                    },
+                    target: target.clone(),
+                    key: key.clone(),
+                    value: value.clone(),
+                })),
+            };
+            nodes.push(TaskNode {
+                name: def.name.clone(),
+                instance,
+                children: def
+                    .children
+                    .iter()
+                    .filter_map(|c| local.get(c).copied())
+                    .collect(),
+            });
+        }
+        let mut task = Task {
+            ctx: NodeContext::new(id.clone()),
+            id,
+            nodes,
+            partitions,
+            punctuations: Vec::new(),
+            stream_time: i64::MIN,
+            idle_since: None,
+            records_processed: 0,
+        };
+        task.init();
+        task
+    }
+
+    fn init(&mut self) {
+        for i in 0..self.nodes.len() {
+            if let Some(node) = self.nodes[i].instance.as_mut() {
+                node.init(&mut self.ctx);
+            }
+            for s in self.ctx.scheduled.drain(..) {
+                self.punctuations.push(Punctuation {
+                    node: i,
+                    id: s.id,
+                    interval_ms: s.interval.as_millis().max(1) as i64,
+                    kind: s.kind,
+                    next: None,
+                });
+            }
+        }
+    }
+
+    /// The (topic, partition) pairs this task reads.
+    pub fn inputs(&self) -> impl Iterator<Item = (&str, i32)> {
+        self.partitions
+            .iter()
+            .map(|p| (p.topic.as_str(), p.partition))
+    }
+
+    pub fn enqueue(&mut self, record: RawRecord) {
+        if let Some(p) = self
+            .partitions
+            .iter_mut()
+            .find(|p| p.partition == record.partition && p.topic == record.topic)
+        {
+            p.fetched_next = Some(record.offset + 1);
+            p.queue.push_back(record);
+        }
+    }
+
+    pub fn buffered(&self, topic: &str, partition: i32) -> usize {
+        self.partitions
+            .iter()
+            .find(|p| p.partition == partition && p.topic == topic)
+            .map_or(0, |p| p.queue.len())
+    }
+
+    pub fn has_buffered(&self) -> bool {
+        self.partitions.iter().any(|p| !p.queue.is_empty())
+    }
+
+    /// Offsets to commit: the next offset after the last processed record, per partition.
+    pub fn committable(&self) -> Vec<(String, i32, i64)> {
+        self.partitions
+            .iter()
+            .filter_map(|p| p.processed_next.map(|o| (p.topic.clone(), p.partition, o)))
+            .collect()
+    }
+
+    /// Picks the partition whose head record goes next, or `None` when the task must wait.
+    ///
+    /// Kafka Streams' KIP-695 rule: an empty partition that still has records to fetch (known lag
+    /// above zero), or whose lag is not known yet, may hold an earlier record, so the task waits
+    /// for it; an empty partition that is caught up is waited for `max.task.idle.ms` at most.
+    /// `lag_of` gives a partition's fetch lag from the broker's watermarks (`None`: unknown).
+    fn next_partition(&mut self, max_idle: Duration, lag_of: &LagOf<'_>) -> Option<usize> {
+        let mut best: Option<(i64, usize)> = None;
+        let mut caught_up_but_empty = false;
+        for (i, p) in self.partitions.iter().enumerate() {
+            match p.queue.front() {
+                Some(r) => {
+                    if best.is_none_or(|(ts, _)| r.timestamp < ts) {
+                        best = Some((r.timestamp, i));
+                    }
+                }
+                None if self.partitions.len() == 1 => {}
+                None => match lag_of(&p.topic, p.partition, p.fetched_next) {
+                    Some(0) => caught_up_but_empty = true,
+                    _ => return None,
+                },
+            }
+        }
+        let (_, chosen) = best?;
+        if caught_up_but_empty && !max_idle.is_zero() {
+            let since = *self.idle_since.get_or_insert_with(Instant::now);
+            if since.elapsed() < max_idle {
+                return None;
+            }
+        }
+        self.idle_since = None;
+        Some(chosen)
+    }
+
+    /// Processes the next record if one may go. Returns `Ok(None)` when nothing may be processed.
+    pub fn process_next(
+        &mut self,
+        max_idle: Duration,
+        lag_of: &LagOf<'_>,
+        outputs: &mut Outputs,
+    ) -> Result<Option<RawRecord>, Failed> {
+        let Some(pi) = self.next_partition(max_idle, lag_of) else {
+            return Ok(None);
+        };
+        let Some(raw) = self.partitions[pi].queue.pop_front() else {
+            return Ok(None);
+        };
+        let source = self.partitions[pi].source;
+        self.stream_time = self.stream_time.max(raw.timestamp);
+        self.ctx.stream_time = self.stream_time;
+        let fail = |kind, message: String, raw: &RawRecord, id: &str| RecordFailure {
+            task: id.to_owned(),
+            kind,
+            topic: raw.topic.clone(),
+            partition: raw.partition,
+            offset: raw.offset,
+            message,
+        };
+        let (key_de, value_de) = (
+            self.partitions[pi].key_de.clone(),
+            self.partitions[pi].value_de.clone(),
+        );
+        let key = match key_de(raw.key.as_deref()) {
+            Ok(k) => k,
+            Err(e) => {
+                let f = fail(
+                    FailureKind::Deserialization,
+                    format!("key: {e}"),
+                    &raw,
+                    &self.id,
+                );
+                return Err(Box::new((raw, f)));
+            }
+        };
+        let value = match value_de(raw.value.as_deref()) {
+            Ok(v) => v,
+            Err(e) => {
+                let f = fail(
+                    FailureKind::Deserialization,
+                    format!("value: {e}"),
+                    &raw,
+                    &self.id,
+                );
+                return Err(Box::new((raw, f)));
+            }
+        };
+        let record = ErasedRecord {
+            key,
+            value,
+            timestamp: raw.timestamp,
+            headers: Arc::new(raw.headers.clone()),
+        };
+        self.ctx.meta = Some(RecordMeta {
+            topic: raw.topic.clone(),
+            partition: raw.partition,
+            offset: raw.offset,
+            timestamp: raw.timestamp,
+            headers: raw.headers.clone(),
+        });
+        let children = self.nodes[source].children.clone();
+        for child in children {
+            if let Err(e) = self.run_node(child, &record) {
+                self.ctx.forwards.clear();
+                self.ctx.produced.clear();
+                let f = fail(FailureKind::Processing, e, &raw, &self.id);
+                return Err(Box::new((raw, f)));
+            }
+        }
+        outputs.append(&mut self.ctx.produced);
+        self.partitions[pi].processed_next = Some(raw.offset + 1);
+        self.records_processed += 1;
+        if let Err(e) = self.punctuate(PunctuationType::StreamTime, self.stream_time, outputs) {
+            let f = fail(FailureKind::Processing, e, &raw, &self.id);
+            return Err(Box::new((raw, f)));
+        }
+        Ok(Some(raw))
+    }
+
+    /// A record that failed but whose handler says continue: count it as processed.
+    pub fn skip(&mut self, raw: &RawRecord) {
+        if let Some(p) = self
+            .partitions
+            .iter_mut()
+            .find(|p| p.partition == raw.partition && p.topic == raw.topic)
+        {
+            p.processed_next = Some(raw.offset + 1);
+        }
+    }
+
+    fn run_node(&mut self, node: usize, record: &ErasedRecord) -> Result<(), String> {
+        let Some(instance) = self.nodes[node].instance.as_mut() else {
+            return Ok(());
+        };
+        instance
+            .process(&mut self.ctx, record)
+            .map_err(|e| format!("{}: {e}", self.nodes[node].name))?;
+        self.deliver(node)
+    }
+
+    /// Sends what `node` forwarded to its children, depth first as Kafka Streams does.
+    fn deliver(&mut self, node: usize) -> Result<(), String> {
+        if self.ctx.forwards.is_empty() {
+            return Ok(());
+        }
+        let forwards = std::mem::take(&mut self.ctx.forwards);
+        for f in forwards {
+            let children = self.nodes[node].children.clone();
+            for child in children {
+                if f.child
+                    .as_deref()
+                    .is_none_or(|name| self.nodes[child].name == name)
+                {
+                    self.run_node(child, &f.record)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Fires the punctuations of `kind` that are due at `now` (stream time or wall clock).
+    pub fn punctuate(
+        &mut self,
+        kind: PunctuationType,
+        now: i64,
+        outputs: &mut Outputs,
+    ) -> Result<(), String> {
+        for i in 0..self.punctuations.len() {
+            let p = &mut self.punctuations[i];
+            if p.kind != kind || now == i64::MIN {
+                continue;
+            }
+            // The first schedule fires one interval after the time it is first seen.
+            let next = *p.next.get_or_insert(now + p.interval_ms);
+            if now < next {
+                continue;
+            }
+            p.next = Some(now + p.interval_ms);
+            let (node, id) = (p.node, p.id);
+            self.ctx.meta = None;
+            if let Some(instance) = self.nodes[node].instance.as_mut() {
+                instance
+                    .punctuate(&mut self.ctx, id, now)
+                    .map_err(|e: ProcessError| {
+                        format!("{} (punctuation): {e}", self.nodes[node].name)
+                    })?;
+            }
+            self.deliver(node)?;
+            outputs.append(&mut self.ctx.produced);
+        }
+        Ok(())
+    }
+
+    pub fn wall_clock_punctuate(&mut self, outputs: &mut Outputs) -> Result<(), String> {
+        if self
+            .punctuations
+            .iter()
+            .any(|p| p.kind == PunctuationType::WallClockTime)
+        {
+            self.punctuate(PunctuationType::WallClockTime, wall_clock_ms(), outputs)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn take_commit_request(&mut self) -> bool {
+        std::mem::take(&mut self.ctx.commit_requested)
+    }
+
+    pub fn close(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(i) = n.instance.as_mut() {
+                i.close();
+            }
+        }
+    }
+}

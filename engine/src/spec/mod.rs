@@ -1,0 +1,111 @@
+//! Declarative topologies: reading a StreamsApp manifest (or just its spec) from YAML and
+//! compiling its topology.
+
+use std::path::{Path, PathBuf};
+
+mod compile;
+mod values;
+
+pub use compile::{Defaults, SpecError, SpecErrors, compile};
+pub use values::DynSerde;
+
+use freshet_crds::{StreamsApp, StreamsAppSpec};
+use thiserror::Error;
+
+/// A manifest that cannot be used, with the file and the place in it.
+#[derive(Debug, Error)]
+pub enum ManifestError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// Reads a whole `StreamsApp` manifest (`kind: StreamsApp`) or just its `spec`.
+pub fn load_manifest(path: &Path) -> Result<StreamsAppSpec, ManifestError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_manifest(&text).map_err(|message| ManifestError::Invalid {
+        path: path.to_owned(),
+        message,
+    })
+}
+
+/// Says where an error is when the YAML library did not: an unknown field is looked up by name.
+fn locate(err: serde_yaml_ng::Error, text: &str) -> String {
+    let message = err.to_string();
+    if let Some(at) = err.location() {
+        if !message.contains("line") {
+            return format!("line {}, column {}: {message}", at.line(), at.column());
+        }
+        return message;
+    }
+    let field = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next());
+    let line = field.and_then(|f| {
+        text.lines().position(|l| {
+            l.trim_start()
+                .trim_start_matches("- ")
+                .starts_with(&format!("{f}:"))
+        })
+    });
+    match line {
+        Some(n) => format!("line {}: {message}", n + 1),
+        None => message,
+    }
+}
+
+/// Parses manifest text; the error gives line and column and names the offending field.
+pub fn parse_manifest(text: &str) -> Result<StreamsAppSpec, String> {
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| locate(e, text))?;
+    let is_whole_resource = doc.get("kind").is_some() || doc.get("apiVersion").is_some();
+    if is_whole_resource {
+        let kind = doc.get("kind").and_then(|k| k.as_str()).unwrap_or("");
+        if kind != "StreamsApp" {
+            return Err(format!(
+                "kind is '{kind}', expected 'StreamsApp' (or give just the spec, without apiVersion and kind)"
+            ));
+        }
+        let app: StreamsApp = serde_yaml_ng::from_str(text).map_err(|e| locate(e, text))?;
+        Ok(app.spec)
+    } else {
+        serde_yaml_ng::from_str(text).map_err(|e| locate(e, text))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &str = "applicationId: a\nbootstrapServers: localhost:9092\ntopology:\n  streams: [{name: s, topic: t}]\n";
+
+    #[test]
+    fn a_bare_spec_and_a_whole_resource_both_load() {
+        assert_eq!(parse_manifest(SPEC).unwrap().application_id, "a");
+        let whole = format!(
+            "apiVersion: freshet.dev/v1alpha1\nkind: StreamsApp\nmetadata: {{name: x}}\nspec:\n{}",
+            SPEC.lines().map(|l| format!("  {l}\n")).collect::<String>()
+        );
+        assert_eq!(
+            parse_manifest(&whole).unwrap().bootstrap_servers,
+            "localhost:9092"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field_and_the_line() {
+        let err = parse_manifest(&SPEC.replace("applicationId", "applicationID")).unwrap_err();
+        assert!(
+            err.contains("applicationID") && err.contains("line 1"),
+            "{err}"
+        );
+        let err = parse_manifest("kind: Deployment\n").unwrap_err();
+        assert!(err.contains("expected 'StreamsApp'"), "{err}");
+    }
+}

@@ -1,0 +1,110 @@
+//! Keys and values of declarative topologies: CEL values, read and written with the serdes
+//! manifests name.
+
+use cel::Value;
+
+use crate::expr::{json_to_value, value_to_json};
+use crate::serdes::{Serde, SerdeKind, decode_double, decode_int, decode_long, decode_string};
+
+/// A serde over CEL values, chosen by name (`string`, `long`, `json`, ...).
+pub struct DynSerde(pub SerdeKind);
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::List(_) => "list",
+        Value::Map(_) => "map",
+        Value::Int(_) => "int",
+        Value::UInt(_) => "uint",
+        Value::Float(_) => "double",
+        Value::String(_) => "string",
+        Value::Bytes(_) => "bytes",
+        Value::Bool(_) => "bool",
+        Value::Null => "null",
+        _ => "an unsupported type",
+    }
+}
+
+impl Serde<Value> for DynSerde {
+    fn name(&self) -> String {
+        self.0.to_string()
+    }
+
+    fn serialize(&self, value: &Value) -> Result<Option<Vec<u8>>, String> {
+        if matches!(value, Value::Null) {
+            return Ok(None);
+        }
+        let wrong = |hint: &str| {
+            format!(
+                "a {} cannot be written with the {} serde; {hint}",
+                type_name(value),
+                self.0
+            )
+        };
+        match (&self.0, value) {
+            (SerdeKind::String, Value::String(s)) => Ok(Some(s.as_bytes().to_vec())),
+            (SerdeKind::String, _) => Err(wrong(
+                "convert it with string(...) or choose a matching serde",
+            )),
+            (SerdeKind::Long, Value::Int(i)) => Ok(Some(i.to_be_bytes().to_vec())),
+            (SerdeKind::Long, Value::UInt(u)) => i64::try_from(*u)
+                .map(|i| Some(i.to_be_bytes().to_vec()))
+                .map_err(|_| format!("{u} does not fit the long serde")),
+            (SerdeKind::Int, Value::Int(i)) => i32::try_from(*i)
+                .map(|i| Some(i.to_be_bytes().to_vec()))
+                .map_err(|_| format!("{i} does not fit the int serde (4 bytes); use long")),
+            (SerdeKind::Int, Value::UInt(u)) => i32::try_from(*u)
+                .map(|i| Some(i.to_be_bytes().to_vec()))
+                .map_err(|_| format!("{u} does not fit the int serde (4 bytes); use long")),
+            (SerdeKind::Long | SerdeKind::Int, _) => {
+                Err(wrong("convert it with int(...) or choose a matching serde"))
+            }
+            (SerdeKind::Double, Value::Float(f)) => Ok(Some(f.to_bits().to_be_bytes().to_vec())),
+            (SerdeKind::Double, Value::Int(i)) => {
+                Ok(Some((*i as f64).to_bits().to_be_bytes().to_vec()))
+            }
+            (SerdeKind::Double, Value::UInt(u)) => {
+                Ok(Some((*u as f64).to_bits().to_be_bytes().to_vec()))
+            }
+            (SerdeKind::Double, _) => Err(wrong(
+                "convert it with double(...) or choose a matching serde",
+            )),
+            (SerdeKind::Bytes, Value::Bytes(b)) => Ok(Some(b.to_vec())),
+            (SerdeKind::Bytes, Value::String(s)) => Ok(Some(s.as_bytes().to_vec())),
+            (SerdeKind::Bytes, _) => Err(wrong(
+                "convert it with bytes(...) or choose a matching serde",
+            )),
+            (SerdeKind::Json, v) => {
+                let mut out = Vec::with_capacity(64);
+                value_to_json(v, &mut out).map_err(|e| e.to_string())?;
+                Ok(Some(out))
+            }
+            (SerdeKind::Windowed(_) | SerdeKind::Session(_), _) => Err(format!(
+                "the {} serde needs a windowed aggregation upstream",
+                self.0
+            )),
+        }
+    }
+
+    fn deserialize(&self, bytes: Option<&[u8]>) -> Result<Value, String> {
+        let Some(bytes) = bytes else {
+            return Ok(Value::Null);
+        };
+        let e = |err: crate::serdes::DecodeError| err.to_string();
+        Ok(match &self.0 {
+            SerdeKind::String => Value::String(decode_string(bytes).map_err(e)?.to_owned().into()),
+            SerdeKind::Long => Value::Int(decode_long(bytes).map_err(e)?),
+            SerdeKind::Int => Value::Int(decode_int(bytes).map_err(e)? as i64),
+            SerdeKind::Double => Value::Float(decode_double(bytes).map_err(e)?),
+            SerdeKind::Bytes => Value::Bytes(bytes.to_vec().into()),
+            SerdeKind::Json => {
+                json_to_value(bytes).map_err(|err| format!("invalid JSON: {err}"))?
+            }
+            SerdeKind::Windowed(_) | SerdeKind::Session(_) => {
+                return Err(format!(
+                    "reading {} keys is not supported in a source",
+                    self.0
+                ));
+            }
+        })
+    }
+}

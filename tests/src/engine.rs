@@ -1,0 +1,155 @@
+//! Running the `freshet-engine` binary as a child process, as users and pods run it.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The engine binary built next to the test executables (`make test` builds every target first).
+pub fn engine_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>/deps");
+    let bin = dir.join("freshet-engine");
+    assert!(
+        bin.exists(),
+        "{} not built: run `cargo build --workspace --all-targets` (make test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A running engine process; killed when dropped.
+pub struct EngineProcess {
+    pub child: Child,
+    pub log: PathBuf,
+    pub http_port: u16,
+}
+
+/// A free local port for an engine's HTTP endpoints.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl EngineProcess {
+    /// Starts `freshet-engine run -f manifest` with extra args and env; logs go to a file.
+    pub fn start(manifest: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> EngineProcess {
+        let http_port = free_port();
+        let log = std::env::temp_dir().join(format!("{}.log", crate::unique_name("engine")));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let mut cmd = Command::new(engine_binary());
+        cmd.arg("run")
+            .arg("-f")
+            .arg(manifest)
+            .args([
+                "--http-port",
+                &http_port.to_string(),
+                "--http-address",
+                "127.0.0.1",
+            ])
+            .args(args)
+            .env("FRESHET_LOG", "info,librdkafka=warn")
+            .stdout(Stdio::null())
+            .stderr(log_file);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn freshet-engine");
+        EngineProcess {
+            child,
+            log,
+            http_port,
+        }
+    }
+
+    /// GET a path of the HTTP endpoints: (status, body), or None when nothing answers.
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.http_port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        let status = text.split(' ').nth(1)?.parse().ok()?;
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        Some((status, body))
+    }
+
+    /// Waits until `/readyz` answers 200 (RUNNING).
+    pub fn wait_ready(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some((200, _)) = self.get("/readyz") {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "engine exited with {status} before RUNNING; log:\n{}",
+                    self.log_text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "engine not ready after {timeout:?}; log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {} failed", self.child.id());
+        self.wait(timeout)
+    }
+
+    /// Sends SIGKILL and reaps the process.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                self.kill();
+                panic!(
+                    "engine did not exit within {timeout:?}; log:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for EngineProcess {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.kill();
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! Producing, consuming and running applications against the test broker.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use freshet_engine::config::{Layer, LayerSource, StreamsConfig};
+use freshet_engine::runtime::{KafkaStreams, State};
+use freshet_engine::topology::Topology;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+use crate::kafka_bootstrap;
+
+/// A record to produce: key and value bytes, either of which may be null.
+pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
+/// A record read back from a topic.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Received {
+    pub topic: String,
+    pub partition: i32,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub timestamp: i64,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl Received {
+    pub fn key_str(&self) -> &str {
+        std::str::from_utf8(self.key.as_deref().unwrap_or_default()).expect("UTF-8 key")
+    }
+
+    pub fn value_str(&self) -> &str {
+        std::str::from_utf8(self.value.as_deref().unwrap_or_default()).expect("UTF-8 value")
+    }
+}
+
+/// Creates topics (name, partitions) and waits until the broker reports them.
+pub async fn create_topics(topics: &[(&str, i32)]) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", kafka_bootstrap())
+        .create()
+        .expect("admin client");
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1)))
+        .collect();
+    let results = admin
+        .create_topics(
+            &new,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .expect("create_topics");
+    for r in results {
+        r.unwrap_or_else(|(t, e)| panic!("creating {t}: {e}"));
+    }
+}
+
+/// Produces (key, value) pairs with Java's partitioner; timestamps from `first_ts`, 1 ms apart.
+pub fn produce(topic: &str, records: &[KeyValue<'_>], first_ts: i64) {
+    produce_with_headers(topic, records, first_ts, &[]);
+}
+
+pub fn produce_with_headers(
+    topic: &str,
+    records: &[KeyValue<'_>],
+    first_ts: i64,
+    headers: &[(&str, &[u8])],
+) {
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", kafka_bootstrap())
+        .set("enable.idempotence", "true")
+        .set("partitioner", "murmur2_random")
+        .create()
+        .expect("producer");
+    for (i, (k, v)) in records.iter().enumerate() {
+        let mut r: BaseRecord<'_, [u8], [u8]> =
+            BaseRecord::to(topic).timestamp(first_ts + i as i64);
+        if let Some(k) = k {
+            r = r.key(*k);
+        }
+        if let Some(v) = v {
+            r = r.payload(*v);
+        }
+        if !headers.is_empty() {
+            let mut hs = OwnedHeaders::new();
+            for (hk, hv) in headers {
+                hs = hs.insert(Header {
+                    key: hk,
+                    value: Some(*hv),
+                });
+            }
+            r = r.headers(hs);
+        }
+        producer.send(r).map_err(|(e, _)| e).expect("enqueue");
+    }
+    producer.flush(Duration::from_secs(30)).expect("flush");
+}
+
+/// Reads `topic` from the start until `count` records arrived (panics after `timeout`), then
+/// keeps reading `quiet` longer to catch any extra record.
+pub fn consume(topic: &str, count: usize, timeout: Duration, quiet: Duration) -> Vec<Received> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_bootstrap())
+        .set("group.id", crate::unique_name("reader"))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let partitions = metadata.topics()[0].partitions().len() as i32;
+    assert!(partitions > 0, "topic {topic} does not exist");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("tpl");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + timeout;
+    let mut quiet_until: Option<Instant> = None;
+    loop {
+        if out.len() >= count {
+            let until = *quiet_until.get_or_insert_with(|| Instant::now() + quiet);
+            if Instant::now() >= until {
+                break;
+            }
+        } else {
+            assert!(
+                Instant::now() < deadline,
+                "read {} of {count} records from {topic} within {timeout:?}: {out:?}",
+                out.len()
+            );
+        }
+        let Some(m) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let m = m.expect("consume");
+        out.push(Received {
+            topic: m.topic().to_owned(),
+            partition: m.partition(),
+            key: m.key().map(<[u8]>::to_vec),
+            value: m.payload().map(<[u8]>::to_vec),
+            timestamp: m.timestamp().to_millis().unwrap_or(-1),
+            headers: m
+                .headers()
+                .map(|hs| {
+                    hs.iter()
+                        .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        });
+    }
+    out
+}
+
+/// A config for a test application: the test broker, a fresh application id, fast commits and a
+/// short session so a restarted member is replaced quickly (defaults users get are unchanged).
+pub fn test_config(app_prefix: &str, extra: &[(&str, &str)]) -> StreamsConfig {
+    let mut entries: BTreeMap<String, String> = [
+        ("application.id", crate::unique_name(app_prefix)),
+        ("bootstrap.servers", kafka_bootstrap()),
+        ("commit.interval.ms", "100".to_owned()),
+        ("session.timeout.ms", "6000".to_owned()),
+        ("heartbeat.interval.ms", "500".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for (k, v) in extra {
+        entries.insert((*k).to_owned(), (*v).to_owned());
+    }
+    StreamsConfig::resolve(&[Layer {
+        source: LayerSource::Config,
+        entries: entries.into_iter().collect(),
+    }])
+    .expect("test config resolves")
+}
+
+/// Starts `topology` and waits until it is RUNNING.
+pub fn start(topology: Topology, config: StreamsConfig) -> KafkaStreams {
+    let mut app = KafkaStreams::new(topology, config, None);
+    freshet_engine::runtime::admin::prepare_topics(app.topology(), app.config())
+        .expect("prepare topics");
+    app.start();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while app.state() != State::Running {
+        assert!(
+            Instant::now() < deadline,
+            "application not RUNNING after 60 s: {}",
+            app.state()
+        );
+        assert!(
+            app.error().is_none(),
+            "application failed: {:?}",
+            app.error()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    app
+}
+
+/// Produces records with the given timestamps, one each.
+pub fn produce_each_at(topic: &str, records: &[KeyValue<'_>], timestamps: &[i64]) {
+    for (r, ts) in records.iter().zip(timestamps) {
+        produce(topic, std::slice::from_ref(r), *ts);
+    }
+}
+
+/// The number of partitions of `topic`.
+pub fn partition_count(topic: &str) -> usize {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_bootstrap())
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    metadata.topics()[0].partitions().len()
+}
+
+/// Deletes `topics` if they exist and creates them empty, for examples whose topic names are fixed.
+pub async fn recreate_topics(topics: &[&str], partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", kafka_bootstrap())
+        .create()
+        .expect("admin client");
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let _ = admin
+        .delete_topics(topics, &opts)
+        .await
+        .expect("delete_topics request");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for topic in topics {
+        loop {
+            let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+            match admin
+                .create_topics([&new], &opts)
+                .await
+                .expect("create_topics request")
+                .remove(0)
+            {
+                Ok(_) => break,
+                // The deletion is still being applied.
+                Err((_, e)) => {
+                    assert!(Instant::now() < deadline, "cannot recreate {topic}: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+}
