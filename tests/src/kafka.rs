@@ -185,8 +185,13 @@ pub fn test_config(app_prefix: &str, extra: &[(&str, &str)]) -> StreamsConfig {
     .expect("test config resolves")
 }
 
-/// Starts `topology` and waits until it is RUNNING.
+/// Starts `topology` and waits until it is RUNNING. The engine's logs go to the test's output,
+/// shown when a test fails.
 pub fn start(topology: Topology, config: StreamsConfig) -> KafkaStreams {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("info,librdkafka=info")
+        .with_test_writer()
+        .try_init();
     let mut app = KafkaStreams::new(topology, config, None);
     freshet_engine::runtime::admin::prepare_topics(app.topology(), app.config())
         .expect("prepare topics");
