@@ -58,6 +58,10 @@ enum Command {
         /// Address the HTTP endpoints bind (the pod IP in Kubernetes).
         #[arg(long, env = "FRESHET_HTTP_ADDRESS", default_value_t = Ipv4Addr::UNSPECIFIED.into())]
         http_address: std::net::IpAddr,
+        /// After a failure, keep /healthz and /readyz reporting it this many seconds before
+        /// exiting (a signal ends the wait).
+        #[arg(long, env = "FRESHET_ERROR_LINGER_SECONDS", default_value_t = 10)]
+        error_linger_seconds: u64,
     },
     /// Check a manifest: structure, expressions, config; with --bootstrap-servers also the topics.
     Validate {
@@ -165,7 +169,12 @@ fn init_logging() {
     }
 }
 
-fn run(file: PathBuf, overrides: Overrides, http: Option<SocketAddr>) -> ExitCode {
+fn run(
+    file: PathBuf,
+    overrides: Overrides,
+    http: Option<SocketAddr>,
+    error_linger: Duration,
+) -> ExitCode {
     let (config, topology) = match load(&file, &overrides) {
         Ok(x) => x,
         Err(e) => {
@@ -242,6 +251,13 @@ fn run(file: PathBuf, overrides: Overrides, http: Option<SocketAddr>) -> ExitCod
         }
         let finished = app.read().map(|a| a.is_finished()).unwrap_or(true);
         if finished {
+            if let Some(err) = app.read().ok().and_then(|a| a.error()) {
+                tracing::error!(error = %err, linger = ?error_linger, "the application failed; /healthz and /readyz report it until exit");
+                let deadline = std::time::Instant::now() + error_linger;
+                while std::time::Instant::now() < deadline && !shutdown.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -280,9 +296,15 @@ fn main() -> ExitCode {
             overrides,
             http_port,
             http_address,
+            error_linger_seconds,
         } => {
             let http = (http_port != 0).then(|| SocketAddr::new(http_address, http_port));
-            run(file, overrides, http)
+            run(
+                file,
+                overrides,
+                http,
+                Duration::from_secs(error_linger_seconds),
+            )
         }
         Command::Validate { file, overrides } => match load(&file, &overrides) {
             Ok((config, topology)) => {

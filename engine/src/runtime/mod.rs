@@ -292,6 +292,18 @@ impl KafkaStreams {
                         shutdown.store(true, Ordering::Relaxed);
                     }
                     shared.set_thread_state(index, ThreadState::Dead);
+                    let all_dead = shared
+                        .threads
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .iter()
+                        .all(|t| *t == ThreadState::Dead);
+                    if all_dead
+                        && *shared.state.lock().unwrap_or_else(|p| p.into_inner())
+                            == State::PendingError
+                    {
+                        shared.transition(State::Error);
+                    }
                 })
                 .expect("spawning a stream thread");
             self.threads.push(handle);

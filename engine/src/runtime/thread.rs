@@ -462,19 +462,20 @@ impl StreamThread {
                     continue;
                 };
                 loop {
-                    match task.process_next(config.max_task_idle, &lag_of, &mut outputs) {
-                        Ok(Some(_)) => {}
+                    let step = task.process_next(config.max_task_idle, &lag_of, &mut outputs);
+                    // Outputs of what was processed go out even if the next record fails.
+                    for out in outputs.drain(..) {
+                        send(&core.producer, &out)?;
+                        self.shared.metrics.produced(&task.id);
+                    }
+                    match step {
+                        Ok(Some(_)) => self.shared.metrics.processed(&task.id),
                         Ok(None) => break,
                         Err(failed) => {
                             let (raw, failure) = *failed;
                             self.handle_failure(&core.producer, task, &raw, failure)?;
                         }
                     }
-                    for out in outputs.drain(..) {
-                        send(&core.producer, &out)?;
-                        self.shared.metrics.produced(&task.id);
-                    }
-                    self.shared.metrics.processed(&task.id);
                 }
                 task.wall_clock_punctuate(&mut outputs)
                     .map_err(|e| format!("task {}: {e}", task.id))?;
@@ -572,6 +573,10 @@ impl StreamThread {
             // again on restart, never skipped.
             if clean {
                 result = commit(consumer, core, &self.shared.config).map(|_| ());
+            } else if let Err(e) = core.producer.flush(Duration::from_secs(10)) {
+                // Outputs of records processed before the failure still go out; their offsets are
+                // not committed, so they are processed (and written) again after a restart.
+                warn!(thread = self.index, error = %e, "flushing outputs after a failure");
             }
             for task in core.tasks.values_mut() {
                 task.close();

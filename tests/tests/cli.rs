@@ -1,0 +1,184 @@
+//! `freshet-engine validate` and `describe`: bad manifests are refused with the place and the
+//! fix; descriptions of the examples match their golden files.
+use std::process::Command;
+
+use freshet_tests::engine::engine_binary;
+use freshet_tests::repo_root;
+
+fn engine(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(engine_binary())
+        .args(args)
+        .output()
+        .expect("run freshet-engine");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const GOOD: &str = r#"
+applicationId: cli-test
+bootstrapServers: 127.0.0.1:9092
+defaultKeySerde: string
+defaultValueSerde: json
+topology:
+  streams:
+    - { name: orders, topic: orders }
+  pipelines:
+    - name: big
+      from: orders
+      steps:
+        - filter: "value.amount >= 100"
+        - mapValues: "{'id': value.id}"
+        - to: { topic: big-orders }
+"#;
+
+/// Writes `text` to a temporary manifest and runs `validate` on it.
+fn validate(text: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.yaml");
+    std::fs::write(&path, text).unwrap();
+    let (ok, stdout, stderr) = engine(&["validate", "-f", path.to_str().unwrap()]);
+    (ok, format!("{stdout}{stderr}"))
+}
+
+fn assert_refused(text: &str, expected: &[&str]) {
+    let (ok, out) = validate(text);
+    assert!(!ok, "validate accepted it:\n{out}");
+    for e in expected {
+        assert!(out.contains(e), "message lacks {e:?}:\n{out}");
+    }
+}
+
+#[test]
+fn a_good_manifest_validates() {
+    let (ok, out) = validate(GOOD);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("valid (application.id cli-test, 1 sub-topologies)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_bad_cel_expression_is_refused_with_pipeline_step_and_column() {
+    assert_refused(
+        &GOOD.replace("value.amount >= 100", "value.amount >= "),
+        &["pipeline 'big', step 1 (filter)", "line 1, column"],
+    );
+}
+
+#[test]
+fn an_undeclared_variable_is_refused_at_validate() {
+    assert_refused(
+        &GOOD.replace("value.amount >= 100", "vlaue.amount >= 100"),
+        &[
+            "pipeline 'big', step 1 (filter)",
+            "vlaue",
+            "did you mean 'value'",
+        ],
+    );
+}
+
+#[test]
+fn an_unknown_step_is_refused_with_a_suggestion() {
+    assert_refused(
+        &GOOD.replace("mapValues:", "mapValue:"),
+        &[
+            "pipeline 'big', step 2 (mapValue)",
+            "unknown step 'mapValue'",
+            "did you mean 'mapValues'",
+        ],
+    );
+}
+
+#[test]
+fn a_missing_source_is_refused_naming_the_pipeline() {
+    assert_refused(
+        &GOOD.replace("from: orders", "from: order"),
+        &["pipeline 'big'", "from 'order'", "did you mean 'orders'"],
+    );
+}
+
+#[test]
+fn an_unknown_config_key_is_refused_with_the_nearest_name() {
+    assert_refused(
+        &format!("{GOOD}config:\n  comit.interval.ms: \"100\"\n"),
+        &["comit.interval.ms", "commit.interval.ms"],
+    );
+}
+
+#[test]
+fn a_stateful_step_says_it_is_not_available_yet() {
+    assert_refused(
+        &GOOD.replace("- mapValues: \"{'id': value.id}\"", "- count: {}"),
+        &["step 2 (count)", "state stores"],
+    );
+}
+
+#[test]
+fn validate_with_a_broker_reports_missing_topics() {
+    let bootstrap = freshet_tests::kafka_bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.yaml");
+    let missing = freshet_tests::unique_name("no-such-topic");
+    std::fs::write(
+        &path,
+        GOOD.replace("topic: orders", &format!("topic: {missing}")),
+    )
+    .unwrap();
+    let (ok, _, stderr) = engine(&[
+        "validate",
+        "-f",
+        path.to_str().unwrap(),
+        "--bootstrap-servers",
+        &bootstrap,
+    ]);
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!("source topic '{missing}' does not exist")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn describe_of_each_example_matches_its_golden_file() {
+    let examples = repo_root().join("examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let dir = entry.unwrap().path();
+        let manifest = dir.join("app.yaml");
+        if !manifest.exists() {
+            continue;
+        }
+        let golden = std::fs::read_to_string(dir.join("describe.txt"))
+            .unwrap_or_else(|e| panic!("{}/describe.txt: {e}", dir.display()));
+        let (ok, stdout, stderr) = engine(&["describe", "-f", manifest.to_str().unwrap()]);
+        assert!(ok, "{stderr}");
+        assert_eq!(
+            stdout,
+            golden,
+            "describe of {} differs from its golden file",
+            dir.display()
+        );
+        for format in ["dot", "mermaid"] {
+            let (ok, picture, stderr) = engine(&[
+                "describe",
+                "-f",
+                manifest.to_str().unwrap(),
+                "--format",
+                format,
+            ]);
+            assert!(
+                ok && picture.contains("KSTREAM-SOURCE-0000000000"),
+                "{format}: {stderr}"
+            );
+        }
+        checked += 1;
+    }
+    assert!(
+        checked >= 2,
+        "expected at least two examples, found {checked}"
+    );
+}
