@@ -159,9 +159,12 @@ fn init_logging() {
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| "info,librdkafka=warn,rdkafka=warn".into());
     let json = std::env::var("FRESHET_LOG_FORMAT").is_ok_and(|f| f == "json");
+    // Colours only for a terminal: logs written to files and collectors stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     if json {
         builder.json().init();
     } else {
