@@ -18,6 +18,22 @@ pub struct PartitionLabels {
     pub partition: i32,
 }
 
+/// A task's handles into the registry.
+#[derive(Clone)]
+pub struct TaskMetrics {
+    pub processed: Counter,
+    pub produced: Counter,
+    pub dropped: Counter,
+    pub latency: Histogram,
+}
+
+/// An input partition's handles into the registry.
+#[derive(Clone)]
+pub struct PartitionMetrics {
+    pub consumed: Counter,
+    pub lag: Gauge,
+}
+
 /// The application's metrics; cheap to update from the stream threads.
 pub struct Metrics {
     pub registry: Registry,
@@ -27,6 +43,7 @@ pub struct Metrics {
     pub records_dropped: Family<TaskLabels, Counter>,
     pub consumer_lag: Family<PartitionLabels, Gauge>,
     pub commit_latency: Histogram,
+    pub process_latency: Histogram,
     pub rebalances: Counter,
     /// The application state as its ordinal: 0 CREATED, 1 REBALANCING, 2 RUNNING,
     /// 3 PENDING_SHUTDOWN, 4 PENDING_ERROR, 5 ERROR, 6 NOT_RUNNING.
@@ -43,6 +60,7 @@ impl Metrics {
             records_dropped: Family::default(),
             consumer_lag: Family::default(),
             commit_latency: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            process_latency: Histogram::new(exponential_buckets(0.000_001, 4.0, 12)),
             rebalances: Counter::default(),
             state: Gauge::default(),
             registry: Registry::default(),
@@ -90,37 +108,29 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
-    pub fn consumed(&self, topic: &str, partition: i32) {
-        self.records_consumed
-            .get_or_create(&PartitionLabels {
-                topic: topic.to_owned(),
-                partition,
-            })
-            .inc();
+    /// The counters of one task, looked up once so the hot path only increments.
+    pub fn task(&self, task: &str) -> TaskMetrics {
+        let labels = TaskLabels {
+            task: task.to_owned(),
+        };
+        TaskMetrics {
+            processed: self.records_processed.get_or_create(&labels).clone(),
+            produced: self.records_produced.get_or_create(&labels).clone(),
+            dropped: self.records_dropped.get_or_create(&labels).clone(),
+            latency: self.process_latency.clone(),
+        }
     }
 
-    pub fn processed(&self, task: &str) {
-        self.records_processed
-            .get_or_create(&TaskLabels {
-                task: task.to_owned(),
-            })
-            .inc();
-    }
-
-    pub fn produced(&self, task: &str) {
-        self.records_produced
-            .get_or_create(&TaskLabels {
-                task: task.to_owned(),
-            })
-            .inc();
-    }
-
-    pub fn dropped(&self, task: &str) {
-        self.records_dropped
-            .get_or_create(&TaskLabels {
-                task: task.to_owned(),
-            })
-            .inc();
+    /// The consumed counter and lag gauge of one input partition.
+    pub fn partition(&self, topic: &str, partition: i32) -> PartitionMetrics {
+        let labels = PartitionLabels {
+            topic: topic.to_owned(),
+            partition,
+        };
+        PartitionMetrics {
+            consumed: self.records_consumed.get_or_create(&labels).clone(),
+            lag: self.consumer_lag.get_or_create(&labels).clone(),
+        }
     }
 
     /// The Prometheus text exposition of every metric.

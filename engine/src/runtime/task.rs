@@ -8,6 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::metrics::{Metrics, PartitionMetrics, TaskMetrics};
 use crate::dsl::SinkNode;
 use crate::processor::{
     ErasedRecord, Headers, Node, NodeContext, ProcessError, ProduceRequest, PunctuationId,
@@ -74,6 +75,7 @@ struct Partition {
     fetched_next: Option<i64>,
     /// Offset after the last record processed: what a commit stores.
     processed_next: Option<i64>,
+    metrics: PartitionMetrics,
 }
 
 struct Punctuation {
@@ -102,7 +104,7 @@ pub struct Task {
     punctuations: Vec<Punctuation>,
     stream_time: i64,
     idle_since: Option<Instant>,
-    pub records_processed: u64,
+    pub metrics: TaskMetrics,
 }
 
 pub(crate) fn wall_clock_ms() -> i64 {
@@ -122,6 +124,7 @@ impl Task {
         inputs: &[(String, i32)],
         application_id: &str,
         committed: &HashMap<(String, i32), i64>,
+        metrics: &Metrics,
     ) -> Task {
         let id = crate::topology::task_id(sub.id, partition);
         let local: HashMap<usize, usize> =
@@ -142,6 +145,7 @@ impl Task {
                                 fetched_next: committed
                                     .get(&(resolved.clone(), partition))
                                     .copied(),
+                                metrics: metrics.partition(&resolved, partition),
                                 topic: resolved,
                                 partition,
                                 source: local[&n],
@@ -177,13 +181,13 @@ impl Task {
         }
         let mut task = Task {
             ctx: NodeContext::new(id.clone()),
-            id,
             nodes,
             partitions,
             punctuations: Vec::new(),
             stream_time: i64::MIN,
             idle_since: None,
-            records_processed: 0,
+            metrics: metrics.task(&id),
+            id,
         };
         task.init();
         task
@@ -220,6 +224,7 @@ impl Task {
             .find(|p| p.partition == record.partition && p.topic == record.topic)
         {
             p.fetched_next = Some(record.offset + 1);
+            p.metrics.consumed.inc();
             p.queue.push_back(record);
         }
     }
@@ -233,6 +238,19 @@ impl Task {
 
     pub fn has_buffered(&self) -> bool {
         self.partitions.iter().any(|p| !p.queue.is_empty())
+    }
+
+    /// Updates each input partition's lag gauge: records between the last processed one and the
+    /// log end, per `watermarks` (high watermark, when known).
+    pub fn update_lag(&self, watermarks: &dyn Fn(&str, i32) -> Option<i64>) {
+        for p in &self.partitions {
+            if let (Some(high), Some(next)) = (
+                watermarks(&p.topic, p.partition),
+                p.processed_next.or(p.fetched_next),
+            ) {
+                p.metrics.lag.set((high - next).max(0));
+            }
+        }
     }
 
     /// Offsets to commit: the next offset after the last processed record, per partition.
@@ -353,7 +371,6 @@ impl Task {
         }
         outputs.append(&mut self.ctx.produced);
         self.partitions[pi].processed_next = Some(raw.offset + 1);
-        self.records_processed += 1;
         if let Err(e) = self.punctuate(PunctuationType::StreamTime, self.stream_time, outputs) {
             let f = fail(FailureKind::Processing, e, &raw, &self.id);
             return Err(Box::new((raw, f)));

@@ -140,7 +140,15 @@ impl ConsumerContext for RebalanceContext {
                         let id = crate::topology::task_id(sub.id, p);
                         core.tasks.entry(id.clone()).or_insert_with(|| {
                             info!(thread = self.thread, task = %id, "task created");
-                            Task::new(&self.topology, sub, p, &assigned, app, &committed)
+                            Task::new(
+                                &self.topology,
+                                sub,
+                                p,
+                                &assigned,
+                                app,
+                                &committed,
+                                &self.shared.metrics,
+                            )
                         });
                     }
                 }
@@ -401,7 +409,6 @@ impl StreamThread {
                 let raw = to_raw(&msg);
                 drop(msg);
                 fetched += 1;
-                self.shared.metrics.consumed(&raw.topic, raw.partition);
                 let mut guard = consumer
                     .context()
                     .core
@@ -462,14 +469,20 @@ impl StreamThread {
                     continue;
                 };
                 loop {
+                    let started = Instant::now();
                     let step = task.process_next(config.max_task_idle, &lag_of, &mut outputs);
                     // Outputs of what was processed go out even if the next record fails.
                     for out in outputs.drain(..) {
                         send(&core.producer, &out)?;
-                        self.shared.metrics.produced(&task.id);
+                        task.metrics.produced.inc();
                     }
                     match step {
-                        Ok(Some(_)) => self.shared.metrics.processed(&task.id),
+                        Ok(Some(_)) => {
+                            task.metrics.processed.inc();
+                            task.metrics
+                                .latency
+                                .observe(started.elapsed().as_secs_f64());
+                        }
                         Ok(None) => break,
                         Err(failed) => {
                             let (raw, failure) = *failed;
@@ -481,7 +494,7 @@ impl StreamThread {
                     .map_err(|e| format!("task {}: {e}", task.id))?;
                 for out in outputs.drain(..) {
                     send(&core.producer, &out)?;
-                    self.shared.metrics.produced(&task.id);
+                    task.metrics.produced.inc();
                 }
                 commit_requested |= task.take_commit_request();
             }
@@ -510,6 +523,14 @@ impl StreamThread {
                 still_full
             });
             if commit_requested || last_commit.elapsed() >= config.commit_interval {
+                let high = |topic: &str, partition: i32| {
+                    cached_watermarks(consumer, topic, partition)
+                        .map(|(_, h)| h)
+                        .filter(|h| *h >= 0)
+                };
+                for task in core.tasks.values() {
+                    task.update_lag(&high);
+                }
                 let started = Instant::now();
                 let n = commit(consumer, core, config)?;
                 self.shared
@@ -550,7 +571,7 @@ impl StreamThread {
                     task = %failure.task, topic = %failure.topic, partition = failure.partition, offset = failure.offset,
                     error = %failure.message, "{} failed; skipping the record (log-and-continue)", failure.kind
                 );
-                self.shared.metrics.dropped(&task.id);
+                task.metrics.dropped.inc();
                 task.skip(raw);
                 Ok(())
             }
