@@ -15,8 +15,11 @@ const INPUT: &[(&str, &str)] = &[
     ("k3", r#"{"id":3,"amount":100.5,"region":"eu","items":[]}"#),
 ];
 
-/// (pipeline steps after `from`, output topic suffix, expected (key, value bytes) in order).
-fn cases() -> Vec<(&'static str, &'static str, Vec<(&'static str, Vec<u8>)>)> {
+/// Pipeline steps after `from`, output topic suffix (`|` sink serde), expected (key, value bytes)
+/// in order.
+type Case = (&'static str, &'static str, Vec<(&'static str, Vec<u8>)>);
+
+fn cases() -> Vec<Case> {
     let s = |v: &str| v.as_bytes().to_vec();
     let long = |v: i64| v.to_be_bytes().to_vec();
     vec![
