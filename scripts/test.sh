@@ -42,4 +42,5 @@ export KUBECONFIG=$RUN_DIR/kubeconfig
 export FRESHET_KUBECTL=$K8S_BIN/kubectl
 export FRESHET_HELM=$HELM_BIN/helm
 cargo fmt --all --check || die "cargo fmt --check found unformatted code" "run: make fmt"
+cargo clippy -q --workspace --all-targets -- -D warnings || die "clippy found problems" "fix the warnings above (make lint)"
 cargo test --workspace --all-targets -- ${FRESHET_TEST_ARGS:-}
