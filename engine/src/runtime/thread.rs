@@ -62,6 +62,14 @@ pub(crate) struct RebalanceContext {
 
 impl ClientContext for RebalanceContext {}
 
+/// The (topic, partition) pairs of a partition list.
+fn topic_partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_owned(), e.partition()))
+        .collect()
+}
+
 impl ConsumerContext for RebalanceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         self.shared
@@ -70,11 +78,7 @@ impl ConsumerContext for RebalanceContext {
         if let Rebalance::Revoke(revoked) = rebalance {
             let mut guard = self.core.lock().unwrap_or_else(|p| p.into_inner());
             let Some(core) = guard.as_mut() else { return };
-            let revoked: Vec<(String, i32)> = revoked
-                .elements()
-                .iter()
-                .map(|e| (e.topic().to_owned(), e.partition()))
-                .collect();
+            let revoked = topic_partitions(revoked);
             // Outputs first, then offsets: nothing committed before what it produced is durable.
             if let Err(e) = commit(consumer, core, &self.shared.config) {
                 warn!(thread = self.thread, error = %e, "commit before revocation failed; the new owner reprocesses from the last commit");
@@ -120,11 +124,7 @@ impl ConsumerContext for RebalanceContext {
                     .unwrap_or_default();
                 let mut guard = self.core.lock().unwrap_or_else(|p| p.into_inner());
                 let Some(core) = guard.as_mut() else { return };
-                let assigned: Vec<(String, i32)> = assigned
-                    .elements()
-                    .iter()
-                    .map(|e| (e.topic().to_owned(), e.partition()))
-                    .collect();
+                let assigned = topic_partitions(assigned);
                 let app = &self.shared.config.application_id;
                 for sub in self.topology.subtopologies() {
                     let topics: Vec<String> =
