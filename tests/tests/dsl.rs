@@ -375,3 +375,31 @@ fn serdes_used_by_the_dsl_are_kafkas() {
     );
     assert_eq!(StringSerde.deserialize(Some(b"x")).unwrap(), "x");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_state_listener_sees_the_lifecycle() {
+    let (input, output) = topics("states", 1).await;
+    let b = StreamsBuilder::new();
+    b.stream::<String, String>(&input).to(&output);
+    let config = test_config("states", &[]);
+    freshet_engine::runtime::admin::prepare_topics(&b.build().unwrap(), &config).unwrap();
+    let mut app = freshet_engine::runtime::KafkaStreams::new(b.build().unwrap(), config, None);
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    app.set_state_listener(move |new, old| log.lock().unwrap().push((old.name(), new.name())));
+    app.start();
+    send(&input, &[("a", "1")]);
+    consume(&output, 1, WAIT, QUIET);
+    assert!(app.close(Duration::from_secs(30)));
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.first(), Some(&("CREATED", "REBALANCING")));
+    assert!(seen.contains(&("REBALANCING", "RUNNING")), "{seen:?}");
+    assert_eq!(
+        &seen[seen.len() - 2..],
+        [
+            ("RUNNING", "PENDING_SHUTDOWN"),
+            ("PENDING_SHUTDOWN", "NOT_RUNNING")
+        ],
+        "{seen:?}"
+    );
+}
