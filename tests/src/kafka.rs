@@ -59,6 +59,40 @@ pub async fn create_topics(topics: &[(&str, i32)]) {
     for r in results {
         r.unwrap_or_else(|(t, e)| panic!("creating {t}: {e}"));
     }
+    wait_for_leaders(topics);
+}
+
+/// Waits until the broker's metadata shows every partition of `topics` with a leader, so a
+/// producer started next does not race the new topics' propagation.
+pub fn wait_for_leaders(topics: &[(&str, i32)]) {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_bootstrap())
+        .create()
+        .expect("consumer");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for (topic, partitions) in topics {
+        loop {
+            let ready = consumer
+                .fetch_metadata(Some(topic), Duration::from_secs(5))
+                .ok()
+                .and_then(|m| {
+                    m.topics().first().map(|t| {
+                        t.error().is_none()
+                            && t.partitions().len() == *partitions as usize
+                            && t.partitions().iter().all(|p| p.leader() >= 0)
+                    })
+                })
+                .unwrap_or(false);
+            if ready {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "topic {topic} has no leaders after 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }
 
 /// Produces (key, value) pairs with Java's partitioner; timestamps from `first_ts`, 1 ms apart.
@@ -262,4 +296,6 @@ pub async fn recreate_topics(topics: &[&str], partitions: i32) {
             }
         }
     }
+    let with_partitions: Vec<(&str, i32)> = topics.iter().map(|t| (*t, partitions)).collect();
+    wait_for_leaders(&with_partitions);
 }
