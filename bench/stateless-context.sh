@@ -51,6 +51,7 @@ processed=0
 while [ "$processed" -lt "$expected_in" ]; do
   sleep 0.2
   kill -0 "$pid" 2>/dev/null || { cat "$work/engine.log"; die "the engine exited" "see its log above"; }
+  [ -n "${TRACE:-}" ] && echo "$(date +%s.%N | cut -c7-14) $processed" >&2
   processed=$(curl -sf "http://127.0.0.1:$port/metrics" | awk '/^freshet_records_processed_total/ {s += $2} END {printf "%d", s}' || echo 0)
 done
 end=$(date +%s.%N)

@@ -792,6 +792,12 @@ impl Resolver {
     /// Kafka Streams' defaults where they differ from librdkafka's (see the module documentation).
     fn client_defaults(&mut self, eos: bool) {
         self.client_default(Client::MainConsumer, "auto.offset.reset", "earliest");
+        // librdkafka waits fetch.queue.backoff.ms (1 s) before fetching a partition whose local
+        // queue passed queued.min.messages; a stream thread drains that queue in milliseconds,
+        // so the default stalls it (measured: 1M records in 7.8 s with it, 3.4 s at 10 ms).
+        for consumer in CONSUMERS {
+            self.client_default(consumer, "fetch.queue.backoff.ms", "10");
+        }
         let isolation = if eos {
             "read_committed"
         } else {

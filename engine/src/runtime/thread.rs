@@ -399,40 +399,33 @@ impl StreamThread {
         while !self.shutdown.load(Ordering::Relaxed) {
             // Fetch: one blocking poll, then drain what is already there.
             let mut timeout = config.poll;
-            let mut fetched = 0usize;
-            while fetched < 10_000 {
+            let mut batch: Vec<RawRecord> = Vec::new();
+            while batch.len() < 10_000 {
                 let Some(msg) = consumer.poll(timeout) else {
                     break;
                 };
                 timeout = Duration::ZERO;
                 let msg = msg.map_err(|e| format!("consuming: {e}"))?;
-                let raw = to_raw(&msg);
-                drop(msg);
-                fetched += 1;
+                batch.push(to_raw(&msg));
+            }
+            if !batch.is_empty() {
                 let mut guard = consumer
                     .context()
                     .core
                     .lock()
                     .unwrap_or_else(|p| p.into_inner());
                 let Some(core) = guard.as_mut() else { break };
-                let (topic, partition) = (raw.topic.clone(), raw.partition);
-                if let Some(task) = core
-                    .tasks
-                    .values_mut()
-                    .find(|t| t.inputs().any(|(tt, p)| tt == topic && p == partition))
-                {
-                    task.enqueue(raw);
-                    if task.buffered(&topic, partition) >= max_buffer
-                        && !paused.contains(&(topic.clone(), partition))
-                    {
-                        let mut tpl = TopicPartitionList::new();
-                        tpl.add_partition(&topic, partition);
-                        if consumer.pause(&tpl).is_ok() {
-                            paused.push((topic, partition));
+                for raw in batch {
+                    let owner = core.tasks.values_mut().find(|t| {
+                        t.inputs()
+                            .any(|(tt, p)| tt == raw.topic && p == raw.partition)
+                    });
+                    match owner {
+                        Some(task) => task.enqueue(raw),
+                        None => {
+                            debug!(topic = %raw.topic, partition = raw.partition, "record for a partition without a task (revoked meanwhile)")
                         }
                     }
-                } else {
-                    debug!(topic = %topic, partition, "record for a partition without a task (revoked meanwhile)");
                 }
             }
             if let Some(f) = consumer
@@ -509,7 +502,20 @@ impl StreamThread {
             {
                 return Err(f);
             }
-            // Resume partitions whose queues drained.
+            // A task that waits for another partition (KIP-695) leaves records queued: stop
+            // fetching a partition whose queue is full, resume it once it has drained.
+            for task in core.tasks.values() {
+                for (topic, partition) in task.inputs() {
+                    let key = (topic.to_owned(), partition);
+                    if task.buffered(topic, partition) >= max_buffer && !paused.contains(&key) {
+                        let mut tpl = TopicPartitionList::new();
+                        tpl.add_partition(topic, partition);
+                        if consumer.pause(&tpl).is_ok() {
+                            paused.push(key);
+                        }
+                    }
+                }
+            }
             paused.retain(|(topic, partition)| {
                 let still_full = core
                     .tasks
