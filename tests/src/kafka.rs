@@ -95,7 +95,22 @@ pub fn wait_for_leaders(topics: &[(&str, i32)]) {
     }
 }
 
-/// Produces (key, value) pairs with Java's partitioner; timestamps from `first_ts`, 1 ms apart.
+/// Record timestamps in tests are relative to one base an hour before the test run started, so
+/// they are realistic: records stamped near 1970 would be deleted by the broker's 7-day retention
+/// as soon as its retention check runs.
+pub fn base_timestamp() -> i64 {
+    static BASE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *BASE.get_or_init(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_millis() as i64;
+        now - 3_600_000
+    })
+}
+
+/// Produces (key, value) pairs with Java's partitioner; timestamps `base_timestamp() + first_ts`
+/// onwards, 1 ms apart.
 pub fn produce(topic: &str, records: &[KeyValue<'_>], first_ts: i64) {
     produce_with_headers(topic, records, first_ts, &[]);
 }
@@ -114,7 +129,7 @@ pub fn produce_with_headers(
         .expect("producer");
     for (i, (k, v)) in records.iter().enumerate() {
         let mut r: BaseRecord<'_, [u8], [u8]> =
-            BaseRecord::to(topic).timestamp(first_ts + i as i64);
+            BaseRecord::to(topic).timestamp(base_timestamp() + first_ts + i as i64);
         if let Some(k) = k {
             r = r.key(*k);
         }

@@ -283,8 +283,7 @@ async fn merge_interleaves_two_topics_in_timestamp_order() {
         .merge(&b.stream::<String, String>(&right))
         .to(&output);
     // Both inputs are written before the app starts, so it sees both partitions' data and must
-    // interleave by timestamp (left has even timestamps, right odd; not 0, which librdkafka
-    // reads as "now").
+    // interleave by timestamp (left has even timestamps, right odd).
     let l: Vec<_> = (0..5)
         .map(|i| kv(&format!("l{i}"), &format!("{}", 2 * i)))
         .collect();
