@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the Rust build needs (rocksdb: libclang; rdkafka: cmake, curl, ssl,
-# sasl, zlib, zstd), only those missing: nothing is run when all are present.
+# Installs the Debian packages the build and scripts need (rocksdb: libclang; rdkafka: cmake, curl, ssl,
+# sasl, zlib, zstd; the scripts: curl, openssl), only those missing: nothing is run when all are present.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-packages=(libclang-dev libcurl4-openssl-dev libssl-dev libsasl2-dev zlib1g-dev libzstd-dev cmake pkg-config)
+packages=(libclang-dev libcurl4-openssl-dev libssl-dev libsasl2-dev zlib1g-dev libzstd-dev cmake pkg-config curl openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
