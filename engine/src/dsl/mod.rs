@@ -448,10 +448,10 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// Splits the stream by predicates; each record goes to the first branch it matches.
     /// `named` prefixes the branch names, as Kafka Streams' `split(Named.as(..))`.
     pub fn split(&self, named: Option<&str>) -> BranchedKStream<K, V> {
-        let prefix = match named {
-            Some(n) => n.to_owned(),
-            None => self.builder.state.borrow_mut().next_name("KSTREAM-BRANCH-"),
-        };
+        // Kafka Streams numbers the split node even when it is named: later generated names keep
+        // the numbers they have there.
+        let generated = self.builder.state.borrow_mut().next_name("KSTREAM-BRANCH-");
+        let prefix = named.map_or(generated, str::to_owned);
         BranchedKStream {
             stream: self.clone(),
             prefix,
@@ -489,14 +489,16 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// records are partitioned by their current key; created at start with `partitions`, or with
     /// the upstream sources' partition count.
     pub fn repartition(&self, repartitioned: Repartitioned<K, V>) -> KStream<K, V> {
-        let base = match &repartitioned.name {
-            Some(n) => n.clone(),
-            None => self
-                .builder
-                .state
-                .borrow_mut()
-                .next_name("KSTREAM-REPARTITION-"),
+        // The filter, sink and source of a repartition take three numbers from the counter, named
+        // or not, as in Kafka Streams.
+        let generated = {
+            let mut st = self.builder.state.borrow_mut();
+            let first = st.next_name("KSTREAM-REPARTITION-");
+            st.next_name("");
+            st.next_name("");
+            first
         };
+        let base = repartitioned.name.clone().unwrap_or(generated);
         let topic = TopicName::Internal(format!("{base}-repartition"));
         let filter = self.then::<K, V>(
             "",
@@ -651,7 +653,11 @@ impl<K: Data, V: Data> BranchedKStream<K, V> {
                 .then::<K, V>("", Some(&self.prefix), Op::Split(self.branches.clone()));
         self.branches
             .iter()
-            .map(|(_, child)| (child.clone(), split.then("", Some(child), Op::PassThrough)))
+            .map(|(_, child)| {
+                // Each branch takes a number from the counter, as in Kafka Streams.
+                self.stream.builder.state.borrow_mut().next_name("");
+                (child.clone(), split.then("", Some(child), Op::PassThrough))
+            })
             .collect()
     }
 }
@@ -701,5 +707,39 @@ mod tests {
             TopicName::Internal("by-value-repartition".into()).resolve("app"),
             "app-by-value-repartition"
         );
+    }
+
+    /// Kafka Streams 4.4.0's `describe()` of the same topologies, captured from
+    /// `kafka-streams-4.4.0.jar` by tests/reference/describe/Describe.java.
+    const KAFKA_STREAMS_SPLIT: &str = "Topologies:\n   Sub-topology: 0\n    Source: KSTREAM-SOURCE-0000000000 (topics: [branch-orders])\n      --> KSTREAM-FILTER-0000000001\n    Processor: KSTREAM-FILTER-0000000001 (stores: [])\n      --> by-region-\n      <-- KSTREAM-SOURCE-0000000000\n    Processor: by-region- (stores: [])\n      --> by-region-eu, by-region-us, by-region-other\n      <-- KSTREAM-FILTER-0000000001\n    Processor: by-region-eu (stores: [])\n      --> KSTREAM-SINK-0000000006\n      <-- by-region-\n    Processor: by-region-other (stores: [])\n      --> KSTREAM-SINK-0000000008\n      <-- by-region-\n    Processor: by-region-us (stores: [])\n      --> KSTREAM-SINK-0000000007\n      <-- by-region-\n    Sink: KSTREAM-SINK-0000000006 (topic: branch-orders-eu)\n      <-- by-region-eu\n    Sink: KSTREAM-SINK-0000000007 (topic: branch-orders-us)\n      <-- by-region-us\n    Sink: KSTREAM-SINK-0000000008 (topic: branch-orders-other)\n      <-- by-region-other\n\n";
+    const KAFKA_STREAMS_REPARTITION: &str = "Topologies:\n   Sub-topology: 0\n    Source: KSTREAM-SOURCE-0000000000 (topics: [input])\n      --> KSTREAM-KEY-SELECT-0000000001\n    Processor: KSTREAM-KEY-SELECT-0000000001 (stores: [])\n      --> by-value-repartition-filter\n      <-- KSTREAM-SOURCE-0000000000\n    Processor: by-value-repartition-filter (stores: [])\n      --> by-value-repartition-sink\n      <-- KSTREAM-KEY-SELECT-0000000001\n    Sink: by-value-repartition-sink (topic: by-value-repartition)\n      <-- by-value-repartition-filter\n\n  Sub-topology: 1\n    Source: by-value-repartition-source (topics: [by-value-repartition])\n      --> KSTREAM-SINK-0000000005\n    Sink: KSTREAM-SINK-0000000005 (topic: output)\n      <-- by-value-repartition-source\n\n";
+
+    #[test]
+    fn split_is_described_exactly_as_kafka_streams_describes_it() {
+        let builder = StreamsBuilder::new();
+        let branches = builder
+            .stream::<String, String>("branch-orders")
+            .filter(|_, _| true)
+            .split(Some("by-region-"))
+            .branch("eu", |_, _| true)
+            .branch("us", |_, _| true)
+            .default_branch("other");
+        branches["by-region-eu"].to("branch-orders-eu");
+        branches["by-region-us"].to("branch-orders-us");
+        branches["by-region-other"].to("branch-orders-other");
+        let text = builder.build().unwrap().describe(DescribeFormat::Text);
+        assert_eq!(text, KAFKA_STREAMS_SPLIT);
+    }
+
+    #[test]
+    fn repartition_is_described_exactly_as_kafka_streams_describes_it() {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream::<String, String>("input")
+            .select_key(|_, v| v.clone())
+            .repartition(Repartitioned::default().named("by-value"))
+            .to("output");
+        let text = builder.build().unwrap().describe(DescribeFormat::Text);
+        assert_eq!(text, KAFKA_STREAMS_REPARTITION);
     }
 }

@@ -49,11 +49,13 @@ fn ordered(topology: &Topology, nodes: &[usize]) -> Vec<usize> {
     keyed.into_iter().map(|(_, _, n)| n).collect()
 }
 
+/// Successors and predecessors are listed in the order they were connected, as Kafka Streams
+/// lists them.
 fn names(topology: &Topology, nodes: &[usize]) -> String {
     if nodes.is_empty() {
         return "none".to_owned();
     }
-    ordered(topology, nodes)
+    nodes
         .iter()
         .map(|&n| topology.nodes[n].name.as_str())
         .collect::<Vec<_>>()
@@ -66,9 +68,11 @@ fn topic_list(topics: &[TopicName]) -> String {
 }
 
 fn text(topology: &Topology) -> String {
-    let mut out = String::from("Topologies:\n");
+    // Kafka Streams writes "Topologies:\n " and then "  Sub-topology: N" per sub-topology, so the
+    // first heading is indented by three spaces and the others by two.
+    let mut out = String::from("Topologies:\n ");
     for sub in &topology.subtopologies {
-        let _ = writeln!(out, "   Sub-topology: {}", sub.id);
+        let _ = writeln!(out, "  Sub-topology: {}", sub.id);
         for n in ordered(topology, &sub.nodes) {
             let node = &topology.nodes[n];
             let children = names(topology, &node.children);
