@@ -16,7 +16,6 @@ use freshet_engine::dsl::StreamsBuilder;
 use freshet_engine::processor::{
     ProcessError, Processor, ProcessorContext, PunctuationId, PunctuationType, Record,
 };
-use freshet_engine::runtime::KafkaStreams;
 
 #[derive(Parser)]
 struct Args {
@@ -94,13 +93,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ("commit.interval.ms".into(), "200".into()),
         ],
     }])?;
-    freshet_engine::runtime::admin::prepare_topics(&topology, &config)?;
-    let mut app = KafkaStreams::new(topology, config, None);
-    app.start();
-    freshet_engine::runtime::run_until_stopped(&app, Duration::from_secs(args.max_seconds));
-    app.close(Duration::from_secs(30));
-    match app.error() {
-        Some(e) => Err(e.into()),
-        None => Ok(()),
-    }
+    freshet_engine::runtime::run_until_stopped(
+        topology,
+        config,
+        Duration::from_secs(args.max_seconds),
+    )?;
+    Ok(())
 }

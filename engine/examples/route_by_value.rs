@@ -13,7 +13,6 @@ use clap::Parser;
 use freshet_engine::config::{Layer, LayerSource, StreamsConfig};
 use freshet_engine::dsl::{Produced, StreamsBuilder};
 use freshet_engine::processor::{ProcessError, Processor, ProcessorContext, Record};
-use freshet_engine::runtime::KafkaStreams;
 use freshet_engine::serdes::DefaultSerde;
 
 #[derive(Parser)]
@@ -79,13 +78,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ("commit.interval.ms".into(), "200".into()),
         ],
     }])?;
-    freshet_engine::runtime::admin::prepare_topics(&topology, &config)?;
-    let mut app = KafkaStreams::new(topology, config, None);
-    app.start();
-    freshet_engine::runtime::run_until_stopped(&app, Duration::from_secs(args.max_seconds));
-    app.close(Duration::from_secs(30));
-    match app.error() {
-        Some(e) => Err(e.into()),
-        None => Ok(()),
-    }
+    freshet_engine::runtime::run_until_stopped(
+        topology,
+        config,
+        Duration::from_secs(args.max_seconds),
+    )?;
+    Ok(())
 }

@@ -340,13 +340,6 @@ impl KafkaStreams {
         });
         done
     }
-
-    /// Waits until the application fails or `shutdown` is set; used by the binary.
-    pub fn wait_for_failure_or(&self, shutdown: &AtomicBool) {
-        while !shutdown.load(Ordering::Relaxed) && !self.shutdown.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
 }
 
 impl Drop for KafkaStreams {
@@ -357,9 +350,38 @@ impl Drop for KafkaStreams {
     }
 }
 
-/// Blocks until SIGINT or SIGTERM arrives, the application stops by itself, or `max` passes
-/// (`Duration::ZERO`: no limit). For examples and small programs that own their process.
-pub fn run_until_stopped(app: &KafkaStreams, max: Duration) {
+/// Why [`run_until_stopped`] returned an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Topics(#[from] admin::AdminError),
+    #[error(transparent)]
+    Streams(#[from] StreamsError),
+    #[error("the application did not close within 30 s")]
+    CloseTimeout,
+}
+
+/// Runs `topology` in this process: creates its internal topics, starts it, and blocks until
+/// SIGINT or SIGTERM arrives, the application stops by itself, or `max` passes
+/// (`Duration::ZERO`: no limit); then closes it. For examples and small programs.
+pub fn run_until_stopped(
+    topology: Topology,
+    config: StreamsConfig,
+    max: Duration,
+) -> Result<(), RunError> {
+    admin::prepare_topics(&topology, &config)?;
+    let mut app = KafkaStreams::new(topology, config, None);
+    app.start();
+    wait_for_stop(&app, max);
+    let closed = app.close(Duration::from_secs(30));
+    match app.error() {
+        Some(e) => Err(e.into()),
+        None if closed => Ok(()),
+        None => Err(RunError::CloseTimeout),
+    }
+}
+
+fn wait_for_stop(app: &KafkaStreams, max: Duration) {
     let Ok(rt) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

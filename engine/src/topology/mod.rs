@@ -184,18 +184,6 @@ impl Topology {
             .collect()
     }
 
-    /// The sub-topology reading `topic`, and its source node.
-    pub fn source_of(&self, topic: &TopicName) -> Option<(usize, usize)> {
-        self.subtopologies.iter().find_map(|s| {
-            s.nodes
-                .iter()
-                .find(|&&n| {
-                    matches!(&self.nodes[n].kind, NodeKind::Source { topics, .. } if topics.contains(topic))
-                })
-                .map(|&n| (s.id, n))
-        })
-    }
-
     /// The description Kafka Streams' `Topology.describe()` prints, or a picture of it.
     pub fn describe(&self, format: DescribeFormat) -> String {
         describe::render(self, format)
