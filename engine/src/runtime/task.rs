@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::metrics::{Metrics, PartitionMetrics, TaskMetrics};
 use crate::dsl::SinkNode;
 use crate::processor::{
-    ErasedRecord, Headers, Node, NodeContext, ProcessError, ProduceRequest, PunctuationId,
+    ErasedRecord, Forward, Headers, Node, NodeContext, ProcessError, ProduceRequest, PunctuationId,
     PunctuationType, RecordMeta,
 };
 use crate::topology::{Deserializer, NodeKind, SinkTarget, SubTopology, Topology};
@@ -104,6 +104,7 @@ pub struct Task {
     punctuations: Vec<Punctuation>,
     stream_time: i64,
     idle_since: Option<Instant>,
+    spare_forwards: Vec<Vec<Forward>>,
     pub metrics: TaskMetrics,
 }
 
@@ -186,6 +187,7 @@ impl Task {
             punctuations: Vec::new(),
             stream_time: i64::MIN,
             idle_since: None,
+            spare_forwards: Vec::new(),
             metrics: metrics.task(&id),
             id,
         };
@@ -360,8 +362,8 @@ impl Task {
             timestamp: raw.timestamp,
             headers: raw.headers.clone(),
         });
-        let children = self.nodes[source].children.clone();
-        for child in children {
+        for i in 0..self.nodes[source].children.len() {
+            let child = self.nodes[source].children[i];
             if let Err(e) = self.run_node(child, &record) {
                 self.ctx.forwards.clear();
                 self.ctx.produced.clear();
@@ -404,10 +406,12 @@ impl Task {
         if self.ctx.forwards.is_empty() {
             return Ok(());
         }
-        let forwards = std::mem::take(&mut self.ctx.forwards);
-        for f in forwards {
-            let children = self.nodes[node].children.clone();
-            for child in children {
+        // Forward lists are recycled: no allocation per record and node once warmed up.
+        let spare = self.spare_forwards.pop().unwrap_or_default();
+        let mut forwards = std::mem::replace(&mut self.ctx.forwards, spare);
+        for f in forwards.drain(..) {
+            for i in 0..self.nodes[node].children.len() {
+                let child = self.nodes[node].children[i];
                 if f.child
                     .as_deref()
                     .is_none_or(|name| self.nodes[child].name == name)
@@ -416,6 +420,7 @@ impl Task {
                 }
             }
         }
+        self.spare_forwards.push(forwards);
         Ok(())
     }
 
