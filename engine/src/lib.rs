@@ -7,6 +7,7 @@
 //! - [`spec`]: declarative topologies (YAML manifests with CEL expressions).
 //! - [`config`]: Kafka Streams and librdkafka properties, resolved with precedence.
 //! - [`serdes`]: keys and values in the bytes Kafka's own serializers write.
+//! - [`state`]: key-value stores (RocksDB, in memory), their memory budget, task directories.
 
 pub mod config;
 pub mod dsl;
@@ -16,4 +17,5 @@ pub mod processor;
 pub mod runtime;
 pub mod serdes;
 pub mod spec;
+pub mod state;
 pub mod topology;

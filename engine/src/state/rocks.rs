@@ -1,0 +1,124 @@
+//! The RocksDB key-value store. It is a cache of the store's changelog topic, which is what makes
+//! it durable, so writes skip RocksDB's write-ahead log; memory is bounded per process by one
+//! block cache and one write-buffer budget shared by every store.
+
+use std::path::Path;
+
+use rocksdb::{
+    BlockBasedOptions, Cache, DB, Direction, IteratorMode, Options, WriteBufferManager,
+    WriteOptions,
+};
+
+use super::{Entry, KeyValueStore, StateError};
+
+/// The memory every RocksDB store of a process shares: block cache and memtables.
+#[derive(Clone)]
+pub struct StoreBudget {
+    cache: Cache,
+    write_buffers: WriteBufferManager,
+}
+
+impl StoreBudget {
+    /// `block_cache_bytes` for reads, `write_buffer_bytes` for memtables (charged to the cache
+    /// too, so the total stays near their sum).
+    pub fn new(block_cache_bytes: usize, write_buffer_bytes: usize) -> Self {
+        let cache = Cache::new_lru_cache(block_cache_bytes + write_buffer_bytes);
+        let write_buffers = WriteBufferManager::new_write_buffer_manager_with_cache(
+            write_buffer_bytes,
+            false,
+            cache.clone(),
+        );
+        StoreBudget {
+            cache,
+            write_buffers,
+        }
+    }
+
+    /// Bytes the memtables of all stores hold now.
+    pub fn write_buffer_usage(&self) -> usize {
+        self.write_buffers.get_usage()
+    }
+
+    /// Bytes the shared block cache holds now (memtable reservations included).
+    pub fn cache_usage(&self) -> usize {
+        self.cache.get_usage()
+    }
+}
+
+pub struct RocksDbStore {
+    name: String,
+    db: DB,
+    writes: WriteOptions,
+}
+
+impl RocksDbStore {
+    pub fn open(name: &str, path: &Path, budget: &StoreBudget) -> Result<Self, StateError> {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.set_write_buffer_manager(&budget.write_buffers);
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&budget.cache);
+        options.set_block_based_table_factory(&table);
+        let db = DB::open(&options, path).map_err(|e| StateError::Store {
+            store: name.to_owned(),
+            message: format!("opening {}: {e}", path.display()),
+        })?;
+        let mut writes = WriteOptions::default();
+        writes.disable_wal(true);
+        Ok(RocksDbStore {
+            name: name.to_owned(),
+            db,
+            writes,
+        })
+    }
+
+    fn error(&self, what: &str, e: rocksdb::Error) -> StateError {
+        StateError::Store {
+            store: self.name.clone(),
+            message: format!("{what}: {e}"),
+        }
+    }
+}
+
+impl KeyValueStore for RocksDbStore {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        self.db.get(key).map_err(|e| self.error("get", e))
+    }
+
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StateError> {
+        self.db
+            .put_opt(key, value, &self.writes)
+            .map_err(|e| self.error("put", e))
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<(), StateError> {
+        self.db
+            .delete_opt(key, &self.writes)
+            .map_err(|e| self.error("delete", e))
+    }
+
+    fn range(&self, from: Option<&[u8]>, to: Option<&[u8]>) -> Result<Vec<Entry>, StateError> {
+        let mode = match from {
+            Some(f) => IteratorMode::From(f, Direction::Forward),
+            None => IteratorMode::Start,
+        };
+        let mut out = Vec::new();
+        for item in self.db.iterator(mode) {
+            let (k, v) = item.map_err(|e| self.error("range", e))?;
+            if to.is_some_and(|t| &*k >= t) {
+                break;
+            }
+            out.push((k.into_vec(), v.into_vec()));
+        }
+        Ok(out)
+    }
+
+    fn flush(&mut self) -> Result<(), StateError> {
+        // Without a WAL, only a memtable flush puts the data in the store's files.
+        self.db.flush().map_err(|e| self.error("flush", e))
+    }
+}
