@@ -3,10 +3,12 @@
 //!
 //! Stores are not wired into the DSL yet; the stateful operators build on them.
 
+mod checkpoint;
 mod directory;
 mod memory;
 mod rocks;
 
+pub use checkpoint::{Checkpoint, Offsets};
 pub use directory::{StateDirectory, TaskDirectory};
 pub use memory::InMemoryStore;
 pub use rocks::{RocksDbStore, StoreBudget};
