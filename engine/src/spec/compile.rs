@@ -173,6 +173,21 @@ fn list_items(v: Value, place: &str) -> Result<Vec<Value>, ProcessError> {
 }
 
 impl Compiler {
+    /// Reports the first field of `v` that is not one of `known`.
+    fn check_fields(&mut self, v: &Json, known: &[&str], place: &str) {
+        let unknown = v
+            .as_object()
+            .into_iter()
+            .flat_map(|o| o.keys())
+            .find(|k| !known.contains(&k.as_str()));
+        if let Some(unknown) = unknown {
+            self.error(
+                place,
+                format!("unknown field '{unknown}' (known: {})", known.join(", ")),
+            );
+        }
+    }
+
     fn error(&mut self, place: impl Into<String>, message: impl Into<String>) {
         self.errors.push(SpecError {
             place: place.into(),
@@ -217,11 +232,11 @@ impl Compiler {
                 continue;
             };
             let place = format!("stream '{name}'");
-            if let Some(unknown) = s.as_object().into_iter().flat_map(|o| o.keys()).find(|k| {
-                !["name", "topic", "topics", "keySerde", "valueSerde"].contains(&k.as_str())
-            }) {
-                self.error(&place, format!("unknown field '{unknown}' (known: name, topic, topics, keySerde, valueSerde)"));
-            }
+            self.check_fields(
+                s,
+                &["name", "topic", "topics", "keySerde", "valueSerde"],
+                &place,
+            );
             let topics: Vec<String> = match (s.get("topic"), s.get("topics")) {
                 (Some(Json::String(t)), None) => vec![t.clone()],
                 (None, Some(Json::Array(ts)))
@@ -413,16 +428,12 @@ impl Compiler {
                         self.error(&at, "partitions must be at least 1");
                     }
                     let (ks, vs) = self.sink_serdes(arg, &at);
-                    let mut r = Repartitioned {
+                    stream.repartition(Repartitioned {
                         name: Some(name),
                         partitions,
                         produced: Produced::with(ks.clone(), vs.clone()),
                         consumed: Consumed::with(ks, vs),
-                    };
-                    if let Some(p) = partitions {
-                        r = r.with_partitions(p);
-                    }
-                    stream.repartition(r)
+                    })
                 }
                 "to" => {
                     ended = true;
@@ -470,19 +481,7 @@ impl Compiler {
     }
 
     fn sink(&mut self, stream: &Stream, arg: &Json, named: Option<&str>, at: &str) {
-        if let Some(unknown) = arg
-            .as_object()
-            .into_iter()
-            .flat_map(|o| o.keys())
-            .find(|k| !["topic", "topicExpr", "keySerde", "valueSerde"].contains(&k.as_str()))
-        {
-            self.error(
-                at,
-                format!(
-                    "unknown field '{unknown}' (known: topic, topicExpr, keySerde, valueSerde)"
-                ),
-            );
-        }
+        self.check_fields(arg, &["topic", "topicExpr", "keySerde", "valueSerde"], at);
         let (key, value) = self.sink_serdes(arg, at);
         let mut produced = Produced::with(key, value);
         if let Some(n) = named {
@@ -628,17 +627,7 @@ pub fn compile(spec: &TopologySpec, defaults: Defaults) -> Result<Topology, Spec
                 next.push((i, p));
                 continue;
             };
-            if let Some(unknown) = p
-                .as_object()
-                .into_iter()
-                .flat_map(|o| o.keys())
-                .find(|k| !["name", "from", "steps"].contains(&k.as_str()))
-            {
-                c.error(
-                    &place,
-                    format!("unknown field '{unknown}' (known: name, from, steps)"),
-                );
-            }
+            c.check_fields(p, &["name", "from", "steps"], &place);
             let steps = p
                 .get("steps")
                 .and_then(Json::as_array)
