@@ -85,14 +85,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .to(&args.output);
     let topology = builder.build()?;
-    let config = StreamsConfig::resolve(&[Layer {
-        source: LayerSource::Flag,
-        entries: vec![
-            ("application.id".into(), args.application_id),
-            ("bootstrap.servers".into(), args.bootstrap_servers),
-            ("commit.interval.ms".into(), "200".into()),
+    let config = StreamsConfig::resolve(&[Layer::new(
+        LayerSource::Flag,
+        [
+            ("application.id", args.application_id),
+            ("bootstrap.servers", args.bootstrap_servers),
+            ("commit.interval.ms", "200".to_owned()),
         ],
-    }])?;
+    )])?;
     freshet_engine::runtime::run_until_stopped(
         topology,
         config,

@@ -70,14 +70,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         topology.describe(freshet_engine::topology::DescribeFormat::Text)
     );
 
-    let config = StreamsConfig::resolve(&[Layer {
-        source: LayerSource::Flag,
-        entries: vec![
-            ("application.id".into(), args.application_id),
-            ("bootstrap.servers".into(), args.bootstrap_servers),
-            ("commit.interval.ms".into(), "200".into()),
+    let config = StreamsConfig::resolve(&[Layer::new(
+        LayerSource::Flag,
+        [
+            ("application.id", args.application_id),
+            ("bootstrap.servers", args.bootstrap_servers),
+            ("commit.interval.ms", "200".to_owned()),
         ],
-    }])?;
+    )])?;
     freshet_engine::runtime::run_until_stopped(
         topology,
         config,

@@ -108,23 +108,13 @@ fn resolve_config(spec: &StreamsAppSpec, o: &Overrides) -> Result<StreamsConfig,
         default_value_serde: spec.default_value_serde.clone(),
     };
     let layers = [
-        Layer {
-            source: LayerSource::Flag,
-            entries: flags,
-        },
-        Layer {
-            source: LayerSource::Env,
-            entries: freshet_engine::config::layers_from_env(std::env::vars()),
-        },
+        Layer::new(LayerSource::Flag, flags),
+        Layer::new(
+            LayerSource::Env,
+            freshet_engine::config::layers_from_env(std::env::vars()),
+        ),
         fields.into_layer(),
-        Layer {
-            source: LayerSource::Config,
-            entries: spec
-                .config
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        },
+        Layer::new(LayerSource::Config, spec.config.clone()),
     ];
     StreamsConfig::resolve(&layers).map_err(|e| e.to_string())
 }
@@ -312,29 +302,14 @@ fn main() -> ExitCode {
         Command::Validate { file, overrides } => match load(&file, &overrides) {
             Ok((config, topology)) => {
                 if overrides.bootstrap_servers.is_some() {
-                    let topics: Vec<String> = topology
-                        .source_topics()
-                        .iter()
-                        .filter(|t| matches!(t, freshet_engine::topology::TopicName::External(_)))
-                        .map(|t| t.resolve(&config.application_id))
-                        .collect();
-                    match admin::partition_counts(&config, &topics) {
+                    match admin::source_partitions(&topology, &config) {
                         Ok(counts) => {
-                            if let Some(missing) = topics.iter().find(|t| !counts.contains_key(*t))
-                            {
-                                eprintln!(
-                                    "error: {}: source topic '{missing}' does not exist at {}",
-                                    file.display(),
-                                    config.bootstrap_servers
-                                );
-                                return ExitCode::from(2);
-                            }
                             for (t, n) in &counts {
                                 println!("topic {t}: {n} partitions");
                             }
                         }
                         Err(e) => {
-                            eprintln!("error: {e}");
+                            eprintln!("error: {}: {e}", file.display());
                             return ExitCode::from(2);
                         }
                     }

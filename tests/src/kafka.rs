@@ -227,11 +227,8 @@ pub fn test_config(app_prefix: &str, extra: &[(&str, &str)]) -> StreamsConfig {
     for (k, v) in extra {
         entries.insert((*k).to_owned(), (*v).to_owned());
     }
-    StreamsConfig::resolve(&[Layer {
-        source: LayerSource::Config,
-        entries: entries.into_iter().collect(),
-    }])
-    .expect("test config resolves")
+    StreamsConfig::resolve(&[Layer::new(LayerSource::Config, entries)])
+        .expect("test config resolves")
 }
 
 /// Starts `topology` and waits until it is RUNNING. The engine's logs go to the test's output,

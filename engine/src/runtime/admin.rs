@@ -59,6 +59,36 @@ pub fn partition_counts(
         .collect())
 }
 
+/// Partition counts of the topology's input topics (not its repartition topics); a source topic
+/// that does not exist is an error.
+pub fn source_partitions(
+    topology: &Topology,
+    config: &StreamsConfig,
+) -> Result<BTreeMap<String, i32>, AdminError> {
+    sources_and(topology, config, &[])
+}
+
+/// Partition counts of the source topics and of `others` that exist, in one metadata request;
+/// a missing source topic is an error.
+fn sources_and(
+    topology: &Topology,
+    config: &StreamsConfig,
+    others: &[String],
+) -> Result<BTreeMap<String, i32>, AdminError> {
+    let external: Vec<String> = topology
+        .source_topics()
+        .iter()
+        .filter(|t| matches!(t, TopicName::External(_)))
+        .map(|t| t.resolve(&config.application_id))
+        .collect();
+    let all: Vec<String> = external.iter().chain(others).cloned().collect();
+    let counts: BTreeMap<String, i32> = partition_counts(config, &all)?.into_iter().collect();
+    match external.iter().find(|t| !counts.contains_key(*t)) {
+        Some(missing) => Err(AdminError::MissingTopic(missing.clone())),
+        None => Ok(counts),
+    }
+}
+
 /// Checks the source topics exist and creates the repartition topics, each with its fixed
 /// partition count or that of the sources upstream of it. Returns every input topic's count.
 pub fn prepare_topics(
@@ -66,22 +96,12 @@ pub fn prepare_topics(
     config: &StreamsConfig,
 ) -> Result<BTreeMap<String, i32>, AdminError> {
     let app = &config.application_id;
-    let external: Vec<String> = topology
-        .source_topics()
-        .iter()
-        .filter(|t| matches!(t, TopicName::External(_)))
-        .map(|t| t.resolve(app))
-        .collect();
     let internal: Vec<String> = topology
         .repartition_topics()
         .iter()
         .map(|r| r.name.resolve(app))
         .collect();
-    let all: Vec<String> = external.iter().chain(&internal).cloned().collect();
-    let mut counts: BTreeMap<String, i32> = partition_counts(config, &all)?.into_iter().collect();
-    if let Some(missing) = external.iter().find(|t| !counts.contains_key(*t)) {
-        return Err(AdminError::MissingTopic(missing.clone()));
-    }
+    let mut counts = sources_and(topology, config, &internal)?;
     // Sub-topologies in order: a repartition topic's writer comes before its reader, so the
     // upstream counts are known when it is created.
     for r in topology.repartition_topics() {
