@@ -20,12 +20,13 @@ pub struct StoreBudget {
 
 impl StoreBudget {
     /// `block_cache_bytes` for reads, `write_buffer_bytes` for memtables (charged to the cache
-    /// too, so the total stays near their sum).
+    /// too, so the total stays near their sum). Writes stall while the memtables are over
+    /// budget, so a flush that falls behind on a slow disk or CPU cannot let memory run away.
     pub fn new(block_cache_bytes: usize, write_buffer_bytes: usize) -> Self {
         let cache = Cache::new_lru_cache(block_cache_bytes + write_buffer_bytes);
         let write_buffers = WriteBufferManager::new_write_buffer_manager_with_cache(
             write_buffer_bytes,
-            false,
+            true,
             cache.clone(),
         );
         StoreBudget {
