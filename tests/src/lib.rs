@@ -11,12 +11,15 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The repository root.
+/// The repository root. Read when the test runs (cargo sets `CARGO_MANIFEST_DIR` then): the
+/// target dir is shared between clones, so a path baked in at compile time may name another one.
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_owned()
+    PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .parent()
+    .expect("tests/ has a parent")
+    .to_owned()
 }
 
 /// Bootstrap servers of the test broker (`FRESHET_KAFKA_BOOTSTRAP`, default 127.0.0.1:9092).
