@@ -110,10 +110,43 @@ fn an_unknown_config_key_is_refused_with_the_nearest_name() {
 }
 
 #[test]
-fn a_stateful_step_says_it_is_not_available_yet() {
+fn an_aggregation_of_an_ungrouped_stream_says_how_to_group_it() {
     assert_refused(
         &GOOD.replace("- mapValues: \"{'id': value.id}\"", "- count: {}"),
-        &["step 2 (count)", "state stores"],
+        &["step 2 (count)", "cannot follow a stream", "groupByKey"],
+    );
+}
+
+#[test]
+fn a_table_written_to_a_topic_says_to_turn_it_into_a_stream() {
+    assert_refused(
+        &GOOD.replace(
+            "- mapValues: \"{'id': value.id}\"",
+            "- groupByKey: {}\n        - count: {}",
+        ),
+        &["(to)", "cannot follow a table", "toStream"],
+    );
+}
+
+#[test]
+fn a_bad_window_says_what_windows_look_like() {
+    assert_refused(
+        &GOOD.replace(
+            "- mapValues: \"{'id': value.id}\"",
+            "- groupByKey: {}\n        - windowedBy: { tumbling: 10 }\n        - count: {}\n        - toStream: {}",
+        ),
+        &["step 3 (windowedBy)", "tumbling", "10m"],
+    );
+}
+
+#[test]
+fn a_join_says_it_is_not_available_yet() {
+    assert_refused(
+        &GOOD.replace(
+            "- mapValues: \"{'id': value.id}\"",
+            "- join: { table: t, value: \"left\" }",
+        ),
+        &["step 2 (join)", "not supported by this engine version yet"],
     );
 }
 

@@ -34,6 +34,8 @@ pub(crate) enum StreamsKey {
     WindowStoreAdditionalRetention,
     RepartitionPurgeInterval,
     HttpPort,
+    RocksDbBlockCacheBytes,
+    RocksDbWriteBufferBytes,
 }
 
 impl StreamsKey {
@@ -150,6 +152,16 @@ pub(crate) static STREAMS: &[StreamsProp] = &[
         StreamsKey::RepartitionPurgeInterval,
     ),
     current(HTTP_PORT, StreamsKey::HttpPort),
+    // RocksDB's memory is one budget per process (Kafka Streams needs a `rocksdb.config.setter`
+    // class for this); the names are Freshet's.
+    current(
+        "freshet.rocksdb.block.cache.bytes",
+        StreamsKey::RocksDbBlockCacheBytes,
+    ),
+    current(
+        "freshet.rocksdb.write.buffer.bytes",
+        StreamsKey::RocksDbWriteBufferBytes,
+    ),
 ];
 
 pub(crate) fn streams_property(name: &str) -> Option<&'static StreamsProp> {

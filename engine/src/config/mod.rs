@@ -406,6 +406,12 @@ pub struct StreamsConfig {
     pub repartition_purge_interval: Duration,
     /// `freshet.http.port`; the runtime picks its default when `None`.
     pub http_port: Option<u16>,
+    /// `freshet.rocksdb.block.cache.bytes`: the block cache every RocksDB store of the process
+    /// shares (64 MiB by default).
+    pub rocksdb_block_cache_bytes: u64,
+    /// `freshet.rocksdb.write.buffer.bytes`: the memtable budget of every RocksDB store of the
+    /// process together (32 MiB by default); memtables are charged to the block cache as well.
+    pub rocksdb_write_buffer_bytes: u64,
     /// librdkafka properties of the main consumer, sorted by name.
     pub consumer: Vec<(String, String)>,
     /// librdkafka properties of a consumer that restores stores from changelogs.
@@ -451,6 +457,11 @@ impl fmt::Debug for StreamsConfig {
             .field("production_handler", &self.production_handler)
             .field("dead_letter_topic", &self.dead_letter_topic)
             .field("cache_max_bytes", &self.cache_max_bytes)
+            .field("rocksdb_block_cache_bytes", &self.rocksdb_block_cache_bytes)
+            .field(
+                "rocksdb_write_buffer_bytes",
+                &self.rocksdb_write_buffer_bytes,
+            )
             .field("replication_factor", &self.replication_factor)
             .field("max_task_idle", &self.max_task_idle)
             .field("poll", &self.poll)

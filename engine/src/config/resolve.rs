@@ -208,6 +208,9 @@ fn check_streams(key: StreamsKey, value: &str) -> Parsed<()> {
         StreamsKey::MetricsRecordingLevel => parse::metrics_recording_level(value).map(drop),
         StreamsKey::GroupProtocol => parse::group_protocol(value).map(drop),
         StreamsKey::HttpPort => parse::http_port(value).map(drop),
+        StreamsKey::RocksDbBlockCacheBytes | StreamsKey::RocksDbWriteBufferBytes => {
+            parse::bytes(value).map(drop)
+        }
     }
 }
 
@@ -695,6 +698,12 @@ impl Resolver {
             .get(StreamsKey::RepartitionPurgeInterval, parse::millis)
             .unwrap_or(Duration::from_millis(30_000));
         let http_port = self.get(StreamsKey::HttpPort, parse::http_port);
+        let rocksdb_block_cache_bytes = self
+            .get(StreamsKey::RocksDbBlockCacheBytes, parse::bytes)
+            .unwrap_or(64 * 1024 * 1024);
+        let rocksdb_write_buffer_bytes = self
+            .get(StreamsKey::RocksDbWriteBufferBytes, parse::bytes)
+            .unwrap_or(32 * 1024 * 1024);
 
         self.check_controlled(application_id.as_deref());
         self.client_defaults(eos);
@@ -758,6 +767,8 @@ impl Resolver {
             window_store_changelog_additional_retention,
             repartition_purge_interval,
             http_port,
+            rocksdb_block_cache_bytes,
+            rocksdb_write_buffer_bytes,
             consumer: list(Client::MainConsumer),
             restore_consumer: list(Client::RestoreConsumer),
             global_consumer: list(Client::GlobalConsumer),

@@ -25,13 +25,35 @@ use std::sync::Arc;
 use crate::processor::{Datum, ErasedRecord, ProcessError, Processor, ProcessorNode, datum, typed};
 use crate::serdes::{DefaultSerde, Serde};
 use crate::topology::{
-    Deserializer, NodeDef, NodeKind, RepartitionTopic, Serializer, SinkTarget, TopicName, Topology,
-    TopologyError,
+    Deserializer, NodeDef, NodeKind, RepartitionTopic, Serializer, SinkTarget, StoreDef, TopicName,
+    Topology, TopologyError,
 };
 
+mod aggregate;
+mod grouped;
+mod ktable;
 mod ops;
+mod session_window;
+mod sliding_window;
+mod stateful;
+mod suppress;
+mod table;
+mod time_window;
 
-pub use ops::{Op, OpNode, RecordInfo, SinkNode};
+pub use grouped::{
+    Grouped, KGroupedStream, Materialized, StoreSpec, TimeWindowedKStream, WindowedKeys, Windowing,
+};
+pub use ktable::{KGroupedTable, KTable};
+pub use ops::{Op, OpNode, Predicate, RecordInfo, SinkNode, ValueFn};
+pub use session_window::{Merger, SessionWindows};
+pub use sliding_window::SlidingWindows;
+pub use stateful::{
+    Aggregation, Aggregator, Change, ErasedSerde, Initializer, Windowed, WindowedKeyFn,
+    change_serde, is_null,
+};
+pub use suppress::WindowOf;
+pub use table::{NullFn, SelectFn, cel_null};
+pub use time_window::TimeWindows;
 
 /// Values a stream can carry.
 pub trait Data: Any + Send + Sync {}
@@ -41,6 +63,10 @@ impl<T: Any + Send + Sync> Data for T {}
 struct BuilderState {
     nodes: Vec<NodeDef>,
     repartition_topics: Vec<RepartitionTopic>,
+    stores: Vec<StoreDef>,
+    /// Nodes whose records may have new keys (after map, selectKey, flatMap, process): grouping
+    /// them needs a repartition topic first, as Kafka Streams inserts one.
+    rekeyed: std::collections::HashSet<usize>,
     /// Kafka Streams numbers every generated node name from one counter.
     counter: usize,
 }
@@ -217,10 +243,20 @@ impl StreamsBuilder {
         KStream::at(self, node)
     }
 
+    /// Adds a state store for [`KStream::process_with_stores`] processors (Kafka Streams'
+    /// `addStateStore`).
+    pub fn add_state_store(&self, store: StoreDef) {
+        self.add_store(store);
+    }
+
     /// Freezes the graph into a [`Topology`].
     pub fn build(&self) -> Result<Topology, TopologyError> {
         let st = self.state.borrow();
-        Topology::new(st.nodes.clone(), st.repartition_topics.clone())
+        Topology::new(
+            st.nodes.clone(),
+            st.repartition_topics.clone(),
+            st.stores.clone(),
+        )
     }
 }
 
@@ -245,12 +281,25 @@ pub struct BranchedKStream<K, V> {
 }
 
 impl<K, V> KStream<K, V> {
-    fn at(builder: &StreamsBuilder, node: usize) -> Self {
+    pub(crate) fn at(builder: &StreamsBuilder, node: usize) -> Self {
         KStream {
             builder: builder.clone(),
             node,
             _types: PhantomData,
         }
+    }
+
+    /// Whether records here may have been re-keyed since they were last partitioned.
+    pub(crate) fn rekeyed(&self) -> bool {
+        self.builder.state.borrow().rekeyed.contains(&self.node)
+    }
+
+    pub(crate) fn node(&self) -> usize {
+        self.node
+    }
+
+    pub(crate) fn builder(&self) -> &StreamsBuilder {
+        &self.builder
     }
 }
 
@@ -259,6 +308,7 @@ impl<K: Data, V: Data> KStream<K, V> {
     fn then<K2, V2>(&self, prefix: &str, named: Option<&str>, op: Op) -> KStream<K2, V2> {
         let mut st = self.builder.state.borrow_mut();
         let name = named.map_or_else(|| st.next_name(prefix), str::to_owned);
+        let changes_key = matches!(op, Op::Map(_) | Op::SelectKey(_) | Op::FlatMap(_));
         let factory: crate::topology::NodeFactory = Arc::new(move || Box::new(OpNode(op.clone())));
         let node = st.add(
             name,
@@ -268,6 +318,9 @@ impl<K: Data, V: Data> KStream<K, V> {
             },
             &[self.node],
         );
+        if changes_key || st.rekeyed.contains(&self.node) {
+            st.rekeyed.insert(node);
+        }
         KStream::at(&self.builder, node)
     }
 
@@ -480,6 +533,9 @@ impl<K: Data, V: Data> KStream<K, V> {
             },
             &[self.node, other.node],
         );
+        if st.rekeyed.contains(&self.node) || st.rekeyed.contains(&other.node) {
+            st.rekeyed.insert(node);
+        }
         KStream::at(&self.builder, node)
     }
 
@@ -489,6 +545,25 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// records are partitioned by their current key; created at start with `partitions`, or with
     /// the upstream sources' partition count.
     pub fn repartition(&self, repartitioned: Repartitioned<K, V>) -> KStream<K, V> {
+        let key = ErasedSerde {
+            ser: serializer(repartitioned.produced.key, "key"),
+            de: deserializer(repartitioned.consumed.key),
+        };
+        let value = ErasedSerde {
+            ser: serializer(repartitioned.produced.value, "value"),
+            de: deserializer(repartitioned.consumed.value),
+        };
+        self.repartition_erased(repartitioned.name, repartitioned.partitions, key, value)
+    }
+
+    /// `repartition` with serdes over erased data (table updates travel this way too).
+    pub(crate) fn repartition_erased<K2, V2>(
+        &self,
+        name: Option<String>,
+        partitions: Option<i32>,
+        key: ErasedSerde,
+        value: ErasedSerde,
+    ) -> KStream<K2, V2> {
         // The filter, sink and source of a repartition take three numbers from the counter, named
         // or not, as in Kafka Streams.
         let generated = {
@@ -498,7 +573,7 @@ impl<K: Data, V: Data> KStream<K, V> {
             st.next_name("");
             first
         };
-        let base = repartitioned.name.clone().unwrap_or(generated);
+        let base = name.unwrap_or(generated);
         let topic = TopicName::Internal(format!("{base}-repartition"));
         let filter = self.then::<K, V>(
             "",
@@ -509,19 +584,19 @@ impl<K: Data, V: Data> KStream<K, V> {
             let mut st = self.builder.state.borrow_mut();
             let kind = NodeKind::Sink {
                 target: SinkTarget::Topic(topic.clone()),
-                key: serializer(repartitioned.produced.key, "key"),
-                value: serializer(repartitioned.produced.value, "value"),
+                key: key.ser,
+                value: value.ser,
             };
             st.add(format!("{base}-repartition-sink"), kind, &[filter.node]);
             st.repartition_topics.push(RepartitionTopic {
                 name: topic.clone(),
-                partitions: repartitioned.partitions,
+                partitions,
             });
         }
         self.builder.source(
             vec![topic],
-            deserializer(repartitioned.consumed.key),
-            deserializer(repartitioned.consumed.value),
+            key.de,
+            value.de,
             Some(format!("{base}-repartition-source")),
         )
     }
@@ -594,6 +669,20 @@ impl<K: Data, V: Data> KStream<K, V> {
     where
         P: Processor<K, V, KOut, VOut> + 'static,
     {
+        self.process_with_stores(named, &[], supplier)
+    }
+
+    /// Adds a user [`Processor`] connected to the named state stores (added with
+    /// [`StreamsBuilder::add_state_store`]); it reaches them through its context.
+    pub fn process_with_stores<KOut: Data, VOut: Data, P>(
+        &self,
+        named: Option<&str>,
+        stores: &[&str],
+        supplier: impl Fn() -> P + Send + Sync + 'static,
+    ) -> KStream<KOut, VOut>
+    where
+        P: Processor<K, V, KOut, VOut> + 'static,
+    {
         let mut st = self.builder.state.borrow_mut();
         let name = named.map_or_else(|| st.next_name("KSTREAM-PROCESSOR-"), str::to_owned);
         let factory: crate::topology::NodeFactory = Arc::new(move || {
@@ -606,10 +695,11 @@ impl<K: Data, V: Data> KStream<K, V> {
             name,
             NodeKind::Processor {
                 factory,
-                stores: Vec::new(),
+                stores: stores.iter().map(|s| (*s).to_owned()).collect(),
             },
             &[self.node],
         );
+        st.rekeyed.insert(node);
         KStream::at(&self.builder, node)
     }
 }

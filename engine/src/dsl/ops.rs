@@ -152,6 +152,8 @@ impl Node for SinkNode {
         let key = (self.key)(&record.key)?;
         let value = (self.value)(&record.value)?;
         ctx.produce(ProduceRequest {
+            partition: None,
+            changelog: false,
             topic,
             key,
             value,

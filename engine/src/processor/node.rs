@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::{ErasedRecord, Headers, ProcessError, PunctuationId, PunctuationType};
+use crate::state::TaskStores;
 
 /// Where the record being processed came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,6 +25,10 @@ pub struct Forward {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProduceRequest {
     pub topic: String,
+    /// A fixed partition (a changelog's is its task's); `None` partitions by key.
+    pub partition: Option<i32>,
+    /// A changelog record, whose offset the task's checkpoint records.
+    pub changelog: bool,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
     pub timestamp: i64,
@@ -48,6 +53,10 @@ pub struct NodeContext {
     pub produced: Vec<ProduceRequest>,
     pub scheduled: Vec<ScheduledPunctuation>,
     pub commit_requested: bool,
+    /// The task's state stores.
+    pub stores: TaskStores,
+    /// Records dropped because their window had closed, since the task last counted them.
+    pub late_dropped: u64,
     next_punctuation: usize,
 }
 

@@ -100,6 +100,13 @@ pub fn prepare_topics(
         .repartition_topics()
         .iter()
         .map(|r| r.name.resolve(app))
+        .chain(
+            topology
+                .stores()
+                .iter()
+                .filter(|s| s.logged)
+                .map(|s| s.changelog().resolve(app)),
+        )
         .collect();
     let mut counts = sources_and(topology, config, &internal)?;
     // Sub-topologies in order: a repartition topic's writer comes before its reader, so the
@@ -113,10 +120,47 @@ pub fn prepare_topics(
             Some(p) => p,
             None => upstream_partitions(topology, &r.name, app, &counts).unwrap_or(1),
         };
-        create_topic(config, &name, partitions)?;
+        create_topic(config, &name, partitions, &repartition_settings())?;
+        counts.insert(name, partitions);
+    }
+    // A changelog has a partition per task of the sub-topology that owns the store.
+    for store in topology.stores().iter().filter(|s| s.logged) {
+        let name = store.changelog().resolve(app);
+        if counts.contains_key(&name) {
+            continue;
+        }
+        let Some(sub) = topology.subtopology_of_store(&store.name) else {
+            continue;
+        };
+        let partitions = sub
+            .source_topics
+            .iter()
+            .filter_map(|t| counts.get(&t.resolve(app)).copied())
+            .max()
+            .unwrap_or(1);
+        let additional = config
+            .window_store_changelog_additional_retention
+            .as_millis() as i64;
+        let settings = match store.changelog_retention_ms(additional) {
+            None => vec![("cleanup.policy", "compact".to_owned())],
+            Some(retention) => vec![
+                ("cleanup.policy", "compact,delete".to_owned()),
+                ("retention.ms", retention.to_string()),
+            ],
+        };
+        create_topic(config, &name, partitions, &settings)?;
         counts.insert(name, partitions);
     }
     Ok(counts)
+}
+
+/// Repartition topics are deleted through the purge of committed records (Kafka Streams'
+/// settings): unlimited retention, delete policy.
+fn repartition_settings() -> Vec<(&'static str, String)> {
+    vec![
+        ("cleanup.policy", "delete".to_owned()),
+        ("retention.ms", "-1".to_owned()),
+    ]
 }
 
 /// The largest partition count among the sources of the sub-topology that writes `topic`.
@@ -139,7 +183,12 @@ fn upstream_partitions(
         .max()
 }
 
-fn create_topic(config: &StreamsConfig, name: &str, partitions: i32) -> Result<(), AdminError> {
+fn create_topic(
+    config: &StreamsConfig,
+    name: &str,
+    partitions: i32,
+    settings: &[(&str, String)],
+) -> Result<(), AdminError> {
     let failed = |message: String| AdminError::CreateFailed {
         topic: name.to_owned(),
         message,
@@ -152,17 +201,16 @@ fn create_topic(config: &StreamsConfig, name: &str, partitions: i32) -> Result<(
     } else {
         TopicReplication::Fixed(-1)
     };
-    // Repartition topics are deleted through the purge of committed records (Kafka Streams'
-    // settings): unlimited retention, delete policy.
-    let topic = NewTopic::new(name, partitions, replication)
-        .set("cleanup.policy", "delete")
-        .set("retention.ms", "-1");
+    let mut topic = NewTopic::new(name, partitions, replication);
+    for (k, v) in settings {
+        topic = topic.set(k, v);
+    }
     let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
     let results = futures::executor::block_on(admin.create_topics([&topic], &options))
         .map_err(|e| failed(e.to_string()))?;
     for r in results {
         match r {
-            Ok(_) => tracing::info!(topic = name, partitions, "created repartition topic"),
+            Ok(_) => tracing::info!(topic = name, partitions, "created internal topic"),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((_, code)) => return Err(failed(code.to_string())),
         }

@@ -18,12 +18,19 @@ pub struct PartitionLabels {
     pub partition: i32,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StoreLabels {
+    pub store: String,
+    pub partition: i32,
+}
+
 /// A task's handles into the registry.
 #[derive(Clone)]
 pub struct TaskMetrics {
     pub processed: Counter,
     pub produced: Counter,
     pub dropped: Counter,
+    pub late_dropped: Counter,
     pub latency: Histogram,
 }
 
@@ -45,6 +52,13 @@ pub struct Metrics {
     pub commit_latency: Histogram,
     pub process_latency: Histogram,
     pub rebalances: Counter,
+    pub late_records_dropped: Family<TaskLabels, Counter>,
+    pub restored_records: Family<StoreLabels, Counter>,
+    pub restored_bytes: Family<StoreLabels, Counter>,
+    /// RocksDB's own memory, from its usage properties: block cache (memtable reservations
+    /// included) and memtables, shared by every store of the process.
+    pub rocksdb_block_cache_bytes: Gauge,
+    pub rocksdb_memtable_bytes: Gauge,
     /// The application state as its ordinal: 0 CREATED, 1 REBALANCING, 2 RUNNING,
     /// 3 PENDING_SHUTDOWN, 4 PENDING_ERROR, 5 ERROR, 6 NOT_RUNNING.
     pub state: Gauge,
@@ -62,6 +76,11 @@ impl Metrics {
             commit_latency: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             process_latency: Histogram::new(exponential_buckets(0.000_001, 4.0, 12)),
             rebalances: Counter::default(),
+            late_records_dropped: Family::default(),
+            restored_records: Family::default(),
+            restored_bytes: Family::default(),
+            rocksdb_block_cache_bytes: Gauge::default(),
+            rocksdb_memtable_bytes: Gauge::default(),
             state: Gauge::default(),
             registry: Registry::default(),
         };
@@ -101,6 +120,31 @@ impl Metrics {
             m.rebalances.clone(),
         );
         registry.register(
+            "late_records_dropped",
+            "Records that arrived after their window closed (past the grace period), per task",
+            m.late_records_dropped.clone(),
+        );
+        registry.register(
+            "restored_records",
+            "Changelog records applied while restoring a store",
+            m.restored_records.clone(),
+        );
+        registry.register(
+            "restored_bytes",
+            "Changelog bytes (keys and values) applied while restoring a store",
+            m.restored_bytes.clone(),
+        );
+        registry.register(
+            "rocksdb_block_cache_bytes",
+            "Bytes RocksDB's shared block cache holds (memtable reservations included)",
+            m.rocksdb_block_cache_bytes.clone(),
+        );
+        registry.register(
+            "rocksdb_memtable_bytes",
+            "Bytes the memtables of every RocksDB store hold",
+            m.rocksdb_memtable_bytes.clone(),
+        );
+        registry.register(
             "state",
             "Application state (0 CREATED .. 6 NOT_RUNNING)",
             m.state.clone(),
@@ -117,6 +161,7 @@ impl Metrics {
             processed: self.records_processed.get_or_create(&labels).clone(),
             produced: self.records_produced.get_or_create(&labels).clone(),
             dropped: self.records_dropped.get_or_create(&labels).clone(),
+            late_dropped: self.late_records_dropped.get_or_create(&labels).clone(),
             latency: self.process_latency.clone(),
         }
     }
@@ -131,6 +176,18 @@ impl Metrics {
             consumed: self.records_consumed.get_or_create(&labels).clone(),
             lag: self.consumer_lag.get_or_create(&labels).clone(),
         }
+    }
+
+    /// The restored-records and restored-bytes counters of one store partition.
+    pub fn restore(&self, store: &str, partition: i32) -> (Counter, Counter) {
+        let labels = StoreLabels {
+            store: store.to_owned(),
+            partition,
+        };
+        (
+            self.restored_records.get_or_create(&labels).clone(),
+            self.restored_bytes.get_or_create(&labels).clone(),
+        )
     }
 
     /// The Prometheus text exposition of every metric.

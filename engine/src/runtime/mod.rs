@@ -14,6 +14,7 @@ use crate::topology::Topology;
 
 pub mod admin;
 mod metrics;
+mod restore;
 mod task;
 mod thread;
 
@@ -70,6 +71,8 @@ type Listener = Box<dyn Fn(State, State) + Send + Sync>;
 /// State shared by the threads and the application handle.
 pub(crate) struct Shared {
     pub config: StreamsConfig,
+    /// Present when the topology has state stores.
+    pub stores: Option<restore::StateContext>,
     pub instance_base: Option<String>,
     pub metrics: Metrics,
     state: Mutex<State>,
@@ -158,6 +161,8 @@ pub(crate) fn dead_letter(topic: &str, raw: &RawRecord, failure: &RecordFailure)
     headers.add("__streams.errors.partition", raw.partition.to_string());
     headers.add("__streams.errors.offset", raw.offset.to_string());
     ProduceRequest {
+        partition: None,
+        changelog: false,
         topic: topic.to_owned(),
         key: raw.key.clone(),
         value: raw.value.clone(),
@@ -190,17 +195,36 @@ impl KafkaStreams {
         let threads = config.num_stream_threads.max(1);
         let metrics = Metrics::new();
         metrics.state.set(State::Created.code());
+        let mut fatal = None;
+        let state = if topology.stores().is_empty() {
+            None
+        } else {
+            match crate::state::StateDirectory::new(&config.state_dir, &config.application_id) {
+                Ok(directory) => Some(restore::StateContext {
+                    directory,
+                    budget: crate::state::StoreBudget::new(
+                        config.rocksdb_block_cache_bytes as usize,
+                        config.rocksdb_write_buffer_bytes as usize,
+                    ),
+                }),
+                Err(e) => {
+                    fatal = Some(format!("{e}: check state.dir"));
+                    None
+                }
+            }
+        };
         KafkaStreams {
             topology: Arc::new(topology),
             shared: Arc::new(Shared {
                 config,
+                stores: state,
                 instance_base,
                 metrics,
                 state: Mutex::new(State::Created),
                 threads: Mutex::new(vec![ThreadState::Starting; threads]),
                 tasks: RwLock::new(vec![Vec::new(); threads]),
                 failure: Mutex::new(None),
-                fatal: Mutex::new(None),
+                fatal: Mutex::new(fatal),
                 listeners: Mutex::new(Vec::new()),
             }),
             shutdown: Arc::new(AtomicBool::new(false)),

@@ -9,11 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::metrics::{Metrics, PartitionMetrics, TaskMetrics};
+use super::restore::RestoredStores;
 use crate::dsl::SinkNode;
 use crate::processor::{
     ErasedRecord, Forward, Headers, Node, NodeContext, ProcessError, ProduceRequest, PunctuationId,
     PunctuationType, RecordMeta,
 };
+use crate::state::{Checkpoint, Offsets, TaskDirectory};
 use crate::topology::{Deserializer, NodeKind, SinkTarget, SubTopology, Topology};
 
 /// A record as fetched, before deserialization.
@@ -106,7 +108,15 @@ pub struct Task {
     idle_since: Option<Instant>,
     spare_forwards: Vec<Vec<Forward>>,
     pub metrics: TaskMetrics,
+    /// Held while the task lives: no other thread or process opens its stores.
+    directory: Option<TaskDirectory>,
+    /// The offset of the last changelog record each store reflects.
+    changelog_offsets: Offsets,
 }
+
+/// Changelog records written after which a commit also checkpoints (Kafka Streams' threshold):
+/// a checkpoint needs a flush of every store, too costly for every commit.
+const CHECKPOINT_AFTER_RECORDS: u64 = 10_000;
 
 pub(crate) fn wall_clock_ms() -> i64 {
     SystemTime::now()
@@ -118,7 +128,8 @@ pub(crate) fn wall_clock_ms() -> i64 {
 impl Task {
     /// Instantiates the sub-topology's nodes for `partition`; `inputs` are the assigned
     /// (resolved topic, partition) pairs it reads.
-    pub fn new(
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
         topology: &Topology,
         sub: &SubTopology,
         partition: i32,
@@ -126,6 +137,7 @@ impl Task {
         application_id: &str,
         committed: &HashMap<(String, i32), i64>,
         metrics: &Metrics,
+        restored: RestoredStores,
     ) -> Task {
         let id = crate::topology::task_id(sub.id, partition);
         let local: HashMap<usize, usize> =
@@ -180,8 +192,12 @@ impl Task {
                     .collect(),
             });
         }
+        let mut ctx = NodeContext::new(id.clone());
+        ctx.stores = restored.stores;
         let mut task = Task {
-            ctx: NodeContext::new(id.clone()),
+            ctx,
+            directory: restored.directory,
+            changelog_offsets: restored.offsets,
             nodes,
             partitions,
             punctuations: Vec::new(),
@@ -371,7 +387,7 @@ impl Task {
                 return Err(Box::new((raw, f)));
             }
         }
-        outputs.append(&mut self.ctx.produced);
+        self.collect_outputs(outputs);
         self.partitions[pi].processed_next = Some(raw.offset + 1);
         if let Err(e) = self.punctuate(PunctuationType::StreamTime, self.stream_time, outputs) {
             let f = fail(FailureKind::Processing, e, &raw, &self.id);
@@ -452,8 +468,70 @@ impl Task {
                     })?;
             }
             self.deliver(node)?;
-            outputs.append(&mut self.ctx.produced);
+            self.collect_outputs(outputs);
         }
+        Ok(())
+    }
+
+    /// Moves what the nodes produced, changelog records included, to `outputs`.
+    fn collect_outputs(&mut self, outputs: &mut Outputs) {
+        outputs.append(&mut self.ctx.produced);
+        outputs.append(&mut self.ctx.stores.changelog);
+        if self.ctx.late_dropped > 0 {
+            self.metrics
+                .late_dropped
+                .inc_by(std::mem::take(&mut self.ctx.late_dropped));
+        }
+    }
+
+    /// Before a commit: writes the record caches out, so their changelog records go with it.
+    pub fn prepare_commit(&mut self, outputs: &mut Outputs) -> Result<(), String> {
+        self.ctx
+            .stores
+            .flush_caches()
+            .map_err(|e| format!("task {}: {e}", self.id))?;
+        self.collect_outputs(outputs);
+        Ok(())
+    }
+
+    /// The changelog topics this task writes, for delivery tracking.
+    pub fn owns_changelog(&self, topic: &str, partition: i32) -> bool {
+        partition == self.partition_number()
+            && self.ctx.stores.changelogs().any(|(_, t)| t == topic)
+    }
+
+    fn partition_number(&self) -> i32 {
+        self.id
+            .rsplit('_')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(-1)
+    }
+
+    /// Records the offset of the last changelog record delivered for one of this task's stores.
+    pub fn changelog_delivered(&mut self, topic: &str, partition: i32, offset: i64) {
+        let entry = self
+            .changelog_offsets
+            .entry((topic.to_owned(), partition))
+            .or_insert(offset);
+        *entry = (*entry).max(offset);
+    }
+
+    /// After a commit: flushes the stores and writes the checkpoint when enough was written
+    /// since the last one, or always when `force` (a clean close).
+    pub fn maybe_checkpoint(&mut self, force: bool) -> Result<(), String> {
+        let Some(dir) = &self.directory else {
+            return Ok(());
+        };
+        if !force && self.ctx.stores.written_since_checkpoint < CHECKPOINT_AFTER_RECORDS {
+            return Ok(());
+        }
+        let fail = |e: crate::state::StateError| format!("task {}: checkpoint: {e}", self.id);
+        self.ctx.stores.flush().map_err(fail)?;
+        Checkpoint::in_directory(dir.path())
+            .write(&self.changelog_offsets)
+            .map_err(fail)?;
+        self.ctx.stores.written_since_checkpoint = 0;
         Ok(())
     }
 

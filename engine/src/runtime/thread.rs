@@ -27,17 +27,32 @@ struct Core {
 }
 
 /// Records the first failed delivery; the thread stops on it (production.exception.handler=fail).
+/// Also notes the offsets of delivered changelog records, which checkpoints record.
 #[derive(Default)]
 pub(crate) struct DeliveryContext {
     failure: Mutex<Option<String>>,
+    changelog_offsets: Mutex<HashMap<(String, i32), i64>>,
 }
+
+/// The delivery opaque of a changelog record.
+const CHANGELOG: usize = 1;
 
 impl ClientContext for DeliveryContext {}
 
 impl ProducerContext for DeliveryContext {
-    type DeliveryOpaque = ();
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+    fn delivery(&self, result: &DeliveryResult<'_>, kind: usize) {
+        if let (Ok(msg), CHANGELOG) = (result, kind) {
+            let mut offsets = self
+                .changelog_offsets
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let entry = offsets
+                .entry((msg.topic().to_owned(), msg.partition()))
+                .or_insert(msg.offset());
+            *entry = (*entry).max(msg.offset());
+        }
         if let Err((err, msg)) = result {
             let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
             failure.get_or_insert_with(|| {
@@ -80,7 +95,7 @@ impl ConsumerContext for RebalanceContext {
             let Some(core) = guard.as_mut() else { return };
             let revoked = topic_partitions(revoked);
             // Outputs first, then offsets: nothing committed before what it produced is durable.
-            if let Err(e) = commit(consumer, core, &self.shared.config) {
+            if let Err(e) = commit(consumer, core, &self.shared.config, false) {
                 warn!(thread = self.thread, error = %e, "commit before revocation failed; the new owner reprocesses from the last commit");
             }
             let closing: Vec<String> = core
@@ -94,6 +109,9 @@ impl ConsumerContext for RebalanceContext {
                 .collect();
             for id in closing {
                 if let Some(mut task) = core.tasks.remove(&id) {
+                    if let Err(e) = task.maybe_checkpoint(true) {
+                        warn!(thread = self.thread, task = %id, error = %e, "no checkpoint on revocation; the next owner restores from the changelog");
+                    }
                     task.close();
                     info!(thread = self.thread, task = %id, "task closed (partitions revoked)");
                 }
@@ -138,18 +156,36 @@ impl ConsumerContext for RebalanceContext {
                     partitions.dedup();
                     for p in partitions {
                         let id = crate::topology::task_id(sub.id, p);
-                        core.tasks.entry(id.clone()).or_insert_with(|| {
-                            info!(thread = self.thread, task = %id, "task created");
-                            Task::new(
-                                &self.topology,
-                                sub,
-                                p,
-                                &assigned,
-                                app,
-                                &committed,
-                                &self.shared.metrics,
-                            )
-                        });
+                        if core.tasks.contains_key(&id) {
+                            continue;
+                        }
+                        let restored = match super::restore::open_and_restore(
+                            &self.topology,
+                            sub,
+                            p,
+                            &id,
+                            &self.shared,
+                        ) {
+                            Ok(r) => r,
+                            Err(e) => {
+                                error!(thread = self.thread, task = %id, error = %e, "opening the task's stores failed");
+                                *self.failure.lock().unwrap_or_else(|p| p.into_inner()) =
+                                    Some(format!("task {id}: {e}"));
+                                continue;
+                            }
+                        };
+                        info!(thread = self.thread, task = %id, "task created");
+                        let task = Task::new(
+                            &self.topology,
+                            sub,
+                            p,
+                            &assigned,
+                            app,
+                            &committed,
+                            &self.shared.metrics,
+                            restored,
+                        );
+                        core.tasks.insert(id, task);
                     }
                 }
                 self.shared
@@ -167,11 +203,21 @@ impl ConsumerContext for RebalanceContext {
     }
 }
 
+/// Commits: record caches written out, outputs and changelogs flushed, offsets committed, then
+/// checkpoints where due (`force_checkpoint`: every task's, as on a clean close).
 fn commit(
     consumer: &BaseConsumer<RebalanceContext>,
     core: &mut Core,
     config: &StreamsConfig,
+    force_checkpoint: bool,
 ) -> Result<usize, String> {
+    let mut outputs = Vec::new();
+    for task in core.tasks.values_mut() {
+        task.prepare_commit(&mut outputs)?;
+        for out in outputs.drain(..) {
+            send(&core.producer, &out)?;
+        }
+    }
     let mut tpl = TopicPartitionList::new();
     for task in core.tasks.values() {
         for (topic, partition, offset) in task.committable() {
@@ -182,12 +228,27 @@ fn commit(
     core.producer
         .flush(config.commit_interval.max(Duration::from_secs(30)))
         .map_err(|e| format!("flushing the producer: {e}"))?;
-    if tpl.count() == 0 {
-        return Ok(0);
+    if tpl.count() > 0 {
+        consumer
+            .commit(&tpl, CommitMode::Sync)
+            .map_err(|e| format!("committing offsets: {e}"))?;
     }
-    consumer
-        .commit(&tpl, CommitMode::Sync)
-        .map_err(|e| format!("committing offsets: {e}"))?;
+    let delivered = std::mem::take(
+        &mut *core
+            .producer
+            .context()
+            .changelog_offsets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()),
+    );
+    for task in core.tasks.values_mut() {
+        for ((topic, partition), offset) in &delivered {
+            if task.owns_changelog(topic, *partition) {
+                task.changelog_delivered(topic, *partition, *offset);
+            }
+        }
+        task.maybe_checkpoint(force_checkpoint)?;
+    }
     Ok(tpl.count())
 }
 
@@ -252,8 +313,12 @@ fn owned_headers(headers: &Headers) -> Option<OwnedHeaders> {
 /// Sends one record, waiting for queue space rather than dropping it.
 fn send(producer: &BaseProducer<DeliveryContext>, out: &ProduceRequest) -> Result<(), String> {
     loop {
-        let mut record: BaseRecord<'_, [u8], [u8]> =
-            BaseRecord::to(&out.topic).timestamp(out.timestamp);
+        let opaque = if out.changelog { CHANGELOG } else { 0 };
+        let mut record: BaseRecord<'_, [u8], [u8], usize> =
+            BaseRecord::with_opaque_to(&out.topic, opaque).timestamp(out.timestamp);
+        if let Some(p) = out.partition {
+            record = record.partition(p);
+        }
         if let Some(k) = &out.key {
             record = record.key(k.as_slice());
         }
@@ -538,7 +603,14 @@ impl StreamThread {
                     task.update_lag(&high);
                 }
                 let started = Instant::now();
-                let n = commit(consumer, core, config)?;
+                let n = commit(consumer, core, config, false)?;
+                if let Some(state) = &self.shared.stores {
+                    let m = &self.shared.metrics;
+                    m.rocksdb_block_cache_bytes
+                        .set(state.budget.cache_usage() as i64);
+                    m.rocksdb_memtable_bytes
+                        .set(state.budget.write_buffer_usage() as i64);
+                }
                 self.shared
                     .metrics
                     .commit_latency
@@ -599,7 +671,7 @@ impl StreamThread {
             // After a failure nothing is committed: the failed record and those after it are read
             // again on restart, never skipped.
             if clean {
-                result = commit(consumer, core, &self.shared.config).map(|_| ());
+                result = commit(consumer, core, &self.shared.config, true).map(|_| ());
             } else if let Err(e) = core.producer.flush(Duration::from_secs(10)) {
                 // Outputs of records processed before the failure still go out; their offsets are
                 // not committed, so they are processed (and written) again after a restart.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use cel::Value;
 use serde_json::Value as Json;
 
+use super::stateful::Position;
 use super::values::DynSerde;
 use crate::dsl::{Consumed, KStream, Produced, RecordInfo, Repartitioned, StreamsBuilder};
 use crate::expr::{Bindings, Expr, ExprEnv, Var};
@@ -61,7 +62,7 @@ const STATELESS_STEPS: &[&str] = &[
     "to",
 ];
 
-/// Steps of the manifest syntax that need state stores, which this engine version lacks.
+/// Steps that group, window, aggregate or work on tables.
 const STATEFUL_STEPS: &[&str] = &[
     "groupBy",
     "groupByKey",
@@ -69,24 +70,26 @@ const STATEFUL_STEPS: &[&str] = &[
     "count",
     "reduce",
     "aggregate",
-    "cogroup",
     "suppress",
     "toTable",
     "toStream",
-    "join",
-    "leftJoin",
-    "outerJoin",
-    "process",
 ];
 
-type Stream = KStream<Value, Value>;
+/// Steps of the manifest syntax this engine version does not run yet.
+const LATER_STEPS: &[&str] = &["cogroup", "join", "leftJoin", "outerJoin", "process"];
+
+pub(super) type Stream = KStream<Value, Value>;
 
 thread_local! {
     // The root CEL context is built once per stream thread; records get cheap inner scopes.
     static ENV: ExprEnv = ExprEnv::new();
 }
 
-fn bindings<'a>(info: &'a RecordInfo<'a>, key: &'a Value, value: &'a Value) -> Bindings<'a> {
+pub(super) fn bindings<'a>(
+    info: &'a RecordInfo<'a>,
+    key: &'a Value,
+    value: &'a Value,
+) -> Bindings<'a> {
     Bindings {
         key: Some(key),
         value: Some(value),
@@ -99,26 +102,32 @@ fn bindings<'a>(info: &'a RecordInfo<'a>, key: &'a Value, value: &'a Value) -> B
     }
 }
 
-struct Compiler {
-    builder: StreamsBuilder,
-    defaults: Defaults,
-    errors: Vec<SpecError>,
+pub(super) struct Compiler {
+    pub builder: StreamsBuilder,
+    pub defaults: Defaults,
+    pub errors: Vec<SpecError>,
 }
 
 /// A compiled expression with the place it came from, for runtime errors.
 #[derive(Clone)]
-struct PlacedExpr {
-    expr: Arc<Expr>,
-    place: Arc<str>,
+pub(super) struct PlacedExpr {
+    pub expr: Arc<Expr>,
+    pub place: Arc<str>,
 }
 
 impl PlacedExpr {
-    fn eval(&self, info: &RecordInfo, k: &Value, v: &Value) -> Result<Value, ProcessError> {
+    /// Evaluates with any bindings (aggregators bind `agg`, mergers `left` and `right`).
+    pub fn eval_with(&self, bindings: &Bindings) -> Result<Value, ProcessError> {
+        ENV.with(|env| self.expr.eval(env, bindings))
+            .map_err(|e| ProcessError::new(format!("{}: {e}", self.place)))
+    }
+
+    pub fn eval(&self, info: &RecordInfo, k: &Value, v: &Value) -> Result<Value, ProcessError> {
         ENV.with(|env| self.expr.eval(env, &bindings(info, k, v)))
             .map_err(|e| ProcessError::new(format!("{}: {e}", self.place)))
     }
 
-    fn eval_bool(&self, info: &RecordInfo, k: &Value, v: &Value) -> Result<bool, ProcessError> {
+    pub fn eval_bool(&self, info: &RecordInfo, k: &Value, v: &Value) -> Result<bool, ProcessError> {
         ENV.with(|env| self.expr.eval_bool(env, &bindings(info, k, v)))
             .map_err(|e| ProcessError::new(format!("{}: {e}", self.place)))
     }
@@ -147,7 +156,7 @@ fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Opt
         .map(|(_, c)| c)
 }
 
-fn map_field<'a>(v: &'a Value, field: &str) -> Option<&'a Value> {
+pub(super) fn map_field<'a>(v: &'a Value, field: &str) -> Option<&'a Value> {
     match v {
         Value::Map(m) => m.get(&cel::objects::Key::String(Arc::new(field.to_owned()))),
         _ => None,
@@ -174,7 +183,7 @@ fn list_items(v: Value, place: &str) -> Result<Vec<Value>, ProcessError> {
 
 impl Compiler {
     /// Reports the first field of `v` that is not one of `known`.
-    fn check_fields(&mut self, v: &Json, known: &[&str], place: &str) {
+    pub(super) fn check_fields(&mut self, v: &Json, known: &[&str], place: &str) {
         let unknown = v
             .as_object()
             .into_iter()
@@ -188,7 +197,7 @@ impl Compiler {
         }
     }
 
-    fn error(&mut self, place: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn error(&mut self, place: impl Into<String>, message: impl Into<String>) {
         self.errors.push(SpecError {
             place: place.into(),
             message: message.into(),
@@ -206,7 +215,7 @@ impl Compiler {
         }
     }
 
-    fn expr(&mut self, source: &Json, place: &str) -> Option<PlacedExpr> {
+    pub(super) fn expr(&mut self, source: &Json, place: &str) -> Option<PlacedExpr> {
         let Some(text) = source.as_str() else {
             self.error(place, "expected a CEL expression (a string)");
             return None;
@@ -223,7 +232,7 @@ impl Compiler {
         }
     }
 
-    fn sources(&mut self, spec: &TopologySpec) -> HashMap<String, Stream> {
+    fn sources(&mut self, spec: &TopologySpec) -> HashMap<String, Position> {
         let mut streams = HashMap::new();
         for (i, s) in spec.streams.iter().enumerate() {
             let place = format!("streams[{i}]");
@@ -267,28 +276,78 @@ impl Compiler {
             let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
             streams.insert(
                 name.to_owned(),
-                self.builder.stream_with(&refs, Consumed::with(key, value)),
+                Position::Stream(self.builder.stream_with(&refs, Consumed::with(key, value))),
             );
         }
-        for (kind, list) in [
-            ("tables", &spec.tables),
-            ("globalTables", &spec.global_tables),
-        ] {
-            if !list.is_empty() {
-                self.error(kind, "tables need state stores, which this engine version does not have yet; remove them or run a version with state support");
+        for (i, t) in spec.tables.iter().enumerate() {
+            let Some(name) = t.get("name").and_then(Json::as_str) else {
+                self.error(format!("tables[{i}]"), "a table needs a 'name'");
+                continue;
+            };
+            let place = format!("table '{name}'");
+            self.check_fields(
+                t,
+                &[
+                    "name",
+                    "topic",
+                    "keySerde",
+                    "valueSerde",
+                    "store",
+                    "inMemory",
+                    "logging",
+                ],
+                &place,
+            );
+            let Some(topic) = t.get("topic").and_then(Json::as_str) else {
+                self.error(&place, "give 'topic: <name>'");
+                continue;
+            };
+            let defaults = self.defaults.clone();
+            let key_kind = self.kind_named(
+                t.get("keySerde")
+                    .and_then(Json::as_str)
+                    .unwrap_or(&defaults.key_serde),
+                &place,
+            );
+            let value_kind = self.kind_named(
+                t.get("valueSerde")
+                    .and_then(Json::as_str)
+                    .unwrap_or(&defaults.value_serde),
+                &place,
+            );
+            let mut store = self.store_spec(t, &value_kind, &place);
+            // Like Kafka Streams, a table's store is named after its topic unless named.
+            store
+                .name
+                .get_or_insert_with(|| format!("{topic}-STATE-STORE"));
+            if streams.contains_key(name) {
+                self.error(&place, "a stream or table of this name is declared twice");
             }
+            let table = self.builder.table_erased(
+                topic,
+                super::stateful::erased(&key_kind),
+                super::stateful::erased(&value_kind),
+                store,
+                None,
+            );
+            streams.insert(name.to_owned(), Position::Table(table));
+        }
+        if !spec.global_tables.is_empty() {
+            self.error("globalTables", "global tables are not supported by this engine version yet; remove them or run a version that has them");
         }
         streams
     }
 
-    /// Applies `steps` to `stream`; returns the resulting stream, or `None` when it ended in a sink.
+    /// Applies `steps` from `start`; returns where the pipeline ends, or `None` when it ended in
+    /// a sink.
     fn steps(
         &mut self,
-        mut stream: Stream,
+        start: Position,
         steps: &[Json],
         place: &str,
-        named: &HashMap<String, Stream>,
-    ) -> Option<Stream> {
+        named: &HashMap<String, Position>,
+    ) -> Option<Position> {
+        let mut pos = start;
         let mut ended = false;
         for (i, step) in steps.iter().enumerate() {
             let n = i + 1;
@@ -331,7 +390,19 @@ impl Compiler {
             }
             let arg = &obj[op];
             let named_ref = step_name.as_deref();
-            stream = match op {
+            if STATEFUL_STEPS.contains(&op)
+                || (!matches!(pos, Position::Stream(_)) && !LATER_STEPS.contains(&op))
+            {
+                if let Some(next) = self.stateful_step(pos.clone(), op, arg, named_ref, &at) {
+                    pos = next;
+                }
+                continue;
+            }
+            let Position::Stream(stream) = pos.clone() else {
+                self.error(&at, format!("'{op}' cannot follow {}", pos.describe()));
+                continue;
+            };
+            let stream = match op {
                 "filter" | "filterNot" => {
                     let Some(e) = self.expr(arg, &at) else {
                         continue;
@@ -407,7 +478,8 @@ impl Compiler {
                     let mut merged = stream;
                     for other in others {
                         match named.get(other) {
-                            Some(o) => merged = merged.merge_named(o, named_ref),
+                            Some(Position::Stream(o)) => merged = merged.merge_named(o, named_ref),
+                            Some(p) => self.error(&at, format!("'{other}' is {}; only streams merge", p.describe())),
                             None => self.error(&at, format!("'{other}' is neither a declared stream nor a pipeline that ends without a sink")),
                         }
                     }
@@ -445,12 +517,19 @@ impl Compiler {
                     self.split(&stream, arg, step_name.as_deref(), place, &at, named);
                     continue;
                 }
-                unknown if STATEFUL_STEPS.contains(&unknown) => {
-                    self.error(&at, format!("'{unknown}' needs state stores, which this engine version does not have yet"));
+                later if LATER_STEPS.contains(&later) => {
+                    self.error(
+                        &at,
+                        format!("'{later}' is not supported by this engine version yet"),
+                    );
                     continue;
                 }
                 unknown => {
-                    let all = STATELESS_STEPS.iter().chain(STATEFUL_STEPS).copied();
+                    let all = STATELESS_STEPS
+                        .iter()
+                        .chain(STATEFUL_STEPS)
+                        .chain(LATER_STEPS)
+                        .copied();
                     let hint = closest(unknown, all)
                         .map(|c| format!(": did you mean '{c}'?"))
                         .unwrap_or_default();
@@ -458,8 +537,9 @@ impl Compiler {
                     continue;
                 }
             };
+            pos = Position::Stream(stream);
         }
-        (!ended).then_some(stream)
+        (!ended).then_some(pos)
     }
 
     fn sink_serdes(
@@ -520,7 +600,7 @@ impl Compiler {
         name: Option<&str>,
         place: &str,
         at: &str,
-        named: &HashMap<String, Stream>,
+        named: &HashMap<String, Position>,
     ) {
         let Some(branches) = arg.as_array().filter(|b| !b.is_empty()) else {
             self.error(
@@ -576,9 +656,15 @@ impl Compiler {
                 .and_then(Json::as_array)
                 .cloned()
                 .unwrap_or_default();
-            let tail = self.steps(bstream.clone(), &steps, &bat, named);
+            let tail = self.steps(Position::Stream(bstream.clone()), &steps, &bat, named);
             match (tail, body.get("to")) {
-                (Some(s), Some(to)) => self.sink(&s, to, None, &format!("{bat}, to")),
+                (Some(Position::Stream(s)), Some(to)) => {
+                    self.sink(&s, to, None, &format!("{bat}, to"))
+                }
+                (Some(p), Some(_)) => self.error(
+                    &bat,
+                    format!("the branch ends in {}, which cannot be written to a topic: add `toStream: {{}}`", p.describe()),
+                ),
                 (Some(_), None) => self.error(
                     &bat,
                     "the branch goes nowhere: give it 'to' or end its 'steps' with a 'to'",

@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 
 mod compile;
+mod duration;
+mod stateful;
 mod values;
 
 pub use compile::{Defaults, SpecError, SpecErrors, compile};

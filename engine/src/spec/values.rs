@@ -4,7 +4,30 @@
 use cel::Value;
 
 use crate::expr::{json_to_value, value_to_json};
-use crate::serdes::{Serde, SerdeKind, decode_double, decode_int, decode_long, decode_string};
+use crate::serdes::{
+    Serde, SerdeKind, decode_double, decode_int, decode_long, decode_session, decode_string,
+    decode_windowed, encode_session, encode_windowed,
+};
+
+/// A windowed key as declarative topologies see it: `{'key': ..., 'start': ..., 'end': ...}`.
+pub fn windowed_value(key: Value, start: i64, end: i64) -> Value {
+    let mut map = std::collections::HashMap::new();
+    map.insert(
+        cel::objects::Key::String(std::sync::Arc::new("key".to_owned())),
+        key,
+    );
+    map.insert(
+        cel::objects::Key::String(std::sync::Arc::new("start".to_owned())),
+        Value::Int(start),
+    );
+    map.insert(
+        cel::objects::Key::String(std::sync::Arc::new("end".to_owned())),
+        Value::Int(end),
+    );
+    Value::Map(cel::objects::Map {
+        map: std::sync::Arc::new(map),
+    })
+}
 
 /// A serde over CEL values, chosen by name (`string`, `long`, `json`, ...).
 pub struct DynSerde(pub SerdeKind);
@@ -78,6 +101,23 @@ impl Serde<Value> for DynSerde {
                 value_to_json(v, &mut out).map_err(|e| e.to_string())?;
                 Ok(Some(out))
             }
+            (SerdeKind::Windowed(inner) | SerdeKind::Session(inner), Value::Map(_)) => {
+                let field = |name: &str| super::compile::map_field(value, name);
+                let (Some(key), Some(Value::Int(start)), Some(Value::Int(end))) =
+                    (field("key"), field("start"), field("end"))
+                else {
+                    return Err(wrong(
+                        "a windowed key is a map {'key': ..., 'start': ..., 'end': ...}",
+                    ));
+                };
+                let kb = DynSerde((**inner).clone())
+                    .serialize(key)?
+                    .unwrap_or_default();
+                Ok(Some(match &self.0 {
+                    SerdeKind::Session(_) => encode_session(&kb, *start, *end),
+                    _ => encode_windowed(&kb, *start),
+                }))
+            }
             (SerdeKind::Windowed(_) | SerdeKind::Session(_), _) => Err(format!(
                 "the {} serde needs a windowed aggregation upstream",
                 self.0
@@ -99,11 +139,22 @@ impl Serde<Value> for DynSerde {
             SerdeKind::Json => {
                 json_to_value(bytes).map_err(|err| format!("invalid JSON: {err}"))?
             }
-            SerdeKind::Windowed(_) | SerdeKind::Session(_) => {
-                return Err(format!(
-                    "reading {} keys is not supported in a source",
-                    self.0
-                ));
+            SerdeKind::Windowed(inner) => {
+                let (kb, start) = decode_windowed(bytes).map_err(e)?;
+                // The window's end is not in the bytes (Kafka Streams' format leaves it out).
+                windowed_value(
+                    DynSerde((**inner).clone()).deserialize(Some(kb))?,
+                    start,
+                    start,
+                )
+            }
+            SerdeKind::Session(inner) => {
+                let (kb, start, end) = decode_session(bytes).map_err(e)?;
+                windowed_value(
+                    DynSerde((**inner).clone()).deserialize(Some(kb))?,
+                    start,
+                    end,
+                )
             }
         })
     }

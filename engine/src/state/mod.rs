@@ -1,17 +1,21 @@
 //! State stores: key-value stores on RocksDB (a cache of the changelog, so without a WAL) or in
 //! memory, the per-process memory budget they share, and the state directory with its task locks.
 //!
-//! Stores are not wired into the DSL yet; the stateful operators build on them.
+//! [`TaskStores`] are a task's stores as its processors see them: values carry their timestamp,
+//! writes go through a record cache, and whatever reaches the store also goes to its changelog.
 
 mod checkpoint;
 mod directory;
 mod memory;
 mod rocks;
+mod stores;
+pub mod window;
 
 pub use checkpoint::{Checkpoint, Offsets};
 pub use directory::{StateDirectory, TaskDirectory};
 pub use memory::InMemoryStore;
 pub use rocks::{RocksDbStore, StoreBudget};
+pub use stores::{StoreId, TaskStores, Timestamped};
 
 /// A key and its value.
 pub type Entry = (Vec<u8>, Vec<u8>);
@@ -40,6 +44,28 @@ pub trait KeyValueStore: Send {
     fn range(&self, from: Option<&[u8]>, to: Option<&[u8]>) -> Result<Vec<Entry>, StateError>;
     /// Makes what was written durable in the store's own files (a no-op in memory).
     fn flush(&mut self) -> Result<(), StateError>;
+    /// Writes (`Some`) and deletes (`None`) in one go; RocksDB applies them as one batch.
+    fn write_batch(&mut self, entries: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), StateError> {
+        for (k, v) in entries {
+            match v {
+                Some(v) => self.put(k, v)?,
+                None => self.delete(k)?,
+            }
+        }
+        Ok(())
+    }
+    /// Removes every entry (a store restored from scratch starts empty).
+    fn clear(&mut self) -> Result<(), StateError> {
+        let keys: Vec<Vec<u8>> = self
+            .range(None, None)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        for k in keys {
+            self.delete(&k)?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -118,6 +118,19 @@ impl KeyValueStore for RocksDbStore {
         Ok(out)
     }
 
+    fn write_batch(&mut self, entries: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), StateError> {
+        let mut batch = rocksdb::WriteBatch::default();
+        for (k, v) in entries {
+            match v {
+                Some(v) => batch.put(k, v),
+                None => batch.delete(k),
+            }
+        }
+        self.db
+            .write_opt(batch, &self.writes)
+            .map_err(|e| self.error("write", e))
+    }
+
     fn flush(&mut self) -> Result<(), StateError> {
         // Without a WAL, only a memtable flush puts the data in the store's files.
         self.db.flush().map_err(|e| self.error("flush", e))

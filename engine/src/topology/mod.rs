@@ -93,6 +93,58 @@ pub struct RepartitionTopic {
     pub partitions: Option<i32>,
 }
 
+/// What a state store holds, which decides its key layout and its changelog's cleanup policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    KeyValue,
+    /// Windows of time; entries older than `retention_ms` behind stream time expire.
+    Window {
+        retention_ms: i64,
+    },
+    /// Sessions, keyed by their end and start.
+    Session {
+        retention_ms: i64,
+    },
+}
+
+/// A state store that processors connect to by name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreDef {
+    pub name: String,
+    pub kind: StoreKind,
+    /// Written to the changelog `<application.id>-<name>-changelog`, which restores it.
+    pub logged: bool,
+    /// Kept in memory rather than RocksDB (restored from the changelog on every start).
+    pub in_memory: bool,
+}
+
+impl StoreDef {
+    pub fn key_value(name: impl Into<String>) -> Self {
+        StoreDef {
+            name: name.into(),
+            kind: StoreKind::KeyValue,
+            logged: true,
+            in_memory: false,
+        }
+    }
+
+    /// The changelog topic, named as Kafka Streams names it.
+    pub fn changelog(&self) -> TopicName {
+        TopicName::Internal(format!("{}-changelog", self.name))
+    }
+
+    /// Retention of the changelog of a window or session store: the store's retention plus
+    /// `additional_ms`, as Kafka Streams sets it; `None` for key-value stores (compacted only).
+    pub fn changelog_retention_ms(&self, additional_ms: i64) -> Option<i64> {
+        match self.kind {
+            StoreKind::KeyValue => None,
+            StoreKind::Window { retention_ms } | StoreKind::Session { retention_ms } => {
+                Some(retention_ms.saturating_add(additional_ms))
+            }
+        }
+    }
+}
+
 /// A connected part of the graph; it runs as one task per input partition.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SubTopology {
@@ -108,6 +160,7 @@ pub struct Topology {
     nodes: Vec<NodeDef>,
     subtopologies: Vec<SubTopology>,
     repartition_topics: Vec<RepartitionTopic>,
+    stores: Vec<StoreDef>,
 }
 
 /// A graph that cannot run.
@@ -123,6 +176,12 @@ pub enum TopologyError {
     },
     #[error("processor '{0}' has no parent: connect it to a source")]
     Orphan(String),
+    #[error(
+        "processor '{processor}' uses state store '{store}', which is not defined: add it to the topology first"
+    )]
+    UnknownStore { processor: String, store: String },
+    #[error("state store '{0}' is defined twice: give each store its own name")]
+    StoreDefinedTwice(String),
 }
 
 impl Topology {
@@ -130,7 +189,23 @@ impl Topology {
     pub fn new(
         nodes: Vec<NodeDef>,
         repartition_topics: Vec<RepartitionTopic>,
+        stores: Vec<StoreDef>,
     ) -> Result<Topology, TopologyError> {
+        for (i, store) in stores.iter().enumerate() {
+            if stores[..i].iter().any(|s| s.name == store.name) {
+                return Err(TopologyError::StoreDefinedTwice(store.name.clone()));
+            }
+        }
+        for node in &nodes {
+            if let NodeKind::Processor { stores: used, .. } = &node.kind
+                && let Some(missing) = used.iter().find(|u| !stores.iter().any(|s| &s.name == *u))
+            {
+                return Err(TopologyError::UnknownStore {
+                    processor: node.name.clone(),
+                    store: missing.clone(),
+                });
+            }
+        }
         let mut readers: HashMap<&TopicName, &str> = HashMap::new();
         let mut has_source = false;
         for node in &nodes {
@@ -161,6 +236,7 @@ impl Topology {
             nodes,
             subtopologies,
             repartition_topics,
+            stores,
         })
     }
 
@@ -174,6 +250,29 @@ impl Topology {
 
     pub fn repartition_topics(&self) -> &[RepartitionTopic] {
         &self.repartition_topics
+    }
+
+    pub fn stores(&self) -> &[StoreDef] {
+        &self.stores
+    }
+
+    /// The stores the nodes of `sub` use, in definition order.
+    pub fn stores_of(&self, sub: &SubTopology) -> Vec<&StoreDef> {
+        self.stores
+            .iter()
+            .filter(|s| {
+                sub.nodes.iter().any(|&n| {
+                    matches!(&self.nodes[n].kind, NodeKind::Processor { stores, .. } if stores.contains(&s.name))
+                })
+            })
+            .collect()
+    }
+
+    /// The sub-topology whose nodes use store `name`.
+    pub fn subtopology_of_store(&self, name: &str) -> Option<&SubTopology> {
+        self.subtopologies
+            .iter()
+            .find(|sub| self.stores_of(sub).iter().any(|s| s.name == name))
     }
 
     /// Every topic any source reads.
@@ -211,8 +310,19 @@ pub fn task_id(subtopology: usize, partition: i32) -> String {
     format!("{subtopology}_{partition}")
 }
 
-/// Connected components over parent/child edges, numbered by their first node.
+/// Connected components over parent/child edges and shared stores (processors that share a store
+/// must run in one task), numbered by their first node.
 fn split_subtopologies(nodes: &[NodeDef]) -> Vec<SubTopology> {
+    let store_users = |n: usize| -> Vec<usize> {
+        let NodeKind::Processor { stores, .. } = &nodes[n].kind else {
+            return Vec::new();
+        };
+        (0..nodes.len())
+            .filter(|&m| {
+                matches!(&nodes[m].kind, NodeKind::Processor { stores: other, .. } if other.iter().any(|s| stores.contains(s)))
+            })
+            .collect()
+    };
     let mut component = vec![usize::MAX; nodes.len()];
     let mut next = 0;
     for start in 0..nodes.len() {
@@ -222,7 +332,13 @@ fn split_subtopologies(nodes: &[NodeDef]) -> Vec<SubTopology> {
         let mut stack = vec![start];
         component[start] = next;
         while let Some(n) = stack.pop() {
-            for &m in nodes[n].parents.iter().chain(&nodes[n].children) {
+            for m in nodes[n]
+                .parents
+                .iter()
+                .chain(&nodes[n].children)
+                .copied()
+                .chain(store_users(n))
+            {
                 if component[m] == usize::MAX {
                     component[m] = next;
                     stack.push(m);

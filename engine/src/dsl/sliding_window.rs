@@ -1,0 +1,256 @@
+//! Sliding window aggregation (Kafka Streams' `SlidingWindows` and
+//! `KStreamSlidingWindowAggregate`): windows `[start, start + time difference]`, both ends
+//! inclusive, exist only where records are. A record updates the windows that contain it and
+//! creates its own left window (ending at its timestamp) and, when a later record exists within
+//! the time difference, its right window (starting just after it), plus the right window of the
+//! record before it. The same windows, with the same contents, as Kafka Streams creates.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use crate::processor::{Datum, ErasedRecord, Node, NodeContext, ProcessError};
+use crate::state::StoreId;
+use crate::state::window::{Window, split_window_key, window_key, window_range};
+
+use super::RecordInfo;
+use super::stateful::{
+    Aggregation, Change, WindowedKeyFn, forward_change, is_null, key_bytes, require_store,
+    resolve_store, store_error, with_info,
+};
+
+/// Windows spanning at most `time_difference` between records (`SlidingWindows`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlidingWindows {
+    pub time_difference_ms: i64,
+    pub grace_ms: i64,
+}
+
+impl SlidingWindows {
+    pub fn new(time_difference: Duration, grace: Duration) -> Self {
+        SlidingWindows {
+            time_difference_ms: time_difference.as_millis() as i64,
+            grace_ms: grace.as_millis() as i64,
+        }
+    }
+
+    /// Windows reach back two time differences from a record; the store keeps them that long
+    /// plus grace.
+    pub fn retention_ms(&self) -> i64 {
+        2 * self.time_difference_ms + self.grace_ms
+    }
+}
+
+pub(crate) struct SlidingWindowAggregateNode {
+    pub aggregation: Aggregation,
+    pub windows: SlidingWindows,
+    pub windowed_key: WindowedKeyFn,
+    pub store: Option<StoreId>,
+    pub observed: i64,
+}
+
+/// One window update to apply: the window, the aggregate it starts from (`None`: the
+/// initializer) and that aggregate's timestamp.
+struct Update {
+    window: Window,
+    base: Option<(Datum, i64)>,
+}
+
+impl SlidingWindowAggregateNode {
+    fn window(&self, start: i64) -> Window {
+        Window {
+            start,
+            end: start + self.windows.time_difference_ms,
+        }
+    }
+
+    /// Folds the record into `update`'s window and emits it, unless the window has closed.
+    #[allow(clippy::too_many_arguments)]
+    fn update_and_forward(
+        &self,
+        ctx: &mut NodeContext,
+        store: StoreId,
+        kb: &[u8],
+        info: &RecordInfo,
+        record: &ErasedRecord,
+        update: Update,
+        close: i64,
+    ) -> Result<(), ProcessError> {
+        let a = &self.aggregation;
+        if update.window.end <= close {
+            ctx.late_dropped += 1;
+            return Ok(());
+        }
+        let (base, timestamp) = match update.base {
+            Some((agg, ts)) => (Some(agg), ts.max(record.timestamp)),
+            None => (None, record.timestamp),
+        };
+        let new = a.fold(info, &record.key, &record.value, base.as_ref())?;
+        a.save(
+            ctx,
+            store,
+            window_key(kb, update.window.start),
+            Some(&new),
+            timestamp,
+        )?;
+        let key = (self.windowed_key)(&record.key, update.window);
+        let change = Change {
+            new: Some(new),
+            old: base,
+        };
+        forward_change(ctx, key, change, timestamp, record);
+        Ok(())
+    }
+}
+
+impl Node for SlidingWindowAggregateNode {
+    fn init(&mut self, ctx: &mut NodeContext) {
+        self.store = resolve_store(ctx, &self.aggregation.store);
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut NodeContext,
+        record: &ErasedRecord,
+    ) -> Result<(), ProcessError> {
+        let store = require_store(self.store, &self.aggregation.store)?;
+        // Kafka Streams' sliding aggregation skips null keys and null values.
+        if is_null(&record.value) {
+            return Ok(());
+        }
+        let Some(kb) = key_bytes(&self.aggregation.key, &record.key)? else {
+            return Ok(());
+        };
+        let ts = record.timestamp;
+        let td = self.windows.time_difference_ms;
+        self.observed = self.observed.max(ts);
+        let close = self.observed.saturating_sub(self.windows.grace_ms);
+        if ts + 1 + td <= close {
+            ctx.late_dropped += 1;
+            return Ok(());
+        }
+        with_info(ctx, record, |ctx, info| {
+            self.slide(ctx, info, record, store, &kb, close)
+        })
+    }
+}
+
+impl SlidingWindowAggregateNode {
+    fn slide(
+        &self,
+        ctx: &mut NodeContext,
+        info: &RecordInfo,
+        record: &ErasedRecord,
+        store: StoreId,
+        kb: &[u8],
+        close: i64,
+    ) -> Result<(), ProcessError> {
+        let ts = record.timestamp;
+        let td = self.windows.time_difference_ms;
+        let kb = kb.to_vec();
+        let (from, to) = window_range(&kb, (ts - 2 * td).max(0), ts + 1);
+        let existing = ctx.stores.range(store, &from, &to).map_err(store_error)?;
+
+        let mut starts = HashSet::new();
+        let mut left_agg: Option<(Datum, i64)> = None;
+        let mut right_agg: Option<(Datum, i64)> = None;
+        let mut left_exists = false;
+        let mut right_exists = false;
+        let mut previous: Option<i64> = None;
+        let mut updates = Vec::new();
+        for (sk, stored) in existing {
+            let Some((k, start)) = split_window_key(&sk) else {
+                continue;
+            };
+            if k != kb.as_slice() {
+                continue;
+            }
+            starts.insert(start);
+            let end = start + td;
+            let max_ts = stored.timestamp;
+            let agg = (
+                self.aggregation.agg.read(&stored.value, "an aggregate")?,
+                max_ts,
+            );
+            if end < ts {
+                // A window before the record: its contents seed the record's left window.
+                left_agg = Some(agg);
+                if previous.is_none_or(|p| max_ts > p) {
+                    previous = Some(max_ts);
+                }
+            } else if end == ts {
+                left_exists = true;
+                if max_ts < ts {
+                    previous = Some(max_ts);
+                }
+                updates.push(Update {
+                    window: self.window(start),
+                    base: Some(agg),
+                });
+            } else if start <= ts {
+                right_agg = Some(agg.clone());
+                updates.push(Update {
+                    window: self.window(start),
+                    base: Some(agg),
+                });
+            } else if start == ts + 1 {
+                right_exists = true;
+            } else {
+                return Err(ProcessError::new(format!(
+                    "sliding window starting at {start} is outside the range of the record at {ts}: the store is inconsistent"
+                )));
+            }
+        }
+        for u in updates {
+            self.update_and_forward(ctx, store, &kb, info, record, u, close)?;
+        }
+        // The right window of the record before this one, if it now has this record in it.
+        if let Some(prev) = previous {
+            let start = prev + 1;
+            if !starts.contains(&start) && start + td >= ts {
+                let u = Update {
+                    window: self.window(start),
+                    base: None,
+                };
+                self.update_and_forward(ctx, store, &kb, info, record, u, close)?;
+            }
+        }
+        // The record's own left window.
+        if !left_exists {
+            let base = match (previous, left_agg) {
+                (Some(p), Some((agg, _))) if ts - td <= p => Some((agg, ts)),
+                _ => None,
+            };
+            let u = Update {
+                window: Window {
+                    start: ts - td,
+                    end: ts,
+                },
+                base,
+            };
+            self.update_and_forward(ctx, store, &kb, info, record, u, close)?;
+        }
+        // The record's right window, holding the later records within the time difference.
+        if let Some((agg, agg_ts)) = right_agg
+            && !right_exists
+            && agg_ts > ts
+        {
+            let window = self.window(ts + 1);
+            if window.end > close {
+                self.aggregation.save(
+                    ctx,
+                    store,
+                    window_key(&kb, window.start),
+                    Some(&agg),
+                    agg_ts,
+                )?;
+                let key = (self.windowed_key)(&record.key, window);
+                let change = Change {
+                    new: Some(agg),
+                    old: None,
+                };
+                forward_change(ctx, key, change, agg_ts, record);
+            }
+        }
+        Ok(())
+    }
+}

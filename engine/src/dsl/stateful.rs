@@ -1,0 +1,301 @@
+//! What the stateful operations share: table updates ([`Change`]), erased serdes and
+//! aggregation functions, windowed keys, and the builder calls that add stores and processors.
+
+use std::sync::Arc;
+
+use crate::processor::{Datum, ErasedRecord, Node, NodeContext, ProcessError, datum};
+use crate::state::window::Window;
+use crate::state::{StoreId, Timestamped};
+use crate::topology::{Deserializer, NodeFactory, NodeKind, Serializer, StoreDef};
+
+use super::{RecordInfo, StreamsBuilder};
+
+/// A table update as it travels between table operations: the new value and the one it
+/// replaces (`None`: absent, or deleted). Kafka Streams' `Change`.
+#[derive(Clone)]
+pub struct Change {
+    pub new: Option<Datum>,
+    pub old: Option<Datum>,
+}
+
+/// A key with the time window it belongs to (Kafka Streams' `Windowed<K>`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Windowed<K> {
+    pub key: K,
+    pub window: Window,
+}
+
+/// A serde over erased data, as operations that store or ship data need both directions.
+#[derive(Clone)]
+pub struct ErasedSerde {
+    pub ser: Serializer,
+    pub de: Deserializer,
+}
+
+impl ErasedSerde {
+    /// Bytes of a key or value; `None` for a null.
+    pub fn bytes(&self, d: &Datum) -> Result<Option<Vec<u8>>, ProcessError> {
+        (self.ser)(d)
+    }
+
+    pub fn read(&self, bytes: &[u8], what: &str) -> Result<Datum, ProcessError> {
+        (self.de)(Some(bytes)).map_err(|e| {
+            ProcessError::new(format!(
+                "{what} in the store cannot be read back: {e} (was the serde changed? reset the application)"
+            ))
+        })
+    }
+}
+
+/// A new aggregate from nothing (Kafka Streams' `Initializer`).
+pub type Initializer = Arc<dyn Fn() -> Result<Datum, ProcessError> + Send + Sync>;
+/// Folds a value into an aggregate: `(record, key, value, aggregate) -> aggregate`.
+pub type Aggregator =
+    Arc<dyn Fn(&RecordInfo, &Datum, &Datum, &Datum) -> Result<Datum, ProcessError> + Send + Sync>;
+/// Builds the key a windowed operation emits from the record key and its window.
+pub type WindowedKeyFn = Arc<dyn Fn(&Datum, Window) -> Datum + Send + Sync>;
+
+/// Whether a key or value is null: a JSON/CEL null, or an `Option` that is `None` for the types
+/// the DSL's serdes know.
+pub fn is_null(d: &Datum) -> bool {
+    if let Some(v) = d.downcast_ref::<cel::Value>() {
+        return matches!(v, cel::Value::Null);
+    }
+    d.downcast_ref::<serde_json::Value>()
+        .is_some_and(serde_json::Value::is_null)
+        || d.downcast_ref::<Option<String>>()
+            .is_some_and(Option::is_none)
+        || d.downcast_ref::<Option<i64>>().is_some_and(Option::is_none)
+        || d.downcast_ref::<Option<Vec<u8>>>()
+            .is_some_and(Option::is_none)
+}
+
+/// What an aggregation does: the store, its serdes and the functions.
+#[derive(Clone)]
+pub struct Aggregation {
+    pub store: String,
+    pub key: ErasedSerde,
+    pub agg: ErasedSerde,
+    /// `None` for a reduce: the first value is the aggregate.
+    pub init: Option<Initializer>,
+    pub add: Aggregator,
+    /// Table aggregations: takes an old value back out (Kafka Streams' subtractor).
+    pub subtract: Option<Aggregator>,
+}
+
+impl Aggregation {
+    pub fn initial(&self, value: &Datum) -> Result<Option<Datum>, ProcessError> {
+        self.init.as_ref().map(|i| i()).transpose().map(|a| {
+            // A reduce starts from the first value itself.
+            a.or_else(|| Some(value.clone()))
+        })
+    }
+
+    /// `add` over `agg`, or the initial aggregate when there is none (for a reduce, the value).
+    pub fn fold(
+        &self,
+        info: &RecordInfo,
+        key: &Datum,
+        value: &Datum,
+        agg: Option<&Datum>,
+    ) -> Result<Datum, ProcessError> {
+        match (agg, &self.init) {
+            (Some(a), _) => (self.add)(info, key, value, a),
+            (None, Some(init)) => (self.add)(info, key, value, &init()?),
+            (None, None) => Ok(value.clone()),
+        }
+    }
+
+    /// The stored aggregate of `store_key`, read back, with its timestamp.
+    pub fn load(
+        &self,
+        ctx: &NodeContext,
+        store: StoreId,
+        store_key: &[u8],
+    ) -> Result<Option<(Datum, i64)>, ProcessError> {
+        match ctx.stores.get(store, store_key).map_err(store_error)? {
+            Some(Timestamped { value, timestamp }) => {
+                Ok(Some((self.agg.read(&value, "an aggregate")?, timestamp)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Writes `agg` (a null deletes) under `store_key`.
+    pub fn save(
+        &self,
+        ctx: &mut NodeContext,
+        store: StoreId,
+        store_key: Vec<u8>,
+        agg: Option<&Datum>,
+        timestamp: i64,
+    ) -> Result<(), ProcessError> {
+        let bytes = match agg {
+            Some(a) => self.agg.bytes(a)?,
+            None => None,
+        };
+        ctx.stores
+            .put(store, store_key, bytes.as_deref(), timestamp)
+            .map_err(store_error)
+    }
+}
+
+pub(crate) fn store_error(e: crate::state::StateError) -> ProcessError {
+    ProcessError::new(e.to_string())
+}
+
+/// Resolves a store by name at init; processing before init is a bug reported, not a panic.
+pub(crate) fn resolve_store(ctx: &NodeContext, name: &str) -> Option<StoreId> {
+    ctx.stores.id(name)
+}
+
+pub(crate) fn require_store(id: Option<StoreId>, name: &str) -> Result<StoreId, ProcessError> {
+    id.ok_or_else(|| {
+        ProcessError::new(format!(
+            "state store '{name}' is not open in this task: connect the processor to it"
+        ))
+    })
+}
+
+/// The bytes of a record key for a store, or `None` for a null key (such records are skipped).
+pub(crate) fn key_bytes(serde: &ErasedSerde, key: &Datum) -> Result<Option<Vec<u8>>, ProcessError> {
+    if is_null(key) {
+        return Ok(None);
+    }
+    serde.bytes(key)
+}
+
+/// Forwards a table update.
+pub(crate) fn forward_change(
+    ctx: &mut NodeContext,
+    key: Datum,
+    change: Change,
+    timestamp: i64,
+    from: &ErasedRecord,
+) {
+    ctx.forward(
+        ErasedRecord {
+            key,
+            value: datum(change),
+            timestamp,
+            headers: from.headers.clone(),
+        },
+        None,
+    );
+}
+
+/// Table updates through a repartition topic: a flag byte (1: has a new value, 2: has an old
+/// one), the new value's length (4 bytes, big-endian) and bytes, then the old value's bytes.
+pub fn change_serde(inner: ErasedSerde) -> ErasedSerde {
+    let ser_inner = inner.clone();
+    let ser: Serializer = Arc::new(move |d: &Datum| {
+        let change = crate::processor::typed::<Change>(d, "table update")?;
+        let new = match &change.new {
+            Some(n) => ser_inner.bytes(n)?,
+            None => None,
+        };
+        let old = match &change.old {
+            Some(o) => ser_inner.bytes(o)?,
+            None => None,
+        };
+        let mut out = Vec::with_capacity(5 + new.as_ref().map_or(0, Vec::len));
+        out.push(u8::from(new.is_some()) | (u8::from(old.is_some()) << 1));
+        let new = new.unwrap_or_default();
+        out.extend_from_slice(&(new.len() as u32).to_be_bytes());
+        out.extend_from_slice(&new);
+        out.extend_from_slice(&old.unwrap_or_default());
+        Ok(Some(out))
+    });
+    let de: Deserializer = Arc::new(move |bytes: Option<&[u8]>| {
+        let bytes = bytes.ok_or("a table update through a repartition topic cannot be null")?;
+        if bytes.len() < 5 {
+            return Err(format!(
+                "a table update of {} bytes is too short",
+                bytes.len()
+            ));
+        }
+        let flags = bytes[0];
+        let mut len = [0u8; 4];
+        len.copy_from_slice(&bytes[1..5]);
+        let len = u32::from_be_bytes(len) as usize;
+        let new_bytes = bytes.get(5..5 + len).ok_or("a table update is truncated")?;
+        let old_bytes = &bytes[5 + len..];
+        let read = |b: &[u8]| (inner.de)(Some(b));
+        Ok(datum(Change {
+            new: (flags & 1 != 0).then(|| read(new_bytes)).transpose()?,
+            old: (flags & 2 != 0).then(|| read(old_bytes)).transpose()?,
+        }))
+    });
+    ErasedSerde { ser, de }
+}
+
+impl StreamsBuilder {
+    /// Adds a store definition (once per name).
+    pub(crate) fn add_store(&self, def: StoreDef) {
+        let mut st = self.state.borrow_mut();
+        if !st.stores.iter().any(|s| s.name == def.name) {
+            st.stores.push(def);
+        }
+    }
+
+    /// Takes the next generated name with `prefix`.
+    pub(crate) fn generated_name(&self, prefix: &str) -> String {
+        self.state.borrow_mut().next_name(prefix)
+    }
+
+    /// Adds a processor node after `parents`, connected to `stores`.
+    pub(crate) fn add_processor(
+        &self,
+        name: String,
+        parents: &[usize],
+        stores: Vec<String>,
+        factory: NodeFactory,
+    ) -> usize {
+        self.state
+            .borrow_mut()
+            .add(name, NodeKind::Processor { factory, stores }, parents)
+    }
+}
+
+/// A node made from a closure, for the simple stateless table operations.
+pub(crate) struct FnNode<F>(pub F);
+
+impl<F> Node for FnNode<F>
+where
+    F: FnMut(&mut NodeContext, &ErasedRecord) -> Result<(), ProcessError> + Send,
+{
+    fn process(
+        &mut self,
+        ctx: &mut NodeContext,
+        record: &ErasedRecord,
+    ) -> Result<(), ProcessError> {
+        (self.0)(ctx, record)
+    }
+}
+
+/// Runs `f` with the record's info for user functions while `ctx` stays free to mutate (the
+/// record's metadata is lent out of the context meanwhile).
+pub(crate) fn with_info<R>(
+    ctx: &mut NodeContext,
+    record: &ErasedRecord,
+    f: impl FnOnce(&mut NodeContext, &RecordInfo) -> R,
+) -> R {
+    let meta = ctx.meta.take();
+    let info = RecordInfo {
+        timestamp: record.timestamp,
+        headers: &record.headers,
+        meta: meta.as_ref(),
+    };
+    let out = f(ctx, &info);
+    ctx.meta = meta;
+    out
+}
+
+/// Record info of the record being processed, for user functions.
+pub(crate) fn info_of<'a>(ctx: &'a NodeContext, record: &'a ErasedRecord) -> RecordInfo<'a> {
+    RecordInfo {
+        timestamp: record.timestamp,
+        headers: &record.headers,
+        meta: ctx.meta.as_ref(),
+    }
+}

@@ -1,0 +1,248 @@
+//! Opening a task's state stores and restoring them from their changelogs before the task
+//! processes anything (Kafka Streams' restoration phase).
+//!
+//! A store restores from the offset after its checkpointed one when the task directory holds a
+//! valid checkpoint, else from the changelog's start into an emptied store; in-memory stores
+//! always restore from the start. The restore consumer reads each changelog partition up to the
+//! end offset seen when restoration began.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use tracing::{info, warn};
+
+use super::Shared;
+use crate::state::{
+    Checkpoint, InMemoryStore, KeyValueStore, Offsets, RocksDbStore, StateDirectory, StateError,
+    StoreBudget, TaskDirectory, TaskStores,
+};
+use crate::topology::{SubTopology, Topology};
+
+/// What every task of the process shares for its state: the directory and RocksDB's memory.
+pub(crate) struct StateContext {
+    pub directory: StateDirectory,
+    pub budget: StoreBudget,
+}
+
+/// A task's opened, restored stores with their directory lock and changelog offsets.
+pub(crate) struct RestoredStores {
+    pub stores: TaskStores,
+    pub directory: Option<TaskDirectory>,
+    /// The offset of the last changelog record each store reflects (the checkpoint's content).
+    pub offsets: Offsets,
+}
+
+const RESTORE_BATCH: usize = 10_000;
+/// How long restoration may see no progress before it gives up.
+const RESTORE_STALL: Duration = Duration::from_secs(60);
+/// How long a task waits for a directory another thread of this process still holds while it
+/// closes the task in the same rebalance.
+const LOCK_WAIT: Duration = Duration::from_secs(30);
+
+fn lock_with_retry(directory: &StateDirectory, task_id: &str) -> Result<TaskDirectory, String> {
+    let started = Instant::now();
+    loop {
+        match directory.lock_task(task_id) {
+            Ok(dir) => return Ok(dir),
+            Err(StateError::Locked { .. }) if started.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// Opens the stores of task `task_id` (partition `partition` of `sub`) and restores them.
+pub(crate) fn open_and_restore(
+    topology: &Topology,
+    sub: &SubTopology,
+    partition: i32,
+    task_id: &str,
+    shared: &Shared,
+) -> Result<RestoredStores, String> {
+    let defs = topology.stores_of(sub);
+    let config = &shared.config;
+    let cache_limit = if defs.is_empty() {
+        0
+    } else {
+        // Kafka Streams splits statestore.cache.max.bytes among threads; each thread's share
+        // is split again among the stores of a task, assuming a handful of tasks per thread.
+        (config.cache_max_bytes as usize / config.num_stream_threads.max(1) / 4 / defs.len())
+            .max(if config.cache_max_bytes == 0 { 0 } else { 4096 })
+    };
+    let mut stores = TaskStores::new(partition, cache_limit);
+    if defs.is_empty() {
+        return Ok(RestoredStores {
+            stores,
+            directory: None,
+            offsets: Offsets::new(),
+        });
+    }
+    let Some(state) = shared.stores.as_ref() else {
+        return Err("the topology has state stores but no state directory was set up".into());
+    };
+    let dir = lock_with_retry(&state.directory, task_id)?;
+    let checkpoint = Checkpoint::in_directory(dir.path());
+    let checkpointed = checkpoint.read().unwrap_or_else(|e| {
+        warn!(task = task_id, error = %e, "ignoring an unreadable checkpoint; restoring from the changelogs' start");
+        Offsets::new()
+    });
+    let app = &config.application_id;
+    for def in defs {
+        let inner: Box<dyn KeyValueStore> = if def.in_memory {
+            Box::new(InMemoryStore::new(&def.name))
+        } else {
+            let path = dir.path().join("rocksdb").join(&def.name);
+            Box::new(
+                RocksDbStore::open(&def.name, &path, &state.budget).map_err(|e| e.to_string())?,
+            )
+        };
+        let changelog = def.logged.then(|| def.changelog().resolve(app));
+        stores.add(def.clone(), inner, changelog);
+    }
+    let mut offsets = Offsets::new();
+    let logged: Vec<_> = stores
+        .changelogs()
+        .map(|(id, topic)| (id, topic.to_owned()))
+        .collect();
+    if !logged.is_empty() {
+        let consumer: BaseConsumer = restore_consumer_config(shared)
+            .create()
+            .map_err(|e| format!("creating the restore consumer: {e}"))?;
+        for (id, topic) in logged {
+            let in_memory = stores.def(id).in_memory;
+            let from = match checkpointed.get(&(topic.clone(), partition)) {
+                Some(&offset) if !in_memory => Some(offset),
+                _ => {
+                    stores.clear(id).map_err(|e| e.to_string())?;
+                    None
+                }
+            };
+            let last =
+                restore_partition(&consumer, &mut stores, id, &topic, partition, from, shared)
+                    .map_err(|e| {
+                        format!(
+                            "restoring store '{}' from {topic}-{partition}: {e}",
+                            stores.def(id).name
+                        )
+                    })?;
+            if let Some(last) = last.or(from) {
+                offsets.insert((topic, partition), last);
+            }
+        }
+    }
+    // The stores now reflect `offsets`; a checkpoint written later only moves forward from here.
+    Ok(RestoredStores {
+        stores,
+        directory: Some(dir),
+        offsets,
+    })
+}
+
+fn restore_consumer_config(shared: &Shared) -> ClientConfig {
+    let config = &shared.config;
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", &config.bootstrap_servers)
+        .set(
+            "client.id",
+            format!(
+                "{}-restore-consumer",
+                config
+                    .client_id
+                    .as_deref()
+                    .unwrap_or(&config.application_id)
+            ),
+        )
+        // librdkafka assigns partitions only to a consumer with a group id; this one never
+        // subscribes or commits, so the group stays empty.
+        .set(
+            "group.id",
+            format!("{}-restore-consumer", config.application_id),
+        )
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false");
+    for (k, v) in &config.restore_consumer {
+        cfg.set(k, v);
+    }
+    cfg
+}
+
+/// Applies `topic-partition` from after `from` (or its start) up to its current end; returns the
+/// offset of the last record applied, if any.
+fn restore_partition(
+    consumer: &BaseConsumer,
+    stores: &mut TaskStores,
+    id: crate::state::StoreId,
+    topic: &str,
+    partition: i32,
+    from: Option<i64>,
+    shared: &Shared,
+) -> Result<Option<i64>, String> {
+    let (low, high) = consumer
+        .fetch_watermarks(topic, partition, Duration::from_secs(15))
+        .map_err(|e| format!("reading the changelog's end offset: {e}"))?;
+    let start = from.map_or(low, |f| (f + 1).max(low));
+    if start >= high {
+        return Ok(None);
+    }
+    let store_name = stores.def(id).name.clone();
+    let (records_counter, bytes_counter) = shared.metrics.restore(&store_name, partition);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(start))
+        .map_err(|e| e.to_string())?;
+    consumer.assign(&tpl).map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let mut last_progress = Instant::now();
+    let (mut records, mut bytes) = (0u64, 0u64);
+    let mut last = None;
+    let mut batch: Vec<(Vec<u8>, Option<Vec<u8>>, i64)> = Vec::with_capacity(RESTORE_BATCH);
+    while last.is_none_or(|l| l + 1 < high) {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(msg)) => {
+                last_progress = Instant::now();
+                last = Some(msg.offset());
+                let Some(key) = msg.key() else { continue };
+                let value = msg.payload().map(<[u8]>::to_vec);
+                bytes += (key.len() + value.as_ref().map_or(0, Vec::len)) as u64;
+                records += 1;
+                let ts = msg.timestamp().to_millis().unwrap_or(0);
+                batch.push((key.to_vec(), value, ts));
+                if batch.len() >= RESTORE_BATCH {
+                    stores.restore(id, &batch).map_err(|e| e.to_string())?;
+                    batch.clear();
+                }
+            }
+            Some(Err(e)) => return Err(format!("reading the changelog: {e}")),
+            None => {
+                // Compaction may have removed the last offsets: the position tells.
+                let position = consumer.position().ok().and_then(|p| {
+                    p.find_partition(topic, partition)
+                        .and_then(|e| e.offset().to_raw())
+                });
+                if position.is_some_and(|p| p >= high) {
+                    break;
+                }
+                if last_progress.elapsed() > RESTORE_STALL {
+                    return Err(format!(
+                        "no progress for {}s at offset {:?} of {high}",
+                        RESTORE_STALL.as_secs(),
+                        last
+                    ));
+                }
+            }
+        }
+    }
+    stores.restore(id, &batch).map_err(|e| e.to_string())?;
+    consumer.unassign().map_err(|e| e.to_string())?;
+    records_counter.inc_by(records);
+    bytes_counter.inc_by(bytes);
+    let secs = started.elapsed().as_secs_f64();
+    info!(
+        store = %store_name, topic, partition, from = start, to = high, records, bytes,
+        seconds = format!("{secs:.3}"),
+        mb_per_s = format!("{:.1}", bytes as f64 / 1e6 / secs.max(1e-9)),
+        "store restored from its changelog"
+    );
+    Ok(Some(high - 1))
+}

@@ -1,0 +1,184 @@
+//! Stateful applications against the real broker: the count-of-the-last-10-minutes example,
+//! state restored after restarts (from the checkpoint, or from the changelog when the state
+//! directory is lost), and late records dropped and counted.
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use freshet_tests::engine::EngineProcess;
+use freshet_tests::kafka::{Received, base_timestamp, consume, create_topics, produce_each_at};
+use freshet_tests::{repo_root, unique_name};
+
+const TEN_MINUTES: i64 = 600_000;
+
+/// `(customer, window start)` → count, the last value per windowed key.
+fn final_counts(records: &[Received]) -> BTreeMap<(String, i64), i64> {
+    let mut out = BTreeMap::new();
+    for r in records {
+        let key = r.key.as_deref().expect("windowed key");
+        let (customer, start) = key.split_at(key.len() - 8);
+        let start = i64::from_be_bytes(start.try_into().expect("8-byte window start"));
+        let value = r.value.as_deref().expect("count");
+        let count = i64::from_be_bytes(value.try_into().expect("8-byte long"));
+        out.insert(
+            (
+                String::from_utf8(customer.to_vec()).expect("UTF-8 customer"),
+                start,
+            ),
+            count,
+        );
+    }
+    out
+}
+
+/// The example's manifest with its topics renamed, so runs never share topics.
+fn manifest(dir: &Path, input: &str, output: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(repo_root().join("examples/per-customer-10m/app.yaml"))
+        .expect("example manifest");
+    let text = text
+        .replace("topic: customer-orders", &format!("topic: {input}"))
+        .replace("topic: customer-counts", &format!("topic: {output}"));
+    let path = dir.join("app.yaml");
+    std::fs::write(&path, text).expect("write manifest");
+    path
+}
+
+fn metric(engine: &EngineProcess, name: &str) -> f64 {
+    let (_, body) = engine.get("/metrics").expect("metrics answer");
+    body.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn order(customer: &str) -> String {
+    format!(r#"{{"customer":"{customer}","amount":10}}"#)
+}
+
+fn start(manifest: &Path, app: &str, state_dir: &Path) -> EngineProcess {
+    let mut engine = EngineProcess::start(
+        manifest,
+        &[
+            "--bootstrap-servers",
+            &freshet_tests::kafka_bootstrap(),
+            "--application-id",
+            app,
+            "--state-dir",
+            state_dir.to_str().expect("UTF-8 path"),
+        ],
+        &[],
+    );
+    engine.wait_ready(Duration::from_secs(60));
+    engine
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn count_of_the_last_10_minutes_survives_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let (input, output) = (
+        unique_name("customer-orders"),
+        unique_name("customer-counts"),
+    );
+    create_topics(&[(&input, 1), (&output, 1)]).await;
+    let manifest = manifest(dir.path(), &input, &output);
+    let app = unique_name("per-customer-10m");
+
+    // Offsets from the test's time base that fall on a 10-minute boundary.
+    let base = base_timestamp();
+    let w0 = (base / TEN_MINUTES + 1) * TEN_MINUTES - base;
+    let at = |minutes: f64| w0 + (minutes * 60_000.0) as i64;
+    let orders = [
+        ("alice", at(1.0)),
+        ("bob", at(2.0)),
+        ("alice", at(5.0)),
+        ("alice", at(10.5)),
+        // Out of order but within the minute of grace: counted in the first window.
+        ("bob", at(9.0)),
+        ("carol", at(25.0)),
+        // Stream time is 25 minutes: the first window closed at 11. Dropped and counted.
+        ("alice", at(8.0)),
+    ];
+    let values: Vec<String> = orders.iter().map(|(c, _)| order(c)).collect();
+    let records: Vec<_> = values
+        .iter()
+        .map(|v| (Some(&b"order"[..]), Some(v.as_bytes())))
+        .collect();
+    let timestamps: Vec<i64> = orders.iter().map(|(_, t)| *t).collect();
+    produce_each_at(&input, &records, &timestamps);
+
+    let mut engine = start(&manifest, &app, &state);
+    let got = consume(&output, 6, Duration::from_secs(60), Duration::from_secs(1));
+    let w = |minutes: i64| base + w0 + minutes * 60_000;
+    let expected: BTreeMap<(String, i64), i64> = [
+        (("alice".to_owned(), w(0)), 2),
+        (("bob".to_owned(), w(0)), 2),
+        (("alice".to_owned(), w(10)), 1),
+        (("carol".to_owned(), w(20)), 1),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(final_counts(&got), expected, "log:\n{}", engine.log_text());
+    assert_eq!(
+        metric(&engine, "freshet_late_records_dropped_total"),
+        1.0,
+        "the late order is dropped and counted"
+    );
+    let status = engine.terminate(Duration::from_secs(60));
+    assert!(status.success(), "log:\n{}", engine.log_text());
+
+    // A clean stop leaves a checkpoint: the restart restores nothing.
+    let task_dir = state.join(&app).join("1_0");
+    let checkpoint = std::fs::read_to_string(task_dir.join(".checkpoint"))
+        .unwrap_or_else(|e| panic!("no checkpoint in {}: {e}", task_dir.display()));
+    assert!(
+        checkpoint.contains(&format!("{app}-orders-per-customer-changelog 0 ")),
+        "{checkpoint}"
+    );
+    let mut engine = start(&manifest, &app, &state);
+    let one_more = order("carol");
+    produce_each_at(
+        &input,
+        &[(Some(b"order"), Some(one_more.as_bytes()))],
+        &[at(26.0)],
+    );
+    let got = consume(&output, 7, Duration::from_secs(60), Duration::from_secs(1));
+    assert_eq!(
+        final_counts(&got).get(&("carol".to_owned(), w(20))),
+        Some(&2),
+        "the count continues from the restored state; log:\n{}",
+        engine.log_text()
+    );
+    assert_eq!(
+        metric(&engine, "freshet_restored_records_total"),
+        0.0,
+        "a checkpointed store restores nothing; log:\n{}",
+        engine.log_text()
+    );
+    assert!(engine.terminate(Duration::from_secs(60)).success());
+
+    // The state directory is lost: the store is rebuilt from its changelog.
+    std::fs::remove_dir_all(&state).expect("remove the state directory");
+    let mut engine = start(&manifest, &app, &state);
+    assert!(
+        metric(&engine, "freshet_restored_records_total") >= 4.0,
+        "every windowed count is restored from the changelog; log:\n{}",
+        engine.log_text()
+    );
+    let last = order("carol");
+    produce_each_at(
+        &input,
+        &[(Some(b"order"), Some(last.as_bytes()))],
+        &[at(27.0)],
+    );
+    let got = consume(&output, 8, Duration::from_secs(60), Duration::from_secs(1));
+    let counts = final_counts(&got);
+    assert_eq!(
+        counts.get(&("carol".to_owned(), w(20))),
+        Some(&3),
+        "the restored count goes on; log:\n{}",
+        engine.log_text()
+    );
+    assert_eq!(counts.get(&("alice".to_owned(), w(10))), Some(&1));
+    assert!(engine.terminate(Duration::from_secs(60)).success());
+}
