@@ -1,21 +1,24 @@
 //! Processor API: work at a fixed interval.
 //!
 //! A processor counts the records it sees per key and, every `--interval-ms` of wall-clock time,
-//! emits one summary record per key with the count since the last emit, then resets.
+//! emits one summary record per key with the count since the last emit, then resets. The counts
+//! live in a state store logged to a changelog, so a crash between two emits loses none of them.
 //!
 //! ```sh
 //! cargo run --example fixed_interval -- --bootstrap-servers 127.0.0.1:9092 \
 //!     --input clicks --output click-counts --interval-ms 1000
 //! ```
-use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use freshet_engine::config::{Layer, LayerSource, StreamsConfig};
 use freshet_engine::dsl::StreamsBuilder;
 use freshet_engine::processor::{
-    ProcessError, Processor, ProcessorContext, PunctuationId, PunctuationType, Record,
+    ProcessError, Processor, ProcessorContext, PunctuationId, PunctuationType, Record, StoreHandle,
 };
+use freshet_engine::serdes::{LongSerde, StringSerde};
+use freshet_engine::topology::StoreDef;
 
 #[derive(Parser)]
 struct Args {
@@ -32,27 +35,43 @@ struct Args {
     /// Stop after this many seconds (0: run until Ctrl-C / SIGTERM).
     #[arg(long, default_value_t = 0)]
     max_seconds: u64,
+    #[arg(long, default_value = "/tmp/freshet-examples")]
+    state_dir: String,
 }
 
-/// Counts per key between wall-clock punctuations.
+const STORE: &str = "interval-counts";
+
+/// Counts per key between wall-clock punctuations, kept in the `interval-counts` store.
 struct IntervalCounter {
     interval: Duration,
-    counts: BTreeMap<String, i64>,
+    counts: Option<StoreHandle<String, i64>>,
+}
+
+impl IntervalCounter {
+    fn counts(&self) -> Result<&StoreHandle<String, i64>, ProcessError> {
+        self.counts
+            .as_ref()
+            .ok_or_else(|| ProcessError::new("the store was not opened in init"))
+    }
 }
 
 impl Processor<String, String, String, i64> for IntervalCounter {
     fn init(&mut self, ctx: &mut ProcessorContext<'_, String, i64>) {
         ctx.schedule(self.interval, PunctuationType::WallClockTime);
+        self.counts = ctx
+            .key_value_store(STORE, Arc::new(StringSerde), Arc::new(LongSerde))
+            .ok();
     }
 
     fn process(
         &mut self,
-        _ctx: &mut ProcessorContext<'_, String, i64>,
+        ctx: &mut ProcessorContext<'_, String, i64>,
         key: &String,
         _value: &String,
     ) -> Result<(), ProcessError> {
-        *self.counts.entry(key.clone()).or_default() += 1;
-        Ok(())
+        let counts = self.counts()?;
+        let count = ctx.get(counts, key)?.unwrap_or(0);
+        ctx.put(counts, key, &(count + 1))
     }
 
     fn punctuate(
@@ -61,7 +80,9 @@ impl Processor<String, String, String, i64> for IntervalCounter {
         _id: PunctuationId,
         timestamp: i64,
     ) -> Result<(), ProcessError> {
-        for (key, count) in std::mem::take(&mut self.counts) {
+        let counts = self.counts()?;
+        for (key, count) in ctx.all(counts)? {
+            ctx.delete(counts, &key)?;
             ctx.forward(Record::new(key, count, timestamp));
         }
         // Emitted counts must not be re-emitted after a restart: commit now.
@@ -77,11 +98,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let interval = Duration::from_millis(args.interval_ms);
     let builder = StreamsBuilder::new();
+    builder.add_state_store(StoreDef::key_value(STORE));
     builder
         .stream::<String, String>(&args.input)
-        .process(None, move || IntervalCounter {
+        .process_with_stores(None, &[STORE], move || IntervalCounter {
             interval,
-            counts: BTreeMap::new(),
+            counts: None,
         })
         .to(&args.output);
     let topology = builder.build()?;
@@ -91,6 +113,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ("application.id", args.application_id),
             ("bootstrap.servers", args.bootstrap_servers),
             ("commit.interval.ms", "200".to_owned()),
+            ("state.dir", args.state_dir),
         ],
     )])?;
     freshet_engine::runtime::run_until_stopped(

@@ -11,6 +11,8 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::serdes::Serde;
+
 mod node;
 
 pub use node::{Forward, Node, NodeContext, ProduceRequest, RecordMeta, ScheduledPunctuation};
@@ -182,6 +184,117 @@ where
     pub fn request_commit(&mut self) {
         self.inner.commit_requested = true;
     }
+
+    /// The key-value store `name`, which the processor was connected to
+    /// ([`crate::dsl::KStream::process_with_stores`]), read and written with these serdes.
+    /// Resolve it once, in [`Processor::init`].
+    pub fn key_value_store<K, V>(
+        &self,
+        name: &str,
+        key: Arc<dyn Serde<K>>,
+        value: Arc<dyn Serde<V>>,
+    ) -> Result<StoreHandle<K, V>, ProcessError> {
+        let id = self.inner.stores.id(name).ok_or_else(|| {
+            ProcessError::new(format!(
+                "state store '{name}' is not connected to this processor: name it in process_with_stores"
+            ))
+        })?;
+        Ok(StoreHandle {
+            id,
+            name: name.to_owned(),
+            key,
+            value,
+        })
+    }
+
+    /// The value stored under `key`.
+    pub fn get<K, V>(&self, store: &StoreHandle<K, V>, key: &K) -> Result<Option<V>, ProcessError> {
+        let kb = store.key_bytes(key)?;
+        match self.inner.stores.get(store.id, &kb).map_err(store_error)? {
+            Some(t) => store
+                .value
+                .deserialize(Some(&t.value))
+                .map(Some)
+                .map_err(|e| ProcessError::new(format!("store '{}': {e}", store.name))),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores `value` under `key`, with the current record's timestamp (stream time in a
+    /// punctuation); the write goes to the store's changelog too.
+    pub fn put<K, V>(&mut self, store: &StoreHandle<K, V>, key: &K, value: &V) -> Result<(), ProcessError> {
+        let kb = store.key_bytes(key)?;
+        let vb = store
+            .value
+            .serialize(value)
+            .map_err(|e| ProcessError::new(format!("store '{}': {e}", store.name)))?;
+        let ts = self.timestamp();
+        self.inner
+            .stores
+            .put(store.id, kb, vb.as_deref(), ts)
+            .map_err(store_error)
+    }
+
+    pub fn delete<K, V>(&mut self, store: &StoreHandle<K, V>, key: &K) -> Result<(), ProcessError> {
+        let kb = store.key_bytes(key)?;
+        let ts = self.timestamp();
+        self.inner
+            .stores
+            .put(store.id, kb, None, ts)
+            .map_err(store_error)
+    }
+
+    /// Every entry, in the order of the keys' bytes.
+    pub fn all<K, V>(&mut self, store: &StoreHandle<K, V>) -> Result<Vec<(K, V)>, ProcessError> {
+        let entries = self
+            .inner
+            .stores
+            .all(store.id)
+            .map_err(store_error)?;
+        entries
+            .into_iter()
+            .map(|(k, t)| {
+                let read = |e: String| ProcessError::new(format!("store '{}': {e}", store.name));
+                Ok((
+                    store.key.deserialize(Some(&k)).map_err(read)?,
+                    store.value.deserialize(Some(&t.value)).map_err(read)?,
+                ))
+            })
+            .collect()
+    }
+
+    fn timestamp(&self) -> i64 {
+        self.inner
+            .meta
+            .as_ref()
+            .map_or(self.inner.stream_time, |m| m.timestamp)
+    }
+}
+
+/// A key-value store as a [`Processor`] sees it: typed by its serdes (Kafka Streams'
+/// `KeyValueStore<K, V>` from `context.getStateStore`).
+pub struct StoreHandle<K, V> {
+    id: crate::state::StoreId,
+    name: String,
+    key: Arc<dyn Serde<K>>,
+    value: Arc<dyn Serde<V>>,
+}
+
+impl<K, V> StoreHandle<K, V> {
+    fn key_bytes(&self, key: &K) -> Result<Vec<u8>, ProcessError> {
+        match self.key.serialize(key) {
+            Ok(Some(b)) => Ok(b),
+            Ok(None) => Err(ProcessError::new(format!(
+                "store '{}': a null key cannot be stored",
+                self.name
+            ))),
+            Err(e) => Err(ProcessError::new(format!("store '{}': {e}", self.name))),
+        }
+    }
+}
+
+fn store_error(e: crate::state::StateError) -> ProcessError {
+    ProcessError::new(e.to_string())
 }
 
 fn erase<K, V>(record: Record<K, V>) -> ErasedRecord

@@ -227,11 +227,25 @@ impl TaskStores {
         from: &[u8],
         to: &[u8],
     ) -> Result<Vec<(Vec<u8>, Timestamped)>, StateError> {
+        self.scan(id, Some(from), Some(to))
+    }
+
+    /// Every entry, in key order.
+    pub fn all(&mut self, id: StoreId) -> Result<Vec<(Vec<u8>, Timestamped)>, StateError> {
+        self.scan(id, None, None)
+    }
+
+    fn scan(
+        &mut self,
+        id: StoreId,
+        from: Option<&[u8]>,
+        to: Option<&[u8]>,
+    ) -> Result<Vec<(Vec<u8>, Timestamped)>, StateError> {
         self.flush_store_cache(id)?;
         let store = &self.stores[id.0];
         store
             .inner
-            .range(Some(from), Some(to))?
+            .range(from, to)?
             .into_iter()
             .filter(|(k, _)| !store.expired(k))
             .map(|(k, v)| decode(v, &store.def.name).map(|t| (k, t)))
