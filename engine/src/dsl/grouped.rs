@@ -13,7 +13,9 @@ use super::aggregate::StreamAggregateNode;
 use super::ktable::KTable;
 use super::session_window::{Merger, SessionWindowAggregateNode, SessionWindows};
 use super::sliding_window::{SlidingWindowAggregateNode, SlidingWindows};
-use super::stateful::{Aggregation, Aggregator, ErasedSerde, Initializer, Windowed, WindowedKeyFn};
+use super::stateful::{
+    Aggregation, Aggregator, ErasedSerde, Initializer, Windowed, WindowedKeyFn, WindowedSerde,
+};
 use super::suppress::WindowOf;
 use super::time_window::{TimeWindowAggregateNode, TimeWindows};
 use super::{Data, KStream, RecordInfo, deserializer, serializer};
@@ -447,48 +449,45 @@ fn typed_aggregator<K: Data, V: Data, A: Data>(
     (init, add)
 }
 
+/// A typed view of an erased serde, for types that can be cloned out of a [`Datum`].
+struct Typed<K>(ErasedSerde, std::marker::PhantomData<fn() -> K>);
+
+impl<K: Data + Clone> Serde<K> for Typed<K> {
+    fn name(&self) -> String {
+        std::any::type_name::<K>().to_owned()
+    }
+
+    fn serialize(&self, value: &K) -> Result<Option<Vec<u8>>, String> {
+        self.0.bytes(&datum(value.clone())).map_err(|e| e.to_string())
+    }
+
+    fn deserialize(&self, bytes: Option<&[u8]>) -> Result<K, String> {
+        let d = (self.0.de)(bytes)?;
+        typed::<K>(&d, "key").map(K::clone).map_err(|e| e.to_string())
+    }
+}
+
 /// Typed windowed keys for the Rust DSL: `Windowed<K>` with Kafka Streams' byte layout.
 fn typed_windowed<K: Data + Clone>(key: ErasedSerde, session: bool) -> WindowedKeys {
-    let make: WindowedKeyFn = Arc::new(|k: &Datum, window: Window| {
-        match typed::<K>(k, "key") {
-            Ok(k) => datum(Windowed {
-                key: k.clone(),
-                window,
-            }),
-            // Unreachable for well-typed programs; the sink reports the mismatch.
-            Err(_) => k.clone(),
-        }
+    let key: Arc<dyn Serde<K>> = Arc::new(Typed::<K>(key, std::marker::PhantomData));
+    let make: WindowedKeyFn = Arc::new(|k: &Datum, window: Window| match typed::<K>(k, "key") {
+        Ok(k) => datum(Windowed {
+            key: k.clone(),
+            window,
+        }),
+        // Unreachable for well-typed programs; the sink reports the mismatch.
+        Err(_) => k.clone(),
     });
     let window_of: WindowOf =
         Arc::new(|k: &Datum| typed::<Windowed<K>>(k, "windowed key").map(|w| w.window));
-    let inner = key.clone();
-    let ser: crate::topology::Serializer = Arc::new(move |d: &Datum| {
-        let w = typed::<Windowed<K>>(d, "windowed key")?;
-        let kb = inner.bytes(&datum(w.key.clone()))?.unwrap_or_default();
-        Ok(Some(if session {
-            crate::serdes::encode_session(&kb, w.window.start, w.window.end)
-        } else {
-            crate::serdes::encode_windowed(&kb, w.window.start)
-        }))
-    });
-    let de: crate::topology::Deserializer = Arc::new(move |bytes: Option<&[u8]>| {
-        let bytes = bytes.ok_or("a windowed key cannot be null")?;
-        let (kb, window) = if session {
-            let (kb, start, end) =
-                crate::serdes::decode_session(bytes).map_err(|e| e.to_string())?;
-            (kb, Window { start, end })
-        } else {
-            let (kb, start) = crate::serdes::decode_windowed(bytes).map_err(|e| e.to_string())?;
-            (kb, Window { start, end: start })
-        };
-        let k = (key.de)(Some(kb))?;
-        let k = typed::<K>(&k, "key").map_err(|e| e.to_string())?.clone();
-        Ok(datum(Windowed { key: k, window }))
+    let serde: Arc<dyn Serde<Windowed<K>>> = Arc::new(WindowedSerde {
+        inner: key,
+        session,
     });
     WindowedKeys {
         make,
         window_of,
-        serde: ErasedSerde { ser, de },
+        serde: erased(serde, "key"),
     }
 }
 

@@ -49,7 +49,7 @@ pub use session_window::{Merger, SessionWindows};
 pub use sliding_window::SlidingWindows;
 pub use stateful::{
     Aggregation, Aggregator, Change, ErasedSerde, Initializer, Windowed, WindowedKeyFn,
-    change_serde, is_null,
+    WindowedSerde, change_serde, is_null,
 };
 pub use suppress::WindowOf;
 pub use table::{NullFn, SelectFn, cel_null};

@@ -25,6 +25,48 @@ pub struct Windowed<K> {
     pub window: Window,
 }
 
+/// Kafka Streams' `TimeWindowedSerde` (`session: false`: inner key bytes, then the window start)
+/// or `SessionWindowedSerde` (`session: true`: inner key bytes, then the end, then the start).
+pub struct WindowedSerde<K> {
+    pub inner: Arc<dyn crate::serdes::Serde<K>>,
+    pub session: bool,
+}
+
+impl<K> crate::serdes::Serde<Windowed<K>> for WindowedSerde<K> {
+    fn name(&self) -> String {
+        let prefix = if self.session { "session" } else { "windowed" };
+        format!("{prefix}-{}", self.inner.name())
+    }
+
+    fn serialize(&self, value: &Windowed<K>) -> Result<Option<Vec<u8>>, String> {
+        let kb = self.inner.serialize(&value.key)?.unwrap_or_default();
+        let w = value.window;
+        Ok(Some(if self.session {
+            crate::serdes::encode_session(&kb, w.start, w.end)
+        } else {
+            crate::serdes::encode_windowed(&kb, w.start)
+        }))
+    }
+
+    fn deserialize(&self, bytes: Option<&[u8]>) -> Result<Windowed<K>, String> {
+        let bytes = bytes.ok_or("a windowed key cannot be null")?;
+        let (kb, window) = if self.session {
+            let (kb, start, end) =
+                crate::serdes::decode_session(bytes).map_err(|e| e.to_string())?;
+            (kb, Window { start, end })
+        } else {
+            // The end is not in the bytes; Kafka Streams' deserializer needs the window size
+            // for it too.
+            let (kb, start) = crate::serdes::decode_windowed(bytes).map_err(|e| e.to_string())?;
+            (kb, Window { start, end: start })
+        };
+        Ok(Windowed {
+            key: self.inner.deserialize(Some(kb))?,
+            window,
+        })
+    }
+}
+
 /// A serde over erased data, as operations that store or ship data need both directions.
 #[derive(Clone)]
 pub struct ErasedSerde {
