@@ -223,12 +223,14 @@ final class Cases {
     }
 
     // The tumbling count with suppress { untilWindowCloses: true } before toStream: each window is
-    // emitted once, when stream time passes its end plus grace.
+    // emitted once, when stream time passes its end plus grace. (The explicit key serde is Java
+    // plumbing only: without it the suppress buffer would take the default String serde for the
+    // Windowed key.)
     static void suppress(StreamsBuilder b, Topics t) {
         input(b, t)
                 .groupByKey()
                 .windowedBy(TimeWindows.ofSizeAndGrace(SIZE, GRACE))
-                .count(Materialized.<String, Long, WindowStore<Bytes, byte[]>>as("suppressed-counts"))
+                .count(Materialized.<String, Long, WindowStore<Bytes, byte[]>>as("suppressed-counts").withKeySerde(STRING))
                 .suppress(Suppressed.untilWindowCloses(Suppressed.BufferConfig.unbounded()))
                 .toStream()
                 .to(t.output(), windowedLong());

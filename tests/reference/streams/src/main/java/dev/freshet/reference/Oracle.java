@@ -130,9 +130,22 @@ public final class Oracle {
             });
             running.add(streams);
         }
+        // On SIGTERM close every instance, side by side: each close waits for its stream thread
+        // to commit and leave the group, which one after the other adds up to many seconds.
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            List<Thread> closing = new ArrayList<>();
             for (KafkaStreams streams : running) {
-                streams.close(Duration.ofSeconds(30));
+                Thread t = new Thread(() -> streams.close(Duration.ofSeconds(30)));
+                t.start();
+                closing.add(t);
+            }
+            for (Thread t : closing) {
+                try {
+                    t.join();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return;
+                }
             }
         }, "oracle-shutdown"));
         for (KafkaStreams streams : running) {
