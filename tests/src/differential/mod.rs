@@ -265,6 +265,8 @@ struct Side {
     output: String,
     progress: Progress,
     done: bool,
+    /// Why it will never be done (its process exited).
+    failure: Option<String>,
     /// Index into the runners.
     runner: usize,
 }
@@ -326,6 +328,7 @@ pub async fn run(contender: Contender) {
                 app,
                 output: outputs[i].clone(),
                 done: false,
+                failure: None,
                 runner: 0,
             }
         });
@@ -388,11 +391,12 @@ pub async fn run(contender: Contender) {
         .set("bootstrap.servers", kafka_bootstrap())
         .create()
         .expect("metadata client");
-    let waited = wait_for_all(&mut prepared, &mut runners, &client, &names);
+    let mut dead = String::new();
+    let waited = wait_for_all(&mut prepared, &mut runners, &client, &names, &mut dead);
     let settled = started.elapsed();
 
     // Compare.
-    let mut report = String::new();
+    let mut report = dead;
     let mut failed = Vec::new();
     if let Err(e) = &waited {
         failed.push("(waiting)".to_owned());
@@ -419,7 +423,16 @@ pub async fn run(contender: Contender) {
     });
     let compared = started.elapsed();
     for (p, result) in prepared.iter().zip(checked) {
-        let Some(result) = result else { continue };
+        let failures: Vec<&str> = p
+            .sides
+            .iter()
+            .filter_map(|s| s.failure.as_deref())
+            .collect();
+        let result = match result {
+            Some(r) => r,
+            None if !failures.is_empty() => Err(failures.join("; ")),
+            None => continue,
+        };
         match result {
             Ok(summary) => {
                 let _ = writeln!(report, "{:<16} ok: {summary}", p.case.name);
@@ -432,6 +445,15 @@ pub async fn run(contender: Contender) {
     }
     // Both sides must also stop cleanly on SIGTERM, as a deployment stops them.
     for r in runners.iter_mut() {
+        let log = r.log_path().display().to_string();
+        if let Some(why) = r.exited() {
+            // An early exit is reported above, with its log; a later one is news.
+            if !report.contains(&log) {
+                failed.push("(exited)".to_owned());
+                let _ = writeln!(report, "{log}: the process {why} before it was stopped");
+            }
+            continue;
+        }
         if let Err(e) = r.terminate(Duration::from_secs(40)) {
             failed.push("(stopping)".to_owned());
             let _ = writeln!(report, "{} {e}", r.log_path().display());
@@ -456,35 +478,58 @@ pub async fn run(contender: Contender) {
     );
 }
 
-/// Polls every side until all are done; Err with the state of what did not finish, or of the
-/// process that died.
+/// Polls every side until each is done or has failed: its process exited early (the process and
+/// its log are named in `dead`, once per process) or the deadline passed (Err, with the state of
+/// every side still pending). A failed side stops its case, not the others.
 fn wait_for_all(
     prepared: &mut [Prepared],
     runners: &mut [Runner],
     client: &BaseConsumer,
     names: &[&str; 2],
+    dead: &mut String,
 ) -> Result<(), String> {
     let deadline = Instant::now() + DEADLINE;
+    let mut reported = vec![false; runners.len()];
     loop {
         for (i, r) in runners.iter_mut().enumerate() {
-            if let Some(why) = r.exited() {
-                let cases: Vec<&str> = prepared
-                    .iter()
-                    .filter(|p| p.sides.iter().any(|s| s.runner == i && !s.done))
-                    .map(|p| p.case.name)
-                    .collect();
-                return Err(format!(
-                    "the process running {cases:?} {why} before it was done\n{}\n",
-                    r.log_tail(60)
-                ));
+            if reported[i] {
+                continue;
+            }
+            let Some(why) = r.exited() else { continue };
+            reported[i] = true;
+            let mut cases = Vec::new();
+            for p in prepared.iter_mut() {
+                for (side, s) in p.sides.iter_mut().enumerate() {
+                    if s.runner == i && !s.done {
+                        s.failure = Some(format!(
+                            "{} {why} before it was done (log: {})",
+                            names[side],
+                            r.log_path().display()
+                        ));
+                        cases.push(p.case.name);
+                    }
+                }
+            }
+            if !cases.is_empty() {
+                let _ = writeln!(
+                    dead,
+                    "the process running {cases:?} {why}\n{}",
+                    r.log_tail(40)
+                );
             }
         }
         let mut pending = 0;
         for p in prepared.iter_mut() {
+            if p.sides.iter().any(|s| s.failure.is_some()) {
+                continue;
+            }
             for s in p.sides.iter_mut().filter(|s| !s.done) {
-                s.done = s.progress.poll(client).map_err(|e| {
-                    format!("{}: {e}\n{}\n", p.case.name, runners[s.runner].log_tail(60))
-                })?;
+                // A failed query (a coordinator still loading, a timeout on a busy machine) is
+                // no verdict: it is shown if the deadline passes.
+                s.done = s.progress.poll(client).unwrap_or_else(|e| {
+                    s.progress.last_state = format!("last query failed: {e}");
+                    false
+                });
                 pending += usize::from(!s.done);
             }
         }
@@ -496,7 +541,10 @@ fn wait_for_all(
                 "not done after {DEADLINE:?} (done means: committed offsets at the end of the input and of the repartition topics, then the output quiet for {:?}):\n",
                 progress::QUIET
             );
-            for p in prepared.iter() {
+            for p in prepared
+                .iter()
+                .filter(|p| p.sides.iter().all(|s| s.failure.is_none()))
+            {
                 for (i, s) in p.sides.iter().enumerate().filter(|(_, s)| !s.done) {
                     let _ = writeln!(
                         msg,

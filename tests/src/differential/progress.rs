@@ -75,8 +75,7 @@ impl Progress {
         }
     }
 
-    /// Ok(true) once done; Ok(false) while still working. Err for a state that waiting cannot
-    /// fix.
+    /// Ok(true) once done; Ok(false) while still working; Err when a query failed.
     pub fn poll(&mut self, client: &BaseConsumer) -> Result<bool, String> {
         let mut state = String::new();
         let mut caught_up = true;
