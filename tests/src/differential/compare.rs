@@ -2,8 +2,8 @@
 //!
 //! Intermediate updates depend on commit and cache timing even between two Java runs, so only the
 //! final value of each key counts. A tombstone and an absent key are the same final state (as in
-//! a compacted topic): Kafka Streams' KTable filter, for one, sends tombstones for keys that were
-//! never present. Values are compared as bytes, except JSON, which is compared parsed (Kafka
+//! a compacted topic): whether a delete of an absent key is sent is a detail (Kafka Streams' KTable
+//! filter sends a tombstone for every update it drops unless old values are at hand). Values are compared as bytes, except JSON, which is compared parsed (Kafka
 //! Streams' Jackson keeps insertion order; Freshet writes sorted keys). Where both sides hold a
 //! value, the key must also be in the same partition: the sinks must partition as Java does.
 

@@ -237,9 +237,10 @@ final class Cases {
     }
 
     // tables: users { store: users-store }; from users: filter "value.amount > 3",
-    // mapValues "value.amount * 10". KTable filter forwards a tombstone for an update it filters
-    // out (nothing downstream asks for old values, so it cannot know whether the key was present);
-    // neither the predicate nor the mapper ever sees a null value.
+    // mapValues "value.amount * 10". An update the filter drops, or a delete, sends a tombstone
+    // only if the key's previous value passed the filter: with old values at hand (here, from the
+    // materialized source) KTableFilter skips a change whose old and new results are both null.
+    // Neither the predicate nor the mapper ever sees a null value.
     static void tableOps(StreamsBuilder b, Topics t) {
         b.table(t.table(), Consumed.with(STRING, JSON), Materialized.<String, JsonNode, KeyValueStore<Bytes, byte[]>>as("users-store"))
                 .filter((key, value) -> amount(value) > 3)
