@@ -21,7 +21,9 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
-use rdkafka::consumer::BaseConsumer;
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::{kafka_bootstrap, repo_root, unique_name};
 use compare::{FinalTable, compare, final_values, render, repeated_keys};
@@ -471,11 +473,46 @@ pub async fn run(contender: Contender) {
     );
     if failed.is_empty() {
         println!("{report}{timing}");
+        // The broker outlives test runs: drop what this run created. A failed run keeps its
+        // topics for a look at them.
+        let apps: Vec<&str> = prepared
+            .iter()
+            .flat_map(|p| p.sides.iter().map(|s| s.app.as_str()))
+            .collect();
+        delete_topics(&client, topics, &apps).await;
     }
     assert!(
         failed.is_empty(),
         "differential cases failed: {failed:?}\n{report}{timing}"
     );
+}
+
+/// Deletes `topics` and every internal topic (`<app>-...`) of `apps`. Best effort: a leftover
+/// topic costs nothing but space.
+async fn delete_topics(client: &BaseConsumer, mut topics: Vec<String>, apps: &[&str]) {
+    if let Ok(md) = client.fetch_metadata(None, Duration::from_secs(10)) {
+        topics.extend(
+            md.topics()
+                .iter()
+                .map(|t| t.name())
+                .filter(|n| apps.iter().any(|a| n.starts_with(&format!("{a}-"))))
+                .map(str::to_owned),
+        );
+    }
+    let admin: AdminClient<DefaultClientContext> = match ClientConfig::new()
+        .set("bootstrap.servers", kafka_bootstrap())
+        .create()
+    {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("not deleting the differential topics: {e}");
+            return;
+        }
+    };
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    if let Err(e) = admin.delete_topics(&names, &AdminOptions::new()).await {
+        eprintln!("deleting the differential topics: {e}");
+    }
 }
 
 /// Polls every side until each is done or has failed: its process exited early (the process and
