@@ -28,6 +28,11 @@ log "cargo build --workspace --all-targets (log: $build_log)"
 build_pid=$!
 
 scripts/kafka.sh status >/dev/null 2>&1 || { started+=(kafka); scripts/kafka.sh up; }
+# The Kafka Streams reference (the differential tests' oracle), beside the cargo build and the
+# cluster's start. After Kafka's fetch, so two Mavens never fill one repository at once.
+reference_log=$RUN_DIR/reference-build.log
+( scripts/reference.sh build >"$RUN_DIR/reference-classpath" 2>"$reference_log" ) &
+reference_pid=$!
 scripts/cluster.sh status >/dev/null 2>&1 || { started+=(cluster); scripts/cluster.sh up; }
 log "services up after $((SECONDS - t0)) s"
 
@@ -35,12 +40,18 @@ if ! wait "$build_pid"; then
   tail -n 60 "$build_log" >&2
   die "cargo build failed (full log: $build_log)" "fix the compile error above"
 fi
+if ! wait "$reference_pid"; then
+  cat "$reference_log" >&2
+  die "building the Kafka Streams reference failed (log: $reference_log)" "fix the error above, then: scripts/reference.sh build"
+fi
 log "build done after $((SECONDS - t0)) s"
 
 export FRESHET_KAFKA_BOOTSTRAP=127.0.0.1:$FRESHET_KAFKA_PORT
 export KUBECONFIG=$RUN_DIR/kubeconfig
 export FRESHET_KUBECTL=$K8S_BIN/kubectl
 export FRESHET_HELM=$HELM_BIN/helm
+FRESHET_REFERENCE_CLASSPATH=$(cat "$(cat "$RUN_DIR/reference-classpath")")
+export FRESHET_REFERENCE_CLASSPATH
 cargo fmt --all --check || die "cargo fmt --check found unformatted code" "run: make fmt"
 cargo clippy -q --workspace --all-targets -- -D warnings || die "clippy found problems" "fix the warnings above (make lint)"
 cargo test --workspace --all-targets -- ${FRESHET_TEST_ARGS:-}

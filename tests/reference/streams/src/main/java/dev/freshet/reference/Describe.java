@@ -1,0 +1,79 @@
+package dev.freshet.reference;
+
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.function.Supplier;
+import org.apache.kafka.streams.StreamsBuilder;
+import org.apache.kafka.streams.Topology;
+import org.apache.kafka.streams.kstream.Branched;
+import org.apache.kafka.streams.kstream.KStream;
+import org.apache.kafka.streams.kstream.Named;
+import org.apache.kafka.streams.kstream.Repartitioned;
+import org.apache.kafka.streams.processor.RecordContext;
+import org.apache.kafka.streams.processor.TopicNameExtractor;
+
+/**
+ * Kafka Streams' own {@code describe()} of the topologies whose Freshet descriptions are checked
+ * in: {@code examples/<name>/describe.txt} (compared by tests/tests/differential.rs) and the
+ * constants in engine/src/dsl (unit tests). Each topology is built as Kafka Streams users would
+ * write the example's manifest, so the generated node names line up. The predicates and mappers
+ * are placeholders: describe() shows only the shape.
+ */
+final class Describe {
+    private Describe() {}
+
+    static final Map<String, Supplier<Topology>> ALL = new TreeMap<>(Map.of(
+            "branch-by-region", Describe::branchByRegion,
+            "route-by-type", Describe::routeByType,
+            "dsl-repartition", Describe::dslRepartition));
+
+    // examples/branch-by-region/app.yaml: filter, then split with branches eu, us and the default other.
+    static Topology branchByRegion() {
+        StreamsBuilder b = new StreamsBuilder();
+        KStream<String, String> orders = b.stream("branch-orders");
+        var branches = orders.filter((k, v) -> true)
+                .split(Named.as("by-region-"))
+                .branch((k, v) -> true, Branched.as("eu"))
+                .branch((k, v) -> true, Branched.as("us"))
+                .defaultBranch(Branched.as("other"));
+        branches.get("by-region-eu").to("branch-orders-eu");
+        branches.get("by-region-us").to("branch-orders-us");
+        branches.get("by-region-other").to("branch-orders-other");
+        return b.build();
+    }
+
+    // examples/route-by-type/app.yaml: mapValues, then to { topicExpr }.
+    static Topology routeByType() {
+        StreamsBuilder b = new StreamsBuilder();
+        b.<String, String>stream("route-events")
+                .mapValues(v -> v)
+                .to(new Expression<>("'route-events-' + value.type"));
+        return b.build();
+    }
+
+    // engine/src/dsl's repartition test: selectKey, repartition named by-value, to output.
+    static Topology dslRepartition() {
+        StreamsBuilder b = new StreamsBuilder();
+        b.<String, String>stream("input")
+                .selectKey((k, v) -> v)
+                .repartition(Repartitioned.as("by-value"))
+                .to("output");
+        return b.build();
+    }
+
+    /**
+     * A topic-name extractor standing for a {@code topicExpr}. describe() prints a dynamic sink as
+     * {@code (extractor class: <extractor.toString()>)}; Freshet prints the expression there.
+     */
+    private record Expression<K, V>(String text) implements TopicNameExtractor<K, V> {
+        @Override
+        public String extract(K key, V value, RecordContext recordContext) {
+            throw new UnsupportedOperationException("describe only");
+        }
+
+        @Override
+        public String toString() {
+            return text;
+        }
+    }
+}
