@@ -13,7 +13,6 @@ async fn kafka_streams_matches_itself() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs the stateful engine (issue 4)"]
 async fn freshet_matches_kafka_streams() {
     run(Contender::Freshet).await;
 }

@@ -338,6 +338,8 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             .name
             .clone()
             .unwrap_or_else(|| builder.generated_name(&format!("{prefix}STATE-STORE-")));
+        // Kafka Streams names the processor before it adds the repartition nodes.
+        let name = named.map_or_else(|| builder.generated_name(prefix), str::to_owned);
         let input = self.input(&store_name);
         builder.add_store(StoreDef {
             name: store_name.clone(),
@@ -353,7 +355,6 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             add,
             subtract: None,
         };
-        let name = named.map_or_else(|| builder.generated_name(prefix), str::to_owned);
         let grace = windowing.grace_ms();
         let make_key = windowed.as_ref().map(|w| w.make.clone());
         let factory: NodeFactory = match windowing {
@@ -458,12 +459,16 @@ impl<K: Data + Clone> Serde<K> for Typed<K> {
     }
 
     fn serialize(&self, value: &K) -> Result<Option<Vec<u8>>, String> {
-        self.0.bytes(&datum(value.clone())).map_err(|e| e.to_string())
+        self.0
+            .bytes(&datum(value.clone()))
+            .map_err(|e| e.to_string())
     }
 
     fn deserialize(&self, bytes: Option<&[u8]>) -> Result<K, String> {
         let d = (self.0.de)(bytes)?;
-        typed::<K>(&d, "key").map(K::clone).map_err(|e| e.to_string())
+        typed::<K>(&d, "key")
+            .map(K::clone)
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -583,6 +583,7 @@ impl<K: Data, V: Data> KStream<K, V> {
         {
             let mut st = self.builder.state.borrow_mut();
             let kind = NodeKind::Sink {
+                window_suffix: 0,
                 target: SinkTarget::Topic(topic.clone()),
                 key: key.ser,
                 value: value.ser,
@@ -652,6 +653,7 @@ impl<K: Data, V: Data> KStream<K, V> {
             .unwrap_or_else(|| st.next_name("KSTREAM-SINK-"));
         let kind = NodeKind::Sink {
             target,
+            window_suffix: crate::topology::window_suffix_of(&produced.key.name()),
             key: serializer(produced.key, "key"),
             value: serializer(produced.value, "value"),
         };

@@ -125,6 +125,8 @@ impl Node for OpNode {
 /// Writes records to Kafka: a fixed topic or one chosen per record.
 pub struct SinkNode {
     pub target: SinkTarget,
+    /// Trailing key bytes (a window) the partitioner ignores.
+    pub window_suffix: usize,
     pub resolved_topic: Option<String>,
     pub key: Serializer,
     pub value: Serializer,
@@ -151,8 +153,13 @@ impl Node for SinkNode {
         };
         let key = (self.key)(&record.key)?;
         let value = (self.value)(&record.value)?;
+        let hash_len = match (&key, self.window_suffix) {
+            (Some(k), suffix) if suffix > 0 => Some(k.len().saturating_sub(suffix)),
+            _ => None,
+        };
         ctx.produce(ProduceRequest {
             partition: None,
+            hash_len,
             changelog: false,
             topic,
             key,

@@ -59,8 +59,9 @@ impl Node for TableSourceNode {
     }
 }
 
-/// `KTable.filter` / `filterNot`: values that fail the predicate become deletions. Like Kafka
-/// Streams, a filtered-out update is forwarded as a deletion even when the key had no value.
+/// `KTable.filter` / `filterNot`: values that fail the predicate become deletions. Old values
+/// are at hand (tables are materialized), so, as Kafka Streams does then, an update that neither
+/// passes now nor passed before sends nothing.
 pub(crate) fn table_filter(predicate: Predicate, keep_when: bool) -> impl Node {
     super::stateful::FnNode(move |ctx: &mut NodeContext, record: &ErasedRecord| {
         let change = typed::<Change>(&record.value, "table update")?;
@@ -75,6 +76,9 @@ pub(crate) fn table_filter(predicate: Predicate, keep_when: bool) -> impl Node {
             new: keep(&change.new)?,
             old: keep(&change.old)?,
         };
+        if filtered.new.is_none() && filtered.old.is_none() {
+            return Ok(());
+        }
         forward_change(ctx, record.key.clone(), filtered, record.timestamp, record);
         Ok(())
     })

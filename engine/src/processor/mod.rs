@@ -222,7 +222,12 @@ where
 
     /// Stores `value` under `key`, with the current record's timestamp (stream time in a
     /// punctuation); the write goes to the store's changelog too.
-    pub fn put<K, V>(&mut self, store: &StoreHandle<K, V>, key: &K, value: &V) -> Result<(), ProcessError> {
+    pub fn put<K, V>(
+        &mut self,
+        store: &StoreHandle<K, V>,
+        key: &K,
+        value: &V,
+    ) -> Result<(), ProcessError> {
         let kb = store.key_bytes(key)?;
         let vb = store
             .value
@@ -246,11 +251,7 @@ where
 
     /// Every entry, in the order of the keys' bytes.
     pub fn all<K, V>(&mut self, store: &StoreHandle<K, V>) -> Result<Vec<(K, V)>, ProcessError> {
-        let entries = self
-            .inner
-            .stores
-            .all(store.id)
-            .map_err(store_error)?;
+        let entries = self.inner.stores.all(store.id).map_err(store_error)?;
         entries
             .into_iter()
             .map(|(k, t)| {

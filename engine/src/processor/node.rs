@@ -27,6 +27,9 @@ pub struct ProduceRequest {
     pub topic: String,
     /// A fixed partition (a changelog's is its task's); `None` partitions by key.
     pub partition: Option<i32>,
+    /// Partition by the first `n` key bytes only (a windowed key's inner key), as Java's
+    /// partitioner would; `None` leaves it to the producer's partitioner.
+    pub hash_len: Option<usize>,
     /// A changelog record, whose offset the task's checkpoint records.
     pub changelog: bool,
     pub key: Option<Vec<u8>>,

@@ -14,6 +14,7 @@ use crate::topology::Topology;
 
 pub mod admin;
 mod metrics;
+pub mod partitioner;
 mod restore;
 mod task;
 mod thread;
@@ -162,6 +163,7 @@ pub(crate) fn dead_letter(topic: &str, raw: &RawRecord, failure: &RecordFailure)
     headers.add("__streams.errors.offset", raw.offset.to_string());
     ProduceRequest {
         partition: None,
+        hash_len: None,
         changelog: false,
         topic: topic.to_owned(),
         key: raw.key.clone(),

@@ -172,7 +172,13 @@ impl Task {
                     None
                 }
                 NodeKind::Processor { factory, .. } => Some(factory()),
-                NodeKind::Sink { target, key, value } => Some(Box::new(SinkNode {
+                NodeKind::Sink {
+                    target,
+                    key,
+                    value,
+                    window_suffix,
+                } => Some(Box::new(SinkNode {
+                    window_suffix: *window_suffix,
                     resolved_topic: match target {
                         SinkTarget::Topic(t) => Some(t.resolve(application_id)),
                         SinkTarget::Extractor { .. } => None,

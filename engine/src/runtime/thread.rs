@@ -32,6 +32,8 @@ struct Core {
 pub(crate) struct DeliveryContext {
     failure: Mutex<Option<String>>,
     changelog_offsets: Mutex<HashMap<(String, i32), i64>>,
+    /// Partition counts of the topics windowed keys went to, for choosing their partitions.
+    partition_counts: Mutex<HashMap<String, i32>>,
 }
 
 /// The delivery opaque of a changelog record.
@@ -311,12 +313,58 @@ fn owned_headers(headers: &Headers) -> Option<OwnedHeaders> {
 }
 
 /// Sends one record, waiting for queue space rather than dropping it.
+/// The partition Java's partitioner gives the first `hash_len` bytes of the record's key.
+fn partition_by_prefix(
+    producer: &BaseProducer<DeliveryContext>,
+    out: &ProduceRequest,
+) -> Result<Option<i32>, String> {
+    let (Some(len), Some(key)) = (out.hash_len, &out.key) else {
+        return Ok(None);
+    };
+    let mut counts = producer
+        .context()
+        .partition_counts
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let count = match counts.get(&out.topic) {
+        Some(c) => *c,
+        None => {
+            let metadata = producer
+                .client()
+                .fetch_metadata(Some(&out.topic), Duration::from_secs(15))
+                .map_err(|e| format!("reading the partitions of {}: {e}", out.topic))?;
+            let c = metadata
+                .topics()
+                .first()
+                .filter(|t| t.error().is_none())
+                .map(|t| t.partitions().len() as i32)
+                .filter(|c| *c > 0)
+                .ok_or_else(|| {
+                    format!(
+                        "topic {} does not exist: create it (Freshet never creates output topics)",
+                        out.topic
+                    )
+                })?;
+            counts.insert(out.topic.clone(), c);
+            c
+        }
+    };
+    Ok(Some(super::partitioner::partition_for(
+        &key[..len.min(key.len())],
+        count,
+    )))
+}
+
 fn send(producer: &BaseProducer<DeliveryContext>, out: &ProduceRequest) -> Result<(), String> {
+    let partition = match out.partition {
+        Some(p) => Some(p),
+        None => partition_by_prefix(producer, out)?,
+    };
     loop {
         let opaque = if out.changelog { CHANGELOG } else { 0 };
         let mut record: BaseRecord<'_, [u8], [u8], usize> =
             BaseRecord::with_opaque_to(&out.topic, opaque).timestamp(out.timestamp);
-        if let Some(p) = out.partition {
+        if let Some(p) = partition {
             record = record.partition(p);
         }
         if let Some(k) = &out.key {

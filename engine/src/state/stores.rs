@@ -359,6 +359,7 @@ fn changelog_record(
     ProduceRequest {
         topic: topic.to_owned(),
         partition: Some(partition),
+        hash_len: None,
         changelog: true,
         key: Some(key),
         value: stored.map(|s| s[TS..].to_vec()),

@@ -73,7 +73,21 @@ pub enum NodeKind {
         target: SinkTarget,
         key: Serializer,
         value: Serializer,
+        /// Trailing key bytes the partitioner ignores: a windowed key (8 bytes of window
+        /// start, 16 of session end and start) lands where its inner key would.
+        window_suffix: usize,
     },
+}
+
+/// The trailing bytes of a key written with the serde `name` that are its window, not its key.
+pub fn window_suffix_of(serde_name: &str) -> usize {
+    if serde_name.starts_with("windowed-") {
+        8
+    } else if serde_name.starts_with("session-") {
+        16
+    } else {
+        0
+    }
 }
 
 /// A node of the topology.

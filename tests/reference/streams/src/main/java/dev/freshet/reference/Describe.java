@@ -1,5 +1,6 @@
 package dev.freshet.reference;
 
+import java.time.Duration;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.function.Supplier;
@@ -7,8 +8,10 @@ import org.apache.kafka.streams.StreamsBuilder;
 import org.apache.kafka.streams.Topology;
 import org.apache.kafka.streams.kstream.Branched;
 import org.apache.kafka.streams.kstream.KStream;
+import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Named;
 import org.apache.kafka.streams.kstream.Repartitioned;
+import org.apache.kafka.streams.kstream.TimeWindows;
 import org.apache.kafka.streams.processor.RecordContext;
 import org.apache.kafka.streams.processor.TopicNameExtractor;
 
@@ -25,6 +28,7 @@ final class Describe {
     static final Map<String, Supplier<Topology>> ALL = new TreeMap<>(Map.of(
             "branch-by-region", Describe::branchByRegion,
             "route-by-type", Describe::routeByType,
+            "per-customer-10m", Describe::perCustomer10m,
             "dsl-repartition", Describe::dslRepartition));
 
     // examples/branch-by-region/app.yaml: filter, then split with branches eu, us and the default other.
@@ -48,6 +52,19 @@ final class Describe {
         b.<String, String>stream("route-events")
                 .mapValues(v -> v)
                 .to(new Expression<>("'route-events-' + value.type"));
+        return b.build();
+    }
+
+    // examples/per-customer-10m/app.yaml: groupBy customer, 10-minute tumbling windows with a
+    // minute of grace, count into the store orders-per-customer, to customer-counts.
+    static Topology perCustomer10m() {
+        StreamsBuilder b = new StreamsBuilder();
+        b.<String, String>stream("customer-orders")
+                .groupBy((k, v) -> v)
+                .windowedBy(TimeWindows.ofSizeAndGrace(Duration.ofMinutes(10), Duration.ofMinutes(1)))
+                .count(Materialized.as("orders-per-customer"))
+                .toStream()
+                .to("customer-counts");
         return b.build();
     }
 
