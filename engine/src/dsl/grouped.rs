@@ -466,9 +466,7 @@ impl<K: Data + Clone> Serde<K> for Typed<K> {
 
     fn deserialize(&self, bytes: Option<&[u8]>) -> Result<K, String> {
         let d = (self.0.de)(bytes)?;
-        typed::<K>(&d, "key")
-            .map(K::clone)
-            .map_err(|e| e.to_string())
+        typed::<K>(&d, "key").cloned().map_err(|e| e.to_string())
     }
 }
 
