@@ -402,3 +402,92 @@ async fn the_state_listener_sees_the_lifecycle() {
         "{seen:?}"
     );
 }
+
+/// The last value per key, as longs (a deletion is `None`).
+fn final_longs(records: &[Received]) -> BTreeMap<String, Option<i64>> {
+    records
+        .iter()
+        .map(|r| {
+            let v = r
+                .value
+                .as_deref()
+                .map(|b| i64::from_be_bytes(b.try_into().expect("8-byte long")));
+            (r.key_str().to_owned(), v)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn group_by_and_count_in_the_typed_dsl() {
+    use freshet_engine::dsl::{Grouped, Materialized};
+    let (input, output) = topics("words", 2).await;
+    send(
+        &input,
+        &[
+            ("1", "apple"),
+            ("2", "pear"),
+            ("3", "apple"),
+            ("4", "fig"),
+            ("5", "apple"),
+        ],
+    );
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>(&input)
+        .group_by(|_, word| word.clone(), Grouped::default().named("by-word"))
+        .count(Materialized::default().named("word-counts"))
+        .to_stream()
+        .to(&output);
+    let config = test_config("typed-count", &[]);
+    let app_id = config.application_id.clone();
+    let app = start(builder.build().expect("topology"), config);
+    let got = consume(&output, 5, WAIT, QUIET);
+    drop(app);
+    let want: BTreeMap<String, Option<i64>> = [("apple", 3), ("fig", 1), ("pear", 1)]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), Some(v)))
+        .collect();
+    assert_eq!(final_longs(&got), want);
+    assert_eq!(
+        freshet_tests::kafka::partition_count(&format!("{app_id}-by-word-repartition")),
+        2,
+        "the repartition topic takes the input's partition count"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_regrouped_and_counted_subtracts_moved_rows() {
+    use freshet_engine::dsl::{Consumed, Grouped, Materialized};
+    let (input, output) = topics("user-regions", 1).await;
+    let builder = StreamsBuilder::new();
+    builder
+        .table::<String, String>(
+            &input,
+            Consumed::with(Arc::new(StringSerde), Arc::new(StringSerde)),
+            Materialized::default().named("users"),
+        )
+        .group_by(
+            |user, region| (region.clone(), user.clone()),
+            Grouped::default(),
+        )
+        .count(Materialized::default().named("users-per-region"))
+        .to_stream()
+        .to(&output);
+    let app = start(
+        builder.build().expect("topology"),
+        test_config("typed-table-count", &[]),
+    );
+    // ann moves from eu to us; bob is deleted.
+    send(
+        &input,
+        &[("ann", "eu"), ("bob", "eu"), ("cat", "us"), ("ann", "us")],
+    );
+    produce(&input, &[(Some(b"bob"), None)], 2_000);
+    let got = consume(&output, 6, WAIT, QUIET);
+    drop(app);
+    let want: BTreeMap<String, Option<i64>> = [("eu", 0), ("us", 2)]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), Some(v)))
+        .collect();
+    assert_eq!(final_longs(&got), want);
+}

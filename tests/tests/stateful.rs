@@ -182,3 +182,93 @@ async fn count_of_the_last_10_minutes_survives_restarts() {
     assert_eq!(counts.get(&("alice".to_owned(), w(10))), Some(&1));
     assert!(engine.terminate(Duration::from_secs(60)).success());
 }
+
+/// `cogroup`: deposits and withdrawals of two streams fold into one balance per account, and the
+/// typed Rust DSL's count and table aggregation give the same kind of tables.
+#[tokio::test(flavor = "multi_thread")]
+async fn cogroup_folds_two_streams_into_one_balance() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (deposits, withdrawals, balances) = (
+        unique_name("deposits"),
+        unique_name("withdrawals"),
+        unique_name("balances"),
+    );
+    create_topics(&[(&deposits, 2), (&withdrawals, 2), (&balances, 1)]).await;
+    let manifest = dir.path().join("app.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"
+applicationId: balances
+bootstrapServers: 127.0.0.1:9092
+defaultKeySerde: string
+defaultValueSerde: json
+config: {{ commit.interval.ms: "100" }}
+topology:
+  streams:
+    - {{ name: deposits, topic: {deposits} }}
+    - {{ name: withdrawals, topic: {withdrawals} }}
+  pipelines:
+    - name: balances
+      from: deposits
+      steps:
+        - groupByKey: {{}}
+        - cogroup:
+            initializer: "0"
+            aggregator: "agg + value.amount"
+            with:
+              - {{ stream: withdrawals, aggregator: "agg - value.amount" }}
+            store: balances
+            valueSerde: long
+        - toStream: {{}}
+        - to: {{ topic: {balances}, valueSerde: long }}
+"#
+        ),
+    )
+    .expect("write manifest");
+    let amount = |a: i64| format!(r#"{{"amount":{a}}}"#);
+    let (d1, d2, w1) = (amount(100), amount(50), amount(30));
+    produce_each_at(
+        &deposits,
+        &[
+            (Some(b"acct-1"), Some(d1.as_bytes())),
+            (Some(b"acct-2"), Some(d2.as_bytes())),
+        ],
+        &[0, 1],
+    );
+    produce_each_at(
+        &withdrawals,
+        &[(Some(b"acct-1"), Some(w1.as_bytes()))],
+        &[2],
+    );
+    let mut engine = start(
+        &manifest,
+        &unique_name("balances"),
+        &dir.path().join("state"),
+    );
+    let got = consume(
+        &balances,
+        3,
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+    );
+    let finals: BTreeMap<String, i64> = got
+        .iter()
+        .map(|r| {
+            let v = r.value.as_deref().expect("balance");
+            (
+                r.key_str().to_owned(),
+                i64::from_be_bytes(v.try_into().expect("long")),
+            )
+        })
+        .collect();
+    assert_eq!(
+        finals,
+        [("acct-1".to_owned(), 70), ("acct-2".to_owned(), 50)]
+            .into_iter()
+            .collect(),
+        "log:\n{}",
+        engine.log_text()
+    );
+    assert!(engine.terminate(Duration::from_secs(60)).success());
+}

@@ -440,14 +440,19 @@ fn typed_aggregator<K: Data, V: Data, A: Data>(
     f: impl Fn(&K, &V, &A) -> A + Send + Sync + 'static,
 ) -> (Initializer, Aggregator) {
     let init: Initializer = Arc::new(move || Ok(datum(init())));
-    let add: Aggregator = Arc::new(move |_, k, v, agg| {
+    (init, typed_add(f))
+}
+
+fn typed_add<K: Data, V: Data, A: Data>(
+    f: impl Fn(&K, &V, &A) -> A + Send + Sync + 'static,
+) -> Aggregator {
+    Arc::new(move |_, k, v, agg| {
         Ok(datum(f(
             typed::<K>(k, "key")?,
             typed::<V>(v, "value")?,
             typed::<A>(agg, "aggregate")?,
         )))
-    });
-    (init, add)
+    })
 }
 
 /// A typed view of an erased serde, for types that can be cloned out of a [`Datum`].
@@ -547,5 +552,131 @@ impl<K: Data + Clone, V: Data> KGroupedStream<K, V> {
             Some(count_init()),
             count_add(),
         )
+    }
+}
+
+/// Several grouped streams folded into one aggregate per key, each with its own aggregator
+/// (Kafka Streams' `CogroupedKStream`). The streams must be co-partitioned; a stream whose keys
+/// changed goes through its own repartition topic first.
+pub struct CogroupedKStream<K, A> {
+    inputs: Vec<(KGroupedStream<K, Datum>, Aggregator)>,
+    _types: std::marker::PhantomData<fn() -> A>,
+}
+
+impl<K: Data, V: Data> KGroupedStream<K, V> {
+    fn erase_value(&self) -> KGroupedStream<K, Datum> {
+        KGroupedStream {
+            stream: KStream::at(self.stream.builder(), self.stream.node()),
+            key: self.key.clone(),
+            value: self.value.clone(),
+            name: self.name.clone(),
+            repartition: self.repartition,
+        }
+    }
+
+    /// Starts a cogroup with this stream's aggregator.
+    pub fn cogroup_erased<A>(&self, add: Aggregator) -> CogroupedKStream<K, A> {
+        CogroupedKStream {
+            inputs: vec![(self.erase_value(), add)],
+            _types: std::marker::PhantomData,
+        }
+    }
+
+    pub fn cogroup<A: Data>(
+        &self,
+        f: impl Fn(&K, &V, &A) -> A + Send + Sync + 'static,
+    ) -> CogroupedKStream<K, A> {
+        self.cogroup_erased(typed_add(f))
+    }
+}
+
+impl<K: Data, A> CogroupedKStream<K, A> {
+    /// Adds another grouped stream with its aggregator.
+    pub fn with_erased<V2: Data>(mut self, other: &KGroupedStream<K, V2>, add: Aggregator) -> Self {
+        self.inputs.push((other.erase_value(), add));
+        self
+    }
+
+    /// Folds every stream's records into one aggregate per key, starting from `init`.
+    pub fn aggregate_erased(
+        &self,
+        named: Option<&str>,
+        store: StoreSpec,
+        init: Initializer,
+    ) -> KTable<K, A> {
+        let builder = self.inputs[0].0.stream.builder().clone();
+        let store_name = store
+            .name
+            .clone()
+            .unwrap_or_else(|| builder.generated_name("COGROUPKSTREAM-AGGREGATE-STATE-STORE-"));
+        builder.add_store(StoreDef {
+            name: store_name.clone(),
+            kind: StoreKind::KeyValue,
+            logged: store.logging,
+            in_memory: store.in_memory,
+        });
+        let mut aggregators = Vec::new();
+        for (i, (grouped, add)) in self.inputs.iter().enumerate() {
+            let name = builder.generated_name("COGROUPKSTREAM-AGGREGATE-");
+            let topic = grouped
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{store_name}-cogroup-{i}"));
+            let input = grouped.input(&topic);
+            let aggregation = Aggregation {
+                store: store_name.clone(),
+                key: grouped.key.clone(),
+                agg: store.agg.clone(),
+                init: Some(init.clone()),
+                add: add.clone(),
+                subtract: None,
+            };
+            let factory: NodeFactory = Arc::new(move || {
+                Box::new(StreamAggregateNode {
+                    aggregation: aggregation.clone(),
+                    store: None,
+                }) as Box<dyn Node>
+            });
+            aggregators.push(builder.add_processor(
+                name,
+                &[input.node()],
+                vec![store_name.clone()],
+                factory,
+            ));
+        }
+        let merge = named.map_or_else(
+            || builder.generated_name("COGROUPKSTREAM-MERGE-"),
+            str::to_owned,
+        );
+        let factory: NodeFactory =
+            Arc::new(|| Box::new(super::OpNode(super::Op::PassThrough)) as Box<dyn Node>);
+        let node = builder.add_processor(merge, &aggregators, Vec::new(), factory);
+        KTable::at(
+            &builder,
+            node,
+            Some(self.inputs[0].0.key.clone()),
+            Some(store.agg),
+            None,
+            None,
+        )
+    }
+}
+
+impl<K: Data, A: Data> CogroupedKStream<K, A> {
+    pub fn with<V2: Data>(
+        self,
+        other: &KGroupedStream<K, V2>,
+        f: impl Fn(&K, &V2, &A) -> A + Send + Sync + 'static,
+    ) -> Self {
+        self.with_erased(other, typed_add(f))
+    }
+
+    pub fn aggregate(
+        &self,
+        init: impl Fn() -> A + Send + Sync + 'static,
+        materialized: Materialized<A>,
+    ) -> KTable<K, A> {
+        let init: Initializer = Arc::new(move || Ok(datum(init())));
+        self.aggregate_erased(None, StoreSpec::from_materialized(materialized), init)
     }
 }

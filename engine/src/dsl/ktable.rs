@@ -183,15 +183,16 @@ impl<K: Data, V: Data + Clone> KTable<K, V> {
 
     /// The updates as a stream: `Some(value)`, or `None` for a deletion.
     pub fn to_stream(&self) -> KStream<K, Option<V>> {
-        // The typed stream carries Option<V>: values are converted here, once.
         let stream: KStream<K, Datum> =
             self.to_stream_erased(None, Arc::new(|| datum(Option::<V>::None)));
-        stream.try_map_values(None, |_, _, v: &Datum| {
-            if let Some(none) = v.downcast_ref::<Option<V>>() {
-                return Ok(none.clone());
+        // The typed stream carries Option<V>: present values are wrapped here, once.
+        let wrap: ValueFn = Arc::new(|_, _, v: &Datum| {
+            if v.downcast_ref::<Option<V>>().is_some() {
+                return Ok(v.clone());
             }
-            Ok(Some(typed::<V>(v, "value")?.clone()))
-        })
+            Ok(datum(Some(typed::<V>(v, "value")?.clone())))
+        });
+        stream.then("KSTREAM-MAPVALUES-", None, super::Op::MapValues(wrap))
     }
 }
 
@@ -258,10 +259,16 @@ impl StreamsBuilder {
             .name
             .clone()
             .unwrap_or_else(|| format!("{topic}-STATE-STORE-{:010}", self.state.borrow().counter));
+        // A null value deletes the key, whatever the value serde can read.
+        let value_de = value.de.clone();
+        let read_value: crate::topology::Deserializer = Arc::new(move |bytes| match bytes {
+            None => Ok(datum(super::stateful::Tombstone)),
+            Some(_) => value_de(bytes),
+        });
         let stream: KStream<K, V> = self.source(
             vec![TopicName::External(topic.to_owned())],
             key.de.clone(),
-            value.de.clone(),
+            read_value,
             Some(source_name),
         );
         let spec = StoreSpec {

@@ -41,7 +41,8 @@ mod table;
 mod time_window;
 
 pub use grouped::{
-    Grouped, KGroupedStream, Materialized, StoreSpec, TimeWindowedKStream, WindowedKeys, Windowing,
+    CogroupedKStream, Grouped, KGroupedStream, Materialized, StoreSpec, TimeWindowedKStream,
+    WindowedKeys, Windowing,
 };
 pub use ktable::{KGroupedTable, KTable};
 pub use ops::{Op, OpNode, Predicate, RecordInfo, SinkNode, ValueFn};

@@ -97,9 +97,15 @@ pub type Aggregator =
 /// Builds the key a windowed operation emits from the record key and its window.
 pub type WindowedKeyFn = Arc<dyn Fn(&Datum, Window) -> Datum + Send + Sync>;
 
-/// Whether a key or value is null: a JSON/CEL null, or an `Option` that is `None` for the types
-/// the DSL's serdes know.
+/// A null value read from a table's topic: a deletion, whatever the value type.
+pub struct Tombstone;
+
+/// Whether a key or value is null: a table tombstone, a JSON/CEL null, or an `Option` that is
+/// `None` for the types the DSL's serdes know.
 pub fn is_null(d: &Datum) -> bool {
+    if d.is::<Tombstone>() {
+        return true;
+    }
     if let Some(v) = d.downcast_ref::<cel::Value>() {
         return matches!(v, cel::Value::Null);
     }

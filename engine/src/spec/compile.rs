@@ -64,6 +64,7 @@ const STATELESS_STEPS: &[&str] = &[
 
 /// Steps that group, window, aggregate or work on tables.
 const STATEFUL_STEPS: &[&str] = &[
+    "cogroup",
     "groupBy",
     "groupByKey",
     "windowedBy",
@@ -76,7 +77,7 @@ const STATEFUL_STEPS: &[&str] = &[
 ];
 
 /// Steps of the manifest syntax this engine version does not run yet.
-const LATER_STEPS: &[&str] = &["cogroup", "join", "leftJoin", "outerJoin", "process"];
+const LATER_STEPS: &[&str] = &["join", "leftJoin", "outerJoin", "process"];
 
 pub(super) type Stream = KStream<Value, Value>;
 
@@ -393,7 +394,8 @@ impl Compiler {
             if STATEFUL_STEPS.contains(&op)
                 || (!matches!(pos, Position::Stream(_)) && !LATER_STEPS.contains(&op))
             {
-                if let Some(next) = self.stateful_step(pos.clone(), op, arg, named_ref, &at) {
+                if let Some(next) = self.stateful_step(pos.clone(), op, arg, named_ref, &at, named)
+                {
                     pos = next;
                 }
                 continue;

@@ -2,6 +2,7 @@
 //! suppress. A pipeline moves through positions — a stream, a grouped stream, a windowed one, a
 //! table, a grouped table — and each step says which positions it accepts.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use cel::Value;
@@ -284,9 +285,11 @@ impl Compiler {
         arg: &Json,
         named: Option<&str>,
         at: &str,
+        positions: &HashMap<String, Position>,
     ) -> Option<Position> {
         let defaults = self.defaults.clone();
         match (op, pos) {
+            ("cogroup", Position::Grouped(g)) => self.cogroup(arg, named, at, &g, positions),
             ("groupByKey", Position::Stream(s)) => {
                 self.check_fields(arg, &["keySerde", "valueSerde"], at);
                 let key_kind = self.kind(arg, "keySerde", &defaults.key_serde, at);
@@ -432,6 +435,95 @@ impl Compiler {
                 None
             }
         }
+    }
+
+    /// `cogroup: { aggregator, with: [{ stream, groupBy?, aggregator }], initializer, store }`:
+    /// this pipeline's grouped stream and the listed streams fold into one aggregate per key.
+    fn cogroup(
+        &mut self,
+        arg: &Json,
+        named: Option<&str>,
+        at: &str,
+        g: &Grouping,
+        positions: &HashMap<String, Position>,
+    ) -> Option<Position> {
+        self.check_fields(
+            arg,
+            &[
+                "aggregator",
+                "with",
+                "initializer",
+                "store",
+                "valueSerde",
+                "inMemory",
+                "logging",
+            ],
+            at,
+        );
+        let add = self.aggregator(
+            arg.get("aggregator").unwrap_or(&Json::Null),
+            &format!("{at}, aggregator"),
+        )?;
+        let init = self.initializer(
+            arg.get("initializer").unwrap_or(&Json::Null),
+            &format!("{at}, initializer"),
+        )?;
+        let mut cogrouped = g.grouped.cogroup_erased::<Value>(add);
+        let Some(others) = arg
+            .get("with")
+            .and_then(Json::as_array)
+            .filter(|w| !w.is_empty())
+        else {
+            self.error(at, "give 'with: [{ stream: <name>, aggregator: <expression> }, ...]', the other streams to fold in");
+            return None;
+        };
+        for (i, other) in others.iter().enumerate() {
+            let wat = format!("{at}, with[{i}]");
+            self.check_fields(other, &["stream", "groupBy", "aggregator"], &wat);
+            let Some(name) = other.get("stream").and_then(Json::as_str) else {
+                self.error(&wat, "give 'stream: <a stream or pipeline name>'");
+                continue;
+            };
+            let Some(Position::Stream(stream)) = positions.get(name) else {
+                self.error(
+                    &wat,
+                    format!("'{name}' is not a declared stream or a pipeline ending in a stream"),
+                );
+                continue;
+            };
+            let (stream, rekeyed) = match other.get("groupBy") {
+                Some(e) => {
+                    let Some(e) = self.expr(e, &format!("{wat}, groupBy")) else {
+                        continue;
+                    };
+                    (
+                        stream.try_select_key(None, move |info, k, v| e.eval(info, k, v)),
+                        true,
+                    )
+                }
+                None => (stream.clone(), false),
+            };
+            let value_kind = self.kind_named(&self.defaults.value_serde.clone(), &wat);
+            let grouped = KGroupedStream::from_erased(
+                &stream,
+                erased(&g.key_kind),
+                erased(&value_kind),
+                None,
+                rekeyed,
+            );
+            let Some(add) = self.aggregator(
+                other.get("aggregator").unwrap_or(&Json::Null),
+                &format!("{wat}, aggregator"),
+            ) else {
+                continue;
+            };
+            cogrouped = cogrouped.with_erased(&grouped, add);
+        }
+        let default = self.kind_named(&self.defaults.value_serde.clone(), at);
+        let spec = self.store_spec(arg, &default, at);
+        Some(Position::Table(
+            cogrouped.aggregate_erased(named, spec, init),
+        ))
     }
 
     #[allow(clippy::too_many_arguments)]
