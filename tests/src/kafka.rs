@@ -146,7 +146,20 @@ pub fn produce_with_headers(
             }
             r = r.headers(hs);
         }
-        producer.send(r).map_err(|(e, _)| e).expect("enqueue");
+        // A full queue drains as deliveries complete (the threaded producer polls): wait for room.
+        loop {
+            match producer.send(r) {
+                Ok(()) => break,
+                Err((e, back))
+                    if e.rdkafka_error_code()
+                        == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) =>
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                    r = back;
+                }
+                Err((e, _)) => panic!("enqueue: {e}"),
+            }
+        }
     }
     producer.flush(Duration::from_secs(30)).expect("flush");
 }

@@ -272,3 +272,86 @@ topology:
     );
     assert!(engine.terminate(Duration::from_secs(60)).success());
 }
+
+/// RocksDB's own memory (memtables and block cache, from its usage properties) stays inside the
+/// configured budget while a count goes through many distinct keys. (`bench/stateful-context.sh`
+/// does the same with a million keys.)
+#[tokio::test(flavor = "multi_thread")]
+async fn rocksdb_memory_stays_inside_its_budget() {
+    const KEYS: usize = 150_000;
+    const BLOCK_CACHE: f64 = 2.0 * 1048576.0;
+    const WRITE_BUFFERS: f64 = 1048576.0;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (input, output) = (unique_name("distinct-in"), unique_name("distinct-out"));
+    create_topics(&[(&input, 2), (&output, 2)]).await;
+    let manifest = dir.path().join("app.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"
+applicationId: distinct
+bootstrapServers: 127.0.0.1:9092
+defaultKeySerde: string
+defaultValueSerde: string
+config:
+  commit.interval.ms: "100"
+  # Every update goes straight to RocksDB: the record cache would hide the memtables' growth.
+  statestore.cache.max.bytes: "0"
+  freshet.rocksdb.block.cache.bytes: "{BLOCK_CACHE}"
+  freshet.rocksdb.write.buffer.bytes: "{WRITE_BUFFERS}"
+topology:
+  streams:
+    - {{ name: input, topic: {input} }}
+  pipelines:
+    - name: distinct
+      from: input
+      steps:
+        - groupByKey: {{}}
+        - count: {{ store: distinct-counts }}
+        - toStream: {{}}
+        - to: {{ topic: {output}, valueSerde: long }}
+"#
+        ),
+    )
+    .expect("write manifest");
+    let keys: Vec<String> = (0..KEYS).map(|i| format!("key-{i:08}")).collect();
+    let records: Vec<_> = keys
+        .iter()
+        .map(|k| (Some(k.as_bytes()), Some(&b"x"[..])))
+        .collect();
+    freshet_tests::kafka::produce(&input, &records, 0);
+    let mut engine = start(
+        &manifest,
+        &unique_name("distinct"),
+        &dir.path().join("state"),
+    );
+    let (mut memtables, mut cache) = (0.0f64, 0.0f64);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while metric(&engine, "freshet_records_processed_total") < KEYS as f64 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not all records processed; log:\n{}",
+            engine.log_text()
+        );
+        memtables = memtables.max(metric(&engine, "freshet_rocksdb_memtable_bytes"));
+        cache = cache.max(metric(&engine, "freshet_rocksdb_block_cache_bytes"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("RocksDB peaks: memtables {memtables} bytes, block cache {cache} bytes");
+    assert!(
+        memtables > WRITE_BUFFERS / 4.0,
+        "the memtable gauge reports RocksDB's usage as it fills"
+    );
+    // One memtable arena block (1 MiB at most) may be allocated past the budget before the
+    // flush that brings it back.
+    assert!(
+        memtables <= WRITE_BUFFERS + 1048576.0,
+        "memtables reached {memtables} bytes, budget {WRITE_BUFFERS}"
+    );
+    assert!(
+        cache <= (BLOCK_CACHE + WRITE_BUFFERS) * 1.1,
+        "the block cache reached {cache} bytes, budget {}",
+        BLOCK_CACHE + WRITE_BUFFERS
+    );
+    assert!(engine.terminate(Duration::from_secs(60)).success());
+}

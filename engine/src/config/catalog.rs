@@ -36,6 +36,7 @@ pub(crate) enum StreamsKey {
     HttpPort,
     RocksDbBlockCacheBytes,
     RocksDbWriteBufferBytes,
+    StateCleanupDelay,
 }
 
 impl StreamsKey {
@@ -152,6 +153,7 @@ pub(crate) static STREAMS: &[StreamsProp] = &[
         StreamsKey::RepartitionPurgeInterval,
     ),
     current(HTTP_PORT, StreamsKey::HttpPort),
+    current("state.cleanup.delay.ms", StreamsKey::StateCleanupDelay),
     // RocksDB's memory is one budget per process (Kafka Streams needs a `rocksdb.config.setter`
     // class for this); the names are Freshet's.
     current(
@@ -255,10 +257,6 @@ pub(crate) static IGNORED_STREAMS: &[(&str, &str)] = &[
     (
         "processor.wrapper.class",
         "Java classes cannot run in Freshet",
-    ),
-    (
-        "state.cleanup.delay.ms",
-        "Freshet does not yet delete the state of tasks that moved to another instance",
     ),
     (
         "topology.optimization",

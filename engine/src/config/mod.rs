@@ -412,6 +412,9 @@ pub struct StreamsConfig {
     /// `freshet.rocksdb.write.buffer.bytes`: the memtable budget of every RocksDB store of the
     /// process together (32 MiB by default); memtables are charged to the block cache as well.
     pub rocksdb_write_buffer_bytes: u64,
+    /// `state.cleanup.delay.ms`: how long the directory of a task this instance no longer owns
+    /// stays before it is deleted (10 minutes, as in Kafka Streams).
+    pub state_cleanup_delay: Duration,
     /// librdkafka properties of the main consumer, sorted by name.
     pub consumer: Vec<(String, String)>,
     /// librdkafka properties of a consumer that restores stores from changelogs.

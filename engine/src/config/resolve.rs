@@ -208,6 +208,7 @@ fn check_streams(key: StreamsKey, value: &str) -> Parsed<()> {
         StreamsKey::MetricsRecordingLevel => parse::metrics_recording_level(value).map(drop),
         StreamsKey::GroupProtocol => parse::group_protocol(value).map(drop),
         StreamsKey::HttpPort => parse::http_port(value).map(drop),
+        StreamsKey::StateCleanupDelay => parse::millis(value).map(drop),
         StreamsKey::RocksDbBlockCacheBytes | StreamsKey::RocksDbWriteBufferBytes => {
             parse::bytes(value).map(drop)
         }
@@ -698,6 +699,9 @@ impl Resolver {
             .get(StreamsKey::RepartitionPurgeInterval, parse::millis)
             .unwrap_or(Duration::from_millis(30_000));
         let http_port = self.get(StreamsKey::HttpPort, parse::http_port);
+        let state_cleanup_delay = self
+            .get(StreamsKey::StateCleanupDelay, parse::millis)
+            .unwrap_or(Duration::from_secs(600));
         let rocksdb_block_cache_bytes = self
             .get(StreamsKey::RocksDbBlockCacheBytes, parse::bytes)
             .unwrap_or(64 * 1024 * 1024);
@@ -769,6 +773,7 @@ impl Resolver {
             http_port,
             rocksdb_block_cache_bytes,
             rocksdb_write_buffer_bytes,
+            state_cleanup_delay,
             consumer: list(Client::MainConsumer),
             restore_consumer: list(Client::RestoreConsumer),
             global_consumer: list(Client::GlobalConsumer),

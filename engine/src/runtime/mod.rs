@@ -293,6 +293,7 @@ impl KafkaStreams {
             return;
         }
         self.shared.transition(State::Rebalancing);
+        self.start_state_cleaner();
         for index in 0..self.shared.config.num_stream_threads.max(1) {
             let thread = thread::StreamThread {
                 index,
@@ -333,6 +334,41 @@ impl KafkaStreams {
                 })
                 .expect("spawning a stream thread");
             self.threads.push(handle);
+        }
+    }
+
+    /// Deletes, now and then, the directories of tasks that moved to other instances once they
+    /// have been left alone for `state.cleanup.delay.ms`.
+    fn start_state_cleaner(&mut self) {
+        if self.shared.stores.is_none() {
+            return;
+        }
+        let shared = self.shared.clone();
+        let shutdown = self.shutdown.clone();
+        let delay = shared.config.state_cleanup_delay;
+        let period = delay.clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let spawned = std::thread::Builder::new()
+            .name("state-cleaner".into())
+            .spawn(move || {
+                let mut next = Instant::now() + period;
+                while !shutdown.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(100));
+                    if Instant::now() < next {
+                        continue;
+                    }
+                    next = Instant::now() + period;
+                    let Some(state) = &shared.stores else { return };
+                    match state.directory.clean_unowned(delay) {
+                        Ok(removed) if !removed.is_empty() => {
+                            info!(tasks = ?removed, "deleted the state of tasks this instance no longer owns")
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "cleaning the state directory"),
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "no state cleaner: old task directories stay until removed by hand");
         }
     }
 

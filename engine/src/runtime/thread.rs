@@ -506,6 +506,7 @@ impl StreamThread {
     fn run_loop(&self, consumer: &BaseConsumer<RebalanceContext>) -> Result<(), String> {
         let config = &self.shared.config;
         let mut last_commit = Instant::now();
+        let mut last_memory_sample = Instant::now();
         let mut paused: Vec<(String, i32)> = Vec::new();
         let mut outputs: Outputs = Vec::new();
         let max_buffer = config.buffered_records_per_partition.max(1);
@@ -641,7 +642,18 @@ impl StreamThread {
                 }
                 still_full
             });
-            if commit_requested || last_commit.elapsed() >= config.commit_interval {
+            let committing = commit_requested || last_commit.elapsed() >= config.commit_interval;
+            if committing || last_memory_sample.elapsed() >= Duration::from_secs(1) {
+                last_memory_sample = Instant::now();
+                if let Some(state) = &self.shared.stores {
+                    let m = &self.shared.metrics;
+                    m.rocksdb_block_cache_bytes
+                        .set(state.budget.cache_usage() as i64);
+                    m.rocksdb_memtable_bytes
+                        .set(state.budget.write_buffer_usage() as i64);
+                }
+            }
+            if committing {
                 let high = |topic: &str, partition: i32| {
                     cached_watermarks(consumer, topic, partition)
                         .map(|(_, h)| h)
@@ -652,13 +664,6 @@ impl StreamThread {
                 }
                 let started = Instant::now();
                 let n = commit(consumer, core, config, false)?;
-                if let Some(state) = &self.shared.stores {
-                    let m = &self.shared.metrics;
-                    m.rocksdb_block_cache_bytes
-                        .set(state.budget.cache_usage() as i64);
-                    m.rocksdb_memtable_bytes
-                        .set(state.budget.write_buffer_usage() as i64);
-                }
                 self.shared
                     .metrics
                     .commit_latency

@@ -60,6 +60,44 @@ impl StateDirectory {
     }
 }
 
+impl StateDirectory {
+    /// Deletes the directories of tasks no thread or process holds whose contents have not
+    /// changed for `older_than` (Kafka Streams' `state.cleanup.delay.ms`): the state of tasks that
+    /// moved to another instance. Returns the task ids removed.
+    pub fn clean_unowned(
+        &self,
+        older_than: std::time::Duration,
+    ) -> Result<Vec<String>, StateError> {
+        let entries = std::fs::read_dir(&self.root).map_err(|e| dir_error(&self.root, e))?;
+        let mut removed = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_task = name
+                .split_once('_')
+                .is_some_and(|(s, p)| s.parse::<u32>().is_ok() && p.parse::<u32>().is_ok());
+            if !is_task || !entry.path().is_dir() {
+                continue;
+            }
+            let idle = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .unwrap_or_default();
+            if idle < older_than {
+                continue;
+            }
+            // Held while deleting, so no task opens it meanwhile.
+            let Ok(task) = self.lock_task(&name) else {
+                continue;
+            };
+            std::fs::remove_dir_all(task.path()).map_err(|e| dir_error(task.path(), e))?;
+            removed.push(name);
+        }
+        Ok(removed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +119,22 @@ mod tests {
             state.lock_task("0_1").is_ok(),
             "released when the owner drops it"
         );
+    }
+
+    #[test]
+    fn only_unowned_task_directories_are_cleaned() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDirectory::new(dir.path(), "app").unwrap();
+        let owned = state.lock_task("0_0").unwrap();
+        drop(state.lock_task("0_1").unwrap());
+        std::fs::create_dir_all(dir.path().join("app").join("not-a-task")).unwrap();
+        let recent = state
+            .clean_unowned(std::time::Duration::from_secs(60))
+            .unwrap();
+        assert!(recent.is_empty(), "recently used directories stay");
+        let removed = state.clean_unowned(std::time::Duration::ZERO).unwrap();
+        assert_eq!(removed, vec!["0_1".to_owned()]);
+        assert!(owned.path().exists(), "a held task directory stays");
+        assert!(dir.path().join("app").join("not-a-task").exists());
     }
 }

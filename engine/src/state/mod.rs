@@ -125,14 +125,16 @@ mod tests {
         let mut a = RocksDbStore::open("a", &dir.path().join("a"), &budget).unwrap();
         let mut b = RocksDbStore::open("b", &dir.path().join("b"), &budget).unwrap();
         let value = vec![7u8; 200];
+        let mut peak = 0;
         for i in 0u32..100_000 {
             a.put(&i.to_be_bytes(), &value).unwrap();
             b.put(&i.to_be_bytes(), &value).unwrap();
+            peak = peak.max(budget.write_buffer_usage());
         }
-        let usage = budget.write_buffer_usage();
+        // 40 MB went through 4 MiB of memtables, however slowly background flushes ran.
         assert!(
-            usage <= 5 << 20,
-            "memtables use {usage} bytes, budget 4 MiB (+ one arena block)"
+            peak <= 5 << 20,
+            "memtables reached {peak} bytes, budget 4 MiB (+ one arena block)"
         );
         assert_eq!(
             a.get(&99_999u32.to_be_bytes()).unwrap().as_deref(),

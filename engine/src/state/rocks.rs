@@ -16,23 +16,33 @@ use super::{Entry, KeyValueStore, StateError};
 pub struct StoreBudget {
     cache: Cache,
     write_buffers: WriteBufferManager,
+    write_buffer_bytes: usize,
 }
 
 impl StoreBudget {
     /// `block_cache_bytes` for reads, `write_buffer_bytes` for memtables (charged to the cache
-    /// too, so the total stays near their sum). Writes stall while the memtables are over
-    /// budget, so a flush that falls behind on a slow disk or CPU cannot let memory run away.
+    /// too, so the total stays near their sum).
+    ///
+    /// RocksDB's own stall is off: with one store per task, memory held by idle stores would
+    /// stall the busy one forever (RocksDB flushes only the store being written). Instead a
+    /// store written while the memtables are over budget flushes itself before going on, so
+    /// memory stays within the budget plus one write, however far background flushes lag.
     pub fn new(block_cache_bytes: usize, write_buffer_bytes: usize) -> Self {
         let cache = Cache::new_lru_cache(block_cache_bytes + write_buffer_bytes);
         let write_buffers = WriteBufferManager::new_write_buffer_manager_with_cache(
             write_buffer_bytes,
-            true,
+            false,
             cache.clone(),
         );
         StoreBudget {
             cache,
             write_buffers,
+            write_buffer_bytes,
         }
+    }
+
+    fn over(&self) -> bool {
+        self.write_buffer_usage() > self.write_buffer_bytes
     }
 
     /// Bytes the memtables of all stores hold now.
@@ -50,6 +60,7 @@ pub struct RocksDbStore {
     name: String,
     db: DB,
     writes: WriteOptions,
+    budget: StoreBudget,
 }
 
 impl RocksDbStore {
@@ -57,6 +68,10 @@ impl RocksDbStore {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.set_write_buffer_manager(&budget.write_buffers);
+        // Memtables grow by arena blocks (1 MiB by default); a block a small fraction of the
+        // budget keeps the budget's steps fine, so a store is flushed when memtables are full,
+        // not on every write.
+        options.set_arena_block_size((budget.write_buffer_bytes / 64).clamp(4 << 10, 1 << 20));
         let mut table = BlockBasedOptions::default();
         table.set_block_cache(&budget.cache);
         options.set_block_based_table_factory(&table);
@@ -70,7 +85,18 @@ impl RocksDbStore {
             name: name.to_owned(),
             db,
             writes,
+            budget: budget.clone(),
         })
+    }
+
+    /// Flushes this store's memtables, waiting, when all stores together are over budget.
+    fn keep_within_budget(&self) -> Result<(), StateError> {
+        if self.budget.over() {
+            self.db
+                .flush()
+                .map_err(|e| self.error("flush over the memory budget", e))?;
+        }
+        Ok(())
     }
 
     fn error(&self, what: &str, e: rocksdb::Error) -> StateError {
@@ -93,7 +119,8 @@ impl KeyValueStore for RocksDbStore {
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StateError> {
         self.db
             .put_opt(key, value, &self.writes)
-            .map_err(|e| self.error("put", e))
+            .map_err(|e| self.error("put", e))?;
+        self.keep_within_budget()
     }
 
     fn delete(&mut self, key: &[u8]) -> Result<(), StateError> {
@@ -128,7 +155,8 @@ impl KeyValueStore for RocksDbStore {
         }
         self.db
             .write_opt(batch, &self.writes)
-            .map_err(|e| self.error("write", e))
+            .map_err(|e| self.error("write", e))?;
+        self.keep_within_budget()
     }
 
     fn flush(&mut self) -> Result<(), StateError> {
