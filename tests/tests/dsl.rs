@@ -441,7 +441,8 @@ async fn group_by_and_count_in_the_typed_dsl() {
     let config = test_config("typed-count", &[]);
     let app_id = config.application_id.clone();
     let app = start(builder.build().expect("topology"), config);
-    let got = consume(&output, 5, WAIT, QUIET);
+    // The record cache forwards each key's latest count per commit: at least one per word.
+    let got = consume(&output, 3, WAIT, QUIET);
     drop(app);
     let want: BTreeMap<String, Option<i64>> = [("apple", 3), ("fig", 1), ("pear", 1)]
         .into_iter()
@@ -483,7 +484,7 @@ async fn a_table_regrouped_and_counted_subtracts_moved_rows() {
         &[("ann", "eu"), ("bob", "eu"), ("cat", "us"), ("ann", "us")],
     );
     produce(&input, &[(Some(b"bob"), None)], 2_000);
-    let got = consume(&output, 6, WAIT, QUIET);
+    let got = consume(&output, 2, WAIT, QUIET);
     drop(app);
     let want: BTreeMap<String, Option<i64>> = [("eu", 0), ("us", 2)]
         .into_iter()

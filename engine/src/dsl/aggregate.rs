@@ -6,13 +6,14 @@ use crate::processor::{ErasedRecord, Node, NodeContext, ProcessError, typed};
 use crate::state::StoreId;
 
 use super::stateful::{
-    Aggregation, Change, forward_change, info_of, is_null, key_bytes, require_store, resolve_store,
+    Aggregation, Change, Emitter, info_of, is_null, key_bytes, require_store, resolve_store,
 };
 
 /// Folds each record of a grouped stream into its key's aggregate and emits the new aggregate.
 pub(crate) struct StreamAggregateNode {
     pub aggregation: Aggregation,
     pub store: Option<StoreId>,
+    pub emitter: Emitter,
 }
 
 impl Node for StreamAggregateNode {
@@ -44,12 +45,25 @@ impl Node for StreamAggregateNode {
         let timestamp = old
             .as_ref()
             .map_or(record.timestamp, |(_, ts)| (*ts).max(record.timestamp));
-        a.save(ctx, store, kb, Some(&new), timestamp)?;
+        a.save(ctx, store, kb.clone(), Some(&new), timestamp)?;
         let change = Change {
             new: Some(new),
             old: old.map(|(agg, _)| agg),
         };
-        forward_change(ctx, record.key.clone(), change, timestamp, record);
+        self.emitter.emit(
+            ctx,
+            store,
+            kb,
+            record.key.clone(),
+            change,
+            timestamp,
+            record,
+        );
+        Ok(())
+    }
+
+    fn flush(&mut self, ctx: &mut NodeContext) -> Result<(), ProcessError> {
+        self.emitter.flush(ctx);
         Ok(())
     }
 }
@@ -59,6 +73,7 @@ impl Node for StreamAggregateNode {
 pub(crate) struct TableAggregateNode {
     pub aggregation: Aggregation,
     pub store: Option<StoreId>,
+    pub emitter: Emitter,
 }
 
 impl Node for TableAggregateNode {
@@ -95,12 +110,25 @@ impl Node for TableAggregateNode {
                 timestamp = timestamp.max(*old_ts);
             }
         }
-        a.save(ctx, store, kb, agg.as_ref(), timestamp)?;
+        a.save(ctx, store, kb.clone(), agg.as_ref(), timestamp)?;
         let change = Change {
             new: agg,
             old: old.map(|(agg, _)| agg),
         };
-        forward_change(ctx, record.key.clone(), change, timestamp, record);
+        self.emitter.emit(
+            ctx,
+            store,
+            kb,
+            record.key.clone(),
+            change,
+            timestamp,
+            record,
+        );
+        Ok(())
+    }
+
+    fn flush(&mut self, ctx: &mut NodeContext) -> Result<(), ProcessError> {
+        self.emitter.flush(ctx);
         Ok(())
     }
 }

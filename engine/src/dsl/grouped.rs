@@ -360,6 +360,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         let factory: NodeFactory = match windowing {
             Windowing::None => Arc::new(move || {
                 Box::new(StreamAggregateNode {
+                    emitter: Default::default(),
                     aggregation: aggregation.clone(),
                     store: None,
                 }) as Box<dyn Node>
@@ -368,6 +369,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
                 let windowed_key = make_key.unwrap_or_else(windowed_of_datum);
                 Arc::new(move || {
                     Box::new(TimeWindowAggregateNode {
+                        emitter: Default::default(),
                         aggregation: aggregation.clone(),
                         windows,
                         windowed_key: windowed_key.clone(),
@@ -633,6 +635,7 @@ impl<K: Data, A> CogroupedKStream<K, A> {
             };
             let factory: NodeFactory = Arc::new(move || {
                 Box::new(StreamAggregateNode {
+                    emitter: Default::default(),
                     aggregation: aggregation.clone(),
                     store: None,
                 }) as Box<dyn Node>

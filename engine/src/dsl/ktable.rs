@@ -219,6 +219,7 @@ impl<K, V> KStream<K, V> {
         let sn = store_name.clone();
         let factory: NodeFactory = Arc::new(move || {
             Box::new(TableSourceNode {
+                emitter: Default::default(),
                 store_name: sn.clone(),
                 key: k.clone(),
                 value: v.clone(),
@@ -358,6 +359,7 @@ impl<K, V> KGroupedTable<K, V> {
         };
         let factory: NodeFactory = Arc::new(move || {
             Box::new(TableAggregateNode {
+                emitter: Default::default(),
                 aggregation: aggregation.clone(),
                 store: None,
             }) as Box<dyn Node>

@@ -232,6 +232,85 @@ pub(crate) fn forward_change(
     );
 }
 
+/// A held update: the key's latest value, and the value it had when first held.
+struct Held {
+    key: Datum,
+    change: Change,
+    timestamp: i64,
+    headers: Arc<crate::processor::Headers>,
+}
+
+/// Holds a table's updates while its store has a record cache, and forwards only each key's
+/// latest one at the next commit (or when too many keys are held): what Kafka Streams' caching
+/// store forwards. Without a cache every update goes on at once.
+#[derive(Default)]
+pub(crate) struct Emitter {
+    held: std::collections::HashMap<Vec<u8>, usize>,
+    order: Vec<Option<Held>>,
+}
+
+/// Keys held before the emitter forwards them without waiting for the commit.
+const MAX_HELD: usize = 10_000;
+
+impl Emitter {
+    #[allow(clippy::too_many_arguments)]
+    pub fn emit(
+        &mut self,
+        ctx: &mut NodeContext,
+        store: StoreId,
+        store_key: Vec<u8>,
+        key: Datum,
+        change: Change,
+        timestamp: i64,
+        from: &ErasedRecord,
+    ) {
+        if !ctx.stores.caching(store) {
+            forward_change(ctx, key, change, timestamp, from);
+            return;
+        }
+        let headers = from.headers.clone();
+        match self.held.get(&store_key) {
+            Some(&i) => {
+                if let Some(held) = self.order[i].as_mut() {
+                    // The first held update's old value is what downstream last saw.
+                    held.change.new = change.new;
+                    held.key = key;
+                    held.timestamp = timestamp;
+                    held.headers = headers;
+                }
+            }
+            None => {
+                self.held.insert(store_key, self.order.len());
+                self.order.push(Some(Held {
+                    key,
+                    change,
+                    timestamp,
+                    headers,
+                }));
+            }
+        }
+        if self.held.len() >= MAX_HELD {
+            self.flush(ctx);
+        }
+    }
+
+    /// Forwards every held update, oldest first.
+    pub fn flush(&mut self, ctx: &mut NodeContext) {
+        self.held.clear();
+        for held in self.order.drain(..).flatten() {
+            ctx.forward(
+                ErasedRecord {
+                    key: held.key,
+                    value: datum(held.change),
+                    timestamp: held.timestamp,
+                    headers: held.headers,
+                },
+                None,
+            );
+        }
+    }
+}
+
 /// Table updates through a repartition topic: a flag byte (1: has a new value, 2: has an old
 /// one), the new value's length (4 bytes, big-endian) and bytes, then the old value's bytes.
 pub fn change_serde(inner: ErasedSerde) -> ErasedSerde {

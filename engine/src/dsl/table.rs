@@ -9,8 +9,8 @@ use crate::state::StoreId;
 
 use super::ops::{Predicate, ValueFn};
 use super::stateful::{
-    Change, ErasedSerde, forward_change, info_of, is_null, key_bytes, require_store, resolve_store,
-    store_error,
+    Change, Emitter, ErasedSerde, forward_change, info_of, is_null, key_bytes, require_store,
+    resolve_store, store_error,
 };
 
 /// Keeps the latest value per key in a store and emits each update with the value it replaces;
@@ -20,9 +20,15 @@ pub(crate) struct TableSourceNode {
     pub key: ErasedSerde,
     pub value: ErasedSerde,
     pub store: Option<StoreId>,
+    pub emitter: Emitter,
 }
 
 impl Node for TableSourceNode {
+    fn flush(&mut self, ctx: &mut NodeContext) -> Result<(), ProcessError> {
+        self.emitter.flush(ctx);
+        Ok(())
+    }
+
     fn init(&mut self, ctx: &mut NodeContext) {
         self.store = resolve_store(ctx, &self.store_name);
     }
@@ -46,10 +52,12 @@ impl Node for TableSourceNode {
             None => None,
         };
         ctx.stores
-            .put(store, kb, bytes.as_deref(), record.timestamp)
+            .put(store, kb.clone(), bytes.as_deref(), record.timestamp)
             .map_err(store_error)?;
-        forward_change(
+        self.emitter.emit(
             ctx,
+            store,
+            kb,
             record.key.clone(),
             Change { new, old },
             record.timestamp,

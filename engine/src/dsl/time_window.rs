@@ -10,8 +10,7 @@ use crate::state::StoreId;
 use crate::state::window::{Window, window_key};
 
 use super::stateful::{
-    Aggregation, Change, WindowedKeyFn, forward_change, key_bytes, require_store, resolve_store,
-    with_info,
+    Aggregation, Change, Emitter, WindowedKeyFn, key_bytes, require_store, resolve_store, with_info,
 };
 
 /// Fixed-size windows advancing by `advance` (tumbling when `advance == size`).
@@ -72,6 +71,7 @@ pub(crate) struct TimeWindowAggregateNode {
     pub store: Option<StoreId>,
     /// The largest timestamp this processor has seen (Kafka Streams' observed stream time).
     pub observed: i64,
+    pub emitter: Emitter,
 }
 
 impl Node for TimeWindowAggregateNode {
@@ -97,12 +97,17 @@ impl Node for TimeWindowAggregateNode {
             self.update(ctx, info, record, store, &kb, windows, close)
         })
     }
+
+    fn flush(&mut self, ctx: &mut NodeContext) -> Result<(), ProcessError> {
+        self.emitter.flush(ctx);
+        Ok(())
+    }
 }
 
 impl TimeWindowAggregateNode {
     #[allow(clippy::too_many_arguments)]
     fn update(
-        &self,
+        &mut self,
         ctx: &mut NodeContext,
         info: &crate::dsl::RecordInfo,
         record: &ErasedRecord,
@@ -128,13 +133,14 @@ impl TimeWindowAggregateNode {
             let timestamp = old
                 .as_ref()
                 .map_or(record.timestamp, |(_, ts)| (*ts).max(record.timestamp));
-            a.save(ctx, store, sk, Some(&new), timestamp)?;
+            a.save(ctx, store, sk.clone(), Some(&new), timestamp)?;
             let change = Change {
                 new: Some(new),
                 old: old.map(|(agg, _)| agg),
             };
             let key = (self.windowed_key)(&record.key, window);
-            forward_change(ctx, key, change, timestamp, record);
+            self.emitter
+                .emit(ctx, store, sk, key, change, timestamp, record);
         }
         Ok(())
     }

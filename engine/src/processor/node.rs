@@ -108,5 +108,10 @@ pub trait Node: Send {
         Ok(())
     }
 
+    /// Before a commit: forward what the node held back (updates a record cache collapsed).
+    fn flush(&mut self, _ctx: &mut NodeContext) -> Result<(), ProcessError> {
+        Ok(())
+    }
+
     fn close(&mut self) {}
 }

@@ -194,7 +194,8 @@ fn restore_partition(
     consumer.assign(&tpl).map_err(|e| e.to_string())?;
     let started = Instant::now();
     let mut last_progress = Instant::now();
-    let (mut records, mut bytes) = (0u64, 0u64);
+    let mut last_report = Instant::now();
+    let (mut records, mut bytes, mut bytes_counted) = (0u64, 0u64, 0u64);
     let mut last = None;
     let mut batch: Vec<(Vec<u8>, Option<Vec<u8>>, i64)> = Vec::with_capacity(RESTORE_BATCH);
     while last.is_none_or(|l| l + 1 < high) {
@@ -210,7 +211,15 @@ fn restore_partition(
                 batch.push((key.to_vec(), value, ts));
                 if batch.len() >= RESTORE_BATCH {
                     stores.restore(id, &batch).map_err(|e| e.to_string())?;
+                    // Progress shows in /metrics while a long restore runs.
+                    records_counter.inc_by(batch.len() as u64);
+                    bytes_counter.inc_by(bytes - bytes_counted);
+                    bytes_counted = bytes;
                     batch.clear();
+                    if last_report.elapsed() >= Duration::from_secs(5) {
+                        last_report = Instant::now();
+                        info!(store = %store_name, topic, partition, at = msg.offset(), to = high, records, "restoring");
+                    }
                 }
             }
             Some(Err(e)) => return Err(format!("reading the changelog: {e}")),
@@ -235,8 +244,8 @@ fn restore_partition(
     }
     stores.restore(id, &batch).map_err(|e| e.to_string())?;
     consumer.unassign().map_err(|e| e.to_string())?;
-    records_counter.inc_by(records);
-    bytes_counter.inc_by(bytes);
+    records_counter.inc_by(batch.len() as u64);
+    bytes_counter.inc_by(bytes - bytes_counted);
     let secs = started.elapsed().as_secs_f64();
     info!(
         store = %store_name, topic, partition, from = start, to = high, records, bytes,

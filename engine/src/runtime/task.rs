@@ -100,6 +100,8 @@ pub type Outputs = Vec<ProduceRequest>;
 
 pub struct Task {
     pub id: String,
+    /// The partition this task is for (its changelogs' partition).
+    partition: i32,
     nodes: Vec<TaskNode>,
     partitions: Vec<Partition>,
     ctx: NodeContext,
@@ -202,6 +204,7 @@ impl Task {
         ctx.stores = restored.stores;
         let mut task = Task {
             ctx,
+            partition,
             directory: restored.directory,
             changelog_offsets: restored.offsets,
             nodes,
@@ -490,8 +493,19 @@ impl Task {
         }
     }
 
-    /// Before a commit: writes the record caches out, so their changelog records go with it.
+    /// Before a commit: forwards the updates nodes held back, then writes the record caches
+    /// out, so their changelog records go with the commit.
     pub fn prepare_commit(&mut self, outputs: &mut Outputs) -> Result<(), String> {
+        self.ctx.meta = None;
+        for i in 0..self.nodes.len() {
+            if let Some(instance) = self.nodes[i].instance.as_mut() {
+                instance
+                    .flush(&mut self.ctx)
+                    .map_err(|e| format!("task {}: {}: {e}", self.id, self.nodes[i].name))?;
+            }
+            self.deliver(i)
+                .map_err(|e| format!("task {}: {e}", self.id))?;
+        }
         self.ctx
             .stores
             .flush_caches()
@@ -502,16 +516,7 @@ impl Task {
 
     /// The changelog topics this task writes, for delivery tracking.
     pub fn owns_changelog(&self, topic: &str, partition: i32) -> bool {
-        partition == self.partition_number()
-            && self.ctx.stores.changelogs().any(|(_, t)| t == topic)
-    }
-
-    fn partition_number(&self) -> i32 {
-        self.id
-            .rsplit('_')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(-1)
+        partition == self.partition && self.ctx.stores.changelogs().any(|(_, t)| t == topic)
     }
 
     /// Records the offset of the last changelog record delivered for one of this task's stores.

@@ -138,6 +138,12 @@ impl TaskStores {
             .map(StoreId)
     }
 
+    /// Whether writes to the store collect in a record cache (so updates are forwarded at
+    /// commit, not one by one).
+    pub fn caching(&self, _id: StoreId) -> bool {
+        self.cache_limit > 0
+    }
+
     pub fn def(&self, id: StoreId) -> &StoreDef {
         &self.stores[id.0].def
     }
