@@ -119,17 +119,41 @@ impl<K, V> KTable<K, V> {
     /// Holds each window's updates until the window closes, then emits its final result once
     /// (`suppress(Suppressed.untilWindowCloses(unbounded()))`).
     pub fn suppress_until_window_closes(&self, named: Option<&str>) -> Result<Self, ProcessError> {
-        let (Some(grace), Some(window_of), Some(key)) =
-            (self.grace_ms, self.window_of.clone(), self.key.clone())
-        else {
+        let (Some(grace), Some(window_of), Some(key), Some(value)) = (
+            self.grace_ms,
+            self.window_of.clone(),
+            self.key.clone(),
+            self.value.clone(),
+        ) else {
             return Err(ProcessError::new(
                 "suppress(untilWindowCloses) needs a windowed aggregation upstream (windowedBy, then count, reduce or aggregate)",
             ));
         };
-        let factory: NodeFactory = Arc::new(move || {
-            Box::new(SuppressNode::new(grace, key.ser.clone(), window_of.clone())) as Box<dyn Node>
+        let name = named.map_or_else(
+            || self.builder.generated_name("KTABLE-SUPPRESS-"),
+            str::to_owned,
+        );
+        // Kafka Streams names the buffer's store after the processor.
+        let store = format!("{name}-STATE-STORE");
+        self.builder.add_store(StoreDef {
+            name: store.clone(),
+            kind: StoreKind::KeyValue,
+            logged: true,
+            in_memory: true,
         });
-        let node = self.add("KTABLE-SUPPRESS-", named, factory);
+        let buffer = store.clone();
+        let factory: NodeFactory = Arc::new(move || {
+            Box::new(SuppressNode::new(
+                grace,
+                key.clone(),
+                value.clone(),
+                window_of.clone(),
+                buffer.clone(),
+            )) as Box<dyn Node>
+        });
+        let node = self
+            .builder
+            .add_processor(name, &[self.node], vec![store], factory);
         Ok(self.with(node, self.value.clone()))
     }
 
