@@ -71,6 +71,13 @@ const AGG_VARS: &[Var] = &[
     Var::Offset,
 ];
 
+/// `fields` and the store options every aggregation step takes.
+fn with_store_fields(fields: &[&'static str]) -> Vec<&'static str> {
+    let mut all = fields.to_vec();
+    all.extend(["store", "valueSerde", "inMemory", "logging"]);
+    all
+}
+
 pub(super) fn erased(kind: &SerdeKind) -> ErasedSerde {
     let serde: Arc<dyn Serde<Value>> = Arc::new(DynSerde(kind.clone()));
     let de_serde = serde.clone();
@@ -145,6 +152,32 @@ impl Compiler {
             };
             e.eval_with(&bindings).map(datum)
         }))
+    }
+
+    /// The aggregator in `arg`'s `field`, which must be there.
+    fn aggregator_at(&mut self, arg: &Json, field: &str, at: &str) -> Option<Aggregator> {
+        let place = format!("{at}, {field}");
+        let Some(source) = arg.get(field) else {
+            self.error(
+                &place,
+                format!("give '{field}: <expression over agg and value>'"),
+            );
+            return None;
+        };
+        self.aggregator(source, &place)
+    }
+
+    /// The initializer in `arg`'s `initializer`, which must be there.
+    fn initializer_at(&mut self, arg: &Json, at: &str) -> Option<Initializer> {
+        let place = format!("{at}, initializer");
+        let Some(source) = arg.get("initializer") else {
+            self.error(
+                &place,
+                "give 'initializer: <expression>', the aggregate before any record",
+            );
+            return None;
+        };
+        self.initializer(source, &place)
     }
 
     fn initializer(&mut self, source: &Json, place: &str) -> Option<Initializer> {
@@ -449,25 +482,11 @@ impl Compiler {
     ) -> Option<Position> {
         self.check_fields(
             arg,
-            &[
-                "aggregator",
-                "with",
-                "initializer",
-                "store",
-                "valueSerde",
-                "inMemory",
-                "logging",
-            ],
+            &with_store_fields(&["aggregator", "with", "initializer"]),
             at,
         );
-        let add = self.aggregator(
-            arg.get("aggregator").unwrap_or(&Json::Null),
-            &format!("{at}, aggregator"),
-        )?;
-        let init = self.initializer(
-            arg.get("initializer").unwrap_or(&Json::Null),
-            &format!("{at}, initializer"),
-        )?;
+        let add = self.aggregator_at(arg, "aggregator", at)?;
+        let init = self.initializer_at(arg, at)?;
         let mut cogrouped = g.grouped.cogroup_erased::<Value>(add);
         let Some(others) = arg
             .get("with")
@@ -511,10 +530,7 @@ impl Compiler {
                 None,
                 rekeyed,
             );
-            let Some(add) = self.aggregator(
-                other.get("aggregator").unwrap_or(&Json::Null),
-                &format!("{wat}, aggregator"),
-            ) else {
+            let Some(add) = self.aggregator_at(other, "aggregator", &wat) else {
                 continue;
             };
             cogrouped = cogrouped.with_erased(&grouped, add);
@@ -548,11 +564,7 @@ impl Compiler {
             "reduce" => {
                 let source = match arg {
                     Json::Object(o) => {
-                        self.check_fields(
-                            arg,
-                            &["reducer", "store", "valueSerde", "inMemory", "logging"],
-                            at,
-                        );
+                        self.check_fields(arg, &with_store_fields(&["reducer"]), at);
                         o.get("reducer").unwrap_or(&Json::Null)
                     }
                     other => other,
@@ -585,25 +597,11 @@ impl Compiler {
             _ => {
                 self.check_fields(
                     arg,
-                    &[
-                        "initializer",
-                        "aggregator",
-                        "merger",
-                        "store",
-                        "valueSerde",
-                        "inMemory",
-                        "logging",
-                    ],
+                    &with_store_fields(&["initializer", "aggregator", "merger"]),
                     at,
                 );
-                let init = self.initializer(
-                    arg.get("initializer").unwrap_or(&Json::Null),
-                    &format!("{at}, initializer"),
-                )?;
-                let add = self.aggregator(
-                    arg.get("aggregator").unwrap_or(&Json::Null),
-                    &format!("{at}, aggregator"),
-                )?;
+                let init = self.initializer_at(arg, at)?;
+                let add = self.aggregator_at(arg, "aggregator", at)?;
                 let windowing = match windowing {
                     Windowing::Session(w, _) => {
                         let Some(m) = arg.get("merger") else {
@@ -646,55 +644,24 @@ impl Compiler {
                 (Some(init), add, sub, SerdeKind::Long)
             }
             "reduce" => {
-                self.check_fields(
-                    arg,
-                    &[
-                        "adder",
-                        "subtractor",
-                        "store",
-                        "valueSerde",
-                        "inMemory",
-                        "logging",
-                    ],
-                    at,
-                );
-                let add = self.aggregator(
-                    arg.get("adder").unwrap_or(&Json::Null),
-                    &format!("{at}, adder"),
-                )?;
-                let sub = self.aggregator(
-                    arg.get("subtractor").unwrap_or(&Json::Null),
-                    &format!("{at}, subtractor"),
-                )?;
+                self.check_fields(arg, &with_store_fields(&["adder", "subtractor"]), at);
+                let add = self.aggregator_at(arg, "adder", at)?;
+                let sub = self.aggregator_at(arg, "subtractor", at)?;
                 (None, add, sub, value_kind.clone())
             }
             _ => {
                 self.check_fields(
                     arg,
-                    &[
-                        "initializer",
-                        "aggregator",
-                        "subtractor",
-                        "store",
-                        "valueSerde",
-                        "inMemory",
-                        "logging",
-                    ],
+                    &with_store_fields(&["initializer", "aggregator", "subtractor"]),
                     at,
                 );
-                let init = self.initializer(
-                    arg.get("initializer").unwrap_or(&Json::Null),
-                    &format!("{at}, initializer"),
-                )?;
-                let add = self.aggregator(
-                    arg.get("aggregator").unwrap_or(&Json::Null),
-                    &format!("{at}, aggregator"),
-                )?;
-                let Some(s) = arg.get("subtractor") else {
+                let init = self.initializer_at(arg, at)?;
+                let add = self.aggregator_at(arg, "aggregator", at)?;
+                if arg.get("subtractor").is_none() {
                     self.error(at, "a table aggregation needs a 'subtractor' (the aggregator's inverse): an update takes the old value out before adding the new one");
                     return None;
-                };
-                let sub = self.aggregator(s, &format!("{at}, subtractor"))?;
+                }
+                let sub = self.aggregator_at(arg, "subtractor", at)?;
                 (
                     Some(init),
                     add,
