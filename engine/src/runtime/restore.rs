@@ -94,6 +94,13 @@ pub(crate) fn open_and_restore(
             Box::new(InMemoryStore::new(&def.name))
         } else {
             let path = dir.path().join("rocksdb").join(&def.name);
+            let changelog = def.changelog().resolve(app);
+            if def.logged && !checkpointed.contains_key(&(changelog, partition)) && path.exists() {
+                // Without a checkpoint the files may hold anything up to a crash: the store is
+                // rebuilt from the changelog's start, and deleting is faster than emptying.
+                std::fs::remove_dir_all(&path)
+                    .map_err(|e| format!("removing {} to restore it: {e}", path.display()))?;
+            }
             Box::new(
                 RocksDbStore::open(&def.name, &path, &state.budget).map_err(|e| e.to_string())?,
             )
@@ -112,12 +119,10 @@ pub(crate) fn open_and_restore(
             .map_err(|e| format!("creating the restore consumer: {e}"))?;
         for (id, topic) in logged {
             let in_memory = stores.def(id).in_memory;
+            // In memory nothing survived; on disk an unchecked store was deleted before opening.
             let from = match checkpointed.get(&(topic.clone(), partition)) {
                 Some(&offset) if !in_memory => Some(offset),
-                _ => {
-                    stores.clear(id).map_err(|e| e.to_string())?;
-                    None
-                }
+                _ => None,
             };
             let last =
                 restore_partition(&consumer, &mut stores, id, &topic, partition, from, shared)

@@ -54,18 +54,6 @@ pub trait KeyValueStore: Send {
         }
         Ok(())
     }
-    /// Removes every entry (a store restored from scratch starts empty).
-    fn clear(&mut self) -> Result<(), StateError> {
-        let keys: Vec<Vec<u8>> = self
-            .range(None, None)?
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
-        for k in keys {
-            self.delete(&k)?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

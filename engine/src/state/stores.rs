@@ -345,14 +345,6 @@ impl TaskStores {
             .collect();
         store.inner.write_batch(&batch)
     }
-
-    /// Empties a store before restoring it from the changelog's start.
-    pub fn clear(&mut self, id: StoreId) -> Result<(), StateError> {
-        let store = &mut self.stores[id.0];
-        store.cache.clear();
-        store.cache_bytes = 0;
-        store.inner.clear()
-    }
 }
 
 fn changelog_record(
