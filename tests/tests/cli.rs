@@ -140,16 +140,26 @@ fn a_bad_window_says_what_windows_look_like() {
 }
 
 #[test]
-fn a_join_says_it_is_not_available_yet() {
+fn a_join_names_a_missing_table() {
     assert_refused(
         &GOOD.replace(
             "- mapValues: \"{'id': value.id}\"",
             "- join: { table: t, value: \"left\" }",
         ),
-        &["step 2 (join)", "not supported by this engine version yet"],
+        &["step 2 (join)", "'t' is not a declared table"],
     );
 }
 
+#[test]
+fn a_stream_stream_join_says_it_is_not_available_yet() {
+    assert_refused(
+        &GOOD.replace(
+            "- mapValues: \"{'id': value.id}\"",
+            "- join: { stream: orders, window: { within: 5m }, value: \"left\" }",
+        ),
+        &["step 2 (join)", "not supported by this engine version yet"],
+    );
+}
 #[test]
 fn validate_with_a_broker_reports_missing_topics() {
     let bootstrap = freshet_tests::kafka_bootstrap();

@@ -492,3 +492,40 @@ async fn a_table_regrouped_and_counted_subtracts_moved_rows() {
         .collect();
     assert_eq!(final_longs(&got), want);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_joins_a_table_in_the_typed_dsl() {
+    use freshet_engine::dsl::{Consumed, Materialized};
+    let (input, output) = topics("clicks", 1).await;
+    let users = unique_name("users");
+    create_topics(&[(&users, 1)]).await;
+    send(&users, &[("u1", "Ada")]);
+    let builder = StreamsBuilder::new();
+    let names = builder.table::<String, String>(
+        &users,
+        Consumed::with(Arc::new(StringSerde), Arc::new(StringSerde)),
+        Materialized::default().named("user-names"),
+    );
+    builder
+        .stream::<String, String>(&input)
+        .left_join(&names, Arc::new(StringSerde), |page, name| {
+            format!("{} saw {page}", name.map_or("someone", String::as_str))
+        })
+        .expect("the table is materialized")
+        .to(&output);
+    let app = start(
+        builder.build().expect("topology"),
+        test_config("typed-join", &[]),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    send(&input, &[("u1", "home"), ("u2", "docs")]);
+    let got = consume(&output, 2, WAIT, QUIET);
+    drop(app);
+    assert_eq!(
+        pairs(&got),
+        vec![
+            ("u1".to_owned(), "Ada saw home".to_owned()),
+            ("u2".to_owned(), "someone saw docs".to_owned())
+        ]
+    );
+}

@@ -432,3 +432,143 @@ topology:
     assert_eq!(got.len(), 2, "each window emitted once");
     assert!(engine.terminate(Duration::from_secs(60)).success());
 }
+
+fn join_manifest(orders: &str, customers: &str, out: &str, steps: &str) -> String {
+    format!(
+        r#"
+applicationId: enrich
+bootstrapServers: 127.0.0.1:9092
+defaultKeySerde: string
+defaultValueSerde: json
+config: {{ commit.interval.ms: "100" }}
+topology:
+  streams:
+    - {{ name: orders, topic: {orders} }}
+  tables:
+    - {{ name: customers, topic: {customers} }}
+  pipelines:
+    - name: enriched
+      from: orders
+      steps:
+{steps}
+        - to: {{ topic: {out} }}
+"#
+    )
+}
+
+/// design.md's `enriched` pipeline: orders re-keyed by customer join the customers table. The
+/// re-keyed side goes through a repartition topic sized like the table's topic (3 partitions,
+/// where the orders have 2); a left join keeps orders of unknown customers.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rekeyed_stream_joins_a_table() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (orders, customers, out) = (
+        unique_name("orders"),
+        unique_name("customers"),
+        unique_name("enriched"),
+    );
+    create_topics(&[(&orders, 2), (&customers, 3), (&out, 1)]).await;
+    let manifest = dir.path().join("app.yaml");
+    std::fs::write(
+        &manifest,
+        join_manifest(
+            &orders,
+            &customers,
+            &out,
+            r#"        - selectKey: "value.customer"
+        - leftJoin: { table: customers, value: "{'order': left.id, 'name': right == null ? 'unknown' : right.name}" }"#,
+        ),
+    )
+    .expect("write manifest");
+    produce_each_at(
+        &customers,
+        &[
+            (Some(b"c1"), Some(br#"{"name":"Ada"}"#)),
+            (Some(b"c2"), Some(br#"{"name":"Bob"}"#)),
+        ],
+        &[0, 1],
+    );
+    let app = unique_name("enrich");
+    let mut engine = start(&manifest, &app, &dir.path().join("state"));
+    // The table is read before later orders (KIP-695: the task waits for both inputs).
+    produce_each_at(
+        &orders,
+        &[
+            (Some(b"o1"), Some(br#"{"id":1,"customer":"c1"}"#)),
+            (Some(b"o2"), Some(br#"{"id":2,"customer":"c2"}"#)),
+            (Some(b"o3"), Some(br#"{"id":3,"customer":"c9"}"#)),
+        ],
+        &[10, 11, 12],
+    );
+    let got = consume(&out, 3, Duration::from_secs(60), Duration::from_secs(1));
+    let mut joined: Vec<(String, String)> = got
+        .iter()
+        .map(|r| (r.key_str().to_owned(), r.value_str().to_owned()))
+        .collect();
+    joined.sort();
+    assert_eq!(
+        joined,
+        vec![
+            ("c1".to_owned(), r#"{"name":"Ada","order":1}"#.to_owned()),
+            ("c2".to_owned(), r#"{"name":"Bob","order":2}"#.to_owned()),
+            (
+                "c9".to_owned(),
+                r#"{"name":"unknown","order":3}"#.to_owned()
+            ),
+        ],
+        "log:\n{}",
+        engine.log_text()
+    );
+    assert_eq!(
+        freshet_tests::kafka::partition_count(&format!("{app}-enriched-2-repartition")),
+        3,
+        "the re-keyed side takes the table's partition count"
+    );
+    assert!(engine.terminate(Duration::from_secs(60)).success());
+}
+
+/// A join of topics with different partition counts and no re-keying cannot be co-partitioned:
+/// the engine refuses to start and names the topics and their counts.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_join_of_topics_with_different_partition_counts_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (orders, customers, out) = (
+        unique_name("orders"),
+        unique_name("customers"),
+        unique_name("enriched"),
+    );
+    create_topics(&[(&orders, 2), (&customers, 3), (&out, 1)]).await;
+    let manifest = dir.path().join("app.yaml");
+    std::fs::write(
+        &manifest,
+        join_manifest(
+            &orders,
+            &customers,
+            &out,
+            r#"        - join: { table: customers, value: "left" }"#,
+        ),
+    )
+    .expect("write manifest");
+    let mut engine = EngineProcess::start(
+        &manifest,
+        &[
+            "--bootstrap-servers",
+            &freshet_tests::kafka_bootstrap(),
+            "--application-id",
+            &unique_name("enrich"),
+            "--state-dir",
+            dir.path().join("state").to_str().expect("UTF-8 path"),
+        ],
+        &[],
+    );
+    let status = engine.wait(Duration::from_secs(60));
+    assert!(!status.success());
+    let log = engine.log_text();
+    for expected in [
+        "equal partition counts",
+        &format!("{orders} (2)"),
+        &format!("{customers} (3)"),
+    ] {
+        assert!(log.contains(expected), "{expected:?} missing from:\n{log}");
+    }
+}

@@ -405,7 +405,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             }
         };
         let node = builder.add_processor(name, &[input.node()], vec![store_name.clone()], factory);
-        KTable::at(
+        let table = KTable::at(
             &builder,
             node,
             windowed
@@ -413,8 +413,14 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
                 .map_or_else(|| Some(self.key.clone()), |w| Some(w.serde.clone())),
             Some(store.agg),
             grace,
-            windowed.map(|w| w.window_of),
-        )
+            windowed.as_ref().map(|w| w.window_of.clone()),
+        );
+        // A windowed store is keyed by window too: only an unwindowed one serves key lookups.
+        if windowed.is_none() {
+            table.stored_in(store_name)
+        } else {
+            table
+        }
     }
 }
 
@@ -662,6 +668,7 @@ impl<K: Data, A> CogroupedKStream<K, A> {
             None,
             None,
         )
+        .stored_in(store_name)
     }
 }
 

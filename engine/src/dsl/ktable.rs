@@ -26,6 +26,8 @@ pub struct KTable<K, V> {
     /// Windowed tables: the grace period and how to read a key's window (for suppress).
     grace_ms: Option<i64>,
     window_of: Option<WindowOf>,
+    /// The key-value store holding the table's rows, when it has one (joins read it).
+    store: Option<String>,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -38,6 +40,7 @@ impl<K, V> Clone for KTable<K, V> {
             value: self.value.clone(),
             grace_ms: self.grace_ms,
             window_of: self.window_of.clone(),
+            store: self.store.clone(),
             _types: PhantomData,
         }
     }
@@ -59,8 +62,24 @@ impl<K, V> KTable<K, V> {
             value,
             grace_ms,
             window_of,
+            store: None,
             _types: PhantomData,
         }
+    }
+
+    /// Marks the table as materialized in the key-value store `store`.
+    pub(crate) fn stored_in(mut self, store: String) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The store holding the table's rows, if the table is materialized.
+    pub fn store_name(&self) -> Option<&str> {
+        self.store.as_deref()
+    }
+
+    pub(crate) fn serdes(&self) -> (Option<ErasedSerde>, Option<ErasedSerde>) {
+        (self.key.clone(), self.value.clone())
     }
 
     /// The same table position with other phantom types (the declarative topology's way).
@@ -72,6 +91,7 @@ impl<K, V> KTable<K, V> {
             value,
             grace_ms: self.grace_ms,
             window_of: self.window_of.clone(),
+            store: None,
             _types: PhantomData,
         }
     }
@@ -251,8 +271,8 @@ impl<K, V> KStream<K, V> {
             }) as Box<dyn Node>
         });
         let name = named.map_or_else(|| builder.generated_name("KSTREAM-TOTABLE-"), str::to_owned);
-        let node = builder.add_processor(name, &[self.node()], vec![store_name], factory);
-        KTable::at(&builder, node, Some(key), Some(store.agg), None, None)
+        let node = builder.add_processor(name, &[self.node()], vec![store_name.clone()], factory);
+        KTable::at(&builder, node, Some(key), Some(store.agg), None, None).stored_in(store_name)
     }
 }
 
@@ -389,7 +409,12 @@ impl<K, V> KGroupedTable<K, V> {
             }) as Box<dyn Node>
         });
         let name = named.map_or_else(|| builder.generated_name(prefix), str::to_owned);
-        let node = builder.add_processor(name, &[repartitioned.node()], vec![store_name], factory);
+        let node = builder.add_processor(
+            name,
+            &[repartitioned.node()],
+            vec![store_name.clone()],
+            factory,
+        );
         KTable::at(
             builder,
             node,
@@ -398,6 +423,7 @@ impl<K, V> KGroupedTable<K, V> {
             None,
             None,
         )
+        .stored_in(store_name)
     }
 }
 

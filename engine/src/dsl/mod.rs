@@ -31,6 +31,7 @@ use crate::topology::{
 
 mod aggregate;
 mod grouped;
+mod join;
 mod ktable;
 mod ops;
 mod session_window;
@@ -44,6 +45,7 @@ pub use grouped::{
     CogroupedKStream, Grouped, KGroupedStream, Materialized, StoreSpec, TimeWindowedKStream,
     WindowedKeys, Windowing,
 };
+pub use join::{JoinError, Joiner};
 pub use ktable::{KGroupedTable, KTable};
 pub use ops::{Op, OpNode, Predicate, RecordInfo, SinkNode, ValueFn};
 pub use session_window::{Merger, SessionWindows};

@@ -25,6 +25,10 @@ pub enum AdminError {
         "source topic '{0}' does not exist: create it first (Freshet, like Kafka Streams, never creates input topics)"
     )]
     MissingTopic(String),
+    #[error(
+        "topics joined or aggregated together must have equal partition counts, but they have: {0}. Give them the same count, or re-key one side (selectKey) so it goes through a repartition topic sized like the other"
+    )]
+    NotCoPartitioned(String),
     #[error("creating internal topic '{topic}' failed: {message}")]
     CreateFailed { topic: String, message: String },
 }
@@ -116,13 +120,18 @@ pub fn prepare_topics(
         if counts.contains_key(&name) {
             continue;
         }
+        // A repartition topic read beside other inputs (a join's re-keyed side) takes their
+        // partition count, so the two are co-partitioned; otherwise its writer's.
         let partitions = match r.partitions {
             Some(p) => p,
-            None => upstream_partitions(topology, &r.name, app, &counts).unwrap_or(1),
+            None => co_readers_partitions(topology, &r.name, app, &counts)
+                .or_else(|| upstream_partitions(topology, &r.name, app, &counts))
+                .unwrap_or(1),
         };
         create_topic(config, &name, partitions, &repartition_settings())?;
         counts.insert(name, partitions);
     }
+    check_co_partitioning(topology, app, &counts)?;
     // A changelog has a partition per task of the sub-topology that owns the store.
     for store in topology.stores().iter().filter(|s| s.logged) {
         let name = store.changelog().resolve(app);
@@ -161,6 +170,62 @@ fn repartition_settings() -> Vec<(&'static str, String)> {
         ("cleanup.policy", "delete".to_owned()),
         ("retention.ms", "-1".to_owned()),
     ]
+}
+
+/// The partition count of the other topics read by the sub-topology that reads `topic`, when
+/// they are known and agree.
+fn co_readers_partitions(
+    topology: &Topology,
+    topic: &TopicName,
+    app: &str,
+    counts: &BTreeMap<String, i32>,
+) -> Option<i32> {
+    let reader = topology
+        .subtopologies()
+        .iter()
+        .find(|s| s.source_topics.contains(topic))?;
+    if topology.stores_of(reader).is_empty() {
+        return None;
+    }
+    let others: Vec<i32> = reader
+        .source_topics
+        .iter()
+        .filter(|t| *t != topic)
+        .filter_map(|t| counts.get(&t.resolve(app)).copied())
+        .collect();
+    others.iter().max().copied()
+}
+
+/// A sub-topology with state reads partition N of each of its topics in one task: they must have
+/// equal partition counts (Kafka Streams throws a TopologyException otherwise).
+fn check_co_partitioning(
+    topology: &Topology,
+    app: &str,
+    counts: &BTreeMap<String, i32>,
+) -> Result<(), AdminError> {
+    for sub in topology.subtopologies() {
+        if topology.stores_of(sub).is_empty() || sub.source_topics.len() < 2 {
+            continue;
+        }
+        let sized: Vec<(String, i32)> = sub
+            .source_topics
+            .iter()
+            .filter_map(|t| {
+                let name = t.resolve(app);
+                counts.get(&name).map(|c| (name, *c))
+            })
+            .collect();
+        if sized.windows(2).any(|w| w[0].1 != w[1].1) {
+            return Err(AdminError::NotCoPartitioned(
+                sized
+                    .iter()
+                    .map(|(t, c)| format!("{t} ({c})"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The largest partition count among the sources of the sub-topology that writes `topic`.

@@ -64,6 +64,8 @@ const STATELESS_STEPS: &[&str] = &[
 
 /// Steps that group, window, aggregate or work on tables.
 const STATEFUL_STEPS: &[&str] = &[
+    "join",
+    "leftJoin",
     "cogroup",
     "groupBy",
     "groupByKey",
@@ -77,7 +79,7 @@ const STATEFUL_STEPS: &[&str] = &[
 ];
 
 /// Steps of the manifest syntax this engine version does not run yet.
-const LATER_STEPS: &[&str] = &["join", "leftJoin", "outerJoin", "process"];
+const LATER_STEPS: &[&str] = &["outerJoin", "process"];
 
 pub(super) type Stream = KStream<Value, Value>;
 
@@ -394,7 +396,9 @@ impl Compiler {
             if STATEFUL_STEPS.contains(&op)
                 || (!matches!(pos, Position::Stream(_)) && !LATER_STEPS.contains(&op))
             {
-                if let Some(next) = self.stateful_step(pos.clone(), op, arg, named_ref, &at, named)
+                let default_name = format!("{}-{n}", place_pipeline(place));
+                if let Some(next) =
+                    self.stateful_step(pos.clone(), op, arg, (named_ref, &default_name), &at, named)
                 {
                     pos = next;
                 }

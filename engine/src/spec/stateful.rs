@@ -311,17 +311,90 @@ impl Compiler {
     }
 
     /// Applies a stateful or table step to `pos`; `None` when the step was refused.
+    /// `names`: the step's own `name`, and the name an internal topic gets without one
+    /// (`<pipeline>-<step>`).
     pub(super) fn stateful_step(
         &mut self,
         pos: Position,
         op: &str,
         arg: &Json,
-        named: Option<&str>,
+        names: (Option<&str>, &str),
         at: &str,
         positions: &HashMap<String, Position>,
     ) -> Option<Position> {
+        let (named, default_name) = names;
         let defaults = self.defaults.clone();
         match (op, pos) {
+            ("join" | "leftJoin", Position::Stream(s)) => {
+                self.check_fields(
+                    arg,
+                    &["table", "stream", "globalTable", "key", "window", "value"],
+                    at,
+                );
+                if arg.get("stream").is_some() || arg.get("globalTable").is_some() {
+                    self.error(at, "stream-stream and global-table joins are not supported by this engine version yet; join a table with `table: <name>`");
+                    return None;
+                }
+                let Some(table_name) = arg.get("table").and_then(Json::as_str) else {
+                    self.error(
+                        at,
+                        "give 'table: <a declared table or a pipeline ending in a table>'",
+                    );
+                    return None;
+                };
+                let Some(Position::Table(table)) = positions.get(table_name) else {
+                    self.error(
+                        at,
+                        format!(
+                            "'{table_name}' is not a declared table or a pipeline ending in a table"
+                        ),
+                    );
+                    return None;
+                };
+                let e = self.agg_expr(
+                    arg.get("value").unwrap_or(&Json::String("left".into())),
+                    &format!("{at}, value"),
+                    &[
+                        Var::Key,
+                        Var::Left,
+                        Var::Right,
+                        Var::Timestamp,
+                        Var::Headers,
+                        Var::Topic,
+                        Var::Partition,
+                        Var::Offset,
+                    ],
+                )?;
+                let joiner: crate::dsl::Joiner = Arc::new(move |info, k, l, r| {
+                    let null = Value::Null;
+                    let bindings = Bindings {
+                        left: Some(value_of(l)?),
+                        right: Some(match r {
+                            Some(r) => value_of(r)?,
+                            None => &null,
+                        }),
+                        key: Some(value_of(k)?),
+                        ..super::compile::bindings(info, &null, &null)
+                    };
+                    e.eval_with(&bindings).map(datum)
+                });
+                let value_kind = self.kind_named(&defaults.value_serde, at);
+                let topic = named.map_or_else(|| default_name.to_owned(), str::to_owned);
+                match s.join_table_erased(
+                    table,
+                    joiner,
+                    op == "leftJoin",
+                    named,
+                    Some(topic),
+                    erased(&value_kind),
+                ) {
+                    Ok(joined) => Some(Position::Stream(joined)),
+                    Err(e) => {
+                        self.error(at, format!("table '{table_name}': {e}"));
+                        None
+                    }
+                }
+            }
             ("cogroup", Position::Grouped(g)) => self.cogroup(arg, named, at, &g, positions),
             ("groupByKey", Position::Stream(s)) => {
                 self.check_fields(arg, &["keySerde", "valueSerde"], at);
