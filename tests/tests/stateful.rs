@@ -564,11 +564,23 @@ async fn a_join_of_topics_with_different_partition_counts_is_refused() {
     let status = engine.wait(Duration::from_secs(60));
     assert!(!status.success());
     let log = engine.log_text();
-    for expected in [
-        "equal partition counts",
-        &format!("{orders} (2)"),
-        &format!("{customers} (3)"),
-    ] {
-        assert!(log.contains(expected), "{expected:?} missing from:\n{log}");
+    let expected = [
+        "equal partition counts".to_owned(),
+        format!("{orders} (2)"),
+        format!("{customers} (3)"),
+    ];
+    for e in &expected {
+        assert!(log.contains(e.as_str()), "{e:?} missing from:\n{log}");
+    }
+    // `validate` against the broker says the same before anything runs.
+    let validate = std::process::Command::new(freshet_tests::engine::engine_binary())
+        .args(["validate", "-f", manifest.to_str().expect("UTF-8 path")])
+        .args(["--bootstrap-servers", &freshet_tests::kafka_bootstrap()])
+        .output()
+        .expect("run validate");
+    let stderr = String::from_utf8_lossy(&validate.stderr);
+    assert!(!validate.status.success(), "{stderr}");
+    for e in &expected {
+        assert!(stderr.contains(e.as_str()), "{e:?} missing from:\n{stderr}");
     }
 }

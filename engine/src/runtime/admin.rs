@@ -64,12 +64,15 @@ pub fn partition_counts(
 }
 
 /// Partition counts of the topology's input topics (not its repartition topics); a source topic
-/// that does not exist is an error.
+/// that does not exist is an error, and so are inputs joined or aggregated together whose
+/// partition counts differ.
 pub fn source_partitions(
     topology: &Topology,
     config: &StreamsConfig,
 ) -> Result<BTreeMap<String, i32>, AdminError> {
-    sources_and(topology, config, &[])
+    let counts = sources_and(topology, config, &[])?;
+    check_co_partitioning(topology, &config.application_id, &counts)?;
+    Ok(counts)
 }
 
 /// Partition counts of the source topics and of `others` that exist, in one metadata request;
