@@ -584,3 +584,97 @@ async fn a_join_of_topics_with_different_partition_counts_is_refused() {
         assert!(stderr.contains(e.as_str()), "{e:?} missing from:\n{stderr}");
     }
 }
+
+/// design.md's `with-product` pipeline: orders join the products global table on a key taken
+/// from the order's value, with no co-partitioning (the products topic has one partition, the
+/// orders two); the global thread keeps the table current after start.
+#[tokio::test(flavor = "multi_thread")]
+async fn orders_join_a_global_table_on_a_key_from_their_value() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (orders, products, out) = (
+        unique_name("orders"),
+        unique_name("products"),
+        unique_name("orders-with-product"),
+    );
+    create_topics(&[(&orders, 2), (&products, 1), (&out, 1)]).await;
+    let manifest = dir.path().join("app.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"
+applicationId: with-product
+bootstrapServers: 127.0.0.1:9092
+defaultKeySerde: string
+defaultValueSerde: json
+config: {{ commit.interval.ms: "100" }}
+topology:
+  streams:
+    - {{ name: orders, topic: {orders} }}
+  globalTables:
+    - {{ name: products, topic: {products} }}
+  pipelines:
+    - name: with-product
+      from: orders
+      steps:
+        - join: {{ globalTable: products, key: "value.product", value: "{{'order': left.id, 'product': right.name}}" }}
+        - to: {{ topic: {out} }}
+"#
+        ),
+    )
+    .expect("write manifest");
+    produce_each_at(
+        &products,
+        &[
+            (Some(b"p1"), Some(br#"{"name":"pen"}"#)),
+            (Some(b"p2"), Some(br#"{"name":"ink"}"#)),
+        ],
+        &[0, 1],
+    );
+    let mut engine = start(
+        &manifest,
+        &unique_name("with-product"),
+        &dir.path().join("state"),
+    );
+    produce_each_at(
+        &orders,
+        &[
+            (Some(b"o1"), Some(br#"{"id":1,"product":"p1"}"#)),
+            (Some(b"o2"), Some(br#"{"id":2,"product":"p2"}"#)),
+            // No such product: an inner join drops the order.
+            (Some(b"o3"), Some(br#"{"id":3,"product":"p9"}"#)),
+        ],
+        &[10, 11, 12],
+    );
+    let got = consume(&out, 2, Duration::from_secs(60), Duration::from_secs(1));
+    let mut joined: Vec<String> = got.iter().map(|r| r.value_str().to_owned()).collect();
+    joined.sort();
+    assert_eq!(
+        joined,
+        vec![
+            r#"{"order":1,"product":"pen"}"#.to_owned(),
+            r#"{"order":2,"product":"ink"}"#.to_owned()
+        ],
+        "log:\n{}",
+        engine.log_text()
+    );
+    // A product added after start reaches the table through the global thread.
+    produce_each_at(
+        &products,
+        &[(Some(b"p9"), Some(br#"{"name":"pad"}"#))],
+        &[20],
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    produce_each_at(
+        &orders,
+        &[(Some(b"o4"), Some(br#"{"id":4,"product":"p9"}"#))],
+        &[21],
+    );
+    let got = consume(&out, 3, Duration::from_secs(60), Duration::from_secs(1));
+    assert!(
+        got.iter()
+            .any(|r| r.value_str() == r#"{"order":4,"product":"pad"}"#),
+        "{got:?}\nlog:\n{}",
+        engine.log_text()
+    );
+    assert!(engine.terminate(Duration::from_secs(60)).success());
+}

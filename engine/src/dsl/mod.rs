@@ -30,6 +30,7 @@ use crate::topology::{
 };
 
 mod aggregate;
+mod global;
 mod grouped;
 mod join;
 mod ktable;
@@ -41,6 +42,7 @@ mod suppress;
 mod table;
 mod time_window;
 
+pub use global::{GlobalKTable, KeySelector};
 pub use grouped::{
     CogroupedKStream, Grouped, KGroupedStream, Materialized, StoreSpec, TimeWindowedKStream,
     WindowedKeys, Windowing,
@@ -67,6 +69,7 @@ struct BuilderState {
     nodes: Vec<NodeDef>,
     repartition_topics: Vec<RepartitionTopic>,
     stores: Vec<StoreDef>,
+    global_tables: Vec<crate::topology::GlobalTableDef>,
     /// Nodes whose records may have new keys (after map, selectKey, flatMap, process): grouping
     /// them needs a repartition topic first, as Kafka Streams inserts one.
     rekeyed: std::collections::HashSet<usize>,
@@ -260,6 +263,7 @@ impl StreamsBuilder {
             st.repartition_topics.clone(),
             st.stores.clone(),
         )
+        .map(|t| t.with_global_tables(st.global_tables.clone()))
     }
 }
 

@@ -58,6 +58,8 @@ pub struct NodeContext {
     pub commit_requested: bool,
     /// The task's state stores.
     pub stores: TaskStores,
+    /// The process's global tables, for reading.
+    pub globals: Option<std::sync::Arc<crate::state::GlobalStores>>,
     /// Records dropped because their window had closed, since the task last counted them.
     pub late_dropped: u64,
     next_punctuation: usize,

@@ -87,6 +87,7 @@ fn sources_and(
         .iter()
         .filter(|t| matches!(t, TopicName::External(_)))
         .map(|t| t.resolve(&config.application_id))
+        .chain(topology.global_tables().iter().map(|g| g.topic.clone()))
         .collect();
     let all: Vec<String> = external.iter().chain(others).cloned().collect();
     let counts: BTreeMap<String, i32> = partition_counts(config, &all)?.into_iter().collect();

@@ -13,6 +13,7 @@ use crate::processor::ProduceRequest;
 use crate::topology::Topology;
 
 pub mod admin;
+mod global;
 mod metrics;
 pub mod partitioner;
 mod restore;
@@ -74,6 +75,8 @@ pub(crate) struct Shared {
     pub config: StreamsConfig,
     /// Present when the topology has state stores.
     pub stores: Option<restore::StateContext>,
+    /// The global tables, loaded before the stream threads start.
+    pub globals: std::sync::OnceLock<Arc<crate::state::GlobalStores>>,
     pub instance_base: Option<String>,
     pub metrics: Metrics,
     state: Mutex<State>,
@@ -220,6 +223,7 @@ impl KafkaStreams {
             shared: Arc::new(Shared {
                 config,
                 stores: state,
+                globals: std::sync::OnceLock::new(),
                 instance_base,
                 metrics,
                 state: Mutex::new(State::Created),
@@ -294,6 +298,23 @@ impl KafkaStreams {
         }
         self.shared.transition(State::Rebalancing);
         self.start_state_cleaner();
+        match global::start(&self.topology, &self.shared.config, self.shutdown.clone()) {
+            Ok(Some(stores)) => {
+                let _ = self.shared.globals.set(stores);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                error!(error = %e, "global tables could not be loaded");
+                self.shared
+                    .fatal
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert(e);
+                self.shared.transition(State::PendingError);
+                self.shared.transition(State::Error);
+                return;
+            }
+        }
         for index in 0..self.shared.config.num_stream_threads.max(1) {
             let thread = thread::StreamThread {
                 index,

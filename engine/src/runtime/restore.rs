@@ -31,6 +31,8 @@ pub(crate) struct RestoredStores {
     pub directory: Option<TaskDirectory>,
     /// The offset of the last changelog record each store reflects (the checkpoint's content).
     pub offsets: Offsets,
+    /// The process's global tables, which the task's processors read.
+    pub globals: Option<std::sync::Arc<crate::state::GlobalStores>>,
 }
 
 const RESTORE_BATCH: usize = 10_000;
@@ -77,6 +79,7 @@ pub(crate) fn open_and_restore(
             stores,
             directory: None,
             offsets: Offsets::new(),
+            globals: shared.globals.get().cloned(),
         });
     }
     let Some(state) = shared.stores.as_ref() else {
@@ -142,6 +145,7 @@ pub(crate) fn open_and_restore(
         stores,
         directory: Some(dir),
         offsets,
+        globals: shared.globals.get().cloned(),
     })
 }
 

@@ -202,6 +202,7 @@ impl Task {
         }
         let mut ctx = NodeContext::new(id.clone());
         ctx.stores = restored.stores;
+        ctx.globals = restored.globals;
         let mut task = Task {
             ctx,
             partition,

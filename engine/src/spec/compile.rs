@@ -335,8 +335,47 @@ impl Compiler {
             );
             streams.insert(name.to_owned(), Position::Table(table));
         }
-        if !spec.global_tables.is_empty() {
-            self.error("globalTables", "global tables are not supported by this engine version yet; remove them or run a version that has them");
+        for (i, g) in spec.global_tables.iter().enumerate() {
+            let Some(name) = g.get("name").and_then(Json::as_str) else {
+                self.error(
+                    format!("globalTables[{i}]"),
+                    "a global table needs a 'name'",
+                );
+                continue;
+            };
+            let place = format!("global table '{name}'");
+            self.check_fields(
+                g,
+                &["name", "topic", "keySerde", "valueSerde", "store"],
+                &place,
+            );
+            let Some(topic) = g.get("topic").and_then(Json::as_str) else {
+                self.error(&place, "give 'topic: <name>'");
+                continue;
+            };
+            let defaults = self.defaults.clone();
+            let key_kind = self.kind_named(
+                g.get("keySerde")
+                    .and_then(Json::as_str)
+                    .unwrap_or(&defaults.key_serde),
+                &place,
+            );
+            let value_kind = self.kind_named(
+                g.get("valueSerde")
+                    .and_then(Json::as_str)
+                    .unwrap_or(&defaults.value_serde),
+                &place,
+            );
+            if streams.contains_key(name) {
+                self.error(&place, "a stream or table of this name is declared twice");
+            }
+            let table = self.builder.global_table_erased(
+                topic,
+                g.get("store").and_then(Json::as_str).map(str::to_owned),
+                super::stateful::erased(&key_kind),
+                super::stateful::erased(&value_kind),
+            );
+            streams.insert(name.to_owned(), Position::GlobalTable(table));
         }
         streams
     }

@@ -12,9 +12,9 @@ use super::compile::{Compiler, PlacedExpr, Stream};
 use super::duration;
 use super::values::{DynSerde, windowed_value};
 use crate::dsl::{
-    Aggregator, ErasedSerde, Initializer, KGroupedStream, KGroupedTable, KTable, Merger,
-    SessionWindows, SlidingWindows, StoreSpec, TimeWindows, WindowOf, WindowedKeyFn, WindowedKeys,
-    Windowing, cel_null,
+    Aggregator, ErasedSerde, GlobalKTable, Initializer, KGroupedStream, KGroupedTable, KTable,
+    Merger, SessionWindows, SlidingWindows, StoreSpec, TimeWindows, WindowOf, WindowedKeyFn,
+    WindowedKeys, Windowing, cel_null,
 };
 use crate::expr::{Bindings, Expr, Var};
 use crate::processor::{Datum, ProcessError, datum, typed};
@@ -31,6 +31,7 @@ pub(super) enum Position {
     Grouped(Grouping),
     Windowed(Grouping, Windowing, WindowShape),
     GroupedTable(KGroupedTable<Value, Value>, SerdeKind),
+    GlobalTable(GlobalKTable<Value, Value>),
 }
 
 impl Position {
@@ -41,6 +42,7 @@ impl Position {
             Position::Grouped(_) => "a grouped stream",
             Position::Windowed(..) => "a windowed stream",
             Position::GroupedTable(..) => "a grouped table",
+            Position::GlobalTable(_) => "a global table",
         }
     }
 }
@@ -331,15 +333,23 @@ impl Compiler {
                     &["table", "stream", "globalTable", "key", "window", "value"],
                     at,
                 );
-                if arg.get("stream").is_some() || arg.get("globalTable").is_some() {
-                    self.error(at, "stream-stream and global-table joins are not supported by this engine version yet; join a table with `table: <name>`");
+                if arg.get("stream").is_some() {
+                    self.error(at, "stream-stream joins are not supported by this engine version yet; join a table with `table: <name>` or a global table with `globalTable: <name>`");
                     return None;
                 }
-                let Some(table_name) = arg.get("table").and_then(Json::as_str) else {
-                    self.error(
+                if let Some(global) = arg.get("globalTable").and_then(Json::as_str) {
+                    return self.global_join(
+                        s,
+                        global,
+                        arg,
+                        op == "leftJoin",
+                        named,
                         at,
-                        "give 'table: <a declared table or a pipeline ending in a table>'",
+                        positions,
                     );
+                }
+                let Some(table_name) = arg.get("table").and_then(Json::as_str) else {
+                    self.error(at, "give 'table: <a declared table or a pipeline ending in a table>' or 'globalTable: <name>'");
                     return None;
                 };
                 let Some(Position::Table(table)) = positions.get(table_name) else {
@@ -541,6 +551,71 @@ impl Compiler {
                 None
             }
         }
+    }
+
+    /// The joiner of a join step: its `value` expression over `left` and `right` (`null` when
+    /// a left join finds no row), `left` itself when there is none.
+    fn joiner(&mut self, arg: &Json, at: &str) -> Option<crate::dsl::Joiner> {
+        let e = self.agg_expr(
+            arg.get("value").unwrap_or(&Json::String("left".into())),
+            &format!("{at}, value"),
+            &[
+                Var::Key,
+                Var::Left,
+                Var::Right,
+                Var::Timestamp,
+                Var::Headers,
+                Var::Topic,
+                Var::Partition,
+                Var::Offset,
+            ],
+        )?;
+        Some(Arc::new(move |info, k, l, r| {
+            let null = Value::Null;
+            let bindings = Bindings {
+                left: Some(value_of(l)?),
+                right: Some(match r {
+                    Some(r) => value_of(r)?,
+                    None => &null,
+                }),
+                key: Some(value_of(k)?),
+                ..super::compile::bindings(info, &null, &null)
+            };
+            e.eval_with(&bindings).map(datum)
+        }))
+    }
+
+    /// `join | leftJoin: { globalTable, key, value }`: `key` picks the global table's key from
+    /// the record (`key` and `value` in scope).
+    #[allow(clippy::too_many_arguments)]
+    fn global_join(
+        &mut self,
+        stream: Stream,
+        global: &str,
+        arg: &Json,
+        left: bool,
+        named: Option<&str>,
+        at: &str,
+        positions: &HashMap<String, Position>,
+    ) -> Option<Position> {
+        let Some(Position::GlobalTable(table)) = positions.get(global) else {
+            self.error(at, format!("'{global}' is not a declared global table"));
+            return None;
+        };
+        let Some(key_src) = arg.get("key") else {
+            self.error(
+                at,
+                "a global table join needs 'key: <expression>', the table key each record joins on",
+            );
+            return None;
+        };
+        let select = self.expr(key_src, &format!("{at}, key"))?;
+        let select: crate::dsl::KeySelector =
+            Arc::new(move |info, k, v| select.eval(info, value_of(k)?, value_of(v)?).map(datum));
+        let joiner = self.joiner(arg, at)?;
+        Some(Position::Stream(
+            stream.join_global_erased(table, select, joiner, left, named),
+        ))
     }
 
     /// `cogroup: { aggregator, with: [{ stream, groupBy?, aggregator }], initializer, store }`:

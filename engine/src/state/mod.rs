@@ -6,6 +6,7 @@
 
 mod checkpoint;
 mod directory;
+mod global;
 mod memory;
 mod rocks;
 mod stores;
@@ -13,6 +14,7 @@ pub mod window;
 
 pub use checkpoint::{Checkpoint, Offsets};
 pub use directory::{StateDirectory, TaskDirectory};
+pub use global::{GlobalStores, Row};
 pub use memory::InMemoryStore;
 pub use rocks::{RocksDbStore, StoreBudget};
 pub use stores::{StoreId, TaskStores, Timestamped};

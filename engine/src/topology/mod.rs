@@ -175,6 +175,15 @@ pub struct Topology {
     subtopologies: Vec<SubTopology>,
     repartition_topics: Vec<RepartitionTopic>,
     stores: Vec<StoreDef>,
+    global_tables: Vec<GlobalTableDef>,
+}
+
+/// A global table: every partition of `topic`, on every instance, in the store `store`, kept by
+/// the global thread rather than by tasks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GlobalTableDef {
+    pub store: String,
+    pub topic: String,
 }
 
 /// A graph that cannot run.
@@ -251,6 +260,7 @@ impl Topology {
             subtopologies,
             repartition_topics,
             stores,
+            global_tables: Vec::new(),
         })
     }
 
@@ -268,6 +278,16 @@ impl Topology {
 
     pub fn stores(&self) -> &[StoreDef] {
         &self.stores
+    }
+
+    /// Adds the global tables (their stores are read, never written, by the tasks' processors).
+    pub fn with_global_tables(mut self, global_tables: Vec<GlobalTableDef>) -> Self {
+        self.global_tables = global_tables;
+        self
+    }
+
+    pub fn global_tables(&self) -> &[GlobalTableDef] {
+        &self.global_tables
     }
 
     /// The stores the nodes of `sub` use, in definition order.

@@ -1,0 +1,156 @@
+//! Global tables (Kafka Streams' `GlobalKTable`) and the stream-globalTable join: every
+//! instance holds the whole table, so a stream joins it on any key its records can name, with no
+//! co-partitioning and no repartition topic.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::processor::{Datum, ErasedRecord, Node, NodeContext, ProcessError};
+use crate::topology::{GlobalTableDef, NodeFactory};
+
+use super::join::Joiner;
+use super::stateful::{ErasedSerde, is_null, store_error, with_info};
+use super::{KStream, RecordInfo, StreamsBuilder};
+
+/// Picks the global table's key for a stream record: `(record, key, value) -> table key`.
+pub type KeySelector =
+    Arc<dyn Fn(&RecordInfo, &Datum, &Datum) -> Result<Datum, ProcessError> + Send + Sync>;
+
+/// A table fully held by every instance, kept by the global thread.
+pub struct GlobalKTable<K, V> {
+    store: String,
+    key: ErasedSerde,
+    value: ErasedSerde,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> Clone for GlobalKTable<K, V> {
+    fn clone(&self) -> Self {
+        GlobalKTable {
+            store: self.store.clone(),
+            key: self.key.clone(),
+            value: self.value.clone(),
+            _types: PhantomData,
+        }
+    }
+}
+
+impl StreamsBuilder {
+    /// A global table of `topic`, in the store `store` (Kafka Streams' `builder.globalTable`).
+    pub fn global_table_erased<K, V>(
+        &self,
+        topic: &str,
+        store: Option<String>,
+        key: ErasedSerde,
+        value: ErasedSerde,
+    ) -> GlobalKTable<K, V> {
+        let store = store.unwrap_or_else(|| format!("{topic}-STATE-STORE"));
+        let mut st = self.state.borrow_mut();
+        if !st.global_tables.iter().any(|g| g.store == store) {
+            st.global_tables.push(GlobalTableDef {
+                store: store.clone(),
+                topic: topic.to_owned(),
+            });
+        }
+        GlobalKTable {
+            store,
+            key,
+            value,
+            _types: PhantomData,
+        }
+    }
+}
+
+struct GlobalJoinNode {
+    store: String,
+    key: ErasedSerde,
+    value: ErasedSerde,
+    select: KeySelector,
+    joiner: Joiner,
+    left: bool,
+}
+
+impl GlobalJoinNode {
+    fn join(
+        &self,
+        ctx: &mut NodeContext,
+        info: &RecordInfo,
+        record: &ErasedRecord,
+    ) -> Result<(), ProcessError> {
+        let table_key = (self.select)(info, &record.key, &record.value)?;
+        let kb = if is_null(&table_key) {
+            None
+        } else {
+            self.key.bytes(&table_key)?
+        };
+        let globals = ctx
+            .globals
+            .as_ref()
+            .ok_or_else(|| ProcessError::new("global tables are not loaded in this process"))?;
+        let right = match kb {
+            Some(kb) => match globals.get(&self.store, &kb).map_err(store_error)? {
+                Some(bytes) => Some(self.value.read(&bytes, "a global table row")?),
+                None => None,
+            },
+            None => None,
+        };
+        if right.is_none() && !self.left {
+            return Ok(());
+        }
+        let joined = (self.joiner)(info, &record.key, &record.value, right.as_ref())?;
+        ctx.forward(
+            ErasedRecord {
+                key: record.key.clone(),
+                value: joined,
+                timestamp: record.timestamp,
+                headers: record.headers.clone(),
+            },
+            None,
+        );
+        Ok(())
+    }
+}
+
+impl Node for GlobalJoinNode {
+    fn process(
+        &mut self,
+        ctx: &mut NodeContext,
+        record: &ErasedRecord,
+    ) -> Result<(), ProcessError> {
+        with_info(ctx, record, |ctx, info| self.join(ctx, info, record))
+    }
+}
+
+impl<K, V> KStream<K, V> {
+    /// Joins each record with the global table's row of the key `select` picks; `left` keeps
+    /// records without a row (the joiner sees `None`).
+    pub fn join_global_erased<KG, VG, VR>(
+        &self,
+        table: &GlobalKTable<KG, VG>,
+        select: KeySelector,
+        joiner: Joiner,
+        left: bool,
+        named: Option<&str>,
+    ) -> KStream<K, VR> {
+        let builder = self.builder().clone();
+        let prefix = if left {
+            "KSTREAM-LEFTJOIN-"
+        } else {
+            "KSTREAM-JOIN-"
+        };
+        let name = named.map_or_else(|| builder.generated_name(prefix), str::to_owned);
+        let (store, key, value) = (table.store.clone(), table.key.clone(), table.value.clone());
+        let factory: NodeFactory = Arc::new(move || {
+            Box::new(GlobalJoinNode {
+                store: store.clone(),
+                key: key.clone(),
+                value: value.clone(),
+                select: select.clone(),
+                joiner: joiner.clone(),
+                left,
+            }) as Box<dyn Node>
+        });
+        let node = builder.add_processor(name, &[self.node()], Vec::new(), factory);
+        KStream::at(&builder, node)
+    }
+}

@@ -1,0 +1,163 @@
+//! The global thread (Kafka Streams' `GlobalStreamThread`): loads every global table from its
+//! topic before the stream threads start, then keeps following the topics until shutdown.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use tracing::{error, info};
+
+use crate::config::StreamsConfig;
+use crate::state::{GlobalStores, Row};
+use crate::topology::Topology;
+
+/// How long the initial load may see no progress before it gives up.
+const LOAD_STALL: Duration = Duration::from_secs(60);
+
+fn consumer(config: &StreamsConfig) -> Result<BaseConsumer, String> {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", &config.bootstrap_servers)
+        .set(
+            "client.id",
+            format!(
+                "{}-global-consumer",
+                config
+                    .client_id
+                    .as_deref()
+                    .unwrap_or(&config.application_id)
+            ),
+        )
+        // librdkafka assigns partitions only to a consumer with a group id; this one never
+        // subscribes or commits.
+        .set("group.id", format!("{}-global", config.application_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false");
+    for (k, v) in &config.global_consumer {
+        cfg.set(k, v);
+    }
+    cfg.create()
+        .map_err(|e| format!("creating the global consumer: {e}"))
+}
+
+/// Applies one record to the store of its topic.
+fn apply(
+    stores: &GlobalStores,
+    store_of: &HashMap<String, String>,
+    msg: &rdkafka::message::BorrowedMessage<'_>,
+) -> Result<(), String> {
+    let (Some(store), Some(key)) = (store_of.get(msg.topic()), msg.key()) else {
+        return Ok(());
+    };
+    let row: Row = (key.to_vec(), msg.payload().map(<[u8]>::to_vec));
+    stores
+        .apply(store, std::slice::from_ref(&row))
+        .map_err(|e| e.to_string())
+}
+
+/// Loads every global table to its topics' current end, then starts the thread that follows
+/// them. Returns the stores, or why they could not be loaded.
+pub(crate) fn start(
+    topology: &Topology,
+    config: &StreamsConfig,
+    shutdown: Arc<AtomicBool>,
+) -> Result<Option<Arc<GlobalStores>>, String> {
+    let defs = topology.global_tables();
+    if defs.is_empty() {
+        return Ok(None);
+    }
+    let stores = Arc::new(GlobalStores::new(defs.iter().map(|d| d.store.as_str())));
+    let store_of: HashMap<String, String> = defs
+        .iter()
+        .map(|d| (d.topic.clone(), d.store.clone()))
+        .collect();
+    let consumer = consumer(config)?;
+    let mut tpl = TopicPartitionList::new();
+    let mut ends: HashMap<(String, i32), i64> = HashMap::new();
+    for def in defs {
+        let metadata = consumer
+            .fetch_metadata(Some(&def.topic), Duration::from_secs(15))
+            .map_err(|e| format!("global table topic {}: {e}", def.topic))?;
+        let partitions = metadata
+            .topics()
+            .first()
+            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| t.partitions().len() as i32)
+            .ok_or_else(|| {
+                format!(
+                    "global table topic '{}' does not exist: create it first",
+                    def.topic
+                )
+            })?;
+        for p in 0..partitions {
+            let (low, high) = consumer
+                .fetch_watermarks(&def.topic, p, Duration::from_secs(15))
+                .map_err(|e| format!("global table topic {}-{p}: {e}", def.topic))?;
+            if high > low {
+                ends.insert((def.topic.clone(), p), high);
+            }
+            tpl.add_partition_offset(&def.topic, p, Offset::Beginning)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    consumer.assign(&tpl).map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let mut last_progress = Instant::now();
+    let mut loaded = 0u64;
+    while !ends.is_empty() {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(msg)) => {
+                last_progress = Instant::now();
+                apply(&stores, &store_of, &msg)?;
+                loaded += 1;
+                let key = (msg.topic().to_owned(), msg.partition());
+                if ends.get(&key).is_some_and(|end| msg.offset() + 1 >= *end) {
+                    ends.remove(&key);
+                }
+            }
+            Some(Err(e)) => return Err(format!("loading global tables: {e}")),
+            None => {
+                // Compaction may have removed a partition's last offsets: the position tells.
+                if let Ok(positions) = consumer.position() {
+                    ends.retain(|(t, p), end| {
+                        positions
+                            .find_partition(t, *p)
+                            .and_then(|e| e.offset().to_raw())
+                            .is_none_or(|pos| pos < *end)
+                    });
+                }
+                if last_progress.elapsed() > LOAD_STALL {
+                    return Err(format!(
+                        "loading global tables made no progress for {}s",
+                        LOAD_STALL.as_secs()
+                    ));
+                }
+            }
+        }
+    }
+    info!(
+        records = loaded,
+        seconds = format!("{:.3}", started.elapsed().as_secs_f64()),
+        "global tables loaded"
+    );
+    let following = stores.clone();
+    std::thread::Builder::new()
+        .name("GlobalStreamThread".into())
+        .spawn(move || {
+            while !shutdown.load(Ordering::Relaxed) {
+                match consumer.poll(Duration::from_millis(100)) {
+                    Some(Ok(msg)) => {
+                        if let Err(e) = apply(&following, &store_of, &msg) {
+                            error!(error = %e, "updating a global table");
+                        }
+                    }
+                    Some(Err(e)) => error!(error = %e, "reading global table topics"),
+                    None => {}
+                }
+            }
+        })
+        .map_err(|e| format!("starting the global thread: {e}"))?;
+    Ok(Some(stores))
+}
