@@ -63,6 +63,7 @@ pub(crate) fn start(
     topology: &Topology,
     config: &StreamsConfig,
     shutdown: Arc<AtomicBool>,
+    applied: prometheus_client::metrics::counter::Counter,
 ) -> Result<Option<Arc<GlobalStores>>, String> {
     let defs = topology.global_tables();
     if defs.is_empty() {
@@ -111,6 +112,7 @@ pub(crate) fn start(
             Some(Ok(msg)) => {
                 last_progress = Instant::now();
                 apply(&stores, &store_of, &msg)?;
+                applied.inc();
                 loaded += 1;
                 let key = (msg.topic().to_owned(), msg.partition());
                 if ends.get(&key).is_some_and(|end| msg.offset() + 1 >= *end) {
@@ -148,11 +150,12 @@ pub(crate) fn start(
         .spawn(move || {
             while !shutdown.load(Ordering::Relaxed) {
                 match consumer.poll(Duration::from_millis(100)) {
-                    Some(Ok(msg)) => {
-                        if let Err(e) = apply(&following, &store_of, &msg) {
-                            error!(error = %e, "updating a global table");
+                    Some(Ok(msg)) => match apply(&following, &store_of, &msg) {
+                        Ok(()) => {
+                            applied.inc();
                         }
-                    }
+                        Err(e) => error!(error = %e, "updating a global table"),
+                    },
                     Some(Err(e)) => error!(error = %e, "reading global table topics"),
                     None => {}
                 }

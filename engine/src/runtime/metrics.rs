@@ -53,6 +53,8 @@ pub struct Metrics {
     pub process_latency: Histogram,
     pub rebalances: Counter,
     pub late_records_dropped: Family<TaskLabels, Counter>,
+    /// Records the global thread applied to global tables (the initial load included).
+    pub global_records: Counter,
     pub restored_records: Family<StoreLabels, Counter>,
     pub restored_bytes: Family<StoreLabels, Counter>,
     /// RocksDB's own memory, from its usage properties: block cache (memtable reservations
@@ -77,6 +79,7 @@ impl Metrics {
             process_latency: Histogram::new(exponential_buckets(0.000_001, 4.0, 12)),
             rebalances: Counter::default(),
             late_records_dropped: Family::default(),
+            global_records: Counter::default(),
             restored_records: Family::default(),
             restored_bytes: Family::default(),
             rocksdb_block_cache_bytes: Gauge::default(),
@@ -123,6 +126,11 @@ impl Metrics {
             "late_records_dropped",
             "Records that arrived after their window closed (past the grace period), per task",
             m.late_records_dropped.clone(),
+        );
+        registry.register(
+            "global_records",
+            "Records applied to global tables, the initial load included",
+            m.global_records.clone(),
         );
         registry.register(
             "restored_records",

@@ -298,7 +298,12 @@ impl KafkaStreams {
         }
         self.shared.transition(State::Rebalancing);
         self.start_state_cleaner();
-        match global::start(&self.topology, &self.shared.config, self.shutdown.clone()) {
+        match global::start(
+            &self.topology,
+            &self.shared.config,
+            self.shutdown.clone(),
+            self.shared.metrics.global_records.clone(),
+        ) {
             Ok(Some(stores)) => {
                 let _ = self.shared.globals.set(stores);
             }
