@@ -678,3 +678,89 @@ topology:
     );
     assert!(engine.terminate(Duration::from_secs(60)).success());
 }
+
+/// Two tables joined on their key: an outer join keeps rows of either side; an update on either
+/// side changes the joined row, and deleting both sides deletes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_tables_outer_joined() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (users, scores, out) = (
+        unique_name("users"),
+        unique_name("scores"),
+        unique_name("user-scores"),
+    );
+    create_topics(&[(&users, 2), (&scores, 2), (&out, 1)]).await;
+    let manifest = dir.path().join("app.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"
+applicationId: user-scores
+bootstrapServers: 127.0.0.1:9092
+defaultKeySerde: string
+defaultValueSerde: json
+config: {{ commit.interval.ms: "100", statestore.cache.max.bytes: "0" }}
+topology:
+  tables:
+    - {{ name: users, topic: {users} }}
+    - {{ name: scores, topic: {scores} }}
+  pipelines:
+    - name: user-scores
+      from: users
+      steps:
+        - outerJoin: {{ table: scores, value: "{{'name': left == null ? 'none' : left.name, 'points': right == null ? 0 : right.points}}" }}
+        - toStream: {{}}
+        - to: {{ topic: {out} }}
+"#
+        ),
+    )
+    .expect("write manifest");
+    produce_each_at(
+        &users,
+        &[
+            (Some(b"u1"), Some(br#"{"name":"Ada"}"#)),
+            (Some(b"u2"), Some(br#"{"name":"Bob"}"#)),
+        ],
+        &[0, 1],
+    );
+    produce_each_at(
+        &scores,
+        &[
+            (Some(b"u1"), Some(br#"{"points":5}"#)),
+            (Some(b"u3"), Some(br#"{"points":7}"#)),
+            (Some(b"u2"), Some(br#"{"points":1}"#)),
+        ],
+        &[2, 3, 4],
+    );
+    produce_each_at(&scores, &[(Some(b"u2"), None)], &[5]);
+    produce_each_at(
+        &users,
+        &[(Some(b"u1"), Some(br#"{"name":"Ada L."}"#))],
+        &[6],
+    );
+    let mut engine = start(
+        &manifest,
+        &unique_name("user-scores"),
+        &dir.path().join("state"),
+    );
+    let got = consume(&out, 3, Duration::from_secs(60), Duration::from_secs(2));
+    let finals: BTreeMap<String, Option<String>> = got
+        .iter()
+        .map(|r| {
+            (
+                r.key_str().to_owned(),
+                r.value.as_ref().map(|_| r.value_str().to_owned()),
+            )
+        })
+        .collect();
+    let want: BTreeMap<String, Option<String>> = [
+        ("u1", r#"{"name":"Ada L.","points":5}"#),
+        ("u2", r#"{"name":"Bob","points":0}"#),
+        ("u3", r#"{"name":"none","points":7}"#),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), Some(v.to_owned())))
+    .collect();
+    assert_eq!(finals, want, "log:\n{}", engine.log_text());
+    assert!(engine.terminate(Duration::from_secs(60)).success());
+}

@@ -163,3 +163,154 @@ impl<K: Data, V: Data> KStream<K, V> {
         self.join_table_erased(table, j, true, None, None, value)
     }
 }
+
+/// Which rows a table-table join keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JoinKind {
+    /// Keys with a row on both sides.
+    Inner,
+    /// Every key of the left table; the right side may be missing.
+    Left,
+    /// Every key of either table; either side may be missing.
+    Outer,
+}
+
+/// Joins `(record, key, left, right)` where either side may be missing (outer joins).
+pub type TableJoiner = Arc<
+    dyn Fn(&RecordInfo, &Datum, Option<&Datum>, Option<&Datum>) -> Result<Datum, ProcessError>
+        + Send
+        + Sync,
+>;
+
+/// One side of a table-table join (Kafka Streams' `KTableKTableJoin`): an update of this side
+/// meets the other side's current row, and the joined row's new and old values go downstream.
+struct TableTableJoinNode {
+    /// The other side's store and value serde.
+    other_store: String,
+    store: Option<StoreId>,
+    key: ErasedSerde,
+    other_value: ErasedSerde,
+    joiner: TableJoiner,
+    kind: JoinKind,
+    /// This node handles the right table's updates (the joiner's sides swap).
+    right_side: bool,
+}
+
+impl TableTableJoinNode {
+    fn joined(
+        &self,
+        info: &RecordInfo,
+        key: &Datum,
+        mine: Option<&Datum>,
+        other: Option<&Datum>,
+    ) -> Result<Option<Datum>, ProcessError> {
+        let (left, right) = if self.right_side {
+            (other, mine)
+        } else {
+            (mine, other)
+        };
+        let keep = match self.kind {
+            JoinKind::Inner => left.is_some() && right.is_some(),
+            JoinKind::Left => left.is_some(),
+            JoinKind::Outer => left.is_some() || right.is_some(),
+        };
+        keep.then(|| (self.joiner)(info, key, left, right))
+            .transpose()
+    }
+}
+
+impl Node for TableTableJoinNode {
+    fn init(&mut self, ctx: &mut NodeContext) {
+        self.store = resolve_store(ctx, &self.other_store);
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut NodeContext,
+        record: &ErasedRecord,
+    ) -> Result<(), ProcessError> {
+        let store = require_store(self.store, &self.other_store)?;
+        let Some(kb) = key_bytes(&self.key, &record.key)? else {
+            return Ok(());
+        };
+        let change = typed::<super::Change>(&record.value, "table update")?;
+        let other = match ctx.stores.get(store, &kb).map_err(store_error)? {
+            Some(row) => Some(self.other_value.read(&row.value, "a table row")?),
+            None => None,
+        };
+        let info = info_of(ctx, record);
+        let new = self.joined(&info, &record.key, change.new.as_ref(), other.as_ref())?;
+        let old = self.joined(&info, &record.key, change.old.as_ref(), other.as_ref())?;
+        if new.is_none() && old.is_none() {
+            return Ok(());
+        }
+        super::stateful::forward_change(
+            ctx,
+            record.key.clone(),
+            super::Change { new, old },
+            record.timestamp,
+            record,
+        );
+        Ok(())
+    }
+}
+
+impl<K, V> KTable<K, V> {
+    /// Joins this table with `other` on the key (Kafka Streams' `KTable.join`, `leftJoin`,
+    /// `outerJoin`): an update on either side meets the other side's current row.
+    pub fn join_table_erased<VO, VR>(
+        &self,
+        other: &KTable<K, VO>,
+        joiner: TableJoiner,
+        kind: JoinKind,
+        named: Option<&str>,
+    ) -> Result<KTable<K, VR>, JoinError> {
+        let (Some(left_store), Some(right_store)) = (self.store_name(), other.store_name()) else {
+            return Err(JoinError::NotMaterialized);
+        };
+        let ((Some(key), Some(left_value)), (_, Some(right_value))) =
+            (self.serdes(), other.serdes())
+        else {
+            return Err(JoinError::NoSerdes);
+        };
+        let builder = self.builder().clone();
+        let prefix = match kind {
+            JoinKind::Inner => "KTABLE-JOINTHIS-",
+            JoinKind::Left => "KTABLE-LEFTTHIS-",
+            JoinKind::Outer => "KTABLE-OUTERTHIS-",
+        };
+        let this_name = builder.generated_name(prefix);
+        let other_name = builder.generated_name(&prefix.replace("THIS", "OTHER"));
+        let side = |other_store: &str, other_value: ErasedSerde, right_side: bool| -> NodeFactory {
+            let (other_store, key, joiner) = (other_store.to_owned(), key.clone(), joiner.clone());
+            Arc::new(move || {
+                Box::new(TableTableJoinNode {
+                    other_store: other_store.clone(),
+                    store: None,
+                    key: key.clone(),
+                    other_value: other_value.clone(),
+                    joiner: joiner.clone(),
+                    kind,
+                    right_side,
+                }) as Box<dyn Node>
+            })
+        };
+        let this = builder.add_processor(
+            this_name,
+            &[self.node_index()],
+            vec![right_store.to_owned()],
+            side(right_store, right_value, false),
+        );
+        let that = builder.add_processor(
+            other_name,
+            &[other.node_index()],
+            vec![left_store.to_owned()],
+            side(left_store, left_value, true),
+        );
+        let merge = named.map_or_else(|| builder.generated_name("KTABLE-MERGE-"), str::to_owned);
+        let pass: NodeFactory =
+            Arc::new(|| Box::new(super::OpNode(super::Op::PassThrough)) as Box<dyn Node>);
+        let node = builder.add_processor(merge, &[this, that], Vec::new(), pass);
+        Ok(KTable::at(&builder, node, Some(key), None, None, None))
+    }
+}

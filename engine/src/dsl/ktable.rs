@@ -78,6 +78,14 @@ impl<K, V> KTable<K, V> {
         self.store.as_deref()
     }
 
+    pub(crate) fn node_index(&self) -> usize {
+        self.node
+    }
+
+    pub(crate) fn builder(&self) -> &StreamsBuilder {
+        &self.builder
+    }
+
     pub(crate) fn serdes(&self) -> (Option<ErasedSerde>, Option<ErasedSerde>) {
         (self.key.clone(), self.value.clone())
     }

@@ -47,7 +47,7 @@ pub use grouped::{
     CogroupedKStream, Grouped, KGroupedStream, Materialized, StoreSpec, TimeWindowedKStream,
     WindowedKeys, Windowing,
 };
-pub use join::{JoinError, Joiner};
+pub use join::{JoinError, JoinKind, Joiner, TableJoiner};
 pub use ktable::{KGroupedTable, KTable};
 pub use ops::{Op, OpNode, Predicate, RecordInfo, SinkNode, ValueFn};
 pub use session_window::{Merger, SessionWindows};

@@ -66,6 +66,7 @@ const STATELESS_STEPS: &[&str] = &[
 const STATEFUL_STEPS: &[&str] = &[
     "join",
     "leftJoin",
+    "outerJoin",
     "cogroup",
     "groupBy",
     "groupByKey",
@@ -79,7 +80,7 @@ const STATEFUL_STEPS: &[&str] = &[
 ];
 
 /// Steps of the manifest syntax this engine version does not run yet.
-const LATER_STEPS: &[&str] = &["outerJoin", "process"];
+const LATER_STEPS: &[&str] = &["process"];
 
 pub(super) type Stream = KStream<Value, Value>;
 

@@ -405,6 +405,44 @@ impl Compiler {
                     }
                 }
             }
+            ("join" | "leftJoin" | "outerJoin", Position::Table(t)) => {
+                self.check_fields(arg, &["table", "value"], at);
+                let Some(other_name) = arg.get("table").and_then(Json::as_str) else {
+                    self.error(at, "a table joins another table: give 'table: <name>'");
+                    return None;
+                };
+                let Some(Position::Table(other)) = positions.get(other_name) else {
+                    self.error(
+                        at,
+                        format!(
+                            "'{other_name}' is not a declared table or a pipeline ending in a table"
+                        ),
+                    );
+                    return None;
+                };
+                let joiner = self.joiner(arg, at)?;
+                // Either side may be missing in an outer join: both bind as null then.
+                let joiner: crate::dsl::TableJoiner = Arc::new(move |info, k, l, r| {
+                    let null = datum(Value::Null);
+                    joiner(info, k, l.unwrap_or(&null), r)
+                });
+                let kind = match op {
+                    "join" => crate::dsl::JoinKind::Inner,
+                    "leftJoin" => crate::dsl::JoinKind::Left,
+                    _ => crate::dsl::JoinKind::Outer,
+                };
+                match t.join_table_erased(&other, joiner, kind, named) {
+                    Ok(joined) => Some(Position::Table(joined)),
+                    Err(e) => {
+                        self.error(at, format!("table '{other_name}': {e}"));
+                        None
+                    }
+                }
+            }
+            ("outerJoin", Position::Stream(_)) => {
+                self.error(at, "a stream has no outer join with a table (Kafka Streams has none either): use leftJoin, or join two tables");
+                None
+            }
             ("cogroup", Position::Grouped(g)) => self.cogroup(arg, named, at, &g, positions),
             ("groupByKey", Position::Stream(s)) => {
                 self.check_fields(arg, &["keySerde", "valueSerde"], at);
