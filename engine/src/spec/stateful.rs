@@ -431,7 +431,7 @@ impl Compiler {
                     "leftJoin" => crate::dsl::JoinKind::Left,
                     _ => crate::dsl::JoinKind::Outer,
                 };
-                match t.join_table_erased(&other, joiner, kind, named) {
+                match t.join_table_erased(other, joiner, kind, named) {
                     Ok(joined) => Some(Position::Table(joined)),
                     Err(e) => {
                         self.error(at, format!("table '{other_name}': {e}"));
