@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::processor::{Datum, ErasedRecord, Node, NodeContext, ProcessError};
 use crate::topology::{GlobalTableDef, NodeFactory};
 
-use super::join::Joiner;
+use super::join::{Joiner, forward_joined};
 use super::stateful::{ErasedSerde, is_null, store_error, with_info};
 use super::{KStream, RecordInfo, StreamsBuilder};
 
@@ -98,15 +98,7 @@ impl GlobalJoinNode {
             return Ok(());
         }
         let joined = (self.joiner)(info, &record.key, &record.value, right.as_ref())?;
-        ctx.forward(
-            ErasedRecord {
-                key: record.key.clone(),
-                value: joined,
-                timestamp: record.timestamp,
-                headers: record.headers.clone(),
-            },
-            None,
-        );
+        forward_joined(ctx, record, joined);
         Ok(())
     }
 }

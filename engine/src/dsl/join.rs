@@ -22,6 +22,19 @@ pub type Joiner = Arc<
         + Sync,
 >;
 
+/// Forwards a stream record's joined value, with the record's key, timestamp and headers.
+pub(crate) fn forward_joined(ctx: &mut NodeContext, record: &ErasedRecord, joined: Datum) {
+    ctx.forward(
+        ErasedRecord {
+            key: record.key.clone(),
+            value: joined,
+            timestamp: record.timestamp,
+            headers: record.headers.clone(),
+        },
+        None,
+    );
+}
+
 /// Why a join cannot be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JoinError {
@@ -70,15 +83,7 @@ impl Node for StreamTableJoinNode {
             &record.value,
             right.as_ref(),
         )?;
-        ctx.forward(
-            ErasedRecord {
-                key: record.key.clone(),
-                value: joined,
-                timestamp: record.timestamp,
-                headers: record.headers.clone(),
-            },
-            None,
-        );
+        forward_joined(ctx, record, joined);
         Ok(())
     }
 }

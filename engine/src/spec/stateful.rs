@@ -361,33 +361,7 @@ impl Compiler {
                     );
                     return None;
                 };
-                let e = self.agg_expr(
-                    arg.get("value").unwrap_or(&Json::String("left".into())),
-                    &format!("{at}, value"),
-                    &[
-                        Var::Key,
-                        Var::Left,
-                        Var::Right,
-                        Var::Timestamp,
-                        Var::Headers,
-                        Var::Topic,
-                        Var::Partition,
-                        Var::Offset,
-                    ],
-                )?;
-                let joiner: crate::dsl::Joiner = Arc::new(move |info, k, l, r| {
-                    let null = Value::Null;
-                    let bindings = Bindings {
-                        left: Some(value_of(l)?),
-                        right: Some(match r {
-                            Some(r) => value_of(r)?,
-                            None => &null,
-                        }),
-                        key: Some(value_of(k)?),
-                        ..super::compile::bindings(info, &null, &null)
-                    };
-                    e.eval_with(&bindings).map(datum)
-                });
+                let joiner = self.joiner(arg, at)?;
                 let value_kind = self.kind_named(&defaults.value_serde, at);
                 let topic = named.map_or_else(|| default_name.to_owned(), str::to_owned);
                 match s.join_table_erased(
