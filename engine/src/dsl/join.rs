@@ -11,7 +11,7 @@ use crate::state::StoreId;
 use crate::topology::NodeFactory;
 
 use super::ktable::KTable;
-use super::stateful::{ErasedSerde, info_of, key_bytes, require_store, resolve_store, store_error};
+use super::stateful::{ErasedSerde, info_of, key_bytes, require_store, resolve_store};
 use super::{Data, KStream, RecordInfo};
 
 /// Builds a joined value: `(record, key, left value, right value)`; `None` on the right in a
@@ -70,10 +70,10 @@ impl Node for StreamTableJoinNode {
         let Some(kb) = key_bytes(&self.key, &record.key)? else {
             return Ok(());
         };
-        let right = match ctx.stores.get(store, &kb).map_err(store_error)? {
-            Some(row) => Some(self.value.read(&row.value, "a table row")?),
-            None => None,
-        };
+        let right = self
+            .value
+            .load(ctx, store, &kb, "a table row")?
+            .map(|(row, _)| row);
         if right.is_none() && !self.left {
             return Ok(());
         }
@@ -239,10 +239,10 @@ impl Node for TableTableJoinNode {
             return Ok(());
         };
         let change = typed::<super::Change>(&record.value, "table update")?;
-        let other = match ctx.stores.get(store, &kb).map_err(store_error)? {
-            Some(row) => Some(self.other_value.read(&row.value, "a table row")?),
-            None => None,
-        };
+        let other = self
+            .other_value
+            .load(ctx, store, &kb, "a table row")?
+            .map(|(row, _)| row);
         let info = info_of(ctx, record);
         let new = self.joined(&info, &record.key, change.new.as_ref(), other.as_ref())?;
         let old = self.joined(&info, &record.key, change.old.as_ref(), other.as_ref())?;

@@ -80,6 +80,22 @@ impl ErasedSerde {
         (self.ser)(d)
     }
 
+    /// The row stored under `store_key`, read back with this serde, and its timestamp.
+    pub fn load(
+        &self,
+        ctx: &NodeContext,
+        store: StoreId,
+        store_key: &[u8],
+        what: &str,
+    ) -> Result<Option<(Datum, i64)>, ProcessError> {
+        match ctx.stores.get(store, store_key).map_err(store_error)? {
+            Some(Timestamped { value, timestamp }) => {
+                Ok(Some((self.read(&value, what)?, timestamp)))
+            }
+            None => Ok(None),
+        }
+    }
+
     pub fn read(&self, bytes: &[u8], what: &str) -> Result<Datum, ProcessError> {
         (self.de)(Some(bytes)).map_err(|e| {
             ProcessError::new(format!(
@@ -132,13 +148,6 @@ pub struct Aggregation {
 }
 
 impl Aggregation {
-    pub fn initial(&self, value: &Datum) -> Result<Option<Datum>, ProcessError> {
-        self.init.as_ref().map(|i| i()).transpose().map(|a| {
-            // A reduce starts from the first value itself.
-            a.or_else(|| Some(value.clone()))
-        })
-    }
-
     /// `add` over `agg`, or the initial aggregate when there is none (for a reduce, the value).
     pub fn fold(
         &self,
@@ -161,12 +170,7 @@ impl Aggregation {
         store: StoreId,
         store_key: &[u8],
     ) -> Result<Option<(Datum, i64)>, ProcessError> {
-        match ctx.stores.get(store, store_key).map_err(store_error)? {
-            Some(Timestamped { value, timestamp }) => {
-                Ok(Some((self.agg.read(&value, "an aggregate")?, timestamp)))
-            }
-            None => Ok(None),
-        }
+        self.agg.load(ctx, store, store_key, "an aggregate")
     }
 
     /// Writes `agg` (a null deletes) under `store_key`.

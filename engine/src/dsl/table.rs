@@ -42,10 +42,10 @@ impl Node for TableSourceNode {
         let Some(kb) = key_bytes(&self.key, &record.key)? else {
             return Ok(());
         };
-        let old = match ctx.stores.get(store, &kb).map_err(store_error)? {
-            Some(t) => Some(self.value.read(&t.value, "a table value")?),
-            None => None,
-        };
+        let old = self
+            .value
+            .load(ctx, store, &kb, "a table value")?
+            .map(|(row, _)| row);
         let new = (!is_null(&record.value)).then(|| record.value.clone());
         let bytes = match &new {
             Some(v) => self.value.bytes(v)?,

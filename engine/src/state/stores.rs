@@ -126,10 +126,6 @@ impl TaskStores {
         });
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.stores.is_empty()
-    }
-
     /// The store called `name`.
     pub fn id(&self, name: &str) -> Option<StoreId> {
         self.stores
