@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use tracing::{error, info};
 
 use crate::config::StreamsConfig;
@@ -18,27 +18,8 @@ use crate::topology::Topology;
 const LOAD_STALL: Duration = Duration::from_secs(60);
 
 fn consumer(config: &StreamsConfig) -> Result<BaseConsumer, String> {
-    let mut cfg = ClientConfig::new();
-    cfg.set("bootstrap.servers", &config.bootstrap_servers)
-        .set(
-            "client.id",
-            format!(
-                "{}-global-consumer",
-                config
-                    .client_id
-                    .as_deref()
-                    .unwrap_or(&config.application_id)
-            ),
-        )
-        // librdkafka assigns partitions only to a consumer with a group id; this one never
-        // subscribes or commits.
-        .set("group.id", format!("{}-global", config.application_id))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
-    for (k, v) in &config.global_consumer {
-        cfg.set(k, v);
-    }
-    cfg.create()
+    super::assigning_consumer_config(config, "global-consumer", "global", &config.global_consumer)
+        .create()
         .map_err(|e| format!("creating the global consumer: {e}"))
 }
 

@@ -148,6 +148,36 @@ impl Shared {
     }
 }
 
+/// Kafka Streams' client id prefix: `client.id` if set, else the application id.
+pub(crate) fn client_prefix(config: &StreamsConfig) -> &str {
+    config
+        .client_id
+        .as_deref()
+        .unwrap_or(&config.application_id)
+}
+
+/// A consumer that is assigned partitions and reads them to some offset, never subscribing or
+/// committing: the restore and global consumers. `role` names its client id
+/// (`<prefix>-<role>`), `group` its group id (`<application.id>-<group>`): librdkafka assigns
+/// partitions only to a consumer with a group id, though this group stays empty.
+pub(crate) fn assigning_consumer_config(
+    config: &StreamsConfig,
+    role: &str,
+    group: &str,
+    props: &[(String, String)],
+) -> rdkafka::ClientConfig {
+    let mut cfg = rdkafka::ClientConfig::new();
+    cfg.set("bootstrap.servers", &config.bootstrap_servers)
+        .set("client.id", format!("{}-{role}", client_prefix(config)))
+        .set("group.id", format!("{}-{group}", config.application_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false");
+    for (k, v) in props {
+        cfg.set(k, v);
+    }
+    cfg
+}
+
 /// A dead-letter record (KIP-1034): the input's original bytes, with headers saying why.
 pub(crate) fn dead_letter(topic: &str, raw: &RawRecord, failure: &RecordFailure) -> ProduceRequest {
     let mut headers = raw.headers.clone();

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use tracing::{info, warn};
 
 use super::Shared;
@@ -117,9 +117,14 @@ pub(crate) fn open_and_restore(
         .map(|(id, topic)| (id, topic.to_owned()))
         .collect();
     if !logged.is_empty() {
-        let consumer: BaseConsumer = restore_consumer_config(shared)
-            .create()
-            .map_err(|e| format!("creating the restore consumer: {e}"))?;
+        let consumer: BaseConsumer = super::assigning_consumer_config(
+            &shared.config,
+            "restore-consumer",
+            "restore-consumer",
+            &shared.config.restore_consumer,
+        )
+        .create()
+        .map_err(|e| format!("creating the restore consumer: {e}"))?;
         for (id, topic) in logged {
             let in_memory = stores.def(id).in_memory;
             // In memory nothing survived; on disk an unchecked store was deleted before opening.
@@ -147,34 +152,6 @@ pub(crate) fn open_and_restore(
         offsets,
         globals: shared.globals.get().cloned(),
     })
-}
-
-fn restore_consumer_config(shared: &Shared) -> ClientConfig {
-    let config = &shared.config;
-    let mut cfg = ClientConfig::new();
-    cfg.set("bootstrap.servers", &config.bootstrap_servers)
-        .set(
-            "client.id",
-            format!(
-                "{}-restore-consumer",
-                config
-                    .client_id
-                    .as_deref()
-                    .unwrap_or(&config.application_id)
-            ),
-        )
-        // librdkafka assigns partitions only to a consumer with a group id; this one never
-        // subscribes or commits, so the group stays empty.
-        .set(
-            "group.id",
-            format!("{}-restore-consumer", config.application_id),
-        )
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
-    for (k, v) in &config.restore_consumer {
-        cfg.set(k, v);
-    }
-    cfg
 }
 
 /// Applies `topic-partition` from after `from` (or its start) up to its current end; returns the

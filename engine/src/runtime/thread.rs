@@ -396,8 +396,7 @@ pub(crate) struct StreamThread {
 impl StreamThread {
     /// Kafka Streams' client id prefix: `client.id` if set, else the application id.
     fn client_prefix(&self) -> &str {
-        let c = &self.shared.config;
-        c.client_id.as_deref().unwrap_or(&c.application_id)
+        super::client_prefix(&self.shared.config)
     }
 
     fn consumer_config(&self) -> ClientConfig {
