@@ -43,6 +43,7 @@ mod table;
 mod time_window;
 
 pub use global::{GlobalKTable, KeySelector};
+pub(crate) use grouped::erased;
 pub use grouped::{
     CogroupedKStream, Grouped, KGroupedStream, Materialized, StoreSpec, TimeWindowedKStream,
     WindowedKeys, Windowing,

@@ -12,7 +12,7 @@ use super::values::DynSerde;
 use crate::dsl::{Consumed, KStream, Produced, RecordInfo, Repartitioned, StreamsBuilder};
 use crate::expr::{Bindings, Expr, ExprEnv, Var};
 use crate::processor::ProcessError;
-use crate::serdes::{Serde, SerdeKind};
+use crate::serdes::Serde;
 use crate::topology::{Topology, TopologyError};
 use freshet_crds::TopologySpec;
 
@@ -209,14 +209,7 @@ impl Compiler {
     }
 
     fn serde(&mut self, name: Option<&str>, default: &str, place: &str) -> Arc<dyn Serde<Value>> {
-        let name = name.unwrap_or(default);
-        match name.parse::<SerdeKind>() {
-            Ok(kind) => Arc::new(DynSerde(kind)),
-            Err(e) => {
-                self.error(place, e.to_string());
-                Arc::new(DynSerde(SerdeKind::Bytes))
-            }
-        }
+        Arc::new(DynSerde(self.kind_named(name.unwrap_or(default), place)))
     }
 
     pub(super) fn expr(&mut self, source: &Json, place: &str) -> Option<PlacedExpr> {
@@ -329,8 +322,8 @@ impl Compiler {
             }
             let table = self.builder.table_erased(
                 topic,
-                super::stateful::erased(&key_kind),
-                super::stateful::erased(&value_kind),
+                super::stateful::erased(&key_kind, "key"),
+                super::stateful::erased(&value_kind, "value"),
                 store,
                 None,
             );
@@ -373,8 +366,8 @@ impl Compiler {
             let table = self.builder.global_table_erased(
                 topic,
                 g.get("store").and_then(Json::as_str).map(str::to_owned),
-                super::stateful::erased(&key_kind),
-                super::stateful::erased(&value_kind),
+                super::stateful::erased(&key_kind, "key"),
+                super::stateful::erased(&value_kind, "value"),
             );
             streams.insert(name.to_owned(), Position::GlobalTable(table));
         }

@@ -18,7 +18,7 @@ use crate::dsl::{
 };
 use crate::expr::{Bindings, Expr, Var};
 use crate::processor::{Datum, ProcessError, datum, typed};
-use crate::serdes::{Serde, SerdeKind};
+use crate::serdes::SerdeKind;
 use crate::state::window::Window;
 
 pub(super) type Table = KTable<Value, Value>;
@@ -80,16 +80,10 @@ fn with_store_fields(fields: &[&'static str]) -> Vec<&'static str> {
     all
 }
 
-pub(super) fn erased(kind: &SerdeKind) -> ErasedSerde {
-    let serde: Arc<dyn Serde<Value>> = Arc::new(DynSerde(kind.clone()));
-    let de_serde = serde.clone();
-    ErasedSerde {
-        ser: Arc::new(move |d: &Datum| {
-            let v = typed::<Value>(d, "value")?;
-            serde.serialize(v).map_err(ProcessError::new)
-        }),
-        de: Arc::new(move |bytes| de_serde.deserialize(bytes).map(datum)),
-    }
+/// The serde `kind` over the CEL values of declarative topologies; `what` (key, value, ...)
+/// names the data in errors.
+pub(super) fn erased(kind: &SerdeKind, what: &'static str) -> ErasedSerde {
+    crate::dsl::erased(Arc::new(DynSerde(kind.clone())), what)
 }
 
 fn value_of(d: &Datum) -> Result<&Value, ProcessError> {
@@ -121,7 +115,7 @@ fn windowed_keys(key_kind: &SerdeKind, shape: WindowShape, span_ms: Option<i64>)
     WindowedKeys {
         make,
         window_of,
-        serde: erased(&kind),
+        serde: erased(&kind, "key"),
     }
 }
 
@@ -219,7 +213,7 @@ impl Compiler {
         };
         StoreSpec {
             name: arg.get("store").and_then(Json::as_str).map(str::to_owned),
-            agg: erased(&kind),
+            agg: erased(&kind, "aggregate"),
             logging: arg.get("logging").and_then(Json::as_bool).unwrap_or(true),
             in_memory: arg.get("inMemory").and_then(Json::as_bool).unwrap_or(false),
         }
@@ -370,7 +364,7 @@ impl Compiler {
                     op == "leftJoin",
                     named,
                     Some(topic),
-                    erased(&value_kind),
+                    erased(&value_kind, "value"),
                 ) {
                     Ok(joined) => Some(Position::Stream(joined)),
                     Err(e) => {
@@ -424,8 +418,8 @@ impl Compiler {
                 let value_kind = self.kind(arg, "valueSerde", &defaults.value_serde, at);
                 let grouped = KGroupedStream::from_erased(
                     &s,
-                    erased(&key_kind),
-                    erased(&value_kind),
+                    erased(&key_kind, "key"),
+                    erased(&value_kind, "value"),
                     named.map(str::to_owned),
                     false,
                 );
@@ -450,8 +444,8 @@ impl Compiler {
                 let rekeyed: Stream = s.try_select_key(None, move |info, k, v| e.eval(info, k, v));
                 let grouped = KGroupedStream::from_erased(
                     &rekeyed,
-                    erased(&key_kind),
-                    erased(&value_kind),
+                    erased(&key_kind, "key"),
+                    erased(&value_kind, "value"),
                     named.map(str::to_owned),
                     true,
                 );
@@ -472,8 +466,8 @@ impl Compiler {
                 let grouped = t.group_by_erased(
                     None,
                     select,
-                    erased(&key_kind),
-                    erased(&value_kind),
+                    erased(&key_kind, "key"),
+                    erased(&value_kind, "value"),
                     named.map(str::to_owned),
                 );
                 Some(Position::GroupedTable(grouped, value_kind))
@@ -512,7 +506,7 @@ impl Compiler {
                 Some(Position::Table(s.to_table_erased(
                     named,
                     spec,
-                    erased(&key_kind),
+                    erased(&key_kind, "key"),
                 )))
             }
             ("suppress", Position::Table(t)) => {
@@ -685,8 +679,8 @@ impl Compiler {
             let value_kind = self.kind_named(&self.defaults.value_serde.clone(), &wat);
             let grouped = KGroupedStream::from_erased(
                 &stream,
-                erased(&g.key_kind),
-                erased(&value_kind),
+                erased(&g.key_kind, "key"),
+                erased(&value_kind, "value"),
                 None,
                 rekeyed,
             );
