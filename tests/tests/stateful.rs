@@ -51,6 +51,19 @@ fn metric(engine: &EngineProcess, name: &str) -> f64 {
         .sum()
 }
 
+/// Waits (a minute at most) until the metric `name` reaches `at_least`.
+fn wait_for_metric(engine: &EngineProcess, name: &str, at_least: f64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while metric(engine, name) < at_least {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} stayed below {at_least}; log:\n{}",
+            engine.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn order(customer: &str) -> String {
     format!(r#"{{"customer":"{customer}","amount":10}}"#)
 }
@@ -184,8 +197,7 @@ async fn count_of_the_last_10_minutes_survives_restarts() {
     assert!(engine.terminate(Duration::from_secs(60)).success());
 }
 
-/// `cogroup`: deposits and withdrawals of two streams fold into one balance per account, and the
-/// typed Rust DSL's count and table aggregation give the same kind of tables.
+/// `cogroup`: deposits and withdrawals of two streams fold into one balance per account.
 #[tokio::test(flavor = "multi_thread")]
 async fn cogroup_folds_two_streams_into_one_balance() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -406,15 +418,7 @@ topology:
         &[at(1), at(2), at(3)],
     );
     let mut engine = start(&manifest, &app, &state);
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while metric(&engine, "freshet_records_processed_total") < 3.0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "log:\n{}",
-            engine.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_metric(&engine, "freshet_records_processed_total", 3.0);
     assert!(engine.terminate(Duration::from_secs(60)).success());
 
     // The window closes only now, after the restart: its counts come from the restored buffer.
@@ -663,7 +667,7 @@ topology:
         &[(Some(b"p9"), Some(br#"{"name":"pad"}"#))],
         &[20],
     );
-    std::thread::sleep(Duration::from_secs(1));
+    wait_for_metric(&engine, "freshet_global_records_total", 3.0);
     produce_each_at(
         &orders,
         &[(Some(b"o4"), Some(br#"{"id":4,"product":"p9"}"#))],
