@@ -86,40 +86,14 @@ pub(crate) fn start(
     }
     consumer.assign(&tpl).map_err(|e| e.to_string())?;
     let started = Instant::now();
-    let mut last_progress = Instant::now();
     let mut loaded = 0u64;
-    while !ends.is_empty() {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(msg)) => {
-                last_progress = Instant::now();
-                apply(&stores, &store_of, &msg)?;
-                applied.inc();
-                loaded += 1;
-                let key = (msg.topic().to_owned(), msg.partition());
-                if ends.get(&key).is_some_and(|end| msg.offset() + 1 >= *end) {
-                    ends.remove(&key);
-                }
-            }
-            Some(Err(e)) => return Err(format!("loading global tables: {e}")),
-            None => {
-                // Compaction may have removed a partition's last offsets: the position tells.
-                if let Ok(positions) = consumer.position() {
-                    ends.retain(|(t, p), end| {
-                        positions
-                            .find_partition(t, *p)
-                            .and_then(|e| e.offset().to_raw())
-                            .is_none_or(|pos| pos < *end)
-                    });
-                }
-                if last_progress.elapsed() > LOAD_STALL {
-                    return Err(format!(
-                        "loading global tables made no progress for {}s",
-                        LOAD_STALL.as_secs()
-                    ));
-                }
-            }
-        }
-    }
+    super::restore::read_to_end(&consumer, ends, LOAD_STALL, |msg| {
+        apply(&stores, &store_of, msg)?;
+        applied.inc();
+        loaded += 1;
+        Ok(())
+    })
+    .map_err(|e| format!("loading global tables: {e}"))?;
     info!(
         records = loaded,
         seconds = format!("{:.3}", started.elapsed().as_secs_f64()),

@@ -6,9 +6,11 @@
 //! always restore from the start. The restore consumer reads each changelog partition up to the
 //! end offset seen when restoration began.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tracing::{info, warn};
 
@@ -156,6 +158,53 @@ pub(crate) fn open_and_restore(
 
 /// Applies `topic-partition` from after `from` (or its start) up to its current end; returns the
 /// offset of the last record applied, if any.
+/// Polls the assigned partitions until each has reached its end offset in `ends`, handing every
+/// record to `apply`. A partition whose last offsets were compacted away is done once the
+/// consumer's position reaches its end. Gives up after `stall` without a record.
+pub(super) fn read_to_end(
+    consumer: &BaseConsumer,
+    mut ends: HashMap<(String, i32), i64>,
+    stall: Duration,
+    mut apply: impl FnMut(&BorrowedMessage<'_>) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut last_progress = Instant::now();
+    while !ends.is_empty() {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(msg)) => {
+                last_progress = Instant::now();
+                apply(&msg)?;
+                let key = (msg.topic().to_owned(), msg.partition());
+                if ends.get(&key).is_some_and(|end| msg.offset() + 1 >= *end) {
+                    ends.remove(&key);
+                }
+            }
+            Some(Err(e)) => return Err(e.to_string()),
+            None => {
+                if let Ok(positions) = consumer.position() {
+                    ends.retain(|(t, p), end| {
+                        positions
+                            .find_partition(t, *p)
+                            .and_then(|e| e.offset().to_raw())
+                            .is_none_or(|pos| pos < *end)
+                    });
+                }
+                if last_progress.elapsed() > stall {
+                    let left: Vec<String> = ends
+                        .iter()
+                        .map(|((t, p), end)| format!("{t}-{p} up to offset {end}"))
+                        .collect();
+                    return Err(format!(
+                        "no progress for {}s; still to read: {}",
+                        stall.as_secs(),
+                        left.join(", ")
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn restore_partition(
     consumer: &BaseConsumer,
     stores: &mut TaskStores,
@@ -179,55 +228,34 @@ fn restore_partition(
         .map_err(|e| e.to_string())?;
     consumer.assign(&tpl).map_err(|e| e.to_string())?;
     let started = Instant::now();
-    let mut last_progress = Instant::now();
     let mut last_report = Instant::now();
     let (mut records, mut bytes, mut bytes_counted) = (0u64, 0u64, 0u64);
-    let mut last = None;
     let mut batch: Vec<(Vec<u8>, Option<Vec<u8>>, i64)> = Vec::with_capacity(RESTORE_BATCH);
-    while last.is_none_or(|l| l + 1 < high) {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(msg)) => {
-                last_progress = Instant::now();
-                last = Some(msg.offset());
-                let Some(key) = msg.key() else { continue };
-                let value = msg.payload().map(<[u8]>::to_vec);
-                bytes += (key.len() + value.as_ref().map_or(0, Vec::len)) as u64;
-                records += 1;
-                let ts = msg.timestamp().to_millis().unwrap_or(0);
-                batch.push((key.to_vec(), value, ts));
-                if batch.len() >= RESTORE_BATCH {
-                    stores.restore(id, &batch).map_err(|e| e.to_string())?;
-                    // Progress shows in /metrics while a long restore runs.
-                    records_counter.inc_by(batch.len() as u64);
-                    bytes_counter.inc_by(bytes - bytes_counted);
-                    bytes_counted = bytes;
-                    batch.clear();
-                    if last_report.elapsed() >= Duration::from_secs(5) {
-                        last_report = Instant::now();
-                        info!(store = %store_name, topic, partition, at = msg.offset(), to = high, records, "restoring");
-                    }
-                }
-            }
-            Some(Err(e)) => return Err(format!("reading the changelog: {e}")),
-            None => {
-                // Compaction may have removed the last offsets: the position tells.
-                let position = consumer.position().ok().and_then(|p| {
-                    p.find_partition(topic, partition)
-                        .and_then(|e| e.offset().to_raw())
-                });
-                if position.is_some_and(|p| p >= high) {
-                    break;
-                }
-                if last_progress.elapsed() > RESTORE_STALL {
-                    return Err(format!(
-                        "no progress for {}s at offset {:?} of {high}",
-                        RESTORE_STALL.as_secs(),
-                        last
-                    ));
-                }
+    let ends = HashMap::from([((topic.to_owned(), partition), high)]);
+    read_to_end(consumer, ends, RESTORE_STALL, |msg| {
+        let Some(key) = msg.key() else {
+            return Ok(());
+        };
+        let value = msg.payload().map(<[u8]>::to_vec);
+        bytes += (key.len() + value.as_ref().map_or(0, Vec::len)) as u64;
+        records += 1;
+        let ts = msg.timestamp().to_millis().unwrap_or(0);
+        batch.push((key.to_vec(), value, ts));
+        if batch.len() >= RESTORE_BATCH {
+            stores.restore(id, &batch).map_err(|e| e.to_string())?;
+            // Progress shows in /metrics while a long restore runs.
+            records_counter.inc_by(batch.len() as u64);
+            bytes_counter.inc_by(bytes - bytes_counted);
+            bytes_counted = bytes;
+            batch.clear();
+            if last_report.elapsed() >= Duration::from_secs(5) {
+                last_report = Instant::now();
+                info!(store = %store_name, topic, partition, at = msg.offset(), to = high, records, "restoring");
             }
         }
-    }
+        Ok(())
+    })
+    .map_err(|e| format!("reading the changelog: {e}"))?;
     stores.restore(id, &batch).map_err(|e| e.to_string())?;
     consumer.unassign().map_err(|e| e.to_string())?;
     records_counter.inc_by(batch.len() as u64);
