@@ -164,7 +164,39 @@ pub fn prepare_topics(
         create_topic(config, &name, partitions, &settings)?;
         counts.insert(name, partitions);
     }
+    await_metadata(config, &internal, &counts)?;
     Ok(counts)
+}
+
+/// Waits until the broker's metadata lists every internal topic with its partitions: a topic
+/// the controller has just created can be unknown to the broker for a moment, and a restore
+/// consumer reading its end offsets then would fail with "Unknown partition".
+fn await_metadata(
+    config: &StreamsConfig,
+    internal: &[String],
+    counts: &BTreeMap<String, i32>,
+) -> Result<(), AdminError> {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        let seen = partition_counts(config, internal)?;
+        let missing: Vec<&String> = internal
+            .iter()
+            .filter(|t| counts.get(*t).is_some_and(|n| seen.get(*t) != Some(n)))
+            .collect();
+        let Some(first) = missing.first() else {
+            return Ok(());
+        };
+        if std::time::Instant::now() >= deadline {
+            return Err(AdminError::CreateFailed {
+                topic: (*first).clone(),
+                message: format!(
+                    "the broker's metadata did not list it with {} partitions within {TIMEOUT:?}",
+                    counts[*first]
+                ),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Repartition topics are deleted through the purge of committed records (Kafka Streams'
