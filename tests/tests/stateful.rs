@@ -768,3 +768,94 @@ topology:
     assert_eq!(finals, want, "log:\n{}", engine.log_text());
     assert!(engine.terminate(Duration::from_secs(60)).success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn impressions_and_clicks_outer_joined_within_five_seconds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (views, clicks, out) = (
+        unique_name("views"),
+        unique_name("clicks"),
+        unique_name("view-clicks"),
+    );
+    create_topics(&[(&views, 1), (&clicks, 1), (&out, 1)]).await;
+    let manifest = dir.path().join("app.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"
+applicationId: view-clicks
+bootstrapServers: 127.0.0.1:9092
+defaultKeySerde: string
+defaultValueSerde: json
+config:
+  commit.interval.ms: "100"
+  __emit.interval.ms.kstreams.outer.join.spurious.results.fix__: "0"
+topology:
+  streams:
+    - {{ name: views, topic: {views} }}
+    - {{ name: clicks, topic: {clicks} }}
+  pipelines:
+    - name: view-clicks
+      from: views
+      steps:
+        - outerJoin:
+            stream: clicks
+            window: {{ within: 5s, grace: 0s }}
+            value: "{{'view': left == null ? 'none' : left.ad, 'click': right == null ? 'none' : right.ad}}"
+        - to: {{ topic: {out} }}
+"#
+        ),
+    )
+    .expect("write manifest");
+    let at = |s: f64| (s * 1000.0) as i64;
+    produce_each_at(
+        &views,
+        &[
+            (Some(b"a"), Some(br#"{"ad":"a"}"#)),
+            (Some(b"b"), Some(br#"{"ad":"b"}"#)),
+            (Some(b"c"), Some(br#"{"ad":"c"}"#)),
+            (Some(b"z"), Some(br#"{"ad":"z"}"#)),
+        ],
+        &[at(0.0), at(1.0), at(2.0), at(30.0)],
+    );
+    produce_each_at(
+        &clicks,
+        &[
+            (Some(b"a"), Some(br#"{"ad":"a"}"#)),
+            (Some(b"d"), Some(br#"{"ad":"d"}"#)),
+            (Some(b"z"), Some(br#"{"ad":"z"}"#)),
+        ],
+        &[at(3.0), at(4.0), at(31.0)],
+    );
+    let mut engine = start(
+        &manifest,
+        &unique_name("view-clicks"),
+        &dir.path().join("state"),
+    );
+    let got = consume(&out, 5, Duration::from_secs(60), Duration::from_secs(3));
+    let mut records: Vec<(String, String, i64)> = got
+        .iter()
+        .map(|r| {
+            (
+                r.key_str().to_owned(),
+                r.value_str().to_owned(),
+                r.timestamp - base_timestamp(),
+            )
+        })
+        .collect();
+    records.sort();
+    // a joins at once (with the later timestamp); b, c and d wait until stream time passes
+    // their window's end, then go out alone with their own timestamps; z waits and joins.
+    let want: Vec<(String, String, i64)> = [
+        ("a", r#"{"click":"a","view":"a"}"#, at(3.0)),
+        ("b", r#"{"click":"none","view":"b"}"#, at(1.0)),
+        ("c", r#"{"click":"none","view":"c"}"#, at(2.0)),
+        ("d", r#"{"click":"d","view":"none"}"#, at(4.0)),
+        ("z", r#"{"click":"z","view":"z"}"#, at(31.0)),
+    ]
+    .into_iter()
+    .map(|(k, v, t)| (k.to_owned(), v.to_owned(), t))
+    .collect();
+    assert_eq!(records, want, "log:\n{}", engine.log_text());
+    assert!(engine.terminate(Duration::from_secs(60)).success());
+}

@@ -37,6 +37,7 @@ pub(crate) enum StreamsKey {
     RocksDbBlockCacheBytes,
     RocksDbWriteBufferBytes,
     StateCleanupDelay,
+    OuterJoinEmitInterval,
 }
 
 impl StreamsKey {
@@ -154,6 +155,11 @@ pub(crate) static STREAMS: &[StreamsProp] = &[
     ),
     current(HTTP_PORT, StreamsKey::HttpPort),
     current("state.cleanup.delay.ms", StreamsKey::StateCleanupDelay),
+    // Kafka Streams' internal setting, under its own name so that a test can set it on both.
+    current(
+        "__emit.interval.ms.kstreams.outer.join.spurious.results.fix__",
+        StreamsKey::OuterJoinEmitInterval,
+    ),
     // RocksDB's memory is one budget per process (Kafka Streams needs a `rocksdb.config.setter`
     // class for this); the names are Freshet's.
     current(

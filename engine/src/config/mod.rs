@@ -415,6 +415,10 @@ pub struct StreamsConfig {
     /// `state.cleanup.delay.ms`: how long the directory of a task this instance no longer owns
     /// stays before it is deleted (10 minutes, as in Kafka Streams).
     pub state_cleanup_delay: Duration,
+    /// How often a left or outer stream-stream join looks for records whose window closed
+    /// without a partner (Kafka Streams' internal
+    /// `__emit.interval.ms.kstreams.outer.join.spurious.results.fix__`, 1 s).
+    pub outer_join_emit_interval: Duration,
     /// librdkafka properties of the main consumer, sorted by name.
     pub consumer: Vec<(String, String)>,
     /// librdkafka properties of a consumer that restores stores from changelogs.

@@ -209,6 +209,7 @@ fn check_streams(key: StreamsKey, value: &str) -> Parsed<()> {
         StreamsKey::GroupProtocol => parse::group_protocol(value).map(drop),
         StreamsKey::HttpPort => parse::http_port(value).map(drop),
         StreamsKey::StateCleanupDelay => parse::millis(value).map(drop),
+        StreamsKey::OuterJoinEmitInterval => parse::millis(value).map(drop),
         StreamsKey::RocksDbBlockCacheBytes | StreamsKey::RocksDbWriteBufferBytes => {
             parse::bytes(value).map(drop)
         }
@@ -702,6 +703,9 @@ impl Resolver {
         let state_cleanup_delay = self
             .get(StreamsKey::StateCleanupDelay, parse::millis)
             .unwrap_or(Duration::from_secs(600));
+        let outer_join_emit_interval = self
+            .get(StreamsKey::OuterJoinEmitInterval, parse::millis)
+            .unwrap_or(Duration::from_secs(1));
         let rocksdb_block_cache_bytes = self
             .get(StreamsKey::RocksDbBlockCacheBytes, parse::bytes)
             .unwrap_or(64 * 1024 * 1024);
@@ -774,6 +778,7 @@ impl Resolver {
             rocksdb_block_cache_bytes,
             rocksdb_write_buffer_bytes,
             state_cleanup_delay,
+            outer_join_emit_interval,
             consumer: list(Client::MainConsumer),
             restore_consumer: list(Client::RestoreConsumer),
             global_consumer: list(Client::GlobalConsumer),

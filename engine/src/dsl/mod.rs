@@ -38,6 +38,7 @@ mod ops;
 mod session_window;
 mod sliding_window;
 mod stateful;
+mod stream_join;
 mod suppress;
 mod table;
 mod time_window;
@@ -57,6 +58,7 @@ pub use stateful::{
     Aggregation, Aggregator, Change, ErasedSerde, Initializer, Windowed, WindowedKeyFn,
     WindowedSerde, change_serde, is_null,
 };
+pub use stream_join::{JoinWindows, StreamJoinSerdes};
 pub use suppress::WindowOf;
 pub use table::{NullFn, SelectFn, cel_null};
 pub use time_window::TimeWindows;

@@ -62,6 +62,9 @@ pub struct NodeContext {
     pub globals: Option<std::sync::Arc<crate::state::GlobalStores>>,
     /// Records dropped because their window had closed, since the task last counted them.
     pub late_dropped: u64,
+    /// How often left and outer stream-stream joins look for expired unjoined records
+    /// (`__emit.interval.ms.kstreams.outer.join.spurious.results.fix__`).
+    pub outer_join_emit_interval_ms: i64,
     next_punctuation: usize,
 }
 
@@ -69,6 +72,7 @@ impl NodeContext {
     pub fn new(task_id: impl Into<String>) -> Self {
         NodeContext {
             task_id: task_id.into(),
+            outer_join_emit_interval_ms: 1000,
             ..Default::default()
         }
     }

@@ -17,7 +17,7 @@ mod global;
 mod metrics;
 pub mod partitioner;
 mod restore;
-mod task;
+pub(crate) mod task;
 mod thread;
 
 pub use metrics::Metrics;

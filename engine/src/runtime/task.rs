@@ -128,6 +128,14 @@ pub(crate) fn wall_clock_ms() -> i64 {
 }
 
 impl Task {
+    /// Settings the nodes read from the application's config.
+    pub(crate) fn configure(&mut self, config: &crate::config::StreamsConfig) {
+        self.ctx.outer_join_emit_interval_ms = config
+            .outer_join_emit_interval
+            .as_millis()
+            .min(i64::MAX as u128) as i64;
+    }
+
     /// Instantiates the sub-topology's nodes for `partition`; `inputs` are the assigned
     /// (resolved topic, partition) pairs it reads.
     #[allow(clippy::too_many_arguments)]

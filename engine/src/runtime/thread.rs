@@ -177,7 +177,7 @@ impl ConsumerContext for RebalanceContext {
                             }
                         };
                         info!(thread = self.thread, task = %id, "task created");
-                        let task = Task::new(
+                        let mut task = Task::new(
                             &self.topology,
                             sub,
                             p,
@@ -187,6 +187,7 @@ impl ConsumerContext for RebalanceContext {
                             &self.shared.metrics,
                             restored,
                         );
+                        task.configure(&self.shared.config);
                         core.tasks.insert(id, task);
                     }
                 }

@@ -231,25 +231,29 @@ impl Compiler {
         })
     }
 
+    /// A duration field such as `10m`; `None` (reported at `place`) when missing or malformed.
+    fn duration(&mut self, v: Option<&Json>, place: &str) -> Option<std::time::Duration> {
+        match v.and_then(Json::as_str).map(duration::parse) {
+            Some(Ok(d)) => Some(d),
+            Some(Err(e)) => {
+                self.error(place, e);
+                None
+            }
+            None => {
+                self.error(place, "expected a duration such as 10m");
+                None
+            }
+        }
+    }
+
     fn windows(&mut self, arg: &Json, at: &str) -> Option<(Windowing, WindowShape, Option<i64>)> {
         self.check_fields(
             arg,
             &["tumbling", "hopping", "sliding", "session", "grace"],
             at,
         );
-        let dur = |c: &mut Self, v: Option<&Json>, what: &str| -> Option<std::time::Duration> {
-            match v.and_then(Json::as_str).map(duration::parse) {
-                Some(Ok(d)) => Some(d),
-                Some(Err(e)) => {
-                    c.error(format!("{at}, {what}"), e);
-                    None
-                }
-                None => {
-                    c.error(format!("{at}, {what}"), "expected a duration such as 10m");
-                    None
-                }
-            }
-        };
+        let dur =
+            |c: &mut Self, v: Option<&Json>, what: &str| c.duration(v, &format!("{at}, {what}"));
         let grace = match arg.get("grace") {
             Some(g) => dur(self, Some(g), "grace")?,
             None => std::time::Duration::ZERO,
@@ -321,16 +325,13 @@ impl Compiler {
         let (named, default_name) = names;
         let defaults = self.defaults.clone();
         match (op, pos) {
+            ("join" | "leftJoin" | "outerJoin", Position::Stream(s))
+                if arg.get("stream").is_some() =>
+            {
+                self.stream_join(s, op, arg, names, at, positions)
+            }
             ("join" | "leftJoin", Position::Stream(s)) => {
-                self.check_fields(
-                    arg,
-                    &["table", "stream", "globalTable", "key", "window", "value"],
-                    at,
-                );
-                if arg.get("stream").is_some() {
-                    self.error(at, "stream-stream joins are not supported by this engine version yet; join a table with `table: <name>` or a global table with `globalTable: <name>`");
-                    return None;
-                }
+                self.check_fields(arg, &["table", "globalTable", "key", "value"], at);
                 if let Some(global) = arg.get("globalTable").and_then(Json::as_str) {
                     return self.global_join(
                         s,
@@ -408,7 +409,7 @@ impl Compiler {
                 }
             }
             ("outerJoin", Position::Stream(_)) => {
-                self.error(at, "a stream has no outer join with a table (Kafka Streams has none either): use leftJoin, or join two tables");
+                self.error(at, "a stream has no outer join with a table (Kafka Streams has none either): use leftJoin, join two tables, or outer-join a stream with `stream: <name>` and `window`");
                 None
             }
             ("cogroup", Position::Grouped(g)) => self.cogroup(arg, named, at, &g, positions),
@@ -589,6 +590,73 @@ impl Compiler {
             };
             e.eval_with(&bindings).map(datum)
         }))
+    }
+
+    /// `join | leftJoin | outerJoin: { stream, window: { within, grace }, value }`: records of
+    /// the two streams with the same key whose timestamps differ by at most `within` join;
+    /// `left` or `right` is null in the results of a left or outer join that found no partner.
+    fn stream_join(
+        &mut self,
+        stream: Stream,
+        op: &str,
+        arg: &Json,
+        names: (Option<&str>, &str),
+        at: &str,
+        positions: &HashMap<String, Position>,
+    ) -> Option<Position> {
+        self.check_fields(arg, &["stream", "window", "value"], at);
+        let other_name = arg.get("stream").and_then(Json::as_str).unwrap_or_default();
+        let Some(Position::Stream(other)) = positions.get(other_name) else {
+            self.error(
+                at,
+                format!("'{other_name}' is not a declared stream or a pipeline ending in a stream"),
+            );
+            return None;
+        };
+        let Some(window) = arg.get("window") else {
+            self.error(
+                at,
+                "a stream-stream join needs 'window: { within: <duration>, grace: <duration> }'",
+            );
+            return None;
+        };
+        let wat = format!("{at}, window");
+        self.check_fields(window, &["within", "grace"], &wat);
+        let within = self.duration(window.get("within"), &format!("{wat}, within"));
+        let grace = match window.get("grace") {
+            Some(g) => self.duration(Some(g), &format!("{wat}, grace")),
+            None => Some(std::time::Duration::ZERO),
+        };
+        let joiner = self.joiner(arg, at);
+        let (within, grace, joiner) = (within?, grace?, joiner?);
+        // Either side may be missing in an outer join: both bind as null then.
+        let joiner: crate::dsl::TableJoiner = Arc::new(move |info, k, l, r| {
+            let null = datum(Value::Null);
+            joiner(info, k, l.unwrap_or(&null), r)
+        });
+        let kind = match op {
+            "join" => crate::dsl::JoinKind::Inner,
+            "leftJoin" => crate::dsl::JoinKind::Left,
+            _ => crate::dsl::JoinKind::Outer,
+        };
+        let defaults = self.defaults.clone();
+        let key_kind = self.kind_named(&defaults.key_serde, at);
+        let value_kind = self.kind_named(&defaults.value_serde, at);
+        let serdes = crate::dsl::StreamJoinSerdes {
+            key: erased(&key_kind, "key"),
+            this_value: erased(&value_kind, "value"),
+            other_value: erased(&value_kind, "value"),
+        };
+        let (named, default_name) = names;
+        let base = named.unwrap_or(default_name);
+        Some(Position::Stream(stream.join_stream_erased(
+            other,
+            joiner,
+            kind,
+            crate::dsl::JoinWindows::of_time_difference_and_grace(within, grace),
+            Some(base),
+            serdes,
+        )))
     }
 
     /// `join | leftJoin: { globalTable, key, value }`: `key` picks the global table's key from

@@ -31,10 +31,16 @@ fn read_ts(bytes: &[u8]) -> i64 {
 
 /// The store key of `key`'s window starting at `start`.
 pub fn window_key(key: &[u8], start: i64) -> Vec<u8> {
+    window_key_seq(key, start, 0)
+}
+
+/// The store key of one of several entries of `key` at `start` (a store retaining duplicates,
+/// as a stream-stream join's is): `seq` tells them apart.
+pub fn window_key_seq(key: &[u8], start: i64, seq: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(key.len() + TS + SEQ);
     out.extend_from_slice(key);
     out.extend_from_slice(&ts_bytes(start));
-    out.extend_from_slice(&0u32.to_be_bytes());
+    out.extend_from_slice(&seq.to_be_bytes());
     out
 }
 
