@@ -859,3 +859,112 @@ topology:
     assert_eq!(records, want, "log:\n{}", engine.log_text());
     assert!(engine.terminate(Duration::from_secs(60)).success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn orders_join_their_customer_by_a_foreign_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (orders, customers, out) = (
+        unique_name("fk-orders"),
+        unique_name("fk-customers"),
+        unique_name("fk-out"),
+    );
+    // Not co-partitioned: a foreign-key join does not need it.
+    create_topics(&[(&orders, 3), (&customers, 2), (&out, 1)]).await;
+    let manifest = dir.path().join("app.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"
+applicationId: fk-orders
+bootstrapServers: 127.0.0.1:9092
+defaultKeySerde: string
+defaultValueSerde: json
+config: {{ commit.interval.ms: "100", statestore.cache.max.bytes: "0" }}
+topology:
+  tables:
+    - {{ name: orders, topic: {orders}, store: orders-store }}
+    - {{ name: customers, topic: {customers}, store: customers-store }}
+  pipelines:
+    - name: order-customers
+      from: orders
+      steps:
+        - name: order-customer
+          leftJoin: {{ table: customers, foreignKey: "value.customer", value: "{{'order': key, 'name': right == null ? 'none' : right.name}}" }}
+        - toStream: {{}}
+        - to: {{ topic: {out} }}
+"#
+        ),
+    )
+    .expect("write manifest");
+    produce_each_at(
+        &customers,
+        &[
+            (Some(b"c1"), Some(br#"{"name":"Ada"}"#)),
+            (Some(b"c2"), Some(br#"{"name":"Bob"}"#)),
+        ],
+        &[0, 1],
+    );
+    produce_each_at(
+        &orders,
+        &[
+            (Some(b"o1"), Some(br#"{"customer":"c1"}"#)),
+            (Some(b"o2"), Some(br#"{"customer":"c2"}"#)),
+            (Some(b"o3"), Some(br#"{"customer":"c3"}"#)),
+        ],
+        &[2, 3, 4],
+    );
+    let app = unique_name("fk-orders");
+    let mut engine = start(&manifest, &app, &dir.path().join("state"));
+    let first = consume(&out, 3, Duration::from_secs(60), Duration::from_secs(1));
+    // Then: o1 moves to c2, c2 is renamed, o2 is deleted, c3 appears.
+    produce_each_at(
+        &orders,
+        &[
+            (Some(b"o1"), Some(br#"{"customer":"c2"}"#)),
+            (Some(b"o2"), None),
+        ],
+        &[5, 6],
+    );
+    produce_each_at(
+        &customers,
+        &[
+            (Some(b"c2"), Some(br#"{"name":"Bobby"}"#)),
+            (Some(b"c3"), Some(br#"{"name":"Cy"}"#)),
+        ],
+        &[7, 8],
+    );
+    let got = consume(
+        &out,
+        first.len() + 4,
+        Duration::from_secs(60),
+        Duration::from_secs(3),
+    );
+    let finals: BTreeMap<String, Option<String>> = got
+        .iter()
+        .map(|r| {
+            (
+                r.key_str().to_owned(),
+                r.value.as_ref().map(|_| r.value_str().to_owned()),
+            )
+        })
+        .collect();
+    let want: BTreeMap<String, Option<String>> = [
+        ("o1", Some(r#"{"name":"Bobby","order":"o1"}"#)),
+        ("o2", None),
+        ("o3", Some(r#"{"name":"Cy","order":"o3"}"#)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.map(str::to_owned)))
+    .collect();
+    assert_eq!(finals, want, "log:\n{}", engine.log_text());
+    for suffix in [
+        "order-customer-subscription-registration-topic",
+        "order-customer-subscription-response-topic",
+    ] {
+        assert!(
+            freshet_tests::kafka::partition_count(&format!("{app}-{suffix}")) > 0,
+            "{suffix} was not created"
+        );
+    }
+    assert!(engine.terminate(Duration::from_secs(60)).success());
+}

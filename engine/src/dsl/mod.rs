@@ -30,6 +30,7 @@ use crate::topology::{
 };
 
 mod aggregate;
+mod fk_join;
 mod global;
 mod grouped;
 mod join;
@@ -43,6 +44,7 @@ mod suppress;
 mod table;
 mod time_window;
 
+pub use fk_join::ForeignKeyExtractor;
 pub use global::{GlobalKTable, KeySelector};
 pub(crate) use grouped::erased;
 pub use grouped::{
@@ -250,6 +252,32 @@ impl StreamsBuilder {
         let name = name.unwrap_or_else(|| st.next_name("KSTREAM-SOURCE-"));
         let node = st.add(name, NodeKind::Source { topics, key, value }, &[]);
         KStream::at(self, node)
+    }
+
+    /// Adds a sink writing to the internal topic `topic` (repartition, subscription), which the
+    /// application creates with `partitions`, or else as many as its readers need.
+    pub(crate) fn internal_topic_sink(
+        &self,
+        name: String,
+        topic: TopicName,
+        partitions: Option<i32>,
+        parents: &[usize],
+        key: Serializer,
+        value: Serializer,
+    ) -> usize {
+        let mut st = self.state.borrow_mut();
+        let kind = NodeKind::Sink {
+            window_suffix: 0,
+            target: SinkTarget::Topic(topic.clone()),
+            key,
+            value,
+        };
+        let node = st.add(name, kind, parents);
+        st.repartition_topics.push(RepartitionTopic {
+            name: topic,
+            partitions,
+        });
+        node
     }
 
     /// Adds a state store for [`KStream::process_with_stores`] processors (Kafka Streams'
@@ -590,20 +618,14 @@ impl<K: Data, V: Data> KStream<K, V> {
             Some(&format!("{base}-repartition-filter")),
             Op::PassThrough,
         );
-        {
-            let mut st = self.builder.state.borrow_mut();
-            let kind = NodeKind::Sink {
-                window_suffix: 0,
-                target: SinkTarget::Topic(topic.clone()),
-                key: key.ser,
-                value: value.ser,
-            };
-            st.add(format!("{base}-repartition-sink"), kind, &[filter.node]);
-            st.repartition_topics.push(RepartitionTopic {
-                name: topic.clone(),
-                partitions,
-            });
-        }
+        self.builder.internal_topic_sink(
+            format!("{base}-repartition-sink"),
+            topic.clone(),
+            partitions,
+            &[filter.node],
+            key.ser,
+            value.ser,
+        );
         self.builder.source(
             vec![topic],
             key.de,

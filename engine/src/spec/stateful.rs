@@ -374,6 +374,11 @@ impl Compiler {
                     }
                 }
             }
+            ("join" | "leftJoin" | "outerJoin", Position::Table(t))
+                if arg.get("foreignKey").is_some() =>
+            {
+                self.foreign_key_join(t, op, arg, names, at, positions)
+            }
             ("join" | "leftJoin" | "outerJoin", Position::Table(t)) => {
                 self.check_fields(arg, &["table", "value"], at);
                 let Some(other_name) = arg.get("table").and_then(Json::as_str) else {
@@ -657,6 +662,54 @@ impl Compiler {
             Some(base),
             serdes,
         )))
+    }
+
+    /// `join | leftJoin: { table, foreignKey, value }` from a table: each row joins the row of
+    /// `table` whose key `foreignKey` computes from it (`key` and `value` in scope).
+    fn foreign_key_join(
+        &mut self,
+        left: Table,
+        op: &str,
+        arg: &Json,
+        names: (Option<&str>, &str),
+        at: &str,
+        positions: &HashMap<String, Position>,
+    ) -> Option<Position> {
+        self.check_fields(arg, &["table", "foreignKey", "value"], at);
+        if op == "outerJoin" {
+            self.error(
+                at,
+                "a foreign-key join is inner (join) or left (leftJoin); Kafka Streams has no outer one",
+            );
+            return None;
+        }
+        let other_name = arg.get("table").and_then(Json::as_str).unwrap_or_default();
+        let Some(Position::Table(right)) = positions.get(other_name) else {
+            self.error(
+                at,
+                format!("'{other_name}' is not a declared table or a pipeline ending in a table"),
+            );
+            return None;
+        };
+        let extract = self.expr(arg.get("foreignKey")?, &format!("{at}, foreignKey"));
+        let joiner = self.joiner(arg, at);
+        let (extract, joiner) = (extract?, joiner?);
+        let extractor: crate::dsl::ForeignKeyExtractor =
+            Arc::new(move |info, k, v| extract.eval(info, value_of(k)?, value_of(v)?).map(datum));
+        let (named, default_name) = names;
+        match left.join_foreign_key_erased(
+            right,
+            extractor,
+            joiner,
+            op == "leftJoin",
+            Some(named.unwrap_or(default_name)),
+        ) {
+            Ok(joined) => Some(Position::Table(joined)),
+            Err(e) => {
+                self.error(at, format!("table '{other_name}': {e}"));
+                None
+            }
+        }
     }
 
     /// `join | leftJoin: { globalTable, key, value }`: `key` picks the global table's key from
