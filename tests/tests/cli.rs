@@ -151,14 +151,35 @@ fn a_join_names_a_missing_table() {
 }
 
 #[test]
-fn a_stream_stream_join_says_it_is_not_available_yet() {
+fn a_stream_stream_join_needs_a_window_and_a_known_stream() {
+    let with = |step: &str| GOOD.replace("- mapValues: \"{'id': value.id}\"", step);
     assert_refused(
-        &GOOD.replace(
-            "- mapValues: \"{'id': value.id}\"",
-            "- join: { stream: orders, window: { within: 5m }, value: \"left\" }",
-        ),
-        &["step 2 (join)", "not supported by this engine version yet"],
+        &with("- join: { stream: orders, value: \"left\" }"),
+        &["step 2 (join)", "needs 'window: { within"],
     );
+    assert_refused(
+        &with("- outerJoin: { stream: payments, window: { within: 5m } }"),
+        &["step 2 (outerJoin)", "'payments' is not a declared stream"],
+    );
+    assert_refused(
+        &with("- join: { stream: orders, window: { within: 5 parsecs } }"),
+        &["step 2 (join), window, within"],
+    );
+    let (ok, out) = validate(&with(
+        "- leftJoin: { stream: orders, window: { within: 5m, grace: 1m }, value: \"right\" }",
+    ));
+    assert!(ok, "a stream-stream join was refused:\n{out}");
+}
+
+#[test]
+fn a_foreign_key_join_is_inner_or_left_from_a_table() {
+    let text = GOOD.replace(
+        "  pipelines:",
+        "  tables:\n    - { name: customers, topic: customers }\n    - { name: accounts, topic: accounts }\n  pipelines:\n    - name: fk\n      from: accounts\n      steps:\n        - outerJoin: { table: customers, foreignKey: \"value.customer\" }\n        - toStream: {}\n        - to: { topic: out }",
+    );
+    assert_refused(&text, &["(outerJoin)", "inner (join) or left (leftJoin)"]);
+    let (ok, out) = validate(&text.replace("outerJoin:", "leftJoin:"));
+    assert!(ok, "a foreign-key left join was refused:\n{out}");
 }
 #[test]
 fn validate_with_a_broker_reports_missing_topics() {
