@@ -529,3 +529,36 @@ async fn a_stream_joins_a_table_in_the_typed_dsl() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_streams_join_within_a_window_in_the_typed_dsl() {
+    use freshet_engine::dsl::{JoinKind, JoinWindows};
+    let (views, output) = topics("views", 1).await;
+    let clicks = unique_name("clicks");
+    create_topics(&[(&clicks, 1)]).await;
+    let builder = StreamsBuilder::new();
+    let string = || Arc::new(StringSerde);
+    builder
+        .stream::<String, String>(&views)
+        .join_windowed(
+            &builder.stream::<String, String>(&clicks),
+            JoinKind::Inner,
+            JoinWindows::of_time_difference_and_grace(Duration::from_secs(5), Duration::ZERO),
+            (string(), string(), string()),
+            |view, click| format!("{}+{}", view.expect("inner"), click.expect("inner")),
+        )
+        .to(&output);
+    // Views at 1 s and 20 s, clicks at 3 s and 40 s (from the test's base time): only the
+    // first pair lies within 5 s.
+    produce(&views, &[(Some(b"u1"), Some(b"home"))], 1_000);
+    produce(&views, &[(Some(b"u1"), Some(b"docs"))], 20_000);
+    produce(&clicks, &[(Some(b"u1"), Some(b"buy"))], 3_000);
+    produce(&clicks, &[(Some(b"u1"), Some(b"late"))], 40_000);
+    let app = start(
+        builder.build().expect("topology"),
+        test_config("typed-stream-join", &[]),
+    );
+    let got = consume(&output, 1, WAIT, Duration::from_secs(2));
+    drop(app);
+    assert_eq!(pairs(&got), vec![("u1".to_owned(), "home+buy".to_owned())]);
+}

@@ -21,11 +21,13 @@ use crate::state::window::{is_window_of, split_window_key, window_key_seq, windo
 use crate::state::{StoreId, Timestamped};
 use crate::topology::{NodeFactory, StoreDef, StoreKind};
 
+use super::grouped::erased;
 use super::join::{JoinKind, TableJoiner};
 use super::stateful::{
     ErasedSerde, info_of, is_null, key_bytes, require_store, resolve_store, store_error,
 };
 use super::{Data, KStream};
+use crate::serdes::Serde;
 
 /// How far apart in time two records may be to join (Kafka Streams' `JoinWindows`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -616,14 +618,15 @@ impl<K: Data, V: Data> KStream<K, V> {
         KStream::at(&builder, node)
     }
 
-    /// Joins with `other` within `windows` (inner, left or outer by `kind`); the joiner gets
-    /// `None` for a side without a partner.
+    /// Joins with `other` within `windows` (inner, left or outer by `kind`), storing both sides
+    /// with `serdes` (key, this value, other value: Kafka Streams' `StreamJoined.with`); the
+    /// joiner gets `None` for a side without a partner.
     pub fn join_windowed<VO: Data, VR: Data>(
         &self,
         other: &KStream<K, VO>,
         kind: JoinKind,
         windows: JoinWindows,
-        serdes: StreamJoinSerdes,
+        serdes: (Arc<dyn Serde<K>>, Arc<dyn Serde<V>>, Arc<dyn Serde<VO>>),
         joiner: impl Fn(Option<&V>, Option<&VO>) -> VR + Send + Sync + 'static,
     ) -> KStream<K, VR> {
         let j: TableJoiner = Arc::new(move |_, _, l, r| {
@@ -631,6 +634,11 @@ impl<K: Data, V: Data> KStream<K, V> {
             let r = r.map(|r| typed::<VO>(r, "right value")).transpose()?;
             Ok(datum(joiner(l, r)))
         });
+        let serdes = StreamJoinSerdes {
+            key: erased(serdes.0, "key"),
+            this_value: erased(serdes.1, "value"),
+            other_value: erased(serdes.2, "value"),
+        };
         self.join_stream_erased(other, j, kind, windows, None, serdes)
     }
 }
