@@ -532,7 +532,7 @@ async fn a_stream_joins_a_table_in_the_typed_dsl() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_streams_join_within_a_window_in_the_typed_dsl() {
-    use freshet_engine::dsl::{JoinKind, JoinWindows};
+    use freshet_engine::dsl::{JoinKind, JoinWindows, StreamJoined};
     let (views, output) = topics("views", 1).await;
     let clicks = unique_name("clicks");
     create_topics(&[(&clicks, 1)]).await;
@@ -544,7 +544,7 @@ async fn two_streams_join_within_a_window_in_the_typed_dsl() {
             &builder.stream::<String, String>(&clicks),
             JoinKind::Inner,
             JoinWindows::of_time_difference_and_grace(Duration::from_secs(5), Duration::ZERO),
-            (string(), string(), string()),
+            StreamJoined::with(string(), string(), string()),
             |view, click| format!("{}+{}", view.expect("inner"), click.expect("inner")),
         )
         .to(&output);

@@ -60,7 +60,7 @@ pub use stateful::{
     Aggregation, Aggregator, Change, ErasedSerde, Initializer, Windowed, WindowedKeyFn,
     WindowedSerde, change_serde, is_null,
 };
-pub use stream_join::{JoinWindows, StreamJoinSerdes};
+pub use stream_join::{JoinWindows, StreamJoinSerdes, StreamJoined};
 pub use suppress::WindowOf;
 pub use table::{NullFn, SelectFn, cel_null};
 pub use time_window::TimeWindows;

@@ -70,6 +70,28 @@ pub struct StreamJoinSerdes {
     pub other_value: ErasedSerde,
 }
 
+/// The serdes a typed stream-stream join stores its sides with (Kafka Streams'
+/// `StreamJoined.with(keySerde, valueSerde, otherValueSerde)`).
+pub struct StreamJoined<K, V, VO> {
+    pub key: Arc<dyn Serde<K>>,
+    pub value: Arc<dyn Serde<V>>,
+    pub other_value: Arc<dyn Serde<VO>>,
+}
+
+impl<K, V, VO> StreamJoined<K, V, VO> {
+    pub fn with(
+        key: Arc<dyn Serde<K>>,
+        value: Arc<dyn Serde<V>>,
+        other_value: Arc<dyn Serde<VO>>,
+    ) -> Self {
+        StreamJoined {
+            key,
+            value,
+            other_value,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Side {
     Left,
@@ -626,7 +648,7 @@ impl<K: Data, V: Data> KStream<K, V> {
         other: &KStream<K, VO>,
         kind: JoinKind,
         windows: JoinWindows,
-        serdes: (Arc<dyn Serde<K>>, Arc<dyn Serde<V>>, Arc<dyn Serde<VO>>),
+        serdes: StreamJoined<K, V, VO>,
         joiner: impl Fn(Option<&V>, Option<&VO>) -> VR + Send + Sync + 'static,
     ) -> KStream<K, VR> {
         let j: TableJoiner = Arc::new(move |_, _, l, r| {
@@ -635,9 +657,9 @@ impl<K: Data, V: Data> KStream<K, V> {
             Ok(datum(joiner(l, r)))
         });
         let serdes = StreamJoinSerdes {
-            key: erased(serdes.0, "key"),
-            this_value: erased(serdes.1, "value"),
-            other_value: erased(serdes.2, "value"),
+            key: erased(serdes.key, "key"),
+            this_value: erased(serdes.value, "value"),
+            other_value: erased(serdes.other_value, "value"),
         };
         self.join_stream_erased(other, j, kind, windows, None, serdes)
     }
