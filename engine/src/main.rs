@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use freshet_crds::StreamsAppSpec;
-use freshet_engine::config::{Layer, LayerSource, SpecFields, StreamsConfig};
+use freshet_engine::config::StreamsConfig;
 use freshet_engine::runtime::{KafkaStreams, State, admin};
 use freshet_engine::spec::{self, Defaults};
 use freshet_engine::topology::{DescribeFormat, Topology};
@@ -91,32 +91,12 @@ fn resolve_config(spec: &StreamsAppSpec, o: &Overrides) -> Result<StreamsConfig,
     push("application.id", o.application_id.clone());
     push("state.dir", o.state_dir.clone());
     push("num.stream.threads", o.threads.map(|t| t.to_string()));
-    let guarantee = spec.processing_guarantee.map(|g| {
-        match g {
-            freshet_crds::ProcessingGuarantee::AtLeastOnce => "at_least_once",
-            freshet_crds::ProcessingGuarantee::ExactlyOnceV2 => "exactly_once_v2",
-        }
-        .to_owned()
-    });
-    let fields = SpecFields {
-        application_id: Some(spec.application_id.clone()),
-        bootstrap_servers: Some(spec.bootstrap_servers.clone()),
-        num_stream_threads: spec.num_stream_threads,
-        state_dir: spec.state_dir.clone(),
-        processing_guarantee: guarantee,
-        default_key_serde: spec.default_key_serde.clone(),
-        default_value_serde: spec.default_value_serde.clone(),
-    };
-    let layers = [
-        Layer::new(LayerSource::Flag, flags),
-        Layer::new(
-            LayerSource::Env,
-            freshet_engine::config::layers_from_env(std::env::vars()),
-        ),
-        fields.into_layer(),
-        Layer::new(LayerSource::Config, spec.config.clone()),
-    ];
-    StreamsConfig::resolve(&layers).map_err(|e| e.to_string())
+    spec::resolve_config(
+        spec,
+        flags,
+        freshet_engine::config::layers_from_env(std::env::vars()),
+    )
+    .map_err(|e| e.to_string())
 }
 
 fn load(

@@ -12,6 +12,8 @@ pub use compile::{Defaults, SpecError, SpecErrors, compile};
 pub use values::DynSerde;
 
 use freshet_crds::{StreamsApp, StreamsAppSpec};
+
+use crate::config::{ConfigError, Layer, LayerSource, SpecFields, StreamsConfig};
 use thiserror::Error;
 
 /// A manifest that cannot be used, with the file and the place in it.
@@ -110,4 +112,37 @@ mod tests {
         let err = parse_manifest("kind: Deployment\n").unwrap_err();
         assert!(err.contains("expected 'StreamsApp'"), "{err}");
     }
+}
+
+/// The application's configuration from its spec, as every layer stacks: `flags` (command
+/// line) over `env` (`FRESHET_*` variables, see `config::layers_from_env`) over the spec's own
+/// fields over its `config` map. The engine and the operator resolve a spec the same way.
+pub fn resolve_config(
+    spec: &StreamsAppSpec,
+    flags: Vec<(String, String)>,
+    env: Vec<(String, String)>,
+) -> Result<StreamsConfig, ConfigError> {
+    let guarantee = spec.processing_guarantee.map(|g| {
+        match g {
+            freshet_crds::ProcessingGuarantee::AtLeastOnce => "at_least_once",
+            freshet_crds::ProcessingGuarantee::ExactlyOnceV2 => "exactly_once_v2",
+        }
+        .to_owned()
+    });
+    let fields = SpecFields {
+        application_id: Some(spec.application_id.clone()),
+        bootstrap_servers: Some(spec.bootstrap_servers.clone()),
+        num_stream_threads: spec.num_stream_threads,
+        state_dir: spec.state_dir.clone(),
+        processing_guarantee: guarantee,
+        default_key_serde: spec.default_key_serde.clone(),
+        default_value_serde: spec.default_value_serde.clone(),
+    };
+    let layers = [
+        Layer::new(LayerSource::Flag, flags),
+        Layer::new(LayerSource::Env, env),
+        fields.into_layer(),
+        Layer::new(LayerSource::Config, spec.config.clone()),
+    ];
+    StreamsConfig::resolve(&layers)
 }
