@@ -1,5 +1,8 @@
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::core::v1::{
+    Affinity, EnvFromSource, EnvVar, PodSecurityContext, ResourceRequirements, Toleration,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -29,6 +32,7 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "App ID", type_ = "string", json_path = ".spec.applicationId"),
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.replicas"),
     printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
+    printcolumn(name = "Lag", type_ = "integer", json_path = ".status.lag"),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -38,6 +42,10 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StreamsAppSpec {
     /// `application.id`: the consumer group and the prefix of every internal topic.
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self == oldSelf",
+        "message": "applicationId is immutable: it names the consumer group and every internal topic; to move to a new id, create a new StreamsApp"
+    }]))]
     pub application_id: String,
     /// `bootstrap.servers`: where the Kafka cluster is reached.
     pub bootstrap_servers: String,
@@ -68,8 +76,60 @@ pub struct StreamsAppSpec {
     pub autoscaling: Option<AutoscalingSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageSpec>,
+    /// The engine image; the operator's own default when not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// CPU and memory of each instance's container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// What deleting the StreamsApp does to its internal topics and consumer group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleanup_policy: Option<CleanupPolicy>,
+    /// Settings of the instances' pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodSettings>,
     /// The processing topology: sources, tables and pipelines of steps.
     pub topology: TopologySpec,
+}
+
+/// What deleting a StreamsApp does to what it left in Kafka.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum CleanupPolicy {
+    /// Keep the internal topics and the consumer group (a new StreamsApp with the same
+    /// applicationId resumes from them).
+    #[default]
+    Retain,
+    /// Delete them, as Kafka Streams' application reset tool does.
+    Delete,
+}
+
+/// Pod settings a platform team sets on every instance.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodSettings {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<PodSecurityContext>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    /// Extra environment variables; client credentials come from Secrets here
+    /// (`valueFrom.secretKeyRef`), as `FRESHET_CONFIG_*` variables the engine reads as config
+    /// (for instance `FRESHET_CONFIG_SASL_PASSWORD` for `sasl.password`), never from the
+    /// ConfigMap.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    /// Whole Secrets or ConfigMaps as environment variables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_from: Vec<EnvFromSource>,
 }
 
 /// `processing.guarantee`, spelled as Kafka Streams spells it.
@@ -84,6 +144,10 @@ pub enum ProcessingGuarantee {
 /// Lag-driven autoscaling; `spec.replicas` is then only the starting point.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
+    "message": "minReplicas must not exceed maxReplicas"
+}]))]
 pub struct AutoscalingSpec {
     #[serde(default)]
     pub enabled: bool,
@@ -151,6 +215,21 @@ pub struct StreamsAppStatus {
     /// Label selector of the pods, for the scale subresource (HPA, KEDA).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
+    /// The most instances that can all hold work: ceil(most tasks of a sub-topology / threads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_useful_replicas: Option<i32>,
+    /// Tasks of the largest sub-topology (its input partitions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<i32>,
+    /// Records behind the input topics' ends, summed over partitions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag: Option<i64>,
+    /// The repartition, changelog and subscription topics the application uses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub internal_topics: Vec<String>,
+    /// The last error an instance reported, with the pod that reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_processing_error: Option<String>,
 }
 
 #[cfg(test)]
@@ -230,6 +309,6 @@ spec:
             .flatten()
             .map(|c| c.name.as_str())
             .collect();
-        assert_eq!(columns, ["App ID", "Replicas", "Ready", "Age"]);
+        assert_eq!(columns, ["App ID", "Replicas", "Ready", "Lag", "Age"]);
     }
 }
