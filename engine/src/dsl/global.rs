@@ -44,12 +44,18 @@ impl StreamsBuilder {
         key: ErasedSerde,
         value: ErasedSerde,
     ) -> GlobalKTable<K, V> {
-        let store = store.unwrap_or_else(|| format!("{topic}-STATE-STORE"));
+        // Named and numbered as Kafka Streams' builder.globalTable names them: the store (unless
+        // named), then the source and the table source that describe() shows.
         let mut st = self.state.borrow_mut();
+        let store = store.unwrap_or_else(|| st.next_name(&format!("{topic}-STATE-STORE-")));
+        let source = st.next_name("KSTREAM-SOURCE-");
+        let processor = st.next_name("KTABLE-SOURCE-");
         if !st.global_tables.iter().any(|g| g.store == store) {
             st.global_tables.push(GlobalTableDef {
                 store: store.clone(),
                 topic: topic.to_owned(),
+                source,
+                processor,
             });
         }
         GlobalKTable {
@@ -125,12 +131,11 @@ impl<K, V> KStream<K, V> {
         named: Option<&str>,
     ) -> KStream<K, VR> {
         let builder = self.builder().clone();
-        let prefix = if left {
-            "KSTREAM-LEFTJOIN-"
-        } else {
-            "KSTREAM-JOIN-"
-        };
-        let name = named.map_or_else(|| builder.generated_name(prefix), str::to_owned);
+        // Kafka Streams names inner and left global-table joins alike.
+        let name = named.map_or_else(
+            || builder.generated_name("KSTREAM-LEFTJOIN-"),
+            str::to_owned,
+        );
         let (store, key, value) = (table.store.clone(), table.key.clone(), table.value.clone());
         let factory: NodeFactory = Arc::new(move || {
             Box::new(GlobalJoinNode {

@@ -113,13 +113,18 @@ impl<K: Data, V: Data> KStream<K, V> {
         } else {
             "KSTREAM-JOIN-"
         };
-        let name = named.map_or_else(|| builder.generated_name(prefix), str::to_owned);
+        let mut name = named.map(str::to_owned);
         let input: KStream<K, V> = if self.rekeyed() {
-            let topic = repartition.unwrap_or_else(|| format!("{name}-left"));
+            let topic = repartition.unwrap_or_else(|| {
+                let join = name.get_or_insert_with(|| builder.generated_name(prefix));
+                format!("{join}-left")
+            });
             self.repartition_erased(Some(topic), None, key.clone(), stream_value)
         } else {
             self.clone()
         };
+        // Numbered after the repartition's nodes, as Kafka Streams numbers a join.
+        let name = name.unwrap_or_else(|| builder.generated_name(prefix));
         let (key_serde, store_name) = (key, store.clone());
         let factory: NodeFactory = Arc::new(move || {
             Box::new(StreamTableJoinNode {

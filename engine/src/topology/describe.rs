@@ -105,6 +105,22 @@ fn text(topology: &Topology) -> String {
         }
         out.push('\n');
     }
+    // Kafka Streams numbers a global store's sub-topology among the others by its source's name;
+    // here it follows them, which is where Kafka Streams puts it when the global table's source
+    // is numbered after the other sub-topologies' first sources.
+    for (i, g) in topology.global_tables.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "  Sub-topology: {} for global store (will not generate tasks)\n    Source: {} (topics: [{}])\n      --> {}\n    Processor: {} (stores: [{}])\n      --> none\n      <-- {}",
+            topology.subtopologies.len() + i,
+            g.source,
+            g.topic,
+            g.processor,
+            g.processor,
+            g.store,
+            g.source
+        );
+    }
     out
 }
 

@@ -184,6 +184,9 @@ pub struct Topology {
 pub struct GlobalTableDef {
     pub store: String,
     pub topic: String,
+    /// The names describe() shows for its source and its table source (as Kafka Streams').
+    pub source: String,
+    pub processor: String,
 }
 
 /// A graph that cannot run.

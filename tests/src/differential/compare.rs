@@ -194,6 +194,127 @@ pub fn render(case: &Case, left: &str, right: &str, mismatches: &[Mismatch]) -> 
     out
 }
 
+/// One record of a stream output, as an element of a multiset: key, value (see `value_text`;
+/// None: a tombstone), partition (None in expectations computed without a broker).
+pub type Element = (Option<Vec<u8>>, Option<String>, Option<i32>);
+
+/// A stream output as a multiset: how many times each (key, value, partition) was written.
+/// Stream outputs are compared this way: every record counts, in whatever order the tasks wrote
+/// them (interleaving across partitions, and between a stream-stream join's two inputs, depends on
+/// timing).
+pub type Multiset = BTreeMap<Element, usize>;
+
+/// JSON with object keys sorted and no whitespace, so equal JSON compares equal as text.
+fn canonical_json(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            let inner: Vec<String> = entries
+                .into_iter()
+                .map(|(k, v)| format!("{}:{}", Value::String(k.clone()), canonical_json(v)))
+                .collect();
+            format!("{{{}}}", inner.join(","))
+        }
+        Value::Array(items) => {
+            let inner: Vec<String> = items.iter().map(canonical_json).collect();
+            format!("[{}]", inner.join(","))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A value as compared: canonical JSON (bytes that are not JSON shown as such), a `long` as its
+/// number (other lengths as bytes).
+pub fn value_text(format: ValueFormat, bytes: &[u8]) -> String {
+    match format {
+        ValueFormat::Json => match serde_json::from_slice::<serde_json::Value>(bytes) {
+            Ok(v) => canonical_json(&v),
+            Err(_) => format!("(not JSON) {:?}", String::from_utf8_lossy(bytes)),
+        },
+        ValueFormat::Long if bytes.len() == 8 => be_i64(bytes).to_string(),
+        ValueFormat::Long => format!("{bytes:02x?} (not an 8-byte long)"),
+    }
+}
+
+/// The records of an output topic as a multiset.
+pub fn multiset(format: ValueFormat, records: &[Received]) -> Multiset {
+    let mut out = Multiset::new();
+    for r in records {
+        let value = r.value.as_deref().map(|v| value_text(format, v));
+        *out.entry((r.key.clone(), value, Some(r.partition)))
+            .or_default() += 1;
+    }
+    out
+}
+
+/// The same records with their partitions forgotten (to hold them to a model, which has none).
+pub fn without_partitions(m: &Multiset) -> Multiset {
+    let mut out = Multiset::new();
+    for ((k, v, _), n) in m {
+        *out.entry((k.clone(), v.clone(), None)).or_default() += n;
+    }
+    out
+}
+
+/// An element written a different number of times by the two sides.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CountMismatch {
+    pub element: Element,
+    pub left: usize,
+    pub right: usize,
+}
+
+/// Every element whose count differs between `left` and `right`.
+pub fn compare_multisets(left: &Multiset, right: &Multiset) -> Vec<CountMismatch> {
+    let mut elements: Vec<&Element> = left.keys().chain(right.keys()).collect();
+    elements.sort();
+    elements.dedup();
+    elements
+        .into_iter()
+        .filter_map(|e| {
+            let (l, r) = (
+                left.get(e).copied().unwrap_or(0),
+                right.get(e).copied().unwrap_or(0),
+            );
+            (l != r).then(|| CountMismatch {
+                element: e.clone(),
+                left: l,
+                right: r,
+            })
+        })
+        .collect()
+}
+
+/// The first differing records as a list to read: key, partition, value, each side's count.
+pub fn render_multiset(
+    case: &Case,
+    left: &str,
+    right: &str,
+    mismatches: &[CountMismatch],
+) -> String {
+    let mut out = String::new();
+    if mismatches.len() > SHOWN {
+        let _ = writeln!(out, "  (the first {SHOWN} of {})", mismatches.len());
+    }
+    for m in mismatches.iter().take(SHOWN) {
+        let (key, value, partition) = &m.element;
+        let key = key
+            .as_deref()
+            .map_or_else(|| "null key".to_owned(), |k| decode_key(case.key, k));
+        let partition = partition.map_or_else(String::new, |p| format!(" (partition {p})"));
+        let _ = writeln!(
+            out,
+            "  {key}{partition}: {}\n      {left}: {} times, {right}: {} times",
+            value.as_deref().unwrap_or("tombstone"),
+            m.left,
+            m.right
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,6 +413,67 @@ mod tests {
             decode_key(KeyFormat::Session, &session),
             "\"u3\" session [+2.000 s, +12.500 s]"
         );
+    }
+
+    /// A stream output compared as a multiset: order does not count, but a missing, an extra
+    /// or a duplicated record does, and so does a partition; JSON layout does not.
+    #[test]
+    fn a_deliberate_multiset_mismatch_is_reported() {
+        let join = case("stream-table-join");
+        let java = multiset(
+            join.value,
+            &[
+                rec(0, b"u0", Some(br#"{"order":1,"user":null}"#)),
+                rec(1, b"u1", Some(br#"{"order":2,"user":{"name":"a"}}"#)),
+                rec(0, b"u0", Some(br#"{"order":1,"user":null}"#)),
+            ],
+        );
+        let reordered = multiset(
+            join.value,
+            &[
+                rec(1, b"u1", Some(br#"{ "user": {"name": "a"}, "order": 2 }"#)),
+                rec(0, b"u0", Some(br#"{"user":null,"order":1}"#)),
+                rec(0, b"u0", Some(br#"{"order":1,"user":null}"#)),
+            ],
+        );
+        assert!(compare_multisets(&java, &reordered).is_empty());
+        let once = multiset(
+            join.value,
+            &[
+                rec(0, b"u0", Some(br#"{"order":1,"user":null}"#)),
+                rec(1, b"u1", Some(br#"{"order":2,"user":{"name":"a"}}"#)),
+            ],
+        );
+        let m = compare_multisets(&java, &once);
+        assert_eq!(m.len(), 1);
+        assert_eq!((m[0].left, m[0].right), (2, 1));
+        let text = render_multiset(join, "java", "freshet", &m);
+        assert!(
+            text.contains(r#""u0" (partition 0): {"order":1,"user":null}"#)
+                && text.contains("java: 2 times, freshet: 1 times"),
+            "{text}"
+        );
+        let moved = multiset(
+            join.value,
+            &[
+                rec(0, b"u0", Some(br#"{"order":1,"user":null}"#)),
+                rec(0, b"u0", Some(br#"{"order":1,"user":null}"#)),
+                rec(0, b"u1", Some(br#"{"order":2,"user":{"name":"a"}}"#)),
+            ],
+        );
+        assert_eq!(compare_multisets(&java, &moved).len(), 2);
+        assert!(
+            compare_multisets(&without_partitions(&java), &without_partitions(&moved)).is_empty()
+        );
+        let other_value = multiset(
+            join.value,
+            &[
+                rec(0, b"u0", Some(br#"{"order":1,"user":null}"#)),
+                rec(0, b"u0", Some(br#"{"order":1.0,"user":null}"#)),
+                rec(1, b"u1", Some(br#"{"order":2,"user":{"name":"a"}}"#)),
+            ],
+        );
+        assert_eq!(compare_multisets(&java, &other_value).len(), 2);
     }
 
     #[test]

@@ -186,6 +186,178 @@ pub fn table_input(seed: u64) -> Vec<InputRecord> {
         .collect()
 }
 
+/// Table rows of the join cases come first: every stream record of a join case is stamped at
+/// least this long after the base, every table row before it.
+const JOIN_STREAM_AFTER_MS: i64 = 60_000;
+const ORDERS: i64 = 300;
+const ORDER_STEP_MS: i64 = 100;
+/// Users with a row in the users table; the others (`u6`, `u7`) never have one, and some of
+/// these are deleted, so inner joins drop orders and left joins meet no row.
+const USERS_WITH_ROWS: u64 = 6;
+const USER_ROWS: i64 = 60;
+
+/// The orders stream of the stream-table and stream-globalTable joins: keys `o<i>`, values
+/// `{"id", "user", "amount"}` with a skewed `user`, no tombstones (a key selector or a key
+/// expression over `value.user` cannot read a null value), all stamped after every table row.
+pub fn orders(seed: u64) -> Vec<InputRecord> {
+    let mut rng = Rng::new(seed);
+    let base = base_timestamp() + JOIN_STREAM_AFTER_MS;
+    (0..ORDERS)
+        .map(|i| {
+            let user = rng.user();
+            let amount = 1 + rng.below(100);
+            InputRecord {
+                key: format!("o{i}"),
+                value: Some(json!({ "id": i, "user": user, "amount": amount }).to_string()),
+                timestamp: base + i * ORDER_STEP_MS,
+                kind: Kind::OnTime,
+            }
+        })
+        .collect()
+}
+
+/// The users table joined by orders: rows of `u0`..`u5` only, updated and sometimes deleted,
+/// stamped before every order (`base + i` ms), so a join reads each user's final row.
+pub fn users(seed: u64) -> Vec<InputRecord> {
+    let mut rng = Rng::new(seed);
+    let base = base_timestamp();
+    (0..USER_ROWS)
+        .map(|i| {
+            let key = format!("u{}", rng.below(USERS_WITH_ROWS));
+            let value = if rng.percent(15) {
+                None
+            } else {
+                Some(json!({ "name": format!("user-{i}"), "tier": rng.below(3) }).to_string())
+            };
+            InputRecord {
+                key,
+                value,
+                timestamp: base + i,
+                kind: Kind::OnTime,
+            }
+        })
+        .collect()
+}
+
+/// The orders table of the foreign-key joins: keys `o0`..`o39`, values `{"id", "user"}` whose
+/// `user` (the foreign key, never null) changes between updates; some orders are deleted.
+pub fn order_rows(seed: u64) -> Vec<InputRecord> {
+    let mut rng = Rng::new(seed);
+    let base = base_timestamp();
+    (0..160)
+        .map(|i| {
+            let id = rng.below(40);
+            let value = if rng.percent(10) {
+                None
+            } else {
+                Some(json!({ "id": id, "user": rng.user(), "version": i }).to_string())
+            };
+            InputRecord {
+                key: format!("o{id}"),
+                value,
+                timestamp: base + 100 + i,
+                kind: Kind::OnTime,
+            }
+        })
+        .collect()
+}
+
+/// One side of the table-table joins: rows of the keys `u<first>`..`u<first + 5>` (the left side
+/// starts at `u0`, the right at `u2`: four keys on both sides, two on each side only), updated
+/// and sometimes deleted.
+pub fn side_rows(seed: u64, side: &str, first: u64) -> Vec<InputRecord> {
+    let mut rng = Rng::new(seed);
+    let base = base_timestamp();
+    (0..120)
+        .map(|i| {
+            let key = format!("u{}", first + rng.below(6));
+            let value = if rng.percent(12) {
+                None
+            } else {
+                Some(json!({ "side": side, "version": i, "n": rng.below(10) }).to_string())
+            };
+            InputRecord {
+                key,
+                value,
+                timestamp: base + i,
+                kind: Kind::OnTime,
+            }
+        })
+        .collect()
+}
+
+/// The stream-stream joins' window, as the manifests and Java twins set it.
+pub const JOIN_WITHIN_MS: i64 = 10_000;
+pub const JOIN_GRACE_MS: i64 = 5_000;
+/// Epochs start this far apart: far more than within + grace, so no record joins across epochs
+/// and an epoch's windows have closed before the next but one.
+const EPOCH_GAP_MS: i64 = 40_000;
+/// The records of one key and epoch lie within this span: inside the window of each other.
+const EPOCH_SPAN_MS: i64 = 8_000;
+const EPOCHS: i64 = 8;
+/// Keys of the stream-stream joins.
+const EPOCH_KEYS: u64 = 6;
+
+/// The two streams of the stream-stream joins, generated together, so that no join decision
+/// depends on the order in which a task interleaves them. Per key and epoch: records on both
+/// sides (every pair joins), on one side only (left or outer joins emit them unmatched when the
+/// window closes), or none; all of one key's records in an epoch lie within the window of each
+/// other, epochs lie far apart, the left side's timestamps are even and the right side's odd (no
+/// ties between the sides). Each side is in timestamp order, so no record is ever late. A final
+/// epoch with a record on both sides for every key, and for a key on each partition, moves
+/// stream time past every earlier window's close in every task, so the unmatched records are
+/// emitted.
+pub fn epochs(seed: u64, partitions: i32) -> (Vec<InputRecord>, Vec<InputRecord>) {
+    let mut rng = Rng::new(seed);
+    let base = base_timestamp() + JOIN_STREAM_AFTER_MS;
+    let (mut left, mut right) = (Vec::new(), Vec::new());
+    let mut id = 0;
+    let mut record = |key: &str, side: &str, epoch: i64, ts: i64| {
+        id += 1;
+        InputRecord {
+            key: key.to_owned(),
+            value: Some(json!({ "id": id, "side": side, "epoch": epoch }).to_string()),
+            timestamp: ts,
+            kind: Kind::OnTime,
+        }
+    };
+    for epoch in 0..EPOCHS {
+        let start = base + epoch * EPOCH_GAP_MS;
+        for k in 0..EPOCH_KEYS {
+            let key = format!("u{k}");
+            let (l, r) = match rng.below(10) {
+                0..=4 => (1 + rng.below(3), 1 + rng.below(3)),
+                5 | 6 => (1 + rng.below(3), 0),
+                7 | 8 => (0, 1 + rng.below(3)),
+                _ => (0, 0),
+            };
+            for _ in 0..l {
+                let ts = start + 2 * rng.below(EPOCH_SPAN_MS as u64 / 2) as i64;
+                left.push(record(&key, "left", epoch, ts));
+            }
+            for _ in 0..r {
+                let ts = start + 2 * rng.below(EPOCH_SPAN_MS as u64 / 2) as i64 + 1;
+                right.push(record(&key, "right", epoch, ts));
+            }
+        }
+    }
+    let last = base + (EPOCHS - 1) * EPOCH_GAP_MS + 2 * EPOCH_GAP_MS;
+    let mut keys: Vec<String> = (0..EPOCH_KEYS).map(|k| format!("u{k}")).collect();
+    keys.extend((0..partitions).map(|p| advance_key(p, partitions)));
+    for (i, key) in keys.iter().enumerate() {
+        let ts = last + 2 * i as i64;
+        let mut l = record(key, "left", EPOCHS, ts);
+        let mut r = record(key, "right", EPOCHS, ts + 1);
+        l.kind = Kind::Advance;
+        r.kind = Kind::Advance;
+        left.push(l);
+        right.push(r);
+    }
+    left.sort_by_key(|r| r.timestamp);
+    right.sort_by_key(|r| r.timestamp);
+    (left, right)
+}
+
 pub use freshet_engine::runtime::partitioner::{murmur2, partition_for};
 
 /// A key that Java's partitioner sends to `partition`.
@@ -196,10 +368,10 @@ fn advance_key(partition: i32, partitions: i32) -> String {
         .expect("some key lands on every partition")
 }
 
-/// Produces `records` to `topic` in order with Java's partitioner and returns the partition each
-/// landed on. Panics if the advance records missed a partition (which would leave its windows
-/// open).
-pub fn produce(topic: &str, records: &[InputRecord]) -> Vec<i32> {
+/// Produces `records` to `topic` (of `topic_partitions` partitions) in order with Java's
+/// partitioner and returns the partition each landed on. Panics if the advance records missed a
+/// partition (which would leave its windows open).
+pub fn produce(topic: &str, topic_partitions: i32, records: &[InputRecord]) -> Vec<i32> {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", kafka_bootstrap())
         .set("enable.idempotence", "true")
@@ -241,8 +413,8 @@ pub fn produce(topic: &str, records: &[InputRecord]) -> Vec<i32> {
         .collect();
     let advance_records = records.iter().filter(|r| r.kind == Kind::Advance).count();
     assert!(
-        advance_records == 0 || advanced.len() == PARTITIONS as usize,
-        "the advance records of {topic} landed on partitions {advanced:?}, not on all {PARTITIONS}: \
+        advance_records == 0 || advanced.len() == topic_partitions as usize,
+        "the advance records of {topic} landed on partitions {advanced:?}, not on all {topic_partitions}: \
          murmur2 here disagrees with the producer's partitioner"
     );
     partitions
@@ -282,5 +454,94 @@ mod tests {
         );
         let table = table_input(seed_for("table-ops"));
         assert!(table.iter().any(|r| r.value.is_none()));
+    }
+
+    /// The promises the join cases' verdicts rest on.
+    #[test]
+    fn join_inputs_leave_nothing_to_arrival_order() {
+        // Every table row is older than every stream record.
+        let (users, orders) = (users(1), orders(2));
+        let newest_row = [users.as_slice(), &order_rows(3), &side_rows(4, "left", 0)]
+            .iter()
+            .flat_map(|rows| rows.iter().map(|r| r.timestamp))
+            .max()
+            .expect("rows");
+        let (left, right) = epochs(5, PARTITIONS);
+        let oldest_record = [orders.as_slice(), &left, &right]
+            .iter()
+            .flat_map(|records| records.iter().map(|r| r.timestamp))
+            .min()
+            .expect("records");
+        assert!(newest_row < oldest_record);
+        // Users without a row and deleted users: inner joins drop orders, left joins meet null.
+        assert!(
+            orders
+                .iter()
+                .any(|o| o.value.as_deref().is_some_and(|v| v.contains("\"u7\"")))
+        );
+        assert!(users.iter().any(|r| r.value.is_none()));
+        assert!(users.iter().all(|r| r.key != "u6" && r.key != "u7"));
+
+        // Stream-stream epochs: each side in timestamp order (nothing late), left even and right
+        // odd, a key's records of one epoch within the window of each other, epochs further apart
+        // than window and grace, and keys alone on one side in some epochs.
+        for (side, parity) in [(&left, 0), (&right, 1)] {
+            assert!(side.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
+            assert!(side.iter().all(|r| r.timestamp.rem_euclid(2) == parity));
+        }
+        let epoch_of = |r: &InputRecord| -> i64 {
+            let v: serde_json::Value =
+                serde_json::from_str(r.value.as_deref().expect("value")).expect("JSON");
+            v["epoch"].as_i64().expect("epoch")
+        };
+        let mut spans: std::collections::BTreeMap<(String, i64), (i64, i64, bool, bool)> =
+            Default::default();
+        for (is_left, r) in left
+            .iter()
+            .map(|r| (true, r))
+            .chain(right.iter().map(|r| (false, r)))
+        {
+            let e = spans.entry((r.key.clone(), epoch_of(r))).or_insert((
+                i64::MAX,
+                i64::MIN,
+                false,
+                false,
+            ));
+            e.0 = e.0.min(r.timestamp);
+            e.1 = e.1.max(r.timestamp);
+            if is_left {
+                e.2 = true;
+            } else {
+                e.3 = true;
+            }
+        }
+        assert!(
+            spans
+                .values()
+                .all(|(lo, hi, _, _)| hi - lo <= JOIN_WITHIN_MS)
+        );
+        assert!(spans.values().any(|&(_, _, l, r)| l && !r), "left alone");
+        assert!(spans.values().any(|&(_, _, l, r)| !l && r), "right alone");
+        let mut by_epoch: std::collections::BTreeMap<i64, (i64, i64)> = Default::default();
+        for ((_, epoch), (lo, hi, _, _)) in &spans {
+            let e = by_epoch.entry(*epoch).or_insert((i64::MAX, i64::MIN));
+            e.0 = e.0.min(*lo);
+            e.1 = e.1.max(*hi);
+        }
+        let epochs: Vec<(i64, i64)> = by_epoch.into_values().collect();
+        assert!(
+            epochs
+                .windows(2)
+                .all(|w| w[1].0 - w[0].1 > JOIN_WITHIN_MS + JOIN_GRACE_MS)
+        );
+        // The last epoch reaches every partition on both sides.
+        for side in [&left, &right] {
+            let last: std::collections::BTreeSet<i32> = side
+                .iter()
+                .filter(|r| r.kind == Kind::Advance)
+                .map(|r| partition_for(r.key.as_bytes(), PARTITIONS))
+                .collect();
+            assert_eq!(last.len(), PARTITIONS as usize);
+        }
     }
 }

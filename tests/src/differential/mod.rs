@@ -1,12 +1,19 @@
 //! The differential harness: the same generated input through Java Kafka Streams (the oracle,
-//! tests/reference/streams) and through Freshet, against the same broker, and the final value per
-//! output key compared (see `compare` for the rules).
+//! tests/reference/streams) and through Freshet, against the same broker, and the outputs
+//! compared: a table's final value per key, a stream's records as a multiset (see `compare`).
 //!
 //! Each case is `tests/differential/<case>/app.yaml` plus its Java twin in the oracle's
-//! `Cases.java`. For every case the harness creates fresh topics, produces the input once, runs
-//! both sides on it with their own application ids and output topics, waits until both are done
-//! (`progress`), reads both outputs and compares them. All cases run at once: one JVM holds a
-//! KafkaStreams instance per case, and each Freshet case is one engine process.
+//! `Cases.java`. A case reads one or more sources (a stream, a table, a global table), each under a
+//! role (`${INPUT}`, `${TABLE}`, `${GLOBAL}`, `${LEFT}`, `${RIGHT}` in the manifest) with its own
+//! generated input and partition count. For every case the harness creates fresh topics, produces
+//! every input before either side starts, runs both sides on it with their own application ids and
+//! output topics, waits until both are done (`progress`), reads both outputs and compares them.
+//! All cases run at once: one JVM holds a KafkaStreams instance per case, and each Freshet case is
+//! one engine process.
+//!
+//! The join cases' inputs are shaped so that no join decision depends on arrival order (see
+//! `input`): table rows are stamped before every stream record, and the stream-stream joins'
+//! records come in epochs far apart.
 //!
 //! `run(Contender::Java)` runs the oracle against a second oracle run: the harness's own check,
 //! which also holds the oracle to the input's expected results where `model` has them.
@@ -25,20 +32,61 @@ use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
+use crate::kafka::Received;
 use crate::{kafka_bootstrap, repo_root, unique_name};
-use compare::{FinalTable, compare, final_values, render, repeated_keys};
+use compare::{
+    FinalTable, Multiset, compare, compare_multisets, final_values, multiset, render,
+    render_multiset, repeated_keys, without_partitions,
+};
 use input::{InputRecord, PARTITIONS};
+use model::Expected;
 use process::{AppRun, Runner};
 use progress::Progress;
 
-/// What a case reads.
+/// What a source's generated input is (see `input`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Source {
-    /// `${INPUT}`, a stream; tombstones only where the case's expressions can take a null value
+pub enum Input {
+    /// A stream; tombstones only where the case's expressions can take a null value
     /// (`value.amount` cannot, in Java as in CEL).
-    Stream { tombstones: bool },
-    /// `${TABLE}`, a table: updates and deletes.
+    Stream {
+        tombstones: bool,
+    },
+    /// A table: updates and deletes.
     Table,
+    /// The orders stream of the stream-table and stream-globalTable joins.
+    Orders,
+    /// The users table those orders join (and the right side of the foreign-key joins).
+    Users,
+    /// The orders table of the foreign-key joins (`value.user` is the foreign key).
+    OrderRows,
+    /// The left or right table of the table-table joins (overlapping key ranges).
+    LeftRows,
+    RightRows,
+    /// The left or right stream of the stream-stream joins (generated together, in epochs).
+    LeftEpochs,
+    RightEpochs,
+}
+
+/// One topic a case reads, under a role: `${ROLE}` in the manifest (upper case), `role=topic` in
+/// the oracle's topic map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Source {
+    pub role: &'static str,
+    pub input: Input,
+    pub partitions: i32,
+    /// A global table: read by the global thread, which commits no offsets. It is loaded whole
+    /// before processing starts (in Java as in Freshet) and produced before either side starts,
+    /// so no progress is waited for on it.
+    pub global: bool,
+}
+
+const fn source(role: &'static str, input: Input, partitions: i32) -> Source {
+    Source {
+        role,
+        input,
+        partitions,
+        global: false,
+    }
 }
 
 /// The output key's serde.
@@ -61,6 +109,23 @@ pub enum ValueFormat {
     Json,
 }
 
+/// How two outputs are compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Comparison {
+    /// A table's changelog: the final value per key (see `compare`).
+    FinalValue,
+    /// A stream: the records as a multiset of (key, value, partition), whatever their order.
+    Multiset,
+}
+
+/// Which of the join kinds a join case runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JoinKind {
+    Inner,
+    Left,
+    Outer,
+}
+
 /// Which expectation `model` computes for a case.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Model {
@@ -74,18 +139,30 @@ pub enum Model {
     Tumbling,
     Hopping,
     Suppressed,
+    /// Orders re-keyed by user joined with the users table's final rows.
+    StreamTable(JoinKind),
+    /// Orders joined with the users global table's final rows on `value.user`.
+    StreamGlobal(JoinKind),
+    /// Every pair of a key's records within an epoch; unmatched ones as the kind keeps them.
+    StreamStream(JoinKind),
+    /// The final rows of both tables joined on the key.
+    TableTable(JoinKind),
+    /// Each order's final row joined with its user's final row.
+    ForeignKey(JoinKind),
 }
 
 /// One differential case.
 #[derive(Debug)]
 pub struct Case {
     pub name: &'static str,
-    pub source: Source,
-    /// The repartition topic it creates, after `<applicationId>-`: Freshet's naming rule and
-    /// Kafka Streams' `Grouped.as` give the same name. Its offsets must be committed too.
-    pub repartition: Option<&'static str>,
+    pub sources: &'static [Source],
+    /// The internal topics it reads (repartition topics, a foreign-key join's subscription
+    /// topics), after `<applicationId>-`: Freshet's naming rule and the Java twin's names give
+    /// the same. Their offsets must be committed too.
+    pub internal: &'static [&'static str],
     pub key: KeyFormat,
     pub value: ValueFormat,
+    pub comparison: Comparison,
     /// Each output key is written once (suppress emits final results only).
     pub emits_once: bool,
     pub model: Model,
@@ -93,24 +170,88 @@ pub struct Case {
 
 const fn case_of(
     name: &'static str,
-    source: Source,
+    sources: &'static [Source],
     key: KeyFormat,
     value: ValueFormat,
     model: Model,
 ) -> Case {
     Case {
         name,
-        source,
-        repartition: None,
+        sources,
+        internal: &[],
         key,
         value,
+        comparison: Comparison::FinalValue,
         emits_once: false,
         model,
     }
 }
 
-const TOMBSTONES: Source = Source::Stream { tombstones: true };
-const NO_TOMBSTONES: Source = Source::Stream { tombstones: false };
+/// A join case: JSON values.
+const fn join_case(
+    name: &'static str,
+    sources: &'static [Source],
+    internal: &'static [&'static str],
+    comparison: Comparison,
+    model: Model,
+) -> Case {
+    Case {
+        name,
+        sources,
+        internal,
+        key: KeyFormat::String,
+        value: ValueFormat::Json,
+        comparison,
+        emits_once: false,
+        model,
+    }
+}
+
+const TOMBSTONES: &[Source] = &[source(
+    "input",
+    Input::Stream { tombstones: true },
+    PARTITIONS,
+)];
+const NO_TOMBSTONES: &[Source] = &[source(
+    "input",
+    Input::Stream { tombstones: false },
+    PARTITIONS,
+)];
+const TABLE: &[Source] = &[source("table", Input::Table, PARTITIONS)];
+/// Orders (3 partitions) re-keyed into a repartition topic that takes the users table's 4.
+const ORDERS_3_USERS_4: &[Source] = &[
+    source("input", Input::Orders, 3),
+    source("table", Input::Users, 4),
+];
+const ORDERS_USERS: &[Source] = &[
+    source("input", Input::Orders, PARTITIONS),
+    source("table", Input::Users, PARTITIONS),
+];
+/// The global table has another partition count than the stream: no co-partitioning needed.
+const ORDERS_GLOBAL_USERS: &[Source] = &[
+    source("input", Input::Orders, PARTITIONS),
+    Source {
+        global: true,
+        ..source("global", Input::Users, 3)
+    },
+];
+const EPOCH_STREAMS: &[Source] = &[
+    source("left", Input::LeftEpochs, PARTITIONS),
+    source("right", Input::RightEpochs, PARTITIONS),
+];
+const TWO_TABLES: &[Source] = &[
+    source("left", Input::LeftRows, PARTITIONS),
+    source("right", Input::RightRows, PARTITIONS),
+];
+const ORDER_ROWS_USERS: &[Source] = &[
+    source("left", Input::OrderRows, PARTITIONS),
+    source("right", Input::Users, PARTITIONS),
+];
+const ENRICH: &[&str] = &["enrich-repartition"];
+const ORDER_USER: &[&str] = &[
+    "order-user-subscription-registration-topic",
+    "order-user-subscription-response-topic",
+];
 
 /// Every case; each has `tests/differential/<name>/app.yaml` and a Java twin of that name.
 pub const CASES: &[Case] = &[
@@ -136,7 +277,7 @@ pub const CASES: &[Case] = &[
         Model::Totals,
     ),
     Case {
-        repartition: Some("per-category-repartition"),
+        internal: &["per-category-repartition"],
         ..case_of(
             "groupby-count",
             NO_TOMBSTONES,
@@ -146,10 +287,10 @@ pub const CASES: &[Case] = &[
         )
     },
     Case {
-        repartition: Some("category-totals-repartition"),
+        internal: &["category-totals-repartition"],
         ..case_of(
             "table-aggregate",
-            Source::Table,
+            TABLE,
             KeyFormat::String,
             ValueFormat::Long,
             Model::TableTotals,
@@ -195,10 +336,94 @@ pub const CASES: &[Case] = &[
     },
     case_of(
         "table-ops",
-        Source::Table,
+        TABLE,
         KeyFormat::String,
         ValueFormat::Long,
         Model::TableOps,
+    ),
+    join_case(
+        "stream-table-join",
+        ORDERS_3_USERS_4,
+        ENRICH,
+        Comparison::Multiset,
+        Model::StreamTable(JoinKind::Inner),
+    ),
+    join_case(
+        "stream-table-left-join",
+        ORDERS_USERS,
+        ENRICH,
+        Comparison::Multiset,
+        Model::StreamTable(JoinKind::Left),
+    ),
+    join_case(
+        "stream-global-join",
+        ORDERS_GLOBAL_USERS,
+        &[],
+        Comparison::Multiset,
+        Model::StreamGlobal(JoinKind::Inner),
+    ),
+    join_case(
+        "stream-global-left-join",
+        ORDERS_GLOBAL_USERS,
+        &[],
+        Comparison::Multiset,
+        Model::StreamGlobal(JoinKind::Left),
+    ),
+    join_case(
+        "stream-stream-join",
+        EPOCH_STREAMS,
+        &[],
+        Comparison::Multiset,
+        Model::StreamStream(JoinKind::Inner),
+    ),
+    join_case(
+        "stream-stream-left-join",
+        EPOCH_STREAMS,
+        &[],
+        Comparison::Multiset,
+        Model::StreamStream(JoinKind::Left),
+    ),
+    join_case(
+        "stream-stream-outer-join",
+        EPOCH_STREAMS,
+        &[],
+        Comparison::Multiset,
+        Model::StreamStream(JoinKind::Outer),
+    ),
+    join_case(
+        "table-table-join",
+        TWO_TABLES,
+        &[],
+        Comparison::FinalValue,
+        Model::TableTable(JoinKind::Inner),
+    ),
+    join_case(
+        "table-table-left-join",
+        TWO_TABLES,
+        &[],
+        Comparison::FinalValue,
+        Model::TableTable(JoinKind::Left),
+    ),
+    join_case(
+        "table-table-outer-join",
+        TWO_TABLES,
+        &[],
+        Comparison::FinalValue,
+        Model::TableTable(JoinKind::Outer),
+    ),
+    join_case(
+        "fk-join",
+        ORDER_ROWS_USERS,
+        ORDER_USER,
+        Comparison::FinalValue,
+        Model::ForeignKey(JoinKind::Inner),
+    ),
+    join_case(
+        "fk-left-join",
+        ORDER_ROWS_USERS,
+        ORDER_USER,
+        Comparison::FinalValue,
+        Model::ForeignKey(JoinKind::Left),
     ),
 ];
 
@@ -218,29 +443,61 @@ pub fn selected_cases() -> Vec<&'static Case> {
     }
 }
 
-/// The case's manifest with its placeholders replaced.
-pub fn manifest(case: &Case, app: &str, source: &str, output: &str) -> String {
+/// A source's placeholder in a manifest: `${INPUT}` for the role `input`.
+fn placeholder(role: &str) -> String {
+    format!("${{{}}}", role.to_uppercase())
+}
+
+/// The case's manifest with its placeholders replaced; `topics` holds one topic per source, in
+/// the order of `case.sources`.
+pub fn manifest(case: &Case, app: &str, topics: &[String], output: &str) -> String {
     let path = repo_root()
         .join("tests/differential")
         .join(case.name)
         .join("app.yaml");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let role = match case.source {
-        Source::Stream { .. } => "${INPUT}",
-        Source::Table => "${TABLE}",
-    };
-    let text = text
-        .replace("${APP}", app)
-        .replace(role, source)
-        .replace("${OUTPUT}", output);
+    let mut text = text.replace("${APP}", app).replace("${OUTPUT}", output);
+    for (s, topic) in case.sources.iter().zip(topics) {
+        let role = placeholder(s.role);
+        assert!(
+            text.contains(&role),
+            "{} does not read its source {role}",
+            path.display()
+        );
+        text = text.replace(&role, topic);
+    }
+    let filled: Vec<String> = case.sources.iter().map(|s| placeholder(s.role)).collect();
     assert!(
         !text
             .lines()
             .any(|l| !l.trim_start().starts_with('#') && l.contains("${")),
-        "{} has a placeholder the harness does not fill (it fills ${{APP}}, ${{OUTPUT}} and {role})",
+        "{} has a placeholder the harness does not fill (it fills ${{APP}}, ${{OUTPUT}} and {filled:?})",
         path.display()
     );
     text
+}
+
+/// The generated input of every source of `case`, in the order of `case.sources`.
+pub fn inputs(case: &Case) -> Vec<Vec<InputRecord>> {
+    let seed = input::seed_for(case.name);
+    case.sources
+        .iter()
+        .map(|s| {
+            // Each role its own sequence; the two epoch streams come from one generator.
+            let own = seed ^ input::seed_for(s.role);
+            match s.input {
+                Input::Stream { tombstones } => input::stream_input(seed, tombstones),
+                Input::Table => input::table_input(seed),
+                Input::Orders => input::orders(own),
+                Input::Users => input::users(own),
+                Input::OrderRows => input::order_rows(own),
+                Input::LeftRows => input::side_rows(own, "left", 0),
+                Input::RightRows => input::side_rows(own, "right", 2),
+                Input::LeftEpochs => input::epochs(seed, s.partitions).0,
+                Input::RightEpochs => input::epochs(seed, s.partitions).1,
+            }
+        })
+        .collect()
 }
 
 /// What runs against the oracle.
@@ -273,25 +530,34 @@ struct Side {
     runner: usize,
 }
 
+/// One source of a prepared case: its topic, its input and where each record landed.
+pub struct Produced {
+    pub source: &'static Source,
+    pub topic: String,
+    pub input: Vec<InputRecord>,
+    pub partitions: Vec<i32>,
+}
+
 /// One case, prepared: topics created and input produced.
 struct Prepared {
     case: &'static Case,
-    source_topic: String,
-    input: Vec<InputRecord>,
-    partitions: Vec<i32>,
+    sources: Vec<Produced>,
     sides: [Side; 2],
 }
 
 impl Prepared {
+    fn topics(&self) -> Vec<String> {
+        self.sources.iter().map(|s| s.topic.clone()).collect()
+    }
+
     fn topic_map(&self, side: usize) -> String {
-        let role = match self.case.source {
-            Source::Stream { .. } => "input",
-            Source::Table => "table",
-        };
-        format!(
-            "{role}={},output={}",
-            self.source_topic, self.sides[side].output
-        )
+        let mut map: Vec<String> = self
+            .sources
+            .iter()
+            .map(|s| format!("{}={}", s.source.role, s.topic))
+            .collect();
+        map.push(format!("output={}", self.sides[side].output));
+        map.join(",")
     }
 }
 
@@ -306,27 +572,39 @@ pub async fn run(contender: Contender) {
     let classpath = process::oracle_classpath();
     let names = ["java", contender.label()];
 
-    // Topics: the input (or table) and one output per side.
+    // Topics: one per source, and one output per side.
     let mut prepared = Vec::new();
-    let mut topics = Vec::new();
+    let mut topics: Vec<(String, i32)> = Vec::new();
     for case in &cases {
-        let source_topic = unique_name(&format!("diff-{}-in", case.name));
+        let sources: Vec<Produced> = case
+            .sources
+            .iter()
+            .zip(inputs(case))
+            .map(|(source, input)| Produced {
+                source,
+                topic: unique_name(&format!("diff-{}-{}", case.name, source.role)),
+                input,
+                partitions: Vec::new(),
+            })
+            .collect();
         let outputs = names.map(|n| unique_name(&format!("diff-{}-out-{n}", case.name)));
-        topics.push(source_topic.clone());
-        topics.extend(outputs.iter().cloned());
-        let seed = input::seed_for(case.name);
-        let input = match case.source {
-            Source::Stream { tombstones } => input::stream_input(seed, tombstones),
-            Source::Table => input::table_input(seed),
-        };
+        topics.extend(
+            sources
+                .iter()
+                .map(|s| (s.topic.clone(), s.source.partitions)),
+        );
+        topics.extend(outputs.iter().map(|o| (o.clone(), PARTITIONS)));
         let sides = [0, 1].map(|i| {
             let app = unique_name(&format!("diff-{}-{}", case.name, names[i]));
-            let mut sources = vec![source_topic.clone()];
-            if let Some(r) = case.repartition {
-                sources.push(format!("{app}-{r}"));
-            }
+            // Global tables commit no offsets (see `Source::global`).
+            let mut read: Vec<String> = sources
+                .iter()
+                .filter(|s| !s.source.global)
+                .map(|s| s.topic.clone())
+                .collect();
+            read.extend(case.internal.iter().map(|t| format!("{app}-{t}")));
             Side {
-                progress: Progress::new(&app, sources, &outputs[i]),
+                progress: Progress::new(&app, read, &outputs[i]),
                 app,
                 output: outputs[i].clone(),
                 done: false,
@@ -336,20 +614,23 @@ pub async fn run(contender: Contender) {
         });
         prepared.push(Prepared {
             case,
-            source_topic,
-            input,
-            partitions: Vec::new(),
+            sources,
             sides,
         });
     }
-    let with_partitions: Vec<(&str, i32)> =
-        topics.iter().map(|t| (t.as_str(), PARTITIONS)).collect();
+    let with_partitions: Vec<(&str, i32)> = topics.iter().map(|(t, n)| (t.as_str(), *n)).collect();
     crate::kafka::create_topics(&with_partitions).await;
+    let topics: Vec<String> = topics.into_iter().map(|(t, _)| t).collect();
     let created = started.elapsed();
-    // Side by side: each producer spends most of its time waiting for acknowledgements.
+    // Side by side: each producer spends most of its time waiting for acknowledgements. Every
+    // input is in its topic before either side starts.
     std::thread::scope(|scope| {
         for p in &mut prepared {
-            scope.spawn(|| p.partitions = input::produce(&p.source_topic, &p.input));
+            for s in &mut p.sources {
+                scope.spawn(|| {
+                    s.partitions = input::produce(&s.topic, s.source.partitions, &s.input)
+                });
+            }
         }
     });
     let produced = started.elapsed();
@@ -382,7 +663,7 @@ pub async fn run(contender: Contender) {
         }
         Contender::Freshet => {
             for p in &mut prepared {
-                let m = manifest(p.case, &p.sides[1].app, &p.source_topic, &p.sides[1].output);
+                let m = manifest(p.case, &p.sides[1].app, &p.topics(), &p.sides[1].output);
                 runners.push(Runner::engine(&m, &p.sides[1].app));
                 p.sides[1].runner = runners.len() - 1;
             }
@@ -575,7 +856,7 @@ fn wait_for_all(
         }
         if Instant::now() > deadline {
             let mut msg = format!(
-                "not done after {DEADLINE:?} (done means: committed offsets at the end of the input and of the repartition topics, then the output quiet for {:?}):\n",
+                "not done after {DEADLINE:?} (done means: committed offsets at the end of the sources and of the internal topics, then the output quiet for {:?}):\n",
                 progress::QUIET
             );
             for p in prepared
@@ -607,10 +888,48 @@ fn check_case(
     client: &BaseConsumer,
     names: &[&str; 2],
 ) -> Result<String, String> {
+    // The internal topics: as many partitions on both sides (a repartition topic before a join
+    // takes the other side's count).
+    for t in p.case.internal {
+        let counts: Vec<Option<i32>> = p
+            .sides
+            .iter()
+            .map(|s| progress::partitions(client, &format!("{}-{t}", s.app)))
+            .collect::<Result<_, _>>()?;
+        if counts[0] != counts[1] {
+            return Err(format!(
+                "the internal topic <app>-{t} has {:?} partitions in {} and {:?} in {}",
+                counts[0], names[0], counts[1], names[1]
+            ));
+        }
+    }
+    let mut outputs = Vec::new();
+    for s in &p.sides {
+        outputs.push(progress::read_all(client, &s.output)?);
+    }
+    let expected = if contender == Contender::Java {
+        model::expected(p.case, &p.sources)
+    } else {
+        None
+    };
+    let input: usize = p.sources.iter().map(|s| s.input.len()).sum();
+    match p.case.comparison {
+        Comparison::FinalValue => check_final(p, &outputs, expected, names, input),
+        Comparison::Multiset => check_multiset(p, &outputs, expected, names, input),
+    }
+}
+
+/// A table output: the final value per key.
+fn check_final(
+    p: &Prepared,
+    outputs: &[Vec<Received>],
+    expected: Option<Expected>,
+    names: &[&str; 2],
+    input: usize,
+) -> Result<String, String> {
     let mut tables: Vec<FinalTable> = Vec::new();
-    for (i, s) in p.sides.iter().enumerate() {
-        let records = progress::read_all(client, &s.output)?;
-        let table = final_values(&records).map_err(|e| format!("{} output: {e}", names[i]))?;
+    for (i, records) in outputs.iter().enumerate() {
+        let table = final_values(records).map_err(|e| format!("{} output: {e}", names[i]))?;
         tables.push(table);
     }
     let (java, other) = (&tables[0], &tables[1]);
@@ -639,10 +958,8 @@ fn check_case(
             render(p.case, names[0], names[1], &mismatches)
         );
     }
-    if contender == Contender::Java
-        && let Some(expected) = model::expected(p.case, &p.input, &p.partitions)
-    {
-        let m = compare(p.case, &expected, java);
+    if let Some(Expected::Final(expected)) = &expected {
+        let m = compare(p.case, expected, java);
         if !m.is_empty() {
             let _ = write!(
                 problems,
@@ -657,13 +974,74 @@ fn check_case(
     }
     let updates = |t: &FinalTable| t.values().map(|f| f.updates).sum::<usize>();
     Ok(format!(
-        "{} keys with values, {} tombstoned; {} records from java, {} from {}; input {} records",
+        "{} keys with values, {} tombstoned; {} records from java, {} from {}; input {input} records",
         present(java),
         java.len() - present(java),
         updates(java),
         updates(other),
         names[1],
-        p.input.len()
+    ))
+}
+
+/// A stream output: every record, as a multiset.
+fn check_multiset(
+    p: &Prepared,
+    outputs: &[Vec<Received>],
+    expected: Option<Expected>,
+    names: &[&str; 2],
+    input: usize,
+) -> Result<String, String> {
+    let sets: Vec<Multiset> = outputs
+        .iter()
+        .map(|records| multiset(p.case.value, records))
+        .collect();
+    let (java, other) = (&sets[0], &sets[1]);
+    if java.is_empty() {
+        return Err("the oracle's output holds no record: nothing would be compared".to_owned());
+    }
+    let mut problems = String::new();
+    let mismatches = compare_multisets(java, other);
+    if !mismatches.is_empty() {
+        let _ = write!(
+            problems,
+            "{} of {} distinct records are written a different number of times:\n{}",
+            mismatches.len(),
+            java.len().max(other.len()),
+            render_multiset(p.case, names[0], names[1], &mismatches)
+        );
+    }
+    if let Some(Expected::Records(expected)) = &expected {
+        let m = compare_multisets(expected, &without_partitions(java));
+        if !m.is_empty() {
+            let _ = write!(
+                problems,
+                "the oracle disagrees with the harness's model on {} records (a harness or model bug):\n{}",
+                m.len(),
+                render_multiset(p.case, "model", "java", &m)
+            );
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let nulls = |side: &str| {
+        java.iter()
+            .filter(|((_, v, _), _)| {
+                v.as_deref()
+                    .is_some_and(|v| v.contains(&format!("\"{side}\":null")))
+            })
+            .map(|(_, n)| n)
+            .sum::<usize>()
+    };
+    let (left_only, right_only) = match p.case.model {
+        Model::StreamStream(_) => (nulls("right"), nulls("left")),
+        _ => (nulls("user"), 0),
+    };
+    Ok(format!(
+        "{} records from java ({left_only} without a right side, {right_only} without a left side), {} from {}; input {input} records",
+        outputs[0].len(),
+        outputs[1].len(),
+        names[1],
     ))
 }
 
@@ -688,9 +1066,13 @@ mod tests {
         known.sort();
         assert_eq!(on_disk, known);
         for c in CASES {
-            let m = manifest(c, "app-1", "in-1", "out-1");
+            let topics: Vec<String> = c.sources.iter().map(|s| format!("{}-1", s.role)).collect();
+            let m = manifest(c, "app-1", &topics, "out-1");
             assert!(m.contains("applicationId: app-1"), "{m}");
-            assert!(m.contains("\"in-1\"") && m.contains("\"out-1\""), "{m}");
+            assert!(m.contains("\"out-1\""), "{m}");
+            for t in &topics {
+                assert!(m.contains(&format!("\"{t}\"")), "{t} in {m}");
+            }
             let spec: serde_yaml_ng::Value =
                 serde_yaml_ng::from_str(&m).unwrap_or_else(|e| panic!("{}: {e}", c.name));
             assert_eq!(spec["spec"]["config"]["statestore.cache.max.bytes"], "0");

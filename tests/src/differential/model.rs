@@ -12,9 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::compare::{Final, FinalTable};
+use super::compare::{Final, FinalTable, Multiset, value_text};
 use super::input::{InputRecord, PARTITIONS};
-use super::{Case, Model};
+use super::{Case, JoinKind, Model, Produced, ValueFormat};
 
 const SIZE_MS: i64 = 10_000;
 const ADVANCE_MS: i64 = 5_000;
@@ -57,16 +57,167 @@ fn long(v: i64) -> Vec<u8> {
     v.to_be_bytes().to_vec()
 }
 
-/// The final output of `case` for `input`, whose records landed on `partitions`; None for cases
-/// without a model.
-pub fn expected(case: &Case, input: &[InputRecord], partitions: &[i32]) -> Option<FinalTable> {
+/// What a case must output.
+pub enum Expected {
+    /// The final value per key (cases compared by final value).
+    Final(FinalTable),
+    /// Every record, without partitions (cases compared as multisets).
+    Records(Multiset),
+}
+
+/// The output of `case` for the inputs of its sources; None for cases without a model.
+pub fn expected(case: &Case, sources: &[Produced]) -> Option<Expected> {
+    if let Some(records) = join_records(case, sources) {
+        return Some(Expected::Records(records));
+    }
+    if let Model::TableTable(kind) = case.model {
+        return Some(Expected::Final(table_table(kind, sources)));
+    }
+    if let Model::ForeignKey(kind) = case.model {
+        return Some(Expected::Final(foreign_key(kind, sources)));
+    }
+    let (input, partitions) = (&sources[0].input, &sources[0].partitions);
+    single_source(case, input, partitions).map(Expected::Final)
+}
+
+/// The final row of each key of a table's input (records of a key share a partition, so input
+/// order is their order); deleted keys are absent.
+fn final_rows(input: &[InputRecord]) -> BTreeMap<String, Value> {
+    let mut rows = BTreeMap::new();
+    for r in input {
+        match json(r) {
+            Some(v) => rows.insert(r.key.clone(), v),
+            None => rows.remove(&r.key),
+        };
+    }
+    rows
+}
+
+fn pair(a: &str, left: Option<&Value>, b: &str, right: Option<&Value>) -> Value {
+    serde_json::json!({ a: left.cloned().unwrap_or(Value::Null), b: right.cloned().unwrap_or(Value::Null) })
+}
+
+fn element(key: &str, value: &Value) -> super::compare::Element {
+    (
+        Some(key.as_bytes().to_vec()),
+        Some(value_text(ValueFormat::Json, value.to_string().as_bytes())),
+        None,
+    )
+}
+
+/// The records of the stream joins. Stream-table and stream-globalTable: every table row is
+/// stamped before every order, so each order meets its user's final row (absent: dropped by an
+/// inner join, `null` in a left join); re-keyed by user before a table join, keyed by order
+/// after a global one. Stream-stream: within a key and epoch every left record pairs with every
+/// right record; a side's records without a partner in their epoch are emitted alone (`null` on
+/// the other side) by a left join (left records) and an outer join (both sides).
+fn join_records(case: &Case, sources: &[Produced]) -> Option<Multiset> {
+    let mut out = Multiset::new();
+    let mut add = |key: &str, value: Value| *out.entry(element(key, &value)).or_default() += 1;
+    match case.model {
+        Model::StreamTable(kind) | Model::StreamGlobal(kind) => {
+            let users = final_rows(&sources[1].input);
+            for order in sources[0].input.iter() {
+                let v = json(order).expect("orders have values");
+                let user = v["user"].as_str().expect("orders name a user");
+                let row = users.get(user);
+                if row.is_none() && kind == JoinKind::Inner {
+                    continue;
+                }
+                let key = if matches!(case.model, Model::StreamTable(_)) {
+                    user
+                } else {
+                    order.key.as_str()
+                };
+                add(key, pair("order", Some(&v), "user", row));
+            }
+        }
+        Model::StreamStream(kind) => {
+            // (key, epoch) -> (left values, right values)
+            let mut groups: BTreeMap<(String, i64), (Vec<Value>, Vec<Value>)> = BTreeMap::new();
+            for (side, s) in sources.iter().enumerate() {
+                for r in &s.input {
+                    let v = json(r).expect("stream-stream inputs have values");
+                    let epoch = v["epoch"].as_i64().expect("epoch");
+                    let g = groups.entry((r.key.clone(), epoch)).or_default();
+                    if side == 0 { g.0.push(v) } else { g.1.push(v) }
+                }
+            }
+            for ((key, _), (lefts, rights)) in &groups {
+                for l in lefts {
+                    for r in rights {
+                        add(key, pair("left", Some(l), "right", Some(r)));
+                    }
+                }
+                if rights.is_empty() && kind != JoinKind::Inner {
+                    for l in lefts {
+                        add(key, pair("left", Some(l), "right", None));
+                    }
+                }
+                if lefts.is_empty() && kind == JoinKind::Outer {
+                    for r in rights {
+                        add(key, pair("left", None, "right", Some(r)));
+                    }
+                }
+            }
+        }
+        _ => return None,
+    }
+    Some(out)
+}
+
+fn json_table(entries: impl IntoIterator<Item = (String, Value)>) -> FinalTable {
+    table(
+        entries
+            .into_iter()
+            .map(|(k, v)| (k, v.to_string().into_bytes())),
+    )
+}
+
+/// Both tables' final rows joined on the key: the last update of a key, on either side, meets
+/// the other side's final row.
+fn table_table(kind: JoinKind, sources: &[Produced]) -> FinalTable {
+    let (left, right) = (final_rows(&sources[0].input), final_rows(&sources[1].input));
+    let mut keys: BTreeSet<&String> = left.keys().collect();
+    if kind == JoinKind::Outer {
+        keys.extend(right.keys());
+    }
+    json_table(keys.into_iter().filter_map(|k| {
+        let (l, r) = (left.get(k), right.get(k));
+        let keep = match kind {
+            JoinKind::Inner => l.is_some() && r.is_some(),
+            JoinKind::Left => l.is_some(),
+            JoinKind::Outer => true,
+        };
+        keep.then(|| (k.clone(), pair("left", l, "right", r)))
+    }))
+}
+
+/// Each order's final row joined with the final row of the user it names (the foreign key).
+fn foreign_key(kind: JoinKind, sources: &[Produced]) -> FinalTable {
+    let (orders, users) = (final_rows(&sources[0].input), final_rows(&sources[1].input));
+    json_table(orders.into_iter().filter_map(|(k, order)| {
+        let user = users.get(order["user"].as_str().expect("orders name a user"));
+        (user.is_some() || kind == JoinKind::Left)
+            .then(|| (k, pair("order", Some(&order), "user", user)))
+    }))
+}
+
+/// The final output of the single-source cases for `input`, whose records landed on
+/// `partitions`.
+fn single_source(case: &Case, input: &[InputRecord], partitions: &[i32]) -> Option<FinalTable> {
     let values = || {
         input
             .iter()
             .filter_map(|r| json(r).map(|v| (r.key.clone(), v)))
     };
     let out = match case.model {
-        Model::None => return None,
+        Model::None
+        | Model::StreamTable(_)
+        | Model::StreamGlobal(_)
+        | Model::StreamStream(_)
+        | Model::TableTable(_)
+        | Model::ForeignKey(_) => return None,
         Model::Count => {
             let mut counts: BTreeMap<String, i64> = BTreeMap::new();
             for (k, _) in values() {

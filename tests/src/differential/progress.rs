@@ -1,6 +1,7 @@
 //! When an application is done with the input: its committed offsets (group = application id)
-//! have reached the end of every topic it reads, repartition topics included, and its output has
-//! then stayed quiet for a moment.
+//! have reached the end of every topic it reads (every source but a global table, whose thread
+//! commits nothing; repartition topics and a foreign-key join's subscription topics included), and
+//! its output has then stayed quiet for a moment.
 //!
 //! Under at-least-once both Kafka Streams and Freshet flush their producers before committing, so
 //! once the offsets are committed every output of those records is already in the output topic;
@@ -46,7 +47,7 @@ fn end_offsets(client: &BaseConsumer, topic: &str, partitions: i32) -> Result<Ve
 /// One application being waited for.
 pub struct Progress {
     app: String,
-    /// The topics it consumes: its input, then its repartition topics.
+    /// The topics it consumes: its sources, then its internal topics.
     sources: Vec<String>,
     output: String,
     /// Reads the group's committed offsets; never joins the group.

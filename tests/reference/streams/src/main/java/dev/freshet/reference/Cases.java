@@ -1,27 +1,36 @@
 package dev.freshet.reference;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.NullNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.time.Duration;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.function.BiConsumer;
+import java.util.function.Function;
 import org.apache.kafka.common.serialization.Serde;
 import org.apache.kafka.common.serialization.Serdes;
 import org.apache.kafka.common.utils.Bytes;
 import org.apache.kafka.streams.KeyValue;
 import org.apache.kafka.streams.StreamsBuilder;
 import org.apache.kafka.streams.kstream.Consumed;
+import org.apache.kafka.streams.kstream.GlobalKTable;
 import org.apache.kafka.streams.kstream.Grouped;
+import org.apache.kafka.streams.kstream.JoinWindows;
+import org.apache.kafka.streams.kstream.Joined;
 import org.apache.kafka.streams.kstream.KGroupedStream;
 import org.apache.kafka.streams.kstream.KStream;
 import org.apache.kafka.streams.kstream.KTable;
+import org.apache.kafka.streams.kstream.KeyValueMapper;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Produced;
 import org.apache.kafka.streams.kstream.SessionWindows;
 import org.apache.kafka.streams.kstream.SlidingWindows;
+import org.apache.kafka.streams.kstream.StreamJoined;
 import org.apache.kafka.streams.kstream.Suppressed;
+import org.apache.kafka.streams.kstream.TableJoined;
 import org.apache.kafka.streams.kstream.TimeWindows;
+import org.apache.kafka.streams.kstream.ValueJoiner;
 import org.apache.kafka.streams.kstream.Windowed;
 import org.apache.kafka.streams.kstream.WindowedSerdes;
 import org.apache.kafka.streams.state.KeyValueStore;
@@ -86,7 +95,19 @@ final class Cases {
             Map.entry("sliding-count", Cases::slidingCount),
             Map.entry("session-count", Cases::sessionCount),
             Map.entry("suppress", Cases::suppress),
-            Map.entry("table-ops", Cases::tableOps)));
+            Map.entry("table-ops", Cases::tableOps),
+            Map.entry("stream-table-join", (b, t) -> streamTableJoin(b, t, false)),
+            Map.entry("stream-table-left-join", (b, t) -> streamTableJoin(b, t, true)),
+            Map.entry("stream-global-join", (b, t) -> streamGlobalJoin(b, t, false)),
+            Map.entry("stream-global-left-join", (b, t) -> streamGlobalJoin(b, t, true)),
+            Map.entry("stream-stream-join", (b, t) -> streamStreamJoin(b, t, Join.INNER)),
+            Map.entry("stream-stream-left-join", (b, t) -> streamStreamJoin(b, t, Join.LEFT)),
+            Map.entry("stream-stream-outer-join", (b, t) -> streamStreamJoin(b, t, Join.OUTER)),
+            Map.entry("table-table-join", (b, t) -> tableTableJoin(b, t, Join.INNER)),
+            Map.entry("table-table-left-join", (b, t) -> tableTableJoin(b, t, Join.LEFT)),
+            Map.entry("table-table-outer-join", (b, t) -> tableTableJoin(b, t, Join.OUTER)),
+            Map.entry("fk-join", (b, t) -> foreignKeyJoin(b, t, false)),
+            Map.entry("fk-left-join", (b, t) -> foreignKeyJoin(b, t, true))));
 
     private static final Serde<String> STRING = Serdes.String();
     private static final Serde<Long> LONG = Serdes.Long();
@@ -234,6 +255,96 @@ final class Cases {
                 .suppress(Suppressed.untilWindowCloses(Suppressed.BufferConfig.unbounded()))
                 .toStream()
                 .to(t.output(), windowedLong());
+    }
+
+    private enum Join { INNER, LEFT, OUTER }
+
+    /** A joiner's value {@code {'<a>': left, '<b>': right}}; a missing side is JSON null. */
+    private static JsonNode pair(String a, JsonNode left, String b, JsonNode right) {
+        ObjectNode node = JsonSerde.MAPPER.createObjectNode();
+        node.set(a, left == null ? NullNode.getInstance() : left);
+        node.set(b, right == null ? NullNode.getInstance() : right);
+        return node;
+    }
+
+    // streams: input; tables: users (the 'table' topic); from input: selectKey "value.user",
+    // { name: enrich, join|leftJoin: { table: users, value: "{'order': left, 'user': right}" } }.
+    // The re-keyed stream goes through <app>-enrich-repartition, which takes the table's partition
+    // count (4 where the input has 3 in stream-table-join): Joined.as names the join processor and
+    // that topic as the step's name does in Freshet.
+    static void streamTableJoin(StreamsBuilder b, Topics t, boolean left) {
+        KStream<String, JsonNode> orders = input(b, t);
+        KTable<String, JsonNode> users = b.table(t.table());
+        KStream<String, JsonNode> byUser = orders.selectKey((key, value) -> value.get("user").asText());
+        ValueJoiner<JsonNode, JsonNode, JsonNode> joiner = (order, user) -> pair("order", order, "user", user);
+        Joined<String, JsonNode, JsonNode> joined = Joined.as("enrich");
+        (left ? byUser.leftJoin(users, joiner, joined) : byUser.join(users, joiner, joined))
+                .to(t.output(), Produced.with(STRING, JSON));
+    }
+
+    // streams: input; globalTables: users (the 'global' topic); from input:
+    // join|leftJoin: { globalTable: users, key: "value.user", value: "{'order': left, 'user': right}" }.
+    static void streamGlobalJoin(StreamsBuilder b, Topics t, boolean left) {
+        KStream<String, JsonNode> orders = input(b, t);
+        GlobalKTable<String, JsonNode> users = b.globalTable(t.get("global"));
+        KeyValueMapper<String, JsonNode, String> user = (key, value) -> value.get("user").asText();
+        ValueJoiner<JsonNode, JsonNode, JsonNode> joiner = (order, row) -> pair("order", order, "user", row);
+        (left ? orders.leftJoin(users, user, joiner) : orders.join(users, user, joiner))
+                .to(t.output(), Produced.with(STRING, JSON));
+    }
+
+    // streams: left, right; from left: { name: pairs, join|leftJoin|outerJoin: { stream: right,
+    // window: { within: 10s, grace: 5s }, value: "{'left': left, 'right': right}" } }: stores
+    // pairs-this-join-store, pairs-other-join-store (and pairs-outer-shared-join-store). Unmatched
+    // records of left and outer joins are emitted when their window closes; the oracle's config
+    // sets the spurious-results emit interval to 0, as the manifests do, so that does not wait
+    // on the wall clock.
+    static void streamStreamJoin(StreamsBuilder b, Topics t, Join kind) {
+        KStream<String, JsonNode> left = b.stream(t.get("left"));
+        KStream<String, JsonNode> right = b.stream(t.get("right"));
+        ValueJoiner<JsonNode, JsonNode, JsonNode> joiner = (l, r) -> pair("left", l, "right", r);
+        JoinWindows window = JoinWindows.ofTimeDifferenceAndGrace(Duration.ofSeconds(10), GRACE);
+        StreamJoined<String, JsonNode, JsonNode> stores = StreamJoined.with(STRING, JSON, JSON).withStoreName("pairs");
+        KStream<String, JsonNode> joined = switch (kind) {
+            case INNER -> left.join(right, joiner, window, stores);
+            case LEFT -> left.leftJoin(right, joiner, window, stores);
+            case OUTER -> left.outerJoin(right, joiner, window, stores);
+        };
+        joined.to(t.output(), Produced.with(STRING, JSON));
+    }
+
+    // tables: left { store: left-store }, right { store: right-store }; from left:
+    // join|leftJoin|outerJoin: { table: right, value: "{'left': left, 'right': right}" }, toStream.
+    static void tableTableJoin(StreamsBuilder b, Topics t, Join kind) {
+        KTable<String, JsonNode> left = b.table(t.get("left"), Consumed.with(STRING, JSON),
+                Materialized.<String, JsonNode, KeyValueStore<Bytes, byte[]>>as("left-store"));
+        KTable<String, JsonNode> right = b.table(t.get("right"), Consumed.with(STRING, JSON),
+                Materialized.<String, JsonNode, KeyValueStore<Bytes, byte[]>>as("right-store"));
+        ValueJoiner<JsonNode, JsonNode, JsonNode> joiner = (l, r) -> pair("left", l, "right", r);
+        KTable<String, JsonNode> joined = switch (kind) {
+            case INNER -> left.join(right, joiner);
+            case LEFT -> left.leftJoin(right, joiner);
+            case OUTER -> left.outerJoin(right, joiner);
+        };
+        joined.toStream().to(t.output(), Produced.with(STRING, JSON));
+    }
+
+    // tables: orders (the 'left' topic) { store: orders-store }, users (the 'right' topic)
+    // { store: users-store }; from orders: { name: order-user, join|leftJoin: { table: users,
+    // foreignKey: "value.user", value: "{'order': left, 'user': right}" } }, toStream: the topics
+    // <app>-order-user-subscription-registration-topic and -subscription-response-topic.
+    static void foreignKeyJoin(StreamsBuilder b, Topics t, boolean left) {
+        KTable<String, JsonNode> orders = b.table(t.get("left"), Consumed.with(STRING, JSON),
+                Materialized.<String, JsonNode, KeyValueStore<Bytes, byte[]>>as("orders-store"));
+        KTable<String, JsonNode> users = b.table(t.get("right"), Consumed.with(STRING, JSON),
+                Materialized.<String, JsonNode, KeyValueStore<Bytes, byte[]>>as("users-store"));
+        Function<JsonNode, String> user = value -> value.get("user").asText();
+        ValueJoiner<JsonNode, JsonNode, JsonNode> joiner = (order, row) -> pair("order", order, "user", row);
+        TableJoined<String, String> named = TableJoined.as("order-user");
+        KTable<String, JsonNode> joined = left
+                ? orders.leftJoin(users, user, joiner, named)
+                : orders.join(users, user, joiner, named);
+        joined.toStream().to(t.output(), Produced.with(STRING, JSON));
     }
 
     // tables: users { store: users-store }; from users: filter "value.amount > 3",

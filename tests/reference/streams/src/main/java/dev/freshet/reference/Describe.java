@@ -7,7 +7,9 @@ import java.util.function.Supplier;
 import org.apache.kafka.streams.StreamsBuilder;
 import org.apache.kafka.streams.Topology;
 import org.apache.kafka.streams.kstream.Branched;
+import org.apache.kafka.streams.kstream.GlobalKTable;
 import org.apache.kafka.streams.kstream.KStream;
+import org.apache.kafka.streams.kstream.KTable;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Named;
 import org.apache.kafka.streams.kstream.Repartitioned;
@@ -29,7 +31,9 @@ final class Describe {
             "branch-by-region", Describe::branchByRegion,
             "route-by-type", Describe::routeByType,
             "per-customer-10m", Describe::perCustomer10m,
-            "dsl-repartition", Describe::dslRepartition));
+            "dsl-repartition", Describe::dslRepartition,
+            "enriched-orders", Describe::enrichedOrders,
+            "orders-with-product", Describe::ordersWithProduct));
 
     // examples/branch-by-region/app.yaml: filter, then split with branches eu, us and the default other.
     static Topology branchByRegion() {
@@ -65,6 +69,31 @@ final class Describe {
                 .count(Materialized.as("orders-per-customer"))
                 .toStream()
                 .to("customer-counts");
+        return b.build();
+    }
+
+    // examples/enriched-orders/app.yaml: the orders stream and the customers table (store
+    // customers), declared in that order; selectKey customer, then join the table. Freshet names the join's repartition
+    // topic after the pipeline and the step (enriched-2); Repartitioned.as gives Java that name
+    // (Joined.as would also rename the join processor).
+    static Topology enrichedOrders() {
+        StreamsBuilder b = new StreamsBuilder();
+        KStream<String, String> orders = b.stream("enrich-orders");
+        KTable<String, String> customers = b.table("enrich-customers", Materialized.as("customers"));
+        orders.selectKey((k, v) -> v)
+                .repartition(Repartitioned.as("enriched-2"))
+                .join(customers, (order, customer) -> order)
+                .to("enriched-orders");
+        return b.build();
+    }
+
+    // examples/orders-with-product/app.yaml: the orders stream and the products global table;
+    // join on a key taken from the order's value, to orders-with-product.
+    static Topology ordersWithProduct() {
+        StreamsBuilder b = new StreamsBuilder();
+        KStream<String, String> orders = b.stream("product-orders");
+        GlobalKTable<String, String> products = b.globalTable("products");
+        orders.join(products, (k, v) -> v, (order, product) -> order).to("orders-with-product");
         return b.build();
     }
 

@@ -26,7 +26,8 @@ import org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler;
  * Oracle list
  * </pre>
  *
- * A topic map is {@code input=<topic>,table=<topic>,output=<topic>} (the roles a case uses).
+ * A topic map is {@code input=<topic>,table=<topic>,output=<topic>}: the roles a case uses
+ * ({@code input}, {@code table}, {@code global}, {@code left}, {@code right}) and its output.
  * {@code run} starts one KafkaStreams instance per case in this JVM, sparing a JVM start-up per
  * case. Each instance runs until SIGTERM, then closes cleanly. Stdout carries one line per state
  * change, {@code STATE <applicationId> <state>}; if any instance fails the process prints
@@ -169,6 +170,11 @@ public final class Oracle {
         p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 100);
         p.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, 0);
         p.put(StreamsConfig.consumerPrefix(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG), "earliest");
+        // As the stream-stream left and outer join manifests' config: emit a closed window's
+        // unmatched records as soon as stream time closes it, not at most once a second of wall
+        // clock (Kafka Streams' internal throttle), so what is emitted by the end does not depend
+        // on timing. Only left and outer stream-stream joins read it.
+        p.put("__emit.interval.ms.kstreams.outer.join.spurious.results.fix__", 0L);
         return p;
     }
 }
