@@ -1,3 +1,30 @@
 //! The Freshet operator: reconciles StreamsApp resources into StatefulSets of the engine.
+//!
+//! - [`controller`] — the reconciler (kube-rs `Controller`, finalizer, status by server-side
+//!   apply, Events);
+//! - [`kafka`] — the topology compiled by the engine's compiler, partition counts, internal
+//!   topics, lag and the application reset;
+//! - [`render`] — the ConfigMap, Service, StatefulSet and PodDisruptionBudget of an app;
+//! - [`status`] — conditions;
+//! - [`scaling`] — how many instances can hold work;
+//! - [`leader`] — leader election on a Lease;
+//! - [`metrics`] — Prometheus metrics and the HTTP endpoints.
 
+pub mod controller;
+pub mod kafka;
+pub mod leader;
+pub mod metrics;
+pub mod render;
 pub mod scaling;
+pub mod status;
+
+/// A short, stable digest of `text` (FNV-1a, 64 bits, hex): config hashes and state signatures
+/// must not change between operator versions, which rules out `std`'s hasher.
+pub fn digest(text: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}

@@ -1,10 +1,75 @@
 //! `freshet-operator`: reconciles StreamsApp resources into StatefulSets of the engine.
-//!
-//! This first version checks that the StreamsApp CRD is installed and reachable; the
-//! reconciler itself is built in the operator issues.
+use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
+use clap::Parser;
+use freshet_operator::controller::{self, Context};
+use freshet_operator::leader::{self, LeaseSettings};
+use freshet_operator::metrics::{self, Metrics};
+use kube::runtime::events::Recorder;
 use kube::{Api, Client, CustomResourceExt, api::ListParams};
+
+#[derive(Parser)]
+#[command(
+    name = "freshet-operator",
+    version,
+    about = "Runs StreamsApp resources as StatefulSets of the Freshet engine"
+)]
+struct Args {
+    /// Namespaces to watch (repeat or comma-separate); all when none is given.
+    #[arg(
+        long = "namespace",
+        env = "FRESHET_OPERATOR_NAMESPACES",
+        value_delimiter = ','
+    )]
+    namespaces: Vec<String>,
+    /// The engine image of StreamsApps that set no `spec.image`.
+    #[arg(long, env = "FRESHET_ENGINE_IMAGE", default_value = concat!("ghcr.io/freshet/engine:", env!("CARGO_PKG_VERSION")))]
+    engine_image: String,
+    /// Port of /metrics, /healthz and /readyz.
+    #[arg(long, env = "FRESHET_OPERATOR_HTTP_PORT", default_value_t = 8080)]
+    http_port: u16,
+    /// Elect a leader among replicas through a Lease (turn off only for a single replica).
+    #[arg(long, env = "FRESHET_OPERATOR_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    leader_election: bool,
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    #[arg(long, default_value = "freshet-operator")]
+    lease_name: String,
+    /// This replica's name in the Lease (the pod name in Kubernetes).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Seconds a leader's Lease lasts without renewal.
+    #[arg(long, default_value_t = 15)]
+    lease_duration_seconds: u64,
+    /// Seconds between Lease renewals (and attempts to take it).
+    #[arg(long, default_value_t = 2)]
+    retry_period_seconds: u64,
+    /// Seconds before a reconcile that waits on Kafka runs again.
+    #[arg(long, default_value_t = 10)]
+    retry_seconds: u64,
+    /// Seconds between looks at a healthy app (lag, pods).
+    #[arg(long, default_value_t = 60)]
+    resync_seconds: u64,
+}
+
+/// Waits until the apiserver answers and the StreamsApp CRD is served, saying why meanwhile.
+async fn wait_for_api(client: &Client) {
+    let apps: Api<freshet_crds::StreamsApp> = Api::all(client.clone());
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match apps.list(&ListParams::default().limit(1)).await {
+            Ok(_) => return,
+            Err(err) => {
+                tracing::error!(%err, crd = %freshet_crds::StreamsApp::crd_name(), retry_in = ?delay, "cannot list StreamsApps: is the apiserver reachable and the CRD installed (helm install freshet charts/freshet)?");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -13,6 +78,7 @@ async fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+    let args = Args::parse();
     let client = match Client::try_default().await {
         Ok(c) => c,
         Err(err) => {
@@ -20,15 +86,49 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let apps: Api<freshet_crds::StreamsApp> = Api::all(client);
-    match apps.list(&ListParams::default().limit(1)).await {
-        Ok(list) => {
-            tracing::info!(count = list.items.len(), crd = %freshet_crds::StreamsApp::crd_name(), "StreamsApp API reachable");
-            ExitCode::SUCCESS
+    let metrics = Arc::new(Metrics::default());
+    let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, args.http_port));
+    let server = tokio::spawn(metrics::serve(addr, metrics.clone()));
+    wait_for_api(&client).await;
+    let identity = args
+        .identity
+        .clone()
+        .unwrap_or_else(|| format!("freshet-operator-{}", std::process::id()));
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(client.clone(), controller::reporter(&identity)),
+        metrics: metrics.clone(),
+        default_image: args.engine_image.clone(),
+        retry: Duration::from_secs(args.retry_seconds),
+        resync: Duration::from_secs(args.resync_seconds),
+    });
+    let namespaces = args.namespaces.clone();
+    if !args.leader_election {
+        metrics.set_ready(true);
+        controller::run(ctx, namespaces).await;
+        return ExitCode::SUCCESS;
+    }
+    let lease = LeaseSettings {
+        namespace: args.lease_namespace.clone(),
+        name: args.lease_name.clone(),
+        identity,
+        duration: Duration::from_secs(args.lease_duration_seconds),
+        retry: Duration::from_secs(args.retry_period_seconds),
+    };
+    tokio::select! {
+        r = server => {
+            tracing::error!(result = ?r, port = args.http_port, "the HTTP endpoints stopped: is the port taken?");
+            return ExitCode::from(2);
         }
-        Err(err) => {
-            tracing::error!(%err, "cannot list StreamsApps: is the CRD installed (helm install freshet charts/freshet) and the apiserver reachable?");
-            ExitCode::from(2)
+        () = leader::acquire(&client, &lease) => {}
+    }
+    metrics.set_ready(true);
+    tokio::select! {
+        () = controller::run(ctx, namespaces) => ExitCode::SUCCESS,
+        () = leader::hold(&client, &lease) => {
+            metrics.set_ready(false);
+            tracing::error!("lost the leader Lease; exiting so that only the new leader reconciles");
+            ExitCode::from(1)
         }
     }
 }

@@ -1,0 +1,532 @@
+//! The StreamsApp reconciler, on the kube-rs controller model: `reconcile` brings the cluster to
+//! what the StreamsApp asks for, `error_policy` retries with a delay, a finalizer runs the
+//! cleanup on delete, status goes through server-side apply and what happens is told in Events.
+//!
+//! One reconcile: compile the topology (the engine's compiler) → check the source topics and
+//! co-partitioning against Kafka and create the internal topics → cap the replicas at what the
+//! partitions can use → apply the ConfigMap, Service, StatefulSet and PodDisruptionBudget →
+//! write the status. A topology that fails to compile leaves the running StatefulSet alone; a
+//! topology whose internal topics or stores changed is held back until the change is accepted.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use freshet_crds::{CleanupPolicy, StreamsApp, StreamsAppStatus};
+use freshet_engine::runtime::admin::AdminError;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+
+use crate::kafka::{self, Plan};
+use crate::metrics::Metrics;
+use crate::render::{self, Decisions};
+use crate::scaling::max_useful_replicas;
+use crate::status::{self, Judged};
+
+/// The field manager of everything the operator applies.
+pub const MANAGER: &str = "freshet-operator";
+pub const FINALIZER: &str = "freshet.dev/cleanup";
+/// Annotation on the StreamsApp accepting a topology change of internal topics or stores: its
+/// value must be the new state signature, which the Degraded condition's message gives.
+pub const ACCEPT_STATE_CHANGE: &str = "freshet.dev/accept-state-change";
+
+/// Why a reconcile failed; it is retried after a delay.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("rendering the engine manifest: {0}")]
+    Manifest(#[from] serde_yaml_ng::Error),
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+    #[error("a Kafka call did not finish: {0}")]
+    Blocking(#[from] tokio::task::JoinError),
+    #[error("{0}")]
+    Kafka(#[from] AdminError),
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    /// The engine image when the StreamsApp names none.
+    pub default_image: String,
+    /// How soon a reconcile that waits on Kafka (a missing topic, an unreachable broker) runs
+    /// again.
+    pub retry: Duration,
+    /// How often a healthy app is looked at again (lag, pods).
+    pub resync: Duration,
+}
+
+/// Runs the controller over `namespaces` (all when empty) until a shutdown signal.
+pub async fn run(ctx: Arc<Context>, namespaces: Vec<String>) {
+    let apis: Vec<(Api<StreamsApp>, Api<StatefulSet>)> = if namespaces.is_empty() {
+        vec![(Api::all(ctx.client.clone()), Api::all(ctx.client.clone()))]
+    } else {
+        namespaces
+            .iter()
+            .map(|ns| {
+                (
+                    Api::namespaced(ctx.client.clone(), ns),
+                    Api::namespaced(ctx.client.clone(), ns),
+                )
+            })
+            .collect()
+    };
+    let controllers = apis.into_iter().map(|(apps, sets)| {
+        let ctx = ctx.clone();
+        Controller::new(apps, watcher::Config::default())
+            .owns(sets, watcher::Config::default())
+            .shutdown_on_signal()
+            .run(reconcile, error_policy, ctx)
+            .for_each(|result| async move {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "reconcile result");
+                }
+            })
+    });
+    futures::future::join_all(controllers).await;
+}
+
+fn error_policy(app: Arc<StreamsApp>, error: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(app = %app.name_any(), namespace = ?app.namespace(), %error, "reconcile failed; retrying");
+    Action::requeue(ctx.retry)
+}
+
+async fn reconcile(app: Arc<StreamsApp>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let ns = app.namespace().unwrap_or_else(|| "default".into());
+    let api: Api<StreamsApp> = Api::namespaced(ctx.client.clone(), &ns);
+    let result = finalizer(&api, FINALIZER, app, |event| async {
+        match event {
+            Finalizer::Apply(app) => apply(&app, &ctx).await,
+            Finalizer::Cleanup(app) => cleanup(&app, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(e.to_string()));
+    ctx.metrics.record(result.is_ok(), started.elapsed());
+    result
+}
+
+/// Publishes an Event about `app`; a failure to publish is logged, never fatal.
+async fn event(ctx: &Context, app: &StreamsApp, type_: EventType, reason: &str, note: String) {
+    let ev = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: "Reconcile".to_owned(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &app.object_ref(&())).await {
+        tracing::warn!(app = %app.name_any(), error = %e, "cannot publish an Event");
+    }
+}
+
+/// Writes the status: `judged` conditions merged into the previous ones, plus `fields`.
+async fn write_status(
+    ctx: &Context,
+    app: &StreamsApp,
+    judged: &[Judged],
+    fields: StreamsAppStatus,
+) -> Result<(), Error> {
+    let previous = app.status.clone().unwrap_or_default();
+    let status = StreamsAppStatus {
+        observed_generation: app.metadata.generation,
+        conditions: status::merge(&previous.conditions, judged, app.metadata.generation),
+        ..fields
+    };
+    let api: Api<StreamsApp> =
+        Api::namespaced(ctx.client.clone(), &app.namespace().unwrap_or_default());
+    let patch = json!({
+        "apiVersion": StreamsApp::api_version(&()),
+        "kind": StreamsApp::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &app.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Sends the Events of conditions that changed.
+async fn announce(ctx: &Context, app: &StreamsApp, judged: &[Judged]) {
+    let previous = app.status.clone().unwrap_or_default().conditions;
+    for j in judged {
+        if !status::changed(&previous, j) {
+            continue;
+        }
+        let warning = match j.type_ {
+            status::SCALING | status::DEGRADED => j.status,
+            _ => !j.status,
+        };
+        if warning {
+            event(ctx, app, EventType::Warning, &j.reason, j.message.clone()).await;
+        }
+    }
+}
+
+/// The status fields worth keeping from the last status when this reconcile cannot recompute
+/// them (it stopped early).
+fn kept(app: &StreamsApp) -> StreamsAppStatus {
+    let s = app.status.clone().unwrap_or_default();
+    StreamsAppStatus {
+        conditions: Vec::new(),
+        observed_generation: None,
+        ..s
+    }
+}
+
+async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
+    let spec = app.spec.clone();
+    let mut plan = match tokio::task::spawn_blocking(move || kafka::plan(&spec)).await? {
+        Ok(plan) => plan,
+        Err(message) => {
+            let judged = [
+                Judged::new(status::TOPOLOGY_VALID, false, "TopologyInvalid", message),
+                Judged::new(
+                    status::READY,
+                    false,
+                    "TopologyInvalid",
+                    "the topology does not compile; the running version (if any) is kept",
+                ),
+            ];
+            announce(ctx, app, &judged).await;
+            write_status(ctx, app, &judged, kept(app)).await?;
+            // Only a change of the StreamsApp can fix it.
+            return Ok(Action::await_change());
+        }
+    };
+    let topics = {
+        let (result, plan_back) = tokio::task::spawn_blocking(move || {
+            let r = kafka::prepare(&mut plan);
+            (r, plan)
+        })
+        .await?;
+        plan = plan_back;
+        match result {
+            Ok(t) => t,
+            Err(e) => return topics_failed(app, ctx, e).await,
+        }
+    };
+    for (topic, partitions) in &topics.created {
+        event(
+            ctx,
+            app,
+            EventType::Normal,
+            "TopicCreated",
+            format!("created internal topic {topic} with {partitions} partitions"),
+        )
+        .await;
+    }
+    let threads = plan.config.num_stream_threads.max(1) as u32;
+    let tasks = plan.tasks_per_subtopology(&topics.partitions);
+    let cap = max_useful_replicas(&tasks, threads).max(1) as i32;
+    let desired = app.spec.replicas.unwrap_or(1).max(0);
+    let replicas = desired.min(cap);
+    let widest = widest_source(&plan, &topics.partitions);
+    let scaling = if desired > cap {
+        Judged::new(
+            status::SCALING,
+            true,
+            "ReplicasCapped",
+            format!(
+                "spec.replicas is {desired} but only {cap} instances can hold work ({} tasks at most in a sub-topology, {threads} stream threads each), so the StatefulSet runs {cap}. To use more instances, add partitions to {widest}{}",
+                tasks.iter().max().copied().unwrap_or(0),
+                if threads > 1 {
+                    " or lower numStreamThreads"
+                } else {
+                    ""
+                }
+            ),
+        )
+    } else {
+        Judged::new(
+            status::SCALING,
+            false,
+            "AsRequested",
+            format!("running {replicas} of at most {cap} useful instances"),
+        )
+    };
+    let ns = app.namespace().unwrap_or_default();
+    let sets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
+    let running = sets.get_opt(&app.name_any()).await?;
+    let signature = plan.state_signature();
+    let mut judged = vec![
+        Judged::new(
+            status::TOPOLOGY_VALID,
+            true,
+            "Compiled",
+            format!(
+                "{} sub-topologies, {} stores",
+                plan.topology.subtopologies().len(),
+                plan.stores.len()
+            ),
+        ),
+        Judged::new(
+            status::TOPICS_READY,
+            true,
+            "TopicsReady",
+            format!(
+                "sources present and co-partitioned; {} internal topics",
+                plan.internal_topics.len()
+            ),
+        ),
+        scaling,
+    ];
+    let held = running
+        .as_ref()
+        .and_then(|sts| held_change(app, sts, &plan, &signature));
+    match &held {
+        Some(message) => judged.push(Judged::new(
+            status::DEGRADED,
+            true,
+            "TopologyChangeHeld",
+            message.clone(),
+        )),
+        None => {
+            judged.push(Judged::new(
+                status::DEGRADED,
+                false,
+                "AsSpecified",
+                "the running topology is the specified one",
+            ));
+            apply_objects(app, ctx, &plan, replicas, &signature).await?;
+        }
+    }
+    let sts = sets.get_opt(&app.name_any()).await?;
+    let sts_status = sts.and_then(|s| s.status).unwrap_or_default();
+    let ready = sts_status.ready_replicas.unwrap_or(0);
+    judged.push(if held.is_some() {
+        Judged::new(
+            status::READY,
+            false,
+            "TopologyChangeHeld",
+            "the new topology is held back; the previous one runs",
+        )
+    } else if ready >= replicas {
+        Judged::new(
+            status::READY,
+            true,
+            "InstancesReady",
+            format!("{ready} of {replicas} instances ready"),
+        )
+    } else {
+        Judged::new(
+            status::READY,
+            false,
+            "InstancesStarting",
+            format!("{ready} of {replicas} instances ready"),
+        )
+    });
+    let lag = {
+        let partitions = topics.partitions.clone();
+        tokio::task::spawn_blocking(move || kafka::lag(&plan, &partitions))
+            .await?
+            .unwrap_or(None)
+    };
+    announce(ctx, app, &judged).await;
+    let fields = StreamsAppStatus {
+        replicas: Some(sts_status.replicas),
+        ready_replicas: Some(ready),
+        selector: Some(render::selector(app)),
+        max_useful_replicas: Some(cap),
+        tasks: Some(tasks.iter().max().copied().unwrap_or(0) as i32),
+        lag,
+        internal_topics: topics
+            .partitions
+            .keys()
+            .filter(|t| t.starts_with(&format!("{}-", app.spec.application_id)))
+            .cloned()
+            .collect(),
+        ..kept(app)
+    };
+    write_status(ctx, app, &judged, fields).await?;
+    Ok(Action::requeue(ctx.resync))
+}
+
+/// The input topic with the most partitions, which bounds the tasks.
+fn widest_source(plan: &Plan, partitions: &std::collections::BTreeMap<String, i32>) -> String {
+    let app = &plan.config.application_id;
+    plan.topology
+        .source_topics()
+        .iter()
+        .map(|t| t.resolve(app))
+        .max_by_key(|t| partitions.get(t).copied().unwrap_or(0))
+        .unwrap_or_default()
+}
+
+/// Why a rollout is held back: the running StatefulSet was made for other internal topics or
+/// stores, and the change was not accepted. `None` when it may go ahead.
+fn held_change(
+    app: &StreamsApp,
+    running: &StatefulSet,
+    plan: &Plan,
+    signature: &str,
+) -> Option<String> {
+    let annotations = running.metadata.annotations.clone().unwrap_or_default();
+    let old = annotations.get(render::STATE_SIGNATURE)?;
+    if old == signature
+        || app
+            .annotations()
+            .get(ACCEPT_STATE_CHANGE)
+            .map(String::as_str)
+            == Some(signature)
+    {
+        return None;
+    }
+    let list = |key: &str| -> Vec<String> {
+        annotations
+            .get(key)
+            .map(|v| {
+                v.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let diff = |old: Vec<String>, new: &[String]| -> String {
+        let added: Vec<&String> = new.iter().filter(|n| !old.contains(n)).collect();
+        let removed: Vec<&String> = old.iter().filter(|o| !new.contains(o)).collect();
+        format!("added {added:?}, removed {removed:?}")
+    };
+    Some(format!(
+        "the new topology changes the application's state (internal topics: {}; stores: {}), so it is not rolled out: the running version is kept. Its state would not carry over; to go ahead, stop the app and reset its state if needed (the Kafka Streams application reset), then accept the change: kubectl annotate streamsapp {} {ACCEPT_STATE_CHANGE}={signature} --overwrite",
+        diff(list(render::STATE_TOPICS), &plan.internal_topics),
+        diff(list(render::STATE_STORES), &plan.stores),
+        app.name_any(),
+    ))
+}
+
+async fn apply_objects(
+    app: &StreamsApp,
+    ctx: &Context,
+    plan: &Plan,
+    replicas: i32,
+    signature: &str,
+) -> Result<(), Error> {
+    let ns = app.namespace().unwrap_or_default();
+    let pp = PatchParams::apply(MANAGER).force();
+    let manifest = render::engine_manifest(app)?;
+    let image = app
+        .spec
+        .image
+        .clone()
+        .unwrap_or_else(|| ctx.default_image.clone());
+    let decisions = Decisions {
+        replicas,
+        image: &image,
+        signature,
+        internal_topics: &plan.internal_topics,
+        stores: &plan.stores,
+    };
+    let name = app.name_any();
+    Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
+        .patch(
+            &render::config_map_name(app),
+            &pp,
+            &Patch::Apply(render::config_map(app, &manifest)),
+        )
+        .await?;
+    Api::<Service>::namespaced(ctx.client.clone(), &ns)
+        .patch(&name, &pp, &Patch::Apply(render::service(app)))
+        .await?;
+    Api::<StatefulSet>::namespaced(ctx.client.clone(), &ns)
+        .patch(
+            &name,
+            &pp,
+            &Patch::Apply(render::stateful_set(app, &manifest, &decisions)),
+        )
+        .await?;
+    Api::<PodDisruptionBudget>::namespaced(ctx.client.clone(), &ns)
+        .patch(
+            &name,
+            &pp,
+            &Patch::Apply(render::pod_disruption_budget(app)),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Kafka refused or could not be asked: a condition that says why, and a retry.
+async fn topics_failed(app: &StreamsApp, ctx: &Context, e: AdminError) -> Result<Action, Error> {
+    let (condition, reason) = match &e {
+        AdminError::NotCoPartitioned(_) => (status::TOPOLOGY_VALID, "NotCoPartitioned"),
+        AdminError::MissingTopic(_) => (status::TOPICS_READY, "SourceTopicMissing"),
+        AdminError::Unreachable { .. } => (status::TOPICS_READY, "KafkaUnreachable"),
+        AdminError::CreateFailed { .. } => (status::TOPICS_READY, "TopicCreationFailed"),
+    };
+    let judged = [
+        Judged::new(condition, false, reason, e.to_string()),
+        Judged::new(
+            status::READY,
+            false,
+            reason,
+            "waiting for Kafka; the running version (if any) is kept",
+        ),
+    ];
+    announce(ctx, app, &judged).await;
+    write_status(ctx, app, &judged, kept(app)).await?;
+    Ok(Action::requeue(ctx.retry))
+}
+
+/// On delete: `cleanupPolicy: Delete` removes the internal topics and the consumer group; the
+/// owned objects go with the StreamsApp (owner references).
+async fn cleanup(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
+    if app.spec.cleanup_policy.unwrap_or_default() != CleanupPolicy::Delete {
+        return Ok(Action::await_change());
+    }
+    let spec = app.spec.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let plan = kafka::plan(&spec).map_err(|m| AdminError::CreateFailed {
+            topic: "(any)".into(),
+            message: format!(
+                "the topology does not compile, so its internal topics are unknown: {m}"
+            ),
+        })?;
+        kafka::delete_app_data(&plan).map(|()| plan.internal_topics)
+    })
+    .await?;
+    match outcome {
+        Ok(topics) => {
+            event(
+                ctx,
+                app,
+                EventType::Normal,
+                "ApplicationReset",
+                format!(
+                    "deleted {} internal topics and the consumer group {}",
+                    topics.len(),
+                    app.spec.application_id
+                ),
+            )
+            .await;
+            Ok(Action::await_change())
+        }
+        Err(e) => {
+            event(ctx, app, EventType::Warning, "ResetFailed", e.to_string()).await;
+            Err(e.into())
+        }
+    }
+}
+
+/// The Event reporter of this operator replica.
+pub fn reporter(identity: &str) -> Reporter {
+    Reporter {
+        controller: MANAGER.into(),
+        instance: Some(identity.to_owned()),
+    }
+}

@@ -1,0 +1,219 @@
+//! What the operator asks of Kafka for one StreamsApp, through the engine's own compiler and
+//! admin code, so the operator and the pods never disagree on topic names or partition counts.
+//!
+//! Every call here blocks (librdkafka); the controller runs them on the blocking pool.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use freshet_crds::StreamsAppSpec;
+use freshet_engine::config::StreamsConfig;
+use freshet_engine::runtime::admin::{self, AdminError};
+use freshet_engine::spec::{self, Defaults};
+use freshet_engine::topology::Topology;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A StreamsApp's topology compiled, with the configuration it runs with.
+pub struct Plan {
+    pub topology: Topology,
+    pub config: StreamsConfig,
+    /// Repartition, changelog and subscription topics, with the application id prefix.
+    pub internal_topics: Vec<String>,
+    /// State stores by name, sorted.
+    pub stores: Vec<String>,
+}
+
+/// Compiles the spec as `freshet-engine validate` does; the error is the compiler's message.
+pub fn plan(spec: &StreamsAppSpec) -> Result<Plan, String> {
+    let config = spec::resolve_config(spec, Vec::new(), Vec::new()).map_err(|e| e.to_string())?;
+    let defaults = Defaults {
+        key_serde: config.default_key_serde.clone(),
+        value_serde: config.default_value_serde.clone(),
+    };
+    let topology = spec::compile(&spec.topology, defaults).map_err(|e| {
+        e.0.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
+    let app = &config.application_id;
+    let mut internal_topics: Vec<String> = topology
+        .repartition_topics()
+        .iter()
+        .map(|r| r.name.resolve(app))
+        .chain(
+            topology
+                .stores()
+                .iter()
+                .filter(|s| s.logged)
+                .map(|s| s.changelog().resolve(app)),
+        )
+        .collect();
+    internal_topics.sort();
+    internal_topics.dedup();
+    let mut stores: Vec<String> = topology.stores().iter().map(|s| s.name.clone()).collect();
+    stores.sort();
+    Ok(Plan {
+        topology,
+        config,
+        internal_topics,
+        stores,
+    })
+}
+
+impl Plan {
+    /// What a rollout must not change silently: the internal topics and the stores, digested.
+    pub fn state_signature(&self) -> String {
+        crate::digest(&format!(
+            "topics:{}\nstores:{}",
+            self.internal_topics.join(","),
+            self.stores.join(",")
+        ))
+    }
+
+    /// Tasks of each sub-topology: one per partition of its widest input.
+    pub fn tasks_per_subtopology(&self, counts: &BTreeMap<String, i32>) -> Vec<u32> {
+        let app = &self.config.application_id;
+        self.topology
+            .subtopologies()
+            .iter()
+            .map(|sub| {
+                sub.source_topics
+                    .iter()
+                    .filter_map(|t| counts.get(&t.resolve(app)))
+                    .copied()
+                    .max()
+                    .unwrap_or(0)
+                    .max(0) as u32
+            })
+            .collect()
+    }
+}
+
+/// The internal topics prepared, and which of them this call created.
+pub struct Topics {
+    pub partitions: BTreeMap<String, i32>,
+    pub created: Vec<(String, i32)>,
+}
+
+/// Checks the sources and co-partitioning against the real partition counts and creates the
+/// missing internal topics, with the replication factor of `config`, or min(3, brokers).
+pub fn prepare(plan: &mut Plan) -> Result<Topics, AdminError> {
+    if plan.config.replication_factor <= 0 {
+        plan.config.replication_factor = brokers(&plan.config)?.clamp(1, 3);
+    }
+    admin::source_partitions(&plan.topology, &plan.config)?;
+    let existing = admin::partition_counts(&plan.config, &plan.internal_topics)?;
+    let partitions = admin::prepare_topics(&plan.topology, &plan.config)?;
+    let created = plan
+        .internal_topics
+        .iter()
+        .filter(|t| !existing.contains_key(*t))
+        .filter_map(|t| partitions.get(t).map(|n| (t.clone(), *n)))
+        .collect();
+    Ok(Topics {
+        partitions,
+        created,
+    })
+}
+
+fn client(config: &StreamsConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.bootstrap_servers);
+    for (k, v) in &config.admin {
+        c.set(k, v);
+    }
+    c
+}
+
+fn unreachable(config: &StreamsConfig, e: impl ToString) -> AdminError {
+    AdminError::Unreachable {
+        bootstrap: config.bootstrap_servers.clone(),
+        message: e.to_string(),
+    }
+}
+
+fn brokers(config: &StreamsConfig) -> Result<i32, AdminError> {
+    let consumer: BaseConsumer = client(config)
+        .create()
+        .map_err(|e| unreachable(config, e))?;
+    let metadata = consumer
+        .fetch_metadata(None, TIMEOUT)
+        .map_err(|e| unreachable(config, e))?;
+    Ok(metadata.brokers().len() as i32)
+}
+
+/// Records the application's group is behind on its input topics, summed over partitions;
+/// `None` when nothing has been committed yet.
+pub fn lag(plan: &Plan, partitions: &BTreeMap<String, i32>) -> Result<Option<i64>, AdminError> {
+    let config = &plan.config;
+    let consumer: BaseConsumer = client(config)
+        .set("group.id", &config.application_id)
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| unreachable(config, e))?;
+    let mut tpl = TopicPartitionList::new();
+    let app = &config.application_id;
+    for t in plan.topology.source_topics() {
+        let name = t.resolve(app);
+        for p in 0..partitions.get(&name).copied().unwrap_or(0) {
+            tpl.add_partition(&name, p);
+        }
+    }
+    let committed = consumer
+        .committed_offsets(tpl, TIMEOUT)
+        .map_err(|e| unreachable(config, e))?;
+    let mut total = None;
+    for e in committed.elements() {
+        let Offset::Offset(done) = e.offset() else {
+            continue;
+        };
+        let (_, high) = consumer
+            .fetch_watermarks(e.topic(), e.partition(), TIMEOUT)
+            .map_err(|e| unreachable(config, e))?;
+        *total.get_or_insert(0) += (high - done).max(0);
+    }
+    Ok(total)
+}
+
+/// The application reset: deletes the internal topics and the consumer group. Topics or a
+/// group that are already gone are not an error.
+pub fn delete_app_data(plan: &Plan) -> Result<(), AdminError> {
+    let config = &plan.config;
+    let admin: AdminClient<DefaultClientContext> = client(config)
+        .create()
+        .map_err(|e| unreachable(config, e))?;
+    let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
+    let topics: Vec<&str> = plan.internal_topics.iter().map(String::as_str).collect();
+    let failed = |topic: &str, message: String| AdminError::CreateFailed {
+        topic: topic.to_owned(),
+        message: format!("deleting it: {message}"),
+    };
+    if !topics.is_empty() {
+        let results = futures::executor::block_on(admin.delete_topics(&topics, &options))
+            .map_err(|e| unreachable(config, e))?;
+        for r in results {
+            match r {
+                Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+                Err((t, code)) => return Err(failed(&t, code.to_string())),
+            }
+        }
+    }
+    let results = futures::executor::block_on(
+        admin.delete_groups(&[config.application_id.as_str()], &options),
+    )
+    .map_err(|e| unreachable(config, e))?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::GroupIdNotFound)) => {}
+            Err((g, code)) => return Err(failed(&format!("group {g}"), code.to_string())),
+        }
+    }
+    Ok(())
+}

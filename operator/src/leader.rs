@@ -1,0 +1,135 @@
+//! Leader election on a `coordination.k8s.io` Lease, as client-go's leaderelection does it, so
+//! two operator replicas never reconcile at once.
+//!
+//! The holder renews the Lease every retry period; a candidate takes it over once
+//! `renewTime + leaseDurationSeconds` has passed. Every write carries the resourceVersion it
+//! read, so of two candidates racing for an expired Lease only one wins. A leader that cannot
+//! renew within the lease duration stops (the process exits and its pod restarts): by then
+//! another replica may lead.
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::{Api, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+#[derive(Clone, Debug)]
+pub struct LeaseSettings {
+    pub namespace: String,
+    pub name: String,
+    /// This replica's name in the Lease (its pod name).
+    pub identity: String,
+    pub duration: Duration,
+    pub retry: Duration,
+}
+
+fn now() -> MicroTime {
+    MicroTime(Timestamp::now())
+}
+
+fn expired(lease: &Lease, settings: &LeaseSettings) -> bool {
+    let spec = lease.spec.clone().unwrap_or_default();
+    let seconds = spec
+        .lease_duration_seconds
+        .map_or(settings.duration.as_secs() as i64, i64::from);
+    match spec.renew_time {
+        Some(MicroTime(renewed)) => renewed + SignedDuration::from_secs(seconds) < Timestamp::now(),
+        None => true,
+    }
+}
+
+fn holder(lease: &Lease) -> Option<String> {
+    lease.spec.as_ref()?.holder_identity.clone()
+}
+
+/// Tries once to take or renew the Lease; `Ok(true)` when this replica holds it afterwards.
+async fn try_hold(api: &Api<Lease>, s: &LeaseSettings) -> Result<bool, kube::Error> {
+    let Some(mut lease) = api.get_opt(&s.name).await? else {
+        let lease: Lease = serde_json::from_value(json!({
+            "metadata": { "name": s.name, "namespace": s.namespace },
+            "spec": {
+                "holderIdentity": s.identity,
+                "leaseDurationSeconds": s.duration.as_secs(),
+                "acquireTime": now(),
+                "renewTime": now(),
+                "leaseTransitions": 0,
+            },
+        }))
+        .map_err(kube::Error::SerdeError)?;
+        return match api.create(&PostParams::default(), &lease).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+            Err(e) => Err(e),
+        };
+    };
+    let mine = holder(&lease).as_deref() == Some(s.identity.as_str());
+    if !mine && !expired(&lease, s) {
+        return Ok(false);
+    }
+    let spec = lease.spec.get_or_insert_with(Default::default);
+    if !mine {
+        spec.holder_identity = Some(s.identity.clone());
+        spec.acquire_time = Some(now());
+        spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
+    }
+    spec.lease_duration_seconds = Some(s.duration.as_secs() as i32);
+    spec.renew_time = Some(now());
+    // replace() sends the resourceVersion read above: a concurrent writer makes it fail.
+    match api
+        .replace(&lease.name_any(), &PostParams::default(), &lease)
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Waits until this replica holds the Lease.
+pub async fn acquire(client: &Client, s: &LeaseSettings) {
+    let api: Api<Lease> = Api::namespaced(client.clone(), &s.namespace);
+    let mut waiting_logged = false;
+    loop {
+        match try_hold(&api, s).await {
+            Ok(true) => {
+                tracing::info!(lease = %s.name, identity = %s.identity, "became the leader");
+                return;
+            }
+            Ok(false) if !waiting_logged => {
+                tracing::info!(lease = %s.name, "another replica leads; standing by");
+                waiting_logged = true;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(lease = %s.name, error = %e, "cannot read or take the leader Lease; retrying")
+            }
+        }
+        tokio::time::sleep(s.retry).await;
+    }
+}
+
+/// Renews the Lease until it cannot; returns when leadership is lost.
+pub async fn hold(client: &Client, s: &LeaseSettings) {
+    let api: Api<Lease> = Api::namespaced(client.clone(), &s.namespace);
+    let mut last_renewed = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(s.retry).await;
+        match try_hold(&api, s).await {
+            Ok(true) => last_renewed = tokio::time::Instant::now(),
+            Ok(false) => {
+                tracing::error!(lease = %s.name, "another replica took the leader Lease");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(lease = %s.name, error = %e, "renewing the leader Lease failed");
+                if last_renewed.elapsed() >= s.duration {
+                    tracing::error!(lease = %s.name, "the leader Lease could not be renewed within its duration");
+                    return;
+                }
+            }
+        }
+    }
+}

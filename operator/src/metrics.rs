@@ -1,0 +1,109 @@
+//! The operator's Prometheus metrics and its HTTP endpoints: `/metrics`, `/healthz`, `/readyz`
+//! (ready once this replica leads and its controller runs).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: String,
+}
+
+/// What the reconciler counts.
+pub struct Metrics {
+    pub reconciles: Family<ResultLabel, Counter>,
+    pub duration: Histogram,
+    pub leader: Gauge,
+    registry: Registry,
+    ready: AtomicBool,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let reconciles = Family::<ResultLabel, Counter>::default();
+        let duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        let leader = Gauge::default();
+        let mut registry = Registry::with_prefix("freshet_operator");
+        registry.register(
+            "reconciles",
+            "StreamsApp reconciliations, by result (ok or error)",
+            reconciles.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "How long a reconciliation took",
+            duration.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader Lease",
+            leader.clone(),
+        );
+        Metrics {
+            reconciles,
+            duration,
+            leader,
+            registry,
+            ready: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn record(&self, ok: bool, took: Duration) {
+        let result = if ok { "ok" } else { "error" }.to_owned();
+        self.reconciles.get_or_create(&ResultLabel { result }).inc();
+        self.duration.observe(took.as_secs_f64());
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+        self.leader.set(i64::from(ready));
+    }
+
+    fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+async fn metrics(State(m): State<Arc<Metrics>>) -> (StatusCode, String) {
+    match m.encode() {
+        Ok(text) => (StatusCode::OK, text),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn ready(State(m): State<Arc<Metrics>>) -> (StatusCode, &'static str) {
+    if m.ready.load(Ordering::SeqCst) {
+        (StatusCode::OK, "leading\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "standing by\n")
+    }
+}
+
+/// Serves the endpoints until the process ends.
+pub async fn serve(addr: SocketAddr, m: Arc<Metrics>) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .with_state(m);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "HTTP endpoints: /metrics /healthz /readyz");
+    axum::serve(listener, app).await
+}
