@@ -221,13 +221,18 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
             Err(e) => return topics_failed(app, ctx, e).await,
         }
     };
-    for (topic, partitions) in &topics.created {
+    if !topics.created.is_empty() {
+        let list: Vec<String> = topics
+            .created
+            .iter()
+            .map(|(t, n)| format!("{t} ({n} partitions)"))
+            .collect();
         event(
             ctx,
             app,
             EventType::Normal,
             "TopicCreated",
-            format!("created internal topic {topic} with {partitions} partitions"),
+            format!("created internal topics {}", list.join(", ")),
         )
         .await;
     }
@@ -357,12 +362,14 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
     Ok(Action::requeue(ctx.resync))
 }
 
-/// The input topic with the most partitions, which bounds the tasks.
+/// The input topic with the most partitions, which bounds the tasks (internal topics follow
+/// the inputs, so only these can be widened).
 fn widest_source(plan: &Plan, partitions: &std::collections::BTreeMap<String, i32>) -> String {
     let app = &plan.config.application_id;
     plan.topology
         .source_topics()
         .iter()
+        .filter(|t| matches!(t, freshet_engine::topology::TopicName::External(_)))
         .map(|t| t.resolve(app))
         .max_by_key(|t| partitions.get(t).copied().unwrap_or(0))
         .unwrap_or_default()

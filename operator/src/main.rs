@@ -56,14 +56,14 @@ struct Args {
 }
 
 /// Waits until the apiserver answers and the StreamsApp CRD is served, saying why meanwhile.
-async fn wait_for_api(client: &Client) {
+async fn wait_for_api(client: &Client, apiserver: &str) {
     let apps: Api<freshet_crds::StreamsApp> = Api::all(client.clone());
     let mut delay = Duration::from_secs(1);
     loop {
         match apps.list(&ListParams::default().limit(1)).await {
             Ok(_) => return,
             Err(err) => {
-                tracing::error!(%err, crd = %freshet_crds::StreamsApp::crd_name(), retry_in = ?delay, "cannot list StreamsApps: is the apiserver reachable and the CRD installed (helm install freshet charts/freshet)?");
+                tracing::error!(%err, %apiserver, crd = %freshet_crds::StreamsApp::crd_name(), retry_in = ?delay, "cannot list StreamsApps: is the apiserver reachable and the CRD installed (helm install freshet charts/freshet)?");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(30));
             }
@@ -77,19 +77,29 @@ async fn main() -> ExitCode {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
-    let client = match Client::try_default().await {
+    let config = match kube::Config::infer().await {
         Ok(c) => c,
         Err(err) => {
-            tracing::error!(%err, "cannot build a Kubernetes client: set KUBECONFIG or run in a pod with a ServiceAccount");
+            tracing::error!(%err, "cannot configure a Kubernetes client: set KUBECONFIG or run in a pod with a ServiceAccount");
+            return ExitCode::from(2);
+        }
+    };
+    let apiserver = config.cluster_url.to_string();
+    let client = match Client::try_from(config) {
+        Ok(c) => c,
+        Err(err) => {
+            tracing::error!(%err, %apiserver, "cannot build a Kubernetes client");
             return ExitCode::from(2);
         }
     };
     let metrics = Arc::new(Metrics::default());
     let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, args.http_port));
     let server = tokio::spawn(metrics::serve(addr, metrics.clone()));
-    wait_for_api(&client).await;
+    wait_for_api(&client, &apiserver).await;
     let identity = args
         .identity
         .clone()

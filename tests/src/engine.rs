@@ -6,12 +6,17 @@ use std::time::{Duration, Instant};
 
 /// The engine binary built next to the test executables (`make test` builds every target first).
 pub fn engine_binary() -> PathBuf {
+    workspace_binary("freshet-engine")
+}
+
+/// A binary of the workspace (`freshet-engine`, `freshet-operator`) built next to the tests.
+pub fn workspace_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe
         .parent()
         .and_then(|d| d.parent())
         .expect("target/<profile>/deps");
-    let bin = dir.join("freshet-engine");
+    let bin = dir.join(name);
     assert!(
         bin.exists(),
         "{} not built: run `cargo build --workspace --all-targets` (make test does)",
@@ -20,7 +25,7 @@ pub fn engine_binary() -> PathBuf {
     bin
 }
 
-/// A running engine process; killed when dropped.
+/// A running engine (or operator) process; killed when dropped.
 pub struct EngineProcess {
     pub child: Child,
     pub log: PathBuf,
@@ -39,26 +44,34 @@ impl EngineProcess {
     /// Starts `freshet-engine run -f manifest` with extra args and env; logs go to a file.
     pub fn start(manifest: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> EngineProcess {
         let http_port = free_port();
-        let log = std::env::temp_dir().join(format!("{}.log", crate::unique_name("engine")));
+        let mut all = vec![
+            "run".to_owned(),
+            "-f".to_owned(),
+            manifest.display().to_string(),
+            "--http-port".to_owned(),
+            http_port.to_string(),
+            "--http-address".to_owned(),
+            "127.0.0.1".to_owned(),
+        ];
+        all.extend(args.iter().map(|a| (*a).to_owned()));
+        let mut env = env.to_vec();
+        env.push(("FRESHET_LOG", "info,librdkafka=warn"));
+        Self::spawn("freshet-engine", &all, &env, http_port)
+    }
+
+    /// Starts the workspace binary `name` with `args` and `env`, its log going to a file;
+    /// `http_port` is where its HTTP endpoints answer.
+    pub fn spawn(name: &str, args: &[String], env: &[(&str, &str)], http_port: u16) -> EngineProcess {
+        let log = std::env::temp_dir().join(format!("{}.log", crate::unique_name(name)));
         let log_file = std::fs::File::create(&log).expect("log file");
-        let mut cmd = Command::new(engine_binary());
-        cmd.arg("run")
-            .arg("-f")
-            .arg(manifest)
-            .args([
-                "--http-port",
-                &http_port.to_string(),
-                "--http-address",
-                "127.0.0.1",
-            ])
-            .args(args)
-            .env("FRESHET_LOG", "info,librdkafka=warn")
-            .stdout(Stdio::null())
-            .stderr(log_file);
+        let mut cmd = Command::new(workspace_binary(name));
+        cmd.args(args).stdout(Stdio::null()).stderr(log_file);
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("spawn freshet-engine");
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
         EngineProcess {
             child,
             log,
