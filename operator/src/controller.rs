@@ -15,9 +15,10 @@ use freshet_crds::{CleanupPolicy, StreamsApp, StreamsAppStatus};
 use freshet_engine::runtime::admin::AdminError;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{Api, Patch, PatchParams};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -65,6 +66,31 @@ pub struct Context {
     pub retry: Duration,
     /// How often a healthy app is looked at again (lag, pods).
     pub resync: Duration,
+    /// Consecutive waits on Kafka per app (namespace/name), for the backoff.
+    pub waits: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+}
+
+impl Context {
+    fn key(app: &StreamsApp) -> String {
+        format!("{}/{}", app.namespace().unwrap_or_default(), app.name_any())
+    }
+
+    /// The delay before the next try of an app waiting on Kafka: `retry`, doubling with each
+    /// consecutive wait, at most five minutes.
+    fn backoff(&self, app: &StreamsApp) -> Duration {
+        let mut waits = self.waits.lock().unwrap_or_else(|p| p.into_inner());
+        let n = waits.entry(Self::key(app)).or_insert(0);
+        let delay = self.retry.saturating_mul(1 << (*n).min(8));
+        *n += 1;
+        delay.min(Duration::from_secs(300))
+    }
+
+    fn waited_enough(&self, app: &StreamsApp) {
+        self.waits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&Self::key(app));
+    }
 }
 
 /// Runs the controller over `namespaces` (all when empty) until a shutdown signal.
@@ -221,6 +247,7 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
             Err(e) => return topics_failed(app, ctx, e).await,
         }
     };
+    ctx.waited_enough(app);
     if !topics.created.is_empty() {
         let list: Vec<String> = topics
             .created
@@ -313,6 +340,7 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
     }
     let sts = sets.get_opt(&app.name_any()).await?;
     let sts_status = sts.and_then(|s| s.status).unwrap_or_default();
+    let last_error = last_processing_error(ctx, app).await?;
     let ready = sts_status.ready_replicas.unwrap_or(0);
     judged.push(if held.is_some() {
         Judged::new(
@@ -356,10 +384,46 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
             .filter(|t| t.starts_with(&format!("{}-", app.spec.application_id)))
             .cloned()
             .collect(),
+        last_processing_error: last_error.or(kept(app).last_processing_error),
         ..kept(app)
     };
     write_status(ctx, app, &judged, fields).await?;
     Ok(Action::requeue(ctx.resync))
+}
+
+/// The latest error an instance exited with: the engine's last words, which Kubernetes keeps as
+/// the container's termination message (the end of its log, `FallbackToLogsOnError`).
+async fn last_processing_error(ctx: &Context, app: &StreamsApp) -> Result<Option<String>, Error> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &app.namespace().unwrap_or_default());
+    let list = pods
+        .list(&ListParams::default().labels(&render::selector(app)))
+        .await?;
+    let mut latest: Option<(Timestamp, String)> = None;
+    for pod in list.items {
+        let statuses = pod
+            .status
+            .and_then(|s| s.container_statuses)
+            .unwrap_or_default();
+        for c in statuses {
+            let ended = [
+                c.state.and_then(|s| s.terminated),
+                c.last_state.and_then(|s| s.terminated),
+            ];
+            for t in ended.into_iter().flatten().filter(|t| t.exit_code != 0) {
+                let at = t.finished_at.map_or(Timestamp::UNIX_EPOCH, |f| f.0);
+                let message = format!(
+                    "{}: exit code {}: {}",
+                    pod.metadata.name.clone().unwrap_or_default(),
+                    t.exit_code,
+                    t.message.unwrap_or_default().trim()
+                );
+                if latest.as_ref().is_none_or(|(when, _)| at > *when) {
+                    latest = Some((at, message));
+                }
+            }
+        }
+    }
+    Ok(latest.map(|(_, m)| m))
 }
 
 /// The input topic with the most partitions, which bounds the tasks (internal topics follow
@@ -487,7 +551,7 @@ async fn topics_failed(app: &StreamsApp, ctx: &Context, e: AdminError) -> Result
     ];
     announce(ctx, app, &judged).await;
     write_status(ctx, app, &judged, kept(app)).await?;
-    Ok(Action::requeue(ctx.retry))
+    Ok(Action::requeue(ctx.backoff(app)))
 }
 
 /// On delete: `cleanupPolicy: Delete` removes the internal topics and the consumer group; the

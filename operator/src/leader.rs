@@ -133,3 +133,27 @@ pub async fn hold(client: &Client, s: &LeaseSettings) {
         }
     }
 }
+
+/// Gives the Lease up (on a clean stop), so a standby takes over at its next try rather than
+/// after the lease duration.
+pub async fn release(client: &Client, s: &LeaseSettings) {
+    let api: Api<Lease> = Api::namespaced(client.clone(), &s.namespace);
+    let Ok(Some(mut lease)) = api.get_opt(&s.name).await else {
+        return;
+    };
+    if holder(&lease).as_deref() != Some(s.identity.as_str()) {
+        return;
+    }
+    let spec = lease.spec.get_or_insert_with(Default::default);
+    spec.holder_identity = None;
+    spec.renew_time = None;
+    match api
+        .replace(&lease.name_any(), &PostParams::default(), &lease)
+        .await
+    {
+        Ok(_) => tracing::info!(lease = %s.name, "released the leader Lease"),
+        Err(e) => {
+            tracing::warn!(lease = %s.name, error = %e, "cannot release the leader Lease; it expires by itself")
+        }
+    }
+}

@@ -111,6 +111,7 @@ async fn main() -> ExitCode {
         default_image: args.engine_image.clone(),
         retry: Duration::from_secs(args.retry_seconds),
         resync: Duration::from_secs(args.resync_seconds),
+        waits: Default::default(),
     });
     let namespaces = args.namespaces.clone();
     if !args.leader_election {
@@ -134,7 +135,11 @@ async fn main() -> ExitCode {
     }
     metrics.set_ready(true);
     tokio::select! {
-        () = controller::run(ctx, namespaces) => ExitCode::SUCCESS,
+        () = controller::run(ctx, namespaces) => {
+            // A clean stop hands the Lease over at once instead of letting it expire.
+            leader::release(&client, &lease).await;
+            ExitCode::SUCCESS
+        }
         () = leader::hold(&client, &lease) => {
             metrics.set_ready(false);
             tracing::error!("lost the leader Lease; exiting so that only the new leader reconciles");

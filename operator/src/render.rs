@@ -179,6 +179,9 @@ pub fn stateful_set(app: &StreamsApp, manifest: &str, d: &Decisions<'_>) -> Stat
         "args": ["run", "-f", format!("{MANIFEST_DIR}/app.yaml")],
         "env": env,
         "ports": [{ "name": "http", "containerPort": HTTP_PORT }],
+        // The end of the log becomes the termination message, which the operator reports as
+        // the app's last processing error.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "readinessProbe": probe("/readyz", 5, 3),
         // Restoring a large store can take minutes; /healthz stays up meanwhile.
         "livenessProbe": probe("/healthz", 10, 6),

@@ -61,7 +61,12 @@ impl EngineProcess {
 
     /// Starts the workspace binary `name` with `args` and `env`, its log going to a file;
     /// `http_port` is where its HTTP endpoints answer.
-    pub fn spawn(name: &str, args: &[String], env: &[(&str, &str)], http_port: u16) -> EngineProcess {
+    pub fn spawn(
+        name: &str,
+        args: &[String],
+        env: &[(&str, &str)],
+        http_port: u16,
+    ) -> EngineProcess {
         let log = std::env::temp_dir().join(format!("{}.log", crate::unique_name(name)));
         let log_file = std::fs::File::create(&log).expect("log file");
         let mut cmd = Command::new(workspace_binary(name));
@@ -69,9 +74,7 @@ impl EngineProcess {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
         EngineProcess {
             child,
             log,

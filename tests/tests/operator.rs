@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use freshet_crds::StreamsApp;
 use freshet_tests::engine::{EngineProcess, free_port};
 use freshet_tests::kafka::{create_topics, partition_count};
-use freshet_tests::{eventually, kafka_bootstrap, kube_client, kubeconfig_path, kubectl, unique_name};
+use freshet_tests::{
+    eventually, kafka_bootstrap, kube_client, kubeconfig_path, kubectl, unique_name,
+};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -177,7 +179,11 @@ async fn a_streams_app_becomes_topics_and_a_capped_stateful_set() {
     let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
 
     let applied = Instant::now();
-    apply_app(&apps, &counting_app("orders", &app_id, &input, &kafka_bootstrap(), "")).await;
+    apply_app(
+        &apps,
+        &counting_app("orders", &app_id, &input, &kafka_bootstrap(), ""),
+    )
+    .await;
     let sts = eventually(WAIT, "the StatefulSet", || async {
         sets.get_opt("orders").await.ok().flatten()
     })
@@ -207,7 +213,8 @@ async fn a_streams_app_becomes_topics_and_a_capped_stateful_set() {
         .await
         .expect("ConfigMap");
     let manifest = &cm.data.expect("data")["app.yaml"];
-    let parsed: StreamsApp = serde_yaml_ng::from_str(manifest).expect("the engine's manifest parses");
+    let parsed: StreamsApp =
+        serde_yaml_ng::from_str(manifest).expect("the engine's manifest parses");
     assert_eq!(parsed.spec.application_id, app_id);
     assert_eq!(parsed.spec.replicas, None, "scaling must not roll the pods");
     let svc = Api::<Service>::namespaced(client.clone(), &ns)
@@ -223,7 +230,14 @@ async fn a_streams_app_becomes_topics_and_a_capped_stateful_set() {
         .get("orders")
         .await
         .expect("PodDisruptionBudget");
-    let valid = condition(&apps, "orders", "TopologyValid", |c| c.status == "True", &op).await;
+    let valid = condition(
+        &apps,
+        "orders",
+        "TopologyValid",
+        |c| c.status == "True",
+        &op,
+    )
+    .await;
     let app = apps.get("orders").await.expect("app");
     let status = app.status.clone().expect("status");
     assert_eq!(status.observed_generation, app.metadata.generation);
@@ -274,10 +288,22 @@ async fn a_streams_app_becomes_topics_and_a_capped_stateful_set() {
         (s.spec?.replicas == Some(4)).then_some(())
     })
     .await;
-    assert_eq!(apps.get("orders").await.expect("app").spec.replicas, Some(10));
-    let capped = condition(&apps, "orders", "Scaling", |c| c.reason == "ReplicasCapped", &op).await;
+    assert_eq!(
+        apps.get("orders").await.expect("app").spec.replicas,
+        Some(10)
+    );
+    let capped = condition(
+        &apps,
+        "orders",
+        "Scaling",
+        |c| c.reason == "ReplicasCapped",
+        &op,
+    )
+    .await;
     assert!(
-        capped.message.contains(&format!("add partitions to {input}")),
+        capped
+            .message
+            .contains(&format!("add partitions to {input}")),
         "{}",
         capped.message
     );
@@ -292,8 +318,17 @@ async fn a_streams_app_becomes_topics_and_a_capped_stateful_set() {
         .output()
         .expect("kubectl get");
     let text = String::from_utf8_lossy(&table.stdout);
-    let header: Vec<&str> = text.lines().next().unwrap_or_default().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "APP", "ID", "REPLICAS", "READY", "LAG", "AGE"], "{text}");
+    let header: Vec<&str> = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "APP", "ID", "REPLICAS", "READY", "LAG", "AGE"],
+        "{text}"
+    );
     assert!(text.contains(&app_id), "{text}");
 
     // Retain (the default): deleting keeps the topics.
@@ -305,7 +340,10 @@ async fn a_streams_app_becomes_topics_and_a_capped_stateful_set() {
     })
     .await;
     assert_eq!(partition_count(&format!("{app_id}-counts-changelog")), 4);
-    assert!(op.child.try_wait().expect("wait").is_none(), "operator died");
+    assert!(
+        op.child.try_wait().expect("wait").is_none(),
+        "operator died"
+    );
     op.kill();
 }
 
@@ -316,7 +354,11 @@ fn group_exists(group: &str) -> bool {
         .expect("consumer");
     consumer
         .fetch_group_list(Some(group), Duration::from_secs(10))
-        .map(|l| l.groups().iter().any(|g| g.name() == group && g.state() != "Dead"))
+        .map(|l| {
+            l.groups()
+                .iter()
+                .any(|g| g.name() == group && g.state() != "Dead")
+        })
         .unwrap_or(false)
 }
 
@@ -347,7 +389,13 @@ async fn cleanup_policy_delete_resets_the_application() {
     let apps: Api<StreamsApp> = Api::namespaced(client.clone(), &ns);
     apply_app(
         &apps,
-        &counting_app("doomed", &app_id, &input, &kafka_bootstrap(), "  cleanupPolicy: Delete"),
+        &counting_app(
+            "doomed",
+            &app_id,
+            &input,
+            &kafka_bootstrap(),
+            "  cleanupPolicy: Delete",
+        ),
     )
     .await;
     condition(&apps, "doomed", "TopicsReady", |c| c.status == "True", &op).await;
@@ -365,7 +413,9 @@ async fn cleanup_policy_delete_resets_the_application() {
         .create()
         .expect("consumer");
     eventually(WAIT, "internal topics deleted", || async {
-        let md = consumer.fetch_metadata(None, Duration::from_secs(10)).ok()?;
+        let md = consumer
+            .fetch_metadata(None, Duration::from_secs(10))
+            .ok()?;
         let left: Vec<&str> = md
             .topics()
             .iter()
@@ -392,7 +442,13 @@ async fn bad_topologies_and_missing_topics_set_conditions_that_say_why() {
     let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
 
     // A good app, then a bad expression: TopologyValid=False, the StatefulSet untouched.
-    let good = counting_app("app", &unique_name("op-bad-app"), &input, &kafka_bootstrap(), "");
+    let good = counting_app(
+        "app",
+        &unique_name("op-bad-app"),
+        &input,
+        &kafka_bootstrap(),
+        "",
+    );
     apply_app(&apps, &good).await;
     let sts = eventually(WAIT, "the StatefulSet", || async {
         sets.get_opt("app").await.ok().flatten()
@@ -417,7 +473,14 @@ async fn bad_topologies_and_missing_topics_set_conditions_that_say_why() {
     let mut changed = good.clone();
     changed.spec.topology.pipelines[0]["steps"][1] = json!({ "count": { "store": "counts-v2" } });
     apply_app(&apps, &changed).await;
-    let held = condition(&apps, "app", "Degraded", |c| c.reason == "TopologyChangeHeld", &op).await;
+    let held = condition(
+        &apps,
+        "app",
+        "Degraded",
+        |c| c.reason == "TopologyChangeHeld",
+        &op,
+    )
+    .await;
     assert!(held.message.contains("counts-v2"), "{}", held.message);
     let accept = held
         .message
@@ -447,7 +510,10 @@ async fn bad_topologies_and_missing_topics_set_conditions_that_say_why() {
     condition(&apps, "app", "Degraded", |c| c.status == "False", &op).await;
     let rolled = sets.get("app").await.expect("sts");
     assert_eq!(
-        rolled.annotations().get("freshet.dev/stores").map(String::as_str),
+        rolled
+            .annotations()
+            .get("freshet.dev/stores")
+            .map(String::as_str),
         Some("counts-v2")
     );
 
@@ -455,10 +521,23 @@ async fn bad_topologies_and_missing_topics_set_conditions_that_say_why() {
     let missing = unique_name("op-missing");
     apply_app(
         &apps,
-        &counting_app("waiting", &unique_name("op-wait"), &missing, &kafka_bootstrap(), ""),
+        &counting_app(
+            "waiting",
+            &unique_name("op-wait"),
+            &missing,
+            &kafka_bootstrap(),
+            "",
+        ),
     )
     .await;
-    let c = condition(&apps, "waiting", "TopicsReady", |c| c.status == "False", &op).await;
+    let c = condition(
+        &apps,
+        "waiting",
+        "TopicsReady",
+        |c| c.status == "False",
+        &op,
+    )
+    .await;
     assert_eq!(c.reason, "SourceTopicMissing");
     assert!(c.message.contains(&missing), "{}", c.message);
     create_topics(&[(&missing, 1)]).await;
@@ -467,13 +546,29 @@ async fn bad_topologies_and_missing_topics_set_conditions_that_say_why() {
     // Kafka unreachable: a condition that names the address, and no crash.
     apply_app(
         &apps,
-        &counting_app("nowhere", &unique_name("op-nowhere"), &input, "127.0.0.1:1", ""),
+        &counting_app(
+            "nowhere",
+            &unique_name("op-nowhere"),
+            &input,
+            "127.0.0.1:1",
+            "",
+        ),
     )
     .await;
-    let c = condition(&apps, "nowhere", "TopicsReady", |c| c.status == "False", &op).await;
+    let c = condition(
+        &apps,
+        "nowhere",
+        "TopicsReady",
+        |c| c.status == "False",
+        &op,
+    )
+    .await;
     assert_eq!(c.reason, "KafkaUnreachable");
     assert!(c.message.contains("127.0.0.1:1"), "{}", c.message);
-    assert!(op.child.try_wait().expect("wait").is_none(), "operator died");
+    assert!(
+        op.child.try_wait().expect("wait").is_none(),
+        "operator died"
+    );
     op.kill();
 }
 
@@ -506,11 +601,21 @@ async fn an_unreachable_apiserver_is_retried_not_a_crash() {
         async move { text.contains("is the apiserver reachable").then_some(text) }
     })
     .await;
-    assert!(log.contains(&dead.to_string()) || log.contains("127.0.0.1"), "{log}");
+    assert!(
+        log.contains(&dead.to_string()) || log.contains("127.0.0.1"),
+        "{log}"
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(op.child.try_wait().expect("wait").is_none(), "the operator exited:\n{log}");
+    assert!(
+        op.child.try_wait().expect("wait").is_none(),
+        "the operator exited:\n{log}"
+    );
     assert_eq!(op.get("/healthz").map(|r| r.0), Some(200));
-    assert_eq!(op.get("/readyz").map(|r| r.0), Some(503), "not ready without the apiserver");
+    assert_eq!(
+        op.get("/readyz").map(|r| r.0),
+        Some(503),
+        "not ready without the apiserver"
+    );
     op.kill();
 }
 
@@ -573,7 +678,17 @@ async fn only_the_leader_reconciles_and_a_killed_leader_is_replaced() {
     .await;
     let apps: Api<StreamsApp> = Api::namespaced(client.clone(), &ns);
     let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
-    apply_app(&apps, &counting_app("first", &unique_name("op-l1"), &input, &kafka_bootstrap(), "")).await;
+    apply_app(
+        &apps,
+        &counting_app(
+            "first",
+            &unique_name("op-l1"),
+            &input,
+            &kafka_bootstrap(),
+            "",
+        ),
+    )
+    .await;
     eventually(WAIT, "first StatefulSet", || async {
         sets.get_opt("first").await.ok().flatten()
     })
@@ -584,23 +699,95 @@ async fn only_the_leader_reconciles_and_a_killed_leader_is_replaced() {
     // SIGKILL the leader: the standby takes over within the lease duration plus a retry.
     ops.get_mut(leader).expect("leader").kill();
     let killed = Instant::now();
-    eventually(Duration::from_secs(duration + retry + 10), "the standby leading", || {
-        let ready = ops[standby].get("/readyz").map(|r| r.0) == Some(200);
-        async move { ready.then_some(()) }
-    })
+    eventually(
+        Duration::from_secs(duration + retry + 10),
+        "the standby leading",
+        || {
+            let ready = ops[standby].get("/readyz").map(|r| r.0) == Some(200);
+            async move { ready.then_some(()) }
+        },
+    )
     .await;
     let handover = killed.elapsed();
-    println!("leader killed -> standby leads: {} ms", handover.as_millis());
+    println!(
+        "leader killed -> standby leads: {} ms",
+        handover.as_millis()
+    );
     assert!(
         handover <= Duration::from_secs(duration + retry + 1),
         "handover took {handover:?}, more than the lease ({duration} s) plus a retry ({retry} s)"
     );
-    apply_app(&apps, &counting_app("second", &unique_name("op-l2"), &input, &kafka_bootstrap(), "")).await;
+    apply_app(
+        &apps,
+        &counting_app(
+            "second",
+            &unique_name("op-l2"),
+            &input,
+            &kafka_bootstrap(),
+            "",
+        ),
+    )
+    .await;
     eventually(WAIT, "second StatefulSet", || async {
         sets.get_opt("second").await.ok().flatten()
     })
     .await;
+    // A clean stop gives the Lease up at once.
+    let stopped = ops
+        .get_mut(standby)
+        .expect("new leader")
+        .terminate(Duration::from_secs(30));
+    assert!(stopped.success(), "{stopped:?}");
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), &ns);
+    let holder = leases
+        .get(&lease)
+        .await
+        .expect("lease")
+        .spec
+        .and_then(|s| s.holder_identity);
+    assert_eq!(holder, None, "the Lease was not released");
     for op in ops.values_mut() {
         op.kill();
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_crd_refuses_a_new_application_id_and_min_above_max_replicas() {
+    let client = kube_client().await;
+    install_crd(&client).await;
+    let ns = namespace(&client, "op-cel").await;
+    let apps: Api<StreamsApp> = Api::namespaced(client.clone(), &ns);
+    let app = counting_app("fixed", "fixed-id", "orders", "127.0.0.1:1", "");
+    apply_app(&apps, &app).await;
+    let mut renamed = app.clone();
+    renamed.spec.application_id = "other-id".into();
+    let err = apps
+        .patch(
+            "fixed",
+            &PatchParams::apply("freshet-tests").force(),
+            &Patch::Apply(&renamed),
+        )
+        .await
+        .expect_err("a changed applicationId was accepted");
+    assert!(
+        err.to_string().contains("applicationId is immutable"),
+        "{err}"
+    );
+    let inverted = counting_app(
+        "inverted",
+        "inverted-id",
+        "orders",
+        "127.0.0.1:1",
+        "  autoscaling: { enabled: true, minReplicas: 5, maxReplicas: 2 }",
+    );
+    let err = apps
+        .create(&PostParams::default(), &inverted)
+        .await
+        .expect_err("minReplicas above maxReplicas was accepted");
+    assert!(
+        err.to_string()
+            .contains("minReplicas must not exceed maxReplicas"),
+        "{err}"
+    );
 }
