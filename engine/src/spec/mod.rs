@@ -83,37 +83,6 @@ pub fn parse_manifest(text: &str) -> Result<StreamsAppSpec, String> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SPEC: &str = "applicationId: a\nbootstrapServers: localhost:9092\ntopology:\n  streams: [{name: s, topic: t}]\n";
-
-    #[test]
-    fn a_bare_spec_and_a_whole_resource_both_load() {
-        assert_eq!(parse_manifest(SPEC).unwrap().application_id, "a");
-        let whole = format!(
-            "apiVersion: freshet.dev/v1alpha1\nkind: StreamsApp\nmetadata: {{name: x}}\nspec:\n{}",
-            SPEC.lines().map(|l| format!("  {l}\n")).collect::<String>()
-        );
-        assert_eq!(
-            parse_manifest(&whole).unwrap().bootstrap_servers,
-            "localhost:9092"
-        );
-    }
-
-    #[test]
-    fn errors_name_the_field_and_the_line() {
-        let err = parse_manifest(&SPEC.replace("applicationId", "applicationID")).unwrap_err();
-        assert!(
-            err.contains("applicationID") && err.contains("line 1"),
-            "{err}"
-        );
-        let err = parse_manifest("kind: Deployment\n").unwrap_err();
-        assert!(err.contains("expected 'StreamsApp'"), "{err}");
-    }
-}
-
 /// The application's configuration from its spec, as every layer stacks: `flags` (command
 /// line) over `env` (`FRESHET_*` variables, see `config::layers_from_env`) over the spec's own
 /// fields over its `config` map. The engine and the operator resolve a spec the same way.
@@ -145,4 +114,35 @@ pub fn resolve_config(
         Layer::new(LayerSource::Config, spec.config.clone()),
     ];
     StreamsConfig::resolve(&layers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &str = "applicationId: a\nbootstrapServers: localhost:9092\ntopology:\n  streams: [{name: s, topic: t}]\n";
+
+    #[test]
+    fn a_bare_spec_and_a_whole_resource_both_load() {
+        assert_eq!(parse_manifest(SPEC).unwrap().application_id, "a");
+        let whole = format!(
+            "apiVersion: freshet.dev/v1alpha1\nkind: StreamsApp\nmetadata: {{name: x}}\nspec:\n{}",
+            SPEC.lines().map(|l| format!("  {l}\n")).collect::<String>()
+        );
+        assert_eq!(
+            parse_manifest(&whole).unwrap().bootstrap_servers,
+            "localhost:9092"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field_and_the_line() {
+        let err = parse_manifest(&SPEC.replace("applicationId", "applicationID")).unwrap_err();
+        assert!(
+            err.contains("applicationID") && err.contains("line 1"),
+            "{err}"
+        );
+        let err = parse_manifest("kind: Deployment\n").unwrap_err();
+        assert!(err.contains("expected 'StreamsApp'"), "{err}");
+    }
 }
