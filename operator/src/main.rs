@@ -31,6 +31,9 @@ struct Args {
     /// Port of /metrics, /healthz and /readyz.
     #[arg(long, env = "FRESHET_OPERATOR_HTTP_PORT", default_value_t = 8080)]
     http_port: u16,
+    /// Address the endpoints bind (the pod IP in Kubernetes).
+    #[arg(long, env = "FRESHET_OPERATOR_HTTP_ADDRESS", default_value_t = Ipv4Addr::UNSPECIFIED.into())]
+    http_address: std::net::IpAddr,
     /// Elect a leader among replicas through a Lease (turn off only for a single replica).
     #[arg(long, env = "FRESHET_OPERATOR_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
     leader_election: bool,
@@ -97,7 +100,7 @@ async fn main() -> ExitCode {
         }
     };
     let metrics = Arc::new(Metrics::default());
-    let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, args.http_port));
+    let addr = SocketAddr::new(args.http_address, args.http_port);
     let server = tokio::spawn(metrics::serve(addr, metrics.clone()));
     wait_for_api(&client, &apiserver).await;
     let identity = args

@@ -152,6 +152,8 @@ pub fn stateful_set(app: &StreamsApp, manifest: &str, d: &Decisions<'_>) -> Stat
         json!({ "name": "POD_NAME", "valueFrom": field("metadata.name") }),
         json!({ "name": "POD_NAMESPACE", "valueFrom": field("metadata.namespace") }),
         json!({ "name": "POD_IP", "valueFrom": field("status.podIP") }),
+        // The endpoints bind the pod's own address.
+        json!({ "name": "FRESHET_HTTP_ADDRESS", "valueFrom": field("status.podIP") }),
         json!({ "name": "FRESHET_STATE_DIR", "value": state_dir }),
     ];
     env.extend(pod.env.iter().map(|e| json!(e)));
@@ -324,6 +326,7 @@ spec:
                 "POD_NAME",
                 "POD_NAMESPACE",
                 "POD_IP",
+                "FRESHET_HTTP_ADDRESS",
                 "FRESHET_STATE_DIR",
                 "FRESHET_CONFIG_SASL_PASSWORD"
             ]

@@ -7,6 +7,7 @@
 pub mod differential;
 pub mod engine;
 pub mod kafka;
+pub mod node;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,0 +1,298 @@
+//! StreamsApps whose pods really run: the operator reconciles, the StatefulSet controller makes
+//! pods, and the test node (`freshet_tests::node`) runs each pod's engine as a local process.
+//! Scaling moves the work between processes without losing any; a SIGKILLed pod process is
+//! restarted and resumes from its state directory.
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use freshet_crds::StreamsApp;
+use freshet_tests::engine::{EngineProcess, free_port};
+use freshet_tests::kafka::{Received, consume, create_topics, produce};
+use freshet_tests::node::Node;
+use freshet_tests::{
+    eventually, kafka_bootstrap, kube_client, kubeconfig_path, kubectl, unique_name,
+};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, CustomResourceExt};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(120);
+
+async fn install_crd(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.patch(
+        StreamsApp::crd_name(),
+        &PatchParams::apply("freshet-tests").force(),
+        &Patch::Apply(StreamsApp::crd()),
+    )
+    .await
+    .expect("apply the StreamsApp CRD");
+    eventually(WAIT, "CRD Established", || async {
+        let crd = crds.get(StreamsApp::crd_name()).await.ok()?;
+        crd.status?
+            .conditions?
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True")
+            .then_some(())
+    })
+    .await;
+}
+
+/// A namespace whose default ServiceAccount exists (pods are admitted only then).
+async fn namespace(client: &Client, prefix: &str) -> String {
+    let name = unique_name(prefix);
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).expect("ns");
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("create namespace");
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
+    eventually(WAIT, "default ServiceAccount", || async {
+        sas.get_opt("default").await.ok().flatten()
+    })
+    .await;
+    name
+}
+
+fn operator(ns: &str) -> EngineProcess {
+    let port = free_port();
+    let kubeconfig = kubeconfig_path().display().to_string();
+    EngineProcess::spawn(
+        "freshet-operator",
+        &[
+            "--namespace".into(),
+            ns.into(),
+            "--http-port".into(),
+            port.to_string(),
+            "--http-address".into(),
+            "127.0.0.1".into(),
+            "--leader-election".into(),
+            "false".into(),
+            "--resync-seconds".into(),
+            "2".into(),
+        ],
+        &[("KUBECONFIG", kubeconfig.as_str())],
+        port,
+    )
+}
+
+/// Counts per key: a changelogged store, so moved tasks restore it.
+fn counting_app(app_id: &str, input: &str, output: &str) -> StreamsApp {
+    serde_yaml_ng::from_str(&format!(
+        r#"
+apiVersion: freshet.dev/v1alpha1
+kind: StreamsApp
+metadata: {{ name: counter }}
+spec:
+  applicationId: {app_id}
+  bootstrapServers: "{bootstrap}"
+  defaultKeySerde: string
+  defaultValueSerde: string
+  replicas: 1
+  config:
+    commit.interval.ms: "200"
+    session.timeout.ms: "6000"
+    statestore.cache.max.bytes: "0"
+  topology:
+    streams:
+      - {{ name: events, topic: {input} }}
+    pipelines:
+      - name: count
+        from: events
+        steps:
+          - groupByKey: {{}}
+          - count: {{ store: counts }}
+          - toStream: {{}}
+          - to: {{ topic: {output}, valueSerde: long }}
+"#,
+        bootstrap = kafka_bootstrap()
+    ))
+    .expect("test StreamsApp")
+}
+
+fn send_batch(topic: &str, keys: usize, each: usize) {
+    let owned: Vec<(Vec<u8>, Vec<u8>)> = (0..each)
+        .flat_map(|i| {
+            (0..keys).map(move |k| (format!("k{k}").into_bytes(), format!("v{i}").into_bytes()))
+        })
+        .collect();
+    let refs: Vec<_> = owned
+        .iter()
+        .map(|(k, v)| (Some(k.as_slice()), Some(v.as_slice())))
+        .collect();
+    produce(topic, &refs, 0);
+}
+
+/// The latest count per key.
+fn counts(records: &[Received]) -> BTreeMap<String, i64> {
+    let mut out = BTreeMap::new();
+    for r in records {
+        let v = r.value.as_deref().expect("count");
+        out.insert(
+            r.key_str().to_owned(),
+            i64::from_be_bytes(v.try_into().expect("8-byte long")),
+        );
+    }
+    out
+}
+
+/// Waits until every key's count reaches `at_least`; the time it took.
+fn wait_counts(output: &str, keys: usize, at_least: i64) -> Duration {
+    let started = Instant::now();
+    let deadline = started + WAIT;
+    loop {
+        let got = consume(
+            output,
+            0,
+            Duration::from_secs(10),
+            Duration::from_millis(500),
+        );
+        let c = counts(&got);
+        if c.len() == keys && c.values().all(|&n| n >= at_least) {
+            return started.elapsed();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "counts did not all reach {at_least}: {} keys, lowest {:?}",
+            c.len(),
+            c.values().min()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+async fn ready_pods(pods: &Api<Pod>) -> usize {
+    pods.list(&ListParams::default().labels("freshet.dev/app=counter"))
+        .await
+        .map(|l| {
+            l.items
+                .iter()
+                .filter(|p| {
+                    p.metadata.deletion_timestamp.is_none()
+                        && p.status
+                            .as_ref()
+                            .and_then(|s| s.conditions.as_ref())
+                            .is_some_and(|c| {
+                                c.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                            })
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pods_count_scale_out_and_back_and_survive_a_kill() {
+    let client = kube_client().await;
+    install_crd(&client).await;
+    let ns = namespace(&client, "pods").await;
+    let node = Node::start(client.clone(), &unique_name("node"), &[&ns]).await;
+    let (input, output) = (unique_name("pods-in"), unique_name("pods-out"));
+    create_topics(&[(&input, 6), (&output, 1)]).await;
+    let keys = 60;
+    let mut op = operator(&ns);
+    let apps: Api<StreamsApp> = Api::namespaced(client.clone(), &ns);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+    apps.patch(
+        "counter",
+        &PatchParams::apply("freshet-tests").force(),
+        &Patch::Apply(counting_app(&unique_name("pods-app"), &input, &output)),
+    )
+    .await
+    .expect("apply");
+    send_batch(&input, keys, 10);
+    eventually(WAIT, "the app Ready", || async {
+        let app = apps.get("counter").await.ok()?;
+        app.status?
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+            .then_some(())
+    })
+    .await;
+    wait_counts(&output, keys, 10);
+
+    // 1 → 3: the tasks spread over three processes; nothing is lost.
+    let scale = |n: u32| {
+        let out = kubectl()
+            .args([
+                "-n",
+                &ns,
+                "scale",
+                "sapp/counter",
+                &format!("--replicas={n}"),
+            ])
+            .output()
+            .expect("kubectl scale");
+        assert!(out.status.success(), "{out:?}");
+    };
+    scale(3);
+    // Records sent during the rebalance: how long until every count is current is the stall.
+    send_batch(&input, keys, 10);
+    let up = wait_counts(&output, keys, 20);
+    println!(
+        "scale 1 -> 3: all counts current after {} ms",
+        up.as_millis()
+    );
+    eventually(WAIT, "three pods ready", || async {
+        (ready_pods(&pods).await == 3).then_some(())
+    })
+    .await;
+    send_batch(&input, keys, 10);
+    wait_counts(&output, keys, 30);
+    for pod in ["counter-0", "counter-1", "counter-2"] {
+        let log = std::fs::read_to_string(node.log_path(&ns, pod)).unwrap_or_default();
+        assert!(log.contains("task created"), "{pod} got no task:\n{log}");
+    }
+
+    // 3 → 1.
+    scale(1);
+    send_batch(&input, keys, 10);
+    let down = wait_counts(&output, keys, 40);
+    println!(
+        "scale 3 -> 1: all counts current after {} ms",
+        down.as_millis()
+    );
+    eventually(WAIT, "one pod left", || async {
+        let s = sets.get("counter").await.ok()?;
+        (s.status?.replicas == 1).then_some(())
+    })
+    .await;
+
+    // SIGKILL the remaining process: restarted, resumes from its state directory.
+    assert!(
+        node.kill_container(&ns, "counter-0"),
+        "no process for counter-0"
+    );
+    eventually(WAIT, "counter-0 restarted", || async {
+        let p = pods.get("counter-0").await.ok()?;
+        let s = p.status?.container_statuses?.first()?.clone();
+        (s.restart_count >= 1 && s.ready).then_some(())
+    })
+    .await;
+    send_batch(&input, keys, 10);
+    wait_counts(&output, keys, 50);
+    let log = std::fs::read_to_string(node.log_path(&ns, "counter-0")).unwrap_or_default();
+    let after_kill = log
+        .rsplit("stream thread started")
+        .next()
+        .unwrap_or_default();
+    assert!(
+        after_kill.contains("task created"),
+        "no restart in the log:\n{log}"
+    );
+    assert!(
+        !after_kill.contains("from=0 "),
+        "after the kill a store was restored from the changelog's start:\n{after_kill}"
+    );
+    assert!(
+        op.child.try_wait().expect("wait").is_none(),
+        "operator died"
+    );
+    op.kill();
+    drop(node);
+}
