@@ -11,11 +11,14 @@ pub fn engine_binary() -> PathBuf {
 
 /// A binary of the workspace (`freshet-engine`, `freshet-operator`) built next to the tests.
 pub fn workspace_binary(name: &str) -> PathBuf {
+    // Test executables live in target/<profile>/deps, binaries in target/<profile>.
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>/deps");
+    let dir = exe.parent().expect("the executable's directory");
+    let dir = if dir.ends_with("deps") {
+        dir.parent().unwrap_or(dir)
+    } else {
+        dir
+    };
     let bin = dir.join(name);
     assert!(
         bin.exists(),
