@@ -345,7 +345,10 @@ topology:
     #[test]
     fn exactly_once_deletes_the_checkpoint_before_processing() {
         let (_dir, _written, left) = open_with_checkpoint("exactly_once_v2");
-        assert!(left.is_empty(), "a crash from here on must restore from the changelog");
+        assert!(
+            left.is_empty(),
+            "a crash from here on must restore from the changelog"
+        );
     }
 
     #[test]

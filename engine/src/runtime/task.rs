@@ -610,9 +610,18 @@ mod tests {
     #[test]
     fn exactly_once_checkpoints_only_when_forced() {
         assert!(!checkpoint_due(false, false, 9_999));
-        assert!(checkpoint_due(false, false, 10_000), "at-least-once: every 10k records");
+        assert!(
+            checkpoint_due(false, false, 10_000),
+            "at-least-once: every 10k records"
+        );
         assert!(checkpoint_due(false, true, 0));
-        assert!(!checkpoint_due(true, false, 10_000_000), "never mid-transaction");
-        assert!(checkpoint_due(true, true, 0), "clean close and revocation after a commit");
+        assert!(
+            !checkpoint_due(true, false, 10_000_000),
+            "never mid-transaction"
+        );
+        assert!(
+            checkpoint_due(true, true, 0),
+            "clean close and revocation after a commit"
+        );
     }
 }

@@ -186,7 +186,12 @@ impl Output {
             info!(thread, "transaction aborted");
         } else {
             if let Some((code, reason)) = fatal {
-                warn!(thread, ?code, reason, "the producer is in a fatal state (fenced or failed); replacing it");
+                warn!(
+                    thread,
+                    ?code,
+                    reason,
+                    "the producer is in a fatal state (fenced or failed); replacing it"
+                );
             }
             self.producer = create_producer(&config, true)?;
             info!(thread, "transactional producer replaced and initialised");
@@ -448,9 +453,7 @@ impl ConsumerContext for RebalanceContext {
                 self.recover
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .get_or_insert_with(|| {
-                        "a transaction failed before a revocation".to_owned()
-                    });
+                    .get_or_insert_with(|| "a transaction failed before a revocation".to_owned());
             }
             self.shared
                 .publish_tasks(self.thread, core.tasks.keys().cloned().collect());
@@ -508,11 +511,8 @@ fn commit(
         }
     }
     let committed = if core.output.exactly_once() {
-        let offsets: Vec<(String, i32, i64)> = core
-            .tasks
-            .values()
-            .flat_map(|t| t.committable())
-            .collect();
+        let offsets: Vec<(String, i32, i64)> =
+            core.tasks.values().flat_map(|t| t.committable()).collect();
         core.output.commit_transaction(consumer, &offsets)?
     } else {
         let mut tpl = TopicPartitionList::new();
@@ -859,8 +859,16 @@ impl StreamThread {
     /// of the thread is closed dirty with its stores wiped (they hold the aborted writes), and
     /// the tasks of the current assignment start again from the committed offsets, their stores
     /// restored from the changelogs.
-    fn recover(&self, consumer: &BaseConsumer<RebalanceContext>, cause: &str) -> Result<(), String> {
-        error!(thread = self.index, cause, "exactly-once transaction failed: aborting it, closing the tasks dirty, wiping their stores and restarting them from the last commit");
+    fn recover(
+        &self,
+        consumer: &BaseConsumer<RebalanceContext>,
+        cause: &str,
+    ) -> Result<(), String> {
+        error!(
+            thread = self.index,
+            cause,
+            "exactly-once transaction failed: aborting it, closing the tasks dirty, wiping their stores and restarting them from the last commit"
+        );
         self.shared.metrics.rebalances.inc();
         let context = consumer.context();
         let mut guard = context.core.lock().unwrap_or_else(|p| p.into_inner());
@@ -923,7 +931,11 @@ impl StreamThread {
                 .map_err(|e| format!("resuming the partitions: {e}"))?;
         }
         context.create_tasks(core, &assigned, &committed);
-        info!(thread = self.index, tasks = core.tasks.len(), "tasks restarted from the last commit");
+        info!(
+            thread = self.index,
+            tasks = core.tasks.len(),
+            "tasks restarted from the last commit"
+        );
         Ok(())
     }
 
@@ -1145,7 +1157,9 @@ impl StreamThread {
             output
                 .producer
                 .flush(Duration::from_secs(30))
-                .map_err(|e| output.failure(format!("writing to the dead-letter topic {dlq}: {e}")))?;
+                .map_err(|e| {
+                    output.failure(format!("writing to the dead-letter topic {dlq}: {e}"))
+                })?;
         }
         match handler {
             ErrorHandler::LogAndContinue => {

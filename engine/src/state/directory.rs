@@ -102,7 +102,9 @@ impl ProcessId {
         let stored = text.trim();
         let valid = !stored.is_empty()
             && stored.len() <= 64
-            && stored.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            && stored
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
         let id = if valid {
             stored.to_owned()
         } else {
@@ -198,7 +200,9 @@ mod tests {
     #[test]
     fn the_process_id_survives_a_restart_and_is_never_shared() {
         let dir = tempfile::tempdir().unwrap();
-        let first = ProcessId::load_or_create(dir.path(), "app").unwrap().unwrap();
+        let first = ProcessId::load_or_create(dir.path(), "app")
+            .unwrap()
+            .unwrap();
         assert_eq!(first.id.len(), 32, "{}", first.id);
         // A second process on the same directory while the first runs gets nothing to share.
         assert!(
@@ -208,9 +212,13 @@ mod tests {
         );
         let id = first.id.clone();
         drop(first);
-        let again = ProcessId::load_or_create(dir.path(), "app").unwrap().unwrap();
+        let again = ProcessId::load_or_create(dir.path(), "app")
+            .unwrap()
+            .unwrap();
         assert_eq!(again.id, id, "the restart finds the same id");
-        let other_app = ProcessId::load_or_create(dir.path(), "other").unwrap().unwrap();
+        let other_app = ProcessId::load_or_create(dir.path(), "other")
+            .unwrap()
+            .unwrap();
         assert_ne!(other_app.id, id);
     }
 
