@@ -10,6 +10,8 @@
 //! The engine runs as pods run it: static membership from `POD_NAME`, so a restarted instance
 //! takes its predecessor's place in the group at once, and, under exactly-once, the same
 //! transactional ids, so its `init_transactions` aborts the dead one's open transaction.
+//! `a_fenced_producer_is_replaced_and_counts_stay_exact` drives the recovery path without a crash:
+//! a producer that takes a thread's transactional id fences it mid-stream.
 //! Shortened for tests only: `session.timeout.ms=6000`, and `commit.interval.ms=1000` under
 //! at-least-once (its 30 s default would commit nothing between kills).
 
@@ -381,4 +383,113 @@ fn full_exactly_once_counts_survive_kills() {
 #[ignore = "soak: make soak"]
 fn full_at_least_once_loses_nothing_across_kills() {
     run("at_least_once", 1_000_000, 20);
+}
+
+/// The recovery path without a crash: another producer takes the engine thread's transactional
+/// id (as a zombie or a misconfigured twin would), fencing it mid-stream. The thread must abort,
+/// close its tasks dirty, wipe and restore their stores, replace its producer and go on, with
+/// every count still exact.
+#[test]
+fn a_fenced_producer_is_replaced_and_counts_stay_exact() {
+    use rdkafka::producer::{BaseProducer, Producer};
+
+    let records = 100_000;
+    let mut rng = Rng(0x5eed_cafe_f00d_0001);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (input, output) = (unique_name("fence-in"), unique_name("fence-out"));
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    runtime.block_on(create_topics(&[
+        (input.as_str(), PARTITIONS),
+        (output.as_str(), PARTITIONS),
+    ]));
+    let (keys, truth) = skewed_keys(records, &mut rng);
+    let names: Vec<String> = (0..KEYS).map(key_name).collect();
+    let manifest = manifest(dir.path(), "exactly_once_v2", &input, &output);
+    let app = unique_name("fence");
+    let state = dir.path().join("state");
+    let mut engine = EngineProcess::start(
+        &manifest,
+        &[
+            "--bootstrap-servers",
+            &kafka_bootstrap(),
+            "--application-id",
+            &app,
+            "--state-dir",
+            state.to_str().expect("UTF-8 path"),
+        ],
+        &[("POD_NAME", "fence-0")],
+    );
+    engine.wait_ready(Duration::from_secs(60));
+    // Half the input, then the fencing producer while the second half streams in.
+    let half = keys.len() / 2;
+    let batch = |ks: &[usize]| -> Vec<(Option<&[u8]>, Option<&[u8]>)> {
+        ks.iter()
+            .map(|k| (Some(names[*k].as_bytes()), Some(&b"1"[..])))
+            .collect()
+    };
+    produce(&input, &batch(&keys[..half]), 0);
+    let zombie: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_bootstrap())
+        .set("transactional.id", format!("{app}-fence-0-1"))
+        .create()
+        .expect("fencing producer");
+    zombie
+        .init_transactions(Duration::from_secs(30))
+        .expect("fence the engine's thread 1");
+    produce(&input, &batch(&keys[half..]), half as i64);
+
+    let client = admin_client();
+    let mut progress = Progress::new(&app, vec![input.clone()], &output);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !progress.poll(&client).unwrap_or(false) {
+        assert!(
+            engine.child.try_wait().ok().flatten().is_none(),
+            "the engine exited; log:\n{}",
+            engine.log_text()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "not done: {}; log:\n{}",
+            progress.last_state,
+            engine.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(engine.terminate(Duration::from_secs(60)).success());
+    let log = engine.log_text();
+    assert!(
+        log.contains("exactly-once transaction failed") && log.contains("tasks restarted"),
+        "the fenced thread did not recover; log:\n{log}"
+    );
+    for line in log.lines().filter(|l| {
+        l.contains("transaction failed") || l.contains("replaced") || l.contains("restarted")
+    }) {
+        println!("fenced: {line}");
+    }
+    let out = read_all_committed(&client, &output).expect("read the output");
+    let mut last: BTreeMap<String, i64> = BTreeMap::new();
+    for (_, r) in &out {
+        let v = r.value.as_deref().expect("count");
+        last.insert(
+            r.key_str().to_owned(),
+            i64::from_be_bytes(v.try_into().expect("8-byte long")),
+        );
+    }
+    let wrong: Vec<String> = truth
+        .iter()
+        .enumerate()
+        .filter(|(k, t)| last.get(&key_name(*k)) != Some(t))
+        .map(|(k, t)| format!("{}: {:?} (true {t})", key_name(k), last.get(&key_name(k))))
+        .collect();
+    println!(
+        "fenced: {} output records for {} keys; wrong: {}",
+        out.len(),
+        last.len(),
+        wrong.len()
+    );
+    assert!(
+        wrong.is_empty(),
+        "counts differ: {}; log:\n{log}",
+        wrong.join(", ")
+    );
 }
