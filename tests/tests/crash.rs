@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use freshet_tests::differential::progress::{Progress, read_all_committed};
 use freshet_tests::engine::EngineProcess;
-use freshet_tests::kafka::{create_topics, produce};
+use freshet_tests::kafka::{KeyValue, create_topics, produce};
 use freshet_tests::{kafka_bootstrap, unique_name};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -422,7 +422,7 @@ fn a_fenced_producer_is_replaced_and_counts_stay_exact() {
     engine.wait_ready(Duration::from_secs(60));
     // Half the input, then the fencing producer while the second half streams in.
     let half = keys.len() / 2;
-    let batch = |ks: &[usize]| -> Vec<(Option<&[u8]>, Option<&[u8]>)> {
+    let batch = |ks: &[usize]| -> Vec<KeyValue<'_>> {
         ks.iter()
             .map(|k| (Some(names[*k].as_bytes()), Some(&b"1"[..])))
             .collect()
