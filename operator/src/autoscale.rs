@@ -183,6 +183,10 @@ impl Autoscaler {
                     ),
                 )
             }
+            // Idle: no input, nothing waiting.
+            (Some((input, _)), None) if input == 0.0 && lag == 0 => {
+                (lower, "no input and no lag".to_owned())
+            }
             // Keeping up, capacity unknown: nothing says fewer would do.
             (Some((input, _)), None) => (
                 by_lag.max(current),
