@@ -229,11 +229,9 @@ impl Autoscaler {
         }
         let (recommended, why) = self.recommend(policy, current, cap, tasks, threads);
         self.recommendations.push_back((now, recommended));
-        while self
-            .recommendations
-            .front()
-            .is_some_and(|(t, _)| now - t > secs(policy.stabilization))
-        {
+        // Keep one recommendation from before the window: it proves the window is covered.
+        let window = secs(policy.stabilization);
+        while self.recommendations.len() >= 2 && now - self.recommendations[1].0 >= window {
             self.recommendations.pop_front();
         }
         let rates = self.rates();
@@ -256,10 +254,11 @@ impl Autoscaler {
             let covered = self
                 .recommendations
                 .front()
-                .is_some_and(|(t, _)| now - t >= secs(policy.stabilization) - 1e-6);
+                .is_some_and(|(t, _)| now - t >= window);
             let highest = self
                 .recommendations
                 .iter()
+                .filter(|(t, _)| now - t < window)
                 .map(|(_, r)| *r)
                 .max()
                 .unwrap_or(current);

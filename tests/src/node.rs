@@ -6,7 +6,7 @@
 //! - the pod's args and env (downward API, ConfigMap and Secret references and `envFrom`
 //!   resolved), its volumes as directories (a PersistentVolumeClaim's survives the pod, as the
 //!   volume would), mount paths in args and env rewritten to them;
-//! - its own loopback address (127.0.0.N) as the pod IP, so equal ports do not collide;
+//! - its own loopback address (127.1.0.0 and up) as the pod IP, so equal ports do not collide;
 //! - a kubeconfig for the apiserver on loopback with a token issued for the pod's ServiceAccount
 //!   (TokenRequest), so an operator pod meets RBAC as in a cluster;
 //! - phase, readiness (the readiness probe, over HTTP) and restarts reported in the pod's status;
@@ -78,7 +78,6 @@ impl Node {
             name: name.to_owned(),
             namespaces: namespaces.iter().map(|s| (*s).to_owned()).collect(),
             root: dir.path().to_owned(),
-            next_ip: Arc::new(AtomicU32::new(2)),
         };
         let task = tokio::spawn(node_loop(ctx, runs.clone()));
         Node {
@@ -136,7 +135,22 @@ struct NodeContext {
     name: String,
     namespaces: Vec<String>,
     root: PathBuf,
-    next_ip: Arc<AtomicU32>,
+}
+
+/// A loopback address no other pod of this process or of another node process uses: a
+/// counter from a start that depends on the process id, spread over 127.1.0.0 and up.
+fn next_pod_ip() -> String {
+    static NEXT: std::sync::OnceLock<AtomicU32> = std::sync::OnceLock::new();
+    let n = NEXT
+        .get_or_init(|| AtomicU32::new((std::process::id() % 4000) * 4000))
+        .fetch_add(1, Ordering::SeqCst)
+        % (250 * 256 * 254);
+    format!(
+        "127.{}.{}.{}",
+        1 + n / (250 * 256),
+        (n / 250) % 256,
+        1 + n % 250
+    )
 }
 
 /// Node status and Lease, so the node-lifecycle controller keeps the node Ready.
@@ -594,7 +608,7 @@ fn tail(path: &Path, bytes: usize) -> String {
 async fn supervise(ctx: NodeContext, pod: Pod, stopping: Arc<AtomicBool>, pid: Arc<AtomicU32>) {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &pod.namespace().unwrap_or_default());
     let mut r = Reported {
-        ip: format!("127.0.0.{}", ctx.next_ip.fetch_add(1, Ordering::SeqCst)),
+        ip: next_pod_ip(),
         started: now(),
         ready: false,
         restarts: 0,

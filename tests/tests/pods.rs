@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use freshet_crds::StreamsApp;
 use freshet_tests::engine::{EngineProcess, free_port};
-use freshet_tests::kafka::{Received, consume, create_topics, produce};
+use freshet_tests::kafka::{Received, create_topics, produce};
 use freshet_tests::node::Node;
 use freshet_tests::{
     eventually, kafka_bootstrap, kube_client, kubeconfig_path, kubectl, unique_name,
@@ -81,6 +81,10 @@ fn operator(ns: &str) -> EngineProcess {
 
 /// Counts per key: a changelogged store, so moved tasks restore it.
 fn counting_app(app_id: &str, input: &str, output: &str) -> StreamsApp {
+    counting_app_with(app_id, input, output, "")
+}
+
+fn counting_app_with(app_id: &str, input: &str, output: &str, extra: &str) -> StreamsApp {
     serde_yaml_ng::from_str(&format!(
         r#"
 apiVersion: freshet.dev/v1alpha1
@@ -92,10 +96,10 @@ spec:
   defaultKeySerde: string
   defaultValueSerde: string
   replicas: 1
+{extra}
   config:
     commit.interval.ms: "200"
     session.timeout.ms: "6000"
-    statestore.cache.max.bytes: "0"
   topology:
     streams:
       - {{ name: events, topic: {input} }}
@@ -143,13 +147,18 @@ fn counts(records: &[Received]) -> BTreeMap<String, i64> {
 fn wait_counts(output: &str, keys: usize, at_least: i64) -> Duration {
     let started = Instant::now();
     let deadline = started + WAIT;
+    let client: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", kafka_bootstrap())
+        .create()
+        .expect("metadata client");
     loop {
-        let got = consume(
-            output,
-            0,
-            Duration::from_secs(10),
-            Duration::from_millis(500),
-        );
+        // Everything written so far, up to the end offsets.
+        let got: Vec<Received> =
+            freshet_tests::differential::progress::read_all_committed(&client, output)
+                .expect("read the output")
+                .into_iter()
+                .map(|(_, r)| r)
+                .collect();
         let c = counts(&got);
         if c.len() == keys && c.values().all(|&n| n >= at_least) {
             return started.elapsed();
@@ -293,6 +302,119 @@ async fn pods_count_scale_out_and_back_and_survive_a_kill() {
         op.child.try_wait().expect("wait").is_none(),
         "operator died"
     );
+    op.kill();
+    drop(node);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_scales_the_app_out_to_the_cap_and_back_after_the_window() {
+    let client = kube_client().await;
+    install_crd(&client).await;
+    let ns = namespace(&client, "autoscale").await;
+    let node = Node::start(client.clone(), &unique_name("node"), &[&ns]).await;
+    let (input, output) = (unique_name("auto-in"), unique_name("auto-out"));
+    create_topics(&[(&input, 6), (&output, 1)]).await;
+    let mut op = operator(&ns);
+    let apps: Api<StreamsApp> = Api::namespaced(client.clone(), &ns);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+    // Shortened for the test: 2 s measurements over 10 s, 12 s before scaling down.
+    let autoscaling = "  numStreamThreads: 2\n  autoscaling: { enabled: true, minReplicas: 1, maxReplicas: 8, metricsInterval: 2s, window: 10s, scaleDownStabilization: 12s, cooldown: 4s, catchUpDuration: 3s, maxLagPerReplica: 50000 }";
+    apps.patch(
+        "counter",
+        &PatchParams::apply("freshet-tests").force(),
+        &Patch::Apply(counting_app_with(
+            &unique_name("auto-app"),
+            &input,
+            &output,
+            autoscaling,
+        )),
+    )
+    .await
+    .expect("apply");
+    eventually(WAIT, "one pod ready", || async {
+        (ready_pods(&pods).await == 1).then_some(())
+    })
+    .await;
+    let keys = 1000;
+    let burst = Instant::now();
+    send_batch(&input, keys, 300);
+    let produced = burst.elapsed();
+    // Watch the StatefulSet: never above the cap (6 partitions / 2 threads = 3).
+    let mut most = 0;
+    let mut scaled_up = None;
+    let deadline = Instant::now() + WAIT;
+    while scaled_up.is_none() {
+        let r = sets
+            .get("counter")
+            .await
+            .ok()
+            .and_then(|s| s.spec?.replicas)
+            .unwrap_or(0);
+        most = most.max(r);
+        if ready_pods(&pods).await == 3 {
+            scaled_up = Some(burst.elapsed());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never 3 pods ready; operator log:\n{}",
+            op.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!(
+        "burst of {} records (produced in {} ms) -> 3 pods ready after {} ms",
+        keys * 300,
+        produced.as_millis(),
+        scaled_up.expect("scaled").as_millis()
+    );
+    wait_counts(&output, keys, 300);
+    let drained = Instant::now();
+    // Down only after the 12 s stabilisation window, and to 1.
+    let mut down_at = None;
+    while down_at.is_none() {
+        let r = sets
+            .get("counter")
+            .await
+            .ok()
+            .and_then(|s| s.spec?.replicas)
+            .unwrap_or(0);
+        most = most.max(r);
+        if r < 3 {
+            down_at = Some(drained.elapsed());
+        }
+        assert!(
+            Instant::now() < deadline + WAIT,
+            "never scaled down; operator log:\n{}",
+            op.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let down_at = down_at.expect("down");
+    println!("drained -> scaled down after {} ms", down_at.as_millis());
+    assert!(
+        down_at >= Duration::from_secs(10),
+        "scaled down {down_at:?} after draining, inside the window"
+    );
+    assert!(
+        most <= 3,
+        "the StatefulSet went to {most}, above the cap of 3"
+    );
+    eventually(WAIT, "back to one replica", || async {
+        let s = sets.get("counter").await.ok()?;
+        (s.spec?.replicas == Some(1)).then_some(())
+    })
+    .await;
+    // Nothing lost across the rescales.
+    send_batch(&input, keys, 1);
+    wait_counts(&output, keys, 301);
+    let app = apps.get("counter").await.expect("app");
+    let shown = app
+        .status
+        .and_then(|s| s.autoscaling)
+        .expect("status.autoscaling");
+    assert_eq!(shown.desired_replicas, 1, "{shown:?}");
+    assert!(shown.last_scale_time.is_some(), "{shown:?}");
     op.kill();
     drop(node);
 }
