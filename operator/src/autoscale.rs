@@ -171,6 +171,9 @@ impl Autoscaler {
         let by_lag = (lag as u64)
             .div_ceil(policy.max_lag_per_replica.max(1))
             .max(1) as u32;
+        if self.samples.is_empty() {
+            return (current.clamp(lower, upper), "no offsets measured yet".to_owned());
+        }
         let (wanted, why) = match (self.rates(), self.capacity) {
             (Some((input, _)), Some(per_replica)) => {
                 let for_input = input / (per_replica * policy.target_utilization);
@@ -388,6 +391,16 @@ mod tests {
             );
         }
         assert!(c.len() <= 3, "{} changes: {replicas:?}", c.len());
+    }
+
+    #[test]
+    fn missing_offsets_change_nothing() {
+        // Kafka did not answer: no sample, so the running count stays.
+        let (p, mut a) = (policy(), Autoscaler::default());
+        for i in 0..10 {
+            let d = a.decide(f64::from(i) * 15.0, &p, 3, 6, 12, 2);
+            assert_eq!(d.replicas, 3, "{d:?}");
+        }
     }
 
     #[test]

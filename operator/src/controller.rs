@@ -553,6 +553,21 @@ async fn autoscale(
             decision.reason
         ),
     );
+    let label = crate::metrics::AppLabel {
+        namespace: app.namespace().unwrap_or_default(),
+        name: app.name_any(),
+    };
+    let m = &ctx.metrics;
+    m.lag.get_or_create(&label).set(decision.lag);
+    m.desired_replicas
+        .get_or_create(&label)
+        .set(i64::from(replicas));
+    if let Some(r) = decision.input_rate {
+        m.input_rate.get_or_create(&label).set(r);
+    }
+    if let Some(r) = decision.processing_rate {
+        m.processing_rate.get_or_create(&label).set(r);
+    }
     let shown = AutoscalingStatus {
         lag: decision.lag,
         input_rate: decision.input_rate.map(|r| (r * 10.0).round() / 10.0),

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -22,11 +22,23 @@ pub struct ResultLabel {
     pub result: String,
 }
 
+/// One StreamsApp.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AppLabel {
+    pub namespace: String,
+    pub name: String,
+}
+
 /// What the reconciler counts.
 pub struct Metrics {
     pub reconciles: Family<ResultLabel, Counter>,
     pub duration: Histogram,
     pub leader: Gauge,
+    /// What the autoscaler measured and decided, per app.
+    pub lag: Family<AppLabel, Gauge>,
+    pub input_rate: Family<AppLabel, Gauge<f64, AtomicU64>>,
+    pub processing_rate: Family<AppLabel, Gauge<f64, AtomicU64>>,
+    pub desired_replicas: Family<AppLabel, Gauge>,
     registry: Registry,
     ready: AtomicBool,
 }
@@ -52,10 +64,38 @@ impl Default for Metrics {
             "1 while this replica holds the leader Lease",
             leader.clone(),
         );
+        let lag = Family::<AppLabel, Gauge>::default();
+        let input_rate = Family::<AppLabel, Gauge<f64, AtomicU64>>::default();
+        let processing_rate = Family::<AppLabel, Gauge<f64, AtomicU64>>::default();
+        let desired_replicas = Family::<AppLabel, Gauge>::default();
+        registry.register(
+            "app_lag",
+            "Records an app is behind on its inputs",
+            lag.clone(),
+        );
+        registry.register(
+            "app_input_rate",
+            "Records/s arriving on an app's inputs, over the autoscaler's window",
+            input_rate.clone(),
+        );
+        registry.register(
+            "app_processing_rate",
+            "Records/s an app commits, over the autoscaler's window",
+            processing_rate.clone(),
+        );
+        registry.register(
+            "app_desired_replicas",
+            "Instances the autoscaler runs for an app",
+            desired_replicas.clone(),
+        );
         Metrics {
             reconciles,
             duration,
             leader,
+            lag,
+            input_rate,
+            processing_rate,
+            desired_replicas,
             registry,
             ready: AtomicBool::new(false),
         }
