@@ -172,7 +172,10 @@ impl Autoscaler {
             .div_ceil(policy.max_lag_per_replica.max(1))
             .max(1) as u32;
         if self.samples.is_empty() {
-            return (current.clamp(lower, upper), "no offsets measured yet".to_owned());
+            return (
+                current.clamp(lower, upper),
+                "no offsets measured yet".to_owned(),
+            );
         }
         let (wanted, why) = match (self.rates(), self.capacity) {
             (Some((input, _)), Some(per_replica)) => {

@@ -418,3 +418,67 @@ async fn a_burst_scales_the_app_out_to_the_cap_and_back_after_the_window() {
     op.kill();
     drop(node);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exactly_once_pod_killed_restores_from_the_changelog_with_exact_counts() {
+    let client = kube_client().await;
+    install_crd(&client).await;
+    let ns = namespace(&client, "pods-eos").await;
+    let node = Node::start(client.clone(), &unique_name("node"), &[&ns]).await;
+    let (input, output) = (unique_name("eos-in"), unique_name("eos-out"));
+    create_topics(&[(&input, 2), (&output, 1)]).await;
+    let keys = 40;
+    let mut op = operator(&ns);
+    let apps: Api<StreamsApp> = Api::namespaced(client.clone(), &ns);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    apps.patch(
+        "counter",
+        &PatchParams::apply("freshet-tests").force(),
+        &Patch::Apply(counting_app_with(
+            &unique_name("eos-app"),
+            &input,
+            &output,
+            "  processingGuarantee: exactly_once_v2",
+        )),
+    )
+    .await
+    .expect("apply");
+    send_batch(&input, keys, 10);
+    wait_counts(&output, keys, 10);
+    assert!(
+        node.kill_container(&ns, "counter-0"),
+        "no process for counter-0"
+    );
+    eventually(WAIT, "counter-0 restarted", || async {
+        let p = pods.get("counter-0").await.ok()?;
+        let s = p.status?.container_statuses?.first()?.clone();
+        (s.restart_count >= 1 && s.ready).then_some(())
+    })
+    .await;
+    send_batch(&input, keys, 10);
+    wait_counts(&output, keys, 20);
+    // read_committed: every key's latest count is exact, none above.
+    let client_md: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", kafka_bootstrap())
+        .create()
+        .expect("client");
+    let got: Vec<Received> =
+        freshet_tests::differential::progress::read_all_committed(&client_md, &output)
+            .expect("read")
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect();
+    let c = counts(&got);
+    assert!(c.values().all(|&n| n == 20), "{c:?}");
+    let log = std::fs::read_to_string(node.log_path(&ns, "counter-0")).unwrap_or_default();
+    let after_kill = log
+        .rsplit("stream thread started")
+        .next()
+        .unwrap_or_default();
+    assert!(
+        after_kill.contains("store restored from its changelog") && after_kill.contains("from=0 "),
+        "after the kill the store was not restored from the changelog's start:\n{after_kill}"
+    );
+    op.kill();
+    drop(node);
+}
