@@ -471,7 +471,7 @@ async fn a_rekeyed_stream_joins_a_table() {
         unique_name("customers"),
         unique_name("enriched"),
     );
-    create_topics(&[(&orders, 2), (&customers, 3), (&out, 1)]).await;
+    create_topics(&[(&orders, 3), (&customers, 4), (&out, 1)]).await;
     let manifest = dir.path().join("app.yaml");
     std::fs::write(
         &manifest,
@@ -525,7 +525,7 @@ async fn a_rekeyed_stream_joins_a_table() {
     );
     assert_eq!(
         freshet_tests::kafka::partition_count(&format!("{app}-enriched-2-repartition")),
-        3,
+        4,
         "the re-keyed side takes the table's partition count"
     );
     assert!(engine.terminate(Duration::from_secs(60)).success());
@@ -541,7 +541,8 @@ async fn a_join_of_topics_with_different_partition_counts_is_refused() {
         unique_name("customers"),
         unique_name("enriched"),
     );
-    create_topics(&[(&orders, 2), (&customers, 3), (&out, 1)]).await;
+    // 3 and 4 partitions: the same topics that join after selectKey in the test above.
+    create_topics(&[(&orders, 3), (&customers, 4), (&out, 1)]).await;
     let manifest = dir.path().join("app.yaml");
     std::fs::write(
         &manifest,
@@ -570,8 +571,8 @@ async fn a_join_of_topics_with_different_partition_counts_is_refused() {
     let log = engine.log_text();
     let expected = [
         "equal partition counts".to_owned(),
-        format!("{orders} (2)"),
-        format!("{customers} (3)"),
+        format!("{orders} (3)"),
+        format!("{customers} (4)"),
     ];
     for e in &expected {
         assert!(log.contains(e.as_str()), "{e:?} missing from:\n{log}");
