@@ -42,19 +42,7 @@ pub fn plan(spec: &StreamsAppSpec) -> Result<Plan, String> {
             .collect::<Vec<_>>()
             .join("; ")
     })?;
-    let app = &config.application_id;
-    let mut internal_topics: Vec<String> = topology
-        .repartition_topics()
-        .iter()
-        .map(|r| r.name.resolve(app))
-        .chain(
-            topology
-                .stores()
-                .iter()
-                .filter(|s| s.logged)
-                .map(|s| s.changelog().resolve(app)),
-        )
-        .collect();
+    let mut internal_topics = admin::internal_topics(&topology, &config.application_id);
     internal_topics.sort();
     internal_topics.dedup();
     let mut stores: Vec<String> = topology.stores().iter().map(|s| s.name.clone()).collect();

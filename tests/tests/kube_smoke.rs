@@ -5,29 +5,10 @@ use std::time::Duration;
 use freshet_crds::StreamsApp;
 use freshet_tests::{eventually, kube_client, kubectl, unique_name};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, CustomResourceExt};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::json;
-
-async fn test_namespace(client: &Client) -> String {
-    let name = unique_name("smoke");
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .expect("create namespace");
-    // Pods are admitted only once the controller-manager has made the default ServiceAccount.
-    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
-    eventually(
-        Duration::from_secs(30),
-        "default ServiceAccount",
-        || async { sas.get_opt("default").await.ok().flatten() },
-    )
-    .await;
-    name
-}
 
 async fn delete_namespace(client: &Client, name: &str) {
     Api::<Namespace>::all(client.clone())
@@ -39,26 +20,9 @@ async fn delete_namespace(client: &Client, name: &str) {
 #[tokio::test]
 async fn a_custom_resource_is_stored_and_read_back() {
     let client = kube_client().await;
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.patch(
-        StreamsApp::crd_name(),
-        &PatchParams::apply("freshet-tests").force(),
-        &Patch::Apply(StreamsApp::crd()),
-    )
-    .await
-    .expect("apply the StreamsApp CRD");
-    eventually(Duration::from_secs(30), "CRD Established", || async {
-        let crd = crds.get(StreamsApp::crd_name()).await.ok()?;
-        let established = crd
-            .status?
-            .conditions?
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True");
-        established.then_some(())
-    })
-    .await;
+    freshet_tests::cluster::install_crd(&client).await;
 
-    let ns = test_namespace(&client).await;
+    let ns = freshet_tests::cluster::namespace(&client, "smoke").await;
     let apps: Api<StreamsApp> = Api::namespaced(client.clone(), &ns);
     let app: StreamsApp = serde_json::from_value(json!({
         "apiVersion": "freshet.dev/v1alpha1",
@@ -97,7 +61,7 @@ async fn a_custom_resource_is_stored_and_read_back() {
 #[tokio::test]
 async fn the_statefulset_controller_creates_all_pods_in_parallel() {
     let client = kube_client().await;
-    let ns = test_namespace(&client).await;
+    let ns = freshet_tests::cluster::namespace(&client, "smoke").await;
     let sts: StatefulSet = serde_json::from_value(json!({
         "metadata": {"name": "web"},
         "spec": {

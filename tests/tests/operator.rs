@@ -9,52 +9,22 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use freshet_crds::StreamsApp;
+use freshet_tests::cluster::{install_crd, namespace};
 use freshet_tests::engine::{EngineProcess, free_port};
 use freshet_tests::kafka::{create_topics, partition_count};
 use freshet_tests::{
     eventually, kafka_bootstrap, kube_client, kubeconfig_path, kubectl, unique_name,
 };
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, CustomResourceExt, ResourceExt};
+use kube::{Client, ResourceExt};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-async fn install_crd(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.patch(
-        StreamsApp::crd_name(),
-        &PatchParams::apply("freshet-tests").force(),
-        &Patch::Apply(StreamsApp::crd()),
-    )
-    .await
-    .expect("apply the StreamsApp CRD");
-    eventually(WAIT, "CRD Established", || async {
-        let crd = crds.get(StreamsApp::crd_name()).await.ok()?;
-        crd.status?
-            .conditions?
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True")
-            .then_some(())
-    })
-    .await;
-}
-
-async fn namespace(client: &Client, prefix: &str) -> String {
-    let name = unique_name(prefix);
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).expect("ns");
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .expect("create namespace");
-    name
-}
 
 /// An operator process watching `ns`; `extra` adds flags.
 fn operator(ns: &str, extra: &[&str]) -> EngineProcess {

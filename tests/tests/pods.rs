@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use freshet_crds::StreamsApp;
+use freshet_tests::cluster::{install_crd, namespace};
 use freshet_tests::engine::{EngineProcess, free_port};
 use freshet_tests::kafka::{Received, create_topics, produce};
 use freshet_tests::node::Node;
@@ -13,49 +14,10 @@ use freshet_tests::{
     eventually, kafka_bootstrap, kube_client, kubeconfig_path, kubectl, unique_name,
 };
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, CustomResourceExt};
-use serde_json::json;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, Patch, PatchParams};
 
 const WAIT: Duration = Duration::from_secs(120);
-
-async fn install_crd(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.patch(
-        StreamsApp::crd_name(),
-        &PatchParams::apply("freshet-tests").force(),
-        &Patch::Apply(StreamsApp::crd()),
-    )
-    .await
-    .expect("apply the StreamsApp CRD");
-    eventually(WAIT, "CRD Established", || async {
-        let crd = crds.get(StreamsApp::crd_name()).await.ok()?;
-        crd.status?
-            .conditions?
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True")
-            .then_some(())
-    })
-    .await;
-}
-
-/// A namespace whose default ServiceAccount exists (pods are admitted only then).
-async fn namespace(client: &Client, prefix: &str) -> String {
-    let name = unique_name(prefix);
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).expect("ns");
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .expect("create namespace");
-    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
-    eventually(WAIT, "default ServiceAccount", || async {
-        sas.get_opt("default").await.ok().flatten()
-    })
-    .await;
-    name
-}
 
 fn operator(ns: &str) -> EngineProcess {
     let port = free_port();
@@ -173,6 +135,26 @@ fn wait_counts(output: &str, keys: usize, at_least: i64) -> Duration {
     }
 }
 
+async fn apply(apps: &Api<StreamsApp>, app: StreamsApp) {
+    apps.patch(
+        "counter",
+        &PatchParams::apply("freshet-tests").force(),
+        &Patch::Apply(app),
+    )
+    .await
+    .expect("apply the StreamsApp");
+}
+
+/// Waits until the pod's container was restarted and is ready again.
+async fn wait_restarted(pods: &Api<Pod>, name: &str) {
+    eventually(WAIT, &format!("{name} restarted"), || async {
+        let p = pods.get(name).await.ok()?;
+        let s = p.status?.container_statuses?.first()?.clone();
+        (s.restart_count >= 1 && s.ready).then_some(())
+    })
+    .await;
+}
+
 async fn ready_pods(pods: &Api<Pod>) -> usize {
     pods.list(&ListParams::default().labels("freshet.dev/app=counter"))
         .await
@@ -206,13 +188,11 @@ async fn pods_count_scale_out_and_back_and_survive_a_kill() {
     let apps: Api<StreamsApp> = Api::namespaced(client.clone(), &ns);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
-    apps.patch(
-        "counter",
-        &PatchParams::apply("freshet-tests").force(),
-        &Patch::Apply(counting_app(&unique_name("pods-app"), &input, &output)),
+    apply(
+        &apps,
+        counting_app(&unique_name("pods-app"), &input, &output),
     )
-    .await
-    .expect("apply");
+    .await;
     send_batch(&input, keys, 10);
     eventually(WAIT, "the app Ready", || async {
         let app = apps.get("counter").await.ok()?;
@@ -277,12 +257,7 @@ async fn pods_count_scale_out_and_back_and_survive_a_kill() {
         node.kill_container(&ns, "counter-0"),
         "no process for counter-0"
     );
-    eventually(WAIT, "counter-0 restarted", || async {
-        let p = pods.get("counter-0").await.ok()?;
-        let s = p.status?.container_statuses?.first()?.clone();
-        (s.restart_count >= 1 && s.ready).then_some(())
-    })
-    .await;
+    wait_restarted(&pods, "counter-0").await;
     send_batch(&input, keys, 10);
     wait_counts(&output, keys, 50);
     let log = std::fs::read_to_string(node.log_path(&ns, "counter-0")).unwrap_or_default();
@@ -320,18 +295,11 @@ async fn a_burst_scales_the_app_out_to_the_cap_and_back_after_the_window() {
     let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
     // Shortened for the test: 2 s measurements over 10 s, 12 s before scaling down.
     let autoscaling = "  numStreamThreads: 2\n  autoscaling: { enabled: true, minReplicas: 1, maxReplicas: 8, metricsInterval: 2s, window: 10s, scaleDownStabilization: 12s, cooldown: 4s, catchUpDuration: 3s, maxLagPerReplica: 50000 }";
-    apps.patch(
-        "counter",
-        &PatchParams::apply("freshet-tests").force(),
-        &Patch::Apply(counting_app_with(
-            &unique_name("auto-app"),
-            &input,
-            &output,
-            autoscaling,
-        )),
+    apply(
+        &apps,
+        counting_app_with(&unique_name("auto-app"), &input, &output, autoscaling),
     )
-    .await
-    .expect("apply");
+    .await;
     eventually(WAIT, "one pod ready", || async {
         (ready_pods(&pods).await == 1).then_some(())
     })
@@ -431,30 +399,23 @@ async fn an_exactly_once_pod_killed_restores_from_the_changelog_with_exact_count
     let mut op = operator(&ns);
     let apps: Api<StreamsApp> = Api::namespaced(client.clone(), &ns);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    apps.patch(
-        "counter",
-        &PatchParams::apply("freshet-tests").force(),
-        &Patch::Apply(counting_app_with(
+    apply(
+        &apps,
+        counting_app_with(
             &unique_name("eos-app"),
             &input,
             &output,
             "  processingGuarantee: exactly_once_v2",
-        )),
+        ),
     )
-    .await
-    .expect("apply");
+    .await;
     send_batch(&input, keys, 10);
     wait_counts(&output, keys, 10);
     assert!(
         node.kill_container(&ns, "counter-0"),
         "no process for counter-0"
     );
-    eventually(WAIT, "counter-0 restarted", || async {
-        let p = pods.get("counter-0").await.ok()?;
-        let s = p.status?.container_statuses?.first()?.clone();
-        (s.restart_count >= 1 && s.ready).then_some(())
-    })
-    .await;
+    wait_restarted(&pods, "counter-0").await;
     send_batch(&input, keys, 10);
     wait_counts(&output, keys, 20);
     // read_committed: every key's latest count is exact, none above.

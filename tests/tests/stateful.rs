@@ -64,6 +64,19 @@ fn wait_for_metric(engine: &EngineProcess, name: &str, at_least: f64) {
     }
 }
 
+/// The last value of each key (`None`: deleted).
+fn final_values(records: &[Received]) -> BTreeMap<String, Option<String>> {
+    records
+        .iter()
+        .map(|r| {
+            (
+                r.key_str().to_owned(),
+                r.value.as_ref().map(|_| r.value_str().to_owned()),
+            )
+        })
+        .collect()
+}
+
 fn order(customer: &str) -> String {
     format!(r#"{{"customer":"{customer}","amount":10}}"#)
 }
@@ -749,15 +762,7 @@ topology:
         &dir.path().join("state"),
     );
     let got = consume(&out, 3, Duration::from_secs(60), Duration::from_secs(2));
-    let finals: BTreeMap<String, Option<String>> = got
-        .iter()
-        .map(|r| {
-            (
-                r.key_str().to_owned(),
-                r.value.as_ref().map(|_| r.value_str().to_owned()),
-            )
-        })
-        .collect();
+    let finals = final_values(&got);
     let want: BTreeMap<String, Option<String>> = [
         ("u1", r#"{"name":"Ada L.","points":5}"#),
         ("u2", r#"{"name":"Bob","points":0}"#),
@@ -940,15 +945,7 @@ topology:
         Duration::from_secs(60),
         Duration::from_secs(3),
     );
-    let finals: BTreeMap<String, Option<String>> = got
-        .iter()
-        .map(|r| {
-            (
-                r.key_str().to_owned(),
-                r.value.as_ref().map(|_| r.value_str().to_owned()),
-            )
-        })
-        .collect();
+    let finals = final_values(&got);
     let want: BTreeMap<String, Option<String>> = [
         ("o1", Some(r#"{"name":"Bobby","order":"o1"}"#)),
         ("o2", None),

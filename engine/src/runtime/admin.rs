@@ -97,14 +97,10 @@ fn sources_and(
     }
 }
 
-/// Checks the source topics exist and creates the repartition topics, each with its fixed
-/// partition count or that of the sources upstream of it. Returns every input topic's count.
-pub fn prepare_topics(
-    topology: &Topology,
-    config: &StreamsConfig,
-) -> Result<BTreeMap<String, i32>, AdminError> {
-    let app = &config.application_id;
-    let internal: Vec<String> = topology
+/// The application's internal topics: repartition (and subscription) topics and the changelogs
+/// of logged stores, with the application id prefix.
+pub fn internal_topics(topology: &Topology, app: &str) -> Vec<String> {
+    topology
         .repartition_topics()
         .iter()
         .map(|r| r.name.resolve(app))
@@ -115,7 +111,17 @@ pub fn prepare_topics(
                 .filter(|s| s.logged)
                 .map(|s| s.changelog().resolve(app)),
         )
-        .collect();
+        .collect()
+}
+
+/// Checks the source topics exist and creates the repartition topics, each with its fixed
+/// partition count or that of the sources upstream of it. Returns every input topic's count.
+pub fn prepare_topics(
+    topology: &Topology,
+    config: &StreamsConfig,
+) -> Result<BTreeMap<String, i32>, AdminError> {
+    let app = &config.application_id;
+    let internal = internal_topics(topology, app);
     let mut counts = sources_and(topology, config, &internal)?;
     // Sub-topologies in order: a repartition topic's writer comes before its reader, so the
     // upstream counts are known when it is created.

@@ -82,6 +82,24 @@ fn with_store_fields(fields: &[&'static str]) -> Vec<&'static str> {
 
 /// The serde `kind` over the CEL values of declarative topologies; `what` (key, value, ...)
 /// names the data in errors.
+/// The join a step's name asks for: `join`, `leftJoin` or `outerJoin`.
+fn join_kind(op: &str) -> crate::dsl::JoinKind {
+    match op {
+        "join" => crate::dsl::JoinKind::Inner,
+        "leftJoin" => crate::dsl::JoinKind::Left,
+        _ => crate::dsl::JoinKind::Outer,
+    }
+}
+
+/// A joiner for joins where either side may be missing (outer joins): `left` binds as null
+/// too then, as `right` already does.
+fn either_side_missing(joiner: crate::dsl::Joiner) -> crate::dsl::TableJoiner {
+    Arc::new(move |info, k, l, r| {
+        let null = datum(Value::Null);
+        joiner(info, k, l.unwrap_or(&null), r)
+    })
+}
+
 pub(super) fn erased(kind: &SerdeKind, what: &'static str) -> ErasedSerde {
     crate::dsl::erased(Arc::new(DynSerde(kind.clone())), what)
 }
@@ -395,16 +413,7 @@ impl Compiler {
                     return None;
                 };
                 let joiner = self.joiner(arg, at)?;
-                // Either side may be missing in an outer join: both bind as null then.
-                let joiner: crate::dsl::TableJoiner = Arc::new(move |info, k, l, r| {
-                    let null = datum(Value::Null);
-                    joiner(info, k, l.unwrap_or(&null), r)
-                });
-                let kind = match op {
-                    "join" => crate::dsl::JoinKind::Inner,
-                    "leftJoin" => crate::dsl::JoinKind::Left,
-                    _ => crate::dsl::JoinKind::Outer,
-                };
+                let (joiner, kind) = (either_side_missing(joiner), join_kind(op));
                 match t.join_table_erased(other, joiner, kind, named) {
                     Ok(joined) => Some(Position::Table(joined)),
                     Err(e) => {
@@ -634,16 +643,7 @@ impl Compiler {
         };
         let joiner = self.joiner(arg, at);
         let (within, grace, joiner) = (within?, grace?, joiner?);
-        // Either side may be missing in an outer join: both bind as null then.
-        let joiner: crate::dsl::TableJoiner = Arc::new(move |info, k, l, r| {
-            let null = datum(Value::Null);
-            joiner(info, k, l.unwrap_or(&null), r)
-        });
-        let kind = match op {
-            "join" => crate::dsl::JoinKind::Inner,
-            "leftJoin" => crate::dsl::JoinKind::Left,
-            _ => crate::dsl::JoinKind::Outer,
-        };
+        let (joiner, kind) = (either_side_missing(joiner), join_kind(op));
         let defaults = self.defaults.clone();
         let key_kind = self.kind_named(&defaults.key_serde, at);
         let value_kind = self.kind_named(&defaults.value_serde, at);

@@ -1,0 +1,54 @@
+//! What tests against the control plane share: the StreamsApp CRD installed, and namespaces of
+//! their own.
+
+use std::time::Duration;
+
+use freshet_crds::StreamsApp;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::{Client, CustomResourceExt};
+use serde_json::json;
+
+use crate::{eventually, unique_name};
+
+/// Applies the StreamsApp CRD from the Rust types and waits until it is Established.
+pub async fn install_crd(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.patch(
+        StreamsApp::crd_name(),
+        &PatchParams::apply("freshet-tests").force(),
+        &Patch::Apply(StreamsApp::crd()),
+    )
+    .await
+    .expect("apply the StreamsApp CRD");
+    eventually(Duration::from_secs(60), "CRD Established", || async {
+        let crd = crds.get(StreamsApp::crd_name()).await.ok()?;
+        crd.status?
+            .conditions?
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True")
+            .then_some(())
+    })
+    .await;
+}
+
+/// A fresh namespace `<prefix>-...`, once its default ServiceAccount exists (pods are admitted
+/// only then).
+pub async fn namespace(client: &Client, prefix: &str) -> String {
+    let name = unique_name(prefix);
+    let ns: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": name}})).expect("namespace");
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("create namespace");
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
+    eventually(
+        Duration::from_secs(60),
+        "default ServiceAccount",
+        || async { sas.get_opt("default").await.ok().flatten() },
+    )
+    .await;
+    name
+}
