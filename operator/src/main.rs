@@ -59,8 +59,12 @@ struct Args {
 }
 
 /// Waits until the apiserver answers and the StreamsApp CRD is served, saying why meanwhile.
-async fn wait_for_api(client: &Client, apiserver: &str) {
-    let apps: Api<freshet_crds::StreamsApp> = Api::all(client.clone());
+async fn wait_for_api(client: &Client, apiserver: &str, namespaces: &[String]) {
+    // With namespaced RBAC only a watched namespace may be listed.
+    let apps: Api<freshet_crds::StreamsApp> = match namespaces.first() {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
     let mut delay = Duration::from_secs(1);
     loop {
         match apps.list(&ListParams::default().limit(1)).await {
@@ -102,7 +106,7 @@ async fn main() -> ExitCode {
     let metrics = Arc::new(Metrics::default());
     let addr = SocketAddr::new(args.http_address, args.http_port);
     let server = tokio::spawn(metrics::serve(addr, metrics.clone()));
-    wait_for_api(&client, &apiserver).await;
+    wait_for_api(&client, &apiserver, &args.namespaces).await;
     let identity = args
         .identity
         .clone()

@@ -1,0 +1,336 @@
+//! The Helm chart: lint, rendering for the main value combinations, the values schema, and an
+//! end-to-end run: `helm install` into the real apiserver, the operator's own pod running on the
+//! test node as its ServiceAccount (so the chart's RBAC is what it gets), a StreamsApp applied,
+//! its pods counting records from the real broker, status Ready=True.
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+use freshet_crds::StreamsApp;
+use freshet_tests::cluster::{install_crd, namespace};
+use freshet_tests::kafka::{Received, create_topics, produce};
+use freshet_tests::node::Node;
+use freshet_tests::{
+    eventually, kafka_bootstrap, kube_client, kubeconfig_path, kubectl, repo_root, unique_name,
+};
+use kube::api::{Api, Patch, PatchParams};
+
+const WAIT: Duration = Duration::from_secs(120);
+
+fn helm() -> Command {
+    let mut cmd = Command::new(std::env::var("FRESHET_HELM").unwrap_or_else(|_| "helm".into()));
+    cmd.arg("--kubeconfig").arg(kubeconfig_path());
+    cmd
+}
+
+fn chart() -> String {
+    repo_root().join("charts/freshet").display().to_string()
+}
+
+/// `helm template` with `sets`; (success, stdout, stderr).
+fn template(sets: &[&str]) -> (bool, String, String) {
+    let mut cmd = helm();
+    cmd.args(["template", "t", &chart(), "--namespace", "freshet"]);
+    for s in sets {
+        cmd.args(["--set", s]);
+    }
+    let out = cmd.output().expect("run helm template");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The rendered documents as (kind, namespace, document).
+fn documents(yaml: &str) -> Vec<(String, String, serde_json::Value)> {
+    yaml.split("\n---")
+        .filter_map(|d| serde_yaml_ng::from_str::<serde_json::Value>(d).ok())
+        .filter(|v| v.is_object())
+        .map(|v| {
+            (
+                v["kind"].as_str().unwrap_or_default().to_owned(),
+                v["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                v,
+            )
+        })
+        .collect()
+}
+
+fn env_of(deployment: &serde_json::Value, name: &str) -> Option<String> {
+    deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)?["value"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+#[test]
+fn the_chart_lints_clean() {
+    let out = helm()
+        .args(["lint", "--strict", &chart()])
+        .output()
+        .expect("helm lint");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !text.contains("[WARNING]") && !text.contains("[ERROR]"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_chart_renders_cluster_wide_or_per_namespace() {
+    let (ok, all, err) = template(&[]);
+    assert!(ok, "{err}");
+    let docs = documents(&all);
+    let kinds: Vec<&str> = docs.iter().map(|(k, _, _)| k.as_str()).collect();
+    for kind in [
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "Service",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+    }
+    let deployment = &docs
+        .iter()
+        .find(|(k, _, _)| k == "Deployment")
+        .expect("deployment")
+        .2;
+    assert_eq!(
+        env_of(deployment, "FRESHET_OPERATOR_LEADER_ELECTION").as_deref(),
+        Some("false")
+    );
+    assert_eq!(
+        env_of(deployment, "FRESHET_OPERATOR_NAMESPACES"),
+        None,
+        "all namespaces"
+    );
+    let image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(image.starts_with("ghcr.io/freshet/operator:"), "{image}");
+    assert!(
+        env_of(deployment, "FRESHET_ENGINE_IMAGE")
+            .is_some_and(|i| i.starts_with("ghcr.io/freshet/engine:")),
+        "engine image"
+    );
+
+    let (ok, some, err) = template(&["watchNamespaces={a,b}", "replicaCount=2"]);
+    assert!(ok, "{err}");
+    let docs = documents(&some);
+    assert!(
+        !docs.iter().any(|(k, _, _)| k == "ClusterRole"),
+        "a ClusterRole for a namespace list"
+    );
+    let roles: Vec<&str> = docs
+        .iter()
+        .filter(|(k, _, _)| k == "Role")
+        .map(|(_, ns, _)| ns.as_str())
+        .collect();
+    assert_eq!(
+        roles,
+        ["a", "b", "freshet"],
+        "a Role per watched namespace, and the Lease's"
+    );
+    let deployment = &docs
+        .iter()
+        .find(|(k, _, _)| k == "Deployment")
+        .expect("deployment")
+        .2;
+    assert_eq!(
+        env_of(deployment, "FRESHET_OPERATOR_LEADER_ELECTION").as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        env_of(deployment, "FRESHET_OPERATOR_NAMESPACES").as_deref(),
+        Some("a,b")
+    );
+    let (ok, with_monitor, err) = template(&["serviceMonitor.enabled=true"]);
+    assert!(ok, "{err}");
+    assert!(
+        documents(&with_monitor)
+            .iter()
+            .any(|(k, _, _)| k == "ServiceMonitor")
+    );
+}
+
+#[test]
+fn the_values_schema_names_a_bad_value() {
+    let (ok, _, err) = template(&["replicaCount=0"]);
+    assert!(!ok && err.contains("replicaCount"), "{err}");
+    let (ok, _, err) = template(&["replicas=2"]);
+    assert!(!ok && err.contains("replicas"), "{err}");
+    let (ok, _, err) = template(&["image.pullPolicy=Sometimes"]);
+    assert!(!ok && err.contains("pullPolicy"), "{err}");
+}
+
+fn counts(records: &[Received]) -> BTreeMap<String, i64> {
+    records
+        .iter()
+        .filter_map(|r| {
+            let v: [u8; 8] = r.value.as_deref()?.try_into().ok()?;
+            Some((r.key_str().to_owned(), i64::from_be_bytes(v)))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn helm_install_runs_an_app_end_to_end() {
+    let client = kube_client().await;
+    install_crd(&client).await;
+    let (release_ns, app_ns) = (
+        namespace(&client, "freshet").await,
+        namespace(&client, "apps").await,
+    );
+    let node = Node::start(
+        client.clone(),
+        &unique_name("node"),
+        &[&release_ns, &app_ns],
+    )
+    .await;
+    let release = unique_name("fr");
+    let installed = helm()
+        .args([
+            "install",
+            &release,
+            &chart(),
+            "--namespace",
+            &release_ns,
+            "--wait=false",
+        ])
+        .args(["--set", &format!("watchNamespaces={{{app_ns}}}")])
+        .output()
+        .expect("helm install");
+    assert!(
+        installed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&installed.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&installed.stdout).contains("kubectl get sapp"),
+        "NOTES"
+    );
+    // The chart's RBAC, as the operator meets it.
+    let sa = format!("system:serviceaccount:{release_ns}:{release}-freshet");
+    for (verb, what, want) in [
+        ("patch", "streamsapps/status", "yes"),
+        ("create", "statefulsets.apps", "yes"),
+        ("delete", "secrets", "no"),
+        ("list", "streamsapps", "yes"),
+    ] {
+        let out = kubectl()
+            .args(["auth", "can-i", verb, what, "-n", &app_ns, "--as", &sa])
+            .output()
+            .expect("kubectl auth can-i");
+        let said = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        assert_eq!(said, want, "{verb} {what} in {app_ns} as {sa}");
+    }
+    let other = kubectl()
+        .args([
+            "auth",
+            "can-i",
+            "list",
+            "streamsapps",
+            "-n",
+            "default",
+            "--as",
+            &sa,
+        ])
+        .output()
+        .expect("kubectl auth can-i");
+    assert_eq!(
+        String::from_utf8_lossy(&other.stdout).trim(),
+        "no",
+        "beyond its namespaces"
+    );
+
+    let (input, output) = (unique_name("helm-in"), unique_name("helm-out"));
+    create_topics(&[(&input, 2), (&output, 1)]).await;
+    let app: StreamsApp = serde_yaml_ng::from_str(&format!(
+        r#"
+apiVersion: freshet.dev/v1alpha1
+kind: StreamsApp
+metadata: {{ name: counter }}
+spec:
+  applicationId: {app_id}
+  bootstrapServers: "{bootstrap}"
+  defaultKeySerde: string
+  defaultValueSerde: string
+  config: {{ commit.interval.ms: "200" }}
+  topology:
+    streams: [{{ name: events, topic: {input} }}]
+    pipelines:
+      - name: count
+        from: events
+        steps:
+          - groupByKey: {{}}
+          - count: {{ store: counts }}
+          - toStream: {{}}
+          - to: {{ topic: {output}, valueSerde: long }}
+"#,
+        app_id = unique_name("helm-app"),
+        bootstrap = kafka_bootstrap()
+    ))
+    .expect("app");
+    let apps: Api<StreamsApp> = Api::namespaced(client.clone(), &app_ns);
+    apps.patch(
+        "counter",
+        &PatchParams::apply("freshet-tests").force(),
+        &Patch::Apply(&app),
+    )
+    .await
+    .expect("apply the StreamsApp");
+    let records: Vec<(Vec<u8>, Vec<u8>)> = (0..50)
+        .map(|i| (format!("k{}", i % 5).into_bytes(), b"x".to_vec()))
+        .collect();
+    let refs: Vec<_> = records
+        .iter()
+        .map(|(k, v)| (Some(k.as_slice()), Some(v.as_slice())))
+        .collect();
+    produce(&input, &refs, 0);
+    let metadata: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", kafka_bootstrap())
+        .create()
+        .expect("client");
+    eventually(WAIT, "every key counted to 10", || {
+        let got = freshet_tests::differential::progress::read_all_committed(&metadata, &output)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect::<Vec<_>>();
+        let c = counts(&got);
+        async move { (c.len() == 5 && c.values().all(|&n| n == 10)).then_some(()) }
+    })
+    .await;
+    eventually(WAIT, "the StreamsApp Ready", || async {
+        let app = apps.get("counter").await.ok()?;
+        app.status?
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+            .then_some(())
+    })
+    .await;
+    let table = kubectl()
+        .args(["-n", &app_ns, "get", "sapp"])
+        .output()
+        .expect("kubectl get sapp");
+    println!("{}", String::from_utf8_lossy(&table.stdout));
+    let uninstalled = helm()
+        .args(["uninstall", &release, "--namespace", &release_ns])
+        .output()
+        .expect("helm uninstall");
+    assert!(uninstalled.status.success(), "{uninstalled:?}");
+    drop(node);
+}
