@@ -137,6 +137,8 @@ up() {
 
 down_quiet() {
   local c
+  # The demo's node (freshet-test-node) runs pods against this cluster: it goes first.
+  stop_pidfile "$RUN_DIR/test-node.pid" freshet-test-node
   for c in kube-controller-manager kube-apiserver etcd; do stop_pidfile "$CL/$c.pid" "$c"; done
 }
 

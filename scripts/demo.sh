@@ -1,20 +1,47 @@
 #!/usr/bin/env bash
-# make demo: everything up on this machine, then an example application run end to end:
-# orders are produced, `freshet-engine run` branches them by region, the outputs are printed.
+# make demo: everything up on this machine, then a StreamsApp run the way users run it:
+# the chart installed with Helm, the example applied with kubectl, its pods (on the local test
+# node, which runs each pod's engine as a process) branching orders by region; the output
+# records and `kubectl get sapp` printed.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
+t0=$SECONDS
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$FRESHET_CACHE/target}
 BOOTSTRAP=127.0.0.1:$FRESHET_KAFKA_PORT
 EXAMPLE=examples/branch-by-region
+SYSTEM_NS=freshet
+APP_NS=demo
+export KUBECONFIG=$RUN_DIR/kubeconfig
+KUBECTL=$K8S_BIN/kubectl
+HELM=$HELM_BIN/helm
 
 scripts/kafka.sh up
 scripts/cluster.sh up
 need_cmd cargo "install Rust with rustup (https://rustup.rs) and put cargo on PATH"
-log "building freshet-engine (the first build compiles librdkafka and RocksDB: ~25 min on 2 cores)"
-cargo build -q --workspace --bins || die "building freshet-engine failed" "see the compiler output above"
-ENGINE=$CARGO_TARGET_DIR/debug/freshet-engine
+log "building freshet-engine, freshet-operator and freshet-test-node (the first build compiles librdkafka and RocksDB: ~25 min on 2 cores)"
+cargo build -q --workspace --bins || die "building the binaries failed" "see the compiler output above"
+BIN=$CARGO_TARGET_DIR/debug
 
+# The node: pods of the two namespaces run as local processes of the binaries above.
+for ns in "$SYSTEM_NS" "$APP_NS"; do
+  "$KUBECTL" get ns "$ns" >/dev/null 2>&1 || "$KUBECTL" create ns "$ns" >/dev/null
+done
+if ! pid_alive "$RUN_DIR/test-node.pid"; then
+  "$BIN/freshet-test-node" --namespace "$SYSTEM_NS,$APP_NS" --name freshet-demo-node >"$RUN_DIR/test-node.log" 2>&1 &
+  echo $! >"$RUN_DIR/test-node.pid"
+  log "test node started (pid $(cat "$RUN_DIR/test-node.pid"), log $RUN_DIR/test-node.log)"
+fi
+
+log "helm upgrade --install freshet charts/freshet -n $SYSTEM_NS (watching $APP_NS)"
+"$HELM" upgrade --install freshet charts/freshet --namespace "$SYSTEM_NS" \
+  --set "watchNamespaces={$APP_NS}" >"$RUN_DIR/helm-install.log" 2>&1 ||
+  { cat "$RUN_DIR/helm-install.log" >&2; die "helm install failed" "see the output above"; }
+"$KUBECTL" -n "$SYSTEM_NS" rollout status deployment/freshet --timeout=120s >/dev/null ||
+  die "the operator did not become ready" "look at $RUN_DIR/test-node.log and: $KUBECTL -n $SYSTEM_NS describe pods"
+
+# A fresh run of the example: its topics recreated, a new application id.
+"$KUBECTL" -n "$APP_NS" delete sapp branch-by-region --ignore-not-found --wait=true >/dev/null
 topic_tool() { scripts/kafka.sh tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" "$@"; }
 topics=$(sed -n 's/.*"topic": "\([^"]*\)".*/\1/p' "$EXAMPLE/input.jsonl" "$EXAMPLE/expected.jsonl" | sort -u)
 for t in $topics; do
@@ -31,35 +58,39 @@ sed -n 's/.*"key": "\([^"]*\)", "value": \(.*\)}$/\1|\2/p' "$EXAMPLE/input.jsonl
   scripts/kafka.sh tool org.apache.kafka.tools.ConsoleProducer --bootstrap-server "$BOOTSTRAP" --topic branch-orders \
     --property parse.key=true --property key.separator='|' >/dev/null
 
-app_log=$RUN_DIR/demo-engine.log
-"$ENGINE" run -f "$EXAMPLE/app.yaml" --bootstrap-servers "$BOOTSTRAP" --application-id "demo-$(date +%s)" --http-port 0 \
-  >"$app_log" 2>&1 &
-engine_pid=$!
-trap 'kill $engine_pid 2>/dev/null || true' EXIT
-log "freshet-engine run -f $EXAMPLE/app.yaml (pid $engine_pid, log $app_log)"
+log "kubectl apply -f $EXAMPLE/app.yaml -n $APP_NS"
+sed -e "s/^  applicationId: .*/  applicationId: demo-$(date +%s)/" -e "s/127.0.0.1:9092/$BOOTSTRAP/" "$EXAMPLE/app.yaml" |
+  "$KUBECTL" -n "$APP_NS" apply -f - >/dev/null
 for t in branch-orders-eu branch-orders-us branch-orders-other; do
   expected=$(grep -c "\"topic\": \"$t\"" "$EXAMPLE/expected.jsonl")
   echo "--- $t"
   scripts/kafka.sh tool org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$BOOTSTRAP" --topic "$t" \
-    --from-beginning --max-messages "$expected" --timeout-ms 30000 \
+    --from-beginning --max-messages "$expected" --timeout-ms 60000 \
     --formatter-property print.key=true --formatter-property key.separator=' => ' 2>/dev/null || true
 done
-kill -TERM $engine_pid 2>/dev/null || true
-wait $engine_pid 2>/dev/null || true
-trap - EXIT
+for _ in $(seq 1 60); do
+  [ "$("$KUBECTL" -n "$APP_NS" get sapp branch-by-region -o jsonpath='{.status.readyReplicas}' 2>/dev/null)" = 1 ] && break
+  sleep 0.5
+done
+echo
+"$KUBECTL" -n "$APP_NS" get sapp
+echo
+"$KUBECTL" -n "$APP_NS" get pods -o wide
 
 cat <<MSG
 
-Freshet local environment is up.
+Freshet is up (demo took $((SECONDS - t0)) s).
   Kafka bootstrap servers : $BOOTSTRAP
-  kubeconfig              : $RUN_DIR/kubeconfig
-  kubectl                 : $K8S_BIN/kubectl   (built for the apiserver's version)
-  helm                    : $HELM_BIN/helm
-  engine                  : $ENGINE
+  kubeconfig              : $KUBECONFIG
+  kubectl                 : $KUBECTL   (built for the apiserver's version)
+  helm                    : $HELM
+  operator                : helm release 'freshet' in namespace $SYSTEM_NS, watching $APP_NS
+  node                    : freshet-test-node runs the pods as local processes (log $RUN_DIR/test-node.log)
 
 Try:
-  $K8S_BIN/kubectl --kubeconfig $RUN_DIR/kubeconfig get ns
-  $ENGINE describe -f $EXAMPLE/app.yaml
+  export KUBECONFIG=$KUBECONFIG
+  $KUBECTL -n $APP_NS describe sapp branch-by-region
+  $KUBECTL -n $APP_NS scale sapp/branch-by-region --replicas=2
+  $BIN/freshet-engine describe -f $EXAMPLE/app.yaml
 Stop it all with: make down
 MSG
-"$K8S_BIN/kubectl" --kubeconfig "$RUN_DIR/kubeconfig" get ns

@@ -212,9 +212,11 @@ pub fn stateful_set(app: &StreamsApp, manifest: &str, d: &Decisions<'_>) -> Stat
     if let Some(affinity) = &pod.affinity {
         pod_spec["affinity"] = json!(affinity);
     }
-    if let Some(sc) = &pod.security_context {
-        pod_spec["securityContext"] = json!(sc);
-    }
+    // The engine image runs as uid 65532: the state volume must be writable for it.
+    pod_spec["securityContext"] = match &pod.security_context {
+        Some(sc) => json!(sc),
+        None => json!({ "fsGroup": 65532 }),
+    };
     if let Some(sa) = &pod.service_account_name {
         pod_spec["serviceAccountName"] = json!(sa);
     }
