@@ -162,7 +162,13 @@ pub fn tables(rows: &[Row], workloads: &[Workload], guarantees: &[String], conte
                 let o = figures(rows, other, *w, g);
                 let _ = write!(out, "| {} | {} |", w.name(), g);
                 for i in 0..METRICS.len() {
-                    let _ = write!(out, " {} |", ratio(f.get(i), o.get(i)));
+                    // The raw pipe reports RUNNING without joining a group: no comparison.
+                    let r = if other == Contender::Pipe && METRICS[i].0 == "start s" {
+                        "-".to_owned()
+                    } else {
+                        ratio(f.get(i), o.get(i))
+                    };
+                    let _ = write!(out, " {r} |");
                 }
                 let _ = writeln!(out);
             }
