@@ -4,11 +4,12 @@ SHELL := /bin/bash
 export FRESHET_CACHE ?= $(HOME)/.cache/freshet
 export CARGO_TARGET_DIR ?= $(FRESHET_CACHE)/target
 
-.PHONY: help deps build kafka-up kafka-down cluster-up cluster-down k8s-binaries up down demo test bench bench-quick lint fmt crdgen clean
+.PHONY: help deps build kafka-up kafka-down cluster-up cluster-down k8s-binaries up down demo test soak bench bench-quick lint fmt crdgen clean
 
 help:
 	@echo "make demo          bring everything up and show it working (the main job)"
 	@echo "make test          every test against a real Kafka broker and a real kube-apiserver"
+	@echo "make soak          the long crash tests: 1M records, 20+ SIGKILLs, per guarantee (needs only Kafka)"
 	@echo "make deps          install the Debian packages the build needs (only the missing ones)"
 	@echo "make kafka-up      start Apache Kafka on 127.0.0.1:\$${FRESHET_KAFKA_PORT:-9092}   (make kafka-down stops it)"
 	@echo "make cluster-up    start etcd, kube-apiserver, kube-controller-manager   (make cluster-down stops them)"
@@ -45,6 +46,9 @@ demo: deps
 
 test: deps
 	@scripts/test.sh
+
+soak: deps
+	@scripts/soak.sh
 
 bench: deps
 	@bench/run.sh full

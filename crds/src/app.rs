@@ -157,6 +157,48 @@ pub struct AutoscalingSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_replicas: Option<i32>,
+    /// Share of the measured capacity the input may use (default 0.7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.05, max = 1.0))]
+    pub target_utilization: Option<f64>,
+    /// How soon the lag must be drained (a duration such as `5m`, the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catch_up_duration: Option<String>,
+    /// How long recommendations must stay lower before scaling down (default `5m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down_stabilization: Option<String>,
+    /// How often lag and rates are measured (default `15s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_interval: Option<String>,
+    /// Over how long rates are measured (default `5m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
+    /// No change this long after one, so its rebalance is not read as load (default `1m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooldown: Option<String>,
+    /// Most instances added at once (default 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_scale_up_step: Option<i32>,
+    /// Before any capacity is measured: one instance per this much lag (default 10000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_lag_per_replica: Option<i64>,
+}
+
+/// The autoscaler's last look at an app.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscalingStatus {
+    pub lag: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_rate: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processing_rate: Option<f64>,
+    pub desired_replicas: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scale_time: Option<String>,
+    pub reason: String,
 }
 
 /// The PersistentVolumeClaim behind `stateDir`.
@@ -230,6 +272,9 @@ pub struct StreamsAppStatus {
     /// The last error an instance reported, with the pod that reported it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_processing_error: Option<String>,
+    /// What the autoscaler measured and decided, when it is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<AutoscalingStatus>,
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@
 mod app;
 
 pub use app::{
-    AutoscalingSpec, CleanupPolicy, PodSettings, ProcessingGuarantee, StorageSpec, StreamsApp,
-    StreamsAppSpec, StreamsAppStatus, TopologySpec,
+    AutoscalingSpec, AutoscalingStatus, CleanupPolicy, PodSettings, ProcessingGuarantee,
+    StorageSpec, StreamsApp, StreamsAppSpec, StreamsAppStatus, TopologySpec,
 };
 
 /// API group of every Freshet resource.

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use freshet_crds::{CleanupPolicy, StreamsApp, StreamsAppStatus};
+use freshet_crds::{AutoscalingStatus, CleanupPolicy, StreamsApp, StreamsAppStatus};
 use freshet_engine::runtime::admin::AdminError;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -26,6 +26,7 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
+use crate::autoscale::{Autoscaler, Policy, Sample};
 use crate::kafka::{self, Plan};
 use crate::metrics::Metrics;
 use crate::render::{self, Decisions};
@@ -68,6 +69,10 @@ pub struct Context {
     pub resync: Duration,
     /// Consecutive waits on Kafka per app (namespace/name), for the backoff.
     pub waits: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    /// The autoscaler of each app with autoscaling on.
+    pub autoscalers: std::sync::Mutex<std::collections::HashMap<String, Autoscaler>>,
+    /// The last `spec.replicas` seen of each autoscaled app.
+    pub manual_scales: std::sync::Mutex<std::collections::HashMap<String, i32>>,
 }
 
 impl Context {
@@ -235,13 +240,19 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
             return Ok(Action::await_change());
         }
     };
+    let offsets: Option<(i64, i64)>;
     let topics = {
-        let (result, plan_back) = tokio::task::spawn_blocking(move || {
+        let (result, measured, plan_back) = tokio::task::spawn_blocking(move || {
             let r = kafka::prepare(&mut plan);
-            (r, plan)
+            let offsets = r
+                .as_ref()
+                .ok()
+                .and_then(|t| kafka::offsets(&plan, &t.partitions).ok());
+            (r, offsets, plan)
         })
         .await?;
         plan = plan_back;
+        offsets = measured;
         match result {
             Ok(t) => t,
             Err(e) => return topics_failed(app, ctx, e).await,
@@ -267,34 +278,68 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
     let tasks = plan.tasks_per_subtopology(&topics.partitions);
     let cap = max_useful_replicas(&tasks, threads).max(1) as i32;
     let desired = app.spec.replicas.unwrap_or(1).max(0);
-    let replicas = desired.min(cap);
     let widest = widest_source(&plan, &topics.partitions);
-    let scaling = if desired > cap {
-        Judged::new(
-            status::SCALING,
-            true,
-            "ReplicasCapped",
-            format!(
-                "spec.replicas is {desired} but only {cap} instances can hold work ({} tasks at most in a sub-topology, {threads} stream threads each), so the StatefulSet runs {cap}. To use more instances, add partitions to {widest}{}",
-                tasks.iter().max().copied().unwrap_or(0),
-                if threads > 1 {
-                    " or lower numStreamThreads"
-                } else {
-                    ""
-                }
-            ),
-        )
-    } else {
-        Judged::new(
-            status::SCALING,
-            false,
-            "AsRequested",
-            format!("running {replicas} of at most {cap} useful instances"),
-        )
-    };
     let ns = app.namespace().unwrap_or_default();
     let sets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
     let running = sets.get_opt(&app.name_any()).await?;
+    let max_tasks = tasks.iter().max().copied().unwrap_or(0);
+    let autoscaling = app.spec.autoscaling.clone().filter(|a| a.enabled);
+    let (replicas, scaling, autoscaled, next) = match &autoscaling {
+        Some(spec) => {
+            let running_replicas = running
+                .as_ref()
+                .and_then(|s| s.spec.as_ref()?.replicas)
+                .unwrap_or_else(|| desired.min(cap));
+            match autoscale(
+                ctx,
+                app,
+                spec,
+                offsets,
+                (running_replicas, cap, max_tasks, threads),
+            )
+            .await
+            {
+                Ok(a) => a,
+                Err(message) => {
+                    let judged = [Judged::new(
+                        status::SCALING,
+                        false,
+                        "InvalidAutoscaling",
+                        message,
+                    )];
+                    announce(ctx, app, &judged).await;
+                    write_status(ctx, app, &judged, kept(app)).await?;
+                    return Ok(Action::await_change());
+                }
+            }
+        }
+        None => {
+            let replicas = desired.min(cap);
+            let scaling = if desired > cap {
+                Judged::new(
+                    status::SCALING,
+                    true,
+                    "ReplicasCapped",
+                    format!(
+                        "spec.replicas is {desired} but only {cap} instances can hold work ({max_tasks} tasks at most in a sub-topology, {threads} stream threads each), so the StatefulSet runs {cap}. To use more instances, add partitions to {widest}{}",
+                        if threads > 1 {
+                            " or lower numStreamThreads"
+                        } else {
+                            ""
+                        }
+                    ),
+                )
+            } else {
+                Judged::new(
+                    status::SCALING,
+                    false,
+                    "AsRequested",
+                    format!("running {replicas} of at most {cap} useful instances"),
+                )
+            };
+            (replicas, scaling, None, ctx.resync)
+        }
+    };
     let signature = plan.state_signature();
     let mut judged = vec![
         Judged::new(
@@ -364,12 +409,7 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
             format!("{ready} of {replicas} instances ready"),
         )
     });
-    let lag = {
-        let partitions = topics.partitions.clone();
-        tokio::task::spawn_blocking(move || kafka::lag(&plan, &partitions))
-            .await?
-            .unwrap_or(None)
-    };
+    let lag = offsets.map(|(end, done)| (end - done).max(0));
     announce(ctx, app, &judged).await;
     let fields = StreamsAppStatus {
         replicas: Some(sts_status.replicas),
@@ -385,10 +425,143 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
             .cloned()
             .collect(),
         last_processing_error: last_error.or(kept(app).last_processing_error),
+        autoscaling: autoscaled,
         ..kept(app)
     };
     write_status(ctx, app, &judged, fields).await?;
-    Ok(Action::requeue(ctx.resync))
+    Ok(Action::requeue(next))
+}
+
+fn duration_field(
+    value: Option<&String>,
+    default: Duration,
+    field: &str,
+) -> Result<Duration, String> {
+    match value {
+        None => Ok(default),
+        Some(text) => freshet_engine::spec::duration::parse(text)
+            .map_err(|e| format!("spec.autoscaling.{field}: {e}")),
+    }
+}
+
+/// The autoscaler's count for an app with `spec.autoscaling.enabled`, the Scaling condition,
+/// the status it shows and when to look again. `Err` when the settings are unusable.
+async fn autoscale(
+    ctx: &Context,
+    app: &StreamsApp,
+    spec: &freshet_crds::AutoscalingSpec,
+    offsets: Option<(i64, i64)>,
+    (current, cap, tasks, threads): (i32, i32, u32, u32),
+) -> Result<(i32, Judged, Option<AutoscalingStatus>, Duration), String> {
+    let defaults = Policy::default();
+    let interval = duration_field(
+        spec.metrics_interval.as_ref(),
+        Duration::from_secs(15),
+        "metricsInterval",
+    )?;
+    let policy = Policy {
+        min_replicas: spec.min_replicas.unwrap_or(1).max(1) as u32,
+        max_replicas: spec.max_replicas.map_or(u32::MAX, |m| m.max(1) as u32),
+        target_utilization: spec
+            .target_utilization
+            .unwrap_or(defaults.target_utilization),
+        catch_up: duration_field(
+            spec.catch_up_duration.as_ref(),
+            defaults.catch_up,
+            "catchUpDuration",
+        )?,
+        stabilization: duration_field(
+            spec.scale_down_stabilization.as_ref(),
+            defaults.stabilization,
+            "scaleDownStabilization",
+        )?,
+        cooldown: duration_field(spec.cooldown.as_ref(), defaults.cooldown, "cooldown")?,
+        max_step: spec
+            .max_scale_up_step
+            .map_or(defaults.max_step, |s| s.max(1) as u32),
+        max_lag_per_replica: spec
+            .max_lag_per_replica
+            .map_or(defaults.max_lag_per_replica, |l| l.max(1) as u64),
+        window: duration_field(spec.window.as_ref(), defaults.window, "window")?,
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let decision = {
+        let mut all = ctx.autoscalers.lock().unwrap_or_else(|p| p.into_inner());
+        let scaler = all.entry(Context::key(app)).or_default();
+        if let Some((end, committed)) = offsets {
+            scaler.observe(
+                Sample {
+                    at: now,
+                    end,
+                    committed,
+                },
+                &policy,
+            );
+        }
+        scaler.decide(
+            now,
+            &policy,
+            current.max(0) as u32,
+            cap.max(1) as u32,
+            tasks,
+            threads,
+        )
+    };
+    let replicas = decision.replicas as i32;
+    let previous = app.status.clone().unwrap_or_default().autoscaling;
+    let mut last_scale_time = previous.and_then(|p| p.last_scale_time);
+    if replicas != current {
+        last_scale_time = Some(Timestamp::now().to_string());
+        event(
+            ctx,
+            app,
+            EventType::Normal,
+            "Autoscaled",
+            format!(
+                "from {current} to {replicas} instances (recommended {}): {}",
+                decision.recommended, decision.reason
+            ),
+        )
+        .await;
+    }
+    // A manual scale is not what decides now: say so once per value.
+    if let Some(asked) = app.spec.replicas {
+        let last = ctx
+            .manual_scales
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(Context::key(app), asked);
+        if last.is_some_and(|l| l != asked) {
+            event(
+                ctx,
+                app,
+                EventType::Warning,
+                "ManualScaleIgnored",
+                format!("spec.replicas is now {asked}, but autoscaling is on and runs {replicas}: set spec.autoscaling.enabled to false to scale by hand (or through an HPA or KEDA)"),
+            )
+            .await;
+        }
+    }
+    let scaling = Judged::new(
+        status::SCALING,
+        replicas != current,
+        "Autoscaled",
+        format!(
+            "{replicas} instances (at most {cap} useful): {}",
+            decision.reason
+        ),
+    );
+    let shown = AutoscalingStatus {
+        lag: decision.lag,
+        input_rate: decision.input_rate.map(|r| (r * 10.0).round() / 10.0),
+        processing_rate: decision.processing_rate.map(|r| (r * 10.0).round() / 10.0),
+        desired_replicas: replicas,
+        last_scale_time,
+        reason: decision.reason,
+    };
+    Ok((replicas, scaling, Some(shown), interval))
 }
 
 /// The latest error an instance exited with: the engine's last words, which Kubernetes keeps as

@@ -149,39 +149,6 @@ fn brokers(config: &StreamsConfig) -> Result<i32, AdminError> {
     Ok(metadata.brokers().len() as i32)
 }
 
-/// Records the application's group is behind on its input topics, summed over partitions;
-/// `None` when nothing has been committed yet.
-pub fn lag(plan: &Plan, partitions: &BTreeMap<String, i32>) -> Result<Option<i64>, AdminError> {
-    let config = &plan.config;
-    let consumer: BaseConsumer = client(config)
-        .set("group.id", &config.application_id)
-        .set("enable.auto.commit", "false")
-        .create()
-        .map_err(|e| unreachable(config, e))?;
-    let mut tpl = TopicPartitionList::new();
-    let app = &config.application_id;
-    for t in plan.topology.source_topics() {
-        let name = t.resolve(app);
-        for p in 0..partitions.get(&name).copied().unwrap_or(0) {
-            tpl.add_partition(&name, p);
-        }
-    }
-    let committed = consumer
-        .committed_offsets(tpl, TIMEOUT)
-        .map_err(|e| unreachable(config, e))?;
-    let mut total = None;
-    for e in committed.elements() {
-        let Offset::Offset(done) = e.offset() else {
-            continue;
-        };
-        let (_, high) = consumer
-            .fetch_watermarks(e.topic(), e.partition(), TIMEOUT)
-            .map_err(|e| unreachable(config, e))?;
-        *total.get_or_insert(0) += (high - done).max(0);
-    }
-    Ok(total)
-}
-
 /// The application reset: deletes the internal topics and the consumer group. Topics or a
 /// group that are already gone are not an error.
 pub fn delete_app_data(plan: &Plan) -> Result<(), AdminError> {
@@ -216,4 +183,46 @@ pub fn delete_app_data(plan: &Plan) -> Result<(), AdminError> {
         }
     }
     Ok(())
+}
+
+/// Log-end and committed offsets of the application's group summed over every input partition
+/// of its sub-topologies (source and repartition topics; changelogs are not inputs). A
+/// partition without a committed offset counts from where the app would start: the log start
+/// under `auto.offset.reset=earliest`, else the end.
+pub fn offsets(plan: &Plan, partitions: &BTreeMap<String, i32>) -> Result<(i64, i64), AdminError> {
+    let config = &plan.config;
+    let consumer: BaseConsumer = client(config)
+        .set("group.id", &config.application_id)
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| unreachable(config, e))?;
+    let app = &config.application_id;
+    let mut tpl = TopicPartitionList::new();
+    for t in plan.topology.source_topics() {
+        let name = t.resolve(app);
+        for p in 0..partitions.get(&name).copied().unwrap_or(0) {
+            tpl.add_partition(&name, p);
+        }
+    }
+    let from_start = config
+        .consumer
+        .iter()
+        .find(|(k, _)| k == "auto.offset.reset")
+        .is_none_or(|(_, v)| v == "earliest" || v == "smallest");
+    let committed = consumer
+        .committed_offsets(tpl, TIMEOUT)
+        .map_err(|e| unreachable(config, e))?;
+    let (mut end, mut done) = (0i64, 0i64);
+    for e in committed.elements() {
+        let (low, high) = consumer
+            .fetch_watermarks(e.topic(), e.partition(), TIMEOUT)
+            .map_err(|err| unreachable(config, err))?;
+        end += high;
+        done += match e.offset() {
+            Offset::Offset(o) => o.clamp(low, high),
+            _ if from_start => low,
+            _ => high,
+        };
+    }
+    Ok((end, done))
 }

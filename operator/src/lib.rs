@@ -10,6 +10,7 @@
 //! - [`leader`] — leader election on a Lease;
 //! - [`metrics`] — Prometheus metrics and the HTTP endpoints.
 
+pub mod autoscale;
 pub mod controller;
 pub mod kafka;
 pub mod leader;

@@ -115,6 +115,8 @@ async fn main() -> ExitCode {
         retry: Duration::from_secs(args.retry_seconds),
         resync: Duration::from_secs(args.resync_seconds),
         waits: Default::default(),
+        autoscalers: Default::default(),
+        manual_scales: Default::default(),
     });
     let namespaces = args.namespaces.clone();
     if !args.leader_election {

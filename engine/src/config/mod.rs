@@ -517,3 +517,11 @@ pub fn instance_base(config: &StreamsConfig, pod_name: Option<&str>) -> Option<S
 pub fn thread_instance_id(base: &str, thread_index: usize) -> String {
     format!("{base}-{thread_index}")
 }
+
+/// A stream thread's `transactional.id` under exactly_once_v2: `<application.id>-<instance>-<thread
+/// index>` (threads numbered from 1). It must be the same after a restart of the same instance:
+/// the restarted producer's `init_transactions` then aborts the transaction the dead one left
+/// open at once, instead of leaving read_committed readers stalled for `transaction.timeout.ms`.
+pub fn transactional_id(application_id: &str, instance: &str, thread_index: usize) -> String {
+    format!("{application_id}-{instance}-{thread_index}")
+}

@@ -1043,6 +1043,17 @@ fn instance_base_prefers_group_instance_id_then_pod_name() {
     assert_eq!(thread_instance_id("orders-1", 2), "orders-1-2");
 }
 
+#[test]
+fn transactional_ids_are_per_instance_and_thread_and_stable() {
+    // Kafka Streams' EOS-v2 shape: the same instance and thread always get the same id, so a
+    // restart fences the dead producer; other instances and threads never collide with it.
+    let id = transactional_id("orders-app", "orders-1", 1);
+    assert_eq!(id, "orders-app-orders-1-1");
+    assert_eq!(transactional_id("orders-app", "orders-1", 1), id);
+    assert_ne!(transactional_id("orders-app", "orders-1", 2), id);
+    assert_ne!(transactional_id("orders-app", "orders-2", 1), id);
+}
+
 // ---- properties -----------------------------------------------------------------------------
 
 fn source_strategy() -> impl Strategy<Value = LayerSource> {

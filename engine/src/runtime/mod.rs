@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::config::StreamsConfig;
 use crate::processor::ProduceRequest;
@@ -78,6 +78,10 @@ pub(crate) struct Shared {
     /// The global tables, loaded before the stream threads start.
     pub globals: std::sync::OnceLock<Arc<crate::state::GlobalStores>>,
     pub instance_base: Option<String>,
+    /// Under exactly_once_v2: the `<instance>` of each thread's `transactional.id`.
+    pub transactional_instance: Option<String>,
+    /// Holds the persisted process id (when it names the transactional ids) for the process's life.
+    _process_id: Option<crate::state::ProcessId>,
     pub metrics: Metrics,
     state: Mutex<State>,
     threads: Mutex<Vec<ThreadState>>,
@@ -178,6 +182,39 @@ pub(crate) fn assigning_consumer_config(
     cfg
 }
 
+/// The `<instance>` part of the stream threads' transactional ids under exactly_once_v2 (`None`
+/// under at-least-once): the static membership base (`group.instance.id` or the pod's name), which
+/// a restart keeps; else, as Kafka Streams does, a process id kept in the state directory, so a
+/// local restart over the same state directory fences its predecessor too. A process id another
+/// live process holds is not shared: two producers with one transactional id fence each other.
+fn transactional_instance(
+    config: &StreamsConfig,
+    instance_base: &Option<String>,
+) -> (Option<String>, Option<crate::state::ProcessId>) {
+    if config.processing_guarantee != crate::config::ProcessingGuarantee::ExactlyOnceV2 {
+        return (None, None);
+    }
+    if let Some(base) = instance_base {
+        return (Some(base.clone()), None);
+    }
+    match crate::state::ProcessId::load_or_create(&config.state_dir, &config.application_id) {
+        Ok(Some(p)) => (Some(p.id.clone()), Some(p)),
+        Ok(None) => {
+            let id = crate::state::random_id();
+            warn!(
+                state_dir = %config.state_dir.display(), instance = %id,
+                "another process of this application uses this state.dir; transactional ids use a fresh instance id, so a restart of this one cannot fence it: give each instance its own state.dir or a group.instance.id"
+            );
+            (Some(id), None)
+        }
+        Err(e) => {
+            let id = crate::state::random_id();
+            warn!(error = %e, instance = %id, "no persisted process id; transactional ids use a fresh one, so a restart waits out transaction.timeout.ms for the old one's open transaction");
+            (Some(id), None)
+        }
+    }
+}
+
 /// A dead-letter record (KIP-1034): the input's original bytes, with headers saying why.
 pub(crate) fn dead_letter(topic: &str, raw: &RawRecord, failure: &RecordFailure) -> ProduceRequest {
     let mut headers = raw.headers.clone();
@@ -227,6 +264,7 @@ impl KafkaStreams {
     /// `pod_name` is the `POD_NAME` of the operator's pods, the fallback base for static membership.
     pub fn new(topology: Topology, config: StreamsConfig, pod_name: Option<&str>) -> Self {
         let instance_base = crate::config::instance_base(&config, pod_name);
+        let (transactional_instance, process_id) = transactional_instance(&config, &instance_base);
         let threads = config.num_stream_threads.max(1);
         let metrics = Metrics::new();
         metrics.state.set(State::Created.code());
@@ -255,6 +293,8 @@ impl KafkaStreams {
                 stores: state,
                 globals: std::sync::OnceLock::new(),
                 instance_base,
+                transactional_instance,
+                _process_id: process_id,
                 metrics,
                 state: Mutex::new(State::Created),
                 threads: Mutex::new(vec![ThreadState::Starting; threads]),

@@ -15,6 +15,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use tracing::{info, warn};
 
 use super::Shared;
+use crate::config::ProcessingGuarantee;
 use crate::state::{
     Checkpoint, InMemoryStore, KeyValueStore, Offsets, RocksDbStore, StateDirectory, StateError,
     StoreBudget, TaskDirectory, TaskStores,
@@ -35,6 +36,8 @@ pub(crate) struct RestoredStores {
     pub offsets: Offsets,
     /// The process's global tables, which the task's processors read.
     pub globals: Option<std::sync::Arc<crate::state::GlobalStores>>,
+    /// Under exactly_once_v2: checkpoints only on a clean close.
+    pub exactly_once: bool,
 }
 
 const RESTORE_BATCH: usize = 10_000;
@@ -75,6 +78,7 @@ pub(crate) fn open_and_restore(
         (config.cache_max_bytes as usize / config.num_stream_threads.max(1) / 4 / defs.len())
             .max(if config.cache_max_bytes == 0 { 0 } else { 4096 })
     };
+    let exactly_once = config.processing_guarantee == ProcessingGuarantee::ExactlyOnceV2;
     let mut stores = TaskStores::new(partition, cache_limit);
     if defs.is_empty() {
         return Ok(RestoredStores {
@@ -82,6 +86,7 @@ pub(crate) fn open_and_restore(
             directory: None,
             offsets: Offsets::new(),
             globals: shared.globals.get().cloned(),
+            exactly_once,
         });
     }
     let Some(state) = shared.stores.as_ref() else {
@@ -147,12 +152,21 @@ pub(crate) fn open_and_restore(
             }
         }
     }
+    if exactly_once {
+        // Kafka Streams' exactly-once rule: from now on the stores take writes of transactions
+        // that may abort, so a crash must find no checkpoint and restore from the (read_committed)
+        // changelog; a clean close writes it again.
+        checkpoint
+            .delete()
+            .map_err(|e| format!("deleting the checkpoint before processing: {e}"))?;
+    }
     // The stores now reflect `offsets`; a checkpoint written later only moves forward from here.
     Ok(RestoredStores {
         stores,
         directory: Some(dir),
         offsets,
         globals: shared.globals.get().cloned(),
+        exactly_once,
     })
 }
 
@@ -268,4 +282,78 @@ fn restore_partition(
         "store restored from its changelog"
     );
     Ok(Some(high - 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::config::{Layer, LayerSource, StreamsConfig};
+    use crate::spec::{Defaults, compile, parse_manifest};
+
+    /// A task with one RocksDB store that is not logged: opening it needs no broker.
+    fn open_with_checkpoint(guarantee: &str) -> (tempfile::TempDir, Offsets, Offsets) {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = parse_manifest(
+            r#"
+applicationId: ckpt
+bootstrapServers: 127.0.0.1:1
+topology:
+  streams: [{ name: input, topic: input }]
+  pipelines:
+    - name: counts
+      from: input
+      steps:
+        - groupByKey: {}
+        - count: { store: counts, logging: false }
+"#,
+        )
+        .unwrap();
+        let topology = compile(
+            &spec.topology,
+            Defaults {
+                key_serde: "string".into(),
+                value_serde: "string".into(),
+            },
+        )
+        .unwrap();
+        let entries: BTreeMap<String, String> = [
+            ("application.id", "ckpt"),
+            ("bootstrap.servers", "127.0.0.1:1"),
+            ("processing.guarantee", guarantee),
+            ("state.dir", dir.path().to_str().unwrap()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let config = StreamsConfig::resolve(&[Layer::new(LayerSource::Config, entries)]).unwrap();
+        let app = super::super::KafkaStreams::new(topology, config, None);
+        let sub = &app.topology.subtopologies()[0];
+        let task_dir = dir.path().join("ckpt").join("0_0");
+        std::fs::create_dir_all(&task_dir).unwrap();
+        let checkpoint = Checkpoint::in_directory(&task_dir);
+        let mut offsets = Offsets::new();
+        offsets.insert(("ckpt-other-changelog".into(), 0), 7);
+        checkpoint.write(&offsets).unwrap();
+        let restored = open_and_restore(&app.topology, sub, 0, "0_0", &app.shared).unwrap();
+        let left = checkpoint.read().unwrap();
+        drop(restored);
+        (dir, offsets, left)
+    }
+
+    #[test]
+    fn exactly_once_deletes_the_checkpoint_before_processing() {
+        let (_dir, _written, left) = open_with_checkpoint("exactly_once_v2");
+        assert!(
+            left.is_empty(),
+            "a crash from here on must restore from the changelog"
+        );
+    }
+
+    #[test]
+    fn at_least_once_keeps_the_checkpoint() {
+        let (_dir, written, left) = open_with_checkpoint("at_least_once");
+        assert_eq!(left, written);
+    }
 }

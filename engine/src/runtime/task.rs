@@ -114,11 +114,22 @@ pub struct Task {
     directory: Option<TaskDirectory>,
     /// The offset of the last changelog record each store reflects.
     changelog_offsets: Offsets,
+    /// Under exactly_once_v2 checkpoints are written only on a clean close (see
+    /// [`checkpoint_due`]).
+    exactly_once: bool,
 }
 
 /// Changelog records written after which a commit also checkpoints (Kafka Streams' threshold):
 /// a checkpoint needs a flush of every store, too costly for every commit.
 const CHECKPOINT_AFTER_RECORDS: u64 = 10_000;
+
+/// Whether a commit writes the checkpoint, as Kafka Streams decides: under at-least-once after
+/// enough changelog records, or when `force`d (clean close, revocation); under exactly-once only
+/// when forced, since between commits the stores hold writes of a transaction that may still
+/// abort, and a checkpoint would make a crash keep them.
+pub(crate) fn checkpoint_due(exactly_once: bool, force: bool, written_since: u64) -> bool {
+    force || (!exactly_once && written_since >= CHECKPOINT_AFTER_RECORDS)
+}
 
 pub(crate) fn wall_clock_ms() -> i64 {
     SystemTime::now()
@@ -216,6 +227,7 @@ impl Task {
             partition,
             directory: restored.directory,
             changelog_offsets: restored.offsets,
+            exactly_once: restored.exactly_once,
             nodes,
             partitions,
             punctuations: Vec::new(),
@@ -543,7 +555,11 @@ impl Task {
         let Some(dir) = &self.directory else {
             return Ok(());
         };
-        if !force && self.ctx.stores.written_since_checkpoint < CHECKPOINT_AFTER_RECORDS {
+        if !checkpoint_due(
+            self.exactly_once,
+            force,
+            self.ctx.stores.written_since_checkpoint,
+        ) {
             return Ok(());
         }
         let fail = |e: crate::state::StateError| format!("task {}: checkpoint: {e}", self.id);
@@ -577,5 +593,43 @@ impl Task {
                 i.close();
             }
         }
+    }
+
+    /// Closes the task without a checkpoint and deletes its local stores (Kafka Streams' dirty
+    /// close of a corrupted task under exactly-once): its stores may hold writes of an aborted
+    /// transaction, so the next owner (this thread, at once) restores them from the changelog.
+    pub fn close_dirty(mut self) -> Result<(), String> {
+        self.close();
+        // The stores close (RocksDB releases its files) before their directory is deleted; the
+        // task directory stays locked meanwhile so no other thread opens it half-deleted.
+        self.ctx.stores = crate::state::TaskStores::new(self.partition, 0);
+        if let Some(dir) = self.directory.take() {
+            dir.wipe()
+                .map_err(|e| format!("task {}: wiping its stores: {e}", self.id))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::checkpoint_due;
+
+    #[test]
+    fn exactly_once_checkpoints_only_when_forced() {
+        assert!(!checkpoint_due(false, false, 9_999));
+        assert!(
+            checkpoint_due(false, false, 10_000),
+            "at-least-once: every 10k records"
+        );
+        assert!(checkpoint_due(false, true, 0));
+        assert!(
+            !checkpoint_due(true, false, 10_000_000),
+            "never mid-transaction"
+        );
+        assert!(
+            checkpoint_due(true, true, 0),
+            "clean close and revocation after a commit"
+        );
     }
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 mod compile;
-mod duration;
+pub mod duration;
 mod stateful;
 mod values;
 

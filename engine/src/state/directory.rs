@@ -60,6 +60,101 @@ impl StateDirectory {
     }
 }
 
+/// This process's id within an application, kept in `state.dir/<application.id>/` so a restart
+/// with the same state directory finds it again (Kafka Streams persists its process id there too).
+/// Held under a lock while the process lives.
+#[derive(Debug)]
+pub struct ProcessId {
+    pub id: String,
+    _lock: File,
+}
+
+/// The file that holds the process id.
+const PROCESS_ID_FILE: &str = "freshet-process-id";
+
+impl ProcessId {
+    /// The id stored in `state.dir/<application.id>/`, created on first use. `Ok(None)` when
+    /// another process holds it: two processes share the directory, and the caller must pick an
+    /// id of its own rather than take one that is in use.
+    pub fn load_or_create(
+        state_dir: &Path,
+        application_id: &str,
+    ) -> Result<Option<ProcessId>, StateError> {
+        let root = state_dir.join(application_id);
+        std::fs::create_dir_all(&root).map_err(|e| dir_error(&root, e))?;
+        let path = root.join(PROCESS_ID_FILE);
+        let mut file = File::options()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| dir_error(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Ok(None),
+            Err(TryLockError::Error(e)) => return Err(dir_error(&path, e)),
+        }
+        use std::io::{Read, Seek, Write};
+        let mut text = String::new();
+        file.read_to_string(&mut text)
+            .map_err(|e| dir_error(&path, e))?;
+        let stored = text.trim();
+        let valid = !stored.is_empty()
+            && stored.len() <= 64
+            && stored
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        let id = if valid {
+            stored.to_owned()
+        } else {
+            let id = random_id();
+            file.set_len(0)
+                .and_then(|()| file.rewind())
+                .and_then(|()| file.write_all(format!("{id}\n").as_bytes()))
+                .and_then(|()| file.sync_all())
+                .map_err(|e| dir_error(&path, e))?;
+            id
+        };
+        Ok(Some(ProcessId { id, _lock: file }))
+    }
+}
+
+/// 128 random bits as hex, from the standard library's randomly keyed hasher (no extra crate for
+/// an id made once per process).
+pub fn random_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let half = |salt: u64| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(salt);
+        h.write_u32(std::process::id());
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default(),
+        );
+        h.finish()
+    };
+    format!("{:016x}{:016x}", half(1), half(2))
+}
+
+impl TaskDirectory {
+    /// Deletes the task's local state (its RocksDB stores and checkpoint) but keeps the directory
+    /// and its lock: after a failed exactly-once transaction the stores may hold writes that were
+    /// aborted, and only a restore from the read_committed changelog rebuilds them consistently.
+    /// The stores must be closed first.
+    pub fn wipe(&self) -> Result<(), StateError> {
+        let stores = self.path.join("rocksdb");
+        match std::fs::remove_dir_all(&stores) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(dir_error(&stores, e)),
+        }
+        super::Checkpoint::in_directory(&self.path).delete()
+    }
+}
+
 impl StateDirectory {
     /// Deletes the directories of tasks no thread or process holds whose contents have not
     /// changed for `older_than` (Kafka Streams' `state.cleanup.delay.ms`): the state of tasks that
@@ -101,6 +196,52 @@ impl StateDirectory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_process_id_survives_a_restart_and_is_never_shared() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = ProcessId::load_or_create(dir.path(), "app")
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.id.len(), 32, "{}", first.id);
+        // A second process on the same directory while the first runs gets nothing to share.
+        assert!(
+            ProcessId::load_or_create(dir.path(), "app")
+                .unwrap()
+                .is_none()
+        );
+        let id = first.id.clone();
+        drop(first);
+        let again = ProcessId::load_or_create(dir.path(), "app")
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.id, id, "the restart finds the same id");
+        let other_app = ProcessId::load_or_create(dir.path(), "other")
+            .unwrap()
+            .unwrap();
+        assert_ne!(other_app.id, id);
+    }
+
+    #[test]
+    fn wiping_a_task_deletes_its_stores_and_checkpoint_and_keeps_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDirectory::new(dir.path(), "app").unwrap();
+        let task = state.lock_task("0_1").unwrap();
+        std::fs::create_dir_all(task.path().join("rocksdb/counts")).unwrap();
+        std::fs::write(task.path().join("rocksdb/counts/000001.sst"), b"x").unwrap();
+        let checkpoint = crate::state::Checkpoint::in_directory(task.path());
+        let mut offsets = crate::state::Offsets::new();
+        offsets.insert(("app-counts-changelog".into(), 1), 41);
+        checkpoint.write(&offsets).unwrap();
+        task.wipe().unwrap();
+        assert!(!task.path().join("rocksdb").exists());
+        assert!(checkpoint.read().unwrap().is_empty());
+        assert!(matches!(
+            state.lock_task("0_1"),
+            Err(StateError::Locked { .. })
+        ));
+        task.wipe().unwrap();
+    }
 
     #[test]
     fn a_task_directory_is_held_by_one_owner_at_a_time() {

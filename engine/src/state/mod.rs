@@ -13,7 +13,7 @@ mod stores;
 pub mod window;
 
 pub use checkpoint::{Checkpoint, Offsets};
-pub use directory::{StateDirectory, TaskDirectory};
+pub use directory::{ProcessId, StateDirectory, TaskDirectory, random_id};
 pub use global::{GlobalStores, Row};
 pub use memory::InMemoryStore;
 pub use rocks::{RocksDbStore, StoreBudget};

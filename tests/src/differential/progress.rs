@@ -129,12 +129,33 @@ impl Progress {
 
 /// Every record of `topic` up to its current end offsets, in partition order.
 pub fn read_all(client: &BaseConsumer, topic: &str) -> Result<Vec<Received>, String> {
+    Ok(read_to_end(client, topic, "read_uncommitted")?
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect())
+}
+
+/// Every committed record of `topic` up to its current end offsets (a `read_committed` reader:
+/// what an exactly-once application's downstream sees), in partition order, with its offset.
+pub fn read_all_committed(
+    client: &BaseConsumer,
+    topic: &str,
+) -> Result<Vec<(i64, Received)>, String> {
+    read_to_end(client, topic, "read_committed")
+}
+
+fn read_to_end(
+    client: &BaseConsumer,
+    topic: &str,
+    isolation: &str,
+) -> Result<Vec<(i64, Received)>, String> {
     let n = partitions(client, topic)?.ok_or_else(|| format!("{topic} does not exist"))?;
     let ends = end_offsets(client, topic, n)?;
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", kafka_bootstrap())
         .set("group.id", crate::unique_name("differential-reader"))
         .set("enable.auto.commit", "false")
+        .set("isolation.level", isolation)
         .create()
         .map_err(|e| format!("reader for {topic}: {e}"))?;
     let mut tpl = TopicPartitionList::new();
@@ -147,14 +168,26 @@ pub fn read_all(client: &BaseConsumer, topic: &str) -> Result<Vec<Received>, Str
         .map_err(|e| format!("assign {topic}: {e}"))?;
     let mut next = vec![0i64; n as usize];
     let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while next.iter().zip(&ends).any(|(a, b)| a < b) {
         if Instant::now() > deadline {
             return Err(format!(
-                "reading {topic}: at offsets {next:?} of {ends:?} after 30 s"
+                "reading {topic}: at offsets {next:?} of {ends:?} after 60 s"
             ));
         }
         let Some(m) = consumer.poll(Duration::from_millis(200)) else {
+            // Transaction markers and aborted records are never handed out: the position steps
+            // past them, so it, not the last record's offset, says when a partition is read.
+            if let Ok(positions) = consumer.position() {
+                for (p, n) in next.iter_mut().enumerate() {
+                    if let Some(Offset::Offset(o)) = positions
+                        .find_partition(topic, p as i32)
+                        .map(|e| e.offset())
+                    {
+                        *n = (*n).max(o);
+                    }
+                }
+            }
             continue;
         };
         let m = m.map_err(|e| format!("reading {topic}: {e}"))?;
@@ -162,14 +195,17 @@ pub fn read_all(client: &BaseConsumer, topic: &str) -> Result<Vec<Received>, Str
         let p = m.partition() as usize;
         next[p] = m.offset() + 1;
         if m.offset() < ends[p] {
-            out.push(Received {
-                topic: topic.to_owned(),
-                partition: m.partition(),
-                key: m.key().map(<[u8]>::to_vec),
-                value: m.payload().map(<[u8]>::to_vec),
-                timestamp: m.timestamp().to_millis().unwrap_or(-1),
-                headers: Vec::new(),
-            });
+            out.push((
+                m.offset(),
+                Received {
+                    topic: topic.to_owned(),
+                    partition: m.partition(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    value: m.payload().map(<[u8]>::to_vec),
+                    timestamp: m.timestamp().to_millis().unwrap_or(-1),
+                    headers: Vec::new(),
+                },
+            ));
         }
     }
     Ok(out)

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# make soak: the long crash tests (tests/tests/crash.rs, `#[ignore]`d in make test): 1,000,000
+# records per guarantee, the engine SIGKILLed and restarted at least 20 times, then checked
+# (exactly_once_v2: every count exact and never going down; at_least_once: nothing lost).
+# Starts Kafka if it is not running and stops what it started (FRESHET_KEEP_RUNNING=1 keeps it).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$FRESHET_CACHE/target}
+t0=$SECONDS
+started=
+cleanup() {
+  local rc=$?
+  if [ -n "$started" ] && [ -z "${FRESHET_KEEP_RUNNING:-}" ]; then scripts/kafka.sh down || true; fi
+  log "make soak: $( [ $rc -eq 0 ] && echo passed || echo FAILED ) in $((SECONDS - t0)) s"
+  exit $rc
+}
+trap cleanup EXIT
+need_cmd cargo "install Rust with rustup (https://rustup.rs) and put cargo on PATH"
+scripts/kafka.sh status >/dev/null 2>&1 || { started=1; scripts/kafka.sh up; }
+# The tests run the engine binary: build it beside the test executable.
+cargo build -p freshet-engine --bins
+export FRESHET_KAFKA_BOOTSTRAP=127.0.0.1:$FRESHET_KAFKA_PORT
+# One at a time, so each guarantee's figures are its own.
+cargo test -p freshet-tests --test crash -- --ignored --nocapture --test-threads=1 ${FRESHET_TEST_ARGS:-}
