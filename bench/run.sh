@@ -18,10 +18,10 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$FRESHET_CACHE/target}
 case $MODE in
   full)
     profile=release cargo_flags=(--release)
-    N=${N:-2000000} REPEATS=${REPEATS:-3} LATENCY_SECONDS=${LATENCY_SECONDS:-10} ;;
+    N=${N:-2000000} REPEATS=${REPEATS:-3} LATENCY_SECONDS=${LATENCY_SECONDS:-10} READY_WAIT=30 ;;
   quick)
     profile=debug cargo_flags=()
-    N=${N:-5000} REPEATS=${REPEATS:-1} LATENCY_SECONDS=${LATENCY_SECONDS:-0} ;;
+    N=${N:-5000} REPEATS=${REPEATS:-1} LATENCY_SECONDS=${LATENCY_SECONDS:-0} READY_WAIT=0 ;;
   *) die "usage: bench/run.sh [full|quick]" "make bench or make bench-quick" ;;
 esac
 t0=$SECONDS
@@ -65,7 +65,7 @@ log "benchmark ($MODE): N=$N, $REPEATS repeat(s), $GUARANTEES; results in $OUT"
   --contenders "${CONTENDERS:-freshet,kstreams,pipe}" --threads "${THREADS:-2}" \
   --commit-alos-ms "${COMMIT_ALOS_MS:-1000}" --commit-eos-ms "${COMMIT_EOS_MS:-100}" \
   --engine "$bin/freshet-engine" --kstreams-classpath "$classpath" --java-opts="${JAVA_OPTS:--Xmx1g}" \
-  --latency-rate "${LATENCY_RATE:-5000}" --latency-seconds "$LATENCY_SECONDS" --out "$OUT" \
+  --latency-rate "${LATENCY_RATE:-5000}" --latency-seconds "$LATENCY_SECONDS" --ready-wait "$READY_WAIT" --out "$OUT" \
   || die "the benchmark failed (runs, logs and manifests in $OUT)" "see the INCOMPLETE lines above"
 
 if [ "$MODE" = full ]; then

@@ -55,7 +55,14 @@ impl Checker {
         Checker {
             expected,
             seen: vec![false; ids],
-            counts: vec![0; if expected == Expected::Counts { expect.counts.len() } else { 0 }],
+            counts: vec![
+                0;
+                if expected == Expected::Counts {
+                    expect.counts.len()
+                } else {
+                    0
+                }
+            ],
             windows: HashMap::new(),
             expect,
             matched: 0,
@@ -83,14 +90,21 @@ impl Checker {
         if let Some(from) = self.latency_from
             && timestamp >= from
         {
-            self.latencies.push((now_ms - timestamp).clamp(0, u32::MAX as i64) as u32);
+            self.latencies
+                .push((now_ms - timestamp).clamp(0, u32::MAX as i64) as u32);
         }
         match self.expected {
             Expected::AllIds | Expected::FilteredIds => {
                 let Some(id) = value.and_then(json_id) else {
-                    return self.error(format!("a value without an id: {:?}", value.map(String::from_utf8_lossy)));
+                    return self.error(format!(
+                        "a value without an id: {:?}",
+                        value.map(String::from_utf8_lossy)
+                    ));
                 };
-                let Some(i) = id.checked_sub(self.expect.first_id).filter(|i| *i < self.expect.n) else {
+                let Some(i) = id
+                    .checked_sub(self.expect.first_id)
+                    .filter(|i| *i < self.expect.n)
+                else {
                     return self.error(format!("id {id} is not in the input"));
                 };
                 let i = i as usize;
@@ -115,7 +129,10 @@ impl Checker {
             Expected::Windows => {
                 let parsed = key.filter(|k| k.len() > 8).and_then(|k| {
                     let (inner, start) = k.split_at(k.len() - 8);
-                    Some((key_index(inner)?, i64::from_be_bytes(start.try_into().ok()?)))
+                    Some((
+                        key_index(inner)?,
+                        i64::from_be_bytes(start.try_into().ok()?),
+                    ))
                 });
                 let (Some(w), Some(c)) = (parsed, value.and_then(long)) else {
                     return self.error(format!("bad windowed count record {key:?} {value:?}"));

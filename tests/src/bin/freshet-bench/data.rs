@@ -148,7 +148,7 @@ impl Iterator for Generator {
         let amount_tenths = (self.rng.next() % 2500) as u32;
         let mut timestamp = (self.timestamp)(id - self.first);
         let r = self.rng.next();
-        if self.out_of_order && r % OUT_OF_ORDER_EVERY == 0 {
+        if self.out_of_order && r.is_multiple_of(OUT_OF_ORDER_EVERY) {
             timestamp -= 1 + ((r >> 32) % OUT_OF_ORDER_MAX_MS) as i64;
         }
         Some(Record {

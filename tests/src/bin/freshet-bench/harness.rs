@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::ClientConfig;
 
 use crate::check::{self, Checker, Expected};
 use crate::data::{self, Expect, Generator, KEYS};
@@ -92,6 +92,8 @@ pub struct Settings {
     pub latency_seconds: u64,
     pub work: PathBuf,
     pub timeout: Duration,
+    /// How long to wait for RUNNING after the output is complete.
+    pub ready_wait: Duration,
 }
 
 impl Settings {
@@ -183,7 +185,10 @@ fn delete_topics(bootstrap: &str, topics: &[String], prefixes: &[String]) {
     let mut names: std::collections::BTreeSet<String> = topics.iter().cloned().collect();
     if let Ok(m) = consumer.fetch_metadata(None, Duration::from_secs(10)) {
         for t in m.topics() {
-            if prefixes.iter().any(|p| t.name().starts_with(&format!("{p}-"))) {
+            if prefixes
+                .iter()
+                .any(|p| t.name().starts_with(&format!("{p}-")))
+            {
                 names.insert(t.name().to_owned());
             }
         }
@@ -209,7 +214,13 @@ fn producer(bootstrap: &str, linger_ms: &str) -> ThreadedProducer<DefaultProduce
         .expect("producer")
 }
 
-fn send(p: &ThreadedProducer<DefaultProducerContext>, topic: &str, key: &[u8], value: &[u8], ts: i64) {
+fn send(
+    p: &ThreadedProducer<DefaultProducerContext>,
+    topic: &str,
+    key: &[u8],
+    value: &[u8],
+    ts: i64,
+) {
     let mut record = BaseRecord::to(topic).key(key).payload(value).timestamp(ts);
     loop {
         match p.send(record) {
@@ -258,7 +269,11 @@ impl Readiness {
 
     /// Polls every 10 ms on a thread of its own (an HTTP answer may be slow) until RUNNING or
     /// `stop`; the thread returns the time from `started`.
-    fn watch(self, started: Instant, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Option<Duration>> {
+    fn watch(
+        self,
+        started: Instant,
+        stop: Arc<AtomicBool>,
+    ) -> std::thread::JoinHandle<Option<Duration>> {
         std::thread::spawn(move || {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 if self.check() {
@@ -326,7 +341,10 @@ impl Running {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        eprintln!("[bench] pid {} ignored SIGTERM for 20 s; killing it", self.child.id());
+        eprintln!(
+            "[bench] pid {} ignored SIGTERM for 20 s; killing it",
+            self.child.id()
+        );
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -348,7 +366,11 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
     use std::io::Read;
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     text.split(' ').nth(1)?.parse().ok()
@@ -385,11 +407,23 @@ impl Bench {
         // The table's rows are older than every stream record, so the join reads them first.
         let base = check::now_ms() - s.n as i64 - 3_600_000;
         for k in 0..KEYS {
-            send(&p, &table, data::key_name(k).as_bytes(), &data::table_row(k), base - 60_000);
+            send(
+                &p,
+                &table,
+                data::key_name(k).as_bytes(),
+                &data::table_row(k),
+                base - 60_000,
+            );
         }
         let mut expect = Expect::new(0);
         for r in Generator::new(42, 0, s.n, true, Box::new(move |i| base + i as i64)) {
-            send(&p, &input, data::key_name(r.key).as_bytes(), &r.value(), r.timestamp);
+            send(
+                &p,
+                &input,
+                data::key_name(r.key).as_bytes(),
+                &r.value(),
+                r.timestamp,
+            );
             expect.add(&r);
         }
         p.flush(Duration::from_secs(120)).expect("flush the input");
@@ -442,7 +476,11 @@ impl Bench {
                 row.startup_s,
                 row.rss_mib,
                 row.cpu_s,
-                if row.complete { String::new() } else { format!(" INCOMPLETE: {}", row.problem) }
+                if row.complete {
+                    String::new()
+                } else {
+                    format!(" INCOMPLETE: {}", row.problem)
+                }
             );
             self.rows.push(row);
             write_rows(&self.s.work.join("results.tsv"), &self.rows);
@@ -457,7 +495,11 @@ impl Bench {
                     self.s.latency_rate,
                     row.p50_ms,
                     row.p99_ms,
-                    if row.complete { String::new() } else { format!(" INCOMPLETE: {}", row.problem) }
+                    if row.complete {
+                        String::new()
+                    } else {
+                        format!(" INCOMPLETE: {}", row.problem)
+                    }
                 );
                 self.rows.push(row);
                 write_rows(&self.s.work.join("results.tsv"), &self.rows);
@@ -470,8 +512,17 @@ impl Bench {
     }
 
     fn names(&self, c: Contender, w: Workload, g: &str, repeat: u32, phase: &str) -> RunNames {
-        let g = if g == "exactly_once_v2" { "eos" } else { "alos" };
-        let app = format!("bench-{}-{}-{}-{g}-{phase}-{repeat}", self.id, c.name(), w.name());
+        let g = if g == "exactly_once_v2" {
+            "eos"
+        } else {
+            "alos"
+        };
+        let app = format!(
+            "bench-{}-{}-{}-{g}-{phase}-{repeat}",
+            self.id,
+            c.name(),
+            w.name()
+        );
         let dir = self.s.work.join(&app);
         std::fs::create_dir_all(&dir).expect("run directory");
         RunNames {
@@ -538,7 +589,9 @@ impl Bench {
         cmd.stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout).expect("stdout file"))
             .stderr(std::fs::File::create(&log).expect("log file"));
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {}: {e}", c.name()));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", c.name()));
         Running {
             child,
             stdout,
@@ -572,14 +625,22 @@ impl Bench {
             Workload::Join => "        - join: { table: customers, value: \"{'id': left.id, 'amount': left.amount, 'tier': right.tier}\" }\n".to_owned(),
         };
         let sink = match w {
-            Workload::Stateless | Workload::Join => format!("        - to: {{ topic: {} }}\n", n.output),
-            Workload::Count => format!("        - to: {{ topic: {}, valueSerde: long }}\n", n.output),
+            Workload::Stateless | Workload::Join => {
+                format!("        - to: {{ topic: {} }}\n", n.output)
+            }
+            Workload::Count => format!(
+                "        - to: {{ topic: {}, valueSerde: long }}\n",
+                n.output
+            ),
             Workload::Windowed => format!(
                 "        - to: {{ topic: {}, keySerde: windowed-string, valueSerde: long }}\n",
                 n.output
             ),
         };
-        let _ = write!(m, "  pipelines:\n    - name: bench\n      from: input\n      steps:\n{steps}{sink}");
+        let _ = write!(
+            m,
+            "  pipelines:\n    - name: bench\n      from: input\n      steps:\n{steps}{sink}"
+        );
         m
     }
 
@@ -618,7 +679,7 @@ impl Bench {
         }
         // A contender may finish the input before it reports RUNNING (Freshet reports it once
         // every stream thread has its assignment): wait for it a while longer.
-        let ready_deadline = Instant::now() + Duration::from_secs(30);
+        let ready_deadline = Instant::now() + self.s.ready_wait;
         while !ready.is_finished() && Instant::now() < ready_deadline && proc.exited().is_none() {
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -627,10 +688,30 @@ impl Bench {
         let t = Instant::now();
         proc.stop();
         if std::env::var_os("BENCH_DEBUG").is_some() {
-            eprintln!("[bench] stopping {} took {:.1} s", c.name(), t.elapsed().as_secs_f64());
+            eprintln!(
+                "[bench] stopping {} took {:.1} s",
+                c.name(),
+                t.elapsed().as_secs_f64()
+            );
         }
-        let row = self.row(c, w, g, repeat, "throughput", &watched, started, startup, usage, problem, &proc);
-        delete_topics(&self.s.bootstrap, &[n.output.clone()], std::slice::from_ref(&n.app));
+        let row = self.row(
+            c,
+            w,
+            g,
+            repeat,
+            "throughput",
+            &watched,
+            started,
+            startup,
+            usage,
+            problem,
+            &proc,
+        );
+        delete_topics(
+            &self.s.bootstrap,
+            std::slice::from_ref(&n.output),
+            std::slice::from_ref(&n.app),
+        );
         let _ = std::fs::remove_dir_all(n.dir.join("state"));
         row
     }
@@ -687,7 +768,13 @@ impl Bench {
                 if wait > 0 {
                     std::thread::sleep(Duration::from_millis(wait as u64));
                 }
-                send(&p, &n.input, data::key_name(r.key).as_bytes(), &r.value(), r.timestamp);
+                send(
+                    &p,
+                    &n.input,
+                    data::key_name(r.key).as_bytes(),
+                    &r.value(),
+                    r.timestamp,
+                );
             }
             p.flush(Duration::from_secs(30)).expect("flush");
         }
@@ -702,7 +789,9 @@ impl Bench {
         let watched = watcher.join().expect("checker thread");
         let usage = proc.usage();
         proc.stop();
-        let row = self.row(c, w, g, repeat, "latency", &watched, started, startup, usage, problem, &proc);
+        let row = self.row(
+            c, w, g, repeat, "latency", &watched, started, startup, usage, problem, &proc,
+        );
         delete_topics(
             &self.s.bootstrap,
             &[n.output.clone(), n.input.clone()],

@@ -37,9 +37,17 @@ enum Cmd {
         n: u64,
         #[arg(long, default_value_t = 3)]
         repeats: u32,
-        #[arg(long, value_delimiter = ',', default_value = "stateless,count,windowed,join")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "stateless,count,windowed,join"
+        )]
         workloads: Vec<String>,
-        #[arg(long, value_delimiter = ',', default_value = "at_least_once,exactly_once_v2")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "at_least_once,exactly_once_v2"
+        )]
         guarantees: Vec<String>,
         #[arg(long, value_delimiter = ',', default_value = "freshet,kstreams,pipe")]
         contenders: Vec<String>,
@@ -69,6 +77,10 @@ enum Cmd {
         /// Seconds a run may take before it counts as incomplete.
         #[arg(long, default_value_t = 600)]
         timeout: u64,
+        /// Seconds to wait for RUNNING after a contender's output is complete (a contender may
+        /// finish a small input before it reports RUNNING; its start time is then unknown).
+        #[arg(long, default_value_t = 30)]
+        ready_wait: u64,
         /// Where the runs' files and the results go.
         #[arg(long)]
         out: PathBuf,
@@ -136,7 +148,10 @@ fn main() -> anyhow::Result<()> {
                     contenders.push(r.contender);
                 }
             }
-            print!("{}", report::tables(&rows, &workloads, &guarantees, &contenders));
+            print!(
+                "{}",
+                report::tables(&rows, &workloads, &guarantees, &contenders)
+            );
             Ok(())
         }
         Cmd::Run {
@@ -155,6 +170,7 @@ fn main() -> anyhow::Result<()> {
             latency_rate,
             latency_seconds,
             timeout,
+            ready_wait,
             out,
         } => {
             // SAFETY: set before any thread starts; the tests' helpers read it.
@@ -175,7 +191,9 @@ fn main() -> anyhow::Result<()> {
             }
             std::fs::create_dir_all(&out)?;
             let kstreams_classpath = if contenders.contains(&Contender::KStreams) {
-                std::fs::read_to_string(&kstreams_classpath)?.trim().to_owned()
+                std::fs::read_to_string(&kstreams_classpath)?
+                    .trim()
+                    .to_owned()
             } else {
                 String::new()
             };
@@ -196,6 +214,7 @@ fn main() -> anyhow::Result<()> {
                 latency_seconds,
                 work: out.clone(),
                 timeout: Duration::from_secs(timeout),
+                ready_wait: Duration::from_secs(ready_wait),
             };
             let mut bench = harness::Bench::prepare(settings);
             bench.run_all();
@@ -247,7 +266,11 @@ fn read_rows(path: &std::path::Path) -> anyhow::Result<Vec<Row>> {
             workload: Workload::parse(f[1])?,
             guarantee: f[2].to_owned(),
             repeat: f[3].parse()?,
-            phase: if f[4] == "latency" { "latency" } else { "throughput" },
+            phase: if f[4] == "latency" {
+                "latency"
+            } else {
+                "throughput"
+            },
             complete: f[5] == "true",
             seconds: num(6),
             records_per_s: num(7),

@@ -46,7 +46,11 @@ fn thread(a: &PipeArgs, index: i32, partitions: &[i32]) -> anyhow::Result<()> {
         .set("auto.offset.reset", "earliest")
         .set(
             "isolation.level",
-            if a.eos { "read_committed" } else { "read_uncommitted" },
+            if a.eos {
+                "read_committed"
+            } else {
+                "read_uncommitted"
+            },
         )
         .create()?;
     let mut producer = ClientConfig::new();
@@ -101,7 +105,11 @@ fn thread(a: &PipeArgs, index: i32, partitions: &[i32]) -> anyhow::Result<()> {
                 let mut positions = TopicPartitionList::new();
                 for e in consumer.position()?.elements() {
                     if let Offset::Offset(o) = e.offset() {
-                        positions.add_partition_offset(e.topic(), e.partition(), Offset::Offset(o))?;
+                        positions.add_partition_offset(
+                            e.topic(),
+                            e.partition(),
+                            Offset::Offset(o),
+                        )?;
                     }
                 }
                 if a.eos {

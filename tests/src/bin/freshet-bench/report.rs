@@ -65,7 +65,11 @@ impl Figures {
 
 pub fn figures(rows: &[Row], c: Contender, w: Workload, g: &str) -> Figures {
     // The raw pipe runs the stateless workload only; it is every workload's ceiling.
-    let w = if c == Contender::Pipe { Workload::Stateless } else { w };
+    let w = if c == Contender::Pipe {
+        Workload::Stateless
+    } else {
+        w
+    };
     let pick = |phase: &'static str, f: fn(&Row) -> f64| {
         stat(
             rows.iter()
@@ -110,9 +114,17 @@ fn ratio(a: Option<Stat>, b: Option<Stat>) -> String {
 }
 
 /// The figures table (median, with min-max) and the ratio tables.
-pub fn tables(rows: &[Row], workloads: &[Workload], guarantees: &[String], contenders: &[Contender]) -> String {
+pub fn tables(
+    rows: &[Row],
+    workloads: &[Workload],
+    guarantees: &[String],
+    contenders: &[Contender],
+) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "\nFigures: median [min-max] over the repeats (records/s: input fully processed, from process start; p50/p99: end-to-end latency at a fixed rate; start s: process start to RUNNING)\n");
+    let _ = writeln!(
+        out,
+        "\nFigures: median [min-max] over the repeats (records/s: input fully processed, from process start; p50/p99: end-to-end latency at a fixed rate; start s: process start to RUNNING)\n"
+    );
     let _ = write!(out, "| workload | guarantee | contender |");
     for (m, _) in METRICS {
         let _ = write!(out, " {m} |");
@@ -126,12 +138,17 @@ pub fn tables(rows: &[Row], workloads: &[Workload], guarantees: &[String], conte
                     continue;
                 }
                 let f = figures(rows, *c, *w, g);
-                let name = if *c == Contender::Pipe { "raw pipe (copies all)" } else { c.name() };
+                let name = if *c == Contender::Pipe {
+                    "raw pipe (copies all)"
+                } else {
+                    c.name()
+                };
                 let _ = write!(out, "| {} | {} | {} |", w.name(), g, name);
                 for i in 0..METRICS.len() {
                     match f.get(i) {
                         Some(s) if s.n > 1 => {
-                            let _ = write!(out, " {} [{}-{}] |", fmt(s.median), fmt(s.min), fmt(s.max));
+                            let _ =
+                                write!(out, " {} [{}-{}] |", fmt(s.median), fmt(s.min), fmt(s.max));
                         }
                         Some(s) => {
                             let _ = write!(out, " {} |", fmt(s.median));
@@ -145,11 +162,17 @@ pub fn tables(rows: &[Row], workloads: &[Workload], guarantees: &[String], conte
             }
         }
     }
-    for (other, label) in [(Contender::KStreams, "Kafka Streams"), (Contender::Pipe, "raw pipe")] {
+    for (other, label) in [
+        (Contender::KStreams, "Kafka Streams"),
+        (Contender::Pipe, "raw pipe"),
+    ] {
         if !contenders.contains(&other) || !contenders.contains(&Contender::Freshet) {
             continue;
         }
-        let _ = writeln!(out, "\nRatios Freshet / {label} (medians; records/s: above 1 is Freshet faster; the others: below 1 is Freshet better)\n");
+        let _ = writeln!(
+            out,
+            "\nRatios Freshet / {label} (medians; records/s: above 1 is Freshet faster; the others: below 1 is Freshet better)\n"
+        );
         let _ = write!(out, "| workload | guarantee |");
         for (m, _) in METRICS {
             let _ = write!(out, " {m} |");
@@ -161,9 +184,9 @@ pub fn tables(rows: &[Row], workloads: &[Workload], guarantees: &[String], conte
                 let f = figures(rows, Contender::Freshet, *w, g);
                 let o = figures(rows, other, *w, g);
                 let _ = write!(out, "| {} | {} |", w.name(), g);
-                for i in 0..METRICS.len() {
+                for (i, (metric, _)) in METRICS.iter().enumerate() {
                     // The raw pipe reports RUNNING without joining a group: no comparison.
-                    let r = if other == Contender::Pipe && METRICS[i].0 == "start s" {
+                    let r = if other == Contender::Pipe && *metric == "start s" {
                         "-".to_owned()
                     } else {
                         ratio(f.get(i), o.get(i))
@@ -184,13 +207,21 @@ pub fn chart_data(rows: &[Row], workloads: &[Workload], guarantees: &[String]) -
     let metrics = [0usize, 2, 3, 4];
     for m in metrics {
         for c in ["freshet", "kstreams", "pipe"] {
-            let _ = write!(out, " {}:{c}:median min max", METRICS[m].0.replace(' ', "_"));
+            let _ = write!(
+                out,
+                " {}:{c}:median min max",
+                METRICS[m].0.replace(' ', "_")
+            );
         }
     }
     out.push('\n');
     for g in guarantees {
         for w in workloads {
-            let short = if g == "exactly_once_v2" { "eos" } else { "alos" };
+            let short = if g == "exactly_once_v2" {
+                "eos"
+            } else {
+                "alos"
+            };
             let _ = write!(out, "{}/{short}", w.name());
             for m in metrics {
                 for c in [Contender::Freshet, Contender::KStreams, Contender::Pipe] {
