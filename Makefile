@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export FRESHET_CACHE ?= $(HOME)/.cache/freshet
 export CARGO_TARGET_DIR ?= $(FRESHET_CACHE)/target
 
-.PHONY: help deps build kafka-up kafka-down cluster-up cluster-down k8s-binaries up down demo test soak lint fmt crdgen clean
+.PHONY: help deps build kafka-up kafka-down cluster-up cluster-down k8s-binaries up down demo test soak bench bench-quick lint fmt crdgen clean
 
 help:
 	@echo "make demo          bring everything up and show it working (the main job)"
@@ -13,6 +13,8 @@ help:
 	@echo "make deps          install the Debian packages the build needs (only the missing ones)"
 	@echo "make kafka-up      start Apache Kafka on 127.0.0.1:\$${FRESHET_KAFKA_PORT:-9092}   (make kafka-down stops it)"
 	@echo "make cluster-up    start etcd, kube-apiserver, kube-controller-manager   (make cluster-down stops them)"
+	@echo "make bench         Freshet vs Java Kafka Streams vs a raw pipe: ratio table and chart (release build)"
+	@echo "make bench-quick   the benchmark's smoke check: every contender produces every result"
 	@echo "make lint          cargo fmt --check and clippy -D warnings"
 
 deps:
@@ -47,6 +49,12 @@ test: deps
 
 soak: deps
 	@scripts/soak.sh
+
+bench: deps
+	@bench/run.sh full
+
+bench-quick: deps
+	@bench/run.sh quick
 
 lint:
 	cargo fmt --all --check

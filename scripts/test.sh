@@ -31,7 +31,9 @@ scripts/kafka.sh status >/dev/null 2>&1 || { started+=(kafka); scripts/kafka.sh 
 # The Kafka Streams reference (the differential tests' oracle), beside the cargo build and the
 # cluster's start. After Kafka's fetch, so two Mavens never fill one repository at once.
 reference_log=$RUN_DIR/reference-build.log
-( scripts/reference.sh build >"$RUN_DIR/reference-classpath" 2>"$reference_log" ) &
+# The benchmark's Kafka Streams contender (for bench-quick below) right after, on the same lock.
+( scripts/reference.sh build >"$RUN_DIR/reference-classpath" 2>"$reference_log" \
+    && bench/kstreams.sh build >/dev/null 2>>"$reference_log" ) &
 reference_pid=$!
 scripts/cluster.sh status >/dev/null 2>&1 || { started+=(cluster); scripts/cluster.sh up; }
 log "services up after $((SECONDS - t0)) s"
@@ -55,3 +57,6 @@ export FRESHET_REFERENCE_CLASSPATH
 cargo fmt --all --check || die "cargo fmt --check found unformatted code" "run: make fmt"
 cargo clippy -q --workspace --all-targets -- -D warnings || die "clippy found problems" "fix the warnings above (make lint)"
 cargo test --workspace --all-targets -- ${FRESHET_TEST_ARGS:-}
+# The benchmark's smoke check (no figures asserted): every contender, workload and guarantee
+# produces every result, on the debug build made above.
+bench/run.sh quick
