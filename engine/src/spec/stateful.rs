@@ -365,15 +365,7 @@ impl Compiler {
                     self.error(at, "give 'table: <a declared table or a pipeline ending in a table>' or 'globalTable: <name>'");
                     return None;
                 };
-                let Some(Position::Table(table)) = positions.get(table_name) else {
-                    self.error(
-                        at,
-                        format!(
-                            "'{table_name}' is not a declared table or a pipeline ending in a table"
-                        ),
-                    );
-                    return None;
-                };
+                let table = self.table_named(table_name, at, positions)?;
                 let joiner = self.joiner(arg, at)?;
                 let value_kind = self.kind_named(&defaults.value_serde, at);
                 let topic = named.map_or_else(|| default_name.to_owned(), str::to_owned);
@@ -403,15 +395,7 @@ impl Compiler {
                     self.error(at, "a table joins another table: give 'table: <name>'");
                     return None;
                 };
-                let Some(Position::Table(other)) = positions.get(other_name) else {
-                    self.error(
-                        at,
-                        format!(
-                            "'{other_name}' is not a declared table or a pipeline ending in a table"
-                        ),
-                    );
-                    return None;
-                };
+                let other = self.table_named(other_name, at, positions)?;
                 let joiner = self.joiner(arg, at)?;
                 let (joiner, kind) = (either_side_missing(joiner), join_kind(op));
                 match t.join_table_erased(other, joiner, kind, named) {
@@ -574,6 +558,25 @@ impl Compiler {
         }
     }
 
+    /// The table a join step names: a declared table or a pipeline ending in one.
+    fn table_named<'p>(
+        &mut self,
+        name: &str,
+        at: &str,
+        positions: &'p HashMap<String, Position>,
+    ) -> Option<&'p Table> {
+        match positions.get(name) {
+            Some(Position::Table(t)) => Some(t),
+            _ => {
+                self.error(
+                    at,
+                    format!("'{name}' is not a declared table or a pipeline ending in a table"),
+                );
+                None
+            }
+        }
+    }
+
     /// The joiner of a join step: its `value` expression over `left` and `right` (`null` when
     /// a left join finds no row), `left` itself when there is none.
     fn joiner(&mut self, arg: &Json, at: &str) -> Option<crate::dsl::Joiner> {
@@ -684,13 +687,7 @@ impl Compiler {
             return None;
         }
         let other_name = arg.get("table").and_then(Json::as_str).unwrap_or_default();
-        let Some(Position::Table(right)) = positions.get(other_name) else {
-            self.error(
-                at,
-                format!("'{other_name}' is not a declared table or a pipeline ending in a table"),
-            );
-            return None;
-        };
+        let right = self.table_named(other_name, at, positions)?;
         let extract = self.expr(arg.get("foreignKey")?, &format!("{at}, foreignKey"));
         let joiner = self.joiner(arg, at);
         let (extract, joiner) = (extract?, joiner?);
