@@ -7,6 +7,7 @@ use crate::state::StoreId;
 
 use super::stateful::{
     Aggregation, Change, Emitter, info_of, is_null, key_bytes, require_store, resolve_store,
+    with_info,
 };
 
 /// Folds each record of a grouped stream into its key's aggregate and emits the new aggregate.
@@ -35,21 +36,17 @@ impl Node for StreamAggregateNode {
         let Some(kb) = key_bytes(&a.key, &record.key)? else {
             return Ok(());
         };
-        let old = a.load(ctx, store, &kb)?;
-        let new = a.fold(
-            &info_of(ctx, record),
-            &record.key,
-            &record.value,
-            old.as_ref().map(|(agg, _)| agg),
-        )?;
-        let timestamp = old
-            .as_ref()
-            .map_or(record.timestamp, |(_, ts)| (*ts).max(record.timestamp));
-        a.save(ctx, store, kb.clone(), Some(&new), timestamp)?;
-        let change = Change {
-            new: Some(new),
-            old: old.map(|(agg, _)| agg),
-        };
+        let (change, timestamp) = with_info(ctx, record, |ctx, info| {
+            a.fold_stored(
+                ctx,
+                info,
+                store,
+                kb.clone(),
+                &record.key,
+                &record.value,
+                record.timestamp,
+            )
+        })?;
         self.emitter.emit(
             ctx,
             store,

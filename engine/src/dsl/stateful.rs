@@ -173,6 +173,33 @@ impl Aggregation {
         self.agg.load(ctx, store, store_key, "an aggregate")
     }
 
+    /// Folds `value` into the aggregate stored under `store_key` and writes the result back,
+    /// stamped with the later of the stored and the record's timestamp; returns the change and
+    /// that timestamp.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fold_stored(
+        &self,
+        ctx: &mut NodeContext,
+        info: &RecordInfo,
+        store: StoreId,
+        store_key: Vec<u8>,
+        key: &Datum,
+        value: &Datum,
+        record_timestamp: i64,
+    ) -> Result<(Change, i64), ProcessError> {
+        let old = self.load(ctx, store, &store_key)?;
+        let new = self.fold(info, key, value, old.as_ref().map(|(agg, _)| agg))?;
+        let timestamp = old
+            .as_ref()
+            .map_or(record_timestamp, |(_, ts)| (*ts).max(record_timestamp));
+        self.save(ctx, store, store_key, Some(&new), timestamp)?;
+        let change = Change {
+            new: Some(new),
+            old: old.map(|(agg, _)| agg),
+        };
+        Ok((change, timestamp))
+    }
+
     /// Writes `agg` (a null deletes) under `store_key`.
     pub fn save(
         &self,

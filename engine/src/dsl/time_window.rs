@@ -10,7 +10,7 @@ use crate::state::StoreId;
 use crate::state::window::{Window, window_key};
 
 use super::stateful::{
-    Aggregation, Change, Emitter, WindowedKeyFn, key_bytes, require_store, resolve_store, with_info,
+    Aggregation, Emitter, WindowedKeyFn, key_bytes, require_store, resolve_store, with_info,
 };
 
 /// Fixed-size windows advancing by `advance` (tumbling when `advance == size`).
@@ -123,21 +123,15 @@ impl TimeWindowAggregateNode {
                 continue;
             }
             let sk = window_key(kb, window.start);
-            let old = a.load(ctx, store, &sk)?;
-            let new = a.fold(
+            let (change, timestamp) = a.fold_stored(
+                ctx,
                 info,
+                store,
+                sk.clone(),
                 &record.key,
                 &record.value,
-                old.as_ref().map(|(agg, _)| agg),
+                record.timestamp,
             )?;
-            let timestamp = old
-                .as_ref()
-                .map_or(record.timestamp, |(_, ts)| (*ts).max(record.timestamp));
-            a.save(ctx, store, sk.clone(), Some(&new), timestamp)?;
-            let change = Change {
-                new: Some(new),
-                old: old.map(|(agg, _)| agg),
-            };
             let key = (self.windowed_key)(&record.key, window);
             self.emitter
                 .emit(ctx, store, sk, key, change, timestamp, record);
