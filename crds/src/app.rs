@@ -190,7 +190,12 @@ pub struct AutoscalingSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AutoscalingStatus {
+    /// Records waiting: the lag the autoscaler scales on (`rawLag` less the offsets of
+    /// transaction markers and aborted records no consumer reads).
     pub lag: i64,
+    /// Log-end minus committed offsets, summed over the input partitions, as Kafka's tools show.
+    #[serde(default)]
+    pub raw_lag: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_rate: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -263,7 +268,9 @@ pub struct StreamsAppStatus {
     /// Tasks of the largest sub-topology (its input partitions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tasks: Option<i32>,
-    /// Records behind the input topics' ends, summed over partitions.
+    /// Records waiting on the input topics (sources and repartition topics), summed over
+    /// partitions: log-end minus committed offsets, less the tail offsets that hold no record
+    /// (transaction markers, aborted records).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag: Option<i64>,
     /// The repartition, changelog and subscription topics the application uses.

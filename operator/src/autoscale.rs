@@ -2,15 +2,28 @@
 //! about its inputs. Pure: the controller feeds it samples and acts on its decisions, and the
 //! unit tests feed it recorded series.
 //!
-//! The policy (issue 8): capacity per instance is the processing rate measured now divided by
-//! the instances running; the app needs enough instances to keep up with the input rate at
-//! `target_utilization` and to drain the current lag within `catch_up`. While lag grows it
-//! never scales down. The count is clamped to [min, min(max, max useful)] and aligned so the
-//! tasks spread evenly over the threads (5 instances that leave two threads with two tasks each
-//! run no faster than 3). Up at once (at most `max_step` more); down only to the highest
-//! recommendation of the last `stabilization`, once that whole window recommended less; no
-//! change during `cooldown` after one, so a rebalance is not read as load. Before any rate is
-//! measured, lag per instance (`max_lag_per_replica`) decides.
+//! The policy: the app needs enough instances to keep up with the input rate at
+//! `target_utilization` of their capacity and to drain the current lag within `catch_up`.
+//!
+//! - **Lag** counts records: log-end minus committed offsets, less the tail offsets that hold no
+//!   record (transaction markers and aborted records, found by the controller's read_committed
+//!   probe). Without that, every partition written transactionally keeps a lag of one marker
+//!   forever and the app never looks idle.
+//! - **Capacity** per instance is learnt from intervals in which work waited: one in which work
+//!   waited throughout (outside a cooldown) measures it; one that drained the backlog, or ran
+//!   during a cooldown's rebalance, shows the instances did at least that much and can only
+//!   raise it. Until any is known, the most one instance was seen to do bounds scale-down, and
+//!   lag per instance (`max_lag_per_replica`) bounds scale-up.
+//! - **Input** is the rate over the window; while nothing waits, the last interval's rate when
+//!   that is lower, so an app that has drained its burst is not held up by the burst's average.
+//!
+//! While lag grows it never scales down. The count is clamped to [min, min(max, max useful)]
+//! and aligned so the tasks spread evenly over the threads (5 instances that leave two threads
+//! with two tasks each run no faster than 3). Up at once (at most `max_step` more); down only
+//! to the highest recommendation of the last `stabilization`, once that whole window
+//! recommended less; no change during `cooldown` after one, so a rebalance is not read as load.
+//! After a burst is drained the app is back at its minimum within cooldown + stabilisation + two
+//! intervals (one for the drain to be measured, one for the window to be covered).
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -28,6 +41,10 @@ pub struct Policy {
     pub max_lag_per_replica: u64,
     /// How far back rates are measured.
     pub window: Duration,
+    /// The shortest span between two samples: committed offsets move only at commits, so a
+    /// rate over less than the commit interval says more about when the commit fell than about
+    /// the app. The controller uses the larger of `metricsInterval` and `commit.interval.ms`.
+    pub interval: Duration,
 }
 
 impl Default for Policy {
@@ -42,6 +59,7 @@ impl Default for Policy {
             max_step: 4,
             max_lag_per_replica: 10_000,
             window: Duration::from_secs(300),
+            interval: Duration::from_secs(15),
         }
     }
 }
@@ -55,10 +73,19 @@ pub struct Sample {
     pub end: i64,
     /// Committed offsets summed (a partition without one counts from where the app would start).
     pub committed: i64,
+    /// Offsets between committed and end that hold no record to process (transaction markers,
+    /// aborted records).
+    pub no_records: i64,
 }
 
 impl Sample {
+    /// Records waiting: what the autoscaler scales on.
     pub fn lag(&self) -> i64 {
+        (self.raw_lag() - self.no_records).max(0)
+    }
+
+    /// Log-end minus committed offsets, as Kafka's tools show it.
+    pub fn raw_lag(&self) -> i64 {
         (self.end - self.committed).max(0)
     }
 }
@@ -69,7 +96,10 @@ pub struct Decision {
     pub replicas: u32,
     /// The count before stabilisation and cooldown (what the load asks for now).
     pub recommended: u32,
+    /// Records waiting (the lag used).
     pub lag: i64,
+    /// Log-end minus committed offsets.
+    pub raw_lag: i64,
     pub input_rate: Option<f64>,
     pub processing_rate: Option<f64>,
     pub reason: String,
@@ -82,9 +112,26 @@ pub struct Autoscaler {
     /// (time, recommendation) over the stabilisation window.
     recommendations: VecDeque<(f64, u32)>,
     last_change: Option<f64>,
-    /// Records/s one instance processes, measured while work was waiting (a rate measured
-    /// while the app keeps up only says the input was that fast).
+    /// The count before the last change: an interval that spans a change is divided by the
+    /// larger of the two, so a scale-down never inflates the figure per instance.
+    before_change: u32,
+    /// Records/s one instance processes, learnt while work was waiting (a rate measured while
+    /// the app keeps up only says the input was that fast).
     capacity: Option<f64>,
+    /// The most records/s one instance was seen to process since `capacity` was last measured:
+    /// a floor under capacity, from intervals that drained a backlog or ran during a cooldown,
+    /// and from the window's average (what the instances kept up with).
+    floor: Option<f64>,
+}
+
+/// What one interval says about capacity per instance.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Measured {
+    /// Work waited throughout: the instances did what they could.
+    Capacity(f64),
+    /// Everything processed had waited since its start, but not to its end (a drain), or a
+    /// rebalance slowed it: at least this much.
+    AtLeast(f64),
 }
 
 /// Seconds of `d`.
@@ -111,8 +158,17 @@ pub fn align(wanted: u32, tasks: u32, threads: u32) -> u32 {
 }
 
 impl Autoscaler {
-    /// Records a sample and forgets those older than the window.
+    /// Records a sample (one that follows the last by less than half the interval is dropped:
+    /// reconciles come more often than measurements should) and forgets those older than the
+    /// window.
     pub fn observe(&mut self, sample: Sample, policy: &Policy) {
+        if self
+            .samples
+            .back()
+            .is_some_and(|last| sample.at - last.at < secs(policy.interval) / 2.0)
+        {
+            return;
+        }
         self.samples.push_back(sample);
         while self
             .samples
@@ -143,8 +199,9 @@ impl Autoscaler {
         n >= 2 && self.samples[n - 1].lag() > self.samples[n - 2].lag()
     }
 
-    /// The processing rate of the last interval per instance, when work waited throughout it.
-    fn saturated_rate(&self, current: u32) -> Option<f64> {
+    /// What the last interval says about capacity per instance: nothing unless some work was
+    /// done in it.
+    fn measured(&self, current: u32, cooling: bool) -> Option<Measured> {
         let n = self.samples.len();
         if n < 2 || current == 0 {
             return None;
@@ -152,8 +209,54 @@ impl Autoscaler {
         let (a, b) = (self.samples[n - 2], self.samples[n - 1]);
         let processed = (b.committed - a.committed).max(0);
         let span = b.at - a.at;
-        (span > 0.0 && processed > 0 && b.lag() >= processed)
-            .then(|| processed as f64 / span / f64::from(current))
+        if span <= 0.0 || processed == 0 {
+            return None;
+        }
+        let instances = if self.last_change.is_some_and(|t| t >= a.at) {
+            current.max(self.before_change)
+        } else {
+            current
+        };
+        let rate = processed as f64 / span / f64::from(instances);
+        if a.lag() > 0 && b.lag() >= processed && !cooling {
+            Some(Measured::Capacity(rate))
+        } else if a.lag() >= processed {
+            // Everything it processed was already waiting at its start: it ran at full speed
+            // for at least that long (a drain, or a rebalance in a cooldown).
+            Some(Measured::AtLeast(rate))
+        } else {
+            None
+        }
+    }
+
+    /// Records/s per instance processed over the whole window: what the instances kept up
+    /// with, a floor under their capacity, smooth where one interval is not.
+    fn window_rate(&self, current: u32) -> Option<f64> {
+        let (first, last) = (self.samples.front()?, self.samples.back()?);
+        let span = last.at - first.at;
+        let instances = if self.last_change.is_some_and(|t| t >= first.at) {
+            current.max(self.before_change)
+        } else {
+            current
+        };
+        let processed = (last.committed - first.committed).max(0);
+        (span > 0.0 && processed > 0 && instances > 0)
+            .then(|| processed as f64 / span / f64::from(instances))
+    }
+
+    fn raise_floor(&mut self, rate: f64) {
+        self.floor = Some(self.floor.map_or(rate, |f| f.max(rate)));
+    }
+
+    /// Records/s of log-end growth over the last interval.
+    fn recent_input(&self) -> Option<f64> {
+        let n = self.samples.len();
+        if n < 2 {
+            return None;
+        }
+        let (a, b) = (self.samples[n - 2], self.samples[n - 1]);
+        let span = b.at - a.at;
+        (span > 0.0).then(|| (b.end - a.end).max(0) as f64 / span)
     }
 
     /// What the load asks for now, before stabilisation.
@@ -177,8 +280,17 @@ impl Autoscaler {
                 "no offsets measured yet".to_owned(),
             );
         }
-        let (wanted, why) = match (self.rates(), self.capacity) {
-            (Some((input, _)), Some(per_replica)) => {
+        // While nothing waits, a falling input is safe to follow at once (the stabilisation
+        // window still guards the scale-down); the window's average alone would hold an app
+        // that drained its burst at the burst's size until the window forgot it.
+        let rates = self.rates().map(|(input, _)| match self.recent_input() {
+            Some(recent) if lag == 0 => input.min(recent),
+            _ => input,
+        });
+        // A floor above the last measurement means the instances did better since.
+        let capacity = self.capacity.map(|c| self.floor.map_or(c, |f| c.max(f)));
+        let (wanted, why) = match (rates, capacity) {
+            (Some(input), Some(per_replica)) => {
                 let for_input = input / (per_replica * policy.target_utilization);
                 let for_lag = (input + lag as f64 / secs(policy.catch_up).max(1.0)) / per_replica;
                 let wanted = for_input.max(for_lag).ceil().max(1.0);
@@ -190,14 +302,29 @@ impl Autoscaler {
                 )
             }
             // Idle: no input, nothing waiting.
-            (Some((input, _)), None) if input == 0.0 && lag == 0 => {
+            (Some(input), None) if input == 0.0 && lag == 0 => {
                 (lower, "no input and no lag".to_owned())
             }
-            // Keeping up, capacity unknown: nothing says fewer would do.
-            (Some((input, _)), None) => (
-                by_lag.max(current),
-                format!("input {input:.0}/s kept up with, capacity not measured yet; lag {lag}"),
-            ),
+            // Keeping up, capacity not measured: fewer instances will do when the input is well
+            // below what one was seen to process, never more than run now on that account (a
+            // floor says nothing about headroom).
+            (Some(input), None) => match self.floor {
+                Some(shown) => {
+                    let for_input = (input / (shown * policy.target_utilization)).ceil() as u32;
+                    (
+                        by_lag.max(for_input.min(current)),
+                        format!(
+                            "input {input:.0}/s, capacity not measured under load (at least {shown:.0}/s per instance seen); lag {lag}"
+                        ),
+                    )
+                }
+                None => (
+                    by_lag.max(current),
+                    format!(
+                        "input {input:.0}/s kept up with, capacity not measured yet; lag {lag}"
+                    ),
+                ),
+            },
             (None, _) => (
                 by_lag,
                 format!(
@@ -229,9 +356,18 @@ impl Autoscaler {
         let cooling = self
             .last_change
             .is_some_and(|t| now - t < secs(policy.cooldown));
-        // A rebalance after a change slows processing for a while: not a capacity measurement.
-        if !cooling && let Some(rate) = self.saturated_rate(current) {
-            self.capacity = Some(rate);
+        // A rebalance after a change slows processing for a while, and a drain leaves the
+        // instances idle for part of the interval: both only show a floor under capacity.
+        match self.measured(current, cooling) {
+            Some(Measured::Capacity(rate)) => {
+                self.capacity = Some(rate);
+                self.floor = None;
+            }
+            Some(Measured::AtLeast(rate)) => self.raise_floor(rate),
+            None => {}
+        }
+        if let Some(rate) = self.window_rate(current) {
+            self.raise_floor(rate);
         }
         let (recommended, why) = self.recommend(policy, current, cap, tasks, threads);
         self.recommendations.push_back((now, recommended));
@@ -242,10 +378,12 @@ impl Autoscaler {
         }
         let rates = self.rates();
         let lag = self.samples.back().map_or(0, Sample::lag);
+        let raw_lag = self.samples.back().map_or(0, Sample::raw_lag);
         let decision = |replicas: u32, reason: String| Decision {
             replicas,
             recommended,
             lag,
+            raw_lag,
             input_rate: rates.map(|r| r.0),
             processing_rate: rates.map(|r| r.1),
             reason,
@@ -281,6 +419,7 @@ impl Autoscaler {
         };
         if replicas != current {
             self.last_change = Some(now);
+            self.before_change = current;
         }
         decision(replicas, why)
     }
@@ -301,6 +440,7 @@ mod tests {
             max_step: 4,
             max_lag_per_replica: 1000,
             window: Duration::from_secs(60),
+            interval: Duration::from_secs(15),
         }
     }
 
@@ -315,7 +455,15 @@ mod tests {
             end += rate * 15;
             committed = (committed + per_replica * i64::from(current) * 15).min(end);
             let at = i as f64 * 15.0;
-            a.observe(Sample { at, end, committed }, &p);
+            a.observe(
+                Sample {
+                    at,
+                    end,
+                    committed,
+                    no_records: 0,
+                },
+                &p,
+            );
             current = a.decide(at, &p, current, cap, 12, 2).replicas;
             replicas.push(current);
             lags.push(end - committed);
@@ -372,10 +520,12 @@ mod tests {
         let down = (drained..replicas.len())
             .find(|&i| replicas[i] < replicas[i - 1])
             .expect("scaled down");
+        // The step before the drain still asked for more: the whole window since it asked for
+        // fewer before the scale-down.
         assert!(
-            (down - drained) * 15 >= 60,
-            "scaled down {} s after draining, inside the 60 s window: {replicas:?}",
-            (down - drained) * 15
+            (down - drained + 1) * 15 >= 60,
+            "scaled down {} s after the last higher recommendation, inside the 60 s window: {replicas:?}",
+            (down - drained + 1) * 15
         );
         assert_eq!(*replicas.last().expect("steps"), 1, "{replicas:?}");
     }
@@ -414,6 +564,7 @@ mod tests {
                 at: 0.0,
                 end: 3500,
                 committed: 0,
+                no_records: 0,
             },
             &p,
         );
@@ -436,11 +587,225 @@ mod tests {
                     at,
                     end: i64::from(i) * 1000 + 5000,
                     committed: 0,
+                    no_records: 0,
                 },
                 &p,
             );
             current = a.decide(at, &p, current, 3, 12, 2).replicas;
         }
         assert_eq!(current, 3, "lag of 10000 at 1000 per instance, capped at 3");
+    }
+
+    /// A closed loop on the issue's settings (5 s interval, 30 s window, 20 s cooldown, 40 s
+    /// stabilisation): instances each process `per_replica` records/s; a transactional writer
+    /// leaves one marker per partition (12) at the tail that no commit passes.
+    struct Loop {
+        policy: Policy,
+        scaler: Autoscaler,
+        at: f64,
+        end: i64,
+        committed: i64,
+        current: u32,
+        per_replica: i64,
+        transactional: bool,
+        /// Whether the controller's tail probe reports the markers.
+        probe: bool,
+        replicas: Vec<u32>,
+        lags: Vec<i64>,
+    }
+
+    impl Loop {
+        fn new(per_replica: i64, transactional: bool) -> Self {
+            Loop {
+                policy: Policy {
+                    min_replicas: 1,
+                    max_replicas: 4,
+                    window: Duration::from_secs(30),
+                    cooldown: Duration::from_secs(20),
+                    stabilization: Duration::from_secs(40),
+                    catch_up: Duration::from_secs(30),
+                    max_lag_per_replica: 10_000,
+                    interval: Duration::from_secs(5),
+                    ..Policy::default()
+                },
+                scaler: Autoscaler::default(),
+                at: 0.0,
+                end: 0,
+                committed: 0,
+                current: 1,
+                per_replica,
+                transactional,
+                probe: true,
+                replicas: Vec::new(),
+                lags: Vec::new(),
+            }
+        }
+
+        /// One 5 s interval with `arriving` records, then the autoscaler's decision.
+        fn step(&mut self, arriving: i64) {
+            const MARKERS: i64 = 12;
+            if arriving > 0 {
+                self.end += arriving + if self.transactional { MARKERS } else { 0 };
+            }
+            // The last transaction's markers stay behind every commit.
+            let tail = if self.transactional && self.end > 0 {
+                MARKERS
+            } else {
+                0
+            };
+            let records_end = (self.end - tail).max(0);
+            self.committed =
+                (self.committed + self.per_replica * i64::from(self.current) * 5).min(records_end);
+            let caught_up = self.committed == records_end;
+            self.scaler.observe(
+                Sample {
+                    at: self.at,
+                    end: self.end,
+                    committed: self.committed,
+                    no_records: if self.probe && caught_up { tail } else { 0 },
+                },
+                &self.policy,
+            );
+            let d = self
+                .scaler
+                .decide(self.at, &self.policy, self.current, 4, 12, 1);
+            self.current = d.replicas;
+            self.replicas.push(self.current);
+            self.lags.push(records_end - self.committed);
+            self.at += 5.0;
+        }
+
+        /// How often the count turned from up to down or back.
+        fn direction_changes(&self) -> usize {
+            let moves: Vec<i64> = self
+                .replicas
+                .windows(2)
+                .map(|w| i64::from(w[1]) - i64::from(w[0]))
+                .filter(|d| *d != 0)
+                .map(i64::signum)
+                .collect();
+            moves.windows(2).filter(|w| w[0] != w[1]).count()
+        }
+    }
+
+    /// The defect users met: 1.5M records drained inside the cooldown after a scale-up, under
+    /// exactly-once (markers at every tail). Back at the minimum within cooldown +
+    /// stabilisation + 2 intervals of the drain, with or without markers.
+    #[test]
+    fn a_burst_drained_inside_the_cooldown_comes_back_to_the_minimum() {
+        for transactional in [false, true] {
+            let mut l = Loop::new(30_000, transactional);
+            l.step(1_500_000);
+            for _ in 0..40 {
+                l.step(0);
+            }
+            println!("transactional {transactional}: {:?}", l.replicas);
+            assert_eq!(l.replicas.iter().max(), Some(&4), "{:?}", l.replicas);
+            let drained = l.lags.iter().position(|&x| x == 0).expect("drained");
+            let back = (drained..l.replicas.len())
+                .find(|&i| l.replicas[i] == 1)
+                .unwrap_or_else(|| panic!("never back to 1: {:?}", l.replicas));
+            let limit = (20.0 + 40.0 + 2.0 * 5.0) / 5.0;
+            assert!(
+                (back - drained) as f64 <= limit,
+                "back to 1 {} s after the drain: {:?}",
+                (back - drained) * 5,
+                l.replicas
+            );
+            assert!(l.direction_changes() <= 2, "{:?}", l.replicas);
+            let d = l.scaler.decide(l.at, &l.policy, 1, 4, 12, 1);
+            assert_eq!(d.lag, 0, "{d:?}");
+            assert_eq!(d.raw_lag, if transactional { 12 } else { 0 }, "{d:?}");
+        }
+    }
+
+    /// An app that finished its input before the operator looked (nothing processed since, so
+    /// neither capacity nor a floor is known) and whose partitions end in transaction markers:
+    /// idle only when the markers are recognised as no records (what users met: held at its
+    /// peak).
+    #[test]
+    fn markers_alone_are_not_lag() {
+        for recognised in [false, true] {
+            let (p, mut a) = (policy(), Autoscaler::default());
+            let mut current = 3;
+            for i in 0..10 {
+                let at = f64::from(i) * 15.0;
+                a.observe(
+                    Sample {
+                        at,
+                        end: 1_000,
+                        committed: 988,
+                        no_records: if recognised { 12 } else { 0 },
+                    },
+                    &p,
+                );
+                let d = a.decide(at, &p, current, 6, 12, 2);
+                assert_eq!(d.raw_lag, 12, "{d:?}");
+                current = d.replicas;
+            }
+            assert_eq!(
+                current,
+                if recognised { 1 } else { 3 },
+                "recognised {recognised}"
+            );
+        }
+    }
+
+    /// Kept up from the start, so capacity was never measured under load: when the input
+    /// falls well below what the instances were seen to do, fewer are recommended.
+    #[test]
+    fn a_falling_input_scales_down_without_a_capacity_measurement() {
+        let mut l = Loop::new(1_000, false);
+        l.current = 4;
+        for _ in 0..12 {
+            l.step(2_000 * 5);
+        }
+        assert_eq!(l.current, 4, "steady input kept up with: {:?}", l.replicas);
+        assert!(l.scaler.capacity.is_none(), "never saturated");
+        for _ in 0..20 {
+            l.step(200 * 5);
+        }
+        assert_eq!(l.current, 1, "{:?}", l.replicas);
+        assert!(l.lags.iter().all(|&x| x == 0), "{:?}", l.lags);
+    }
+
+    /// Input above one instance's capacity: settles on a count that keeps up and stays there.
+    #[test]
+    fn steady_input_above_one_instance_settles_without_flapping() {
+        let mut l = Loop::new(1_000, true);
+        for _ in 0..120 {
+            l.step(2_500 * 5);
+        }
+        println!("{:?}", l.replicas);
+        let settled = l.replicas[20];
+        assert!(settled >= 3, "{:?}", l.replicas);
+        assert!(
+            l.replicas[20..].iter().all(|&r| r == settled),
+            "flapped after settling: {:?}",
+            l.replicas
+        );
+        assert!(l.lags[20..].iter().all(|&x| x < 2_500 * 5), "{:?}", l.lags);
+        assert!(l.direction_changes() == 0, "{:?}", l.replicas);
+    }
+
+    /// Reconciles come more often than measurements (a pod's status change triggers one): a
+    /// sample a moment after the last, across a commit, would read as a huge rate.
+    #[test]
+    fn samples_closer_than_half_the_interval_are_not_measurements() {
+        let (p, mut a) = (policy(), Autoscaler::default());
+        let sample = |at: f64, committed: i64| Sample {
+            at,
+            end: 100_000,
+            committed,
+            no_records: 0,
+        };
+        // One useful instance (cap 1), so no scale change and no cooldown.
+        a.observe(sample(0.0, 0), &p);
+        a.observe(sample(0.2, 20_000), &p);
+        a.decide(0.2, &p, 1, 1, 12, 2);
+        assert!(a.capacity.is_none() && a.floor.is_none(), "{a:?}");
+        a.observe(sample(15.0, 30_000), &p);
+        a.decide(15.0, &p, 1, 1, 12, 2);
+        assert_eq!(a.capacity, Some(2_000.0), "30,000 records in 15 s");
     }
 }

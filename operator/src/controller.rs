@@ -240,14 +240,20 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
             return Ok(Action::await_change());
         }
     };
-    let offsets: Option<(i64, i64)>;
+    let offsets: Option<kafka::InputOffsets>;
     let topics = {
         let (result, measured, plan_back) = tokio::task::spawn_blocking(move || {
             let r = kafka::prepare(&mut plan);
-            let offsets = r
-                .as_ref()
-                .ok()
-                .and_then(|t| kafka::offsets(&plan, &t.partitions).ok());
+            let offsets =
+                r.as_ref()
+                    .ok()
+                    .and_then(|t| match kafka::offsets(&plan, &t.partitions) {
+                        Ok(o) => Some(o),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "offsets not measured this time");
+                            None
+                        }
+                    });
             (r, offsets, plan)
         })
         .await?;
@@ -296,6 +302,7 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
                 spec,
                 offsets,
                 (running_replicas, cap, max_tasks, threads),
+                plan.config.commit_interval,
             )
             .await
             {
@@ -409,7 +416,7 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
             format!("{ready} of {replicas} instances ready"),
         )
     });
-    let lag = offsets.map(|(end, done)| (end - done).max(0));
+    let lag = offsets.map(|o| o.lag());
     announce(ctx, app, &judged).await;
     let fields = StreamsAppStatus {
         replicas: Some(sts_status.replicas),
@@ -450,8 +457,9 @@ async fn autoscale(
     ctx: &Context,
     app: &StreamsApp,
     spec: &freshet_crds::AutoscalingSpec,
-    offsets: Option<(i64, i64)>,
+    offsets: Option<kafka::InputOffsets>,
     (current, cap, tasks, threads): (i32, i32, u32, u32),
+    commit_interval: Duration,
 ) -> Result<(i32, Judged, Option<AutoscalingStatus>, Duration), String> {
     let defaults = Policy::default();
     let interval = duration_field(
@@ -483,6 +491,7 @@ async fn autoscale(
             .max_lag_per_replica
             .map_or(defaults.max_lag_per_replica, |l| l.max(1) as u64),
         window: duration_field(spec.window.as_ref(), defaults.window, "window")?,
+        interval: interval.max(commit_interval),
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -490,12 +499,13 @@ async fn autoscale(
     let decision = {
         let mut all = ctx.autoscalers.lock().unwrap_or_else(|p| p.into_inner());
         let scaler = all.entry(Context::key(app)).or_default();
-        if let Some((end, committed)) = offsets {
+        if let Some(o) = offsets {
             scaler.observe(
                 Sample {
                     at: now,
-                    end,
-                    committed,
+                    end: o.end,
+                    committed: o.committed,
+                    no_records: o.no_records,
                 },
                 &policy,
             );
@@ -559,6 +569,7 @@ async fn autoscale(
     };
     let m = &ctx.metrics;
     m.lag.get_or_create(&label).set(decision.lag);
+    m.raw_lag.get_or_create(&label).set(decision.raw_lag);
     m.desired_replicas
         .get_or_create(&label)
         .set(i64::from(replicas));
@@ -570,6 +581,7 @@ async fn autoscale(
     }
     let shown = AutoscalingStatus {
         lag: decision.lag,
+        raw_lag: decision.raw_lag,
         input_rate: decision.input_rate.map(|r| (r * 10.0).round() / 10.0),
         processing_rate: decision.processing_rate.map(|r| (r * 10.0).round() / 10.0),
         desired_replicas: replicas,

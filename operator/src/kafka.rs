@@ -13,8 +13,10 @@ use freshet_engine::spec::{self, Defaults};
 use freshet_engine::topology::Topology;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -173,17 +175,78 @@ pub fn delete_app_data(plan: &Plan) -> Result<(), AdminError> {
     Ok(())
 }
 
-/// Log-end and committed offsets of the application's group summed over every input partition
-/// of its sub-topologies (source and repartition topics; changelogs are not inputs). A
-/// partition without a committed offset counts from where the app would start: the log start
-/// under `auto.offset.reset=earliest`, else the end.
-pub fn offsets(plan: &Plan, partitions: &BTreeMap<String, i32>) -> Result<(i64, i64), AdminError> {
+/// Where an app stands on its inputs, summed over every input partition of its sub-topologies
+/// (source and repartition topics; changelogs are not inputs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InputOffsets {
+    /// Log-end offsets (high watermarks) summed.
+    pub end: i64,
+    /// The group's committed offsets summed. A partition without one counts from where the app
+    /// would start: the log start under `auto.offset.reset=earliest`, else the end.
+    pub committed: i64,
+    /// Of `end - committed`, the offsets that hold no record the app will ever process: the
+    /// tails of partitions where a read_committed consumer starting at the committed offset
+    /// reaches the end without a record. They are transaction markers (every transaction leaves
+    /// one per partition, after the last record, and no consumer commits past it) and the
+    /// records of aborted transactions.
+    pub no_records: i64,
+}
+
+impl InputOffsets {
+    /// Records waiting: log-end minus committed offsets, less those that hold no record.
+    pub fn lag(&self) -> i64 {
+        (self.end - self.committed - self.no_records).max(0)
+    }
+}
+
+/// The tail probe's client context: the end of a partition is what the probe looks for, not an
+/// error to log (librdkafka also reports it as a client-level error event).
+struct ProbeContext;
+
+impl ClientContext for ProbeContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        match error {
+            KafkaError::PartitionEOF(_) => {}
+            e => tracing::warn!(error = %e, reason, "tail probe client"),
+        }
+    }
+}
+
+impl ConsumerContext for ProbeContext {}
+
+/// How long the tail probe may take, across all partitions.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The application's [`InputOffsets`]. Partitions whose lag may be only transaction markers are
+/// probed: read under read_committed from the committed offset, a tail that yields no record
+/// before the end of the partition is counted in `no_records`. Only the partitions whose last
+/// stable offset equals the log end are probed (an open transaction's records may still
+/// commit); a partition that does not answer within [`PROBE_TIMEOUT`] counts as lag.
+pub fn offsets(
+    plan: &Plan,
+    partitions: &BTreeMap<String, i32>,
+) -> Result<InputOffsets, AdminError> {
     let config = &plan.config;
-    let consumer: BaseConsumer = client(config)
-        .set("group.id", &config.application_id)
-        .set("enable.auto.commit", "false")
+    let consumer_config = |isolation: &str| {
+        let mut c = client(config);
+        c.set("group.id", &config.application_id)
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", isolation);
+        c
+    };
+    // The log end and the last stable offset come from ListOffsets under each isolation level.
+    let uncommitted: BaseConsumer = consumer_config("read_uncommitted")
         .create()
         .map_err(|e| unreachable(config, e))?;
+    // Without it the tails are not probed and the raw lag counts.
+    let stable: Option<BaseConsumer<ProbeContext>> = consumer_config("read_committed")
+        .set("enable.partition.eof", "true")
+        // Small fetches: the probe needs one record, or the end, per partition.
+        .set("fetch.wait.max.ms", "50")
+        .set("max.partition.fetch.bytes", "4096")
+        .create_with_context(ProbeContext)
+        .inspect_err(|e| tracing::warn!(error = %e, "no read_committed client: transaction markers count as lag"))
+        .ok();
     let app = &config.application_id;
     let mut tpl = TopicPartitionList::new();
     for t in plan.topology.source_topics() {
@@ -197,20 +260,90 @@ pub fn offsets(plan: &Plan, partitions: &BTreeMap<String, i32>) -> Result<(i64, 
         .iter()
         .find(|(k, _)| k == "auto.offset.reset")
         .is_none_or(|(_, v)| v == "earliest" || v == "smallest");
-    let committed = consumer
+    let committed = uncommitted
         .committed_offsets(tpl, TIMEOUT)
         .map_err(|e| unreachable(config, e))?;
-    let (mut end, mut done) = (0i64, 0i64);
+    let mut totals = InputOffsets::default();
+    // Partitions to probe: (topic, partition) → (committed, lag).
+    let mut probe: BTreeMap<(String, i32), (i64, i64)> = BTreeMap::new();
     for e in committed.elements() {
-        let (low, high) = consumer
+        let (low, high) = uncommitted
             .fetch_watermarks(e.topic(), e.partition(), TIMEOUT)
             .map_err(|err| unreachable(config, err))?;
-        end += high;
-        done += match e.offset() {
+        let done = match e.offset() {
             Offset::Offset(o) => o.clamp(low, high),
             _ if from_start => low,
             _ => high,
         };
+        totals.end += high;
+        totals.committed += done;
+        if done < high
+            && let Some(stable) = &stable
+        {
+            let (_, last_stable) = stable
+                .fetch_watermarks(e.topic(), e.partition(), TIMEOUT)
+                .map_err(|err| unreachable(config, err))?;
+            if last_stable == high {
+                probe.insert((e.topic().to_owned(), e.partition()), (done, high - done));
+            }
+        }
     }
-    Ok((end, done))
+    if let Some(stable) = &stable {
+        totals.no_records = probe_tails(stable, probe);
+    }
+    Ok(totals)
+}
+
+/// Reads each partition from its committed offset under read_committed until a record or the
+/// partition's end arrives; the sum of the lags of those that ended without a record. One topic
+/// at a time, since librdkafka's end-of-partition event names only the partition. A partition
+/// that does not answer counts nothing, so the lag it could not explain stays lag.
+fn probe_tails(
+    consumer: &BaseConsumer<ProbeContext>,
+    probe: BTreeMap<(String, i32), (i64, i64)>,
+) -> i64 {
+    let deadline = std::time::Instant::now() + PROBE_TIMEOUT;
+    let mut by_topic: BTreeMap<String, BTreeMap<i32, (i64, i64)>> = BTreeMap::new();
+    for ((topic, partition), at) in probe {
+        by_topic.entry(topic).or_default().insert(partition, at);
+    }
+    let mut no_records = 0;
+    for (topic, mut waiting) in by_topic {
+        let mut tpl = TopicPartitionList::new();
+        for (partition, (from, _)) in &waiting {
+            if let Err(e) = tpl.add_partition_offset(&topic, *partition, Offset::Offset(*from)) {
+                tracing::debug!(topic, error = %e, "tail probe skipped");
+                continue;
+            }
+        }
+        if let Err(e) = consumer.assign(&tpl) {
+            tracing::debug!(topic, error = %e, "tail probe: assign failed; the lag counts as it is");
+            continue;
+        }
+        while !waiting.is_empty() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match consumer.poll(left) {
+                None => break,
+                // A record: this partition has work; its lag counts.
+                Some(Ok(m)) if m.topic() == topic => {
+                    waiting.remove(&m.partition());
+                }
+                Some(Ok(_)) => {}
+                Some(Err(KafkaError::PartitionEOF(partition))) => {
+                    if let Some((_, lag)) = waiting.remove(&partition) {
+                        no_records += lag;
+                    }
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(topic, error = %e, "tail probe: the lag counts as it is");
+                    break;
+                }
+            }
+        }
+    }
+    let _ = consumer.unassign();
+    no_records
 }

@@ -36,6 +36,8 @@ pub struct Metrics {
     pub leader: Gauge,
     /// What the autoscaler measured and decided, per app.
     pub lag: Family<AppLabel, Gauge>,
+    /// Log-end minus committed offsets, markers included.
+    pub raw_lag: Family<AppLabel, Gauge>,
     pub input_rate: Family<AppLabel, Gauge<f64, AtomicU64>>,
     pub processing_rate: Family<AppLabel, Gauge<f64, AtomicU64>>,
     pub desired_replicas: Family<AppLabel, Gauge>,
@@ -65,13 +67,19 @@ impl Default for Metrics {
             leader.clone(),
         );
         let lag = Family::<AppLabel, Gauge>::default();
+        let raw_lag = Family::<AppLabel, Gauge>::default();
         let input_rate = Family::<AppLabel, Gauge<f64, AtomicU64>>::default();
         let processing_rate = Family::<AppLabel, Gauge<f64, AtomicU64>>::default();
         let desired_replicas = Family::<AppLabel, Gauge>::default();
         registry.register(
             "app_lag",
-            "Records an app is behind on its inputs",
+            "Records waiting on an app's inputs (transaction markers and aborted records not counted)",
             lag.clone(),
+        );
+        registry.register(
+            "app_raw_lag",
+            "Log-end minus committed offsets on an app's inputs, as Kafka's tools show it",
+            raw_lag.clone(),
         );
         registry.register(
             "app_input_rate",
@@ -93,6 +101,7 @@ impl Default for Metrics {
             duration,
             leader,
             lag,
+            raw_lag,
             input_rate,
             processing_rate,
             desired_replicas,
