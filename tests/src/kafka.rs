@@ -146,22 +146,61 @@ pub fn produce_with_headers(
             }
             r = r.headers(hs);
         }
-        // A full queue drains as deliveries complete (the threaded producer polls): wait for room.
-        loop {
-            match producer.send(r) {
-                Ok(()) => break,
-                Err((e, back))
-                    if e.rdkafka_error_code()
-                        == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) =>
-                {
-                    std::thread::sleep(Duration::from_millis(10));
-                    r = back;
-                }
-                Err((e, _)) => panic!("enqueue: {e}"),
-            }
-        }
+        enqueue(&producer, r);
     }
     producer.flush(Duration::from_secs(30)).expect("flush");
+}
+
+/// Sends one record; a full queue drains as deliveries complete (the threaded producer polls),
+/// so it waits for room.
+fn enqueue<'a>(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    mut record: BaseRecord<'a, [u8], [u8]>,
+) {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((e, back))
+                if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+                record = back;
+            }
+            Err((e, _)) => panic!("enqueue: {e}"),
+        }
+    }
+}
+
+/// Produces (key, value) pairs as a transactional producer does upstream of an app: committed
+/// transactions of `per_transaction` records, each leaving a commit marker in every partition
+/// it wrote. Timestamps are the current time.
+pub fn produce_transactional(topic: &str, records: &[KeyValue<'_>], per_transaction: usize) {
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", kafka_bootstrap())
+        .set("transactional.id", crate::unique_name("test-upstream"))
+        .set("partitioner", "murmur2_random")
+        .create()
+        .expect("transactional producer");
+    let timeout = Duration::from_secs(30);
+    producer
+        .init_transactions(timeout)
+        .expect("init transactions");
+    for chunk in records.chunks(per_transaction.max(1)) {
+        producer.begin_transaction().expect("begin a transaction");
+        for (k, v) in chunk {
+            let mut r: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic);
+            if let Some(k) = k {
+                r = r.key(*k);
+            }
+            if let Some(v) = v {
+                r = r.payload(*v);
+            }
+            enqueue(&producer, r);
+        }
+        producer
+            .commit_transaction(timeout)
+            .expect("commit the transaction");
+    }
 }
 
 /// Reads `topic` from the start until `count` records arrived (panics after `timeout`), then
