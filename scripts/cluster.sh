@@ -169,8 +169,11 @@ up() {
     || { check_alive kube-controller-manager "$CL/kube-controller-manager.log"; die "kube-controller-manager did not create the default ServiceAccount within 60 s" "read $CL/kube-controller-manager.log"; }
   check_alive kube-controller-manager "$CL/kube-controller-manager.log"
   log "cluster ready: kubectl --kubeconfig $KUBECONFIG_OUT get ns   (kubectl: $K8S_BIN/kubectl)"
-  [ "$FRESHET_NODE" = kubelet ] && "$ROOT/scripts/node.sh" up
-  return 0
+  if [ "$FRESHET_NODE" = kubelet ]; then
+    "$ROOT/scripts/node.sh" up
+  else
+    log "pods run on the test node (freshet-test-node: each container a host process, 127.x pod IPs that Services cannot route to); FRESHET_NODE=kubelet make cluster-up runs a real kubelet and containerd instead"
+  fi
 }
 
 down_quiet() {
