@@ -32,7 +32,9 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin freshet-engine --bin freshet-operator \
-    && mkdir -p /out && cp target/release/freshet-engine target/release/freshet-operator /out/
+    && mkdir -p /out \
+    && strip --strip-debug -o /out/freshet-engine target/release/freshet-engine \
+    && strip --strip-debug -o /out/freshet-operator target/release/freshet-operator
 
 FROM scratch AS host
 COPY bin/freshet-engine bin/freshet-operator /out/

@@ -19,19 +19,25 @@ HELM=$HELM_BIN/helm
 scripts/kafka.sh up
 scripts/cluster.sh up
 need_cmd cargo "install Rust with rustup (https://rustup.rs) and put cargo on PATH"
-log "building freshet-engine, freshet-operator and freshet-test-node (the first build compiles librdkafka and RocksDB: ~25 min on 2 cores)"
-cargo build -q --workspace --bins || die "building the binaries failed" "see the compiler output above"
 BIN=$CARGO_TARGET_DIR/debug
+real_node=false
+[ "$(cat "$RUN_DIR/cluster/mode" 2>/dev/null)" = kubelet ] && real_node=true
+if ! $real_node; then
+  log "building freshet-engine, freshet-operator and freshet-test-node (the first build compiles librdkafka and RocksDB: ~25 min on 2 cores)"
+  cargo build -q --workspace --bins || die "building the binaries failed" "see the compiler output above"
+fi
 
 for ns in "$SYSTEM_NS" "$APP_NS"; do
   "$KUBECTL" get ns "$ns" >/dev/null 2>&1 || "$KUBECTL" create ns "$ns" >/dev/null
 done
 helm_images=()
-if [ "$(cat "$RUN_DIR/cluster/mode" 2>/dev/null)" = kubelet ]; then
-  # The real node: the pods run in containers of the images, built from the binaries above (the
-  # test profile's, tagged -test) and loaded into the node's containerd.
-  FRESHET_IMAGE_PROFILE=test scripts/images.sh build
-  tag=$(FRESHET_IMAGE_PROFILE=test scripts/images.sh tag)
+if $real_node; then
+  # The real node: the pods run in containers of the images (by default from the test profile's
+  # binaries, tagged <appVersion>-test; FRESHET_IMAGE_PROFILE=release for make images' own),
+  # loaded into the node's containerd.
+  export FRESHET_IMAGE_PROFILE=${FRESHET_IMAGE_PROFILE:-test}
+  scripts/images.sh build
+  tag=$(scripts/images.sh tag)
   scripts/node.sh load "ghcr.io/freshet/engine:$tag" "ghcr.io/freshet/operator:$tag"
   helm_images=(--set "image.tag=$tag" --set "engineImage.tag=$tag")
   # Pods reach the broker at the node's address (Kafka's PODS listener, forwarded into the node).
@@ -91,7 +97,7 @@ echo
 "$KUBECTL" -n "$APP_NS" get sapp
 echo
 "$KUBECTL" -n "$APP_NS" get pods -o wide
-if [ -n "${helm_images[*]}" ]; then
+if $real_node; then
   # On the real node: the headless Service has the pod's address, and the kubelet serves its log.
   echo
   "$KUBECTL" -n "$APP_NS" get endpointslices -l kubernetes.io/service-name=branch-by-region

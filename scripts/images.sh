@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# images.sh build|check|push|base|pause|list
+# images.sh build|check|push|base|pause|list|tag|sizes
 # The engine and operator images, built with podman (as root, no daemon) on a machine that may reach
 # no container registry:
 #   base   a Debian 12 runtime base made here with debootstrap (minbase + ca-certificates, libssl3 and
@@ -119,7 +119,13 @@ binaries() {
     || die "cargo build of the binaries failed" "see the compiler output above"
   log "binaries ready after $((SECONDS - t)) s"
   rm -rf "$CONTEXT"; mkdir -p "$CONTEXT/bin"
-  cp "$CARGO_TARGET_DIR/$PROFILE_DIR/freshet-engine" "$CARGO_TARGET_DIR/$PROFILE_DIR/freshet-operator" "$CONTEXT/bin/"
+  # Without DWARF (the C++ of RocksDB and librdkafka makes it ~500 MB): the symbols stay, so
+  # backtraces still name their functions.
+  need_cmd strip "install binutils (Debian: apt-get install binutils)"
+  local b
+  for b in freshet-engine freshet-operator; do
+    strip --strip-debug -o "$CONTEXT/bin/$b" "$CARGO_TARGET_DIR/$PROFILE_DIR/$b" || die "strip of $b failed" "check the disk space under $RUN_DIR"
+  done
 }
 
 build() {
@@ -222,5 +228,11 @@ case ${1:-build} in
   pause) pause ;;
   list) list ;;
   tag) echo "$TAG" ;;
-  *) die "usage: images.sh build|check|push|base|pause|list|tag" "pick one of those" ;;
+  sizes) ensure_podman
+    for img in "${IMAGES[@]}"; do
+      printf '%s:%s  %s MB uncompressed, %s MB compressed (podman save | gzip)\n' "$IMAGE_PREFIX/$img" "$TAG" \
+        "$(podman_ image inspect --format '{{.Size}}' "$IMAGE_PREFIX/$img:$TAG" | awk '{printf "%.1f", $1/1e6}')" \
+        "$(podman_ save "$IMAGE_PREFIX/$img:$TAG" 2>/dev/null | gzip | wc -c | awk '{printf "%.1f", $1/1e6}')"
+    done ;;
+  *) die "usage: images.sh build|check|push|base|pause|list|tag|sizes" "pick one of those" ;;
 esac

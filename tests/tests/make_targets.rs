@@ -155,12 +155,7 @@ fn pushing_images_without_a_registry_says_where_to_name_it() {
 #[test]
 fn an_unknown_node_kind_names_the_ones_there_are() {
     let (out, err) = script("cluster.sh", &["up"], &[("FRESHET_NODE", "vm")]);
-    assert_fails_with(
-        &out,
-        &err,
-        &["FRESHET_NODE=vm"],
-        "FRESHET_NODE=kubelet",
-    );
+    assert_fails_with(&out, &err, &["FRESHET_NODE=vm"], "FRESHET_NODE=kubelet");
 }
 
 #[test]
