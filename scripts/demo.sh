@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make demo: everything up on this machine, then a StreamsApp run the way users run it:
-# the chart installed with Helm, the example applied with kubectl, its pods (on the local test
-# node, which runs each pod's engine as a process) branching orders by region; the output
-# records and `kubectl get sapp` printed.
+# the chart installed with Helm, the example applied with kubectl, its pods branching orders by
+# region; the output records and `kubectl get sapp` printed. The pods run on the local test node
+# (each pod's engine a host process), or, with FRESHET_NODE=kubelet, on a real kubelet and
+# containerd from the images (scripts/node.sh; FRESHET_IMAGE_PROFILE=release uses make images').
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
