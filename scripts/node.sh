@@ -385,7 +385,8 @@ down() {
 # for the checks): scheduled and Running under runAsNonRoot, readOnlyRootFilesystem, no
 # capabilities and RuntimeDefault seccomp, writing its state volume (a claim bound to a node volume)
 # and nothing else; kubectl logs and exec through the kubelet; a Service with its address as endpoint;
-# from the pod, the kubernetes Service (kube-proxy to the apiserver) and the broker's pod listener.
+# from the pod, the kubernetes Service (kube-proxy to the apiserver) and the broker's pod listener;
+# a SIGKILLed container restarted by the kubelet with its volume intact.
 check() {
   node_ready || die "node $NODE_NAME is not Ready" "start it: FRESHET_NODE=kubelet make cluster-up"
   local base=localhost/freshet/debian-runtime:12 ns=freshet-node-check out ip t=$SECONDS
@@ -444,6 +445,17 @@ YAML
   else
     log "check: Kafka's pod listener (127.0.0.1:$FRESHET_KAFKA_POD_PORT) is not up: restart Kafka (make kafka-down kafka-up) to give pods a broker"
   fi
+  # SIGKILL of the container's process (found through CRI): the kubelet restarts it, same volume.
+  local cid pid
+  cid=$(crictl_ ps --name '^probe$' -q 2>/dev/null | head -1)
+  pid=$(crictl_ inspect --output go-template --template '{{.info.pid}}' "$cid" 2>/dev/null)
+  [ -n "$pid" ] && [ "$pid" -gt 1 ] || die "crictl found no process for the check pod's container" "read $N/containerd.log"
+  "${SUDO[@]}" kill -9 "$pid"
+  wait_until 60 "check: SIGKILLed container restarted by the kubelet" \
+    eval '[ "$(kubectl_ -n "$ns" get pod probe -o jsonpath="{.status.containerStatuses[0].restartCount}/{.status.containerStatuses[0].ready}")" = 1/true ]' ||
+    die "the kubelet did not restart the SIGKILLed container within 60 s" "read $N/kubelet.log"
+  out=$(kubectl_ -n "$ns" exec probe -- cat /var/lib/freshet/written) && [ "$out" = ok ] || die "the state volume lost its file across the restart" "read $N/kubelet.log"
+  log "check: after the restart the state volume still holds what was written"
   kubectl_ delete ns "$ns" --wait=false >/dev/null
   log "check: the real node works ($((SECONDS - t)) s)"
 }
