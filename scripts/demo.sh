@@ -43,7 +43,7 @@ if $real_node; then
   helm_images=(--set "image.tag=$tag" --set "engineImage.tag=$tag")
   # Pods reach the broker at the node's address (Kafka's PODS listener, forwarded into the node).
   APP_BOOTSTRAP=$FRESHET_NODE_IP:9092
-  NODE_NOTE="a real kubelet and containerd in netns freshet-*: node $(scripts/node.sh status)"
+  NODE_NOTE="a real kubelet and containerd in a network namespace ($(scripts/node.sh status))"
 else
   # The test node: pods of the two namespaces run as local processes of the binaries above.
   if ! pid_alive "$RUN_DIR/test-node.pid"; then

@@ -133,16 +133,25 @@ build() {
   ensure_podman
   base
   binaries
-  local img
+  local img key
   for img in "${IMAGES[@]}"; do
+    # Unchanged binary, Dockerfile and base: the image is already the one this would build.
+    key=$(cat "$CONTEXT/bin/freshet-$img" "$ROOT/Dockerfile" <(podman_ image inspect --format '{{.Id}}' "$BASE_IMAGE") | sha256sum | cut -c1-16)
+    if [ "$(podman_ image inspect --format '{{index .Labels "dev.freshet.build"}}' "$IMAGE_PREFIX/$img:$TAG" 2>/dev/null)" = "$key" ]; then
+      log "$IMAGE_PREFIX/$img:$TAG is up to date"
+      continue
+    fi
     log "podman build --target $img -t $IMAGE_PREFIX/$img:$TAG"
     podman_ build --pull=never --target "$img" -f "$ROOT/Dockerfile" \
       --build-arg BINARIES=host --build-arg RUNTIME=runtime-local --build-arg LOCAL_BASE="$BASE_IMAGE" \
-      --label "org.opencontainers.image.version=$TAG" --label "dev.freshet.profile=$PROFILE" \
+      --label "org.opencontainers.image.version=$TAG" --label "dev.freshet.profile=$PROFILE" --label "dev.freshet.build=$key" \
       -t "$IMAGE_PREFIX/$img:$TAG" "$CONTEXT" >"$RUN_DIR/image-$img.log" 2>&1 || {
         tail -n 30 "$RUN_DIR/image-$img.log" >&2
         die "podman build of $img failed (log: $RUN_DIR/image-$img.log)" "read the error above"; }
   done
+  # The images these replaced, now untagged.
+  podman_ image prune -f --filter label=dev.freshet.profile >/dev/null 2>&1 || true
+  podman_ image prune -f --filter label=dev.freshet.base >/dev/null 2>&1 || true
   log "images built in $((SECONDS - t)) s:"
   list
 }
