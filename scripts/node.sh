@@ -176,6 +176,16 @@ load() {
   done
 }
 
+# The cgroup hierarchies' roots: the one unified tree (v2), or each v1 controller's.
+cgroup_hierarchies() {
+  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+    echo /sys/fs/cgroup
+  else
+    local d
+    for d in /sys/fs/cgroup/*/; do [ -f "$d/cgroup.procs" ] && echo "${d%/}"; done
+  fi
+}
+
 kubelet_up() {
   pid_alive "$N/kubelet.pid" && return 0
   local token
@@ -229,9 +239,7 @@ fileCheckFrequency: 10s
 YAML
   # The cgroup parent of every pod, per checkout, in each v1 hierarchy (one v2 tree: just the one).
   local d
-  for d in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do
-    [ -f "$d/cgroup.procs" ] && "${SUDO[@]}" mkdir -p "$d${CGROUP_ROOT#/}"
-  done
+  for d in $(cgroup_hierarchies); do "${SUDO[@]}" mkdir -p "$d$CGROUP_ROOT"; done
   log "starting kubelet $K8S_VERSION in netns $NETNS: node $NODE_NAME at $NODE_IP"
   start kubelet nsenter --net="/run/netns/$NETNS" -- "$KUBELET_BIN/kubelet" --config "$N/kubelet.yaml" \
     --kubeconfig "$N/kubeconfig" --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" \
@@ -372,8 +380,8 @@ down() {
   ip link show "$VETH" >/dev/null 2>&1 && "${SUDO[@]}" ip link del "$VETH"
   "${SUDO[@]}" ip netns list 2>/dev/null | grep -qw "$NETNS" && "${SUDO[@]}" ip netns del "$NETNS"
   local d
-  for d in /sys/fs/cgroup/*/"${CGROUP_ROOT#/}" /sys/fs/cgroup/"${CGROUP_ROOT#/}"; do
-    [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  for d in $(cgroup_hierarchies); do
+    [ -d "$d$CGROUP_ROOT" ] && { find "$d$CGROUP_ROOT" -depth -type d -exec rmdir {} + 2>/dev/null || true; }
   done
   if [ -f "$RUN_DIR/kubeconfig" ] && pid_alive "$CL/kube-apiserver.pid"; then
     kubectl_ delete node "$NODE_NAME" --ignore-not-found --wait=false >/dev/null 2>&1 || true
