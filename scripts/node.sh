@@ -2,7 +2,10 @@
 # node.sh up|down|status|check|load IMAGE...
 # A real Kubernetes node for the local cluster: kubelet and containerd 2.x (built once by
 # build-k8s.sh node), Debian's runc and CNI plugins, kube-proxy, all in a network namespace this
-# script creates and removes. Nothing listens beyond loopback and that namespace:
+# script creates and removes, and kube-scheduler on the host (the test node binds its own pods; a
+# real one needs a scheduler). One real node per machine at a time: the kubelet keeps its device
+# plugin socket in /var/lib/kubelet whatever its root dir. Nothing listens beyond loopback and
+# that namespace (ports as by default; the apiserver's is FRESHET_APISERVER_PORT on both sides):
 #
 #   host (root netns)                         node netns freshet-<id>
 #   127.0.0.1:6443 kube-apiserver  <-unix--   socat  *:6443  <- kubelet, kube-proxy, pods (via the
