@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export FRESHET_CACHE ?= $(HOME)/.cache/freshet
 export CARGO_TARGET_DIR ?= $(FRESHET_CACHE)/target
 
-.PHONY: help deps build kafka-up kafka-down cluster-up cluster-down k8s-binaries up down demo test soak bench bench-quick lint fmt crdgen clean
+.PHONY: help deps build images push node-check kafka-up kafka-down cluster-up cluster-down k8s-binaries up down demo test soak bench bench-quick lint fmt crdgen clean
 
 help:
 	@echo "make demo          bring everything up and show it working (the main job)"
@@ -16,6 +16,9 @@ help:
 	@echo "make bench         Freshet vs Java Kafka Streams vs a raw pipe: ratio table and chart (release build)"
 	@echo "make bench-quick   the benchmark's smoke check: every contender produces every result"
 	@echo "make lint          cargo fmt --check and clippy -D warnings"
+	@echo "FRESHET_NODE=kubelet make cluster-up   ... with a real node: kubelet + containerd in a network namespace (make node-check)"
+	@echo "make images        ghcr.io/freshet/{engine,operator}:<appVersion> in root's podman store, checked in containers"
+	@echo "make images push IMAGE_REGISTRY=ghcr.io/you   ... and pushed there (podman login first)"
 
 deps:
 	@scripts/deps.sh
@@ -28,6 +31,18 @@ kafka-up:
 
 kafka-down:
 	@scripts/kafka.sh down
+
+# Release binaries built on the host, a Debian 12 base built here (no registry needed), podman.
+images: deps
+	@scripts/images.sh build
+	@scripts/images.sh check
+
+push:
+	@scripts/images.sh push
+
+# The real node's checks: a restricted pod with a state volume, logs, exec, Services (needs FRESHET_NODE=kubelet make cluster-up).
+node-check:
+	@scripts/node.sh check
 
 k8s-binaries:
 	@scripts/build-k8s.sh all

@@ -2,7 +2,9 @@
 # cluster.sh up|down|status
 # A real Kubernetes control plane on loopback: etcd, kube-apiserver and kube-controller-manager,
 # built from source once (build-k8s.sh), with a kubeconfig at .freshet/kubeconfig.
-# There is no kubelet: the tests act as the node where pods must run (see tests/).
+# Pods run on the test node (freshet-test-node, started by the tests and make demo) unless
+# FRESHET_NODE=kubelet: then a real kubelet and containerd start too (scripts/node.sh), and the
+# apiserver advertises the node's address for the kubernetes Service ($FRESHET_NODE_IP).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -26,7 +28,7 @@ make_pki() {
 distinguished_name = dn
 [dn]
 [ext]
-subjectAltName = IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
+subjectAltName = IP:127.0.0.1,IP:10.0.0.1,IP:$FRESHET_NODE_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
 extendedKeyUsage = serverAuth
 CNF
     openssl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" -keyout apiserver.key -out apiserver.csr
@@ -40,6 +42,24 @@ CNF
       "$(openssl rand -hex 24)" "$(openssl rand -hex 24)" >tokens.csv
   ) >"$CL/pki.log" 2>&1 || { cat "$CL/pki.log" >&2; die "creating the cluster's certificates in $PKI failed" "see the openssl output above"; }
   touch "$PKI/.complete"
+}
+
+# The certificates a real node needs, added to a PKI made before they were (idempotent): the
+# apiserver's serving cert naming the node IP (pods reach it there) and its client cert for kubelets
+# (logs, exec), in system:masters.
+node_pki() {
+  (
+    cd "$PKI"
+    if ! openssl x509 -in apiserver.crt -noout -text | grep -q "IP Address:$FRESHET_NODE_IP"; then
+      sed -i "s/^subjectAltName = .*/subjectAltName = IP:127.0.0.1,IP:10.0.0.1,IP:$FRESHET_NODE_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local/" serving.cnf
+      openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+        -extfile serving.cnf -extensions ext -out apiserver.crt
+    fi
+    if [ ! -f kubelet-client.crt ]; then
+      openssl req -newkey rsa:2048 -nodes -subj "/O=system:masters/CN=kube-apiserver-kubelet-client" -keyout kubelet-client.key -out kubelet-client.csr
+      openssl x509 -req -in kubelet-client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -out kubelet-client.crt
+    fi
+  ) >>"$CL/pki.log" 2>&1 || { tail -n 20 "$CL/pki.log" >&2; die "adding the node's certificates to $PKI failed" "see the openssl output above; rm -rf $PKI makes a new PKI"; }
 }
 
 write_kubeconfig() { # write_kubeconfig FILE USER-TOKEN-LINE
@@ -81,8 +101,17 @@ check_alive() {
 }
 
 up() {
+  case $FRESHET_NODE in
+    test | kubelet) ;;
+    *) die "FRESHET_NODE=$FRESHET_NODE is not a node this cluster can run" "use FRESHET_NODE=test (the default) or FRESHET_NODE=kubelet" ;;
+  esac
   if pid_alive "$CL/kube-apiserver.pid" && pid_alive "$CL/etcd.pid"; then
+    local mode
+    mode=$(cat "$CL/mode" 2>/dev/null || echo test)
+    [ "$mode" = "$FRESHET_NODE" ] || die "the cluster is running for the $mode node, not FRESHET_NODE=$FRESHET_NODE" \
+      "make cluster-down, then: FRESHET_NODE=$FRESHET_NODE make cluster-up"
     log "cluster already running at $APISERVER (kubeconfig: $KUBECONFIG_OUT)"
+    [ "$mode" = kubelet ] && "$ROOT/scripts/node.sh" up
     return 0
   fi
   down_quiet
@@ -92,6 +121,7 @@ up() {
   "$ROOT/scripts/build-k8s.sh" all
   mkdir -p "$CL"
   make_pki
+  node_pki
   write_kubeconfig "$KUBECONFIG_OUT" 1
   write_kubeconfig "$CL/controller-manager.kubeconfig" 2
 
@@ -104,10 +134,16 @@ up() {
   wait_until 30 "etcd is up" curl -sf "http://127.0.0.1:$FRESHET_ETCD_PORT/health" || check_alive etcd "$CL/etcd.log"
   check_alive etcd "$CL/etcd.log"
 
+  # With the real node, the kubernetes Service's endpoint is the node IP, where node.sh forwards to us.
+  local advertise=127.0.0.1
+  [ "$FRESHET_NODE" = kubelet ] && advertise=$FRESHET_NODE_IP
+  echo "$FRESHET_NODE" >"$CL/mode"
   log "starting kube-apiserver $K8S_VERSION on $APISERVER"
   start kube-apiserver "$CL/kube-apiserver.log" "$K8S_BIN/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$FRESHET_ETCD_PORT" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$FRESHET_APISERVER_PORT" \
+    --bind-address 127.0.0.1 --advertise-address "$advertise" --secure-port "$FRESHET_APISERVER_PORT" \
+    --kubelet-client-certificate "$PKI/kubelet-client.crt" --kubelet-client-key "$PKI/kubelet-client.key" \
+    --kubelet-preferred-address-types InternalIP \
     --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
     --client-ca-file "$PKI/ca.crt" --token-auth-file "$PKI/tokens.csv" \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
@@ -133,12 +169,19 @@ up() {
     || { check_alive kube-controller-manager "$CL/kube-controller-manager.log"; die "kube-controller-manager did not create the default ServiceAccount within 60 s" "read $CL/kube-controller-manager.log"; }
   check_alive kube-controller-manager "$CL/kube-controller-manager.log"
   log "cluster ready: kubectl --kubeconfig $KUBECONFIG_OUT get ns   (kubectl: $K8S_BIN/kubectl)"
+  if [ "$FRESHET_NODE" = kubelet ]; then
+    "$ROOT/scripts/node.sh" up
+  else
+    log "pods run on the test node (freshet-test-node: each container a host process, 127.x pod IPs that Services cannot route to); FRESHET_NODE=kubelet make cluster-up runs a real kubelet and containerd instead"
+  fi
 }
 
 down_quiet() {
   local c
   # The demo's node (freshet-test-node) runs pods against this cluster: it goes first.
   stop_pidfile "$RUN_DIR/test-node.pid" freshet-test-node
+  # The real node, if one runs (its pods, network namespace and cgroups go with it).
+  [ -d "$RUN_DIR/node" ] && "$ROOT/scripts/node.sh" down
   for c in kube-controller-manager kube-apiserver etcd; do stop_pidfile "$CL/$c.pid" "$c"; done
 }
 

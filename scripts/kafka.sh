@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # kafka.sh up|down|status|fetch|tool CLASS ARGS...
 # A real Apache Kafka broker (KRaft, broker+controller in one JVM) on 127.0.0.1, from Maven Central jars.
+# Ports: FRESHET_KAFKA_PORT (clients), the next one (controller), FRESHET_KAFKA_POD_PORT (+2: pods).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -57,11 +58,13 @@ write_configs() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$FRESHET_KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$FRESHET_KAFKA_PORT,CONTROLLER://127.0.0.1:$FRESHET_KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$FRESHET_KAFKA_PORT
+# PODS: for pods on the real node (scripts/node.sh), on loopback too, advertised at the node's address
+# where node.sh forwards it from inside the node's network namespace.
+listeners=PLAINTEXT://127.0.0.1:$FRESHET_KAFKA_PORT,CONTROLLER://127.0.0.1:$FRESHET_KAFKA_CONTROLLER_PORT,PODS://127.0.0.1:$FRESHET_KAFKA_POD_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$FRESHET_KAFKA_PORT,PODS://$FRESHET_NODE_IP:9092
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,PODS:PLAINTEXT
 log.dirs=$KAFKA_RUN/data
 # As in production: topics are created deliberately, never by a typo.
 auto.create.topics.enable=false
@@ -114,6 +117,7 @@ up() {
   need_cmd "$JAVA" "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless) and put java on PATH"
   port_free_or_die "$FRESHET_KAFKA_PORT" "the Kafka broker" FRESHET_KAFKA_PORT
   port_free_or_die "$FRESHET_KAFKA_CONTROLLER_PORT" "the Kafka KRaft controller" FRESHET_KAFKA_CONTROLLER_PORT
+  port_free_or_die "$FRESHET_KAFKA_POD_PORT" "Kafka's listener for pods" FRESHET_KAFKA_POD_PORT
   fetch
   write_configs
   if [ ! -f "$KAFKA_RUN/data/meta.properties" ]; then

@@ -6,10 +6,20 @@ KAFKA_VERSION=${KAFKA_VERSION:-4.4.0}
 K8S_VERSION=${K8S_VERSION:-v1.36.3}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
 HELM_VERSION=${HELM_VERSION:-v3.22.0}
+CONTAINERD_VERSION=${CONTAINERD_VERSION:-v2.4.2}
+CRICTL_VERSION=${CRICTL_VERSION:-v1.37.0}
 FRESHET_KAFKA_PORT=${FRESHET_KAFKA_PORT:-9092}
 FRESHET_KAFKA_CONTROLLER_PORT=${FRESHET_KAFKA_CONTROLLER_PORT:-$((FRESHET_KAFKA_PORT + 1))}
 FRESHET_APISERVER_PORT=${FRESHET_APISERVER_PORT:-6443}
 FRESHET_ETCD_PORT=${FRESHET_ETCD_PORT:-2379}
+# Kafka's listener for pods on the real node: bound on loopback, advertised at the node's address.
+FRESHET_KAFKA_POD_PORT=${FRESHET_KAFKA_POD_PORT:-$((FRESHET_KAFKA_PORT + 2))}
+# The node the cluster runs pods on: `test` (freshet-test-node, pods as host processes, the default)
+# or `kubelet` (a real kubelet and containerd in a network namespace: scripts/node.sh).
+FRESHET_NODE=${FRESHET_NODE:-test}
+# The real node's network, FRESHET_NODE_NET.0.0/16: the veth link (host .0.1, node .0.2), the pods .1.0/24.
+FRESHET_NODE_NET=${FRESHET_NODE_NET:-10.213}
+FRESHET_NODE_IP=$FRESHET_NODE_NET.0.2
 
 # The tools, overridable (JAVA=/opt/jdk/bin/java make kafka-up).
 JAVA=${JAVA:-java}
@@ -22,6 +32,9 @@ RUN_DIR=${FRESHET_RUN_DIR:-$ROOT/.freshet}
 K8S_BIN=$FRESHET_CACHE/bin/kubernetes-$K8S_VERSION
 ETCD_BIN=$FRESHET_CACHE/bin/etcd-$ETCD_VERSION
 HELM_BIN=$FRESHET_CACHE/bin/helm-$HELM_VERSION
+KUBELET_BIN=$FRESHET_CACHE/bin/kubelet-$K8S_VERSION
+CONTAINERD_BIN=$FRESHET_CACHE/bin/containerd-$CONTAINERD_VERSION
+CRICTL_BIN=$FRESHET_CACHE/bin/crictl-$CRICTL_VERSION
 KAFKA_HOME=$FRESHET_CACHE/kafka-$KAFKA_VERSION
 FRESHET_M2=${FRESHET_M2:-$FRESHET_CACHE/m2}
 
@@ -69,6 +82,26 @@ stop_pidfile() {
   for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
   kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null
   rm -f "$f"
+}
+
+# Root for what needs it (podman's store, network namespaces): nothing when already root.
+SUDO=()
+[ "$(id -u)" -eq 0 ] || SUDO=(sudo)
+
+# apt_install PKG...: Debian's packages, only the missing ones.
+apt_install() {
+  local p missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null 2>&1 || die "${missing[*]} not installed, and apt-get is not available." \
+    "install ${missing[*]} with your system's package manager, then rerun"
+  [ ${#SUDO[@]} -eq 0 ] || command -v sudo >/dev/null 2>&1 || die "installing ${missing[*]} needs root." "run as root, or: sudo apt-get install -y ${missing[*]}"
+  log "installing ${missing[*]} (Debian packages)"
+  "${SUDO[@]}" apt-get update -qq || die "apt-get update failed." "check /etc/apt/sources.list and the network, then rerun"
+  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 \
+    || die "apt-get install ${missing[*]} failed." "run it by hand to see why: apt-get install -y ${missing[*]}"
 }
 
 wait_until() { # wait_until SECONDS DESCRIPTION CMD...: poll CMD every 0.5 s

@@ -19,6 +19,14 @@ cleanup() {
 trap cleanup EXIT
 
 need_cmd cargo "install Rust with rustup (https://rustup.rs) and put cargo on PATH"
+# The pod tests are their own node (freshet-test-node binds and runs their pods): a real node and
+# its scheduler in the same cluster would take pods from them.
+[ "$FRESHET_NODE" = test ] || die "make test runs its pods on the test node, not FRESHET_NODE=$FRESHET_NODE" \
+  "unset FRESHET_NODE for make test; the real node is checked by: FRESHET_NODE=kubelet make cluster-up node-check demo"
+if scripts/cluster.sh status >/dev/null 2>&1 && [ "$(cat "$RUN_DIR/cluster/mode" 2>/dev/null || echo test)" != test ]; then
+  die "the running cluster has a real node (started with FRESHET_NODE=kubelet), whose scheduler would take the test node's pods" \
+    "make cluster-down, then make test"
+fi
 
 # The Rust build and the Kubernetes/Kafka fetches are independent: on a cold machine run them side by side.
 mkdir -p "$RUN_DIR"

@@ -140,3 +140,31 @@ fn a_kubernetes_version_the_module_proxy_lacks_fails_the_download_clearly() {
         "Go module proxy is reachable",
     );
 }
+
+#[test]
+fn pushing_images_without_a_registry_says_where_to_name_it() {
+    let (out, err) = script("images.sh", &["push"], &[("IMAGE_REGISTRY", "")]);
+    assert_fails_with(
+        &out,
+        &err,
+        &["IMAGE_REGISTRY is not set"],
+        "make images push IMAGE_REGISTRY=",
+    );
+}
+
+#[test]
+fn an_unknown_node_kind_names_the_ones_there_are() {
+    let (out, err) = script("cluster.sh", &["up"], &[("FRESHET_NODE", "vm")]);
+    assert_fails_with(&out, &err, &["FRESHET_NODE=vm"], "FRESHET_NODE=kubelet");
+}
+
+#[test]
+fn the_real_node_without_a_cluster_for_it_says_how_to_start_one() {
+    let (out, err) = script("node.sh", &["up"], &[]);
+    assert_fails_with(
+        &out,
+        &err,
+        &["not running for a real node"],
+        "FRESHET_NODE=kubelet make cluster-up",
+    );
+}
