@@ -18,8 +18,10 @@ pub mod error;
 mod global;
 mod metrics;
 pub mod partitioner;
+mod producer;
 pub(crate) mod restore;
 pub(crate) mod task;
+mod task_manager;
 mod thread;
 
 pub use error::{ErrorClass, RuntimeError};
@@ -90,7 +92,7 @@ pub(crate) struct Shared {
     threads: Mutex<Vec<ThreadState>>,
     tasks: RwLock<Vec<Vec<String>>>,
     failure: Mutex<Option<RecordFailure>>,
-    fatal: Mutex<Option<String>>,
+    fatal: Mutex<Option<RuntimeError>>,
     listeners: Mutex<Vec<Listener>>,
 }
 
@@ -253,8 +255,8 @@ pub struct KafkaStreams {
 pub enum StreamsError {
     #[error(transparent)]
     Record(#[from] RecordFailure),
-    #[error("{0}")]
-    Fatal(String),
+    #[error(transparent)]
+    Fatal(RuntimeError),
 }
 
 impl KafkaStreams {
@@ -278,7 +280,7 @@ impl KafkaStreams {
                     ),
                 }),
                 Err(e) => {
-                    fatal = Some(format!("{e}: check state.dir"));
+                    fatal = Some(RuntimeError::Other(format!("{e}: check state.dir")));
                     None
                 }
             }
@@ -365,7 +367,10 @@ impl KafkaStreams {
             Ok(None) => {}
             Err(e) => {
                 error!(error = %e, "global tables could not be loaded");
-                self.shared.fatal.lock_unpoisoned().get_or_insert(e);
+                self.shared
+                    .fatal
+                    .lock_unpoisoned()
+                    .get_or_insert(RuntimeError::Other(e));
                 self.shared.transition(State::PendingError);
                 self.shared.transition(State::Error);
                 return;

@@ -12,52 +12,26 @@
 
 use freshet_topology::sync::Unpoisoned;
 use std::cell::OnceCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::message::{BorrowedMessage, Header, Headers as _, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::message::{BorrowedMessage, Headers as _, Message};
+use rdkafka::producer::Producer;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
+use super::error::RuntimeError;
+use super::producer::{Failure, StreamsProducer};
 use super::task::{FailureKind, Outputs, RawRecord, RecordFailure, Task};
+use super::task_manager::TaskManager;
 use super::{Shared, ThreadState};
 use crate::config::{ErrorHandler, ProcessingGuarantee, StreamsConfig};
-use crate::processor::{Headers, ProduceRequest};
+use crate::processor::Headers;
 use crate::topology::Topology;
-
-/// Everything a thread owns that the rebalance callbacks also need.
-struct Core {
-    tasks: BTreeMap<String, Task>,
-    output: Output,
-}
-
-/// Why the thread's loop stopped.
-#[derive(Debug)]
-enum Failure {
-    /// Stops the thread, and with it the application.
-    Fatal(String),
-    /// Under exactly_once_v2: the open transaction failed or the producer was fenced. The thread
-    /// recovers (see [`StreamThread::recover`]) rather than stopping: nothing of the transaction
-    /// is visible to read_committed readers, so starting again from the last commit loses and
-    /// duplicates nothing.
-    Transaction(String),
-}
-
-impl From<String> for Failure {
-    fn from(message: String) -> Self {
-        Failure::Fatal(message)
-    }
-}
-
-/// How long a transactional call may block: `init_transactions` may first wait for the broker to
-/// abort what a dead predecessor left open, and a commit waits for its outputs' delivery.
-const TRANSACTION_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Recoveries from failed transactions within [`RECOVERY_WINDOW`] after which the thread gives up:
 /// a failure that recurs at once (two live instances with one transactional id fencing each
@@ -65,212 +39,10 @@ const TRANSACTION_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_RECOVERIES: usize = 5;
 const RECOVERY_WINDOW: Duration = Duration::from_secs(60);
 
-/// The thread's producer and, under exactly_once_v2, the state of its transaction.
-struct Output {
-    producer: BaseProducer<DeliveryContext>,
-    /// Under exactly_once_v2: the producer's configuration, to replace a fenced or failed one.
-    transactional: Option<ClientConfig>,
-    in_transaction: bool,
-    /// The offsets the last committed transactions carried, so that a commit with nothing new
-    /// opens no transaction (exactly-once commits every 100 ms, busy or idle).
-    committed: HashMap<(String, i32), i64>,
-}
-
-impl Output {
-    fn new(config: ClientConfig, transactional: bool) -> Result<Output, String> {
-        let producer = create_producer(&config, transactional)?;
-        Ok(Output {
-            producer,
-            transactional: transactional.then_some(config),
-            in_transaction: false,
-            committed: HashMap::new(),
-        })
-    }
-
-    fn exactly_once(&self) -> bool {
-        self.transactional.is_some()
-    }
-
-    /// Sends one record; under exactly_once_v2 the first output after a commit begins the next
-    /// transaction.
-    fn send(&mut self, out: &ProduceRequest) -> Result<(), Failure> {
-        self.begin()?;
-        send(&self.producer, out, self.exactly_once())
-    }
-
-    fn begin(&mut self) -> Result<(), Failure> {
-        if self.exactly_once() && !self.in_transaction {
-            self.producer
-                .begin_transaction()
-                .map_err(|e| Failure::Transaction(format!("beginning a transaction: {e}")))?;
-            self.in_transaction = true;
-        }
-        Ok(())
-    }
-
-    /// A failure that stops the thread under at-least-once; under exactly-once the transaction's.
-    fn failure(&self, message: String) -> Failure {
-        if self.exactly_once() {
-            Failure::Transaction(message)
-        } else {
-            Failure::Fatal(message)
-        }
-    }
-
-    /// Commits the open transaction with the consumed `offsets` that moved since the last one;
-    /// returns how many partitions' offsets it carried.
-    fn commit_transaction(
-        &mut self,
-        consumer: &BaseConsumer<RebalanceContext>,
-        offsets: &[(String, i32, i64)],
-    ) -> Result<usize, Failure> {
-        let moved: Vec<&(String, i32, i64)> = offsets
-            .iter()
-            .filter(|(t, p, o)| self.committed.get(&(t.clone(), *p)) != Some(o))
-            .collect();
-        if moved.is_empty() && !self.in_transaction {
-            return Ok(0);
-        }
-        // Offsets alone (records filtered out, nothing produced) need a transaction too.
-        self.begin()?;
-        let txn = |what: &str| {
-            let what = what.to_owned();
-            move |e: rdkafka::error::KafkaError| Failure::Transaction(format!("{what}: {e}"))
-        };
-        if !moved.is_empty() {
-            let mut tpl = TopicPartitionList::new();
-            for (topic, partition, offset) in &moved {
-                tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
-                    .map_err(|e| e.to_string())?;
-            }
-            // The group metadata carries the consumer's generation: a thread that lost its
-            // partitions in a rebalance cannot commit offsets for them (KIP-447 fencing).
-            let group = consumer.group_metadata().ok_or_else(|| {
-                Failure::Transaction("the consumer has no group metadata yet".to_owned())
-            })?;
-            self.producer
-                .send_offsets_to_transaction(&tpl, &group, TRANSACTION_CALL_TIMEOUT)
-                .map_err(txn("sending the consumed offsets to the transaction"))?;
-        }
-        self.producer
-            .commit_transaction(TRANSACTION_CALL_TIMEOUT)
-            .map_err(txn("committing the transaction"))?;
-        self.in_transaction = false;
-        for (topic, partition, offset) in moved.iter() {
-            self.committed.insert((topic.clone(), *partition), *offset);
-        }
-        Ok(moved.len())
-    }
-
-    /// After a failed transaction: aborts it, or, where the producer can do nothing more (fenced,
-    /// fatal error, no transaction to abort), replaces it; the new producer's `init_transactions`
-    /// with the same transactional id aborts whatever the old one left open.
-    fn reset(&mut self, thread: usize) -> Result<(), String> {
-        let Some(config) = self.transactional.clone() else {
-            return Ok(());
-        };
-        let was_open = std::mem::take(&mut self.in_transaction);
-        let fatal = self.producer.client().fatal_error();
-        let aborted = was_open
-            && fatal.is_none()
-            && match self.producer.abort_transaction(TRANSACTION_CALL_TIMEOUT) {
-                Ok(()) => true,
-                Err(e) => {
-                    warn!(thread, error = %e, "aborting the transaction failed; replacing the producer");
-                    false
-                }
-            };
-        if aborted {
-            // Purged records report their failure on this poll; the context ignores purges.
-            self.producer.poll(Duration::ZERO);
-            self.producer.context().clear();
-            info!(thread, "transaction aborted");
-        } else {
-            if let Some((code, reason)) = fatal {
-                warn!(
-                    thread,
-                    ?code,
-                    reason,
-                    "the producer is in a fatal state (fenced or failed); replacing it"
-                );
-            }
-            self.producer = create_producer(&config, true)?;
-            info!(thread, "transactional producer replaced and initialised");
-        }
-        Ok(())
-    }
-}
-
-/// Creates the thread's producer; a transactional one is initialised, which fences any producer
-/// with the same transactional id and aborts the transaction it left open.
-fn create_producer(
-    config: &ClientConfig,
-    transactional: bool,
-) -> Result<BaseProducer<DeliveryContext>, String> {
-    let producer: BaseProducer<DeliveryContext> = config
-        .create_with_context(DeliveryContext::default())
-        .map_err(|e| format!("creating the producer: {e}"))?;
-    if transactional {
-        producer
-            .init_transactions(TRANSACTION_CALL_TIMEOUT)
-            .map_err(|e| format!("initialising the producer's transactions: {e}"))?;
-    }
-    Ok(producer)
-}
-
-/// Records the first failed delivery; the thread stops on it (production.exception.handler=fail).
-/// Also notes the offsets of delivered changelog records, which checkpoints record.
-#[derive(Default)]
-pub(crate) struct DeliveryContext {
-    failure: Mutex<Option<String>>,
-    changelog_offsets: Mutex<HashMap<(String, i32), i64>>,
-    /// Partition counts of the topics windowed keys went to, for choosing their partitions.
-    partition_counts: Mutex<HashMap<String, i32>>,
-}
-
-impl DeliveryContext {
-    /// Forgets failures and changelog offsets of an aborted transaction.
-    fn clear(&self) {
-        self.failure.lock_unpoisoned().take();
-        self.changelog_offsets.lock_unpoisoned().clear();
-    }
-}
-
-/// The delivery opaque of a changelog record.
-const CHANGELOG: usize = 1;
-
-impl ClientContext for DeliveryContext {}
-
-impl ProducerContext for DeliveryContext {
-    type DeliveryOpaque = usize;
-
-    fn delivery(&self, result: &DeliveryResult<'_>, kind: usize) {
-        if let (Ok(msg), CHANGELOG) = (result, kind) {
-            let mut offsets = self.changelog_offsets.lock_unpoisoned();
-            let entry = offsets
-                .entry((msg.topic().to_owned(), msg.partition()))
-                .or_insert(msg.offset());
-            *entry = (*entry).max(msg.offset());
-        }
-        if let Err((err, msg)) = result {
-            // Records purged by an aborted transaction (or a producer being dropped) did not fail:
-            // the abort is already being handled.
-            if matches!(
-                err.rdkafka_error_code(),
-                Some(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight)
-            ) {
-                return;
-            }
-            let mut failure = self.failure.lock_unpoisoned();
-            failure.get_or_insert_with(|| {
-                format!(
-                    "producing to {}-{} failed: {err}",
-                    msg.topic(),
-                    msg.partition()
-                )
-            });
-        }
-    }
+/// Everything a thread owns that the rebalance callbacks also need.
+struct Core {
+    tasks: TaskManager,
+    output: StreamsProducer,
 }
 
 /// The consumer's context: creates and closes tasks as partitions come and go.
@@ -279,10 +51,10 @@ pub(crate) struct RebalanceContext {
     shared: Arc<Shared>,
     topology: Arc<Topology>,
     core: Mutex<Option<Core>>,
-    failure: Mutex<Option<String>>,
+    failure: Mutex<Option<RuntimeError>>,
     /// Under exactly_once_v2: a transaction failed inside a rebalance callback while tasks stay
     /// assigned; the loop recovers them (their stores may hold the aborted writes).
-    recover: Mutex<Option<String>>,
+    recover: Mutex<Option<RuntimeError>>,
 }
 
 impl ClientContext for RebalanceContext {}
@@ -299,10 +71,10 @@ fn topic_partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
 fn committed_offsets(
     consumer: &BaseConsumer<RebalanceContext>,
     partitions: &TopicPartitionList,
-) -> Result<HashMap<(String, i32), i64>, String> {
+) -> Result<HashMap<(String, i32), i64>, RuntimeError> {
     let tpl = consumer
         .committed_offsets(partitions.clone(), Duration::from_secs(10))
-        .map_err(|e| format!("reading the committed offsets: {e}"))?;
+        .map_err(|e| RuntimeError::kafka("reading the committed offsets", e))?;
     Ok(tpl
         .elements()
         .iter()
@@ -314,8 +86,8 @@ fn committed_offsets(
 }
 
 impl RebalanceContext {
-    fn set_failure(&self, message: String) {
-        self.failure.lock_unpoisoned().get_or_insert(message);
+    fn set_failure(&self, error: RuntimeError) {
+        self.failure.lock_unpoisoned().get_or_insert(error);
     }
 
     /// Creates (opens and restores) the tasks of `assigned` partitions that have none yet;
@@ -352,7 +124,10 @@ impl RebalanceContext {
                     Ok(r) => r,
                     Err(e) => {
                         error!(thread = self.thread, task = %id, error = %e, "opening the task's stores failed");
-                        self.set_failure(format!("task {id}: {e}"));
+                        self.set_failure(RuntimeError::Restore {
+                            task: id.clone(),
+                            message: e,
+                        });
                         continue;
                     }
                 };
@@ -409,15 +184,7 @@ impl ConsumerContext for RebalanceContext {
                     warn!(thread = self.thread, error = %e, "commit before revocation failed; the new owner reprocesses from the last commit");
                 }
             }
-            let closing: Vec<String> = core
-                .tasks
-                .iter()
-                .filter(|(_, t)| {
-                    t.inputs()
-                        .any(|(topic, p)| revoked.iter().any(|(rt, rp)| rt == topic && *rp == p))
-                })
-                .map(|(id, _)| id.clone())
-                .collect();
+            let closing = core.tasks.reading_any(&revoked);
             for id in closing {
                 let Some(mut task) = core.tasks.remove(&id) else {
                     continue;
@@ -440,9 +207,9 @@ impl ConsumerContext for RebalanceContext {
                 .retain(|k, _| !revoked.iter().any(|r| r == k));
             if dirty && !core.tasks.is_empty() {
                 // Tasks that stay (incremental rebalancing) had writes in the aborted transaction too.
-                self.recover
-                    .lock_unpoisoned()
-                    .get_or_insert_with(|| "a transaction failed before a revocation".to_owned());
+                self.recover.lock_unpoisoned().get_or_insert_with(|| {
+                    RuntimeError::Other("a transaction failed before a revocation".to_owned())
+                });
             }
             self.shared
                 .publish_tasks(self.thread, core.tasks.keys().cloned().collect());
@@ -459,9 +226,7 @@ impl ConsumerContext for RebalanceContext {
                     // Restoring new tasks can take longer than transaction.timeout.ms: commit what
                     // the tasks kept (incremental rebalancing) did first, so no transaction waits.
                     if let Err(e) = commit(consumer, core, &self.shared.config, false) {
-                        let cause = match e {
-                            Failure::Transaction(c) | Failure::Fatal(c) => c,
-                        };
+                        let cause = e.into_error();
                         warn!(thread = self.thread, cause = %cause, "committing before restoring new tasks failed");
                         self.recover.lock_unpoisoned().get_or_insert(cause);
                     }
@@ -474,7 +239,7 @@ impl ConsumerContext for RebalanceContext {
             Rebalance::Revoke(_) => {}
             Rebalance::Error(e) => {
                 error!(thread = self.thread, error = %e, "rebalance failed");
-                self.set_failure(format!("rebalance failed: {e}"));
+                self.set_failure(RuntimeError::kafka("rebalance failed", e.clone()));
             }
         }
     }
@@ -505,17 +270,17 @@ fn commit(
         for task in core.tasks.values() {
             for (topic, partition, offset) in task.committable() {
                 tpl.add_partition_offset(&topic, partition, Offset::Offset(offset))
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| RuntimeError::kafka("listing the offsets to commit", e))?;
             }
         }
         core.output
             .producer
             .flush(config.commit_interval.max(Duration::from_secs(30)))
-            .map_err(|e| format!("flushing the producer: {e}"))?;
+            .map_err(|e| RuntimeError::kafka("flushing the producer", e))?;
         if tpl.count() > 0 {
             consumer
                 .commit(&tpl, CommitMode::Sync)
-                .map_err(|e| format!("committing offsets: {e}"))?;
+                .map_err(|e| RuntimeError::kafka("committing offsets", e))?;
         }
         tpl.count()
     };
@@ -579,102 +344,6 @@ fn to_raw(msg: &BorrowedMessage<'_>) -> RawRecord {
         key: msg.key().map(<[u8]>::to_vec),
         value: msg.payload().map(<[u8]>::to_vec),
         headers,
-    }
-}
-
-fn owned_headers(headers: &Headers) -> Option<OwnedHeaders> {
-    if headers.0.is_empty() {
-        return None;
-    }
-    let mut out = OwnedHeaders::new_with_capacity(headers.0.len());
-    for (k, v) in &headers.0 {
-        out = out.insert(Header {
-            key: k,
-            value: v.as_deref(),
-        });
-    }
-    Some(out)
-}
-
-/// Sends one record, waiting for queue space rather than dropping it.
-/// The partition Java's partitioner gives the first `hash_len` bytes of the record's key.
-fn partition_by_prefix(
-    producer: &BaseProducer<DeliveryContext>,
-    out: &ProduceRequest,
-) -> Result<Option<i32>, String> {
-    let (Some(len), Some(key)) = (out.hash_len, &out.key) else {
-        return Ok(None);
-    };
-    let mut counts = producer.context().partition_counts.lock_unpoisoned();
-    let count = match counts.get(&out.topic) {
-        Some(c) => *c,
-        None => {
-            let metadata = producer
-                .client()
-                .fetch_metadata(Some(&out.topic), Duration::from_secs(15))
-                .map_err(|e| format!("reading the partitions of {}: {e}", out.topic))?;
-            let c = metadata
-                .topics()
-                .first()
-                .filter(|t| t.error().is_none())
-                .map(|t| t.partitions().len() as i32)
-                .filter(|c| *c > 0)
-                .ok_or_else(|| {
-                    format!(
-                        "topic {} does not exist: create it (Freshet never creates output topics)",
-                        out.topic
-                    )
-                })?;
-            counts.insert(out.topic.clone(), c);
-            c
-        }
-    };
-    Ok(Some(super::partitioner::partition_for(
-        &key[..len.min(key.len())],
-        count,
-    )))
-}
-
-/// Under exactly-once (`transactional`) a refused record fails the transaction, not the thread.
-fn send(
-    producer: &BaseProducer<DeliveryContext>,
-    out: &ProduceRequest,
-    transactional: bool,
-) -> Result<(), Failure> {
-    let partition = match out.partition {
-        Some(p) => Some(p),
-        None => partition_by_prefix(producer, out)?,
-    };
-    loop {
-        let opaque = if out.changelog { CHANGELOG } else { 0 };
-        let mut record: BaseRecord<'_, [u8], [u8], usize> =
-            BaseRecord::with_opaque_to(&out.topic, opaque).timestamp(out.timestamp);
-        if let Some(p) = partition {
-            record = record.partition(p);
-        }
-        if let Some(k) = &out.key {
-            record = record.key(k.as_slice());
-        }
-        if let Some(v) = &out.value {
-            record = record.payload(v.as_slice());
-        }
-        if let Some(h) = owned_headers(&out.headers) {
-            record = record.headers(h);
-        }
-        match producer.send(record) {
-            Ok(()) => return Ok(()),
-            Err((e, _)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
-                producer.poll(Duration::from_millis(50));
-            }
-            Err((e, _)) => {
-                let message = format!("producing to {}: {e}", out.topic);
-                return Err(if transactional {
-                    Failure::Transaction(message)
-                } else {
-                    Failure::Fatal(message)
-                });
-            }
-        }
     }
 }
 
@@ -763,7 +432,7 @@ impl StreamThread {
     }
 
     /// Runs until shutdown or a failure; returns the failure, if any.
-    pub fn run(self) -> Result<(), String> {
+    pub fn run(self) -> Result<(), RuntimeError> {
         let context = RebalanceContext {
             thread: self.index,
             shared: self.shared.clone(),
@@ -775,20 +444,22 @@ impl StreamThread {
         let exactly_once =
             self.shared.config.processing_guarantee == ProcessingGuarantee::ExactlyOnceV2;
         if exactly_once && self.transactional_instance().is_none() {
-            return Err("exactly_once_v2 without a transactional instance id".to_owned());
+            return Err(RuntimeError::Other(
+                "exactly_once_v2 without a transactional instance id".to_owned(),
+            ));
         }
         // Under exactly-once, initialised before the consumer joins: by the time tasks restore,
         // a dead predecessor's open transaction is aborted and read_committed reads past it.
-        let output = Output::new(self.producer_config(), exactly_once)?;
+        let output = StreamsProducer::new(self.producer_config(), exactly_once)?;
         if exactly_once {
             info!(thread = self.index, transactional_id = ?self.producer_config().get("transactional.id"), "transactional producer initialised");
         }
         let consumer: BaseConsumer<RebalanceContext> = self
             .consumer_config()
             .create_with_context(context)
-            .map_err(|e| format!("creating the consumer: {e}"))?;
+            .map_err(|e| RuntimeError::kafka("creating the consumer", e))?;
         *consumer.context().core.lock_unpoisoned() = Some(Core {
-            tasks: BTreeMap::new(),
+            tasks: TaskManager::default(),
             output,
         });
         let app = self.shared.config.application_id.clone();
@@ -801,7 +472,7 @@ impl StreamThread {
         let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer
             .subscribe(&topic_refs)
-            .map_err(|e| format!("subscribing to {topics:?}: {e}"))?;
+            .map_err(|e| RuntimeError::kafka(format!("subscribing to {topics:?}"), e))?;
         info!(thread = self.index, ?topics, "stream thread started");
         self.shared
             .set_thread_state(self.index, ThreadState::Rebalancing);
@@ -815,11 +486,11 @@ impl StreamThread {
                     recoveries.retain(|t| t.elapsed() < RECOVERY_WINDOW);
                     recoveries.push(Instant::now());
                     if recoveries.len() > MAX_RECOVERIES {
-                        break Err(format!(
+                        break Err(RuntimeError::Other(format!(
                             "transactions failed {} times within {}s; the last: {cause}",
                             recoveries.len(),
                             RECOVERY_WINDOW.as_secs()
-                        ));
+                        )));
                     }
                     if let Err(e) = self.recover(&consumer, &cause) {
                         break Err(e);
@@ -839,11 +510,11 @@ impl StreamThread {
     fn recover(
         &self,
         consumer: &BaseConsumer<RebalanceContext>,
-        cause: &str,
-    ) -> Result<(), String> {
+        cause: &RuntimeError,
+    ) -> Result<(), RuntimeError> {
         error!(
             thread = self.index,
-            cause,
+            %cause,
             "exactly-once transaction failed: aborting it, closing the tasks dirty, wiping their stores and restarting them from the last commit"
         );
         self.shared.metrics.rebalances.inc();
@@ -853,15 +524,15 @@ impl StreamThread {
             return Ok(());
         };
         core.output.reset(self.index)?;
-        for (id, task) in std::mem::take(&mut core.tasks) {
+        for (id, task) in core.tasks.take_all() {
             // A store that cannot be wiped might keep aborted writes: stop rather than risk it.
-            task.close_dirty()?;
+            task.close_dirty().map_err(RuntimeError::Task)?;
             info!(thread = self.index, task = %id, "task closed dirty");
         }
         context.recover.lock_unpoisoned().take();
         let assignment = consumer
             .assignment()
-            .map_err(|e| format!("reading the assignment: {e}"))?;
+            .map_err(|e| RuntimeError::kafka("reading the assignment", e))?;
         let committed = committed_offsets(consumer, &assignment)?;
         // Records fetched after the last commit are fetched again; a partition without a
         // committed offset starts where auto.offset.reset says (Kafka Streams' default: earliest).
@@ -884,24 +555,27 @@ impl StreamThread {
                     .get(&(topic.clone(), *partition))
                     .map_or(reset, |o| Offset::Offset(*o));
                 tpl.add_partition_offset(topic, *partition, offset)
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| RuntimeError::kafka("listing the offsets to seek to", e))?;
             }
             let sought = consumer
                 .seek_partitions(tpl, Duration::from_secs(10))
-                .map_err(|e| format!("seeking to the committed offsets: {e}"))?;
+                .map_err(|e| RuntimeError::kafka("seeking to the committed offsets", e))?;
             for e in sought.elements() {
                 e.error().map_err(|err| {
-                    format!(
-                        "seeking {}-{} to the committed offset: {err}",
-                        e.topic(),
-                        e.partition()
+                    RuntimeError::kafka(
+                        format!(
+                            "seeking {}-{} to the committed offset",
+                            e.topic(),
+                            e.partition()
+                        ),
+                        err,
                     )
                 })?;
             }
             // The loop forgot which partitions it had paused; every task starts empty anyway.
             consumer
                 .resume(&assignment)
-                .map_err(|e| format!("resuming the partitions: {e}"))?;
+                .map_err(|e| RuntimeError::kafka("resuming the partitions", e))?;
         }
         context.create_tasks(core, &assigned, &committed);
         info!(
@@ -928,18 +602,14 @@ impl StreamThread {
                     break;
                 };
                 timeout = Duration::ZERO;
-                let msg = msg.map_err(|e| format!("consuming: {e}"))?;
+                let msg = msg.map_err(|e| RuntimeError::kafka("consuming", e))?;
                 batch.push(to_raw(&msg));
             }
             if !batch.is_empty() {
                 let mut guard = consumer.context().core.lock_unpoisoned();
                 let Some(core) = guard.as_mut() else { break };
                 for raw in batch {
-                    let owner = core.tasks.values_mut().find(|t| {
-                        t.inputs()
-                            .any(|(tt, p)| tt == raw.topic && p == raw.partition)
-                    });
-                    match owner {
+                    match core.tasks.for_partition(&raw.topic, raw.partition) {
                         Some(task) => task.enqueue(raw),
                         None => {
                             debug!(topic = %raw.topic, partition = raw.partition, "record for a partition without a task (revoked meanwhile)")
@@ -1094,7 +764,7 @@ impl StreamThread {
     /// Applies the configured handler to a failed record; an error return stops the thread.
     fn handle_failure(
         &self,
-        output: &mut Output,
+        output: &mut StreamsProducer,
         task: &mut Task,
         raw: &RawRecord,
         failure: RecordFailure,
@@ -1110,7 +780,10 @@ impl StreamThread {
                 .producer
                 .flush(Duration::from_secs(30))
                 .map_err(|e| {
-                    output.failure(format!("writing to the dead-letter topic {dlq}: {e}"))
+                    output.failure(RuntimeError::kafka(
+                        format!("writing to the dead-letter topic {dlq}"),
+                        e,
+                    ))
                 })?;
         }
         match handler {
@@ -1125,12 +798,16 @@ impl StreamThread {
             }
             ErrorHandler::Fail => {
                 self.shared.record_failure(&failure);
-                Err(Failure::Fatal(failure.to_string()))
+                Err(Failure::Fatal(RuntimeError::Record(failure)))
             }
         }
     }
 
-    fn close(&self, consumer: &BaseConsumer<RebalanceContext>, clean: bool) -> Result<(), String> {
+    fn close(
+        &self,
+        consumer: &BaseConsumer<RebalanceContext>,
+        clean: bool,
+    ) -> Result<(), RuntimeError> {
         let mut guard = consumer.context().core.lock_unpoisoned();
         let mut result = Ok(());
         if let Some(core) = guard.as_mut() {
