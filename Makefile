@@ -74,6 +74,7 @@ bench-quick: deps
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	scripts/module-cycles.py
 
 fmt:
 	cargo fmt --all

@@ -32,7 +32,7 @@ need_cmd cargo "install Rust with rustup (https://rustup.rs)"
 
 # Until the engine commits transactions, exactly_once_v2 would measure at-least-once under its name.
 if [ -z "${GUARANTEES:-}" ]; then
-  if grep -rqs "begin_transaction" engine/src; then
+  if grep -rqs "begin_transaction" streams/src; then
     GUARANTEES=at_least_once,exactly_once_v2
   else
     GUARANTEES=at_least_once

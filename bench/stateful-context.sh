@@ -62,7 +62,7 @@ $steps
 YAML
   port=$((20000 + RANDOM % 20000))
   start=$(date +%s.%N)
-  FRESHET_LOG=${FRESHET_LOG:-warn,freshet_engine::runtime::restore=info} "$ENGINE" run -f "$work/$name.yaml" \
+  FRESHET_LOG=${FRESHET_LOG:-warn,freshet_streams::runtime::restore=info} "$ENGINE" run -f "$work/$name.yaml" \
     --http-port "$port" --http-address 127.0.0.1 >"$work/$name.log" 2>&1 &
   pid=$!
   max_cache=0 max_memtables=0
@@ -104,7 +104,7 @@ for s in $SCENARIOS; do
       stop
       rm -rf "$work/state-distinct"
       port=$((20000 + RANDOM % 20000))
-      FRESHET_LOG=warn,freshet_engine::runtime::restore=info "$ENGINE" run -f "$work/distinct.yaml" \
+      FRESHET_LOG=warn,freshet_streams::runtime::restore=info "$ENGINE" run -f "$work/distinct.yaml" \
         --http-port "$port" --http-address 127.0.0.1 >"$work/restore.log" 2>&1 &
       pid=$!
       until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do

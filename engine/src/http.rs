@@ -9,8 +9,8 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::runtime::{KafkaStreams, State};
-use crate::topology::DescribeFormat;
+use freshet_streams::runtime::{KafkaStreams, State};
+use freshet_streams::topology::DescribeFormat;
 
 /// What the endpoints read; shared with the application's owner.
 pub type AppHandle = Arc<std::sync::RwLock<KafkaStreams>>;

@@ -11,10 +11,13 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use freshet_crds::StreamsAppSpec;
-use freshet_engine::config::StreamsConfig;
-use freshet_engine::runtime::{KafkaStreams, State, admin};
-use freshet_engine::spec::{self, Defaults};
-use freshet_engine::topology::{DescribeFormat, Topology};
+use freshet_spec::{self as spec, Defaults};
+use freshet_streams::config::StreamsConfig;
+use freshet_streams::runtime::{KafkaStreams, State, admin};
+use freshet_streams::topology::{DescribeFormat, Topology};
+
+mod http;
+mod testing;
 
 #[derive(Parser)]
 #[command(
@@ -70,13 +73,58 @@ enum Command {
         #[command(flatten)]
         overrides: Overrides,
     },
+    /// Run the manifest on the test driver, without a broker: pipe the records of a JSON Lines
+    /// file through it and compare the output with another (or print it).
+    Test {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Input records, one JSON object a line: {"topic", "key", "value", "timestamp"}.
+        #[arg(long)]
+        input: PathBuf,
+        /// The records the output topics must hold, in order, in the same format.
+        #[arg(long)]
+        expected: Option<PathBuf>,
+    },
     /// Print the topology as Kafka Streams' Topology.describe() does, or as a picture.
     Describe {
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
-        #[arg(long, value_enum, default_value_t = DescribeFormat::Text)]
-        format: DescribeFormat,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
+}
+
+impl Overrides {
+    /// No overrides: the manifest's own configuration.
+    fn none() -> Self {
+        Overrides {
+            bootstrap_servers: None,
+            application_id: None,
+            state_dir: None,
+            threads: None,
+        }
+    }
+}
+
+/// `describe --format`: the library's [`DescribeFormat`], as a command-line choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// Kafka Streams' `Topology.describe()` text.
+    Text,
+    /// Graphviz.
+    Dot,
+    /// Mermaid flowchart.
+    Mermaid,
+}
+
+impl From<Format> for DescribeFormat {
+    fn from(format: Format) -> Self {
+        match format {
+            Format::Text => DescribeFormat::Text,
+            Format::Dot => DescribeFormat::Dot,
+            Format::Mermaid => DescribeFormat::Mermaid,
+        }
+    }
 }
 
 /// Resolves configuration: flags, then FRESHET_* variables, then spec fields, then `config`.
@@ -94,7 +142,7 @@ fn resolve_config(spec: &StreamsAppSpec, o: &Overrides) -> Result<StreamsConfig,
     spec::resolve_config(
         spec,
         flags,
-        freshet_engine::config::layers_from_env(std::env::vars()),
+        freshet_streams::config::layers_from_env(std::env::vars()),
     )
     .map_err(|e| e.to_string())
 }
@@ -106,7 +154,7 @@ fn load(
     let spec = spec::load_manifest(file).map_err(|e| e.to_string())?;
     let config =
         resolve_config(&spec, overrides).map_err(|e| format!("{}: {e}", file.display()))?;
-    let env_warnings = freshet_engine::config::env_warnings(std::env::vars());
+    let env_warnings = freshet_streams::config::env_warnings(std::env::vars());
     for w in config.warnings.iter().chain(&env_warnings) {
         tracing::warn!("{}: {w}", file.display());
     }
@@ -206,9 +254,7 @@ fn run(
         }
         drop(listener);
         runtime.spawn(async move {
-            if let Err(e) =
-                freshet_engine::http::serve(addr, app, async move { stop.notified().await }).await
-            {
+            if let Err(e) = http::serve(addr, app, async move { stop.notified().await }).await {
                 tracing::error!(%addr, error = %e, "HTTP server stopped");
             }
         });
@@ -307,6 +353,22 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Test {
+            file,
+            input,
+            expected,
+        } => match load(&file, &Overrides::none())
+            .map_err(|e| e.to_string())
+            .and_then(|(config, topology)| {
+                testing::run(topology, config, &input, expected.as_deref())
+                    .map_err(|e| e.to_string())
+            }) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Describe { file, format } => match load(
             &file,
             &Overrides {
@@ -317,7 +379,7 @@ fn main() -> ExitCode {
             },
         ) {
             Ok((_, topology)) => {
-                print!("{}", topology.describe(format));
+                print!("{}", topology.describe(format.into()));
                 ExitCode::SUCCESS
             }
             Err(e) => {

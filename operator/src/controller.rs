@@ -11,8 +11,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use freshet_admin::AdminError;
 use freshet_crds::{AutoscalingStatus, CleanupPolicy, StreamsApp, StreamsAppStatus};
-use freshet_engine::runtime::admin::AdminError;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
@@ -27,7 +27,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
 use crate::autoscale::{Autoscaler, Policy, Sample};
-use crate::kafka::{self, Plan};
+use crate::kafka::{self, Plan, StateSignature as _};
 use crate::metrics::Metrics;
 use crate::render::{self, Decisions};
 use crate::scaling::max_useful_replicas;
@@ -446,7 +446,7 @@ fn duration_field(
 ) -> Result<Duration, String> {
     match value {
         None => Ok(default),
-        Some(text) => freshet_engine::spec::duration::parse(text)
+        Some(text) => freshet_spec::duration::parse(text)
             .map_err(|e| format!("spec.autoscaling.{field}: {e}")),
     }
 }
@@ -633,7 +633,7 @@ fn widest_source(plan: &Plan, partitions: &std::collections::BTreeMap<String, i3
     plan.topology
         .source_topics()
         .iter()
-        .filter(|t| matches!(t, freshet_engine::topology::TopicName::External(_)))
+        .filter(|t| matches!(t, freshet_spec::topology::TopicName::External(_)))
         .map(|t| t.resolve(app))
         .max_by_key(|t| partitions.get(t).copied().unwrap_or(0))
         .unwrap_or_default()

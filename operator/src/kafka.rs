@@ -1,16 +1,15 @@
-//! What the operator asks of Kafka for one StreamsApp, through the engine's own compiler and
-//! admin code, so the operator and the pods never disagree on topic names or partition counts.
+//! What the operator asks of Kafka for one StreamsApp, through the engine's own compiler
+//! (`freshet-spec`) and admin code (`freshet-admin`), so the operator and the pods never disagree
+//! on topic names or partition counts. Neither links the streams runtime or RocksDB.
 //!
 //! Every call here blocks (librdkafka); the controller runs them on the blocking pool.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use freshet_admin::{self as admin, AdminError};
 use freshet_crds::StreamsAppSpec;
-use freshet_engine::config::StreamsConfig;
-use freshet_engine::runtime::admin::{self, AdminError};
-use freshet_engine::spec::{self, Defaults};
-use freshet_engine::topology::Topology;
+use freshet_spec::config::StreamsConfig;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::{ClientContext, DefaultClientContext};
@@ -21,68 +20,21 @@ use rdkafka::{Offset, TopicPartitionList};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A StreamsApp's topology compiled, with the configuration it runs with.
-pub struct Plan {
-    pub topology: Topology,
-    pub config: StreamsConfig,
-    /// Repartition, changelog and subscription topics, with the application id prefix.
-    pub internal_topics: Vec<String>,
-    /// State stores by name, sorted.
-    pub stores: Vec<String>,
-}
+pub use freshet_spec::Plan;
 
 /// Compiles the spec as `freshet-engine validate` does; the error is the compiler's message.
 pub fn plan(spec: &StreamsAppSpec) -> Result<Plan, String> {
-    let config = spec::resolve_config(spec, Vec::new(), Vec::new()).map_err(|e| e.to_string())?;
-    let defaults = Defaults {
-        key_serde: config.default_key_serde.clone(),
-        value_serde: config.default_value_serde.clone(),
-    };
-    let topology = spec::compile(&spec.topology, defaults).map_err(|e| {
-        e.0.iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ")
-    })?;
-    let mut internal_topics = admin::internal_topics(&topology, &config.application_id);
-    internal_topics.sort();
-    internal_topics.dedup();
-    let mut stores: Vec<String> = topology.stores().iter().map(|s| s.name.clone()).collect();
-    stores.sort();
-    Ok(Plan {
-        topology,
-        config,
-        internal_topics,
-        stores,
-    })
+    freshet_spec::plan(spec).map_err(|e| e.to_string())
 }
 
-impl Plan {
-    /// What a rollout must not change silently: the internal topics and the stores, digested.
-    pub fn state_signature(&self) -> String {
-        crate::digest(&format!(
-            "topics:{}\nstores:{}",
-            self.internal_topics.join(","),
-            self.stores.join(",")
-        ))
-    }
+/// What a rollout must not change silently: the plan's internal topics and stores, digested.
+pub trait StateSignature {
+    fn state_signature(&self) -> String;
+}
 
-    /// Tasks of each sub-topology: one per partition of its widest input.
-    pub fn tasks_per_subtopology(&self, counts: &BTreeMap<String, i32>) -> Vec<u32> {
-        let app = &self.config.application_id;
-        self.topology
-            .subtopologies()
-            .iter()
-            .map(|sub| {
-                sub.source_topics
-                    .iter()
-                    .filter_map(|t| counts.get(&t.resolve(app)))
-                    .copied()
-                    .max()
-                    .unwrap_or(0)
-                    .max(0) as u32
-            })
-            .collect()
+impl StateSignature for Plan {
+    fn state_signature(&self) -> String {
+        crate::digest(&self.state_layout())
     }
 }
 

@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use freshet_engine::config::{Layer, LayerSource, StreamsConfig};
-use freshet_engine::runtime::{KafkaStreams, State};
-use freshet_engine::topology::Topology;
+use freshet_streams::config::{Layer, LayerSource, StreamsConfig};
+use freshet_streams::runtime::{KafkaStreams, State};
+use freshet_streams::topology::Topology;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -291,7 +291,7 @@ pub fn start(topology: Topology, config: StreamsConfig) -> KafkaStreams {
         .with_test_writer()
         .try_init();
     let mut app = KafkaStreams::new(topology, config, None);
-    freshet_engine::runtime::admin::prepare_topics(app.topology(), app.config())
+    freshet_streams::runtime::admin::prepare_topics(app.topology(), app.config())
         .expect("prepare topics");
     app.start();
     let deadline = Instant::now() + Duration::from_secs(60);

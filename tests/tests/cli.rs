@@ -1,5 +1,6 @@
-//! `freshet-engine validate` and `describe`: bad manifests are refused with the place and the
-//! fix; descriptions of the examples match their golden files.
+//! `freshet-engine validate`, `describe` and `test`: bad manifests are refused with the place
+//! and the fix; descriptions of the examples match their golden files; the examples pass their
+//! expected output on the test driver.
 use std::process::Command;
 
 use freshet_tests::engine::engine_binary;
@@ -244,5 +245,48 @@ fn describe_of_each_example_matches_its_golden_file() {
     assert!(
         checked >= 2,
         "expected at least two examples, found {checked}"
+    );
+}
+
+/// `freshet-engine test`: every example with an input and an expected output passes on the
+/// test driver, without a broker, and a wrong expectation fails with both sides shown.
+#[test]
+fn examples_pass_freshet_engine_test_without_a_broker() {
+    for name in [
+        "branch-by-region",
+        "route-by-type",
+        "enriched-orders",
+        "orders-with-product",
+    ] {
+        let dir = repo_root().join("examples").join(name);
+        let path = |f: &str| dir.join(f).to_string_lossy().into_owned();
+        let (ok, _, err) = engine(&[
+            "test",
+            "-f",
+            &path("app.yaml"),
+            "--input",
+            &path("input.jsonl"),
+            "--expected",
+            &path("expected.jsonl"),
+        ]);
+        assert!(ok, "example {name}: {err}");
+    }
+    let dir = repo_root().join("examples/branch-by-region");
+    let wrong = tempfile::NamedTempFile::new().unwrap();
+    let expected = std::fs::read_to_string(dir.join("expected.jsonl")).unwrap();
+    std::fs::write(wrong.path(), expected.replacen("\"o1\"", "\"o0\"", 1)).unwrap();
+    let (ok, _, err) = engine(&[
+        "test",
+        "-f",
+        &dir.join("app.yaml").to_string_lossy(),
+        "--input",
+        &dir.join("input.jsonl").to_string_lossy(),
+        "--expected",
+        &wrong.path().to_string_lossy(),
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("topic branch-orders-eu") && err.contains("o0") && err.contains("o1"),
+        "{err}"
     );
 }

@@ -1,11 +1,13 @@
-//! Each DSL operation, run by the engine against the real broker, output checked byte for byte.
+//! DSL operations against the real broker, where the broker matters: partitioning as Java does
+//! it, repartition topics' partition counts, fetch order across partitions (KIP-695), the state
+//! listener. Each operation's results are tested in-process by the TopologyTestDriver
+//! (`streams/tests/driver_dsl.rs`).
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use freshet_engine::dsl::{Produced, Repartitioned, StreamsBuilder};
-use freshet_engine::serdes::{DefaultSerde, LongSerde, Serde, StringSerde};
+use freshet_streams::dsl::{Repartitioned, StreamsBuilder};
+use freshet_streams::serdes::{LongSerde, Serde, StringSerde};
 use freshet_tests::kafka::{Received, consume, create_topics, produce, start, test_config};
 use freshet_tests::unique_name;
 
@@ -73,52 +75,6 @@ fn java_partition(key: &[u8], partitions: i32) -> i32 {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn filter_and_filter_not_keep_the_right_records() {
-    let (input, output) = topics("filter", 1).await;
-    let rejected = unique_name("filter-rejected");
-    create_topics(&[(&rejected, 1)]).await;
-    let b = StreamsBuilder::new();
-    let s = b.stream::<String, String>(&input);
-    s.filter(|_, v| v.starts_with('a')).to(&output);
-    s.filter_not(|_, v| v.starts_with('a')).to(&rejected);
-    let mut app = start(b.build().unwrap(), test_config("filter", &[]));
-    send(&input, &[("1", "apple"), ("2", "banana"), ("3", "avocado")]);
-    let kept = consume(&output, 2, WAIT, QUIET);
-    let dropped = consume(&rejected, 1, WAIT, QUIET);
-    assert!(app.close(Duration::from_secs(30)));
-    assert_eq!(
-        pairs(&kept),
-        [("1".into(), "apple".into()), ("3".into(), "avocado".into())]
-    );
-    assert_eq!(pairs(&dropped), [("2".into(), "banana".into())]);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn map_values_writes_the_new_type_with_its_serde() {
-    let (input, output) = topics("mapvalues", 1).await;
-    let b = StreamsBuilder::new();
-    b.stream::<String, String>(&input)
-        .map_values(|v| v.len() as i64)
-        .to(&output);
-    let mut app = start(b.build().unwrap(), test_config("mapvalues", &[]));
-    send(&input, &[("a", "xyz"), ("b", "")]);
-    let out = consume(&output, 2, WAIT, QUIET);
-    app.close(Duration::from_secs(30));
-    let mut values: Vec<_> = out
-        .iter()
-        .map(|r| (r.key_str().to_owned(), r.value.clone().unwrap()))
-        .collect();
-    values.sort();
-    assert_eq!(
-        values,
-        [
-            ("a".to_owned(), 3i64.to_be_bytes().to_vec()),
-            ("b".to_owned(), 0i64.to_be_bytes().to_vec())
-        ]
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn map_and_select_key_repartition_by_the_new_key_as_java_would() {
     let (input, output) = topics("map", 1).await;
     let keyed = unique_name("selectkey-out");
@@ -162,115 +118,6 @@ async fn map_and_select_key_repartition_by_the_new_key_as_java_would() {
         used.len() > 3,
         "40 keys over 6 partitions used only {used:?}"
     );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn flat_map_and_flat_map_values_emit_every_element_in_order() {
-    let (input, output) = topics("flatmap", 1).await;
-    let values_out = unique_name("flatmapvalues-out");
-    create_topics(&[(&values_out, 1)]).await;
-    let b = StreamsBuilder::new();
-    let s = b.stream::<String, String>(&input);
-    s.flat_map(|k, v| {
-        v.split(' ')
-            .map(|w| (format!("{k}:{w}"), w.len() as i64))
-            .collect()
-    })
-    .to(&output);
-    s.flat_map_values(|v| v.split(' ').map(str::to_owned).collect::<Vec<String>>())
-        .to(&values_out);
-    let mut app = start(b.build().unwrap(), test_config("flatmap", &[]));
-    send(&input, &[("s1", "the quick fox"), ("s2", "hi")]);
-    let flat = consume(&output, 4, WAIT, QUIET);
-    let words = consume(&values_out, 4, WAIT, QUIET);
-    app.close(Duration::from_secs(30));
-    let got: Vec<(String, i64)> = flat
-        .iter()
-        .map(|r| {
-            (
-                r.key_str().to_owned(),
-                i64::from_be_bytes(r.value.clone().unwrap().try_into().unwrap()),
-            )
-        })
-        .collect();
-    assert_eq!(
-        got,
-        [
-            ("s1:the".into(), 3),
-            ("s1:quick".into(), 5),
-            ("s1:fox".into(), 3),
-            ("s2:hi".into(), 2)
-        ]
-    );
-    let got: Vec<(&str, &str)> = words.iter().map(|r| (r.key_str(), r.value_str())).collect();
-    assert_eq!(
-        got,
-        [("s1", "the"), ("s1", "quick"), ("s1", "fox"), ("s2", "hi")]
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn peek_sees_every_record_and_passes_it_on() {
-    let (input, output) = topics("peek", 1).await;
-    let seen = Arc::new(AtomicUsize::new(0));
-    let counter = seen.clone();
-    let b = StreamsBuilder::new();
-    b.stream::<String, String>(&input)
-        .peek(move |_, _| {
-            counter.fetch_add(1, Ordering::SeqCst);
-        })
-        .to(&output);
-    let mut app = start(b.build().unwrap(), test_config("peek", &[]));
-    send(&input, &[("a", "1"), ("b", "2"), ("c", "3")]);
-    let out = consume(&output, 3, WAIT, QUIET);
-    app.close(Duration::from_secs(30));
-    assert_eq!(seen.load(Ordering::SeqCst), 3);
-    assert_eq!(
-        pairs(&out),
-        [
-            ("a".into(), "1".into()),
-            ("b".into(), "2".into()),
-            ("c".into(), "3".into())
-        ]
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn split_sends_each_record_to_its_first_matching_branch() {
-    let (input, small) = topics("split", 1).await;
-    let (medium, rest) = (unique_name("split-medium"), unique_name("split-rest"));
-    create_topics(&[(&medium, 1), (&rest, 1)]).await;
-    let b = StreamsBuilder::new();
-    let branches: BTreeMap<_, _> = b
-        .stream::<String, i64>(&input)
-        .split(Some("size-"))
-        .branch("small", |_, v| *v < 10)
-        .branch("medium", |_, v| *v < 100)
-        .default_branch("rest");
-    assert_eq!(
-        branches.keys().collect::<Vec<_>>(),
-        ["size-medium", "size-rest", "size-small"]
-    );
-    branches["size-small"].to(&small);
-    branches["size-medium"].map_values(|v| v * 2).to(&medium);
-    branches["size-rest"].to(&rest);
-    let mut app = start(b.build().unwrap(), test_config("split", &[]));
-    let values: Vec<(String, Vec<u8>)> = [5i64, 50, 500, 9, 99]
-        .iter()
-        .enumerate()
-        .map(|(i, v)| (format!("r{i}"), v.to_be_bytes().to_vec()))
-        .collect();
-    let refs: Vec<_> = values
-        .iter()
-        .map(|(k, v)| (Some(k.as_bytes()), Some(v.as_slice())))
-        .collect();
-    produce(&input, &refs, 1_000);
-    let long = |r: &Received| i64::from_be_bytes(r.value.clone().unwrap().try_into().unwrap());
-    let s: Vec<i64> = consume(&small, 2, WAIT, QUIET).iter().map(long).collect();
-    let m: Vec<i64> = consume(&medium, 2, WAIT, QUIET).iter().map(long).collect();
-    let r: Vec<i64> = consume(&rest, 1, WAIT, QUIET).iter().map(long).collect();
-    app.close(Duration::from_secs(30));
-    assert_eq!((s, m, r), (vec![5, 9], vec![100, 198], vec![500]));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -341,31 +188,6 @@ async fn repartition_creates_the_named_topic_and_moves_records_through_it() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn to_dynamic_chooses_the_topic_per_record() {
-    let (input, _) = topics("dyn", 1).await;
-    let prefix = unique_name("dyn-route");
-    let (a, z) = (format!("{prefix}-a"), format!("{prefix}-z"));
-    create_topics(&[(&a, 1), (&z, 1)]).await;
-    let b = StreamsBuilder::new();
-    let p = prefix.clone();
-    b.stream::<String, String>(&input).to_dynamic(
-        "first-letter",
-        move |_, v, _| Ok(format!("{p}-{}", &v[..1])),
-        Produced::with(String::default_serde(), String::default_serde()),
-    );
-    let mut app = start(b.build().unwrap(), test_config("dyn", &[]));
-    send(&input, &[("1", "apple"), ("2", "zebra"), ("3", "avocado")]);
-    let to_a = consume(&a, 2, WAIT, QUIET);
-    let to_z = consume(&z, 1, WAIT, QUIET);
-    app.close(Duration::from_secs(30));
-    assert_eq!(
-        pairs(&to_a),
-        [("1".into(), "apple".into()), ("3".into(), "avocado".into())]
-    );
-    assert_eq!(pairs(&to_z), [("2".into(), "zebra".into())]);
-}
-
 #[test]
 fn serdes_used_by_the_dsl_are_kafkas() {
     assert_eq!(
@@ -381,8 +203,8 @@ async fn the_state_listener_sees_the_lifecycle() {
     let b = StreamsBuilder::new();
     b.stream::<String, String>(&input).to(&output);
     let config = test_config("states", &[]);
-    freshet_engine::runtime::admin::prepare_topics(&b.build().unwrap(), &config).unwrap();
-    let mut app = freshet_engine::runtime::KafkaStreams::new(b.build().unwrap(), config, None);
+    freshet_streams::runtime::admin::prepare_topics(&b.build().unwrap(), &config).unwrap();
+    let mut app = freshet_streams::runtime::KafkaStreams::new(b.build().unwrap(), config, None);
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let log = seen.clone();
     app.set_state_listener(move |new, old| log.lock().unwrap().push((old.name(), new.name())));
@@ -419,7 +241,7 @@ fn final_longs(records: &[Received]) -> BTreeMap<String, Option<i64>> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn group_by_and_count_in_the_typed_dsl() {
-    use freshet_engine::dsl::{Grouped, Materialized};
+    use freshet_streams::dsl::{Grouped, Materialized};
     let (input, output) = topics("words", 2).await;
     send(
         &input,
@@ -454,111 +276,4 @@ async fn group_by_and_count_in_the_typed_dsl() {
         2,
         "the repartition topic takes the input's partition count"
     );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_table_regrouped_and_counted_subtracts_moved_rows() {
-    use freshet_engine::dsl::{Consumed, Grouped, Materialized};
-    let (input, output) = topics("user-regions", 1).await;
-    let builder = StreamsBuilder::new();
-    builder
-        .table::<String, String>(
-            &input,
-            Consumed::with(Arc::new(StringSerde), Arc::new(StringSerde)),
-            Materialized::default().named("users"),
-        )
-        .group_by(
-            |user, region| (region.clone(), user.clone()),
-            Grouped::default(),
-        )
-        .count(Materialized::default().named("users-per-region"))
-        .to_stream()
-        .to(&output);
-    let app = start(
-        builder.build().expect("topology"),
-        test_config("typed-table-count", &[]),
-    );
-    // ann moves from eu to us; bob is deleted.
-    send(
-        &input,
-        &[("ann", "eu"), ("bob", "eu"), ("cat", "us"), ("ann", "us")],
-    );
-    produce(&input, &[(Some(b"bob"), None)], 2_000);
-    let got = consume(&output, 2, WAIT, QUIET);
-    drop(app);
-    let want: BTreeMap<String, Option<i64>> = [("eu", 0), ("us", 2)]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), Some(v)))
-        .collect();
-    assert_eq!(final_longs(&got), want);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_stream_joins_a_table_in_the_typed_dsl() {
-    use freshet_engine::dsl::{Consumed, Materialized};
-    let (input, output) = topics("clicks", 1).await;
-    let users = unique_name("users");
-    create_topics(&[(&users, 1)]).await;
-    send(&users, &[("u1", "Ada")]);
-    let builder = StreamsBuilder::new();
-    let names = builder.table::<String, String>(
-        &users,
-        Consumed::with(Arc::new(StringSerde), Arc::new(StringSerde)),
-        Materialized::default().named("user-names"),
-    );
-    builder
-        .stream::<String, String>(&input)
-        .left_join(&names, Arc::new(StringSerde), |page, name| {
-            format!("{} saw {page}", name.map_or("someone", String::as_str))
-        })
-        .expect("the table is materialized")
-        .to(&output);
-    let app = start(
-        builder.build().expect("topology"),
-        test_config("typed-join", &[]),
-    );
-    std::thread::sleep(Duration::from_millis(500));
-    send(&input, &[("u1", "home"), ("u2", "docs")]);
-    let got = consume(&output, 2, WAIT, QUIET);
-    drop(app);
-    assert_eq!(
-        pairs(&got),
-        vec![
-            ("u1".to_owned(), "Ada saw home".to_owned()),
-            ("u2".to_owned(), "someone saw docs".to_owned())
-        ]
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn two_streams_join_within_a_window_in_the_typed_dsl() {
-    use freshet_engine::dsl::{JoinKind, JoinWindows, StreamJoined};
-    let (views, output) = topics("views", 1).await;
-    let clicks = unique_name("clicks");
-    create_topics(&[(&clicks, 1)]).await;
-    let builder = StreamsBuilder::new();
-    let string = || Arc::new(StringSerde);
-    builder
-        .stream::<String, String>(&views)
-        .join_windowed(
-            &builder.stream::<String, String>(&clicks),
-            JoinKind::Inner,
-            JoinWindows::of_time_difference_and_grace(Duration::from_secs(5), Duration::ZERO),
-            StreamJoined::with(string(), string(), string()),
-            |view, click| format!("{}+{}", view.expect("inner"), click.expect("inner")),
-        )
-        .to(&output);
-    // Views at 1 s and 20 s, clicks at 3 s and 40 s (from the test's base time): only the
-    // first pair lies within 5 s.
-    produce(&views, &[(Some(b"u1"), Some(b"home"))], 1_000);
-    produce(&views, &[(Some(b"u1"), Some(b"docs"))], 20_000);
-    produce(&clicks, &[(Some(b"u1"), Some(b"buy"))], 3_000);
-    produce(&clicks, &[(Some(b"u1"), Some(b"late"))], 40_000);
-    let app = start(
-        builder.build().expect("topology"),
-        test_config("typed-stream-join", &[]),
-    );
-    let got = consume(&output, 1, WAIT, Duration::from_secs(2));
-    drop(app);
-    assert_eq!(pairs(&got), vec![("u1".to_owned(), "home+buy".to_owned())]);
 }

@@ -1,4 +1,4 @@
-//! The Processor API examples (`engine/examples/`) run against the real broker and do their job.
+//! The Processor API examples (`streams/examples/`) run against the real broker and do their job.
 use std::process::{Command, Stdio};
 use std::time::Duration;
 

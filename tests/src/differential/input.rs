@@ -358,7 +358,7 @@ pub fn epochs(seed: u64, partitions: i32) -> (Vec<InputRecord>, Vec<InputRecord>
     (left, right)
 }
 
-pub use freshet_engine::runtime::partitioner::{murmur2, partition_for};
+pub use freshet_streams::runtime::partitioner::{murmur2, partition_for};
 
 /// A key that Java's partitioner sends to `partition`.
 fn advance_key(partition: i32, partitions: i32) -> String {

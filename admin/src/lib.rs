@@ -1,0 +1,311 @@
+//! Topic metadata and internal topic creation, done before the stream threads start, and by the
+//! operator before it starts the pods. Only librdkafka's admin client and metadata calls: no
+//! consumer runtime, no state.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::types::RDKafkaErrorCode;
+
+use freshet_topology::config::StreamsConfig;
+use freshet_topology::topology::{NodeKind, SinkTarget, TopicName, Topology};
+
+const TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Why the application cannot start against this cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(
+        "cannot reach Kafka at {bootstrap}: {message}. Check bootstrap.servers and that the broker is up"
+    )]
+    Unreachable { bootstrap: String, message: String },
+    #[error(
+        "source topic '{0}' does not exist: create it first (Freshet, like Kafka Streams, never creates input topics)"
+    )]
+    MissingTopic(String),
+    #[error(
+        "topics joined or aggregated together must have equal partition counts, but they have: {0}. Give them the same count, or re-key one side (selectKey) so it goes through a repartition topic sized like the other"
+    )]
+    NotCoPartitioned(String),
+    #[error("creating internal topic '{topic}' failed: {message}")]
+    CreateFailed { topic: String, message: String },
+}
+
+fn client_config(config: &StreamsConfig) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", &config.bootstrap_servers);
+    for (k, v) in &config.admin {
+        cfg.set(k, v);
+    }
+    cfg
+}
+
+/// Partition counts of `topics` (absent topics are missing from the map).
+pub fn partition_counts(
+    config: &StreamsConfig,
+    topics: &[String],
+) -> Result<HashMap<String, i32>, AdminError> {
+    let unreachable = |e: rdkafka::error::KafkaError| AdminError::Unreachable {
+        bootstrap: config.bootstrap_servers.clone(),
+        message: e.to_string(),
+    };
+    let consumer: BaseConsumer = client_config(config).create().map_err(unreachable)?;
+    let metadata = consumer
+        .fetch_metadata(None, TIMEOUT)
+        .map_err(unreachable)?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none() && topics.iter().any(|n| n == t.name()))
+        .map(|t| (t.name().to_owned(), t.partitions().len() as i32))
+        .collect())
+}
+
+/// Partition counts of the topology's input topics (not its repartition topics); a source topic
+/// that does not exist is an error, and so are inputs joined or aggregated together whose
+/// partition counts differ.
+pub fn source_partitions(
+    topology: &Topology,
+    config: &StreamsConfig,
+) -> Result<BTreeMap<String, i32>, AdminError> {
+    let counts = sources_and(topology, config, &[])?;
+    check_co_partitioning(topology, &config.application_id, &counts)?;
+    Ok(counts)
+}
+
+/// Partition counts of the source topics and of `others` that exist, in one metadata request;
+/// a missing source topic is an error.
+fn sources_and(
+    topology: &Topology,
+    config: &StreamsConfig,
+    others: &[String],
+) -> Result<BTreeMap<String, i32>, AdminError> {
+    let external: Vec<String> = topology
+        .source_topics()
+        .iter()
+        .filter(|t| matches!(t, TopicName::External(_)))
+        .map(|t| t.resolve(&config.application_id))
+        .chain(topology.global_tables().iter().map(|g| g.topic.clone()))
+        .collect();
+    let all: Vec<String> = external.iter().chain(others).cloned().collect();
+    let counts: BTreeMap<String, i32> = partition_counts(config, &all)?.into_iter().collect();
+    match external.iter().find(|t| !counts.contains_key(*t)) {
+        Some(missing) => Err(AdminError::MissingTopic(missing.clone())),
+        None => Ok(counts),
+    }
+}
+
+/// Checks the source topics exist and creates the repartition topics, each with its fixed
+/// partition count or that of the sources upstream of it. Returns every input topic's count.
+pub fn prepare_topics(
+    topology: &Topology,
+    config: &StreamsConfig,
+) -> Result<BTreeMap<String, i32>, AdminError> {
+    let app = &config.application_id;
+    let internal = topology.internal_topics(app);
+    let mut counts = sources_and(topology, config, &internal)?;
+    // Sub-topologies in order: a repartition topic's writer comes before its reader, so the
+    // upstream counts are known when it is created.
+    for r in topology.repartition_topics() {
+        let name = r.name.resolve(app);
+        if counts.contains_key(&name) {
+            continue;
+        }
+        // A repartition topic read beside other inputs (a join's re-keyed side) takes their
+        // partition count, so the two are co-partitioned; otherwise its writer's.
+        let partitions = match r.partitions {
+            Some(p) => p,
+            None => co_readers_partitions(topology, &r.name, app, &counts)
+                .or_else(|| upstream_partitions(topology, &r.name, app, &counts))
+                .unwrap_or(1),
+        };
+        create_topic(config, &name, partitions, &repartition_settings())?;
+        counts.insert(name, partitions);
+    }
+    check_co_partitioning(topology, app, &counts)?;
+    // A changelog has a partition per task of the sub-topology that owns the store.
+    for store in topology.stores().iter().filter(|s| s.logged) {
+        let name = store.changelog().resolve(app);
+        if counts.contains_key(&name) {
+            continue;
+        }
+        let Some(sub) = topology.subtopology_of_store(&store.name) else {
+            continue;
+        };
+        let partitions = sub
+            .source_topics
+            .iter()
+            .filter_map(|t| counts.get(&t.resolve(app)).copied())
+            .max()
+            .unwrap_or(1);
+        let additional = config
+            .window_store_changelog_additional_retention
+            .as_millis() as i64;
+        let settings = match store.changelog_retention_ms(additional) {
+            None => vec![("cleanup.policy", "compact".to_owned())],
+            Some(retention) => vec![
+                ("cleanup.policy", "compact,delete".to_owned()),
+                ("retention.ms", retention.to_string()),
+            ],
+        };
+        create_topic(config, &name, partitions, &settings)?;
+        counts.insert(name, partitions);
+    }
+    await_metadata(config, &internal, &counts)?;
+    Ok(counts)
+}
+
+/// Waits until the broker's metadata lists every internal topic with its partitions: a topic
+/// the controller has just created can be unknown to the broker for a moment, and a restore
+/// consumer reading its end offsets then would fail with "Unknown partition".
+fn await_metadata(
+    config: &StreamsConfig,
+    internal: &[String],
+    counts: &BTreeMap<String, i32>,
+) -> Result<(), AdminError> {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        let seen = partition_counts(config, internal)?;
+        let missing: Vec<&String> = internal
+            .iter()
+            .filter(|t| counts.get(*t).is_some_and(|n| seen.get(*t) != Some(n)))
+            .collect();
+        let Some(first) = missing.first() else {
+            return Ok(());
+        };
+        if std::time::Instant::now() >= deadline {
+            return Err(AdminError::CreateFailed {
+                topic: (*first).clone(),
+                message: format!(
+                    "the broker's metadata did not list it with {} partitions within {TIMEOUT:?}",
+                    counts[*first]
+                ),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Repartition topics are deleted through the purge of committed records (Kafka Streams'
+/// settings): unlimited retention, delete policy.
+fn repartition_settings() -> Vec<(&'static str, String)> {
+    vec![
+        ("cleanup.policy", "delete".to_owned()),
+        ("retention.ms", "-1".to_owned()),
+    ]
+}
+
+/// The partition count of the other topics read by the sub-topology that reads `topic`, when
+/// they are known and agree.
+fn co_readers_partitions(
+    topology: &Topology,
+    topic: &TopicName,
+    app: &str,
+    counts: &BTreeMap<String, i32>,
+) -> Option<i32> {
+    let reader = topology
+        .subtopologies()
+        .iter()
+        .find(|s| s.source_topics.contains(topic))?;
+    if topology.stores_of(reader).is_empty() {
+        return None;
+    }
+    let others: Vec<i32> = reader
+        .source_topics
+        .iter()
+        .filter(|t| *t != topic)
+        .filter_map(|t| counts.get(&t.resolve(app)).copied())
+        .collect();
+    others.iter().max().copied()
+}
+
+/// A sub-topology with state reads partition N of each of its topics in one task: they must have
+/// equal partition counts (Kafka Streams throws a TopologyException otherwise).
+fn check_co_partitioning(
+    topology: &Topology,
+    app: &str,
+    counts: &BTreeMap<String, i32>,
+) -> Result<(), AdminError> {
+    for sub in topology.subtopologies() {
+        if topology.stores_of(sub).is_empty() || sub.source_topics.len() < 2 {
+            continue;
+        }
+        let sized: Vec<(String, i32)> = sub
+            .source_topics
+            .iter()
+            .filter_map(|t| {
+                let name = t.resolve(app);
+                counts.get(&name).map(|c| (name, *c))
+            })
+            .collect();
+        if sized.windows(2).any(|w| w[0].1 != w[1].1) {
+            return Err(AdminError::NotCoPartitioned(
+                sized
+                    .iter()
+                    .map(|(t, c)| format!("{t} ({c})"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The largest partition count among the sources of the sub-topology that writes `topic`.
+fn upstream_partitions(
+    topology: &Topology,
+    topic: &TopicName,
+    app: &str,
+    counts: &BTreeMap<String, i32>,
+) -> Option<i32> {
+    let writer = topology.subtopologies().iter().find(|s| {
+        s.nodes.iter().any(|&n| {
+            matches!(&topology.nodes()[n].kind,
+                NodeKind::Sink { target: SinkTarget::Topic(t), .. } if t == topic)
+        })
+    })?;
+    writer
+        .source_topics
+        .iter()
+        .filter_map(|t| counts.get(&t.resolve(app)).copied())
+        .max()
+}
+
+fn create_topic(
+    config: &StreamsConfig,
+    name: &str,
+    partitions: i32,
+    settings: &[(&str, String)],
+) -> Result<(), AdminError> {
+    let failed = |message: String| AdminError::CreateFailed {
+        topic: name.to_owned(),
+        message,
+    };
+    let admin: AdminClient<DefaultClientContext> = client_config(config)
+        .create()
+        .map_err(|e| failed(e.to_string()))?;
+    let replication = if config.replication_factor > 0 {
+        TopicReplication::Fixed(config.replication_factor)
+    } else {
+        TopicReplication::Fixed(-1)
+    };
+    let mut topic = NewTopic::new(name, partitions, replication);
+    for (k, v) in settings {
+        topic = topic.set(k, v);
+    }
+    let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
+    let results = futures::executor::block_on(admin.create_topics([&topic], &options))
+        .map_err(|e| failed(e.to_string()))?;
+    for r in results {
+        match r {
+            Ok(_) => tracing::info!(topic = name, partitions, "created internal topic"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => return Err(failed(code.to_string())),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! The plan of an application: what a manifest compiles to before anything runs. The operator
+//! reads its internal topics, stores and task counts; the engine runs its topology.
+
+use std::collections::BTreeMap;
+
+use freshet_crds::StreamsAppSpec;
+
+use crate::compile::{Defaults, SpecErrors, compile};
+use crate::config::{ConfigError, StreamsConfig};
+use crate::topology::Topology;
+
+/// A StreamsApp's topology compiled, with the configuration it runs with.
+pub struct Plan {
+    pub topology: Topology,
+    pub config: StreamsConfig,
+    /// Repartition, changelog and subscription topics, with the application id prefix, sorted.
+    pub internal_topics: Vec<String>,
+    /// State stores by name, sorted.
+    pub stores: Vec<String>,
+}
+
+/// Why a spec has no plan: its configuration or its topology is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Every problem of the topology, joined on one line (status messages are one line).
+    #[error("{}", .0.0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Topology(#[from] SpecErrors),
+}
+
+/// Compiles the spec as `freshet-engine validate` does, with the spec's own configuration only
+/// (no command line, no environment): what the operator sees of an application.
+pub fn plan(spec: &StreamsAppSpec) -> Result<Plan, PlanError> {
+    let config = crate::resolve_config(spec, Vec::new(), Vec::new())?;
+    let defaults = Defaults {
+        key_serde: config.default_key_serde.clone(),
+        value_serde: config.default_value_serde.clone(),
+    };
+    let topology = compile(&spec.topology, defaults)?;
+    Ok(Plan::new(topology, config))
+}
+
+impl Plan {
+    /// The plan of an already compiled topology.
+    pub fn new(topology: Topology, config: StreamsConfig) -> Plan {
+        let mut internal_topics = topology.internal_topics(&config.application_id);
+        internal_topics.sort();
+        internal_topics.dedup();
+        let mut stores: Vec<String> = topology.stores().iter().map(|s| s.name.clone()).collect();
+        stores.sort();
+        Plan {
+            topology,
+            config,
+            internal_topics,
+            stores,
+        }
+    }
+
+    /// What a rollout must not change silently, as text: the internal topics and the stores.
+    pub fn state_layout(&self) -> String {
+        format!(
+            "topics:{}\nstores:{}",
+            self.internal_topics.join(","),
+            self.stores.join(",")
+        )
+    }
+
+    /// Tasks of each sub-topology: one per partition of its widest input, given the partition
+    /// counts of the topics by name.
+    pub fn tasks_per_subtopology(&self, counts: &BTreeMap<String, i32>) -> Vec<u32> {
+        let app = &self.config.application_id;
+        self.topology
+            .subtopologies()
+            .iter()
+            .map(|sub| {
+                sub.source_topics
+                    .iter()
+                    .filter_map(|t| counts.get(&t.resolve(app)))
+                    .copied()
+                    .max()
+                    .unwrap_or(0)
+                    .max(0) as u32
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,155 @@
+//! The runtime's errors, classified as librdkafka and Kafka Streams classify them, so that a
+//! caller decides on the class — retry, abort the transaction and start over from the last
+//! commit, or stop — rather than on a message.
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+/// What a failure asks of the thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Transient (a broker away, a leader moving, a timeout): trying again may succeed.
+    Retriable,
+    /// The open transaction cannot commit (librdkafka's `txn_requires_abort`): abort it and
+    /// start again from the last committed offsets; nothing is lost or duplicated.
+    Abortable,
+    /// The client cannot go on (fenced, unauthorised, misconfigured, librdkafka fatal).
+    Fatal,
+}
+
+impl ErrorClass {
+    /// The class of a Kafka client error: a transactional call's error says it itself; for the
+    /// others the code decides.
+    pub fn of(error: &KafkaError) -> ErrorClass {
+        if let KafkaError::Transaction(e) = error {
+            return if e.is_fatal() {
+                ErrorClass::Fatal
+            } else if e.txn_requires_abort() {
+                ErrorClass::Abortable
+            } else if e.is_retriable() {
+                ErrorClass::Retriable
+            } else {
+                ErrorClass::Fatal
+            };
+        }
+        if let KafkaError::MessageConsumptionFatal(_) = error {
+            return ErrorClass::Fatal;
+        }
+        match error.rdkafka_error_code() {
+            Some(code) => ErrorClass::of_code(code),
+            None => ErrorClass::Fatal,
+        }
+    }
+
+    /// The class of an error code outside a transactional call.
+    pub fn of_code(code: RDKafkaErrorCode) -> ErrorClass {
+        use RDKafkaErrorCode as C;
+        match code {
+            C::BrokerTransportFailure
+            | C::AllBrokersDown
+            | C::OperationTimedOut
+            | C::MessageTimedOut
+            | C::RequestTimedOut
+            | C::QueueFull
+            | C::NotLeaderForPartition
+            | C::LeaderNotAvailable
+            | C::NotEnoughReplicas
+            | C::NotEnoughReplicasAfterAppend
+            | C::NetworkException
+            | C::CoordinatorLoadInProgress
+            | C::CoordinatorNotAvailable
+            | C::NotCoordinator
+            | C::UnknownTopicOrPartition
+            | C::Resolve
+            | C::WaitingForCoordinator
+            | C::OutOfOrderSequenceNumber => ErrorClass::Retriable,
+            C::ProducerFenced
+            | C::InvalidProducerEpoch
+            | C::Fatal
+            | C::TransactionalIdAuthorizationFailed
+            | C::TopicAuthorizationFailed
+            | C::GroupAuthorizationFailed
+            | C::ClusterAuthorizationFailed
+            | C::SaslAuthenticationFailed
+            | C::Authentication
+            | C::UnsupportedVersion
+            | C::InvalidConfig => ErrorClass::Fatal,
+            _ => ErrorClass::Fatal,
+        }
+    }
+}
+
+/// A failure of the stream runtime, with its cause.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RuntimeError {
+    /// A call of a Kafka client failed, with what the runtime was doing.
+    #[error("{context}: {source}")]
+    Kafka {
+        context: String,
+        class: ErrorClass,
+        #[source]
+        source: KafkaError,
+    },
+    /// A record the broker refused after it was sent (its delivery report).
+    #[error("producing to {topic}-{partition} failed: {source}")]
+    Delivery {
+        topic: String,
+        partition: i32,
+        class: ErrorClass,
+        #[source]
+        source: KafkaError,
+    },
+    /// A task's processors or stores failed outside a record (flush, checkpoint, wipe); the
+    /// message names the task.
+    #[error("{0}")]
+    Task(String),
+    /// A record failed and its handler says fail.
+    #[error(transparent)]
+    Record(#[from] super::RecordFailure),
+    /// A task's stores could not be opened or restored.
+    #[error("task {task}: {message}")]
+    Restore { task: String, message: String },
+    /// A failure the runtime describes itself (a missing output topic, transactions that keep
+    /// failing, global tables that cannot load).
+    #[error("{0}")]
+    Other(String),
+}
+
+impl RuntimeError {
+    /// A Kafka client error while doing `context`, classified.
+    pub fn kafka(context: impl Into<String>, source: KafkaError) -> Self {
+        RuntimeError::Kafka {
+            context: context.into(),
+            class: ErrorClass::of(&source),
+            source,
+        }
+    }
+
+    /// What the failure asks of the thread; errors outside the Kafka clients are fatal.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            RuntimeError::Kafka { class, .. } | RuntimeError::Delivery { class, .. } => *class,
+            _ => ErrorClass::Fatal,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_codes_are_retriable_and_fencing_is_fatal() {
+        let transport = KafkaError::MessageConsumption(RDKafkaErrorCode::BrokerTransportFailure);
+        assert_eq!(ErrorClass::of(&transport), ErrorClass::Retriable);
+        let down = KafkaError::MessageProduction(RDKafkaErrorCode::AllBrokersDown);
+        assert_eq!(ErrorClass::of(&down), ErrorClass::Retriable);
+        let fenced = KafkaError::MessageProduction(RDKafkaErrorCode::ProducerFenced);
+        assert_eq!(ErrorClass::of(&fenced), ErrorClass::Fatal);
+        let fatal = KafkaError::MessageConsumptionFatal(RDKafkaErrorCode::BrokerTransportFailure);
+        assert_eq!(ErrorClass::of(&fatal), ErrorClass::Fatal);
+        let e = RuntimeError::kafka("consuming", transport);
+        assert_eq!(e.class(), ErrorClass::Retriable);
+        assert!(e.to_string().starts_with("consuming: "), "{e}");
+        assert!(std::error::Error::source(&e).is_some(), "the cause is kept");
+    }
+}

@@ -1,0 +1,545 @@
+//! Running a topology: [`KafkaStreams`] with its stream threads, tasks, state machine and
+//! error handling.
+
+use freshet_topology::sync::Unpoisoned;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tracing::{error, info, warn};
+
+use crate::config::StreamsConfig;
+use crate::processor::ProduceRequest;
+use crate::topology::Topology;
+
+pub use freshet_admin as admin;
+pub mod error;
+mod global;
+mod metrics;
+pub mod partitioner;
+mod producer;
+pub(crate) mod restore;
+pub(crate) mod task;
+mod task_manager;
+mod thread;
+
+pub use error::{ErrorClass, RuntimeError};
+pub use metrics::Metrics;
+pub use task::{FailureKind, RawRecord, RecordFailure, Task};
+
+/// Kafka Streams' `KafkaStreams.State`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    Created,
+    Rebalancing,
+    Running,
+    PendingShutdown,
+    PendingError,
+    Error,
+    NotRunning,
+}
+
+impl State {
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Created => "CREATED",
+            State::Rebalancing => "REBALANCING",
+            State::Running => "RUNNING",
+            State::PendingShutdown => "PENDING_SHUTDOWN",
+            State::PendingError => "PENDING_ERROR",
+            State::Error => "ERROR",
+            State::NotRunning => "NOT_RUNNING",
+        }
+    }
+
+    /// The numeric code the `/metrics` state gauge reports (the enum's order).
+    pub fn code(self) -> i64 {
+        self as i64
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ThreadState {
+    Starting,
+    Rebalancing,
+    Running,
+    Dead,
+}
+
+type Listener = Box<dyn Fn(State, State) + Send + Sync>;
+
+/// State shared by the threads and the application handle.
+pub(crate) struct Shared {
+    pub config: StreamsConfig,
+    /// Present when the topology has state stores.
+    pub stores: Option<restore::StateContext>,
+    /// The global tables, loaded before the stream threads start.
+    pub globals: std::sync::OnceLock<Arc<crate::state::GlobalStores>>,
+    pub instance_base: Option<String>,
+    /// Under exactly_once_v2: the `<instance>` of each thread's `transactional.id`.
+    pub transactional_instance: Option<String>,
+    /// Holds the persisted process id (when it names the transactional ids) for the process's life.
+    _process_id: Option<crate::state::ProcessId>,
+    pub metrics: Metrics,
+    state: Mutex<State>,
+    threads: Mutex<Vec<ThreadState>>,
+    tasks: RwLock<Vec<Vec<String>>>,
+    failure: Mutex<Option<RecordFailure>>,
+    fatal: Mutex<Option<RuntimeError>>,
+    listeners: Mutex<Vec<Listener>>,
+}
+
+impl Shared {
+    fn transition(&self, to: State) {
+        let mut state = self.state.lock_unpoisoned();
+        let from = *state;
+        if from == to {
+            return;
+        }
+        // Once shutting down or failed, only the terminal states may follow.
+        let allowed = match from {
+            State::PendingShutdown => to == State::NotRunning,
+            State::PendingError => to == State::Error,
+            State::Error | State::NotRunning => false,
+            _ => true,
+        };
+        if !allowed {
+            return;
+        }
+        *state = to;
+        drop(state);
+        info!(from = %from, to = %to, "state transition");
+        self.metrics.state.set(to.code());
+        for l in self.listeners.lock_unpoisoned().iter() {
+            l(to, from);
+        }
+    }
+
+    pub fn set_thread_state(&self, thread: usize, ts: ThreadState) {
+        let app = {
+            let mut threads = self.threads.lock_unpoisoned();
+            threads[thread] = ts;
+            if threads.iter().all(|t| *t == ThreadState::Running) {
+                State::Running
+            } else if threads
+                .iter()
+                .any(|t| matches!(t, ThreadState::Rebalancing | ThreadState::Starting))
+            {
+                State::Rebalancing
+            } else {
+                return;
+            }
+        };
+        self.transition(app);
+    }
+
+    pub fn publish_tasks(&self, thread: usize, tasks: Vec<String>) {
+        self.tasks.lock_unpoisoned()[thread] = tasks;
+    }
+
+    pub fn record_failure(&self, failure: &RecordFailure) {
+        self.failure
+            .lock_unpoisoned()
+            .get_or_insert_with(|| failure.clone());
+    }
+}
+
+/// Kafka Streams' client id prefix: `client.id` if set, else the application id.
+pub(crate) fn client_prefix(config: &StreamsConfig) -> &str {
+    config
+        .client_id
+        .as_deref()
+        .unwrap_or(&config.application_id)
+}
+
+/// A consumer that is assigned partitions and reads them to some offset, never subscribing or
+/// committing: the restore and global consumers. `role` names its client id
+/// (`<prefix>-<role>`), `group` its group id (`<application.id>-<group>`): librdkafka assigns
+/// partitions only to a consumer with a group id, though this group stays empty.
+pub(crate) fn assigning_consumer_config(
+    config: &StreamsConfig,
+    role: &str,
+    group: &str,
+    props: &[(String, String)],
+) -> rdkafka::ClientConfig {
+    let mut cfg = rdkafka::ClientConfig::new();
+    cfg.set("bootstrap.servers", &config.bootstrap_servers)
+        .set("client.id", format!("{}-{role}", client_prefix(config)))
+        .set("group.id", format!("{}-{group}", config.application_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false");
+    for (k, v) in props {
+        cfg.set(k, v);
+    }
+    cfg
+}
+
+/// The `<instance>` part of the stream threads' transactional ids under exactly_once_v2 (`None`
+/// under at-least-once): the static membership base (`group.instance.id` or the pod's name), which
+/// a restart keeps; else, as Kafka Streams does, a process id kept in the state directory, so a
+/// local restart over the same state directory fences its predecessor too. A process id another
+/// live process holds is not shared: two producers with one transactional id fence each other.
+fn transactional_instance(
+    config: &StreamsConfig,
+    instance_base: &Option<String>,
+) -> (Option<String>, Option<crate::state::ProcessId>) {
+    if config.processing_guarantee != crate::config::ProcessingGuarantee::ExactlyOnceV2 {
+        return (None, None);
+    }
+    if let Some(base) = instance_base {
+        return (Some(base.clone()), None);
+    }
+    match crate::state::ProcessId::load_or_create(&config.state_dir, &config.application_id) {
+        Ok(Some(p)) => (Some(p.id.clone()), Some(p)),
+        Ok(None) => {
+            let id = crate::state::random_id();
+            warn!(
+                state_dir = %config.state_dir.display(), instance = %id,
+                "another process of this application uses this state.dir; transactional ids use a fresh instance id, so a restart of this one cannot fence it: give each instance its own state.dir or a group.instance.id"
+            );
+            (Some(id), None)
+        }
+        Err(e) => {
+            let id = crate::state::random_id();
+            warn!(error = %e, instance = %id, "no persisted process id; transactional ids use a fresh one, so a restart waits out transaction.timeout.ms for the old one's open transaction");
+            (Some(id), None)
+        }
+    }
+}
+
+/// A dead-letter record (KIP-1034): the input's original bytes, with headers saying why.
+pub(crate) fn dead_letter(topic: &str, raw: &RawRecord, failure: &RecordFailure) -> ProduceRequest {
+    let mut headers = raw.headers.clone();
+    let exception = match failure.kind {
+        FailureKind::Deserialization => "org.apache.kafka.common.errors.SerializationException",
+        FailureKind::Processing => "org.apache.kafka.streams.errors.StreamsException",
+    };
+    headers.add("__streams.errors.exception", exception);
+    headers.add("__streams.errors.message", failure.message.as_bytes());
+    headers.add(
+        "__streams.errors.stacktrace",
+        failure.to_string().as_bytes(),
+    );
+    headers.add("__streams.errors.topic", raw.topic.as_bytes());
+    headers.add("__streams.errors.partition", raw.partition.to_string());
+    headers.add("__streams.errors.offset", raw.offset.to_string());
+    ProduceRequest {
+        partition: None,
+        hash_len: None,
+        changelog: false,
+        topic: topic.to_owned(),
+        key: raw.key.clone(),
+        value: raw.value.clone(),
+        timestamp: raw.timestamp,
+        headers,
+    }
+}
+
+/// A running application: Kafka Streams' `KafkaStreams`.
+pub struct KafkaStreams {
+    topology: Arc<Topology>,
+    shared: Arc<Shared>,
+    shutdown: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// Why the application stopped in ERROR.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StreamsError {
+    #[error(transparent)]
+    Record(#[from] RecordFailure),
+    #[error(transparent)]
+    Fatal(RuntimeError),
+}
+
+impl KafkaStreams {
+    /// `pod_name` is the `POD_NAME` of the operator's pods, the fallback base for static membership.
+    pub fn new(topology: Topology, config: StreamsConfig, pod_name: Option<&str>) -> Self {
+        let instance_base = crate::config::instance_base(&config, pod_name);
+        let (transactional_instance, process_id) = transactional_instance(&config, &instance_base);
+        let threads = config.num_stream_threads.max(1);
+        let metrics = Metrics::new();
+        metrics.state.set(State::Created.code());
+        let mut fatal = None;
+        let state = if topology.stores().is_empty() {
+            None
+        } else {
+            match crate::state::StateDirectory::new(&config.state_dir, &config.application_id) {
+                Ok(directory) => Some(restore::StateContext {
+                    directory,
+                    budget: crate::state::StoreBudget::new(
+                        config.rocksdb_block_cache_bytes as usize,
+                        config.rocksdb_write_buffer_bytes as usize,
+                    ),
+                }),
+                Err(e) => {
+                    fatal = Some(RuntimeError::Other(format!("{e}: check state.dir")));
+                    None
+                }
+            }
+        };
+        KafkaStreams {
+            topology: Arc::new(topology),
+            shared: Arc::new(Shared {
+                config,
+                stores: state,
+                globals: std::sync::OnceLock::new(),
+                instance_base,
+                transactional_instance,
+                _process_id: process_id,
+                metrics,
+                state: Mutex::new(State::Created),
+                threads: Mutex::new(vec![ThreadState::Starting; threads]),
+                tasks: RwLock::new(vec![Vec::new(); threads]),
+                failure: Mutex::new(None),
+                fatal: Mutex::new(fatal),
+                listeners: Mutex::new(Vec::new()),
+            }),
+            shutdown: Arc::new(AtomicBool::new(false)),
+            threads: Vec::new(),
+        }
+    }
+
+    /// Called with (new, old) on every state change, from whichever thread caused it.
+    pub fn set_state_listener(&self, listener: impl Fn(State, State) + Send + Sync + 'static) {
+        self.shared
+            .listeners
+            .lock_unpoisoned()
+            .push(Box::new(listener));
+    }
+
+    pub fn state(&self) -> State {
+        *self.shared.state.lock_unpoisoned()
+    }
+
+    pub fn config(&self) -> &StreamsConfig {
+        &self.shared.config
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// Tasks per thread, `<subtopology>_<partition>`.
+    pub fn tasks(&self) -> Vec<Vec<String>> {
+        self.shared.tasks.read_unpoisoned().clone()
+    }
+
+    /// The failure that moved the application to ERROR, if any.
+    pub fn error(&self) -> Option<StreamsError> {
+        if let Some(f) = self.shared.failure.lock_unpoisoned().clone() {
+            return Some(StreamsError::Record(f));
+        }
+        self.shared
+            .fatal
+            .lock_unpoisoned()
+            .clone()
+            .map(StreamsError::Fatal)
+    }
+
+    /// Starts the stream threads.
+    pub fn start(&mut self) {
+        if self.state() != State::Created {
+            return;
+        }
+        self.shared.transition(State::Rebalancing);
+        self.start_state_cleaner();
+        match global::start(
+            &self.topology,
+            &self.shared.config,
+            self.shutdown.clone(),
+            self.shared.metrics.global_records.clone(),
+        ) {
+            Ok(Some(stores)) => {
+                let _ = self.shared.globals.set(stores);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                error!(error = %e, "global tables could not be loaded");
+                self.shared
+                    .fatal
+                    .lock_unpoisoned()
+                    .get_or_insert(RuntimeError::Other(e));
+                self.shared.transition(State::PendingError);
+                self.shared.transition(State::Error);
+                return;
+            }
+        }
+        for index in 0..self.shared.config.num_stream_threads.max(1) {
+            let thread = thread::StreamThread {
+                index,
+                shared: self.shared.clone(),
+                topology: self.topology.clone(),
+                shutdown: self.shutdown.clone(),
+            };
+            let shared = self.shared.clone();
+            let shutdown = self.shutdown.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("StreamThread-{}", index + 1))
+                .spawn(move || {
+                    if let Err(e) = thread.run() {
+                        error!(thread = index, error = %e, "stream thread failed");
+                        shared.fatal.lock_unpoisoned().get_or_insert(e);
+                        shared.transition(State::PendingError);
+                        // One failed thread stops the application, as Kafka Streams' default
+                        // uncaught-exception handler (SHUTDOWN_CLIENT) does.
+                        shutdown.store(true, Ordering::Relaxed);
+                    }
+                    shared.set_thread_state(index, ThreadState::Dead);
+                    let all_dead = shared
+                        .threads
+                        .lock_unpoisoned()
+                        .iter()
+                        .all(|t| *t == ThreadState::Dead);
+                    if all_dead && *shared.state.lock_unpoisoned() == State::PendingError {
+                        shared.transition(State::Error);
+                    }
+                })
+                .expect("spawning a stream thread");
+            self.threads.push(handle);
+        }
+    }
+
+    /// Deletes, now and then, the directories of tasks that moved to other instances once they
+    /// have been left alone for `state.cleanup.delay.ms`.
+    fn start_state_cleaner(&mut self) {
+        if self.shared.stores.is_none() {
+            return;
+        }
+        let shared = self.shared.clone();
+        let shutdown = self.shutdown.clone();
+        let delay = shared.config.state_cleanup_delay;
+        let period = delay.clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let spawned = std::thread::Builder::new()
+            .name("state-cleaner".into())
+            .spawn(move || {
+                let mut next = Instant::now() + period;
+                while !shutdown.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(100));
+                    if Instant::now() < next {
+                        continue;
+                    }
+                    next = Instant::now() + period;
+                    let Some(state) = &shared.stores else { return };
+                    match state.directory.clean_unowned(delay) {
+                        Ok(removed) if !removed.is_empty() => {
+                            info!(tasks = ?removed, "deleted the state of tasks this instance no longer owns")
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "cleaning the state directory"),
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "no state cleaner: old task directories stay until removed by hand");
+        }
+    }
+
+    /// True once every thread has stopped (after `close`, or after a failure).
+    pub fn is_finished(&self) -> bool {
+        self.threads.iter().all(JoinHandle::is_finished)
+    }
+
+    /// Stops processing: in-flight records finished, outputs flushed, offsets committed.
+    /// Returns false if the threads did not stop within `timeout`.
+    pub fn close(&mut self, timeout: Duration) -> bool {
+        let failed = matches!(self.state(), State::PendingError | State::Error);
+        if !failed {
+            self.shared.transition(State::PendingShutdown);
+        }
+        self.shutdown.store(true, Ordering::Relaxed);
+        let deadline = Instant::now() + timeout;
+        while !self.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let done = self.is_finished();
+        if done {
+            for h in self.threads.drain(..) {
+                let _ = h.join();
+            }
+        }
+        self.shared.transition(if failed || self.error().is_some() {
+            State::Error
+        } else {
+            State::NotRunning
+        });
+        done
+    }
+}
+
+impl Drop for KafkaStreams {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.close(Duration::from_secs(30));
+        }
+    }
+}
+
+/// Why [`run_until_stopped`] returned an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Topics(#[from] admin::AdminError),
+    #[error(transparent)]
+    Streams(#[from] StreamsError),
+    #[error("the application did not close within 30 s")]
+    CloseTimeout,
+}
+
+/// Runs `topology` in this process: creates its internal topics, starts it, and blocks until
+/// SIGINT or SIGTERM arrives, the application stops by itself, or `max` passes
+/// (`Duration::ZERO`: no limit); then closes it. For examples and small programs.
+pub fn run_until_stopped(
+    topology: Topology,
+    config: StreamsConfig,
+    max: Duration,
+) -> Result<(), RunError> {
+    admin::prepare_topics(&topology, &config)?;
+    let mut app = KafkaStreams::new(topology, config, None);
+    app.start();
+    wait_for_stop(&app, max);
+    let closed = app.close(Duration::from_secs(30));
+    match app.error() {
+        Some(e) => Err(e.into()),
+        None if closed => Ok(()),
+        None => Err(RunError::CloseTimeout),
+    }
+}
+
+fn wait_for_stop(app: &KafkaStreams, max: Duration) {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    rt.block_on(async {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            return;
+        };
+        let deadline = (!max.is_zero()).then(|| tokio::time::Instant::now() + max);
+        loop {
+            tokio::select! {
+                _ = term.recv() => return,
+                _ = tokio::signal::ctrl_c() => return,
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+            if app.is_finished() || deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                return;
+            }
+        }
+    });
+}

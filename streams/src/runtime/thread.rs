@@ -1,0 +1,859 @@
+//! A stream thread: one consumer and one producer, the tasks of the partitions assigned to it,
+//! and a synchronous poll → process → produce → commit loop (Kafka Streams' `StreamThread`).
+//!
+//! Under exactly_once_v2 the producer is transactional (`transactional.id` per instance and
+//! thread, Kafka Streams' EOS v2): a transaction begins with the first output after a commit, and
+//! outputs, repartition records and changelog records all go through it; a commit sends the
+//! consumed offsets to the transaction with the consumer's group metadata and commits it, with no
+//! separate offset commit. A transaction that fails (a send, a delivery, the commit itself, or a
+//! fenced producer) is aborted where possible, the thread's tasks are closed dirty with their
+//! stores wiped, and they start again from the last committed offsets with their stores restored
+//! from the changelogs, which read_committed makes consistent with those offsets.
+
+use freshet_topology::sync::Unpoisoned;
+use std::cell::OnceCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::{BorrowedMessage, Headers as _, Message};
+use rdkafka::producer::Producer;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tracing::{debug, error, info, warn};
+
+use super::error::RuntimeError;
+use super::producer::{Failure, StreamsProducer};
+use super::task::{FailureKind, Outputs, RawRecord, RecordFailure, Task};
+use super::task_manager::TaskManager;
+use super::{Shared, ThreadState};
+use crate::config::{ErrorHandler, ProcessingGuarantee, StreamsConfig};
+use crate::processor::Headers;
+use crate::topology::Topology;
+
+/// Recoveries from failed transactions within [`RECOVERY_WINDOW`] after which the thread gives up:
+/// a failure that recurs at once (two live instances with one transactional id fencing each
+/// other, a broker refusing transactions) would otherwise loop forever.
+const MAX_RECOVERIES: usize = 5;
+const RECOVERY_WINDOW: Duration = Duration::from_secs(60);
+
+/// Everything a thread owns that the rebalance callbacks also need.
+struct Core {
+    tasks: TaskManager,
+    output: StreamsProducer,
+}
+
+/// The consumer's context: creates and closes tasks as partitions come and go.
+pub(crate) struct RebalanceContext {
+    thread: usize,
+    shared: Arc<Shared>,
+    topology: Arc<Topology>,
+    core: Mutex<Option<Core>>,
+    failure: Mutex<Option<RuntimeError>>,
+    /// Under exactly_once_v2: a transaction failed inside a rebalance callback while tasks stay
+    /// assigned; the loop recovers them (their stores may hold the aborted writes).
+    recover: Mutex<Option<RuntimeError>>,
+}
+
+impl ClientContext for RebalanceContext {}
+
+/// The (topic, partition) pairs of a partition list.
+fn topic_partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_owned(), e.partition()))
+        .collect()
+}
+
+/// The committed offsets of `partitions` (those without one are left out).
+fn committed_offsets(
+    consumer: &BaseConsumer<RebalanceContext>,
+    partitions: &TopicPartitionList,
+) -> Result<HashMap<(String, i32), i64>, RuntimeError> {
+    let tpl = consumer
+        .committed_offsets(partitions.clone(), Duration::from_secs(10))
+        .map_err(|e| RuntimeError::kafka("reading the committed offsets", e))?;
+    Ok(tpl
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some(((e.topic().to_owned(), e.partition()), o)),
+            _ => None,
+        })
+        .collect())
+}
+
+impl RebalanceContext {
+    fn set_failure(&self, error: RuntimeError) {
+        self.failure.lock_unpoisoned().get_or_insert(error);
+    }
+
+    /// Creates (opens and restores) the tasks of `assigned` partitions that have none yet;
+    /// `committed` says where each partition resumes, which lets a task tell a caught-up
+    /// partition from one whose records are still to be fetched.
+    fn create_tasks(
+        &self,
+        core: &mut Core,
+        assigned: &[(String, i32)],
+        committed: &HashMap<(String, i32), i64>,
+    ) {
+        let app = &self.shared.config.application_id;
+        for sub in self.topology.subtopologies() {
+            let topics: Vec<String> = sub.source_topics.iter().map(|t| t.resolve(app)).collect();
+            let mut partitions: Vec<i32> = assigned
+                .iter()
+                .filter(|(t, _)| topics.contains(t))
+                .map(|(_, p)| *p)
+                .collect();
+            partitions.sort_unstable();
+            partitions.dedup();
+            for p in partitions {
+                let id = crate::topology::task_id(sub.id, p);
+                if core.tasks.contains_key(&id) {
+                    continue;
+                }
+                let restored = match super::restore::open_and_restore(
+                    &self.topology,
+                    sub,
+                    p,
+                    &id,
+                    &self.shared,
+                ) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        error!(thread = self.thread, task = %id, error = %e, "opening the task's stores failed");
+                        self.set_failure(RuntimeError::Restore {
+                            task: id.clone(),
+                            message: e,
+                        });
+                        continue;
+                    }
+                };
+                info!(thread = self.thread, task = %id, "task created");
+                let mut task = Task::new(
+                    &self.topology,
+                    sub,
+                    p,
+                    assigned,
+                    app,
+                    committed,
+                    &self.shared.metrics,
+                    restored,
+                );
+                task.configure(&self.shared.config);
+                core.tasks.insert(id, task);
+            }
+        }
+        self.shared
+            .publish_tasks(self.thread, core.tasks.keys().cloned().collect());
+    }
+}
+
+impl ConsumerContext for RebalanceContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.shared
+            .set_thread_state(self.thread, ThreadState::Rebalancing);
+        self.shared.metrics.rebalances.inc();
+        if let Rebalance::Revoke(revoked) = rebalance {
+            let mut guard = self.core.lock_unpoisoned();
+            let Some(core) = guard.as_mut() else { return };
+            let revoked = topic_partitions(revoked);
+            let exactly_once = core.output.exactly_once();
+            // Outputs first, then offsets: nothing committed before what it produced is durable.
+            // Under exactly-once both go in one transaction, committed before the partitions go.
+            let mut dirty = false;
+            match commit(consumer, core, &self.shared.config, false) {
+                Ok(_) => {}
+                Err(Failure::Transaction(cause)) => {
+                    warn!(thread = self.thread, cause = %cause, "the transaction failed before revocation; aborting it: the revoked tasks close dirty and their next owner restores them from the changelogs");
+                    dirty = true;
+                    if let Err(e) = core.output.reset(self.thread) {
+                        self.set_failure(e);
+                    }
+                }
+                Err(Failure::Fatal(e)) if exactly_once => {
+                    warn!(thread = self.thread, error = %e, "commit before revocation failed; aborting the transaction: the new owner reprocesses from the last commit");
+                    dirty = true;
+                    if let Err(e) = core.output.reset(self.thread) {
+                        self.set_failure(e);
+                    }
+                }
+                Err(Failure::Fatal(e)) => {
+                    warn!(thread = self.thread, error = %e, "commit before revocation failed; the new owner reprocesses from the last commit");
+                }
+            }
+            let closing = core.tasks.reading_any(&revoked);
+            for id in closing {
+                let Some(mut task) = core.tasks.remove(&id) else {
+                    continue;
+                };
+                if dirty {
+                    if let Err(e) = task.close_dirty() {
+                        warn!(thread = self.thread, task = %id, error = %e, "closing the task dirty");
+                    }
+                    info!(thread = self.thread, task = %id, "task closed dirty (partitions revoked after a failed transaction)");
+                    continue;
+                }
+                if let Err(e) = task.maybe_checkpoint(true) {
+                    warn!(thread = self.thread, task = %id, error = %e, "no checkpoint on revocation; the next owner restores from the changelog");
+                }
+                task.close();
+                info!(thread = self.thread, task = %id, "task closed (partitions revoked)");
+            }
+            core.output
+                .committed
+                .retain(|k, _| !revoked.iter().any(|r| r == k));
+            if dirty && !core.tasks.is_empty() {
+                // Tasks that stay (incremental rebalancing) had writes in the aborted transaction too.
+                self.recover.lock_unpoisoned().get_or_insert_with(|| {
+                    RuntimeError::Other("a transaction failed before a revocation".to_owned())
+                });
+            }
+            self.shared
+                .publish_tasks(self.thread, core.tasks.keys().cloned().collect());
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(assigned) => {
+                let committed = committed_offsets(consumer, assigned).unwrap_or_default();
+                let mut guard = self.core.lock_unpoisoned();
+                let Some(core) = guard.as_mut() else { return };
+                if core.output.in_transaction {
+                    // Restoring new tasks can take longer than transaction.timeout.ms: commit what
+                    // the tasks kept (incremental rebalancing) did first, so no transaction waits.
+                    if let Err(e) = commit(consumer, core, &self.shared.config, false) {
+                        let cause = e.into_error();
+                        warn!(thread = self.thread, cause = %cause, "committing before restoring new tasks failed");
+                        self.recover.lock_unpoisoned().get_or_insert(cause);
+                    }
+                }
+                let assigned = topic_partitions(assigned);
+                self.create_tasks(core, &assigned, &committed);
+                self.shared
+                    .set_thread_state(self.thread, ThreadState::Running);
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => {
+                error!(thread = self.thread, error = %e, "rebalance failed");
+                self.set_failure(RuntimeError::kafka("rebalance failed", e.clone()));
+            }
+        }
+    }
+}
+
+/// Commits: record caches written out, outputs and changelogs flushed, offsets committed (under
+/// exactly-once: the transaction with its offsets), then checkpoints where due
+/// (`force_checkpoint`: every task's, as on a clean close).
+fn commit(
+    consumer: &BaseConsumer<RebalanceContext>,
+    core: &mut Core,
+    config: &StreamsConfig,
+    force_checkpoint: bool,
+) -> Result<usize, Failure> {
+    let mut outputs = Vec::new();
+    for task in core.tasks.values_mut() {
+        task.prepare_commit(&mut outputs)?;
+        for out in outputs.drain(..) {
+            core.output.send(&out)?;
+        }
+    }
+    let committed = if core.output.exactly_once() {
+        let offsets: Vec<(String, i32, i64)> =
+            core.tasks.values().flat_map(|t| t.committable()).collect();
+        core.output.commit_transaction(consumer, &offsets)?
+    } else {
+        let mut tpl = TopicPartitionList::new();
+        for task in core.tasks.values() {
+            for (topic, partition, offset) in task.committable() {
+                tpl.add_partition_offset(&topic, partition, Offset::Offset(offset))
+                    .map_err(|e| RuntimeError::kafka("listing the offsets to commit", e))?;
+            }
+        }
+        core.output
+            .producer
+            .flush(config.commit_interval.max(Duration::from_secs(30)))
+            .map_err(|e| RuntimeError::kafka("flushing the producer", e))?;
+        if tpl.count() > 0 {
+            consumer
+                .commit(&tpl, CommitMode::Sync)
+                .map_err(|e| RuntimeError::kafka("committing offsets", e))?;
+        }
+        tpl.count()
+    };
+    let delivered = std::mem::take(
+        &mut *core
+            .output
+            .producer
+            .context()
+            .changelog_offsets
+            .lock_unpoisoned(),
+    );
+    for task in core.tasks.values_mut() {
+        for ((topic, partition), offset) in &delivered {
+            if task.owns_changelog(topic, *partition) {
+                task.changelog_delivered(topic, *partition, *offset);
+            }
+        }
+        task.maybe_checkpoint(force_checkpoint)?;
+    }
+    Ok(committed)
+}
+
+/// The low and high watermarks librdkafka last saw in fetch responses: free to ask, no request.
+fn cached_watermarks(
+    consumer: &BaseConsumer<RebalanceContext>,
+    topic: &str,
+    partition: i32,
+) -> Option<(i64, i64)> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client handle is valid while `consumer` is borrowed, `topic` is a NUL-terminated
+    // string that outlives the call, and librdkafka only writes the two out-parameters.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR).then_some((low, high))
+}
+
+fn to_raw(msg: &BorrowedMessage<'_>) -> RawRecord {
+    let headers = msg
+        .headers()
+        .map(|hs| {
+            Headers(
+                hs.iter()
+                    .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                    .collect(),
+            )
+        })
+        .unwrap_or_default();
+    RawRecord {
+        topic: msg.topic().to_owned(),
+        partition: msg.partition(),
+        offset: msg.offset(),
+        timestamp: msg.timestamp().to_millis().unwrap_or(0),
+        key: msg.key().map(<[u8]>::to_vec),
+        value: msg.payload().map(<[u8]>::to_vec),
+        headers,
+    }
+}
+
+pub(crate) struct StreamThread {
+    pub index: usize,
+    pub shared: Arc<Shared>,
+    pub topology: Arc<Topology>,
+    pub shutdown: Arc<AtomicBool>,
+}
+
+impl StreamThread {
+    /// Kafka Streams' client id prefix: `client.id` if set, else the application id.
+    fn client_prefix(&self) -> &str {
+        super::client_prefix(&self.shared.config)
+    }
+
+    fn consumer_config(&self) -> ClientConfig {
+        let c = &self.shared.config;
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", &c.bootstrap_servers)
+            .set("group.id", &c.application_id)
+            .set(
+                "client.id",
+                format!(
+                    "{}-StreamThread-{}-consumer",
+                    self.client_prefix(),
+                    self.index + 1
+                ),
+            )
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false");
+        // Range assignment puts partition N of every co-partitioned topic on one member.
+        match c.group_protocol {
+            crate::config::GroupProtocol::Classic => {
+                cfg.set("partition.assignment.strategy", "range");
+            }
+            crate::config::GroupProtocol::Consumer => {
+                cfg.set("group.protocol", "consumer")
+                    .set("group.remote.assignor", "range");
+            }
+        }
+        for (k, v) in &c.consumer {
+            cfg.set(k, v);
+        }
+        if let Some(base) = &self.shared.instance_base {
+            cfg.set(
+                "group.instance.id",
+                crate::config::thread_instance_id(base, self.index + 1),
+            );
+        }
+        cfg
+    }
+
+    fn producer_config(&self) -> ClientConfig {
+        let c = &self.shared.config;
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", &c.bootstrap_servers)
+            .set(
+                "client.id",
+                format!(
+                    "{}-StreamThread-{}-producer",
+                    self.client_prefix(),
+                    self.index + 1
+                ),
+            )
+            // Java's default partitioner: keys land where Java clients and Kafka Streams put them.
+            .set("partitioner", "murmur2_random");
+        for (k, v) in &c.producer {
+            cfg.set(k, v);
+        }
+        if let Some(instance) = self.transactional_instance() {
+            cfg.set(
+                "transactional.id",
+                crate::config::transactional_id(&c.application_id, instance, self.index + 1),
+            );
+        }
+        cfg
+    }
+
+    /// The instance part of the transactional id; `None` unless exactly_once_v2.
+    fn transactional_instance(&self) -> Option<&str> {
+        (self.shared.config.processing_guarantee == ProcessingGuarantee::ExactlyOnceV2)
+            .then_some(self.shared.transactional_instance.as_deref())
+            .flatten()
+    }
+
+    /// Runs until shutdown or a failure; returns the failure, if any.
+    pub fn run(self) -> Result<(), RuntimeError> {
+        let context = RebalanceContext {
+            thread: self.index,
+            shared: self.shared.clone(),
+            topology: self.topology.clone(),
+            core: Mutex::new(None),
+            failure: Mutex::new(None),
+            recover: Mutex::new(None),
+        };
+        let exactly_once =
+            self.shared.config.processing_guarantee == ProcessingGuarantee::ExactlyOnceV2;
+        if exactly_once && self.transactional_instance().is_none() {
+            return Err(RuntimeError::Other(
+                "exactly_once_v2 without a transactional instance id".to_owned(),
+            ));
+        }
+        // Under exactly-once, initialised before the consumer joins: by the time tasks restore,
+        // a dead predecessor's open transaction is aborted and read_committed reads past it.
+        let output = StreamsProducer::new(self.producer_config(), exactly_once)?;
+        if exactly_once {
+            info!(thread = self.index, transactional_id = ?self.producer_config().get("transactional.id"), "transactional producer initialised");
+        }
+        let consumer: BaseConsumer<RebalanceContext> = self
+            .consumer_config()
+            .create_with_context(context)
+            .map_err(|e| RuntimeError::kafka("creating the consumer", e))?;
+        *consumer.context().core.lock_unpoisoned() = Some(Core {
+            tasks: TaskManager::default(),
+            output,
+        });
+        let app = self.shared.config.application_id.clone();
+        let topics: Vec<String> = self
+            .topology
+            .source_topics()
+            .iter()
+            .map(|t| t.resolve(&app))
+            .collect();
+        let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topic_refs)
+            .map_err(|e| RuntimeError::kafka(format!("subscribing to {topics:?}"), e))?;
+        info!(thread = self.index, ?topics, "stream thread started");
+        self.shared
+            .set_thread_state(self.index, ThreadState::Rebalancing);
+
+        let mut recoveries: Vec<Instant> = Vec::new();
+        let result = loop {
+            match self.run_loop(&consumer) {
+                Ok(()) => break Ok(()),
+                Err(Failure::Fatal(e)) => break Err(e),
+                Err(Failure::Transaction(cause)) => {
+                    recoveries.retain(|t| t.elapsed() < RECOVERY_WINDOW);
+                    recoveries.push(Instant::now());
+                    if recoveries.len() > MAX_RECOVERIES {
+                        break Err(RuntimeError::Other(format!(
+                            "transactions failed {} times within {}s; the last: {cause}",
+                            recoveries.len(),
+                            RECOVERY_WINDOW.as_secs()
+                        )));
+                    }
+                    if let Err(e) = self.recover(&consumer, &cause) {
+                        break Err(e);
+                    }
+                }
+            }
+        };
+        let close_result = self.close(&consumer, result.is_ok());
+        result.and(close_result)
+    }
+
+    /// Recovers from a failed transaction as Kafka Streams does from a corrupted or migrated
+    /// task under exactly-once: the transaction is aborted (or the producer replaced), every task
+    /// of the thread is closed dirty with its stores wiped (they hold the aborted writes), and
+    /// the tasks of the current assignment start again from the committed offsets, their stores
+    /// restored from the changelogs.
+    fn recover(
+        &self,
+        consumer: &BaseConsumer<RebalanceContext>,
+        cause: &RuntimeError,
+    ) -> Result<(), RuntimeError> {
+        error!(
+            thread = self.index,
+            %cause,
+            "exactly-once transaction failed: aborting it, closing the tasks dirty, wiping their stores and restarting them from the last commit"
+        );
+        self.shared.metrics.rebalances.inc();
+        let context = consumer.context();
+        let mut guard = context.core.lock_unpoisoned();
+        let Some(core) = guard.as_mut() else {
+            return Ok(());
+        };
+        core.output.reset(self.index)?;
+        for (id, task) in core.tasks.take_all() {
+            // A store that cannot be wiped might keep aborted writes: stop rather than risk it.
+            task.close_dirty().map_err(RuntimeError::Task)?;
+            info!(thread = self.index, task = %id, "task closed dirty");
+        }
+        context.recover.lock_unpoisoned().take();
+        let assignment = consumer
+            .assignment()
+            .map_err(|e| RuntimeError::kafka("reading the assignment", e))?;
+        let committed = committed_offsets(consumer, &assignment)?;
+        // Records fetched after the last commit are fetched again; a partition without a
+        // committed offset starts where auto.offset.reset says (Kafka Streams' default: earliest).
+        let reset = match self
+            .shared
+            .config
+            .consumer
+            .iter()
+            .find(|(k, _)| k == "auto.offset.reset")
+            .map(|(_, v)| v.as_str())
+        {
+            Some("latest" | "largest" | "end") => Offset::End,
+            _ => Offset::Beginning,
+        };
+        let assigned = topic_partitions(&assignment);
+        if !assigned.is_empty() {
+            let mut tpl = TopicPartitionList::new();
+            for (topic, partition) in &assigned {
+                let offset = committed
+                    .get(&(topic.clone(), *partition))
+                    .map_or(reset, |o| Offset::Offset(*o));
+                tpl.add_partition_offset(topic, *partition, offset)
+                    .map_err(|e| RuntimeError::kafka("listing the offsets to seek to", e))?;
+            }
+            let sought = consumer
+                .seek_partitions(tpl, Duration::from_secs(10))
+                .map_err(|e| RuntimeError::kafka("seeking to the committed offsets", e))?;
+            for e in sought.elements() {
+                e.error().map_err(|err| {
+                    RuntimeError::kafka(
+                        format!(
+                            "seeking {}-{} to the committed offset",
+                            e.topic(),
+                            e.partition()
+                        ),
+                        err,
+                    )
+                })?;
+            }
+            // The loop forgot which partitions it had paused; every task starts empty anyway.
+            consumer
+                .resume(&assignment)
+                .map_err(|e| RuntimeError::kafka("resuming the partitions", e))?;
+        }
+        context.create_tasks(core, &assigned, &committed);
+        info!(
+            thread = self.index,
+            tasks = core.tasks.len(),
+            "tasks restarted from the last commit"
+        );
+        Ok(())
+    }
+
+    fn run_loop(&self, consumer: &BaseConsumer<RebalanceContext>) -> Result<(), Failure> {
+        let config = &self.shared.config;
+        let mut last_commit = Instant::now();
+        let mut last_memory_sample = Instant::now();
+        let mut paused: Vec<(String, i32)> = Vec::new();
+        let mut outputs: Outputs = Vec::new();
+        let max_buffer = config.buffered_records_per_partition.max(1);
+        while !self.shutdown.load(Ordering::Relaxed) {
+            // Fetch: one blocking poll, then drain what is already there.
+            let mut timeout = config.poll;
+            let mut batch: Vec<RawRecord> = Vec::new();
+            while batch.len() < 10_000 {
+                let Some(msg) = consumer.poll(timeout) else {
+                    break;
+                };
+                timeout = Duration::ZERO;
+                let msg = msg.map_err(|e| RuntimeError::kafka("consuming", e))?;
+                batch.push(to_raw(&msg));
+            }
+            if !batch.is_empty() {
+                let mut guard = consumer.context().core.lock_unpoisoned();
+                let Some(core) = guard.as_mut() else { break };
+                for raw in batch {
+                    match core.tasks.for_partition(&raw.topic, raw.partition) {
+                        Some(task) => task.enqueue(raw),
+                        None => {
+                            debug!(topic = %raw.topic, partition = raw.partition, "record for a partition without a task (revoked meanwhile)")
+                        }
+                    }
+                }
+            }
+            if let Some(f) = consumer.context().failure.lock_unpoisoned().take() {
+                return Err(Failure::Fatal(f));
+            }
+            if let Some(cause) = consumer.context().recover.lock_unpoisoned().take() {
+                return Err(Failure::Transaction(cause));
+            }
+
+            let mut guard = consumer.context().core.lock_unpoisoned();
+            let Some(core) = guard.as_mut() else { break };
+            let mut commit_requested = false;
+            let exactly_once = core.output.exactly_once();
+            let positions: OnceCell<Option<TopicPartitionList>> = OnceCell::new();
+            let lag_of = |topic: &str, partition: i32, fetched_next: Option<i64>| -> Option<i64> {
+                let (low, high) = cached_watermarks(consumer, topic, partition)?;
+                if high < 0 {
+                    return None;
+                }
+                // Under exactly-once a topic written by transactions ends in a commit marker that
+                // is never handed out as a record: the consumer's position steps past it, the
+                // offset after the last record fetched does not, and would look one behind forever.
+                let fetched_next = if exactly_once {
+                    positions
+                        .get_or_init(|| consumer.position().ok())
+                        .as_ref()
+                        .and_then(|tpl| tpl.find_partition(topic, partition))
+                        .and_then(|e| e.offset().to_raw())
+                        .filter(|o| *o >= 0)
+                        .max(fetched_next)
+                } else {
+                    fetched_next
+                };
+                match fetched_next {
+                    Some(next) => Some((high - next).max(0)),
+                    None if low == high => Some(0),
+                    None => None,
+                }
+            };
+            let ids: Vec<String> = core.tasks.keys().cloned().collect();
+            for id in &ids {
+                let Some(task) = core.tasks.get_mut(id) else {
+                    continue;
+                };
+                loop {
+                    let started = Instant::now();
+                    let step = task.process_next(config.max_task_idle, &lag_of, &mut outputs);
+                    // Outputs of what was processed go out even if the next record fails.
+                    for out in outputs.drain(..) {
+                        core.output.send(&out)?;
+                        task.metrics.produced.inc();
+                    }
+                    match step {
+                        Ok(Some(_)) => {
+                            task.metrics.processed.inc();
+                            task.metrics
+                                .latency
+                                .observe(started.elapsed().as_secs_f64());
+                        }
+                        Ok(None) => break,
+                        Err(failed) => {
+                            let (raw, failure) = *failed;
+                            self.handle_failure(&mut core.output, task, &raw, failure)?;
+                        }
+                    }
+                }
+                task.wall_clock_punctuate(&mut outputs)
+                    .map_err(|e| format!("task {}: {e}", task.id))?;
+                for out in outputs.drain(..) {
+                    core.output.send(&out)?;
+                    task.metrics.produced.inc();
+                }
+                commit_requested |= task.take_commit_request();
+            }
+            core.output.producer.poll(Duration::ZERO);
+            if let Some(f) = core
+                .output
+                .producer
+                .context()
+                .failure
+                .lock_unpoisoned()
+                .take()
+            {
+                return Err(core.output.failure(f));
+            }
+            // A task that waits for another partition (KIP-695) leaves records queued: stop
+            // fetching a partition whose queue is full, resume it once it has drained.
+            for task in core.tasks.values() {
+                for (topic, partition) in task.inputs() {
+                    let key = (topic.to_owned(), partition);
+                    if task.buffered(topic, partition) >= max_buffer && !paused.contains(&key) {
+                        let mut tpl = TopicPartitionList::new();
+                        tpl.add_partition(topic, partition);
+                        if consumer.pause(&tpl).is_ok() {
+                            paused.push(key);
+                        }
+                    }
+                }
+            }
+            paused.retain(|(topic, partition)| {
+                let still_full = core
+                    .tasks
+                    .values()
+                    .any(|t| t.buffered(topic, *partition) >= max_buffer / 2);
+                if !still_full {
+                    let mut tpl = TopicPartitionList::new();
+                    tpl.add_partition(topic, *partition);
+                    let _ = consumer.resume(&tpl);
+                }
+                still_full
+            });
+            let committing = commit_requested || last_commit.elapsed() >= config.commit_interval;
+            if committing || last_memory_sample.elapsed() >= Duration::from_secs(1) {
+                last_memory_sample = Instant::now();
+                if let Some(state) = &self.shared.stores {
+                    let m = &self.shared.metrics;
+                    m.rocksdb_block_cache_bytes
+                        .set(state.budget.cache_usage() as i64);
+                    m.rocksdb_memtable_bytes
+                        .set(state.budget.write_buffer_usage() as i64);
+                }
+            }
+            if committing {
+                let high = |topic: &str, partition: i32| {
+                    cached_watermarks(consumer, topic, partition)
+                        .map(|(_, h)| h)
+                        .filter(|h| *h >= 0)
+                };
+                for task in core.tasks.values() {
+                    task.update_lag(&high);
+                }
+                let started = Instant::now();
+                let n = commit(consumer, core, config, false)?;
+                self.shared
+                    .metrics
+                    .commit_latency
+                    .observe(started.elapsed().as_secs_f64());
+                if n > 0 {
+                    debug!(thread = self.index, partitions = n, "committed");
+                }
+                last_commit = Instant::now();
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the configured handler to a failed record; an error return stops the thread.
+    fn handle_failure(
+        &self,
+        output: &mut StreamsProducer,
+        task: &mut Task,
+        raw: &RawRecord,
+        failure: RecordFailure,
+    ) -> Result<(), Failure> {
+        let config = &self.shared.config;
+        let handler = match failure.kind {
+            FailureKind::Deserialization => config.deserialization_handler,
+            FailureKind::Processing => config.processing_handler,
+        };
+        if let Some(dlq) = &config.dead_letter_topic {
+            output.send(&super::dead_letter(dlq, raw, &failure))?;
+            output
+                .producer
+                .flush(Duration::from_secs(30))
+                .map_err(|e| {
+                    output.failure(RuntimeError::kafka(
+                        format!("writing to the dead-letter topic {dlq}"),
+                        e,
+                    ))
+                })?;
+        }
+        match handler {
+            ErrorHandler::LogAndContinue => {
+                warn!(
+                    task = %failure.task, topic = %failure.topic, partition = failure.partition, offset = failure.offset,
+                    error = %failure.message, "{} failed; skipping the record (log-and-continue)", failure.kind
+                );
+                task.metrics.dropped.inc();
+                task.skip(raw);
+                Ok(())
+            }
+            ErrorHandler::Fail => {
+                self.shared.record_failure(&failure);
+                Err(Failure::Fatal(RuntimeError::Record(failure)))
+            }
+        }
+    }
+
+    fn close(
+        &self,
+        consumer: &BaseConsumer<RebalanceContext>,
+        clean: bool,
+    ) -> Result<(), RuntimeError> {
+        let mut guard = consumer.context().core.lock_unpoisoned();
+        let mut result = Ok(());
+        if let Some(core) = guard.as_mut() {
+            // After a failure nothing is committed: the failed record and those after it are read
+            // again on restart, never skipped.
+            if clean {
+                match commit(consumer, core, &self.shared.config, true) {
+                    Ok(_) => {}
+                    Err(Failure::Fatal(e)) if !core.output.exactly_once() => result = Err(e),
+                    Err(Failure::Fatal(e) | Failure::Transaction(e)) => {
+                        // Nothing of the transaction is visible and no checkpoint was written:
+                        // the next start restores from the changelogs and redoes this work.
+                        warn!(thread = self.index, error = %e, "the last transaction failed on close; aborting it");
+                        if let Err(e) = core.output.reset(self.index) {
+                            warn!(thread = self.index, error = %e, "aborting the last transaction");
+                        }
+                    }
+                }
+            } else if core.output.exactly_once() {
+                // Outputs of records processed before the failure are aborted with their offsets:
+                // they are processed (and written) again after a restart, exactly once.
+                if core.output.in_transaction {
+                    core.output.in_transaction = false;
+                    if let Err(e) = core
+                        .output
+                        .producer
+                        .abort_transaction(Duration::from_secs(10))
+                    {
+                        warn!(thread = self.index, error = %e, "aborting the open transaction after a failure");
+                    }
+                }
+            } else if let Err(e) = core.output.producer.flush(Duration::from_secs(10)) {
+                // Outputs of records processed before the failure still go out; their offsets are
+                // not committed, so they are processed (and written) again after a restart.
+                warn!(thread = self.index, error = %e, "flushing outputs after a failure");
+            }
+            for task in core.tasks.values_mut() {
+                task.close();
+            }
+            core.tasks.clear();
+            self.shared.publish_tasks(self.index, Vec::new());
+        }
+        *guard = None;
+        drop(guard);
+        // A static member does not leave the group on close: its restart takes its place at once.
+        consumer.unsubscribe();
+        result
+    }
+}

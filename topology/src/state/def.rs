@@ -1,0 +1,55 @@
+//! State store definitions: what a store holds and whether it is logged.
+
+use crate::naming::TopicName;
+
+/// What a state store holds, which decides its key layout and its changelog's cleanup policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    KeyValue,
+    /// Windows of time; entries older than `retention_ms` behind stream time expire.
+    Window {
+        retention_ms: i64,
+    },
+    /// Sessions, keyed by their end and start.
+    Session {
+        retention_ms: i64,
+    },
+}
+
+/// A state store that processors connect to by name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreDef {
+    pub name: String,
+    pub kind: StoreKind,
+    /// Written to the changelog `<application.id>-<name>-changelog`, which restores it.
+    pub logged: bool,
+    /// Kept in memory rather than RocksDB (restored from the changelog on every start).
+    pub in_memory: bool,
+}
+
+impl StoreDef {
+    pub fn key_value(name: impl Into<String>) -> Self {
+        StoreDef {
+            name: name.into(),
+            kind: StoreKind::KeyValue,
+            logged: true,
+            in_memory: false,
+        }
+    }
+
+    /// The changelog topic, named as Kafka Streams names it.
+    pub fn changelog(&self) -> TopicName {
+        TopicName::Internal(format!("{}-changelog", self.name))
+    }
+
+    /// Retention of the changelog of a window or session store: the store's retention plus
+    /// `additional_ms`, as Kafka Streams sets it; `None` for key-value stores (compacted only).
+    pub fn changelog_retention_ms(&self, additional_ms: i64) -> Option<i64> {
+        match self.kind {
+            StoreKind::KeyValue => None,
+            StoreKind::Window { retention_ms } | StoreKind::Session { retention_ms } => {
+                Some(retention_ms.saturating_add(additional_ms))
+            }
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! The processor graph: source, processor and sink nodes; its sub-topologies (the parts connected
+//! other than through a repartition topic); tasks `<subtopology>_<partition>`; and a description
+//! in Kafka Streams' own format.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use crate::processor::{Datum, ErasedRecord, Node, ProcessError};
+
+pub use crate::naming::{TopicName, task_id};
+pub use crate::state::{StoreDef, StoreKind};
+
+mod describe;
+
+pub use describe::DescribeFormat;
+
+/// Builds a node instance for one task.
+pub type NodeFactory = Arc<dyn Fn() -> Box<dyn Node> + Send + Sync>;
+/// Bytes (or a null) to a key or value.
+pub type Deserializer = Arc<dyn Fn(Option<&[u8]>) -> Result<Datum, String> + Send + Sync>;
+/// A key or value to bytes (or a null).
+pub type Serializer = Arc<dyn Fn(&Datum) -> Result<Option<Vec<u8>>, ProcessError> + Send + Sync>;
+/// Chooses a record's output topic (Kafka Streams' `TopicNameExtractor`).
+pub type TopicExtractor = Arc<dyn Fn(&ErasedRecord) -> Result<String, ProcessError> + Send + Sync>;
+
+/// Where a sink writes.
+#[derive(Clone)]
+pub enum SinkTarget {
+    Topic(TopicName),
+    /// A topic chosen per record; the label names the extractor in descriptions.
+    Extractor {
+        extractor: TopicExtractor,
+        label: String,
+    },
+}
+
+/// What a node is.
+#[derive(Clone)]
+pub enum NodeKind {
+    Source {
+        topics: Vec<TopicName>,
+        key: Deserializer,
+        value: Deserializer,
+    },
+    Processor {
+        factory: NodeFactory,
+        stores: Vec<String>,
+    },
+    Sink {
+        target: SinkTarget,
+        key: Serializer,
+        value: Serializer,
+        /// Trailing key bytes the partitioner ignores: a windowed key (8 bytes of window
+        /// start, 16 of session end and start) lands where its inner key would.
+        window_suffix: usize,
+    },
+}
+
+/// The trailing bytes of a key written with the serde `name` that are its window, not its key.
+pub fn window_suffix_of(serde_name: &str) -> usize {
+    if serde_name.starts_with("windowed-") {
+        8
+    } else if serde_name.starts_with("session-") {
+        16
+    } else {
+        0
+    }
+}
+
+/// A node of the topology.
+#[derive(Clone)]
+pub struct NodeDef {
+    pub name: String,
+    pub kind: NodeKind,
+    pub parents: Vec<usize>,
+    pub children: Vec<usize>,
+}
+
+/// A repartition topic the application creates before it starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RepartitionTopic {
+    pub name: TopicName,
+    /// Fixed partition count, or `None` for the count of the upstream sub-topology's sources.
+    pub partitions: Option<i32>,
+}
+
+/// A connected part of the graph; it runs as one task per input partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubTopology {
+    pub id: usize,
+    /// Node indices, in creation order.
+    pub nodes: Vec<usize>,
+    pub source_topics: BTreeSet<TopicName>,
+}
+
+/// An immutable processor graph, ready to run.
+#[derive(Clone)]
+pub struct Topology {
+    nodes: Vec<NodeDef>,
+    subtopologies: Vec<SubTopology>,
+    repartition_topics: Vec<RepartitionTopic>,
+    stores: Vec<StoreDef>,
+    global_tables: Vec<GlobalTableDef>,
+}
+
+/// A global table: every partition of `topic`, on every instance, in the store `store`, kept by
+/// the global thread rather than by tasks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GlobalTableDef {
+    pub store: String,
+    pub topic: String,
+    /// The names describe() shows for its source and its table source (as Kafka Streams').
+    pub source: String,
+    pub processor: String,
+}
+
+/// A graph that cannot run.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TopologyError {
+    #[error("the topology has no source: add a stream or table to read")]
+    NoSource,
+    #[error("topic '{topic}' is read by more than one source ({first}, {second})")]
+    TopicReadTwice {
+        topic: String,
+        first: String,
+        second: String,
+    },
+    #[error("processor '{0}' has no parent: connect it to a source")]
+    Orphan(String),
+    #[error(
+        "processor '{processor}' uses state store '{store}', which is not defined: add it to the topology first"
+    )]
+    UnknownStore { processor: String, store: String },
+    #[error("state store '{0}' is defined twice: give each store its own name")]
+    StoreDefinedTwice(String),
+}
+
+impl Topology {
+    /// Checks the graph and splits it into sub-topologies.
+    pub fn new(
+        nodes: Vec<NodeDef>,
+        repartition_topics: Vec<RepartitionTopic>,
+        stores: Vec<StoreDef>,
+    ) -> Result<Topology, TopologyError> {
+        for (i, store) in stores.iter().enumerate() {
+            if stores[..i].iter().any(|s| s.name == store.name) {
+                return Err(TopologyError::StoreDefinedTwice(store.name.clone()));
+            }
+        }
+        for node in &nodes {
+            if let NodeKind::Processor { stores: used, .. } = &node.kind
+                && let Some(missing) = used.iter().find(|u| !stores.iter().any(|s| &s.name == *u))
+            {
+                return Err(TopologyError::UnknownStore {
+                    processor: node.name.clone(),
+                    store: missing.clone(),
+                });
+            }
+        }
+        let mut readers: HashMap<&TopicName, &str> = HashMap::new();
+        let mut has_source = false;
+        for node in &nodes {
+            match &node.kind {
+                NodeKind::Source { topics, .. } => {
+                    has_source = true;
+                    for topic in topics {
+                        if let Some(first) = readers.insert(topic, &node.name) {
+                            return Err(TopologyError::TopicReadTwice {
+                                topic: topic.described().to_owned(),
+                                first: first.to_owned(),
+                                second: node.name.clone(),
+                            });
+                        }
+                    }
+                }
+                _ if node.parents.is_empty() => {
+                    return Err(TopologyError::Orphan(node.name.clone()));
+                }
+                _ => {}
+            }
+        }
+        if !has_source {
+            return Err(TopologyError::NoSource);
+        }
+        let subtopologies = split_subtopologies(&nodes);
+        Ok(Topology {
+            nodes,
+            subtopologies,
+            repartition_topics,
+            stores,
+            global_tables: Vec::new(),
+        })
+    }
+
+    pub fn nodes(&self) -> &[NodeDef] {
+        &self.nodes
+    }
+
+    pub fn subtopologies(&self) -> &[SubTopology] {
+        &self.subtopologies
+    }
+
+    pub fn repartition_topics(&self) -> &[RepartitionTopic] {
+        &self.repartition_topics
+    }
+
+    pub fn stores(&self) -> &[StoreDef] {
+        &self.stores
+    }
+
+    /// Adds the global tables (their stores are read, never written, by the tasks' processors).
+    pub fn with_global_tables(mut self, global_tables: Vec<GlobalTableDef>) -> Self {
+        self.global_tables = global_tables;
+        self
+    }
+
+    pub fn global_tables(&self) -> &[GlobalTableDef] {
+        &self.global_tables
+    }
+
+    /// The stores the nodes of `sub` use, in definition order.
+    pub fn stores_of(&self, sub: &SubTopology) -> Vec<&StoreDef> {
+        self.stores
+            .iter()
+            .filter(|s| {
+                sub.nodes.iter().any(|&n| {
+                    matches!(&self.nodes[n].kind, NodeKind::Processor { stores, .. } if stores.contains(&s.name))
+                })
+            })
+            .collect()
+    }
+
+    /// The sub-topology whose nodes use store `name`.
+    pub fn subtopology_of_store(&self, name: &str) -> Option<&SubTopology> {
+        self.subtopologies
+            .iter()
+            .find(|sub| self.stores_of(sub).iter().any(|s| s.name == name))
+    }
+
+    /// Every topic any source reads.
+    pub fn source_topics(&self) -> BTreeSet<TopicName> {
+        self.subtopologies
+            .iter()
+            .flat_map(|s| s.source_topics.iter().cloned())
+            .collect()
+    }
+
+    /// The application's internal topics: repartition (and subscription) topics and the
+    /// changelogs of logged stores, with the application id prefix.
+    pub fn internal_topics(&self, app: &str) -> Vec<String> {
+        self.repartition_topics
+            .iter()
+            .map(|r| r.name.resolve(app))
+            .chain(
+                self.stores
+                    .iter()
+                    .filter(|s| s.logged)
+                    .map(|s| s.changelog().resolve(app)),
+            )
+            .collect()
+    }
+
+    /// The description Kafka Streams' `Topology.describe()` prints, or a picture of it.
+    pub fn describe(&self, format: DescribeFormat) -> String {
+        describe::render(self, format)
+    }
+
+    /// A one-line summary for logs.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        for s in &self.subtopologies {
+            let topics: Vec<_> = s.source_topics.iter().map(TopicName::described).collect();
+            let _ = write!(
+                out,
+                "[{}: {} nodes from {:?}] ",
+                s.id,
+                s.nodes.len(),
+                topics
+            );
+        }
+        out.trim_end().to_owned()
+    }
+}
+
+/// Connected components over parent/child edges and shared stores (processors that share a store
+/// must run in one task), numbered by their first node.
+fn split_subtopologies(nodes: &[NodeDef]) -> Vec<SubTopology> {
+    let store_users = |n: usize| -> Vec<usize> {
+        let NodeKind::Processor { stores, .. } = &nodes[n].kind else {
+            return Vec::new();
+        };
+        (0..nodes.len())
+            .filter(|&m| {
+                matches!(&nodes[m].kind, NodeKind::Processor { stores: other, .. } if other.iter().any(|s| stores.contains(s)))
+            })
+            .collect()
+    };
+    let mut component = vec![usize::MAX; nodes.len()];
+    let mut next = 0;
+    for start in 0..nodes.len() {
+        if component[start] != usize::MAX {
+            continue;
+        }
+        let mut stack = vec![start];
+        component[start] = next;
+        while let Some(n) = stack.pop() {
+            for m in nodes[n]
+                .parents
+                .iter()
+                .chain(&nodes[n].children)
+                .copied()
+                .chain(store_users(n))
+            {
+                if component[m] == usize::MAX {
+                    component[m] = next;
+                    stack.push(m);
+                }
+            }
+        }
+        next += 1;
+    }
+    (0..next)
+        .map(|id| {
+            let members: Vec<usize> = (0..nodes.len()).filter(|&n| component[n] == id).collect();
+            let source_topics = members
+                .iter()
+                .filter_map(|&n| match &nodes[n].kind {
+                    NodeKind::Source { topics, .. } => Some(topics.iter().cloned()),
+                    _ => None,
+                })
+                .flatten()
+                .collect();
+            SubTopology {
+                id,
+                nodes: members,
+                source_topics,
+            }
+        })
+        .collect()
+}
