@@ -35,12 +35,23 @@ pub struct EngineProcess {
     pub http_port: u16,
 }
 
-/// A free local port for an engine's HTTP endpoints.
+/// A free local port for an engine's HTTP endpoints. Taken below the kernel's ephemeral range
+/// (32768 and up), where every outgoing connection of the broker, the apiserver and the
+/// clients also takes ports: a port found free there can be taken by a connection before the
+/// engine binds it. Never the same port twice in one test process.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919) % SPAN;
+    for _ in 0..SPAN {
+        let port = (FIRST + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {FIRST}..{}", FIRST + SPAN)
 }
 
 impl EngineProcess {
