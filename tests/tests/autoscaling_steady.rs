@@ -25,6 +25,18 @@ const STEPS: &str = r#"          - filter: "[0,1,2,3,4,5,6,7].map(a, [0,1,2,3,4,
           - groupByKey: {}"#;
 const KEYS: usize = 100;
 
+/// Records number `range` of the input: record i has key `k{i % KEYS}`.
+fn send_records(topic: &str, range: std::ops::Range<usize>) {
+    let owned: Vec<(Vec<u8>, Vec<u8>)> = range
+        .map(|i| (format!("k{}", i % KEYS).into_bytes(), b"v".to_vec()))
+        .collect();
+    let refs: Vec<KeyValue<'_>> = owned
+        .iter()
+        .map(|(k, v)| (Some(k.as_slice()), Some(v.as_slice())))
+        .collect();
+    produce(topic, &refs, 0);
+}
+
 /// Records `k0`… in turn, `per_second` of them, in 100 ms ticks, until `stop`; `sent` counts.
 fn steady_input(
     topic: String,
@@ -38,14 +50,7 @@ fn steady_input(
             let due = (started.elapsed().as_secs_f64() * per_second as f64) as usize;
             let from = sent.load(Ordering::Relaxed);
             if due > from {
-                let owned: Vec<(Vec<u8>, Vec<u8>)> = (from..due)
-                    .map(|i| (format!("k{}", i % KEYS).into_bytes(), b"v".to_vec()))
-                    .collect();
-                let refs: Vec<KeyValue<'_>> = owned
-                    .iter()
-                    .map(|(k, v)| (Some(k.as_slice()), Some(v.as_slice())))
-                    .collect();
-                produce(&topic, &refs, 0);
+                send_records(&topic, from..due);
                 sent.store(due, Ordering::Relaxed);
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -114,14 +119,7 @@ async fn steady_input_above_one_instance_settles_without_flapping() {
     .await;
     let backlog = 20_000;
     let sent = Arc::new(AtomicUsize::new(backlog));
-    let owned: Vec<(Vec<u8>, Vec<u8>)> = (0..backlog)
-        .map(|i| (format!("k{}", i % KEYS).into_bytes(), b"v".to_vec()))
-        .collect();
-    let refs: Vec<KeyValue<'_>> = owned
-        .iter()
-        .map(|(k, v)| (Some(k.as_slice()), Some(v.as_slice())))
-        .collect();
-    produce(&input, &refs, 0);
+    send_records(&input, 0..backlog);
     let one = tokio::task::block_in_place(|| drain_rate(&output, backlog));
     // 1.25 times what one instance does: more than one can take, less than two take on this
     // machine's 2 cores, which the broker and the producer share.
