@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod dsl;
+pub mod duration;
 pub mod naming;
 pub mod processor;
 pub mod record;

@@ -254,11 +254,11 @@ impl Compiler {
         match v.and_then(Json::as_str).map(duration::parse) {
             Some(Ok(d)) => Some(d),
             Some(Err(e)) => {
-                self.error(place, e);
+                self.error(place, e.to_string());
                 None
             }
             None => {
-                self.error(place, "expected a duration such as 10m");
+                self.error(place, format!("expected {}", duration::EXPECTED));
                 None
             }
         }

@@ -103,10 +103,15 @@ pub(crate) fn processing_guarantee(value: &str) -> Parsed<ProcessingGuarantee> {
     }
 }
 
-/// Milliseconds as Kafka writes them: a whole number, never negative.
+/// Milliseconds as Kafka writes them (a whole number, never negative), or a duration as users
+/// write it elsewhere (`30s`, `PT5M`).
 pub(crate) fn millis(value: &str) -> Parsed<Duration> {
-    let ms: u64 = whole(value, "a whole number of milliseconds, e.g. 30000")?;
-    Ok(Duration::from_millis(ms))
+    crate::duration::parse_millis(value).or_else(|_| {
+        invalid(format!(
+            "expected a whole number of milliseconds, e.g. 30000, or {}",
+            crate::duration::EXPECTED
+        ))
+    })
 }
 
 /// `max.task.idle.ms`: milliseconds, or Kafka Streams' -1 that skips even the wait for partitions

@@ -714,7 +714,7 @@ fn bad_values_name_property_value_layer_and_fix() {
     for (key, value, expected) in [
         ("num.stream.threads", "two", "whole number"),
         ("commit.interval.ms", "-5", "milliseconds"),
-        ("commit.interval.ms", "5s", "milliseconds"),
+        ("commit.interval.ms", "5 seconds", "milliseconds"),
         ("replication.factor", "0", "-1"),
         ("session.timeout.ms", "abc", "1 to 3600000"),
         ("session.timeout.ms", "0", "1 to 3600000"),
@@ -750,6 +750,16 @@ fn bad_values_name_property_value_layer_and_fix() {
         );
         assert!(text.contains("spec.config"), "{text}");
     }
+}
+
+#[test]
+fn millisecond_properties_also_take_durations_as_users_write_them() {
+    for value in ["5000", "5s", "PT5S", "5000ms"] {
+        let c = with_config(&[("commit.interval.ms", value)]);
+        assert_eq!(c.commit_interval, Duration::from_secs(5), "{value}");
+    }
+    let c = with_config(&[("task.timeout.ms", "1d")]);
+    assert_eq!(c.task_timeout, Duration::from_secs(86_400));
 }
 
 #[test]
