@@ -313,8 +313,7 @@ spec:
             std::io::empty(),
             Vec::new(),
         )
-        .err()
-        .expect("no such file")
+        .expect_err("no such file")
         .to_string();
         assert!(err.starts_with("/nonexistent/app.yaml: "), "{err}");
     }
