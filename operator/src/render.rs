@@ -8,6 +8,10 @@
 //! removed (so scaling, a new image or new pod settings do not change it); `POD_NAME` gives each
 //! instance its static membership id; credentials reach the engine as environment variables
 //! from Secrets (`spec.pod.env`, `spec.pod.envFrom`), never through the ConfigMap.
+//!
+//! Every object is built from k8s-openapi's structs, so a misspelled field does not compile.
+//! `freshet-operator render` ([`crate::render_cli`]) prints these same objects for a manifest
+//! without a cluster; `tests/render_snapshots.rs` pins them for the examples.
 
 use std::collections::BTreeMap;
 
@@ -89,6 +93,7 @@ pub fn engine_image<'a>(app: &'a StreamsApp, default: &'a str) -> &'a str {
     app.spec.image.as_deref().unwrap_or(default)
 }
 
+/// The ConfigMap holding the engine's manifest: `<app>-app`.
 pub fn config_map_name(app: &StreamsApp) -> String {
     format!("{}-app", app.name_any())
 }
@@ -152,6 +157,7 @@ pub fn engine_manifest(app: &StreamsApp) -> Result<String, serde_yaml_ng::Error>
     serde_yaml_ng::to_string(&value)
 }
 
+/// The ConfigMap the pods mount: `app.yaml` is the engine's manifest.
 pub fn config_map(app: &StreamsApp, manifest: &str) -> ConfigMap {
     ConfigMap {
         metadata: metadata(app, config_map_name(app)),
@@ -322,6 +328,8 @@ fn engine_container(app: &StreamsApp, image: &str, state_dir: &str) -> Container
     }
 }
 
+/// The engine pods: `d.replicas` of them, each with a state volume, rolled when the manifest
+/// (its digest in the pod template) changes.
 pub fn stateful_set(app: &StreamsApp, manifest: &str, d: &Decisions<'_>) -> StatefulSet {
     let spec = &app.spec;
     let pod = spec.pod.clone().unwrap_or_default();

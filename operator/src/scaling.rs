@@ -76,8 +76,9 @@ pub fn autoscaling_policy(
 
 /// The replicas of a new app whose partitions are not known (`freshet-operator render`): what
 /// it asks for; with autoscaling on, the autoscaler's first decision before any offsets are
-/// measured (the request clamped into [minReplicas, maxReplicas], at most `maxScaleUpStep` up).
-/// The reconciler also caps at what the partitions can use, which needs Kafka.
+/// measured: raised to `minReplicas` (at most `maxScaleUpStep` at once), while a request above
+/// `maxReplicas` stays until the scale-down stabilisation has passed. The reconciler also caps
+/// at what the partitions can use, which needs Kafka.
 pub fn replicas_without_partitions(spec: &StreamsAppSpec, policy: Option<&Policy>) -> i32 {
     let requested = requested_replicas(spec);
     match policy {
@@ -120,6 +121,14 @@ mod tests {
             autoscaling_policy(autoscaling(&auto).expect("enabled"), Duration::from_secs(1))
                 .expect("policy");
         assert_eq!(replicas_without_partitions(&auto, Some(&policy)), 3);
+        let above = spec("replicas: 9\nautoscaling: { enabled: true, maxReplicas: 5 }");
+        let policy = autoscaling_policy(autoscaling(&above).expect("enabled"), Duration::ZERO)
+            .expect("policy");
+        assert_eq!(
+            replicas_without_partitions(&above, Some(&policy)),
+            9,
+            "down only after the stabilisation window"
+        );
         let bad = spec("autoscaling: { enabled: true, cooldown: soon }");
         let err = autoscaling_policy(autoscaling(&bad).expect("enabled"), Duration::ZERO)
             .expect_err("a bad duration");
