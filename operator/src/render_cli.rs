@@ -1,8 +1,8 @@
 //! `freshet-operator render`: the objects the operator would create for a StreamsApp manifest,
 //! printed without a cluster, for review (GitOps pull requests) and for tests.
 //!
-//! The manifest is read and checked as the reconciler checks an app: it must parse as a
-//! StreamsApp (unknown fields are refused), its topology must compile with the engine's
+//! The manifest is read and checked as the reconciler checks an app: it must be a StreamsApp
+//! (apiVersion and kind, unknown fields refused), its topology must compile with the engine's
 //! compiler, and autoscaling settings must be usable. The objects then come from the
 //! reconciler's own code ([`render::objects`], [`scaling`]) and are printed as a multi-document
 //! YAML stream, in the order the operator applies them ([`render::Objects::ORDER`]).
@@ -26,7 +26,8 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use freshet_crds::StreamsApp;
-use kube::ResourceExt;
+use kube::api::TypeMeta;
+use kube::{Resource, ResourceExt};
 
 use crate::kafka::{self, StateSignature as _};
 use crate::render::{self, Decisions};
@@ -162,11 +163,21 @@ pub fn render_objects(
         source_name: source_name.to_owned(),
         message,
     };
-    let mut app: StreamsApp =
-        serde_yaml_ng::from_str(text).map_err(|cause| RenderError::Parse {
-            source_name: source_name.to_owned(),
-            cause,
-        })?;
+    let parse = |cause| RenderError::Parse {
+        source_name: source_name.to_owned(),
+        cause,
+    };
+    // The StreamsApp type reads no apiVersion or kind: another resource would render as if it
+    // were one.
+    let types: TypeMeta = serde_yaml_ng::from_str(text).map_err(parse)?;
+    let (api_version, kind) = (StreamsApp::api_version(&()), StreamsApp::kind(&()));
+    if types.api_version != api_version || types.kind != kind {
+        return Err(invalid(format!(
+            "apiVersion and kind: {} {}, not a {api_version} {kind}",
+            types.api_version, types.kind
+        )));
+    }
+    let mut app: StreamsApp = serde_yaml_ng::from_str(text).map_err(parse)?;
     if app.metadata.name.as_deref().is_none_or(str::is_empty) {
         return Err(invalid(
             "metadata.name: missing; it names every object".into(),
@@ -285,6 +296,15 @@ spec:
             .to_string();
         assert!(
             err.starts_with("app.yaml: ") && err.contains("replica"),
+            "{err}"
+        );
+        let not_an_app = APP.replace("kind: StreamsApp", "kind: Deployment");
+        let err = render_objects(&not_an_app, "app.yaml", &a)
+            .err()
+            .expect("another kind")
+            .to_string();
+        assert!(
+            err.starts_with("app.yaml: apiVersion and kind: ") && err.contains("Deployment"),
             "{err}"
         );
         let bad_step = APP.replace("groupByKey: {}", "groupByKee: {}");
