@@ -26,11 +26,11 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
-use crate::autoscale::{Autoscaler, Policy, Sample};
+use crate::autoscale::{Autoscaler, Sample};
 use crate::kafka::{self, Plan, StateSignature as _};
 use crate::metrics::Metrics;
 use crate::render::{self, Decisions};
-use crate::scaling::max_useful_replicas;
+use crate::scaling::{self, max_useful_replicas};
 use crate::status::{self, Judged};
 
 /// The field manager of everything the operator applies.
@@ -283,13 +283,13 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
     let threads = plan.config.num_stream_threads.max(1) as u32;
     let tasks = plan.tasks_per_subtopology(&topics.partitions);
     let cap = max_useful_replicas(&tasks, threads).max(1) as i32;
-    let desired = app.spec.replicas.unwrap_or(1).max(0);
+    let desired = scaling::requested_replicas(&app.spec);
     let widest = widest_source(&plan, &topics.partitions);
     let ns = app.namespace().unwrap_or_default();
     let sets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
     let running = sets.get_opt(&app.name_any()).await?;
     let max_tasks = tasks.iter().max().copied().unwrap_or(0);
-    let autoscaling = app.spec.autoscaling.clone().filter(|a| a.enabled);
+    let autoscaling = scaling::autoscaling(&app.spec).cloned();
     let (replicas, scaling, autoscaled, next) = match &autoscaling {
         Some(spec) => {
             let running_replicas = running
@@ -439,18 +439,6 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
     Ok(Action::requeue(next))
 }
 
-fn duration_field(
-    value: Option<&String>,
-    default: Duration,
-    field: &str,
-) -> Result<Duration, String> {
-    match value {
-        None => Ok(default),
-        Some(text) => freshet_spec::duration::parse(text)
-            .map_err(|e| format!("spec.autoscaling.{field}: {e}")),
-    }
-}
-
 /// The autoscaler's count for an app with `spec.autoscaling.enabled`, the Scaling condition,
 /// the status it shows and when to look again. `Err` when the settings are unusable.
 async fn autoscale(
@@ -461,38 +449,8 @@ async fn autoscale(
     (current, cap, tasks, threads): (i32, i32, u32, u32),
     commit_interval: Duration,
 ) -> Result<(i32, Judged, Option<AutoscalingStatus>, Duration), String> {
-    let defaults = Policy::default();
-    let interval = duration_field(
-        spec.metrics_interval.as_ref(),
-        Duration::from_secs(15),
-        "metricsInterval",
-    )?;
-    let policy = Policy {
-        min_replicas: spec.min_replicas.unwrap_or(1).max(1) as u32,
-        max_replicas: spec.max_replicas.map_or(u32::MAX, |m| m.max(1) as u32),
-        target_utilization: spec
-            .target_utilization
-            .unwrap_or(defaults.target_utilization),
-        catch_up: duration_field(
-            spec.catch_up_duration.as_ref(),
-            defaults.catch_up,
-            "catchUpDuration",
-        )?,
-        stabilization: duration_field(
-            spec.scale_down_stabilization.as_ref(),
-            defaults.stabilization,
-            "scaleDownStabilization",
-        )?,
-        cooldown: duration_field(spec.cooldown.as_ref(), defaults.cooldown, "cooldown")?,
-        max_step: spec
-            .max_scale_up_step
-            .map_or(defaults.max_step, |s| s.max(1) as u32),
-        max_lag_per_replica: spec
-            .max_lag_per_replica
-            .map_or(defaults.max_lag_per_replica, |l| l.max(1) as u64),
-        window: duration_field(spec.window.as_ref(), defaults.window, "window")?,
-        interval: interval.max(commit_interval),
-    };
+    let interval = scaling::metrics_interval(spec)?;
+    let policy = scaling::autoscaling_policy(spec, commit_interval)?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
@@ -691,43 +649,31 @@ async fn apply_objects(
 ) -> Result<(), Error> {
     let ns = app.namespace().unwrap_or_default();
     let pp = PatchParams::apply(MANAGER).force();
-    let manifest = render::engine_manifest(app)?;
-    let image = app
-        .spec
-        .image
-        .clone()
-        .unwrap_or_else(|| ctx.default_image.clone());
     let decisions = Decisions {
         replicas,
-        image: &image,
+        image: render::engine_image(app, &ctx.default_image),
         signature,
         internal_topics: &plan.internal_topics,
         stores: &plan.stores,
     };
+    // In `render::Objects::ORDER`, which `freshet-operator render` prints in.
+    let objects = render::objects(app, &decisions)?;
     let name = app.name_any();
     Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
         .patch(
             &render::config_map_name(app),
             &pp,
-            &Patch::Apply(render::config_map(app, &manifest)),
+            &Patch::Apply(objects.config_map),
         )
         .await?;
     Api::<Service>::namespaced(ctx.client.clone(), &ns)
-        .patch(&name, &pp, &Patch::Apply(render::service(app)))
+        .patch(&name, &pp, &Patch::Apply(objects.service))
         .await?;
     Api::<StatefulSet>::namespaced(ctx.client.clone(), &ns)
-        .patch(
-            &name,
-            &pp,
-            &Patch::Apply(render::stateful_set(app, &manifest, &decisions)),
-        )
+        .patch(&name, &pp, &Patch::Apply(objects.stateful_set))
         .await?;
     Api::<PodDisruptionBudget>::namespaced(ctx.client.clone(), &ns)
-        .patch(
-            &name,
-            &pp,
-            &Patch::Apply(render::pod_disruption_budget(app)),
-        )
+        .patch(&name, &pp, &Patch::Apply(objects.pod_disruption_budget))
         .await?;
     Ok(())
 }

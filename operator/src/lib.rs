@@ -5,8 +5,10 @@
 //! - [`kafka`] — the topology compiled by the engine's compiler, partition counts, internal
 //!   topics, lag and the application reset;
 //! - [`render`] — the ConfigMap, Service, StatefulSet and PodDisruptionBudget of an app;
+//! - [`render_cli`] — `freshet-operator render`: those objects for a manifest, without a
+//!   cluster;
 //! - [`status`] — conditions;
-//! - [`scaling`] — how many instances can hold work;
+//! - [`scaling`] — how many instances an app asks for and can use;
 //! - [`leader`] — leader election on a Lease;
 //! - [`metrics`] — Prometheus metrics and the HTTP endpoints.
 
@@ -16,6 +18,7 @@ pub mod kafka;
 pub mod leader;
 pub mod metrics;
 pub mod render;
+pub mod render_cli;
 pub mod scaling;
 pub mod status;
 

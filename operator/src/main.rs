@@ -1,4 +1,5 @@
-//! `freshet-operator`: reconciles StreamsApp resources into StatefulSets of the engine.
+//! `freshet-operator`: reconciles StreamsApp resources into StatefulSets of the engine;
+//! `freshet-operator render -f app.yaml` prints what it would create, without a cluster.
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use clap::Parser;
 use freshet_operator::controller::{self, Context};
 use freshet_operator::leader::{self, LeaseSettings};
 use freshet_operator::metrics::{self, Metrics};
+use freshet_operator::render_cli::{self, RenderArgs};
 use kube::runtime::events::Recorder;
 use kube::{Api, Client, CustomResourceExt, api::ListParams};
 
@@ -18,6 +20,9 @@ use kube::{Api, Client, CustomResourceExt, api::ListParams};
     about = "Runs StreamsApp resources as StatefulSets of the Freshet engine"
 )]
 struct Args {
+    /// Without a subcommand the operator runs.
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Namespaces to watch (repeat or comma-separate); all when none is given.
     #[arg(
         long = "namespace",
@@ -26,7 +31,7 @@ struct Args {
     )]
     namespaces: Vec<String>,
     /// The engine image of StreamsApps that set no `spec.image`.
-    #[arg(long, env = "FRESHET_ENGINE_IMAGE", default_value = concat!("ghcr.io/freshet/engine:", env!("CARGO_PKG_VERSION")))]
+    #[arg(long, env = "FRESHET_ENGINE_IMAGE", default_value = freshet_operator::render::DEFAULT_IMAGE)]
     engine_image: String,
     /// Port of /metrics, /healthz and /readyz.
     #[arg(long, env = "FRESHET_OPERATOR_HTTP_PORT", default_value_t = 8080)]
@@ -56,6 +61,24 @@ struct Args {
     /// Seconds between looks at a healthy app (lag, pods).
     #[arg(long, default_value_t = 60)]
     resync_seconds: u64,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    Render(RenderArgs),
+}
+
+/// `freshet-operator render`: the objects on stdout; a manifest it cannot render is an error
+/// on stderr and exit code 1.
+fn render(args: &RenderArgs) -> ExitCode {
+    match render_cli::run(args, std::io::stdin().lock(), std::io::stdout().lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // The user's mistake, not a log line: printed plainly, whatever RUST_LOG says.
+            eprintln!("error: {err}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// Waits until the apiserver answers and the StreamsApp CRD is served, saying why meanwhile.
@@ -88,6 +111,9 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
+    if let Some(Command::Render(render_args)) = &args.command {
+        return render(render_args);
+    }
     let config = match kube::Config::infer().await {
         Ok(c) => c,
         Err(err) => {

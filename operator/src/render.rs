@@ -8,18 +8,31 @@
 //! removed (so scaling, a new image or new pod settings do not change it); `POD_NAME` gives each
 //! instance its static membership id; credentials reach the engine as environment variables
 //! from Secrets (`spec.pod.env`, `spec.pod.envFrom`), never through the ConfigMap.
+//!
+//! Every object is built from k8s-openapi's structs, so a misspelled field does not compile.
+//! `freshet-operator render` ([`crate::render_cli`]) prints these same objects for a manifest
+//! without a cluster; `tests/render_snapshots.rs` pins them for the examples.
 
 use std::collections::BTreeMap;
 
 use freshet_crds::{StreamsApp, StreamsAppSpec};
-use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
+    HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, Volume,
+    VolumeMount, VolumeResourceRequirements,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 
 use crate::digest;
 
+/// The engine image of apps that name none, unless the operator is told another.
+pub const DEFAULT_IMAGE: &str = concat!("ghcr.io/freshet/engine:", env!("CARGO_PKG_VERSION"));
 /// The label every object of one StreamsApp carries; also the pods' selector.
 pub const APP_LABEL: &str = "freshet.dev/app";
 /// Pod template annotation whose change rolls the pods when the manifest changes.
@@ -34,6 +47,10 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/freshet/state";
 pub const HTTP_PORT: i32 = 8080;
 /// Long enough for a clean close: commit, flush and checkpoint every store.
 pub const TERMINATION_GRACE_SECONDS: i64 = 120;
+/// The user of the engine image, whose group must be able to write the state volume.
+pub const ENGINE_GROUP: i64 = 65532;
+/// The state volume's size when `spec.storage.size` is not set.
+pub const DEFAULT_STORAGE_SIZE: &str = "1Gi";
 
 /// What the reconciler decided, beyond the StreamsApp itself.
 pub struct Decisions<'a> {
@@ -45,6 +62,38 @@ pub struct Decisions<'a> {
     pub stores: &'a [String],
 }
 
+/// Every object of one StreamsApp; [`Objects::ORDER`] is the order the operator applies them in.
+pub struct Objects {
+    pub config_map: ConfigMap,
+    pub service: Service,
+    pub stateful_set: StatefulSet,
+    pub pod_disruption_budget: PodDisruptionBudget,
+}
+
+impl Objects {
+    /// The kinds, in the order the operator applies them: the ConfigMap and Service the pods
+    /// need exist before the StatefulSet that starts them.
+    pub const ORDER: [&'static str; 4] =
+        ["ConfigMap", "Service", "StatefulSet", "PodDisruptionBudget"];
+}
+
+/// All the objects of `app`, built from one rendering of its engine manifest.
+pub fn objects(app: &StreamsApp, d: &Decisions<'_>) -> Result<Objects, serde_yaml_ng::Error> {
+    let manifest = engine_manifest(app)?;
+    Ok(Objects {
+        config_map: config_map(app, &manifest),
+        service: service(app),
+        stateful_set: stateful_set(app, &manifest, d),
+        pod_disruption_budget: pod_disruption_budget(app),
+    })
+}
+
+/// The engine image of `app`: its own `spec.image`, else the operator's `default`.
+pub fn engine_image<'a>(app: &'a StreamsApp, default: &'a str) -> &'a str {
+    app.spec.image.as_deref().unwrap_or(default)
+}
+
+/// The ConfigMap holding the engine's manifest: `<app>-app`.
 pub fn config_map_name(app: &StreamsApp) -> String {
     format!("{}-app", app.name_any())
 }
@@ -66,13 +115,26 @@ fn labels(app: &StreamsApp) -> BTreeMap<String, String> {
     ])
 }
 
-fn metadata(app: &StreamsApp, name: String) -> serde_json::Value {
-    json!({
-        "name": name,
-        "namespace": app.namespace(),
-        "labels": labels(app),
-        "ownerReferences": app.controller_owner_ref(&()).into_iter().collect::<Vec<_>>(),
-    })
+/// The pods' selector, as a LabelSelector: the app label only, so added pod labels never
+/// orphan running pods.
+fn pod_selector(app: &StreamsApp) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(BTreeMap::from([(APP_LABEL.into(), app.name_any())])),
+        ..Default::default()
+    }
+}
+
+/// Name, namespace, labels and the controller reference to the StreamsApp. Without a uid (an
+/// app not read from the apiserver) there is no owner reference at all: a reference with an
+/// empty uid would be refused.
+fn metadata(app: &StreamsApp, name: String) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: app.namespace(),
+        labels: Some(labels(app)),
+        owner_references: app.controller_owner_ref(&()).map(|r| vec![r]),
+        ..Default::default()
+    }
 }
 
 /// The spec the engine reads: the StreamsApp without what only the operator uses.
@@ -87,55 +149,187 @@ pub fn engine_manifest(app: &StreamsApp) -> Result<String, serde_yaml_ng::Error>
         pod: None,
         ..app.spec.clone()
     };
-    let doc = json!({
-        "apiVersion": StreamsApp::api_version(&()),
-        "kind": StreamsApp::kind(&()),
-        "metadata": { "name": app.name_any() },
-        "spec": spec,
-    });
-    serde_yaml_ng::to_string(&doc)
+    let doc = StreamsApp::new(&app.name_any(), spec);
+    // Through a JSON value, whose maps sort their keys: the text, and so the config hash that
+    // rolls the pods, must not change with the order of the Rust fields.
+    let value =
+        serde_json::to_value(&doc).map_err(<serde_yaml_ng::Error as serde::ser::Error>::custom)?;
+    serde_yaml_ng::to_string(&value)
 }
 
+/// The ConfigMap the pods mount: `app.yaml` is the engine's manifest.
 pub fn config_map(app: &StreamsApp, manifest: &str) -> ConfigMap {
-    serde_json::from_value(json!({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": metadata(app, config_map_name(app)),
-        "data": { "app.yaml": manifest },
-    }))
-    .expect("a ConfigMap built from its own fields")
+    ConfigMap {
+        metadata: metadata(app, config_map_name(app)),
+        data: Some(BTreeMap::from([("app.yaml".into(), manifest.to_owned())])),
+        ..Default::default()
+    }
 }
 
 /// Headless: each pod gets a stable DNS name, which `application.server` can use.
 pub fn service(app: &StreamsApp) -> Service {
-    serde_json::from_value(json!({
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata(app, app.name_any()),
-        "spec": {
-            "clusterIP": "None",
-            "publishNotReadyAddresses": true,
-            "selector": { APP_LABEL: app.name_any() },
-            "ports": [{ "name": "http", "port": HTTP_PORT, "targetPort": "http" }],
-        },
-    }))
-    .expect("a Service built from its own fields")
+    Service {
+        metadata: metadata(app, app.name_any()),
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("None".into()),
+            publish_not_ready_addresses: Some(true),
+            selector: pod_selector(app).match_labels,
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port: HTTP_PORT,
+                target_port: Some(IntOrString::String("http".into())),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 /// One instance at a time may be evicted: its tasks move to the others while it is away.
 pub fn pod_disruption_budget(app: &StreamsApp) -> PodDisruptionBudget {
-    serde_json::from_value(json!({
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": metadata(app, app.name_any()),
-        "spec": {
-            "maxUnavailable": 1,
-            "selector": { "matchLabels": { APP_LABEL: app.name_any() } },
-        },
-    }))
-    .expect("a PodDisruptionBudget built from its own fields")
+    PodDisruptionBudget {
+        metadata: metadata(app, app.name_any()),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(pod_selector(app)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
+/// An environment variable from the pod's own fields (the downward API).
+fn field_env(name: &str, path: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String("http".into()),
+            ..Default::default()
+        }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        ..Default::default()
+    }
+}
+
+/// `Some(v)` unless `v` is empty: an empty list or map is left out, as if never set.
+fn non_empty<T: IsEmpty>(v: T) -> Option<T> {
+    (!v.is_empty()).then_some(v)
+}
+
+trait IsEmpty {
+    fn is_empty(&self) -> bool;
+}
+
+impl<T> IsEmpty for Vec<T> {
+    fn is_empty(&self) -> bool {
+        Vec::is_empty(self)
+    }
+}
+
+impl<K, V> IsEmpty for BTreeMap<K, V> {
+    fn is_empty(&self) -> bool {
+        BTreeMap::is_empty(self)
+    }
+}
+
+/// The claim behind the state directory, one per instance.
+fn state_claim(app: &StreamsApp) -> PersistentVolumeClaim {
+    let storage = app.spec.storage.clone().unwrap_or_default();
+    let size = storage
+        .size
+        .unwrap_or_else(|| DEFAULT_STORAGE_SIZE.to_owned());
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some("state".into()),
+            labels: Some(labels(app)),
+            ..Default::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([("storage".into(), Quantity(size))])),
+                ..Default::default()
+            }),
+            storage_class_name: storage.storage_class_name,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The engine container: `freshet-engine run` on the mounted manifest.
+fn engine_container(app: &StreamsApp, image: &str, state_dir: &str) -> Container {
+    let pod = app.spec.pod.clone().unwrap_or_default();
+    let mut env = vec![
+        field_env("POD_NAME", "metadata.name"),
+        field_env("POD_NAMESPACE", "metadata.namespace"),
+        field_env("POD_IP", "status.podIP"),
+        // The endpoints bind the pod's own address.
+        field_env("FRESHET_HTTP_ADDRESS", "status.podIP"),
+        EnvVar {
+            name: "FRESHET_STATE_DIR".into(),
+            value: Some(state_dir.to_owned()),
+            ..Default::default()
+        },
+    ];
+    env.extend(pod.env);
+    Container {
+        name: "engine".into(),
+        image: Some(image.to_owned()),
+        args: Some(vec![
+            "run".into(),
+            "-f".into(),
+            format!("{MANIFEST_DIR}/app.yaml"),
+        ]),
+        env: Some(env),
+        env_from: non_empty(pod.env_from),
+        ports: Some(vec![ContainerPort {
+            name: Some("http".into()),
+            container_port: HTTP_PORT,
+            ..Default::default()
+        }]),
+        resources: app.spec.resources.clone(),
+        // The end of the log becomes the termination message, which the operator reports as
+        // the app's last processing error.
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        readiness_probe: Some(http_probe("/readyz", 5, 3)),
+        // Restoring a large store can take minutes; /healthz stays up meanwhile.
+        liveness_probe: Some(http_probe("/healthz", 10, 6)),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "manifest".into(),
+                mount_path: MANIFEST_DIR.into(),
+                read_only: Some(true),
+                ..Default::default()
+            },
+            VolumeMount {
+                name: "state".into(),
+                mount_path: state_dir.to_owned(),
+                ..Default::default()
+            },
+        ]),
+        ..Default::default()
+    }
+}
+
+/// The engine pods: `d.replicas` of them, each with a state volume, rolled when the manifest
+/// (its digest in the pod template) changes.
 pub fn stateful_set(app: &StreamsApp, manifest: &str, d: &Decisions<'_>) -> StatefulSet {
     let spec = &app.spec;
     let pod = spec.pod.clone().unwrap_or_default();
@@ -143,106 +337,58 @@ pub fn stateful_set(app: &StreamsApp, manifest: &str, d: &Decisions<'_>) -> Stat
         .state_dir
         .clone()
         .unwrap_or_else(|| DEFAULT_STATE_DIR.to_owned());
-    let mut pod_labels = pod.labels.clone();
+    let mut pod_labels = pod.labels;
     pod_labels.extend(labels(app));
-    let mut annotations = pod.annotations.clone();
-    annotations.insert(CONFIG_HASH.into(), digest(manifest));
-    let field = |path: &str| json!({ "fieldRef": { "fieldPath": path } });
-    let mut env = vec![
-        json!({ "name": "POD_NAME", "valueFrom": field("metadata.name") }),
-        json!({ "name": "POD_NAMESPACE", "valueFrom": field("metadata.namespace") }),
-        json!({ "name": "POD_IP", "valueFrom": field("status.podIP") }),
-        // The endpoints bind the pod's own address.
-        json!({ "name": "FRESHET_HTTP_ADDRESS", "valueFrom": field("status.podIP") }),
-        json!({ "name": "FRESHET_STATE_DIR", "value": state_dir }),
-    ];
-    env.extend(pod.env.iter().map(|e| json!(e)));
-    let storage = spec.storage.clone().unwrap_or_default();
-    let mut claim = json!({
-        "metadata": { "name": "state", "labels": labels(app) },
-        "spec": {
-            "accessModes": ["ReadWriteOnce"],
-            "resources": { "requests": { "storage": storage.size.as_deref().unwrap_or("1Gi") } },
-        },
-    });
-    if let Some(class) = &storage.storage_class_name {
-        claim["spec"]["storageClassName"] = json!(class);
-    }
-    let probe = |path: &str, period: i32, failures: i32| {
-        json!({
-            "httpGet": { "path": path, "port": "http" },
-            "periodSeconds": period,
-            "failureThreshold": failures,
-        })
+    let mut pod_annotations = pod.annotations;
+    pod_annotations.insert(CONFIG_HASH.into(), digest(manifest));
+    let pod_spec = PodSpec {
+        termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
+        containers: vec![engine_container(app, d.image, &state_dir)],
+        volumes: Some(vec![Volume {
+            name: "manifest".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: config_map_name(app),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]),
+        tolerations: non_empty(pod.tolerations),
+        node_selector: non_empty(pod.node_selector),
+        affinity: pod.affinity,
+        // The engine image runs as uid 65532: the state volume must be writable for it.
+        security_context: Some(pod.security_context.unwrap_or_else(|| PodSecurityContext {
+            fs_group: Some(ENGINE_GROUP),
+            ..Default::default()
+        })),
+        service_account_name: pod.service_account_name,
+        ..Default::default()
     };
-    let mut container = json!({
-        "name": "engine",
-        "image": d.image,
-        "args": ["run", "-f", format!("{MANIFEST_DIR}/app.yaml")],
-        "env": env,
-        "ports": [{ "name": "http", "containerPort": HTTP_PORT }],
-        // The end of the log becomes the termination message, which the operator reports as
-        // the app's last processing error.
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-        "readinessProbe": probe("/readyz", 5, 3),
-        // Restoring a large store can take minutes; /healthz stays up meanwhile.
-        "livenessProbe": probe("/healthz", 10, 6),
-        "volumeMounts": [
-            { "name": "manifest", "mountPath": MANIFEST_DIR, "readOnly": true },
-            { "name": "state", "mountPath": state_dir },
-        ],
-    });
-    if !pod.env_from.is_empty() {
-        container["envFrom"] = json!(pod.env_from);
-    }
-    if let Some(resources) = &spec.resources {
-        container["resources"] = json!(resources);
-    }
-    let mut pod_spec = json!({
-        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
-        "containers": [container],
-        "volumes": [{ "name": "manifest", "configMap": { "name": config_map_name(app) } }],
-    });
-    if !pod.tolerations.is_empty() {
-        pod_spec["tolerations"] = json!(pod.tolerations);
-    }
-    if !pod.node_selector.is_empty() {
-        pod_spec["nodeSelector"] = json!(pod.node_selector);
-    }
-    if let Some(affinity) = &pod.affinity {
-        pod_spec["affinity"] = json!(affinity);
-    }
-    // The engine image runs as uid 65532: the state volume must be writable for it.
-    pod_spec["securityContext"] = match &pod.security_context {
-        Some(sc) => json!(sc),
-        None => json!({ "fsGroup": 65532 }),
-    };
-    if let Some(sa) = &pod.service_account_name {
-        pod_spec["serviceAccountName"] = json!(sa);
-    }
     let mut meta = metadata(app, app.name_any());
-    meta["annotations"] = json!({
-        STATE_SIGNATURE: d.signature,
-        STATE_TOPICS: d.internal_topics.join(","),
-        STATE_STORES: d.stores.join(","),
-    });
-    serde_json::from_value(json!({
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": meta,
-        "spec": {
-            "serviceName": app.name_any(),
-            "replicas": d.replicas,
-            "podManagementPolicy": "Parallel",
-            "selector": { "matchLabels": { APP_LABEL: app.name_any() } },
-            "template": {
-                "metadata": { "labels": pod_labels, "annotations": annotations },
-                "spec": pod_spec,
+    meta.annotations = Some(BTreeMap::from([
+        (STATE_SIGNATURE.into(), d.signature.to_owned()),
+        (STATE_TOPICS.into(), d.internal_topics.join(",")),
+        (STATE_STORES.into(), d.stores.join(",")),
+    ]));
+    StatefulSet {
+        metadata: meta,
+        spec: Some(StatefulSetSpec {
+            service_name: Some(app.name_any()),
+            replicas: Some(d.replicas),
+            pod_management_policy: Some("Parallel".into()),
+            selector: pod_selector(app),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations: Some(pod_annotations),
+                    ..Default::default()
+                }),
+                spec: Some(pod_spec),
             },
-            "volumeClaimTemplates": [claim],
-        },
-    }))
-    .expect("a StatefulSet built from typed fields")
+            volume_claim_templates: Some(vec![state_claim(app)]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 #[cfg(test)]
@@ -313,7 +459,10 @@ spec:
             "5Gi"
         );
         let c = &spec["template"]["spec"]["containers"][0];
-        assert_eq!(c["args"], json!(["run", "-f", "/etc/freshet/app.yaml"]));
+        assert_eq!(
+            c["args"],
+            serde_json::json!(["run", "-f", "/etc/freshet/app.yaml"])
+        );
         assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
         assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
         let env: Vec<&str> = c["env"]
