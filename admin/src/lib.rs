@@ -1,6 +1,7 @@
 //! Topic metadata and internal topic creation, done before the stream threads start, and by the
 //! operator before it starts the pods. Only librdkafka's admin client and metadata calls: no
 //! consumer runtime, no state.
+#![warn(missing_docs)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -22,17 +23,31 @@ pub enum AdminError {
     #[error(
         "cannot reach Kafka at {bootstrap}: {message}. Check bootstrap.servers and that the broker is up"
     )]
-    Unreachable { bootstrap: String, message: String },
+    /// The brokers did not answer; `message` is librdkafka's.
+    Unreachable {
+        /// `bootstrap.servers` as configured.
+        bootstrap: String,
+        /// librdkafka's error.
+        message: String,
+    },
     #[error(
         "source topic '{0}' does not exist: create it first (Freshet, like Kafka Streams, never creates input topics)"
     )]
+    /// A source topic does not exist; the topic's name.
     MissingTopic(String),
     #[error(
         "topics joined or aggregated together must have equal partition counts, but they have: {0}. Give them the same count, or re-key one side (selectKey) so it goes through a repartition topic sized like the other"
     )]
+    /// Inputs read together have different partition counts; each topic with its count.
     NotCoPartitioned(String),
+    /// The broker refused to create an internal topic.
     #[error("creating internal topic '{topic}' failed: {message}")]
-    CreateFailed { topic: String, message: String },
+    CreateFailed {
+        /// The internal topic.
+        topic: String,
+        /// The broker's reason.
+        message: String,
+    },
 }
 
 fn client_config(config: &StreamsConfig) -> ClientConfig {

@@ -31,13 +31,21 @@ use std::time::Duration;
 /// The settings, with the defaults.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Policy {
+    /// Fewest instances (`minReplicas`, default 1).
     pub min_replicas: u32,
+    /// Most instances (`maxReplicas`, capped by what the tasks can use).
     pub max_replicas: u32,
+    /// Share of the measured capacity the input may use (`targetUtilization`).
     pub target_utilization: f64,
+    /// How soon the lag must be drained (`catchUpDuration`).
     pub catch_up: Duration,
+    /// How long recommendations must stay lower before scaling down (`scaleDownStabilization`).
     pub stabilization: Duration,
+    /// No change this long after one (`cooldown`).
     pub cooldown: Duration,
+    /// Most instances added at once (`maxScaleUpStep`).
     pub max_step: u32,
+    /// Before any capacity is measured: one instance per this much lag (`maxLagPerReplica`).
     pub max_lag_per_replica: u64,
     /// How far back rates are measured.
     pub window: Duration,
@@ -68,6 +76,7 @@ impl Default for Policy {
 /// repartition topics), at `at` seconds.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Sample {
+    /// When it was taken, in seconds on the operator's monotonic clock.
     pub at: f64,
     /// Log-end offsets summed.
     pub end: i64,
@@ -93,6 +102,7 @@ impl Sample {
 /// Why the autoscaler chose its count, for status and Events.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Decision {
+    /// The instances to run.
     pub replicas: u32,
     /// The count before stabilisation and cooldown (what the load asks for now).
     pub recommended: u32,
@@ -100,8 +110,11 @@ pub struct Decision {
     pub lag: i64,
     /// Log-end minus committed offsets.
     pub raw_lag: i64,
+    /// Records/s arriving, over the window; `None` until two samples span it.
     pub input_rate: Option<f64>,
+    /// Records/s committed, over the window; `None` until two samples span it.
     pub processing_rate: Option<f64>,
+    /// Why, in words, for the `Scaling` condition and the `Autoscaled` Event.
     pub reason: String,
 }
 

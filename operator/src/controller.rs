@@ -35,6 +35,7 @@ use crate::status::{self, Judged};
 
 /// The field manager of everything the operator applies.
 pub const MANAGER: &str = "freshet-operator";
+/// The finalizer that runs `cleanupPolicy` before a StreamsApp goes.
 pub const FINALIZER: &str = "freshet.dev/cleanup";
 /// Annotation on the StreamsApp accepting a topology change of internal topics or stores: its
 /// value must be the new state signature, which the Degraded condition's message gives.
@@ -43,22 +44,30 @@ pub const ACCEPT_STATE_CHANGE: &str = "freshet.dev/accept-state-change";
 /// Why a reconcile failed; it is retried after a delay.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The apiserver refused or did not answer.
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
+    /// The engine's `app.yaml` could not be written.
     #[error("rendering the engine manifest: {0}")]
     Manifest(#[from] serde_yaml_ng::Error),
+    /// Adding or removing the finalizer failed.
     #[error("finalizer: {0}")]
     Finalizer(String),
+    /// A blocking Kafka call panicked or was cancelled.
     #[error("a Kafka call did not finish: {0}")]
     Blocking(#[from] tokio::task::JoinError),
+    /// Kafka refused a topic operation or could not be reached.
     #[error("{0}")]
     Kafka(#[from] AdminError),
 }
 
 /// What every reconcile shares.
 pub struct Context {
+    /// The apiserver client.
     pub client: Client,
+    /// Publishes the Events.
     pub recorder: Recorder,
+    /// The operator's Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// The engine image when the StreamsApp names none.
     pub default_image: String,

@@ -29,6 +29,7 @@ pub fn plan(spec: &StreamsAppSpec) -> Result<Plan, String> {
 
 /// What a rollout must not change silently: the plan's internal topics and stores, digested.
 pub trait StateSignature {
+    /// A digest of the internal topics and stores, recorded on the StatefulSet.
     fn state_signature(&self) -> String;
 }
 
@@ -40,7 +41,9 @@ impl StateSignature for Plan {
 
 /// The internal topics prepared, and which of them this call created.
 pub struct Topics {
+    /// Partitions of every topic the app reads or writes, sources and internal.
     pub partitions: BTreeMap<String, i32>,
+    /// The internal topics this call created, with their partition counts.
     pub created: Vec<(String, i32)>,
 }
 

@@ -16,13 +16,18 @@ use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
+/// Where the leader Lease lives and how it is held.
 #[derive(Clone, Debug)]
 pub struct LeaseSettings {
+    /// The Lease's namespace (the operator's own).
     pub namespace: String,
+    /// The Lease's name.
     pub name: String,
     /// This replica's name in the Lease (its pod name).
     pub identity: String,
+    /// How long a leader's Lease lasts without renewal.
     pub duration: Duration,
+    /// Between renewals, and between attempts to take the Lease.
     pub retry: Duration,
 }
 

@@ -11,6 +11,7 @@
 //! - [`scaling`] — how many instances an app asks for and can use;
 //! - [`leader`] — leader election on a Lease;
 //! - [`metrics`] — Prometheus metrics and the HTTP endpoints.
+#![warn(missing_docs)]
 
 pub mod autoscale;
 pub mod controller;

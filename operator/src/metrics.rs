@@ -17,29 +17,39 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+/// The `result` label of reconciles: `ok` or `error`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
+    /// `ok` or `error`.
     pub result: String,
 }
 
 /// One StreamsApp.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AppLabel {
+    /// The StreamsApp's namespace.
     pub namespace: String,
+    /// The StreamsApp's name.
     pub name: String,
 }
 
 /// What the reconciler counts.
 pub struct Metrics {
+    /// `freshet_operator_reconciles_total`, by result.
     pub reconciles: Family<ResultLabel, Counter>,
+    /// `freshet_operator_reconcile_duration_seconds`.
     pub duration: Histogram,
+    /// `freshet_operator_leader`: 1 while this replica leads.
     pub leader: Gauge,
     /// What the autoscaler measured and decided, per app.
     pub lag: Family<AppLabel, Gauge>,
     /// Log-end minus committed offsets, markers included.
     pub raw_lag: Family<AppLabel, Gauge>,
+    /// `freshet_operator_app_input_rate`, records/s.
     pub input_rate: Family<AppLabel, Gauge<f64, AtomicU64>>,
+    /// `freshet_operator_app_processing_rate`, records/s.
     pub processing_rate: Family<AppLabel, Gauge<f64, AtomicU64>>,
+    /// `freshet_operator_app_desired_replicas`.
     pub desired_replicas: Family<AppLabel, Gauge>,
     registry: Registry,
     ready: AtomicBool,
@@ -112,12 +122,14 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts one reconcile and its duration.
     pub fn record(&self, ok: bool, took: Duration) {
         let result = if ok { "ok" } else { "error" }.to_owned();
         self.reconciles.get_or_create(&ResultLabel { result }).inc();
         self.duration.observe(took.as_secs_f64());
     }
 
+    /// Records whether this replica leads (and so reports ready).
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::SeqCst);
         self.leader.set(i64::from(ready));

@@ -39,11 +39,15 @@ pub const APP_LABEL: &str = "freshet.dev/app";
 pub const CONFIG_HASH: &str = "freshet.dev/config-hash";
 /// StatefulSet annotations recording the internal topics and stores it runs with.
 pub const STATE_SIGNATURE: &str = "freshet.dev/state-signature";
+/// StatefulSet annotation: the internal topics, comma-separated.
 pub const STATE_TOPICS: &str = "freshet.dev/internal-topics";
+/// StatefulSet annotation: the stores, comma-separated.
 pub const STATE_STORES: &str = "freshet.dev/stores";
 /// Where the manifest is mounted, and the default state directory (a PersistentVolume).
 pub const MANIFEST_DIR: &str = "/etc/freshet";
+/// The state directory when `spec.stateDir` is not set: the PersistentVolume's mount.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/freshet/state";
+/// The engine's HTTP port (`/healthz`, `/readyz`, `/metrics`), in the pod and the Service.
 pub const HTTP_PORT: i32 = 8080;
 /// Long enough for a clean close: commit, flush and checkpoint every store.
 pub const TERMINATION_GRACE_SECONDS: i64 = 120;
@@ -54,19 +58,27 @@ pub const DEFAULT_STORAGE_SIZE: &str = "1Gi";
 
 /// What the reconciler decided, beyond the StreamsApp itself.
 pub struct Decisions<'a> {
+    /// Instances the StatefulSet runs.
     pub replicas: i32,
+    /// The engine image.
     pub image: &'a str,
     /// The internal topics and stores of the topology being rolled out.
     pub signature: &'a str,
+    /// The plan's internal topics, recorded on the StatefulSet.
     pub internal_topics: &'a [String],
+    /// The plan's stores, recorded on the StatefulSet.
     pub stores: &'a [String],
 }
 
 /// Every object of one StreamsApp; [`Objects::ORDER`] is the order the operator applies them in.
 pub struct Objects {
+    /// `<name>-app`, holding `app.yaml`.
     pub config_map: ConfigMap,
+    /// The headless Service.
     pub service: Service,
+    /// The engine instances.
     pub stateful_set: StatefulSet,
+    /// One instance away at a time.
     pub pod_disruption_budget: PodDisruptionBudget,
 }
 

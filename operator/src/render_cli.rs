@@ -72,31 +72,42 @@ pub struct RenderArgs {
 /// Why a manifest cannot be rendered; every variant names the manifest.
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
+    /// The manifest could not be read.
     #[error("{source_name}: cannot read it: {cause}")]
     Read {
+        /// The file's path, or `-` for standard input.
         source_name: String,
+        /// The I/O error.
         #[source]
         cause: std::io::Error,
     },
     /// Not a StreamsApp: the parser's message names the field and the line.
     #[error("{source_name}: not a valid StreamsApp: {cause}")]
     Parse {
+        /// The file's path, or `-` for standard input.
         source_name: String,
+        /// The parser's error, with line and column.
         #[source]
         cause: serde_yaml_ng::Error,
     },
     /// Parsed, but the reconciler would refuse it; `message` starts with the field.
     #[error("{source_name}: {message}")]
     Invalid {
+        /// The file's path, or `-` for standard input.
         source_name: String,
+        /// What is wrong, starting with the field.
         message: String,
     },
+    /// The objects could not be serialized.
     #[error("{source_name}: cannot write the objects as YAML: {cause}")]
     Yaml {
+        /// The file's path, or `-` for standard input.
         source_name: String,
+        /// The serializer's error.
         #[source]
         cause: serde_yaml_ng::Error,
     },
+    /// Standard output could not be written.
     #[error("cannot write the output: {0}")]
     Write(#[from] std::io::Error),
 }

@@ -6,22 +6,33 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
+/// All instances run the specified topology and are ready.
 pub const READY: &str = "Ready";
+/// The topology compiles and its inputs can be joined as written.
 pub const TOPOLOGY_VALID: &str = "TopologyValid";
+/// Source topics exist and internal topics are created.
 pub const TOPICS_READY: &str = "TopicsReady";
+/// How the instance count was decided: as requested, capped at what the tasks can use, or
+/// autoscaled.
 pub const SCALING: &str = "Scaling";
+/// True when the running topology is not the specified one (a change held).
 pub const DEGRADED: &str = "Degraded";
 
 /// One condition as the reconciler judges it now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Judged {
+    /// The condition's type (`Ready`, `TopologyValid`, ...).
     pub type_: &'static str,
+    /// The condition's status: True or False.
     pub status: bool,
+    /// A CamelCase reason, also the Event's reason.
     pub reason: String,
+    /// What a user should know, and do.
     pub message: String,
 }
 
 impl Judged {
+    /// A condition as judged now.
     pub fn new(
         type_: &'static str,
         status: bool,
