@@ -1,180 +1,8 @@
-//! The names Freshet knows besides librdkafka's own: Kafka Streams' properties (understood,
-//! ignored, or controlled by Freshet) and the Java client properties that librdkafka spells
-//! differently.
+//! The names Freshet knows besides librdkafka's own and the Streams properties it reads
+//! (`streams.rs`): Kafka Streams' properties it ignores, client properties it controls, and the
+//! Java client properties that librdkafka spells differently.
 
 use super::librdkafka::Applies;
-
-/// A Kafka Streams (or Freshet) property that Freshet reads itself.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) enum StreamsKey {
-    ApplicationId,
-    BootstrapServers,
-    ClientId,
-    NumStreamThreads,
-    StateDir,
-    ProcessingGuarantee,
-    CommitInterval,
-    DefaultKeySerde,
-    DefaultValueSerde,
-    DeserializationHandler,
-    ProcessingHandler,
-    ProductionHandler,
-    DeadLetterTopic,
-    CacheMaxBytes,
-    ReplicationFactor,
-    NumStandbyReplicas,
-    MaxTaskIdle,
-    Poll,
-    BufferedRecords,
-    TaskTimeout,
-    GroupInstanceId,
-    ApplicationServer,
-    MetricsRecordingLevel,
-    GroupProtocol,
-    WindowStoreAdditionalRetention,
-    RepartitionPurgeInterval,
-    HttpPort,
-    RocksDbBlockCacheBytes,
-    RocksDbWriteBufferBytes,
-    StateCleanupDelay,
-    OuterJoinEmitInterval,
-}
-
-impl StreamsKey {
-    /// The name users are told to write.
-    pub(crate) fn name(self) -> &'static str {
-        STREAMS
-            .iter()
-            .find(|p| p.key == self && p.replaced_by.is_none())
-            .map_or("?", |p| p.name)
-    }
-}
-
-/// A name for a [`StreamsKey`].
-pub(crate) struct StreamsProp {
-    pub name: &'static str,
-    pub key: StreamsKey,
-    /// Set for an older spelling: it still works, but loses to the current name written in the
-    /// same layer, as Kafka Streams prefers the new name when both are set.
-    pub replaced_by: Option<&'static str>,
-    /// Whether using the older spelling deserves a warning (a deprecated Kafka Streams name does;
-    /// librdkafka's own spelling of `bootstrap.servers` does not).
-    pub deprecated: bool,
-}
-
-const fn current(name: &'static str, key: StreamsKey) -> StreamsProp {
-    StreamsProp {
-        name,
-        key,
-        replaced_by: None,
-        deprecated: false,
-    }
-}
-
-const fn older(name: &'static str, key: StreamsKey, replaced_by: &'static str) -> StreamsProp {
-    StreamsProp {
-        name,
-        key,
-        replaced_by: Some(replaced_by),
-        deprecated: true,
-    }
-}
-
-/// Freshet's own property for the port of `/healthz`, `/readyz` and `/metrics`; Kafka Streams has
-/// no HTTP server, so the name is Freshet's.
-pub(crate) const HTTP_PORT: &str = "freshet.http.port";
-
-pub(crate) static STREAMS: &[StreamsProp] = &[
-    current("application.id", StreamsKey::ApplicationId),
-    current("bootstrap.servers", StreamsKey::BootstrapServers),
-    StreamsProp {
-        name: "metadata.broker.list",
-        key: StreamsKey::BootstrapServers,
-        replaced_by: Some("bootstrap.servers"),
-        deprecated: false,
-    },
-    current("client.id", StreamsKey::ClientId),
-    current("num.stream.threads", StreamsKey::NumStreamThreads),
-    current("state.dir", StreamsKey::StateDir),
-    current("processing.guarantee", StreamsKey::ProcessingGuarantee),
-    current("commit.interval.ms", StreamsKey::CommitInterval),
-    current("default.key.serde", StreamsKey::DefaultKeySerde),
-    current("default.value.serde", StreamsKey::DefaultValueSerde),
-    current(
-        "deserialization.exception.handler",
-        StreamsKey::DeserializationHandler,
-    ),
-    older(
-        "default.deserialization.exception.handler",
-        StreamsKey::DeserializationHandler,
-        "deserialization.exception.handler",
-    ),
-    current(
-        "processing.exception.handler",
-        StreamsKey::ProcessingHandler,
-    ),
-    current(
-        "production.exception.handler",
-        StreamsKey::ProductionHandler,
-    ),
-    older(
-        "default.production.exception.handler",
-        StreamsKey::ProductionHandler,
-        "production.exception.handler",
-    ),
-    current(
-        "errors.dead.letter.queue.topic.name",
-        StreamsKey::DeadLetterTopic,
-    ),
-    current("statestore.cache.max.bytes", StreamsKey::CacheMaxBytes),
-    older(
-        "cache.max.bytes.buffering",
-        StreamsKey::CacheMaxBytes,
-        "statestore.cache.max.bytes",
-    ),
-    current("replication.factor", StreamsKey::ReplicationFactor),
-    current("num.standby.replicas", StreamsKey::NumStandbyReplicas),
-    current("max.task.idle.ms", StreamsKey::MaxTaskIdle),
-    current("poll.ms", StreamsKey::Poll),
-    current(
-        "buffered.records.per.partition",
-        StreamsKey::BufferedRecords,
-    ),
-    current("task.timeout.ms", StreamsKey::TaskTimeout),
-    current("group.instance.id", StreamsKey::GroupInstanceId),
-    current("application.server", StreamsKey::ApplicationServer),
-    current("metrics.recording.level", StreamsKey::MetricsRecordingLevel),
-    current("group.protocol", StreamsKey::GroupProtocol),
-    current(
-        "windowstore.changelog.additional.retention.ms",
-        StreamsKey::WindowStoreAdditionalRetention,
-    ),
-    current(
-        "repartition.purge.interval.ms",
-        StreamsKey::RepartitionPurgeInterval,
-    ),
-    current(HTTP_PORT, StreamsKey::HttpPort),
-    current("state.cleanup.delay.ms", StreamsKey::StateCleanupDelay),
-    // Kafka Streams' internal setting, under its own name so that a test can set it on both.
-    current(
-        "__emit.interval.ms.kstreams.outer.join.spurious.results.fix__",
-        StreamsKey::OuterJoinEmitInterval,
-    ),
-    // RocksDB's memory is one budget per process (Kafka Streams needs a `rocksdb.config.setter`
-    // class for this); the names are Freshet's.
-    current(
-        "freshet.rocksdb.block.cache.bytes",
-        StreamsKey::RocksDbBlockCacheBytes,
-    ),
-    current(
-        "freshet.rocksdb.write.buffer.bytes",
-        StreamsKey::RocksDbWriteBufferBytes,
-    ),
-];
-
-pub(crate) fn streams_property(name: &str) -> Option<&'static StreamsProp> {
-    STREAMS.iter().find(|p| p.name == name)
-}
 
 /// Kafka Streams properties that Freshet accepts and ignores, each with the reason given in the
 /// warning: a configuration written for Kafka Streams should run unchanged, but nobody should
@@ -440,218 +268,264 @@ const SERIALIZERS: &str =
 const JAVA_CLASSES: &str = "Java classes cannot run in Freshet";
 const METRICS: &str = "Freshet exports its own metrics at /metrics";
 
+/// A Java client property that librdkafka spells differently or lacks.
+pub(crate) struct JavaProp {
+    pub name: &'static str,
+    /// The clients an unprefixed setting reaches.
+    pub applies: Applies,
+    pub rule: JavaRule,
+    /// Whether the value is a secret (never shown in errors or `Debug` output).
+    pub sensitive: bool,
+}
+
+const fn plain(name: &'static str, applies: Applies, rule: JavaRule) -> JavaProp {
+    JavaProp {
+        name,
+        applies,
+        rule,
+        sensitive: false,
+    }
+}
+
+/// A Java client property whose value is a secret.
+const fn secret(name: &'static str, applies: Applies, rule: JavaRule) -> JavaProp {
+    JavaProp {
+        sensitive: true,
+        ..plain(name, applies, rule)
+    }
+}
+
 /// Java client properties whose librdkafka spelling or value differs, or that librdkafka lacks.
 /// Java names that librdkafka shares (`session.timeout.ms`, `linger.ms`, `acks`, ...) are not
 /// here: they are librdkafka properties too.
-pub(crate) static JAVA: &[(&str, Applies, JavaRule)] = &[
-    (
+pub(crate) static JAVA: &[JavaProp] = &[
+    plain(
         "fetch.max.wait.ms",
         Applies::Consumer,
         JavaRule::Rename("fetch.wait.max.ms"),
     ),
-    ("buffer.memory", Applies::Producer, JavaRule::BufferMemory),
-    (
+    plain("buffer.memory", Applies::Producer, JavaRule::BufferMemory),
+    plain(
         "max.request.size",
         Applies::Producer,
         JavaRule::Rename("message.max.bytes"),
     ),
-    (
+    plain(
         "receive.buffer.bytes",
         Applies::Both,
         JavaRule::SocketBuffer("socket.receive.buffer.bytes"),
     ),
-    (
+    plain(
         "send.buffer.bytes",
         Applies::Both,
         JavaRule::SocketBuffer("socket.send.buffer.bytes"),
     ),
-    ("sasl.jaas.config", Applies::Both, JavaRule::Jaas),
-    (
+    secret("sasl.jaas.config", Applies::Both, JavaRule::Jaas),
+    plain(
         "ssl.truststore.location",
         Applies::Both,
         JavaRule::Refuse(TRUSTSTORE),
     ),
-    (
+    secret(
         "ssl.truststore.password",
         Applies::Both,
         JavaRule::Refuse(TRUSTSTORE),
     ),
-    (
+    plain(
         "ssl.truststore.type",
         Applies::Both,
         JavaRule::Ignore("librdkafka reads CA certificates as PEM (ssl.ca.location, ssl.ca.pem)"),
     ),
-    (
+    plain(
         "ssl.truststore.certificates",
         Applies::Both,
         JavaRule::Rename("ssl.ca.pem"),
     ),
-    ("ssl.keystore.type", Applies::Both, JavaRule::KeystoreType),
-    (
+    plain("ssl.keystore.type", Applies::Both, JavaRule::KeystoreType),
+    plain(
         "ssl.keystore.certificate.chain",
         Applies::Both,
         JavaRule::Rename("ssl.certificate.pem"),
     ),
-    (
+    secret(
         "ssl.keystore.key",
         Applies::Both,
         JavaRule::Rename("ssl.key.pem"),
     ),
-    ("ssl.protocol", Applies::Both, JavaRule::Ignore(JAVA_TLS)),
-    (
+    plain("ssl.protocol", Applies::Both, JavaRule::Ignore(JAVA_TLS)),
+    plain(
         "ssl.enabled.protocols",
         Applies::Both,
         JavaRule::Ignore(JAVA_TLS),
     ),
-    (
+    plain(
         "ssl.keymanager.algorithm",
         Applies::Both,
         JavaRule::Ignore(JAVA_TLS),
     ),
-    (
+    plain(
         "ssl.trustmanager.algorithm",
         Applies::Both,
         JavaRule::Ignore(JAVA_TLS),
     ),
-    (
+    plain(
         "ssl.secure.random.implementation",
         Applies::Both,
         JavaRule::Ignore(JAVA_TLS),
     ),
-    ("ssl.provider", Applies::Both, JavaRule::Ignore(JAVA_TLS)),
-    (
+    plain("ssl.provider", Applies::Both, JavaRule::Ignore(JAVA_TLS)),
+    plain(
         "ssl.engine.factory.class",
         Applies::Both,
         JavaRule::Refuse(JAVA_CLASSES),
     ),
-    (
+    plain(
         "security.providers",
         Applies::Both,
         JavaRule::Ignore(JAVA_TLS),
     ),
-    (
+    plain(
         "sasl.client.callback.handler.class",
         Applies::Both,
         JavaRule::Refuse(JAVA_CLASSES),
     ),
-    (
+    plain(
         "sasl.login.callback.handler.class",
         Applies::Both,
         JavaRule::Refuse(JAVA_CLASSES),
     ),
-    (
+    plain(
         "sasl.login.class",
         Applies::Both,
         JavaRule::Refuse(JAVA_CLASSES),
     ),
-    (
+    plain(
         "key.serializer",
         Applies::Producer,
         JavaRule::Ignore(SERIALIZERS),
     ),
-    (
+    plain(
         "value.serializer",
         Applies::Producer,
         JavaRule::Ignore(SERIALIZERS),
     ),
-    (
+    plain(
         "key.deserializer",
         Applies::Consumer,
         JavaRule::Ignore(SERIALIZERS),
     ),
-    (
+    plain(
         "value.deserializer",
         Applies::Consumer,
         JavaRule::Ignore(SERIALIZERS),
     ),
-    (
+    plain(
         "max.poll.records",
         Applies::Consumer,
         JavaRule::Ignore(
             "librdkafka's consumer has no poll batch size; Freshet buffers up to buffered.records.per.partition records per partition",
         ),
     ),
-    (
+    plain(
         "interceptor.classes",
         Applies::Both,
         JavaRule::Ignore(JAVA_CLASSES),
     ),
-    ("metric.reporters", Applies::Both, JavaRule::Ignore(METRICS)),
-    (
+    plain("metric.reporters", Applies::Both, JavaRule::Ignore(METRICS)),
+    plain(
         "metrics.num.samples",
         Applies::Both,
         JavaRule::Ignore(METRICS),
     ),
-    (
+    plain(
         "metrics.sample.window.ms",
         Applies::Both,
         JavaRule::Ignore(METRICS),
     ),
-    (
+    plain(
         "auto.include.jmx.reporter",
         Applies::Both,
         JavaRule::Ignore(METRICS),
     ),
-    (
+    plain(
         "default.api.timeout.ms",
         Applies::Consumer,
         JavaRule::Ignore(JAVA_ONLY),
     ),
-    (
+    plain(
         "max.block.ms",
         Applies::Producer,
         JavaRule::Ignore(
             "librdkafka's produce call never blocks: a full queue is reported at once",
         ),
     ),
-    (
+    plain(
         "exclude.internal.topics",
         Applies::Consumer,
         JavaRule::Ignore(JAVA_ONLY),
     ),
-    (
+    plain(
         "metadata.max.idle.ms",
         Applies::Producer,
         JavaRule::Ignore(JAVA_ONLY),
     ),
-    (
+    plain(
         "socket.connection.setup.timeout.max.ms",
         Applies::Both,
         JavaRule::Ignore(JAVA_ONLY),
     ),
-    (
+    plain(
         "partitioner.adaptive.partitioning.enable",
         Applies::Producer,
         JavaRule::Ignore(
             "it affects only records without a key, which murmur2_random spreads at random",
         ),
     ),
-    (
+    plain(
         "partitioner.availability.timeout.ms",
         Applies::Producer,
         JavaRule::Ignore(
             "it affects only records without a key, which murmur2_random spreads at random",
         ),
     ),
-    (
+    plain(
         "compression.gzip.level",
         Applies::Producer,
         JavaRule::Rename("compression.level"),
     ),
-    (
+    plain(
         "compression.lz4.level",
         Applies::Producer,
         JavaRule::Rename("compression.level"),
     ),
-    (
+    plain(
         "compression.zstd.level",
         Applies::Producer,
         JavaRule::Rename("compression.level"),
     ),
 ];
 
-pub(crate) fn java(name: &str) -> Option<(Applies, JavaRule)> {
-    JAVA.iter()
-        .find(|(n, _, _)| *n == name)
-        .map(|(_, applies, rule)| (*applies, *rule))
+pub(crate) fn java(name: &str) -> Option<&'static JavaProp> {
+    JAVA.iter().find(|p| p.name == name)
+}
+
+/// Whether the value of `key` (as written, client prefix included) is a secret, as its
+/// declaration says: never shown in errors, warnings or `Debug` output. A name nobody declares
+/// is judged by how it looks.
+pub(crate) fn sensitive(key: &str) -> bool {
+    let name = super::resolve::without_prefix(key);
+    if let Some((def, _)) = super::streams::streams_property(name) {
+        return def.sensitive;
+    }
+    if let Some(prop) = java(name) {
+        return prop.sensitive;
+    }
+    if let Some(prop) = super::librdkafka::lookup(name) {
+        let target = prop
+            .alias_of
+            .and_then(super::librdkafka::lookup)
+            .unwrap_or(prop);
+        return prop.sensitive || target.sensitive;
+    }
+    super::parse::looks_secret(name)
 }

@@ -29,7 +29,7 @@ const DEDICATED: &[(&str, &str)] = &[
     ("FRESHET_NUM_STREAM_THREADS", "num.stream.threads"),
     ("FRESHET_STATE_DIR", "state.dir"),
     ("FRESHET_PROCESSING_GUARANTEE", "processing.guarantee"),
-    ("FRESHET_HTTP_PORT", super::catalog::HTTP_PORT),
+    ("FRESHET_HTTP_PORT", "freshet.http.port"),
 ];
 
 /// Shorter spellings; the dedicated name wins when both are set.
