@@ -112,6 +112,38 @@ pub(crate) static IGNORED_STREAMS: &[(&str, &str)] = &[
         "windowed.inner.class.serde",
         "windowed serdes are named in the manifest (windowed-<inner>)",
     ),
+    (
+        "allow.os.group.write.access",
+        "Freshet creates state.dir with the permissions the process's umask gives",
+    ),
+    (
+        "default.interactive.query.isolation.level",
+        "Kafka Streams' interactive query API does not exist in Freshet",
+    ),
+    (
+        "dsl.store.format",
+        "every Freshet store is a RocksDB store under state.dir, in Freshet's own format",
+    ),
+    (
+        "enable.transactional.statestores",
+        "Freshet's state stores are not transactional; after a failure they are restored from their changelogs",
+    ),
+    (
+        "statestore.uncommitted.max.bytes",
+        "Freshet's state stores are not transactional; after a failure they are restored from their changelogs",
+    ),
+    (
+        "processing.exception.handler.global.enabled",
+        "processing.exception.handler applies to stream tasks only, as with Kafka Streams' default (false)",
+    ),
+    (
+        "state.cleanup.dir.max.age.ms",
+        "Freshet deletes the directory of a task it no longer owns after state.cleanup.delay.ms",
+    ),
+    (
+        "topology.description.push.enabled",
+        "Freshet does not use Kafka Streams' group protocol (KIP-1071), which the description is pushed for",
+    ),
 ];
 
 pub(crate) fn ignored_streams(name: &str) -> Option<&'static str> {
@@ -132,6 +164,7 @@ pub(crate) enum Controlled {
     Partitioner,
     AssignmentStrategy,
     GroupProtocolType,
+    TwoPhaseCommit,
 }
 
 pub(crate) struct ControlledProp {
@@ -203,6 +236,11 @@ pub(crate) static CONTROLLED: &[ControlledProp] = &[
         what: Controlled::GroupProtocolType,
         redundant: &["consumer"],
     },
+    ControlledProp {
+        name: "transaction.two.phase.commit.enable",
+        what: Controlled::TwoPhaseCommit,
+        redundant: &["false"],
+    },
 ];
 
 impl Controlled {
@@ -229,6 +267,9 @@ impl Controlled {
             }
             Controlled::AssignmentStrategy => {
                 "co-partitioned topics need partition N of each on the same instance, which the range assignor gives (librdkafka's with group.protocol=classic, the broker's with group.protocol=consumer)"
+            }
+            Controlled::TwoPhaseCommit => {
+                "two-phase commit (KIP-939) hands a producer's transactions to an external coordinator; Freshet's stream threads commit their own transactions, as Kafka Streams does"
             }
             Controlled::GroupProtocolType => {
                 "librdkafka supports only the `consumer` protocol type; choose the protocol with group.protocol"
@@ -267,6 +308,12 @@ const SERIALIZERS: &str =
     "Freshet's serdes come from default.key.serde, default.value.serde and the manifest";
 const JAVA_CLASSES: &str = "Java classes cannot run in Freshet";
 const METRICS: &str = "Freshet exports its own metrics at /metrics";
+const CONFIG_PROVIDERS: &str = "config providers are Java classes, and `${provider:key}` values would reach librdkafka as written; put secrets in FRESHET_CONFIG_* variables from a Kubernetes Secret instead";
+const SHARE_GROUPS: &str = "share groups (KIP-932) are not used by Kafka Streams";
+const KERBEROS_RENEWAL: &str = "librdkafka renews Kerberos tickets with sasl.kerberos.kinit.cmd every sasl.kerberos.min.time.before.relogin";
+const JAVA_LOGIN: &str =
+    "a setting of Java's SASL login; librdkafka logs in and refreshes OAUTHBEARER tokens itself";
+const TOKEN_VALIDATION: &str = "it validates OAUTHBEARER tokens, which clients leave to the broker";
 
 /// A Java client property that librdkafka spells differently or lacks.
 pub(crate) struct JavaProp {
@@ -503,29 +550,180 @@ pub(crate) static JAVA: &[JavaProp] = &[
         Applies::Producer,
         JavaRule::Rename("compression.level"),
     ),
+    plain(
+        "config.providers",
+        Applies::Both,
+        JavaRule::Refuse(CONFIG_PROVIDERS),
+    ),
+    plain(
+        "bootstrap.controllers",
+        Applies::Both,
+        JavaRule::Ignore("Freshet's admin client talks to the brokers of bootstrap.servers"),
+    ),
+    plain(
+        "bootstrap.resolve.timeout.ms",
+        Applies::Both,
+        JavaRule::Ignore(JAVA_ONLY),
+    ),
+    plain(
+        "metadata.cluster.check.enable",
+        Applies::Both,
+        JavaRule::Ignore(JAVA_ONLY),
+    ),
+    plain(
+        "internal.throw.on.fetch.stable.offset.unsupported",
+        Applies::Consumer,
+        JavaRule::Ignore(JAVA_ONLY),
+    ),
+    plain(
+        "buffer.memory.allocation.strategy",
+        Applies::Producer,
+        JavaRule::Ignore(JAVA_ONLY),
+    ),
+    plain(
+        "partitioner.rack.aware",
+        Applies::Producer,
+        JavaRule::Ignore(
+            "it affects only records without a key, which murmur2_random spreads at random",
+        ),
+    ),
+    plain(
+        "share.acknowledgement.mode",
+        Applies::Consumer,
+        JavaRule::Ignore(SHARE_GROUPS),
+    ),
+    plain(
+        "share.acquire.mode",
+        Applies::Consumer,
+        JavaRule::Ignore(SHARE_GROUPS),
+    ),
+    plain(
+        "sasl.kerberos.ticket.renew.jitter",
+        Applies::Both,
+        JavaRule::Ignore(KERBEROS_RENEWAL),
+    ),
+    plain(
+        "sasl.kerberos.ticket.renew.window.factor",
+        Applies::Both,
+        JavaRule::Ignore(KERBEROS_RENEWAL),
+    ),
+    plain(
+        "sasl.login.connect.timeout.ms",
+        Applies::Both,
+        JavaRule::Ignore(JAVA_LOGIN),
+    ),
+    plain(
+        "sasl.login.read.timeout.ms",
+        Applies::Both,
+        JavaRule::Ignore(JAVA_LOGIN),
+    ),
+    plain(
+        "sasl.login.refresh.buffer.seconds",
+        Applies::Both,
+        JavaRule::Ignore(JAVA_LOGIN),
+    ),
+    plain(
+        "sasl.login.refresh.min.period.seconds",
+        Applies::Both,
+        JavaRule::Ignore(JAVA_LOGIN),
+    ),
+    plain(
+        "sasl.login.refresh.window.factor",
+        Applies::Both,
+        JavaRule::Ignore(JAVA_LOGIN),
+    ),
+    plain(
+        "sasl.login.refresh.window.jitter",
+        Applies::Both,
+        JavaRule::Ignore(JAVA_LOGIN),
+    ),
+    plain(
+        "sasl.login.retry.backoff.max.ms",
+        Applies::Both,
+        JavaRule::Ignore(JAVA_LOGIN),
+    ),
+    plain(
+        "sasl.login.retry.backoff.ms",
+        Applies::Both,
+        JavaRule::Ignore(JAVA_LOGIN),
+    ),
+    plain(
+        "sasl.oauthbearer.assertion.template.file",
+        Applies::Both,
+        JavaRule::Rename("sasl.oauthbearer.assertion.jwt.template.file"),
+    ),
+    plain(
+        "sasl.oauthbearer.header.urlencode",
+        Applies::Both,
+        JavaRule::Ignore(JAVA_ONLY),
+    ),
+    plain(
+        "sasl.oauthbearer.jwt.retriever.class",
+        Applies::Both,
+        JavaRule::Refuse(JAVA_CLASSES),
+    ),
+    plain(
+        "sasl.oauthbearer.jwt.validator.class",
+        Applies::Both,
+        JavaRule::Refuse(JAVA_CLASSES),
+    ),
+    plain(
+        "sasl.oauthbearer.allow.unverified.audience",
+        Applies::Both,
+        JavaRule::Ignore(TOKEN_VALIDATION),
+    ),
+    plain(
+        "sasl.oauthbearer.allow.unverified.issuer",
+        Applies::Both,
+        JavaRule::Ignore(TOKEN_VALIDATION),
+    ),
+    plain(
+        "sasl.oauthbearer.clock.skew.seconds",
+        Applies::Both,
+        JavaRule::Ignore(TOKEN_VALIDATION),
+    ),
+    plain(
+        "sasl.oauthbearer.expected.audience",
+        Applies::Both,
+        JavaRule::Ignore(TOKEN_VALIDATION),
+    ),
+    plain(
+        "sasl.oauthbearer.expected.issuer",
+        Applies::Both,
+        JavaRule::Ignore(TOKEN_VALIDATION),
+    ),
+    plain(
+        "sasl.oauthbearer.jwks.endpoint.refresh.ms",
+        Applies::Both,
+        JavaRule::Ignore(TOKEN_VALIDATION),
+    ),
+    plain(
+        "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms",
+        Applies::Both,
+        JavaRule::Ignore(TOKEN_VALIDATION),
+    ),
+    plain(
+        "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms",
+        Applies::Both,
+        JavaRule::Ignore(TOKEN_VALIDATION),
+    ),
+    plain(
+        "sasl.oauthbearer.jwks.endpoint.url",
+        Applies::Both,
+        JavaRule::Ignore(TOKEN_VALIDATION),
+    ),
+    plain(
+        "sasl.oauthbearer.scope.claim.name",
+        Applies::Both,
+        JavaRule::Ignore(TOKEN_VALIDATION),
+    ),
+    plain(
+        "sasl.oauthbearer.sub.claim.name",
+        Applies::Both,
+        JavaRule::Ignore(TOKEN_VALIDATION),
+    ),
 ];
 
 pub(crate) fn java(name: &str) -> Option<&'static JavaProp> {
     JAVA.iter().find(|p| p.name == name)
-}
-
-/// Whether the value of `key` (as written, client prefix included) is a secret, as its
-/// declaration says: never shown in errors, warnings or `Debug` output. A name nobody declares
-/// is judged by how it looks.
-pub(crate) fn sensitive(key: &str) -> bool {
-    let name = super::resolve::without_prefix(key);
-    if let Some((def, _)) = super::streams::streams_property(name) {
-        return def.sensitive;
-    }
-    if let Some(prop) = java(name) {
-        return prop.sensitive;
-    }
-    if let Some(prop) = super::librdkafka::lookup(name) {
-        let target = prop
-            .alias_of
-            .and_then(super::librdkafka::lookup)
-            .unwrap_or(prop);
-        return prop.sensitive || target.sensitive;
-    }
-    super::parse::looks_secret(name)
 }

@@ -70,6 +70,7 @@
 //! runtime must not set an alias of a listed name: librdkafka applies whichever is set last.
 
 mod catalog;
+mod classify;
 mod define;
 mod env;
 mod librdkafka;
@@ -82,6 +83,7 @@ mod tests;
 
 use std::fmt;
 
+pub use classify::{Classification, Client, classify, is_sensitive};
 pub use env::{CONFIG_PREFIX, env_warnings, layers_from_env};
 pub use streams::{SpecFields, StreamsConfig};
 

@@ -538,7 +538,7 @@ pub(crate) fn looks_secret(name: &str) -> bool {
 
 /// The value as errors and `Debug` output may show it.
 pub(crate) fn shown(key: &str, value: &str) -> String {
-    if super::catalog::sensitive(key) {
+    if super::classify::is_sensitive(key) {
         super::REDACTED.into()
     } else {
         value.to_owned()

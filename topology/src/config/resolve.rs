@@ -4,69 +4,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::OnceLock;
 
 use super::catalog::{self, Controlled, ControlledProp, JavaRule};
+use super::classify::{CLIENTS, CONSUMERS, Client, Name, lookup};
 use super::define::{Alias, Fallback, StreamsDef};
 use super::librdkafka::{self, Applies, Kind};
 use super::parse::{self, Parsed, Problem};
 use super::streams::{self, STREAMS};
 use super::suggest::nearest;
 use super::{ConfigError, Layer, LayerSource, Origin, ProcessingGuarantee, StreamsConfig};
-
-/// The librdkafka clients a stream thread may create; Kafka Streams' prefixes address them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-enum Client {
-    MainConsumer,
-    RestoreConsumer,
-    GlobalConsumer,
-    Producer,
-    Admin,
-}
-
-const CLIENTS: [Client; 5] = [
-    Client::MainConsumer,
-    Client::RestoreConsumer,
-    Client::GlobalConsumer,
-    Client::Producer,
-    Client::Admin,
-];
-
-const CONSUMERS: [Client; 3] = [
-    Client::MainConsumer,
-    Client::RestoreConsumer,
-    Client::GlobalConsumer,
-];
-
-impl Client {
-    fn is_consumer(self) -> bool {
-        CONSUMERS.contains(&self)
-    }
-
-    fn describe(self) -> &'static str {
-        match self {
-            Client::MainConsumer => "main consumer",
-            Client::RestoreConsumer => "restore consumer",
-            Client::GlobalConsumer => "global consumer",
-            Client::Producer => "producer",
-            Client::Admin => "admin client",
-        }
-    }
-
-    /// Whether an unprefixed property of this kind reaches the client. The admin client gets only
-    /// the properties common to all clients, as in Kafka Streams, where it gets only the
-    /// properties the Java admin client defines.
-    fn takes_unprefixed(self, applies: Applies) -> bool {
-        match applies {
-            Applies::Both => true,
-            Applies::Consumer => self.is_consumer(),
-            Applies::Producer => self == Client::Producer,
-        }
-    }
-
-    /// Whether a property of this kind means anything to the client when addressed to it by
-    /// prefix. The admin client is a producer handle in librdkafka, so it reads both kinds.
-    fn reads(self, applies: Applies) -> bool {
-        self == Client::Admin || self.takes_unprefixed(applies)
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Scope {
@@ -273,18 +217,21 @@ impl Resolver {
         {
             let name = &key[prefix.len()..];
             self.classify_prefixed(&origin, prefix, *scope, *specificity, name, value);
-        } else if let Some((def, alias)) = streams::streams_property(key) {
-            self.streams_value(def, alias, &origin, value);
-        } else if let Some(prop) = catalog::controlled(key) {
-            self.controlled.push(ControlledUse {
-                prop,
-                origin,
-                value: value.to_owned(),
-            });
-        } else if let Some(reason) = catalog::ignored_streams(key) {
-            self.warn(format!("{} is ignored: {reason}", origin.subject()));
         } else {
-            self.client_property(&origin, "", Scope::All, 0, key, value);
+            match lookup(key) {
+                Some(Name::Streams(def, alias)) => self.streams_value(def, alias, &origin, value),
+                Some(Name::Controlled(prop)) => self.controlled.push(ControlledUse {
+                    prop,
+                    origin,
+                    value: value.to_owned(),
+                }),
+                Some(Name::IgnoredStreams(reason)) => {
+                    self.warn(format!("{} is ignored: {reason}", origin.subject()));
+                }
+                found @ (Some(Name::Java(_) | Name::Librdkafka(_)) | None) => {
+                    self.client_property(&origin, "", Scope::All, 0, key, found, value);
+                }
+            }
         }
     }
 
@@ -297,30 +244,25 @@ impl Resolver {
         name: &str,
         value: &str,
     ) {
-        if let Some((def, _)) = streams::streams_property(name) {
-            let reason = def.prefixed.map_or_else(
-                || format!(
-                    "{name} is a Kafka Streams property, not a client property: remove the `{prefix}` prefix"
-                ),
-                str::to_owned,
-            );
-            self.refuse(origin, value, reason);
-        } else if let Some(prop) = catalog::controlled(name) {
-            self.controlled.push(ControlledUse {
+        let not_client = || {
+            format!(
+                "{name} is a Kafka Streams property, not a client property: remove the `{prefix}` prefix"
+            )
+        };
+        match lookup(name) {
+            Some(Name::Streams(def, _)) => {
+                let reason = def.prefixed.map_or_else(not_client, str::to_owned);
+                self.refuse(origin, value, reason);
+            }
+            Some(Name::Controlled(prop)) => self.controlled.push(ControlledUse {
                 prop,
                 origin: origin.clone(),
                 value: value.to_owned(),
-            });
-        } else if catalog::ignored_streams(name).is_some() {
-            self.refuse(
-                origin,
-                value,
-                format!(
-                    "{name} is a Kafka Streams property, not a client property: remove the `{prefix}` prefix"
-                ),
-            );
-        } else {
-            self.client_property(origin, prefix, scope, specificity, name, value);
+            }),
+            Some(Name::IgnoredStreams(_)) => self.refuse(origin, value, not_client()),
+            found @ (Some(Name::Java(_) | Name::Librdkafka(_)) | None) => {
+                self.client_property(origin, prefix, scope, specificity, name, found, value);
+            }
         }
     }
 
@@ -354,7 +296,8 @@ impl Resolver {
         });
     }
 
-    /// A client property without its prefix (`prefix` is kept for messages).
+    /// A client property without its prefix (`prefix` is kept for messages); `found` is what
+    /// [`lookup`] made of `name`.
     fn client_property(
         &mut self,
         origin: &Origin,
@@ -362,9 +305,10 @@ impl Resolver {
         scope: Scope,
         specificity: u8,
         name: &str,
+        found: Option<Name>,
         value: &str,
     ) {
-        if let Some(&catalog::JavaProp { applies, rule, .. }) = catalog::java(name) {
+        if let Some(Name::Java(&catalog::JavaProp { applies, rule, .. })) = found {
             let translated = match rule {
                 JavaRule::Rename(target) => Ok(vec![(target, value.to_owned())]),
                 JavaRule::BufferMemory => parse::buffer_memory_kbytes(value)
@@ -393,7 +337,7 @@ impl Resolver {
                 }
                 Err(problem) => self.problem(origin, value, problem),
             }
-        } else if let Some(prop) = librdkafka::lookup(name) {
+        } else if let Some(Name::Librdkafka(prop)) = found {
             if prop.kind == Kind::Api {
                 self.refuse(
                     origin,
