@@ -52,13 +52,12 @@ pub(crate) struct StreamsDef {
     pub name: &'static str,
     pub aliases: &'static [Alias],
     /// The `StreamsConfig` field it fills.
-    #[allow(dead_code)] // read by the documentation test
     pub field: &'static str,
     /// The declaration's doc comment.
-    #[allow(dead_code)] // read by the documentation test
+    #[cfg_attr(not(test), allow(dead_code))] // read by the declaration tests
     pub doc: &'static str,
     /// The default as declared (source text), for documentation.
-    #[allow(dead_code)] // read by the documentation test
+    #[cfg_attr(not(test), allow(dead_code))] // read by the declaration tests
     pub default: &'static str,
     /// Whether values are secrets: never shown in errors, warnings or `Debug` output.
     pub sensitive: bool,
