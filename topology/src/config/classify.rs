@@ -10,10 +10,15 @@ use super::streams;
 /// A librdkafka client a stream thread may create; Kafka Streams' prefixes address them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Client {
+    /// A stream thread's consumer of its input topics (`main.consumer.`).
     MainConsumer,
+    /// The consumer that restores stores from their changelogs (`restore.consumer.`).
     RestoreConsumer,
+    /// The consumer that reads global tables (`global.consumer.`).
     GlobalConsumer,
+    /// The producer of sinks, repartition and changelog topics (`producer.`).
     Producer,
+    /// The admin client that creates internal topics (`admin.`).
     Admin,
 }
 
@@ -106,17 +111,27 @@ pub enum Classification {
     /// A client property, passed to librdkafka under these names (translated where Java's name
     /// or unit differs).
     Client {
+        /// librdkafka's canonical names (aliases folded).
         librdkafka: Vec<&'static str>,
         /// The clients an unprefixed setting reaches.
         clients: Vec<Client>,
     },
     /// Set by Freshet itself because Kafka Streams' semantics depend on it: refused, unless the
     /// value asks for what Freshet does anyway.
-    Controlled { reason: &'static str },
+    Controlled {
+        /// Why the user may not choose.
+        reason: &'static str,
+    },
     /// Accepted with a warning that it has no effect.
-    Ignored { reason: &'static str },
+    Ignored {
+        /// Why it has no effect, as the warning says.
+        reason: &'static str,
+    },
     /// Refused whatever the value.
-    Refused { reason: &'static str },
+    Refused {
+        /// Why, and what to do instead.
+        reason: &'static str,
+    },
     /// Not a name Freshet knows: refused, with the nearest known name.
     Unknown,
 }

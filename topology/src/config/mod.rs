@@ -28,6 +28,25 @@
 //! prefixes to reach one client only; unprefixed, a client property reaches every client of the
 //! kind librdkafka documents it for (consumers, producers, or all).
 //!
+//! # Where each name is defined
+//!
+//! Every property is declared once, with everything about it, as Kafka's `ConfigDef` does:
+//! - a Kafka Streams or Freshet property Freshet reads: one declaration in `streams.rs` (name,
+//!   older spellings, parser, default, documentation, whether the value is secret) that
+//!   generates its [`StreamsConfig`] field, the table the resolver looks it up in and the code
+//!   that fills the field (`define.rs` holds the macro); the manifest's spec fields that are
+//!   properties are declared there too, once each ([`SpecFields`]);
+//! - a Kafka Streams property Freshet ignores, a client property Freshet controls, a Java client
+//!   property: one row in `catalog.rs`, with its reason or translation;
+//! - a librdkafka property: one row of `librdkafka_table.rs`, generated from the linked library
+//!   by `tests/tests/config_librdkafka.rs`, which fails when the library and the table differ.
+//!
+//! [`classify`] says what Freshet makes of any name, from the same lookup the resolver uses; a
+//! test holds every name of Kafka's own `StreamsConfig`, `ConsumerConfig`, `ProducerConfig` and
+//! `AdminClientConfig` to it. [`is_sensitive`] says whether a value is a secret, as the
+//! declarations (librdkafka's own `_RK_SENSITIVE` flag for its properties) say; such values are
+//! never shown in errors, warnings or `Debug` output.
+//!
 //! # What Freshet controls
 //!
 //! Refused whatever the layer, because Kafka Streams' semantics depend on them; each is accepted
@@ -43,7 +62,9 @@
 //!   `murmur2_random`, `false`);
 //! - `partition.assignment.strategy`, `group.remote.assignor`: always the range assignor, which
 //!   keeps co-partitioned partitions together (accepted: `range`);
-//! - `group.protocol.type` (accepted: `consumer`).
+//! - `group.protocol.type` (accepted: `consumer`);
+//! - `transaction.two.phase.commit.enable`: stream threads commit their own transactions
+//!   (accepted: `false`).
 //!
 //! Refused only under `exactly_once_v2`, where Kafka Streams forces them: `isolation.level`
 //! other than `read_committed`, `enable.idempotence=false`, `acks` other than all,

@@ -228,8 +228,8 @@ impl Resolver {
                 Some(Name::IgnoredStreams(reason)) => {
                     self.warn(format!("{} is ignored: {reason}", origin.subject()));
                 }
-                found @ (Some(Name::Java(_) | Name::Librdkafka(_)) | None) => {
-                    self.client_property(&origin, "", Scope::All, 0, key, found, value);
+                Some(Name::Java(_) | Name::Librdkafka(_)) | None => {
+                    self.client_property(&origin, "", Scope::All, 0, key, value);
                 }
             }
         }
@@ -260,8 +260,8 @@ impl Resolver {
                 value: value.to_owned(),
             }),
             Some(Name::IgnoredStreams(_)) => self.refuse(origin, value, not_client()),
-            found @ (Some(Name::Java(_) | Name::Librdkafka(_)) | None) => {
-                self.client_property(origin, prefix, scope, specificity, name, found, value);
+            Some(Name::Java(_) | Name::Librdkafka(_)) | None => {
+                self.client_property(origin, prefix, scope, specificity, name, value);
             }
         }
     }
@@ -296,8 +296,8 @@ impl Resolver {
         });
     }
 
-    /// A client property without its prefix (`prefix` is kept for messages); `found` is what
-    /// [`lookup`] made of `name`.
+    /// A client property without its prefix (`prefix` is kept for messages): a Java client
+    /// property, a librdkafka property, or unknown.
     fn client_property(
         &mut self,
         origin: &Origin,
@@ -305,9 +305,9 @@ impl Resolver {
         scope: Scope,
         specificity: u8,
         name: &str,
-        found: Option<Name>,
         value: &str,
     ) {
+        let found = lookup(name);
         if let Some(Name::Java(&catalog::JavaProp { applies, rule, .. })) = found {
             let translated = match rule {
                 JavaRule::Rename(target) => Ok(vec![(target, value.to_owned())]),
