@@ -51,6 +51,9 @@ pub(crate) struct StreamsDef {
     /// The name users are told to write.
     pub name: &'static str,
     pub aliases: &'static [Alias],
+    /// `FRESHET_*` variables that set it: the dedicated name first, then shorter spellings it
+    /// beats when both are set. Every property can also be set as `FRESHET_CONFIG_<NAME>`.
+    pub env: &'static [&'static str],
     /// The `StreamsConfig` field it fills.
     pub field: &'static str,
     /// The declaration's doc comment.
@@ -96,6 +99,7 @@ pub(crate) const fn first(parts: &[&'static str]) -> Option<&'static str> {
 /// /// doc comment (becomes the field's)
 /// field: Type = "property.name" {
 ///     aliases: [deprecated("old.name")],   // optional
+///     env: ["FRESHET_NAME", "FRESHET_N"],  // optional: dedicated variable, then shorter ones
 ///     sensitive: true,                     // optional, false when absent
 ///     prefixed: "why no prefix",           // optional
 ///     parse: parse::function,              // fn(&str) -> Parsed<Type>
@@ -108,6 +112,7 @@ macro_rules! streams_properties {
             $(#[doc = $doc:literal])*
             $field:ident : $ty:ty = $name:literal {
                 $(aliases: [$($alias:expr),* $(,)?],)?
+                $(env: [$($env:literal),+ $(,)?],)?
                 $(sensitive: $sensitive:literal,)?
                 $(prefixed: $prefixed:literal,)?
                 parse: $parse:expr,
@@ -146,6 +151,7 @@ macro_rules! streams_properties {
                 $crate::config::define::StreamsDef {
                     name: $name,
                     aliases: &[$($($alias),*)?],
+                    env: &[$($($env),+)?],
                     field: stringify!($field),
                     doc: concat!($($doc, "\n"),*),
                     default: stringify!($default),

@@ -23,6 +23,7 @@ spec_fields! {
 streams_properties! {
     /// Names the consumer group and prefixes every internal topic.
     application_id: String = "application.id" {
+        env: ["FRESHET_APPLICATION_ID"],
         parse: parse::application_id,
         default: Fallback::Required(
             "set spec.applicationId (or FRESHET_APPLICATION_ID); it names the consumer group and prefixes every internal topic",
@@ -31,6 +32,7 @@ streams_properties! {
     /// Comma-separated, without blanks, as librdkafka wants it.
     bootstrap_servers: String = "bootstrap.servers" {
         aliases: [synonym("metadata.broker.list")],
+        env: ["FRESHET_BOOTSTRAP_SERVERS"],
         prefixed: "Freshet's clients all talk to one cluster: set bootstrap.servers without a prefix",
         parse: parse::bootstrap_servers,
         default: Fallback::Required(
@@ -45,16 +47,19 @@ streams_properties! {
     }
     /// Stream threads of this instance.
     num_stream_threads: usize = "num.stream.threads" {
+        env: ["FRESHET_NUM_STREAM_THREADS", "FRESHET_THREADS"],
         parse: parse::num_stream_threads,
         default: Fallback::Of(|_| 1),
     }
     /// Where the state stores live (`<tmp>/kafka-streams` by default, as in Kafka Streams).
     state_dir: PathBuf = "state.dir" {
+        env: ["FRESHET_STATE_DIR"],
         parse: parse::state_dir,
         default: Fallback::Of(|_| std::env::temp_dir().join("kafka-streams")),
     }
     /// `at_least_once` or `exactly_once_v2`.
     processing_guarantee: ProcessingGuarantee = "processing.guarantee" {
+        env: ["FRESHET_PROCESSING_GUARANTEE"],
         parse: parse::processing_guarantee,
         default: Fallback::Of(|_| ProcessingGuarantee::AtLeastOnce),
     }
@@ -173,6 +178,7 @@ streams_properties! {
     /// The port of `/healthz`, `/readyz` and `/metrics` (Freshet's own property); the runtime
     /// picks its default when `None`.
     http_port: Option<u16> = "freshet.http.port" {
+        env: ["FRESHET_HTTP_PORT"],
         parse: |v| parse::http_port(v).map(Some),
         default: Fallback::Of(|_| None),
     }
