@@ -65,6 +65,31 @@ fn every_kafka_config_name_is_classified() {
 }
 
 #[test]
+fn streams_only_names_are_not_taken_for_client_properties() {
+    // A name Kafka Streams defines and no Java client does is Streams' own: passing it to
+    // librdkafka because librdkafka happens to share the name would change a client instead.
+    let names = kafka_names();
+    let client_names: Vec<&str> = names
+        .iter()
+        .filter(|(d, _)| d != "streams")
+        .map(|(_, n)| n.as_str())
+        .collect();
+    let taken: Vec<String> = names
+        .iter()
+        .filter(|(d, n)| d == "streams" && !client_names.contains(&n.as_str()))
+        .filter_map(|(_, n)| match classify(n) {
+            class @ Classification::Client { .. } => Some(format!("{n}: {class:?}")),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        taken.is_empty(),
+        "Streams names taken for client properties:\n  {}",
+        taken.join("\n  ")
+    );
+}
+
+#[test]
 fn streams_names_are_never_passed_to_librdkafka_unknowingly() {
     // A Streams property that librdkafka happens to share a name with (client.id,
     // bootstrap.servers) must still be read as Freshet's setting, not as a client property.
