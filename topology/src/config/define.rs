@@ -56,6 +56,9 @@ pub(crate) struct StreamsDef {
     pub env: &'static [&'static str],
     /// The `StreamsConfig` field it fills.
     pub field: &'static str,
+    /// The field's type (source text), for documentation.
+    #[cfg_attr(not(test), allow(dead_code))] // read by the declaration tests
+    pub ty: &'static str,
     /// The declaration's doc comment.
     #[cfg_attr(not(test), allow(dead_code))] // read by the declaration tests
     pub doc: &'static str,
@@ -153,6 +156,7 @@ macro_rules! streams_properties {
                     aliases: &[$($($alias),*)?],
                     env: &[$($($env),+)?],
                     field: stringify!($field),
+                    ty: stringify!($ty),
                     doc: concat!($($doc, "\n"),*),
                     default: stringify!($default),
                     sensitive: false $(|| $sensitive)?,

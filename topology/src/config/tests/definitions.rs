@@ -26,6 +26,7 @@ fn every_streams_declaration_is_complete_and_names_are_unique() {
             def.name
         );
         assert!(!def.default.is_empty(), "{} has no default", def.name);
+        assert!(!def.ty.is_empty(), "{} has no type", def.name);
         assert!(
             fields.insert(def.field),
             "{} fills a field twice",
