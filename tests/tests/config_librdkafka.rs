@@ -14,6 +14,7 @@
 
 use std::ffi::CStr;
 use std::io::{Read, Seek};
+use std::os::fd::FromRawFd;
 use std::path::{Path, PathBuf};
 
 const TABLE: &str = "topology/src/config/librdkafka_table.rs";
@@ -54,8 +55,6 @@ fn properties_listing() -> String {
     }
 }
 
-use std::os::fd::FromRawFd;
-
 /// The `rdkafka_conf.c` of the linked version, from the sources cargo unpacked.
 fn conf_source(version: &str) -> String {
     let cargo_home = std::env::var_os("CARGO_HOME")
@@ -88,18 +87,30 @@ fn conf_source(version: &str) -> String {
     )
 }
 
-/// Names of the properties flagged `_RK_SENSITIVE` in the property table of `rdkafka_conf.c`.
+/// Names of the properties flagged `_RK_SENSITIVE` in the property table of `rdkafka_conf.c`,
+/// whose entries read `{<scope flags>, "<name>", <type>, ...}`.
 fn sensitive_names(source: &str) -> Vec<String> {
     let mut names = Vec::new();
-    for (i, _) in source.match_indices("_RK_SENSITIVE,") {
-        // The flags end the first field of `{scope, "name", type, ...}`; the name is the next
-        // string literal (on the same line or the next).
+    for (i, _) in source.match_indices("_RK_SENSITIVE") {
+        // Only a flag in an entry's first field counts: between the entry's `{` and the flag
+        // there are only other flags (`_RK_GLOBAL | `), and the name is the next string literal.
+        let Some(open) = source[..i].rfind('{') else {
+            continue;
+        };
+        let flags = &source[open + 1..i];
+        if !flags
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || matches!(c, '_' | '|') || c.is_whitespace())
+        {
+            continue;
+        }
         let rest = &source[i..];
-        if let Some(open) = rest.find('"') {
-            let after = &rest[open + 1..];
-            if let Some(close) = after.find('"') {
-                names.push(after[..close].to_owned());
-            }
+        let name = rest
+            .split_once('"')
+            .and_then(|(_, after)| after.split_once('"'))
+            .map(|(name, _)| name);
+        if let Some(name) = name {
+            names.push(name.to_owned());
         }
     }
     names
@@ -214,6 +225,12 @@ fn the_librdkafka_table_matches_the_linked_library() {
         "no _RK_SENSITIVE flags found: {sensitive:?}"
     );
     let generated = generate(&version, &listing, &sensitive);
+    for name in &sensitive {
+        assert!(
+            generated.contains(&format!("{name:?}, ")),
+            "_RK_SENSITIVE flag on `{name}`, which the listing does not have"
+        );
+    }
     let path = repo_root().join(TABLE);
     if std::env::var_os("FRESHET_REGENERATE").is_some() {
         std::fs::write(&path, &generated).expect("write the table");
