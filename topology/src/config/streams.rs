@@ -113,7 +113,7 @@ streams_properties! {
         parse: parse::bytes,
         default: Fallback::Of(|_| 10 * 1024 * 1024),
     }
-    /// Of the internal topics Freshet creates; -1 for the broker's default.
+    /// The replication factor of the internal topics Freshet creates; -1 for the broker's default.
     replication_factor: i32 = "replication.factor" {
         parse: parse::replication_factor,
         default: Fallback::Of(|_| -1),
