@@ -118,7 +118,7 @@ pub(crate) static IGNORED_STREAMS: &[(&str, &str)] = &[
     ),
     (
         "default.interactive.query.isolation.level",
-        "Kafka Streams' interactive query API does not exist in Freshet",
+        "Freshet has no interactive queries",
     ),
     (
         "dsl.store.format",
@@ -134,7 +134,7 @@ pub(crate) static IGNORED_STREAMS: &[(&str, &str)] = &[
     ),
     (
         "processing.exception.handler.global.enabled",
-        "processing.exception.handler applies to stream tasks only, as with Kafka Streams' default (false)",
+        "Freshet loads global tables into their stores without running processors, so there is nothing for processing.exception.handler to cover there",
     ),
     (
         "state.cleanup.dir.max.age.ms",
