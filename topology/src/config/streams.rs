@@ -149,7 +149,8 @@ streams_properties! {
         parse: |v| parse::group_instance_id(v).map(Some),
         default: Fallback::Of(|_| None),
     }
-    /// `host:port` of this instance, for interactive queries.
+    /// `host:port` of this instance, as Kafka Streams takes it; checked but not used yet, since
+    /// Freshet has no interactive queries.
     application_server: Option<String> = "application.server" {
         parse: parse::application_server,
         default: Fallback::Of(|_| None),
