@@ -154,129 +154,74 @@ pub(crate) fn ignored_streams(name: &str) -> Option<&'static str> {
 }
 
 /// A client property that Freshet sets itself because Kafka Streams' semantics depend on it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Controlled {
-    GroupId,
-    AutoCommit,
-    OffsetStore,
-    PartitionEof,
-    TransactionalId,
-    Partitioner,
-    AssignmentStrategy,
-    GroupProtocolType,
-    TwoPhaseCommit,
-}
-
 pub(crate) struct ControlledProp {
     pub name: &'static str,
-    pub what: Controlled,
+    /// Why the user may not choose; the error and the warning both quote it.
+    pub reason: &'static str,
     /// Values that ask for what Freshet does anyway; they are dropped with a warning rather than
     /// refused, so that a configuration copied from a Kafka Streams application runs.
-    pub redundant: &'static [&'static str],
+    pub redundant: Redundant,
 }
+
+/// Which values of a controlled property ask for what Freshet does anyway.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Redundant {
+    /// These words, compared ignoring case.
+    Values(&'static [&'static str]),
+    /// The value of `application.id` (`group.id`).
+    ApplicationId,
+}
+
+const fn controlled_prop(
+    name: &'static str,
+    reason: &'static str,
+    redundant: &'static [&'static str],
+) -> ControlledProp {
+    ControlledProp {
+        name,
+        reason,
+        redundant: Redundant::Values(redundant),
+    }
+}
+
+const GROUP_ID: &str =
+    "the consumer group is application.id, as in Kafka Streams; set application.id instead";
+const AUTO_COMMIT: &str = "Freshet commits offsets itself once the records' results are written, as Kafka Streams does; auto-commit would commit records not yet processed";
+const OFFSET_STORE: &str = "Freshet commits the offsets of processed records explicitly; an automatic offset store would mark records as consumed before their results are written";
+const PARTITION_EOF: &str = "the stream thread tracks how far each partition has been read itself, and end-of-partition events would reach it as errors";
+const TRANSACTIONAL_ID: &str = "under exactly_once_v2 each stream thread's producer gets `<application.id>-<instance>-<thread>`, stable across restarts so that a restarted instance fences the dead one's open transaction at once; under at_least_once producers are not transactional";
+const PARTITIONER: &str = "every producer uses murmur2_random, the Java producer's default, so that repartition and sink topics place each key where Java clients and Kafka Streams would";
+const ASSIGNMENT: &str = "co-partitioned topics need partition N of each on the same instance, which the range assignor gives (librdkafka's with group.protocol=classic, the broker's with group.protocol=consumer)";
+const GROUP_PROTOCOL_TYPE: &str = "librdkafka supports only the `consumer` protocol type; choose the protocol with group.protocol";
+const TWO_PHASE_COMMIT: &str = "two-phase commit (KIP-939) hands a producer's transactions to an external coordinator; Freshet's stream threads commit their own transactions, as Kafka Streams does";
 
 pub(crate) static CONTROLLED: &[ControlledProp] = &[
     ControlledProp {
         name: "group.id",
-        what: Controlled::GroupId,
-        redundant: &[],
+        reason: GROUP_ID,
+        redundant: Redundant::ApplicationId,
     },
-    ControlledProp {
-        name: "enable.auto.commit",
-        what: Controlled::AutoCommit,
-        redundant: &["false"],
-    },
-    ControlledProp {
-        name: "auto.commit.enable",
-        what: Controlled::AutoCommit,
-        redundant: &["false"],
-    },
-    ControlledProp {
-        name: "enable.auto.offset.store",
-        what: Controlled::OffsetStore,
-        redundant: &["false"],
-    },
-    ControlledProp {
-        name: "enable.partition.eof",
-        what: Controlled::PartitionEof,
-        redundant: &["false"],
-    },
-    ControlledProp {
-        name: "transactional.id",
-        what: Controlled::TransactionalId,
-        redundant: &[],
-    },
-    ControlledProp {
-        name: "partitioner",
-        what: Controlled::Partitioner,
-        redundant: &["murmur2_random"],
-    },
-    ControlledProp {
-        name: "partitioner.class",
-        what: Controlled::Partitioner,
-        redundant: &[],
-    },
-    ControlledProp {
-        name: "partitioner.ignore.keys",
-        what: Controlled::Partitioner,
-        redundant: &["false"],
-    },
-    ControlledProp {
-        name: "partition.assignment.strategy",
-        what: Controlled::AssignmentStrategy,
-        redundant: &["range", "org.apache.kafka.clients.consumer.RangeAssignor"],
-    },
-    ControlledProp {
-        name: "group.remote.assignor",
-        what: Controlled::AssignmentStrategy,
-        redundant: &["range"],
-    },
-    ControlledProp {
-        name: "group.protocol.type",
-        what: Controlled::GroupProtocolType,
-        redundant: &["consumer"],
-    },
-    ControlledProp {
-        name: "transaction.two.phase.commit.enable",
-        what: Controlled::TwoPhaseCommit,
-        redundant: &["false"],
-    },
+    controlled_prop("enable.auto.commit", AUTO_COMMIT, &["false"]),
+    controlled_prop("auto.commit.enable", AUTO_COMMIT, &["false"]),
+    controlled_prop("enable.auto.offset.store", OFFSET_STORE, &["false"]),
+    controlled_prop("enable.partition.eof", PARTITION_EOF, &["false"]),
+    controlled_prop("transactional.id", TRANSACTIONAL_ID, &[]),
+    controlled_prop("partitioner", PARTITIONER, &["murmur2_random"]),
+    controlled_prop("partitioner.class", PARTITIONER, &[]),
+    controlled_prop("partitioner.ignore.keys", PARTITIONER, &["false"]),
+    controlled_prop(
+        "partition.assignment.strategy",
+        ASSIGNMENT,
+        &["range", "org.apache.kafka.clients.consumer.RangeAssignor"],
+    ),
+    controlled_prop("group.remote.assignor", ASSIGNMENT, &["range"]),
+    controlled_prop("group.protocol.type", GROUP_PROTOCOL_TYPE, &["consumer"]),
+    controlled_prop(
+        "transaction.two.phase.commit.enable",
+        TWO_PHASE_COMMIT,
+        &["false"],
+    ),
 ];
-
-impl Controlled {
-    /// Why the user may not choose; the error and the warning both quote it.
-    pub(crate) fn reason(self) -> &'static str {
-        match self {
-            Controlled::GroupId => {
-                "the consumer group is application.id, as in Kafka Streams; set application.id instead"
-            }
-            Controlled::AutoCommit => {
-                "Freshet commits offsets itself once the records' results are written, as Kafka Streams does; auto-commit would commit records not yet processed"
-            }
-            Controlled::OffsetStore => {
-                "Freshet commits the offsets of processed records explicitly; an automatic offset store would mark records as consumed before their results are written"
-            }
-            Controlled::PartitionEof => {
-                "the stream thread tracks how far each partition has been read itself, and end-of-partition events would reach it as errors"
-            }
-            Controlled::TransactionalId => {
-                "under exactly_once_v2 each stream thread's producer gets `<application.id>-<instance>-<thread>`, stable across restarts so that a restarted instance fences the dead one's open transaction at once; under at_least_once producers are not transactional"
-            }
-            Controlled::Partitioner => {
-                "every producer uses murmur2_random, the Java producer's default, so that repartition and sink topics place each key where Java clients and Kafka Streams would"
-            }
-            Controlled::AssignmentStrategy => {
-                "co-partitioned topics need partition N of each on the same instance, which the range assignor gives (librdkafka's with group.protocol=classic, the broker's with group.protocol=consumer)"
-            }
-            Controlled::TwoPhaseCommit => {
-                "two-phase commit (KIP-939) hands a producer's transactions to an external coordinator; Freshet's stream threads commit their own transactions, as Kafka Streams does"
-            }
-            Controlled::GroupProtocolType => {
-                "librdkafka supports only the `consumer` protocol type; choose the protocol with group.protocol"
-            }
-        }
-    }
-}
 
 pub(crate) fn controlled(name: &str) -> Option<&'static ControlledProp> {
     CONTROLLED.iter().find(|p| p.name == name)

@@ -154,7 +154,7 @@ pub fn classify(name: &str) -> Classification {
             field: def.field,
         },
         Some(Name::Controlled(prop)) => Classification::Controlled {
-            reason: prop.what.reason(),
+            reason: prop.reason,
         },
         Some(Name::IgnoredStreams(reason)) => Classification::Ignored { reason },
         Some(Name::Java(prop)) => {

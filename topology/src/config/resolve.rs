@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::OnceLock;
 
-use super::catalog::{self, Controlled, ControlledProp, JavaRule};
+use super::catalog::{self, ControlledProp, JavaRule, Redundant};
 use super::classify::{CLIENTS, CONSUMERS, Client, Name, lookup};
 use super::define::{Alias, Fallback, StreamsDef};
 use super::librdkafka::{self, Applies, Kind};
@@ -577,13 +577,9 @@ impl Resolver {
     fn check_controlled(&mut self, application_id: Option<&str>) {
         for used in std::mem::take(&mut self.controlled) {
             let value = used.value.trim();
-            let redundant = match used.prop.what {
-                Controlled::GroupId => application_id == Some(value),
-                _ => used
-                    .prop
-                    .redundant
-                    .iter()
-                    .any(|r| r.eq_ignore_ascii_case(value)),
+            let redundant = match used.prop.redundant {
+                Redundant::ApplicationId => application_id == Some(value),
+                Redundant::Values(values) => values.iter().any(|r| r.eq_ignore_ascii_case(value)),
             };
             if redundant {
                 self.warn(format!(
@@ -591,7 +587,7 @@ impl Resolver {
                     used.origin.subject()
                 ));
             } else {
-                self.refuse(&used.origin, &used.value, used.prop.what.reason());
+                self.refuse(&used.origin, &used.value, used.prop.reason);
             }
         }
     }
