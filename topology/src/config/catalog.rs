@@ -1,180 +1,8 @@
-//! The names Freshet knows besides librdkafka's own: Kafka Streams' properties (understood,
-//! ignored, or controlled by Freshet) and the Java client properties that librdkafka spells
-//! differently.
+//! The names Freshet knows besides librdkafka's own and the Streams properties it reads
+//! (`streams.rs`): Kafka Streams' properties it ignores, client properties it controls, and the
+//! Java client properties that librdkafka spells differently.
 
 use super::librdkafka::Applies;
-
-/// A Kafka Streams (or Freshet) property that Freshet reads itself.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) enum StreamsKey {
-    ApplicationId,
-    BootstrapServers,
-    ClientId,
-    NumStreamThreads,
-    StateDir,
-    ProcessingGuarantee,
-    CommitInterval,
-    DefaultKeySerde,
-    DefaultValueSerde,
-    DeserializationHandler,
-    ProcessingHandler,
-    ProductionHandler,
-    DeadLetterTopic,
-    CacheMaxBytes,
-    ReplicationFactor,
-    NumStandbyReplicas,
-    MaxTaskIdle,
-    Poll,
-    BufferedRecords,
-    TaskTimeout,
-    GroupInstanceId,
-    ApplicationServer,
-    MetricsRecordingLevel,
-    GroupProtocol,
-    WindowStoreAdditionalRetention,
-    RepartitionPurgeInterval,
-    HttpPort,
-    RocksDbBlockCacheBytes,
-    RocksDbWriteBufferBytes,
-    StateCleanupDelay,
-    OuterJoinEmitInterval,
-}
-
-impl StreamsKey {
-    /// The name users are told to write.
-    pub(crate) fn name(self) -> &'static str {
-        STREAMS
-            .iter()
-            .find(|p| p.key == self && p.replaced_by.is_none())
-            .map_or("?", |p| p.name)
-    }
-}
-
-/// A name for a [`StreamsKey`].
-pub(crate) struct StreamsProp {
-    pub name: &'static str,
-    pub key: StreamsKey,
-    /// Set for an older spelling: it still works, but loses to the current name written in the
-    /// same layer, as Kafka Streams prefers the new name when both are set.
-    pub replaced_by: Option<&'static str>,
-    /// Whether using the older spelling deserves a warning (a deprecated Kafka Streams name does;
-    /// librdkafka's own spelling of `bootstrap.servers` does not).
-    pub deprecated: bool,
-}
-
-const fn current(name: &'static str, key: StreamsKey) -> StreamsProp {
-    StreamsProp {
-        name,
-        key,
-        replaced_by: None,
-        deprecated: false,
-    }
-}
-
-const fn older(name: &'static str, key: StreamsKey, replaced_by: &'static str) -> StreamsProp {
-    StreamsProp {
-        name,
-        key,
-        replaced_by: Some(replaced_by),
-        deprecated: true,
-    }
-}
-
-/// Freshet's own property for the port of `/healthz`, `/readyz` and `/metrics`; Kafka Streams has
-/// no HTTP server, so the name is Freshet's.
-pub(crate) const HTTP_PORT: &str = "freshet.http.port";
-
-pub(crate) static STREAMS: &[StreamsProp] = &[
-    current("application.id", StreamsKey::ApplicationId),
-    current("bootstrap.servers", StreamsKey::BootstrapServers),
-    StreamsProp {
-        name: "metadata.broker.list",
-        key: StreamsKey::BootstrapServers,
-        replaced_by: Some("bootstrap.servers"),
-        deprecated: false,
-    },
-    current("client.id", StreamsKey::ClientId),
-    current("num.stream.threads", StreamsKey::NumStreamThreads),
-    current("state.dir", StreamsKey::StateDir),
-    current("processing.guarantee", StreamsKey::ProcessingGuarantee),
-    current("commit.interval.ms", StreamsKey::CommitInterval),
-    current("default.key.serde", StreamsKey::DefaultKeySerde),
-    current("default.value.serde", StreamsKey::DefaultValueSerde),
-    current(
-        "deserialization.exception.handler",
-        StreamsKey::DeserializationHandler,
-    ),
-    older(
-        "default.deserialization.exception.handler",
-        StreamsKey::DeserializationHandler,
-        "deserialization.exception.handler",
-    ),
-    current(
-        "processing.exception.handler",
-        StreamsKey::ProcessingHandler,
-    ),
-    current(
-        "production.exception.handler",
-        StreamsKey::ProductionHandler,
-    ),
-    older(
-        "default.production.exception.handler",
-        StreamsKey::ProductionHandler,
-        "production.exception.handler",
-    ),
-    current(
-        "errors.dead.letter.queue.topic.name",
-        StreamsKey::DeadLetterTopic,
-    ),
-    current("statestore.cache.max.bytes", StreamsKey::CacheMaxBytes),
-    older(
-        "cache.max.bytes.buffering",
-        StreamsKey::CacheMaxBytes,
-        "statestore.cache.max.bytes",
-    ),
-    current("replication.factor", StreamsKey::ReplicationFactor),
-    current("num.standby.replicas", StreamsKey::NumStandbyReplicas),
-    current("max.task.idle.ms", StreamsKey::MaxTaskIdle),
-    current("poll.ms", StreamsKey::Poll),
-    current(
-        "buffered.records.per.partition",
-        StreamsKey::BufferedRecords,
-    ),
-    current("task.timeout.ms", StreamsKey::TaskTimeout),
-    current("group.instance.id", StreamsKey::GroupInstanceId),
-    current("application.server", StreamsKey::ApplicationServer),
-    current("metrics.recording.level", StreamsKey::MetricsRecordingLevel),
-    current("group.protocol", StreamsKey::GroupProtocol),
-    current(
-        "windowstore.changelog.additional.retention.ms",
-        StreamsKey::WindowStoreAdditionalRetention,
-    ),
-    current(
-        "repartition.purge.interval.ms",
-        StreamsKey::RepartitionPurgeInterval,
-    ),
-    current(HTTP_PORT, StreamsKey::HttpPort),
-    current("state.cleanup.delay.ms", StreamsKey::StateCleanupDelay),
-    // Kafka Streams' internal setting, under its own name so that a test can set it on both.
-    current(
-        "__emit.interval.ms.kstreams.outer.join.spurious.results.fix__",
-        StreamsKey::OuterJoinEmitInterval,
-    ),
-    // RocksDB's memory is one budget per process (Kafka Streams needs a `rocksdb.config.setter`
-    // class for this); the names are Freshet's.
-    current(
-        "freshet.rocksdb.block.cache.bytes",
-        StreamsKey::RocksDbBlockCacheBytes,
-    ),
-    current(
-        "freshet.rocksdb.write.buffer.bytes",
-        StreamsKey::RocksDbWriteBufferBytes,
-    ),
-];
-
-pub(crate) fn streams_property(name: &str) -> Option<&'static StreamsProp> {
-    STREAMS.iter().find(|p| p.name == name)
-}
 
 /// Kafka Streams properties that Freshet accepts and ignores, each with the reason given in the
 /// warning: a configuration written for Kafka Streams should run unchanged, but nobody should
@@ -284,6 +112,38 @@ pub(crate) static IGNORED_STREAMS: &[(&str, &str)] = &[
         "windowed.inner.class.serde",
         "windowed serdes are named in the manifest (windowed-<inner>)",
     ),
+    (
+        "allow.os.group.write.access",
+        "Freshet creates state.dir with the permissions the process's umask gives",
+    ),
+    (
+        "default.interactive.query.isolation.level",
+        "Freshet has no interactive queries",
+    ),
+    (
+        "dsl.store.format",
+        "every Freshet store is a RocksDB store under state.dir, in Freshet's own format",
+    ),
+    (
+        "enable.transactional.statestores",
+        "Freshet's state stores are not transactional; after a failure they are restored from their changelogs",
+    ),
+    (
+        "statestore.uncommitted.max.bytes",
+        "Freshet's state stores are not transactional; after a failure they are restored from their changelogs",
+    ),
+    (
+        "processing.exception.handler.global.enabled",
+        "Freshet loads global tables into their stores without running processors, so there is nothing for processing.exception.handler to cover there",
+    ),
+    (
+        "state.cleanup.dir.max.age.ms",
+        "Freshet deletes the directory of a task it no longer owns after state.cleanup.delay.ms",
+    ),
+    (
+        "topology.description.push.enabled",
+        "Freshet does not use Kafka Streams' group protocol (KIP-1071), which the description is pushed for",
+    ),
 ];
 
 pub(crate) fn ignored_streams(name: &str) -> Option<&'static str> {
@@ -294,120 +154,74 @@ pub(crate) fn ignored_streams(name: &str) -> Option<&'static str> {
 }
 
 /// A client property that Freshet sets itself because Kafka Streams' semantics depend on it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Controlled {
-    GroupId,
-    AutoCommit,
-    OffsetStore,
-    PartitionEof,
-    TransactionalId,
-    Partitioner,
-    AssignmentStrategy,
-    GroupProtocolType,
-}
-
 pub(crate) struct ControlledProp {
     pub name: &'static str,
-    pub what: Controlled,
+    /// Why the user may not choose; the error and the warning both quote it.
+    pub reason: &'static str,
     /// Values that ask for what Freshet does anyway; they are dropped with a warning rather than
     /// refused, so that a configuration copied from a Kafka Streams application runs.
-    pub redundant: &'static [&'static str],
+    pub redundant: Redundant,
 }
+
+/// Which values of a controlled property ask for what Freshet does anyway.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Redundant {
+    /// These words, compared ignoring case.
+    Values(&'static [&'static str]),
+    /// The value of `application.id` (`group.id`).
+    ApplicationId,
+}
+
+const fn controlled_prop(
+    name: &'static str,
+    reason: &'static str,
+    redundant: &'static [&'static str],
+) -> ControlledProp {
+    ControlledProp {
+        name,
+        reason,
+        redundant: Redundant::Values(redundant),
+    }
+}
+
+const GROUP_ID: &str =
+    "the consumer group is application.id, as in Kafka Streams; set application.id instead";
+const AUTO_COMMIT: &str = "Freshet commits offsets itself once the records' results are written, as Kafka Streams does; auto-commit would commit records not yet processed";
+const OFFSET_STORE: &str = "Freshet commits the offsets of processed records explicitly; an automatic offset store would mark records as consumed before their results are written";
+const PARTITION_EOF: &str = "the stream thread tracks how far each partition has been read itself, and end-of-partition events would reach it as errors";
+const TRANSACTIONAL_ID: &str = "under exactly_once_v2 each stream thread's producer gets `<application.id>-<instance>-<thread>`, stable across restarts so that a restarted instance fences the dead one's open transaction at once; under at_least_once producers are not transactional";
+const PARTITIONER: &str = "every producer uses murmur2_random, the Java producer's default, so that repartition and sink topics place each key where Java clients and Kafka Streams would";
+const ASSIGNMENT: &str = "co-partitioned topics need partition N of each on the same instance, which the range assignor gives (librdkafka's with group.protocol=classic, the broker's with group.protocol=consumer)";
+const GROUP_PROTOCOL_TYPE: &str = "librdkafka supports only the `consumer` protocol type; choose the protocol with group.protocol";
+const TWO_PHASE_COMMIT: &str = "two-phase commit (KIP-939) hands a producer's transactions to an external coordinator; Freshet's stream threads commit their own transactions, as Kafka Streams does";
 
 pub(crate) static CONTROLLED: &[ControlledProp] = &[
     ControlledProp {
         name: "group.id",
-        what: Controlled::GroupId,
-        redundant: &[],
+        reason: GROUP_ID,
+        redundant: Redundant::ApplicationId,
     },
-    ControlledProp {
-        name: "enable.auto.commit",
-        what: Controlled::AutoCommit,
-        redundant: &["false"],
-    },
-    ControlledProp {
-        name: "auto.commit.enable",
-        what: Controlled::AutoCommit,
-        redundant: &["false"],
-    },
-    ControlledProp {
-        name: "enable.auto.offset.store",
-        what: Controlled::OffsetStore,
-        redundant: &["false"],
-    },
-    ControlledProp {
-        name: "enable.partition.eof",
-        what: Controlled::PartitionEof,
-        redundant: &["false"],
-    },
-    ControlledProp {
-        name: "transactional.id",
-        what: Controlled::TransactionalId,
-        redundant: &[],
-    },
-    ControlledProp {
-        name: "partitioner",
-        what: Controlled::Partitioner,
-        redundant: &["murmur2_random"],
-    },
-    ControlledProp {
-        name: "partitioner.class",
-        what: Controlled::Partitioner,
-        redundant: &[],
-    },
-    ControlledProp {
-        name: "partitioner.ignore.keys",
-        what: Controlled::Partitioner,
-        redundant: &["false"],
-    },
-    ControlledProp {
-        name: "partition.assignment.strategy",
-        what: Controlled::AssignmentStrategy,
-        redundant: &["range", "org.apache.kafka.clients.consumer.RangeAssignor"],
-    },
-    ControlledProp {
-        name: "group.remote.assignor",
-        what: Controlled::AssignmentStrategy,
-        redundant: &["range"],
-    },
-    ControlledProp {
-        name: "group.protocol.type",
-        what: Controlled::GroupProtocolType,
-        redundant: &["consumer"],
-    },
+    controlled_prop("enable.auto.commit", AUTO_COMMIT, &["false"]),
+    controlled_prop("auto.commit.enable", AUTO_COMMIT, &["false"]),
+    controlled_prop("enable.auto.offset.store", OFFSET_STORE, &["false"]),
+    controlled_prop("enable.partition.eof", PARTITION_EOF, &["false"]),
+    controlled_prop("transactional.id", TRANSACTIONAL_ID, &[]),
+    controlled_prop("partitioner", PARTITIONER, &["murmur2_random"]),
+    controlled_prop("partitioner.class", PARTITIONER, &[]),
+    controlled_prop("partitioner.ignore.keys", PARTITIONER, &["false"]),
+    controlled_prop(
+        "partition.assignment.strategy",
+        ASSIGNMENT,
+        &["range", "org.apache.kafka.clients.consumer.RangeAssignor"],
+    ),
+    controlled_prop("group.remote.assignor", ASSIGNMENT, &["range"]),
+    controlled_prop("group.protocol.type", GROUP_PROTOCOL_TYPE, &["consumer"]),
+    controlled_prop(
+        "transaction.two.phase.commit.enable",
+        TWO_PHASE_COMMIT,
+        &["false"],
+    ),
 ];
-
-impl Controlled {
-    /// Why the user may not choose; the error and the warning both quote it.
-    pub(crate) fn reason(self) -> &'static str {
-        match self {
-            Controlled::GroupId => {
-                "the consumer group is application.id, as in Kafka Streams; set application.id instead"
-            }
-            Controlled::AutoCommit => {
-                "Freshet commits offsets itself once the records' results are written, as Kafka Streams does; auto-commit would commit records not yet processed"
-            }
-            Controlled::OffsetStore => {
-                "Freshet commits the offsets of processed records explicitly; an automatic offset store would mark records as consumed before their results are written"
-            }
-            Controlled::PartitionEof => {
-                "the stream thread tracks how far each partition has been read itself, and end-of-partition events would reach it as errors"
-            }
-            Controlled::TransactionalId => {
-                "under exactly_once_v2 each stream thread's producer gets `<application.id>-<instance>-<thread>`, stable across restarts so that a restarted instance fences the dead one's open transaction at once; under at_least_once producers are not transactional"
-            }
-            Controlled::Partitioner => {
-                "every producer uses murmur2_random, the Java producer's default, so that repartition and sink topics place each key where Java clients and Kafka Streams would"
-            }
-            Controlled::AssignmentStrategy => {
-                "co-partitioned topics need partition N of each on the same instance, which the range assignor gives (librdkafka's with group.protocol=classic, the broker's with group.protocol=consumer)"
-            }
-            Controlled::GroupProtocolType => {
-                "librdkafka supports only the `consumer` protocol type; choose the protocol with group.protocol"
-            }
-        }
-    }
-}
 
 pub(crate) fn controlled(name: &str) -> Option<&'static ControlledProp> {
     CONTROLLED.iter().find(|p| p.name == name)
@@ -439,219 +253,422 @@ const SERIALIZERS: &str =
     "Freshet's serdes come from default.key.serde, default.value.serde and the manifest";
 const JAVA_CLASSES: &str = "Java classes cannot run in Freshet";
 const METRICS: &str = "Freshet exports its own metrics at /metrics";
+const CONFIG_PROVIDERS: &str = "config providers are Java classes, and `${provider:key}` values would reach librdkafka as written; put secrets in FRESHET_CONFIG_* variables from a Kubernetes Secret instead";
+const SHARE_GROUPS: &str = "share groups (KIP-932) are not used by Kafka Streams";
+const KERBEROS_RENEWAL: &str = "librdkafka renews Kerberos tickets with sasl.kerberos.kinit.cmd every sasl.kerberos.min.time.before.relogin";
+const JAVA_LOGIN: &str =
+    "a setting of Java's SASL login; librdkafka logs in and refreshes OAUTHBEARER tokens itself";
+const TOKEN_VALIDATION: &str = "it validates OAUTHBEARER tokens, which clients leave to the broker";
+
+/// A Java client property that librdkafka spells differently or lacks.
+pub(crate) struct JavaProp {
+    pub name: &'static str,
+    /// The clients an unprefixed setting reaches.
+    pub applies: Applies,
+    pub rule: JavaRule,
+    /// Whether the value is a secret (never shown in errors or `Debug` output).
+    pub sensitive: bool,
+}
+
+const fn plain(name: &'static str, applies: Applies, rule: JavaRule) -> JavaProp {
+    JavaProp {
+        name,
+        applies,
+        rule,
+        sensitive: false,
+    }
+}
+
+/// A Java client property whose value is a secret.
+const fn secret(name: &'static str, applies: Applies, rule: JavaRule) -> JavaProp {
+    JavaProp {
+        sensitive: true,
+        ..plain(name, applies, rule)
+    }
+}
 
 /// Java client properties whose librdkafka spelling or value differs, or that librdkafka lacks.
 /// Java names that librdkafka shares (`session.timeout.ms`, `linger.ms`, `acks`, ...) are not
 /// here: they are librdkafka properties too.
-pub(crate) static JAVA: &[(&str, Applies, JavaRule)] = &[
-    (
+pub(crate) static JAVA: &[JavaProp] = &[
+    plain(
         "fetch.max.wait.ms",
         Applies::Consumer,
         JavaRule::Rename("fetch.wait.max.ms"),
     ),
-    ("buffer.memory", Applies::Producer, JavaRule::BufferMemory),
-    (
+    plain("buffer.memory", Applies::Producer, JavaRule::BufferMemory),
+    plain(
         "max.request.size",
         Applies::Producer,
         JavaRule::Rename("message.max.bytes"),
     ),
-    (
+    plain(
         "receive.buffer.bytes",
         Applies::Both,
         JavaRule::SocketBuffer("socket.receive.buffer.bytes"),
     ),
-    (
+    plain(
         "send.buffer.bytes",
         Applies::Both,
         JavaRule::SocketBuffer("socket.send.buffer.bytes"),
     ),
-    ("sasl.jaas.config", Applies::Both, JavaRule::Jaas),
-    (
+    secret("sasl.jaas.config", Applies::Both, JavaRule::Jaas),
+    plain(
         "ssl.truststore.location",
         Applies::Both,
         JavaRule::Refuse(TRUSTSTORE),
     ),
-    (
+    secret(
         "ssl.truststore.password",
         Applies::Both,
         JavaRule::Refuse(TRUSTSTORE),
     ),
-    (
+    plain(
         "ssl.truststore.type",
         Applies::Both,
         JavaRule::Ignore("librdkafka reads CA certificates as PEM (ssl.ca.location, ssl.ca.pem)"),
     ),
-    (
+    plain(
         "ssl.truststore.certificates",
         Applies::Both,
         JavaRule::Rename("ssl.ca.pem"),
     ),
-    ("ssl.keystore.type", Applies::Both, JavaRule::KeystoreType),
-    (
+    plain("ssl.keystore.type", Applies::Both, JavaRule::KeystoreType),
+    plain(
         "ssl.keystore.certificate.chain",
         Applies::Both,
         JavaRule::Rename("ssl.certificate.pem"),
     ),
-    (
+    secret(
         "ssl.keystore.key",
         Applies::Both,
         JavaRule::Rename("ssl.key.pem"),
     ),
-    ("ssl.protocol", Applies::Both, JavaRule::Ignore(JAVA_TLS)),
-    (
+    plain("ssl.protocol", Applies::Both, JavaRule::Ignore(JAVA_TLS)),
+    plain(
         "ssl.enabled.protocols",
         Applies::Both,
         JavaRule::Ignore(JAVA_TLS),
     ),
-    (
+    plain(
         "ssl.keymanager.algorithm",
         Applies::Both,
         JavaRule::Ignore(JAVA_TLS),
     ),
-    (
+    plain(
         "ssl.trustmanager.algorithm",
         Applies::Both,
         JavaRule::Ignore(JAVA_TLS),
     ),
-    (
+    plain(
         "ssl.secure.random.implementation",
         Applies::Both,
         JavaRule::Ignore(JAVA_TLS),
     ),
-    ("ssl.provider", Applies::Both, JavaRule::Ignore(JAVA_TLS)),
-    (
+    plain("ssl.provider", Applies::Both, JavaRule::Ignore(JAVA_TLS)),
+    plain(
         "ssl.engine.factory.class",
         Applies::Both,
         JavaRule::Refuse(JAVA_CLASSES),
     ),
-    (
+    plain(
         "security.providers",
         Applies::Both,
         JavaRule::Ignore(JAVA_TLS),
     ),
-    (
+    plain(
         "sasl.client.callback.handler.class",
         Applies::Both,
         JavaRule::Refuse(JAVA_CLASSES),
     ),
-    (
+    plain(
         "sasl.login.callback.handler.class",
         Applies::Both,
         JavaRule::Refuse(JAVA_CLASSES),
     ),
-    (
+    plain(
         "sasl.login.class",
         Applies::Both,
         JavaRule::Refuse(JAVA_CLASSES),
     ),
-    (
+    plain(
         "key.serializer",
         Applies::Producer,
         JavaRule::Ignore(SERIALIZERS),
     ),
-    (
+    plain(
         "value.serializer",
         Applies::Producer,
         JavaRule::Ignore(SERIALIZERS),
     ),
-    (
+    plain(
         "key.deserializer",
         Applies::Consumer,
         JavaRule::Ignore(SERIALIZERS),
     ),
-    (
+    plain(
         "value.deserializer",
         Applies::Consumer,
         JavaRule::Ignore(SERIALIZERS),
     ),
-    (
+    plain(
         "max.poll.records",
         Applies::Consumer,
         JavaRule::Ignore(
             "librdkafka's consumer has no poll batch size; Freshet buffers up to buffered.records.per.partition records per partition",
         ),
     ),
-    (
+    plain(
         "interceptor.classes",
         Applies::Both,
         JavaRule::Ignore(JAVA_CLASSES),
     ),
-    ("metric.reporters", Applies::Both, JavaRule::Ignore(METRICS)),
-    (
+    plain("metric.reporters", Applies::Both, JavaRule::Ignore(METRICS)),
+    plain(
         "metrics.num.samples",
         Applies::Both,
         JavaRule::Ignore(METRICS),
     ),
-    (
+    plain(
         "metrics.sample.window.ms",
         Applies::Both,
         JavaRule::Ignore(METRICS),
     ),
-    (
+    plain(
         "auto.include.jmx.reporter",
         Applies::Both,
         JavaRule::Ignore(METRICS),
     ),
-    (
+    plain(
         "default.api.timeout.ms",
         Applies::Consumer,
         JavaRule::Ignore(JAVA_ONLY),
     ),
-    (
+    plain(
         "max.block.ms",
         Applies::Producer,
         JavaRule::Ignore(
             "librdkafka's produce call never blocks: a full queue is reported at once",
         ),
     ),
-    (
+    plain(
         "exclude.internal.topics",
         Applies::Consumer,
         JavaRule::Ignore(JAVA_ONLY),
     ),
-    (
+    plain(
         "metadata.max.idle.ms",
         Applies::Producer,
         JavaRule::Ignore(JAVA_ONLY),
     ),
-    (
+    plain(
         "socket.connection.setup.timeout.max.ms",
         Applies::Both,
         JavaRule::Ignore(JAVA_ONLY),
     ),
-    (
+    plain(
         "partitioner.adaptive.partitioning.enable",
         Applies::Producer,
         JavaRule::Ignore(
             "it affects only records without a key, which murmur2_random spreads at random",
         ),
     ),
-    (
+    plain(
         "partitioner.availability.timeout.ms",
         Applies::Producer,
         JavaRule::Ignore(
             "it affects only records without a key, which murmur2_random spreads at random",
         ),
     ),
-    (
+    plain(
         "compression.gzip.level",
         Applies::Producer,
         JavaRule::Rename("compression.level"),
     ),
-    (
+    plain(
         "compression.lz4.level",
         Applies::Producer,
         JavaRule::Rename("compression.level"),
     ),
-    (
+    plain(
         "compression.zstd.level",
         Applies::Producer,
         JavaRule::Rename("compression.level"),
     ),
+    plain(
+        "config.providers",
+        Applies::Both,
+        JavaRule::Refuse(CONFIG_PROVIDERS),
+    ),
+    plain(
+        "bootstrap.controllers",
+        Applies::Both,
+        JavaRule::Ignore("Freshet's admin client talks to the brokers of bootstrap.servers"),
+    ),
+    plain(
+        "bootstrap.resolve.timeout.ms",
+        Applies::Both,
+        JavaRule::Ignore(JAVA_ONLY),
+    ),
+    plain(
+        "metadata.cluster.check.enable",
+        Applies::Both,
+        JavaRule::Ignore(JAVA_ONLY),
+    ),
+    plain(
+        "internal.throw.on.fetch.stable.offset.unsupported",
+        Applies::Consumer,
+        JavaRule::Ignore(JAVA_ONLY),
+    ),
+    plain(
+        "buffer.memory.allocation.strategy",
+        Applies::Producer,
+        JavaRule::Ignore(JAVA_ONLY),
+    ),
+    plain(
+        "partitioner.rack.aware",
+        Applies::Producer,
+        JavaRule::Ignore(
+            "it affects only records without a key, which murmur2_random spreads at random",
+        ),
+    ),
+    plain(
+        "share.acknowledgement.mode",
+        Applies::Consumer,
+        JavaRule::Ignore(SHARE_GROUPS),
+    ),
+    plain(
+        "share.acquire.mode",
+        Applies::Consumer,
+        JavaRule::Ignore(SHARE_GROUPS),
+    ),
+    plain(
+        "sasl.kerberos.ticket.renew.jitter",
+        Applies::Both,
+        JavaRule::Ignore(KERBEROS_RENEWAL),
+    ),
+    plain(
+        "sasl.kerberos.ticket.renew.window.factor",
+        Applies::Both,
+        JavaRule::Ignore(KERBEROS_RENEWAL),
+    ),
+    plain(
+        "sasl.login.connect.timeout.ms",
+        Applies::Both,
+        JavaRule::Ignore(JAVA_LOGIN),
+    ),
+    plain(
+        "sasl.login.read.timeout.ms",
+        Applies::Both,
+        JavaRule::Ignore(JAVA_LOGIN),
+    ),
+    plain(
+        "sasl.login.refresh.buffer.seconds",
+        Applies::Both,
+        JavaRule::Ignore(JAVA_LOGIN),
+    ),
+    plain(
+        "sasl.login.refresh.min.period.seconds",
+        Applies::Both,
+        JavaRule::Ignore(JAVA_LOGIN),
+    ),
+    plain(
+        "sasl.login.refresh.window.factor",
+        Applies::Both,
+        JavaRule::Ignore(JAVA_LOGIN),
+    ),
+    plain(
+        "sasl.login.refresh.window.jitter",
+        Applies::Both,
+        JavaRule::Ignore(JAVA_LOGIN),
+    ),
+    plain(
+        "sasl.login.retry.backoff.max.ms",
+        Applies::Both,
+        JavaRule::Ignore(JAVA_LOGIN),
+    ),
+    plain(
+        "sasl.login.retry.backoff.ms",
+        Applies::Both,
+        JavaRule::Ignore(JAVA_LOGIN),
+    ),
+    plain(
+        "sasl.oauthbearer.assertion.template.file",
+        Applies::Both,
+        JavaRule::Rename("sasl.oauthbearer.assertion.jwt.template.file"),
+    ),
+    plain(
+        "sasl.oauthbearer.header.urlencode",
+        Applies::Both,
+        JavaRule::Ignore(JAVA_ONLY),
+    ),
+    plain(
+        "sasl.oauthbearer.jwt.retriever.class",
+        Applies::Both,
+        JavaRule::Refuse(JAVA_CLASSES),
+    ),
+    plain(
+        "sasl.oauthbearer.jwt.validator.class",
+        Applies::Both,
+        JavaRule::Refuse(JAVA_CLASSES),
+    ),
+    plain(
+        "sasl.oauthbearer.allow.unverified.audience",
+        Applies::Both,
+        JavaRule::Ignore(TOKEN_VALIDATION),
+    ),
+    plain(
+        "sasl.oauthbearer.allow.unverified.issuer",
+        Applies::Both,
+        JavaRule::Ignore(TOKEN_VALIDATION),
+    ),
+    plain(
+        "sasl.oauthbearer.clock.skew.seconds",
+        Applies::Both,
+        JavaRule::Ignore(TOKEN_VALIDATION),
+    ),
+    plain(
+        "sasl.oauthbearer.expected.audience",
+        Applies::Both,
+        JavaRule::Ignore(TOKEN_VALIDATION),
+    ),
+    plain(
+        "sasl.oauthbearer.expected.issuer",
+        Applies::Both,
+        JavaRule::Ignore(TOKEN_VALIDATION),
+    ),
+    plain(
+        "sasl.oauthbearer.jwks.endpoint.refresh.ms",
+        Applies::Both,
+        JavaRule::Ignore(TOKEN_VALIDATION),
+    ),
+    plain(
+        "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms",
+        Applies::Both,
+        JavaRule::Ignore(TOKEN_VALIDATION),
+    ),
+    plain(
+        "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms",
+        Applies::Both,
+        JavaRule::Ignore(TOKEN_VALIDATION),
+    ),
+    plain(
+        "sasl.oauthbearer.jwks.endpoint.url",
+        Applies::Both,
+        JavaRule::Ignore(TOKEN_VALIDATION),
+    ),
+    plain(
+        "sasl.oauthbearer.scope.claim.name",
+        Applies::Both,
+        JavaRule::Ignore(TOKEN_VALIDATION),
+    ),
+    plain(
+        "sasl.oauthbearer.sub.claim.name",
+        Applies::Both,
+        JavaRule::Ignore(TOKEN_VALIDATION),
+    ),
 ];
 
-pub(crate) fn java(name: &str) -> Option<(Applies, JavaRule)> {
-    JAVA.iter()
-        .find(|(n, _, _)| *n == name)
-        .map(|(_, applies, rule)| (*applies, *rule))
+pub(crate) fn java(name: &str) -> Option<&'static JavaProp> {
+    JAVA.iter().find(|p| p.name == name)
 }

@@ -1,7 +1,8 @@
 //! `FRESHET_*` environment variables as a configuration layer.
 //!
 //! Kubernetes hands configuration to a pod most easily through environment variables (credentials
-//! above all, from Secrets), so every property can be set this way:
+//! above all, from Secrets), so every property can be set this way (the variables with a name of
+//! their own are declared with their property, in `streams.rs`):
 //!
 //! | variable | property |
 //! | --- | --- |
@@ -20,20 +21,23 @@
 //! `FRESHET_KAFKA_PORT`) and are left alone; [`env_warnings`] names the ones that look like a
 //! misspelt configuration variable.
 
+use super::streams::STREAMS;
 use super::suggest::nearest;
 
-/// Variables with a name of their own, for the settings people change most.
-const DEDICATED: &[(&str, &str)] = &[
-    ("FRESHET_APPLICATION_ID", "application.id"),
-    ("FRESHET_BOOTSTRAP_SERVERS", "bootstrap.servers"),
-    ("FRESHET_NUM_STREAM_THREADS", "num.stream.threads"),
-    ("FRESHET_STATE_DIR", "state.dir"),
-    ("FRESHET_PROCESSING_GUARANTEE", "processing.guarantee"),
-    ("FRESHET_HTTP_PORT", super::catalog::HTTP_PORT),
-];
+/// The property a variable with a name of its own sets (declared with the property in
+/// `streams.rs`), and whether it is the dedicated name (`true`) or a shorter spelling, which the
+/// dedicated name beats when both are set.
+fn own_variable(name: &str) -> Option<(&'static str, bool)> {
+    STREAMS.iter().find_map(|def| {
+        let position = def.env.iter().position(|var| *var == name)?;
+        Some((def.name, position == 0))
+    })
+}
 
-/// Shorter spellings; the dedicated name wins when both are set.
-const ALIASES: &[(&str, &str)] = &[("FRESHET_THREADS", "num.stream.threads")];
+/// Every variable with a name of its own.
+fn own_variables() -> impl Iterator<Item = &'static str> {
+    STREAMS.iter().flat_map(|def| def.env.iter().copied())
+}
 
 /// The prefix of the variables that carry any property by name.
 pub const CONFIG_PREFIX: &str = "FRESHET_CONFIG_";
@@ -58,10 +62,13 @@ pub fn layers_from_env(vars: impl IntoIterator<Item = (String, String)>) -> Vec<
     let mut aliased = Vec::new();
     let mut dedicated = Vec::new();
     for (name, value) in vars {
-        if let Some((_, property)) = DEDICATED.iter().find(|(var, _)| *var == name) {
-            dedicated.push((name, (*property).to_owned(), value));
-        } else if let Some((_, property)) = ALIASES.iter().find(|(var, _)| *var == name) {
-            aliased.push((name, (*property).to_owned(), value));
+        if let Some((property, is_dedicated)) = own_variable(&name) {
+            let group = if is_dedicated {
+                &mut dedicated
+            } else {
+                &mut aliased
+            };
+            group.push((name, property.to_owned(), value));
         } else if let Some(rest) = name.strip_prefix(CONFIG_PREFIX) {
             let property = generic_property(rest);
             generic.push((name, property, value));
@@ -84,15 +91,11 @@ pub fn layers_from_env(vars: impl IntoIterator<Item = (String, String)>) -> Vec<
 /// set through the generic form of a property with a dedicated name is shown under the dedicated
 /// name, the one the documentation leads with.
 pub(crate) fn variable_for(property: &str) -> String {
-    if let Some((var, _)) = DEDICATED.iter().find(|(_, p)| *p == property) {
-        let mut names = vec![*var];
-        names.extend(
-            ALIASES
-                .iter()
-                .filter(|(_, p)| *p == property)
-                .map(|(alias, _)| *alias),
-        );
-        return names.join(" or ");
+    if let Some(def) = STREAMS
+        .iter()
+        .find(|def| def.name == property && !def.env.is_empty())
+    {
+        return def.env.join(" or ");
     }
     let mut var = String::from(CONFIG_PREFIX);
     for c in property.chars() {
@@ -109,11 +112,7 @@ pub(crate) fn variable_for(property: &str) -> String {
 /// configuration variable's name (`FRESHET_APLICATION_ID`): such a variable would otherwise be
 /// silently unused. Variables far from every name are other tools' and are not mentioned.
 pub fn env_warnings(vars: impl IntoIterator<Item = (String, String)>) -> Vec<String> {
-    let known: Vec<&str> = DEDICATED
-        .iter()
-        .chain(ALIASES)
-        .map(|(var, _)| *var)
-        .collect();
+    let known: Vec<&str> = own_variables().collect();
     let mut warnings: Vec<String> = vars
         .into_iter()
         .filter(|(name, _)| {

@@ -28,6 +28,25 @@
 //! prefixes to reach one client only; unprefixed, a client property reaches every client of the
 //! kind librdkafka documents it for (consumers, producers, or all).
 //!
+//! # Where each name is defined
+//!
+//! Every property is declared once, with everything about it, as Kafka's `ConfigDef` does:
+//! - a Kafka Streams or Freshet property Freshet reads: one declaration in `streams.rs` (name,
+//!   older spellings, parser, default, documentation, whether the value is secret) that
+//!   generates its [`StreamsConfig`] field, the table the resolver looks it up in and the code
+//!   that fills the field (`define.rs` holds the macro); the manifest's spec fields that are
+//!   properties are declared there too, once each ([`SpecFields`]);
+//! - a Kafka Streams property Freshet ignores, a client property Freshet controls, a Java client
+//!   property: one row in `catalog.rs`, with its reason or translation;
+//! - a librdkafka property: one row of `librdkafka_table.rs`, generated from the linked library
+//!   by `tests/tests/config_librdkafka.rs`, which fails when the library and the table differ.
+//!
+//! [`classify`] says what Freshet makes of any name, from the same lookup the resolver uses; a
+//! test holds every name of Kafka's own `StreamsConfig`, `ConsumerConfig`, `ProducerConfig` and
+//! `AdminClientConfig` to it. [`is_sensitive`] says whether a value is a secret, as the
+//! declarations (librdkafka's own `_RK_SENSITIVE` flag for its properties) say; such values are
+//! never shown in errors, warnings or `Debug` output.
+//!
 //! # What Freshet controls
 //!
 //! Refused whatever the layer, because Kafka Streams' semantics depend on them; each is accepted
@@ -43,7 +62,9 @@
 //!   `murmur2_random`, `false`);
 //! - `partition.assignment.strategy`, `group.remote.assignor`: always the range assignor, which
 //!   keeps co-partitioned partitions together (accepted: `range`);
-//! - `group.protocol.type` (accepted: `consumer`).
+//! - `group.protocol.type` (accepted: `consumer`);
+//! - `transaction.two.phase.commit.enable`: stream threads commit their own transactions
+//!   (accepted: `false`).
 //!
 //! Refused only under `exactly_once_v2`, where Kafka Streams forces them: `isolation.level`
 //! other than `read_committed`, `enable.idempotence=false`, `acks` other than all,
@@ -70,19 +91,22 @@
 //! runtime must not set an alias of a listed name: librdkafka applies whichever is set last.
 
 mod catalog;
+mod classify;
+mod define;
 mod env;
 mod librdkafka;
 mod parse;
 mod resolve;
+mod streams;
 mod suggest;
 #[cfg(test)]
 mod tests;
 
 use std::fmt;
-use std::path::PathBuf;
-use std::time::Duration;
 
+pub use classify::{Classification, Client, classify, is_sensitive};
 pub use env::{CONFIG_PREFIX, env_warnings, layers_from_env};
+pub use streams::{SpecFields, StreamsConfig};
 
 /// Where a layer's values were written. Ordered by precedence, lowest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -121,57 +145,6 @@ impl Layer {
     }
 }
 
-/// The manifest's spec fields that are properties, so that the field-to-property mapping lives
-/// next to the properties and errors can name the field the user wrote.
-///
-/// `None` means "not written", which lets a lower layer (`config`) decide; a spec whose
-/// deserializer fills in a default for an absent field should pass `None` for it, or that default
-/// silently overrides `config`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SpecFields {
-    pub application_id: Option<String>,
-    pub bootstrap_servers: Option<String>,
-    pub num_stream_threads: Option<u32>,
-    pub state_dir: Option<String>,
-    pub processing_guarantee: Option<String>,
-    pub default_key_serde: Option<String>,
-    pub default_value_serde: Option<String>,
-}
-
-/// Spec field name (camelCase, as in the manifest) for each property it sets.
-const SPEC_FIELDS: &[(&str, &str)] = &[
-    ("application.id", "applicationId"),
-    ("bootstrap.servers", "bootstrapServers"),
-    ("num.stream.threads", "numStreamThreads"),
-    ("state.dir", "stateDir"),
-    ("processing.guarantee", "processingGuarantee"),
-    ("default.key.serde", "defaultKeySerde"),
-    ("default.value.serde", "defaultValueSerde"),
-];
-
-impl SpecFields {
-    pub fn into_layer(self) -> Layer {
-        let fields = [
-            ("application.id", self.application_id),
-            ("bootstrap.servers", self.bootstrap_servers),
-            (
-                "num.stream.threads",
-                self.num_stream_threads.map(|n| n.to_string()),
-            ),
-            ("state.dir", self.state_dir),
-            ("processing.guarantee", self.processing_guarantee),
-            ("default.key.serde", self.default_key_serde),
-            ("default.value.serde", self.default_value_serde),
-        ];
-        Layer::new(
-            LayerSource::Spec,
-            fields
-                .into_iter()
-                .filter_map(|(key, value)| value.map(|v| (key, v))),
-        )
-    }
-}
-
 /// Where one value was written, for messages: the flag, the environment variable, the spec field
 /// or the `config` entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -198,8 +171,8 @@ impl Origin {
         match source {
             LayerSource::Flag => format!("`{key}`"),
             LayerSource::Env => format!("`{key}` ({})", env::variable_for(key)),
-            LayerSource::Spec => match SPEC_FIELDS.iter().find(|(p, _)| *p == key) {
-                Some((_, field)) => format!("`{key}` (spec.{field})"),
+            LayerSource::Spec => match streams::spec_field(key) {
+                Some(field) => format!("`{key}` (spec.{field})"),
                 None => format!("`{key}`"),
             },
             LayerSource::Config => format!("spec.config[\"{key}\"]"),
@@ -215,8 +188,8 @@ impl fmt::Display for Origin {
             LayerSource::Env => {
                 write!(f, "environment variable {}", env::variable_for(key))
             }
-            LayerSource::Spec => match SPEC_FIELDS.iter().find(|(p, _)| *p == key) {
-                Some((_, field)) => write!(f, "spec.{field}"),
+            LayerSource::Spec => match streams::spec_field(key) {
+                Some(field) => write!(f, "spec.{field}"),
                 None => write!(f, "spec ({key})"),
             },
             LayerSource::Config => write!(f, "spec.config[\"{key}\"]"),
@@ -368,69 +341,6 @@ pub enum MetricsRecordingLevel {
     Trace,
 }
 
-/// The resolved configuration of one engine instance.
-#[derive(Clone, PartialEq, Eq)]
-pub struct StreamsConfig {
-    pub application_id: String,
-    /// Comma-separated, without blanks, as librdkafka wants it.
-    pub bootstrap_servers: String,
-    /// `client.id`: the prefix of every client's id, as in Kafka Streams.
-    pub client_id: Option<String>,
-    pub num_stream_threads: usize,
-    pub state_dir: PathBuf,
-    pub processing_guarantee: ProcessingGuarantee,
-    pub commit_interval: Duration,
-    /// Serde names in Freshet's spelling (`string`, `windowed-string`, ...). `bytes` when not
-    /// set: Kafka Streams has no default serde, and bytes pass records through unchanged rather
-    /// than guessing at their format.
-    pub default_key_serde: String,
-    pub default_value_serde: String,
-    pub deserialization_handler: ErrorHandler,
-    pub processing_handler: ErrorHandler,
-    pub production_handler: ErrorHandler,
-    pub dead_letter_topic: Option<String>,
-    pub cache_max_bytes: u64,
-    /// -1 for the broker's default.
-    pub replication_factor: i32,
-    pub max_task_idle: Duration,
-    pub poll: Duration,
-    pub buffered_records_per_partition: usize,
-    pub task_timeout: Duration,
-    /// `group.instance.id` as written: the base of each thread's static member id.
-    pub group_instance_id: Option<String>,
-    pub application_server: Option<String>,
-    pub metrics_recording_level: MetricsRecordingLevel,
-    pub group_protocol: GroupProtocol,
-    /// Added to a window store's retention for its changelog topic (one day by default).
-    pub window_store_changelog_additional_retention: Duration,
-    pub repartition_purge_interval: Duration,
-    /// `freshet.http.port`; the runtime picks its default when `None`.
-    pub http_port: Option<u16>,
-    /// `freshet.rocksdb.block.cache.bytes`: the block cache every RocksDB store of the process
-    /// shares (64 MiB by default).
-    pub rocksdb_block_cache_bytes: u64,
-    /// `freshet.rocksdb.write.buffer.bytes`: the memtable budget of every RocksDB store of the
-    /// process together (32 MiB by default); memtables are charged to the block cache as well.
-    pub rocksdb_write_buffer_bytes: u64,
-    /// `state.cleanup.delay.ms`: how long the directory of a task this instance no longer owns
-    /// stays before it is deleted (10 minutes, as in Kafka Streams).
-    pub state_cleanup_delay: Duration,
-    /// How often a left or outer stream-stream join looks for records whose window closed
-    /// without a partner (Kafka Streams' internal
-    /// `__emit.interval.ms.kstreams.outer.join.spurious.results.fix__`, 1 s).
-    pub outer_join_emit_interval: Duration,
-    /// librdkafka properties of the main consumer, sorted by name.
-    pub consumer: Vec<(String, String)>,
-    /// librdkafka properties of a consumer that restores stores from changelogs.
-    pub restore_consumer: Vec<(String, String)>,
-    /// librdkafka properties of the consumer that reads global tables.
-    pub global_consumer: Vec<(String, String)>,
-    pub producer: Vec<(String, String)>,
-    pub admin: Vec<(String, String)>,
-    /// Settings that were accepted but have no effect, or are deprecated; for the caller to log.
-    pub warnings: Vec<String>,
-}
-
 impl StreamsConfig {
     /// Resolves layers into one configuration, or every problem found in them.
     pub fn resolve(layers: &[Layer]) -> Result<StreamsConfig, ConfigError> {
@@ -438,64 +348,16 @@ impl StreamsConfig {
     }
 }
 
-/// Shows secret client properties as `<redacted>`, since configurations end up in logs.
-impl fmt::Debug for StreamsConfig {
+/// What `Debug` output and errors show instead of a sensitive value.
+pub(crate) const REDACTED: &str = "<redacted>";
+
+/// A client property list whose sensitive values `Debug` hides.
+pub(crate) struct Props<'a>(pub(crate) &'a [(String, String)]);
+
+impl fmt::Debug for Props<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        struct Props<'a>(&'a [(String, String)]);
-        impl fmt::Debug for Props<'_> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.debug_map()
-                    .entries(self.0.iter().map(|(k, v)| (k, parse::shown(k, v))))
-                    .finish()
-            }
-        }
-        f.debug_struct("StreamsConfig")
-            .field("application_id", &self.application_id)
-            .field("bootstrap_servers", &self.bootstrap_servers)
-            .field("client_id", &self.client_id)
-            .field("num_stream_threads", &self.num_stream_threads)
-            .field("state_dir", &self.state_dir)
-            .field("processing_guarantee", &self.processing_guarantee)
-            .field("commit_interval", &self.commit_interval)
-            .field("default_key_serde", &self.default_key_serde)
-            .field("default_value_serde", &self.default_value_serde)
-            .field("deserialization_handler", &self.deserialization_handler)
-            .field("processing_handler", &self.processing_handler)
-            .field("production_handler", &self.production_handler)
-            .field("dead_letter_topic", &self.dead_letter_topic)
-            .field("cache_max_bytes", &self.cache_max_bytes)
-            .field("rocksdb_block_cache_bytes", &self.rocksdb_block_cache_bytes)
-            .field(
-                "rocksdb_write_buffer_bytes",
-                &self.rocksdb_write_buffer_bytes,
-            )
-            .field("replication_factor", &self.replication_factor)
-            .field("max_task_idle", &self.max_task_idle)
-            .field("poll", &self.poll)
-            .field(
-                "buffered_records_per_partition",
-                &self.buffered_records_per_partition,
-            )
-            .field("task_timeout", &self.task_timeout)
-            .field("group_instance_id", &self.group_instance_id)
-            .field("application_server", &self.application_server)
-            .field("metrics_recording_level", &self.metrics_recording_level)
-            .field("group_protocol", &self.group_protocol)
-            .field(
-                "window_store_changelog_additional_retention",
-                &self.window_store_changelog_additional_retention,
-            )
-            .field(
-                "repartition_purge_interval",
-                &self.repartition_purge_interval,
-            )
-            .field("http_port", &self.http_port)
-            .field("consumer", &Props(&self.consumer))
-            .field("restore_consumer", &Props(&self.restore_consumer))
-            .field("global_consumer", &Props(&self.global_consumer))
-            .field("producer", &Props(&self.producer))
-            .field("admin", &Props(&self.admin))
-            .field("warnings", &self.warnings)
+        f.debug_map()
+            .entries(self.0.iter().map(|(k, v)| (k, parse::shown(k, v))))
             .finish()
     }
 }

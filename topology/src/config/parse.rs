@@ -519,8 +519,9 @@ impl<'a> JaasTokens<'a> {
     }
 }
 
-/// Whether a property's value is a secret, so that errors and `Debug` output never show it.
-pub(crate) fn is_secret(name: &str) -> bool {
+/// Whether a name looks like a secret's (`password`, `secret`, keys...): the safety net for names
+/// no declaration knows, and what the tests hold every declaration's `sensitive` flag to.
+pub(crate) fn looks_secret(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
     [
         "password",
@@ -535,10 +536,10 @@ pub(crate) fn is_secret(name: &str) -> bool {
     .any(|s| name.contains(s))
 }
 
-/// The value as errors may show it.
-pub(crate) fn shown(name: &str, value: &str) -> String {
-    if is_secret(name) {
-        "<redacted>".into()
+/// The value as errors and `Debug` output may show it.
+pub(crate) fn shown(key: &str, value: &str) -> String {
+    if super::classify::is_sensitive(key) {
+        super::REDACTED.into()
     } else {
         value.to_owned()
     }

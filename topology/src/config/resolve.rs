@@ -2,70 +2,15 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::OnceLock;
-use std::time::Duration;
 
-use super::catalog::{self, Controlled, ControlledProp, JavaRule, StreamsKey, StreamsProp};
+use super::catalog::{self, ControlledProp, JavaRule, Redundant};
+use super::classify::{CLIENTS, CONSUMERS, Client, Name, lookup};
+use super::define::{Alias, Fallback, StreamsDef};
 use super::librdkafka::{self, Applies, Kind};
-use super::parse::{self, HandlerKind, Parsed, Problem};
+use super::parse::{self, Parsed, Problem};
+use super::streams::{self, STREAMS};
 use super::suggest::nearest;
 use super::{ConfigError, Layer, LayerSource, Origin, ProcessingGuarantee, StreamsConfig};
-
-/// The librdkafka clients a stream thread may create; Kafka Streams' prefixes address them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-enum Client {
-    MainConsumer,
-    RestoreConsumer,
-    GlobalConsumer,
-    Producer,
-    Admin,
-}
-
-const CLIENTS: [Client; 5] = [
-    Client::MainConsumer,
-    Client::RestoreConsumer,
-    Client::GlobalConsumer,
-    Client::Producer,
-    Client::Admin,
-];
-
-const CONSUMERS: [Client; 3] = [
-    Client::MainConsumer,
-    Client::RestoreConsumer,
-    Client::GlobalConsumer,
-];
-
-impl Client {
-    fn is_consumer(self) -> bool {
-        CONSUMERS.contains(&self)
-    }
-
-    fn describe(self) -> &'static str {
-        match self {
-            Client::MainConsumer => "main consumer",
-            Client::RestoreConsumer => "restore consumer",
-            Client::GlobalConsumer => "global consumer",
-            Client::Producer => "producer",
-            Client::Admin => "admin client",
-        }
-    }
-
-    /// Whether an unprefixed property of this kind reaches the client. The admin client gets only
-    /// the properties common to all clients, as in Kafka Streams, where it gets only the
-    /// properties the Java admin client defines.
-    fn takes_unprefixed(self, applies: Applies) -> bool {
-        match applies {
-            Applies::Both => true,
-            Applies::Consumer => self.is_consumer(),
-            Applies::Producer => self == Client::Producer,
-        }
-    }
-
-    /// Whether a property of this kind means anything to the client when addressed to it by
-    /// prefix. The admin client is a producer handle in librdkafka, so it reads both kinds.
-    fn reads(self, applies: Applies) -> bool {
-        self == Client::Admin || self.takes_unprefixed(applies)
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Scope {
@@ -84,6 +29,14 @@ const PREFIXES: &[(&str, Scope, u8)] = &[
     ("producer.", Scope::Only(Client::Producer), 1),
     ("admin.", Scope::Only(Client::Admin), 1),
 ];
+
+/// `key` without the Kafka Streams client prefix it starts with, if any.
+pub(crate) fn without_prefix(key: &str) -> &str {
+    PREFIXES
+        .iter()
+        .find_map(|(prefix, _, _)| key.strip_prefix(prefix))
+        .unwrap_or(key)
+}
 
 /// Freshet's defaults rank below every layer.
 const DEFAULT_RANK: u8 = 0;
@@ -148,14 +101,17 @@ struct ControlledUse {
     value: String,
 }
 
+/// The state of one resolution; `streams.rs`'s generated `read_streams` reads the Streams
+/// properties through [`Resolver::value`].
 #[derive(Default)]
-struct Resolver {
+pub(crate) struct Resolver {
     seq: usize,
     errors: Vec<ConfigError>,
     warnings: Vec<String>,
-    streams: HashMap<StreamsKey, Vec<Candidate>>,
-    /// Properties with a value refused by [`check_streams`], which are then not also "missing".
-    invalid_streams: HashSet<StreamsKey>,
+    /// Values of Streams properties, by current name.
+    streams: HashMap<&'static str, Vec<Candidate>>,
+    /// Properties with a value their check refused, which are then not also "missing".
+    invalid_streams: HashSet<&'static str>,
     clients: BTreeMap<(Client, &'static str), Vec<Candidate>>,
     controlled: Vec<ControlledUse>,
 }
@@ -170,52 +126,6 @@ pub(crate) fn resolve(layers: &[Layer]) -> Result<StreamsConfig, ConfigError> {
     resolver.finish()
 }
 
-/// Checks a Kafka Streams value on its own; [`Resolver::finish`] parses the winners with the same
-/// functions.
-fn check_streams(key: StreamsKey, value: &str) -> Parsed<()> {
-    match key {
-        StreamsKey::ApplicationId => parse::application_id(value).map(drop),
-        StreamsKey::BootstrapServers => parse::bootstrap_servers(value).map(drop),
-        StreamsKey::ClientId => parse::optional_text(value).map(drop),
-        StreamsKey::NumStreamThreads => parse::num_stream_threads(value).map(drop),
-        StreamsKey::StateDir => parse::state_dir(value).map(drop),
-        StreamsKey::ProcessingGuarantee => parse::processing_guarantee(value).map(drop),
-        StreamsKey::CommitInterval
-        | StreamsKey::Poll
-        | StreamsKey::TaskTimeout
-        | StreamsKey::WindowStoreAdditionalRetention
-        | StreamsKey::RepartitionPurgeInterval => parse::millis(value).map(drop),
-        StreamsKey::MaxTaskIdle => parse::max_task_idle(value).map(drop),
-        StreamsKey::DefaultKeySerde | StreamsKey::DefaultValueSerde => {
-            parse::serde(value).map(drop)
-        }
-        StreamsKey::DeserializationHandler => {
-            parse::error_handler(value, HandlerKind::Deserialization).map(drop)
-        }
-        StreamsKey::ProcessingHandler => {
-            parse::error_handler(value, HandlerKind::Processing).map(drop)
-        }
-        StreamsKey::ProductionHandler => {
-            parse::error_handler(value, HandlerKind::Production).map(drop)
-        }
-        StreamsKey::DeadLetterTopic => parse::dead_letter_topic(value).map(drop),
-        StreamsKey::CacheMaxBytes => parse::bytes(value).map(drop),
-        StreamsKey::ReplicationFactor => parse::replication_factor(value).map(drop),
-        StreamsKey::NumStandbyReplicas => parse::num_standby_replicas(value).map(drop),
-        StreamsKey::BufferedRecords => parse::buffered_records(value).map(drop),
-        StreamsKey::GroupInstanceId => parse::group_instance_id(value).map(drop),
-        StreamsKey::ApplicationServer => parse::application_server(value).map(drop),
-        StreamsKey::MetricsRecordingLevel => parse::metrics_recording_level(value).map(drop),
-        StreamsKey::GroupProtocol => parse::group_protocol(value).map(drop),
-        StreamsKey::HttpPort => parse::http_port(value).map(drop),
-        StreamsKey::StateCleanupDelay => parse::millis(value).map(drop),
-        StreamsKey::OuterJoinEmitInterval => parse::millis(value).map(drop),
-        StreamsKey::RocksDbBlockCacheBytes | StreamsKey::RocksDbWriteBufferBytes => {
-            parse::bytes(value).map(drop)
-        }
-    }
-}
-
 /// Every name a key could have meant, for suggestions: current names only, since suggesting a
 /// deprecated one would only lead to a warning. Built once: a configuration with many typos
 /// should not rebuild it per typo.
@@ -227,7 +137,7 @@ fn known_names() -> &'static [String] {
 fn build_known_names() -> Vec<String> {
     let client_names: Vec<&str> = catalog::JAVA
         .iter()
-        .map(|(name, _, _)| *name)
+        .map(|p| p.name)
         .chain(
             librdkafka::PROPERTIES
                 .iter()
@@ -235,10 +145,13 @@ fn build_known_names() -> Vec<String> {
                 .map(|p| p.name),
         )
         .collect();
-    let mut names: Vec<String> = catalog::STREAMS
+    let mut names: Vec<String> = STREAMS
         .iter()
-        .filter(|p| !p.deprecated)
-        .map(|p| p.name.to_owned())
+        .flat_map(|def| {
+            std::iter::once(def.name)
+                .chain(def.aliases.iter().filter(|a| !a.deprecated).map(|a| a.name))
+        })
+        .map(str::to_owned)
         .chain(
             catalog::IGNORED_STREAMS
                 .iter()
@@ -304,18 +217,21 @@ impl Resolver {
         {
             let name = &key[prefix.len()..];
             self.classify_prefixed(&origin, prefix, *scope, *specificity, name, value);
-        } else if let Some(prop) = catalog::streams_property(key) {
-            self.streams_value(prop, &origin, value);
-        } else if let Some(prop) = catalog::controlled(key) {
-            self.controlled.push(ControlledUse {
-                prop,
-                origin,
-                value: value.to_owned(),
-            });
-        } else if let Some(reason) = catalog::ignored_streams(key) {
-            self.warn(format!("{} is ignored: {reason}", origin.subject()));
         } else {
-            self.client_property(&origin, "", Scope::All, 0, key, value);
+            match lookup(key) {
+                Some(Name::Streams(def, alias)) => self.streams_value(def, alias, &origin, value),
+                Some(Name::Controlled(prop)) => self.controlled.push(ControlledUse {
+                    prop,
+                    origin,
+                    value: value.to_owned(),
+                }),
+                Some(Name::IgnoredStreams(reason)) => {
+                    self.warn(format!("{} is ignored: {reason}", origin.subject()));
+                }
+                Some(Name::Java(_) | Name::Librdkafka(_)) | None => {
+                    self.client_property(&origin, "", Scope::All, 0, key, value);
+                }
+            }
         }
     }
 
@@ -328,59 +244,51 @@ impl Resolver {
         name: &str,
         value: &str,
     ) {
-        if let Some(prop) = catalog::streams_property(name) {
-            let reason = match prop.key {
-                StreamsKey::BootstrapServers => {
-                    "Freshet's clients all talk to one cluster: set bootstrap.servers without a prefix".to_owned()
-                }
-                StreamsKey::ClientId => {
-                    "each client's id is derived from client.id, as in Kafka Streams: set client.id without a prefix".to_owned()
-                }
-                StreamsKey::GroupInstanceId => {
-                    "group.instance.id is the base of every stream thread's static member id: set it without a prefix".to_owned()
-                }
-                StreamsKey::GroupProtocol => {
-                    "group.protocol is how the main consumer joins the group: set it without a prefix".to_owned()
-                }
-                _ => format!(
-                    "{name} is a Kafka Streams property, not a client property: remove the `{prefix}` prefix"
-                ),
-            };
-            self.refuse(origin, value, reason);
-        } else if let Some(prop) = catalog::controlled(name) {
-            self.controlled.push(ControlledUse {
+        let not_client = || {
+            format!(
+                "{name} is a Kafka Streams property, not a client property: remove the `{prefix}` prefix"
+            )
+        };
+        match lookup(name) {
+            Some(Name::Streams(def, _)) => {
+                let reason = def.prefixed.map_or_else(not_client, str::to_owned);
+                self.refuse(origin, value, reason);
+            }
+            Some(Name::Controlled(prop)) => self.controlled.push(ControlledUse {
                 prop,
                 origin: origin.clone(),
                 value: value.to_owned(),
-            });
-        } else if catalog::ignored_streams(name).is_some() {
-            self.refuse(
-                origin,
-                value,
-                format!(
-                    "{name} is a Kafka Streams property, not a client property: remove the `{prefix}` prefix"
-                ),
-            );
-        } else {
-            self.client_property(origin, prefix, scope, specificity, name, value);
+            }),
+            Some(Name::IgnoredStreams(_)) => self.refuse(origin, value, not_client()),
+            Some(Name::Java(_) | Name::Librdkafka(_)) | None => {
+                self.client_property(origin, prefix, scope, specificity, name, value);
+            }
         }
     }
 
-    fn streams_value(&mut self, prop: &StreamsProp, origin: &Origin, value: &str) {
-        if let Err(problem) = check_streams(prop.key, value) {
-            self.invalid_streams.insert(prop.key);
+    fn streams_value(
+        &mut self,
+        def: &'static StreamsDef,
+        alias: Option<&Alias>,
+        origin: &Origin,
+        value: &str,
+    ) {
+        if let Err(problem) = (def.check)(value) {
+            self.invalid_streams.insert(def.name);
             self.problem(origin, value, problem);
             return;
         }
-        if prop.deprecated
-            && let Some(current) = prop.replaced_by
-        {
-            self.warn(format!("{} is deprecated: use {current}", origin.subject()));
+        if alias.is_some_and(|a| a.deprecated) {
+            self.warn(format!(
+                "{} is deprecated: use {}",
+                origin.subject(),
+                def.name
+            ));
         }
         let seq = self.next_seq();
-        self.streams.entry(prop.key).or_default().push(Candidate {
+        self.streams.entry(def.name).or_default().push(Candidate {
             rank: rank(origin.source),
-            specificity: u8::from(prop.replaced_by.is_none()),
+            specificity: u8::from(alias.is_none()),
             seq,
             origin: Some(origin.clone()),
             written: origin.key.clone(),
@@ -388,7 +296,8 @@ impl Resolver {
         });
     }
 
-    /// A client property without its prefix (`prefix` is kept for messages).
+    /// A client property without its prefix (`prefix` is kept for messages): a Java client
+    /// property, a librdkafka property, or unknown.
     fn client_property(
         &mut self,
         origin: &Origin,
@@ -398,7 +307,8 @@ impl Resolver {
         name: &str,
         value: &str,
     ) {
-        if let Some((applies, rule)) = catalog::java(name) {
+        let found = lookup(name);
+        if let Some(Name::Java(&catalog::JavaProp { applies, rule, .. })) = found {
             let translated = match rule {
                 JavaRule::Rename(target) => Ok(vec![(target, value.to_owned())]),
                 JavaRule::BufferMemory => parse::buffer_memory_kbytes(value)
@@ -427,7 +337,7 @@ impl Resolver {
                 }
                 Err(problem) => self.problem(origin, value, problem),
             }
-        } else if let Some(prop) = librdkafka::lookup(name) {
+        } else if let Some(Name::Librdkafka(prop)) = found {
             if prop.kind == Kind::Api {
                 self.refuse(
                     origin,
@@ -555,13 +465,13 @@ impl Resolver {
             });
     }
 
-    fn winner(&mut self, key: StreamsKey) -> Option<Candidate> {
-        let candidates = self.streams.get(&key)?;
+    fn winner(&mut self, name: &'static str) -> Option<Candidate> {
+        let candidates = self.streams.get(name)?;
         match pick(candidates) {
             Ok(winner) => winner.cloned(),
             Err((first, second)) => {
                 self.errors.push(ConfigError::Conflict {
-                    property: key.name().to_owned(),
+                    property: name.to_owned(),
                     client: "application".to_owned(),
                     first,
                     second,
@@ -571,149 +481,64 @@ impl Resolver {
         }
     }
 
-    /// The winning value of a Kafka Streams property, parsed; `None` when absent. Values that
-    /// [`check_streams`] refused never become candidates, so a winner that fails here means the
-    /// two disagree: it is reported rather than silently replaced by the default.
-    fn get<T>(&mut self, key: StreamsKey, parse: impl Fn(&str) -> Parsed<T>) -> Option<T> {
-        let winner = self.winner(key)?;
+    /// The value of the Streams property `name`: the winner parsed, else its fallback. Values
+    /// that its check refused never become candidates, so a winner that fails here means the
+    /// check and the parser disagree: it is reported rather than silently replaced by the
+    /// default. A missing required property is reported, and the field gets a placeholder that
+    /// never escapes, since the resolution then fails.
+    pub(crate) fn value<T: Default>(
+        &mut self,
+        name: &'static str,
+        parse: impl Fn(&str) -> Parsed<T>,
+        fallback: Fallback<T>,
+        guarantee: ProcessingGuarantee,
+    ) -> T {
+        let present = self.streams.get(name).is_some_and(|c| !c.is_empty());
+        if !present {
+            return match fallback {
+                Fallback::Of(default) => default(guarantee),
+                Fallback::Required(fix) => {
+                    if !self.invalid_streams.contains(name) {
+                        self.errors.push(ConfigError::Missing {
+                            key: name.to_owned(),
+                            fix: fix.to_owned(),
+                        });
+                    }
+                    T::default()
+                }
+            };
+        }
+        let Some(winner) = self.winner(name) else {
+            return T::default();
+        };
         match parse(&winner.value) {
-            Ok(value) => Some(value),
+            Ok(value) => value,
             Err(problem) => {
                 if let Some(origin) = &winner.origin {
                     self.problem(origin, &winner.value, problem);
                 }
-                None
+                T::default()
             }
         }
     }
 
-    fn required<T>(
-        &mut self,
-        key: StreamsKey,
-        fix: &str,
-        parse: impl Fn(&str) -> Parsed<T>,
-    ) -> Option<T> {
-        if self.streams.get(&key).is_none_or(Vec::is_empty) {
-            if !self.invalid_streams.contains(&key) {
-                self.errors.push(ConfigError::Missing {
-                    key: key.name().to_owned(),
-                    fix: fix.to_owned(),
-                });
-            }
-            return None;
-        }
-        self.get(key, parse)
+    /// The processing guarantee as it will be resolved, for the defaults that depend on it;
+    /// problems with it are reported when its field is read.
+    fn peek_guarantee(&self) -> ProcessingGuarantee {
+        self.streams
+            .get("processing.guarantee")
+            .and_then(|candidates| pick(candidates).ok().flatten())
+            .and_then(|winner| parse::processing_guarantee(&winner.value).ok())
+            .unwrap_or_default()
     }
 
     fn finish(mut self) -> Result<StreamsConfig, ConfigError> {
-        let application_id = self.required(
-            StreamsKey::ApplicationId,
-            "set spec.applicationId (or FRESHET_APPLICATION_ID); it names the consumer group and prefixes every internal topic",
-            parse::application_id,
-        );
-        let bootstrap_servers = self.required(
-            StreamsKey::BootstrapServers,
-            "set spec.bootstrapServers (or FRESHET_BOOTSTRAP_SERVERS), e.g. kafka:9092",
-            parse::bootstrap_servers,
-        );
-        let guarantee = self
-            .get(StreamsKey::ProcessingGuarantee, parse::processing_guarantee)
-            .unwrap_or_default();
-        let eos = guarantee == ProcessingGuarantee::ExactlyOnceV2;
-        // Kafka Streams commits every 100 ms under exactly-once unless told otherwise, since
-        // downstream read_committed consumers see nothing until the transaction commits.
-        let default_commit = Duration::from_millis(if eos { 100 } else { 30_000 });
-
-        let client_id = self
-            .get(StreamsKey::ClientId, parse::optional_text)
-            .flatten();
-        let num_stream_threads = self
-            .get(StreamsKey::NumStreamThreads, parse::num_stream_threads)
-            .unwrap_or(1);
-        let state_dir = self
-            .get(StreamsKey::StateDir, parse::state_dir)
-            .unwrap_or_else(|| std::env::temp_dir().join("kafka-streams"));
-        let commit_interval = self
-            .get(StreamsKey::CommitInterval, parse::millis)
-            .unwrap_or(default_commit);
-        let default_key_serde = self
-            .get(StreamsKey::DefaultKeySerde, parse::serde)
-            .unwrap_or_else(|| "bytes".to_owned());
-        let default_value_serde = self
-            .get(StreamsKey::DefaultValueSerde, parse::serde)
-            .unwrap_or_else(|| "bytes".to_owned());
-        let deserialization_handler = self
-            .get(StreamsKey::DeserializationHandler, |v| {
-                parse::error_handler(v, HandlerKind::Deserialization)
-            })
-            .unwrap_or_default();
-        let processing_handler = self
-            .get(StreamsKey::ProcessingHandler, |v| {
-                parse::error_handler(v, HandlerKind::Processing)
-            })
-            .unwrap_or_default();
-        let production_handler = self
-            .get(StreamsKey::ProductionHandler, |v| {
-                parse::error_handler(v, HandlerKind::Production)
-            })
-            .unwrap_or_default();
-        let dead_letter_topic = self
-            .get(StreamsKey::DeadLetterTopic, parse::dead_letter_topic)
-            .flatten();
-        let cache_max_bytes = self
-            .get(StreamsKey::CacheMaxBytes, parse::bytes)
-            .unwrap_or(10 * 1024 * 1024);
-        let replication_factor = self
-            .get(StreamsKey::ReplicationFactor, parse::replication_factor)
-            .unwrap_or(-1);
-        // Only 0 is accepted for now, so there is nothing to keep; reading it reports a conflict.
-        let _ = self.get(StreamsKey::NumStandbyReplicas, parse::num_standby_replicas);
-        let max_task_idle = self
-            .get(StreamsKey::MaxTaskIdle, parse::max_task_idle)
-            .unwrap_or(Duration::ZERO);
-        let poll = self
-            .get(StreamsKey::Poll, parse::millis)
-            .unwrap_or(Duration::from_millis(100));
-        let buffered_records_per_partition = self
-            .get(StreamsKey::BufferedRecords, parse::buffered_records)
-            .unwrap_or(1000);
-        let task_timeout = self
-            .get(StreamsKey::TaskTimeout, parse::millis)
-            .unwrap_or(Duration::from_secs(300));
-        let group_instance_id = self.get(StreamsKey::GroupInstanceId, parse::group_instance_id);
-        let application_server = self
-            .get(StreamsKey::ApplicationServer, parse::application_server)
-            .flatten();
-        let metrics_recording_level = self
-            .get(
-                StreamsKey::MetricsRecordingLevel,
-                parse::metrics_recording_level,
-            )
-            .unwrap_or_default();
-        let group_protocol = self
-            .get(StreamsKey::GroupProtocol, parse::group_protocol)
-            .unwrap_or_default();
-        let window_store_changelog_additional_retention = self
-            .get(StreamsKey::WindowStoreAdditionalRetention, parse::millis)
-            .unwrap_or(Duration::from_secs(24 * 60 * 60));
-        let repartition_purge_interval = self
-            .get(StreamsKey::RepartitionPurgeInterval, parse::millis)
-            .unwrap_or(Duration::from_millis(30_000));
-        let http_port = self.get(StreamsKey::HttpPort, parse::http_port);
-        let state_cleanup_delay = self
-            .get(StreamsKey::StateCleanupDelay, parse::millis)
-            .unwrap_or(Duration::from_secs(600));
-        let outer_join_emit_interval = self
-            .get(StreamsKey::OuterJoinEmitInterval, parse::millis)
-            .unwrap_or(Duration::from_secs(1));
-        let rocksdb_block_cache_bytes = self
-            .get(StreamsKey::RocksDbBlockCacheBytes, parse::bytes)
-            .unwrap_or(64 * 1024 * 1024);
-        let rocksdb_write_buffer_bytes = self
-            .get(StreamsKey::RocksDbWriteBufferBytes, parse::bytes)
-            .unwrap_or(32 * 1024 * 1024);
-
-        self.check_controlled(application_id.as_deref());
+        let guarantee = self.peek_guarantee();
+        let mut config = streams::read_streams(&mut self, guarantee);
+        let eos = config.processing_guarantee == ProcessingGuarantee::ExactlyOnceV2;
+        let group_protocol = config.group_protocol;
+        let application_id = config.application_id.clone();
+        self.check_controlled(Some(application_id.as_str()));
         self.client_defaults(eos);
         let mut lists = self.pick_clients();
         if eos {
@@ -732,14 +557,6 @@ impl Resolver {
                 ConfigError::Several(self.errors)
             });
         }
-        let (Some(application_id), Some(bootstrap_servers)) = (application_id, bootstrap_servers)
-        else {
-            // Unreachable: a missing or invalid required property is an error above.
-            return Err(ConfigError::Missing {
-                key: "application.id".into(),
-                fix: "set spec.applicationId and spec.bootstrapServers".into(),
-            });
-        };
         let mut list = |client: Client| -> Vec<(String, String)> {
             lists
                 .remove(&client)
@@ -748,56 +565,21 @@ impl Resolver {
                 .map(|(name, c)| (name.to_owned(), c.value))
                 .collect()
         };
-        Ok(StreamsConfig {
-            application_id,
-            bootstrap_servers,
-            client_id,
-            num_stream_threads,
-            state_dir,
-            processing_guarantee: guarantee,
-            commit_interval,
-            default_key_serde,
-            default_value_serde,
-            deserialization_handler,
-            processing_handler,
-            production_handler,
-            dead_letter_topic,
-            cache_max_bytes,
-            replication_factor,
-            max_task_idle,
-            poll,
-            buffered_records_per_partition,
-            task_timeout,
-            group_instance_id,
-            application_server,
-            metrics_recording_level,
-            group_protocol,
-            window_store_changelog_additional_retention,
-            repartition_purge_interval,
-            http_port,
-            rocksdb_block_cache_bytes,
-            rocksdb_write_buffer_bytes,
-            state_cleanup_delay,
-            outer_join_emit_interval,
-            consumer: list(Client::MainConsumer),
-            restore_consumer: list(Client::RestoreConsumer),
-            global_consumer: list(Client::GlobalConsumer),
-            producer: list(Client::Producer),
-            admin: list(Client::Admin),
-            warnings: self.warnings,
-        })
+        config.consumer = list(Client::MainConsumer);
+        config.restore_consumer = list(Client::RestoreConsumer);
+        config.global_consumer = list(Client::GlobalConsumer);
+        config.producer = list(Client::Producer);
+        config.admin = list(Client::Admin);
+        config.warnings = self.warnings;
+        Ok(config)
     }
 
     fn check_controlled(&mut self, application_id: Option<&str>) {
         for used in std::mem::take(&mut self.controlled) {
             let value = used.value.trim();
-            let redundant = match used.prop.what {
-                Controlled::GroupId => application_id == Some(value),
-                _ => used
-                    .prop
-                    .redundant
-                    .iter()
-                    .any(|r| r.eq_ignore_ascii_case(value)),
+            let redundant = match used.prop.redundant {
+                Redundant::ApplicationId => application_id == Some(value),
+                Redundant::Values(values) => values.iter().any(|r| r.eq_ignore_ascii_case(value)),
             };
             if redundant {
                 self.warn(format!(
@@ -805,7 +587,7 @@ impl Resolver {
                     used.origin.subject()
                 ));
             } else {
-                self.refuse(&used.origin, &used.value, used.prop.what.reason());
+                self.refuse(&used.origin, &used.value, used.prop.reason);
             }
         }
     }

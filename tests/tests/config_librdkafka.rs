@@ -1,0 +1,255 @@
+//! The generator of `topology/src/config/librdkafka_table.rs`, and the drift test that keeps it
+//! equal to what the linked librdkafka accepts.
+//!
+//! The engine checks every librdkafka property a configuration sets against that table, so that
+//! a bad value is refused naming the layer it came from; a table out of step with the library
+//! would refuse properties the library accepts, or pass ones it rejects. The table is generated
+//! from the linked library itself: `rd_kafka_conf_properties_show` prints every property with
+//! its scope, type, range and deprecation, and the `_RK_SENSITIVE` flag (which that listing does
+//! not show) is read from the library's `rdkafka_conf.c` in the rdkafka-sys sources cargo
+//! unpacked for the build.
+//!
+//! After a librdkafka upgrade: `FRESHET_REGENERATE=1 cargo test -p freshet-tests --test
+//! config_librdkafka`, then review the diff.
+
+use std::ffi::CStr;
+use std::io::{Read, Seek};
+use std::os::fd::FromRawFd;
+use std::path::{Path, PathBuf};
+
+const TABLE: &str = "topology/src/config/librdkafka_table.rs";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The linked library's version, as `rd_kafka_version_str` reports it.
+fn linked_version() -> String {
+    // SAFETY: returns a pointer to a static NUL-terminated string.
+    unsafe { CStr::from_ptr(rdkafka::bindings::rd_kafka_version_str()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// `rd_kafka_conf_properties_show`'s listing (CONFIGURATION.md's tables), through a temporary
+/// file since the function writes to a `FILE *`.
+fn properties_listing() -> String {
+    // SAFETY: tmpfile returns an open stream or NULL (checked); the stream is flushed before its
+    // descriptor is read and closed once, at the end.
+    unsafe {
+        let file = libc::tmpfile();
+        assert!(!file.is_null(), "tmpfile failed");
+        rdkafka::bindings::rd_kafka_conf_properties_show(file.cast());
+        assert_eq!(libc::fflush(file), 0, "fflush failed");
+        let fd = libc::dup(libc::fileno(file));
+        libc::fclose(file);
+        assert!(fd >= 0, "dup failed");
+        let mut out = std::fs::File::from(std::os::fd::OwnedFd::from_raw_fd(fd));
+        out.rewind().expect("rewind the listing");
+        let mut text = String::new();
+        out.read_to_string(&mut text).expect("read the listing");
+        text
+    }
+}
+
+/// The `rdkafka_conf.c` of the linked version, from the sources cargo unpacked.
+fn conf_source(version: &str) -> String {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .expect("CARGO_HOME or HOME");
+    let registry = cargo_home.join("registry/src");
+    let suffix = format!("+{version}");
+    for index in std::fs::read_dir(&registry)
+        .unwrap_or_else(|e| panic!("{}: {e}", registry.display()))
+        .flatten()
+    {
+        for krate in std::fs::read_dir(index.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = krate.file_name().to_string_lossy().into_owned();
+            if name.starts_with("rdkafka-sys-") && name.ends_with(&suffix) {
+                let path = krate.path().join("librdkafka/src/rdkafka_conf.c");
+                if let Ok(text) = std::fs::read_to_string(&path) {
+                    return text;
+                }
+            }
+        }
+    }
+    panic!(
+        "no rdkafka-sys-*{suffix}/librdkafka/src/rdkafka_conf.c under {}",
+        registry.display()
+    )
+}
+
+/// Names of the properties flagged `_RK_SENSITIVE` in the property table of `rdkafka_conf.c`,
+/// whose entries read `{<scope flags>, "<name>", <type>, ...}`.
+fn sensitive_names(source: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for (i, _) in source.match_indices("_RK_SENSITIVE") {
+        // Only a flag in an entry's first field counts: between the entry's `{` and the flag
+        // there are only other flags (`_RK_GLOBAL | `), and the name is the next string literal.
+        let Some(open) = source[..i].rfind('{') else {
+            continue;
+        };
+        let flags = &source[open + 1..i];
+        if !flags
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || matches!(c, '_' | '|') || c.is_whitespace())
+        {
+            continue;
+        }
+        let rest = &source[i..];
+        let name = rest
+            .split_once('"')
+            .and_then(|(_, after)| after.split_once('"'))
+            .map(|(name, _)| name);
+        if let Some(name) = name {
+            names.push(name.to_owned());
+        }
+    }
+    names
+}
+
+fn rust_str(s: &str) -> String {
+    format!("{s:?}")
+}
+
+/// One generated row per property row of the listing.
+fn generate(version: &str, listing: &str, sensitive: &[String]) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "// @generated by tests/tests/config_librdkafka.rs from the linked librdkafka's\n\
+         // rd_kafka_conf_properties_show() and the _RK_SENSITIVE flags of its rdkafka_conf.c.\n\
+         // Do not edit: FRESHET_REGENERATE=1 cargo test -p freshet-tests --test config_librdkafka\n\
+         // Row: name, clients (C/P column), kind (type and range), flags.\n\n",
+    );
+    out.push_str(&format!(
+        "/// The librdkafka version this table was generated from.\npub(crate) const LIBRDKAFKA_VERSION: &str = {};\n\n",
+        rust_str(version)
+    ));
+    out.push_str("/// Every property of that version, global ones first.\npub(crate) static PROPERTIES: &[RdProp] = &[\n");
+    let mut topic = false;
+    let mut seen = std::collections::HashSet::new();
+    for line in listing.lines() {
+        if line.starts_with("## Topic") {
+            topic = true;
+        }
+        let cells: Vec<&str> = line.split(" | ").map(str::trim).collect();
+        if cells.len() < 6 || cells[0] == "Property" || cells[0].starts_with('-') {
+            continue;
+        }
+        let (name, cp, range, description) = (cells[0], cells[1], cells[2], cells[5..].join(" | "));
+        // librdkafka looks a name up among the global properties first.
+        if !seen.insert(name.to_owned()) {
+            continue;
+        }
+        let applies = match cp {
+            "C" => "Consumer",
+            "P" => "Producer",
+            _ => "Both",
+        };
+        let ty = description
+            .rsplit_once("*Type: ")
+            .map(|(_, t)| t.trim_end_matches('*').trim())
+            .unwrap_or("");
+        let kind = if description.contains("see dedicated API") {
+            "Api".to_owned()
+        } else {
+            match ty {
+                "integer" => {
+                    let (lo, hi) = range.split_once(" .. ").expect("integer range");
+                    format!("Integer({lo}, {hi})")
+                }
+                "float" => {
+                    let (lo, hi) = range.split_once(" .. ").expect("float range");
+                    let f = |x: &str| format!("{:?}", x.trim().parse::<f64>().expect("float"));
+                    format!("Float({}, {})", f(lo), f(hi))
+                }
+                "boolean" => "Boolean".to_owned(),
+                "enum value" => {
+                    let values: Vec<String> =
+                        range.split(", ").map(|v| rust_str(v.trim())).collect();
+                    format!("Enum(&[{}])", values.join(", "))
+                }
+                _ => "Text".to_owned(),
+            }
+        };
+        let mut flags = Vec::new();
+        if topic {
+            flags.push("TOPIC");
+        }
+        if description.contains("**DEPRECATED**") {
+            flags.push("DEPRECATED");
+        }
+        if sensitive.iter().any(|s| s == name) {
+            flags.push("SENSITIVE");
+        }
+        let flags = if flags.is_empty() {
+            "0".to_owned()
+        } else {
+            flags.join(" | ")
+        };
+        let alias = description
+            .split_once("Alias for `")
+            .and_then(|(_, rest)| rest.split_once('`'))
+            .map(|(target, _)| target);
+        match alias {
+            Some(target) => out.push_str(&format!(
+                "    alias({}, {applies}, {}, {kind}, {flags}),\n",
+                rust_str(name),
+                rust_str(target)
+            )),
+            None => out.push_str(&format!(
+                "    rd({}, {applies}, {kind}, {flags}),\n",
+                rust_str(name)
+            )),
+        }
+    }
+    out.push_str("];\n");
+    out
+}
+
+#[test]
+fn the_librdkafka_table_matches_the_linked_library() {
+    let version = linked_version();
+    let listing = properties_listing();
+    let sensitive = sensitive_names(&conf_source(&version));
+    assert!(
+        sensitive.iter().any(|s| s == "sasl.password"),
+        "no _RK_SENSITIVE flags found: {sensitive:?}"
+    );
+    let generated = generate(&version, &listing, &sensitive);
+    for name in &sensitive {
+        assert!(
+            generated.contains(&format!("{name:?}, ")),
+            "_RK_SENSITIVE flag on `{name}`, which the listing does not have"
+        );
+    }
+    let path = repo_root().join(TABLE);
+    if std::env::var_os("FRESHET_REGENERATE").is_some() {
+        std::fs::write(&path, &generated).expect("write the table");
+        return;
+    }
+    let checked_in = std::fs::read_to_string(&path).expect("read the table");
+    if checked_in != generated {
+        let diff: Vec<String> = checked_in
+            .lines()
+            .zip(generated.lines())
+            .filter(|(a, b)| a != b)
+            .take(10)
+            .map(|(a, b)| format!("  checked in: {a}\n  linked:     {b}"))
+            .collect();
+        panic!(
+            "{TABLE} differs from the linked librdkafka {version} ({} lines checked in, {} generated); first differences:\n{}\nregenerate: FRESHET_REGENERATE=1 cargo test -p freshet-tests --test config_librdkafka",
+            checked_in.lines().count(),
+            generated.lines().count(),
+            diff.join("\n")
+        );
+    }
+}
