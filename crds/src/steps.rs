@@ -139,6 +139,9 @@ step_ops! {
 pub enum Names {
     One(String),
     Many(Vec<String>),
+    /// Any other shape: the apiserver cannot check these union fields (see [`union_schema`]),
+    /// so what it accepted must still read; the compiler refuses it by pipeline and step.
+    Unchecked(serde_json::Value),
 }
 
 /// Where records are written: a topic by name, or one computed per record.
@@ -277,6 +280,8 @@ pub struct CogroupStep {
 pub enum GroupBy {
     Expr(String),
     Options(GroupByOptions),
+    /// Any other shape, kept for the compiler to refuse (see [`Names::Unchecked`]).
+    Unchecked(serde_json::Value),
 }
 
 /// `groupBy` with serdes for the repartition topic.
@@ -351,6 +356,8 @@ pub struct CountStep {
 pub enum Reduce {
     Expr(String),
     Options(ReduceOptions),
+    /// Any other shape, kept for the compiler to refuse (see [`Names::Unchecked`]).
+    Unchecked(serde_json::Value),
 }
 
 /// `reduce` with store options; a grouped table reduces with `adder` and `subtractor`.
@@ -435,7 +442,9 @@ pub struct Empty {}
 
 /// A field taking either a string or another shape. Structural schemas cannot type a union of a
 /// string and an object or a list, and CEL rules cannot read an untyped node, so the apiserver
-/// keeps this value as written; the engine's reading of the manifest checks its shape.
+/// keeps this value as written and the types read any shape there ([`Names::Unchecked`]): an
+/// object the apiserver admitted must never fail to read in the operator (one unreadable object
+/// stops a whole watch). The compiler checks the shape, by pipeline and step.
 fn union_schema() -> Schema {
     json_schema!({ "x-kubernetes-preserve-unknown-fields": true })
 }

@@ -308,3 +308,63 @@ fn described(schema: Schema, description: &str) -> serde_json::Value {
     }
     value
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::steps::GroupBy;
+
+    fn step(yaml: &str) -> Result<Step, String> {
+        serde_yaml_ng::from_str(yaml).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_step_reads_its_one_operation_and_name_and_writes_them_back() {
+        let s = step("{ name: big, filter: \"value.amount > 100\" }").unwrap();
+        assert_eq!(s.name.as_deref(), Some("big"));
+        assert_eq!(s.op, StepOp::Filter("value.amount > 100".into()));
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({ "name": "big", "filter": "value.amount > 100" })
+        );
+        let s = step("groupBy: { key: value.customer, keySerde: string }").unwrap();
+        assert!(matches!(s.op, StepOp::GroupBy(GroupBy::Options(_))), "{s:?}");
+    }
+
+    #[test]
+    fn unknown_steps_fields_and_operation_counts_are_refused() {
+        let err = step("mapValue: value").unwrap_err();
+        assert!(err.contains("did you mean 'mapValues'"), "{err}");
+        let err = step("{ filter: a, map: b }").unwrap_err();
+        assert!(err.contains("one operation per step"), "{err}");
+        let err = step("{ name: x }").unwrap_err();
+        assert!(err.contains("names no operation"), "{err}");
+        let err = step("split: [{ name: a, wehn: x, to: { topic: t } }]").unwrap_err();
+        assert!(err.contains("wehn"), "{err}");
+        let err = step("windowedBy: { tumbling: 10 minutes }").unwrap_err();
+        assert!(err.contains("not a duration"), "{err}");
+    }
+
+    #[test]
+    fn union_fields_read_any_shape_the_apiserver_admits() {
+        // The schema cannot check these, so the types must not refuse them either.
+        let s = step("groupBy: { kee: value.customer }").unwrap();
+        assert!(matches!(s.op, StepOp::GroupBy(GroupBy::Unchecked(_))), "{s:?}");
+    }
+
+    #[test]
+    fn the_step_schema_types_splits_down_to_the_last_level() {
+        let mut generator = SchemaGenerator::default();
+        let schema = step_schema(&mut generator, 1).to_value();
+        let mut level = &schema;
+        for _ in 1..STEP_LEVELS {
+            assert!(level["properties"]["filter"]["description"].is_string());
+            level = &level["properties"]["split"]["items"]["properties"]["steps"]["items"];
+        }
+        assert!(level["properties"]["to"].is_object());
+        assert!(level["properties"].get("split").is_none(), "{level}");
+        let one_of = level["oneOf"].as_array().unwrap();
+        assert_eq!(one_of.len(), StepOp::KINDS.len() - 1);
+    }
+}

@@ -2,9 +2,11 @@
 //! a misspelled field inside a step, a wrong type and a bad duration with the field's path, and
 //! accepts every example in examples/ and the docs, and the differential cases' manifests.
 //!
-//! The checked-in CRD is installed under a group of its own (`crdtest.freshet.dev`): the CRD is
-//! cluster-wide, and other tests sharing the apiserver install `freshet.dev`'s at any time, so
-//! only a copy under another name is sure to be this one while the test runs.
+//! The checked-in CRD is installed as a copy with a group, kind and names of its own
+//! (`CrdTestStreamsApp.crdtest.freshet.dev`): the CRD is cluster-wide, and other tests sharing
+//! the apiserver install `freshet.dev`'s at any time, so only a copy is sure to be this one while
+//! the test runs; and it must not share `streamsapp`, `streamsapps` or `sapp`, or kubectl would
+//! resolve the other tests' `kubectl get sapp` to the copy.
 use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
@@ -45,7 +47,11 @@ fn kubectl_with(args: &[&str], input: &str) -> (bool, String) {
 async fn install_test_crd() {
     let path = repo_root().join("charts/freshet/crds/streamsapps.yaml");
     let crd = std::fs::read_to_string(&path).expect("the checked-in CRD");
-    let crd = crd.replace("freshet.dev", TEST_GROUP);
+    let crd = as_test_copy(&crd).replace("    shortNames:\n    - sapp\n", "");
+    assert!(
+        !crd.contains("- sapp"),
+        "the copy must not take the short name"
+    );
     let (ok, out) = kubectl_with(
         &[
             "apply",
@@ -58,7 +64,7 @@ async fn install_test_crd() {
         &crd,
     );
     assert!(ok, "the apiserver refused the CRD:\n{out}");
-    let name = format!("streamsapps.{TEST_GROUP}");
+    let name = format!("crdteststreamsapps.{TEST_GROUP}");
     eventually(Duration::from_secs(60), "the test CRD Established", || {
         let name = name.clone();
         async move {
@@ -73,15 +79,18 @@ async fn install_test_crd() {
     .await;
 }
 
-/// `kubectl apply --dry-run=server` of a StreamsApp manifest, moved to the test group.
+/// A CRD or a manifest moved to the test copy's group and kind.
+fn as_test_copy(text: &str) -> String {
+    text.replace("freshet.dev", TEST_GROUP)
+        .replace("StreamsApp", "CrdTestStreamsApp")
+        .replace("streamsapp", "crdteststreamsapp")
+}
+
+/// `kubectl apply --dry-run=server` of a StreamsApp manifest, as the test copy's kind.
 fn dry_run(ns: &str, manifest: &str) -> (bool, String) {
-    let manifest = manifest.replace(
-        "apiVersion: freshet.dev/",
-        &format!("apiVersion: {TEST_GROUP}/"),
-    );
     kubectl_with(
         &["apply", "--dry-run=server", "-n", ns, "-f", "-"],
-        &manifest,
+        &as_test_copy(manifest),
     )
 }
 
