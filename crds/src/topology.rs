@@ -213,7 +213,12 @@ impl<'de> DeserializeSeed<'de> for Payload {
 fn unknown_step(word: &str) -> String {
     let closest = StepOp::KINDS
         .iter()
-        .map(|k| (strsim::levenshtein(&word.to_lowercase(), &k.to_lowercase()), k))
+        .map(|k| {
+            (
+                strsim::levenshtein(&word.to_lowercase(), &k.to_lowercase()),
+                k,
+            )
+        })
         .filter(|(d, k)| *d <= 2.max(k.len() / 3))
         .min_by_key(|(d, _)| *d);
     match closest {
@@ -329,7 +334,10 @@ mod tests {
             serde_json::json!({ "name": "big", "filter": "value.amount > 100" })
         );
         let s = step("groupBy: { key: value.customer, keySerde: string }").unwrap();
-        assert!(matches!(s.op, StepOp::GroupBy(GroupBy::Options(_))), "{s:?}");
+        assert!(
+            matches!(s.op, StepOp::GroupBy(GroupBy::Options(_))),
+            "{s:?}"
+        );
     }
 
     #[test]
@@ -350,7 +358,10 @@ mod tests {
     fn union_fields_read_any_shape_the_apiserver_admits() {
         // The schema cannot check these, so the types must not refuse them either.
         let s = step("groupBy: { kee: value.customer }").unwrap();
-        assert!(matches!(s.op, StepOp::GroupBy(GroupBy::Unchecked(_))), "{s:?}");
+        assert!(
+            matches!(s.op, StepOp::GroupBy(GroupBy::Unchecked(_))),
+            "{s:?}"
+        );
     }
 
     #[test]

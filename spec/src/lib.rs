@@ -249,8 +249,9 @@ topology:
         );
         let err = parse_manifest(&TYPED.replace("when:", "wehn:")).unwrap_err();
         assert!(err.contains("wehn") && err.contains("line"), "{err}");
-        let err = parse_manifest(&TYPED.replace("filter: \"value.amount > 0\"", "filter: { when: x }"))
-            .unwrap_err();
+        let err =
+            parse_manifest(&TYPED.replace("filter: \"value.amount > 0\"", "filter: { when: x }"))
+                .unwrap_err();
         assert!(err.contains("step 1 (filter)"), "{err}");
         let Err(err) = compiled(&TYPED.replace("- groupByKey: {}", "- groupBy: { kee: key }"))
         else {
@@ -261,8 +262,8 @@ topology:
             err.contains("pipeline 'w', step 1 (groupBy)") && err.contains("'kee'"),
             "{err}"
         );
-        let err = parse_manifest(&TYPED.replace("tumbling: 1d", "tumbling: 10 minutes"))
-            .unwrap_err();
+        let err =
+            parse_manifest(&TYPED.replace("tumbling: 1d", "tumbling: 10 minutes")).unwrap_err();
         assert!(err.contains("10 minutes") && err.contains("PT5M"), "{err}");
     }
 

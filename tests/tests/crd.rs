@@ -70,7 +70,10 @@ async fn install_test_crd() {
         async move {
             let out = kubectl()
                 .args(["get", "crd", &name])
-                .args(["-o", "jsonpath={.status.conditions[?(@.type==\"Established\")].status}"])
+                .args([
+                    "-o",
+                    "jsonpath={.status.conditions[?(@.type==\"Established\")].status}",
+                ])
                 .output()
                 .ok()?;
             (String::from_utf8_lossy(&out.stdout) == "True").then_some(())
@@ -173,7 +176,9 @@ async fn kubectl_apply_refuses_bad_steps_with_the_fields_path() {
     let (ok, out) = dry_run(&ns, &with_step(nested));
     assert!(!ok, "a split three levels deep was accepted:\n{out}");
     assert!(
-        out.contains("spec.topology.pipelines[0].steps[1].split[0].steps[0].split[0].steps[0].split"),
+        out.contains(
+            "spec.topology.pipelines[0].steps[1].split[0].steps[0].split[0].steps[0].split"
+        ),
         "{out}"
     );
 }
@@ -266,7 +271,11 @@ async fn every_documented_app_is_accepted_by_the_apiserver_and_the_engine() {
     install_test_crd().await;
     let ns = namespace(&client, "crd-docs").await;
     let apps = documented_apps();
-    assert!(apps.len() >= 25, "found only {} documented apps", apps.len());
+    assert!(
+        apps.len() >= 25,
+        "found only {} documented apps",
+        apps.len()
+    );
     for (place, text) in apps {
         let (ok, out) = dry_run(&ns, &text);
         assert!(ok, "the apiserver refused {place}:\n{out}");

@@ -446,7 +446,8 @@ async fn bad_topologies_and_missing_topics_set_conditions_that_say_why() {
 
     // A topology change of stores is held back until accepted.
     let mut changed = good.clone();
-    changed.spec.topology.pipelines[0].steps[1] = step(json!({ "count": { "store": "counts-v2" } }));
+    changed.spec.topology.pipelines[0].steps[1] =
+        step(json!({ "count": { "store": "counts-v2" } }));
     apply_app(&apps, &changed).await;
     let held = condition(
         &apps,

@@ -780,7 +780,12 @@ fn nesting_errors(spec: &TopologySpec) -> Vec<SpecError> {
                 continue;
             }
             for (branch, inner) in step.branch_steps() {
-                walk(inner, level + 1, &format!("{at}, branch '{branch}'"), errors);
+                walk(
+                    inner,
+                    level + 1,
+                    &format!("{at}, branch '{branch}'"),
+                    errors,
+                );
             }
         }
     }
