@@ -74,8 +74,10 @@ pub struct StreamsAppSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub replicas: Option<i32>,
+    /// Lag-driven autoscaling of the instances.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<AutoscalingSpec>,
+    /// The volume behind `stateDir`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageSpec>,
     /// The engine image; the operator's own default when not set.
@@ -151,11 +153,14 @@ pub enum ProcessingGuarantee {
     "message": "minReplicas must not exceed maxReplicas"
 }]))]
 pub struct AutoscalingSpec {
+    /// The operator sizes the StatefulSet itself.
     #[serde(default)]
     pub enabled: bool,
+    /// Fewest instances (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub min_replicas: Option<i32>,
+    /// Most instances (never more than the tasks can use).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_replicas: Option<i32>,

@@ -137,7 +137,9 @@ step_ops! {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(untagged)]
 pub enum Names {
+    /// One stream or pipeline.
     One(String),
+    /// Several.
     Many(Vec<String>),
     /// Any other shape: the apiserver cannot check these union fields (see [`union_schema`]),
     /// so what it accepted must still read; the compiler refuses it by pipeline and step.
@@ -278,7 +280,9 @@ pub struct CogroupStep {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(untagged)]
 pub enum GroupBy {
+    /// The CEL expression giving the new key.
     Expr(String),
+    /// The key expression with serdes.
     Options(GroupByOptions),
     /// Any other shape, kept for the compiler to refuse (see [`Names::Unchecked`]).
     Unchecked(serde_json::Value),
@@ -290,8 +294,10 @@ pub enum GroupBy {
 pub struct GroupByOptions {
     /// A CEL expression giving the new key.
     pub key: String,
+    /// Serde of the new keys in the repartition topic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_serde: Option<String>,
+    /// Serde of the values in the repartition topic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_serde: Option<String>,
 }
@@ -300,8 +306,10 @@ pub struct GroupByOptions {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GroupByKeyStep {
+    /// Serde of the keys (the default key serde when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_serde: Option<String>,
+    /// Serde of the values (the default value serde when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_serde: Option<String>,
 }
@@ -310,7 +318,9 @@ pub struct GroupByKeyStep {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Hopping {
+    /// How long each window is.
     pub size: Duration,
+    /// How often a window starts: more than 0 and at most `size`.
     pub advance: Duration,
 }
 
@@ -354,7 +364,9 @@ pub struct CountStep {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(untagged)]
 pub enum Reduce {
+    /// The CEL reducer over `agg` and `value`.
     Expr(String),
+    /// The reducer(s) with store options.
     Options(ReduceOptions),
     /// Any other shape, kept for the compiler to refuse (see [`Names::Unchecked`]).
     Unchecked(serde_json::Value),
@@ -364,18 +376,25 @@ pub enum Reduce {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReduceOptions {
+    /// A CEL expression over `agg` and `value` (a grouped stream).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reducer: Option<String>,
+    /// A CEL expression over `agg` and `value` adding a new row (a grouped table).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adder: Option<String>,
+    /// A CEL expression over `agg` and `value` taking an old row out (a grouped table).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subtractor: Option<String>,
+    /// Name of the state store (and its changelog topic).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<String>,
+    /// Serde of the aggregate in the store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_serde: Option<String>,
+    /// Keep the store in memory instead of RocksDB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_memory: Option<bool>,
+    /// Back the store with a changelog topic (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logging: Option<bool>,
 }
@@ -423,8 +442,10 @@ pub struct ToTableStep {
     /// Name of the state store (and its changelog topic).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<String>,
+    /// Serde of the keys (the default key serde when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_serde: Option<String>,
+    /// Serde of the values in the store (the default value serde when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_serde: Option<String>,
     /// Keep the store in memory instead of RocksDB.

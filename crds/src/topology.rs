@@ -125,7 +125,10 @@ pub struct Pipeline {
 /// processor and internal topics.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Step {
+    /// Names the step's processor and, for steps that make them, its internal topics and
+    /// stores (`<pipeline>-<position>` otherwise).
     pub name: Option<String>,
+    /// What the step does.
     pub op: StepOp,
 }
 
