@@ -171,6 +171,25 @@ async fn kubectl_apply_refuses_bad_steps_with_the_fields_path() {
     assert!(!ok, "a bad autoscaling duration was accepted:\n{out}");
     assert!(out.contains("spec.autoscaling.cooldown"), "{out}");
 
+    // The types' doc comments are the fields' descriptions (once the apiserver has published
+    // the new schema: explain reads the OpenAPI document, updated shortly after the CRD).
+    eventually(
+        Duration::from_secs(60),
+        "kubectl explain of windowedBy",
+        || async {
+            let out = kubectl()
+                .args([
+                    "explain",
+                    "crdteststreamsapp.spec.topology.pipelines.steps.windowedBy",
+                ])
+                .output()
+                .ok()?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            (text.contains("tumbling") && text.contains("Fixed windows of this size")).then_some(())
+        },
+    )
+    .await;
+
     // Splits are typed three levels of steps deep; a split at the third is not a step there.
     let nested = "split:\n              - name: a\n                steps:\n                  - split:\n                      - name: b\n                        steps:\n                          - split: [{ name: c, to: { topic: deep } }]";
     let (ok, out) = dry_run(&ns, &with_step(nested));
