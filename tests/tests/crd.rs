@@ -167,7 +167,21 @@ async fn kubectl_apply_refuses_bad_steps_with_the_fields_path() {
         );
     }
 
-    let (ok, out) = dry_run(&ns, &APP.replace("cooldown: 90s", "cooldown: soon"));
+    let (ok, out) = dry_run(
+        &ns,
+        &with_step("to: { topic: out }")
+            .replace("topic: orders }", "topic: orders, topics: [more] }"),
+    );
+    assert!(!ok, "a stream with topic and topics was accepted:\n{out}");
+    assert!(
+        out.contains("spec.topology.streams[0]") && out.contains("give 'topic: <name>' or 'topics"),
+        "{out}"
+    );
+
+    let (ok, out) = dry_run(
+        &ns,
+        &with_step("to: { topic: out }").replace("cooldown: 90s", "cooldown: soon"),
+    );
     assert!(!ok, "a bad autoscaling duration was accepted:\n{out}");
     assert!(out.contains("spec.autoscaling.cooldown"), "{out}");
 
