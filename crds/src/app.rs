@@ -8,6 +8,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::topology::TopologySpec;
+
 /// A Kafka Streams application: its topology and how it runs.
 ///
 /// Field names follow Kafka Streams' configuration (`applicationId` is `application.id`,
@@ -72,8 +74,10 @@ pub struct StreamsAppSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub replicas: Option<i32>,
+    /// Lag-driven autoscaling of the instances.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<AutoscalingSpec>,
+    /// The volume behind `stateDir`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageSpec>,
     /// The engine image; the operator's own default when not set.
@@ -149,11 +153,14 @@ pub enum ProcessingGuarantee {
     "message": "minReplicas must not exceed maxReplicas"
 }]))]
 pub struct AutoscalingSpec {
+    /// The operator sizes the StatefulSet itself.
     #[serde(default)]
     pub enabled: bool,
+    /// Fewest instances (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub min_replicas: Option<i32>,
+    /// Most instances (never more than the tasks can use).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_replicas: Option<i32>,
@@ -163,18 +170,23 @@ pub struct AutoscalingSpec {
     pub target_utilization: Option<f64>,
     /// How soon the lag must be drained (a duration such as `5m`, the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::duration::optional_duration_schema")]
     pub catch_up_duration: Option<String>,
     /// How long recommendations must stay lower before scaling down (default `5m`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::duration::optional_duration_schema")]
     pub scale_down_stabilization: Option<String>,
     /// How often lag and rates are measured (default `15s`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::duration::optional_duration_schema")]
     pub metrics_interval: Option<String>,
     /// Over how long rates are measured (default `5m`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::duration::optional_duration_schema")]
     pub window: Option<String>,
     /// No change this long after one, so its rebalance is not read as load (default `1m`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::duration::optional_duration_schema")]
     pub cooldown: Option<String>,
     /// Most instances added at once (default 4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -215,35 +227,6 @@ pub struct StorageSpec {
     pub size: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class_name: Option<String>,
-}
-
-/// Named inputs and the pipelines that read them.
-///
-/// Pipeline steps are kept as written here and compiled by the engine, which reports a bad step
-/// by pipeline, step and position; the schema therefore accepts any step object.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TopologySpec {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(schema_with = "free_form_objects")]
-    pub streams: Vec<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(schema_with = "free_form_objects")]
-    pub tables: Vec<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(schema_with = "free_form_objects")]
-    pub global_tables: Vec<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(schema_with = "free_form_objects")]
-    pub pipelines: Vec<serde_json::Value>,
-}
-
-/// A list of objects the apiserver stores as written (a structural schema needs an item type).
-fn free_form_objects(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    schemars::json_schema!({
-        "type": "array",
-        "items": { "type": "object", "x-kubernetes-preserve-unknown-fields": true }
-    })
 }
 
 /// What the operator observed; written through the status subresource.

@@ -5,10 +5,18 @@
 //! from them by the `crdgen` binary and checked in.
 
 mod app;
+pub mod duration;
+pub mod steps;
+pub mod topology;
 
 pub use app::{
     AutoscalingSpec, AutoscalingStatus, CleanupPolicy, PodSettings, ProcessingGuarantee,
-    StorageSpec, StreamsApp, StreamsAppSpec, StreamsAppStatus, TopologySpec,
+    StorageSpec, StreamsApp, StreamsAppSpec, StreamsAppStatus,
+};
+pub use duration::Duration;
+pub use steps::StepOp;
+pub use topology::{
+    GlobalTableSource, Pipeline, STEP_LEVELS, Step, StreamSource, TableSource, TopologySpec,
 };
 
 /// API group of every Freshet resource.

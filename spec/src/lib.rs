@@ -88,10 +88,38 @@ pub fn parse_manifest(text: &str) -> Result<StreamsAppSpec, String> {
                 "kind is '{kind}', expected 'StreamsApp' (or give just the spec, without apiVersion and kind)"
             ));
         }
-        let app: StreamsApp = serde_yaml_ng::from_str(text).map_err(|e| locate(e, text))?;
+        let app: StreamsApp =
+            serde_yaml_ng::from_str(text).map_err(|e| explain(e, text, doc.get("spec")))?;
         Ok(app.spec)
     } else {
-        serde_yaml_ng::from_str(text).map_err(|e| locate(e, text))
+        serde_yaml_ng::from_str(text).map_err(|e| explain(e, text, Some(&doc)))
+    }
+}
+
+/// Why `text` does not read as a spec. The types say where in the YAML; when the mistake is in
+/// the topology, the compiler, reading it as written, usually says it better (by pipeline and
+/// step, with the closest name and the fix), so its messages follow.
+fn explain(err: serde_yaml_ng::Error, text: &str, spec: Option<&serde_yaml_ng::Value>) -> String {
+    let located = locate(err, text);
+    let Some(topology) = spec.and_then(|s| s.get("topology")) else {
+        return located;
+    };
+    let Ok(topology) = serde_json::to_value(topology) else {
+        return located;
+    };
+    let serde = |field: &str| {
+        spec.and_then(|s| s.get(field))
+            .and_then(serde_yaml_ng::Value::as_str)
+            .unwrap_or("bytes")
+            .to_owned()
+    };
+    let defaults = Defaults {
+        key_serde: serde("defaultKeySerde"),
+        value_serde: serde("defaultValueSerde"),
+    };
+    match compile::compile_json(&topology, defaults) {
+        Err(errors) => format!("{located}\n{errors}"),
+        Ok(_) => located,
     }
 }
 
@@ -156,5 +184,113 @@ mod tests {
         );
         let err = parse_manifest("kind: Deployment\n").unwrap_err();
         assert!(err.contains("expected 'StreamsApp'"), "{err}");
+    }
+
+    const TYPED: &str = r#"
+applicationId: a
+bootstrapServers: localhost:9092
+defaultKeySerde: string
+defaultValueSerde: json
+autoscaling: { enabled: true, catchUpDuration: 1d, window: PT5M }
+topology:
+  streams: [{ name: s, topic: t }]
+  pipelines:
+    - name: p
+      from: s
+      steps:
+        - filter: "value.amount > 0"
+        - split:
+            - name: a
+              when: "value.region == 'eu'"
+              steps:
+                - mapValues: "value"
+                - to: { topic: eu }
+            - { name: rest, to: { topic: rest } }
+    - name: w
+      from: s
+      steps:
+        - groupByKey: {}
+        - windowedBy: { tumbling: 1d, grace: PT5M }
+        - count: {}
+        - toStream: {}
+        - to: { topic: counts, keySerde: windowed-string, valueSerde: long }
+"#;
+
+    fn compiled(text: &str) -> Result<crate::topology::Topology, SpecErrors> {
+        let spec = parse_manifest(text).expect("parses");
+        let defaults = Defaults {
+            key_serde: "string".into(),
+            value_serde: "json".into(),
+        };
+        compile(&spec.topology, defaults)
+    }
+
+    #[test]
+    fn typed_steps_parse_and_compile_with_days_and_iso_durations() {
+        let spec = parse_manifest(TYPED).unwrap();
+        let steps = &spec.topology.pipelines[1].steps;
+        let freshet_crds::StepOp::WindowedBy(w) = &steps[1].op else {
+            panic!("windowedBy parsed as {:?}", steps[1].op);
+        };
+        assert_eq!(w.tumbling.as_ref().unwrap().get().as_secs(), 86_400);
+        assert_eq!(w.grace.as_ref().unwrap().get().as_secs(), 300);
+        let auto = spec.autoscaling.as_ref().unwrap();
+        let catch_up = duration::parse(auto.catch_up_duration.as_deref().unwrap()).unwrap();
+        assert_eq!(catch_up.as_secs(), 86_400);
+        compiled(TYPED).expect("compiles");
+    }
+
+    #[test]
+    fn an_unknown_step_or_field_is_refused_where_it_is() {
+        let err = parse_manifest(&TYPED.replace("mapValues:", "mapValue:")).unwrap_err();
+        assert!(
+            err.contains("step 1 (mapValue)") && err.contains("did you mean 'mapValues'"),
+            "{err}"
+        );
+        let err = parse_manifest(&TYPED.replace("when:", "wehn:")).unwrap_err();
+        assert!(err.contains("wehn") && err.contains("line"), "{err}");
+        let err =
+            parse_manifest(&TYPED.replace("filter: \"value.amount > 0\"", "filter: { when: x }"))
+                .unwrap_err();
+        assert!(err.contains("step 1 (filter)"), "{err}");
+        let Err(err) = compiled(&TYPED.replace("- groupByKey: {}", "- groupBy: { kee: key }"))
+        else {
+            panic!("a groupBy with an unknown field compiled");
+        };
+        let err = err.to_string();
+        assert!(
+            err.contains("pipeline 'w', step 1 (groupBy)") && err.contains("'kee'"),
+            "{err}"
+        );
+        let err =
+            parse_manifest(&TYPED.replace("tumbling: 1d", "tumbling: 10 minutes")).unwrap_err();
+        assert!(err.contains("10 minutes") && err.contains("PT5M"), "{err}");
+    }
+
+    #[test]
+    fn splits_nested_past_the_typed_depth_are_refused() {
+        let inner = |indent: usize, body: &str| {
+            let pad = " ".repeat(indent);
+            format!("{pad}- split:\n{pad}    - name: b\n{pad}      steps:\n{body}")
+        };
+        let to = |indent: usize| format!("{}- to: {{ topic: out }}\n", " ".repeat(indent));
+        // Three levels of steps: a split in a split is fine.
+        let two = inner(8, &inner(14, &to(20)));
+        let text = |steps: &str| {
+            format!(
+                "applicationId: a\nbootstrapServers: b:9092\ntopology:\n  streams: [{{ name: s, topic: t }}]\n  pipelines:\n    - name: p\n      from: s\n      steps:\n{steps}"
+            )
+        };
+        compiled(&text(&two)).expect("two splits deep compile");
+        let three = inner(8, &inner(14, &inner(20, &to(26))));
+        let Err(err) = compiled(&text(&three)) else {
+            panic!("a split three deep compiled");
+        };
+        let err = err.to_string();
+        assert!(
+            err.contains("pipeline 'p', step 1 (split), branch 'b', step 1 (split), branch 'b', step 1 (split)")
+                && err.contains("3 levels deep at most"),
+            "{err}"
+        );
     }
 }

@@ -136,7 +136,7 @@ fn a_bad_window_says_what_windows_look_like() {
             "- mapValues: \"{'id': value.id}\"",
             "- groupByKey: {}\n        - windowedBy: { tumbling: 10 }\n        - count: {}\n        - toStream: {}",
         ),
-        &["step 3 (windowedBy)", "tumbling", "10m"],
+        &["step 3 (windowedBy)", "tumbling", "1d", "PT5M"],
     );
 }
 

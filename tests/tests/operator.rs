@@ -136,6 +136,11 @@ async fn events(client: &Client, ns: &str, reason: &str) -> Vec<Event> {
         .collect()
 }
 
+/// A typed step from its JSON form.
+fn step(json: serde_json::Value) -> freshet_crds::Step {
+    serde_json::from_value(json).expect("a valid step")
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_streams_app_becomes_topics_and_a_capped_stateful_set() {
     let client = kube_client().await;
@@ -425,7 +430,7 @@ async fn bad_topologies_and_missing_topics_set_conditions_that_say_why() {
     })
     .await;
     let mut bad = good.clone();
-    bad.spec.topology.pipelines[0]["steps"][0] = json!({ "groupBy": "vlaue.customer" });
+    bad.spec.topology.pipelines[0].steps[0] = step(json!({ "groupBy": "vlaue.customer" }));
     apply_app(&apps, &bad).await;
     let invalid = condition(&apps, "app", "TopologyValid", |c| c.status == "False", &op).await;
     assert!(
@@ -441,7 +446,8 @@ async fn bad_topologies_and_missing_topics_set_conditions_that_say_why() {
 
     // A topology change of stores is held back until accepted.
     let mut changed = good.clone();
-    changed.spec.topology.pipelines[0]["steps"][1] = json!({ "count": { "store": "counts-v2" } });
+    changed.spec.topology.pipelines[0].steps[1] =
+        step(json!({ "count": { "store": "counts-v2" } }));
     apply_app(&apps, &changed).await;
     let held = condition(
         &apps,

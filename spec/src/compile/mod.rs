@@ -16,7 +16,7 @@ use crate::expr::{Bindings, Expr, ExprEnv, Var};
 use crate::processor::ProcessError;
 use crate::serdes::Serde;
 use crate::topology::{Topology, TopologyError};
-use freshet_crds::TopologySpec;
+use freshet_crds::{STEP_LEVELS, Step, StepOp, TopologySpec};
 
 /// A problem in a manifest, at a place a user can find.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -224,7 +224,7 @@ impl Compiler {
         }
     }
 
-    fn sources(&mut self, spec: &TopologySpec) -> HashMap<String, Position> {
+    fn sources(&mut self, spec: &RawTopology) -> HashMap<String, Position> {
         let mut streams = HashMap::new();
         for (i, s) in spec.streams.iter().enumerate() {
             let place = format!("streams[{i}]");
@@ -717,8 +717,101 @@ fn place_pipeline(place: &str) -> String {
     place.split('\'').nth(1).unwrap_or(place).to_owned()
 }
 
+/// A topology as JSON, the form the compiler reads. The typed [`TopologySpec`] has refused
+/// unknown fields and wrong types already; the compiler keeps its own checks so that a manifest
+/// the types refuse can still be explained by pipeline and step (see `parse_manifest`).
+struct RawTopology {
+    streams: Vec<Json>,
+    tables: Vec<Json>,
+    global_tables: Vec<Json>,
+    pipelines: Vec<Json>,
+}
+
+impl RawTopology {
+    fn typed(spec: &TopologySpec) -> RawTopology {
+        // Serializing these types cannot fail (string keys only); a failure would show as a
+        // missing item, which the compiler reports.
+        fn json<T: serde::Serialize>(items: &[T]) -> Vec<Json> {
+            items
+                .iter()
+                .map(|i| serde_json::to_value(i).unwrap_or_default())
+                .collect()
+        }
+        RawTopology {
+            streams: json(&spec.streams),
+            tables: json(&spec.tables),
+            global_tables: json(&spec.global_tables),
+            pipelines: json(&spec.pipelines),
+        }
+    }
+
+    fn json(topology: &Json) -> RawTopology {
+        let list = |field: &str| {
+            topology
+                .get(field)
+                .and_then(Json::as_array)
+                .cloned()
+                .unwrap_or_default()
+        };
+        RawTopology {
+            streams: list("streams"),
+            tables: list("tables"),
+            global_tables: list("globalTables"),
+            pipelines: list("pipelines"),
+        }
+    }
+}
+
+/// Splits nested deeper than the CRD's schema types them (see [`STEP_LEVELS`]).
+fn nesting_errors(spec: &TopologySpec) -> Vec<SpecError> {
+    fn walk(steps: &[Step], level: usize, place: &str, errors: &mut Vec<SpecError>) {
+        for (i, step) in steps.iter().enumerate() {
+            let at = format!("{place}, step {} ({})", i + 1, step.op.kind());
+            if !matches!(step.op, StepOp::Split(_)) {
+                continue;
+            }
+            if level >= STEP_LEVELS {
+                errors.push(SpecError {
+                    place: at,
+                    message: format!(
+                        "splits nest too deep: steps go {STEP_LEVELS} levels deep at most (a pipeline's, a branch's, a nested branch's); write this branch to a topic and split it in a pipeline that reads the topic"
+                    ),
+                });
+                continue;
+            }
+            for (branch, inner) in step.branch_steps() {
+                walk(
+                    inner,
+                    level + 1,
+                    &format!("{at}, branch '{branch}'"),
+                    errors,
+                );
+            }
+        }
+    }
+    let mut errors = Vec::new();
+    for p in &spec.pipelines {
+        walk(&p.steps, 1, &format!("pipeline '{}'", p.name), &mut errors);
+    }
+    errors
+}
+
 /// Compiles `spec` with the given default serdes.
 pub fn compile(spec: &TopologySpec, defaults: Defaults) -> Result<Topology, SpecErrors> {
+    let nesting = nesting_errors(spec);
+    if !nesting.is_empty() {
+        return Err(SpecErrors(nesting));
+    }
+    compile_raw(&RawTopology::typed(spec), defaults)
+}
+
+/// Compiles a topology given as JSON, as written (`streams`, `tables`, `globalTables`,
+/// `pipelines`): how a manifest the typed spec refuses is explained step by step.
+pub(crate) fn compile_json(topology: &Json, defaults: Defaults) -> Result<Topology, SpecErrors> {
+    compile_raw(&RawTopology::json(topology), defaults)
+}
+
+fn compile_raw(spec: &RawTopology, defaults: Defaults) -> Result<Topology, SpecErrors> {
     crate::dsl::set_foreign_null(crate::values::is_cel_null);
     let mut c = Compiler {
         builder: StreamsBuilder::new(),
