@@ -321,10 +321,12 @@ spec:
         let bad_step = APP.replace("groupByKey: {}", "groupByKee: {}");
         let err = render_objects(&bad_step, "app.yaml", &a)
             .err()
-            .expect("a step that does not compile")
+            .expect("an unknown step")
             .to_string();
         assert!(
-            err.starts_with("app.yaml: spec: ") && err.contains("groupByKee"),
+            err.starts_with("app.yaml: ")
+                && err.contains("spec.topology.pipelines[0].steps[0]")
+                && err.contains("did you mean 'groupByKey'"),
             "{err}"
         );
         let bad_autoscaling = APP.replace(
