@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::metrics::{Metrics, PartitionMetrics, TaskMetrics};
 use super::restore::RestoredStores;
-use crate::dsl::SinkNode;
+use crate::processor::nodes::SinkNode;
 use crate::processor::{
     ErasedRecord, Forward, Headers, Node, NodeContext, ProcessError, ProduceRequest, PunctuationId,
     PunctuationType, RecordMeta,
