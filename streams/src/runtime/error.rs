@@ -2,7 +2,11 @@
 //! caller decides on the class — retry, abort the transaction and start over from the last
 //! commit, or stop — rather than on a message.
 
+use std::sync::Arc;
+
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+use crate::state::StateError;
 
 /// What a failure asks of the thread.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,12 +110,103 @@ pub enum RuntimeError {
     #[error(transparent)]
     Record(#[from] super::RecordFailure),
     /// A task's stores could not be opened or restored.
-    #[error("task {task}: {message}")]
-    Restore { task: String, message: String },
+    #[error("task {task}: {source}")]
+    Restore {
+        task: String,
+        #[source]
+        source: RestoreError,
+    },
+    /// The global tables could not be loaded.
+    #[error(transparent)]
+    Global(#[from] GlobalError),
     /// A failure the runtime describes itself (a missing output topic, transactions that keep
     /// failing, global tables that cannot load).
     #[error("{0}")]
     Other(String),
+}
+
+/// Why a task's stores could not be opened or restored.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RestoreError {
+    #[error("the topology has state stores but no state directory was set up")]
+    NoStateDirectory,
+    #[error("sub-topology {0} is not in the topology")]
+    UnknownSubtopology(usize),
+    /// The task directory could not be locked, or a store opened or written.
+    #[error("{0}")]
+    State(#[source] Arc<StateError>),
+    #[error("removing {path} to restore it: {source}")]
+    RemoveStore {
+        path: String,
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    #[error("creating the restore consumer: {0}")]
+    Consumer(#[source] KafkaError),
+    #[error("restoring store '{store}' from {topic}-{partition}: {source}")]
+    Store {
+        store: String,
+        topic: String,
+        partition: i32,
+        #[source]
+        source: Box<RestoreError>,
+    },
+    #[error("reading the changelog's end offset: {0}")]
+    EndOffset(#[source] KafkaError),
+    /// Assigning the changelog partition to the restore consumer, or releasing it.
+    #[error("{0}")]
+    Assign(#[source] KafkaError),
+    #[error("reading the changelog: {0}")]
+    Read(#[source] ReadError),
+    #[error("deleting the checkpoint before processing: {0}")]
+    DeleteCheckpoint(#[source] Arc<StateError>),
+}
+
+impl From<StateError> for RestoreError {
+    fn from(e: StateError) -> Self {
+        RestoreError::State(Arc::new(e))
+    }
+}
+
+/// Why partitions could not be read to their end (a changelog, or a global table's topic).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ReadError {
+    #[error("{0}")]
+    Consume(#[source] KafkaError),
+    #[error("no progress for {seconds}s; still to read: {left}")]
+    Stalled { seconds: u64, left: String },
+    /// A record read could not be applied to its store.
+    #[error("{0}")]
+    Apply(#[source] Arc<StateError>),
+}
+
+/// Why the global tables could not be loaded, or their thread started.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GlobalError {
+    #[error("creating the global consumer: {0}")]
+    Consumer(#[source] KafkaError),
+    #[error("global table topic {topic}: {source}")]
+    Metadata {
+        topic: String,
+        #[source]
+        source: KafkaError,
+    },
+    #[error("global table topic '{0}' does not exist: create it first")]
+    MissingTopic(String),
+    #[error("global table topic {topic}-{partition}: {source}")]
+    Watermarks {
+        topic: String,
+        partition: i32,
+        #[source]
+        source: KafkaError,
+    },
+    /// Assigning the topics' partitions to the global consumer.
+    #[error("{0}")]
+    Assign(#[source] KafkaError),
+    #[error("loading global tables: {0}")]
+    Load(#[source] ReadError),
+    #[error("starting the global thread: {0}")]
+    Spawn(#[source] Arc<std::io::Error>),
 }
 
 impl RuntimeError {
