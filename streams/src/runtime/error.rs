@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
+use crate::processor::ProcessError;
 use crate::state::StateError;
 
 /// What a failure asks of the thread.
@@ -102,10 +103,10 @@ pub enum RuntimeError {
         #[source]
         source: KafkaError,
     },
-    /// A task's processors or stores failed outside a record (flush, checkpoint, wipe); the
-    /// message names the task.
-    #[error("{0}")]
-    Task(String),
+    /// A task's processors or stores failed outside a record (flush, checkpoint, wipe,
+    /// punctuation).
+    #[error(transparent)]
+    Task(#[from] TaskError),
     /// A record failed and its handler says fail.
     #[error(transparent)]
     Record(#[from] super::RecordFailure),
@@ -209,6 +210,48 @@ pub enum GlobalError {
     Spawn(#[source] Arc<std::io::Error>),
 }
 
+/// A task's processors or stores failed, naming the node, store or task.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TaskError {
+    /// A processor failed on a record, on what another forwarded to it, or on a flush.
+    #[error("{node}: {source}")]
+    Process {
+        node: String,
+        #[source]
+        source: ProcessError,
+    },
+    #[error("{node} (punctuation): {source}")]
+    Punctuate {
+        node: String,
+        #[source]
+        source: ProcessError,
+    },
+    /// A store failed (writing a record cache out).
+    #[error("{0}")]
+    Store(#[source] Arc<StateError>),
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[source] Arc<StateError>),
+    #[error("wiping its stores: {0}")]
+    Wipe(#[source] Arc<StateError>),
+    /// One of the above outside record processing, with the task it happened in.
+    #[error("task {task}: {source}")]
+    InTask {
+        task: String,
+        #[source]
+        source: Box<TaskError>,
+    },
+}
+
+impl TaskError {
+    /// This error, naming the task `task`.
+    pub fn in_task(self, task: &str) -> TaskError {
+        TaskError::InTask {
+            task: task.to_owned(),
+            source: Box::new(self),
+        }
+    }
+}
+
 impl RuntimeError {
     /// A Kafka client error while doing `context`, classified.
     pub fn kafka(context: impl Into<String>, source: KafkaError) -> Self {
@@ -246,5 +289,23 @@ mod tests {
         assert_eq!(e.class(), ErrorClass::Retriable);
         assert!(e.to_string().starts_with("consuming: "), "{e}");
         assert!(std::error::Error::source(&e).is_some(), "the cause is kept");
+    }
+
+    #[test]
+    fn task_errors_name_the_task_and_node_and_keep_the_cause() {
+        let e = TaskError::Process {
+            node: "KSTREAM-MAP-0000000001".into(),
+            source: ProcessError::new("boom"),
+        }
+        .in_task("0_1");
+        assert_eq!(e.to_string(), "task 0_1: KSTREAM-MAP-0000000001: boom");
+        let inner = std::error::Error::source(&e).expect("the node's error is kept");
+        assert!(
+            std::error::Error::source(inner).is_some(),
+            "and the processor's"
+        );
+        let r = RuntimeError::from(e);
+        assert_eq!(r.class(), ErrorClass::Fatal);
+        assert_eq!(r.to_string(), "task 0_1: KSTREAM-MAP-0000000001: boom");
     }
 }

@@ -410,7 +410,7 @@ impl StreamThread {
                     }
                 }
                 task.wall_clock_punctuate(&mut outputs)
-                    .map_err(|e| format!("task {}: {e}", task.id))?;
+                    .map_err(|e| e.in_task(&task.id))?;
                 for out in outputs.drain(..) {
                     core.output.send(&out)?;
                     task.metrics.produced.inc();

@@ -92,7 +92,7 @@ pub enum PunctuationType {
 
 /// What a processor returns when it cannot process a record: the task stops with it, naming the
 /// record's topic, partition and offset.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ProcessError(pub String);
 
