@@ -100,7 +100,22 @@ fn put_hash(out: &mut Vec<u8>, hash: Option<Hash>) {
     }
 }
 
-fn take_hash(bytes: &[u8]) -> Result<(Option<Hash>, &[u8]), String> {
+/// Why an internal record of the join's topics cannot be read back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    #[error("a truncated value hash")]
+    TruncatedHash,
+    #[error("not a subscription of this Freshet version")]
+    NotASubscription,
+    #[error("unknown subscription instruction {0}")]
+    UnknownInstruction(u8),
+    #[error("not a subscription response of this Freshet version")]
+    NotAResponse,
+    #[error("a truncated subscription response")]
+    TruncatedResponse,
+}
+
+fn take_hash(bytes: &[u8]) -> Result<(Option<Hash>, &[u8]), CodecError> {
     match bytes.split_first() {
         Some((0, rest)) => Ok((None, rest)),
         Some((1, rest)) if rest.len() >= 16 => {
@@ -108,7 +123,7 @@ fn take_hash(bytes: &[u8]) -> Result<(Option<Hash>, &[u8]), String> {
             h.copy_from_slice(&rest[..16]);
             Ok((Some(h), &rest[16..]))
         }
-        _ => Err("a truncated value hash".into()),
+        _ => Err(CodecError::TruncatedHash),
     }
 }
 
@@ -120,12 +135,12 @@ fn encode_subscription(s: &Subscription) -> Vec<u8> {
     out
 }
 
-fn decode_subscription(bytes: &[u8]) -> Result<Subscription, String> {
+fn decode_subscription(bytes: &[u8]) -> Result<Subscription, CodecError> {
     let [VERSION, instruction, rest @ ..] = bytes else {
-        return Err("not a subscription of this Freshet version".into());
+        return Err(CodecError::NotASubscription);
     };
-    let instruction = Instruction::from_byte(*instruction)
-        .ok_or_else(|| format!("unknown subscription instruction {instruction}"))?;
+    let instruction =
+        Instruction::from_byte(*instruction).ok_or(CodecError::UnknownInstruction(*instruction))?;
     let (hash, primary_key) = take_hash(rest)?;
     Ok(Subscription {
         instruction,
@@ -148,15 +163,15 @@ fn encode_response(r: &Response) -> Vec<u8> {
     out
 }
 
-fn decode_response(bytes: &[u8]) -> Result<Response, String> {
+fn decode_response(bytes: &[u8]) -> Result<Response, CodecError> {
     let [VERSION, rest @ ..] = bytes else {
-        return Err("not a subscription response of this Freshet version".into());
+        return Err(CodecError::NotAResponse);
     };
     let (hash, rest) = take_hash(rest)?;
     let value = match rest.split_first() {
         Some((0, _)) => None,
         Some((1, v)) => Some(v.to_vec()),
-        _ => return Err("a truncated subscription response".into()),
+        _ => return Err(CodecError::TruncatedResponse),
     };
     Ok(Response { hash, value })
 }
@@ -174,16 +189,24 @@ pub(crate) fn subscription_serde() -> (Serializer, Deserializer) {
             "a subscription",
         )?)))
     });
-    let de: Deserializer =
-        Arc::new(|b| decode_subscription(b.ok_or("a subscription without a value")?).map(datum));
+    // Deserializers report text (the public `Deserializer` type); the codec's error becomes it
+    // at this boundary.
+    let de: Deserializer = Arc::new(|b| {
+        decode_subscription(b.ok_or("a subscription without a value")?)
+            .map(datum)
+            .map_err(|e| e.to_string())
+    });
     (ser, de)
 }
 
 pub(crate) fn response_serde() -> (Serializer, Deserializer) {
     let ser: Serializer =
         Arc::new(|d| Ok(Some(encode_response(typed::<Response>(d, "a response")?))));
-    let de: Deserializer =
-        Arc::new(|b| decode_response(b.ok_or("a response without a value")?).map(datum));
+    let de: Deserializer = Arc::new(|b| {
+        decode_response(b.ok_or("a response without a value")?)
+            .map(datum)
+            .map_err(|e| e.to_string())
+    });
     (ser, de)
 }
 
@@ -441,7 +464,8 @@ impl Node for ForeignTableChangeNode {
             .range(subscriptions, &from, &to)
             .map_err(store_error)?;
         for (_, stored) in subscribers {
-            let s = decode_subscription(&stored.value).map_err(ProcessError::new)?;
+            let s =
+                decode_subscription(&stored.value).map_err(|e| ProcessError::new(e.to_string()))?;
             let response = Response {
                 hash: s.hash,
                 value: value.clone(),
