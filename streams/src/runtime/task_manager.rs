@@ -263,22 +263,27 @@ impl TaskManager {
         Ok(committed)
     }
 
+    /// The task `id`, to process its records.
     pub fn get_mut(&mut self, id: &str) -> Option<&mut Task> {
         self.tasks.get_mut(id)
     }
 
+    /// The ids of the tasks, in order (a copy: the loop processes them one by one).
     pub fn ids(&self) -> Vec<String> {
         self.tasks.keys().cloned().collect()
     }
 
+    /// Every task, in id order.
     pub fn values(&self) -> impl Iterator<Item = &Task> {
         self.tasks.values()
     }
 
+    /// Whether the thread has no task.
     pub fn is_empty(&self) -> bool {
         self.tasks.is_empty()
     }
 
+    /// How many tasks the thread has.
     pub fn len(&self) -> usize {
         self.tasks.len()
     }
