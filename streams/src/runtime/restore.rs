@@ -374,9 +374,9 @@ mod tests {
     use crate::config::{Layer, LayerSource, StreamsConfig};
     use freshet_spec::{Defaults, compile, parse_manifest};
 
-    /// A task with one RocksDB store that is not logged: opening it needs no broker.
-    fn open_with_checkpoint(guarantee: &str) -> (tempfile::TempDir, Offsets, Offsets) {
-        let dir = tempfile::tempdir().unwrap();
+    /// An application whose one task has a RocksDB store that is not logged: opening it needs
+    /// no broker.
+    fn unlogged_app(guarantee: &str, dir: &tempfile::TempDir) -> super::super::KafkaStreams {
         let spec = parse_manifest(
             r#"
 applicationId: ckpt
@@ -410,7 +410,12 @@ topology:
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
         let config = StreamsConfig::resolve(&[Layer::new(LayerSource::Config, entries)]).unwrap();
-        let app = super::super::KafkaStreams::new(topology, config, None);
+        super::super::KafkaStreams::new(topology, config, None)
+    }
+
+    fn open_with_checkpoint(guarantee: &str) -> (tempfile::TempDir, Offsets, Offsets) {
+        let dir = tempfile::tempdir().unwrap();
+        let app = unlogged_app(guarantee, &dir);
         let sub = &app.topology.subtopologies()[0];
         let task_dir = dir.path().join("ckpt").join("0_0");
         std::fs::create_dir_all(&task_dir).unwrap();
@@ -437,5 +442,39 @@ topology:
     fn at_least_once_keeps_the_checkpoint() {
         let (_dir, written, left) = open_with_checkpoint("at_least_once");
         assert_eq!(left, written);
+    }
+
+    #[test]
+    fn the_restorer_hands_back_each_registered_task_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = unlogged_app("at_least_once", &dir);
+        let mut restorer = StateRestorer::new(app.shared.clone(), app.topology.clone());
+        assert!(restorer.is_done());
+        let request = RestoreRequest {
+            task: "0_0".into(),
+            subtopology: 0,
+            partition: 0,
+        };
+        restorer.register(request.clone());
+        restorer.register(request);
+        restorer.register(RestoreRequest {
+            task: "9_0".into(),
+            subtopology: 9,
+            partition: 0,
+        });
+        assert!(!restorer.is_done());
+        let mut restored = Vec::new();
+        while !restorer.is_done() {
+            restorer.restore_step();
+            restored.extend(restorer.take_restored());
+        }
+        assert_eq!(restored.len(), 2, "a task registered twice restores once");
+        assert_eq!(restored[0].0.task, "0_0");
+        assert!(restored[0].1.is_ok());
+        assert!(matches!(
+            restored[1].1,
+            Err(RestoreError::UnknownSubtopology(9))
+        ));
+        assert!(restorer.take_restored().is_empty());
     }
 }
