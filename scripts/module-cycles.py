@@ -2,9 +2,9 @@
 """Reports import cycles between the modules of each library crate of the workspace.
 
 A module depends on another when its file names it through a `crate::...` path (in `use` or in
-an expression), or through `super::` from a submodule to a sibling. Two levels are checked:
-the top-level modules of a crate (dsl, processor, state, ...) and the sibling files inside each
-of them (dsl/grouped.rs, dsl/ktable.rs, ...). Test modules (`#[cfg(test)]` to the end of a file)
+an expression), or through `super::` from a submodule to a sibling. Every level is checked: the
+top-level modules of a crate (dsl, processor, state, ...), the sibling files inside each of them
+(dsl/grouped.rs, dsl/ktable.rs, ...) and those of nested directories (processor/nodes/*.rs). Test modules (`#[cfg(test)]` to the end of a file)
 are left out: tests may reach anywhere; so are comments (a doc link is not a dependency). Exits 1 when a cycle exists, printing each one.
 
 Usage: scripts/module-cycles.py [crate-dir ...]   (default: every crate with a src/lib.rs)
@@ -16,14 +16,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def module_of(src: Path, file: Path):
-    """('dsl', 'grouped') for src/dsl/grouped.rs; ('dsl', None) for src/dsl/mod.rs."""
+def module_path(src: Path, file: Path) -> tuple:
+    """('dsl', 'grouped') for src/dsl/grouped.rs; ('dsl',) for src/dsl/mod.rs; () for lib.rs."""
     parts = file.relative_to(src).with_suffix("").parts
-    if parts == ("lib",):
-        return (None, None)
-    top = parts[0]
-    sub = parts[1] if len(parts) > 1 and parts[1] != "mod" else None
-    return (top, sub)
+    if parts in (("lib",), ("main",)):
+        return ()
+    return parts[:-1] if parts[-1] == "mod" else parts
 
 
 def strip_tests(text: str) -> str:
@@ -33,16 +31,27 @@ def strip_tests(text: str) -> str:
     return re.sub(r"//[^\n]*", "", text)
 
 
-def paths(text: str):
-    # crate::a::b, crate::a::{b, c}, super::b
-    for m in re.finditer(r"\bcrate::(\w+)(?:::(\w+|\{[^}]*\}))?", text):
-        subs = m.group(2) or ""
-        names = re.findall(r"\w+", subs) if subs.startswith("{") else [subs]
-        for s in names or [""]:
-            yield ("crate", m.group(1), s)
-    for m in re.finditer(r"\bsuper::(\w+|\{[^}]*\})", text):
-        for s in re.findall(r"\w+", m.group(1)):
-            yield ("super", s, None)
+def paths(text: str, here: tuple):
+    """Every module path the text names: crate::a::b, crate::a::{b, c::d}, super::b (relative
+    to `here`, the naming file's module), as tuples of path segments (items included; the
+    caller keeps the longest prefix that is a module)."""
+    for m in re.finditer(r"\bcrate((?:::\w+)*)(?:::\{([^}]*)\})?", text):
+        base = tuple(re.findall(r"\w+", m.group(1)))
+        inner = m.group(2)
+        if inner is None:
+            yield base
+        else:
+            for frag in re.findall(r"\w+(?:::\w+)*", inner):
+                yield base + tuple(frag.split("::"))
+    parent = here[:-1]
+    for m in re.finditer(r"(?<!::)\bsuper((?:::\w+)*)(?:::\{([^}]*)\})?", text):
+        base = parent + tuple(re.findall(r"\w+", m.group(1)))
+        inner = m.group(2)
+        if inner is None:
+            yield base
+        else:
+            for frag in re.findall(r"\w+(?:::\w+)*", inner):
+                yield base + tuple(frag.split("::"))
 
 
 def cycles(graph):
@@ -81,30 +90,27 @@ def cycles(graph):
 def check(crate: Path) -> list:
     src = crate / "src"
     files = [f for f in src.rglob("*.rs") if "bin" not in f.relative_to(src).parts]
-    tops = {module_of(src, f)[0] for f in files} - {None}
-    subs = {}
+    modules = {module_path(src, f) for f in files}
+    # graphs[parent]: edges between the child modules of `parent` (() is the crate root), at
+    # every depth: top-level modules, the files of a module, the files of a nested directory.
+    graphs = {}
     for f in files:
-        top, sub = module_of(src, f)
-        if top and sub:
-            subs.setdefault(top, set()).add(sub)
-    top_graph, sub_graphs = {t: set() for t in tops}, {}
-    for f in files:
-        top, sub = module_of(src, f)
+        here = module_path(src, f)
         text = strip_tests(f.read_text())
-        for kind, a, b in paths(text):
-            if kind == "crate":
-                if a in tops and top and a != top:
-                    top_graph[top].add(a)
-                if a == top and sub and b in subs.get(top, ()) and b != sub:
-                    sub_graphs.setdefault(top, {}).setdefault(sub, set()).add(b)
-            elif kind == "super" and top and sub and a in subs.get(top, ()) and a != sub:
-                sub_graphs.setdefault(top, {}).setdefault(sub, set()).add(a)
-            elif kind == "super" and top and not sub and a in tops and a != top:
-                # `super::` of a top-level module is the crate root.
-                top_graph[top].add(a)
-    found = [f"{crate.name}: {' <-> '.join(c)}" for c in cycles(top_graph)]
-    for top, g in sorted(sub_graphs.items()):
-        found += [f"{crate.name}/{top}: {' <-> '.join(c)}" for c in cycles(g)]
+        for named in paths(text, here):
+            target = max(
+                (named[:n] for n in range(len(named) + 1) if named[:n] in modules), key=len
+            )
+            common = 0
+            while common < min(len(here), len(target)) and here[common] == target[common]:
+                common += 1
+            if common < len(here) and common < len(target):
+                parent = here[:common]
+                graphs.setdefault(parent, {}).setdefault(here[common], set()).add(target[common])
+    found = []
+    for parent, graph in sorted(graphs.items()):
+        where = "/".join((crate.name,) + parent)
+        found += [f"{where}: {' <-> '.join(c)}" for c in cycles(graph)]
     return found
 
 

@@ -15,7 +15,7 @@
 //! The build side (DSL, processors, graph, serdes, config) is the `freshet-topology` crate,
 //! re-exported here: the operator plans applications with it without linking this runtime.
 
-pub use freshet_topology::{config, dsl, processor, serdes, topology};
+pub use freshet_topology::{config, dsl, processor, serdes, topology, windows};
 
 pub mod runtime;
 pub mod state;

@@ -357,9 +357,9 @@ impl TopologyTestDriver {
         let mut produced = Vec::new();
         for task in self.tasks.values_mut() {
             task.punctuate(PunctuationType::WallClockTime, now, &mut produced)
-                .map_err(|message| DriverError::Task {
+                .map_err(|e| DriverError::Task {
                     task: task.id.clone(),
-                    message,
+                    message: e.to_string(),
                 })?;
         }
         let mut pending = VecDeque::new();
@@ -547,9 +547,9 @@ impl TopologyTestDriver {
             let mut produced = Vec::new();
             for task in self.tasks.values_mut() {
                 task.prepare_commit(&mut produced)
-                    .map_err(|message| DriverError::Task {
+                    .map_err(|e| DriverError::Task {
                         task: task.id.clone(),
-                        message,
+                        message: e.to_string(),
                     })?;
             }
             if produced.is_empty() {

@@ -6,7 +6,9 @@
 //!
 //! - [`dsl`]: `StreamsBuilder`, `KStream`, `KTable`, grouped and windowed streams, typed over key
 //!   and value, with their option types in [`dsl::options`].
-//! - [`processor`]: the Processor API and the node implementations the DSL wires together.
+//! - [`processor`]: the Processor API, and in [`processor::nodes`] the node implementations the
+//!   DSL wires together, one file per operator.
+//! - [`windows`]: the window specifications of windowed aggregations and joins.
 //! - [`topology`]: the processor graph, sub-topologies, tasks, `describe()`.
 //! - [`config`]: Kafka Streams and librdkafka properties, resolved with precedence.
 //! - [`serdes`]: keys and values in the bytes Kafka's own serializers write.
@@ -23,3 +25,4 @@ pub mod serdes;
 pub mod state;
 pub mod sync;
 pub mod topology;
+pub mod windows;

@@ -2,7 +2,12 @@
 //! caller decides on the class — retry, abort the transaction and start over from the last
 //! commit, or stop — rather than on a message.
 
+use std::sync::Arc;
+
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+use crate::processor::ProcessError;
+use crate::state::StateError;
 
 /// What a failure asks of the thread.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,20 +103,153 @@ pub enum RuntimeError {
         #[source]
         source: KafkaError,
     },
-    /// A task's processors or stores failed outside a record (flush, checkpoint, wipe); the
-    /// message names the task.
-    #[error("{0}")]
-    Task(String),
+    /// A task's processors or stores failed outside a record (flush, checkpoint, wipe,
+    /// punctuation).
+    #[error(transparent)]
+    Task(#[from] TaskError),
     /// A record failed and its handler says fail.
     #[error(transparent)]
     Record(#[from] super::RecordFailure),
     /// A task's stores could not be opened or restored.
-    #[error("task {task}: {message}")]
-    Restore { task: String, message: String },
+    #[error("task {task}: {source}")]
+    Restore {
+        task: String,
+        #[source]
+        source: RestoreError,
+    },
+    /// The global tables could not be loaded.
+    #[error(transparent)]
+    Global(#[from] GlobalError),
     /// A failure the runtime describes itself (a missing output topic, transactions that keep
     /// failing, global tables that cannot load).
     #[error("{0}")]
     Other(String),
+}
+
+/// Why a task's stores could not be opened or restored.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RestoreError {
+    #[error("the topology has state stores but no state directory was set up")]
+    NoStateDirectory,
+    #[error("sub-topology {0} is not in the topology")]
+    UnknownSubtopology(usize),
+    /// The task directory could not be locked, or a store opened or written.
+    #[error("{0}")]
+    State(#[source] Arc<StateError>),
+    #[error("removing {path} to restore it: {source}")]
+    RemoveStore {
+        path: String,
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    #[error("creating the restore consumer: {0}")]
+    Consumer(#[source] KafkaError),
+    #[error("restoring store '{store}' from {topic}-{partition}: {source}")]
+    Store {
+        store: String,
+        topic: String,
+        partition: i32,
+        #[source]
+        source: Box<RestoreError>,
+    },
+    #[error("reading the changelog's end offset: {0}")]
+    EndOffset(#[source] KafkaError),
+    /// Assigning the changelog partition to the restore consumer, or releasing it.
+    #[error("{0}")]
+    Assign(#[source] KafkaError),
+    #[error("reading the changelog: {0}")]
+    Read(#[source] ReadError),
+    #[error("deleting the checkpoint before processing: {0}")]
+    DeleteCheckpoint(#[source] Arc<StateError>),
+}
+
+impl From<StateError> for RestoreError {
+    fn from(e: StateError) -> Self {
+        RestoreError::State(Arc::new(e))
+    }
+}
+
+/// Why partitions could not be read to their end (a changelog, or a global table's topic).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ReadError {
+    #[error("{0}")]
+    Consume(#[source] KafkaError),
+    #[error("no progress for {seconds}s; still to read: {left}")]
+    Stalled { seconds: u64, left: String },
+    /// A record read could not be applied to its store.
+    #[error("{0}")]
+    Apply(#[source] Arc<StateError>),
+}
+
+/// Why the global tables could not be loaded, or their thread started.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GlobalError {
+    #[error("creating the global consumer: {0}")]
+    Consumer(#[source] KafkaError),
+    #[error("global table topic {topic}: {source}")]
+    Metadata {
+        topic: String,
+        #[source]
+        source: KafkaError,
+    },
+    #[error("global table topic '{0}' does not exist: create it first")]
+    MissingTopic(String),
+    #[error("global table topic {topic}-{partition}: {source}")]
+    Watermarks {
+        topic: String,
+        partition: i32,
+        #[source]
+        source: KafkaError,
+    },
+    /// Assigning the topics' partitions to the global consumer.
+    #[error("{0}")]
+    Assign(#[source] KafkaError),
+    #[error("loading global tables: {0}")]
+    Load(#[source] ReadError),
+    #[error("starting the global thread: {0}")]
+    Spawn(#[source] Arc<std::io::Error>),
+}
+
+/// A task's processors or stores failed, naming the node, store or task.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TaskError {
+    /// A processor failed on a record, on what another forwarded to it, or on a flush.
+    #[error("{node}: {source}")]
+    Process {
+        node: String,
+        #[source]
+        source: ProcessError,
+    },
+    #[error("{node} (punctuation): {source}")]
+    Punctuate {
+        node: String,
+        #[source]
+        source: ProcessError,
+    },
+    /// A store failed (writing a record cache out).
+    #[error("{0}")]
+    Store(#[source] Arc<StateError>),
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[source] Arc<StateError>),
+    #[error("wiping its stores: {0}")]
+    Wipe(#[source] Arc<StateError>),
+    /// One of the above outside record processing, with the task it happened in.
+    #[error("task {task}: {source}")]
+    InTask {
+        task: String,
+        #[source]
+        source: Box<TaskError>,
+    },
+}
+
+impl TaskError {
+    /// This error, naming the task `task`.
+    pub fn in_task(self, task: &str) -> TaskError {
+        TaskError::InTask {
+            task: task.to_owned(),
+            source: Box::new(self),
+        }
+    }
 }
 
 impl RuntimeError {
@@ -151,5 +289,23 @@ mod tests {
         assert_eq!(e.class(), ErrorClass::Retriable);
         assert!(e.to_string().starts_with("consuming: "), "{e}");
         assert!(std::error::Error::source(&e).is_some(), "the cause is kept");
+    }
+
+    #[test]
+    fn task_errors_name_the_task_and_node_and_keep_the_cause() {
+        let e = TaskError::Process {
+            node: "KSTREAM-MAP-0000000001".into(),
+            source: ProcessError::new("boom"),
+        }
+        .in_task("0_1");
+        assert_eq!(e.to_string(), "task 0_1: KSTREAM-MAP-0000000001: boom");
+        let inner = std::error::Error::source(&e).expect("the node's error is kept");
+        assert!(
+            std::error::Error::source(inner).is_some(),
+            "and the processor's"
+        );
+        let r = RuntimeError::from(e);
+        assert_eq!(r.class(), ErrorClass::Fatal);
+        assert_eq!(r.to_string(), "task 0_1: KSTREAM-MAP-0000000001: boom");
     }
 }

@@ -10,17 +10,18 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tracing::{error, info};
 
+use super::error::GlobalError;
 use crate::config::StreamsConfig;
-use crate::state::{GlobalStores, Row};
+use crate::state::{GlobalStores, Row, StateError};
 use crate::topology::Topology;
 
 /// How long the initial load may see no progress before it gives up.
 const LOAD_STALL: Duration = Duration::from_secs(60);
 
-fn consumer(config: &StreamsConfig) -> Result<BaseConsumer, String> {
+fn consumer(config: &StreamsConfig) -> Result<BaseConsumer, GlobalError> {
     super::assigning_consumer_config(config, "global-consumer", "global", &config.global_consumer)
         .create()
-        .map_err(|e| format!("creating the global consumer: {e}"))
+        .map_err(GlobalError::Consumer)
 }
 
 /// Applies one record to the store of its topic.
@@ -28,14 +29,12 @@ fn apply(
     stores: &GlobalStores,
     store_of: &HashMap<String, String>,
     msg: &rdkafka::message::BorrowedMessage<'_>,
-) -> Result<(), String> {
+) -> Result<(), StateError> {
     let (Some(store), Some(key)) = (store_of.get(msg.topic()), msg.key()) else {
         return Ok(());
     };
     let row: Row = (key.to_vec(), msg.payload().map(<[u8]>::to_vec));
-    stores
-        .apply(store, std::slice::from_ref(&row))
-        .map_err(|e| e.to_string())
+    stores.apply(store, std::slice::from_ref(&row))
 }
 
 /// Loads every global table to its topics' current end, then starts the thread that follows
@@ -45,7 +44,7 @@ pub(crate) fn start(
     config: &StreamsConfig,
     shutdown: Arc<AtomicBool>,
     applied: prometheus_client::metrics::counter::Counter,
-) -> Result<Option<Arc<GlobalStores>>, String> {
+) -> Result<Option<Arc<GlobalStores>>, GlobalError> {
     let defs = topology.global_tables();
     if defs.is_empty() {
         return Ok(None);
@@ -61,30 +60,32 @@ pub(crate) fn start(
     for def in defs {
         let metadata = consumer
             .fetch_metadata(Some(&def.topic), Duration::from_secs(15))
-            .map_err(|e| format!("global table topic {}: {e}", def.topic))?;
+            .map_err(|source| GlobalError::Metadata {
+                topic: def.topic.clone(),
+                source,
+            })?;
         let partitions = metadata
             .topics()
             .first()
             .filter(|t| t.error().is_none() && !t.partitions().is_empty())
             .map(|t| t.partitions().len() as i32)
-            .ok_or_else(|| {
-                format!(
-                    "global table topic '{}' does not exist: create it first",
-                    def.topic
-                )
-            })?;
+            .ok_or_else(|| GlobalError::MissingTopic(def.topic.clone()))?;
         for p in 0..partitions {
             let (low, high) = consumer
                 .fetch_watermarks(&def.topic, p, Duration::from_secs(15))
-                .map_err(|e| format!("global table topic {}-{p}: {e}", def.topic))?;
+                .map_err(|source| GlobalError::Watermarks {
+                    topic: def.topic.clone(),
+                    partition: p,
+                    source,
+                })?;
             if high > low {
                 ends.insert((def.topic.clone(), p), high);
             }
             tpl.add_partition_offset(&def.topic, p, Offset::Beginning)
-                .map_err(|e| e.to_string())?;
+                .map_err(GlobalError::Assign)?;
         }
     }
-    consumer.assign(&tpl).map_err(|e| e.to_string())?;
+    consumer.assign(&tpl).map_err(GlobalError::Assign)?;
     let started = Instant::now();
     let mut loaded = 0u64;
     super::restore::read_to_end(&consumer, ends, LOAD_STALL, |msg| {
@@ -93,7 +94,7 @@ pub(crate) fn start(
         loaded += 1;
         Ok(())
     })
-    .map_err(|e| format!("loading global tables: {e}"))?;
+    .map_err(GlobalError::Load)?;
     info!(
         records = loaded,
         seconds = format!("{:.3}", started.elapsed().as_secs_f64()),
@@ -116,6 +117,6 @@ pub(crate) fn start(
                 }
             }
         })
-        .map_err(|e| format!("starting the global thread: {e}"))?;
+        .map_err(|e| GlobalError::Spawn(Arc::new(e)))?;
     Ok(Some(stores))
 }

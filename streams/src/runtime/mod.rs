@@ -19,6 +19,7 @@ mod global;
 mod metrics;
 pub mod partitioner;
 mod producer;
+mod rebalance;
 pub(crate) mod restore;
 pub(crate) mod task;
 mod task_manager;
@@ -370,7 +371,7 @@ impl KafkaStreams {
                 self.shared
                     .fatal
                     .lock_unpoisoned()
-                    .get_or_insert(RuntimeError::Other(e));
+                    .get_or_insert(RuntimeError::Global(e));
                 self.shared.transition(State::PendingError);
                 self.shared.transition(State::Error);
                 return;

@@ -15,7 +15,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{info, warn};
 
-use super::error::{ErrorClass, RuntimeError};
+use super::error::{ErrorClass, RuntimeError, TaskError};
 use crate::processor::{Headers, ProduceRequest};
 
 /// Why the thread's loop stopped.
@@ -31,6 +31,23 @@ pub(crate) enum Failure {
 }
 
 impl Failure {
+    /// How the thread handles a Kafka client failure in the work of a transaction (a send, a
+    /// delivery, beginning or committing it), decided on the error's [`ErrorClass`]:
+    /// - abortable (librdkafka's `txn_requires_abort`): abort the transaction and start again
+    ///   from the last commit;
+    /// - retriable or fatal under exactly_once_v2: the same, where a fatal producer (fenced, as
+    ///   when another instance took over the transactional id) is replaced rather than aborted,
+    ///   as Kafka Streams treats fencing as a migrated task, not a dead application;
+    /// - anything under at-least-once: stop, since outputs already sent cannot be taken back
+    ///   and the offsets are not committed, so a restart redoes the work.
+    pub(crate) fn of(error: RuntimeError, exactly_once: bool) -> Failure {
+        match (error.class(), exactly_once) {
+            (ErrorClass::Abortable, _) => Failure::Transaction(error),
+            (ErrorClass::Retriable | ErrorClass::Fatal, true) => Failure::Transaction(error),
+            (ErrorClass::Retriable | ErrorClass::Fatal, false) => Failure::Fatal(error),
+        }
+    }
+
     /// The error, whichever way the thread handles it.
     pub(crate) fn into_error(self) -> RuntimeError {
         match self {
@@ -45,10 +62,10 @@ impl From<RuntimeError> for Failure {
     }
 }
 
-/// The errors tasks report as text (with their id and node already in them) stop the thread.
-impl From<String> for Failure {
-    fn from(message: String) -> Self {
-        Failure::Fatal(RuntimeError::Task(message))
+/// A task's failure outside a record (a flush, a checkpoint) stops the thread.
+impl From<TaskError> for Failure {
+    fn from(error: TaskError) -> Self {
+        Failure::Fatal(RuntimeError::Task(error))
     }
 }
 
@@ -96,20 +113,16 @@ impl StreamsProducer {
     pub(crate) fn begin(&mut self) -> Result<(), Failure> {
         if self.exactly_once() && !self.in_transaction {
             self.producer.begin_transaction().map_err(|e| {
-                Failure::Transaction(RuntimeError::kafka("beginning a transaction", e))
+                Failure::of(RuntimeError::kafka("beginning a transaction", e), true)
             })?;
             self.in_transaction = true;
         }
         Ok(())
     }
 
-    /// A failure that stops the thread under at-least-once; under exactly-once the transaction's.
+    /// How the thread handles `error` of this producer (see [`Failure::of`]).
     pub(crate) fn failure(&self, error: RuntimeError) -> Failure {
-        if self.exactly_once() {
-            Failure::Transaction(error)
-        } else {
-            Failure::Fatal(error)
-        }
+        Failure::of(error, self.exactly_once())
     }
 
     /// Commits the open transaction with the consumed `offsets` that moved since the last one;
@@ -130,7 +143,7 @@ impl StreamsProducer {
         self.begin()?;
         let txn = |what: &str| {
             let what = what.to_owned();
-            move |e: rdkafka::error::KafkaError| Failure::Transaction(RuntimeError::kafka(what, e))
+            move |e: rdkafka::error::KafkaError| Failure::of(RuntimeError::kafka(what, e), true)
         };
         if !moved.is_empty() {
             let mut tpl = TopicPartitionList::new();
@@ -357,12 +370,40 @@ pub(crate) fn send(
             }
             Err((e, _)) => {
                 let error = RuntimeError::kafka(format!("producing to {}", out.topic), e);
-                return Err(if transactional {
-                    Failure::Transaction(error)
-                } else {
-                    Failure::Fatal(error)
-                });
+                return Err(Failure::of(error, transactional));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::error::KafkaError;
+
+    #[test]
+    fn the_error_class_decides_between_recovering_and_stopping() {
+        let transient = || {
+            RuntimeError::kafka(
+                "producing",
+                KafkaError::MessageProduction(RDKafkaErrorCode::AllBrokersDown),
+            )
+        };
+        let fenced = || {
+            RuntimeError::kafka(
+                "producing",
+                KafkaError::MessageProduction(RDKafkaErrorCode::ProducerFenced),
+            )
+        };
+        assert!(matches!(
+            Failure::of(transient(), true),
+            Failure::Transaction(_)
+        ));
+        assert!(matches!(
+            Failure::of(fenced(), true),
+            Failure::Transaction(_)
+        ));
+        assert!(matches!(Failure::of(transient(), false), Failure::Fatal(_)));
+        assert!(matches!(Failure::of(fenced(), false), Failure::Fatal(_)));
     }
 }

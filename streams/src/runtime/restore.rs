@@ -5,8 +5,15 @@
 //! valid checkpoint, else from the changelog's start into an emptied store; in-memory stores
 //! always restore from the start. The restore consumer reads each changelog partition up to the
 //! end offset seen when restoration began.
+//!
+//! [`StateRestorer`] is the seam between the tasks and their restoration (Kafka Streams'
+//! `StoreChangelogReader`): the task manager registers the tasks whose stores need restoring,
+//! steps the restorer, and takes the restored stores back when it is done. Today each step
+//! restores one task on the stream thread; the interface is what a restorer on its own thread
+//! (Kafka Streams' `StateUpdater`) would keep.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -15,6 +22,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use tracing::{info, warn};
 
 use super::Shared;
+use super::error::{ReadError, RestoreError};
 use crate::config::ProcessingGuarantee;
 use crate::state::{
     Checkpoint, InMemoryStore, KeyValueStore, Offsets, RocksDbStore, StateDirectory, StateError,
@@ -40,6 +48,78 @@ pub(crate) struct RestoredStores {
     pub exactly_once: bool,
 }
 
+/// A task whose stores are to be opened and restored: partition `partition` of sub-topology
+/// `subtopology`.
+#[derive(Clone, Debug)]
+pub(crate) struct RestoreRequest {
+    pub task: String,
+    pub subtopology: usize,
+    pub partition: i32,
+}
+
+/// Opens and restores the stores of registered tasks, one task per [`StateRestorer::restore_step`]
+/// (Kafka Streams' `ChangelogReader`): the task manager registers tasks on assignment, steps the
+/// restorer until [`StateRestorer::is_done`], and takes each task's stores, or the reason they
+/// could not be restored, from [`StateRestorer::take_restored`].
+pub(crate) struct StateRestorer {
+    shared: Arc<Shared>,
+    topology: Arc<Topology>,
+    pending: VecDeque<RestoreRequest>,
+    restored: Vec<(RestoreRequest, Result<RestoredStores, RestoreError>)>,
+}
+
+impl StateRestorer {
+    pub fn new(shared: Arc<Shared>, topology: Arc<Topology>) -> Self {
+        StateRestorer {
+            shared,
+            topology,
+            pending: VecDeque::new(),
+            restored: Vec::new(),
+        }
+    }
+
+    /// Queues a task's stores for restoration; a task already queued is not queued twice.
+    pub fn register(&mut self, request: RestoreRequest) {
+        if !self.pending.iter().any(|r| r.task == request.task) {
+            self.pending.push_back(request);
+        }
+    }
+
+    /// Opens and restores the stores of the next registered task (blocking until its changelogs
+    /// are read to their end).
+    pub fn restore_step(&mut self) {
+        let Some(request) = self.pending.pop_front() else {
+            return;
+        };
+        let result = match self
+            .topology
+            .subtopologies()
+            .iter()
+            .find(|s| s.id == request.subtopology)
+        {
+            Some(sub) => open_and_restore(
+                &self.topology,
+                sub,
+                request.partition,
+                &request.task,
+                &self.shared,
+            ),
+            None => Err(RestoreError::UnknownSubtopology(request.subtopology)),
+        };
+        self.restored.push((request, result));
+    }
+
+    /// Whether every registered task has been restored (or failed to be).
+    pub fn is_done(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// The tasks restored (or failed) since the last call, in the order they were registered.
+    pub fn take_restored(&mut self) -> Vec<(RestoreRequest, Result<RestoredStores, RestoreError>)> {
+        std::mem::take(&mut self.restored)
+    }
+}
+
 const RESTORE_BATCH: usize = 10_000;
 /// How long restoration may see no progress before it gives up.
 const RESTORE_STALL: Duration = Duration::from_secs(60);
@@ -47,7 +127,10 @@ const RESTORE_STALL: Duration = Duration::from_secs(60);
 /// closes the task in the same rebalance.
 const LOCK_WAIT: Duration = Duration::from_secs(30);
 
-fn lock_with_retry(directory: &StateDirectory, task_id: &str) -> Result<TaskDirectory, String> {
+fn lock_with_retry(
+    directory: &StateDirectory,
+    task_id: &str,
+) -> Result<TaskDirectory, RestoreError> {
     let started = Instant::now();
     loop {
         match directory.lock_task(task_id) {
@@ -55,7 +138,7 @@ fn lock_with_retry(directory: &StateDirectory, task_id: &str) -> Result<TaskDire
             Err(StateError::Locked { .. }) if started.elapsed() < LOCK_WAIT => {
                 std::thread::sleep(Duration::from_millis(100));
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         }
     }
 }
@@ -67,7 +150,7 @@ pub(crate) fn open_and_restore(
     partition: i32,
     task_id: &str,
     shared: &Shared,
-) -> Result<RestoredStores, String> {
+) -> Result<RestoredStores, RestoreError> {
     let defs = topology.stores_of(sub);
     let config = &shared.config;
     let cache_limit = if defs.is_empty() {
@@ -90,7 +173,7 @@ pub(crate) fn open_and_restore(
         });
     }
     let Some(state) = shared.stores.as_ref() else {
-        return Err("the topology has state stores but no state directory was set up".into());
+        return Err(RestoreError::NoStateDirectory);
     };
     let dir = lock_with_retry(&state.directory, task_id)?;
     let checkpoint = Checkpoint::in_directory(dir.path());
@@ -108,12 +191,12 @@ pub(crate) fn open_and_restore(
             if def.logged && !checkpointed.contains_key(&(changelog, partition)) && path.exists() {
                 // Without a checkpoint the files may hold anything up to a crash: the store is
                 // rebuilt from the changelog's start, and deleting is faster than emptying.
-                std::fs::remove_dir_all(&path)
-                    .map_err(|e| format!("removing {} to restore it: {e}", path.display()))?;
+                std::fs::remove_dir_all(&path).map_err(|e| RestoreError::RemoveStore {
+                    path: path.display().to_string(),
+                    source: Arc::new(e),
+                })?;
             }
-            Box::new(
-                RocksDbStore::open(&def.name, &path, &state.budget).map_err(|e| e.to_string())?,
-            )
+            Box::new(RocksDbStore::open(&def.name, &path, &state.budget)?)
         };
         let changelog = def.logged.then(|| def.changelog().resolve(app));
         stores.add(def.clone(), inner, changelog);
@@ -131,7 +214,7 @@ pub(crate) fn open_and_restore(
             &shared.config.restore_consumer,
         )
         .create()
-        .map_err(|e| format!("creating the restore consumer: {e}"))?;
+        .map_err(RestoreError::Consumer)?;
         for (id, topic) in logged {
             let in_memory = stores.def(id).in_memory;
             // In memory nothing survived; on disk an unchecked store was deleted before opening.
@@ -141,11 +224,11 @@ pub(crate) fn open_and_restore(
             };
             let last =
                 restore_partition(&consumer, &mut stores, id, &topic, partition, from, shared)
-                    .map_err(|e| {
-                        format!(
-                            "restoring store '{}' from {topic}-{partition}: {e}",
-                            stores.def(id).name
-                        )
+                    .map_err(|e| RestoreError::Store {
+                        store: stores.def(id).name.clone(),
+                        topic: topic.clone(),
+                        partition,
+                        source: Box::new(e),
                     })?;
             if let Some(last) = last.or(from) {
                 offsets.insert((topic, partition), last);
@@ -158,7 +241,7 @@ pub(crate) fn open_and_restore(
         // changelog; a clean close writes it again.
         checkpoint
             .delete()
-            .map_err(|e| format!("deleting the checkpoint before processing: {e}"))?;
+            .map_err(|e| RestoreError::DeleteCheckpoint(Arc::new(e)))?;
     }
     // The stores now reflect `offsets`; a checkpoint written later only moves forward from here.
     Ok(RestoredStores {
@@ -179,20 +262,20 @@ pub(super) fn read_to_end(
     consumer: &BaseConsumer,
     mut ends: HashMap<(String, i32), i64>,
     stall: Duration,
-    mut apply: impl FnMut(&BorrowedMessage<'_>) -> Result<(), String>,
-) -> Result<(), String> {
+    mut apply: impl FnMut(&BorrowedMessage<'_>) -> Result<(), StateError>,
+) -> Result<(), ReadError> {
     let mut last_progress = Instant::now();
     while !ends.is_empty() {
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(msg)) => {
                 last_progress = Instant::now();
-                apply(&msg)?;
+                apply(&msg).map_err(|e| ReadError::Apply(Arc::new(e)))?;
                 let key = (msg.topic().to_owned(), msg.partition());
                 if ends.get(&key).is_some_and(|end| msg.offset() + 1 >= *end) {
                     ends.remove(&key);
                 }
             }
-            Some(Err(e)) => return Err(e.to_string()),
+            Some(Err(e)) => return Err(ReadError::Consume(e)),
             None => {
                 if let Ok(positions) = consumer.position() {
                     ends.retain(|(t, p), end| {
@@ -207,11 +290,10 @@ pub(super) fn read_to_end(
                         .iter()
                         .map(|((t, p), end)| format!("{t}-{p} up to offset {end}"))
                         .collect();
-                    return Err(format!(
-                        "no progress for {}s; still to read: {}",
-                        stall.as_secs(),
-                        left.join(", ")
-                    ));
+                    return Err(ReadError::Stalled {
+                        seconds: stall.as_secs(),
+                        left: left.join(", "),
+                    });
                 }
             }
         }
@@ -227,10 +309,10 @@ fn restore_partition(
     partition: i32,
     from: Option<i64>,
     shared: &Shared,
-) -> Result<Option<i64>, String> {
+) -> Result<Option<i64>, RestoreError> {
     let (low, high) = consumer
         .fetch_watermarks(topic, partition, Duration::from_secs(15))
-        .map_err(|e| format!("reading the changelog's end offset: {e}"))?;
+        .map_err(RestoreError::EndOffset)?;
     let start = from.map_or(low, |f| (f + 1).max(low));
     if start >= high {
         return Ok(None);
@@ -239,8 +321,8 @@ fn restore_partition(
     let (records_counter, bytes_counter) = shared.metrics.restore(&store_name, partition);
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Offset(start))
-        .map_err(|e| e.to_string())?;
-    consumer.assign(&tpl).map_err(|e| e.to_string())?;
+        .map_err(RestoreError::Assign)?;
+    consumer.assign(&tpl).map_err(RestoreError::Assign)?;
     let started = Instant::now();
     let mut last_report = Instant::now();
     let (mut records, mut bytes, mut bytes_counted) = (0u64, 0u64, 0u64);
@@ -256,7 +338,7 @@ fn restore_partition(
         let ts = msg.timestamp().to_millis().unwrap_or(0);
         batch.push((key.to_vec(), value, ts));
         if batch.len() >= RESTORE_BATCH {
-            stores.restore(id, &batch).map_err(|e| e.to_string())?;
+            stores.restore(id, &batch)?;
             // Progress shows in /metrics while a long restore runs.
             records_counter.inc_by(batch.len() as u64);
             bytes_counter.inc_by(bytes - bytes_counted);
@@ -269,9 +351,9 @@ fn restore_partition(
         }
         Ok(())
     })
-    .map_err(|e| format!("reading the changelog: {e}"))?;
-    stores.restore(id, &batch).map_err(|e| e.to_string())?;
-    consumer.unassign().map_err(|e| e.to_string())?;
+    .map_err(RestoreError::Read)?;
+    stores.restore(id, &batch)?;
+    consumer.unassign().map_err(RestoreError::Assign)?;
     records_counter.inc_by(batch.len() as u64);
     bytes_counter.inc_by(bytes - bytes_counted);
     let secs = started.elapsed().as_secs_f64();
@@ -292,9 +374,9 @@ mod tests {
     use crate::config::{Layer, LayerSource, StreamsConfig};
     use freshet_spec::{Defaults, compile, parse_manifest};
 
-    /// A task with one RocksDB store that is not logged: opening it needs no broker.
-    fn open_with_checkpoint(guarantee: &str) -> (tempfile::TempDir, Offsets, Offsets) {
-        let dir = tempfile::tempdir().unwrap();
+    /// An application whose one task has a RocksDB store that is not logged: opening it needs
+    /// no broker.
+    fn unlogged_app(guarantee: &str, dir: &tempfile::TempDir) -> super::super::KafkaStreams {
         let spec = parse_manifest(
             r#"
 applicationId: ckpt
@@ -328,7 +410,12 @@ topology:
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
         let config = StreamsConfig::resolve(&[Layer::new(LayerSource::Config, entries)]).unwrap();
-        let app = super::super::KafkaStreams::new(topology, config, None);
+        super::super::KafkaStreams::new(topology, config, None)
+    }
+
+    fn open_with_checkpoint(guarantee: &str) -> (tempfile::TempDir, Offsets, Offsets) {
+        let dir = tempfile::tempdir().unwrap();
+        let app = unlogged_app(guarantee, &dir);
         let sub = &app.topology.subtopologies()[0];
         let task_dir = dir.path().join("ckpt").join("0_0");
         std::fs::create_dir_all(&task_dir).unwrap();
@@ -355,5 +442,39 @@ topology:
     fn at_least_once_keeps_the_checkpoint() {
         let (_dir, written, left) = open_with_checkpoint("at_least_once");
         assert_eq!(left, written);
+    }
+
+    #[test]
+    fn the_restorer_hands_back_each_registered_task_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = unlogged_app("at_least_once", &dir);
+        let mut restorer = StateRestorer::new(app.shared.clone(), app.topology.clone());
+        assert!(restorer.is_done());
+        let request = RestoreRequest {
+            task: "0_0".into(),
+            subtopology: 0,
+            partition: 0,
+        };
+        restorer.register(request.clone());
+        restorer.register(request);
+        restorer.register(RestoreRequest {
+            task: "9_0".into(),
+            subtopology: 9,
+            partition: 0,
+        });
+        assert!(!restorer.is_done());
+        let mut restored = Vec::new();
+        while !restorer.is_done() {
+            restorer.restore_step();
+            restored.extend(restorer.take_restored());
+        }
+        assert_eq!(restored.len(), 2, "a task registered twice restores once");
+        assert_eq!(restored[0].0.task, "0_0");
+        assert!(restored[0].1.is_ok());
+        assert!(matches!(
+            restored[1].1,
+            Err(RestoreError::UnknownSubtopology(9))
+        ));
+        assert!(restorer.take_restored().is_empty());
     }
 }

@@ -8,9 +8,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::error::TaskError;
 use super::metrics::{Metrics, PartitionMetrics, TaskMetrics};
 use super::restore::RestoredStores;
-use crate::dsl::SinkNode;
+use crate::processor::nodes::SinkNode;
 use crate::processor::{
     ErasedRecord, Forward, Headers, Node, NodeContext, ProcessError, ProduceRequest, PunctuationId,
     PunctuationType, RecordMeta,
@@ -409,14 +410,14 @@ impl Task {
             if let Err(e) = self.run_node(child, &record) {
                 self.ctx.forwards.clear();
                 self.ctx.produced.clear();
-                let f = fail(FailureKind::Processing, e, &raw, &self.id);
+                let f = fail(FailureKind::Processing, e.to_string(), &raw, &self.id);
                 return Err(Box::new((raw, f)));
             }
         }
         self.collect_outputs(outputs);
         self.partitions[pi].processed_next = Some(raw.offset + 1);
         if let Err(e) = self.punctuate(PunctuationType::StreamTime, self.stream_time, outputs) {
-            let f = fail(FailureKind::Processing, e, &raw, &self.id);
+            let f = fail(FailureKind::Processing, e.to_string(), &raw, &self.id);
             return Err(Box::new((raw, f)));
         }
         Ok(Some(raw))
@@ -433,18 +434,21 @@ impl Task {
         }
     }
 
-    fn run_node(&mut self, node: usize, record: &ErasedRecord) -> Result<(), String> {
+    fn run_node(&mut self, node: usize, record: &ErasedRecord) -> Result<(), TaskError> {
         let Some(instance) = self.nodes[node].instance.as_mut() else {
             return Ok(());
         };
         instance
             .process(&mut self.ctx, record)
-            .map_err(|e| format!("{}: {e}", self.nodes[node].name))?;
+            .map_err(|source| TaskError::Process {
+                node: self.nodes[node].name.clone(),
+                source,
+            })?;
         self.deliver(node)
     }
 
     /// Sends what `node` forwarded to its children, depth first as Kafka Streams does.
-    fn deliver(&mut self, node: usize) -> Result<(), String> {
+    fn deliver(&mut self, node: usize) -> Result<(), TaskError> {
         if self.ctx.forwards.is_empty() {
             return Ok(());
         }
@@ -472,7 +476,7 @@ impl Task {
         kind: PunctuationType,
         now: i64,
         outputs: &mut Outputs,
-    ) -> Result<(), String> {
+    ) -> Result<(), TaskError> {
         for i in 0..self.punctuations.len() {
             let p = &mut self.punctuations[i];
             if p.kind != kind || now == i64::MIN {
@@ -489,8 +493,9 @@ impl Task {
             if let Some(instance) = self.nodes[node].instance.as_mut() {
                 instance
                     .punctuate(&mut self.ctx, id, now)
-                    .map_err(|e: ProcessError| {
-                        format!("{} (punctuation): {e}", self.nodes[node].name)
+                    .map_err(|source: ProcessError| TaskError::Punctuate {
+                        node: self.nodes[node].name.clone(),
+                        source,
                     })?;
             }
             self.deliver(node)?;
@@ -512,21 +517,24 @@ impl Task {
 
     /// Before a commit: forwards the updates nodes held back, then writes the record caches
     /// out, so their changelog records go with the commit.
-    pub fn prepare_commit(&mut self, outputs: &mut Outputs) -> Result<(), String> {
+    pub fn prepare_commit(&mut self, outputs: &mut Outputs) -> Result<(), TaskError> {
         self.ctx.meta = None;
         for i in 0..self.nodes.len() {
             if let Some(instance) = self.nodes[i].instance.as_mut() {
-                instance
-                    .flush(&mut self.ctx)
-                    .map_err(|e| format!("task {}: {}: {e}", self.id, self.nodes[i].name))?;
+                instance.flush(&mut self.ctx).map_err(|source| {
+                    TaskError::Process {
+                        node: self.nodes[i].name.clone(),
+                        source,
+                    }
+                    .in_task(&self.id)
+                })?;
             }
-            self.deliver(i)
-                .map_err(|e| format!("task {}: {e}", self.id))?;
+            self.deliver(i).map_err(|e| e.in_task(&self.id))?;
         }
         self.ctx
             .stores
             .flush_caches()
-            .map_err(|e| format!("task {}: {e}", self.id))?;
+            .map_err(|e| TaskError::Store(Arc::new(e)).in_task(&self.id))?;
         self.collect_outputs(outputs);
         Ok(())
     }
@@ -547,7 +555,7 @@ impl Task {
 
     /// After a commit: flushes the stores and writes the checkpoint when enough was written
     /// since the last one, or always when `force` (a clean close).
-    pub fn maybe_checkpoint(&mut self, force: bool) -> Result<(), String> {
+    pub fn maybe_checkpoint(&mut self, force: bool) -> Result<(), TaskError> {
         let Some(dir) = &self.directory else {
             return Ok(());
         };
@@ -558,7 +566,8 @@ impl Task {
         ) {
             return Ok(());
         }
-        let fail = |e: crate::state::StateError| format!("task {}: checkpoint: {e}", self.id);
+        let fail =
+            |e: crate::state::StateError| TaskError::Checkpoint(Arc::new(e)).in_task(&self.id);
         self.ctx.stores.flush().map_err(fail)?;
         Checkpoint::in_directory(dir.path())
             .write(&self.changelog_offsets)
@@ -567,7 +576,7 @@ impl Task {
         Ok(())
     }
 
-    pub fn wall_clock_punctuate(&mut self, outputs: &mut Outputs) -> Result<(), String> {
+    pub fn wall_clock_punctuate(&mut self, outputs: &mut Outputs) -> Result<(), TaskError> {
         if self
             .punctuations
             .iter()
@@ -611,14 +620,14 @@ impl Task {
     /// Closes the task without a checkpoint and deletes its local stores (Kafka Streams' dirty
     /// close of a corrupted task under exactly-once): its stores may hold writes of an aborted
     /// transaction, so the next owner (this thread, at once) restores them from the changelog.
-    pub fn close_dirty(mut self) -> Result<(), String> {
+    pub fn close_dirty(mut self) -> Result<(), TaskError> {
         self.close();
         // The stores close (RocksDB releases its files) before their directory is deleted; the
         // task directory stays locked meanwhile so no other thread opens it half-deleted.
         self.ctx.stores = crate::state::TaskStores::new(self.partition, 0);
         if let Some(dir) = self.directory.take() {
             dir.wipe()
-                .map_err(|e| format!("task {}: wiping its stores: {e}", self.id))?;
+                .map_err(|e| TaskError::Wipe(Arc::new(e)).in_task(&self.id))?;
         }
         Ok(())
     }

@@ -1,21 +1,52 @@
 //! The tasks of one stream thread (Kafka Streams' `TaskManager`): by id, and by the partitions
-//! they read, so a fetched record finds its task with one lookup.
+//! they read, so a fetched record finds its task with one lookup; their creation (stores restored
+//! through the [`StateRestorer`]), commit, and closing on revocation, recovery and shutdown.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
 
+use freshet_topology::sync::Unpoisoned;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::producer::Producer;
+use rdkafka::{Offset, TopicPartitionList};
+use tracing::{error, info, warn};
+
+use super::Shared;
+use super::error::RuntimeError;
+use super::producer::{Failure, StreamsProducer};
+use super::restore::{RestoreRequest, StateRestorer};
 use super::task::Task;
+use crate::config::StreamsConfig;
+use crate::topology::Topology;
 
 /// A thread's tasks, with the partition → task map kept in step with them.
-#[derive(Default)]
 pub(crate) struct TaskManager {
+    thread: usize,
+    shared: Arc<Shared>,
+    topology: Arc<Topology>,
     tasks: BTreeMap<String, Task>,
     /// (topic, partition) → id of the task that reads it.
     by_partition: HashMap<(String, i32), String>,
+    /// Restores the stores of the tasks being created.
+    restorer: StateRestorer,
 }
 
 impl TaskManager {
+    /// No tasks yet; `thread` is the stream thread's index (for logs and published task lists).
+    pub fn new(thread: usize, shared: Arc<Shared>, topology: Arc<Topology>) -> Self {
+        TaskManager {
+            thread,
+            restorer: StateRestorer::new(shared.clone(), topology.clone()),
+            shared,
+            topology,
+            tasks: BTreeMap::new(),
+            by_partition: HashMap::new(),
+        }
+    }
+
     /// Adds a created task; its input partitions now route to it.
-    pub fn insert(&mut self, id: String, task: Task) {
+    fn insert(&mut self, id: String, task: Task) {
         for (topic, partition) in task.inputs() {
             self.by_partition
                 .insert((topic.to_owned(), partition), id.clone());
@@ -24,10 +55,90 @@ impl TaskManager {
     }
 
     /// Takes a task out (to close it); its partitions route nowhere until reassigned.
-    pub fn remove(&mut self, id: &str) -> Option<Task> {
+    fn remove(&mut self, id: &str) -> Option<Task> {
         let task = self.tasks.remove(id)?;
         self.by_partition.retain(|_, owner| owner != id);
         Some(task)
+    }
+
+    /// Creates the tasks of `assigned` partitions that have none yet, their stores opened and
+    /// restored first (Kafka Streams' `handleAssignment`); `committed` says where each partition
+    /// resumes, which lets a task tell a caught-up partition from one whose records are still to
+    /// be fetched. A task whose stores cannot be restored is left out; the first such failure is
+    /// returned after the others were created.
+    pub fn create_tasks(
+        &mut self,
+        assigned: &[(String, i32)],
+        committed: &HashMap<(String, i32), i64>,
+    ) -> Result<(), RuntimeError> {
+        let app = self.shared.config.application_id.clone();
+        for sub in self.topology.subtopologies() {
+            let topics: Vec<String> = sub.source_topics.iter().map(|t| t.resolve(&app)).collect();
+            let mut partitions: Vec<i32> = assigned
+                .iter()
+                .filter(|(t, _)| topics.contains(t))
+                .map(|(_, p)| *p)
+                .collect();
+            partitions.sort_unstable();
+            partitions.dedup();
+            for partition in partitions {
+                let task = crate::topology::task_id(sub.id, partition);
+                if !self.tasks.contains_key(&task) {
+                    self.restorer.register(RestoreRequest {
+                        task,
+                        subtopology: sub.id,
+                        partition,
+                    });
+                }
+            }
+        }
+        let mut first_failure = None;
+        while !self.restorer.is_done() {
+            self.restorer.restore_step();
+            for (request, restored) in self.restorer.take_restored() {
+                let id = request.task;
+                let restored = match restored {
+                    Ok(r) => r,
+                    Err(e) => {
+                        error!(thread = self.thread, task = %id, error = %e, "opening the task's stores failed");
+                        first_failure.get_or_insert(RuntimeError::Restore {
+                            task: id,
+                            source: e,
+                        });
+                        continue;
+                    }
+                };
+                let Some(sub) = self
+                    .topology
+                    .subtopologies()
+                    .iter()
+                    .find(|s| s.id == request.subtopology)
+                else {
+                    continue;
+                };
+                info!(thread = self.thread, task = %id, "task created");
+                let mut task = Task::new(
+                    &self.topology,
+                    sub,
+                    request.partition,
+                    assigned,
+                    &app,
+                    committed,
+                    &self.shared.metrics,
+                    restored,
+                );
+                task.configure(&self.shared.config);
+                self.insert(id, task);
+            }
+        }
+        self.publish();
+        first_failure.map_or(Ok(()), Err)
+    }
+
+    /// Tells the application which tasks this thread runs now.
+    pub fn publish(&self) {
+        self.shared
+            .publish_tasks(self.thread, self.tasks.keys().cloned().collect());
     }
 
     /// The task reading `partition` of `topic`.
@@ -36,8 +147,8 @@ impl TaskManager {
         self.tasks.get_mut(id)
     }
 
-    /// The ids of the tasks that read any of `partitions` (to close on revocation).
-    pub fn reading_any(&self, partitions: &[(String, i32)]) -> Vec<String> {
+    /// The ids of the tasks that read any of `partitions`.
+    fn reading_any(&self, partitions: &[(String, i32)]) -> Vec<String> {
         let mut ids: Vec<String> = partitions
             .iter()
             .filter_map(|p| self.by_partition.get(p).cloned())
@@ -47,43 +158,133 @@ impl TaskManager {
         ids
     }
 
-    pub fn contains_key(&self, id: &str) -> bool {
-        self.tasks.contains_key(id)
+    /// Closes the tasks reading any of the `revoked` partitions (Kafka Streams'
+    /// `handleRevocation`): cleanly, with a checkpoint, after a successful commit; `dirty` after
+    /// a failed transaction, their stores wiped so that their next owner restores them from the
+    /// changelogs.
+    pub fn revoke(&mut self, revoked: &[(String, i32)], dirty: bool) {
+        for id in self.reading_any(revoked) {
+            let Some(mut task) = self.remove(&id) else {
+                continue;
+            };
+            let thread = self.thread;
+            if dirty {
+                if let Err(e) = task.close_dirty() {
+                    warn!(thread, task = %id, error = %e, "closing the task dirty");
+                }
+                info!(thread, task = %id, "task closed dirty (partitions revoked after a failed transaction)");
+                continue;
+            }
+            if let Err(e) = task.maybe_checkpoint(true) {
+                warn!(thread, task = %id, error = %e, "no checkpoint on revocation; the next owner restores from the changelog");
+            }
+            task.close();
+            info!(thread, task = %id, "task closed (partitions revoked)");
+        }
     }
 
+    /// Closes every task dirty, its stores wiped (they hold the writes of an aborted
+    /// transaction); a store that cannot be wiped stops the thread rather than keep them.
+    pub fn close_all_dirty(&mut self) -> Result<(), RuntimeError> {
+        self.by_partition.clear();
+        for (id, task) in std::mem::take(&mut self.tasks) {
+            task.close_dirty().map_err(RuntimeError::Task)?;
+            info!(thread = self.thread, task = %id, "task closed dirty");
+        }
+        Ok(())
+    }
+
+    /// Closes every task (after the final commit, or without one after a failure) and forgets
+    /// them.
+    pub fn close_all(&mut self) {
+        for task in self.tasks.values_mut() {
+            task.close();
+        }
+        self.by_partition.clear();
+        self.tasks.clear();
+    }
+
+    /// Commits (Kafka Streams' `TaskManager.commit`): record caches written out, outputs and
+    /// changelogs flushed, offsets committed (under exactly-once: the transaction with its
+    /// offsets), then checkpoints where due (`force_checkpoint`: every task's, as on a clean
+    /// close). Returns the number of partitions committed.
+    pub fn commit<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        output: &mut StreamsProducer,
+        config: &StreamsConfig,
+        force_checkpoint: bool,
+    ) -> Result<usize, Failure> {
+        let mut outputs = Vec::new();
+        for task in self.tasks.values_mut() {
+            task.prepare_commit(&mut outputs)?;
+            for out in outputs.drain(..) {
+                output.send(&out)?;
+            }
+        }
+        let committed = if output.exactly_once() {
+            let offsets: Vec<(String, i32, i64)> =
+                self.tasks.values().flat_map(|t| t.committable()).collect();
+            output.commit_transaction(consumer, &offsets)?
+        } else {
+            let mut tpl = TopicPartitionList::new();
+            for task in self.tasks.values() {
+                for (topic, partition, offset) in task.committable() {
+                    tpl.add_partition_offset(&topic, partition, Offset::Offset(offset))
+                        .map_err(|e| RuntimeError::kafka("listing the offsets to commit", e))?;
+                }
+            }
+            output
+                .producer
+                .flush(config.commit_interval.max(Duration::from_secs(30)))
+                .map_err(|e| RuntimeError::kafka("flushing the producer", e))?;
+            if tpl.count() > 0 {
+                consumer
+                    .commit(&tpl, CommitMode::Sync)
+                    .map_err(|e| RuntimeError::kafka("committing offsets", e))?;
+            }
+            tpl.count()
+        };
+        let delivered = std::mem::take(
+            &mut *output
+                .producer
+                .context()
+                .changelog_offsets
+                .lock_unpoisoned(),
+        );
+        for task in self.tasks.values_mut() {
+            for ((topic, partition), offset) in &delivered {
+                if task.owns_changelog(topic, *partition) {
+                    task.changelog_delivered(topic, *partition, *offset);
+                }
+            }
+            task.maybe_checkpoint(force_checkpoint)?;
+        }
+        Ok(committed)
+    }
+
+    /// The task `id`, to process its records.
     pub fn get_mut(&mut self, id: &str) -> Option<&mut Task> {
         self.tasks.get_mut(id)
     }
 
-    pub fn keys(&self) -> impl Iterator<Item = &String> {
-        self.tasks.keys()
+    /// The ids of the tasks, in order (a copy: the loop processes them one by one).
+    pub fn ids(&self) -> Vec<String> {
+        self.tasks.keys().cloned().collect()
     }
 
+    /// Every task, in id order.
     pub fn values(&self) -> impl Iterator<Item = &Task> {
         self.tasks.values()
     }
 
-    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Task> {
-        self.tasks.values_mut()
-    }
-
+    /// Whether the thread has no task.
     pub fn is_empty(&self) -> bool {
         self.tasks.is_empty()
     }
 
+    /// How many tasks the thread has.
     pub fn len(&self) -> usize {
         self.tasks.len()
-    }
-
-    /// Takes every task out, for closing them all.
-    pub fn take_all(&mut self) -> std::collections::btree_map::IntoIter<String, Task> {
-        self.by_partition.clear();
-        std::mem::take(&mut self.tasks).into_iter()
-    }
-
-    /// Forgets every task (after they were closed in place).
-    pub fn clear(&mut self) {
-        self.by_partition.clear();
-        self.tasks.clear();
     }
 }

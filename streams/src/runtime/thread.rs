@@ -9,27 +9,30 @@
 //! fenced producer) is aborted where possible, the thread's tasks are closed dirty with their
 //! stores wiped, and they start again from the last committed offsets with their stores restored
 //! from the changelogs, which read_committed makes consistent with those offsets.
+//!
+//! The thread owns the loop; its tasks live in the [`TaskManager`], its producer is the
+//! [`StreamsProducer`], and partitions come and go through the consumer's [`RebalanceContext`].
 
 use freshet_topology::sync::Unpoisoned;
 use std::cell::OnceCell;
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Headers as _, Message};
 use rdkafka::producer::Producer;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
 use super::error::RuntimeError;
 use super::producer::{Failure, StreamsProducer};
+use super::rebalance::{Core, RebalanceContext, committed_offsets, topic_partitions};
 use super::task::{FailureKind, Outputs, RawRecord, RecordFailure, Task};
 use super::task_manager::TaskManager;
 use super::{Shared, ThreadState};
-use crate::config::{ErrorHandler, ProcessingGuarantee, StreamsConfig};
+use crate::config::{ErrorHandler, ProcessingGuarantee};
 use crate::processor::Headers;
 use crate::topology::Topology;
 
@@ -38,270 +41,6 @@ use crate::topology::Topology;
 /// other, a broker refusing transactions) would otherwise loop forever.
 const MAX_RECOVERIES: usize = 5;
 const RECOVERY_WINDOW: Duration = Duration::from_secs(60);
-
-/// Everything a thread owns that the rebalance callbacks also need.
-struct Core {
-    tasks: TaskManager,
-    output: StreamsProducer,
-}
-
-/// The consumer's context: creates and closes tasks as partitions come and go.
-pub(crate) struct RebalanceContext {
-    thread: usize,
-    shared: Arc<Shared>,
-    topology: Arc<Topology>,
-    core: Mutex<Option<Core>>,
-    failure: Mutex<Option<RuntimeError>>,
-    /// Under exactly_once_v2: a transaction failed inside a rebalance callback while tasks stay
-    /// assigned; the loop recovers them (their stores may hold the aborted writes).
-    recover: Mutex<Option<RuntimeError>>,
-}
-
-impl ClientContext for RebalanceContext {}
-
-/// The (topic, partition) pairs of a partition list.
-fn topic_partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
-    tpl.elements()
-        .iter()
-        .map(|e| (e.topic().to_owned(), e.partition()))
-        .collect()
-}
-
-/// The committed offsets of `partitions` (those without one are left out).
-fn committed_offsets(
-    consumer: &BaseConsumer<RebalanceContext>,
-    partitions: &TopicPartitionList,
-) -> Result<HashMap<(String, i32), i64>, RuntimeError> {
-    let tpl = consumer
-        .committed_offsets(partitions.clone(), Duration::from_secs(10))
-        .map_err(|e| RuntimeError::kafka("reading the committed offsets", e))?;
-    Ok(tpl
-        .elements()
-        .iter()
-        .filter_map(|e| match e.offset() {
-            Offset::Offset(o) => Some(((e.topic().to_owned(), e.partition()), o)),
-            _ => None,
-        })
-        .collect())
-}
-
-impl RebalanceContext {
-    fn set_failure(&self, error: RuntimeError) {
-        self.failure.lock_unpoisoned().get_or_insert(error);
-    }
-
-    /// Creates (opens and restores) the tasks of `assigned` partitions that have none yet;
-    /// `committed` says where each partition resumes, which lets a task tell a caught-up
-    /// partition from one whose records are still to be fetched.
-    fn create_tasks(
-        &self,
-        core: &mut Core,
-        assigned: &[(String, i32)],
-        committed: &HashMap<(String, i32), i64>,
-    ) {
-        let app = &self.shared.config.application_id;
-        for sub in self.topology.subtopologies() {
-            let topics: Vec<String> = sub.source_topics.iter().map(|t| t.resolve(app)).collect();
-            let mut partitions: Vec<i32> = assigned
-                .iter()
-                .filter(|(t, _)| topics.contains(t))
-                .map(|(_, p)| *p)
-                .collect();
-            partitions.sort_unstable();
-            partitions.dedup();
-            for p in partitions {
-                let id = crate::topology::task_id(sub.id, p);
-                if core.tasks.contains_key(&id) {
-                    continue;
-                }
-                let restored = match super::restore::open_and_restore(
-                    &self.topology,
-                    sub,
-                    p,
-                    &id,
-                    &self.shared,
-                ) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        error!(thread = self.thread, task = %id, error = %e, "opening the task's stores failed");
-                        self.set_failure(RuntimeError::Restore {
-                            task: id.clone(),
-                            message: e,
-                        });
-                        continue;
-                    }
-                };
-                info!(thread = self.thread, task = %id, "task created");
-                let mut task = Task::new(
-                    &self.topology,
-                    sub,
-                    p,
-                    assigned,
-                    app,
-                    committed,
-                    &self.shared.metrics,
-                    restored,
-                );
-                task.configure(&self.shared.config);
-                core.tasks.insert(id, task);
-            }
-        }
-        self.shared
-            .publish_tasks(self.thread, core.tasks.keys().cloned().collect());
-    }
-}
-
-impl ConsumerContext for RebalanceContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        self.shared
-            .set_thread_state(self.thread, ThreadState::Rebalancing);
-        self.shared.metrics.rebalances.inc();
-        if let Rebalance::Revoke(revoked) = rebalance {
-            let mut guard = self.core.lock_unpoisoned();
-            let Some(core) = guard.as_mut() else { return };
-            let revoked = topic_partitions(revoked);
-            let exactly_once = core.output.exactly_once();
-            // Outputs first, then offsets: nothing committed before what it produced is durable.
-            // Under exactly-once both go in one transaction, committed before the partitions go.
-            let mut dirty = false;
-            match commit(consumer, core, &self.shared.config, false) {
-                Ok(_) => {}
-                Err(Failure::Transaction(cause)) => {
-                    warn!(thread = self.thread, cause = %cause, "the transaction failed before revocation; aborting it: the revoked tasks close dirty and their next owner restores them from the changelogs");
-                    dirty = true;
-                    if let Err(e) = core.output.reset(self.thread) {
-                        self.set_failure(e);
-                    }
-                }
-                Err(Failure::Fatal(e)) if exactly_once => {
-                    warn!(thread = self.thread, error = %e, "commit before revocation failed; aborting the transaction: the new owner reprocesses from the last commit");
-                    dirty = true;
-                    if let Err(e) = core.output.reset(self.thread) {
-                        self.set_failure(e);
-                    }
-                }
-                Err(Failure::Fatal(e)) => {
-                    warn!(thread = self.thread, error = %e, "commit before revocation failed; the new owner reprocesses from the last commit");
-                }
-            }
-            let closing = core.tasks.reading_any(&revoked);
-            for id in closing {
-                let Some(mut task) = core.tasks.remove(&id) else {
-                    continue;
-                };
-                if dirty {
-                    if let Err(e) = task.close_dirty() {
-                        warn!(thread = self.thread, task = %id, error = %e, "closing the task dirty");
-                    }
-                    info!(thread = self.thread, task = %id, "task closed dirty (partitions revoked after a failed transaction)");
-                    continue;
-                }
-                if let Err(e) = task.maybe_checkpoint(true) {
-                    warn!(thread = self.thread, task = %id, error = %e, "no checkpoint on revocation; the next owner restores from the changelog");
-                }
-                task.close();
-                info!(thread = self.thread, task = %id, "task closed (partitions revoked)");
-            }
-            core.output
-                .committed
-                .retain(|k, _| !revoked.iter().any(|r| r == k));
-            if dirty && !core.tasks.is_empty() {
-                // Tasks that stay (incremental rebalancing) had writes in the aborted transaction too.
-                self.recover.lock_unpoisoned().get_or_insert_with(|| {
-                    RuntimeError::Other("a transaction failed before a revocation".to_owned())
-                });
-            }
-            self.shared
-                .publish_tasks(self.thread, core.tasks.keys().cloned().collect());
-        }
-    }
-
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(assigned) => {
-                let committed = committed_offsets(consumer, assigned).unwrap_or_default();
-                let mut guard = self.core.lock_unpoisoned();
-                let Some(core) = guard.as_mut() else { return };
-                if core.output.in_transaction {
-                    // Restoring new tasks can take longer than transaction.timeout.ms: commit what
-                    // the tasks kept (incremental rebalancing) did first, so no transaction waits.
-                    if let Err(e) = commit(consumer, core, &self.shared.config, false) {
-                        let cause = e.into_error();
-                        warn!(thread = self.thread, cause = %cause, "committing before restoring new tasks failed");
-                        self.recover.lock_unpoisoned().get_or_insert(cause);
-                    }
-                }
-                let assigned = topic_partitions(assigned);
-                self.create_tasks(core, &assigned, &committed);
-                self.shared
-                    .set_thread_state(self.thread, ThreadState::Running);
-            }
-            Rebalance::Revoke(_) => {}
-            Rebalance::Error(e) => {
-                error!(thread = self.thread, error = %e, "rebalance failed");
-                self.set_failure(RuntimeError::kafka("rebalance failed", e.clone()));
-            }
-        }
-    }
-}
-
-/// Commits: record caches written out, outputs and changelogs flushed, offsets committed (under
-/// exactly-once: the transaction with its offsets), then checkpoints where due
-/// (`force_checkpoint`: every task's, as on a clean close).
-fn commit(
-    consumer: &BaseConsumer<RebalanceContext>,
-    core: &mut Core,
-    config: &StreamsConfig,
-    force_checkpoint: bool,
-) -> Result<usize, Failure> {
-    let mut outputs = Vec::new();
-    for task in core.tasks.values_mut() {
-        task.prepare_commit(&mut outputs)?;
-        for out in outputs.drain(..) {
-            core.output.send(&out)?;
-        }
-    }
-    let committed = if core.output.exactly_once() {
-        let offsets: Vec<(String, i32, i64)> =
-            core.tasks.values().flat_map(|t| t.committable()).collect();
-        core.output.commit_transaction(consumer, &offsets)?
-    } else {
-        let mut tpl = TopicPartitionList::new();
-        for task in core.tasks.values() {
-            for (topic, partition, offset) in task.committable() {
-                tpl.add_partition_offset(&topic, partition, Offset::Offset(offset))
-                    .map_err(|e| RuntimeError::kafka("listing the offsets to commit", e))?;
-            }
-        }
-        core.output
-            .producer
-            .flush(config.commit_interval.max(Duration::from_secs(30)))
-            .map_err(|e| RuntimeError::kafka("flushing the producer", e))?;
-        if tpl.count() > 0 {
-            consumer
-                .commit(&tpl, CommitMode::Sync)
-                .map_err(|e| RuntimeError::kafka("committing offsets", e))?;
-        }
-        tpl.count()
-    };
-    let delivered = std::mem::take(
-        &mut *core
-            .output
-            .producer
-            .context()
-            .changelog_offsets
-            .lock_unpoisoned(),
-    );
-    for task in core.tasks.values_mut() {
-        for ((topic, partition), offset) in &delivered {
-            if task.owns_changelog(topic, *partition) {
-                task.changelog_delivered(topic, *partition, *offset);
-            }
-        }
-        task.maybe_checkpoint(force_checkpoint)?;
-    }
-    Ok(committed)
-}
 
 /// The low and high watermarks librdkafka last saw in fetch responses: free to ask, no request.
 fn cached_watermarks(
@@ -433,14 +172,7 @@ impl StreamThread {
 
     /// Runs until shutdown or a failure; returns the failure, if any.
     pub fn run(self) -> Result<(), RuntimeError> {
-        let context = RebalanceContext {
-            thread: self.index,
-            shared: self.shared.clone(),
-            topology: self.topology.clone(),
-            core: Mutex::new(None),
-            failure: Mutex::new(None),
-            recover: Mutex::new(None),
-        };
+        let context = RebalanceContext::new(self.index, self.shared.clone());
         let exactly_once =
             self.shared.config.processing_guarantee == ProcessingGuarantee::ExactlyOnceV2;
         if exactly_once && self.transactional_instance().is_none() {
@@ -459,7 +191,7 @@ impl StreamThread {
             .create_with_context(context)
             .map_err(|e| RuntimeError::kafka("creating the consumer", e))?;
         *consumer.context().core.lock_unpoisoned() = Some(Core {
-            tasks: TaskManager::default(),
+            tasks: TaskManager::new(self.index, self.shared.clone(), self.topology.clone()),
             output,
         });
         let app = self.shared.config.application_id.clone();
@@ -524,11 +256,7 @@ impl StreamThread {
             return Ok(());
         };
         core.output.reset(self.index)?;
-        for (id, task) in core.tasks.take_all() {
-            // A store that cannot be wiped might keep aborted writes: stop rather than risk it.
-            task.close_dirty().map_err(RuntimeError::Task)?;
-            info!(thread = self.index, task = %id, "task closed dirty");
-        }
+        core.tasks.close_all_dirty()?;
         context.recover.lock_unpoisoned().take();
         let assignment = consumer
             .assignment()
@@ -654,7 +382,7 @@ impl StreamThread {
                     None => None,
                 }
             };
-            let ids: Vec<String> = core.tasks.keys().cloned().collect();
+            let ids = core.tasks.ids();
             for id in &ids {
                 let Some(task) = core.tasks.get_mut(id) else {
                     continue;
@@ -682,7 +410,7 @@ impl StreamThread {
                     }
                 }
                 task.wall_clock_punctuate(&mut outputs)
-                    .map_err(|e| format!("task {}: {e}", task.id))?;
+                    .map_err(|e| e.in_task(&task.id))?;
                 for out in outputs.drain(..) {
                     core.output.send(&out)?;
                     task.metrics.produced.inc();
@@ -747,7 +475,9 @@ impl StreamThread {
                     task.update_lag(&high);
                 }
                 let started = Instant::now();
-                let n = commit(consumer, core, config, false)?;
+                let n = core
+                    .tasks
+                    .commit(consumer, &mut core.output, config, false)?;
                 self.shared
                     .metrics
                     .commit_latency
@@ -814,7 +544,10 @@ impl StreamThread {
             // After a failure nothing is committed: the failed record and those after it are read
             // again on restart, never skipped.
             if clean {
-                match commit(consumer, core, &self.shared.config, true) {
+                match core
+                    .tasks
+                    .commit(consumer, &mut core.output, &self.shared.config, true)
+                {
                     Ok(_) => {}
                     Err(Failure::Fatal(e)) if !core.output.exactly_once() => result = Err(e),
                     Err(Failure::Fatal(e) | Failure::Transaction(e)) => {
@@ -844,11 +577,8 @@ impl StreamThread {
                 // not committed, so they are processed (and written) again after a restart.
                 warn!(thread = self.index, error = %e, "flushing outputs after a failure");
             }
-            for task in core.tasks.values_mut() {
-                task.close();
-            }
-            core.tasks.clear();
-            self.shared.publish_tasks(self.index, Vec::new());
+            core.tasks.close_all();
+            core.tasks.publish();
         }
         *guard = None;
         drop(guard);

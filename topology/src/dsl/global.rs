@@ -5,16 +5,11 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::processor::{Datum, ErasedRecord, Node, NodeContext, ProcessError};
+use crate::processor::Node;
+use crate::processor::nodes::{ErasedSerde, GlobalJoinNode, Joiner, KeySelector};
 use crate::topology::{GlobalTableDef, NodeFactory};
 
-use super::join::{Joiner, forward_joined};
-use super::stateful::{ErasedSerde, is_null, store_error, with_info};
-use super::{KStream, RecordInfo, StreamsBuilder};
-
-/// Picks the global table's key for a stream record: `(record, key, value) -> table key`.
-pub type KeySelector =
-    Arc<dyn Fn(&RecordInfo, &Datum, &Datum) -> Result<Datum, ProcessError> + Send + Sync>;
+use super::{KStream, StreamsBuilder};
 
 /// A table fully held by every instance, kept by the global thread.
 pub struct GlobalKTable<K, V> {
@@ -64,58 +59,6 @@ impl StreamsBuilder {
             value,
             _types: PhantomData,
         }
-    }
-}
-
-struct GlobalJoinNode {
-    store: String,
-    key: ErasedSerde,
-    value: ErasedSerde,
-    select: KeySelector,
-    joiner: Joiner,
-    left: bool,
-}
-
-impl GlobalJoinNode {
-    fn join(
-        &self,
-        ctx: &mut NodeContext,
-        info: &RecordInfo,
-        record: &ErasedRecord,
-    ) -> Result<(), ProcessError> {
-        let table_key = (self.select)(info, &record.key, &record.value)?;
-        let kb = if is_null(&table_key) {
-            None
-        } else {
-            self.key.bytes(&table_key)?
-        };
-        let globals = ctx
-            .globals
-            .as_ref()
-            .ok_or_else(|| ProcessError::new("global tables are not loaded in this process"))?;
-        let right = match kb {
-            Some(kb) => match globals.get(&self.store, &kb).map_err(store_error)? {
-                Some(bytes) => Some(self.value.read(&bytes, "a global table row")?),
-                None => None,
-            },
-            None => None,
-        };
-        if right.is_none() && !self.left {
-            return Ok(());
-        }
-        let joined = (self.joiner)(info, &record.key, &record.value, right.as_ref())?;
-        forward_joined(ctx, record, joined);
-        Ok(())
-    }
-}
-
-impl Node for GlobalJoinNode {
-    fn process(
-        &mut self,
-        ctx: &mut NodeContext,
-        record: &ErasedRecord,
-    ) -> Result<(), ProcessError> {
-        with_info(ctx, record, |ctx, info| self.join(ctx, info, record))
     }
 }
 

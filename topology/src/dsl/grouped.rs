@@ -9,17 +9,17 @@ use crate::serdes::Serde;
 use crate::state::window::Window;
 use crate::topology::{NodeFactory, StoreDef, StoreKind};
 
-use super::aggregate::StreamAggregateNode;
+use crate::processor::nodes::{
+    Aggregation, Aggregator, ErasedSerde, Initializer, Merger, RecordInfo,
+    SessionWindowAggregateNode, SlidingWindowAggregateNode, StreamAggregateNode,
+    TimeWindowAggregateNode, WindowOf, WindowedKeyFn,
+};
+use crate::windows::{SessionWindows, SlidingWindows, TimeWindows};
+
 use super::ktable::KTable;
 use super::options::{Grouped, Materialized, StoreSpec, erased};
-use super::session_window::{Merger, SessionWindowAggregateNode, SessionWindows};
-use super::sliding_window::{SlidingWindowAggregateNode, SlidingWindows};
-use super::stateful::{
-    Aggregation, Aggregator, ErasedSerde, Initializer, Windowed, WindowedKeyFn, WindowedSerde,
-};
-use super::suppress::WindowOf;
-use super::time_window::{TimeWindowAggregateNode, TimeWindows};
-use super::{Data, KStream, RecordInfo};
+use super::stateful::{Windowed, WindowedSerde};
+use super::{Data, KStream};
 
 /// How an aggregation windows its records.
 #[derive(Clone)]

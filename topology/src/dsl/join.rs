@@ -6,34 +6,14 @@
 
 use std::sync::Arc;
 
-use crate::processor::{Datum, ErasedRecord, Node, NodeContext, ProcessError, datum, typed};
-use crate::state::StoreId;
+use crate::processor::nodes::{
+    ErasedSerde, JoinKind, Joiner, StreamTableJoinNode, TableJoiner, TableTableJoinNode,
+};
+use crate::processor::{Node, ProcessError, datum, typed};
 use crate::topology::NodeFactory;
 
 use super::ktable::KTable;
-use super::stateful::{ErasedSerde, info_of, key_bytes, require_store, resolve_store};
-use super::{Data, KStream, RecordInfo};
-
-/// Builds a joined value: `(record, key, left value, right value)`; `None` on the right in a
-/// left join without a row.
-pub type Joiner = Arc<
-    dyn Fn(&RecordInfo, &Datum, &Datum, Option<&Datum>) -> Result<Datum, ProcessError>
-        + Send
-        + Sync,
->;
-
-/// Forwards a stream record's joined value, with the record's key, timestamp and headers.
-pub(crate) fn forward_joined(ctx: &mut NodeContext, record: &ErasedRecord, joined: Datum) {
-    ctx.forward(
-        ErasedRecord {
-            key: record.key.clone(),
-            value: joined,
-            timestamp: record.timestamp,
-            headers: record.headers.clone(),
-        },
-        None,
-    );
-}
+use super::{Data, KStream};
 
 /// Why a join cannot be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,48 +24,6 @@ pub enum JoinError {
     NotMaterialized,
     #[error("the table has no key and value serdes to read its store with")]
     NoSerdes,
-}
-
-struct StreamTableJoinNode {
-    store_name: String,
-    store: Option<StoreId>,
-    key: ErasedSerde,
-    value: ErasedSerde,
-    joiner: Joiner,
-    left: bool,
-}
-
-impl Node for StreamTableJoinNode {
-    fn init(&mut self, ctx: &mut NodeContext) {
-        self.store = resolve_store(ctx, &self.store_name);
-    }
-
-    fn process(
-        &mut self,
-        ctx: &mut NodeContext,
-        record: &ErasedRecord,
-    ) -> Result<(), ProcessError> {
-        let store = require_store(self.store, &self.store_name)?;
-        // A record without a key has no row to meet; Kafka Streams drops it too.
-        let Some(kb) = key_bytes(&self.key, &record.key)? else {
-            return Ok(());
-        };
-        let right = self
-            .value
-            .load(ctx, store, &kb, "a table row")?
-            .map(|(row, _)| row);
-        if right.is_none() && !self.left {
-            return Ok(());
-        }
-        let joined = (self.joiner)(
-            &info_of(ctx, record),
-            &record.key,
-            &record.value,
-            right.as_ref(),
-        )?;
-        forward_joined(ctx, record, joined);
-        Ok(())
-    }
 }
 
 impl<K: Data, V: Data> KStream<K, V> {
@@ -171,97 +109,6 @@ impl<K: Data, V: Data> KStream<K, V> {
         });
         let value = super::options::erased(stream_value, "value");
         self.join_table_erased(table, j, true, None, None, value)
-    }
-}
-
-/// Which rows a table-table join keeps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum JoinKind {
-    /// Keys with a row on both sides.
-    Inner,
-    /// Every key of the left table; the right side may be missing.
-    Left,
-    /// Every key of either table; either side may be missing.
-    Outer,
-}
-
-/// Joins `(record, key, left, right)` where either side may be missing (outer joins).
-pub type TableJoiner = Arc<
-    dyn Fn(&RecordInfo, &Datum, Option<&Datum>, Option<&Datum>) -> Result<Datum, ProcessError>
-        + Send
-        + Sync,
->;
-
-/// One side of a table-table join (Kafka Streams' `KTableKTableJoin`): an update of this side
-/// meets the other side's current row, and the joined row's new and old values go downstream.
-struct TableTableJoinNode {
-    /// The other side's store and value serde.
-    other_store: String,
-    store: Option<StoreId>,
-    key: ErasedSerde,
-    other_value: ErasedSerde,
-    joiner: TableJoiner,
-    kind: JoinKind,
-    /// This node handles the right table's updates (the joiner's sides swap).
-    right_side: bool,
-}
-
-impl TableTableJoinNode {
-    fn joined(
-        &self,
-        info: &RecordInfo,
-        key: &Datum,
-        mine: Option<&Datum>,
-        other: Option<&Datum>,
-    ) -> Result<Option<Datum>, ProcessError> {
-        let (left, right) = if self.right_side {
-            (other, mine)
-        } else {
-            (mine, other)
-        };
-        let keep = match self.kind {
-            JoinKind::Inner => left.is_some() && right.is_some(),
-            JoinKind::Left => left.is_some(),
-            JoinKind::Outer => left.is_some() || right.is_some(),
-        };
-        keep.then(|| (self.joiner)(info, key, left, right))
-            .transpose()
-    }
-}
-
-impl Node for TableTableJoinNode {
-    fn init(&mut self, ctx: &mut NodeContext) {
-        self.store = resolve_store(ctx, &self.other_store);
-    }
-
-    fn process(
-        &mut self,
-        ctx: &mut NodeContext,
-        record: &ErasedRecord,
-    ) -> Result<(), ProcessError> {
-        let store = require_store(self.store, &self.other_store)?;
-        let Some(kb) = key_bytes(&self.key, &record.key)? else {
-            return Ok(());
-        };
-        let change = typed::<super::Change>(&record.value, "table update")?;
-        let other = self
-            .other_value
-            .load(ctx, store, &kb, "a table row")?
-            .map(|(row, _)| row);
-        let info = info_of(ctx, record);
-        let new = self.joined(&info, &record.key, change.new.as_ref(), other.as_ref())?;
-        let old = self.joined(&info, &record.key, change.old.as_ref(), other.as_ref())?;
-        if new.is_none() && old.is_none() {
-            return Ok(());
-        }
-        super::stateful::forward_change(
-            ctx,
-            record.key.clone(),
-            super::Change { new, old },
-            record.timestamp,
-            record,
-        );
-        Ok(())
     }
 }
 

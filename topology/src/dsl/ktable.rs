@@ -7,15 +7,14 @@ use std::sync::Arc;
 use crate::processor::{Datum, Node, ProcessError, datum, typed};
 use crate::topology::{NodeFactory, StoreDef, StoreKind, TopicName};
 
-use super::aggregate::TableAggregateNode;
-use super::ops::{Predicate, ValueFn};
-use super::options::{Grouped, Materialized, StoreSpec, erased};
-use super::stateful::{Aggregation, Aggregator, ErasedSerde, Initializer, change_serde};
-use super::suppress::{SuppressNode, WindowOf};
-use super::table::{
-    NullFn, SelectFn, TableSourceNode, table_filter, table_group_by, table_map_values, to_stream,
+use crate::processor::nodes::{
+    Aggregation, Aggregator, ErasedSerde, Initializer, NullFn, Predicate, RecordInfo, SelectFn,
+    SuppressNode, TableAggregateNode, TableSourceNode, Tombstone, ValueFn, WindowOf, change_serde,
+    table_filter, table_group_by, table_map_values, to_stream,
 };
-use super::{Consumed, Data, KStream, RecordInfo, StreamsBuilder};
+
+use super::options::{Grouped, Materialized, StoreSpec, erased};
+use super::{Consumed, Data, KStream, StreamsBuilder};
 
 /// A changelog stream read as a table: the latest value per key.
 pub struct KTable<K, V> {
@@ -244,7 +243,11 @@ impl<K: Data, V: Data + Clone> KTable<K, V> {
             }
             Ok(datum(Some(typed::<V>(v, "value")?.clone())))
         });
-        stream.then("KSTREAM-MAPVALUES-", None, super::Op::MapValues(wrap))
+        stream.then(
+            "KSTREAM-MAPVALUES-",
+            None,
+            crate::processor::nodes::Op::MapValues(wrap),
+        )
     }
 }
 
@@ -315,7 +318,7 @@ impl StreamsBuilder {
         // A null value deletes the key, whatever the value serde can read.
         let value_de = value.de.clone();
         let read_value: crate::topology::Deserializer = Arc::new(move |bytes| match bytes {
-            None => Ok(datum(super::stateful::Tombstone)),
+            None => Ok(datum(Tombstone)),
             Some(_) => value_de(bytes),
         });
         let stream: KStream<K, V> = self.source(

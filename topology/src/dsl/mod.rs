@@ -29,39 +29,32 @@ use crate::topology::{
     Topology, TopologyError,
 };
 
-mod aggregate;
 mod fk_join;
 mod global;
 mod grouped;
 mod join;
 mod ktable;
-mod ops;
 pub mod options;
-mod session_window;
-mod sliding_window;
 mod stateful;
 mod stream_join;
-mod suppress;
-mod table;
-mod time_window;
 
-pub use fk_join::ForeignKeyExtractor;
-pub use global::{GlobalKTable, KeySelector};
+pub use global::GlobalKTable;
 pub use grouped::{CogroupedKStream, KGroupedStream, TimeWindowedKStream, WindowedKeys, Windowing};
-pub use join::{JoinError, JoinKind, Joiner, TableJoiner};
+pub use join::JoinError;
 pub use ktable::{KGroupedTable, KTable};
-pub use ops::{Op, OpNode, Predicate, RecordInfo, SinkNode, ValueFn};
 pub use options::{Consumed, Grouped, Materialized, Produced, Repartitioned, StoreSpec, erased};
-pub use session_window::{Merger, SessionWindows};
-pub use sliding_window::SlidingWindows;
-pub use stateful::{
-    Aggregation, Aggregator, Change, ErasedSerde, Initializer, Windowed, WindowedKeyFn,
-    WindowedSerde, change_serde, is_null, set_foreign_null,
+pub use stateful::{Windowed, WindowedSerde};
+pub use stream_join::{StreamJoinSerdes, StreamJoined};
+
+// The function types, table updates and erased serdes the builder API takes and the nodes
+// call, and the window specifications: defined beside the nodes and the windows, named here
+// too so users of the DSL find them where they always were.
+pub use crate::processor::nodes::{
+    Aggregation, Aggregator, Change, ErasedSerde, ForeignKeyExtractor, Initializer, JoinKind,
+    Joiner, KeySelector, Merger, NullFn, Op, OpNode, Predicate, RecordInfo, SelectFn, SinkNode,
+    TableJoiner, ValueFn, WindowOf, WindowedKeyFn, change_serde, is_null, set_foreign_null,
 };
-pub use stream_join::{JoinWindows, StreamJoinSerdes, StreamJoined};
-pub use suppress::WindowOf;
-pub use table::{NullFn, SelectFn};
-pub use time_window::TimeWindows;
+pub use crate::windows::{JoinWindows, SessionWindows, SlidingWindows, TimeWindows};
 
 /// Values a stream can carry.
 pub trait Data: Any + Send + Sync {}
@@ -232,7 +225,7 @@ impl<K, V> Clone for KStream<K, V> {
 pub struct BranchedKStream<K, V> {
     stream: KStream<K, V>,
     prefix: String,
-    branches: Vec<(Option<ops::Predicate>, String)>,
+    branches: Vec<(Option<Predicate>, String)>,
 }
 
 impl<K, V> KStream<K, V> {
@@ -670,7 +663,7 @@ impl<K: Data, V: Data> BranchedKStream<K, V> {
         name: &str,
         predicate: impl Fn(&RecordInfo, &K, &V) -> Result<bool, ProcessError> + Send + Sync + 'static,
     ) -> Self {
-        let p: ops::Predicate = Arc::new(KStream::<K, V>::typed2(predicate));
+        let p: Predicate = Arc::new(KStream::<K, V>::typed2(predicate));
         self.branches
             .push((Some(p), format!("{}{name}", self.prefix)));
         self

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use crate::serdes::{DefaultSerde, Serde};
 
-use super::stateful::ErasedSerde;
 use super::{Data, deserializer, serializer};
+use crate::processor::nodes::ErasedSerde;
 
 /// How a source reads its keys and values (Kafka Streams' `Consumed`).
 pub struct Consumed<K, V> {

@@ -14,6 +14,7 @@ use std::time::Duration;
 use crate::serdes::Serde;
 
 mod node;
+pub mod nodes;
 
 pub use crate::record::{Headers, ProduceRequest};
 
@@ -21,6 +22,24 @@ pub use node::{Forward, Node, NodeContext, RecordMeta, ScheduledPunctuation, Wal
 
 /// A key or value in flight: shared, immutable, of whatever type its stream has.
 pub type Datum = Arc<dyn Any + Send + Sync>;
+
+/// Bytes (or a null) to a key or value.
+pub type Deserializer = Arc<dyn Fn(Option<&[u8]>) -> Result<Datum, String> + Send + Sync>;
+/// A key or value to bytes (or a null).
+pub type Serializer = Arc<dyn Fn(&Datum) -> Result<Option<Vec<u8>>, ProcessError> + Send + Sync>;
+/// Chooses a record's output topic (Kafka Streams' `TopicNameExtractor`).
+pub type TopicExtractor = Arc<dyn Fn(&ErasedRecord) -> Result<String, ProcessError> + Send + Sync>;
+
+/// Where a sink writes.
+#[derive(Clone)]
+pub enum SinkTarget {
+    Topic(crate::naming::TopicName),
+    /// A topic chosen per record; the label names the extractor in descriptions.
+    Extractor {
+        extractor: TopicExtractor,
+        label: String,
+    },
+}
 
 /// Wraps a value as a [`Datum`].
 pub fn datum<T: Any + Send + Sync>(value: T) -> Datum {
@@ -73,7 +92,7 @@ pub enum PunctuationType {
 
 /// What a processor returns when it cannot process a record: the task stops with it, naming the
 /// record's topic, partition and offset.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ProcessError(pub String);
 

@@ -6,9 +6,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use crate::processor::{Datum, ErasedRecord, Node, ProcessError};
+use crate::processor::Node;
 
 pub use crate::naming::{TopicName, task_id};
+pub use crate::processor::{Deserializer, Serializer, SinkTarget, TopicExtractor};
 pub use crate::state::{StoreDef, StoreKind};
 
 mod describe;
@@ -17,23 +18,6 @@ pub use describe::DescribeFormat;
 
 /// Builds a node instance for one task.
 pub type NodeFactory = Arc<dyn Fn() -> Box<dyn Node> + Send + Sync>;
-/// Bytes (or a null) to a key or value.
-pub type Deserializer = Arc<dyn Fn(Option<&[u8]>) -> Result<Datum, String> + Send + Sync>;
-/// A key or value to bytes (or a null).
-pub type Serializer = Arc<dyn Fn(&Datum) -> Result<Option<Vec<u8>>, ProcessError> + Send + Sync>;
-/// Chooses a record's output topic (Kafka Streams' `TopicNameExtractor`).
-pub type TopicExtractor = Arc<dyn Fn(&ErasedRecord) -> Result<String, ProcessError> + Send + Sync>;
-
-/// Where a sink writes.
-#[derive(Clone)]
-pub enum SinkTarget {
-    Topic(TopicName),
-    /// A topic chosen per record; the label names the extractor in descriptions.
-    Extractor {
-        extractor: TopicExtractor,
-        label: String,
-    },
-}
 
 /// What a node is.
 #[derive(Clone)]

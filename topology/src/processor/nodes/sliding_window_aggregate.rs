@@ -6,46 +6,23 @@
 //! record before it. The same windows, with the same contents, as Kafka Streams creates.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use crate::processor::{Datum, ErasedRecord, Node, NodeContext, ProcessError};
 use crate::state::StoreId;
 use crate::state::window::{Window, split_window_key, window_key, window_range};
+use crate::windows::SlidingWindows;
 
-use super::RecordInfo;
-use super::stateful::{
-    Aggregation, Change, WindowedKeyFn, forward_change, is_null, key_bytes, require_store,
-    resolve_store, store_error, with_info,
+use super::common::{
+    Aggregation, Change, RecordInfo, WindowedKeyFn, forward_change, is_null, key_bytes,
+    require_store, resolve_store, store_error, with_info,
 };
 
-/// Windows spanning at most `time_difference` between records (`SlidingWindows`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SlidingWindows {
-    pub time_difference_ms: i64,
-    pub grace_ms: i64,
-}
-
-impl SlidingWindows {
-    pub fn new(time_difference: Duration, grace: Duration) -> Self {
-        SlidingWindows {
-            time_difference_ms: time_difference.as_millis() as i64,
-            grace_ms: grace.as_millis() as i64,
-        }
-    }
-
-    /// Windows reach back two time differences from a record; the store keeps them that long
-    /// plus grace.
-    pub fn retention_ms(&self) -> i64 {
-        2 * self.time_difference_ms + self.grace_ms
-    }
-}
-
 pub(crate) struct SlidingWindowAggregateNode {
-    pub aggregation: Aggregation,
-    pub windows: SlidingWindows,
-    pub windowed_key: WindowedKeyFn,
-    pub store: Option<StoreId>,
-    pub observed: i64,
+    pub(crate) aggregation: Aggregation,
+    pub(crate) windows: SlidingWindows,
+    pub(crate) windowed_key: WindowedKeyFn,
+    pub(crate) store: Option<StoreId>,
+    pub(crate) observed: i64,
 }
 
 /// One window update to apply: the window, the aggregate it starts from (`None`: the

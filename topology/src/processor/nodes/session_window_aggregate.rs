@@ -3,13 +3,12 @@
 //! the inactivity gap before it or starts within the gap after it; those sessions merge into one.
 //! The merged-away sessions are emitted as deletions, then the merged session with its aggregate.
 
-use std::time::Duration;
-
 use crate::processor::{Datum, ErasedRecord, Node, NodeContext, ProcessError};
 use crate::state::StoreId;
 use crate::state::window::{Window, session_key, session_range, split_session_key};
+use crate::windows::SessionWindows;
 
-use super::stateful::{
+use super::common::{
     Aggregation, Change, WindowedKeyFn, forward_change, info_of, key_bytes, require_store,
     resolve_store, store_error,
 };
@@ -18,33 +17,13 @@ use super::stateful::{
 pub type Merger =
     std::sync::Arc<dyn Fn(&Datum, &Datum, &Datum) -> Result<Datum, ProcessError> + Send + Sync>;
 
-/// Sessions of activity separated by at least `gap` (`SessionWindows`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SessionWindows {
-    pub gap_ms: i64,
-    pub grace_ms: i64,
-}
-
-impl SessionWindows {
-    pub fn new(gap: Duration, grace: Duration) -> Self {
-        SessionWindows {
-            gap_ms: gap.as_millis() as i64,
-            grace_ms: grace.as_millis() as i64,
-        }
-    }
-
-    pub fn retention_ms(&self) -> i64 {
-        self.gap_ms + self.grace_ms
-    }
-}
-
 pub(crate) struct SessionWindowAggregateNode {
-    pub aggregation: Aggregation,
-    pub merger: Merger,
-    pub windows: SessionWindows,
-    pub windowed_key: WindowedKeyFn,
-    pub store: Option<StoreId>,
-    pub observed: i64,
+    pub(crate) aggregation: Aggregation,
+    pub(crate) merger: Merger,
+    pub(crate) windows: SessionWindows,
+    pub(crate) windowed_key: WindowedKeyFn,
+    pub(crate) store: Option<StoreId>,
+    pub(crate) observed: i64,
 }
 
 impl Node for SessionWindowAggregateNode {

@@ -1,77 +1,19 @@
-//! Table operations over [`Change`] records: materializing a topic or stream as a table
-//! (`KTableSource`), filter and mapValues on tables, back to a stream, and the re-keying that
-//! feeds a grouped table (`KTableRepartitionMap`).
+//! The stateless table operations over [`Change`] records: filter and mapValues on tables
+//! (`KTableFilter`, `KTableMapValues`), back to a stream (`KTableToStream`), and the re-keying
+//! that feeds a grouped table (`KTableRepartitionMap`).
 
 use std::sync::Arc;
 
 use crate::processor::{Datum, ErasedRecord, Node, NodeContext, ProcessError, typed};
-use crate::state::StoreId;
 
-use super::ops::{Predicate, ValueFn};
-use super::stateful::{
-    Change, Emitter, ErasedSerde, forward_change, info_of, is_null, key_bytes, require_store,
-    resolve_store, store_error,
-};
-
-/// Keeps the latest value per key in a store and emits each update with the value it replaces;
-/// a null value deletes the key.
-pub(crate) struct TableSourceNode {
-    pub store_name: String,
-    pub key: ErasedSerde,
-    pub value: ErasedSerde,
-    pub store: Option<StoreId>,
-    pub emitter: Emitter,
-}
-
-impl Node for TableSourceNode {
-    fn flush(&mut self, ctx: &mut NodeContext) -> Result<(), ProcessError> {
-        self.emitter.flush(ctx);
-        Ok(())
-    }
-
-    fn init(&mut self, ctx: &mut NodeContext) {
-        self.store = resolve_store(ctx, &self.store_name);
-    }
-
-    fn process(
-        &mut self,
-        ctx: &mut NodeContext,
-        record: &ErasedRecord,
-    ) -> Result<(), ProcessError> {
-        let store = require_store(self.store, &self.store_name)?;
-        let Some(kb) = key_bytes(&self.key, &record.key)? else {
-            return Ok(());
-        };
-        let old = self
-            .value
-            .load(ctx, store, &kb, "a table value")?
-            .map(|(row, _)| row);
-        let new = (!is_null(&record.value)).then(|| record.value.clone());
-        let bytes = match &new {
-            Some(v) => self.value.bytes(v)?,
-            None => None,
-        };
-        ctx.stores
-            .put(store, kb.clone(), bytes.as_deref(), record.timestamp)
-            .map_err(store_error)?;
-        self.emitter.emit(
-            ctx,
-            store,
-            kb,
-            record.key.clone(),
-            Change { new, old },
-            record.timestamp,
-            record,
-        );
-        Ok(())
-    }
-}
+use super::common::{Change, ErasedSerde, FnNode, RecordInfo, forward_change, info_of, key_bytes};
+use super::stateless::{Predicate, ValueFn};
 
 /// `KTable.filter` / `filterNot`: values that fail the predicate become deletions. Old values
 /// are at hand (tables are materialized), so, as Kafka Streams does then, an update that neither
 /// passes now nor passed before sends nothing.
 pub(crate) fn table_filter(predicate: Predicate, keep_when: bool) -> impl Node {
-    super::stateful::FnNode(move |ctx: &mut NodeContext, record: &ErasedRecord| {
+    FnNode(move |ctx: &mut NodeContext, record: &ErasedRecord| {
         let change = typed::<Change>(&record.value, "table update")?;
         let info = info_of(ctx, record);
         let keep = |v: &Option<Datum>| -> Result<Option<Datum>, ProcessError> {
@@ -94,7 +36,7 @@ pub(crate) fn table_filter(predicate: Predicate, keep_when: bool) -> impl Node {
 
 /// `KTable.mapValues`: both the new and the old value are mapped.
 pub(crate) fn table_map_values(f: ValueFn) -> impl Node {
-    super::stateful::FnNode(move |ctx: &mut NodeContext, record: &ErasedRecord| {
+    FnNode(move |ctx: &mut NodeContext, record: &ErasedRecord| {
         let change = typed::<Change>(&record.value, "table update")?;
         let info = info_of(ctx, record);
         let map = |v: &Option<Datum>| v.as_ref().map(|v| f(&info, &record.key, v)).transpose();
@@ -112,7 +54,7 @@ pub type NullFn = Arc<dyn Fn() -> Datum + Send + Sync>;
 
 /// `KTable.toStream`: each update's new value; a deletion becomes a null value.
 pub(crate) fn to_stream(null: NullFn) -> impl Node {
-    super::stateful::FnNode(move |ctx: &mut NodeContext, record: &ErasedRecord| {
+    FnNode(move |ctx: &mut NodeContext, record: &ErasedRecord| {
         let change = typed::<Change>(&record.value, "table update")?;
         let value = change.new.clone().unwrap_or_else(|| null());
         ctx.forward(
@@ -129,17 +71,14 @@ pub(crate) fn to_stream(null: NullFn) -> impl Node {
 }
 
 /// Picks a table row's new group key and value.
-pub type SelectFn = Arc<
-    dyn Fn(&super::RecordInfo, &Datum, &Datum) -> Result<(Datum, Datum), ProcessError>
-        + Send
-        + Sync,
->;
+pub type SelectFn =
+    Arc<dyn Fn(&RecordInfo, &Datum, &Datum) -> Result<(Datum, Datum), ProcessError> + Send + Sync>;
 
 /// `KTable.groupBy`: an update moves a row from its old group to its new one. When both fall in
 /// one group a single update carries both values; otherwise the old group gets the subtraction
 /// first and the new group the addition, as Kafka Streams sends them.
 pub(crate) fn table_group_by(select: SelectFn, key_serde: ErasedSerde) -> impl Node {
-    super::stateful::FnNode(move |ctx: &mut NodeContext, record: &ErasedRecord| {
+    FnNode(move |ctx: &mut NodeContext, record: &ErasedRecord| {
         let change = typed::<Change>(&record.value, "table update")?;
         let info = info_of(ctx, record);
         let pick = |v: &Option<Datum>| {

@@ -13,22 +13,22 @@ use crate::processor::{Datum, ErasedRecord, Node, NodeContext, ProcessError, dat
 use crate::state::StoreId;
 use crate::state::window::Window;
 
-use super::stateful::{Change, ErasedSerde, store_error};
+use super::common::{Change, ErasedSerde, store_error};
 
 /// The window of a windowed key.
 pub type WindowOf = Arc<dyn Fn(&Datum) -> Result<Window, ProcessError> + Send + Sync>;
 
 pub(crate) struct SuppressNode {
-    pub grace_ms: i64,
-    pub key: ErasedSerde,
-    pub value: ErasedSerde,
-    pub window_of: WindowOf,
-    pub store_name: String,
-    pub store: Option<StoreId>,
-    pub observed: i64,
+    pub(crate) grace_ms: i64,
+    pub(crate) key: ErasedSerde,
+    pub(crate) value: ErasedSerde,
+    pub(crate) window_of: WindowOf,
+    pub(crate) store_name: String,
+    pub(crate) store: Option<StoreId>,
+    pub(crate) observed: i64,
     /// Held updates by (window end, key bytes): the order they are released in.
-    pub buffer: BTreeMap<(i64, Vec<u8>), ErasedRecord>,
-    pub held_at: HashMap<Vec<u8>, i64>,
+    pub(crate) buffer: BTreeMap<(i64, Vec<u8>), ErasedRecord>,
+    pub(crate) held_at: HashMap<Vec<u8>, i64>,
 }
 
 /// The store key of a held update: the window's end first, so the store reads back in the

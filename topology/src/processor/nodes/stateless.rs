@@ -1,19 +1,12 @@
-//! The stateless operations as graph nodes, over erased records.
+//! The stateless stream operations (Kafka Streams' `KStreamFilter`, `KStreamMapValues`,
+//! `KStreamMap`, `KStreamFlatMap`, `KStreamPeek`, `KStreamBranch`, `KStreamPassThrough`) as one
+//! node over erased records, and the user function types they call.
 
 use std::sync::Arc;
 
-use crate::processor::{
-    Datum, ErasedRecord, Node, NodeContext, ProcessError, ProduceRequest, RecordMeta,
-};
-use crate::topology::{Serializer, SinkTarget};
+use crate::processor::{Datum, ErasedRecord, Node, NodeContext, ProcessError};
 
-/// What an operation's function sees besides key and value.
-pub struct RecordInfo<'a> {
-    pub timestamp: i64,
-    pub headers: &'a crate::processor::Headers,
-    /// Topic, partition and offset of the input record this one derives from.
-    pub meta: Option<&'a RecordMeta>,
-}
+use super::common::RecordInfo;
 
 pub type Predicate =
     Arc<dyn Fn(&RecordInfo, &Datum, &Datum) -> Result<bool, ProcessError> + Send + Sync>;
@@ -118,55 +111,6 @@ impl Node for OpNode {
             }
             Op::PassThrough => ctx.forward(record.clone(), None),
         }
-        Ok(())
-    }
-}
-
-/// Writes records to Kafka: a fixed topic or one chosen per record.
-pub struct SinkNode {
-    pub target: SinkTarget,
-    /// Trailing key bytes (a window) the partitioner ignores.
-    pub window_suffix: usize,
-    pub resolved_topic: Option<String>,
-    pub key: Serializer,
-    pub value: Serializer,
-}
-
-impl Node for SinkNode {
-    fn process(
-        &mut self,
-        ctx: &mut NodeContext,
-        record: &ErasedRecord,
-    ) -> Result<(), ProcessError> {
-        let topic = match (&self.resolved_topic, &self.target) {
-            (Some(t), _) => t.clone(),
-            (None, SinkTarget::Extractor { extractor, .. }) => {
-                let topic = extractor(record)?;
-                if topic.is_empty() {
-                    return Err(ProcessError::new(
-                        "the topic expression returned an empty topic name",
-                    ));
-                }
-                topic
-            }
-            (None, SinkTarget::Topic(t)) => t.described().to_owned(),
-        };
-        let key = (self.key)(&record.key)?;
-        let value = (self.value)(&record.value)?;
-        let hash_len = match (&key, self.window_suffix) {
-            (Some(k), suffix) if suffix > 0 => Some(k.len().saturating_sub(suffix)),
-            _ => None,
-        };
-        ctx.produce(ProduceRequest {
-            partition: None,
-            hash_len,
-            changelog: false,
-            topic,
-            key,
-            value,
-            timestamp: record.timestamp,
-            headers: (*record.headers).clone(),
-        });
         Ok(())
     }
 }
