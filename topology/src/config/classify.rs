@@ -193,7 +193,7 @@ pub fn classify(name: &str) -> Classification {
 /// property's declaration says (librdkafka's own flag for its properties): such values are never
 /// shown in errors, warnings or `Debug` output. A name nobody declares is judged by how it looks.
 pub fn is_sensitive(key: &str) -> bool {
-    match lookup(super::resolve::without_prefix(key)) {
+    match lookup(without_prefix(key)) {
         Some(Name::Streams(def, _)) => def.sensitive,
         Some(Name::Java(prop)) => prop.sensitive,
         Some(Name::Librdkafka(prop)) => {
@@ -204,6 +204,59 @@ pub fn is_sensitive(key: &str) -> bool {
                     .is_some_and(|t| t.sensitive)
         }
         Some(Name::Controlled(_) | Name::IgnoredStreams(_)) => false,
-        None => super::parse::looks_secret(key),
+        None => looks_secret(key),
+    }
+}
+
+/// Which clients a prefixed property is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Scope {
+    All,
+    Consumers,
+    Only(Client),
+}
+
+/// Kafka Streams' client prefixes with their specificity; longer prefixes first, since
+/// `main.consumer.` also ends in `consumer.`.
+pub(super) const PREFIXES: &[(&str, Scope, u8)] = &[
+    ("main.consumer.", Scope::Only(Client::MainConsumer), 2),
+    ("restore.consumer.", Scope::Only(Client::RestoreConsumer), 2),
+    ("global.consumer.", Scope::Only(Client::GlobalConsumer), 2),
+    ("consumer.", Scope::Consumers, 1),
+    ("producer.", Scope::Only(Client::Producer), 1),
+    ("admin.", Scope::Only(Client::Admin), 1),
+];
+
+/// `key` without the Kafka Streams client prefix it starts with, if any.
+pub(crate) fn without_prefix(key: &str) -> &str {
+    PREFIXES
+        .iter()
+        .find_map(|(prefix, _, _)| key.strip_prefix(prefix))
+        .unwrap_or(key)
+}
+
+/// Whether a name looks like a secret's (`password`, `secret`, keys...): the safety net for names
+/// no declaration knows, and what the tests hold every declaration's `sensitive` flag to.
+pub(crate) fn looks_secret(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "jaas",
+        "private.key",
+        "key.pem",
+        "ssl.keystore.key",
+        "oauthbearer.config",
+    ]
+    .iter()
+    .any(|s| name.contains(s))
+}
+
+/// The value as errors and `Debug` output may show it.
+pub(crate) fn shown(key: &str, value: &str) -> String {
+    if is_sensitive(key) {
+        super::REDACTED.into()
+    } else {
+        value.to_owned()
     }
 }

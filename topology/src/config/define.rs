@@ -84,6 +84,20 @@ impl StreamsDef {
     }
 }
 
+/// Where `read_streams` takes each property's value from. The resolver implements it; the
+/// macro's output names only this trait, because the resolver itself needs the table the macro
+/// generates.
+pub(crate) trait PropertyValues {
+    /// The value of property `name`: the winning layer's text through `parse`, else `fallback`.
+    fn value<T: Default>(
+        &mut self,
+        name: &'static str,
+        parse: impl Fn(&str) -> Parsed<T>,
+        fallback: Fallback<T>,
+        guarantee: ProcessingGuarantee,
+    ) -> T;
+}
+
 /// The first of zero or one optional declaration parts.
 pub(crate) const fn first(parts: &[&'static str]) -> Option<&'static str> {
     match parts {
@@ -171,7 +185,7 @@ macro_rules! streams_properties {
 
         /// Fills every property field from the layers (client lists and warnings empty).
         pub(crate) fn read_streams(
-            resolver: &mut $crate::config::resolve::Resolver,
+            resolver: &mut impl $crate::config::define::PropertyValues,
             guarantee: $crate::config::ProcessingGuarantee,
         ) -> StreamsConfig {
             StreamsConfig {

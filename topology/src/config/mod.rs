@@ -357,7 +357,7 @@ pub(crate) struct Props<'a>(pub(crate) &'a [(String, String)]);
 impl fmt::Debug for Props<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map()
-            .entries(self.0.iter().map(|(k, v)| (k, parse::shown(k, v))))
+            .entries(self.0.iter().map(|(k, v)| (k, classify::shown(k, v))))
             .finish()
     }
 }

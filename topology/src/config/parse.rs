@@ -518,29 +518,3 @@ impl<'a> JaasTokens<'a> {
         }
     }
 }
-
-/// Whether a name looks like a secret's (`password`, `secret`, keys...): the safety net for names
-/// no declaration knows, and what the tests hold every declaration's `sensitive` flag to.
-pub(crate) fn looks_secret(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    [
-        "password",
-        "secret",
-        "jaas",
-        "private.key",
-        "key.pem",
-        "ssl.keystore.key",
-        "oauthbearer.config",
-    ]
-    .iter()
-    .any(|s| name.contains(s))
-}
-
-/// The value as errors and `Debug` output may show it.
-pub(crate) fn shown(key: &str, value: &str) -> String {
-    if super::classify::is_sensitive(key) {
-        super::REDACTED.into()
-    } else {
-        value.to_owned()
-    }
-}

@@ -4,39 +4,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::OnceLock;
 
 use super::catalog::{self, ControlledProp, JavaRule, Redundant};
-use super::classify::{CLIENTS, CONSUMERS, Client, Name, lookup};
-use super::define::{Alias, Fallback, StreamsDef};
+use super::classify::{CLIENTS, CONSUMERS, Client, Name, PREFIXES, Scope, lookup, shown};
+use super::define::{Alias, Fallback, PropertyValues, StreamsDef};
 use super::librdkafka::{self, Applies, Kind};
 use super::parse::{self, Parsed, Problem};
 use super::streams::{self, STREAMS};
 use super::suggest::nearest;
 use super::{ConfigError, Layer, LayerSource, Origin, ProcessingGuarantee, StreamsConfig};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Scope {
-    All,
-    Consumers,
-    Only(Client),
-}
-
-/// Kafka Streams' client prefixes with their specificity; longer prefixes first, since
-/// `main.consumer.` also ends in `consumer.`.
-const PREFIXES: &[(&str, Scope, u8)] = &[
-    ("main.consumer.", Scope::Only(Client::MainConsumer), 2),
-    ("restore.consumer.", Scope::Only(Client::RestoreConsumer), 2),
-    ("global.consumer.", Scope::Only(Client::GlobalConsumer), 2),
-    ("consumer.", Scope::Consumers, 1),
-    ("producer.", Scope::Only(Client::Producer), 1),
-    ("admin.", Scope::Only(Client::Admin), 1),
-];
-
-/// `key` without the Kafka Streams client prefix it starts with, if any.
-pub(crate) fn without_prefix(key: &str) -> &str {
-    PREFIXES
-        .iter()
-        .find_map(|(prefix, _, _)| key.strip_prefix(prefix))
-        .unwrap_or(key)
-}
 
 /// Freshet's defaults rank below every layer.
 const DEFAULT_RANK: u8 = 0;
@@ -180,7 +154,7 @@ impl Resolver {
 
     fn problem(&mut self, origin: &Origin, value: &str, problem: Problem) {
         let key = origin.key.clone();
-        let value = parse::shown(&key, value);
+        let value = shown(&key, value);
         self.errors.push(match problem {
             Problem::Invalid(reason) => ConfigError::InvalidValue {
                 key,
@@ -200,7 +174,7 @@ impl Resolver {
     fn refuse(&mut self, origin: &Origin, value: &str, reason: impl Into<String>) {
         self.errors.push(ConfigError::Refused {
             key: origin.key.clone(),
-            value: parse::shown(&origin.key, value),
+            value: shown(&origin.key, value),
             origin: origin.clone(),
             reason: reason.into(),
         });
@@ -477,47 +451,6 @@ impl Resolver {
                     second,
                 });
                 None
-            }
-        }
-    }
-
-    /// The value of the Streams property `name`: the winner parsed, else its fallback. Values
-    /// that its check refused never become candidates, so a winner that fails here means the
-    /// check and the parser disagree: it is reported rather than silently replaced by the
-    /// default. A missing required property is reported, and the field gets a placeholder that
-    /// never escapes, since the resolution then fails.
-    pub(crate) fn value<T: Default>(
-        &mut self,
-        name: &'static str,
-        parse: impl Fn(&str) -> Parsed<T>,
-        fallback: Fallback<T>,
-        guarantee: ProcessingGuarantee,
-    ) -> T {
-        let present = self.streams.get(name).is_some_and(|c| !c.is_empty());
-        if !present {
-            return match fallback {
-                Fallback::Of(default) => default(guarantee),
-                Fallback::Required(fix) => {
-                    if !self.invalid_streams.contains(name) {
-                        self.errors.push(ConfigError::Missing {
-                            key: name.to_owned(),
-                            fix: fix.to_owned(),
-                        });
-                    }
-                    T::default()
-                }
-            };
-        }
-        let Some(winner) = self.winner(name) else {
-            return T::default();
-        };
-        match parse(&winner.value) {
-            Ok(value) => value,
-            Err(problem) => {
-                if let Some(origin) = &winner.origin {
-                    self.problem(origin, &winner.value, problem);
-                }
-                T::default()
             }
         }
     }
@@ -812,5 +745,48 @@ fn idempotence_default(lists: &mut Lists) {
                 value: "true".into(),
             },
         );
+    }
+}
+
+impl PropertyValues for Resolver {
+    /// The value of the Streams property `name`: the winner parsed, else its fallback. Values
+    /// that its check refused never become candidates, so a winner that fails here means the
+    /// check and the parser disagree: it is reported rather than silently replaced by the
+    /// default. A missing required property is reported, and the field gets a placeholder that
+    /// never escapes, since the resolution then fails.
+    fn value<T: Default>(
+        &mut self,
+        name: &'static str,
+        parse: impl Fn(&str) -> Parsed<T>,
+        fallback: Fallback<T>,
+        guarantee: ProcessingGuarantee,
+    ) -> T {
+        let present = self.streams.get(name).is_some_and(|c| !c.is_empty());
+        if !present {
+            return match fallback {
+                Fallback::Of(default) => default(guarantee),
+                Fallback::Required(fix) => {
+                    if !self.invalid_streams.contains(name) {
+                        self.errors.push(ConfigError::Missing {
+                            key: name.to_owned(),
+                            fix: fix.to_owned(),
+                        });
+                    }
+                    T::default()
+                }
+            };
+        }
+        let Some(winner) = self.winner(name) else {
+            return T::default();
+        };
+        match parse(&winner.value) {
+            Ok(value) => value,
+            Err(problem) => {
+                if let Some(origin) = &winner.origin {
+                    self.problem(origin, &winner.value, problem);
+                }
+                T::default()
+            }
+        }
     }
 }

@@ -3,8 +3,8 @@
 use std::collections::HashSet;
 
 use super::super::catalog::{CONTROLLED, IGNORED_STREAMS, JAVA};
+use super::super::classify::looks_secret;
 use super::super::librdkafka::{Kind, PROPERTIES};
-use super::super::parse::looks_secret;
 use super::super::streams::{STREAMS, spec_field};
 use super::*;
 
