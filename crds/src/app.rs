@@ -111,18 +111,25 @@ pub enum CleanupPolicy {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PodSettings {
+    /// Labels added to every instance's pod (the operator's own labels win on conflict).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Annotations added to every instance's pod (e.g. for a service mesh or a log shipper).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Tolerations of the instances' pods.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tolerations: Vec<Toleration>,
+    /// Node selector of the instances' pods.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
+    /// Affinity of the instances' pods; spread instances over nodes with pod anti-affinity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Affinity>,
+    /// Security context of the instances' pods (e.g. `fsGroup` for the state volume).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<PodSecurityContext>,
+    /// ServiceAccount the instances run as (the engine needs no Kubernetes API access).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
     /// Extra environment variables; client credentials come from Secrets here
@@ -140,8 +147,10 @@ pub struct PodSettings {
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProcessingGuarantee {
+    /// `at_least_once`: outputs and offsets are committed separately; after a crash some records are processed again.
     #[default]
     AtLeastOnce,
+    /// `exactly_once_v2`: outputs, changelogs and offsets commit in one Kafka transaction per thread.
     ExactlyOnceV2,
 }
 
@@ -208,13 +217,18 @@ pub struct AutoscalingStatus {
     /// Log-end minus committed offsets, summed over the input partitions, as Kafka's tools show.
     #[serde(default)]
     pub raw_lag: i64,
+    /// Records/s arriving on the inputs, over the window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_rate: Option<f64>,
+    /// Records/s the app committed, over the window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processing_rate: Option<f64>,
+    /// Instances the autoscaler runs.
     pub desired_replicas: i32,
+    /// When the autoscaler last changed the instances (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scale_time: Option<String>,
+    /// Why it chose `desiredReplicas`.
     pub reason: String,
 }
 
@@ -225,6 +239,7 @@ pub struct StorageSpec {
     /// Requested size, a Kubernetes quantity such as `1Gi`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<String>,
+    /// StorageClass of the state volumes (the cluster's default when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class_name: Option<String>,
 }
@@ -233,13 +248,16 @@ pub struct StorageSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StreamsAppStatus {
+    /// The `metadata.generation` these conditions and fields describe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// `TopologyValid`, `TopicsReady`, `Scaling`, `Degraded` and `Ready`, with reasons and messages.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// Instances the StatefulSet runs (the scale subresource's status replicas).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<i32>,
+    /// Instances ready (passing `/readyz`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_replicas: Option<i32>,
     /// Label selector of the pods, for the scale subresource (HPA, KEDA).

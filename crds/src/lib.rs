@@ -3,6 +3,7 @@
 //!
 //! The Rust types are the source of truth: the CRD YAML in `charts/freshet/crds/` is generated
 //! from them by the `crdgen` binary and checked in.
+#![warn(missing_docs)]
 
 mod app;
 pub mod duration;

@@ -4,6 +4,7 @@
 //!
 //! This crate has no runtime: the operator plans and validates applications with it, and the
 //! engine runs the plan's topology on `freshet-streams`.
+#![warn(missing_docs)]
 
 use std::path::{Path, PathBuf};
 
@@ -31,13 +32,22 @@ use thiserror::Error;
 /// A manifest that cannot be used, with the file and the place in it.
 #[derive(Debug, Error)]
 pub enum ManifestError {
+    /// The file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The manifest's path.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The file is not a usable StreamsApp.
     #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    Invalid {
+        /// The manifest's path.
+        path: PathBuf,
+        /// What is wrong and where: the YAML path and line, or the pipeline and step.
+        message: String,
+    },
 }
 
 /// Reads a whole `StreamsApp` manifest (`kind: StreamsApp`) or just its `spec`.

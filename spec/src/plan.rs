@@ -11,7 +11,9 @@ use crate::topology::Topology;
 
 /// A StreamsApp's topology compiled, with the configuration it runs with.
 pub struct Plan {
+    /// The compiled topology: processors, sub-topologies, stores, topics.
     pub topology: Topology,
+    /// The configuration resolved from the spec fields, `config` and the environment.
     pub config: StreamsConfig,
     /// Repartition, changelog and subscription topics, with the application id prefix, sorted.
     pub internal_topics: Vec<String>,
@@ -22,6 +24,7 @@ pub struct Plan {
 /// Why a spec has no plan: its configuration or its topology is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
+    /// The configuration is refused (the property, the value, the layer and the fix).
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// Every problem of the topology, joined on one line (status messages are one line).

@@ -24,6 +24,7 @@ use freshet_crds::{STEP_LEVELS, Step, StepOp, TopologySpec};
 pub struct SpecError {
     /// e.g. `pipeline 'by-region', step 2 (split), branch 'eu', when`
     pub place: String,
+    /// What is wrong there, and how to fix it when that is known.
     pub message: String,
 }
 
@@ -35,7 +36,9 @@ pub struct SpecErrors(pub Vec<SpecError>);
 /// Default serdes, from `defaultKeySerde`/`defaultValueSerde` or config.
 #[derive(Clone, Debug)]
 pub struct Defaults {
+    /// `default.key.serde` by name (`string`, `json`, `long`, ...).
     pub key_serde: String,
+    /// `default.value.serde` by name.
     pub value_serde: String,
 }
 

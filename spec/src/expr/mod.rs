@@ -63,15 +63,25 @@ use std::sync::{Arc, LazyLock};
 /// Variables an expression may reference, per step kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Var {
+    /// `key`: the record's key.
     Key,
+    /// `value`: the record's value.
     Value,
+    /// `timestamp`: the record's timestamp, epoch milliseconds.
     Timestamp,
+    /// `headers`: the record's headers.
     Headers,
+    /// `topic`: the topic the record was read from.
     Topic,
+    /// `partition`: the partition the record was read from.
     Partition,
+    /// `offset`: the record's offset.
     Offset,
+    /// `left`: a join's left value (the stream's, or this table's).
     Left,
+    /// `right`: a join's right value (the other side's).
     Right,
+    /// `agg`: the aggregate so far, in `aggregate` and `reduce`.
     Agg,
 }
 
@@ -149,6 +159,7 @@ pub struct ExprEnv {
 }
 
 impl ExprEnv {
+    /// The environment with Freshet's functions and types, and no variables bound.
     pub fn new() -> Self {
         ExprEnv {
             root: Context::with_env(Arc::clone(&ENV)),
@@ -198,18 +209,26 @@ pub type Header = (String, Option<Vec<u8>>);
 /// `Value::Null`, not `None`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Bindings<'a> {
+    /// `key`, as JSON (`Value::Null` for a null key).
     pub key: Option<&'a Value>,
+    /// `value`, as JSON (`Value::Null` for a null value).
     pub value: Option<&'a Value>,
     /// Epoch milliseconds.
     pub timestamp: Option<i64>,
     /// Name and raw value of each header, in record order; a Kafka header may have no value
     /// (`None`). The same shape as `processor::Headers`' contents, so binding them is free.
     pub headers: Option<&'a [Header]>,
+    /// The topic the record was read from.
     pub topic: Option<&'a str>,
+    /// The partition the record was read from.
     pub partition: Option<i32>,
+    /// The record's offset in its partition.
     pub offset: Option<i64>,
+    /// A join's left value.
     pub left: Option<&'a Value>,
+    /// A join's right value.
     pub right: Option<&'a Value>,
+    /// The aggregate so far.
     pub agg: Option<&'a Value>,
 }
 
@@ -218,8 +237,11 @@ pub struct Bindings<'a> {
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 #[error("line {line}, column {column}: {message}")]
 pub struct CompileError {
+    /// 1-based line in the expression.
     pub line: usize,
+    /// 1-based column, counted in characters.
     pub column: usize,
+    /// The CEL parser's or type checker's message.
     pub message: String,
 }
 
@@ -227,6 +249,7 @@ pub struct CompileError {
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 #[error("{message}")]
 pub struct EvalError {
+    /// What failed, e.g. a missing field or a type mismatch at run time.
     pub message: String,
 }
 
@@ -268,6 +291,7 @@ impl Expr {
         })
     }
 
+    /// The expression's text as written in the manifest.
     pub fn source(&self) -> &str {
         &self.source
     }
