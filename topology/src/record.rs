@@ -16,7 +16,8 @@ impl Headers {
             .and_then(|(_, v)| v.as_deref())
     }
 
-    /// Appends a header with a value (Kafka's `Headers.add`); earlier headers of the same name stay.
+    /// Appends a header with a value (Kafka's `Headers.add`); earlier headers of the same name
+    /// stay.
     pub fn add(&mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) {
         self.0.push((name.into(), Some(value.into())));
     }

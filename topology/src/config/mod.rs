@@ -240,8 +240,8 @@ pub enum ConfigError {
         /// The nearest known name, if one is close.
         suggestion: Option<String>,
     },
-    /// A known property whose value does not parse (wrong type, out of range, an unknown enum value,
-    /// a value Kafka Streams 4 removed).
+    /// A known property whose value does not parse (wrong type, out of range, an unknown enum
+    /// value, a value Kafka Streams 4 removed).
     #[error("invalid value `{value}` for {key} in {origin}: {reason}")]
     InvalidValue {
         /// The property as written.
@@ -319,7 +319,7 @@ pub enum ProcessingGuarantee {
     #[default]
     AtLeastOnce,
     /// `exactly_once_v2`: each stream thread writes output, changelogs and offsets in one Kafka
-    /// transaction (the older `exactly_once` and `exactly_once_beta` were removed in Kafka Streams 4).
+    /// transaction (Kafka Streams 4 removed the older `exactly_once` and `exactly_once_beta`).
     ExactlyOnceV2,
 }
 

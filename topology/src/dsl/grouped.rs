@@ -31,8 +31,8 @@ pub enum Windowing {
     /// Sliding windows over the records' time difference (Kafka Streams' `SlidingWindows`), in a
     /// window store.
     Sliding(SlidingWindows),
-    /// Session windows separated by an inactivity gap (Kafka Streams' `SessionWindows`), in a session
-    /// store; the merger combines two sessions' aggregates when a record bridges them.
+    /// Session windows separated by an inactivity gap (Kafka Streams' `SessionWindows`), in a
+    /// session store; the merger combines two sessions' aggregates when a record bridges them.
     Session(SessionWindows, Merger),
 }
 
@@ -439,8 +439,9 @@ impl<K: Data + Clone, V: Data> TimeWindowedKStream<K, V> {
         )
     }
 
-    /// Folds the records of each key and window into an aggregate, starting from `init` in every new
-    /// window (Kafka Streams' `windowedBy(..).aggregate(initializer, aggregator, materialized)`).
+    /// Folds the records of each key and window into an aggregate, starting from `init` in every
+    /// new window (Kafka Streams' `windowedBy(..).aggregate(initializer, aggregator,
+    /// materialized)`).
     pub fn aggregate<A: Data>(
         &self,
         init: impl Fn() -> A + Send + Sync + 'static,
@@ -506,8 +507,8 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         }
     }
 
-    /// Starts a cogroup (Kafka Streams' `KGroupedStream.cogroup(aggregator)`): `f` folds this stream's
-    /// values into the shared aggregate; add more streams with [`CogroupedKStream::with`].
+    /// Starts a cogroup (Kafka Streams' `KGroupedStream.cogroup(aggregator)`): `f` folds this
+    /// stream's values into the shared aggregate; add more streams with [`CogroupedKStream::with`].
     pub fn cogroup<A: Data>(
         &self,
         f: impl Fn(&K, &V, &A) -> A + Send + Sync + 'static,
@@ -591,8 +592,8 @@ impl<K: Data, A> CogroupedKStream<K, A> {
 }
 
 impl<K: Data, A: Data> CogroupedKStream<K, A> {
-    /// Adds another grouped stream with its own aggregator (Kafka Streams' `CogroupedKStream.cogroup`);
-    /// its keys must be of the same type and co-partitioned.
+    /// Adds another grouped stream with its own aggregator (Kafka Streams'
+    /// `CogroupedKStream.cogroup`); its keys must be of the same type and co-partitioned.
     pub fn with<V2: Data>(
         self,
         other: &KGroupedStream<K, V2>,

@@ -216,8 +216,8 @@ impl<K: Data, V: Data + Clone> KTable<K, V> {
         self.try_filter(None, move |_, k, v| Ok(f(k, v)))
     }
 
-    /// `filter` with the record info in view and a fallible predicate; `named` names the node instead
-    /// of a generated `KTABLE-FILTER-NNNNNNNNNN`.
+    /// `filter` with the record info in view and a fallible predicate; `named` names the node
+    /// instead of a generated `KTABLE-FILTER-NNNNNNNNNN`.
     pub fn try_filter(
         &self,
         named: Option<&str>,

@@ -345,8 +345,8 @@ impl<K: Data, V: Data> KStream<K, V> {
         self.try_map(None, move |_, k, v| Ok(f(k, v)))
     }
 
-    /// `map` with the record info in view and a fallible function; `named` names the node instead of
-    /// a generated `KSTREAM-MAP-NNNNNNNNNN`.
+    /// `map` with the record info in view and a fallible function; `named` names the node instead
+    /// of a generated `KSTREAM-MAP-NNNNNNNNNN`.
     pub fn try_map<K2: Data, V2: Data>(
         &self,
         named: Option<&str>,
@@ -359,7 +359,8 @@ impl<K: Data, V: Data> KStream<K, V> {
         self.then("KSTREAM-MAP-", named, op)
     }
 
-    /// A new value for each record, the key kept (Kafka Streams' `mapValues`): no repartition follows.
+    /// A new value for each record, the key kept (Kafka Streams' `mapValues`): no repartition
+    /// follows.
     pub fn map_values<V2: Data>(
         &self,
         f: impl Fn(&V) -> V2 + Send + Sync + 'static,
@@ -409,8 +410,8 @@ impl<K: Data, V: Data> KStream<K, V> {
         self.try_flat_map(None, move |_, k, v| Ok(f(k, v)))
     }
 
-    /// `flat_map` with the record info in view and a fallible function; `named` names the node instead
-    /// of a generated `KSTREAM-FLATMAP-NNNNNNNNNN`.
+    /// `flat_map` with the record info in view and a fallible function; `named` names the node
+    /// instead of a generated `KSTREAM-FLATMAP-NNNNNNNNNN`.
     pub fn try_flat_map<K2: Data, V2: Data>(
         &self,
         named: Option<&str>,
@@ -437,8 +438,8 @@ impl<K: Data, V: Data> KStream<K, V> {
         self.try_flat_map_values(None, move |_, _, v| Ok(f(v)))
     }
 
-    /// `flat_map_values` with the key and record info in view and a fallible function; `named` names
-    /// the node instead of a generated `KSTREAM-FLATMAPVALUES-NNNNNNNNNN`.
+    /// `flat_map_values` with the key and record info in view and a fallible function; `named`
+    /// names the node instead of a generated `KSTREAM-FLATMAPVALUES-NNNNNNNNNN`.
     pub fn try_flat_map_values<V2: Data>(
         &self,
         named: Option<&str>,
@@ -453,7 +454,8 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     // ---- peek ----
 
-    /// Calls `f` on each record and forwards it unchanged (Kafka Streams' `peek`), e.g. for logging.
+    /// Calls `f` on each record and forwards it unchanged (Kafka Streams' `peek`), e.g. for
+    /// logging.
     pub fn peek(&self, f: impl Fn(&K, &V) + Send + Sync + 'static) -> KStream<K, V> {
         self.try_peek(None, move |_, k, v| {
             f(k, v);
@@ -461,8 +463,8 @@ impl<K: Data, V: Data> KStream<K, V> {
         })
     }
 
-    /// `peek` with the record info in view and a fallible function; `named` names the node instead of
-    /// a generated `KSTREAM-PEEK-NNNNNNNNNN`.
+    /// `peek` with the record info in view and a fallible function; `named` names the node instead
+    /// of a generated `KSTREAM-PEEK-NNNNNNNNNN`.
     pub fn try_peek(
         &self,
         named: Option<&str>,

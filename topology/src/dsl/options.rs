@@ -153,8 +153,8 @@ pub struct Materialized<V> {
     pub name: Option<String>,
     /// Serializes the stored values (the store's key serde is the stream's or the grouping's).
     pub value: Arc<dyn Serde<V>>,
-    /// Whether writes go to a changelog topic `<application.id>-<store>-changelog`, from which the store
-    /// is restored; `true` by default.
+    /// Whether writes go to a changelog topic `<application.id>-<store>-changelog`, from which the
+    /// store is restored; `true` by default.
     pub logging: bool,
     /// An in-memory store instead of a RocksDB one (Kafka Streams' `Stores.inMemoryKeyValueStore`);
     /// `false` by default.
@@ -179,14 +179,15 @@ impl<V> Materialized<V> {
         self
     }
 
-    /// Keeps the store in memory rather than in RocksDB; it is rebuilt from its changelog on restart.
+    /// Keeps the store in memory rather than in RocksDB; it is rebuilt from its changelog on
+    /// restart.
     pub fn in_memory(mut self) -> Self {
         self.in_memory = true;
         self
     }
 
-    /// Does not log the store to a changelog (Kafka Streams' `withLoggingDisabled`): writes are cheaper,
-    /// but the store's content is lost when its task moves or the instance restarts.
+    /// Does not log the store to a changelog (Kafka Streams' `withLoggingDisabled`): writes are
+    /// cheaper, but the store's content is lost when its task moves or the instance restarts.
     pub fn without_logging(mut self) -> Self {
         self.logging = false;
         self
@@ -199,8 +200,8 @@ impl<V: DefaultSerde> Default for Materialized<V> {
     }
 }
 
-/// Erases a typed serde for the node implementations; `what` ("key", "value", "aggregate") names the
-/// datum in serialization errors.
+/// Erases a typed serde for the node implementations; `what` ("key", "value", "aggregate") names
+/// the datum in serialization errors.
 pub fn erased<T: Data>(serde: Arc<dyn Serde<T>>, what: &'static str) -> ErasedSerde {
     ErasedSerde {
         ser: serializer(serde.clone(), what),

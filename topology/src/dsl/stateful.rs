@@ -23,7 +23,8 @@ pub struct Windowed<K> {
 pub struct WindowedSerde<K> {
     /// Serde of the inner key.
     pub inner: Arc<dyn crate::serdes::Serde<K>>,
-    /// `true` for the session layout (end and start), `false` for the time-window layout (start only).
+    /// `true` for the session layout (end and start), `false` for the time-window layout (start
+    /// only).
     pub session: bool,
 }
 

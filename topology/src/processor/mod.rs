@@ -33,8 +33,8 @@ pub type TopicExtractor = Arc<dyn Fn(&ErasedRecord) -> Result<String, ProcessErr
 /// Where a sink writes.
 #[derive(Clone)]
 pub enum SinkTarget {
-    /// A fixed topic (Kafka Streams' `to(topic)`); an internal one is prefixed with the application id
-    /// when the task is built.
+    /// A fixed topic (Kafka Streams' `to(topic)`); an internal one is prefixed with the application
+    /// id when the task is built.
     Topic(crate::naming::TopicName),
     /// A topic chosen per record; the label names the extractor in descriptions.
     Extractor {
@@ -127,12 +127,14 @@ impl ProcessError {
 /// Punctuations are requested with [`ProcessorContext::schedule`] and delivered to
 /// [`Processor::punctuate`] with the id the schedule returned.
 pub trait Processor<KIn, VIn, KOut, VOut>: Send {
-    /// Called once per task before the first record (Kafka Streams' `Processor.init`): resolve stores
-    /// and schedule punctuations here; the runtime registers the schedules made during `init`.
+    /// Called once per task before the first record (Kafka Streams' `Processor.init`): resolve
+    /// stores and schedule punctuations here; the runtime registers the schedules made during
+    /// `init`.
     fn init(&mut self, _ctx: &mut ProcessorContext<'_, KOut, VOut>) {}
 
-    /// Called for each record that reaches the processor (Kafka Streams' `Processor.process`); forward
-    /// results with `ctx`. An error stops the task, naming the record.
+    /// Called for each record that reaches the processor (Kafka Streams' `Processor.process`);
+    /// forward results with `ctx`. An error fails the record: the task stops, naming it, unless
+    /// `processing.exception.handler` is log-and-continue.
     fn process(
         &mut self,
         ctx: &mut ProcessorContext<'_, KOut, VOut>,
@@ -141,8 +143,8 @@ pub trait Processor<KIn, VIn, KOut, VOut>: Send {
     ) -> Result<(), ProcessError>;
 
     /// Called when a punctuation scheduled in [`Processor::init`] is due (Kafka Streams'
-    /// `Punctuator.punctuate`): `punctuation` is the id the schedule returned, `timestamp` the stream
-    /// time or wall-clock time (ms) it fired at. There is no current record, so
+    /// `Punctuator.punctuate`): `punctuation` is the id the schedule returned, `timestamp` the
+    /// stream time or wall-clock time (ms) it fired at. There is no current record, so
     /// [`ProcessorContext::record_meta`] is `None`.
     fn punctuate(
         &mut self,
@@ -153,8 +155,8 @@ pub trait Processor<KIn, VIn, KOut, VOut>: Send {
         Ok(())
     }
 
-    /// Called when the task closes (Kafka Streams' `Processor.close`), to release what the processor
-    /// holds; it can no longer forward.
+    /// Called when the task closes (Kafka Streams' `Processor.close`), to release what the
+    /// processor holds; it can no longer forward.
     fn close(&mut self) {}
 }
 

@@ -24,7 +24,8 @@ pub struct RecordMeta {
 pub struct Forward {
     /// The record forwarded.
     pub record: ErasedRecord,
-    /// The name of the only child to receive it (Kafka Streams' `To.child`), or `None` for every child.
+    /// The name of the only child to receive it (Kafka Streams' `To.child`), or `None` for every
+    /// child.
     pub child: Option<String>,
 }
 
@@ -72,7 +73,8 @@ pub struct NodeContext {
     pub meta: Option<RecordMeta>,
     /// The task's stream time in ms: the largest record timestamp it has seen.
     pub stream_time: i64,
-    /// What the current node forwarded; the task delivers it to the children after the node returns.
+    /// What the current node forwarded; the task delivers it to the children after the node
+    /// returns.
     pub forwards: Vec<Forward>,
     /// Records for Kafka (sinks' output), collected by the task after each record or punctuation.
     pub produced: Vec<ProduceRequest>,
@@ -96,7 +98,8 @@ pub struct NodeContext {
 }
 
 impl NodeContext {
-    /// A context for task `task_id`, with no stores and the default outer-join emit interval (1000 ms).
+    /// A context for task `task_id`, with no stores and the default outer-join emit interval (1000
+    /// ms).
     pub fn new(task_id: impl Into<String>) -> Self {
         NodeContext {
             task_id: task_id.into(),
@@ -135,12 +138,12 @@ pub trait Node: Send {
     fn init(&mut self, _ctx: &mut NodeContext) {}
 
     /// Called for each record that reaches the node; results are forwarded through `ctx`. An error
-    /// stops the task, naming the node and the record.
+    /// fails the record, which `processing.exception.handler` then skips or stops the task on.
     fn process(&mut self, ctx: &mut NodeContext, record: &ErasedRecord)
     -> Result<(), ProcessError>;
 
-    /// Called when the punctuation `id` is due, with the stream time or wall-clock time (ms) it fired
-    /// at; `ctx.meta` is `None`.
+    /// Called when the punctuation `id` is due, with the stream time or wall-clock time (ms) it
+    /// fired at; `ctx.meta` is `None`.
     fn punctuate(
         &mut self,
         _ctx: &mut NodeContext,

@@ -96,7 +96,8 @@ pub enum DecodeError {
         /// The bytes it got.
         actual: usize,
     },
-    /// A windowed key is shorter than its window suffix (8 bytes for time windows, 16 for sessions).
+    /// A windowed key is shorter than its window suffix (8 bytes for time windows, 16 for
+    /// sessions).
     #[error("{serde} expects at least {minimum} bytes, got {actual}")]
     TooShort {
         /// The serde's name (`windowed` or `session`).

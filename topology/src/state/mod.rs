@@ -30,7 +30,8 @@ pub enum StateError {
         /// What went wrong.
         message: String,
     },
-    /// The state directory or a task's directory under `state.dir` cannot be created, read or removed.
+    /// The state directory or a task's directory under `state.dir` cannot be created, read or
+    /// removed.
     #[error("state directory {path}: {message}")]
     Directory {
         /// The directory's path.

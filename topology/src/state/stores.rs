@@ -155,8 +155,8 @@ impl TaskStores {
             .filter_map(|(i, s)| s.changelog.as_deref().map(|c| (StoreId(i), c)))
     }
 
-    /// The value of `key` in store `id` with its timestamp, from the record cache if it holds the key,
-    /// else from the store.
+    /// The value of `key` in store `id` with its timestamp, from the record cache if it holds the
+    /// key, else from the store.
     pub fn get(&self, id: StoreId, key: &[u8]) -> Result<Option<Timestamped>, StateError> {
         let store = &self.stores[id.0];
         let stored = match store.cache.get(key) {

@@ -37,8 +37,9 @@ pub enum NodeKind {
     Processor {
         /// Builds the node's instance, called once per task so tasks never share state.
         factory: NodeFactory,
-        /// Names of the state stores the processor uses (`connectProcessorAndStateStores`); each must be
-        /// one of the topology's stores, and processors sharing a store are placed in one sub-topology.
+        /// Names of the state stores the processor uses (`connectProcessorAndStateStores`); each
+        /// must be one of the topology's stores, and processors sharing a store are placed in one
+        /// sub-topology.
         stores: Vec<String>,
     },
     /// Serializes records and writes them to a topic (Kafka Streams' `SinkNode`, added by
@@ -217,7 +218,8 @@ impl Topology {
         })
     }
 
-    /// Every node, in creation order; [`NodeDef::parents`] and [`NodeDef::children`] index this slice.
+    /// Every node, in creation order; [`NodeDef::parents`] and [`NodeDef::children`] index this
+    /// slice.
     pub fn nodes(&self) -> &[NodeDef] {
         &self.nodes
     }
