@@ -427,7 +427,7 @@ pub struct TimeWindowedKStream<K, V> {
 
 impl<K: Data + Clone, V: Data> TimeWindowedKStream<K, V> {
     /// Counts the records per key and window (Kafka Streams' `windowedBy(..).count()`); the table
-    /// emits every updated count.
+    /// emits updated counts, collapsed per key until the next commit while the store caches.
     pub fn count(&self, materialized: Materialized<i64>) -> KTable<Windowed<K>, i64> {
         self.grouped.aggregate_erased(
             None,

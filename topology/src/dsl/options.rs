@@ -179,8 +179,8 @@ impl<V> Materialized<V> {
         self
     }
 
-    /// Keeps the store in memory rather than in RocksDB; it is rebuilt from its changelog on
-    /// restart.
+    /// Keeps the store in memory rather than in RocksDB; a logged one is rebuilt from its changelog
+    /// at every start.
     pub fn in_memory(mut self) -> Self {
         self.in_memory = true;
         self
