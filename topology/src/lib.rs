@@ -15,6 +15,8 @@
 //! - [`state`]: the store interfaces a task's processors see, in-memory stores, the record cache
 //!   and the window key layout (RocksDB stores live in `freshet-streams`).
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod dsl;
 pub mod duration;

@@ -6,7 +6,10 @@
 /// as Kafka Streams' description shows them; the runtime prefixes `<application.id>-`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TopicName {
+    /// A topic the application does not own (user input or output), named as is.
     External(String),
+    /// A topic the application creates (repartition, changelog, subscription), named without the
+    /// `<application.id>-` prefix.
     Internal(String),
 }
 

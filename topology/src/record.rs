@@ -16,6 +16,8 @@ impl Headers {
             .and_then(|(_, v)| v.as_deref())
     }
 
+    /// Appends a header with a value (Kafka's `Headers.add`); earlier headers of the same name
+    /// stay.
     pub fn add(&mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) {
         self.0.push((name.into(), Some(value.into())));
     }
@@ -24,6 +26,7 @@ impl Headers {
 /// A record a sink wants written to Kafka.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProduceRequest {
+    /// The topic's name in Kafka (internal topics already prefixed with the application id).
     pub topic: String,
     /// A fixed partition (a changelog's is its task's); `None` partitions by key.
     pub partition: Option<i32>,
@@ -32,8 +35,12 @@ pub struct ProduceRequest {
     pub hash_len: Option<usize>,
     /// A changelog record, whose offset the task's checkpoint records.
     pub changelog: bool,
+    /// The key's bytes; `None` for a null key.
     pub key: Option<Vec<u8>>,
+    /// The value's bytes; `None` for a null value (a tombstone).
     pub value: Option<Vec<u8>>,
+    /// The record's timestamp, in ms since the Unix epoch.
     pub timestamp: i64,
+    /// The headers written with the record.
     pub headers: Headers,
 }

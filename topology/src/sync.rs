@@ -9,9 +9,11 @@ use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Locking that takes over a poisoned lock's data instead of failing.
 pub trait Unpoisoned {
+    /// The guard [`Unpoisoned::read_unpoisoned`] returns.
     type Read<'a>
     where
         Self: 'a;
+    /// The guard [`Unpoisoned::lock_unpoisoned`] returns.
     type Write<'a>
     where
         Self: 'a;

@@ -9,8 +9,13 @@ use crate::state::window::Window;
 /// Fixed-size windows advancing by `advance` (tumbling when `advance == size`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TimeWindows {
+    /// Window length in ms (at least 1).
     pub size_ms: i64,
+    /// Distance between window starts in ms, between 1 and `size_ms`; equal to it for tumbling
+    /// windows.
     pub advance_ms: i64,
+    /// How long after a window's end (in stream time, ms) records for it are still accepted; later
+    /// ones are dropped as late and the window is closed.
     pub grace_ms: i64,
 }
 
@@ -60,11 +65,15 @@ impl TimeWindows {
 /// Sessions of activity separated by at least `gap` (`SessionWindows`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionWindows {
+    /// Inactivity gap in ms: records of a key closer in time than this belong to one session.
     pub gap_ms: i64,
+    /// How long after a session's end (in stream time, ms) records may still extend or merge it.
     pub grace_ms: i64,
 }
 
 impl SessionWindows {
+    /// Sessions separated by `gap` of inactivity, with `grace` for late records (Kafka Streams'
+    /// `SessionWindows.ofInactivityGapAndGrace`); kept at ms resolution.
     pub fn new(gap: Duration, grace: Duration) -> Self {
         SessionWindows {
             gap_ms: gap.as_millis() as i64,
@@ -72,6 +81,7 @@ impl SessionWindows {
         }
     }
 
+    /// How long the session store keeps sessions: gap plus grace, as Kafka Streams keeps them.
     pub fn retention_ms(&self) -> i64 {
         self.gap_ms + self.grace_ms
     }
@@ -80,11 +90,15 @@ impl SessionWindows {
 /// Windows spanning at most `time_difference` between records (`SlidingWindows`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SlidingWindows {
+    /// Largest time difference in ms between two records of one window; each window is this long.
     pub time_difference_ms: i64,
+    /// How long after a window's end (in stream time, ms) records for it are still accepted.
     pub grace_ms: i64,
 }
 
 impl SlidingWindows {
+    /// Sliding windows of `time_difference`, with `grace` for late records (Kafka Streams'
+    /// `SlidingWindows.ofTimeDifferenceAndGrace`); kept at ms resolution.
     pub fn new(time_difference: Duration, grace: Duration) -> Self {
         SlidingWindows {
             time_difference_ms: time_difference.as_millis() as i64,
@@ -106,6 +120,8 @@ pub struct JoinWindows {
     pub before_ms: i64,
     /// How much later than a left record a right record may be.
     pub after_ms: i64,
+    /// How far behind stream time (ms) a record may arrive and still join; after that the window
+    /// is closed and, in outer joins, unjoined records are emitted.
     pub grace_ms: i64,
 }
 

@@ -124,7 +124,10 @@ pub enum LayerSource {
 /// One source of configuration, as (property, value) in Kafka Streams naming.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layer {
+    /// Which layer this is; decides precedence when two layers set the same property.
     pub source: LayerSource,
+    /// The (property, value) pairs in the order they were written; keys in Kafka Streams naming,
+    /// possibly with a client prefix (`producer.`, `main.consumer.`, ...).
     pub entries: Vec<(String, String)>,
 }
 
@@ -149,6 +152,7 @@ impl Layer {
 /// or the `config` entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Origin {
+    /// The layer the value came from.
     pub source: LayerSource,
     /// The key as written in its layer (in Kafka Streams naming).
     pub key: String,
@@ -225,47 +229,84 @@ fn several_message(errors: &[ConfigError]) -> String {
 /// what to do; values of secret properties are shown as `<redacted>`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
+    /// A key that is neither a Kafka Streams property, a Java client property nor a librdkafka
+    /// property (typically a typo).
     #[error("{}", unknown_message(.key, .origin, .suggestion))]
     UnknownProperty {
+        /// The key as written.
         key: String,
+        /// Where it was written.
         origin: Origin,
         /// The nearest known name, if one is close.
         suggestion: Option<String>,
     },
+    /// A known property whose value does not parse (wrong type, out of range, an unknown enum
+    /// value, a value Kafka Streams 4 removed).
     #[error("invalid value `{value}` for {key} in {origin}: {reason}")]
     InvalidValue {
+        /// The property as written.
         key: String,
+        /// The value as written, or `<redacted>` for a secret property.
         value: String,
+        /// Where it was written.
         origin: Origin,
+        /// What was expected instead.
         reason: String,
     },
+    /// A property that may not be set where it was: one Freshet sets itself, a Kafka Streams
+    /// property given with a client prefix, or a librdkafka callback only the C API can set.
     #[error("{key}={value} in {origin} is refused: {reason}")]
     Refused {
+        /// The property as written.
         key: String,
+        /// The value as written, or `<redacted>` for a secret property.
         value: String,
+        /// Where it was written.
         origin: Origin,
+        /// Why it is refused and what to do instead.
         reason: String,
     },
+    /// A valid Kafka Streams value that Freshet cannot honour yet (it would silently behave
+    /// differently, so it is an error rather than a warning).
     #[error("{key}={value} in {origin} is not supported yet: {reason}")]
     NotSupported {
+        /// The property as written.
         key: String,
+        /// The value as written, or `<redacted>` for a secret property.
         value: String,
+        /// Where it was written.
         origin: Origin,
+        /// What is missing and what to use instead.
         reason: String,
     },
+    /// A required property (such as `application.id` or `bootstrap.servers`) that no layer sets.
     #[error("{key} is required: {fix}")]
-    Missing { key: String, fix: String },
+    Missing {
+        /// The missing property.
+        key: String,
+        /// How to set it (which spec field, flag or environment variable).
+        fix: String,
+    },
     #[error(
         "{} and {} both set `{property}` for the {client}, to different values: keep one",
         .first.subject(),
         .second.subject()
     )]
+    /// Two layers of the same precedence set one client property to different values, so neither
+    /// can win.
     Conflict {
+        /// The client property, in librdkafka naming.
         property: String,
+        /// The client it applies to (`application` for a Kafka Streams property, else the producer,
+        /// main consumer, restore consumer, admin client...).
         client: String,
+        /// Where the first value was written.
         first: Origin,
+        /// Where the conflicting value was written.
         second: Origin,
     },
+    /// Every problem found, when there is more than one: resolution reports all of them at once
+    /// rather than the first.
     #[error("{}", several_message(.0))]
     Several(Vec<ConfigError>),
 }
@@ -273,12 +314,17 @@ pub enum ConfigError {
 /// `processing.guarantee`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum ProcessingGuarantee {
+    /// `at_least_once` (the default): after a failure, records since the last commit are processed
+    /// again.
     #[default]
     AtLeastOnce,
+    /// `exactly_once_v2`: each stream thread writes output, changelogs and offsets in one Kafka
+    /// transaction (Kafka Streams 4 removed the older `exactly_once` and `exactly_once_beta`).
     ExactlyOnceV2,
 }
 
 impl ProcessingGuarantee {
+    /// The value as written in `processing.guarantee`.
     pub fn as_str(self) -> &'static str {
         match self {
             ProcessingGuarantee::AtLeastOnce => "at_least_once",
@@ -304,6 +350,7 @@ pub enum ErrorHandler {
 }
 
 impl ErrorHandler {
+    /// The value as Freshet spells it in configuration and messages (`fail`, `log-and-continue`).
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorHandler::Fail => "fail",
@@ -324,6 +371,7 @@ pub enum GroupProtocol {
 }
 
 impl GroupProtocol {
+    /// The value as written in `group.protocol`.
     pub fn as_str(self) -> &'static str {
         match self {
             GroupProtocol::Classic => "classic",
@@ -335,9 +383,12 @@ impl GroupProtocol {
 /// `metrics.recording.level`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum MetricsRecordingLevel {
+    /// `INFO` (the default): the metrics Kafka Streams records at info level.
     #[default]
     Info,
+    /// `DEBUG`: also the per-task, per-processor and per-store metrics.
     Debug,
+    /// `TRACE`: every metric Kafka Streams records, the most detailed level.
     Trace,
 }
 

@@ -24,9 +24,15 @@ use super::{Data, KStream};
 /// How an aggregation windows its records.
 #[derive(Clone)]
 pub enum Windowing {
+    /// No windows: one aggregate per key over all time, in a key-value store.
     None,
+    /// Tumbling or hopping windows of fixed size (Kafka Streams' `TimeWindows`), in a window store.
     Time(TimeWindows),
+    /// Sliding windows over the records' time difference (Kafka Streams' `SlidingWindows`), in a
+    /// window store.
     Sliding(SlidingWindows),
+    /// Session windows separated by an inactivity gap (Kafka Streams' `SessionWindows`), in a
+    /// session store; the merger combines two sessions' aggregates when a record bridges them.
     Session(SessionWindows, Merger),
 }
 
@@ -99,6 +105,8 @@ impl<K: Data, V: Data> KStream<K, V> {
         self.try_group_by(None, move |_, k, v| Ok(f(k, v)), grouped)
     }
 
+    /// `group_by` with the record info in view and a fallible key function; `named` names the
+    /// key-selecting node instead of a generated `KSTREAM-KEY-SELECT-NNNNNNNNNN`.
     pub fn try_group_by<K2: Data>(
         &self,
         named: Option<&str>,
@@ -418,6 +426,8 @@ pub struct TimeWindowedKStream<K, V> {
 }
 
 impl<K: Data + Clone, V: Data> TimeWindowedKStream<K, V> {
+    /// Counts the records per key and window (Kafka Streams' `windowedBy(..).count()`); the table
+    /// emits updated counts, collapsed per key until the next commit while the store caches.
     pub fn count(&self, materialized: Materialized<i64>) -> KTable<Windowed<K>, i64> {
         self.grouped.aggregate_erased(
             None,
@@ -429,6 +439,9 @@ impl<K: Data + Clone, V: Data> TimeWindowedKStream<K, V> {
         )
     }
 
+    /// Folds the records of each key and window into an aggregate, starting from `init` in every
+    /// new window (Kafka Streams' `windowedBy(..).aggregate(initializer, aggregator,
+    /// materialized)`).
     pub fn aggregate<A: Data>(
         &self,
         init: impl Fn() -> A + Send + Sync + 'static,
@@ -494,6 +507,8 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         }
     }
 
+    /// Starts a cogroup (Kafka Streams' `KGroupedStream.cogroup(aggregator)`): `f` folds this
+    /// stream's values into the shared aggregate; add more streams with [`CogroupedKStream::with`].
     pub fn cogroup<A: Data>(
         &self,
         f: impl Fn(&K, &V, &A) -> A + Send + Sync + 'static,
@@ -577,6 +592,8 @@ impl<K: Data, A> CogroupedKStream<K, A> {
 }
 
 impl<K: Data, A: Data> CogroupedKStream<K, A> {
+    /// Adds another grouped stream with its own aggregator (Kafka Streams'
+    /// `CogroupedKStream.cogroup`); its keys must be of the same type and co-partitioned.
     pub fn with<V2: Data>(
         self,
         other: &KGroupedStream<K, V2>,
@@ -585,6 +602,8 @@ impl<K: Data, A: Data> CogroupedKStream<K, A> {
         self.with_erased(other, typed_add(f))
     }
 
+    /// Folds every stream's records into one aggregate per key, starting from `init`, in one store
+    /// (Kafka Streams' `CogroupedKStream.aggregate(initializer, materialized)`).
     pub fn aggregate(
         &self,
         init: impl Fn() -> A + Send + Sync + 'static,

@@ -21,7 +21,10 @@ pub enum JoinError {
     #[error(
         "the table is not materialized in a store: join the table it was derived from, or read it with toTable first"
     )]
+    /// The table has no store to look rows up in (e.g. a `filter` or `mapValues` result that was
+    /// not materialized).
     NotMaterialized,
+    /// The table's key and value serdes are unknown, so its store cannot be read.
     #[error("the table has no key and value serdes to read its store with")]
     NoSerdes,
 }

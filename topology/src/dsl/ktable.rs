@@ -210,10 +210,14 @@ impl<K, V> KTable<K, V> {
 }
 
 impl<K: Data, V: Data + Clone> KTable<K, V> {
+    /// Keeps the rows `f` accepts (Kafka Streams' `KTable.filter`); a row that stops matching is
+    /// deleted downstream (a tombstone is forwarded).
     pub fn filter(&self, f: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> Self {
         self.try_filter(None, move |_, k, v| Ok(f(k, v)))
     }
 
+    /// `filter` with the record info in view and a fallible predicate; `named` names the node
+    /// instead of a generated `KTABLE-FILTER-NNNNNNNNNN`.
     pub fn try_filter(
         &self,
         named: Option<&str>,
@@ -224,6 +228,8 @@ impl<K: Data, V: Data + Clone> KTable<K, V> {
         self.try_filter_erased(named, p, true)
     }
 
+    /// A new value for each row, the key kept (Kafka Streams' `KTable.mapValues`); deletions stay
+    /// deletions.
     pub fn map_values<V2: Data>(
         &self,
         f: impl Fn(&V) -> V2 + Send + Sync + 'static,

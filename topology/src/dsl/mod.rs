@@ -118,6 +118,7 @@ pub(crate) fn serializer<T: Data>(serde: Arc<dyn Serde<T>>, what: &'static str) 
 }
 
 impl StreamsBuilder {
+    /// An empty builder (Kafka Streams' `new StreamsBuilder()`).
     pub fn new() -> Self {
         Self::default()
     }
@@ -286,14 +287,19 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     // ---- filter / filterNot ----
 
+    /// Keeps the records `f` accepts (Kafka Streams' `filter`).
     pub fn filter(&self, f: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> KStream<K, V> {
         self.try_filter(None, move |_, k, v| Ok(f(k, v)))
     }
 
+    /// Drops the records `f` accepts (Kafka Streams' `filterNot`).
     pub fn filter_not(&self, f: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> KStream<K, V> {
         self.try_filter_not(None, move |_, k, v| Ok(f(k, v)))
     }
 
+    /// `filter` with the record's timestamp, headers and origin in view, and a fallible predicate:
+    /// an `Err` is a processing error for the record. `named` names the node instead of a generated
+    /// `KSTREAM-FILTER-NNNNNNNNNN` (Kafka Streams' `Named`).
     pub fn try_filter(
         &self,
         named: Option<&str>,
@@ -310,6 +316,8 @@ impl<K: Data, V: Data> KStream<K, V> {
         )
     }
 
+    /// `filter_not` with the record info in view and a fallible predicate; `named` as in
+    /// [`KStream::try_filter`].
     pub fn try_filter_not(
         &self,
         named: Option<&str>,
@@ -328,6 +336,8 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     // ---- map / mapValues / selectKey ----
 
+    /// A new key and value for each record (Kafka Streams' `map`). The stream counts as re-keyed: a
+    /// later grouping or join repartitions it.
     pub fn map<K2: Data, V2: Data>(
         &self,
         f: impl Fn(&K, &V) -> (K2, V2) + Send + Sync + 'static,
@@ -335,6 +345,8 @@ impl<K: Data, V: Data> KStream<K, V> {
         self.try_map(None, move |_, k, v| Ok(f(k, v)))
     }
 
+    /// `map` with the record info in view and a fallible function; `named` names the node instead
+    /// of a generated `KSTREAM-MAP-NNNNNNNNNN`.
     pub fn try_map<K2: Data, V2: Data>(
         &self,
         named: Option<&str>,
@@ -347,6 +359,8 @@ impl<K: Data, V: Data> KStream<K, V> {
         self.then("KSTREAM-MAP-", named, op)
     }
 
+    /// A new value for each record, the key kept (Kafka Streams' `mapValues`): no repartition
+    /// follows.
     pub fn map_values<V2: Data>(
         &self,
         f: impl Fn(&V) -> V2 + Send + Sync + 'static,
@@ -365,6 +379,8 @@ impl<K: Data, V: Data> KStream<K, V> {
         self.then("KSTREAM-MAPVALUES-", named, op)
     }
 
+    /// A new key for each record, the value kept (Kafka Streams' `selectKey`). The stream counts as
+    /// re-keyed: a later grouping or join repartitions it.
     pub fn select_key<K2: Data>(
         &self,
         f: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,
@@ -372,6 +388,8 @@ impl<K: Data, V: Data> KStream<K, V> {
         self.try_select_key(None, move |_, k, v| Ok(f(k, v)))
     }
 
+    /// `select_key` with the record info in view and a fallible function; `named` names the node
+    /// instead of a generated `KSTREAM-KEY-SELECT-NNNNNNNNNN`.
     pub fn try_select_key<K2: Data>(
         &self,
         named: Option<&str>,
@@ -384,6 +402,7 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     // ---- flatMap / flatMapValues ----
 
+    /// Zero or more records for each record (Kafka Streams' `flatMap`); re-keys the stream.
     pub fn flat_map<K2: Data, V2: Data>(
         &self,
         f: impl Fn(&K, &V) -> Vec<(K2, V2)> + Send + Sync + 'static,
@@ -391,6 +410,8 @@ impl<K: Data, V: Data> KStream<K, V> {
         self.try_flat_map(None, move |_, k, v| Ok(f(k, v)))
     }
 
+    /// `flat_map` with the record info in view and a fallible function; `named` names the node
+    /// instead of a generated `KSTREAM-FLATMAP-NNNNNNNNNN`.
     pub fn try_flat_map<K2: Data, V2: Data>(
         &self,
         named: Option<&str>,
@@ -408,6 +429,8 @@ impl<K: Data, V: Data> KStream<K, V> {
         self.then("KSTREAM-FLATMAP-", named, op)
     }
 
+    /// Zero or more values for each record, each with the record's key (Kafka Streams'
+    /// `flatMapValues`).
     pub fn flat_map_values<V2: Data>(
         &self,
         f: impl Fn(&V) -> Vec<V2> + Send + Sync + 'static,
@@ -415,6 +438,8 @@ impl<K: Data, V: Data> KStream<K, V> {
         self.try_flat_map_values(None, move |_, _, v| Ok(f(v)))
     }
 
+    /// `flat_map_values` with the key and record info in view and a fallible function; `named`
+    /// names the node instead of a generated `KSTREAM-FLATMAPVALUES-NNNNNNNNNN`.
     pub fn try_flat_map_values<V2: Data>(
         &self,
         named: Option<&str>,
@@ -429,6 +454,8 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     // ---- peek ----
 
+    /// Calls `f` on each record and forwards it unchanged (Kafka Streams' `peek`), e.g. for
+    /// logging.
     pub fn peek(&self, f: impl Fn(&K, &V) + Send + Sync + 'static) -> KStream<K, V> {
         self.try_peek(None, move |_, k, v| {
             f(k, v);
@@ -436,6 +463,8 @@ impl<K: Data, V: Data> KStream<K, V> {
         })
     }
 
+    /// `peek` with the record info in view and a fallible function; `named` names the node instead
+    /// of a generated `KSTREAM-PEEK-NNNNNNNNNN`.
     pub fn try_peek(
         &self,
         named: Option<&str>,
@@ -465,6 +494,8 @@ impl<K: Data, V: Data> KStream<K, V> {
         self.merge_named(other, None)
     }
 
+    /// `merge` with the node named `named` instead of a generated `KSTREAM-MERGE-NNNNNNNNNN`. Both
+    /// streams must come from the same builder (it panics otherwise).
     pub fn merge_named(&self, other: &KStream<K, V>, named: Option<&str>) -> KStream<K, V> {
         assert!(
             Rc::ptr_eq(&self.builder.state, &other.builder.state),
@@ -553,6 +584,8 @@ impl<K: Data, V: Data> KStream<K, V> {
         self.to_with(topic, Produced::default());
     }
 
+    /// Writes to the existing topic `topic` with these serdes and sink name (Kafka Streams'
+    /// `to(topic, Produced)`).
     pub fn to_with(&self, topic: &str, produced: Produced<K, V>) {
         let target = SinkTarget::Topic(TopicName::External(topic.to_owned()));
         self.sink(target, produced);
@@ -658,6 +691,8 @@ impl<K: Data, V: Data> BranchedKStream<K, V> {
         self.try_branch(name, move |_, k, v| Ok(predicate(k, v)))
     }
 
+    /// `branch` with the record info in view and a fallible predicate; `name` is appended to the
+    /// split's name to name the branch.
     pub fn try_branch(
         mut self,
         name: &str,

@@ -12,14 +12,19 @@ use super::StreamsBuilder;
 /// A key with the time window it belongs to (Kafka Streams' `Windowed<K>`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Windowed<K> {
+    /// The record's key, as grouped.
     pub key: K,
+    /// The window the aggregate is for, in ms since the Unix epoch.
     pub window: Window,
 }
 
 /// Kafka Streams' `TimeWindowedSerde` (`session: false`: inner key bytes, then the window start)
 /// or `SessionWindowedSerde` (`session: true`: inner key bytes, then the end, then the start).
 pub struct WindowedSerde<K> {
+    /// Serde of the inner key.
     pub inner: Arc<dyn crate::serdes::Serde<K>>,
+    /// `true` for the session layout (end and start), `false` for the time-window layout (start
+    /// only).
     pub session: bool,
 }
 

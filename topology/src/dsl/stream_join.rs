@@ -28,20 +28,28 @@ use super::{Data, KStream};
 /// The serdes a stream-stream join stores its two sides with.
 #[derive(Clone)]
 pub struct StreamJoinSerdes {
+    /// Serde of the join key, for both sides' stores.
     pub key: ErasedSerde,
+    /// Serde of this stream's values, for its window store.
     pub this_value: ErasedSerde,
+    /// Serde of the other stream's values, for its window store.
     pub other_value: ErasedSerde,
 }
 
 /// The serdes a typed stream-stream join stores its sides with (Kafka Streams'
 /// `StreamJoined.with(keySerde, valueSerde, otherValueSerde)`).
 pub struct StreamJoined<K, V, VO> {
+    /// Serde of the join key.
     pub key: Arc<dyn Serde<K>>,
+    /// Serde of this stream's values.
     pub value: Arc<dyn Serde<V>>,
+    /// Serde of the other stream's values.
     pub other_value: Arc<dyn Serde<VO>>,
 }
 
 impl<K, V, VO> StreamJoined<K, V, VO> {
+    /// Joins with these serdes (Kafka Streams' `StreamJoined.with(keySerde, valueSerde,
+    /// otherValueSerde)`).
     pub fn with(
         key: Arc<dyn Serde<K>>,
         value: Arc<dyn Serde<V>>,

@@ -33,10 +33,14 @@ pub type TopicExtractor = Arc<dyn Fn(&ErasedRecord) -> Result<String, ProcessErr
 /// Where a sink writes.
 #[derive(Clone)]
 pub enum SinkTarget {
+    /// A fixed topic (Kafka Streams' `to(topic)`); an internal one is prefixed with the application
+    /// id when the task is built.
     Topic(crate::naming::TopicName),
     /// A topic chosen per record; the label names the extractor in descriptions.
     Extractor {
+        /// Returns the topic for each record; an empty name is an error.
         extractor: TopicExtractor,
+        /// What `describe()` prints in place of a topic name.
         label: String,
     },
 }
@@ -49,9 +53,14 @@ pub fn datum<T: Any + Send + Sync>(value: T) -> Datum {
 /// A record between processors: key, value, timestamp and headers.
 #[derive(Clone)]
 pub struct ErasedRecord {
+    /// The key, as the type the forwarding node's stream has.
     pub key: Datum,
+    /// The value, as the type the forwarding node's stream has.
     pub value: Datum,
+    /// Timestamp in ms since the Unix epoch; drives stream time, windows and the output record's
+    /// timestamp.
     pub timestamp: i64,
+    /// Headers, shared between the records a node forwards so forwarding does not copy them.
     pub headers: Arc<Headers>,
 }
 
@@ -66,13 +75,19 @@ impl fmt::Debug for ErasedRecord {
 /// A typed record a [`Processor`] forwards.
 #[derive(Clone, Debug)]
 pub struct Record<K, V> {
+    /// The record's key.
     pub key: K,
+    /// The record's value.
     pub value: V,
+    /// Timestamp in ms since the Unix epoch; a sink writes it as the Kafka record's timestamp.
     pub timestamp: i64,
+    /// Headers, written with the record by a sink.
     pub headers: Headers,
 }
 
 impl<K, V> Record<K, V> {
+    /// A record with no headers (Kafka Streams' `new Record<>(key, value, timestamp)`); `timestamp`
+    /// in ms since the Unix epoch.
     pub fn new(key: K, value: V, timestamp: i64) -> Self {
         Record {
             key,
@@ -86,7 +101,11 @@ impl<K, V> Record<K, V> {
 /// Whether a punctuation follows stream time (record timestamps) or the wall clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PunctuationType {
+    /// Fires as the task's stream time (the largest record timestamp seen) passes each interval, so
+    /// only when records arrive (Kafka Streams' `PunctuationType.STREAM_TIME`).
     StreamTime,
+    /// Fires on the wall clock, whether or not records arrive (Kafka Streams'
+    /// `PunctuationType.WALL_CLOCK_TIME`).
     WallClockTime,
 }
 
@@ -97,6 +116,7 @@ pub enum PunctuationType {
 pub struct ProcessError(pub String);
 
 impl ProcessError {
+    /// An error with this message.
     pub fn new(message: impl Into<String>) -> Self {
         ProcessError(message.into())
     }
@@ -107,8 +127,14 @@ impl ProcessError {
 /// Punctuations are requested with [`ProcessorContext::schedule`] and delivered to
 /// [`Processor::punctuate`] with the id the schedule returned.
 pub trait Processor<KIn, VIn, KOut, VOut>: Send {
+    /// Called once per task before the first record (Kafka Streams' `Processor.init`): resolve
+    /// stores and schedule punctuations here; the runtime registers the schedules made during
+    /// `init`.
     fn init(&mut self, _ctx: &mut ProcessorContext<'_, KOut, VOut>) {}
 
+    /// Called for each record that reaches the processor (Kafka Streams' `Processor.process`);
+    /// forward results with `ctx`. An error fails the record: the task stops, naming it, unless
+    /// `processing.exception.handler` is log-and-continue.
     fn process(
         &mut self,
         ctx: &mut ProcessorContext<'_, KOut, VOut>,
@@ -116,6 +142,10 @@ pub trait Processor<KIn, VIn, KOut, VOut>: Send {
         value: &VIn,
     ) -> Result<(), ProcessError>;
 
+    /// Called when a punctuation scheduled in [`Processor::init`] is due (Kafka Streams'
+    /// `Punctuator.punctuate`): `punctuation` is the id the schedule returned, `timestamp` the
+    /// stream time or wall-clock time (ms) it fired at. There is no current record, so
+    /// [`ProcessorContext::record_meta`] is `None`.
     fn punctuate(
         &mut self,
         _ctx: &mut ProcessorContext<'_, KOut, VOut>,
@@ -125,6 +155,8 @@ pub trait Processor<KIn, VIn, KOut, VOut>: Send {
         Ok(())
     }
 
+    /// Called when the task closes (Kafka Streams' `Processor.close`), to release what the
+    /// processor holds; it can no longer forward.
     fn close(&mut self) {}
 }
 
@@ -242,6 +274,8 @@ where
             .map_err(store_error)
     }
 
+    /// Deletes `key` (writes a tombstone), with the current record's timestamp (stream time in a
+    /// punctuation); the tombstone goes to the store's changelog too.
     pub fn delete<K, V>(&mut self, store: &StoreHandle<K, V>, key: &K) -> Result<(), ProcessError> {
         let kb = store.key_bytes(key)?;
         let ts = self.timestamp();

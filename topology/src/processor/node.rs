@@ -8,24 +8,35 @@ use crate::state::TaskStores;
 /// Where the record being processed came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordMeta {
+    /// The topic the record was read from (the runtime's name, application id prefix included).
     pub topic: String,
+    /// Its partition.
     pub partition: i32,
+    /// Its offset in that partition.
     pub offset: i64,
+    /// Its timestamp, in ms since the Unix epoch.
     pub timestamp: i64,
+    /// Its headers, as read.
     pub headers: Headers,
 }
 
 /// A record a node forwards: to every child, or to the child of that name.
 pub struct Forward {
+    /// The record forwarded.
     pub record: ErasedRecord,
+    /// The name of the only child to receive it (Kafka Streams' `To.child`), or `None` for every
+    /// child.
     pub child: Option<String>,
 }
 
 /// A punctuation a node asked for.
 #[derive(Clone, Debug)]
 pub struct ScheduledPunctuation {
+    /// The id the node will be called back with in [`Node::punctuate`].
     pub id: PunctuationId,
+    /// How often it fires (ms resolution; at least 1 ms).
     pub interval: Duration,
+    /// On stream time or on the wall clock.
     pub kind: PunctuationType,
 }
 
@@ -33,8 +44,10 @@ pub struct ScheduledPunctuation {
 /// moves by hand when testing (as Kafka's `TopologyTestDriver.advanceWallClockTime`).
 #[derive(Clone, Debug, Default)]
 pub enum WallClock {
+    /// The system clock (when running).
     #[default]
     System,
+    /// A clock in ms since the Unix epoch, moved by the test driver.
     Manual(std::sync::Arc<std::sync::atomic::AtomicI64>),
 }
 
@@ -54,12 +67,21 @@ impl WallClock {
 /// The runtime side of a node's context: collects what the node emits while it runs.
 #[derive(Default)]
 pub struct NodeContext {
+    /// The task's id, `<subtopology>_<partition>`.
     pub task_id: String,
+    /// The record being processed; `None` during a punctuation.
     pub meta: Option<RecordMeta>,
+    /// The task's stream time in ms: the largest record timestamp it has seen.
     pub stream_time: i64,
+    /// What the current node forwarded; the task delivers it to the children after the node
+    /// returns.
     pub forwards: Vec<Forward>,
+    /// Records for Kafka (sinks' output), collected by the task after each record or punctuation.
     pub produced: Vec<ProduceRequest>,
+    /// Punctuations asked for; the task registers those asked for during [`Node::init`].
     pub scheduled: Vec<ScheduledPunctuation>,
+    /// Set by a node to ask for a commit before the commit interval elapses
+    /// (Kafka Streams' `ProcessorContext.commit()`); the task clears it when read.
     pub commit_requested: bool,
     /// The task's state stores.
     pub stores: TaskStores,
@@ -76,6 +98,8 @@ pub struct NodeContext {
 }
 
 impl NodeContext {
+    /// A context for task `task_id`, with no stores and the default outer-join emit interval (1000
+    /// ms).
     pub fn new(task_id: impl Into<String>) -> Self {
         NodeContext {
             task_id: task_id.into(),
@@ -84,6 +108,7 @@ impl NodeContext {
         }
     }
 
+    /// Forwards `record` to every child, or to the child named `child` only.
     pub fn forward(&mut self, record: ErasedRecord, child: Option<&str>) {
         self.forwards.push(Forward {
             record,
@@ -91,10 +116,12 @@ impl NodeContext {
         });
     }
 
+    /// Hands a record to the task for writing to Kafka.
     pub fn produce(&mut self, request: ProduceRequest) {
         self.produced.push(request);
     }
 
+    /// Asks for a punctuation every `interval`; returns the id [`Node::punctuate`] receives.
     pub fn schedule(&mut self, interval: Duration, kind: PunctuationType) -> PunctuationId {
         let id = PunctuationId(self.next_punctuation);
         self.next_punctuation += 1;
@@ -107,11 +134,16 @@ impl NodeContext {
 /// One node of a task's processor graph. Nodes are created per task from the topology's
 /// factories, so a node may keep per-task state in `self`.
 pub trait Node: Send {
+    /// Called once per task before the first record: look up stores, schedule punctuations.
     fn init(&mut self, _ctx: &mut NodeContext) {}
 
+    /// Called for each record that reaches the node; results are forwarded through `ctx`. An error
+    /// fails the record, which `processing.exception.handler` then skips or stops the task on.
     fn process(&mut self, ctx: &mut NodeContext, record: &ErasedRecord)
     -> Result<(), ProcessError>;
 
+    /// Called when the punctuation `id` is due, with the stream time or wall-clock time (ms) it
+    /// fired at; `ctx.meta` is `None`.
     fn punctuate(
         &mut self,
         _ctx: &mut NodeContext,
@@ -126,5 +158,6 @@ pub trait Node: Send {
         Ok(())
     }
 
+    /// Called when the task closes.
     fn close(&mut self) {}
 }

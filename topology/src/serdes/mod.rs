@@ -86,18 +86,28 @@ impl fmt::Display for SerdeKind {
 /// Bytes that do not decode with the serde they were read with.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum DecodeError {
+    /// A fixed-size serde (`int`, `long`, `double`) got another number of bytes.
     #[error("{serde} expects {expected} bytes, got {actual}")]
     Length {
+        /// The serde's name.
         serde: &'static str,
+        /// The bytes it reads.
         expected: usize,
+        /// The bytes it got.
         actual: usize,
     },
+    /// A windowed key is shorter than its window suffix (8 bytes for time windows, 16 for
+    /// sessions).
     #[error("{serde} expects at least {minimum} bytes, got {actual}")]
     TooShort {
+        /// The serde's name (`windowed` or `session`).
         serde: &'static str,
+        /// The length of the window suffix alone.
         minimum: usize,
+        /// The bytes it got.
         actual: usize,
     },
+    /// A string that is not UTF-8; holds the offset of the first invalid byte.
     #[error("string serde: invalid UTF-8 at byte {0}")]
     Utf8(usize),
 }

@@ -8,12 +8,16 @@ use super::{decode_double, decode_int, decode_long, decode_string};
 pub trait Serde<T>: Send + Sync {
     /// The serde's manifest name (`string`, `long`, ...), for descriptions and errors.
     fn name(&self) -> String;
+    /// The bytes Kafka's serializer for the type would write; `None` writes a Kafka null.
     fn serialize(&self, value: &T) -> Result<Option<Vec<u8>>, String>;
+    /// Reads the bytes back; `None` is a Kafka null, which only nullable types (`Option<_>`, `()`)
+    /// accept.
     fn deserialize(&self, bytes: Option<&[u8]>) -> Result<T, String>;
 }
 
 /// Types with an obvious serde, so `builder.stream::<String, i64>(topic)` needs no `Consumed`.
 pub trait DefaultSerde: Sized + 'static {
+    /// The type's serde, as Kafka Streams' `Serdes.String()`, `Serdes.Long()`...
     fn default_serde() -> Arc<dyn Serde<Self>>;
 }
 

@@ -5,13 +5,16 @@ use crate::naming::TopicName;
 /// What a state store holds, which decides its key layout and its changelog's cleanup policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StoreKind {
+    /// Key-value: one value per key (Kafka Streams' `KeyValueStore`); its changelog is compacted.
     KeyValue,
     /// Windows of time; entries older than `retention_ms` behind stream time expire.
     Window {
+        /// How long windows are kept behind stream time, in ms.
         retention_ms: i64,
     },
     /// Sessions, keyed by their end and start.
     Session {
+        /// How long sessions are kept behind stream time, in ms.
         retention_ms: i64,
     },
 }
@@ -19,7 +22,10 @@ pub enum StoreKind {
 /// A state store that processors connect to by name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoreDef {
+    /// The store's name, unique in the topology; processors name it to use it, and it names the
+    /// changelog `<application.id>-<name>-changelog` and the store's directory.
     pub name: String,
+    /// What the store holds: key-value, windows or sessions.
     pub kind: StoreKind,
     /// Written to the changelog `<application.id>-<name>-changelog`, which restores it.
     pub logged: bool,
@@ -28,6 +34,9 @@ pub struct StoreDef {
 }
 
 impl StoreDef {
+    /// A logged, persistent (RocksDB) key-value store named `name`, as Kafka Streams'
+    /// `Stores.keyValueStoreBuilder(Stores.persistentKeyValueStore(name), ..)` builds one; for
+    /// [`crate::dsl::StreamsBuilder::add_state_store`].
     pub fn key_value(name: impl Into<String>) -> Self {
         StoreDef {
             name: name.into(),

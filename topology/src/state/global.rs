@@ -13,12 +13,15 @@ use super::{InMemoryStore, KeyValueStore, StateError};
 /// A key and its value, or `None` for a deletion, as read from a global table's topic.
 pub type Row = (Vec<u8>, Option<Vec<u8>>);
 
+/// The stores of the process's global tables (Kafka Streams' global state stores), by name: in
+/// memory, written by the global thread, read by every task.
 #[derive(Default)]
 pub struct GlobalStores {
     stores: HashMap<String, Mutex<InMemoryStore>>,
 }
 
 impl GlobalStores {
+    /// Empty stores with these names.
     pub fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
         GlobalStores {
             stores: names

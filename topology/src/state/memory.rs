@@ -5,12 +5,15 @@ use std::ops::Bound;
 
 use super::{Entry, KeyValueStore, StateError};
 
+/// A key-value store in a sorted in-memory map: nothing is written to disk, so a logged one is
+/// restored from its changelog at every start.
 pub struct InMemoryStore {
     name: String,
     entries: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 impl InMemoryStore {
+    /// An empty store named `name`.
     pub fn new(name: impl Into<String>) -> Self {
         InMemoryStore {
             name: name.into(),

@@ -23,7 +23,9 @@ pub struct StoreId(pub usize);
 /// A stored value and the timestamp it carries (the record timestamp of its latest update).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Timestamped {
+    /// The value's bytes, as its serde wrote them.
     pub value: Vec<u8>,
+    /// The record timestamp of the value's latest update, in ms since the Unix epoch.
     pub timestamp: i64,
 }
 
@@ -140,6 +142,7 @@ impl TaskStores {
         self.cache_limit > 0
     }
 
+    /// The definition of store `id`.
     pub fn def(&self, id: StoreId) -> &StoreDef {
         &self.stores[id.0].def
     }
@@ -152,6 +155,8 @@ impl TaskStores {
             .filter_map(|(i, s)| s.changelog.as_deref().map(|c| (StoreId(i), c)))
     }
 
+    /// The value of `key` in store `id` with its timestamp, from the record cache if it holds the
+    /// key, else from the store.
     pub fn get(&self, id: StoreId, key: &[u8]) -> Result<Option<Timestamped>, StateError> {
         let store = &self.stores[id.0];
         let stored = match store.cache.get(key) {

@@ -13,7 +13,10 @@ const SEQ: usize = 4;
 /// A time window `[start, end)` (sliding windows treat `end` as inclusive, as Kafka Streams does).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Window {
+    /// Start of the window, in ms since the Unix epoch; inclusive.
     pub start: i64,
+    /// End of the window, in ms since the Unix epoch: exclusive for tumbling and hopping windows,
+    /// inclusive for sliding and session windows.
     pub end: i64,
 }
 

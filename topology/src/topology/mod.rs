@@ -22,18 +22,34 @@ pub type NodeFactory = Arc<dyn Fn() -> Box<dyn Node> + Send + Sync>;
 /// What a node is.
 #[derive(Clone)]
 pub enum NodeKind {
+    /// Reads records from topics and deserializes them (Kafka Streams' `SourceNode`, added by
+    /// `Topology.addSource`).
     Source {
+        /// The topics it reads; a topic may be read by only one source in the topology.
         topics: Vec<TopicName>,
+        /// Turns the record key's bytes into the node's key type.
         key: Deserializer,
+        /// Turns the record value's bytes into the node's value type.
         value: Deserializer,
     },
+    /// Runs user or DSL code on each record (Kafka Streams' `ProcessorNode`, added by
+    /// `Topology.addProcessor`).
     Processor {
+        /// Builds the node's instance, called once per task so tasks never share state.
         factory: NodeFactory,
+        /// Names of the state stores the processor uses (`connectProcessorAndStateStores`); each
+        /// must be one of the topology's stores, and processors sharing a store are placed in one
+        /// sub-topology.
         stores: Vec<String>,
     },
+    /// Serializes records and writes them to a topic (Kafka Streams' `SinkNode`, added by
+    /// `Topology.addSink`).
     Sink {
+        /// The topic to write to: a fixed one, or one chosen per record.
         target: SinkTarget,
+        /// Turns the key into the bytes written to Kafka.
         key: Serializer,
+        /// Turns the value into the bytes written to Kafka.
         value: Serializer,
         /// Trailing key bytes the partitioner ignores: a windowed key (8 bytes of window
         /// start, 16 of session end and start) lands where its inner key would.
@@ -55,15 +71,20 @@ pub fn window_suffix_of(serde_name: &str) -> usize {
 /// A node of the topology.
 #[derive(Clone)]
 pub struct NodeDef {
+    /// The node's name, unique in the topology; `describe()` prints it and errors name it.
     pub name: String,
+    /// Source, processor or sink, with what it needs to run.
     pub kind: NodeKind,
+    /// Indices (into the topology's nodes) of the nodes that forward to this one.
     pub parents: Vec<usize>,
+    /// Indices of the nodes this one forwards to, in the order records reach them.
     pub children: Vec<usize>,
 }
 
 /// A repartition topic the application creates before it starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RepartitionTopic {
+    /// The topic's name, without the application id prefix the runtime adds.
     pub name: TopicName,
     /// Fixed partition count, or `None` for the count of the upstream sub-topology's sources.
     pub partitions: Option<i32>,
@@ -72,9 +93,12 @@ pub struct RepartitionTopic {
 /// A connected part of the graph; it runs as one task per input partition.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SubTopology {
+    /// The sub-topology's number, as in task ids `<id>_<partition>` and `describe()`'s
+    /// `Sub-topology: <id>`; numbered by their first node.
     pub id: usize,
     /// Node indices, in creation order.
     pub nodes: Vec<usize>,
+    /// The topics its sources read; their partitions decide how many tasks it has.
     pub source_topics: BTreeSet<TopicName>,
 }
 
@@ -92,30 +116,47 @@ pub struct Topology {
 /// the global thread rather than by tasks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GlobalTableDef {
+    /// The name of the global store that holds the table.
     pub store: String,
+    /// The topic the table is read from; its changelog, since a global store is restored from it.
     pub topic: String,
     /// The names describe() shows for its source and its table source (as Kafka Streams').
     pub source: String,
+    /// The name `describe()` shows for its table source (`KTABLE-SOURCE-...`), the processor that
+    /// puts the topic's records into the store.
     pub processor: String,
 }
 
 /// A graph that cannot run.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TopologyError {
+    /// No node reads a topic, so the topology would never process anything.
     #[error("the topology has no source: add a stream or table to read")]
     NoSource,
+    /// Two sources read the same topic; Kafka Streams refuses this too (one topic, one source).
     #[error("topic '{topic}' is read by more than one source ({first}, {second})")]
     TopicReadTwice {
+        /// The topic, as `describe()` shows it.
         topic: String,
+        /// The first source that reads it.
         first: String,
+        /// The second source that reads it.
         second: String,
     },
+    /// A processor or sink with no parent, which no record could ever reach; holds its name.
     #[error("processor '{0}' has no parent: connect it to a source")]
     Orphan(String),
     #[error(
         "processor '{processor}' uses state store '{store}', which is not defined: add it to the topology first"
     )]
-    UnknownStore { processor: String, store: String },
+    /// A processor names a store that the topology does not define.
+    UnknownStore {
+        /// The processor that uses the store.
+        processor: String,
+        /// The store's name, as the processor gives it.
+        store: String,
+    },
+    /// Two stores have the same name; holds it.
     #[error("state store '{0}' is defined twice: give each store its own name")]
     StoreDefinedTwice(String),
 }
@@ -177,18 +218,24 @@ impl Topology {
         })
     }
 
+    /// Every node, in creation order; [`NodeDef::parents`] and [`NodeDef::children`] index this
+    /// slice.
     pub fn nodes(&self) -> &[NodeDef] {
         &self.nodes
     }
 
+    /// The sub-topologies, by id: the parts of the graph connected other than through a repartition
+    /// topic.
     pub fn subtopologies(&self) -> &[SubTopology] {
         &self.subtopologies
     }
 
+    /// The repartition topics the application must create before it starts.
     pub fn repartition_topics(&self) -> &[RepartitionTopic] {
         &self.repartition_topics
     }
 
+    /// Every state store, in definition order.
     pub fn stores(&self) -> &[StoreDef] {
         &self.stores
     }
@@ -199,6 +246,7 @@ impl Topology {
         self
     }
 
+    /// The global tables (Kafka Streams' `GlobalKTable`s), each kept by the global thread.
     pub fn global_tables(&self) -> &[GlobalTableDef] {
         &self.global_tables
     }

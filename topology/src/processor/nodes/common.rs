@@ -15,14 +15,19 @@ use crate::state::{StoreId, Timestamped};
 /// replaces (`None`: absent, or deleted). Kafka Streams' `Change`.
 #[derive(Clone)]
 pub struct Change {
+    /// The value after the update; `None` for a deletion.
     pub new: Option<Datum>,
+    /// The value before it, for operations that must take it back out (table aggregations, joins);
+    /// `None` if the key was absent, or where the emitting operation does not carry it.
     pub old: Option<Datum>,
 }
 
 /// A serde over erased data, as operations that store or ship data need both directions.
 #[derive(Clone)]
 pub struct ErasedSerde {
+    /// Datum to bytes.
     pub ser: Serializer,
+    /// Bytes to datum.
     pub de: Deserializer,
 }
 
@@ -48,6 +53,8 @@ impl ErasedSerde {
         }
     }
 
+    /// Reads a stored `what` back from `bytes`; a failure says the serde probably changed since the
+    /// store was written.
     pub fn read(&self, bytes: &[u8], what: &str) -> Result<Datum, ProcessError> {
         (self.de)(Some(bytes)).map_err(|e| {
             ProcessError::new(format!(
@@ -99,11 +106,15 @@ pub fn is_null(d: &Datum) -> bool {
 /// What an aggregation does: the store, its serdes and the functions.
 #[derive(Clone)]
 pub struct Aggregation {
+    /// Name of the store the aggregates are kept in.
     pub store: String,
+    /// Serde of the grouping key, for the store's keys.
     pub key: ErasedSerde,
+    /// Serde of the aggregates, for the store's values.
     pub agg: ErasedSerde,
     /// `None` for a reduce: the first value is the aggregate.
     pub init: Option<Initializer>,
+    /// Folds a new value into the aggregate (Kafka Streams' aggregator, or adder for tables).
     pub add: Aggregator,
     /// Table aggregations: takes an old value back out (Kafka Streams' subtractor).
     pub subtract: Option<Aggregator>,
@@ -394,7 +405,9 @@ pub(crate) fn info_of<'a>(ctx: &'a NodeContext, record: &'a ErasedRecord) -> Rec
 
 /// What an operation's function sees besides key and value.
 pub struct RecordInfo<'a> {
+    /// The record's timestamp, in ms since the Unix epoch.
     pub timestamp: i64,
+    /// The record's headers.
     pub headers: &'a crate::processor::Headers,
     /// Topic, partition and offset of the input record this one derives from.
     pub meta: Option<&'a RecordMeta>,

@@ -103,14 +103,19 @@ fn put_hash(out: &mut Vec<u8>, hash: Option<Hash>) {
 /// Why an internal record of the join's topics cannot be read back.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CodecError {
+    /// The value hash is missing, has an invalid presence byte, or is shorter than 16 bytes.
     #[error("a truncated value hash")]
     TruncatedHash,
+    /// A subscription record shorter than a version and an instruction, or of another version.
     #[error("not a subscription of this Freshet version")]
     NotASubscription,
+    /// A subscription with an instruction byte this version does not know.
     #[error("unknown subscription instruction {0}")]
     UnknownInstruction(u8),
+    /// A response record that is empty or of another version.
     #[error("not a subscription response of this Freshet version")]
     NotAResponse,
+    /// A response missing its value's presence byte, or with an invalid one.
     #[error("a truncated subscription response")]
     TruncatedResponse,
 }

@@ -7,11 +7,16 @@ use crate::processor::{
 
 /// Writes records to Kafka: a fixed topic or one chosen per record.
 pub struct SinkNode {
+    /// The topic to write to, fixed or chosen per record.
     pub target: SinkTarget,
     /// Trailing key bytes (a window) the partitioner ignores.
     pub window_suffix: usize,
+    /// A fixed target's name in Kafka (application id prefix included), set when the task is built;
+    /// `None` for an extractor, and then the extractor's result is used as is.
     pub resolved_topic: Option<String>,
+    /// Turns the record's key into the bytes written.
     pub key: Serializer,
+    /// Turns the record's value into the bytes written.
     pub value: Serializer,
 }
 

@@ -8,32 +8,49 @@ use crate::processor::{Datum, ErasedRecord, Node, NodeContext, ProcessError};
 
 use super::common::RecordInfo;
 
+/// Decides whether a record passes a filter or takes a branch: `(record, key, value)`.
 pub type Predicate =
     Arc<dyn Fn(&RecordInfo, &Datum, &Datum) -> Result<bool, ProcessError> + Send + Sync>;
+/// Computes one datum from `(record, key, value)`: a new value (`mapValues`) or key
+/// (`selectKey`).
 pub type ValueFn =
     Arc<dyn Fn(&RecordInfo, &Datum, &Datum) -> Result<Datum, ProcessError> + Send + Sync>;
+/// Computes a new key and value from `(record, key, value)` (`map`).
 pub type PairFn =
     Arc<dyn Fn(&RecordInfo, &Datum, &Datum) -> Result<(Datum, Datum), ProcessError> + Send + Sync>;
+/// Computes zero or more new key-value pairs from `(record, key, value)` (`flatMap`).
 pub type PairsFn = Arc<
     dyn Fn(&RecordInfo, &Datum, &Datum) -> Result<Vec<(Datum, Datum)>, ProcessError> + Send + Sync,
 >;
+/// Computes zero or more new values from `(record, key, value)` (`flatMapValues`).
 pub type ValuesFn =
     Arc<dyn Fn(&RecordInfo, &Datum, &Datum) -> Result<Vec<Datum>, ProcessError> + Send + Sync>;
+/// Observes `(record, key, value)` without changing it (`peek`).
 pub type PeekFn =
     Arc<dyn Fn(&RecordInfo, &Datum, &Datum) -> Result<(), ProcessError> + Send + Sync>;
 
 /// One stateless operation.
 #[derive(Clone)]
 pub enum Op {
+    /// Forwards the records whose predicate result equals `keep_when` (Kafka Streams'
+    /// `KStreamFilter`).
     Filter {
+        /// The user's predicate.
         predicate: Predicate,
+        /// `true` for `filter` (keep what the predicate accepts), `false` for `filterNot`.
         keep_when: bool,
     },
+    /// Replaces the value, keeping key, timestamp and headers (`KStreamMapValues`).
     MapValues(ValueFn),
+    /// Replaces key and value (`KStreamMap`).
     Map(PairFn),
+    /// Replaces the key, keeping the value (`selectKey`, a `KStreamMap` in Kafka Streams).
     SelectKey(ValueFn),
+    /// Forwards each pair the function returns (`KStreamFlatMap`).
     FlatMap(PairsFn),
+    /// Forwards each value the function returns, with the record's key (`KStreamFlatMapValues`).
     FlatMapValues(ValuesFn),
+    /// Calls the function and forwards the record unchanged (`KStreamPeek`).
     Peek(PeekFn),
     /// Branches of a split: the first whose predicate holds (a `None` predicate always holds)
     /// receives the record, by child name.
@@ -42,6 +59,7 @@ pub enum Op {
     PassThrough,
 }
 
+/// The node that runs one [`Op`] on each record, forwarding with the input's timestamp and headers.
 pub struct OpNode(pub Op);
 
 impl Node for OpNode {
