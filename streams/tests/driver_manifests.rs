@@ -227,6 +227,72 @@ topology:
     );
 }
 
+/// Records earlier than the time difference share the window `[0, time difference]` and get
+/// right windows as later records come, as Kafka Streams' `processEarly` makes them (no window
+/// starts before 0); a record after the time difference slides as usual. The expected records
+/// are what Kafka Streams 4.4's own `TopologyTestDriver` emits for the same topology and input
+/// (sliding count, 5 s, cache off).
+#[test]
+fn sliding_windows_of_early_records_start_at_zero() {
+    let mut driver = driver_for(
+        r#"
+applicationId: sliding-early
+bootstrapServers: unused:9092
+defaultKeySerde: string
+defaultValueSerde: string
+config:
+  statestore.cache.max.bytes: "0"
+topology:
+  streams:
+    - { name: clicks, topic: clicks }
+  pipelines:
+    - name: recent
+      from: clicks
+      steps:
+        - groupByKey: {}
+        - windowedBy: { sliding: 5s, grace: 1d }
+        - count: { store: recent-clicks }
+        - toStream: {}
+        - to: { topic: recent-counts, keySerde: windowed-string, valueSerde: long }
+"#,
+    );
+    let click = |driver: &mut TopologyTestDriver, who: &str, at: i64| {
+        driver
+            .pipe_raw(
+                "clicks",
+                Some(who.as_bytes().to_vec()),
+                Some(b"c".to_vec()),
+                at,
+                Headers::default(),
+            )
+            .unwrap();
+    };
+    let window = |who: &str, start: i64, count: i64| ((who.to_owned(), start), count);
+    click(&mut driver, "a", 1_000);
+    click(&mut driver, "a", 4_000);
+    click(&mut driver, "a", 7_000);
+    assert_eq!(
+        windowed_longs(driver.read_raw("recent-counts")),
+        [
+            window("a", 0, 1),
+            // 1000's right window, now holding 4000; the shared window holds both.
+            window("a", 1_001, 1),
+            window("a", 0, 2),
+            // 7000 is not early: 4000's right window, then 7000's left window [2000, 7000].
+            window("a", 4_001, 1),
+            window("a", 2_000, 2),
+        ]
+    );
+    // Out of order: the later early record first. The earlier one's right window holds the
+    // later one.
+    click(&mut driver, "b", 4_000);
+    click(&mut driver, "b", 1_000);
+    assert_eq!(
+        windowed_longs(driver.read_raw("recent-counts")),
+        [window("b", 0, 1), window("b", 1_001, 1), window("b", 0, 2)]
+    );
+}
+
 #[test]
 fn a_rekeyed_stream_joins_a_table() {
     let mut driver = driver_for(

@@ -4,6 +4,11 @@
 //! creates its own left window (ending at its timestamp) and, when a later record exists within
 //! the time difference, its right window (starting just after it), plus the right window of the
 //! record before it. The same windows, with the same contents, as Kafka Streams creates.
+//!
+//! Records earlier than the time difference (timestamps in `[0, time difference)`) would get
+//! left windows starting before 0, which Kafka Streams does not create: they all share the
+//! window `[0, time difference]` instead, and get right windows as later records arrive, as
+//! Kafka Streams' `processEarly` does.
 
 use std::collections::HashSet;
 
@@ -104,6 +109,11 @@ impl Node for SlidingWindowAggregateNode {
         if ts + 1 + td <= close {
             ctx.late_dropped += 1;
             return Ok(());
+        }
+        if ts < td {
+            return with_info(ctx, record, |ctx, info| {
+                self.slide_early(ctx, info, record, store, &kb, close)
+            });
         }
         with_info(ctx, record, |ctx, info| {
             self.slide(ctx, info, record, store, &kb, close)
@@ -207,27 +217,122 @@ impl SlidingWindowAggregateNode {
             self.update_and_forward(ctx, store, &kb, info, record, u, close)?;
         }
         // The record's right window, holding the later records within the time difference.
-        if let Some((agg, agg_ts)) = right_agg
-            && !right_exists
-            && agg_ts > ts
-        {
-            let window = self.window(ts + 1);
-            if window.end > close {
-                self.aggregation.save(
-                    ctx,
-                    store,
-                    window_key(&kb, window.start),
-                    Some(&agg),
-                    agg_ts,
-                )?;
-                let key = (self.windowed_key)(&record.key, window);
-                let change = Change {
-                    new: Some(agg),
-                    old: None,
-                };
-                forward_change(ctx, key, change, agg_ts, record);
-            }
+        if !right_exists {
+            self.create_right_window(ctx, store, &kb, record, right_agg, close)?;
         }
         Ok(())
+    }
+
+    /// The record's right window `[ts + 1, ts + 1 + time difference]`, when later records fall
+    /// in it: it holds exactly their aggregate (`right_agg`, whose timestamp is the latest of
+    /// them). Nothing when no later record exists or the window has closed.
+    fn create_right_window(
+        &self,
+        ctx: &mut NodeContext,
+        store: StoreId,
+        kb: &[u8],
+        record: &ErasedRecord,
+        right_agg: Option<(Datum, i64)>,
+        close: i64,
+    ) -> Result<(), ProcessError> {
+        let Some((agg, agg_ts)) = right_agg.filter(|(_, agg_ts)| *agg_ts > record.timestamp) else {
+            return Ok(());
+        };
+        let window = self.window(record.timestamp + 1);
+        if window.end <= close {
+            return Ok(());
+        }
+        self.aggregation
+            .save(ctx, store, window_key(kb, window.start), Some(&agg), agg_ts)?;
+        let key = (self.windowed_key)(&record.key, window);
+        let change = Change {
+            new: Some(agg),
+            old: None,
+        };
+        forward_change(ctx, key, change, agg_ts, record);
+        Ok(())
+    }
+
+    /// A record earlier than the time difference (Kafka Streams' `processEarly`): it goes into
+    /// the one window `[0, time difference]` all early records share, updates the right windows
+    /// of earlier records it falls in, and creates its own right window and the previous
+    /// record's when they are missing.
+    fn slide_early(
+        &self,
+        ctx: &mut NodeContext,
+        info: &RecordInfo,
+        record: &ErasedRecord,
+        store: StoreId,
+        kb: &[u8],
+        close: i64,
+    ) -> Result<(), ProcessError> {
+        let ts = record.timestamp;
+        let (from, to) = window_range(kb, 0, ts + 1);
+        let existing = ctx.stores.range(store, &from, &to).map_err(store_error)?;
+
+        let mut starts = HashSet::new();
+        let mut combined: Option<(Datum, i64)> = None;
+        let mut right_agg: Option<(Datum, i64)> = None;
+        let mut right_exists = false;
+        let mut previous: Option<i64> = None;
+        let mut updates = Vec::new();
+        for (sk, stored) in existing {
+            let Some((k, start)) = split_window_key(&sk) else {
+                continue;
+            };
+            if k != kb {
+                continue;
+            }
+            starts.insert(start);
+            let agg = (
+                self.aggregation.agg.read(&stored.value, "an aggregate")?,
+                stored.timestamp,
+            );
+            if start == 0 {
+                // A previous record's right window exists already when the shared window's
+                // latest record is at or after this one.
+                if agg.1 < ts {
+                    previous = Some(agg.1);
+                }
+                combined = Some(agg);
+            } else if start <= ts {
+                right_agg = Some(agg.clone());
+                updates.push(Update {
+                    window: self.window(start),
+                    base: Some(agg),
+                });
+            } else if start == ts + 1 {
+                right_exists = true;
+            } else {
+                return Err(ProcessError::new(format!(
+                    "sliding window starting at {start} is outside the range of the early record at {ts}: the store is inconsistent"
+                )));
+            }
+        }
+        for u in updates {
+            self.update_and_forward(ctx, store, kb, info, record, u, close)?;
+        }
+        // Without a right window found, the later records are all in the shared window: when it
+        // holds a record after this one, its aggregate is this record's right window's.
+        if right_agg.is_none() {
+            right_agg = combined.clone().filter(|(_, agg_ts)| *agg_ts > ts);
+        }
+        if !right_exists {
+            self.create_right_window(ctx, store, kb, record, right_agg, close)?;
+        }
+        if let Some(prev) = previous
+            && !starts.contains(&(prev + 1))
+        {
+            let u = Update {
+                window: self.window(prev + 1),
+                base: None,
+            };
+            self.update_and_forward(ctx, store, kb, info, record, u, close)?;
+        }
+        let shared = Update {
+            window: self.window(0),
+            base: combined,
+        };
+        self.update_and_forward(ctx, store, kb, info, record, shared, close)
     }
 }
