@@ -233,9 +233,14 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
     let spec = app.spec.clone();
     let mut plan = match tokio::task::spawn_blocking(move || kafka::plan(&spec)).await? {
         Ok(plan) => plan,
-        Err(message) => {
+        Err(error) => {
             let judged = [
-                Judged::new(status::TOPOLOGY_VALID, false, "TopologyInvalid", message),
+                Judged::new(
+                    status::TOPOLOGY_VALID,
+                    false,
+                    "TopologyInvalid",
+                    error.to_string(),
+                ),
                 Judged::new(
                     status::READY,
                     false,
@@ -316,12 +321,12 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
             .await
             {
                 Ok(a) => a,
-                Err(message) => {
+                Err(error) => {
                     let judged = [Judged::new(
                         status::SCALING,
                         false,
                         "InvalidAutoscaling",
-                        message,
+                        error.to_string(),
                     )];
                     announce(ctx, app, &judged).await;
                     write_status(ctx, app, &judged, kept(app)).await?;
@@ -457,7 +462,7 @@ async fn autoscale(
     offsets: Option<kafka::InputOffsets>,
     (current, cap, tasks, threads): (i32, i32, u32, u32),
     commit_interval: Duration,
-) -> Result<(i32, Judged, Option<AutoscalingStatus>, Duration), String> {
+) -> Result<(i32, Judged, Option<AutoscalingStatus>, Duration), scaling::AutoscalingError> {
     let interval = scaling::metrics_interval(spec)?;
     let policy = scaling::autoscaling_policy(spec, commit_interval)?;
     let now = std::time::SystemTime::now()

@@ -23,8 +23,8 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 pub use freshet_spec::Plan;
 
 /// Compiles the spec as `freshet-engine validate` does; the error is the compiler's message.
-pub fn plan(spec: &StreamsAppSpec) -> Result<Plan, String> {
-    freshet_spec::plan(spec).map_err(|e| e.to_string())
+pub fn plan(spec: &StreamsAppSpec) -> Result<Plan, freshet_spec::PlanError> {
+    freshet_spec::plan(spec)
 }
 
 /// What a rollout must not change silently: the plan's internal topics and stores, digested.

@@ -206,7 +206,7 @@ pub fn render_objects(
     let policy = scaling::autoscaling(&app.spec)
         .map(|a| scaling::autoscaling_policy(a, plan.config.commit_interval))
         .transpose()
-        .map_err(invalid)?;
+        .map_err(|e| invalid(e.to_string()))?;
     let replicas = args
         .replicas
         .unwrap_or_else(|| scaling::replicas_without_partitions(&app.spec, policy.as_ref()));

@@ -17,20 +17,32 @@ pub fn autoscaling(spec: &StreamsAppSpec) -> Option<&AutoscalingSpec> {
     spec.autoscaling.as_ref().filter(|a| a.enabled)
 }
 
+/// An autoscaling setting the operator cannot use; the message starts with the field's path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("spec.autoscaling.{field}: {source}")]
+pub struct AutoscalingError {
+    /// The field, as the manifest spells it (`cooldown`).
+    pub field: &'static str,
+    /// Why its value is not a duration.
+    #[source]
+    pub source: freshet_spec::duration::DurationError,
+}
+
 fn duration_field(
     value: Option<&String>,
     default: Duration,
-    field: &str,
-) -> Result<Duration, String> {
+    field: &'static str,
+) -> Result<Duration, AutoscalingError> {
     match value {
         None => Ok(default),
-        Some(text) => freshet_spec::duration::parse(text)
-            .map_err(|e| format!("spec.autoscaling.{field}: {e}")),
+        Some(text) => {
+            freshet_spec::duration::parse(text).map_err(|source| AutoscalingError { field, source })
+        }
     }
 }
 
 /// How often the autoscaler measures (`metricsInterval`, default 15 s). `Err` names the field.
-pub fn metrics_interval(spec: &AutoscalingSpec) -> Result<Duration, String> {
+pub fn metrics_interval(spec: &AutoscalingSpec) -> Result<Duration, AutoscalingError> {
     duration_field(
         spec.metrics_interval.as_ref(),
         Duration::from_secs(15),
@@ -44,7 +56,7 @@ pub fn metrics_interval(spec: &AutoscalingSpec) -> Result<Duration, String> {
 pub fn autoscaling_policy(
     spec: &AutoscalingSpec,
     commit_interval: Duration,
-) -> Result<Policy, String> {
+) -> Result<Policy, AutoscalingError> {
     let defaults = Policy::default();
     Ok(Policy {
         min_replicas: spec.min_replicas.unwrap_or(1).max(1) as u32,
@@ -132,7 +144,12 @@ mod tests {
         let bad = spec("autoscaling: { enabled: true, cooldown: soon }");
         let err = autoscaling_policy(autoscaling(&bad).expect("enabled"), Duration::ZERO)
             .expect_err("a bad duration");
-        assert!(err.starts_with("spec.autoscaling.cooldown"), "{err}");
+        assert_eq!(err.field, "cooldown");
+        assert!(
+            err.to_string()
+                .starts_with("spec.autoscaling.cooldown: 'soon'"),
+            "{err}"
+        );
     }
 
     #[test]
