@@ -15,6 +15,8 @@
 //! The build side (DSL, processors, graph, serdes, config) is the `freshet-topology` crate,
 //! re-exported here: the operator plans applications with it without linking this runtime.
 
+#![warn(missing_docs)]
+
 pub use freshet_topology::{config, dsl, processor, serdes, topology, windows};
 
 pub mod runtime;

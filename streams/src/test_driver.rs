@@ -56,7 +56,12 @@ pub enum DriverError {
     Record(#[from] RecordFailure),
     /// A node failed outside a record: in a punctuation or while flushing for the commit.
     #[error("task {task}: {message}")]
-    Task { task: String, message: String },
+    Task {
+        /// The task id, `<subtopology>_0` (`global` for a global table's store).
+        task: String,
+        /// The error, as the task describes it.
+        message: String,
+    },
     /// A store could not be read.
     #[error(transparent)]
     State(#[from] crate::state::StateError),
@@ -71,8 +76,11 @@ pub enum DriverError {
     /// A key or value that its serde could not write or read.
     #[error("topic '{topic}': {what}: {message}")]
     Serde {
+        /// The topic written or read, or `store <name>` for a store read through serdes.
         topic: String,
+        /// `key` or `value`.
         what: &'static str,
+        /// The serde's error.
         message: String,
     },
     /// The default configuration did not resolve (it always does; kept for the cause).
@@ -83,22 +91,32 @@ pub enum DriverError {
 /// A record as a sink wrote it (or a store's changelog received it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutputRecord {
+    /// The key's bytes; `None` is a null key.
     pub key: Option<Vec<u8>>,
+    /// The value's bytes; `None` is a null value (a tombstone in a changelog).
     pub value: Option<Vec<u8>>,
+    /// The record's timestamp, in ms, as the sink set it.
     pub timestamp: i64,
+    /// The record's headers.
     pub headers: Headers,
 }
 
-/// A record read back through its serdes.
+/// A record read back through its serdes: Kafka's `TestRecord`, as
+/// [`TopologyTestDriver::read`] returns it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TestRecord<K, V> {
+    /// The key, deserialized (a nullable type such as `Option<K>` reads a null key).
     pub key: K,
+    /// The value, deserialized.
     pub value: V,
+    /// The record's timestamp, in ms.
     pub timestamp: i64,
+    /// The record's headers.
     pub headers: Headers,
 }
 
-/// A source topic with the serdes its test writes keys and values with.
+/// A source topic with the serdes its test writes keys and values with: Kafka's
+/// `TestInputTopic`, piped into with [`TopologyTestDriver::pipe`].
 pub struct TestInputTopic<K, V> {
     topic: String,
     key: Arc<dyn Serde<K>>,
@@ -127,7 +145,8 @@ impl<K, V> TestInputTopic<K, V> {
     }
 }
 
-/// An output topic with the serdes its test reads keys and values with.
+/// An output topic with the serdes its test reads keys and values with: Kafka's
+/// `TestOutputTopic`, read with [`TopologyTestDriver::read`].
 pub struct TestOutputTopic<K, V> {
     topic: String,
     key: Arc<dyn Serde<K>>,

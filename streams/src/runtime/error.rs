@@ -89,17 +89,24 @@ pub enum RuntimeError {
     /// A call of a Kafka client failed, with what the runtime was doing.
     #[error("{context}: {source}")]
     Kafka {
+        /// What the runtime was doing (`committing`, `polling`, `beginning a transaction`...).
         context: String,
+        /// What the error asks of the thread, from [`ErrorClass::of`].
         class: ErrorClass,
+        /// The client's error.
         #[source]
         source: KafkaError,
     },
     /// A record the broker refused after it was sent (its delivery report).
     #[error("producing to {topic}-{partition} failed: {source}")]
     Delivery {
+        /// The topic the record was sent to.
         topic: String,
+        /// Its partition.
         partition: i32,
+        /// What the error asks of the thread, from [`ErrorClass::of`].
         class: ErrorClass,
+        /// The error the delivery report carried.
         #[source]
         source: KafkaError,
     },
@@ -113,7 +120,9 @@ pub enum RuntimeError {
     /// A task's stores could not be opened or restored.
     #[error("task {task}: {source}")]
     Restore {
+        /// The task id, `<subtopology>_<partition>`.
         task: String,
+        /// Why its stores could not be opened or restored.
         #[source]
         source: RestoreError,
     },
@@ -129,36 +138,55 @@ pub enum RuntimeError {
 /// Why a task's stores could not be opened or restored.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RestoreError {
+    /// The topology has state stores but `state.dir` could not be set up when the application
+    /// was created (see [`KafkaStreams::error`](super::KafkaStreams::error) for why).
     #[error("the topology has state stores but no state directory was set up")]
     NoStateDirectory,
+    /// The assignment named a sub-topology id the topology does not have (an assignment made
+    /// for another version of the application); holds the id.
     #[error("sub-topology {0} is not in the topology")]
     UnknownSubtopology(usize),
     /// The task directory could not be locked, or a store opened or written.
     #[error("{0}")]
     State(#[source] Arc<StateError>),
+    /// A RocksDB store without a checkpoint could not be deleted before it is rebuilt from the
+    /// changelog's start (its files may hold anything written up to a crash).
     #[error("removing {path} to restore it: {source}")]
     RemoveStore {
+        /// The store's directory.
         path: String,
+        /// Why it could not be removed.
         #[source]
         source: Arc<std::io::Error>,
     },
+    /// The restore consumer (Kafka Streams' restore consumer, `<client id>-restore-consumer`)
+    /// could not be created from its librdkafka properties (`restore.consumer.*`, `consumer.*`).
     #[error("creating the restore consumer: {0}")]
     Consumer(#[source] KafkaError),
+    /// One store's changelog partition could not be restored; names the store and partition.
     #[error("restoring store '{store}' from {topic}-{partition}: {source}")]
     Store {
+        /// The store's name.
         store: String,
+        /// Its changelog topic, `<application.id>-<store>-changelog`.
         topic: String,
+        /// The changelog partition, the task's partition.
         partition: i32,
+        /// What went wrong.
         #[source]
         source: Box<RestoreError>,
     },
+    /// The changelog partition's high watermark, where restoration stops, could not be fetched.
     #[error("reading the changelog's end offset: {0}")]
     EndOffset(#[source] KafkaError),
     /// Assigning the changelog partition to the restore consumer, or releasing it.
     #[error("{0}")]
     Assign(#[source] KafkaError),
+    /// The changelog could not be read to its end, or a record applied.
     #[error("reading the changelog: {0}")]
     Read(#[source] ReadError),
+    /// Under exactly_once_v2 the task's `.checkpoint` is deleted once its stores are restored,
+    /// so a crash mid-transaction restores from the changelog again; the delete failed.
     #[error("deleting the checkpoint before processing: {0}")]
     DeleteCheckpoint(#[source] Arc<StateError>),
 }
@@ -172,10 +200,17 @@ impl From<StateError> for RestoreError {
 /// Why partitions could not be read to their end (a changelog, or a global table's topic).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ReadError {
+    /// The consumer returned an error while polling.
     #[error("{0}")]
     Consume(#[source] KafkaError),
+    /// The consumer's position stopped moving before the end offsets were reached.
     #[error("no progress for {seconds}s; still to read: {left}")]
-    Stalled { seconds: u64, left: String },
+    Stalled {
+        /// How long nothing was read, in seconds.
+        seconds: u64,
+        /// The partitions not read to their end, as `<topic>-<partition> up to offset <end>`.
+        left: String,
+    },
     /// A record read could not be applied to its store.
     #[error("{0}")]
     Apply(#[source] Arc<StateError>),
@@ -184,28 +219,42 @@ pub enum ReadError {
 /// Why the global tables could not be loaded, or their thread started.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum GlobalError {
+    /// The global consumer (Kafka Streams' `<client id>-global-consumer`) could not be created
+    /// from its librdkafka properties (`global.consumer.*`, `consumer.*`).
     #[error("creating the global consumer: {0}")]
     Consumer(#[source] KafkaError),
+    /// The metadata of a global table's topic could not be fetched.
     #[error("global table topic {topic}: {source}")]
     Metadata {
+        /// The global table's source topic.
         topic: String,
+        /// The client's error.
         #[source]
         source: KafkaError,
     },
+    /// A global table's topic does not exist or has no partitions; holds the topic. The runtime
+    /// does not create source topics, global ones included.
     #[error("global table topic '{0}' does not exist: create it first")]
     MissingTopic(String),
+    /// A partition's watermarks, which bound the initial load, could not be fetched.
     #[error("global table topic {topic}-{partition}: {source}")]
     Watermarks {
+        /// The global table's source topic.
         topic: String,
+        /// The partition.
         partition: i32,
+        /// The client's error.
         #[source]
         source: KafkaError,
     },
     /// Assigning the topics' partitions to the global consumer.
     #[error("{0}")]
     Assign(#[source] KafkaError),
+    /// The topics could not be read to their end before the stream threads start.
     #[error("loading global tables: {0}")]
     Load(#[source] ReadError),
+    /// The OS refused to start the global thread (Kafka Streams' `GlobalStreamThread`), which
+    /// keeps the tables up to date after the load.
     #[error("starting the global thread: {0}")]
     Spawn(#[source] Arc<std::io::Error>),
 }
@@ -216,27 +265,37 @@ pub enum TaskError {
     /// A processor failed on a record, on what another forwarded to it, or on a flush.
     #[error("{node}: {source}")]
     Process {
+        /// The processor node's name (`KSTREAM-MAP-0000000001`, or the one it was given).
         node: String,
+        /// The processor's error.
         #[source]
         source: ProcessError,
     },
+    /// A processor's punctuation (a `Punctuator` it scheduled) failed.
     #[error("{node} (punctuation): {source}")]
     Punctuate {
+        /// The processor node's name.
         node: String,
+        /// The processor's error.
         #[source]
         source: ProcessError,
     },
     /// A store failed (writing a record cache out).
     #[error("{0}")]
     Store(#[source] Arc<StateError>),
+    /// The stores could not be flushed or the task's `.checkpoint` file written.
     #[error("checkpoint: {0}")]
     Checkpoint(#[source] Arc<StateError>),
+    /// A dirty close (Kafka Streams' handling of a `TaskCorruptedException` under exactly-once)
+    /// could not delete the task's local stores.
     #[error("wiping its stores: {0}")]
     Wipe(#[source] Arc<StateError>),
     /// One of the above outside record processing, with the task it happened in.
     #[error("task {task}: {source}")]
     InTask {
+        /// The task id, `<subtopology>_<partition>`.
         task: String,
+        /// The error.
         #[source]
         source: Box<TaskError>,
     },

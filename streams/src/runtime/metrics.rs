@@ -43,23 +43,48 @@ pub struct PartitionMetrics {
 
 /// The application's metrics; cheap to update from the stream threads.
 pub struct Metrics {
+    /// The registry every metric below is registered in (bar `process_latency`), under the
+    /// names given with the prefix `freshet_` (counters are exposed with a `_total` suffix);
+    /// [`Metrics::encode`] writes it out.
     pub registry: Registry,
+    /// `freshet_records_consumed`: records fetched from Kafka, per input topic and partition.
     pub records_consumed: Family<PartitionLabels, Counter>,
+    /// `freshet_records_processed`: records processed, per task (Kafka Streams'
+    /// `process-total`).
     pub records_processed: Family<TaskLabels, Counter>,
+    /// `freshet_records_produced`: records sent to Kafka by sinks and store changelogs, per
+    /// task (dead-letter records are not counted).
     pub records_produced: Family<TaskLabels, Counter>,
+    /// `freshet_records_dropped`: failed records a log-and-continue exception handler skipped,
+    /// per task (Kafka Streams' `dropped-records-total`).
     pub records_dropped: Family<TaskLabels, Counter>,
+    /// `freshet_consumer_lag`: per input partition, the high watermark minus the offset after
+    /// the last record processed (or fetched, before any was processed), in records.
     pub consumer_lag: Family<PartitionLabels, Gauge>,
+    /// `freshet_commit_latency_seconds`: how long a commit took (flushing outputs, committing
+    /// offsets or the transaction), in seconds.
     pub commit_latency: Histogram,
+    /// How long one record took to process and send, in seconds. Not in the registry, so
+    /// `/metrics` does not show it.
     pub process_latency: Histogram,
+    /// `freshet_rebalances`: rebalances this instance took part in.
     pub rebalances: Counter,
+    /// `freshet_late_records_dropped`: records that arrived after their window closed (past
+    /// the grace period), per task (Kafka Streams' `dropped-records` for expired windows).
     pub late_records_dropped: Family<TaskLabels, Counter>,
     /// Records the global thread applied to global tables (the initial load included).
     pub global_records: Counter,
+    /// `freshet_restored_records`: changelog records applied while restoring a store, per store
+    /// and partition (Kafka Streams' `restore-total`).
     pub restored_records: Family<StoreLabels, Counter>,
+    /// `freshet_restored_bytes`: changelog bytes (keys and values) applied while restoring a
+    /// store, per store and partition.
     pub restored_bytes: Family<StoreLabels, Counter>,
     /// RocksDB's own memory, from its usage properties: block cache (memtable reservations
     /// included) and memtables, shared by every store of the process.
     pub rocksdb_block_cache_bytes: Gauge,
+    /// `freshet_rocksdb_memtable_bytes`: bytes the memtables of every RocksDB store of the
+    /// process hold, against `freshet.rocksdb.write.buffer.bytes`.
     pub rocksdb_memtable_bytes: Gauge,
     /// The application state as its ordinal: 0 CREATED, 1 REBALANCING, 2 RUNNING,
     /// 3 PENDING_SHUTDOWN, 4 PENDING_ERROR, 5 ERROR, 6 NOT_RUNNING.
@@ -67,6 +92,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// A registry with every metric registered, at zero; the state gauge reads 0 (CREATED).
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("freshet");
         let m = Metrics {

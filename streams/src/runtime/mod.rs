@@ -29,19 +29,30 @@ pub use error::{ErrorClass, RuntimeError};
 pub use metrics::Metrics;
 pub use task::{FailureKind, RawRecord, RecordFailure, Task};
 
-/// Kafka Streams' `KafkaStreams.State`.
+/// Kafka Streams' `KafkaStreams.State`: where the application is in its life. Once in
+/// `PendingShutdown` or `PendingError`, only `NotRunning` or `Error` follow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum State {
+    /// Built, not started yet.
     Created,
+    /// Started, and at least one stream thread is starting or taking part in a rebalance
+    /// (restoring stores included).
     Rebalancing,
+    /// Every stream thread is processing its tasks.
     Running,
+    /// [`KafkaStreams::close`] was called: threads finish, flush and commit.
     PendingShutdown,
+    /// A thread failed and the others are being stopped; `Error` follows once all have.
     PendingError,
+    /// Stopped after a failure, which [`KafkaStreams::error`] returns. Terminal.
     Error,
+    /// Closed cleanly. Terminal.
     NotRunning,
 }
 
 impl State {
+    /// Kafka Streams' name of the state (`RUNNING`, `PENDING_SHUTDOWN`...), as logs and the
+    /// `Display` show it.
     pub fn name(self) -> &'static str {
         match self {
             State::Created => "CREATED",
@@ -254,8 +265,12 @@ pub struct KafkaStreams {
 /// Why the application stopped in ERROR.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StreamsError {
+    /// A record failed to deserialize or process and its exception handler said fail: where
+    /// it was and why.
     #[error(transparent)]
     Record(#[from] RecordFailure),
+    /// A stream thread, the global tables or the state directory failed (Kafka Streams'
+    /// `StreamsException` reaching the uncaught-exception handler).
     #[error(transparent)]
     Fatal(RuntimeError),
 }
@@ -316,18 +331,22 @@ impl KafkaStreams {
             .push(Box::new(listener));
     }
 
+    /// The application's current state.
     pub fn state(&self) -> State {
         *self.shared.state.lock_unpoisoned()
     }
 
+    /// The resolved configuration the application runs with.
     pub fn config(&self) -> &StreamsConfig {
         &self.shared.config
     }
 
+    /// The application's Prometheus metrics (what `/metrics` serves).
     pub fn metrics(&self) -> &Metrics {
         &self.shared.metrics
     }
 
+    /// The topology the application runs.
     pub fn topology(&self) -> &Topology {
         &self.topology
     }
@@ -490,10 +509,14 @@ impl Drop for KafkaStreams {
 /// Why [`run_until_stopped`] returned an error.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// A source topic is missing, or the internal topics (repartition, changelog) could not be
+    /// created.
     #[error(transparent)]
     Topics(#[from] admin::AdminError),
+    /// The application stopped in ERROR.
     #[error(transparent)]
     Streams(#[from] StreamsError),
+    /// The stream threads did not stop within 30 s of the close.
     #[error("the application did not close within 30 s")]
     CloseTimeout,
 }

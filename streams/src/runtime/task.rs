@@ -22,12 +22,19 @@ use crate::topology::{Deserializer, NodeKind, SinkTarget, SubTopology, Topology}
 /// A record as fetched, before deserialization.
 #[derive(Clone, Debug)]
 pub struct RawRecord {
+    /// The topic it was read from, as named in Kafka (internal topics with their prefix).
     pub topic: String,
+    /// The partition it was read from.
     pub partition: i32,
+    /// Its offset in the partition.
     pub offset: i64,
+    /// Its timestamp, in ms since the epoch: what stream time and windows go by.
     pub timestamp: i64,
+    /// The key's bytes; `None` is a null key.
     pub key: Option<Vec<u8>>,
+    /// The value's bytes; `None` is a null value (a tombstone for tables).
     pub value: Option<Vec<u8>>,
+    /// The record's headers.
     pub headers: Headers,
 }
 
@@ -37,17 +44,30 @@ pub struct RawRecord {
     "task {task}: {kind} failed for the record at {topic}-{partition} offset {offset}: {message}"
 )]
 pub struct RecordFailure {
+    /// The id of the task that read it, `<subtopology>_<partition>`.
     pub task: String,
+    /// Whether it failed to deserialize or in a processor.
     pub kind: FailureKind,
+    /// The topic the record was read from.
     pub topic: String,
+    /// Its partition.
     pub partition: i32,
+    /// Its offset.
     pub offset: i64,
+    /// What went wrong: the serde's error (prefixed `key: ` or `value: `), or the failing
+    /// node's.
     pub message: String,
 }
 
+/// Which step a record failed in, which decides the handler asked: Kafka Streams'
+/// `deserialization.exception.handler` or `processing.exception.handler`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailureKind {
+    /// Its key or value did not deserialize with the source's serde (a dead-letter record says
+    /// `SerializationException`).
     Deserialization,
+    /// A processor, or a stream-time punctuation it triggered, failed on it (a dead-letter
+    /// record says `StreamsException`).
     Processing,
 }
 
@@ -102,7 +122,11 @@ pub(crate) type StoreEntries = Vec<(Vec<u8>, crate::state::Timestamped)>;
 /// What one processed record or punctuation produced for the thread to send.
 pub type Outputs = Vec<ProduceRequest>;
 
+/// A task: one partition of one sub-topology, with its own processor instances, input queues,
+/// stores and punctuation schedules (Kafka Streams' `StreamTask`). The stream threads create and
+/// drive them; the [`TopologyTestDriver`](crate::TopologyTestDriver) runs one per sub-topology.
 pub struct Task {
+    /// The task id, `<subtopology>_<partition>` (Kafka Streams' `TaskId`, as `0_1`).
     pub id: String,
     /// The partition this task is for (its changelogs' partition).
     partition: i32,
@@ -113,6 +137,7 @@ pub struct Task {
     stream_time: i64,
     idle_since: Option<Instant>,
     spare_forwards: Vec<Vec<Forward>>,
+    /// The task's handles into the application's [`Metrics`] (processed, produced, dropped...).
     pub metrics: TaskMetrics,
     /// Held while the task lives: no other thread or process opens its stores.
     directory: Option<TaskDirectory>,
@@ -262,6 +287,8 @@ impl Task {
             .map(|p| (p.topic.as_str(), p.partition))
     }
 
+    /// Adds a fetched record to its partition's queue; a record of a partition the task does not
+    /// read is ignored.
     pub fn enqueue(&mut self, record: RawRecord) {
         if let Some(p) = self
             .partitions
@@ -274,6 +301,9 @@ impl Task {
         }
     }
 
+    /// How many records of `topic`-`partition` wait in the task's queue (0 for a partition it
+    /// does not read); the thread pauses a partition whose queue is full (Kafka Streams'
+    /// `buffered.records.per.partition`).
     pub fn buffered(&self, topic: &str, partition: i32) -> usize {
         self.partitions
             .iter()
@@ -281,6 +311,7 @@ impl Task {
             .map_or(0, |p| p.queue.len())
     }
 
+    /// Whether any input partition has records waiting.
     pub fn has_buffered(&self) -> bool {
         self.partitions.iter().any(|p| !p.queue.is_empty())
     }
@@ -576,6 +607,8 @@ impl Task {
         Ok(())
     }
 
+    /// Fires the wall-clock punctuations due at the task's wall-clock time (Kafka Streams'
+    /// `PunctuationType.WALL_CLOCK_TIME`); does nothing when none is scheduled.
     pub fn wall_clock_punctuate(&mut self, outputs: &mut Outputs) -> Result<(), TaskError> {
         if self
             .punctuations
@@ -605,10 +638,14 @@ impl Task {
         self.ctx.stores.all(id).map(Some)
     }
 
+    /// Whether a processor asked for a commit (`ProcessorContext::request_commit`, Kafka
+    /// Streams' `context.commit()`) since the last call; the request is cleared.
     pub fn take_commit_request(&mut self) -> bool {
         std::mem::take(&mut self.ctx.commit_requested)
     }
 
+    /// Closes every processor (`Processor::close`); the stores and the directory lock stay
+    /// until the task is dropped.
     pub fn close(&mut self) {
         for n in &mut self.nodes {
             if let Some(i) = n.instance.as_mut() {

@@ -28,6 +28,8 @@ fn error(path: &Path, message: impl Into<String>) -> StateError {
 }
 
 impl Checkpoint {
+    /// The `.checkpoint` file of the task directory `task_dir`; nothing is read or created
+    /// until [`read`](Self::read) or [`write`](Self::write).
     pub fn in_directory(task_dir: &Path) -> Self {
         Checkpoint {
             path: task_dir.join(".checkpoint"),

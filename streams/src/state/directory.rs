@@ -20,6 +20,8 @@ pub struct TaskDirectory {
 }
 
 impl TaskDirectory {
+    /// `<state.dir>/<application.id>/<task id>`: where the task's RocksDB stores (under
+    /// `rocksdb/`) and its `.checkpoint` live.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -33,6 +35,7 @@ fn dir_error(path: &Path, e: std::io::Error) -> StateError {
 }
 
 impl StateDirectory {
+    /// `<state_dir>/<application_id>`, created if missing (Kafka Streams' `state.dir` layout).
     pub fn new(state_dir: &Path, application_id: &str) -> Result<Self, StateError> {
         let root = state_dir.join(application_id);
         std::fs::create_dir_all(&root).map_err(|e| dir_error(&root, e))?;
@@ -65,6 +68,7 @@ impl StateDirectory {
 /// Held under a lock while the process lives.
 #[derive(Debug)]
 pub struct ProcessId {
+    /// The id: up to 64 ASCII letters, digits and `-` (32 hex digits when created here).
     pub id: String,
     _lock: File,
 }

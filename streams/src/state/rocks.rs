@@ -56,6 +56,10 @@ impl StoreBudget {
     }
 }
 
+/// A persistent key-value store in RocksDB (Kafka Streams' `RocksDBStore`): one database per
+/// store and task, under the task directory, its memory drawn from a shared [`StoreBudget`].
+/// Writes skip the write-ahead log: the changelog makes the store durable, and a store without a
+/// checkpoint is rebuilt from it.
 pub struct RocksDbStore {
     name: String,
     db: DB,
@@ -64,6 +68,8 @@ pub struct RocksDbStore {
 }
 
 impl RocksDbStore {
+    /// Opens the store `name` at `path`, creating it if missing, with its block cache and
+    /// memtables charged to `budget`.
     pub fn open(name: &str, path: &Path, budget: &StoreBudget) -> Result<Self, StateError> {
         let mut options = Options::default();
         options.create_if_missing(true);
