@@ -30,6 +30,9 @@ pub(crate) struct SlidingWindowAggregateNode {
     pub(crate) observed: i64,
 }
 
+/// An aggregate and its timestamp (the latest record folded into it).
+type Stamped = (Datum, i64);
+
 /// One window update to apply: the window, the aggregate it starts from (`None`: the
 /// initializer) and that aggregate's timestamp.
 struct Update {
@@ -134,8 +137,7 @@ impl SlidingWindowAggregateNode {
         let ts = record.timestamp;
         let td = self.windows.time_difference_ms;
         let kb = kb.to_vec();
-        let (from, to) = window_range(&kb, (ts - 2 * td).max(0), ts + 1);
-        let existing = ctx.stores.range(store, &from, &to).map_err(store_error)?;
+        let existing = self.stored_windows(ctx, store, &kb, (ts - 2 * td).max(0), ts + 1)?;
 
         let mut starts = HashSet::new();
         let mut left_agg: Option<(Datum, i64)> = None;
@@ -144,20 +146,10 @@ impl SlidingWindowAggregateNode {
         let mut right_exists = false;
         let mut previous: Option<i64> = None;
         let mut updates = Vec::new();
-        for (sk, stored) in existing {
-            let Some((k, start)) = split_window_key(&sk) else {
-                continue;
-            };
-            if k != kb.as_slice() {
-                continue;
-            }
+        for (start, agg) in existing {
             starts.insert(start);
             let end = start + td;
-            let max_ts = stored.timestamp;
-            let agg = (
-                self.aggregation.agg.read(&stored.value, "an aggregate")?,
-                max_ts,
-            );
+            let max_ts = agg.1;
             if end < ts {
                 // A window before the record: its contents seed the record's left window.
                 left_agg = Some(agg);
@@ -223,6 +215,31 @@ impl SlidingWindowAggregateNode {
         Ok(())
     }
 
+    /// The key's windows starting in `[from, to]`, in start order, each with its aggregate and
+    /// that aggregate's timestamp (the latest record in it).
+    fn stored_windows(
+        &self,
+        ctx: &mut NodeContext,
+        store: StoreId,
+        kb: &[u8],
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, Stamped)>, ProcessError> {
+        let (lo, hi) = window_range(kb, from, to);
+        let mut windows = Vec::new();
+        for (sk, stored) in ctx.stores.range(store, &lo, &hi).map_err(store_error)? {
+            let Some((k, start)) = split_window_key(&sk) else {
+                continue;
+            };
+            if k != kb {
+                continue;
+            }
+            let agg = self.aggregation.agg.read(&stored.value, "an aggregate")?;
+            windows.push((start, (agg, stored.timestamp)));
+        }
+        Ok(windows)
+    }
+
     /// The record's right window `[ts + 1, ts + 1 + time difference]`, when later records fall
     /// in it: it holds exactly their aggregate (`right_agg`, whose timestamp is the latest of
     /// them). Nothing when no later record exists or the window has closed.
@@ -267,8 +284,7 @@ impl SlidingWindowAggregateNode {
         close: i64,
     ) -> Result<(), ProcessError> {
         let ts = record.timestamp;
-        let (from, to) = window_range(kb, 0, ts + 1);
-        let existing = ctx.stores.range(store, &from, &to).map_err(store_error)?;
+        let existing = self.stored_windows(ctx, store, kb, 0, ts + 1)?;
 
         let mut starts = HashSet::new();
         let mut combined: Option<(Datum, i64)> = None;
@@ -276,18 +292,8 @@ impl SlidingWindowAggregateNode {
         let mut right_exists = false;
         let mut previous: Option<i64> = None;
         let mut updates = Vec::new();
-        for (sk, stored) in existing {
-            let Some((k, start)) = split_window_key(&sk) else {
-                continue;
-            };
-            if k != kb {
-                continue;
-            }
+        for (start, agg) in existing {
             starts.insert(start);
-            let agg = (
-                self.aggregation.agg.read(&stored.value, "an aggregate")?,
-                stored.timestamp,
-            );
             if start == 0 {
                 // A previous record's right window exists already when the shared window's
                 // latest record is at or after this one.
