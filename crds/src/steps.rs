@@ -713,8 +713,13 @@ fn described(schema: Schema, description: &str) -> serde_json::Value {
 mod tests {
     use super::*;
 
-    fn step(yaml: &str) -> Result<Step, String> {
-        serde_yaml_ng::from_str(yaml).map_err(|e| e.to_string())
+    fn step(yaml: &str) -> Result<Step, serde_yaml_ng::Error> {
+        serde_yaml_ng::from_str(yaml)
+    }
+
+    /// The message of the error reading `yaml` as a step.
+    fn refusal(yaml: &str) -> String {
+        step(yaml).expect_err(yaml).to_string()
     }
 
     #[test]
@@ -736,15 +741,15 @@ mod tests {
 
     #[test]
     fn unknown_steps_fields_and_operation_counts_are_refused() {
-        let err = step("mapValue: value").unwrap_err();
+        let err = refusal("mapValue: value");
         assert!(err.contains("did you mean 'mapValues'"), "{err}");
-        let err = step("{ filter: a, map: b }").unwrap_err();
+        let err = refusal("{ filter: a, map: b }");
         assert!(err.contains("one operation per step"), "{err}");
-        let err = step("{ name: x }").unwrap_err();
+        let err = refusal("{ name: x }");
         assert!(err.contains("names no operation"), "{err}");
-        let err = step("split: [{ name: a, wehn: x, to: { topic: t } }]").unwrap_err();
+        let err = refusal("split: [{ name: a, wehn: x, to: { topic: t } }]");
         assert!(err.contains("wehn"), "{err}");
-        let err = step("windowedBy: { tumbling: 10 minutes }").unwrap_err();
+        let err = refusal("windowedBy: { tumbling: 10 minutes }");
         assert!(err.contains("not a duration"), "{err}");
     }
 

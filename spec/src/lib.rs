@@ -41,12 +41,36 @@ pub enum ManifestError {
         source: std::io::Error,
     },
     /// The file is not a usable StreamsApp.
-    #[error("{path}: {message}")]
+    #[error("{path}: {source}")]
     Invalid {
         /// The manifest's path.
         path: PathBuf,
-        /// What is wrong and where: the YAML path and line, or the pipeline and step.
+        /// What is wrong and where.
+        source: ParseError,
+    },
+}
+
+/// Manifest text that does not read as a StreamsApp (or its spec).
+#[derive(Debug, Error)]
+pub enum ParseError {
+    /// Not YAML, or not the StreamsApp's shape. `message` says where (line and column, the
+    /// field's path) and, for a mistake in the topology, adds the compiler's explanation by
+    /// pipeline and step; `cause` is the YAML library's error.
+    #[error("{message}")]
+    Yaml {
+        /// The located message users see.
         message: String,
+        /// The YAML library's error.
+        #[source]
+        cause: serde_yaml_ng::Error,
+    },
+    /// A whole resource of another kind.
+    #[error(
+        "kind is '{kind}', expected 'StreamsApp' (or give just the spec, without apiVersion and kind)"
+    )]
+    WrongKind {
+        /// The `kind` the document gives.
+        kind: String,
     },
 }
 
@@ -56,14 +80,14 @@ pub fn load_manifest(path: &Path) -> Result<StreamsAppSpec, ManifestError> {
         path: path.to_owned(),
         source,
     })?;
-    parse_manifest(&text).map_err(|message| ManifestError::Invalid {
+    parse_manifest(&text).map_err(|source| ManifestError::Invalid {
         path: path.to_owned(),
-        message,
+        source,
     })
 }
 
 /// Says where an error is when the YAML library did not: an unknown field is looked up by name.
-fn locate(err: serde_yaml_ng::Error, text: &str) -> String {
+fn locate(err: &serde_yaml_ng::Error, text: &str) -> String {
     let message = err.to_string();
     if let Some(at) = err.location() {
         if !message.contains("line") {
@@ -88,28 +112,37 @@ fn locate(err: serde_yaml_ng::Error, text: &str) -> String {
 }
 
 /// Parses manifest text; the error gives line and column and names the offending field.
-pub fn parse_manifest(text: &str) -> Result<StreamsAppSpec, String> {
-    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| locate(e, text))?;
+pub fn parse_manifest(text: &str) -> Result<StreamsAppSpec, ParseError> {
+    let doc: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(text).map_err(|cause| ParseError::Yaml {
+            message: locate(&cause, text),
+            cause,
+        })?;
     let is_whole_resource = doc.get("kind").is_some() || doc.get("apiVersion").is_some();
     if is_whole_resource {
         let kind = doc.get("kind").and_then(|k| k.as_str()).unwrap_or("");
         if kind != "StreamsApp" {
-            return Err(format!(
-                "kind is '{kind}', expected 'StreamsApp' (or give just the spec, without apiVersion and kind)"
-            ));
+            return Err(ParseError::WrongKind {
+                kind: kind.to_owned(),
+            });
         }
-        let app: StreamsApp =
-            serde_yaml_ng::from_str(text).map_err(|e| explain(e, text, doc.get("spec")))?;
+        let app: StreamsApp = serde_yaml_ng::from_str(text).map_err(|cause| ParseError::Yaml {
+            message: explain(&cause, text, doc.get("spec")),
+            cause,
+        })?;
         Ok(app.spec)
     } else {
-        serde_yaml_ng::from_str(text).map_err(|e| explain(e, text, Some(&doc)))
+        serde_yaml_ng::from_str(text).map_err(|cause| ParseError::Yaml {
+            message: explain(&cause, text, Some(&doc)),
+            cause,
+        })
     }
 }
 
 /// Why `text` does not read as a spec. The types say where in the YAML; when the mistake is in
 /// the topology, the compiler, reading it as written, usually says it better (by pipeline and
 /// step, with the closest name and the fix), so its messages follow.
-fn explain(err: serde_yaml_ng::Error, text: &str, spec: Option<&serde_yaml_ng::Value>) -> String {
+fn explain(err: &serde_yaml_ng::Error, text: &str, spec: Option<&serde_yaml_ng::Value>) -> String {
     let located = locate(err, text);
     let Some(topology) = spec.and_then(|s| s.get("topology")) else {
         return located;
@@ -187,12 +220,16 @@ mod tests {
 
     #[test]
     fn errors_name_the_field_and_the_line() {
-        let err = parse_manifest(&SPEC.replace("applicationId", "applicationID")).unwrap_err();
+        let err = parse_manifest(&SPEC.replace("applicationId", "applicationID"))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("applicationID") && err.contains("line 1"),
             "{err}"
         );
         let err = parse_manifest("kind: Deployment\n").unwrap_err();
+        assert!(matches!(&err, ParseError::WrongKind { kind } if kind == "Deployment"));
+        let err = err.to_string();
         assert!(err.contains("expected 'StreamsApp'"), "{err}");
     }
 
@@ -252,16 +289,21 @@ topology:
 
     #[test]
     fn an_unknown_step_or_field_is_refused_where_it_is() {
-        let err = parse_manifest(&TYPED.replace("mapValues:", "mapValue:")).unwrap_err();
+        let err = parse_manifest(&TYPED.replace("mapValues:", "mapValue:"))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("step 1 (mapValue)") && err.contains("did you mean 'mapValues'"),
             "{err}"
         );
-        let err = parse_manifest(&TYPED.replace("when:", "wehn:")).unwrap_err();
+        let err = parse_manifest(&TYPED.replace("when:", "wehn:"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("wehn") && err.contains("line"), "{err}");
         let err =
             parse_manifest(&TYPED.replace("filter: \"value.amount > 0\"", "filter: { when: x }"))
-                .unwrap_err();
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("step 1 (filter)"), "{err}");
         let Err(err) = compiled(&TYPED.replace("- groupByKey: {}", "- groupBy: { kee: key }"))
         else {
@@ -272,8 +314,9 @@ topology:
             err.contains("pipeline 'w', step 1 (groupBy)") && err.contains("'kee'"),
             "{err}"
         );
-        let err =
-            parse_manifest(&TYPED.replace("tumbling: 1d", "tumbling: 10 minutes")).unwrap_err();
+        let err = parse_manifest(&TYPED.replace("tumbling: 1d", "tumbling: 10 minutes"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("10 minutes") && err.contains("PT5M"), "{err}");
     }
 
