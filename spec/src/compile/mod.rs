@@ -8,8 +8,10 @@ use cel::Value;
 use serde_json::Value as Json;
 
 use crate::values::{DynSerde, map_field};
-use stateful::Position;
+use position::Position;
 
+mod joins;
+mod position;
 mod stateful;
 use crate::dsl::{Consumed, KStream, Produced, RecordInfo, Repartitioned, StreamsBuilder};
 use crate::expr::{Bindings, Expr, ExprEnv, Var};
@@ -211,11 +213,22 @@ impl Compiler {
     }
 
     pub(super) fn expr(&mut self, source: &Json, place: &str) -> Option<PlacedExpr> {
+        self.expr_with(source, place, STREAM_VARS)
+    }
+
+    /// An expression over `vars` (a step's own variables: `agg`, `left`, `right`, ...);
+    /// `None`, reported at `place`, when it is not a string or does not compile.
+    pub(super) fn expr_with(
+        &mut self,
+        source: &Json,
+        place: &str,
+        vars: &[Var],
+    ) -> Option<PlacedExpr> {
         let Some(text) = source.as_str() else {
             self.error(place, "expected a CEL expression (a string)");
             return None;
         };
-        match Expr::compile(text, STREAM_VARS) {
+        match Expr::compile(text, vars) {
             Ok(expr) => Some(PlacedExpr {
                 expr: Arc::new(expr),
                 place: Arc::from(place),
@@ -320,8 +333,8 @@ impl Compiler {
             }
             let table = self.builder.table_erased(
                 topic,
-                stateful::erased(&key_kind, "key"),
-                stateful::erased(&value_kind, "value"),
+                position::erased(&key_kind, "key"),
+                position::erased(&value_kind, "value"),
                 store,
                 None,
             );
@@ -364,8 +377,8 @@ impl Compiler {
             let table = self.builder.global_table_erased(
                 topic,
                 g.get("store").and_then(Json::as_str).map(str::to_owned),
-                stateful::erased(&key_kind, "key"),
-                stateful::erased(&value_kind, "value"),
+                position::erased(&key_kind, "key"),
+                position::erased(&value_kind, "value"),
             );
             streams.insert(name.to_owned(), Position::GlobalTable(table));
         }
