@@ -205,22 +205,8 @@ pub enum RestoreError {
     },
     /// A RocksDB store could not be opened, and wiping it to restore it from its changelog did
     /// not help: the volume is likely read-only or failing.
-    #[error(
-        "state store '{store}' in {path} cannot be opened ({first}); {then}: {source}. The state volume may be read-only or failing: check it (kernel log, mount options), or give this instance a new volume; the store is restored from its changelog there"
-    )]
-    Unopenable {
-        /// The store's name.
-        store: String,
-        /// Its directory.
-        path: String,
-        /// Why it could not be opened the first time.
-        first: Arc<StateError>,
-        /// What was tried next: wiping it, or opening it again once wiped.
-        then: &'static str,
-        /// Why that failed.
-        #[source]
-        source: Arc<StateError>,
-    },
+    #[error("{0}")]
+    Unopenable(Box<Unopenable>),
     /// A store without a changelog (`logging: false`) could not be opened: wiping it would lose
     /// its data for good, so it is left as it is.
     #[error(
@@ -245,6 +231,39 @@ impl From<StateError> for RestoreError {
     fn from(e: StateError) -> Self {
         RestoreError::State(Arc::new(e))
     }
+}
+
+/// A store RocksDB could not open, even after it was wiped (or could not be wiped).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "state store '{store}' in {path} cannot be opened ({first}); {then}: {source}. The state volume may be read-only or failing: check it (kernel log, mount options), or give this instance a new volume; the store is restored from its changelog there"
+)]
+pub struct Unopenable {
+    /// The store's name.
+    pub store: String,
+    /// Its directory.
+    pub path: String,
+    /// Why it could not be opened the first time.
+    pub first: Arc<StateError>,
+    /// What was tried next: wiping it, or opening it again once wiped.
+    pub then: &'static str,
+    /// Why that failed.
+    #[source]
+    pub source: Arc<StateError>,
+}
+
+/// Partitions that were not read to their end because nothing arrived for too long.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("no progress for {seconds}s ({limit_name}); still to read: {left}{}", last_error.as_ref().map_or_else(String::new, |e| format!("; last error: {e}")))]
+pub struct Stall {
+    /// How long nothing was read, in seconds.
+    pub seconds: u64,
+    /// What set the limit (`task.timeout.ms`).
+    pub limit_name: &'static str,
+    /// The partitions not read to their end, as `<topic>-<partition> up to offset <end>`.
+    pub left: String,
+    /// The last (transient) client error seen meanwhile, if any: usually why.
+    pub last_error: Option<String>,
 }
 
 /// Why a store's local state cannot be trusted, as Kafka Streams' `TaskCorruptedException` says
@@ -305,17 +324,8 @@ pub enum ReadError {
     /// The consumer's position stopped moving before the end offsets were reached, for longer
     /// than the limit (for restoration `task.timeout.ms`); transient client errors meanwhile
     /// were waited out.
-    #[error("no progress for {seconds}s ({limit_name}); still to read: {left}{}", last_error.as_ref().map_or_else(String::new, |e| format!("; last error: {e}")))]
-    Stalled {
-        /// How long nothing was read, in seconds.
-        seconds: u64,
-        /// What set the limit (`task.timeout.ms`).
-        limit_name: &'static str,
-        /// The partitions not read to their end, as `<topic>-<partition> up to offset <end>`.
-        left: String,
-        /// The last (transient) client error seen meanwhile, if any: usually why.
-        last_error: Option<String>,
-    },
+    #[error("{0}")]
+    Stalled(Box<Stall>),
     /// A request kept failing with a transient error (the broker away) for longer than the limit.
     #[error("the broker did not answer for {seconds}s ({limit_name}): {source}")]
     TimedOut {
@@ -323,9 +333,9 @@ pub enum ReadError {
         seconds: u64,
         /// What set the limit (`task.timeout.ms`).
         limit_name: &'static str,
-        /// The last error.
+        /// The last error (boxed: a client error is large, and this one rare).
         #[source]
-        source: KafkaError,
+        source: Box<KafkaError>,
     },
     /// A record read could not be applied to its store.
     #[error("{0}")]

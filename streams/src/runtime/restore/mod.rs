@@ -33,7 +33,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use tracing::{info, warn};
 
 use super::Shared;
-use super::error::{Corruption, CorruptionReason, ReadError, RestoreError};
+use super::error::{Corruption, CorruptionReason, ReadError, RestoreError, Unopenable};
 use crate::config::ProcessingGuarantee;
 use crate::state::{
     Checkpoint, InMemoryStore, KeyValueStore, Offsets, RocksDbStore, StateDirectory, StateError,
@@ -336,12 +336,14 @@ fn open_rocksdb(
         Err(e @ StateError::VolumeFull { .. }) => return Err(e.into()),
         Err(e) => Arc::new(e),
     };
-    let unopenable = |then, source: StateError| RestoreError::Unopenable {
-        store: def.name.clone(),
-        path: path.display().to_string(),
-        first: first.clone(),
-        then,
-        source: Arc::new(source),
+    let unopenable = |then, source: StateError| {
+        RestoreError::Unopenable(Box::new(Unopenable {
+            store: def.name.clone(),
+            path: path.display().to_string(),
+            first: first.clone(),
+            then,
+            source: Arc::new(source),
+        }))
     };
     let Some(changelog) = changelog else {
         return Err(RestoreError::UnloggedUnopenable {

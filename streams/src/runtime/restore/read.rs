@@ -17,7 +17,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use tracing::warn;
 
-use super::super::error::{ErrorClass, ReadError};
+use super::super::error::{ErrorClass, ReadError, Stall};
 use crate::state::StateError;
 
 /// How long a read may make no progress before it says what it waits for.
@@ -101,7 +101,7 @@ pub(crate) fn watermarks(
                 return Err(ReadError::TimedOut {
                     seconds: started.elapsed().as_secs(),
                     limit_name: patience.limit_name,
-                    source: e,
+                    source: Box::new(e),
                 });
             }
             Err(e) => return Err(ReadError::Consume(e)),
@@ -160,12 +160,12 @@ pub(crate) fn read_to_end(
             break;
         }
         if last_progress.elapsed() > patience.limit {
-            return Err(ReadError::Stalled {
+            return Err(ReadError::Stalled(Box::new(Stall {
                 seconds: last_progress.elapsed().as_secs(),
                 limit_name: patience.limit_name,
                 left: left(&ends),
                 last_error: last_error.map(|e| e.to_string()),
-            });
+            })));
         }
         patience.warn_waiting(
             last_progress,

@@ -238,16 +238,10 @@ fn a_broker_that_is_away_is_waited_for_up_to_the_limit() {
     let ends = HashMap::from([(("app-counts-changelog".to_owned(), 0), 10)]);
     let e = read::read_to_end(&consumer, ends, &patience, |_| Ok(())).unwrap_err();
     let waited = started.elapsed();
-    assert!(matches!(e, ReadError::Stalled { .. }), "{e:?}");
+    assert!(matches!(e, ReadError::Stalled(_)), "{e:?}");
     assert!(waited >= Duration::from_secs(2), "gave up after {waited:?}");
     assert!(
-        matches!(
-            &e,
-            ReadError::Stalled {
-                last_error: Some(_),
-                ..
-            }
-        ),
+        matches!(&e, ReadError::Stalled(stall) if stall.last_error.is_some()),
         "the broker's absence showed as errors, which were waited out: {e:?}"
     );
     let message = e.to_string();
