@@ -50,6 +50,17 @@ pub enum AdminError {
     },
 }
 
+impl AdminError {
+    /// Whether waiting may cure it: the brokers not answering yet, or a source topic not created
+    /// yet. A misconfiguration (co-partitioning, a refused topic) needs a change instead.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            AdminError::Unreachable { .. } | AdminError::MissingTopic(_)
+        )
+    }
+}
+
 fn client_config(config: &StreamsConfig) -> ClientConfig {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", &config.bootstrap_servers);
