@@ -743,11 +743,9 @@ fn a_broker_frozen_during_restoration_is_waited_for() {
     broker_away_during_restoration(Away::Frozen);
 }
 
-/// A stopped broker makes librdkafka report transport errors; the restore waits them out (as
-/// the unit test `a_broker_that_is_away_is_waited_for_up_to_the_limit` shows), but the stream
-/// thread's main poll loop still ends on the first one after the restore.
+/// A stopped broker: librdkafka reports transport errors, which the restore waits out, and
+/// so does the stream thread's poll loop once the restore is done.
 #[test]
-#[ignore = "needs the main poll loop to ride out broker errors (issue 15, item 2)"]
 fn a_broker_stopped_during_restoration_is_waited_for() {
     broker_away_during_restoration(Away::Stopped);
 }

@@ -133,9 +133,6 @@ impl StateRestorer {
 }
 
 const RESTORE_BATCH: usize = 10_000;
-/// The least restoration waits without progress however low `task.timeout.ms` is: Kafka
-/// Streams' `0` means "fail on the first timeout", and a first fetch may take a few seconds.
-const MIN_RESTORE_WAIT: Duration = Duration::from_secs(10);
 /// How many times a task's stores are wiped for corruption in one restoration before it fails:
 /// a changelog that keeps moving under the restore (retention deleting what it reads) must not
 /// loop forever.
@@ -143,11 +140,6 @@ const MAX_WIPES: usize = 3;
 /// How long a task waits for a directory another thread of this process still holds while it
 /// closes the task in the same rebalance.
 const LOCK_WAIT: Duration = Duration::from_secs(30);
-
-/// How long restoration may see no progress before the task fails: `task.timeout.ms`.
-fn restore_wait(shared: &Shared) -> Duration {
-    shared.config.task_timeout.max(MIN_RESTORE_WAIT)
-}
 
 fn lock_with_retry(
     directory: &StateDirectory,
@@ -462,7 +454,7 @@ fn restore_partition(
     let store_name = stores.def(id).name.clone();
     let what = format!("restoring store '{store_name}' of task {}", task.id);
     let patience = Patience {
-        limit: restore_wait(task.shared),
+        limit: task.shared.config.task_timeout,
         limit_name: "task.timeout.ms",
         what: &what,
     };

@@ -15,6 +15,7 @@ use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
+use rdkafka::types::RDKafkaErrorCode;
 use tracing::warn;
 
 use super::super::error::{ErrorClass, ReadError, Stall};
@@ -28,10 +29,14 @@ const WARN_EVERY: Duration = Duration::from_secs(10);
 const RETRY_BACKOFF: Duration = Duration::from_millis(500);
 /// How long one watermark request may take before it is tried again.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// The least a read waits for a record when no error says why none comes, whatever the limit:
+/// `task.timeout.ms=0` means "fail at the first error", and a first fetch may take a moment.
+const MIN_SILENT_WAIT: Duration = Duration::from_secs(10);
 
 /// How long a read waits without progress, and what it is, for logs and errors.
 pub(crate) struct Patience<'a> {
-    /// How long without progress before the read fails.
+    /// How long transient errors may go on before the read fails (`0`: at the first one); with
+    /// no error, how long without a record (at least [`MIN_SILENT_WAIT`]).
     pub limit: Duration,
     /// What sets the limit, for the error (`task.timeout.ms`).
     pub limit_name: &'static str,
@@ -67,9 +72,19 @@ impl Patience<'_> {
     }
 }
 
-/// Whether a client error is one that clears by itself once the broker is back.
+/// Whether an error of a request (not of the poll) clears by itself once the broker is back.
 fn transient(e: &KafkaError) -> bool {
     ErrorClass::of(e) == ErrorClass::Retriable
+}
+
+/// Whether an error the consumer's poll returned clears by itself once the broker is back
+/// ([`ErrorClass::of_consumer`]). An offset the partition no longer holds never does: the caller
+/// must know (restoration takes it for a corrupted store).
+fn transient_poll(e: &KafkaError) -> bool {
+    !matches!(
+        e.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::OffsetOutOfRange | RDKafkaErrorCode::AutoOffsetReset)
+    ) && ErrorClass::of_consumer(e) == ErrorClass::Retriable
 }
 
 /// The low and high watermarks of `topic`-`partition`, asking again while the broker is away
@@ -143,7 +158,7 @@ pub(crate) fn read_to_end(
                 continue;
             }
             // librdkafka reconnects by itself; the error only says why nothing arrives.
-            Some(Err(e)) if transient(&e) => last_error = Some(e),
+            Some(Err(e)) if transient_poll(&e) && !patience.limit.is_zero() => last_error = Some(e),
             Some(Err(e)) => return Err(ReadError::Consume(e)),
             None => {
                 if let Ok(positions) = consumer.position() {
@@ -159,7 +174,12 @@ pub(crate) fn read_to_end(
         if ends.is_empty() {
             break;
         }
-        if last_progress.elapsed() > patience.limit {
+        let limit = if last_error.is_some() {
+            patience.limit
+        } else {
+            patience.limit.max(MIN_SILENT_WAIT)
+        };
+        if last_progress.elapsed() > limit {
             return Err(ReadError::Stalled(Box::new(Stall {
                 seconds: last_progress.elapsed().as_secs(),
                 limit_name: patience.limit_name,

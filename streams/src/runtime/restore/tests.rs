@@ -251,3 +251,28 @@ fn a_broker_that_is_away_is_waited_for_up_to_the_limit() {
         "{message}"
     );
 }
+
+#[test]
+fn with_no_task_timeout_the_first_transient_error_fails_the_read() {
+    let consumer = consumer_without_broker();
+    let patience = Patience {
+        limit: Duration::ZERO,
+        limit_name: "task.timeout.ms",
+        what: "restoring store 'counts' of task 0_0",
+    };
+    let e = read::watermarks(&consumer, "app-counts-changelog", 0, &patience).unwrap_err();
+    assert!(matches!(e, ReadError::TimedOut { .. }), "{e:?}");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("app-counts-changelog", 0, Offset::Offset(0))
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let started = Instant::now();
+    let ends = HashMap::from([(("app-counts-changelog".to_owned(), 0), 10)]);
+    let e = read::read_to_end(&consumer, ends, &patience, |_| Ok(())).unwrap_err();
+    assert!(matches!(e, ReadError::Consume(_)), "{e:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+}
