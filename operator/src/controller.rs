@@ -86,11 +86,10 @@ async fn reconcile(app: Arc<StreamsApp>, ctx: Arc<Context>) -> Result<Action, Er
 async fn reconcile_app(app: Arc<StreamsApp>, ctx: &Context) -> Result<Action, Error> {
     // The deletion's stages come before the finalizer's cleanup: the finalizer helper removes
     // the finalizer as soon as its cleanup returns, and these stages wait (by requeue).
-    if app.metadata.deletion_timestamp.is_some() && app.finalizers().iter().any(|f| f == FINALIZER)
-    {
-        if let Next::Requeue(after) = deletion::advance(&app, ctx).await? {
-            return Ok(Action::requeue(after));
-        }
+    let deleting = app.metadata.deletion_timestamp.is_some()
+        && app.finalizers().iter().any(|f| f == FINALIZER);
+    if deleting && let Next::Requeue(after) = deletion::advance(&app, ctx).await? {
+        return Ok(Action::requeue(after));
     }
     let ns = app.namespace().unwrap_or_else(|| "default".into());
     let api: Api<StreamsApp> = Api::namespaced(ctx.client.clone(), &ns);
@@ -123,14 +122,16 @@ async fn write_status(
         ..fields
     };
     let key = Context::key(app);
+    let measurements_only = status::same_but_measurements(&previous, &status);
     let due = status != previous
-        && (!status::same_but_measurements(&previous, &status)
+        && (!measurements_only
             || lock(&ctx.status_written)
                 .get(&key)
                 .is_none_or(|at| at.elapsed() >= ctx.settings.status_refresh));
     if !due {
         return Ok(());
     }
+    tracing::debug!(app = %key, measurements_only, "writing the status");
     let api: Api<StreamsApp> =
         Api::namespaced(ctx.client.clone(), &app.namespace().unwrap_or_default());
     let patch = json!({

@@ -64,7 +64,7 @@ pub async fn advance(app: &StreamsApp, ctx: &Context) -> Result<Next, Error> {
             app,
             EventType::Warning,
             "CleanupSkipped",
-            format!("{SKIP_CLEANUP} is \"true\": deleted without the cleanup; the internal topics and the consumer group {id} stay in Kafka (delete them with kafka-streams-application-reset --application-id {id} ...)"),
+            format!("{SKIP_CLEANUP} is \"true\": deleted without the cleanup; the internal topics and the consumer group {id} stay in Kafka (once Kafka is back: kafka-streams-application-reset --application-id {id} deletes the topics, kafka-consumer-groups --delete --group {id} the group)"),
         )
         .await;
         return Ok(Next::Done);

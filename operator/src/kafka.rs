@@ -98,8 +98,10 @@ pub struct AppClients {
     /// The metadata consumer (read_uncommitted, in the app's group, never subscribed: it also
     /// reads committed offsets and watermarks) and the admin client.
     kafka: admin::Clients,
-    /// The read_committed consumer of the tail probe; without it the raw lag counts.
-    stable: Option<BaseConsumer<ProbeContext>>,
+    /// The read_committed consumer of the tail probe; without it the raw lag counts. Locked
+    /// while a probe assigns and polls it: a reconcile cancelled when its replica stepped down
+    /// may still be measuring while the next term's reconcile of the same app starts.
+    stable: Mutex<Option<BaseConsumer<ProbeContext>>>,
 }
 
 /// Clients per app.
@@ -124,7 +126,7 @@ impl AppClients {
         Ok(AppClients {
             settings: settings_digest(config),
             kafka: admin::Clients { metadata, admin },
-            stable,
+            stable: Mutex::new(stable),
         })
     }
 
@@ -224,7 +226,8 @@ fn brokers(clients: &AppClients, config: &StreamsConfig) -> Result<i32, AdminErr
 
 /// The application reset: deletes the internal topics and the consumer group. Topics or a
 /// group that are already gone are not an error. The broker is asked for its metadata first,
-/// so an unreachable one is told in [`TIMEOUT`] rather than in the admin requests' minute.
+/// so an unreachable one is told within the metadata timeout, and only topics that exist are
+/// deleted.
 pub fn delete_app_data(clients: &AppClients, plan: &Plan) -> Result<(), AdminError> {
     let config = &plan.config;
     clients.drain_events();
@@ -323,7 +326,8 @@ pub fn offsets(
     let config = &plan.config;
     // The log end and the last stable offset come from ListOffsets under each isolation level.
     let uncommitted = &clients.kafka.metadata;
-    let stable = &clients.stable;
+    let stable = clients.stable.lock().unwrap_or_else(|p| p.into_inner());
+    let stable = stable.as_ref();
     let app = &config.application_id;
     let mut tpl = TopicPartitionList::new();
     for t in plan.topology.source_topics() {
@@ -355,7 +359,7 @@ pub fn offsets(
         totals.end += high;
         totals.committed += done;
         if done < high
-            && let Some(stable) = &stable
+            && let Some(stable) = stable
         {
             let (_, last_stable) = stable
                 .fetch_watermarks(e.topic(), e.partition(), TIMEOUT)
