@@ -102,10 +102,9 @@ pub struct AppClients {
     /// while a probe assigns and polls it: a reconcile cancelled when its replica stepped down
     /// may still be measuring while the next term's reconcile of the same app starts.
     stable: Mutex<Option<BaseConsumer<ProbeContext>>>,
+    /// How many librdkafka clients these are: 3, or 2 without the probe's.
+    count: u64,
 }
-
-/// Clients per app.
-const CLIENTS_PER_APP: u64 = 3;
 
 impl AppClients {
     fn new(config: &StreamsConfig) -> Result<Self, AdminError> {
@@ -126,6 +125,7 @@ impl AppClients {
         Ok(AppClients {
             settings: settings_digest(config),
             kafka: admin::Clients { metadata, admin },
+            count: 2 + u64::from(stable.is_some()),
             stable: Mutex::new(stable),
         })
     }
@@ -182,7 +182,7 @@ impl ClientCache {
             return Ok(c.clone());
         }
         let made = Arc::new(AppClients::new(config)?);
-        self.created.inc_by(CLIENTS_PER_APP);
+        self.created.inc_by(made.count);
         if let Some(old) = apps.insert(app.to_owned(), made.clone()) {
             tracing::info!(app, "Kafka settings changed: new Kafka clients");
             drop(old);
@@ -204,7 +204,8 @@ impl ClientCache {
     }
 
     fn count(&self, apps: &HashMap<String, Arc<AppClients>>) {
-        self.open.set(apps.len() as i64 * CLIENTS_PER_APP as i64);
+        self.open
+            .set(apps.values().map(|c| c.count).sum::<u64>() as i64);
     }
 }
 
