@@ -50,6 +50,17 @@ pub enum AdminError {
     },
 }
 
+impl AdminError {
+    /// Whether waiting may cure it: the brokers not answering yet, or a source topic not created
+    /// yet. A misconfiguration (co-partitioning, a refused topic) needs a change instead.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            AdminError::Unreachable { .. } | AdminError::MissingTopic(_)
+        )
+    }
+}
+
 /// The librdkafka settings of the admin calls' clients: `bootstrap.servers` and the admin
 /// client's properties.
 pub fn client_config(config: &StreamsConfig) -> ClientConfig {

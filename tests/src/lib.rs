@@ -5,6 +5,7 @@
 //! fails with a message saying so, never passes vacuously.
 
 pub mod apps;
+pub mod brokers;
 pub mod cluster;
 pub mod differential;
 pub mod engine;

@@ -23,6 +23,7 @@ mod rebalance;
 pub(crate) mod restore;
 pub(crate) mod task;
 mod task_manager;
+mod task_timeout;
 mod thread;
 
 pub use error::{ErrorClass, RuntimeError};

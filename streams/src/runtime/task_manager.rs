@@ -216,10 +216,14 @@ impl TaskManager {
         force_checkpoint: bool,
     ) -> Result<usize, Failure> {
         let mut outputs = Vec::new();
-        for task in self.tasks.values_mut() {
-            task.prepare_commit(&mut outputs)?;
-            for out in outputs.drain(..) {
-                output.send(&out)?;
+        // A transaction whose commit timed out takes no more records: retry just the commit
+        // (the caches were written out before it).
+        if !output.is_committing() {
+            for task in self.tasks.values_mut() {
+                task.prepare_commit(&mut outputs)?;
+                for out in outputs.drain(..) {
+                    output.send(&out)?;
+                }
             }
         }
         let committed = if output.exactly_once() {
@@ -234,14 +238,18 @@ impl TaskManager {
                         .map_err(|e| RuntimeError::kafka("listing the offsets to commit", e))?;
                 }
             }
+            // A flush or an offset commit that fails while the brokers are away is tried again
+            // later (Failure::Retry): the offsets stay where they were, nothing is lost.
             output
                 .producer
                 .flush(config.commit_interval.max(Duration::from_secs(30)))
-                .map_err(|e| RuntimeError::kafka("flushing the producer", e))?;
+                .map_err(|e| {
+                    Failure::of_commit(RuntimeError::kafka("flushing the producer", e), false)
+                })?;
             if tpl.count() > 0 {
-                consumer
-                    .commit(&tpl, CommitMode::Sync)
-                    .map_err(|e| RuntimeError::kafka("committing offsets", e))?;
+                consumer.commit(&tpl, CommitMode::Sync).map_err(|e| {
+                    Failure::of_commit(RuntimeError::kafka("committing offsets", e), false)
+                })?;
             }
             tpl.count()
         };
