@@ -34,5 +34,5 @@ export FRESHET_KUBECTL=$K8S_BIN/kubectl
 export FRESHET_CHAOS=1
 # One at a time: each test's brokers and engines get the machine's two cores to themselves.
 tests=()
-for t in ${FRESHET_CHAOS_TESTS:-faults}; do tests+=(--test "$t"); done
+for t in ${FRESHET_CHAOS_TESTS:-faults operator_faults}; do tests+=(--test "$t"); done
 cargo test -p freshet-tests "${tests[@]}" -- --nocapture --test-threads=1 ${FRESHET_TEST_ARGS:-}

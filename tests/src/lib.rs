@@ -11,6 +11,7 @@ pub mod differential;
 pub mod engine;
 pub mod kafka;
 pub mod node;
+pub mod private_cluster;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -173,6 +173,15 @@ pub enum RuntimeError {
         #[source]
         source: Box<RuntimeError>,
     },
+    /// Work retried while the brokers were away was given up because the application is closing.
+    #[error("{what} given up: the application is closing; the last error: {source}")]
+    Interrupted {
+        /// What the runtime was retrying.
+        what: String,
+        /// The last failure.
+        #[source]
+        source: Box<RuntimeError>,
+    },
     /// A failure the runtime describes itself (a missing output topic, transactions that keep
     /// failing, global tables that cannot load).
     #[error("{0}")]

@@ -403,6 +403,7 @@ impl KafkaStreams {
                 shared: self.shared.clone(),
                 topology: self.topology.clone(),
                 shutdown: self.shutdown.clone(),
+                brokers_away: std::cell::Cell::new(false),
             };
             let shared = self.shared.clone();
             let shutdown = self.shutdown.clone();

@@ -3,7 +3,8 @@
 //! the thread or its transaction and record the changelog offsets checkpoints need.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use freshet_topology::sync::Unpoisoned;
@@ -98,8 +99,9 @@ const MAX_BLOCK: Duration = Duration::from_secs(60);
 const RETRIED_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a commit (or sending its offsets) may block: a commit waits for its outputs'
-/// delivery. One that times out is retried (see [`Failure::Retry`]).
-const TRANSACTION_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// delivery. One that times out is retried (see [`Failure::Retry`]), so this only bounds how
+/// long a close waits behind a commit while the brokers are away.
+const TRANSACTION_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The thread's producer and, under exactly_once_v2, the state of its transaction (Kafka
 /// Streams' `StreamsProducer`): every task of the thread writes through it.
@@ -117,6 +119,8 @@ pub(crate) struct StreamsProducer {
     committing: Option<Vec<(String, i32, i64)>>,
     /// `task.timeout.ms`: how long a record may wait for room in the producer's queue.
     task_timeout: Duration,
+    /// The application's shutdown flag: retries stop when it closes.
+    shutdown: Arc<AtomicBool>,
 }
 
 impl StreamsProducer {
@@ -124,8 +128,9 @@ impl StreamsProducer {
         config: ClientConfig,
         transactional: bool,
         task_timeout: Duration,
+        shutdown: Arc<AtomicBool>,
     ) -> Result<StreamsProducer, RuntimeError> {
-        let producer = create_producer(&config, transactional, task_timeout)?;
+        let producer = create_producer(&config, transactional, task_timeout, &shutdown)?;
         Ok(StreamsProducer {
             producer,
             transactional: transactional.then_some(config),
@@ -133,6 +138,7 @@ impl StreamsProducer {
             committed: HashMap::new(),
             committing: None,
             task_timeout,
+            shutdown,
         })
     }
 
@@ -150,7 +156,13 @@ impl StreamsProducer {
     /// transaction.
     pub(crate) fn send(&mut self, out: &ProduceRequest) -> Result<(), Failure> {
         self.begin()?;
-        send(&self.producer, out, self.exactly_once(), self.task_timeout)
+        send(
+            &self.producer,
+            out,
+            self.exactly_once(),
+            self.task_timeout,
+            &self.shutdown,
+        )
     }
 
     pub(crate) fn begin(&mut self) -> Result<(), Failure> {
@@ -270,7 +282,16 @@ impl StreamsProducer {
                     "the producer is in a fatal state (fenced or failed); replacing it"
                 );
             }
-            self.producer = create_producer(&config, true, self.task_timeout)?;
+            if self.shutdown.load(Ordering::Relaxed) {
+                // Closing: the next start's init_transactions aborts what is left open.
+                return Err(RuntimeError::Interrupted {
+                    what: "replacing the producer".to_owned(),
+                    source: Box::new(RuntimeError::Other(
+                        "the transaction could not be aborted".to_owned(),
+                    )),
+                });
+            }
+            self.producer = create_producer(&config, true, self.task_timeout, &self.shutdown)?;
             info!(thread, "transactional producer replaced and initialised");
         }
         Ok(())
@@ -279,7 +300,8 @@ impl StreamsProducer {
     /// Aborts the open transaction, retrying while the brokers are away (within
     /// `task.timeout.ms`); false when it cannot be aborted and the producer must be replaced.
     fn abort(&mut self, thread: usize) -> bool {
-        let mut timeout = TaskTimeout::new("aborting the transaction", self.task_timeout);
+        let mut timeout = TaskTimeout::new("aborting the transaction", self.task_timeout)
+            .interruptible(&self.shutdown);
         loop {
             // The abort purges what is still queued and waits for the purged records' delivery
             // reports, which only polls serve (one event a poll): serve them all first.
@@ -310,13 +332,15 @@ fn create_producer(
     config: &ClientConfig,
     transactional: bool,
     task_timeout: Duration,
+    shutdown: &Arc<AtomicBool>,
 ) -> Result<BaseProducer<DeliveryContext>, RuntimeError> {
     let producer: BaseProducer<DeliveryContext> = config
         .create_with_context(DeliveryContext::default())
         .map_err(|e| RuntimeError::kafka("creating the producer", e))?;
     if transactional {
         let mut timeout =
-            TaskTimeout::new("initialising the producer's transactions", task_timeout);
+            TaskTimeout::new("initialising the producer's transactions", task_timeout)
+                .interruptible(shutdown);
         while let Err(e) = producer.init_transactions(RETRIED_CALL_TIMEOUT) {
             let error = RuntimeError::kafka("initialising the producer's transactions", e);
             if error.class() != ErrorClass::Retriable {
@@ -446,6 +470,7 @@ pub(crate) fn send(
     out: &ProduceRequest,
     transactional: bool,
     task_timeout: Duration,
+    shutdown: &AtomicBool,
 ) -> Result<(), Failure> {
     let queue_timeout = task_timeout.max(MAX_BLOCK);
     let mut waiting: Option<(std::time::Instant, bool)> = None;
@@ -474,7 +499,7 @@ pub(crate) fn send(
             Err((e, _)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
                 let (since, warned) = waiting.get_or_insert((std::time::Instant::now(), false));
                 let waited = since.elapsed();
-                if waited > queue_timeout {
+                if waited > queue_timeout || shutdown.load(Ordering::Relaxed) {
                     return Err(Failure::Fatal(RuntimeError::TaskTimeout {
                         what: format!("waiting for room in the producer's queue ({})", out.topic),
                         waited_secs: waited.as_secs(),

@@ -3,6 +3,8 @@
 //! queue — is retried before the failure is fatal. With 0 the first failure is fatal; otherwise
 //! the work is retried at least once.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tracing::warn;
@@ -19,6 +21,8 @@ pub(crate) struct TaskTimeout {
     limit: Duration,
     /// When the current run of failures began, and when it was last logged.
     failing: Option<(Instant, Instant)>,
+    /// The application's shutdown flag: a close does not wait out the brokers.
+    shutdown: Option<Arc<AtomicBool>>,
 }
 
 impl TaskTimeout {
@@ -28,13 +32,30 @@ impl TaskTimeout {
             what,
             limit,
             failing: None,
+            shutdown: None,
         }
+    }
+
+    /// The same, giving up at once ([`RuntimeError::Interrupted`]) once `shutdown` is set.
+    pub(crate) fn interruptible(mut self, shutdown: &Arc<AtomicBool>) -> Self {
+        self.shutdown = Some(shutdown.clone());
+        self
     }
 
     /// Notes a retriable failure: `Ok` while the work may be retried (logged at first and every
     /// few seconds after), [`RuntimeError::TaskTimeout`] once it has failed for longer than
     /// `task.timeout.ms`.
     pub(crate) fn retry(&mut self, error: RuntimeError) -> Result<(), RuntimeError> {
+        if self
+            .shutdown
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+        {
+            return Err(RuntimeError::Interrupted {
+                what: self.what.to_owned(),
+                source: Box::new(error),
+            });
+        }
         let now = Instant::now();
         let (since, logged) = self.failing.get_or_insert((now, now));
         let waited = now.duration_since(*since);
@@ -111,5 +132,13 @@ mod tests {
             std::error::Error::source(&e).is_some(),
             "the last error is kept"
         );
+
+        let stop = Arc::new(AtomicBool::new(true));
+        let mut closing = TaskTimeout::new("aborting the transaction", Duration::from_secs(300))
+            .interruptible(&stop);
+        assert!(matches!(
+            closing.retry(transient()),
+            Err(RuntimeError::Interrupted { .. })
+        ));
     }
 }

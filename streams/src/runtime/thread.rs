@@ -117,6 +117,11 @@ pub(crate) struct StreamThread {
     pub shared: Arc<Shared>,
     pub topology: Arc<Topology>,
     pub shutdown: Arc<AtomicBool>,
+    /// Set when the loop ends while commits fail for want of brokers: the close then commits
+    /// and aborts nothing (each would wait out its timeout in vain); what is left open is
+    /// aborted by the next start's `init_transactions`, or by the coordinator after
+    /// `transaction.timeout.ms`.
+    pub brokers_away: std::cell::Cell<bool>,
 }
 
 impl StreamThread {
@@ -212,6 +217,7 @@ impl StreamThread {
             self.producer_config(),
             exactly_once,
             self.shared.config.task_timeout,
+            self.shutdown.clone(),
         )?;
         if exactly_once {
             info!(thread = self.index, transactional_id = ?self.producer_config().get("transactional.id"), "transactional producer initialised");
@@ -235,6 +241,8 @@ impl StreamThread {
                     }
                     match self.rejoin(consumer, &e) {
                         Ok(c) => consumer = c,
+                        // Closing meanwhile: the tasks are closed already.
+                        Err(RuntimeError::Interrupted { .. }) => return Ok(()),
                         Err(e) => return Err(e),
                     }
                 }
@@ -257,7 +265,21 @@ impl StreamThread {
                 }
             }
         };
-        let close_result = self.close(&consumer, result.is_ok());
+        // Retries given up for a close are no failure: what was not committed is processed again
+        // after the next start.
+        let result = match result {
+            Err(RuntimeError::Interrupted { what, source }) => {
+                warn!(thread = self.index, %what, error = %source, "closing while the brokers are away");
+                Ok(())
+            }
+            other => other,
+        };
+        let close_result = if self.brokers_away.get() {
+            warn!(thread = self.index, "closing while the brokers are away: nothing more is committed; what was processed since the last commit is processed again after the next start");
+            self.close(&consumer, false)
+        } else {
+            self.close(&consumer, result.is_ok())
+        };
         result.and(close_result)
     }
 
@@ -422,7 +444,8 @@ impl StreamThread {
         let mut timeout = TaskTimeout::new(
             "reading the committed offsets",
             self.shared.config.task_timeout,
-        );
+        )
+        .interruptible(&self.shutdown);
         loop {
             match committed_offsets(consumer, assignment) {
                 Ok(committed) => return Ok(committed),
@@ -631,6 +654,7 @@ impl StreamThread {
                 last_commit = Instant::now();
             }
         }
+        self.brokers_away.set(commit_timeout.is_failing());
         Ok(())
     }
 
@@ -705,7 +729,7 @@ impl StreamThread {
             } else if core.output.exactly_once() {
                 // Outputs of records processed before the failure are aborted with their offsets:
                 // they are processed (and written) again after a restart, exactly once.
-                if core.output.in_transaction {
+                if core.output.in_transaction && !self.brokers_away.get() {
                     core.output.in_transaction = false;
                     if let Err(e) = core
                         .output
