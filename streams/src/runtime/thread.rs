@@ -275,7 +275,10 @@ impl StreamThread {
             other => other,
         };
         let close_result = if self.brokers_away.get() {
-            warn!(thread = self.index, "closing while the brokers are away: nothing more is committed; what was processed since the last commit is processed again after the next start");
+            warn!(
+                thread = self.index,
+                "closing while the brokers are away: nothing more is committed; what was processed since the last commit is processed again after the next start"
+            );
             self.close(&consumer, false)
         } else {
             self.close(&consumer, result.is_ok())
