@@ -259,8 +259,19 @@ impl StreamThread {
                             RECOVERY_WINDOW.as_secs()
                         )));
                     }
-                    if let Err(e) = self.recover(&consumer, &cause) {
-                        break Err(e);
+                    match self.recover(&consumer, &cause) {
+                        Ok(()) => {}
+                        // The committed offsets could not be read (the brokers still away, or
+                        // the aborted transaction's offsets not settled yet): a new consumer
+                        // fetches them itself once its partitions come back.
+                        Err(e) if e.class() == ErrorClass::Retriable => {
+                            match self.rejoin(consumer, &e) {
+                                Ok(c) => consumer = c,
+                                Err(RuntimeError::Interrupted { .. }) => return Ok(()),
+                                Err(e) => return Err(e),
+                            }
+                        }
+                        Err(e) => break Err(e),
                     }
                 }
             }
@@ -337,7 +348,7 @@ impl StreamThread {
         failed: BaseConsumer<RebalanceContext>,
         cause: &RuntimeError,
     ) -> Result<BaseConsumer<RebalanceContext>, RuntimeError> {
-        warn!(thread = self.index, %cause, "the consumer was fenced after losing the group coordinator; closing the tasks and joining the group again with a new consumer");
+        warn!(thread = self.index, %cause, "closing the tasks and joining the group again with a new consumer (the old one was fenced after losing the group coordinator, or cannot read its committed offsets)");
         self.shared.metrics.rebalances.inc();
         let core = failed.context().core.lock_unpoisoned().take();
         drop(failed);
@@ -384,7 +395,7 @@ impl StreamThread {
         let assignment = consumer
             .assignment()
             .map_err(|e| RuntimeError::kafka("reading the assignment", e))?;
-        let committed = self.committed_offsets_patiently(consumer, &assignment)?;
+        let committed = committed_offsets(consumer, &assignment)?;
         // Records fetched after the last commit are fetched again; a partition without a
         // committed offset starts where auto.offset.reset says (Kafka Streams' default: earliest).
         let reset = match self
@@ -435,30 +446,6 @@ impl StreamThread {
             "tasks restarted from the last commit"
         );
         Ok(())
-    }
-
-    /// The committed offsets of `assignment`, retried while the brokers are away (within
-    /// `task.timeout.ms`).
-    fn committed_offsets_patiently(
-        &self,
-        consumer: &BaseConsumer<RebalanceContext>,
-        assignment: &TopicPartitionList,
-    ) -> Result<std::collections::HashMap<(String, i32), i64>, RuntimeError> {
-        let mut timeout = TaskTimeout::new(
-            "reading the committed offsets",
-            self.shared.config.task_timeout,
-        )
-        .interruptible(&self.shutdown);
-        loop {
-            match committed_offsets(consumer, assignment) {
-                Ok(committed) => return Ok(committed),
-                Err(e) if e.class() == ErrorClass::Retriable => {
-                    timeout.retry(e)?;
-                    std::thread::sleep(RETRY_BACKOFF);
-                }
-                Err(e) => return Err(e),
-            }
-        }
     }
 
     fn run_loop(&self, consumer: &BaseConsumer<RebalanceContext>) -> Result<(), Failure> {
