@@ -321,6 +321,13 @@ impl RuntimeError {
         }
     }
 
+    /// Whether the broker or the producer refused a record for what it is (too large, an invalid
+    /// timestamp): `production.exception.handler` decides on it, and under exactly_once_v2 the
+    /// transaction it broke is aborted and replayed without it.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, RuntimeError::Delivery { source, .. } if super::refusal::is_refusal(source))
+    }
+
     /// What the failure asks of the thread; errors outside the Kafka clients are fatal.
     pub fn class(&self) -> ErrorClass {
         match self {

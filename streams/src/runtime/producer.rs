@@ -1,9 +1,10 @@
 //! The thread's producer (Kafka Streams' `StreamsProducer`) and its record collector: sends with
 //! Java's partitioning, transactions under exactly_once_v2, and the delivery reports that fail
-//! the thread or its transaction and record the changelog offsets checkpoints need.
+//! the thread or its transaction, hand refused records to `production.exception.handler` (see
+//! [`refusal`](super::refusal)) and record the changelog offsets checkpoints need.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use freshet_topology::sync::Unpoisoned;
@@ -16,6 +17,9 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{info, warn};
 
 use super::error::{ErrorClass, RuntimeError, TaskError};
+use super::refusal::{
+    Kind, Origin, Plan, ProductionHandler, Refused, Sent, Watch, batches_too_large, triage,
+};
 use crate::processor::{Headers, ProduceRequest};
 
 /// Why the thread's loop stopped.
@@ -83,12 +87,23 @@ pub(crate) struct StreamsProducer {
     /// The offsets the last committed transactions carried, so that a commit with nothing new
     /// opens no transaction (exactly-once commits every 100 ms, busy or idle).
     pub(crate) committed: HashMap<(String, i32), i64>,
+    /// `production.exception.handler`, for records the broker or the producer refuses.
+    handler: ProductionHandler,
+    /// Under exactly_once_v2: what refusals in aborted transactions taught.
+    watch: Watch,
+    /// Under exactly_once_v2: refusals seen in the open transaction, learnt from when it aborts.
+    pending: Vec<Refused>,
 }
+
+/// How long the producer may take to deliver what is in flight, when a refusal needs every
+/// record settled (a record sent again alone, a dead letter confirmed).
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl StreamsProducer {
     pub(crate) fn new(
         config: ClientConfig,
         transactional: bool,
+        handler: ProductionHandler,
     ) -> Result<StreamsProducer, RuntimeError> {
         let producer = create_producer(&config, transactional)?;
         Ok(StreamsProducer {
@@ -96,6 +111,9 @@ impl StreamsProducer {
             transactional: transactional.then_some(config),
             in_transaction: false,
             committed: HashMap::new(),
+            handler,
+            watch: Watch::default(),
+            pending: Vec::new(),
         })
     }
 
@@ -103,11 +121,178 @@ impl StreamsProducer {
         self.transactional.is_some()
     }
 
-    /// Sends one record; under exactly_once_v2 the first output after a commit begins the next
-    /// transaction.
-    pub(crate) fn send(&mut self, out: &ProduceRequest) -> Result<(), Failure> {
+    /// Sends one record `origin` produced; under exactly_once_v2 the first output after a commit
+    /// begins the next transaction, and a record the broker refused in an aborted transaction is
+    /// sent alone, or handed to the handler unsent (see [`Watch`]).
+    pub(crate) fn send(
+        &mut self,
+        out: &ProduceRequest,
+        origin: &Arc<Origin>,
+    ) -> Result<(), Failure> {
         self.begin()?;
-        send(&self.producer, out, self.exactly_once())
+        let kind = Kind::of(out);
+        if self.exactly_once() {
+            match self.watch.plan(out) {
+                Plan::Send => {}
+                Plan::SendAlone { fp, size_probe } => {
+                    // Alone in its batch: nothing in flight before it, delivered before the next.
+                    self.settle()?;
+                    self.send_unwatched(out, kind, origin)?;
+                    self.settle()?;
+                    self.watch.accepted(fp);
+                    if size_probe {
+                        return Err(Failure::Fatal(batches_too_large(&out.topic)));
+                    }
+                    return Ok(());
+                }
+                Plan::Refuse(error) => {
+                    return self.refused(Refused {
+                        kind,
+                        origin: origin.clone(),
+                        record: out.clone(),
+                        error,
+                    });
+                }
+            }
+        }
+        self.send_unwatched(out, kind, origin)
+    }
+
+    /// Writes a dead-letter record and waits for its delivery: a refused dead letter stops the
+    /// thread rather than being handled (and perhaps dead-lettered) again.
+    pub(crate) fn write_dead_letter(
+        &mut self,
+        out: &ProduceRequest,
+        origin: &Arc<Origin>,
+    ) -> Result<(), Failure> {
+        self.begin()?;
+        self.send_unwatched(out, Kind::DeadLetter, origin)?;
+        self.settle()
+    }
+
+    fn send_unwatched(
+        &mut self,
+        out: &ProduceRequest,
+        kind: Kind,
+        origin: &Arc<Origin>,
+    ) -> Result<(), Failure> {
+        let sent = Box::new(Sent {
+            kind,
+            origin: origin.clone(),
+            timestamp: out.timestamp,
+        });
+        match send(&self.producer, out, sent, self.exactly_once()) {
+            Ok(()) => Ok(()),
+            // Refused before it was queued (over message.max.bytes): the transaction is intact.
+            Err(SendError::Refused(error)) => self.refused(Refused {
+                kind,
+                origin: origin.clone(),
+                record: out.clone(),
+                error,
+            }),
+            Err(SendError::Failed(failure)) => {
+                // An earlier refusal may be why (the transaction became abortable): say so.
+                self.producer.poll(Duration::ZERO);
+                self.check_deliveries()?;
+                Err(failure)
+            }
+        }
+    }
+
+    /// Hands a refused record to `production.exception.handler`: its dead letter written, then
+    /// skipped or the thread stopped.
+    fn refused(&mut self, refused: Refused) -> Result<(), Failure> {
+        if refused.kind == Kind::DeadLetter {
+            return Err(Failure::Fatal(refused.fatal()));
+        }
+        let verdict = self.handler.judge(&refused);
+        if let Some(dead_letter) = &verdict.dead_letter {
+            self.write_dead_letter(dead_letter, &refused.origin)?;
+        }
+        match verdict.fail {
+            Some(failure) => Err(Failure::Fatal(RuntimeError::Record(failure))),
+            None => Ok(()),
+        }
+    }
+
+    /// Serves delivery reports and acts on failed ones (see [`check_deliveries`]).
+    ///
+    /// [`check_deliveries`]: StreamsProducer::check_deliveries
+    pub(crate) fn poll(&mut self) -> Result<(), Failure> {
+        self.producer.poll(Duration::ZERO);
+        self.check_deliveries()
+    }
+
+    /// Acts on the delivery reports served so far: a failed delivery stops the thread (or, under
+    /// exactly_once_v2, its transaction); refused records go to the handler — under
+    /// at_least_once after those refused together are sent again one at a time, under
+    /// exactly_once_v2 by aborting the transaction, which [`reset`] learns from.
+    ///
+    /// [`reset`]: StreamsProducer::reset
+    pub(crate) fn check_deliveries(&mut self) -> Result<(), Failure> {
+        if let Some(f) = self.producer.context().failure.lock_unpoisoned().take() {
+            return Err(self.failure(f));
+        }
+        let refused = std::mem::take(&mut *self.producer.context().refused.lock_unpoisoned());
+        if refused.is_empty() {
+            return Ok(());
+        }
+        if self.exactly_once() {
+            let cause = refused[0].abort_cause();
+            self.pending.extend(refused);
+            return Err(Failure::Transaction(cause));
+        }
+        self.resend_alone(refused)
+    }
+
+    /// Waits for every record in flight, then acts on their delivery reports.
+    fn settle(&mut self) -> Result<(), Failure> {
+        self.producer
+            .flush(SETTLE_TIMEOUT)
+            .map_err(|e| self.failure(RuntimeError::kafka("flushing the producer", e)))?;
+        self.check_deliveries()
+    }
+
+    /// Under at_least_once: the culprit of a refusal goes to the handler; a record refused along
+    /// with others (for size, the largest of them) is sent again alone, and goes to the handler
+    /// if refused alone; the records refused only for their batch are sent again as usual. They
+    /// may arrive after records that followed them.
+    fn resend_alone(&mut self, mut refused: Vec<Refused>) -> Result<(), Failure> {
+        // Every record in flight delivered or refused: each probe sent below is alone.
+        self.flush_checked()?;
+        refused.append(&mut self.producer.context().refused.lock_unpoisoned());
+        let triage = triage(refused).map_err(Failure::Fatal)?;
+        for culprit in triage.culprits {
+            self.refused(culprit)?;
+        }
+        for probe in triage.probes {
+            info!(topic = %probe.record.topic, partition = ?probe.record.partition, error = %probe.error, "sending a record refused in a batch again, alone");
+            self.send_unwatched(&probe.record, probe.kind, &probe.origin)?;
+            self.flush_checked()?;
+            let alone = std::mem::take(&mut *self.producer.context().refused.lock_unpoisoned());
+            if alone.is_empty() && triage.size_probe {
+                return Err(Failure::Fatal(batches_too_large(&probe.record.topic)));
+            }
+            for culprit in alone {
+                self.refused(culprit)?;
+            }
+        }
+        // Refused again (a second culprit among them), they come back on the next check.
+        for again in triage.bystanders {
+            self.send_unwatched(&again.record, again.kind, &again.origin)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for every record in flight; a failed delivery (other than a refusal) stops here.
+    fn flush_checked(&mut self) -> Result<(), Failure> {
+        self.producer
+            .flush(SETTLE_TIMEOUT)
+            .map_err(|e| self.failure(RuntimeError::kafka("flushing the producer", e)))?;
+        match self.producer.context().failure.lock_unpoisoned().take() {
+            Some(f) => Err(self.failure(f)),
+            None => Ok(()),
+        }
     }
 
     pub(crate) fn begin(&mut self) -> Result<(), Failure> {
@@ -141,6 +326,12 @@ impl StreamsProducer {
         }
         // Offsets alone (records filtered out, nothing produced) need a transaction too.
         self.begin()?;
+        // The commit would flush anyway; flushing first tells a refused record (which the
+        // handler decides on after the abort) from a transaction that failed.
+        self.producer.flush(TRANSACTION_CALL_TIMEOUT).map_err(|e| {
+            Failure::Transaction(RuntimeError::kafka("flushing the transaction", e))
+        })?;
+        self.check_deliveries()?;
         let txn = |what: &str| {
             let what = what.to_owned();
             move |e: rdkafka::error::KafkaError| Failure::of(RuntimeError::kafka(what, e), true)
@@ -175,14 +366,25 @@ impl StreamsProducer {
     /// After a failed transaction: aborts it, or, where the producer can do nothing more (fenced,
     /// fatal error, no transaction to abort), replaces it; the new producer's `init_transactions`
     /// with the same transactional id aborts whatever the old one left open.
+    ///
+    /// Refusals the transaction met are learnt from (see [`Watch::learn`]), which fails when the
+    /// broker refuses only batches, not records.
     pub(crate) fn reset(&mut self, thread: usize) -> Result<(), RuntimeError> {
         let Some(config) = self.transactional.clone() else {
             return Ok(());
         };
         let was_open = std::mem::take(&mut self.in_transaction);
+        // Reports not served yet arrive on this poll: refusals to learn from, and purges.
+        self.producer.poll(Duration::ZERO);
+        let mut refused = std::mem::take(&mut self.pending);
+        refused.append(&mut self.producer.context().refused.lock_unpoisoned());
         let fatal = self.producer.client().fatal_error();
+        // A refused batch leaves a gap in its partition's sequence numbers which librdkafka's
+        // abort does not close (the next transaction fails out of sequence): a new producer, with
+        // a new epoch, starts clean, its initialisation aborting the open transaction.
         let aborted = was_open
             && fatal.is_none()
+            && refused.is_empty()
             && match self.producer.abort_transaction(TRANSACTION_CALL_TIMEOUT) {
                 Ok(()) => true,
                 Err(e) => {
@@ -203,11 +405,20 @@ impl StreamsProducer {
                     reason,
                     "the producer is in a fatal state (fenced or failed); replacing it"
                 );
+            } else if !refused.is_empty() {
+                info!(
+                    thread,
+                    refused = refused.len(),
+                    "the broker refused records of the transaction; replacing the producer to abort it"
+                );
             }
             self.producer = create_producer(&config, true)?;
-            info!(thread, "transactional producer replaced and initialised");
+            info!(
+                thread,
+                "transactional producer replaced and initialised: the open transaction is aborted"
+            );
         }
-        Ok(())
+        self.watch.learn(refused)
     }
 }
 
@@ -228,11 +439,13 @@ fn create_producer(
     Ok(producer)
 }
 
-/// Records the first failed delivery; the thread stops on it (production.exception.handler=fail).
-/// Also notes the offsets of delivered changelog records, which checkpoints record.
+/// Records the first failed delivery, on which the thread stops or recovers, and the records
+/// refused, for `production.exception.handler`. Also notes the offsets of delivered changelog
+/// records, which checkpoints record.
 #[derive(Default)]
 pub(crate) struct DeliveryContext {
     pub(crate) failure: Mutex<Option<RuntimeError>>,
+    pub(crate) refused: Mutex<Vec<Refused>>,
     pub(crate) changelog_offsets: Mutex<HashMap<(String, i32), i64>>,
     /// Partition counts of the topics windowed keys went to, for choosing their partitions.
     partition_counts: Mutex<HashMap<String, i32>>,
@@ -242,20 +455,18 @@ impl DeliveryContext {
     /// Forgets failures and changelog offsets of an aborted transaction.
     pub(crate) fn clear(&self) {
         self.failure.lock_unpoisoned().take();
+        self.refused.lock_unpoisoned().clear();
         self.changelog_offsets.lock_unpoisoned().clear();
     }
 }
 
-/// The delivery opaque of a changelog record.
-const CHANGELOG: usize = 1;
-
 impl ClientContext for DeliveryContext {}
 
 impl ProducerContext for DeliveryContext {
-    type DeliveryOpaque = usize;
+    type DeliveryOpaque = Box<Sent>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, kind: usize) {
-        if let (Ok(msg), CHANGELOG) = (result, kind) {
+    fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Sent>) {
+        if let (Ok(msg), Kind::Changelog) = (result, sent.kind) {
             let mut offsets = self.changelog_offsets.lock_unpoisoned();
             let entry = offsets
                 .entry((msg.topic().to_owned(), msg.partition()))
@@ -269,6 +480,12 @@ impl ProducerContext for DeliveryContext {
                 err.rdkafka_error_code(),
                 Some(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight)
             ) {
+                return;
+            }
+            if super::refusal::is_refusal(err) {
+                self.refused
+                    .lock_unpoisoned()
+                    .push(Refused::delivered(*sent, msg, err.clone()));
                 return;
             }
             let mut failure = self.failure.lock_unpoisoned();
@@ -296,7 +513,6 @@ fn owned_headers(headers: &Headers) -> Option<OwnedHeaders> {
     Some(out)
 }
 
-/// Sends one record, waiting for queue space rather than dropping it.
 /// The partition Java's partitioner gives the first `hash_len` bytes of the record's key.
 fn partition_by_prefix(
     producer: &BaseProducer<DeliveryContext>,
@@ -337,40 +553,53 @@ fn partition_by_prefix(
     )))
 }
 
-/// Under exactly-once (`transactional`) a refused record fails the transaction, not the thread.
-pub(crate) fn send(
+/// Why [`send`] did not queue a record.
+enum SendError {
+    /// The producer refused the record itself (larger than `message.max.bytes`); nothing was
+    /// queued, so an open transaction is not affected.
+    Refused(rdkafka::error::KafkaError),
+    /// Any other failure, as the thread handles it (under exactly-once, the transaction's).
+    Failed(Failure),
+}
+
+/// Sends one record, waiting for queue space rather than dropping it.
+fn send(
     producer: &BaseProducer<DeliveryContext>,
     out: &ProduceRequest,
+    sent: Box<Sent>,
     transactional: bool,
-) -> Result<(), Failure> {
+) -> Result<(), SendError> {
     let partition = match out.partition {
         Some(p) => Some(p),
-        None => partition_by_prefix(producer, out)?,
+        None => {
+            partition_by_prefix(producer, out).map_err(|e| SendError::Failed(Failure::Fatal(e)))?
+        }
     };
+    let mut record: BaseRecord<'_, [u8], [u8], Box<Sent>> =
+        BaseRecord::with_opaque_to(&out.topic, sent).timestamp(out.timestamp);
+    if let Some(p) = partition {
+        record = record.partition(p);
+    }
+    if let Some(k) = &out.key {
+        record = record.key(k.as_slice());
+    }
+    if let Some(v) = &out.value {
+        record = record.payload(v.as_slice());
+    }
+    if let Some(h) = owned_headers(&out.headers) {
+        record = record.headers(h);
+    }
     loop {
-        let opaque = if out.changelog { CHANGELOG } else { 0 };
-        let mut record: BaseRecord<'_, [u8], [u8], usize> =
-            BaseRecord::with_opaque_to(&out.topic, opaque).timestamp(out.timestamp);
-        if let Some(p) = partition {
-            record = record.partition(p);
-        }
-        if let Some(k) = &out.key {
-            record = record.key(k.as_slice());
-        }
-        if let Some(v) = &out.value {
-            record = record.payload(v.as_slice());
-        }
-        if let Some(h) = owned_headers(&out.headers) {
-            record = record.headers(h);
-        }
         match producer.send(record) {
             Ok(()) => return Ok(()),
-            Err((e, _)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
+            Err((e, back)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
                 producer.poll(Duration::from_millis(50));
+                record = back;
             }
+            Err((e, _)) if super::refusal::is_refusal(&e) => return Err(SendError::Refused(e)),
             Err((e, _)) => {
                 let error = RuntimeError::kafka(format!("producing to {}", out.topic), e);
-                return Err(Failure::of(error, transactional));
+                return Err(SendError::Failed(Failure::of(error, transactional)));
             }
         }
     }

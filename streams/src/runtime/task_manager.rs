@@ -15,6 +15,7 @@ use tracing::{error, info, warn};
 use super::Shared;
 use super::error::RuntimeError;
 use super::producer::{Failure, StreamsProducer};
+use super::refusal::Origin;
 use super::restore::{RestoreRequest, StateRestorer};
 use super::task::Task;
 use crate::config::StreamsConfig;
@@ -218,8 +219,12 @@ impl TaskManager {
         let mut outputs = Vec::new();
         for task in self.tasks.values_mut() {
             task.prepare_commit(&mut outputs)?;
-            for out in outputs.drain(..) {
-                output.send(&out)?;
+            if !outputs.is_empty() {
+                // What caches and held-back updates release has no single input record.
+                let origin = Origin::new(&Arc::from(task.id.as_str()), None);
+                for out in outputs.drain(..) {
+                    output.send(&out, &origin)?;
+                }
             }
         }
         let committed = if output.exactly_once() {
@@ -238,6 +243,9 @@ impl TaskManager {
                 .producer
                 .flush(config.commit_interval.max(Duration::from_secs(30)))
                 .map_err(|e| RuntimeError::kafka("flushing the producer", e))?;
+            // Offsets only after every output is delivered, or handled if refused: a failed
+            // delivery commits nothing, and its input is processed again after a restart.
+            output.check_deliveries()?;
             if tpl.count() > 0 {
                 consumer
                     .commit(&tpl, CommitMode::Sync)
