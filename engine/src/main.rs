@@ -17,6 +17,7 @@ use freshet_streams::runtime::{KafkaStreams, State, admin};
 use freshet_streams::topology::{DescribeFormat, Topology};
 
 mod http;
+mod termination;
 mod testing;
 
 #[derive(Parser)]
@@ -260,7 +261,9 @@ fn run(
         });
     }
 
-    if let Ok(mut a) = app.write() {
+    // A read lock: loading the global tables in `start` can take minutes, and the HTTP
+    // endpoints read the application meanwhile (a liveness probe must not wait for it).
+    if let Ok(a) = app.read() {
         a.start();
     }
     loop {
@@ -297,11 +300,15 @@ fn run(
             ExitCode::SUCCESS
         }
         (_, Some(e)) => {
-            eprintln!("error: the application stopped in {state}: {e}");
+            let summary = format!("the application stopped in {state}: {e}");
+            eprintln!("error: {summary}");
+            termination::write(&summary);
             ExitCode::from(1)
         }
         _ => {
-            eprintln!("error: the application did not close within 60 s (state {state})");
+            let summary = format!("the application did not close within 60 s (state {state})");
+            eprintln!("error: {summary}");
+            termination::write(&summary);
             ExitCode::from(1)
         }
     }
