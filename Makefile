@@ -4,14 +4,17 @@ SHELL := /bin/bash
 export FRESHET_CACHE ?= $(HOME)/.cache/freshet
 export CARGO_TARGET_DIR ?= $(FRESHET_CACHE)/target
 
-.PHONY: help deps build images push node-check kafka-up kafka-down cluster-up cluster-down k8s-binaries up down demo test soak bench bench-quick lint fmt crdgen clean
+.PHONY: help deps build images push node-check kafka-up kafka-down cluster-up cluster-down k8s-binaries up down demo test soak chaos bench bench-quick lint fmt crdgen clean
 
 help:
 	@echo "make demo          bring everything up and show it working (the main job)"
 	@echo "make test          every test against a real Kafka broker and a real kube-apiserver"
 	@echo "make soak          the long crash tests: 1M records, 20+ SIGKILLs, per guarantee (needs only Kafka)"
+	@echo "make chaos         the long fault tests: brokers stopped, killed and frozen for 70 s, 30 kills of 3 instances, the operator's faults"
 	@echo "make deps          install the Debian packages the build needs (only the missing ones)"
 	@echo "make kafka-up      start Apache Kafka on 127.0.0.1:\$${FRESHET_KAFKA_PORT:-9092}   (make kafka-down stops it)"
+	@echo "FRESHET_KAFKA_BROKERS=3 make kafka-up   ... three brokers (replication 3, min.insync.replicas 2) for fault drills:"
+	@echo "                   scripts/kafka.sh stop|kill|freeze|thaw|start N, scripts/kafka.sh leader TOPIC PARTITION"
 	@echo "make cluster-up    start etcd, kube-apiserver, kube-controller-manager   (make cluster-down stops them)"
 	@echo "make bench         Freshet vs Java Kafka Streams vs a raw pipe: ratio table and chart (release build)"
 	@echo "make bench-quick   the benchmark's smoke check: every contender produces every result"
@@ -64,6 +67,9 @@ test: deps
 
 soak: deps
 	@scripts/soak.sh
+
+chaos: deps
+	@scripts/chaos.sh
 
 bench: deps
 	@bench/run.sh full

@@ -1,14 +1,27 @@
 #!/usr/bin/env bash
-# kafka.sh up|down|status|fetch|tool CLASS ARGS...
-# A real Apache Kafka broker (KRaft, broker+controller in one JVM) on 127.0.0.1, from Maven Central jars.
-# Ports: FRESHET_KAFKA_PORT (clients), the next one (controller), FRESHET_KAFKA_POD_PORT (+2: pods).
+# kafka.sh up|down|status|fetch|tool CLASS ARGS...|stop N|kill N|freeze N|thaw N|start N|leader TOPIC PARTITION
+# Real Apache Kafka brokers (KRaft, broker+controller in one JVM) on 127.0.0.1, from Maven Central jars.
+#
+# FRESHET_KAFKA_BROKERS=1 (the default): one broker; ports FRESHET_KAFKA_PORT (clients), the next one
+# (controller), FRESHET_KAFKA_POD_PORT (+2: pods); data in .freshet/kafka, kept across down and up.
+# FRESHET_KAFKA_BROKERS=3: three brokers, each its own KRaft voter, for fault tests: broker N takes the
+# three ports from FRESHET_KAFKA_PORT + 3*(N-1) (clients, controller, unused), data in .freshet/kafka-3/node-N;
+# replication 3 and min.insync.replicas=2 everywhere, as in production. No pod listener (pods use one broker).
+# stop N (SIGTERM), kill N (SIGKILL), freeze N (SIGSTOP, a stand-in for a network partition), thaw N
+# (SIGCONT), start N (after stop or kill): one broker's faults; leader TOPIC PARTITION prints its leader's id.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-KAFKA_RUN=$RUN_DIR/kafka
-PIDFILE=$KAFKA_RUN/kafka.pid
+BROKERS=${FRESHET_KAFKA_BROKERS:-1}
+[[ $BROKERS =~ ^[1-9]$ ]] || die "FRESHET_KAFKA_BROKERS=$BROKERS is not a broker count" "use 1 (the default) or 3"
 BOOTSTRAP=127.0.0.1:$FRESHET_KAFKA_PORT
 
+# node_dir N: broker N's config, data, pid and logs.
+node_dir() { if [ "$BROKERS" -eq 1 ]; then echo "$RUN_DIR/kafka"; else echo "$RUN_DIR/kafka-$BROKERS/node-$1"; fi; }
+client_port() { if [ "$BROKERS" -eq 1 ]; then echo "$FRESHET_KAFKA_PORT"; else echo $((FRESHET_KAFKA_PORT + 3 * ($1 - 1))); fi; }
+controller_port() { if [ "$BROKERS" -eq 1 ]; then echo "$FRESHET_KAFKA_CONTROLLER_PORT"; else echo $(($(client_port "$1") + 1)); fi; }
+# The tools' log4j config lives with broker 1.
+KAFKA_RUN=$(node_dir 1)
 # fetch: kafka_2.13 (the broker), kafka-tools (admin and console clients) and their runtime
 # dependencies into $KAFKA_HOME/libs, once.
 fetch() {
@@ -52,31 +65,48 @@ kafka_java() {
     -cp "$KAFKA_HOME/libs/*" "$cls" "$@"
 }
 
-write_configs() {
-  mkdir -p "$KAFKA_RUN/data"
-  cat >"$KAFKA_RUN/server.properties" <<PROPS
+write_configs() { # write_configs N
+  local n=$1 dir voters="" i
+  dir=$(node_dir "$n")
+  mkdir -p "$dir/data"
+  for i in $(seq 1 "$BROKERS"); do voters+="${voters:+,}$i@127.0.0.1:$(controller_port "$i")"; done
+  local listeners advertised protocols replication=$BROKERS min_isr=$((BROKERS > 1 ? 2 : 1))
+  if [ "$BROKERS" -eq 1 ]; then
+    # PODS: for pods on the real node (scripts/node.sh), on loopback too, advertised at the node's address
+    # where node.sh forwards it from inside the node's network namespace.
+    listeners="PLAINTEXT://127.0.0.1:$FRESHET_KAFKA_PORT,CONTROLLER://127.0.0.1:$FRESHET_KAFKA_CONTROLLER_PORT,PODS://127.0.0.1:$FRESHET_KAFKA_POD_PORT"
+    advertised="PLAINTEXT://127.0.0.1:$FRESHET_KAFKA_PORT,PODS://$FRESHET_NODE_IP:9092"
+    protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,PODS:PLAINTEXT"
+  else
+    listeners="PLAINTEXT://127.0.0.1:$(client_port "$n"),CONTROLLER://127.0.0.1:$(controller_port "$n")"
+    advertised="PLAINTEXT://127.0.0.1:$(client_port "$n")"
+    protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+  fi
+  cat >"$dir/server.properties" <<PROPS
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$FRESHET_KAFKA_CONTROLLER_PORT
-# PODS: for pods on the real node (scripts/node.sh), on loopback too, advertised at the node's address
-# where node.sh forwards it from inside the node's network namespace.
-listeners=PLAINTEXT://127.0.0.1:$FRESHET_KAFKA_PORT,CONTROLLER://127.0.0.1:$FRESHET_KAFKA_CONTROLLER_PORT,PODS://127.0.0.1:$FRESHET_KAFKA_POD_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$FRESHET_KAFKA_PORT,PODS://$FRESHET_NODE_IP:9092
+node.id=$n
+controller.quorum.voters=$voters
+listeners=$listeners
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,PODS:PLAINTEXT
-log.dirs=$KAFKA_RUN/data
+listener.security.protocol.map=$protocols
+log.dirs=$dir/data
 # As in production: topics are created deliberately, never by a typo.
 auto.create.topics.enable=false
 num.partitions=1
-# A single node: internal topics cannot be replicated.
-offsets.topic.replication.factor=1
+# Replicated as widely as the brokers allow; with 3, a write needs 2 replicas (production's setting).
+default.replication.factor=$replication
+min.insync.replicas=$min_isr
+offsets.topic.replication.factor=$replication
 offsets.topic.num.partitions=10
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor=$replication
+transaction.state.log.min.isr=$min_isr
 transaction.state.log.num.partitions=10
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.replication.factor=$replication
+share.coordinator.state.topic.min.isr=$min_isr
+# A broker back from a fault takes its partitions' leadership back soon (the default waits 5 min).
+leader.imbalance.check.interval.seconds=10
 # Tests start many short-lived groups: do not hold the first rebalance back 3 s.
 group.initial.rebalance.delay.ms=0
 # Let consumer groups (and the tests) use session timeouts down to 1 s.
@@ -85,13 +115,19 @@ group.consumer.min.session.timeout.ms=1000
 group.consumer.min.heartbeat.interval.ms=500
 log.retention.check.interval.ms=60000
 PROPS
-  local p
+  write_log_configs "$dir"
+}
+
+# write_log_configs DIR: the broker's log4j config (to DIR/server.log) and the tools' (to stderr).
+write_log_configs() {
+  local dir=$1 p
+  mkdir -p "$dir"
   for p in "" -tools; do
-    cat >"$KAFKA_RUN/log4j2$p.properties" <<LOG
+    cat >"$dir/log4j2$p.properties" <<LOG
 status = warn
 appender.out.type = $([ -z "$p" ] && echo File || echo Console)
 appender.out.name = out
-$([ -z "$p" ] && echo "appender.out.fileName = $KAFKA_RUN/server.log")
+$([ -z "$p" ] && echo "appender.out.fileName = $dir/server.log")
 $([ -n "$p" ] && echo "appender.out.target = SYSTEM_ERR")
 appender.out.layout.type = PatternLayout
 appender.out.layout.pattern = [%d] %p %m (%c)%n
@@ -109,45 +145,136 @@ answers_metadata() {
   kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" --list >/dev/null 2>&1
 }
 
+pidfile() { echo "$(node_dir "$1")/kafka.pid"; }
+
+# check_node N: a broker number of this cluster.
+check_node() {
+  [[ ${1:-} =~ ^[0-9]+$ ]] && [ "$1" -ge 1 ] && [ "$1" -le "$BROKERS" ] \
+    || die "no broker '${1:-}' in a cluster of $BROKERS" "name one of 1..$BROKERS (FRESHET_KAFKA_BROKERS=$BROKERS)"
+}
+
+# format_all: one cluster id, every node's store formatted with it (first start only).
+format_all() {
+  local n dir cluster_id=""
+  for n in $(seq 1 "$BROKERS"); do
+    dir=$(node_dir "$n")
+    write_configs "$n"
+    [ -f "$dir/data/meta.properties" ] && continue
+    [ -n "$cluster_id" ] || cluster_id=$(kafka_java kafka.tools.StorageTool random-uuid) \
+      || die "kafka-storage random-uuid failed" "see the Java error above; rm -rf $KAFKA_HOME to refetch the jars"
+    kafka_java kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" >"$dir/format.log" 2>&1 \
+      || { cat "$dir/format.log" >&2; die "formatting the KRaft store in $dir/data failed" "rm -rf $dir and rerun make kafka-up"; }
+  done
+}
+
+# start_node N: launch broker N (its store formatted) and return at once.
+start_node() {
+  local n=$1 dir port
+  dir=$(node_dir "$n")
+  port=$(client_port "$n")
+  pid_alive "$(pidfile "$n")" && return 0
+  port_free_or_die "$port" "Kafka broker $n" FRESHET_KAFKA_PORT
+  port_free_or_die "$(controller_port "$n")" "the KRaft controller of broker $n" FRESHET_KAFKA_PORT
+  [ "$BROKERS" -gt 1 ] || port_free_or_die "$FRESHET_KAFKA_POD_PORT" "Kafka's listener for pods" FRESHET_KAFKA_POD_PORT
+  log "starting Kafka $KAFKA_VERSION broker $n on 127.0.0.1:$port (log: $dir/server.log)"
+  nohup "$JAVA" -Xms128m -Xmx${FRESHET_KAFKA_HEAP:-1g} -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -Dlog4j2.configurationFile="$dir/log4j2.properties" \
+    -cp "$KAFKA_HOME/libs/*" kafka.Kafka "$dir/server.properties" \
+    >"$dir/stdout.log" 2>&1 </dev/null &
+  echo $! >"$(pidfile "$n")"
+}
+
+# await_node N: wait until broker N listens, or stop it and fail.
+await_node() {
+  local n=$1 dir port
+  dir=$(node_dir "$n")
+  port=$(client_port "$n")
+  if ! wait_until 90 "Kafka broker $n is listening on 127.0.0.1:$port" port_in_use "$port"; then
+    tail -n 30 "$dir/stdout.log" "$dir/server.log" >&2 2>/dev/null || true
+    stop_pidfile "$(pidfile "$n")" "kafka broker $n"
+    die "Kafka broker $n did not start listening on 127.0.0.1:$port within 90 s" "read $dir/server.log; a stale store is cleared by: make kafka-down && rm -rf $dir"
+  fi
+}
+
 up() {
-  if pid_alive "$PIDFILE"; then
-    log "Kafka already running (pid $(cat "$PIDFILE")) at $BOOTSTRAP"
+  local n running=1
+  for n in $(seq 1 "$BROKERS"); do pid_alive "$(pidfile "$n")" || running=0; done
+  if [ $running -eq 1 ]; then
+    log "Kafka already running ($BROKERS broker(s)) at $BOOTSTRAP"
     return 0
   fi
   need_cmd "$JAVA" "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless) and put java on PATH"
-  port_free_or_die "$FRESHET_KAFKA_PORT" "the Kafka broker" FRESHET_KAFKA_PORT
-  port_free_or_die "$FRESHET_KAFKA_CONTROLLER_PORT" "the Kafka KRaft controller" FRESHET_KAFKA_CONTROLLER_PORT
-  port_free_or_die "$FRESHET_KAFKA_POD_PORT" "Kafka's listener for pods" FRESHET_KAFKA_POD_PORT
   fetch
-  write_configs
-  if [ ! -f "$KAFKA_RUN/data/meta.properties" ]; then
-    local cluster_id
-    cluster_id=$(kafka_java kafka.tools.StorageTool random-uuid) || die "kafka-storage random-uuid failed" "see the Java error above; rm -rf $KAFKA_HOME to refetch the jars"
-    kafka_java kafka.tools.StorageTool format -t "$cluster_id" -c "$KAFKA_RUN/server.properties" >"$KAFKA_RUN/format.log" 2>&1 \
-      || { cat "$KAFKA_RUN/format.log" >&2; die "formatting the KRaft store in $KAFKA_RUN/data failed" "rm -rf $KAFKA_RUN and rerun make kafka-up"; }
-  fi
-  log "starting Kafka $KAFKA_VERSION on $BOOTSTRAP (log: $KAFKA_RUN/server.log)"
-  nohup "$JAVA" -Xms256m -Xmx${FRESHET_KAFKA_HEAP:-1g} -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
-    -Dlog4j2.configurationFile="$KAFKA_RUN/log4j2.properties" \
-    -cp "$KAFKA_HOME/libs/*" kafka.Kafka "$KAFKA_RUN/server.properties" \
-    >"$KAFKA_RUN/stdout.log" 2>&1 </dev/null &
-  echo $! >"$PIDFILE"
-  if ! wait_until 90 "Kafka is listening on $BOOTSTRAP" port_in_use "$FRESHET_KAFKA_PORT"; then
-    tail -n 30 "$KAFKA_RUN/stdout.log" "$KAFKA_RUN/server.log" >&2 2>/dev/null || true
-    stop_pidfile "$PIDFILE" kafka
-    die "the Kafka broker did not start listening on $BOOTSTRAP within 90 s" "read $KAFKA_RUN/server.log; a stale store is cleared by: make kafka-down && rm -rf $KAFKA_RUN"
-  fi
+  format_all
+  # Every voter at once: a KRaft quorum of 3 elects its leader only when a majority is up.
+  for n in $(seq 1 "$BROKERS"); do start_node "$n"; done
+  for n in $(seq 1 "$BROKERS"); do await_node "$n"; done
   wait_until 60 "Kafka answers metadata requests at $BOOTSTRAP" answers_metadata \
-    || die "Kafka listens on $BOOTSTRAP but does not answer metadata requests within 60 s" "read $KAFKA_RUN/server.log"
+    || die "Kafka listens on $BOOTSTRAP but does not answer metadata requests within 60 s" "read $(node_dir 1)/server.log"
 }
 
-down() { stop_pidfile "$PIDFILE" kafka; }
+down() {
+  local n
+  for n in $(seq 1 "$BROKERS"); do stop_pidfile "$(pidfile "$n")" "kafka broker $n"; done
+}
+
+# signal_node N SIGNAL: send SIGNAL to broker N; TERM and KILL wait until it is gone.
+signal_node() {
+  local n=$1 sig=$2 f pid i
+  check_node "$n"
+  f=$(pidfile "$n")
+  pid_alive "$f" || die "Kafka broker $n is not running" "start it: scripts/kafka.sh start $n"
+  pid=$(cat "$f")
+  log "kafka broker $n (pid $pid): SIG$sig"
+  kill -s "$sig" "$pid"
+  case $sig in
+    TERM|KILL)
+      for i in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+      kill -0 "$pid" 2>/dev/null && die "Kafka broker $n (pid $pid) did not exit within 60 s of SIG$sig" "kill -9 $pid"
+      rm -f "$f" ;;
+  esac
+}
+
+# leader TOPIC PARTITION: the node id leading the partition (-1 while it has none).
+leader() {
+  local topic=${1:?topic} partition=${2:?partition}
+  kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$(live_bootstrap)" --describe --topic "$topic" \
+    | awk -v p="$partition" '$0 ~ "Partition: "p"\t" || $0 ~ "Partition: "p" " { for (i = 1; i <= NF; i++) if ($i == "Leader:") { print $(i + 1); exit } }'
+}
+
+# live_bootstrap: the client ports of the brokers running now (one that is stopped is no bootstrap).
+live_bootstrap() {
+  local n out=""
+  for n in $(seq 1 "$BROKERS"); do
+    pid_alive "$(pidfile "$n")" && out+="${out:+,}127.0.0.1:$(client_port "$n")"
+  done
+  echo "${out:-$BOOTSTRAP}"
+}
+
+status() {
+  local n rc=0
+  for n in $(seq 1 "$BROKERS"); do
+    if pid_alive "$(pidfile "$n")"; then
+      echo "kafka broker $n: running at 127.0.0.1:$(client_port "$n") (pid $(cat "$(pidfile "$n")"))"
+    else
+      echo "kafka broker $n: stopped"; rc=1
+    fi
+  done
+  return $rc
+}
 
 case ${1:-} in
   up) up ;;
   down) down ;;
   fetch) fetch ;;
-  status) if pid_alive "$PIDFILE"; then echo "kafka: running at $BOOTSTRAP (pid $(cat "$PIDFILE"))"; else echo "kafka: stopped"; exit 1; fi ;;
-  tool) shift; fetch; mkdir -p "$KAFKA_RUN"; [ -f "$KAFKA_RUN/log4j2-tools.properties" ] || write_configs; kafka_java "$@" ;;
-  *) die "usage: kafka.sh up|down|status|fetch|tool CLASS ARGS..." "pick one of those" ;;
+  status) status ;;
+  stop) signal_node "${2:-}" TERM ;;
+  kill) signal_node "${2:-}" KILL ;;
+  freeze) signal_node "${2:-}" STOP ;;
+  thaw) signal_node "${2:-}" CONT ;;
+  start) check_node "${2:-}"; start_node "$2"; await_node "$2" ;;
+  leader) shift; fetch; [ -f "$KAFKA_RUN/log4j2-tools.properties" ] || write_log_configs "$KAFKA_RUN"; leader "$@" ;;
+  bootstrap) live_bootstrap ;;
+  tool) shift; fetch; [ -f "$KAFKA_RUN/log4j2-tools.properties" ] || write_log_configs "$KAFKA_RUN"; kafka_java "$@" ;;
+  *) die "usage: kafka.sh up|down|status|fetch|tool CLASS ARGS...|stop N|kill N|freeze N|thaw N|start N|leader TOPIC PARTITION|bootstrap" "pick one of those" ;;
 esac

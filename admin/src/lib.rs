@@ -50,13 +50,92 @@ pub enum AdminError {
     },
 }
 
-fn client_config(config: &StreamsConfig) -> ClientConfig {
+impl AdminError {
+    /// Whether waiting may cure it: the brokers not answering yet, or a source topic not created
+    /// yet. A misconfiguration (co-partitioning, a refused topic) needs a change instead.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            AdminError::Unreachable { .. } | AdminError::MissingTopic(_)
+        )
+    }
+}
+
+/// The librdkafka settings of the admin calls' clients: `bootstrap.servers` and the admin
+/// client's properties.
+pub fn client_config(config: &StreamsConfig) -> ClientConfig {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", &config.bootstrap_servers);
     for (k, v) in &config.admin {
         cfg.set(k, v);
     }
     cfg
+}
+
+/// The clients the admin calls go through. Each librdkafka client is threads and broker
+/// connections of its own, so a caller that asks again and again (the operator, every
+/// reconcile) makes these once and reuses them; the free functions below make a set per call.
+pub struct Clients {
+    /// Metadata requests: partition counts.
+    pub metadata: BaseConsumer,
+    /// Topic creation.
+    pub admin: AdminClient<DefaultClientContext>,
+}
+
+impl Clients {
+    /// A metadata consumer and an admin client for `config`'s cluster. Nothing is connected
+    /// yet (librdkafka connects on the first request), so this fails only on bad settings.
+    pub fn new(config: &StreamsConfig) -> Result<Self, AdminError> {
+        let unreachable = |e: rdkafka::error::KafkaError| AdminError::Unreachable {
+            bootstrap: config.bootstrap_servers.clone(),
+            message: e.to_string(),
+        };
+        Ok(Clients {
+            metadata: client_config(config).create().map_err(unreachable)?,
+            admin: client_config(config).create().map_err(unreachable)?,
+        })
+    }
+
+    /// Partition counts of `topics` (absent topics are missing from the map).
+    pub fn partition_counts(
+        &self,
+        config: &StreamsConfig,
+        topics: &[String],
+    ) -> Result<HashMap<String, i32>, AdminError> {
+        let metadata =
+            self.metadata
+                .fetch_metadata(None, TIMEOUT)
+                .map_err(|e| AdminError::Unreachable {
+                    bootstrap: config.bootstrap_servers.clone(),
+                    message: e.to_string(),
+                })?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none() && topics.iter().any(|n| n == t.name()))
+            .map(|t| (t.name().to_owned(), t.partitions().len() as i32))
+            .collect())
+    }
+
+    /// [`source_partitions`] through these clients.
+    pub fn source_partitions(
+        &self,
+        topology: &Topology,
+        config: &StreamsConfig,
+    ) -> Result<BTreeMap<String, i32>, AdminError> {
+        let counts = sources_and(self, topology, config, &[])?;
+        check_co_partitioning(topology, &config.application_id, &counts)?;
+        Ok(counts)
+    }
+
+    /// [`prepare_topics`] through these clients.
+    pub fn prepare_topics(
+        &self,
+        topology: &Topology,
+        config: &StreamsConfig,
+    ) -> Result<BTreeMap<String, i32>, AdminError> {
+        prepare_with(self, topology, config)
+    }
 }
 
 /// Partition counts of `topics` (absent topics are missing from the map).
@@ -87,14 +166,13 @@ pub fn source_partitions(
     topology: &Topology,
     config: &StreamsConfig,
 ) -> Result<BTreeMap<String, i32>, AdminError> {
-    let counts = sources_and(topology, config, &[])?;
-    check_co_partitioning(topology, &config.application_id, &counts)?;
-    Ok(counts)
+    Clients::new(config)?.source_partitions(topology, config)
 }
 
 /// Partition counts of the source topics and of `others` that exist, in one metadata request;
 /// a missing source topic is an error.
 fn sources_and(
+    clients: &Clients,
     topology: &Topology,
     config: &StreamsConfig,
     others: &[String],
@@ -107,7 +185,10 @@ fn sources_and(
         .chain(topology.global_tables().iter().map(|g| g.topic.clone()))
         .collect();
     let all: Vec<String> = external.iter().chain(others).cloned().collect();
-    let counts: BTreeMap<String, i32> = partition_counts(config, &all)?.into_iter().collect();
+    let counts: BTreeMap<String, i32> = clients
+        .partition_counts(config, &all)?
+        .into_iter()
+        .collect();
     match external.iter().find(|t| !counts.contains_key(*t)) {
         Some(missing) => Err(AdminError::MissingTopic(missing.clone())),
         None => Ok(counts),
@@ -120,9 +201,17 @@ pub fn prepare_topics(
     topology: &Topology,
     config: &StreamsConfig,
 ) -> Result<BTreeMap<String, i32>, AdminError> {
+    Clients::new(config)?.prepare_topics(topology, config)
+}
+
+fn prepare_with(
+    clients: &Clients,
+    topology: &Topology,
+    config: &StreamsConfig,
+) -> Result<BTreeMap<String, i32>, AdminError> {
     let app = &config.application_id;
     let internal = topology.internal_topics(app);
-    let mut counts = sources_and(topology, config, &internal)?;
+    let mut counts = sources_and(clients, topology, config, &internal)?;
     // Sub-topologies in order: a repartition topic's writer comes before its reader, so the
     // upstream counts are known when it is created.
     for r in topology.repartition_topics() {
@@ -138,7 +227,7 @@ pub fn prepare_topics(
                 .or_else(|| upstream_partitions(topology, &r.name, app, &counts))
                 .unwrap_or(1),
         };
-        create_topic(config, &name, partitions, &repartition_settings())?;
+        create_topic(clients, config, &name, partitions, &repartition_settings())?;
         counts.insert(name, partitions);
     }
     check_co_partitioning(topology, app, &counts)?;
@@ -167,10 +256,10 @@ pub fn prepare_topics(
                 ("retention.ms", retention.to_string()),
             ],
         };
-        create_topic(config, &name, partitions, &settings)?;
+        create_topic(clients, config, &name, partitions, &settings)?;
         counts.insert(name, partitions);
     }
-    await_metadata(config, &internal, &counts)?;
+    await_metadata(clients, config, &internal, &counts)?;
     Ok(counts)
 }
 
@@ -178,13 +267,14 @@ pub fn prepare_topics(
 /// the controller has just created can be unknown to the broker for a moment, and a restore
 /// consumer reading its end offsets then would fail with "Unknown partition".
 fn await_metadata(
+    clients: &Clients,
     config: &StreamsConfig,
     internal: &[String],
     counts: &BTreeMap<String, i32>,
 ) -> Result<(), AdminError> {
     let deadline = std::time::Instant::now() + TIMEOUT;
     loop {
-        let seen = partition_counts(config, internal)?;
+        let seen = clients.partition_counts(config, internal)?;
         let missing: Vec<&String> = internal
             .iter()
             .filter(|t| counts.get(*t).is_some_and(|n| seen.get(*t) != Some(n)))
@@ -291,6 +381,7 @@ fn upstream_partitions(
 }
 
 fn create_topic(
+    clients: &Clients,
     config: &StreamsConfig,
     name: &str,
     partitions: i32,
@@ -300,9 +391,6 @@ fn create_topic(
         topic: name.to_owned(),
         message,
     };
-    let admin: AdminClient<DefaultClientContext> = client_config(config)
-        .create()
-        .map_err(|e| failed(e.to_string()))?;
     let replication = if config.replication_factor > 0 {
         TopicReplication::Fixed(config.replication_factor)
     } else {
@@ -313,7 +401,7 @@ fn create_topic(
         topic = topic.set(k, v);
     }
     let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
-    let results = futures::executor::block_on(admin.create_topics([&topic], &options))
+    let results = futures::executor::block_on(clients.admin.create_topics([&topic], &options))
         .map_err(|e| failed(e.to_string()))?;
     for r in results {
         match r {

@@ -15,6 +15,23 @@ use freshet_streams::topology::DescribeFormat;
 /// What the endpoints read; shared with the application's owner.
 pub type AppHandle = Arc<std::sync::RwLock<KafkaStreams>>;
 
+/// What the engine waits for before it starts the application (the brokers, its source
+/// topics), for `/readyz`; `None` once it has started.
+pub type Waiting = Arc<std::sync::Mutex<Option<String>>>;
+
+/// The endpoints' state: the application and what its start waits for.
+#[derive(Clone)]
+struct Endpoints {
+    app: AppHandle,
+    waiting: Waiting,
+}
+
+impl axum::extract::FromRef<Endpoints> for AppHandle {
+    fn from_ref(endpoints: &Endpoints) -> AppHandle {
+        endpoints.app.clone()
+    }
+}
+
 async fn healthz(AxumState(app): AxumState<AppHandle>) -> impl IntoResponse {
     let state = app.read().map(|a| a.state()).unwrap_or(State::Error);
     // Alive unless failed: a restart is the cure only for ERROR. Loading global tables or
@@ -27,12 +44,20 @@ async fn healthz(AxumState(app): AxumState<AppHandle>) -> impl IntoResponse {
 }
 
 /// `/readyz`: 200 when RUNNING, else 503; the body, JSON for people and the operator alike, says
-/// the state and why: `{"state": "REBALANCING", "reason": "loading global tables"}`, or after a
-/// failure the error and, when a record's handler said fail, where that record was:
-/// `{"state": "ERROR", "error": "...", "record": {"kind": "production", "task": "0_0",
-/// "topic": "orders", "partition": 0, "offset": 42}}`.
-async fn readyz(AxumState(app): AxumState<AppHandle>) -> impl IntoResponse {
-    let Ok(app) = app.read() else {
+/// the state and why: `{"state": "CREATED", "reason": "waiting: cannot reach Kafka at ..."}`,
+/// `{"state": "REBALANCING", "reason": "loading global tables"}`, or after a failure the error
+/// and, when a record's handler said fail, where that record was: `{"state": "ERROR", "error":
+/// "...", "record": {"kind": "production", "task": "0_0", "topic": "orders", "partition": 0,
+/// "offset": 42}}`.
+async fn readyz(AxumState(endpoints): AxumState<Endpoints>) -> impl IntoResponse {
+    let waiting = endpoints.waiting.lock().ok().and_then(|w| w.clone());
+    if let Some(what) = waiting {
+        return json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({ "state": State::Created.name(), "reason": format!("waiting: {what}") }),
+        );
+    }
+    let Ok(app) = endpoints.app.read() else {
         return json(
             StatusCode::SERVICE_UNAVAILABLE,
             serde_json::json!({ "state": "ERROR" }),
@@ -100,24 +125,25 @@ async fn topology(AxumState(app): AxumState<AppHandle>) -> impl IntoResponse {
 }
 
 /// The router, for embedding into another server.
-pub fn router(app: AppHandle) -> Router {
+pub fn router(app: AppHandle, waiting: Waiting) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/topology", get(topology))
-        .with_state(app)
+        .with_state(Endpoints { app, waiting })
 }
 
 /// Serves the endpoints on `addr` until `shutdown` resolves.
 pub async fn serve(
     addr: SocketAddr,
     app: AppHandle,
+    waiting: Waiting,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "HTTP endpoints: /healthz /readyz /metrics /topology");
-    axum::serve(listener, router(app))
+    axum::serve(listener, router(app, waiting))
         .with_graceful_shutdown(shutdown)
         .await
 }

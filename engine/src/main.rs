@@ -201,14 +201,11 @@ fn run(
         Ok(x) => x,
         Err(e) => {
             eprintln!("error: {e}");
+            termination::write(&e);
             return ExitCode::from(2);
         }
     };
     tracing::info!(application_id = %config.application_id, topology = %topology.summary(), "starting");
-    if let Err(e) = admin::prepare_topics(&topology, &config) {
-        eprintln!("error: {e}");
-        return ExitCode::from(2);
-    }
     let pod_name = std::env::var("POD_NAME").ok();
     let streams = KafkaStreams::new(topology, config, pod_name.as_deref());
     let app = Arc::new(RwLock::new(streams));
@@ -244,8 +241,9 @@ fn run(
         flag.store(true, Ordering::Relaxed);
     });
     let http_stop = Arc::new(tokio::sync::Notify::new());
+    let waiting: http::Waiting = Arc::default();
     if let Some(addr) = http {
-        let (app, stop) = (app.clone(), http_stop.clone());
+        let (app, waiting, stop) = (app.clone(), waiting.clone(), http_stop.clone());
         let listener = runtime.block_on(tokio::net::TcpListener::bind(addr));
         if let Err(e) = listener {
             eprintln!(
@@ -255,16 +253,36 @@ fn run(
         }
         drop(listener);
         runtime.spawn(async move {
-            if let Err(e) = http::serve(addr, app, async move { stop.notified().await }).await {
+            if let Err(e) =
+                http::serve(addr, app, waiting, async move { stop.notified().await }).await
+            {
                 tracing::error!(%addr, error = %e, "HTTP server stopped");
             }
         });
     }
 
-    // A read lock: loading the global tables in `start` can take minutes, and the HTTP
-    // endpoints read the application meanwhile (a liveness probe must not wait for it).
-    if let Ok(a) = app.read() {
-        a.start();
+    match wait_for_kafka(&app, &waiting, &shutdown) {
+        Ok(true) => {
+            // A read lock: loading the global tables in `start` can take minutes, and the HTTP
+            // endpoints read the application meanwhile (a liveness probe must not wait for it).
+            if let Ok(a) = app.read() {
+                a.start();
+            }
+        }
+        // A signal while waiting: nothing started, nothing to close.
+        Ok(false) => {
+            tracing::info!("signal received while waiting for Kafka: exiting");
+            http_stop.notify_waiters();
+            runtime.shutdown_timeout(Duration::from_secs(2));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            termination::write(&e.to_string());
+            http_stop.notify_waiters();
+            runtime.shutdown_timeout(Duration::from_secs(2));
+            return ExitCode::from(2);
+        }
     }
     loop {
         if shutdown.load(Ordering::Relaxed) {
@@ -310,6 +328,58 @@ fn run(
             eprintln!("error: {summary}");
             termination::write(&summary);
             ExitCode::from(1)
+        }
+    }
+}
+
+/// How often the engine checks again for the brokers and its source topics while it waits.
+const STARTUP_RETRY: Duration = Duration::from_secs(1);
+
+/// Checks the source topics and creates the internal ones, waiting while the brokers do not
+/// answer or a source topic does not exist yet: on Kubernetes an exit would be a crash loop,
+/// each restart paying a restore. `/readyz` and the log say what it waits for. Returns
+/// `Ok(false)` when a signal came first, an error when waiting cannot help.
+fn wait_for_kafka(
+    app: &http::AppHandle,
+    waiting: &http::Waiting,
+    shutdown: &AtomicBool,
+) -> Result<bool, admin::AdminError> {
+    let started = std::time::Instant::now();
+    let mut last_logged: Option<(String, std::time::Instant)> = None;
+    loop {
+        let prepared = match app.read() {
+            Ok(a) => admin::prepare_topics(a.topology(), a.config()),
+            Err(_) => return Ok(false),
+        };
+        match prepared {
+            Ok(_) => {
+                if let Some((what, _)) = last_logged {
+                    tracing::info!(waited_s = started.elapsed().as_secs(), waited_for = %what, "Kafka and the source topics are there: starting");
+                }
+                if let Ok(mut w) = waiting.lock() {
+                    *w = None;
+                }
+                return Ok(true);
+            }
+            Err(e) if e.is_transient() => {
+                let what = e.to_string();
+                let repeat = matches!(&last_logged, Some((last, at)) if *last == what && at.elapsed() < Duration::from_secs(30));
+                if !repeat {
+                    tracing::warn!(waiting_s = started.elapsed().as_secs(), "waiting: {what}");
+                    last_logged = Some((what.clone(), std::time::Instant::now()));
+                }
+                if let Ok(mut w) = waiting.lock() {
+                    *w = Some(what);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        let deadline = std::time::Instant::now() + STARTUP_RETRY;
+        while std::time::Instant::now() < deadline {
+            if shutdown.load(Ordering::Relaxed) {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 }

@@ -7,12 +7,13 @@
 //! partitions can use → apply the ConfigMap, Service, StatefulSet and PodDisruptionBudget →
 //! write the status. A topology that fails to compile leaves the running StatefulSet alone; a
 //! topology whose internal topics or stores changed is held back until the change is accepted.
+//! A deleted app goes through [`deletion`](crate::deletion) before its finalizer is removed.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use freshet_admin::AdminError;
-use freshet_crds::{AutoscalingStatus, CleanupPolicy, StreamsApp, StreamsAppStatus};
+use freshet_crds::{AutoscalingStatus, StreamsApp, StreamsAppStatus};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
@@ -20,92 +21,25 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::watcher;
-use kube::{Client, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 use serde_json::json;
 
-use crate::autoscale::{Autoscaler, Sample};
+use crate::autoscale::Sample;
+use crate::context::{Context, Error, MANAGER, lock};
+use crate::deletion::{self, Next};
 use crate::kafka::{self, Plan, StateSignature as _};
-use crate::metrics::Metrics;
 use crate::render::{self, Decisions};
 use crate::scaling::{self, max_useful_replicas};
 use crate::status::{self, Judged};
 
-/// The field manager of everything the operator applies.
-pub const MANAGER: &str = "freshet-operator";
 /// The finalizer that runs `cleanupPolicy` before a StreamsApp goes.
 pub const FINALIZER: &str = "freshet.dev/cleanup";
 /// Annotation on the StreamsApp accepting a topology change of internal topics or stores: its
 /// value must be the new state signature, which the Degraded condition's message gives.
 pub const ACCEPT_STATE_CHANGE: &str = "freshet.dev/accept-state-change";
-
-/// Why a reconcile failed; it is retried after a delay.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The apiserver refused or did not answer.
-    #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
-    /// The engine's `app.yaml` could not be written.
-    #[error("rendering the engine manifest: {0}")]
-    Manifest(#[from] serde_yaml_ng::Error),
-    /// Adding or removing the finalizer failed.
-    #[error("finalizer: {0}")]
-    Finalizer(String),
-    /// A blocking Kafka call panicked or was cancelled.
-    #[error("a Kafka call did not finish: {0}")]
-    Blocking(#[from] tokio::task::JoinError),
-    /// Kafka refused a topic operation or could not be reached.
-    #[error("{0}")]
-    Kafka(#[from] AdminError),
-}
-
-/// What every reconcile shares.
-pub struct Context {
-    /// The apiserver client.
-    pub client: Client,
-    /// Publishes the Events.
-    pub recorder: Recorder,
-    /// The operator's Prometheus metrics.
-    pub metrics: Arc<Metrics>,
-    /// The engine image when the StreamsApp names none.
-    pub default_image: String,
-    /// How soon a reconcile that waits on Kafka (a missing topic, an unreachable broker) runs
-    /// again.
-    pub retry: Duration,
-    /// How often a healthy app is looked at again (lag, pods).
-    pub resync: Duration,
-    /// Consecutive waits on Kafka per app (namespace/name), for the backoff.
-    pub waits: std::sync::Mutex<std::collections::HashMap<String, u32>>,
-    /// The autoscaler of each app with autoscaling on.
-    pub autoscalers: std::sync::Mutex<std::collections::HashMap<String, Autoscaler>>,
-    /// The last `spec.replicas` seen of each autoscaled app.
-    pub manual_scales: std::sync::Mutex<std::collections::HashMap<String, i32>>,
-}
-
-impl Context {
-    fn key(app: &StreamsApp) -> String {
-        format!("{}/{}", app.namespace().unwrap_or_default(), app.name_any())
-    }
-
-    /// The delay before the next try of an app waiting on Kafka: `retry`, doubling with each
-    /// consecutive wait, at most five minutes.
-    fn backoff(&self, app: &StreamsApp) -> Duration {
-        let mut waits = self.waits.lock().unwrap_or_else(|p| p.into_inner());
-        let n = waits.entry(Self::key(app)).or_insert(0);
-        let delay = self.retry.saturating_mul(1 << (*n).min(8));
-        *n += 1;
-        delay.min(Duration::from_secs(300))
-    }
-
-    fn waited_enough(&self, app: &StreamsApp) {
-        self.waits
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&Self::key(app));
-    }
-}
 
 /// Runs the controller over `namespaces` (all when empty) until a shutdown signal.
 pub async fn run(ctx: Arc<Context>, namespaces: Vec<String>) {
@@ -139,40 +73,42 @@ pub async fn run(ctx: Arc<Context>, namespaces: Vec<String>) {
 
 fn error_policy(app: Arc<StreamsApp>, error: &Error, ctx: Arc<Context>) -> Action {
     tracing::warn!(app = %app.name_any(), namespace = ?app.namespace(), %error, "reconcile failed; retrying");
-    Action::requeue(ctx.retry)
+    Action::requeue(ctx.settings.retry)
 }
 
 async fn reconcile(app: Arc<StreamsApp>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
-    let ns = app.namespace().unwrap_or_else(|| "default".into());
-    let api: Api<StreamsApp> = Api::namespaced(ctx.client.clone(), &ns);
-    let result = finalizer(&api, FINALIZER, app, |event| async {
-        match event {
-            Finalizer::Apply(app) => apply(&app, &ctx).await,
-            Finalizer::Cleanup(app) => cleanup(&app, &ctx).await,
-        }
-    })
-    .await
-    .map_err(|e| Error::Finalizer(e.to_string()));
+    let result = reconcile_app(app, &ctx).await;
     ctx.metrics.record(result.is_ok(), started.elapsed());
     result
 }
 
-/// Publishes an Event about `app`; a failure to publish is logged, never fatal.
-async fn event(ctx: &Context, app: &StreamsApp, type_: EventType, reason: &str, note: String) {
-    let ev = Event {
-        type_,
-        reason: reason.to_owned(),
-        note: Some(note),
-        action: "Reconcile".to_owned(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&ev, &app.object_ref(&())).await {
-        tracing::warn!(app = %app.name_any(), error = %e, "cannot publish an Event");
+async fn reconcile_app(app: Arc<StreamsApp>, ctx: &Context) -> Result<Action, Error> {
+    // The deletion's stages come before the finalizer's cleanup: the finalizer helper removes
+    // the finalizer as soon as its cleanup returns, and these stages wait (by requeue).
+    let deleting = app.metadata.deletion_timestamp.is_some()
+        && app.finalizers().iter().any(|f| f == FINALIZER);
+    if deleting && let Next::Requeue(after) = deletion::advance(&app, ctx).await? {
+        return Ok(Action::requeue(after));
     }
+    let ns = app.namespace().unwrap_or_else(|| "default".into());
+    let api: Api<StreamsApp> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&api, FINALIZER, app, |event| async {
+        match event {
+            Finalizer::Apply(app) => apply(&app, ctx).await,
+            Finalizer::Cleanup(app) => {
+                ctx.forget(&app);
+                Ok(Action::await_change())
+            }
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(e.to_string()))
 }
 
-/// Writes the status: `judged` conditions merged into the previous ones, plus `fields`.
+/// Writes the status: `judged` conditions merged into the previous ones, plus `fields`. Not
+/// when nothing changed, nor when only measurements did and the last write is more recent than
+/// the status refresh interval.
 async fn write_status(
     ctx: &Context,
     app: &StreamsApp,
@@ -185,6 +121,17 @@ async fn write_status(
         conditions: status::merge(&previous.conditions, judged, app.metadata.generation),
         ..fields
     };
+    let key = Context::key(app);
+    let measurements_only = status::same_but_measurements(&previous, &status);
+    let due = status != previous
+        && (!measurements_only
+            || lock(&ctx.status_written)
+                .get(&key)
+                .is_none_or(|at| at.elapsed() >= ctx.settings.status_refresh));
+    if !due {
+        return Ok(());
+    }
+    tracing::debug!(app = %key, measurements_only, "writing the status");
     let api: Api<StreamsApp> =
         Api::namespaced(ctx.client.clone(), &app.namespace().unwrap_or_default());
     let patch = json!({
@@ -198,6 +145,14 @@ async fn write_status(
         &Patch::Apply(patch),
     )
     .await?;
+    lock(&ctx.status_written).insert(key, Instant::now());
+    ctx.metrics
+        .status_writes
+        .get_or_create(&crate::metrics::AppLabel {
+            namespace: app.namespace().unwrap_or_default(),
+            name: app.name_any(),
+        })
+        .inc();
     Ok(())
 }
 
@@ -213,7 +168,8 @@ async fn announce(ctx: &Context, app: &StreamsApp, judged: &[Judged]) {
             _ => !j.status,
         };
         if warning {
-            event(ctx, app, EventType::Warning, &j.reason, j.message.clone()).await;
+            ctx.event(app, EventType::Warning, &j.reason, j.message.clone())
+                .await;
         }
     }
 }
@@ -256,19 +212,21 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
     };
     let offsets: Option<kafka::InputOffsets>;
     let topics = {
+        let (cache, key) = (ctx.kafka.clone(), Context::key(app));
         let (result, measured, plan_back) = tokio::task::spawn_blocking(move || {
-            let r = kafka::prepare(&mut plan);
-            let offsets =
-                r.as_ref()
-                    .ok()
-                    .and_then(|t| match kafka::offsets(&plan, &t.partitions) {
-                        Ok(o) => Some(o),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "offsets not measured this time");
-                            None
-                        }
-                    });
-            (r, offsets, plan)
+            let r = cache
+                .get(&key, &plan.config)
+                .and_then(|clients| Ok((kafka::prepare(&clients, &mut plan)?, clients)));
+            let offsets = r.as_ref().ok().and_then(|(t, clients)| {
+                match kafka::offsets(clients, &plan, &t.partitions) {
+                    Ok(o) => Some(o),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "offsets not measured this time");
+                        None
+                    }
+                }
+            });
+            (r.map(|(t, _)| t), offsets, plan)
         })
         .await?;
         plan = plan_back;
@@ -285,8 +243,7 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
             .iter()
             .map(|(t, n)| format!("{t} ({n} partitions)"))
             .collect();
-        event(
-            ctx,
+        ctx.event(
             app,
             EventType::Normal,
             "TopicCreated",
@@ -358,7 +315,7 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
                     format!("running {replicas} of at most {cap} useful instances"),
                 )
             };
-            (replicas, scaling, None, ctx.resync)
+            (replicas, scaling, None, ctx.settings.resync)
         }
     };
     let signature = plan.state_signature();
@@ -469,7 +426,7 @@ async fn autoscale(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
     let decision = {
-        let mut all = ctx.autoscalers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = lock(&ctx.autoscalers);
         let scaler = all.entry(Context::key(app)).or_default();
         if let Some(o) = offsets {
             scaler.observe(
@@ -496,8 +453,7 @@ async fn autoscale(
     let mut last_scale_time = previous.and_then(|p| p.last_scale_time);
     if replicas != current {
         last_scale_time = Some(Timestamp::now().to_string());
-        event(
-            ctx,
+        ctx.event(
             app,
             EventType::Normal,
             "Autoscaled",
@@ -510,14 +466,9 @@ async fn autoscale(
     }
     // A manual scale is not what decides now: say so once per value.
     if let Some(asked) = app.spec.replicas {
-        let last = ctx
-            .manual_scales
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(Context::key(app), asked);
+        let last = lock(&ctx.manual_scales).insert(Context::key(app), asked);
         if last.is_some_and(|l| l != asked) {
-            event(
-                ctx,
+            ctx.event(
                 app,
                 EventType::Warning,
                 "ManualScaleIgnored",
@@ -529,7 +480,7 @@ async fn autoscale(
     let scaling = Judged::new(
         status::SCALING,
         replicas != current,
-        "Autoscaled",
+        status::AUTOSCALED,
         format!(
             "{replicas} instances (at most {cap} useful): {}",
             decision.reason
@@ -665,7 +616,7 @@ async fn apply_objects(
     let pp = PatchParams::apply(MANAGER).force();
     let decisions = Decisions {
         replicas,
-        image: render::engine_image(app, &ctx.default_image),
+        image: render::engine_image(app, &ctx.settings.default_image),
         signature,
         internal_topics: &plan.internal_topics,
         stores: &plan.stores,
@@ -712,52 +663,4 @@ async fn topics_failed(app: &StreamsApp, ctx: &Context, e: AdminError) -> Result
     announce(ctx, app, &judged).await;
     write_status(ctx, app, &judged, kept(app)).await?;
     Ok(Action::requeue(ctx.backoff(app)))
-}
-
-/// On delete: `cleanupPolicy: Delete` removes the internal topics and the consumer group; the
-/// owned objects go with the StreamsApp (owner references).
-async fn cleanup(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
-    if app.spec.cleanup_policy.unwrap_or_default() != CleanupPolicy::Delete {
-        return Ok(Action::await_change());
-    }
-    let spec = app.spec.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
-        let plan = kafka::plan(&spec).map_err(|m| AdminError::CreateFailed {
-            topic: "(any)".into(),
-            message: format!(
-                "the topology does not compile, so its internal topics are unknown: {m}"
-            ),
-        })?;
-        kafka::delete_app_data(&plan).map(|()| plan.internal_topics)
-    })
-    .await?;
-    match outcome {
-        Ok(topics) => {
-            event(
-                ctx,
-                app,
-                EventType::Normal,
-                "ApplicationReset",
-                format!(
-                    "deleted {} internal topics and the consumer group {}",
-                    topics.len(),
-                    app.spec.application_id
-                ),
-            )
-            .await;
-            Ok(Action::await_change())
-        }
-        Err(e) => {
-            event(ctx, app, EventType::Warning, "ResetFailed", e.to_string()).await;
-            Err(e.into())
-        }
-    }
-}
-
-/// The Event reporter of this operator replica.
-pub fn reporter(identity: &str) -> Reporter {
-    Reporter {
-        controller: MANAGER.into(),
-        instance: Some(identity.to_owned()),
-    }
 }

@@ -2,14 +2,20 @@
 //! (`freshet-spec`) and admin code (`freshet-admin`), so the operator and the pods never disagree
 //! on topic names or partition counts. Neither links the streams runtime or RocksDB.
 //!
-//! Every call here blocks (librdkafka); the controller runs them on the blocking pool.
+//! Every call here blocks (librdkafka); the controller runs them on the blocking pool. They go
+//! through an app's [`AppClients`], made at its first reconcile and kept in the [`ClientCache`]:
+//! a librdkafka client is threads and broker connections, and opening several per reconcile
+//! (every resync, for every app) was most of what the operator did to the brokers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use freshet_admin::{self as admin, AdminError};
 use freshet_crds::StreamsAppSpec;
 use freshet_spec::config::StreamsConfig;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::{ClientContext, DefaultClientContext};
@@ -49,13 +55,15 @@ pub struct Topics {
 
 /// Checks the sources and co-partitioning against the real partition counts and creates the
 /// missing internal topics, with the replication factor of `config`, or min(3, brokers).
-pub fn prepare(plan: &mut Plan) -> Result<Topics, AdminError> {
+pub fn prepare(clients: &AppClients, plan: &mut Plan) -> Result<Topics, AdminError> {
+    clients.drain_events();
     if plan.config.replication_factor <= 0 {
-        plan.config.replication_factor = brokers(&plan.config)?.clamp(1, 3);
+        plan.config.replication_factor = brokers(clients, &plan.config)?.clamp(1, 3);
     }
-    admin::source_partitions(&plan.topology, &plan.config)?;
-    let existing = admin::partition_counts(&plan.config, &plan.internal_topics)?;
-    let partitions = admin::prepare_topics(&plan.topology, &plan.config)?;
+    let kafka = &clients.kafka;
+    kafka.source_partitions(&plan.topology, &plan.config)?;
+    let existing = kafka.partition_counts(&plan.config, &plan.internal_topics)?;
+    let partitions = kafka.prepare_topics(&plan.topology, &plan.config)?;
     let created = plan
         .internal_topics
         .iter()
@@ -69,12 +77,136 @@ pub fn prepare(plan: &mut Plan) -> Result<Topics, AdminError> {
 }
 
 fn client(config: &StreamsConfig) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &config.bootstrap_servers);
-    for (k, v) in &config.admin {
-        c.set(k, v);
-    }
+    admin::client_config(config)
+}
+
+/// The librdkafka settings of a consumer in the app's group that never joins it (committed
+/// offsets, watermarks, the tail probe).
+fn consumer_config(config: &StreamsConfig, isolation: &str) -> ClientConfig {
+    let mut c = client(config);
+    c.set("group.id", &config.application_id)
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", isolation);
     c
+}
+
+/// The Kafka clients of one app: made once, at its first reconcile, and used by every later
+/// one, the lag measurement and the application reset alike.
+pub struct AppClients {
+    /// What they were made from: the app's Kafka settings, digested.
+    settings: String,
+    /// The metadata consumer (read_uncommitted, in the app's group, never subscribed: it also
+    /// reads committed offsets and watermarks) and the admin client.
+    kafka: admin::Clients,
+    /// The read_committed consumer of the tail probe; without it the raw lag counts. Locked
+    /// while a probe assigns and polls it: a reconcile cancelled when its replica stepped down
+    /// may still be measuring while the next term's reconcile of the same app starts.
+    stable: Mutex<Option<BaseConsumer<ProbeContext>>>,
+    /// How many librdkafka clients these are: 3, or 2 without the probe's.
+    count: u64,
+}
+
+impl AppClients {
+    fn new(config: &StreamsConfig) -> Result<Self, AdminError> {
+        let metadata: BaseConsumer = consumer_config(config, "read_uncommitted")
+            .create()
+            .map_err(|e| unreachable(config, e))?;
+        let admin: AdminClient<DefaultClientContext> = client(config)
+            .create()
+            .map_err(|e| unreachable(config, e))?;
+        let stable = consumer_config(config, "read_committed")
+            .set("enable.partition.eof", "true")
+            // Small fetches: the probe needs one record, or the end, per partition.
+            .set("fetch.wait.max.ms", "50")
+            .set("max.partition.fetch.bytes", "4096")
+            .create_with_context(ProbeContext)
+            .inspect_err(|e| tracing::warn!(error = %e, "no read_committed client: transaction markers count as lag"))
+            .ok();
+        Ok(AppClients {
+            settings: settings_digest(config),
+            kafka: admin::Clients { metadata, admin },
+            count: 2 + u64::from(stable.is_some()),
+            stable: Mutex::new(stable),
+        })
+    }
+
+    /// Serves what librdkafka queued for the metadata consumer since its last use (errors of
+    /// a broker that went away, mostly): never subscribed, it has no records to poll, and an
+    /// unserved queue only grows.
+    fn drain_events(&self) {
+        for _ in 0..1000 {
+            match self.kafka.metadata.poll(Duration::ZERO) {
+                None => return,
+                Some(Err(e)) => tracing::debug!(error = %e, "Kafka client event"),
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+}
+
+/// The settings an app's clients are made from, digested: a change makes new clients.
+fn settings_digest(config: &StreamsConfig) -> String {
+    let mut admin = config.admin.clone();
+    admin.sort();
+    crate::digest(&format!(
+        "{}\n{}\n{admin:?}",
+        config.bootstrap_servers, config.application_id
+    ))
+}
+
+/// The Kafka clients of every app the operator reconciles, by app (`namespace/name`).
+pub struct ClientCache {
+    apps: Mutex<HashMap<String, Arc<AppClients>>>,
+    /// `freshet_operator_kafka_clients_created_total`.
+    created: Counter,
+    /// `freshet_operator_kafka_clients`: clients open now.
+    open: Gauge,
+}
+
+impl ClientCache {
+    /// An empty cache counting into the two metrics.
+    pub fn new(created: Counter, open: Gauge) -> Self {
+        ClientCache {
+            apps: Mutex::default(),
+            created,
+            open,
+        }
+    }
+
+    /// The clients of `app`, made now when it has none or its Kafka settings changed (the old
+    /// ones are closed off the caller's thread). Blocks: call it on the blocking pool.
+    pub fn get(&self, app: &str, config: &StreamsConfig) -> Result<Arc<AppClients>, AdminError> {
+        let settings = settings_digest(config);
+        let mut apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = apps.get(app).filter(|c| c.settings == settings) {
+            return Ok(c.clone());
+        }
+        let made = Arc::new(AppClients::new(config)?);
+        self.created.inc_by(made.count);
+        if let Some(old) = apps.insert(app.to_owned(), made.clone()) {
+            tracing::info!(app, "Kafka settings changed: new Kafka clients");
+            drop(old);
+        }
+        self.count(&apps);
+        Ok(made)
+    }
+
+    /// Closes the clients of `app` (deleted): librdkafka's destroy waits for its threads,
+    /// so the last reference is dropped on the blocking pool.
+    pub fn forget(&self, app: &str) {
+        let mut apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
+        let gone = apps.remove(app);
+        self.count(&apps);
+        drop(apps);
+        if let Some(clients) = gone {
+            tokio::task::spawn_blocking(move || drop(clients));
+        }
+    }
+
+    fn count(&self, apps: &HashMap<String, Arc<AppClients>>) {
+        self.open
+            .set(apps.values().map(|c| c.count).sum::<u64>() as i64);
+    }
 }
 
 fn unreachable(config: &StreamsConfig, e: impl ToString) -> AdminError {
@@ -84,25 +216,35 @@ fn unreachable(config: &StreamsConfig, e: impl ToString) -> AdminError {
     }
 }
 
-fn brokers(config: &StreamsConfig) -> Result<i32, AdminError> {
-    let consumer: BaseConsumer = client(config)
-        .create()
-        .map_err(|e| unreachable(config, e))?;
-    let metadata = consumer
+fn brokers(clients: &AppClients, config: &StreamsConfig) -> Result<i32, AdminError> {
+    let metadata = clients
+        .kafka
+        .metadata
         .fetch_metadata(None, TIMEOUT)
         .map_err(|e| unreachable(config, e))?;
     Ok(metadata.brokers().len() as i32)
 }
 
 /// The application reset: deletes the internal topics and the consumer group. Topics or a
-/// group that are already gone are not an error.
-pub fn delete_app_data(plan: &Plan) -> Result<(), AdminError> {
+/// group that are already gone are not an error. The broker is asked for its metadata first,
+/// so an unreachable one is told within the metadata timeout, and only topics that exist are
+/// deleted.
+pub fn delete_app_data(clients: &AppClients, plan: &Plan) -> Result<(), AdminError> {
     let config = &plan.config;
-    let admin: AdminClient<DefaultClientContext> = client(config)
-        .create()
-        .map_err(|e| unreachable(config, e))?;
-    let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
-    let topics: Vec<&str> = plan.internal_topics.iter().map(String::as_str).collect();
+    clients.drain_events();
+    let existing = clients
+        .kafka
+        .partition_counts(config, &plan.internal_topics)?;
+    let admin = &clients.kafka.admin;
+    let options = AdminOptions::new()
+        .operation_timeout(Some(TIMEOUT))
+        .request_timeout(Some(TIMEOUT));
+    let topics: Vec<&str> = plan
+        .internal_topics
+        .iter()
+        .filter(|t| existing.contains_key(*t))
+        .map(String::as_str)
+        .collect();
     let failed = |topic: &str, message: String| AdminError::CreateFailed {
         topic: topic.to_owned(),
         message: format!("deleting it: {message}"),
@@ -178,30 +320,15 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// stable offset equals the log end are probed (an open transaction's records may still
 /// commit); a partition that does not answer within [`PROBE_TIMEOUT`] counts as lag.
 pub fn offsets(
+    clients: &AppClients,
     plan: &Plan,
     partitions: &BTreeMap<String, i32>,
 ) -> Result<InputOffsets, AdminError> {
     let config = &plan.config;
-    let consumer_config = |isolation: &str| {
-        let mut c = client(config);
-        c.set("group.id", &config.application_id)
-            .set("enable.auto.commit", "false")
-            .set("isolation.level", isolation);
-        c
-    };
     // The log end and the last stable offset come from ListOffsets under each isolation level.
-    let uncommitted: BaseConsumer = consumer_config("read_uncommitted")
-        .create()
-        .map_err(|e| unreachable(config, e))?;
-    // Without it the tails are not probed and the raw lag counts.
-    let stable: Option<BaseConsumer<ProbeContext>> = consumer_config("read_committed")
-        .set("enable.partition.eof", "true")
-        // Small fetches: the probe needs one record, or the end, per partition.
-        .set("fetch.wait.max.ms", "50")
-        .set("max.partition.fetch.bytes", "4096")
-        .create_with_context(ProbeContext)
-        .inspect_err(|e| tracing::warn!(error = %e, "no read_committed client: transaction markers count as lag"))
-        .ok();
+    let uncommitted = &clients.kafka.metadata;
+    let stable = clients.stable.lock().unwrap_or_else(|p| p.into_inner());
+    let stable = stable.as_ref();
     let app = &config.application_id;
     let mut tpl = TopicPartitionList::new();
     for t in plan.topology.source_topics() {
@@ -233,7 +360,7 @@ pub fn offsets(
         totals.end += high;
         totals.committed += done;
         if done < high
-            && let Some(stable) = &stable
+            && let Some(stable) = stable
         {
             let (_, last_stable) = stable
                 .fetch_watermarks(e.topic(), e.partition(), TIMEOUT)
@@ -243,7 +370,7 @@ pub fn offsets(
             }
         }
     }
-    if let Some(stable) = &stable {
+    if let Some(stable) = stable {
         totals.no_records = probe_tails(stable, probe);
     }
     Ok(totals)
@@ -258,6 +385,13 @@ fn probe_tails(
     probe: BTreeMap<(String, i32), (i64, i64)>,
 ) -> i64 {
     let deadline = std::time::Instant::now() + PROBE_TIMEOUT;
+    // What the client queued since its last probe (a broker's error while idle) would end the
+    // first topic's probe early.
+    for _ in 0..1000 {
+        if consumer.poll(Duration::ZERO).is_none() {
+            break;
+        }
+    }
     let mut by_topic: BTreeMap<String, BTreeMap<i32, (i64, i64)>> = BTreeMap::new();
     for ((topic, partition), at) in probe {
         by_topic.entry(topic).or_default().insert(partition, at);

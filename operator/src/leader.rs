@@ -3,9 +3,19 @@
 //!
 //! The holder renews the Lease every retry period; a candidate takes it over once
 //! `renewTime + leaseDurationSeconds` has passed. Every write carries the resourceVersion it
-//! read, so of two candidates racing for an expired Lease only one wins. A leader that cannot
-//! renew within the lease duration stops (the process exits and its pod restarts): by then
-//! another replica may lead.
+//! read, so of two candidates racing for an expired Lease only one wins.
+//!
+//! A leader that cannot renew for two thirds of the lease duration (client-go's renew deadline:
+//! 10 s of 15) steps down: [`hold`] returns, and the caller stops its controller before the
+//! Lease can expire and another replica take it. It then campaigns again like a new replica
+//! rather than exiting: an apiserver that is restarted or briefly unreachable would otherwise
+//! restart every operator pod, and on Kubernetes each restart lengthens the next one's
+//! back-off. That is safe because nothing of the old term reconciles once `hold` has returned
+//! (the caller drops the controller, cancelling its reconciles; a Kafka call already running
+//! finishes, and every one is idempotent: creating topics that exist, reading offsets, the
+//! reset of an app whose instances are stopped), and the new term takes the Lease only as a
+//! new replica would, when it is free, expired or still its own, and starts from a fresh list
+//! of every object.
 
 use std::time::Duration;
 
@@ -116,13 +126,33 @@ pub async fn acquire(client: &Client, s: &LeaseSettings) {
     }
 }
 
-/// Renews the Lease until it cannot; returns when leadership is lost.
+/// How long a leader may go without renewing before it steps down: two thirds of the lease
+/// duration, at least a retry period.
+pub fn renew_deadline(s: &LeaseSettings) -> Duration {
+    (s.duration * 2 / 3).max(s.retry)
+}
+
+/// Renews the Lease until it cannot; returns when leadership is lost: another replica took the
+/// Lease, or it could not be renewed within the [`renew_deadline`].
 pub async fn hold(client: &Client, s: &LeaseSettings) {
     let api: Api<Lease> = Api::namespaced(client.clone(), &s.namespace);
+    let deadline = renew_deadline(s);
     let mut last_renewed = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(s.retry).await;
-        match try_hold(&api, s).await {
+        // An apiserver that accepts the request and never answers must not hold the step-down
+        // past the deadline.
+        let left = deadline
+            .saturating_sub(last_renewed.elapsed())
+            .max(Duration::from_millis(100));
+        let tried = tokio::time::timeout(left, try_hold(&api, s))
+            .await
+            .unwrap_or_else(|_| {
+                Err(kube::Error::Service(
+                    format!("no answer within {left:?}").into(),
+                ))
+            });
+        match tried {
             Ok(true) => last_renewed = tokio::time::Instant::now(),
             Ok(false) => {
                 tracing::error!(lease = %s.name, "another replica took the leader Lease");
@@ -130,8 +160,8 @@ pub async fn hold(client: &Client, s: &LeaseSettings) {
             }
             Err(e) => {
                 tracing::warn!(lease = %s.name, error = %e, "renewing the leader Lease failed");
-                if last_renewed.elapsed() >= s.duration {
-                    tracing::error!(lease = %s.name, "the leader Lease could not be renewed within its duration");
+                if last_renewed.elapsed() >= deadline {
+                    tracing::error!(lease = %s.name, deadline = ?deadline, "the leader Lease could not be renewed within the renew deadline");
                     return;
                 }
             }

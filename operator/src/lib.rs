@@ -2,6 +2,9 @@
 //!
 //! - [`controller`] — the reconciler (kube-rs `Controller`, finalizer, status by server-side
 //!   apply, Events);
+//! - [`context`] — what reconciles share: clients, metrics, per-app memory; the error;
+//! - [`deletion`] — deleting an app with `cleanupPolicy: Delete`: instances stopped, then the
+//!   application reset;
 //! - [`kafka`] — the topology compiled by the engine's compiler, partition counts, internal
 //!   topics, lag and the application reset;
 //! - [`render`] — the ConfigMap, Service, StatefulSet and PodDisruptionBudget of an app;
@@ -14,7 +17,9 @@
 #![warn(missing_docs)]
 
 pub mod autoscale;
+pub mod context;
 pub mod controller;
+pub mod deletion;
 pub mod kafka;
 pub mod leader;
 pub mod metrics;

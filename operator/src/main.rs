@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use freshet_operator::controller::{self, Context};
+use freshet_operator::context::{Context, Settings};
+use freshet_operator::controller;
+use freshet_operator::kafka::ClientCache;
 use freshet_operator::leader::{self, LeaseSettings};
 use freshet_operator::metrics::{self, Metrics};
 use freshet_operator::render_cli::{self, RenderArgs};
-use kube::runtime::events::Recorder;
 use kube::{Api, Client, CustomResourceExt, api::ListParams};
 
 #[derive(Parser)]
@@ -61,6 +62,9 @@ struct Args {
     /// Seconds between looks at a healthy app (lag, pods).
     #[arg(long, default_value_t = 60)]
     resync_seconds: u64,
+    /// Seconds between two status writes of an app when only its lag changed.
+    #[arg(long, default_value_t = 30)]
+    status_refresh_seconds: u64,
 }
 
 #[derive(clap::Subcommand)]
@@ -101,6 +105,35 @@ async fn wait_for_api(client: &Client, apiserver: &str, namespaces: &[String]) {
     }
 }
 
+/// Resolves on SIGTERM or Ctrl-C. Listening replaces the default action (exit) for the whole
+/// process, so every phase that can be interrupted listens: the controller itself, and this
+/// while a standby campaigns.
+async fn stop_signal() {
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = term => {}
+        r = tokio::signal::ctrl_c() => {
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -131,54 +164,71 @@ async fn main() -> ExitCode {
     };
     let metrics = Arc::new(Metrics::default());
     let addr = SocketAddr::new(args.http_address, args.http_port);
-    let server = tokio::spawn(metrics::serve(addr, metrics.clone()));
+    let mut server = tokio::spawn(metrics::serve(addr, metrics.clone()));
     wait_for_api(&client, &apiserver, &args.namespaces).await;
     let identity = args
         .identity
         .clone()
         .unwrap_or_else(|| format!("freshet-operator-{}", std::process::id()));
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        recorder: Recorder::new(client.clone(), controller::reporter(&identity)),
-        metrics: metrics.clone(),
+    let settings = Settings {
         default_image: args.engine_image.clone(),
         retry: Duration::from_secs(args.retry_seconds),
         resync: Duration::from_secs(args.resync_seconds),
-        waits: Default::default(),
-        autoscalers: Default::default(),
-        manual_scales: Default::default(),
-    });
+        status_refresh: Duration::from_secs(args.status_refresh_seconds),
+    };
+    // Each app's Kafka clients outlive a leadership term: they hold no decision, only
+    // connections.
+    let kafka = Arc::new(ClientCache::new(
+        metrics.kafka_clients_created.clone(),
+        metrics.kafka_clients.clone(),
+    ));
+    let context = || {
+        Arc::new(Context::new(
+            client.clone(),
+            &identity,
+            metrics.clone(),
+            kafka.clone(),
+            settings.clone(),
+        ))
+    };
     let namespaces = args.namespaces.clone();
     if !args.leader_election {
         metrics.set_ready(true);
-        controller::run(ctx, namespaces).await;
+        controller::run(context(), namespaces).await;
         return ExitCode::SUCCESS;
     }
     let lease = LeaseSettings {
         namespace: args.lease_namespace.clone(),
         name: args.lease_name.clone(),
-        identity,
+        identity: identity.clone(),
         duration: Duration::from_secs(args.lease_duration_seconds),
         retry: Duration::from_secs(args.retry_period_seconds),
     };
-    tokio::select! {
-        r = server => {
-            tracing::error!(result = ?r, port = args.http_port, "the HTTP endpoints stopped: is the port taken?");
-            return ExitCode::from(2);
+    // Terms of leadership: campaign, lead until the Lease is lost, step down (the controller
+    // dropped, its reconciles cancelled) and campaign again. See `leader` for why that is safe.
+    loop {
+        tokio::select! {
+            r = &mut server => {
+                tracing::error!(result = ?r, port = args.http_port, "the HTTP endpoints stopped: is the port taken?");
+                return ExitCode::from(2);
+            }
+            () = stop_signal() => {
+                tracing::info!("stopping (not leading)");
+                return ExitCode::SUCCESS;
+            }
+            () = leader::acquire(&client, &lease) => {}
         }
-        () = leader::acquire(&client, &lease) => {}
-    }
-    metrics.set_ready(true);
-    tokio::select! {
-        () = controller::run(ctx, namespaces) => {
-            // A clean stop hands the Lease over at once instead of letting it expire.
-            leader::release(&client, &lease).await;
-            ExitCode::SUCCESS
-        }
-        () = leader::hold(&client, &lease) => {
-            metrics.set_ready(false);
-            tracing::error!("lost the leader Lease; exiting so that only the new leader reconciles");
-            ExitCode::from(1)
+        metrics.set_ready(true);
+        tokio::select! {
+            () = controller::run(context(), namespaces.clone()) => {
+                // A clean stop hands the Lease over at once instead of letting it expire.
+                leader::release(&client, &lease).await;
+                return ExitCode::SUCCESS;
+            }
+            () = leader::hold(&client, &lease) => {
+                metrics.set_ready(false);
+                tracing::warn!(lease = %lease.name, "stepped down: reconciling stopped; campaigning for the Lease again");
+            }
         }
     }
 }

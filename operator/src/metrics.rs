@@ -51,6 +51,12 @@ pub struct Metrics {
     pub processing_rate: Family<AppLabel, Gauge<f64, AtomicU64>>,
     /// `freshet_operator_app_desired_replicas`.
     pub desired_replicas: Family<AppLabel, Gauge>,
+    /// `freshet_operator_status_writes_total`: status updates sent to the apiserver, per app.
+    pub status_writes: Family<AppLabel, Counter>,
+    /// `freshet_operator_kafka_clients_created_total`: librdkafka clients made.
+    pub kafka_clients_created: Counter,
+    /// `freshet_operator_kafka_clients`: librdkafka clients open now.
+    pub kafka_clients: Gauge,
     registry: Registry,
     ready: AtomicBool,
 }
@@ -106,8 +112,29 @@ impl Default for Metrics {
             "Instances the autoscaler runs for an app",
             desired_replicas.clone(),
         );
+        let status_writes = Family::<AppLabel, Counter>::default();
+        let kafka_clients_created = Counter::default();
+        let kafka_clients = Gauge::default();
+        registry.register(
+            "status_writes",
+            "Status updates the operator sent to the apiserver for an app (at most one per status refresh interval while only the lag changes)",
+            status_writes.clone(),
+        );
+        registry.register(
+            "kafka_clients_created",
+            "Kafka clients (librdkafka instances) the operator made: each app's are made once and reused",
+            kafka_clients_created.clone(),
+        );
+        registry.register(
+            "kafka_clients",
+            "Kafka clients the operator holds open, for the apps it reconciles",
+            kafka_clients.clone(),
+        );
         Metrics {
             reconciles,
+            status_writes,
+            kafka_clients_created,
+            kafka_clients,
             duration,
             leader,
             lag,

@@ -1,8 +1,13 @@
-//! Conditions of a StreamsApp, in the shape `kubectl wait --for=condition=...` reads.
+//! Conditions of a StreamsApp, in the shape `kubectl wait --for=condition=...` reads, and which
+//! status changes are worth a write.
 //!
 //! A condition keeps its `lastTransitionTime` while its status stays the same, so a reconcile
-//! that changes nothing writes an identical status (and the apiserver stores nothing new).
+//! that changes nothing makes an identical status (and the operator writes nothing). One whose
+//! only change is a measurement that moves under any traffic (the lag, rates) is written at most
+//! once per refresh interval: every write is a new resourceVersion, sent to every watcher of
+//! StreamsApps (the operator's own controller included).
 
+use freshet_crds::StreamsAppStatus;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
@@ -94,9 +99,97 @@ pub fn changed(previous: &[Condition], judged: &Judged) -> bool {
     })
 }
 
+/// The reason of the `Scaling` condition while the autoscaler decides; its message quotes the
+/// autoscaler's reason, and so its measurements.
+pub const AUTOSCALED: &str = "Autoscaled";
+
+/// Whether `a` and `b` differ at most in measurements: `lag`, the autoscaler's lag, raw lag,
+/// rates and reason (which quotes them), and the autoscaled `Scaling` condition's message.
+/// Decisions (replicas, conditions' states and reasons) and everything else count.
+pub fn same_but_measurements(a: &StreamsAppStatus, b: &StreamsAppStatus) -> bool {
+    without_measurements(a) == without_measurements(b)
+}
+
+fn without_measurements(s: &StreamsAppStatus) -> StreamsAppStatus {
+    let mut s = s.clone();
+    s.lag = None;
+    if let Some(a) = &mut s.autoscaling {
+        a.lag = 0;
+        a.raw_lag = 0;
+        a.input_rate = None;
+        a.processing_rate = None;
+        a.reason.clear();
+    }
+    for c in &mut s.conditions {
+        if c.type_ == SCALING && c.reason == AUTOSCALED {
+            c.message.clear();
+        }
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lag_and_rates_alone_are_measurements_decisions_are_not() {
+        let conditions = merge(
+            &[],
+            &[
+                Judged::new(READY, true, "InstancesReady", "1 of 1 instances ready"),
+                Judged::new(SCALING, false, AUTOSCALED, "1 instances: lag 10"),
+            ],
+            Some(1),
+        );
+        let base = StreamsAppStatus {
+            conditions,
+            lag: Some(10),
+            replicas: Some(1),
+            autoscaling: Some(freshet_crds::AutoscalingStatus {
+                lag: 10,
+                raw_lag: 12,
+                input_rate: Some(5.0),
+                desired_replicas: 1,
+                reason: "lag 10".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut moved = base.clone();
+        moved.lag = Some(99);
+        let a = moved.autoscaling.as_mut().expect("autoscaling");
+        a.lag = 99;
+        a.raw_lag = 100;
+        a.input_rate = Some(50.0);
+        a.reason = "lag 99".into();
+        moved
+            .conditions
+            .iter_mut()
+            .find(|c| c.type_ == SCALING)
+            .expect("Scaling")
+            .message = "1 instances: lag 99".into();
+        assert!(same_but_measurements(&base, &moved));
+
+        let mut scaled = moved.clone();
+        scaled
+            .autoscaling
+            .as_mut()
+            .expect("autoscaling")
+            .desired_replicas = 2;
+        assert!(!same_but_measurements(&base, &scaled));
+        let mut not_ready = moved.clone();
+        let ready = not_ready
+            .conditions
+            .iter_mut()
+            .find(|c| c.type_ == READY)
+            .expect("Ready");
+        ready.message = "0 of 1 instances ready".into();
+        assert!(!same_but_measurements(&base, &not_ready));
+        let mut fewer = moved;
+        fewer.replicas = Some(0);
+        assert!(!same_but_measurements(&base, &fewer));
+    }
 
     #[test]
     fn an_unchanged_status_keeps_its_transition_time() {

@@ -5,11 +5,13 @@
 //! fails with a message saying so, never passes vacuously.
 
 pub mod apps;
+pub mod brokers;
 pub mod cluster;
 pub mod differential;
 pub mod engine;
 pub mod kafka;
 pub mod node;
+pub mod private_cluster;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -45,6 +45,34 @@ impl ErrorClass {
         }
     }
 
+    /// The class of an error the consumer's poll returned. librdkafka reports there what the
+    /// Java consumer handles inside `poll` (a broker unreachable, every broker down, a topic not
+    /// there yet) and clears by itself once the cause goes: only what cannot clear (the consumer
+    /// is fatally failed, authorisation refused, a bad configuration) is fatal.
+    pub fn of_consumer(error: &KafkaError) -> ErrorClass {
+        use RDKafkaErrorCode as C;
+        if let KafkaError::MessageConsumptionFatal(_) = error {
+            return ErrorClass::Fatal;
+        }
+        match error.rdkafka_error_code() {
+            Some(
+                C::Fatal
+                | C::TopicAuthorizationFailed
+                | C::GroupAuthorizationFailed
+                | C::ClusterAuthorizationFailed
+                | C::SaslAuthenticationFailed
+                | C::Authentication
+                | C::InvalidConfig
+                | C::UnsupportedVersion
+                | C::UnsupportedFeature
+                | C::InconsistentGroupProtocol
+                | C::InvalidGroupId
+                | C::FencedInstanceId,
+            ) => ErrorClass::Fatal,
+            _ => ErrorClass::Retriable,
+        }
+    }
+
     /// The class of an error code outside a transactional call.
     pub fn of_code(code: RDKafkaErrorCode) -> ErrorClass {
         use RDKafkaErrorCode as C;
@@ -129,6 +157,31 @@ pub enum RuntimeError {
     /// The global tables could not be loaded.
     #[error(transparent)]
     Global(#[from] GlobalError),
+    /// A retriable failure went on longer than `task.timeout.ms` (Kafka Streams' task timeout,
+    /// KIP-572): the broker stayed away, or kept refusing, for that long.
+    #[error(
+        "{what} kept failing for {waited_secs} s, longer than task.timeout.ms ({limit_ms} ms); the last error: {source}. Check that the brokers are up and reachable, or raise task.timeout.ms"
+    )]
+    TaskTimeout {
+        /// What the runtime kept trying (`committing offsets`, `committing the transaction`...).
+        what: String,
+        /// How long it kept failing, in seconds.
+        waited_secs: u64,
+        /// `task.timeout.ms`.
+        limit_ms: u64,
+        /// The last failure.
+        #[source]
+        source: Box<RuntimeError>,
+    },
+    /// Work retried while the brokers were away was given up because the application is closing.
+    #[error("{what} given up: the application is closing; the last error: {source}")]
+    Interrupted {
+        /// What the runtime was retrying.
+        what: String,
+        /// The last failure.
+        #[source]
+        source: Box<RuntimeError>,
+    },
     /// A failure the runtime describes itself (a missing output topic, transactions that keep
     /// failing, global tables that cannot load).
     #[error("{0}")]
@@ -351,6 +404,18 @@ mod tests {
         assert_eq!(ErrorClass::of(&fenced), ErrorClass::Fatal);
         let fatal = KafkaError::MessageConsumptionFatal(RDKafkaErrorCode::BrokerTransportFailure);
         assert_eq!(ErrorClass::of(&fatal), ErrorClass::Fatal);
+        assert_eq!(
+            ErrorClass::of_consumer(&KafkaError::MessageConsumption(
+                RDKafkaErrorCode::AllBrokersDown
+            )),
+            ErrorClass::Retriable
+        );
+        assert_eq!(
+            ErrorClass::of_consumer(&KafkaError::MessageConsumption(
+                RDKafkaErrorCode::TopicAuthorizationFailed
+            )),
+            ErrorClass::Fatal
+        );
         let e = RuntimeError::kafka("consuming", transport);
         assert_eq!(e.class(), ErrorClass::Retriable);
         assert!(e.to_string().starts_with("consuming: "), "{e}");

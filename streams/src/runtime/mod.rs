@@ -24,6 +24,7 @@ mod refusal;
 pub(crate) mod restore;
 pub(crate) mod task;
 mod task_manager;
+mod task_timeout;
 mod thread;
 
 pub use error::{ErrorClass, RuntimeError};
@@ -438,6 +439,7 @@ impl KafkaStreams {
                 shared: self.shared.clone(),
                 topology: self.topology.clone(),
                 shutdown: self.shutdown.clone(),
+                brokers_away: std::cell::Cell::new(false),
             };
             let shared = self.shared.clone();
             let shutdown = self.shutdown.clone();

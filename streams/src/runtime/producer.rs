@@ -4,6 +4,7 @@
 //! [`refusal`](super::refusal)) and record the changelog offsets checkpoints need.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use super::error::{ErrorClass, RuntimeError, TaskError};
 use super::refusal::{
     Kind, Origin, Plan, ProductionHandler, Refused, Sent, Watch, batches_too_large, triage,
 };
+use super::task_timeout::TaskTimeout;
 use crate::processor::{Headers, ProduceRequest};
 
 /// Why the thread's loop stopped.
@@ -27,11 +29,19 @@ use crate::processor::{Headers, ProduceRequest};
 pub(crate) enum Failure {
     /// Stops the thread, and with it the application.
     Fatal(RuntimeError),
-    /// Under exactly_once_v2: the open transaction failed or the producer was fenced. The thread
-    /// recovers (see `StreamThread::recover`) rather than stopping: nothing of the transaction
-    /// is visible to read_committed readers, so starting again from the last commit loses and
-    /// duplicates nothing.
+    /// Under exactly_once_v2: the open transaction failed or the producer was fenced; under
+    /// at-least-once: records could not be delivered for a retriable reason (their delivery
+    /// timed out while the brokers were away). The thread recovers (see
+    /// `StreamThread::recover`, Kafka Streams' handling of a corrupted task) rather than
+    /// stopping: it starts again from the last commit, which under exactly-once loses and
+    /// duplicates nothing (nothing of the transaction is visible to read_committed readers) and
+    /// under at-least-once loses nothing.
     Transaction(RuntimeError),
+    /// A commit failed for a retriable reason (the brokers away, the coordinator moving):
+    /// nothing is lost and nothing needs undoing; the thread tries again a moment later, until
+    /// `task.timeout.ms` says the failure has gone on too long. Under exactly_once_v2 the
+    /// transaction stays open (see [`StreamsProducer::is_committing`]).
+    Retry(RuntimeError),
 }
 
 impl Failure {
@@ -42,20 +52,31 @@ impl Failure {
     /// - retriable or fatal under exactly_once_v2: the same, where a fatal producer (fenced, as
     ///   when another instance took over the transactional id) is replaced rather than aborted,
     ///   as Kafka Streams treats fencing as a migrated task, not a dead application;
-    /// - anything under at-least-once: stop, since outputs already sent cannot be taken back
-    ///   and the offsets are not committed, so a restart redoes the work.
+    /// - retriable under at-least-once (a delivery timed out while the brokers were away): start
+    ///   again from the last commit, as Kafka Streams does with a `TaskCorruptedException`;
+    /// - fatal under at-least-once: stop, since outputs already sent cannot be taken back and
+    ///   the offsets are not committed, so a restart redoes the work.
     pub(crate) fn of(error: RuntimeError, exactly_once: bool) -> Failure {
         match (error.class(), exactly_once) {
-            (ErrorClass::Abortable, _) => Failure::Transaction(error),
-            (ErrorClass::Retriable | ErrorClass::Fatal, true) => Failure::Transaction(error),
-            (ErrorClass::Retriable | ErrorClass::Fatal, false) => Failure::Fatal(error),
+            (ErrorClass::Abortable | ErrorClass::Retriable, _) => Failure::Transaction(error),
+            (ErrorClass::Fatal, true) => Failure::Transaction(error),
+            (ErrorClass::Fatal, false) => Failure::Fatal(error),
+        }
+    }
+
+    /// A commit's failure: retriable errors are retried later ([`Failure::Retry`]), the others
+    /// handled as [`Failure::of`] says.
+    pub(crate) fn of_commit(error: RuntimeError, exactly_once: bool) -> Failure {
+        match error.class() {
+            ErrorClass::Retriable => Failure::Retry(error),
+            _ => Failure::of(error, exactly_once),
         }
     }
 
     /// The error, whichever way the thread handles it.
     pub(crate) fn into_error(self) -> RuntimeError {
         match self {
-            Failure::Fatal(e) | Failure::Transaction(e) => e,
+            Failure::Fatal(e) | Failure::Transaction(e) | Failure::Retry(e) => e,
         }
     }
 }
@@ -73,9 +94,18 @@ impl From<TaskError> for Failure {
     }
 }
 
-/// How long a transactional call may block: `init_transactions` may first wait for the broker to
-/// abort what a dead predecessor left open, and a commit waits for its outputs' delivery.
-const TRANSACTION_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// The least time a record waits for room in a full producer queue: the Java producer's
+/// `max.block.ms` default.
+const MAX_BLOCK: Duration = Duration::from_secs(60);
+
+/// How long one try of a transactional call that is retried (an abort, `init_transactions`) may
+/// block: short, so that a shutdown or the task timeout is noticed between tries.
+const RETRIED_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a commit (or sending its offsets) may block: a commit waits for its outputs'
+/// delivery. One that times out is retried (see [`Failure::Retry`]), so this only bounds how
+/// long a close waits behind a commit while the brokers are away.
+const TRANSACTION_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The thread's producer and, under exactly_once_v2, the state of its transaction (Kafka
 /// Streams' `StreamsProducer`): every task of the thread writes through it.
@@ -87,6 +117,14 @@ pub(crate) struct StreamsProducer {
     /// The offsets the last committed transactions carried, so that a commit with nothing new
     /// opens no transaction (exactly-once commits every 100 ms, busy or idle).
     pub(crate) committed: HashMap<(String, i32), i64>,
+    /// Under exactly_once_v2: the offsets of a transaction whose commit timed out (the brokers
+    /// away). librdkafka allows nothing but retrying that commit (or aborting), so the thread
+    /// processes nothing until it goes through.
+    committing: Option<Vec<(String, i32, i64)>>,
+    /// `task.timeout.ms`: how long a record may wait for room in the producer's queue.
+    task_timeout: Duration,
+    /// The application's shutdown flag: retries stop when it closes.
+    shutdown: Arc<AtomicBool>,
     /// `production.exception.handler`, for records the broker or the producer refuses.
     handler: ProductionHandler,
     /// Under exactly_once_v2: what refusals in aborted transactions taught.
@@ -103,18 +141,29 @@ impl StreamsProducer {
     pub(crate) fn new(
         config: ClientConfig,
         transactional: bool,
+        task_timeout: Duration,
+        shutdown: Arc<AtomicBool>,
         handler: ProductionHandler,
     ) -> Result<StreamsProducer, RuntimeError> {
-        let producer = create_producer(&config, transactional)?;
+        let producer = create_producer(&config, transactional, task_timeout, &shutdown)?;
         Ok(StreamsProducer {
             producer,
             transactional: transactional.then_some(config),
             in_transaction: false,
             committed: HashMap::new(),
+            committing: None,
+            task_timeout,
+            shutdown,
             handler,
             watch: Watch::default(),
             pending: Vec::new(),
         })
+    }
+
+    /// Under exactly_once_v2: a commit timed out and must be retried before anything else is
+    /// sent.
+    pub(crate) fn is_committing(&self) -> bool {
+        self.committing.is_some()
     }
 
     pub(crate) fn exactly_once(&self) -> bool {
@@ -181,7 +230,14 @@ impl StreamsProducer {
             origin: origin.clone(),
             timestamp: out.timestamp,
         });
-        match send(&self.producer, out, sent, self.exactly_once()) {
+        match send(
+            &self.producer,
+            out,
+            sent,
+            self.exactly_once(),
+            self.task_timeout,
+            &self.shutdown,
+        ) {
             Ok(()) => Ok(()),
             // Refused before it was queued (over message.max.bytes): the transaction is intact.
             Err(SendError::Refused(error)) => self.refused(Refused {
@@ -311,15 +367,37 @@ impl StreamsProducer {
     }
 
     /// Commits the open transaction with the consumed `offsets` that moved since the last one;
-    /// returns how many partitions' offsets it carried.
+    /// returns how many partitions' offsets it carried. A retriable failure
+    /// ([`Failure::Retry`]) leaves the transaction open: sending the offsets may be retried
+    /// after more records, a commit that timed out only by itself ([`Self::is_committing`]).
     pub(crate) fn commit_transaction<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
         offsets: &[(String, i32, i64)],
     ) -> Result<usize, Failure> {
-        let moved: Vec<&(String, i32, i64)> = offsets
+        let txn = |what: &str| {
+            let what = what.to_owned();
+            move |e: rdkafka::error::KafkaError| {
+                Failure::of_commit(RuntimeError::kafka(what, e), true)
+            }
+        };
+        if let Some(moved) = self.committing.take() {
+            // The offsets went with the transaction before its commit timed out.
+            return match self.producer.commit_transaction(TRANSACTION_CALL_TIMEOUT) {
+                Ok(()) => Ok(self.committed_with(moved)),
+                Err(e) => {
+                    let failure = txn("committing the transaction")(e);
+                    if matches!(failure, Failure::Retry(_)) {
+                        self.committing = Some(moved);
+                    }
+                    Err(failure)
+                }
+            };
+        }
+        let moved: Vec<(String, i32, i64)> = offsets
             .iter()
             .filter(|(t, p, o)| self.committed.get(&(t.clone(), *p)) != Some(o))
+            .cloned()
             .collect();
         if moved.is_empty() && !self.in_transaction {
             return Ok(0);
@@ -328,14 +406,10 @@ impl StreamsProducer {
         self.begin()?;
         // The commit would flush anyway; flushing first tells a refused record (which the
         // handler decides on after the abort) from a transaction that failed.
-        self.producer.flush(TRANSACTION_CALL_TIMEOUT).map_err(|e| {
-            Failure::Transaction(RuntimeError::kafka("flushing the transaction", e))
-        })?;
+        self.producer
+            .flush(TRANSACTION_CALL_TIMEOUT)
+            .map_err(txn("flushing the transaction"))?;
         self.check_deliveries()?;
-        let txn = |what: &str| {
-            let what = what.to_owned();
-            move |e: rdkafka::error::KafkaError| Failure::of(RuntimeError::kafka(what, e), true)
-        };
         if !moved.is_empty() {
             let mut tpl = TopicPartitionList::new();
             for (topic, partition, offset) in &moved {
@@ -353,27 +427,39 @@ impl StreamsProducer {
                 .send_offsets_to_transaction(&tpl, &group, TRANSACTION_CALL_TIMEOUT)
                 .map_err(txn("sending the consumed offsets to the transaction"))?;
         }
-        self.producer
-            .commit_transaction(TRANSACTION_CALL_TIMEOUT)
-            .map_err(txn("committing the transaction"))?;
-        self.in_transaction = false;
-        for (topic, partition, offset) in moved.iter() {
-            self.committed.insert((topic.clone(), *partition), *offset);
+        match self.producer.commit_transaction(TRANSACTION_CALL_TIMEOUT) {
+            Ok(()) => Ok(self.committed_with(moved)),
+            Err(e) => {
+                let failure = txn("committing the transaction")(e);
+                if matches!(failure, Failure::Retry(_)) {
+                    self.committing = Some(moved);
+                }
+                Err(failure)
+            }
         }
-        Ok(moved.len())
+    }
+
+    /// Notes a committed transaction and the offsets it carried; returns their count.
+    fn committed_with(&mut self, moved: Vec<(String, i32, i64)>) -> usize {
+        self.in_transaction = false;
+        let n = moved.len();
+        for (topic, partition, offset) in moved {
+            self.committed.insert((topic, partition), offset);
+        }
+        n
     }
 
     /// After a failed transaction: aborts it, or, where the producer can do nothing more (fenced,
-    /// fatal error, no transaction to abort), replaces it; the new producer's `init_transactions`
-    /// with the same transactional id aborts whatever the old one left open.
+    /// fatal error, no transaction to abort, records refused), replaces it; the new producer's
+    /// `init_transactions` with the same transactional id aborts whatever the old one left open.
     ///
-    /// Refusals the transaction met are learnt from (see [`Watch::learn`]), which fails when the
-    /// broker refuses only batches, not records.
+    /// Refusals the transaction met are learnt from (see [`Watch::learn`]).
     pub(crate) fn reset(&mut self, thread: usize) -> Result<(), RuntimeError> {
         let Some(config) = self.transactional.clone() else {
             return Ok(());
         };
         let was_open = std::mem::take(&mut self.in_transaction);
+        self.committing = None;
         // Reports not served yet arrive on this poll: refusals to learn from, and purges.
         self.producer.poll(Duration::ZERO);
         let mut refused = std::mem::take(&mut self.pending);
@@ -382,16 +468,7 @@ impl StreamsProducer {
         // A refused batch leaves a gap in its partition's sequence numbers which librdkafka's
         // abort does not close (the next transaction fails out of sequence): a new producer, with
         // a new epoch, starts clean, its initialisation aborting the open transaction.
-        let aborted = was_open
-            && fatal.is_none()
-            && refused.is_empty()
-            && match self.producer.abort_transaction(TRANSACTION_CALL_TIMEOUT) {
-                Ok(()) => true,
-                Err(e) => {
-                    warn!(thread, error = %e, "aborting the transaction failed; replacing the producer");
-                    false
-                }
-            };
+        let aborted = was_open && fatal.is_none() && refused.is_empty() && self.abort(thread);
         if aborted {
             // Purged records report their failure on this poll; the context ignores purges.
             self.producer.poll(Duration::ZERO);
@@ -412,7 +489,16 @@ impl StreamsProducer {
                     "the broker refused records of the transaction; replacing the producer to abort it"
                 );
             }
-            self.producer = create_producer(&config, true)?;
+            if self.shutdown.load(Ordering::Relaxed) {
+                // Closing: the next start's init_transactions aborts what is left open.
+                return Err(RuntimeError::Interrupted {
+                    what: "replacing the producer".to_owned(),
+                    source: Box::new(RuntimeError::Other(
+                        "the transaction could not be aborted".to_owned(),
+                    )),
+                });
+            }
+            self.producer = create_producer(&config, true, self.task_timeout, &self.shutdown)?;
             info!(
                 thread,
                 "transactional producer replaced and initialised: the open transaction is aborted"
@@ -420,21 +506,59 @@ impl StreamsProducer {
         }
         self.watch.learn(refused)
     }
+
+    /// Aborts the open transaction, retrying while the brokers are away (within
+    /// `task.timeout.ms`); false when it cannot be aborted and the producer must be replaced.
+    fn abort(&mut self, thread: usize) -> bool {
+        let mut timeout = TaskTimeout::new("aborting the transaction", self.task_timeout)
+            .interruptible(&self.shutdown);
+        loop {
+            // The abort purges what is still queued and waits for the purged records' delivery
+            // reports, which only polls serve (one event a poll): serve them all first.
+            let deadline = std::time::Instant::now() + Duration::from_secs(1);
+            while self.producer.in_flight_count() > 0 && std::time::Instant::now() < deadline {
+                self.producer.poll(Duration::from_millis(5));
+            }
+            let error = match self.producer.abort_transaction(RETRIED_CALL_TIMEOUT) {
+                Ok(()) => return true,
+                Err(e) => RuntimeError::kafka("aborting the transaction", e),
+            };
+            if error.class() != ErrorClass::Retriable {
+                warn!(thread, %error, "the transaction cannot be aborted; replacing the producer");
+                return false;
+            }
+            if let Err(error) = timeout.retry(error) {
+                warn!(thread, %error, "replacing the producer");
+                return false;
+            }
+        }
+    }
 }
 
 /// Creates the thread's producer; a transactional one is initialised, which fences any producer
 /// with the same transactional id and aborts the transaction it left open.
+/// `init_transactions` is retried while the brokers are away, within `task_timeout`.
 fn create_producer(
     config: &ClientConfig,
     transactional: bool,
+    task_timeout: Duration,
+    shutdown: &Arc<AtomicBool>,
 ) -> Result<BaseProducer<DeliveryContext>, RuntimeError> {
     let producer: BaseProducer<DeliveryContext> = config
         .create_with_context(DeliveryContext::default())
         .map_err(|e| RuntimeError::kafka("creating the producer", e))?;
     if transactional {
-        producer
-            .init_transactions(TRANSACTION_CALL_TIMEOUT)
-            .map_err(|e| RuntimeError::kafka("initialising the producer's transactions", e))?;
+        let mut timeout =
+            TaskTimeout::new("initialising the producer's transactions", task_timeout)
+                .interruptible(shutdown);
+        while let Err(e) = producer.init_transactions(RETRIED_CALL_TIMEOUT) {
+            let error = RuntimeError::kafka("initialising the producer's transactions", e);
+            if error.class() != ErrorClass::Retriable {
+                return Err(error);
+            }
+            timeout.retry(error)?;
+        }
+        timeout.succeeded();
     }
     Ok(producer)
 }
@@ -562,13 +686,20 @@ enum SendError {
     Failed(Failure),
 }
 
-/// Sends one record, waiting for queue space rather than dropping it.
+/// Sends one record, waiting for queue space rather than dropping it: a full queue (a burst, or
+/// the brokers away) is waited out for up to `task.timeout.ms`, and at least a minute (the Java
+/// producer's `max.block.ms`): a full queue under load is no failure. Under exactly-once
+/// (`transactional`) a failed send fails the transaction, not the thread.
 fn send(
     producer: &BaseProducer<DeliveryContext>,
     out: &ProduceRequest,
     sent: Box<Sent>,
     transactional: bool,
+    task_timeout: Duration,
+    shutdown: &AtomicBool,
 ) -> Result<(), SendError> {
+    let queue_timeout = task_timeout.max(MAX_BLOCK);
+    let mut waiting: Option<(std::time::Instant, bool)> = None;
     let partition = match out.partition {
         Some(p) => Some(p),
         None => {
@@ -593,6 +724,28 @@ fn send(
         match producer.send(record) {
             Ok(()) => return Ok(()),
             Err((e, back)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
+                let (since, warned) = waiting.get_or_insert((std::time::Instant::now(), false));
+                let waited = since.elapsed();
+                if waited > queue_timeout || shutdown.load(Ordering::Relaxed) {
+                    return Err(SendError::Failed(Failure::Fatal(
+                        RuntimeError::TaskTimeout {
+                            what: format!(
+                                "waiting for room in the producer's queue ({})",
+                                out.topic
+                            ),
+                            waited_secs: waited.as_secs(),
+                            limit_ms: queue_timeout.as_millis() as u64,
+                            source: Box::new(RuntimeError::kafka(
+                                format!("producing to {}", out.topic),
+                                e,
+                            )),
+                        },
+                    )));
+                }
+                if !*warned && waited > Duration::from_secs(5) {
+                    *warned = true;
+                    warn!(topic = %out.topic, "the producer's queue has been full for 5 s: the brokers may be away; waiting");
+                }
                 producer.poll(Duration::from_millis(50));
                 record = back;
             }
@@ -632,7 +785,18 @@ mod tests {
             Failure::of(fenced(), true),
             Failure::Transaction(_)
         ));
-        assert!(matches!(Failure::of(transient(), false), Failure::Fatal(_)));
+        assert!(matches!(
+            Failure::of(transient(), false),
+            Failure::Transaction(_)
+        ));
+        assert!(matches!(
+            Failure::of_commit(transient(), true),
+            Failure::Retry(_)
+        ));
+        assert!(matches!(
+            Failure::of_commit(fenced(), true),
+            Failure::Transaction(_)
+        ));
         assert!(matches!(Failure::of(fenced(), false), Failure::Fatal(_)));
     }
 }

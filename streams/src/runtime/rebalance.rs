@@ -122,14 +122,14 @@ impl ConsumerContext for RebalanceContext {
                         self.set_failure(e);
                     }
                 }
-                Err(Failure::Fatal(e)) if exactly_once => {
+                Err(Failure::Fatal(e) | Failure::Retry(e)) if exactly_once => {
                     warn!(thread = self.thread, error = %e, "commit before revocation failed; aborting the transaction: the new owner reprocesses from the last commit");
                     dirty = true;
                     if let Err(e) = core.output.reset(self.thread) {
                         self.set_failure(e);
                     }
                 }
-                Err(Failure::Fatal(e)) => {
+                Err(Failure::Fatal(e) | Failure::Retry(e)) => {
                     warn!(thread = self.thread, error = %e, "commit before revocation failed; the new owner reprocesses from the last commit");
                 }
             }

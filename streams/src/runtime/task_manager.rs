@@ -217,9 +217,14 @@ impl TaskManager {
         force_checkpoint: bool,
     ) -> Result<usize, Failure> {
         let mut outputs = Vec::new();
-        for task in self.tasks.values_mut() {
-            task.prepare_commit(&mut outputs)?;
-            if !outputs.is_empty() {
+        // A transaction whose commit timed out takes no more records: retry just the commit
+        // (the caches were written out before it).
+        if !output.is_committing() {
+            for task in self.tasks.values_mut() {
+                task.prepare_commit(&mut outputs)?;
+                if outputs.is_empty() {
+                    continue;
+                }
                 // What caches and held-back updates release has no single input record.
                 let origin = Origin::new(&Arc::from(task.id.as_str()), None);
                 for out in outputs.drain(..) {
@@ -239,17 +244,21 @@ impl TaskManager {
                         .map_err(|e| RuntimeError::kafka("listing the offsets to commit", e))?;
                 }
             }
+            // A flush or an offset commit that fails while the brokers are away is tried again
+            // later (Failure::Retry): the offsets stay where they were, nothing is lost.
             output
                 .producer
                 .flush(config.commit_interval.max(Duration::from_secs(30)))
-                .map_err(|e| RuntimeError::kafka("flushing the producer", e))?;
+                .map_err(|e| {
+                    Failure::of_commit(RuntimeError::kafka("flushing the producer", e), false)
+                })?;
             // Offsets only after every output is delivered, or handled if refused: a failed
             // delivery commits nothing, and its input is processed again after a restart.
             output.check_deliveries()?;
             if tpl.count() > 0 {
-                consumer
-                    .commit(&tpl, CommitMode::Sync)
-                    .map_err(|e| RuntimeError::kafka("committing offsets", e))?;
+                consumer.commit(&tpl, CommitMode::Sync).map_err(|e| {
+                    Failure::of_commit(RuntimeError::kafka("committing offsets", e), false)
+                })?;
             }
             tpl.count()
         };

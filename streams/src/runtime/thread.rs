@@ -26,12 +26,13 @@ use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
-use super::error::RuntimeError;
+use super::error::{ErrorClass, RuntimeError};
 use super::producer::{Failure, StreamsProducer};
 use super::rebalance::{Core, RebalanceContext, committed_offsets, topic_partitions};
 use super::refusal::{Origin, ProductionHandler};
 use super::task::{FailureKind, Outputs, RawRecord, RecordFailure, Task};
 use super::task_manager::TaskManager;
+use super::task_timeout::TaskTimeout;
 use super::{Shared, ThreadState};
 use crate::config::{ErrorHandler, ProcessingGuarantee};
 use crate::processor::Headers;
@@ -45,6 +46,31 @@ const RECOVERY_WINDOW: Duration = Duration::from_secs(60);
 /// Aborts for records the broker refused, within [`RECOVERY_WINDOW`]: each teaches which record
 /// to send alone or hand to the handler (see `refusal`), so they get a budget of their own.
 const MAX_REFUSAL_RECOVERIES: usize = 50;
+
+/// How soon work that failed for a retriable reason (a commit while the brokers are away) is
+/// tried again.
+const RETRY_BACKOFF: Duration = Duration::from_secs(1);
+
+/// How often the same retriable consumer error is logged again while it goes on.
+const CONSUMER_ERROR_LOG_EVERY: Duration = Duration::from_secs(30);
+
+/// The consumer's retriable errors (a broker unreachable, every broker down), logged when they
+/// begin and every [`CONSUMER_ERROR_LOG_EVERY`] while they go on, not once a poll.
+#[derive(Default)]
+struct ConsumerErrors {
+    last_logged: Option<(String, Instant)>,
+}
+
+impl ConsumerErrors {
+    fn note(&mut self, thread: usize, error: &rdkafka::error::KafkaError) {
+        let text = error.to_string();
+        let quiet = matches!(&self.last_logged, Some((last, at)) if *last == text && at.elapsed() < CONSUMER_ERROR_LOG_EVERY);
+        if !quiet {
+            warn!(thread, error = %text, "the consumer reports a transient error; waiting for the brokers (librdkafka reconnects by itself)");
+            self.last_logged = Some((text, Instant::now()));
+        }
+    }
+}
 
 /// The low and high watermarks librdkafka last saw in fetch responses: free to ask, no request.
 fn cached_watermarks(
@@ -95,6 +121,11 @@ pub(crate) struct StreamThread {
     pub shared: Arc<Shared>,
     pub topology: Arc<Topology>,
     pub shutdown: Arc<AtomicBool>,
+    /// Set when the loop ends while commits fail for want of brokers: the close then commits
+    /// and aborts nothing (each would wait out its timeout in vain); what is left open is
+    /// aborted by the next start's `init_transactions`, or by the coordinator after
+    /// `transaction.timeout.ms`.
+    pub brokers_away: std::cell::Cell<bool>,
 }
 
 impl StreamThread {
@@ -191,39 +222,44 @@ impl StreamThread {
             dead_letter: self.shared.config.dead_letter_topic.clone(),
             dropped: self.shared.metrics.records_dropped.clone(),
         };
-        let output = StreamsProducer::new(self.producer_config(), exactly_once, handler)?;
+        let output = StreamsProducer::new(
+            self.producer_config(),
+            exactly_once,
+            self.shared.config.task_timeout,
+            self.shutdown.clone(),
+            handler,
+        )?;
         if exactly_once {
             info!(thread = self.index, transactional_id = ?self.producer_config().get("transactional.id"), "transactional producer initialised");
         }
-        let consumer: BaseConsumer<RebalanceContext> = self
-            .consumer_config()
-            .create_with_context(context)
-            .map_err(|e| RuntimeError::kafka("creating the consumer", e))?;
-        *consumer.context().core.lock_unpoisoned() = Some(Core {
+        let core = Core {
             tasks: TaskManager::new(self.index, self.shared.clone(), self.topology.clone()),
             output,
-        });
-        let app = self.shared.config.application_id.clone();
-        let topics: Vec<String> = self
-            .topology
-            .source_topics()
-            .iter()
-            .map(|t| t.resolve(&app))
-            .collect();
-        let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-        consumer
-            .subscribe(&topic_refs)
-            .map_err(|e| RuntimeError::kafka(format!("subscribing to {topics:?}"), e))?;
-        info!(thread = self.index, ?topics, "stream thread started");
-        self.shared
-            .set_thread_state(self.index, ThreadState::Rebalancing);
+        };
+        let mut consumer = self.join(context, core)?;
+        info!(thread = self.index, "stream thread started");
 
         let (mut recoveries, mut refusals): (Vec<Instant>, Vec<Instant>) = Default::default();
         let result = loop {
             match self.run_loop(&consumer) {
                 Ok(()) => break Ok(()),
+                Err(Failure::Fatal(e)) if self.fenced_by_itself(&e) => {
+                    recoveries.retain(|t| t.elapsed() < RECOVERY_WINDOW);
+                    recoveries.push(Instant::now());
+                    if recoveries.len() > MAX_RECOVERIES {
+                        break Err(e);
+                    }
+                    match self.rejoin(consumer, &e) {
+                        Ok(c) => consumer = c,
+                        // Closing meanwhile: the tasks are closed already.
+                        Err(RuntimeError::Interrupted { .. }) => return Ok(()),
+                        Err(e) => return Err(e),
+                    }
+                }
                 Err(Failure::Fatal(e)) => break Err(e),
-                Err(Failure::Transaction(cause)) => {
+                // The loop retries commits itself; one that escapes it is handled as a failed
+                // transaction: start again from the last commit.
+                Err(Failure::Transaction(cause) | Failure::Retry(cause)) => {
                     let (recoveries, max) = if cause.is_refusal() {
                         (&mut refusals, MAX_REFUSAL_RECOVERIES)
                     } else {
@@ -244,8 +280,96 @@ impl StreamThread {
                 }
             }
         };
-        let close_result = self.close(&consumer, result.is_ok());
+        // Retries given up for a close are no failure: what was not committed is processed again
+        // after the next start.
+        let result = match result {
+            Err(RuntimeError::Interrupted { what, source }) => {
+                warn!(thread = self.index, %what, error = %source, "closing while the brokers are away");
+                Ok(())
+            }
+            other => other,
+        };
+        let close_result = if self.brokers_away.get() {
+            warn!(
+                thread = self.index,
+                "closing while the brokers are away: nothing more is committed; what was processed since the last commit is processed again after the next start"
+            );
+            self.close(&consumer, false)
+        } else {
+            self.close(&consumer, result.is_ok())
+        };
         result.and(close_result)
+    }
+
+    /// Creates the thread's consumer around `core` (its tasks and producer) and subscribes it to
+    /// the source topics; partitions come with the first polls.
+    fn join(
+        &self,
+        context: RebalanceContext,
+        core: Core,
+    ) -> Result<BaseConsumer<RebalanceContext>, RuntimeError> {
+        let consumer: BaseConsumer<RebalanceContext> = self
+            .consumer_config()
+            .create_with_context(context)
+            .map_err(|e| RuntimeError::kafka("creating the consumer", e))?;
+        *consumer.context().core.lock_unpoisoned() = Some(core);
+        let app = self.shared.config.application_id.clone();
+        let topics: Vec<String> = self
+            .topology
+            .source_topics()
+            .iter()
+            .map(|t| t.resolve(&app))
+            .collect();
+        let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topic_refs)
+            .map_err(|e| RuntimeError::kafka(format!("subscribing to {topics:?}"), e))?;
+        debug!(thread = self.index, ?topics, "subscribed");
+        self.shared
+            .set_thread_state(self.index, ThreadState::Rebalancing);
+        Ok(consumer)
+    }
+
+    /// Whether `error` is librdkafka fencing this thread's static member after the group
+    /// coordinator went away: when its session times out locally (the broker down longer than
+    /// `session.timeout.ms`), librdkafka rejoins under a new member id, and the broker then
+    /// fences the old one as "another consumer with the same group.instance.id" — a fatal
+    /// consumer error, though no other instance exists (pods have unique names). Another
+    /// instance really holding the id would fence this one again and again: [`MAX_RECOVERIES`]
+    /// stops that.
+    fn fenced_by_itself(&self, error: &RuntimeError) -> bool {
+        self.shared.instance_base.is_some()
+            && matches!(error, RuntimeError::Kafka { source, .. }
+                if source.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::FencedInstanceId))
+    }
+
+    /// Replaces a consumer that librdkafka failed (see [`Self::fenced_by_itself`]): its tasks
+    /// close as after a failed transaction (dirty, stores wiped under exactly-once, as Kafka
+    /// Streams closes migrated tasks), and a new consumer with the same static member id joins
+    /// the group, taking its partitions back.
+    fn rejoin(
+        &self,
+        failed: BaseConsumer<RebalanceContext>,
+        cause: &RuntimeError,
+    ) -> Result<BaseConsumer<RebalanceContext>, RuntimeError> {
+        warn!(thread = self.index, %cause, "the consumer was fenced after losing the group coordinator; closing the tasks and joining the group again with a new consumer");
+        self.shared.metrics.rebalances.inc();
+        let core = failed.context().core.lock_unpoisoned().take();
+        drop(failed);
+        let Some(mut core) = core else {
+            return Err(RuntimeError::Other(
+                "the failed consumer had no tasks to hand over".to_owned(),
+            ));
+        };
+        core.output.reset(self.index)?;
+        if core.output.exactly_once() {
+            core.tasks.close_all_dirty()?;
+        } else {
+            // At least once: their records since the last commit are processed again.
+            core.tasks.close_all();
+        }
+        core.tasks.publish();
+        self.join(RebalanceContext::new(self.index, self.shared.clone()), core)
     }
 
     /// Recovers from a failed transaction as Kafka Streams does from a corrupted or migrated
@@ -275,7 +399,7 @@ impl StreamThread {
         let assignment = consumer
             .assignment()
             .map_err(|e| RuntimeError::kafka("reading the assignment", e))?;
-        let committed = committed_offsets(consumer, &assignment)?;
+        let committed = self.committed_offsets_patiently(consumer, &assignment)?;
         // Records fetched after the last commit are fetched again; a partition without a
         // committed offset starts where auto.offset.reset says (Kafka Streams' default: earliest).
         let reset = match self
@@ -328,6 +452,30 @@ impl StreamThread {
         Ok(())
     }
 
+    /// The committed offsets of `assignment`, retried while the brokers are away (within
+    /// `task.timeout.ms`).
+    fn committed_offsets_patiently(
+        &self,
+        consumer: &BaseConsumer<RebalanceContext>,
+        assignment: &TopicPartitionList,
+    ) -> Result<std::collections::HashMap<(String, i32), i64>, RuntimeError> {
+        let mut timeout = TaskTimeout::new(
+            "reading the committed offsets",
+            self.shared.config.task_timeout,
+        )
+        .interruptible(&self.shutdown);
+        loop {
+            match committed_offsets(consumer, assignment) {
+                Ok(committed) => return Ok(committed),
+                Err(e) if e.class() == ErrorClass::Retriable => {
+                    timeout.retry(e)?;
+                    std::thread::sleep(RETRY_BACKOFF);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     fn run_loop(&self, consumer: &BaseConsumer<RebalanceContext>) -> Result<(), Failure> {
         let config = &self.shared.config;
         let mut last_commit = Instant::now();
@@ -335,6 +483,8 @@ impl StreamThread {
         let mut paused: Vec<(String, i32)> = Vec::new();
         let mut outputs: Outputs = Vec::new();
         let max_buffer = config.buffered_records_per_partition.max(1);
+        let mut commit_timeout = TaskTimeout::new("committing", config.task_timeout);
+        let mut consumer_errors = ConsumerErrors::default();
         while !self.shutdown.load(Ordering::Relaxed) {
             // Fetch: one blocking poll, then drain what is already there.
             let mut timeout = config.poll;
@@ -344,8 +494,15 @@ impl StreamThread {
                     break;
                 };
                 timeout = Duration::ZERO;
-                let msg = msg.map_err(|e| RuntimeError::kafka("consuming", e))?;
-                batch.push(to_raw(&msg));
+                match msg {
+                    Ok(msg) => batch.push(to_raw(&msg)),
+                    Err(e) if ErrorClass::of_consumer(&e) == ErrorClass::Retriable => {
+                        // The Java consumer rides these out inside poll: so does the thread.
+                        consumer_errors.note(self.index, &e);
+                        break;
+                    }
+                    Err(e) => return Err(Failure::Fatal(RuntimeError::kafka("consuming", e))),
+                }
             }
             if !batch.is_empty() {
                 let mut guard = consumer.context().core.lock_unpoisoned();
@@ -396,7 +553,13 @@ impl StreamThread {
                     None => None,
                 }
             };
-            let ids = core.tasks.ids();
+            // A transaction whose commit timed out takes nothing more until the commit goes
+            // through: records wait in the tasks' queues (fetching pauses when they fill).
+            let ids = if core.output.is_committing() {
+                Vec::new()
+            } else {
+                core.tasks.ids()
+            };
             for id in &ids {
                 let Some(task) = core.tasks.get_mut(id) else {
                     continue;
@@ -464,7 +627,9 @@ impl StreamThread {
                 }
                 still_full
             });
-            let committing = commit_requested || last_commit.elapsed() >= config.commit_interval;
+            let committing = commit_requested
+                || last_commit.elapsed() >= config.commit_interval
+                || (commit_timeout.is_failing() && last_commit.elapsed() >= RETRY_BACKOFF);
             if committing || last_memory_sample.elapsed() >= Duration::from_secs(1) {
                 last_memory_sample = Instant::now();
                 if let Some(state) = &self.shared.stores {
@@ -485,19 +650,25 @@ impl StreamThread {
                     task.update_lag(&high);
                 }
                 let started = Instant::now();
-                let n = core
-                    .tasks
-                    .commit(consumer, &mut core.output, config, false)?;
-                self.shared
-                    .metrics
-                    .commit_latency
-                    .observe(started.elapsed().as_secs_f64());
-                if n > 0 {
-                    debug!(thread = self.index, partitions = n, "committed");
+                match core.tasks.commit(consumer, &mut core.output, config, false) {
+                    Ok(n) => {
+                        commit_timeout.succeeded();
+                        self.shared
+                            .metrics
+                            .commit_latency
+                            .observe(started.elapsed().as_secs_f64());
+                        if n > 0 {
+                            debug!(thread = self.index, partitions = n, "committed");
+                        }
+                    }
+                    // Tried again after RETRY_BACKOFF, until task.timeout.ms.
+                    Err(Failure::Retry(e)) => commit_timeout.retry(e)?,
+                    Err(failure) => return Err(failure),
                 }
                 last_commit = Instant::now();
             }
         }
+        self.brokers_away.set(commit_timeout.is_failing());
         Ok(())
     }
 
@@ -553,7 +724,7 @@ impl StreamThread {
                 {
                     Ok(_) => {}
                     Err(Failure::Fatal(e)) if !core.output.exactly_once() => result = Err(e),
-                    Err(Failure::Fatal(e) | Failure::Transaction(e)) => {
+                    Err(Failure::Fatal(e) | Failure::Transaction(e) | Failure::Retry(e)) => {
                         // Nothing of the transaction is visible and no checkpoint was written:
                         // the next start restores from the changelogs and redoes this work.
                         warn!(thread = self.index, error = %e, "the last transaction failed on close; aborting it");
@@ -565,8 +736,14 @@ impl StreamThread {
             } else if core.output.exactly_once() {
                 // Outputs of records processed before the failure are aborted with their offsets:
                 // they are processed (and written) again after a restart, exactly once.
-                if core.output.in_transaction {
+                if core.output.in_transaction && !self.brokers_away.get() {
                     core.output.in_transaction = false;
+                    // The abort waits for the delivery reports of what it purges, which only
+                    // polls serve: without them it would time out.
+                    let deadline = Instant::now() + Duration::from_secs(1);
+                    while core.output.producer.in_flight_count() > 0 && Instant::now() < deadline {
+                        core.output.producer.poll(Duration::from_millis(5));
+                    }
                     if let Err(e) = core
                         .output
                         .producer

@@ -129,10 +129,12 @@ impl Progress {
 
 /// Every record of `topic` up to its current end offsets, in partition order.
 pub fn read_all(client: &BaseConsumer, topic: &str) -> Result<Vec<Received>, String> {
-    Ok(read_to_end(client, topic, "read_uncommitted")?
-        .into_iter()
-        .map(|(_, r)| r)
-        .collect())
+    Ok(
+        read_to_end(&kafka_bootstrap(), client, topic, "read_uncommitted")?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect(),
+    )
 }
 
 /// Every committed record of `topic` up to its current end offsets (a `read_committed` reader:
@@ -141,10 +143,25 @@ pub fn read_all_committed(
     client: &BaseConsumer,
     topic: &str,
 ) -> Result<Vec<(i64, Received)>, String> {
-    read_to_end(client, topic, "read_committed")
+    read_to_end(&kafka_bootstrap(), client, topic, "read_committed")
+}
+
+/// Every record of `topic` on the brokers at `bootstrap` up to its current end offsets, read
+/// with `isolation` (`read_committed` or `read_uncommitted`), in partition order, with offsets.
+pub fn read_all_at(
+    bootstrap: &str,
+    topic: &str,
+    isolation: &str,
+) -> Result<Vec<(i64, Received)>, String> {
+    let client: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .map_err(|e| format!("metadata client for {topic}: {e}"))?;
+    read_to_end(bootstrap, &client, topic, isolation)
 }
 
 fn read_to_end(
+    bootstrap: &str,
     client: &BaseConsumer,
     topic: &str,
     isolation: &str,
@@ -152,7 +169,7 @@ fn read_to_end(
     let n = partitions(client, topic)?.ok_or_else(|| format!("{topic} does not exist"))?;
     let ends = end_offsets(client, topic, n)?;
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", kafka_bootstrap())
+        .set("bootstrap.servers", bootstrap)
         .set("group.id", crate::unique_name("differential-reader"))
         .set("enable.auto.commit", "false")
         .set("isolation.level", isolation)
