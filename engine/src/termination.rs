@@ -42,7 +42,7 @@ fn write_to(path: &std::path::Path, summary: &str) {
     while !summary.is_char_boundary(end) {
         end -= 1;
     }
-    if let Err(e) = file.write_all(summary[..end].as_bytes()) {
+    if let Err(e) = file.write_all(&summary.as_bytes()[..end]) {
         tracing::warn!(path = %path.display(), error = %e, "writing the termination message");
     }
 }

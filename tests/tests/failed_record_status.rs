@@ -3,7 +3,6 @@
 //! (`lastState.terminated.message`), and the operator shows it in the StreamsApp's
 //! `status.lastProcessingError` — through the apiserver, which the operator reaches where it
 //! cannot reach the pods. (The handler itself: `production_errors.rs`.)
-use std::time::Duration;
 
 use freshet_crds::StreamsApp;
 use freshet_tests::apps::{WAIT, apply, operator};

@@ -635,7 +635,13 @@ fn an_engine_stopped_while_its_broker_is_down_exits_and_loses_nothing() {
         asked.elapsed().as_secs_f64()
     );
     brokers.up();
-    let mut watched = Watched::start("restarted after the stop", &manifest, &bootstrap, &app, &state);
+    let mut watched = Watched::start(
+        "restarted after the stop",
+        &manifest,
+        &bootstrap,
+        &app,
+        &state,
+    );
     let truth = feeder.finish();
     verify(&mut watched, &bootstrap, &output, true, &truth);
 }

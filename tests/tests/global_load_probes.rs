@@ -11,9 +11,9 @@ use freshet_tests::{kafka_bootstrap, unique_name};
 /// Records in the global table's topic, written in small batches, and the global consumer's
 /// fetch size per partition: many small fetches make the load take seconds, long enough to
 /// probe it (a fetch returns at least one whole batch, so the batches must be small too).
-const TABLE_RECORDS: usize = 30_000;
-const BATCH_BYTES: &str = "1000";
-const FETCH_BYTES: &str = "2048";
+const TABLE_RECORDS: usize = 40_000;
+const BATCH_BYTES: &str = "600";
+const FETCH_BYTES: &str = "1024";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn healthz_answers_and_readyz_says_loading_while_global_tables_load() {
@@ -39,7 +39,7 @@ async fn healthz_answers_and_readyz_says_loading_while_global_tables_load() {
     produce_configured(&products, &records, 0, &[], &[("batch.size", BATCH_BYTES)]);
     produce(
         &orders,
-        &[(Some(b"o1"), Some(br#"{"product":"p29999"}"#))],
+        &[(Some(b"o1"), Some(br#"{"product":"p39999"}"#))],
         TABLE_RECORDS as i64,
     );
     let manifest = format!(
@@ -133,6 +133,6 @@ topology:
         body.trim()
     );
     let joined = consume(&output, 1, Duration::from_secs(30), Duration::ZERO);
-    assert_eq!(joined[0].value_str(), r#"{"product":"product 29999"}"#);
+    assert_eq!(joined[0].value_str(), r#"{"product":"product 39999"}"#);
     assert!(engine.terminate(Duration::from_secs(60)).success());
 }

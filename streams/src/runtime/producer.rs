@@ -250,7 +250,7 @@ impl StreamsProducer {
                 // An earlier refusal may be why (the transaction became abortable): say so.
                 self.producer.poll(Duration::ZERO);
                 self.check_deliveries()?;
-                Err(failure)
+                Err(*failure)
             }
         }
     }
@@ -683,7 +683,13 @@ enum SendError {
     /// queued, so an open transaction is not affected.
     Refused(rdkafka::error::KafkaError),
     /// Any other failure, as the thread handles it (under exactly-once, the transaction's).
-    Failed(Failure),
+    Failed(Box<Failure>),
+}
+
+impl SendError {
+    fn failed(failure: Failure) -> SendError {
+        SendError::Failed(Box::new(failure))
+    }
 }
 
 /// Sends one record, waiting for queue space rather than dropping it: a full queue (a burst, or
@@ -703,7 +709,7 @@ fn send(
     let partition = match out.partition {
         Some(p) => Some(p),
         None => {
-            partition_by_prefix(producer, out).map_err(|e| SendError::Failed(Failure::Fatal(e)))?
+            partition_by_prefix(producer, out).map_err(|e| SendError::failed(Failure::Fatal(e)))?
         }
     };
     let mut record: BaseRecord<'_, [u8], [u8], Box<Sent>> =
@@ -727,7 +733,7 @@ fn send(
                 let (since, warned) = waiting.get_or_insert((std::time::Instant::now(), false));
                 let waited = since.elapsed();
                 if waited > queue_timeout || shutdown.load(Ordering::Relaxed) {
-                    return Err(SendError::Failed(Failure::Fatal(
+                    return Err(SendError::failed(Failure::Fatal(
                         RuntimeError::TaskTimeout {
                             what: format!(
                                 "waiting for room in the producer's queue ({})",
@@ -752,7 +758,7 @@ fn send(
             Err((e, _)) if super::refusal::is_refusal(&e) => return Err(SendError::Refused(e)),
             Err((e, _)) => {
                 let error = RuntimeError::kafka(format!("producing to {}", out.topic), e);
-                return Err(SendError::Failed(Failure::of(error, transactional)));
+                return Err(SendError::failed(Failure::of(error, transactional)));
             }
         }
     }

@@ -191,24 +191,7 @@ impl Refused {
     }
 }
 
-/// Whether `error` refuses a record for what it is, which the production handler decides on:
-/// too large (for the topic, a batch, or the producer), a timestamp out of the topic's bounds, a
-/// corrupt or invalid record, or sharing a batch with one.
-pub(crate) fn is_refusal(error: &KafkaError) -> bool {
-    use RDKafkaErrorCode as C;
-    matches!(
-        error.rdkafka_error_code(),
-        Some(
-            C::MessageSizeTooLarge
-                | C::MessageBatchTooLarge
-                | C::InvalidMessageSize
-                | C::InvalidMessage
-                | C::InvalidTimestamp
-                | C::InvalidRecord
-                | C::InvalidDifferentRecord
-        )
-    )
-}
+pub(crate) use super::error::is_refusal;
 
 /// A record refused only because a record of its batch was (the broker named the other).
 fn is_collateral(error: &KafkaError) -> bool {
