@@ -186,7 +186,8 @@ pub fn produce_configured(
         }
         enqueue(&producer, r);
     }
-    producer.flush(Duration::from_secs(30)).expect("flush");
+    // Generous: on a busy machine many small batches take a while; it returns once all are in.
+    producer.flush(Duration::from_secs(120)).expect("flush");
 }
 
 /// Sends one record; a full queue drains as deliveries complete (the threaded producer polls),

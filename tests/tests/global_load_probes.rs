@@ -36,7 +36,19 @@ async fn healthz_answers_and_readyz_says_loading_while_global_tables_load() {
         .iter()
         .map(|(k, v)| (Some(k.as_slice()), Some(v.as_slice())))
         .collect();
-    produce_configured(&products, &records, 0, &[], &[("batch.size", BATCH_BYTES)]);
+    // Many small requests in flight at once: order does not matter to a table of distinct keys,
+    // and one request at a time would take minutes on a busy machine.
+    produce_configured(
+        &products,
+        &records,
+        0,
+        &[],
+        &[
+            ("batch.size", BATCH_BYTES),
+            ("enable.idempotence", "false"),
+            ("max.in.flight.requests.per.connection", "1000"),
+        ],
+    );
     produce(
         &orders,
         &[(Some(b"o1"), Some(br#"{"product":"p39999"}"#))],
