@@ -248,15 +248,51 @@ pub enum RestoreError {
         #[source]
         source: Box<RestoreError>,
     },
-    /// The changelog partition's high watermark, where restoration stops, could not be fetched.
-    #[error("reading the changelog's end offset: {0}")]
-    EndOffset(#[source] KafkaError),
+    /// The changelog partition's watermarks, where restoration starts and stops, could not be
+    /// fetched.
+    #[error("reading the changelog's start and end offsets: {0}")]
+    EndOffset(#[source] ReadError),
     /// Assigning the changelog partition to the restore consumer, or releasing it.
     #[error("{0}")]
     Assign(#[source] KafkaError),
     /// The changelog could not be read to its end, or a record applied.
     #[error("reading the changelog: {0}")]
     Read(#[source] ReadError),
+    /// A store's local state does not fit its changelog (Kafka Streams'
+    /// `TaskCorruptedException`). The task's stores are then wiped and restored from the
+    /// changelog's start; this error ends the task only when that keeps happening
+    /// ([`RestoreError::StillCorrupted`]).
+    #[error("{0}")]
+    Corrupted(Box<Corruption>),
+    /// The task's stores were found corrupted again after each of `wipes` wipes.
+    #[error(
+        "the local state was wiped {wipes} times and found corrupted again each time; the last: {last}"
+    )]
+    StillCorrupted {
+        /// How many times the task's stores were wiped.
+        wipes: usize,
+        /// The last corruption found.
+        #[source]
+        last: Box<Corruption>,
+    },
+    /// A RocksDB store could not be opened, and wiping it to restore it from its changelog did
+    /// not help: the volume is likely read-only or failing.
+    #[error("{0}")]
+    Unopenable(Box<Unopenable>),
+    /// A store without a changelog (`logging: false`) could not be opened: wiping it would lose
+    /// its data for good, so it is left as it is.
+    #[error(
+        "state store '{store}' in {path} cannot be opened: {source}. It has no changelog (logging: false) to restore it from, so Freshet leaves it alone: delete the directory to start the store empty, or fix the volume"
+    )]
+    UnloggedUnopenable {
+        /// The store's name.
+        store: String,
+        /// Its directory.
+        path: String,
+        /// Why it could not be opened.
+        #[source]
+        source: Arc<StateError>,
+    },
     /// Under exactly_once_v2 the task's `.checkpoint` is deleted once its stores are restored,
     /// so a crash mid-transaction restores from the changelog again; the delete failed.
     #[error("deleting the checkpoint before processing: {0}")]
@@ -269,19 +305,109 @@ impl From<StateError> for RestoreError {
     }
 }
 
+/// A store RocksDB could not open, even after it was wiped (or could not be wiped).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "state store '{store}' in {path} cannot be opened ({first}); {then}: {source}. The state volume may be read-only or failing: check it (kernel log, mount options), or give this instance a new volume; the store is restored from its changelog there"
+)]
+pub struct Unopenable {
+    /// The store's name.
+    pub store: String,
+    /// Its directory.
+    pub path: String,
+    /// Why it could not be opened the first time.
+    pub first: Arc<StateError>,
+    /// What was tried next: wiping it, or opening it again once wiped.
+    pub then: &'static str,
+    /// Why that failed.
+    #[source]
+    pub source: Arc<StateError>,
+}
+
+/// Partitions that were not read to their end because nothing arrived for too long.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("no progress for {seconds}s ({limit_name}); still to read: {left}{}", last_error.as_ref().map_or_else(String::new, |e| format!("; last error: {e}")))]
+pub struct Stall {
+    /// How long nothing was read, in seconds.
+    pub seconds: u64,
+    /// What set the limit (`task.timeout.ms`).
+    pub limit_name: &'static str,
+    /// The partitions not read to their end, as `<topic>-<partition> up to offset <end>`.
+    pub left: String,
+    /// The last (transient) client error seen meanwhile, if any: usually why.
+    pub last_error: Option<String>,
+}
+
+/// Why a store's local state cannot be trusted, as Kafka Streams' `TaskCorruptedException` says
+/// of a task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CorruptionReason {
+    /// The checkpoint names an offset at or past the changelog's end: the changelog was
+    /// truncated, or deleted and recreated, since the checkpoint was written.
+    CheckpointBeyondEnd,
+    /// Records the store still needs were deleted from the changelog (its start moved past the
+    /// checkpoint, or the broker answered `OFFSET_OUT_OF_RANGE` while restoring).
+    OffsetOutOfRange,
+}
+
+impl CorruptionReason {
+    /// The `reason` label of `freshet_task_corrupted_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            CorruptionReason::CheckpointBeyondEnd => "checkpoint_beyond_changelog_end",
+            CorruptionReason::OffsetOutOfRange => "offset_out_of_range",
+        }
+    }
+}
+
+/// A store whose local state does not fit its changelog partition.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error(
+    "store '{store}': {}; changelog {topic}-{partition} holds offsets {start} to {end} (end exclusive){}",
+    checkpointed.map_or_else(|| "restoring from the changelog's start".to_owned(), |c| format!("its checkpoint says offset {c}")),
+    match reason {
+        CorruptionReason::CheckpointBeyondEnd => ": the checkpoint is beyond the changelog's end (truncated or recreated)",
+        CorruptionReason::OffsetOutOfRange => ": records the store needs were deleted from the changelog (offset out of range)",
+    }
+)]
+pub struct Corruption {
+    /// The store's name.
+    pub store: String,
+    /// Its changelog topic.
+    pub topic: String,
+    /// The changelog partition, the task's partition.
+    pub partition: i32,
+    /// The offset the checkpoint says the store reflects (`None`: restoring from the start).
+    pub checkpointed: Option<i64>,
+    /// The changelog partition's start (low watermark) when it was found.
+    pub start: i64,
+    /// Its end (high watermark, exclusive).
+    pub end: i64,
+    /// Which of the two.
+    pub reason: CorruptionReason,
+}
+
 /// Why partitions could not be read to their end (a changelog, or a global table's topic).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ReadError {
     /// The consumer returned an error while polling.
     #[error("{0}")]
     Consume(#[source] KafkaError),
-    /// The consumer's position stopped moving before the end offsets were reached.
-    #[error("no progress for {seconds}s; still to read: {left}")]
-    Stalled {
-        /// How long nothing was read, in seconds.
+    /// The consumer's position stopped moving before the end offsets were reached, for longer
+    /// than the limit (for restoration `task.timeout.ms`); transient client errors meanwhile
+    /// were waited out.
+    #[error("{0}")]
+    Stalled(Box<Stall>),
+    /// A request kept failing with a transient error (the broker away) for longer than the limit.
+    #[error("the broker did not answer for {seconds}s ({limit_name}): {source}")]
+    TimedOut {
+        /// How long it was tried, in seconds.
         seconds: u64,
-        /// The partitions not read to their end, as `<topic>-<partition> up to offset <end>`.
-        left: String,
+        /// What set the limit (`task.timeout.ms`).
+        limit_name: &'static str,
+        /// The last error (boxed: a client error is large, and this one rare).
+        #[source]
+        source: Box<KafkaError>,
     },
     /// A record read could not be applied to its store.
     #[error("{0}")]

@@ -15,8 +15,13 @@ use crate::config::StreamsConfig;
 use crate::state::{GlobalStores, Row, StateError};
 use crate::topology::Topology;
 
-/// How long the initial load may see no progress before it gives up.
-const LOAD_STALL: Duration = Duration::from_secs(60);
+/// How long the initial load may see no progress (a broker away is waited for) before it
+/// gives up.
+const LOAD_PATIENCE: super::restore::read::Patience<'static> = super::restore::read::Patience {
+    limit: Duration::from_secs(60),
+    limit_name: "the global tables' load limit",
+    what: "loading global tables",
+};
 
 fn consumer(config: &StreamsConfig) -> Result<BaseConsumer, GlobalError> {
     super::assigning_consumer_config(config, "global-consumer", "global", &config.global_consumer)
@@ -88,7 +93,7 @@ pub(crate) fn start(
     consumer.assign(&tpl).map_err(GlobalError::Assign)?;
     let started = Instant::now();
     let mut loaded = 0u64;
-    super::restore::read_to_end(&consumer, ends, LOAD_STALL, |msg| {
+    super::restore::read::read_to_end(&consumer, ends, &LOAD_PATIENCE, |msg| {
         apply(&stores, &store_of, msg)?;
         applied.inc();
         loaded += 1;

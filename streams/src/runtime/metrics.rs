@@ -24,6 +24,14 @@ pub struct StoreLabels {
     pub partition: i32,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CorruptionLabels {
+    pub task: String,
+    pub store: String,
+    /// Why the store's local state was thrown away (see [`Metrics::task_corrupted`]).
+    pub reason: String,
+}
+
 /// A task's handles into the registry.
 #[derive(Clone)]
 pub struct TaskMetrics {
@@ -80,6 +88,12 @@ pub struct Metrics {
     /// `freshet_restored_bytes`: changelog bytes (keys and values) applied while restoring a
     /// store, per store and partition.
     pub restored_bytes: Family<StoreLabels, Counter>,
+    /// `freshet_task_corrupted`: stores whose local state was found unusable and wiped, to be
+    /// restored from the changelog's start, per task, store and reason (Kafka Streams'
+    /// `TaskCorruptedException`): `checkpoint_beyond_changelog_end` (the changelog was truncated
+    /// or recreated), `offset_out_of_range` (records after the checkpoint were deleted from the
+    /// changelog), `store_unopenable` (RocksDB could not open the store's files).
+    pub task_corrupted: Family<CorruptionLabels, Counter>,
     /// RocksDB's own memory, from its usage properties: block cache (memtable reservations
     /// included) and memtables, shared by every store of the process.
     pub rocksdb_block_cache_bytes: Gauge,
@@ -108,6 +122,7 @@ impl Metrics {
             global_records: Counter::default(),
             restored_records: Family::default(),
             restored_bytes: Family::default(),
+            task_corrupted: Family::default(),
             rocksdb_block_cache_bytes: Gauge::default(),
             rocksdb_memtable_bytes: Gauge::default(),
             state: Gauge::default(),
@@ -169,6 +184,11 @@ impl Metrics {
             m.restored_bytes.clone(),
         );
         registry.register(
+            "task_corrupted",
+            "Stores whose local state was found unusable, wiped and restored from the changelog",
+            m.task_corrupted.clone(),
+        );
+        registry.register(
             "rocksdb_block_cache_bytes",
             "Bytes RocksDB's shared block cache holds (memtable reservations included)",
             m.rocksdb_block_cache_bytes.clone(),
@@ -222,6 +242,17 @@ impl Metrics {
             self.restored_records.get_or_create(&labels).clone(),
             self.restored_bytes.get_or_create(&labels).clone(),
         )
+    }
+
+    /// The counter of store `store` of task `task` being found corrupted for `reason`.
+    pub fn task_corrupted(&self, task: &str, store: &str, reason: &str) -> Counter {
+        self.task_corrupted
+            .get_or_create(&CorruptionLabels {
+                task: task.to_owned(),
+                store: store.to_owned(),
+                reason: reason.to_owned(),
+            })
+            .clone()
     }
 
     /// The Prometheus text exposition of every metric.

@@ -585,6 +585,11 @@ impl Task {
     /// Before a commit: forwards the updates nodes held back, then writes the record caches
     /// out, so their changelog records go with the commit.
     pub fn prepare_commit(&mut self, outputs: &mut Outputs) -> Result<(), TaskError> {
+        // A write that found the state volume full fails the commit, before any offset is
+        // committed, even when a handler skipped its record: records are never skipped for it.
+        if let Some(full) = self.ctx.stores.take_volume_full() {
+            return Err(TaskError::Store(Arc::new(full)).in_task(&self.id));
+        }
         self.ctx.meta = None;
         for i in 0..self.nodes.len() {
             if let Some(instance) = self.nodes[i].instance.as_mut() {

@@ -42,7 +42,7 @@ impl Checkpoint {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Offsets::new()),
-            Err(e) => return Err(error(&self.path, e.to_string())),
+            Err(e) => return Err(StateError::io(&self.path, &e)),
         };
         let mut lines = text.lines();
         match lines.next() {
@@ -94,11 +94,12 @@ impl Checkpoint {
         for ((topic, partition), offset) in offsets {
             text.push_str(&format!("{topic} {partition} {offset}\n"));
         }
-        let mut file = std::fs::File::create(&tmp).map_err(|e| error(&tmp, e.to_string()))?;
+        // A full volume fails the write or the sync: the error says so (StateError::VolumeFull).
+        let mut file = std::fs::File::create(&tmp).map_err(|e| StateError::io(&tmp, &e))?;
         file.write_all(text.as_bytes())
             .and_then(|()| file.sync_all())
-            .map_err(|e| error(&tmp, e.to_string()))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| error(&self.path, e.to_string()))
+            .map_err(|e| StateError::io(&tmp, &e))?;
+        std::fs::rename(&tmp, &self.path).map_err(|e| StateError::io(&self.path, &e))
     }
 
     /// Removes the checkpoint: under exactly-once a task deletes it when it starts processing, so
@@ -107,7 +108,7 @@ impl Checkpoint {
         match std::fs::remove_file(&self.path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(error(&self.path, e.to_string())),
+            Err(e) => Err(StateError::io(&self.path, &e)),
         }
     }
 }

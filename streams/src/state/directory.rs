@@ -28,10 +28,7 @@ impl TaskDirectory {
 }
 
 fn dir_error(path: &Path, e: std::io::Error) -> StateError {
-    StateError::Directory {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    }
+    StateError::io(path, &e)
 }
 
 impl StateDirectory {

@@ -2,7 +2,7 @@
 //! it durable, so writes skip RocksDB's write-ahead log; memory is bounded per process by one
 //! block cache and one write-buffer budget shared by every store.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rocksdb::{
     BlockBasedOptions, Cache, DB, Direction, IteratorMode, Options, WriteBufferManager,
@@ -62,6 +62,7 @@ impl StoreBudget {
 /// checkpoint is rebuilt from it.
 pub struct RocksDbStore {
     name: String,
+    path: PathBuf,
     db: DB,
     writes: WriteOptions,
     budget: StoreBudget,
@@ -81,14 +82,12 @@ impl RocksDbStore {
         let mut table = BlockBasedOptions::default();
         table.set_block_cache(&budget.cache);
         options.set_block_based_table_factory(&table);
-        let db = DB::open(&options, path).map_err(|e| StateError::Store {
-            store: name.to_owned(),
-            message: format!("opening {}: {e}", path.display()),
-        })?;
+        let db = DB::open(&options, path).map_err(|e| rocks_error(name, path, "opening", &e))?;
         let mut writes = WriteOptions::default();
         writes.disable_wal(true);
         Ok(RocksDbStore {
             name: name.to_owned(),
+            path: path.to_owned(),
             db,
             writes,
             budget: budget.clone(),
@@ -106,10 +105,27 @@ impl RocksDbStore {
     }
 
     fn error(&self, what: &str, e: rocksdb::Error) -> StateError {
-        StateError::Store {
-            store: self.name.clone(),
-            message: format!("{what}: {e}"),
-        }
+        rocks_error(&self.name, &self.path, what, &e)
+    }
+}
+
+/// A RocksDB error of store `store` at `path` while doing `what`. RocksDB reports the OS error
+/// only in its message (`IO error: No space left on device: While appending to file: ...`); a
+/// full volume becomes [`StateError::VolumeFull`], which names the path and the fix, since after
+/// a failed flush RocksDB refuses every write until reopened and the store would fail for good.
+fn rocks_error(store: &str, path: &Path, what: &str, e: &rocksdb::Error) -> StateError {
+    let message = e.to_string();
+    if e.kind() == rocksdb::ErrorKind::IOError
+        && (message.contains("No space left on device") || message.contains("Disk quota exceeded"))
+    {
+        return StateError::VolumeFull {
+            path: path.display().to_string(),
+            message: format!("state store '{store}', {what}: {message}"),
+        };
+    }
+    StateError::Store {
+        store: store.to_owned(),
+        message: format!("{what} {}: {message}", path.display()),
     }
 }
 

@@ -47,6 +47,33 @@ pub enum StateError {
         /// The task directory's path.
         path: String,
     },
+    /// The filesystem under `state.dir` has no space left (`ENOSPC`, or a quota's `EDQUOT`) for
+    /// a store's files or a checkpoint. Wiping or retrying cannot help: only more space can.
+    #[error(
+        "the state volume is full: writing {path} failed ({message}); free space on the volume that holds state.dir or grow it (on Kubernetes: the StreamsApp's spec.storage.size, and each existing PersistentVolumeClaim; see docs/runbooks/state-corruption.md)"
+    )]
+    VolumeFull {
+        /// The file or store directory that could not be written, under `state.dir`.
+        path: String,
+        /// The operating system's (or RocksDB's) error.
+        message: String,
+    },
+}
+
+impl StateError {
+    /// The error for an I/O failure on `path` under `state.dir`: [`StateError::VolumeFull`] when
+    /// the filesystem is out of space or quota, else [`StateError::Directory`].
+    pub fn io(path: &std::path::Path, e: &std::io::Error) -> StateError {
+        let path = path.display().to_string();
+        let message = e.to_string();
+        // ENOSPC (28) and EDQUOT (122 on Linux): the two ways a volume is full.
+        if e.kind() == std::io::ErrorKind::StorageFull || matches!(e.raw_os_error(), Some(28 | 122))
+        {
+            StateError::VolumeFull { path, message }
+        } else {
+            StateError::Directory { path, message }
+        }
+    }
 }
 
 /// Kafka Streams' `KeyValueStore` over raw bytes: keys order lexicographically, as RocksDB
@@ -73,5 +100,28 @@ pub trait KeyValueStore: Send {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StateError;
+
+    #[test]
+    fn a_full_volume_is_named_as_such_and_other_io_errors_are_not() {
+        let path = std::path::Path::new("/data/app/0_1/.checkpoint.tmp");
+        for code in [28, 122] {
+            let e = StateError::io(path, &std::io::Error::from_raw_os_error(code));
+            assert!(matches!(e, StateError::VolumeFull { .. }), "{e:?}");
+            let message = e.to_string();
+            assert!(
+                message.contains("state volume is full")
+                    && message.contains("/data/app/0_1/.checkpoint.tmp")
+                    && message.contains("spec.storage.size"),
+                "{message}"
+            );
+        }
+        let denied = StateError::io(path, &std::io::Error::from_raw_os_error(13));
+        assert!(matches!(denied, StateError::Directory { .. }), "{denied:?}");
     }
 }

@@ -103,6 +103,10 @@ pub struct TaskStores {
     pub changelog: Vec<ProduceRequest>,
     /// Changelog records written since the last checkpoint.
     pub written_since_checkpoint: u64,
+    /// A write a processor made that failed for want of space on the state volume, kept until
+    /// [`TaskStores::take_volume_full`]: a handler may skip the record whose write failed, but a
+    /// full volume is no fault of a record, and the task's next commit must fail on it.
+    volume_full: Option<StateError>,
 }
 
 impl TaskStores {
@@ -166,9 +170,37 @@ impl TaskStores {
         stored.map(|s| decode(s, &store.def.name)).transpose()
     }
 
+    /// Keeps a copy of a full volume's error for [`TaskStores::take_volume_full`].
+    fn note<T>(&mut self, result: Result<T, StateError>) -> Result<T, StateError> {
+        if let Err(StateError::VolumeFull { path, message }) = &result {
+            self.volume_full
+                .get_or_insert_with(|| StateError::VolumeFull {
+                    path: path.clone(),
+                    message: message.clone(),
+                });
+        }
+        result
+    }
+
+    /// The first write since the last call that failed because the state volume is full.
+    pub fn take_volume_full(&mut self) -> Option<StateError> {
+        self.volume_full.take()
+    }
+
     /// Writes `value` (`None` deletes) with its record timestamp. Writes to windows that have
     /// outlived the store's retention are dropped, as Kafka Streams drops them.
     pub fn put(
+        &mut self,
+        id: StoreId,
+        key: Vec<u8>,
+        value: Option<&[u8]>,
+        timestamp: i64,
+    ) -> Result<(), StateError> {
+        let result = self.put_unnoted(id, key, value, timestamp);
+        self.note(result)
+    }
+
+    fn put_unnoted(
         &mut self,
         id: StoreId,
         key: Vec<u8>,
@@ -248,7 +280,8 @@ impl TaskStores {
         from: Option<&[u8]>,
         to: Option<&[u8]>,
     ) -> Result<Vec<(Vec<u8>, Timestamped)>, StateError> {
-        self.flush_store_cache(id)?;
+        let flushed = self.flush_store_cache(id);
+        self.note(flushed)?;
         let store = &self.stores[id.0];
         store
             .inner
