@@ -190,12 +190,12 @@ async fn log_and_continue_skips_only_the_refused_record(guarantee: &str) {
 
 async fn fail_stops_naming_the_input_record(guarantee: &str) {
     let (input, output) = setup("fail").await;
-    let file = manifest(
-        &input,
-        &output,
-        guarantee,
-        "  production.exception.handler: fail\n",
+    let dlq = unique_name("fail-dlq");
+    create_topics(&[(&dlq, 1)]).await;
+    let config = format!(
+        "  production.exception.handler: fail\n  errors.dead.letter.queue.topic.name: {dlq}\n"
     );
+    let file = manifest(&input, &output, guarantee, &config);
     let mut engine = EngineProcess::start(file.path(), &["--error-linger-seconds", "30"], &[]);
     let deadline = Instant::now() + Duration::from_secs(90);
     let body = loop {
@@ -233,6 +233,16 @@ async fn fail_stops_naming_the_input_record(guarantee: &str) {
         out.iter().all(|r| r.key_str() != format!("k{BIG_AT}")),
         "{guarantee}: the refused record was written"
     );
+    // As Kafka Streams' DefaultProductionExceptionHandler with a dead-letter topic: the dead
+    // letter is written, then the thread fails; under exactly-once the failure aborts the
+    // transaction, and the dead letter with it.
+    let dead = consume(&dlq, 0, Duration::from_secs(10), Duration::from_secs(2));
+    let keys: Vec<&str> = dead.iter().map(Received::key_str).collect();
+    let expected = format!("k{BIG_AT}");
+    match guarantee {
+        "exactly_once_v2" => assert!(keys.is_empty(), "{guarantee}: {keys:?}"),
+        _ => assert_eq!(keys, [expected.as_str()], "{guarantee}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

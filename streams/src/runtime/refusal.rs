@@ -515,6 +515,61 @@ mod tests {
     }
 
     #[test]
+    fn the_failure_names_the_input_record_or_says_there_was_none() {
+        let mut r = refused(Kind::Output, b"big", RDKafkaErrorCode::MessageSizeTooLarge);
+        let none = r.failure();
+        assert_eq!((none.partition, none.offset), (-1, -1));
+        assert!(
+            none.to_string().contains("punctuation or a cache flush")
+                && none.message.contains("out-0"),
+            "{none}"
+        );
+        let raw = RawRecord {
+            topic: "orders".into(),
+            partition: 2,
+            offset: 42,
+            timestamp: 7,
+            key: Some(b"k".to_vec()),
+            value: Some(b"v".to_vec()),
+            headers: Headers::default(),
+        };
+        r.origin = Origin::new(&Arc::from("0_2"), Some(raw));
+        let named = r.failure();
+        assert_eq!(
+            named.to_string(),
+            "task 0_2: production failed for the record at orders-2 offset 42: producing to out-0: Message production error: MessageSizeTooLarge (Broker: Message size too large)"
+        );
+        let handler = ProductionHandler {
+            handler: ErrorHandler::LogAndContinue,
+            dead_letter: Some("dlq".into()),
+            dropped: Family::default(),
+        };
+        let verdict = handler.judge(&r);
+        assert!(verdict.fail.is_none());
+        let dead = verdict.dead_letter.expect("a dead letter");
+        assert_eq!(
+            (dead.key.as_deref(), dead.value.as_deref(), dead.timestamp),
+            (Some(&b"k"[..]), Some(&b"v"[..]), 7),
+            "the input record, not the refused output"
+        );
+        assert_eq!(
+            dead.headers.last("__streams.errors.exception"),
+            Some(&b"org.apache.kafka.common.errors.RecordTooLargeException"[..])
+        );
+        assert_eq!(
+            dead.headers.last("__streams.errors.offset"),
+            Some(&b"42"[..])
+        );
+        assert_eq!(
+            handler
+                .dropped
+                .get_or_create(&TaskLabels { task: "0_2".into() })
+                .get(),
+            1
+        );
+    }
+
+    #[test]
     fn the_watch_probes_alone_and_refuses_what_was_refused_alone() {
         use RDKafkaErrorCode as C;
         let mut watch = Watch::default();
