@@ -285,6 +285,8 @@ pub struct KafkaStreams {
     shutdown: Arc<AtomicBool>,
     /// The stream threads, once `start` has loaded the global tables.
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Set by the first `start`: a second one (from another thread) does nothing.
+    started: AtomicBool,
 }
 
 /// Why the application stopped in ERROR.
@@ -346,6 +348,7 @@ impl KafkaStreams {
             }),
             shutdown: Arc::new(AtomicBool::new(false)),
             threads: Mutex::new(Vec::new()),
+            started: AtomicBool::new(false),
         }
     }
 
@@ -404,7 +407,7 @@ impl KafkaStreams {
     /// As in Kafka Streams the load happens here, in state REBALANCING; `start` takes `&self` so
     /// that the state and metrics can be read meanwhile (an HTTP probe must not wait for it).
     pub fn start(&self) {
-        if self.state() != State::Created {
+        if self.state() != State::Created || self.started.swap(true, Ordering::SeqCst) {
             return;
         }
         self.shared.transition(State::Rebalancing);
