@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State as AxumState;
-use axum::http::StatusCode;
+use axum::http::{HeaderName, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use freshet_streams::runtime::{KafkaStreams, State};
+use freshet_streams::runtime::{KafkaStreams, RecordFailure, State, StreamsError};
 use freshet_streams::topology::DescribeFormat;
 
 /// What the endpoints read; shared with the application's owner.
@@ -34,7 +34,8 @@ impl axum::extract::FromRef<Endpoints> for AppHandle {
 
 async fn healthz(AxumState(app): AxumState<AppHandle>) -> impl IntoResponse {
     let state = app.read().map(|a| a.state()).unwrap_or(State::Error);
-    // Alive unless failed: a restart is the cure only for ERROR.
+    // Alive unless failed: a restart is the cure only for ERROR. Loading global tables or
+    // restoring stores is progress, however long it takes.
     if state == State::Error {
         (StatusCode::SERVICE_UNAVAILABLE, format!("{state}\n"))
     } else {
@@ -42,23 +43,68 @@ async fn healthz(AxumState(app): AxumState<AppHandle>) -> impl IntoResponse {
     }
 }
 
+/// `/readyz`: 200 when RUNNING, else 503; the body, JSON for people and the operator alike, says
+/// the state and why: `{"state": "CREATED", "reason": "waiting: cannot reach Kafka at ..."}`,
+/// `{"state": "REBALANCING", "reason": "loading global tables"}`, or after a failure the error
+/// and, when a record's handler said fail, where that record was: `{"state": "ERROR", "error":
+/// "...", "record": {"kind": "production", "task": "0_0", "topic": "orders", "partition": 0,
+/// "offset": 42}}`.
 async fn readyz(AxumState(endpoints): AxumState<Endpoints>) -> impl IntoResponse {
     let waiting = endpoints.waiting.lock().ok().and_then(|w| w.clone());
     if let Some(what) = waiting {
-        return (
+        return json(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("CREATED: waiting: {what}\n"),
+            serde_json::json!({ "state": State::Created.name(), "reason": format!("waiting: {what}") }),
         );
     }
     let Ok(app) = endpoints.app.read() else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "ERROR\n".to_owned());
+        return json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({ "state": "ERROR" }),
+        );
     };
     let state = app.state();
-    match (state, app.error()) {
-        (State::Running, _) => (StatusCode::OK, "RUNNING\n".to_owned()),
-        (_, Some(err)) => (StatusCode::SERVICE_UNAVAILABLE, format!("{state}: {err}\n")),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, format!("{state}\n")),
+    let mut body = serde_json::json!({ "state": state.name() });
+    if state == State::Running {
+        return json(StatusCode::OK, body);
     }
+    if app.loading_global_tables() {
+        body["reason"] = "loading global tables".into();
+        body["globalRecordsLoaded"] = app.metrics().global_records.get().into();
+    }
+    if let Some(err) = app.error() {
+        body["error"] = err.to_string().into();
+        if let StreamsError::Record(failure) = &err {
+            body["record"] = record(failure);
+        }
+    }
+    json(StatusCode::SERVICE_UNAVAILABLE, body)
+}
+
+/// Where the failed record was: the input record (Kafka Streams' `ErrorHandlerContext`).
+fn record(failure: &RecordFailure) -> serde_json::Value {
+    let mut r = serde_json::json!({
+        "kind": failure.kind.to_string(),
+        "task": failure.task,
+        "message": failure.message,
+    });
+    if failure.has_input() {
+        r["topic"] = failure.topic.clone().into();
+        r["partition"] = failure.partition.into();
+        r["offset"] = failure.offset.into();
+    }
+    r
+}
+
+fn json(
+    status: StatusCode,
+    body: serde_json::Value,
+) -> (StatusCode, [(HeaderName, &'static str); 1], String) {
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        format!("{body}\n"),
+    )
 }
 
 async fn metrics(AxumState(app): AxumState<AppHandle>) -> impl IntoResponse {

@@ -17,6 +17,7 @@ use freshet_streams::runtime::{KafkaStreams, State, admin};
 use freshet_streams::topology::{DescribeFormat, Topology};
 
 mod http;
+mod termination;
 mod testing;
 
 #[derive(Parser)]
@@ -200,6 +201,7 @@ fn run(
         Ok(x) => x,
         Err(e) => {
             eprintln!("error: {e}");
+            termination::write(&e);
             return ExitCode::from(2);
         }
     };
@@ -261,7 +263,9 @@ fn run(
 
     match wait_for_kafka(&app, &waiting, &shutdown) {
         Ok(true) => {
-            if let Ok(mut a) = app.write() {
+            // A read lock: loading the global tables in `start` can take minutes, and the HTTP
+            // endpoints read the application meanwhile (a liveness probe must not wait for it).
+            if let Ok(a) = app.read() {
                 a.start();
             }
         }
@@ -274,6 +278,7 @@ fn run(
         }
         Err(e) => {
             eprintln!("error: {e}");
+            termination::write(&e.to_string());
             http_stop.notify_waiters();
             runtime.shutdown_timeout(Duration::from_secs(2));
             return ExitCode::from(2);
@@ -313,11 +318,15 @@ fn run(
             ExitCode::SUCCESS
         }
         (_, Some(e)) => {
-            eprintln!("error: the application stopped in {state}: {e}");
+            let summary = format!("the application stopped in {state}: {e}");
+            eprintln!("error: {summary}");
+            termination::write(&summary);
             ExitCode::from(1)
         }
         _ => {
-            eprintln!("error: the application did not close within 60 s (state {state})");
+            let summary = format!("the application did not close within 60 s (state {state})");
+            eprintln!("error: {summary}");
+            termination::write(&summary);
             ExitCode::from(1)
         }
     }

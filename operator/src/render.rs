@@ -47,6 +47,10 @@ pub const STATE_STORES: &str = "freshet.dev/stores";
 pub const MANIFEST_DIR: &str = "/etc/freshet";
 /// The state directory when `spec.stateDir` is not set: the PersistentVolume's mount.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/freshet/state";
+/// Where the engine writes its termination message (Kubernetes' default, which the engine's
+/// `FRESHET_TERMINATION_LOG` also defaults to).
+pub const TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
+
 /// The engine's HTTP port (`/healthz`, `/readyz`, `/metrics`), in the pod and the Service.
 pub const HTTP_PORT: i32 = 8080;
 /// Long enough for a clean close: commit, flush and checkpoint every store.
@@ -317,8 +321,10 @@ fn engine_container(app: &StreamsApp, image: &str, state_dir: &str) -> Container
             ..Default::default()
         }]),
         resources: app.spec.resources.clone(),
-        // The end of the log becomes the termination message, which the operator reports as
-        // the app's last processing error.
+        // On a failure the engine writes a summary (the failed record's place when a handler
+        // said fail) to the termination message file, else the end of its log is taken; the
+        // operator reports it as the app's last processing error.
+        termination_message_path: Some(TERMINATION_MESSAGE_PATH.into()),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         readiness_probe: Some(http_probe("/readyz", 5, 3)),
         // Restoring a large store can take minutes; /healthz stays up meanwhile.

@@ -62,6 +62,29 @@ pub async fn create_topics(topics: &[(&str, i32)]) {
     wait_for_leaders(topics);
 }
 
+/// Creates one topic with topic configs (`max.message.bytes`...) and waits for its leaders.
+pub async fn create_topic_with_config(topic: &str, partitions: i32, config: &[(&str, &str)]) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", kafka_bootstrap())
+        .create()
+        .expect("admin client");
+    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    for (k, v) in config {
+        new = new.set(k, v);
+    }
+    let results = admin
+        .create_topics(
+            &[new],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .expect("create_topics");
+    for r in results {
+        r.unwrap_or_else(|(t, e)| panic!("creating {t}: {e}"));
+    }
+    wait_for_leaders(&[(topic, partitions)]);
+}
+
 /// Waits until the broker's metadata shows every partition of `topics` with a leader, so a
 /// producer started next does not race the new topics' propagation.
 pub fn wait_for_leaders(topics: &[(&str, i32)]) {
@@ -121,12 +144,27 @@ pub fn produce_with_headers(
     first_ts: i64,
     headers: &[(&str, &[u8])],
 ) {
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+    produce_configured(topic, records, first_ts, headers, &[]);
+}
+
+/// As [`produce_with_headers`], with producer properties on top (`batch.size` to write small
+/// batches, so that reading them back takes many fetches).
+pub fn produce_configured(
+    topic: &str,
+    records: &[KeyValue<'_>],
+    first_ts: i64,
+    headers: &[(&str, &[u8])],
+    config: &[(&str, &str)],
+) {
+    let mut client = ClientConfig::new();
+    client
         .set("bootstrap.servers", kafka_bootstrap())
         .set("enable.idempotence", "true")
-        .set("partitioner", "murmur2_random")
-        .create()
-        .expect("producer");
+        .set("partitioner", "murmur2_random");
+    for (k, v) in config {
+        client.set(*k, *v);
+    }
+    let producer: ThreadedProducer<DefaultProducerContext> = client.create().expect("producer");
     for (i, (k, v)) in records.iter().enumerate() {
         let mut r: BaseRecord<'_, [u8], [u8]> =
             BaseRecord::to(topic).timestamp(base_timestamp() + first_ts + i as i64);
@@ -148,7 +186,8 @@ pub fn produce_with_headers(
         }
         enqueue(&producer, r);
     }
-    producer.flush(Duration::from_secs(30)).expect("flush");
+    // Generous: on a busy machine many small batches take a while; it returns once all are in.
+    producer.flush(Duration::from_secs(120)).expect("flush");
 }
 
 /// Sends one record; a full queue drains as deliveries complete (the threaded producer polls),
@@ -290,7 +329,7 @@ pub fn start(topology: Topology, config: StreamsConfig) -> KafkaStreams {
         .with_env_filter("info,librdkafka=info")
         .with_test_writer()
         .try_init();
-    let mut app = KafkaStreams::new(topology, config, None);
+    let app = KafkaStreams::new(topology, config, None);
     freshet_streams::runtime::admin::prepare_topics(app.topology(), app.config())
         .expect("prepare topics");
     app.start();

@@ -10,8 +10,10 @@
 //! - a kubeconfig for the apiserver on loopback with a token issued for the pod's ServiceAccount
 //!   (TokenRequest), so an operator pod meets RBAC as in a cluster;
 //! - phase, readiness (the readiness probe, over HTTP) and restarts reported in the pod's status;
-//!   a container that exits is restarted (restartPolicy Always), its log's tail becoming the
-//!   termination message;
+//!   a container that exits is restarted (restartPolicy Always); its termination message is what
+//!   it wrote to its `terminationMessagePath` (a file of the pod's directory, named to the engine
+//!   by `FRESHET_TERMINATION_LOG`), or with `FallbackToLogsOnError` and a failure, its log's tail,
+//!   as the kubelet does;
 //! - SIGTERM when the pod is deleted, SIGKILL after its grace period, then the pod removed.
 //!
 //! [`Node::kill_container`] SIGKILLs a pod's process, for crash tests.
@@ -286,6 +288,10 @@ struct Prepared {
     dir: PathBuf,
     readiness: Option<(String, u16)>,
     grace: Duration,
+    /// The file standing for the container's `terminationMessagePath`.
+    termination_log: PathBuf,
+    /// `terminationMessagePolicy: FallbackToLogsOnError`.
+    fallback_to_logs: bool,
 }
 
 fn binary_for(image: &str) -> PathBuf {
@@ -441,6 +447,13 @@ async fn prepare(ctx: &NodeContext, pod: &Pod, ip: &str) -> Result<Prepared, Str
         };
         env.push((e.name.clone(), rewrite(&value)));
     }
+    // The termination message file, which the kubelet creates at terminationMessagePath in the
+    // container: here a file of the pod's directory, named to the engine by its variable.
+    let termination_log = dir.join("termination-log");
+    env.push((
+        "FRESHET_TERMINATION_LOG".into(),
+        termination_log.display().to_string(),
+    ));
     // The apiserver, as the pod's ServiceAccount.
     let sa = spec
         .service_account_name
@@ -485,6 +498,9 @@ async fn prepare(ctx: &NodeContext, pod: &Pod, ip: &str) -> Result<Prepared, Str
         grace: Duration::from_secs(
             spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64
         ),
+        termination_log,
+        fallback_to_logs: container.termination_message_policy.as_deref()
+            == Some("FallbackToLogsOnError"),
     })
 }
 
@@ -604,6 +620,20 @@ fn tail(path: &Path, bytes: usize) -> String {
     String::from_utf8_lossy(&text[start..]).into_owned()
 }
 
+/// The termination message as the kubelet makes it: the file's first 4096 bytes; if it is empty
+/// and the policy is `FallbackToLogsOnError` and the container failed, the log's tail.
+fn termination_message(p: &Prepared, log: &Path, code: i32) -> String {
+    let written = std::fs::read(&p.termination_log).unwrap_or_default();
+    if !written.is_empty() {
+        return String::from_utf8_lossy(&written[..written.len().min(4096)]).into_owned();
+    }
+    if p.fallback_to_logs && code != 0 {
+        tail(log, 2048)
+    } else {
+        String::new()
+    }
+}
+
 /// Runs a pod's container until the pod is deleted, restarting it when it exits.
 async fn supervise(ctx: NodeContext, pod: Pod, stopping: Arc<AtomicBool>, pid: Arc<AtomicU32>) {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &pod.namespace().unwrap_or_default());
@@ -640,6 +670,10 @@ async fn supervise(ctx: NodeContext, pod: Pod, stopping: Arc<AtomicBool>, pid: A
             break;
         };
         let Ok(err) = file.try_clone() else { break };
+        // A new, empty termination message file for each run of the container.
+        if std::fs::write(&p.termination_log, "").is_err() {
+            break;
+        }
         let mut cmd = Command::new(&p.binary);
         cmd.args(&p.args)
             .env_clear()
@@ -703,7 +737,7 @@ async fn supervise(ctx: NodeContext, pod: Pod, stopping: Arc<AtomicBool>, pid: A
         r.last = json!({ "terminated": {
             "exitCode": code,
             "reason": if code == 0 { "Completed" } else { "Error" },
-            "message": tail(&log, 2048),
+            "message": termination_message(&p, &log, code),
             "finishedAt": now(),
         }});
         r.restarts += 1;

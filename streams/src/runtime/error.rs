@@ -111,6 +111,25 @@ impl ErrorClass {
     }
 }
 
+/// Whether `error` refuses a record for what it is, which `production.exception.handler` decides
+/// on: too large (for the topic, a batch, or the producer), a timestamp out of the topic's
+/// bounds, a corrupt or invalid record, or sharing a batch with one.
+pub(crate) fn is_refusal(error: &KafkaError) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            C::MessageSizeTooLarge
+                | C::MessageBatchTooLarge
+                | C::InvalidMessageSize
+                | C::InvalidMessage
+                | C::InvalidTimestamp
+                | C::InvalidRecord
+                | C::InvalidDifferentRecord
+        )
+    )
+}
+
 /// A failure of the stream runtime, with its cause.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RuntimeError {
@@ -498,6 +517,13 @@ impl RuntimeError {
             class: ErrorClass::of(&source),
             source,
         }
+    }
+
+    /// Whether the broker or the producer refused a record for what it is (too large, an invalid
+    /// timestamp): `production.exception.handler` decides on it, and under exactly_once_v2 the
+    /// transaction it broke is aborted and replayed without it.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, RuntimeError::Delivery { source, .. } if is_refusal(source))
     }
 
     /// What the failure asks of the thread; errors outside the Kafka clients are fatal.

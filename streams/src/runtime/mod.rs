@@ -20,6 +20,7 @@ mod metrics;
 pub mod partitioner;
 mod producer;
 mod rebalance;
+mod refusal;
 pub(crate) mod restore;
 pub(crate) mod task;
 mod task_manager;
@@ -95,6 +96,8 @@ pub(crate) struct Shared {
     pub stores: Option<restore::StateContext>,
     /// The global tables, loaded before the stream threads start.
     pub globals: std::sync::OnceLock<Arc<crate::state::GlobalStores>>,
+    /// Set while `start` loads the global tables, before any stream thread runs.
+    loading_globals: AtomicBool,
     pub instance_base: Option<String>,
     /// Under exactly_once_v2: the `<instance>` of each thread's `transactional.id`.
     pub transactional_instance: Option<String>,
@@ -229,28 +232,48 @@ fn transactional_instance(
 
 /// A dead-letter record (KIP-1034): the input's original bytes, with headers saying why.
 pub(crate) fn dead_letter(topic: &str, raw: &RawRecord, failure: &RecordFailure) -> ProduceRequest {
-    let mut headers = raw.headers.clone();
     let exception = match failure.kind {
         FailureKind::Deserialization => "org.apache.kafka.common.errors.SerializationException",
-        FailureKind::Processing => "org.apache.kafka.streams.errors.StreamsException",
+        FailureKind::Processing | FailureKind::Production => {
+            "org.apache.kafka.streams.errors.StreamsException"
+        }
     };
+    dead_letter_of(topic, Some(raw), raw.timestamp, failure, exception)
+}
+
+/// A dead-letter record as Kafka Streams' `ExceptionHandlerUtils.buildDeadLetterQueueRecord`
+/// builds it: the input record's key, value, timestamp and headers (`source`; null key and value
+/// when none is known, as for a punctuation's output, stamped `timestamp`), plus the
+/// `__streams.errors.*` headers naming the Java `exception`, the failure and the input's place.
+pub(crate) fn dead_letter_of(
+    topic: &str,
+    source: Option<&RawRecord>,
+    timestamp: i64,
+    failure: &RecordFailure,
+    exception: &str,
+) -> ProduceRequest {
+    let mut headers = source.map(|r| r.headers.clone()).unwrap_or_default();
     headers.add("__streams.errors.exception", exception);
     headers.add("__streams.errors.message", failure.message.as_bytes());
     headers.add(
         "__streams.errors.stacktrace",
         failure.to_string().as_bytes(),
     );
-    headers.add("__streams.errors.topic", raw.topic.as_bytes());
-    headers.add("__streams.errors.partition", raw.partition.to_string());
-    headers.add("__streams.errors.offset", raw.offset.to_string());
+    match source {
+        Some(raw) => headers.add("__streams.errors.topic", raw.topic.as_bytes()),
+        // Kafka Streams writes a null value when the context has no topic.
+        None => headers.0.push(("__streams.errors.topic".to_owned(), None)),
+    }
+    headers.add("__streams.errors.partition", failure.partition.to_string());
+    headers.add("__streams.errors.offset", failure.offset.to_string());
     ProduceRequest {
         partition: None,
         hash_len: None,
         changelog: false,
         topic: topic.to_owned(),
-        key: raw.key.clone(),
-        value: raw.value.clone(),
-        timestamp: raw.timestamp,
+        key: source.and_then(|r| r.key.clone()),
+        value: source.and_then(|r| r.value.clone()),
+        timestamp: source.map_or(timestamp, |r| r.timestamp),
         headers,
     }
 }
@@ -260,7 +283,10 @@ pub struct KafkaStreams {
     topology: Arc<Topology>,
     shared: Arc<Shared>,
     shutdown: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
+    /// The stream threads, once `start` has loaded the global tables.
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Set by the first `start`: a second one (from another thread) does nothing.
+    started: AtomicBool,
 }
 
 /// Why the application stopped in ERROR.
@@ -308,6 +334,7 @@ impl KafkaStreams {
                 config,
                 stores: state,
                 globals: std::sync::OnceLock::new(),
+                loading_globals: AtomicBool::new(false),
                 instance_base,
                 transactional_instance,
                 _process_id: process_id,
@@ -320,7 +347,8 @@ impl KafkaStreams {
                 listeners: Mutex::new(Vec::new()),
             }),
             shutdown: Arc::new(AtomicBool::new(false)),
-            threads: Vec::new(),
+            threads: Mutex::new(Vec::new()),
+            started: AtomicBool::new(false),
         }
     }
 
@@ -352,6 +380,12 @@ impl KafkaStreams {
         &self.topology
     }
 
+    /// Whether `start` is loading the global tables (state REBALANCING): the stream threads start
+    /// once they are loaded. Probes use it to say why the application is not ready yet.
+    pub fn loading_global_tables(&self) -> bool {
+        self.shared.loading_globals.load(Ordering::Relaxed)
+    }
+
     /// Tasks per thread, `<subtopology>_<partition>`.
     pub fn tasks(&self) -> Vec<Vec<String>> {
         self.shared.tasks.read_unpoisoned().clone()
@@ -369,19 +403,24 @@ impl KafkaStreams {
             .map(StreamsError::Fatal)
     }
 
-    /// Starts the stream threads.
-    pub fn start(&mut self) {
-        if self.state() != State::Created {
+    /// Loads the global tables, then starts the stream threads; returns once they are started.
+    /// As in Kafka Streams the load happens here, in state REBALANCING; `start` takes `&self` so
+    /// that the state and metrics can be read meanwhile (an HTTP probe must not wait for it).
+    pub fn start(&self) {
+        if self.state() != State::Created || self.started.swap(true, Ordering::SeqCst) {
             return;
         }
         self.shared.transition(State::Rebalancing);
         self.start_state_cleaner();
-        match global::start(
+        self.shared.loading_globals.store(true, Ordering::Relaxed);
+        let loaded = global::start(
             &self.topology,
             &self.shared.config,
             self.shutdown.clone(),
             self.shared.metrics.global_records.clone(),
-        ) {
+        );
+        self.shared.loading_globals.store(false, Ordering::Relaxed);
+        match loaded {
             Ok(Some(stores)) => {
                 let _ = self.shared.globals.set(stores);
             }
@@ -412,6 +451,11 @@ impl KafkaStreams {
                 .spawn(move || {
                     if let Err(e) = thread.run() {
                         error!(thread = index, error = %e, "stream thread failed");
+                        if let RuntimeError::Record(failure) = &e {
+                            // A handler said fail: `error()` names the record (the production
+                            // handler's failures come this way).
+                            shared.record_failure(failure);
+                        }
                         shared.fatal.lock_unpoisoned().get_or_insert(e);
                         shared.transition(State::PendingError);
                         // One failed thread stops the application, as Kafka Streams' default
@@ -429,13 +473,13 @@ impl KafkaStreams {
                     }
                 })
                 .expect("spawning a stream thread");
-            self.threads.push(handle);
+            self.threads.lock_unpoisoned().push(handle);
         }
     }
 
     /// Deletes, now and then, the directories of tasks that moved to other instances once they
     /// have been left alone for `state.cleanup.delay.ms`.
-    fn start_state_cleaner(&mut self) {
+    fn start_state_cleaner(&self) {
         if self.shared.stores.is_none() {
             return;
         }
@@ -470,7 +514,10 @@ impl KafkaStreams {
 
     /// True once every thread has stopped (after `close`, or after a failure).
     pub fn is_finished(&self) -> bool {
-        self.threads.iter().all(JoinHandle::is_finished)
+        self.threads
+            .lock_unpoisoned()
+            .iter()
+            .all(JoinHandle::is_finished)
     }
 
     /// Stops processing: in-flight records finished, outputs flushed, offsets committed.
@@ -487,7 +534,7 @@ impl KafkaStreams {
         }
         let done = self.is_finished();
         if done {
-            for h in self.threads.drain(..) {
+            for h in self.threads.lock_unpoisoned().drain(..) {
                 let _ = h.join();
             }
         }
@@ -502,7 +549,7 @@ impl KafkaStreams {
 
 impl Drop for KafkaStreams {
     fn drop(&mut self) {
-        if !self.threads.is_empty() {
+        if !self.threads.lock_unpoisoned().is_empty() {
             self.close(Duration::from_secs(30));
         }
     }

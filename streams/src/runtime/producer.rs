@@ -1,6 +1,7 @@
 //! The thread's producer (Kafka Streams' `StreamsProducer`) and its record collector: sends with
 //! Java's partitioning, transactions under exactly_once_v2, and the delivery reports that fail
-//! the thread or its transaction and record the changelog offsets checkpoints need.
+//! the thread or its transaction, hand refused records to `production.exception.handler` (see
+//! [`refusal`](super::refusal)) and record the changelog offsets checkpoints need.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +18,9 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{info, warn};
 
 use super::error::{ErrorClass, RuntimeError, TaskError};
+use super::refusal::{
+    Kind, Origin, Plan, ProductionHandler, Refused, Sent, Watch, batches_too_large, triage,
+};
 use super::task_timeout::TaskTimeout;
 use crate::processor::{Headers, ProduceRequest};
 
@@ -121,7 +125,17 @@ pub(crate) struct StreamsProducer {
     task_timeout: Duration,
     /// The application's shutdown flag: retries stop when it closes.
     shutdown: Arc<AtomicBool>,
+    /// `production.exception.handler`, for records the broker or the producer refuses.
+    handler: ProductionHandler,
+    /// Under exactly_once_v2: what refusals in aborted transactions taught.
+    watch: Watch,
+    /// Under exactly_once_v2: refusals seen in the open transaction, learnt from when it aborts.
+    pending: Vec<Refused>,
 }
+
+/// How long the producer may take to deliver what is in flight, when a refusal needs every
+/// record settled (a record sent again alone, a dead letter confirmed).
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl StreamsProducer {
     pub(crate) fn new(
@@ -129,6 +143,7 @@ impl StreamsProducer {
         transactional: bool,
         task_timeout: Duration,
         shutdown: Arc<AtomicBool>,
+        handler: ProductionHandler,
     ) -> Result<StreamsProducer, RuntimeError> {
         let producer = create_producer(&config, transactional, task_timeout, &shutdown)?;
         Ok(StreamsProducer {
@@ -139,6 +154,9 @@ impl StreamsProducer {
             committing: None,
             task_timeout,
             shutdown,
+            handler,
+            watch: Watch::default(),
+            pending: Vec::new(),
         })
     }
 
@@ -152,17 +170,185 @@ impl StreamsProducer {
         self.transactional.is_some()
     }
 
-    /// Sends one record; under exactly_once_v2 the first output after a commit begins the next
-    /// transaction.
-    pub(crate) fn send(&mut self, out: &ProduceRequest) -> Result<(), Failure> {
+    /// Sends one record `origin` produced; under exactly_once_v2 the first output after a commit
+    /// begins the next transaction, and a record the broker refused in an aborted transaction is
+    /// sent alone, or handed to the handler unsent (see [`Watch`]).
+    pub(crate) fn send(
+        &mut self,
+        out: &ProduceRequest,
+        origin: &Arc<Origin>,
+    ) -> Result<(), Failure> {
         self.begin()?;
-        send(
+        let kind = Kind::of(out);
+        if self.exactly_once() {
+            match self.watch.plan(out) {
+                Plan::Send => {}
+                Plan::SendAlone { fp, size_probe } => {
+                    // Alone in its batch: nothing in flight before it, delivered before the next.
+                    self.settle()?;
+                    self.send_unwatched(out, kind, origin)?;
+                    self.settle()?;
+                    self.watch.accepted(fp);
+                    if size_probe {
+                        return Err(Failure::Fatal(batches_too_large(&out.topic)));
+                    }
+                    return Ok(());
+                }
+                Plan::Refuse(error) => {
+                    return self.refused(Refused {
+                        kind,
+                        origin: origin.clone(),
+                        record: out.clone(),
+                        error,
+                    });
+                }
+            }
+        }
+        self.send_unwatched(out, kind, origin)
+    }
+
+    /// Writes a dead-letter record and waits for its delivery: a refused dead letter stops the
+    /// thread rather than being handled (and perhaps dead-lettered) again.
+    pub(crate) fn write_dead_letter(
+        &mut self,
+        out: &ProduceRequest,
+        origin: &Arc<Origin>,
+    ) -> Result<(), Failure> {
+        self.begin()?;
+        self.send_unwatched(out, Kind::DeadLetter, origin)?;
+        self.settle()
+    }
+
+    fn send_unwatched(
+        &mut self,
+        out: &ProduceRequest,
+        kind: Kind,
+        origin: &Arc<Origin>,
+    ) -> Result<(), Failure> {
+        let sent = Box::new(Sent {
+            kind,
+            origin: origin.clone(),
+            timestamp: out.timestamp,
+        });
+        match send(
             &self.producer,
             out,
+            sent,
             self.exactly_once(),
             self.task_timeout,
             &self.shutdown,
-        )
+        ) {
+            Ok(()) => Ok(()),
+            // Refused before it was queued (over message.max.bytes): the transaction is intact.
+            Err(SendError::Refused(error)) => self.refused(Refused {
+                kind,
+                origin: origin.clone(),
+                record: out.clone(),
+                error,
+            }),
+            Err(SendError::Failed(failure)) => {
+                // An earlier refusal may be why (the transaction became abortable): say so.
+                self.producer.poll(Duration::ZERO);
+                self.check_deliveries()?;
+                Err(*failure)
+            }
+        }
+    }
+
+    /// Hands a refused record to `production.exception.handler`: its dead letter written, then
+    /// skipped or the thread stopped.
+    fn refused(&mut self, refused: Refused) -> Result<(), Failure> {
+        if refused.kind == Kind::DeadLetter {
+            return Err(Failure::Fatal(refused.fatal()));
+        }
+        let verdict = self.handler.judge(&refused);
+        if let Some(dead_letter) = &verdict.dead_letter {
+            self.write_dead_letter(dead_letter, &refused.origin)?;
+        }
+        match verdict.fail {
+            Some(failure) => Err(Failure::Fatal(RuntimeError::Record(failure))),
+            None => Ok(()),
+        }
+    }
+
+    /// Serves delivery reports and acts on failed ones (see [`check_deliveries`]).
+    ///
+    /// [`check_deliveries`]: StreamsProducer::check_deliveries
+    pub(crate) fn poll(&mut self) -> Result<(), Failure> {
+        self.producer.poll(Duration::ZERO);
+        self.check_deliveries()
+    }
+
+    /// Acts on the delivery reports served so far: a failed delivery stops the thread (or, under
+    /// exactly_once_v2, its transaction); refused records go to the handler — under
+    /// at_least_once after those refused together are sent again one at a time, under
+    /// exactly_once_v2 by aborting the transaction, which [`reset`] learns from.
+    ///
+    /// [`reset`]: StreamsProducer::reset
+    pub(crate) fn check_deliveries(&mut self) -> Result<(), Failure> {
+        if let Some(f) = self.producer.context().failure.lock_unpoisoned().take() {
+            return Err(self.failure(f));
+        }
+        let refused = std::mem::take(&mut *self.producer.context().refused.lock_unpoisoned());
+        if refused.is_empty() {
+            return Ok(());
+        }
+        if self.exactly_once() {
+            let cause = refused[0].abort_cause();
+            self.pending.extend(refused);
+            return Err(Failure::Transaction(cause));
+        }
+        self.resend_alone(refused)
+    }
+
+    /// Waits for every record in flight, then acts on their delivery reports.
+    fn settle(&mut self) -> Result<(), Failure> {
+        self.producer
+            .flush(SETTLE_TIMEOUT)
+            .map_err(|e| self.failure(RuntimeError::kafka("flushing the producer", e)))?;
+        self.check_deliveries()
+    }
+
+    /// Under at_least_once: the culprit of a refusal goes to the handler; a record refused along
+    /// with others (for size, the largest of them) is sent again alone, and goes to the handler
+    /// if refused alone; the records refused only for their batch are sent again as usual. They
+    /// may arrive after records that followed them.
+    fn resend_alone(&mut self, mut refused: Vec<Refused>) -> Result<(), Failure> {
+        // Every record in flight delivered or refused: each probe sent below is alone.
+        self.flush_checked()?;
+        refused.append(&mut self.producer.context().refused.lock_unpoisoned());
+        let triage = triage(refused).map_err(Failure::Fatal)?;
+        for culprit in triage.culprits {
+            self.refused(culprit)?;
+        }
+        for probe in triage.probes {
+            info!(topic = %probe.record.topic, partition = ?probe.record.partition, error = %probe.error, "sending a record refused in a batch again, alone");
+            self.send_unwatched(&probe.record, probe.kind, &probe.origin)?;
+            self.flush_checked()?;
+            let alone = std::mem::take(&mut *self.producer.context().refused.lock_unpoisoned());
+            if alone.is_empty() && triage.size_probe {
+                return Err(Failure::Fatal(batches_too_large(&probe.record.topic)));
+            }
+            for culprit in alone {
+                self.refused(culprit)?;
+            }
+        }
+        // Refused again (a second culprit among them), they come back on the next check.
+        for again in triage.bystanders {
+            self.send_unwatched(&again.record, again.kind, &again.origin)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for every record in flight; a failed delivery (other than a refusal) stops here.
+    fn flush_checked(&mut self) -> Result<(), Failure> {
+        self.producer
+            .flush(SETTLE_TIMEOUT)
+            .map_err(|e| self.failure(RuntimeError::kafka("flushing the producer", e)))?;
+        match self.producer.context().failure.lock_unpoisoned().take() {
+            Some(f) => Err(self.failure(f)),
+            None => Ok(()),
+        }
     }
 
     pub(crate) fn begin(&mut self) -> Result<(), Failure> {
@@ -218,6 +404,12 @@ impl StreamsProducer {
         }
         // Offsets alone (records filtered out, nothing produced) need a transaction too.
         self.begin()?;
+        // The commit would flush anyway; flushing first tells a refused record (which the
+        // handler decides on after the abort) from a transaction that failed.
+        self.producer
+            .flush(TRANSACTION_CALL_TIMEOUT)
+            .map_err(txn("flushing the transaction"))?;
+        self.check_deliveries()?;
         if !moved.is_empty() {
             let mut tpl = TopicPartitionList::new();
             for (topic, partition, offset) in &moved {
@@ -258,16 +450,25 @@ impl StreamsProducer {
     }
 
     /// After a failed transaction: aborts it, or, where the producer can do nothing more (fenced,
-    /// fatal error, no transaction to abort), replaces it; the new producer's `init_transactions`
-    /// with the same transactional id aborts whatever the old one left open.
+    /// fatal error, no transaction to abort, records refused), replaces it; the new producer's
+    /// `init_transactions` with the same transactional id aborts whatever the old one left open.
+    ///
+    /// Refusals the transaction met are learnt from (see [`Watch::learn`]).
     pub(crate) fn reset(&mut self, thread: usize) -> Result<(), RuntimeError> {
         let Some(config) = self.transactional.clone() else {
             return Ok(());
         };
         let was_open = std::mem::take(&mut self.in_transaction);
         self.committing = None;
+        // Reports not served yet arrive on this poll: refusals to learn from, and purges.
+        self.producer.poll(Duration::ZERO);
+        let mut refused = std::mem::take(&mut self.pending);
+        refused.append(&mut self.producer.context().refused.lock_unpoisoned());
         let fatal = self.producer.client().fatal_error();
-        let aborted = was_open && fatal.is_none() && self.abort(thread);
+        // A refused batch leaves a gap in its partition's sequence numbers which librdkafka's
+        // abort does not close (the next transaction fails out of sequence): a new producer, with
+        // a new epoch, starts clean, its initialisation aborting the open transaction.
+        let aborted = was_open && fatal.is_none() && refused.is_empty() && self.abort(thread);
         if aborted {
             // Purged records report their failure on this poll; the context ignores purges.
             self.producer.poll(Duration::ZERO);
@@ -281,6 +482,12 @@ impl StreamsProducer {
                     reason,
                     "the producer is in a fatal state (fenced or failed); replacing it"
                 );
+            } else if !refused.is_empty() {
+                info!(
+                    thread,
+                    refused = refused.len(),
+                    "the broker refused records of the transaction; replacing the producer to abort it"
+                );
             }
             if self.shutdown.load(Ordering::Relaxed) {
                 // Closing: the next start's init_transactions aborts what is left open.
@@ -292,9 +499,12 @@ impl StreamsProducer {
                 });
             }
             self.producer = create_producer(&config, true, self.task_timeout, &self.shutdown)?;
-            info!(thread, "transactional producer replaced and initialised");
+            info!(
+                thread,
+                "transactional producer replaced and initialised: the open transaction is aborted"
+            );
         }
-        Ok(())
+        self.watch.learn(refused)
     }
 
     /// Aborts the open transaction, retrying while the brokers are away (within
@@ -353,11 +563,13 @@ fn create_producer(
     Ok(producer)
 }
 
-/// Records the first failed delivery; the thread stops on it (production.exception.handler=fail).
-/// Also notes the offsets of delivered changelog records, which checkpoints record.
+/// Records the first failed delivery, on which the thread stops or recovers, and the records
+/// refused, for `production.exception.handler`. Also notes the offsets of delivered changelog
+/// records, which checkpoints record.
 #[derive(Default)]
 pub(crate) struct DeliveryContext {
     pub(crate) failure: Mutex<Option<RuntimeError>>,
+    pub(crate) refused: Mutex<Vec<Refused>>,
     pub(crate) changelog_offsets: Mutex<HashMap<(String, i32), i64>>,
     /// Partition counts of the topics windowed keys went to, for choosing their partitions.
     partition_counts: Mutex<HashMap<String, i32>>,
@@ -367,20 +579,18 @@ impl DeliveryContext {
     /// Forgets failures and changelog offsets of an aborted transaction.
     pub(crate) fn clear(&self) {
         self.failure.lock_unpoisoned().take();
+        self.refused.lock_unpoisoned().clear();
         self.changelog_offsets.lock_unpoisoned().clear();
     }
 }
 
-/// The delivery opaque of a changelog record.
-const CHANGELOG: usize = 1;
-
 impl ClientContext for DeliveryContext {}
 
 impl ProducerContext for DeliveryContext {
-    type DeliveryOpaque = usize;
+    type DeliveryOpaque = Box<Sent>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, kind: usize) {
-        if let (Ok(msg), CHANGELOG) = (result, kind) {
+    fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Sent>) {
+        if let (Ok(msg), Kind::Changelog) = (result, sent.kind) {
             let mut offsets = self.changelog_offsets.lock_unpoisoned();
             let entry = offsets
                 .entry((msg.topic().to_owned(), msg.partition()))
@@ -394,6 +604,12 @@ impl ProducerContext for DeliveryContext {
                 err.rdkafka_error_code(),
                 Some(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight)
             ) {
+                return;
+            }
+            if super::refusal::is_refusal(err) {
+                self.refused
+                    .lock_unpoisoned()
+                    .push(Refused::delivered(*sent, msg, err.clone()));
                 return;
             }
             let mut failure = self.failure.lock_unpoisoned();
@@ -421,7 +637,6 @@ fn owned_headers(headers: &Headers) -> Option<OwnedHeaders> {
     Some(out)
 }
 
-/// Sends one record, waiting for queue space rather than dropping it.
 /// The partition Java's partitioner gives the first `hash_len` bytes of the record's key.
 fn partition_by_prefix(
     producer: &BaseProducer<DeliveryContext>,
@@ -462,63 +677,88 @@ fn partition_by_prefix(
     )))
 }
 
-/// Under exactly-once (`transactional`) a refused record fails the transaction, not the thread.
-/// A full queue (a burst, or the brokers away) is waited out for up to `task.timeout.ms`, and at
-/// least a minute (the Java producer's `max.block.ms`): a full queue under load is no failure.
-pub(crate) fn send(
+/// Why [`send`] did not queue a record.
+enum SendError {
+    /// The producer refused the record itself (larger than `message.max.bytes`); nothing was
+    /// queued, so an open transaction is not affected.
+    Refused(rdkafka::error::KafkaError),
+    /// Any other failure, as the thread handles it (under exactly-once, the transaction's).
+    Failed(Box<Failure>),
+}
+
+impl SendError {
+    fn failed(failure: Failure) -> SendError {
+        SendError::Failed(Box::new(failure))
+    }
+}
+
+/// Sends one record, waiting for queue space rather than dropping it: a full queue (a burst, or
+/// the brokers away) is waited out for up to `task.timeout.ms`, and at least a minute (the Java
+/// producer's `max.block.ms`): a full queue under load is no failure. Under exactly-once
+/// (`transactional`) a failed send fails the transaction, not the thread.
+fn send(
     producer: &BaseProducer<DeliveryContext>,
     out: &ProduceRequest,
+    sent: Box<Sent>,
     transactional: bool,
     task_timeout: Duration,
     shutdown: &AtomicBool,
-) -> Result<(), Failure> {
+) -> Result<(), SendError> {
     let queue_timeout = task_timeout.max(MAX_BLOCK);
     let mut waiting: Option<(std::time::Instant, bool)> = None;
     let partition = match out.partition {
         Some(p) => Some(p),
-        None => partition_by_prefix(producer, out)?,
+        None => {
+            partition_by_prefix(producer, out).map_err(|e| SendError::failed(Failure::Fatal(e)))?
+        }
     };
+    let mut record: BaseRecord<'_, [u8], [u8], Box<Sent>> =
+        BaseRecord::with_opaque_to(&out.topic, sent).timestamp(out.timestamp);
+    if let Some(p) = partition {
+        record = record.partition(p);
+    }
+    if let Some(k) = &out.key {
+        record = record.key(k.as_slice());
+    }
+    if let Some(v) = &out.value {
+        record = record.payload(v.as_slice());
+    }
+    if let Some(h) = owned_headers(&out.headers) {
+        record = record.headers(h);
+    }
     loop {
-        let opaque = if out.changelog { CHANGELOG } else { 0 };
-        let mut record: BaseRecord<'_, [u8], [u8], usize> =
-            BaseRecord::with_opaque_to(&out.topic, opaque).timestamp(out.timestamp);
-        if let Some(p) = partition {
-            record = record.partition(p);
-        }
-        if let Some(k) = &out.key {
-            record = record.key(k.as_slice());
-        }
-        if let Some(v) = &out.value {
-            record = record.payload(v.as_slice());
-        }
-        if let Some(h) = owned_headers(&out.headers) {
-            record = record.headers(h);
-        }
         match producer.send(record) {
             Ok(()) => return Ok(()),
-            Err((e, _)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
+            Err((e, back)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
                 let (since, warned) = waiting.get_or_insert((std::time::Instant::now(), false));
                 let waited = since.elapsed();
                 if waited > queue_timeout || shutdown.load(Ordering::Relaxed) {
-                    return Err(Failure::Fatal(RuntimeError::TaskTimeout {
-                        what: format!("waiting for room in the producer's queue ({})", out.topic),
-                        waited_secs: waited.as_secs(),
-                        limit_ms: queue_timeout.as_millis() as u64,
-                        source: Box::new(RuntimeError::kafka(
-                            format!("producing to {}", out.topic),
-                            e,
-                        )),
-                    }));
+                    return Err(SendError::failed(Failure::Fatal(
+                        RuntimeError::TaskTimeout {
+                            what: format!(
+                                "waiting for room in the producer's queue ({})",
+                                out.topic
+                            ),
+                            waited_secs: waited.as_secs(),
+                            limit_ms: queue_timeout.as_millis() as u64,
+                            source: Box::new(RuntimeError::kafka(
+                                format!("producing to {}", out.topic),
+                                e,
+                            )),
+                        },
+                    )));
                 }
                 if !*warned && waited > Duration::from_secs(5) {
                     *warned = true;
                     warn!(topic = %out.topic, "the producer's queue has been full for 5 s: the brokers may be away; waiting");
                 }
                 producer.poll(Duration::from_millis(50));
+                record = back;
             }
+            Err((e, _)) if super::refusal::is_refusal(&e) => return Err(SendError::Refused(e)),
             Err((e, _)) => {
                 let error = RuntimeError::kafka(format!("producing to {}", out.topic), e);
-                return Err(Failure::of(error, transactional));
+                return Err(SendError::failed(Failure::of(error, transactional)));
             }
         }
     }

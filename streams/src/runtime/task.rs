@@ -38,25 +38,56 @@ pub struct RawRecord {
     pub headers: Headers,
 }
 
-/// Why a record could not be processed: where it was, and what went wrong.
+/// Why a record could not be processed or its result written: where the input record was (Kafka
+/// Streams' `ErrorHandlerContext`), and what went wrong.
 #[derive(Clone, Debug, thiserror::Error)]
-#[error(
-    "task {task}: {kind} failed for the record at {topic}-{partition} offset {offset}: {message}"
-)]
 pub struct RecordFailure {
     /// The id of the task that read it, `<subtopology>_<partition>`.
     pub task: String,
-    /// Whether it failed to deserialize or in a processor.
+    /// Whether it failed to deserialize, in a processor, or when its result was produced.
     pub kind: FailureKind,
-    /// The topic the record was read from.
+    /// The topic the record was read from; empty when no input record is known (a production
+    /// failure of a punctuation's or a cache flush's output).
     pub topic: String,
-    /// Its partition.
+    /// Its partition (-1 when no input record is known).
     pub partition: i32,
-    /// Its offset.
+    /// Its offset (-1 when no input record is known).
     pub offset: i64,
-    /// What went wrong: the serde's error (prefixed `key: ` or `value: `), or the failing
-    /// node's.
+    /// What went wrong: the serde's error (prefixed `key: ` or `value: `), the failing node's, or
+    /// the producer's (naming the output topic).
     pub message: String,
+}
+
+impl RecordFailure {
+    /// Whether the input record is known (always but for the outputs of punctuations and cache
+    /// flushes, which no single input record produced).
+    pub fn has_input(&self) -> bool {
+        self.offset >= 0
+    }
+}
+
+impl std::fmt::Display for RecordFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let RecordFailure {
+            task,
+            kind,
+            topic,
+            partition,
+            offset,
+            message,
+        } = self;
+        if self.has_input() {
+            write!(
+                f,
+                "task {task}: {kind} failed for the record at {topic}-{partition} offset {offset}: {message}"
+            )
+        } else {
+            write!(
+                f,
+                "task {task}: {kind} failed for a record of a punctuation or a cache flush (no input record): {message}"
+            )
+        }
+    }
 }
 
 /// Which step a record failed in, which decides the handler asked: Kafka Streams'
@@ -69,6 +100,10 @@ pub enum FailureKind {
     /// A processor, or a stream-time punctuation it triggered, failed on it (a dead-letter
     /// record says `StreamsException`).
     Processing,
+    /// A record it produced was refused by the broker or the producer (too large, an invalid
+    /// timestamp): `production.exception.handler` decides (a dead-letter record names the Kafka
+    /// exception, such as `RecordTooLargeException`).
+    Production,
 }
 
 impl std::fmt::Display for FailureKind {
@@ -76,6 +111,7 @@ impl std::fmt::Display for FailureKind {
         f.write_str(match self {
             FailureKind::Deserialization => "deserialization",
             FailureKind::Processing => "processing",
+            FailureKind::Production => "production",
         })
     }
 }

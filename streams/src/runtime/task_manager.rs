@@ -15,6 +15,7 @@ use tracing::{error, info, warn};
 use super::Shared;
 use super::error::RuntimeError;
 use super::producer::{Failure, StreamsProducer};
+use super::refusal::Origin;
 use super::restore::{RestoreRequest, StateRestorer};
 use super::task::Task;
 use crate::config::StreamsConfig;
@@ -221,8 +222,13 @@ impl TaskManager {
         if !output.is_committing() {
             for task in self.tasks.values_mut() {
                 task.prepare_commit(&mut outputs)?;
+                if outputs.is_empty() {
+                    continue;
+                }
+                // What caches and held-back updates release has no single input record.
+                let origin = Origin::new(&Arc::from(task.id.as_str()), None);
                 for out in outputs.drain(..) {
-                    output.send(&out)?;
+                    output.send(&out, &origin)?;
                 }
             }
         }
@@ -246,6 +252,9 @@ impl TaskManager {
                 .map_err(|e| {
                     Failure::of_commit(RuntimeError::kafka("flushing the producer", e), false)
                 })?;
+            // Offsets only after every output is delivered, or handled if refused: a failed
+            // delivery commits nothing, and its input is processed again after a restart.
+            output.check_deliveries()?;
             if tpl.count() > 0 {
                 consumer.commit(&tpl, CommitMode::Sync).map_err(|e| {
                     Failure::of_commit(RuntimeError::kafka("committing offsets", e), false)

@@ -29,6 +29,7 @@ use tracing::{debug, error, info, warn};
 use super::error::{ErrorClass, RuntimeError};
 use super::producer::{Failure, StreamsProducer};
 use super::rebalance::{Core, RebalanceContext, committed_offsets, topic_partitions};
+use super::refusal::{Origin, ProductionHandler};
 use super::task::{FailureKind, Outputs, RawRecord, RecordFailure, Task};
 use super::task_manager::TaskManager;
 use super::task_timeout::TaskTimeout;
@@ -42,6 +43,9 @@ use crate::topology::Topology;
 /// other, a broker refusing transactions) would otherwise loop forever.
 const MAX_RECOVERIES: usize = 5;
 const RECOVERY_WINDOW: Duration = Duration::from_secs(60);
+/// Aborts for records the broker refused, within [`RECOVERY_WINDOW`]: each teaches which record
+/// to send alone or hand to the handler (see `refusal`), so they get a budget of their own.
+const MAX_REFUSAL_RECOVERIES: usize = 50;
 
 /// How soon work that failed for a retriable reason (a commit while the brokers are away) is
 /// tried again.
@@ -213,11 +217,17 @@ impl StreamThread {
         }
         // Under exactly-once, initialised before the consumer joins: by the time tasks restore,
         // a dead predecessor's open transaction is aborted and read_committed reads past it.
+        let handler = ProductionHandler {
+            handler: self.shared.config.production_handler,
+            dead_letter: self.shared.config.dead_letter_topic.clone(),
+            dropped: self.shared.metrics.records_dropped.clone(),
+        };
         let output = StreamsProducer::new(
             self.producer_config(),
             exactly_once,
             self.shared.config.task_timeout,
             self.shutdown.clone(),
+            handler,
         )?;
         if exactly_once {
             info!(thread = self.index, transactional_id = ?self.producer_config().get("transactional.id"), "transactional producer initialised");
@@ -229,7 +239,7 @@ impl StreamThread {
         let mut consumer = self.join(context, core)?;
         info!(thread = self.index, "stream thread started");
 
-        let mut recoveries: Vec<Instant> = Vec::new();
+        let (mut recoveries, mut refusals): (Vec<Instant>, Vec<Instant>) = Default::default();
         let result = loop {
             match self.run_loop(&consumer) {
                 Ok(()) => break Ok(()),
@@ -250,9 +260,14 @@ impl StreamThread {
                 // The loop retries commits itself; one that escapes it is handled as a failed
                 // transaction: start again from the last commit.
                 Err(Failure::Transaction(cause) | Failure::Retry(cause)) => {
+                    let (recoveries, max) = if cause.is_refusal() {
+                        (&mut refusals, MAX_REFUSAL_RECOVERIES)
+                    } else {
+                        (&mut recoveries, MAX_RECOVERIES)
+                    };
                     recoveries.retain(|t| t.elapsed() < RECOVERY_WINDOW);
                     recoveries.push(Instant::now());
-                    if recoveries.len() > MAX_RECOVERIES {
+                    if recoveries.len() > max {
                         break Err(RuntimeError::Other(format!(
                             "transactions failed {} times within {}s; the last: {cause}",
                             recoveries.len(),
@@ -536,47 +551,43 @@ impl StreamThread {
                 let Some(task) = core.tasks.get_mut(id) else {
                     continue;
                 };
+                let task_id: Arc<str> = Arc::from(id.as_str());
                 loop {
                     let started = Instant::now();
                     let step = task.process_next(config.max_task_idle, &lag_of, &mut outputs);
-                    // Outputs of what was processed go out even if the next record fails.
+                    // Outputs of what was processed go out even if the next record fails; each
+                    // knows its input record, for production.exception.handler.
+                    let (step, origin) = Origin::of_step(&task_id, step);
                     for out in outputs.drain(..) {
-                        core.output.send(&out)?;
+                        core.output.send(&out, &origin)?;
                         task.metrics.produced.inc();
                     }
                     match step {
-                        Ok(Some(_)) => {
+                        Ok(true) => {
                             task.metrics.processed.inc();
                             task.metrics
                                 .latency
                                 .observe(started.elapsed().as_secs_f64());
                         }
-                        Ok(None) => break,
+                        Ok(false) => break,
                         Err(failed) => {
                             let (raw, failure) = *failed;
-                            self.handle_failure(&mut core.output, task, &raw, failure)?;
+                            self.handle_failure(&mut core.output, task, &raw, failure, &origin)?;
                         }
                     }
                 }
                 task.wall_clock_punctuate(&mut outputs)
                     .map_err(|e| e.in_task(&task.id))?;
-                for out in outputs.drain(..) {
-                    core.output.send(&out)?;
-                    task.metrics.produced.inc();
+                if !outputs.is_empty() {
+                    let origin = Origin::new(&task_id, None);
+                    for out in outputs.drain(..) {
+                        core.output.send(&out, &origin)?;
+                        task.metrics.produced.inc();
+                    }
                 }
                 commit_requested |= task.take_commit_request();
             }
-            core.output.producer.poll(Duration::ZERO);
-            if let Some(f) = core
-                .output
-                .producer
-                .context()
-                .failure
-                .lock_unpoisoned()
-                .take()
-            {
-                return Err(core.output.failure(f));
-            }
+            core.output.poll()?;
             // A task that waits for another partition (KIP-695) leaves records queued: stop
             // fetching a partition whose queue is full, resume it once it has drained.
             for task in core.tasks.values() {
@@ -655,23 +666,16 @@ impl StreamThread {
         task: &mut Task,
         raw: &RawRecord,
         failure: RecordFailure,
+        origin: &Arc<Origin>,
     ) -> Result<(), Failure> {
         let config = &self.shared.config;
         let handler = match failure.kind {
             FailureKind::Deserialization => config.deserialization_handler,
             FailureKind::Processing => config.processing_handler,
+            FailureKind::Production => config.production_handler,
         };
         if let Some(dlq) = &config.dead_letter_topic {
-            output.send(&super::dead_letter(dlq, raw, &failure))?;
-            output
-                .producer
-                .flush(Duration::from_secs(30))
-                .map_err(|e| {
-                    output.failure(RuntimeError::kafka(
-                        format!("writing to the dead-letter topic {dlq}"),
-                        e,
-                    ))
-                })?;
+            output.write_dead_letter(&super::dead_letter(dlq, raw, &failure), origin)?;
         }
         match handler {
             ErrorHandler::LogAndContinue => {
@@ -721,6 +725,12 @@ impl StreamThread {
                 // they are processed (and written) again after a restart, exactly once.
                 if core.output.in_transaction && !self.brokers_away.get() {
                     core.output.in_transaction = false;
+                    // The abort waits for the delivery reports of what it purges, which only
+                    // polls serve: without them it would time out.
+                    let deadline = Instant::now() + Duration::from_secs(1);
+                    while core.output.producer.in_flight_count() > 0 && Instant::now() < deadline {
+                        core.output.producer.poll(Duration::from_millis(5));
+                    }
                     if let Err(e) = core
                         .output
                         .producer

@@ -312,7 +312,15 @@ pub(crate) fn error_handler(value: &str, kind: HandlerKind) -> Parsed<ErrorHandl
                 ErrorHandler::LogAndContinue,
             ),
         ],
-        HandlerKind::Production => &[("DefaultProductionExceptionHandler", ErrorHandler::Fail)],
+        // KIP-1348's names for the two built-in production handlers, besides Kafka's default.
+        HandlerKind::Production => &[
+            ("DefaultProductionExceptionHandler", ErrorHandler::Fail),
+            ("LogAndFailProductionExceptionHandler", ErrorHandler::Fail),
+            (
+                "LogAndContinueProductionExceptionHandler",
+                ErrorHandler::LogAndContinue,
+            ),
+        ],
     };
     if let Some((_, handler)) = classes.iter().find(|(class, _)| *class == simple) {
         return Ok(*handler);

@@ -96,7 +96,8 @@ streams_properties! {
         parse: |v| parse::error_handler(v, HandlerKind::Processing),
         default: Fallback::Of(|_| ErrorHandler::Fail),
     }
-    /// What to do when a result cannot be produced.
+    /// What to do with a record the broker or the producer refuses (too large, an invalid
+    /// timestamp): the runtime applies it to refusals only, never to a broker being away.
     production_handler: ErrorHandler = "production.exception.handler" {
         aliases: [deprecated("default.production.exception.handler")],
         parse: |v| parse::error_handler(v, HandlerKind::Production),

@@ -371,6 +371,21 @@ fn handler_names_and_java_classes() {
             "org.apache.kafka.streams.errors.DefaultProductionExceptionHandler",
             ErrorHandler::Fail,
         ),
+        (
+            "production.exception.handler",
+            "log-and-continue",
+            ErrorHandler::LogAndContinue,
+        ),
+        (
+            "production.exception.handler",
+            "org.apache.kafka.streams.errors.LogAndContinueProductionExceptionHandler",
+            ErrorHandler::LogAndContinue,
+        ),
+        (
+            "production.exception.handler",
+            "LogAndFailProductionExceptionHandler",
+            ErrorHandler::Fail,
+        ),
     ] {
         let c = with_config(&[(key, value)]);
         let actual = match key {
