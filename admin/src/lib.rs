@@ -143,20 +143,7 @@ pub fn partition_counts(
     config: &StreamsConfig,
     topics: &[String],
 ) -> Result<HashMap<String, i32>, AdminError> {
-    let unreachable = |e: rdkafka::error::KafkaError| AdminError::Unreachable {
-        bootstrap: config.bootstrap_servers.clone(),
-        message: e.to_string(),
-    };
-    let consumer: BaseConsumer = client_config(config).create().map_err(unreachable)?;
-    let metadata = consumer
-        .fetch_metadata(None, TIMEOUT)
-        .map_err(unreachable)?;
-    Ok(metadata
-        .topics()
-        .iter()
-        .filter(|t| t.error().is_none() && topics.iter().any(|n| n == t.name()))
-        .map(|t| (t.name().to_owned(), t.partitions().len() as i32))
-        .collect())
+    Clients::new(config)?.partition_counts(config, topics)
 }
 
 /// Partition counts of the topology's input topics (not its repartition topics); a source topic
