@@ -164,17 +164,23 @@ impl Brokers {
         }
     }
 
-    fn script(&self, args: &[&str]) {
-        let script = crate::repo_root().join("scripts/kafka.sh");
-        let output = Command::new(&script)
-            .args(args)
+    /// `scripts/kafka.sh ARGS` for this cluster: its run directory, ports and broker count.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(crate::repo_root().join("scripts/kafka.sh"));
+        cmd.args(args)
             .env("FRESHET_RUN_DIR", self.dir.path())
             .env("FRESHET_KAFKA_PORT", self.base.to_string())
             .env("FRESHET_KAFKA_BROKERS", self.count.to_string())
             // Three brokers and the engines under test share two cores and the machine's memory.
-            .env("FRESHET_KAFKA_HEAP", "384m")
+            .env("FRESHET_KAFKA_HEAP", "384m");
+        cmd
+    }
+
+    fn script(&self, args: &[&str]) {
+        let output = self
+            .command(args)
             .output()
-            .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+            .unwrap_or_else(|e| panic!("running scripts/kafka.sh: {e}"));
         assert!(
             output.status.success(),
             "scripts/kafka.sh {} failed ({}):\n{}",
@@ -193,12 +199,7 @@ impl Brokers {
 impl Drop for Brokers {
     fn drop(&mut self) {
         // Never leave brokers behind a failed test; errors here would hide the test's own.
-        let _ = Command::new(crate::repo_root().join("scripts/kafka.sh"))
-            .arg("down")
-            .env("FRESHET_RUN_DIR", self.dir.path())
-            .env("FRESHET_KAFKA_PORT", self.base.to_string())
-            .env("FRESHET_KAFKA_BROKERS", self.count.to_string())
-            .output();
+        let _ = self.command(&["down"]).output();
     }
 }
 

@@ -47,6 +47,14 @@ const RECOVERY_WINDOW: Duration = Duration::from_secs(60);
 /// to send alone or hand to the handler (see `refusal`), so they get a budget of their own.
 const MAX_REFUSAL_RECOVERIES: usize = 50;
 
+/// Notes one more recovery in `recent`; false once more than `max` fell within
+/// [`RECOVERY_WINDOW`] (the failure recurs at once: give up).
+fn within_budget(recent: &mut Vec<Instant>, max: usize) -> bool {
+    recent.retain(|t| t.elapsed() < RECOVERY_WINDOW);
+    recent.push(Instant::now());
+    recent.len() <= max
+}
+
 /// How soon work that failed for a retriable reason (a commit while the brokers are away) is
 /// tried again.
 const RETRY_BACKOFF: Duration = Duration::from_secs(1);
@@ -244,17 +252,15 @@ impl StreamThread {
             match self.run_loop(&consumer) {
                 Ok(()) => break Ok(()),
                 Err(Failure::Fatal(e)) if self.fenced_by_itself(&e) => {
-                    recoveries.retain(|t| t.elapsed() < RECOVERY_WINDOW);
-                    recoveries.push(Instant::now());
-                    if recoveries.len() > MAX_RECOVERIES {
+                    if !within_budget(&mut recoveries, MAX_RECOVERIES) {
                         break Err(e);
                     }
-                    match self.rejoin(consumer, &e) {
-                        Ok(c) => consumer = c,
+                    consumer = match self.rejoin(consumer, &e) {
+                        Ok(c) => c,
                         // Closing meanwhile: the tasks are closed already.
                         Err(RuntimeError::Interrupted { .. }) => return Ok(()),
                         Err(e) => return Err(e),
-                    }
+                    };
                 }
                 Err(Failure::Fatal(e)) => break Err(e),
                 // The loop retries commits itself; one that escapes it is handled as a failed
@@ -265,9 +271,7 @@ impl StreamThread {
                     } else {
                         (&mut recoveries, MAX_RECOVERIES)
                     };
-                    recoveries.retain(|t| t.elapsed() < RECOVERY_WINDOW);
-                    recoveries.push(Instant::now());
-                    if recoveries.len() > max {
+                    if !within_budget(recoveries, max) {
                         break Err(RuntimeError::Other(format!(
                             "transactions failed {} times within {}s; the last: {cause}",
                             recoveries.len(),
@@ -280,11 +284,11 @@ impl StreamThread {
                         // the aborted transaction's offsets not settled yet): a new consumer
                         // fetches them itself once its partitions come back.
                         Err(e) if e.class() == ErrorClass::Retriable => {
-                            match self.rejoin(consumer, &e) {
-                                Ok(c) => consumer = c,
+                            consumer = match self.rejoin(consumer, &e) {
+                                Ok(c) => c,
                                 Err(RuntimeError::Interrupted { .. }) => return Ok(()),
                                 Err(e) => return Err(e),
-                            }
+                            };
                         }
                         Err(e) => break Err(e),
                     }
