@@ -303,7 +303,8 @@ struct ProbeContext;
 impl ClientContext for ProbeContext {
     fn error(&self, error: KafkaError, reason: &str) {
         match error {
-            KafkaError::PartitionEOF(_) => {}
+            KafkaError::PartitionEOF(_)
+            | KafkaError::Global(rdkafka::types::RDKafkaErrorCode::PartitionEOF) => {}
             e => tracing::warn!(error = %e, reason, "tail probe client"),
         }
     }

@@ -14,7 +14,10 @@
 //!   it wrote to its `terminationMessagePath` (a file of the pod's directory, named to the engine
 //!   by `FRESHET_TERMINATION_LOG`), or with `FallbackToLogsOnError` and a failure, its log's tail,
 //!   as the kubelet does;
-//! - SIGTERM when the pod is deleted, SIGKILL after its grace period, then the pod removed.
+//! - SIGTERM when the pod is deleted, SIGKILL after its grace period, then the pod removed;
+//! - the container's `resources.limits.cpu` enforced as the kubelet does, by a CFS quota on a
+//!   cgroup (v1) of its own, so an instance's capacity is its limit, not whatever the machine's
+//!   cores leave over.
 //!
 //! [`Node::kill_container`] SIGKILLs a pod's process, for crash tests.
 
@@ -292,6 +295,47 @@ struct Prepared {
     termination_log: PathBuf,
     /// `terminationMessagePolicy: FallbackToLogsOnError`.
     fallback_to_logs: bool,
+    /// The container's CPU limit, in millicores.
+    cpu_limit_millis: Option<u64>,
+}
+
+/// Millicores of a CPU quantity (`250m`, `0.5`, `2`); `None` for anything else.
+fn millicores(quantity: &str) -> Option<u64> {
+    match quantity.strip_suffix('m') {
+        Some(millis) => millis.parse().ok(),
+        None => quantity
+            .parse::<f64>()
+            .ok()
+            .filter(|cores| *cores > 0.0)
+            .map(|cores| (cores * 1000.0).round() as u64),
+    }
+}
+
+/// The cgroup (v1 `cpu` controller) a container with a CPU limit runs in: the quota per 100 ms
+/// period is the limit, as the kubelet sets it. Removed when dropped.
+struct CpuCgroup(PathBuf);
+
+impl CpuCgroup {
+    const PERIOD_US: u64 = 100_000;
+
+    /// Puts process `pid` under a quota of `millis` millicores.
+    fn limit(name: &str, pid: u32, millis: u64) -> std::io::Result<CpuCgroup> {
+        let dir = Path::new("/sys/fs/cgroup/cpu/freshet-test-node").join(name);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("cpu.cfs_period_us"), Self::PERIOD_US.to_string())?;
+        let quota = (millis * Self::PERIOD_US / 1000).max(1000);
+        std::fs::write(dir.join("cpu.cfs_quota_us"), quota.to_string())?;
+        // cgroup.procs moves every thread of the process.
+        std::fs::write(dir.join("cgroup.procs"), pid.to_string())?;
+        Ok(CpuCgroup(dir))
+    }
+}
+
+impl Drop for CpuCgroup {
+    fn drop(&mut self) {
+        // Only an empty cgroup can go; the process has exited by now.
+        let _ = std::fs::remove_dir(&self.0);
+    }
 }
 
 fn binary_for(image: &str) -> PathBuf {
@@ -501,6 +545,15 @@ async fn prepare(ctx: &NodeContext, pod: &Pod, ip: &str) -> Result<Prepared, Str
         termination_log,
         fallback_to_logs: container.termination_message_policy.as_deref()
             == Some("FallbackToLogsOnError"),
+        cpu_limit_millis: container
+            .resources
+            .as_ref()
+            .and_then(|r| r.limits.as_ref()?.get("cpu"))
+            .map(|q| {
+                millicores(&q.0)
+                    .ok_or_else(|| format!("resources.limits.cpu: {:?} is not a CPU quantity", q.0))
+            })
+            .transpose()?,
     })
 }
 
@@ -691,6 +744,19 @@ async fn supervise(ctx: NodeContext, pod: Pod, stopping: Arc<AtomicBool>, pid: A
             }
         };
         pid.store(child.id().unwrap_or(0), Ordering::SeqCst);
+        let _cgroup = match (p.cpu_limit_millis, child.id()) {
+            (Some(millis), Some(id)) => {
+                let name = format!("{}-{}", pod.namespace().unwrap_or_default(), pod.name_any());
+                match CpuCgroup::limit(&name, id, millis) {
+                    Ok(cgroup) => Some(cgroup),
+                    Err(e) => {
+                        eprintln!("{}: CPU limit {millis}m not enforced: {e}", key(&pod));
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         r.state = json!({ "running": { "startedAt": now() } });
         r.ready = false;
         set_status(&pods, &pod, &r).await;
@@ -745,5 +811,19 @@ async fn supervise(ctx: NodeContext, pod: Pod, stopping: Arc<AtomicBool>, pid: A
         r.state = json!({ "waiting": { "reason": "ContainerRestarting" } });
         set_status(&pods, &pod, &r).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::millicores;
+
+    #[test]
+    fn cpu_quantities_in_millicores() {
+        assert_eq!(millicores("250m"), Some(250));
+        assert_eq!(millicores("0.5"), Some(500));
+        assert_eq!(millicores("2"), Some(2000));
+        assert_eq!(millicores("lots"), None);
+        assert_eq!(millicores("0"), None);
     }
 }

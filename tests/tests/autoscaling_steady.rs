@@ -24,6 +24,8 @@ use kube::api::Api;
 const STEPS: &str = r#"          - filter: "[0,1,2,3,4,5,6,7].map(a, [0,1,2,3,4,5,6,7].map(b, [0,1,2,3,4,5,6,7].map(c, a * b * c).size()).size()).size() == 8"
           - groupByKey: {}"#;
 const KEYS: usize = 100;
+/// Each instance's `resources.limits.cpu`.
+const CPU_LIMIT: &str = "250m";
 
 /// Records number `range` of the input: record i has key `k{i % KEYS}`.
 fn send_records(topic: &str, range: std::ops::Range<usize>) {
@@ -83,12 +85,11 @@ fn drain_rate(output: &str, backlog: usize) -> f64 {
 }
 
 fn app(app_id: &str, input: &str, output: &str, autoscaling: bool) -> StreamsApp {
-    let extra = if autoscaling {
-        "  autoscaling: { enabled: true, minReplicas: 1, maxReplicas: 4, metricsInterval: 2s, window: 20s, scaleDownStabilization: 30s, cooldown: 10s, catchUpDuration: 30s, maxLagPerReplica: 1000000 }"
-    } else {
-        ""
-    };
-    counting_app(app_id, input, output, extra, STEPS)
+    let mut extra = format!("  resources: {{ limits: {{ cpu: {CPU_LIMIT} }} }}");
+    if autoscaling {
+        extra.push_str("\n  autoscaling: { enabled: true, minReplicas: 1, maxReplicas: 4, metricsInterval: 2s, window: 20s, scaleDownStabilization: 30s, cooldown: 10s, catchUpDuration: 30s, maxLagPerReplica: 1000000 }");
+    }
+    counting_app(app_id, input, output, &extra, STEPS)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -117,12 +118,11 @@ async fn steady_input_above_one_instance_settles_without_flapping() {
         (ready_pods(&pods).await == 1).then_some(())
     })
     .await;
-    let backlog = 20_000;
+    let backlog = 6_000;
     let sent = Arc::new(AtomicUsize::new(backlog));
     send_records(&input, 0..backlog);
     let one = tokio::task::block_in_place(|| drain_rate(&output, backlog));
-    // 1.25 times what one instance does: more than one can take, less than two take on this
-    // machine's 2 cores, which the broker and the producer share.
+    // 1.25 times what one instance does: more than one can take, less than two take.
     let rate = (one * 1.25) as usize;
     println!("one instance: {one:.0} records/s; steady input {rate}/s");
 
