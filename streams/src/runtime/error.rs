@@ -201,6 +201,18 @@ pub enum RuntimeError {
         #[source]
         source: Box<RuntimeError>,
     },
+    /// A call into the Kafka client did not return long after its own timeout (librdkafka waits
+    /// for a group coordinator that is away, confluentinc/librdkafka#5456): the client is
+    /// replaced.
+    #[error(
+        "{what} did not return within {waited_secs} s (librdkafka keeps waiting for a group coordinator that is away)"
+    )]
+    Unresponsive {
+        /// The call given up on.
+        what: String,
+        /// How long it was waited for, in seconds.
+        waited_secs: u64,
+    },
     /// A failure the runtime describes itself (a missing output topic, transactions that keep
     /// failing, global tables that cannot load).
     #[error("{0}")]

@@ -14,6 +14,7 @@ use crate::processor::ProduceRequest;
 use crate::topology::Topology;
 
 pub use freshet_admin as admin;
+mod abandonable;
 pub mod error;
 mod global;
 mod metrics;

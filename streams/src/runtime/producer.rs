@@ -17,6 +17,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{info, warn};
 
+use super::abandonable::call_within;
 use super::error::{ErrorClass, RuntimeError, TaskError};
 use super::refusal::{
     Kind, Origin, Plan, ProductionHandler, Refused, Sent, Watch, batches_too_large, triage,
@@ -107,10 +108,19 @@ const RETRIED_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// long a close waits behind a commit while the brokers are away.
 const TRANSACTION_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long after its own timeout a call that ignores it (sending the offsets to the
+/// transaction, see [`abandonable`](super::abandonable)) is given before the producer is
+/// given up on.
+const UNRESPONSIVE_GRACE: Duration = Duration::from_secs(5);
+
 /// The thread's producer and, under exactly_once_v2, the state of its transaction (Kafka
 /// Streams' `StreamsProducer`): every task of the thread writes through it.
 pub(crate) struct StreamsProducer {
-    pub(crate) producer: BaseProducer<DeliveryContext>,
+    /// Shared only with a call that may not return (see [`abandonable`](super::abandonable)).
+    pub(crate) producer: Arc<BaseProducer<DeliveryContext>>,
+    /// Under exactly_once_v2: a call into the producer was given up on and may still be under
+    /// way; the producer can do nothing more and is replaced, not aborted.
+    abandoned: bool,
     /// Under exactly_once_v2: the producer's configuration, to replace a fenced or failed one.
     pub(crate) transactional: Option<ClientConfig>,
     pub(crate) in_transaction: bool,
@@ -147,7 +157,8 @@ impl StreamsProducer {
     ) -> Result<StreamsProducer, RuntimeError> {
         let producer = create_producer(&config, transactional, task_timeout, &shutdown)?;
         Ok(StreamsProducer {
-            producer,
+            producer: Arc::new(producer),
+            abandoned: false,
             transactional: transactional.then_some(config),
             in_transaction: false,
             committed: HashMap::new(),
@@ -423,9 +434,21 @@ impl StreamsProducer {
                     "the consumer has no group metadata yet".to_owned(),
                 ))
             })?;
-            self.producer
-                .send_offsets_to_transaction(&tpl, &group, TRANSACTION_CALL_TIMEOUT)
-                .map_err(txn("sending the consumed offsets to the transaction"))?;
+            const WHAT: &str = "sending the consumed offsets to the transaction";
+            let producer = Arc::clone(&self.producer);
+            let limit = TRANSACTION_CALL_TIMEOUT + UNRESPONSIVE_GRACE;
+            match call_within(WHAT, limit, move || {
+                producer.send_offsets_to_transaction(&tpl, &group, TRANSACTION_CALL_TIMEOUT)
+            }) {
+                Some(sent) => sent.map_err(txn(WHAT))?,
+                None => {
+                    self.abandoned = true;
+                    return Err(Failure::Transaction(RuntimeError::Unresponsive {
+                        what: WHAT.to_owned(),
+                        waited_secs: limit.as_secs(),
+                    }));
+                }
+            }
         }
         match self.producer.commit_transaction(TRANSACTION_CALL_TIMEOUT) {
             Ok(()) => Ok(self.committed_with(moved)),
@@ -468,7 +491,9 @@ impl StreamsProducer {
         // A refused batch leaves a gap in its partition's sequence numbers which librdkafka's
         // abort does not close (the next transaction fails out of sequence): a new producer, with
         // a new epoch, starts clean, its initialisation aborting the open transaction.
-        let aborted = was_open && fatal.is_none() && refused.is_empty() && self.abort(thread);
+        let abandoned = std::mem::take(&mut self.abandoned);
+        let aborted =
+            was_open && fatal.is_none() && refused.is_empty() && !abandoned && self.abort(thread);
         if aborted {
             // Purged records report their failure on this poll; the context ignores purges.
             self.producer.poll(Duration::ZERO);
@@ -481,6 +506,11 @@ impl StreamsProducer {
                     ?code,
                     reason,
                     "the producer is in a fatal state (fenced or failed); replacing it"
+                );
+            } else if abandoned {
+                warn!(
+                    thread,
+                    "a call into the producer did not return; replacing the producer (the new one fences it)"
                 );
             } else if !refused.is_empty() {
                 info!(
@@ -498,7 +528,12 @@ impl StreamsProducer {
                     )),
                 });
             }
-            self.producer = create_producer(&config, true, self.task_timeout, &self.shutdown)?;
+            self.producer = Arc::new(create_producer(
+                &config,
+                true,
+                self.task_timeout,
+                &self.shutdown,
+            )?);
             info!(
                 thread,
                 "transactional producer replaced and initialised: the open transaction is aborted"
