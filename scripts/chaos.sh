@@ -11,21 +11,11 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$FRESHET_CACHE/target}
-t0=$SECONDS
-started=()
-cleanup() {
-  local rc=$?
-  if [ -z "${FRESHET_KEEP_RUNNING:-}" ]; then
-    local i
-    for ((i = ${#started[@]} - 1; i >= 0; i--)); do "scripts/${started[i]}.sh" down || true; done
-  fi
-  log "make chaos: $( [ $rc -eq 0 ] && echo passed || echo FAILED ) in $((SECONDS - t0)) s"
-  exit $rc
-}
-trap cleanup EXIT
+TARGET_T0=$SECONDS
+trap 'finish_target "make chaos"' EXIT
 need_cmd cargo "install Rust with rustup (https://rustup.rs) and put cargo on PATH"
-scripts/kafka.sh status >/dev/null 2>&1 || { started+=(kafka); scripts/kafka.sh up; }
-scripts/cluster.sh status >/dev/null 2>&1 || { started+=(cluster); scripts/cluster.sh up; }
+ensure_up kafka
+ensure_up cluster
 # The tests run the engine and operator binaries: build them beside the test executables.
 cargo build -p freshet-engine -p freshet-operator --bins
 export FRESHET_KAFKA_BOOTSTRAP=127.0.0.1:$FRESHET_KAFKA_PORT

@@ -113,3 +113,19 @@ wait_until() { # wait_until SECONDS DESCRIPTION CMD...: poll CMD every 0.5 s
   done
   log "$what"
 }
+
+# Services a make target brings up when they are not running, and stops again when it ends
+# (FRESHET_KEEP_RUNNING=1 keeps them): `ensure_up kafka`, `ensure_up cluster`, then
+# `finish_target "make test"` from the target's EXIT trap.
+STARTED_SERVICES=()
+ensure_up() { # ensure_up SERVICE: scripts/SERVICE.sh up unless its status says it runs
+  "$ROOT/scripts/$1.sh" status >/dev/null 2>&1 || { STARTED_SERVICES+=("$1"); "$ROOT/scripts/$1.sh" up; }
+}
+finish_target() { # finish_target NAME: from an EXIT trap, stop what ensure_up started, report
+  local rc=$? i
+  if [ -z "${FRESHET_KEEP_RUNNING:-}" ]; then
+    for ((i = ${#STARTED_SERVICES[@]} - 1; i >= 0; i--)); do "$ROOT/scripts/${STARTED_SERVICES[i]}.sh" down || true; done
+  fi
+  log "$1: $( [ $rc -eq 0 ] && echo passed || echo FAILED ) in $((SECONDS - ${TARGET_T0:-0})) s"
+  exit $rc
+}

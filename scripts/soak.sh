@@ -7,17 +7,10 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$FRESHET_CACHE/target}
-t0=$SECONDS
-started=
-cleanup() {
-  local rc=$?
-  if [ -n "$started" ] && [ -z "${FRESHET_KEEP_RUNNING:-}" ]; then scripts/kafka.sh down || true; fi
-  log "make soak: $( [ $rc -eq 0 ] && echo passed || echo FAILED ) in $((SECONDS - t0)) s"
-  exit $rc
-}
-trap cleanup EXIT
+TARGET_T0=$SECONDS
+trap 'finish_target "make soak"' EXIT
 need_cmd cargo "install Rust with rustup (https://rustup.rs) and put cargo on PATH"
-scripts/kafka.sh status >/dev/null 2>&1 || { started=1; scripts/kafka.sh up; }
+ensure_up kafka
 # The tests run the engine binary: build it beside the test executable.
 cargo build -p freshet-engine --bins
 export FRESHET_KAFKA_BOOTSTRAP=127.0.0.1:$FRESHET_KAFKA_PORT

@@ -5,18 +5,8 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$FRESHET_CACHE/target}
-t0=$SECONDS
-started=()
-cleanup() {
-  local rc=$?
-  if [ -z "${FRESHET_KEEP_RUNNING:-}" ]; then
-    local i
-    for ((i = ${#started[@]} - 1; i >= 0; i--)); do "scripts/${started[i]}.sh" down || true; done
-  fi
-  log "make test: $( [ $rc -eq 0 ] && echo passed || echo FAILED ) in $((SECONDS - t0)) s"
-  exit $rc
-}
-trap cleanup EXIT
+TARGET_T0=$SECONDS
+trap 'finish_target "make test"' EXIT
 
 need_cmd cargo "install Rust with rustup (https://rustup.rs) and put cargo on PATH"
 # The pod tests are their own node (freshet-test-node binds and runs their pods): a real node and
@@ -35,7 +25,7 @@ log "cargo build --workspace --all-targets (log: $build_log)"
 ( cargo build --workspace --all-targets >"$build_log" 2>&1 ) &
 build_pid=$!
 
-scripts/kafka.sh status >/dev/null 2>&1 || { started+=(kafka); scripts/kafka.sh up; }
+ensure_up kafka
 # The Kafka Streams reference (the differential tests' oracle), beside the cargo build and the
 # cluster's start. After Kafka's fetch, so two Mavens never fill one repository at once.
 reference_log=$RUN_DIR/reference-build.log
@@ -43,8 +33,8 @@ reference_log=$RUN_DIR/reference-build.log
 ( scripts/reference.sh build >"$RUN_DIR/reference-classpath" 2>"$reference_log" \
     && bench/kstreams.sh build >/dev/null 2>>"$reference_log" ) &
 reference_pid=$!
-scripts/cluster.sh status >/dev/null 2>&1 || { started+=(cluster); scripts/cluster.sh up; }
-log "services up after $((SECONDS - t0)) s"
+ensure_up cluster
+log "services up after $((SECONDS - TARGET_T0)) s"
 
 if ! wait "$build_pid"; then
   tail -n 60 "$build_log" >&2
@@ -54,7 +44,7 @@ if ! wait "$reference_pid"; then
   cat "$reference_log" >&2
   die "building the Kafka Streams reference failed (log: $reference_log)" "fix the error above, then: scripts/reference.sh build"
 fi
-log "build done after $((SECONDS - t0)) s"
+log "build done after $((SECONDS - TARGET_T0)) s"
 
 export FRESHET_KAFKA_BOOTSTRAP=127.0.0.1:$FRESHET_KAFKA_PORT
 export KUBECONFIG=$RUN_DIR/kubeconfig

@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use freshet_crds::StreamsAppSpec;
 use freshet_spec::{self as spec, Defaults};
 use freshet_streams::config::StreamsConfig;
+use freshet_streams::runtime::repeats::Repeats;
 use freshet_streams::runtime::{KafkaStreams, State, admin};
 use freshet_streams::topology::{DescribeFormat, Topology};
 
@@ -345,7 +346,7 @@ fn wait_for_kafka(
     shutdown: &AtomicBool,
 ) -> Result<bool, admin::AdminError> {
     let started = std::time::Instant::now();
-    let mut last_logged: Option<(String, std::time::Instant)> = None;
+    let mut repeats = Repeats::every(Duration::from_secs(30));
     loop {
         let prepared = match app.read() {
             Ok(a) => admin::prepare_topics(a.topology(), a.config()),
@@ -353,7 +354,7 @@ fn wait_for_kafka(
         };
         match prepared {
             Ok(_) => {
-                if let Some((what, _)) = last_logged {
+                if let Some(what) = repeats.last_logged() {
                     tracing::info!(waited_s = started.elapsed().as_secs(), waited_for = %what, "Kafka and the source topics are there: starting");
                 }
                 if let Ok(mut w) = waiting.lock() {
@@ -363,10 +364,8 @@ fn wait_for_kafka(
             }
             Err(e) if e.is_transient() => {
                 let what = e.to_string();
-                let repeat = matches!(&last_logged, Some((last, at)) if *last == what && at.elapsed() < Duration::from_secs(30));
-                if !repeat {
+                if repeats.should_log(&what) {
                     tracing::warn!(waiting_s = started.elapsed().as_secs(), "waiting: {what}");
-                    last_logged = Some((what.clone(), std::time::Instant::now()));
                 }
                 if let Ok(mut w) = waiting.lock() {
                     *w = Some(what);

@@ -22,6 +22,7 @@ pub mod partitioner;
 mod producer;
 mod rebalance;
 mod refusal;
+pub mod repeats;
 pub(crate) mod restore;
 pub(crate) mod task;
 mod task_manager;

@@ -30,6 +30,7 @@ use super::error::{ErrorClass, RuntimeError};
 use super::producer::{Failure, StreamsProducer};
 use super::rebalance::{Core, RebalanceContext, committed_offsets, topic_partitions};
 use super::refusal::{Origin, ProductionHandler};
+use super::repeats::Repeats;
 use super::task::{FailureKind, Outputs, RawRecord, RecordFailure, Task};
 use super::task_manager::TaskManager;
 use super::task_timeout::TaskTimeout;
@@ -64,18 +65,19 @@ const CONSUMER_ERROR_LOG_EVERY: Duration = Duration::from_secs(30);
 
 /// The consumer's retriable errors (a broker unreachable, every broker down), logged when they
 /// begin and every [`CONSUMER_ERROR_LOG_EVERY`] while they go on, not once a poll.
-#[derive(Default)]
-struct ConsumerErrors {
-    last_logged: Option<(String, Instant)>,
+struct ConsumerErrors(Repeats);
+
+impl Default for ConsumerErrors {
+    fn default() -> Self {
+        ConsumerErrors(Repeats::every(CONSUMER_ERROR_LOG_EVERY))
+    }
 }
 
 impl ConsumerErrors {
     fn note(&mut self, thread: usize, error: &rdkafka::error::KafkaError) {
         let text = error.to_string();
-        let quiet = matches!(&self.last_logged, Some((last, at)) if *last == text && at.elapsed() < CONSUMER_ERROR_LOG_EVERY);
-        if !quiet {
+        if self.0.should_log(&text) {
             warn!(thread, error = %text, "the consumer reports a transient error; waiting for the brokers (librdkafka reconnects by itself)");
-            self.last_logged = Some((text, Instant::now()));
         }
     }
 }
