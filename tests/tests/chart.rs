@@ -173,6 +173,8 @@ fn the_values_schema_names_a_bad_value() {
     assert!(!ok && err.contains("replicas"), "{err}");
     let (ok, _, err) = template(&["image.pullPolicy=Sometimes"]);
     assert!(!ok && err.contains("pullPolicy"), "{err}");
+    let (ok, _, err) = template(&["statusRefreshSeconds=0"]);
+    assert!(!ok && err.contains("statusRefreshSeconds"), "{err}");
 }
 
 fn counts(records: &[Received]) -> BTreeMap<String, i64> {
