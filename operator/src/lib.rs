@@ -8,6 +8,7 @@
 //! - [`kafka`] — the topology compiled by the engine's compiler, partition counts, internal
 //!   topics, lag and the application reset;
 //! - [`render`] — the ConfigMap, Service, StatefulSet and PodDisruptionBudget of an app;
+//! - [`resources`] — the engine container's default CPU and memory;
 //! - [`render_cli`] — `freshet-operator render`: those objects for a manifest, without a
 //!   cluster;
 //! - [`status`] — conditions;
@@ -25,6 +26,7 @@ pub mod leader;
 pub mod metrics;
 pub mod render;
 pub mod render_cli;
+pub mod resources;
 pub mod scaling;
 pub mod status;
 
