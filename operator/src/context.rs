@@ -3,7 +3,7 @@
 //! reconciler's error.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use freshet_admin::AdminError;
@@ -14,6 +14,7 @@ use kube::{Client, Resource, ResourceExt};
 use crate::autoscale::Autoscaler;
 use crate::kafka::ClientCache;
 use crate::metrics::Metrics;
+use crate::tenancy::Watched;
 
 /// The field manager of everything the operator applies.
 pub const MANAGER: &str = "freshet-operator";
@@ -87,6 +88,9 @@ pub struct Context {
     pub status_written: Mutex<HashMap<String, Instant>>,
     /// The deletions in progress.
     pub deleting: Mutex<HashMap<String, Deleting>>,
+    /// The StreamsApps the controllers watch (set when they start), for who owns an
+    /// applicationId.
+    pub watched: OnceLock<Watched>,
 }
 
 /// Locks a map of per-app memory; a panic elsewhere leaves it usable (it holds no invariant
@@ -115,6 +119,7 @@ impl Context {
             manual_scales: Mutex::default(),
             status_written: Mutex::default(),
             deleting: Mutex::default(),
+            watched: OnceLock::new(),
         }
     }
 

@@ -34,6 +34,7 @@ use crate::kafka::{self, Plan, StateSignature as _};
 use crate::render::{self, Decisions};
 use crate::scaling::{self, max_useful_replicas};
 use crate::status::{self, Judged};
+use crate::tenancy::{self, Owner, Watched};
 
 /// The finalizer that runs `cleanupPolicy` before a StreamsApp goes.
 pub const FINALIZER: &str = "freshet.dev/cleanup";
@@ -56,10 +57,25 @@ pub async fn run(ctx: Arc<Context>, namespaces: Vec<String>) {
             })
             .collect()
     };
-    let controllers = apis.into_iter().map(|(apps, sets)| {
+    let controllers: Vec<_> = apis
+        .into_iter()
+        .map(|(apps, sets)| {
+            Controller::new(apps, watcher::Config::default()).owns(sets, watcher::Config::default())
+        })
+        .collect();
+    // Who owns an applicationId is decided over every watched namespace.
+    let watched = Watched {
+        stores: controllers.iter().map(Controller::store).collect(),
+        namespaces,
+    };
+    if ctx.watched.set(watched).is_err() {
+        tracing::warn!(
+            "a context reused for a second run: its caches of StreamsApps are the first run's"
+        );
+    }
+    let controllers = controllers.into_iter().map(|controller| {
         let ctx = ctx.clone();
-        Controller::new(apps, watcher::Config::default())
-            .owns(sets, watcher::Config::default())
+        controller
             .shutdown_on_signal()
             .run(reconcile, error_policy, ctx)
             .for_each(|result| async move {
@@ -88,14 +104,38 @@ async fn reconcile_app(app: Arc<StreamsApp>, ctx: &Context) -> Result<Action, Er
     // the finalizer as soon as its cleanup returns, and these stages wait (by requeue).
     let deleting = app.metadata.deletion_timestamp.is_some()
         && app.finalizers().iter().any(|f| f == FINALIZER);
-    if deleting && let Next::Requeue(after) = deletion::advance(&app, ctx).await? {
-        return Ok(Action::requeue(after));
+    // An app whose applicationId another app owns gets nothing done for it, on deletion too:
+    // its cleanup would delete the owner's topics and group.
+    let other = tenancy::owner_elsewhere(ctx, &app).await?;
+    if deleting {
+        match &other {
+            None => {
+                if let Next::Requeue(after) = deletion::advance(&app, ctx).await? {
+                    return Ok(Action::requeue(after));
+                }
+            }
+            Some(owner) => {
+                ctx.event(
+                    &app,
+                    EventType::Normal,
+                    "CleanupSkipped",
+                    format!(
+                        "applicationId {} belongs to StreamsApp {owner}: its internal topics and consumer group are left alone",
+                        app.spec.application_id
+                    ),
+                )
+                .await;
+            }
+        }
     }
     let ns = app.namespace().unwrap_or_else(|| "default".into());
     let api: Api<StreamsApp> = Api::namespaced(ctx.client.clone(), &ns);
     finalizer(&api, FINALIZER, app, |event| async {
         match event {
-            Finalizer::Apply(app) => apply(&app, ctx).await,
+            Finalizer::Apply(app) => match &other {
+                None => apply(&app, ctx).await,
+                Some(owner) => id_taken(&app, ctx, owner).await,
+            },
             Finalizer::Cleanup(app) => {
                 ctx.forget(&app);
                 Ok(Action::await_change())
@@ -185,7 +225,156 @@ fn kept(app: &StreamsApp) -> StreamsAppStatus {
     }
 }
 
+/// Another app owns this app's applicationId: a `Conflict` condition naming it, nothing else.
+/// Looked at again every resync, which notices the owner gone.
+async fn id_taken(app: &StreamsApp, ctx: &Context, owner: &Owner) -> Result<Action, Error> {
+    let judged = [
+        Judged::new(
+            tenancy::CONFLICT,
+            true,
+            tenancy::ID_TAKEN,
+            format!(
+                "applicationId {} belongs to StreamsApp {owner}, the first created with it; this app runs nothing (no topics, pods or group) while that one exists. Give this app another applicationId (a new StreamsApp: the id is immutable)",
+                app.spec.application_id
+            ),
+        ),
+        Judged::new(
+            status::READY,
+            false,
+            tenancy::ID_TAKEN,
+            format!(
+                "applicationId {} belongs to StreamsApp {owner}",
+                app.spec.application_id
+            ),
+        ),
+    ];
+    announce(ctx, app, &judged).await;
+    write_status(ctx, app, &judged, kept(app)).await?;
+    Ok(Action::requeue(ctx.settings.resync))
+}
+
+/// Objects named like the app's exist and were not made for it: a `Conflict` condition naming
+/// them, nothing applied. Looked at again every resync.
+async fn objects_not_ours(
+    app: &StreamsApp,
+    ctx: &Context,
+    foreign: &[String],
+) -> Result<Action, Error> {
+    let judged = [
+        Judged::new(
+            tenancy::CONFLICT,
+            true,
+            tenancy::NOT_OURS,
+            format!(
+                "{} already exist{} and {} not made by the operator for this StreamsApp (no owner reference to it): the operator neither takes over nor deletes them, and applies nothing while they are there. Delete or rename them, or rename the StreamsApp",
+                foreign.join(", "),
+                if foreign.len() == 1 { "s" } else { "" },
+                if foreign.len() == 1 { "was" } else { "were" },
+            ),
+        ),
+        Judged::new(
+            status::READY,
+            false,
+            tenancy::NOT_OURS,
+            format!("{} not made for this app", foreign.join(", ")),
+        ),
+    ];
+    announce(ctx, app, &judged).await;
+    write_status(ctx, app, &judged, kept(app)).await?;
+    Ok(Action::requeue(ctx.settings.resync))
+}
+
+/// The objects named like `app`'s that exist without `app` as their controller, as
+/// `Kind namespace/name`.
+async fn foreign_objects(app: &StreamsApp, ctx: &Context) -> Result<Vec<String>, Error> {
+    let ns = app.namespace().unwrap_or_default();
+    let name = app.name_any();
+    let client = ctx.client.clone();
+    let metas = [
+        (
+            "ConfigMap",
+            render::config_map_name(app),
+            Api::<ConfigMap>::namespaced(client.clone(), &ns)
+                .get_metadata_opt(&render::config_map_name(app))
+                .await?
+                .map(|m| m.metadata),
+        ),
+        (
+            "Service",
+            name.clone(),
+            Api::<Service>::namespaced(client.clone(), &ns)
+                .get_metadata_opt(&name)
+                .await?
+                .map(|m| m.metadata),
+        ),
+        (
+            "StatefulSet",
+            name.clone(),
+            Api::<StatefulSet>::namespaced(client.clone(), &ns)
+                .get_metadata_opt(&name)
+                .await?
+                .map(|m| m.metadata),
+        ),
+        (
+            "PodDisruptionBudget",
+            name.clone(),
+            Api::<PodDisruptionBudget>::namespaced(client, &ns)
+                .get_metadata_opt(&name)
+                .await?
+                .map(|m| m.metadata),
+        ),
+    ];
+    Ok(metas
+        .into_iter()
+        .filter_map(|(kind, name, meta)| {
+            let meta = meta?;
+            (!tenancy::made_for(&meta, app)).then(|| format!("{kind} {ns}/{name}"))
+        })
+        .collect())
+}
+
+/// The `Conflict` condition cleared, when an earlier reconcile set it.
+fn no_conflict(app: &StreamsApp) -> Option<Judged> {
+    app.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .any(|c| c.type_ == tenancy::CONFLICT)
+        .then(|| {
+            Judged::new(
+                tenancy::CONFLICT,
+                false,
+                "NoConflict",
+                "this app owns its applicationId and the objects it runs",
+            )
+        })
+}
+
 async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
+    let overrides = tenancy::id_overrides(&app.spec);
+    if !overrides.is_empty() {
+        let judged = [
+            Judged::new(
+                status::TOPOLOGY_VALID,
+                false,
+                tenancy::ID_OVERRIDE,
+                tenancy::id_override_message(&overrides),
+            ),
+            Judged::new(
+                status::READY,
+                false,
+                tenancy::ID_OVERRIDE,
+                "application.id is overridden; the running version (if any) is kept",
+            ),
+        ];
+        announce(ctx, app, &judged).await;
+        write_status(ctx, app, &judged, kept(app)).await?;
+        return Ok(Action::await_change());
+    }
+    let foreign = foreign_objects(app, ctx).await?;
+    if !foreign.is_empty() {
+        return objects_not_ours(app, ctx, &foreign).await;
+    }
     let spec = app.spec.clone();
     let mut plan = match tokio::task::spawn_blocking(move || kafka::plan(&spec)).await? {
         Ok(plan) => plan,
@@ -341,6 +530,7 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
         ),
         scaling,
     ];
+    judged.extend(no_conflict(app));
     let held = running
         .as_ref()
         .and_then(|sts| held_change(app, sts, &plan, &signature));

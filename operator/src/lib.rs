@@ -12,6 +12,7 @@
 //! - [`render_cli`] — `freshet-operator render`: those objects for a manifest, without a
 //!   cluster;
 //! - [`status`] — conditions;
+//! - [`tenancy`] — one owner per applicationId, no id overrides, only objects it made;
 //! - [`scaling`] — how many instances an app asks for and can use;
 //! - [`leader`] — leader election on a Lease;
 //! - [`metrics`] — Prometheus metrics and the HTTP endpoints.
@@ -29,6 +30,7 @@ pub mod render_cli;
 pub mod resources;
 pub mod scaling;
 pub mod status;
+pub mod tenancy;
 
 /// A short, stable digest of `text` (FNV-1a, 64 bits, hex): config hashes and state signatures
 /// must not change between operator versions, which rules out `std`'s hasher.

@@ -310,6 +310,14 @@ fn engine_container(app: &StreamsApp, image: &str, state_dir: &str) -> Container
             value: Some(state_dir.to_owned()),
             ..Default::default()
         },
+        // The manifest's own id, as the variable the engine reads over every other source but
+        // its flags: an `envFrom` Secret or ConfigMap holding another cannot redirect the pods
+        // to another application's group and topics (`env` wins over `envFrom`).
+        EnvVar {
+            name: "FRESHET_APPLICATION_ID".into(),
+            value: Some(app.spec.application_id.clone()),
+            ..Default::default()
+        },
     ];
     env.extend(pod.env);
     Container {
@@ -553,6 +561,7 @@ spec:
                 "POD_IP",
                 "FRESHET_HTTP_ADDRESS",
                 "FRESHET_STATE_DIR",
+                "FRESHET_APPLICATION_ID",
                 "FRESHET_CONFIG_SASL_PASSWORD"
             ]
         );
