@@ -28,13 +28,14 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use crate::autoscale::Sample;
-use crate::context::{Context, Error, MANAGER, lock};
+use crate::context::{Context, Error, MANAGER, Watched, lock};
 use crate::deletion::{self, Next};
 use crate::kafka::{self, Plan, StateSignature as _};
+use crate::policy;
 use crate::render::{self, Decisions};
 use crate::scaling::{self, max_useful_replicas};
 use crate::status::{self, Judged};
-use crate::tenancy::{self, Owner, Watched};
+use crate::tenancy::{self, Owner};
 
 /// The finalizer that runs `cleanupPolicy` before a StreamsApp goes.
 pub const FINALIZER: &str = "freshet.dev/cleanup";
@@ -204,7 +205,7 @@ async fn announce(ctx: &Context, app: &StreamsApp, judged: &[Judged]) {
             continue;
         }
         let warning = match j.type_ {
-            status::SCALING | status::DEGRADED => j.status,
+            status::SCALING | status::DEGRADED | tenancy::CONFLICT => j.status,
             _ => !j.status,
         };
         if warning {
@@ -333,6 +334,50 @@ async fn foreign_objects(app: &StreamsApp, ctx: &Context) -> Result<Vec<String>,
         .collect())
 }
 
+/// The operator's policy refuses the app: `Allowed=False` says why; no Kafka client is made.
+/// Only a change of the app (or of the operator's flags, a restart) can fix it.
+async fn refused(
+    app: &StreamsApp,
+    ctx: &Context,
+    refusal: &crate::policy::Refusal,
+) -> Result<Action, Error> {
+    tracing::info!(app = %Context::key(app), reason = refusal.reason, "refused by the operator's policy");
+    let judged = [
+        Judged::new(
+            policy::ALLOWED,
+            false,
+            refusal.reason,
+            refusal.message.clone(),
+        ),
+        Judged::new(
+            status::READY,
+            false,
+            refusal.reason,
+            "refused by the operator's policy; the running version (if any) is kept",
+        ),
+    ];
+    announce(ctx, app, &judged).await;
+    write_status(ctx, app, &judged, kept(app)).await?;
+    Ok(Action::await_change())
+}
+
+/// `Allowed=True`, when an earlier reconcile refused the app.
+fn now_allowed(app: &StreamsApp) -> Option<Judged> {
+    app.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .any(|c| c.type_ == policy::ALLOWED)
+        .then(|| {
+            Judged::new(
+                policy::ALLOWED,
+                true,
+                "Allowed",
+                "the operator's policy allows this app's servers, image and client settings",
+            )
+        })
+}
+
 /// The `Conflict` condition cleared, when an earlier reconcile set it.
 fn no_conflict(app: &StreamsApp) -> Option<Judged> {
     app.status
@@ -399,6 +444,9 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
             return Ok(Action::await_change());
         }
     };
+    if let Err(refusal) = ctx.settings.policy.check(app, &plan.config) {
+        return refused(app, ctx, &refusal).await;
+    }
     let offsets: Option<kafka::InputOffsets>;
     let topics = {
         let (cache, key) = (ctx.kafka.clone(), Context::key(app));
@@ -531,6 +579,7 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
         scaling,
     ];
     judged.extend(no_conflict(app));
+    judged.extend(now_allowed(app));
     let held = running
         .as_ref()
         .and_then(|sts| held_change(app, sts, &plan, &signature));

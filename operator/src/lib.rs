@@ -7,6 +7,8 @@
 //!   application reset;
 //! - [`kafka`] — the topology compiled by the engine's compiler, partition counts, internal
 //!   topics, lag and the application reset;
+//! - [`policy`] — where the operator may connect, which images it runs, what its clients may
+//!   read;
 //! - [`render`] — the ConfigMap, Service, StatefulSet and PodDisruptionBudget of an app;
 //! - [`resources`] — the engine container's default CPU and memory;
 //! - [`render_cli`] — `freshet-operator render`: those objects for a manifest, without a
@@ -25,6 +27,7 @@ pub mod deletion;
 pub mod kafka;
 pub mod leader;
 pub mod metrics;
+pub mod policy;
 pub mod render;
 pub mod render_cli;
 pub mod resources;

@@ -61,7 +61,7 @@ pub fn defaults(config: Option<&StreamsConfig>) -> ResourceRequirements {
 /// A CPU quantity as the apiserver writes it back (`1`, not `1000m`), so what the operator
 /// applies and what `freshet-operator render` prints read the same as the live object.
 fn cpu(millis: u64) -> Quantity {
-    Quantity(if millis % 1000 == 0 {
+    Quantity(if millis.is_multiple_of(1000) {
         format!("{}", millis / 1000)
     } else {
         format!("{millis}m")
@@ -70,7 +70,7 @@ fn cpu(millis: u64) -> Quantity {
 
 /// A memory quantity in its canonical form (`1Gi`, not `1024Mi`).
 fn memory(mib: u64) -> Quantity {
-    Quantity(if mib % 1024 == 0 {
+    Quantity(if mib.is_multiple_of(1024) {
         format!("{}Gi", mib / 1024)
     } else {
         format!("{mib}Mi")

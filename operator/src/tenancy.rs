@@ -22,7 +22,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
-use kube::runtime::reflector::Store;
 
 use crate::context::{Context, Error};
 
@@ -35,15 +34,6 @@ pub const ID_TAKEN: &str = "ApplicationIdInUse";
 pub const NOT_OURS: &str = "ObjectsNotOwned";
 /// `TopologyValid`'s reason when the spec sets `application.id` another way.
 pub const ID_OVERRIDE: &str = "ApplicationIdOverride";
-
-/// The StreamsApps the operator watches: the controllers' caches (one per watched namespace,
-/// or one for all) and the namespaces, for the apiserver itself when the caches may lag.
-pub struct Watched {
-    /// The controllers' reflector stores.
-    pub stores: Vec<Store<StreamsApp>>,
-    /// The watched namespaces; all when empty.
-    pub namespaces: Vec<String>,
-}
 
 /// The app that owns an applicationId, as the conflict message names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
