@@ -285,55 +285,6 @@ async fn objects_not_ours(
     Ok(Action::requeue(ctx.settings.resync))
 }
 
-/// The objects named like `app`'s that exist without `app` as their controller, as
-/// `Kind namespace/name`.
-async fn foreign_objects(app: &StreamsApp, ctx: &Context) -> Result<Vec<String>, Error> {
-    let ns = app.namespace().unwrap_or_default();
-    let name = app.name_any();
-    let client = ctx.client.clone();
-    let metas = [
-        (
-            "ConfigMap",
-            render::config_map_name(app),
-            Api::<ConfigMap>::namespaced(client.clone(), &ns)
-                .get_metadata_opt(&render::config_map_name(app))
-                .await?
-                .map(|m| m.metadata),
-        ),
-        (
-            "Service",
-            name.clone(),
-            Api::<Service>::namespaced(client.clone(), &ns)
-                .get_metadata_opt(&name)
-                .await?
-                .map(|m| m.metadata),
-        ),
-        (
-            "StatefulSet",
-            name.clone(),
-            Api::<StatefulSet>::namespaced(client.clone(), &ns)
-                .get_metadata_opt(&name)
-                .await?
-                .map(|m| m.metadata),
-        ),
-        (
-            "PodDisruptionBudget",
-            name.clone(),
-            Api::<PodDisruptionBudget>::namespaced(client, &ns)
-                .get_metadata_opt(&name)
-                .await?
-                .map(|m| m.metadata),
-        ),
-    ];
-    Ok(metas
-        .into_iter()
-        .filter_map(|(kind, name, meta)| {
-            let meta = meta?;
-            (!tenancy::made_for(&meta, app)).then(|| format!("{kind} {ns}/{name}"))
-        })
-        .collect())
-}
-
 /// The operator's policy refuses the app: `Allowed=False` says why; no Kafka client is made.
 /// Only a change of the app (or of the operator's flags, a restart) can fix it.
 async fn refused(
@@ -416,7 +367,7 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
         write_status(ctx, app, &judged, kept(app)).await?;
         return Ok(Action::await_change());
     }
-    let foreign = foreign_objects(app, ctx).await?;
+    let foreign = tenancy::foreign_objects(app, ctx).await?;
     if !foreign.is_empty() {
         return objects_not_ours(app, ctx, &foreign).await;
     }

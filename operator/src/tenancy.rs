@@ -18,12 +18,16 @@
 use std::sync::Arc;
 
 use freshet_crds::{StreamsApp, StreamsAppSpec};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 
 use crate::context::{Context, Error};
+use crate::render;
 
 /// The condition of an app that may not run: its applicationId has another owner, or objects
 /// it would apply were not made for it.
@@ -169,6 +173,55 @@ pub fn made_for(meta: &ObjectMeta, app: &StreamsApp) -> bool {
         .iter()
         .flatten()
         .any(|o| o.uid == uid && o.controller == Some(true))
+}
+
+/// The objects named like `app`'s that exist without `app` as their controller, as
+/// `Kind namespace/name`.
+pub async fn foreign_objects(app: &StreamsApp, ctx: &Context) -> Result<Vec<String>, Error> {
+    let ns = app.namespace().unwrap_or_default();
+    let name = app.name_any();
+    let client = ctx.client.clone();
+    let metas = [
+        (
+            "ConfigMap",
+            render::config_map_name(app),
+            Api::<ConfigMap>::namespaced(client.clone(), &ns)
+                .get_metadata_opt(&render::config_map_name(app))
+                .await?
+                .map(|m| m.metadata),
+        ),
+        (
+            "Service",
+            name.clone(),
+            Api::<Service>::namespaced(client.clone(), &ns)
+                .get_metadata_opt(&name)
+                .await?
+                .map(|m| m.metadata),
+        ),
+        (
+            "StatefulSet",
+            name.clone(),
+            Api::<StatefulSet>::namespaced(client.clone(), &ns)
+                .get_metadata_opt(&name)
+                .await?
+                .map(|m| m.metadata),
+        ),
+        (
+            "PodDisruptionBudget",
+            name.clone(),
+            Api::<PodDisruptionBudget>::namespaced(client, &ns)
+                .get_metadata_opt(&name)
+                .await?
+                .map(|m| m.metadata),
+        ),
+    ];
+    Ok(metas
+        .into_iter()
+        .filter_map(|(kind, name, meta)| {
+            let meta = meta?;
+            (!made_for(&meta, app)).then(|| format!("{kind} {ns}/{name}"))
+        })
+        .collect())
 }
 
 #[cfg(test)]
