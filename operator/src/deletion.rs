@@ -180,8 +180,11 @@ pub async fn stop_instances(app: &StreamsApp, ctx: &Context) -> Result<Instances
 pub async fn reset(app: &StreamsApp, ctx: &Context) -> Result<Next, Error> {
     let spec = app.spec.clone();
     let (cache, key) = (ctx.kafka.clone(), Context::key(app));
+    let (policy, owned) = (ctx.settings.policy.clone(), app.clone());
     let outcome = tokio::task::spawn_blocking(move || {
         let plan = kafka::plan(&spec).map_err(ResetError::Topology)?;
+        // The operator connects nowhere its policy does not allow, to delete either.
+        policy.check(&owned, &plan.config)?;
         let clients = cache.get(&key, &plan.config)?;
         kafka::delete_app_data(&clients, &plan)?;
         Ok::<_, ResetError>(plan.internal_topics)
@@ -199,6 +202,16 @@ pub async fn reset(app: &StreamsApp, ctx: &Context) -> Result<Next, Error> {
                     "deleted {} internal topics and the consumer group {id}",
                     topics.len()
                 ),
+            )
+            .await;
+            Ok(Next::Done)
+        }
+        Err(ResetError::Refused(refusal)) => {
+            ctx.event(
+                app,
+                EventType::Warning,
+                "CleanupSkipped",
+                format!("deleted without the cleanup, since the operator's policy refuses the app: {refusal}. The internal topics and the consumer group {id}, if any, stay in Kafka"),
             )
             .await;
             Ok(Next::Done)
@@ -241,4 +254,7 @@ enum ResetError {
     /// Kafka refused or did not answer.
     #[error("{0}")]
     Kafka(#[from] AdminError),
+    /// The operator's policy refuses the app's servers or client settings.
+    #[error("{0}")]
+    Refused(#[from] crate::policy::Refusal),
 }

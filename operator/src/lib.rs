@@ -7,10 +7,14 @@
 //!   application reset;
 //! - [`kafka`] — the topology compiled by the engine's compiler, partition counts, internal
 //!   topics, lag and the application reset;
+//! - [`policy`] — where the operator may connect, which images it runs, what its clients may
+//!   read;
 //! - [`render`] — the ConfigMap, Service, StatefulSet and PodDisruptionBudget of an app;
+//! - [`resources`] — the engine container's default CPU and memory;
 //! - [`render_cli`] — `freshet-operator render`: those objects for a manifest, without a
 //!   cluster;
 //! - [`status`] — conditions;
+//! - [`tenancy`] — one owner per applicationId, no id overrides, only objects it made;
 //! - [`scaling`] — how many instances an app asks for and can use;
 //! - [`leader`] — leader election on a Lease;
 //! - [`metrics`] — Prometheus metrics and the HTTP endpoints.
@@ -23,10 +27,13 @@ pub mod deletion;
 pub mod kafka;
 pub mod leader;
 pub mod metrics;
+pub mod policy;
 pub mod render;
 pub mod render_cli;
+pub mod resources;
 pub mod scaling;
 pub mod status;
+pub mod tenancy;
 
 /// A short, stable digest of `text` (FNV-1a, 64 bits, hex): config hashes and state signatures
 /// must not change between operator versions, which rules out `std`'s hasher.

@@ -156,6 +156,68 @@ fn the_chart_renders_cluster_wide_or_per_namespace() {
         env_of(deployment, "FRESHET_OPERATOR_NAMESPACES").as_deref(),
         Some("a,b")
     );
+    // Only what the watched namespaces need: no cluster-wide binding, and in each Role no verb
+    // the operator never uses (every verb is documented in the operator guide's RBAC table).
+    assert!(
+        !docs.iter().any(|(k, _, _)| k == "ClusterRoleBinding"),
+        "a ClusterRoleBinding for a namespace list"
+    );
+    let role = &docs
+        .iter()
+        .find(|(k, ns, _)| k == "Role" && ns == "a")
+        .expect("the Role in a")
+        .2;
+    for rule in role["rules"].as_array().expect("rules") {
+        let verbs: Vec<&str> = rule["verbs"]
+            .as_array()
+            .expect("verbs")
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        assert!(
+            !verbs.contains(&"delete") && !verbs.contains(&"*"),
+            "the operator deletes nothing itself: {rule}"
+        );
+        if rule["resources"] != serde_json::json!(["streamsapps/finalizers"]) {
+            assert!(
+                !verbs.contains(&"update"),
+                "server-side apply needs no update: {rule}"
+            );
+        }
+    }
+    // The allow-lists reach the operator as flags, the Secrets its clients may read as mounts.
+    let (ok, limited, err) = template(&[
+        "allowedBootstrapServers={*.kafka.svc:9092,kafka-0.example}",
+        "allowedImages={ghcr.io/freshet/*}",
+        "kafkaClientSecrets={kafka-tls}",
+    ]);
+    assert!(ok, "{err}");
+    let docs = documents(&limited);
+    let deployment = &docs
+        .iter()
+        .find(|(k, _, _)| k == "Deployment")
+        .expect("deployment")
+        .2;
+    assert_eq!(
+        env_of(deployment, "FRESHET_OPERATOR_ALLOWED_BOOTSTRAP_SERVERS").as_deref(),
+        Some("*.kafka.svc:9092,kafka-0.example")
+    );
+    assert_eq!(
+        env_of(deployment, "FRESHET_OPERATOR_ALLOWED_IMAGES").as_deref(),
+        Some("ghcr.io/freshet/*")
+    );
+    assert_eq!(
+        env_of(deployment, "FRESHET_OPERATOR_CLIENT_FILE_DIRS").as_deref(),
+        Some("/etc/freshet/kafka")
+    );
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["volumes"][0]["secret"]["secretName"], "kafka-tls");
+    assert_eq!(
+        pod["containers"][0]["volumeMounts"][0]["mountPath"],
+        "/etc/freshet/kafka/kafka-tls"
+    );
+    let (ok, _, err) = template(&["allowedBootstrapServers={a b}"]);
+    assert!(!ok && err.contains("allowedBootstrapServers"), "{err}");
     let (ok, with_monitor, err) = template(&["serviceMonitor.enabled=true"]);
     assert!(ok, "{err}");
     assert!(
