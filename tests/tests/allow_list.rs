@@ -8,11 +8,11 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use freshet_crds::StreamsApp;
+use freshet_tests::apps::condition_with;
 use freshet_tests::cluster::{install_crd, namespace};
 use freshet_tests::engine::{EngineProcess, free_port};
 use freshet_tests::kafka::create_topics;
 use freshet_tests::{kafka_bootstrap, kube_client, kubeconfig_path, unique_name};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, Patch, PatchParams};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -34,33 +34,6 @@ spec:
         id = unique_name("allow-app"),
     ))
     .expect("test StreamsApp")
-}
-
-async fn condition(
-    apps: &Api<StreamsApp>,
-    name: &str,
-    type_: &str,
-    reason: &str,
-    op: &EngineProcess,
-) -> Condition {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let found = apps
-            .get(name)
-            .await
-            .ok()
-            .and_then(|a| a.status)
-            .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == type_));
-        if let Some(c) = found.filter(|c| c.reason == reason) {
-            return c;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {type_} {reason} on {name}; operator log:\n{}",
-            op.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// Connections accepted by `listener` so far (non-blocking).
@@ -145,7 +118,7 @@ async fn an_app_outside_the_allow_list_is_refused_without_a_connection() {
     .await;
     put(app("inside", &kafka_bootstrap(), &input, "")).await;
 
-    let refused = condition(
+    let refused = condition_with(
         &apps,
         "outside",
         "Allowed",
@@ -157,9 +130,9 @@ async fn an_app_outside_the_allow_list_is_refused_without_a_connection() {
         refused.status == "False" && refused.message.contains(&format!("127.0.0.1:{port}")),
         "{refused:?}"
     );
-    let image = condition(&apps, "bad-image", "Allowed", "ImageNotAllowed", &op).await;
+    let image = condition_with(&apps, "bad-image", "Allowed", "ImageNotAllowed", &op).await;
     assert!(image.message.contains("evil.example/engine:1"), "{image:?}");
-    let files = condition(
+    let files = condition_with(
         &apps,
         "reads-files",
         "Allowed",
@@ -172,7 +145,7 @@ async fn an_app_outside_the_allow_list_is_refused_without_a_connection() {
         "{files:?}"
     );
     // The allowed app runs as ever.
-    condition(&apps, "inside", "TopicsReady", "TopicsReady", &op).await;
+    condition_with(&apps, "inside", "TopicsReady", "TopicsReady", &op).await;
     // Several resyncs (1 s) and retries later: nobody came.
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(

@@ -7,48 +7,19 @@ use std::time::{Duration, Instant};
 
 use freshet_crds::StreamsApp;
 use freshet_tests::apps::{
-    BY_KEY, WAIT, apply, counting_app, operator, read_counts, send_batch, wait_counts,
+    BY_KEY, WAIT, apply, condition_with, counting_app, operator, read_counts, send_batch,
+    wait_counts,
 };
 use freshet_tests::cluster::{install_crd, namespace};
-use freshet_tests::engine::EngineProcess;
 use freshet_tests::kafka::create_topics;
 use freshet_tests::node::Node;
 use freshet_tests::{eventually, kafka_bootstrap, kube_client, unique_name};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::json;
-
-/// The condition `type_` of `name` once it has `reason`.
-async fn condition_with(
-    apps: &Api<StreamsApp>,
-    name: &str,
-    type_: &str,
-    reason: &str,
-    op: &EngineProcess,
-) -> Condition {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let found = apps
-            .get(name)
-            .await
-            .ok()
-            .and_then(|a| a.status)
-            .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == type_));
-        if let Some(c) = found.filter(|c| c.reason == reason) {
-            return c;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {type_} condition with reason {reason} on {name}; operator log:\n{}",
-            op.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 /// The topics whose names start with `<app_id>-`, and whether the group `app_id` exists.
 fn kafka_state(app_id: &str) -> (Vec<String>, bool) {
