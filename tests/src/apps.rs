@@ -219,3 +219,16 @@ pub async fn condition_with(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Waits, within [`WAIT`], for StreamsApp `name`'s `Ready` condition to be `True`.
+pub async fn wait_app_ready(apps: &Api<StreamsApp>, name: &str) {
+    eventually(WAIT, &format!("StreamsApp {name} Ready"), || async {
+        let app = apps.get(name).await.ok()?;
+        app.status?
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+            .then_some(())
+    })
+    .await;
+}

@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use freshet_crds::StreamsApp;
+use freshet_tests::apps::wait_app_ready;
 use freshet_tests::cluster::{install_crd, namespace};
 use freshet_tests::kafka::{Received, create_topics, produce};
 use freshet_tests::node::Node;
@@ -60,6 +61,15 @@ fn documents(yaml: &str) -> Vec<(String, String, serde_json::Value)> {
         .collect()
 }
 
+/// The operator's Deployment among rendered `docs`.
+fn deployment_of(docs: &[(String, String, serde_json::Value)]) -> &serde_json::Value {
+    &docs
+        .iter()
+        .find(|(k, _, _)| k == "Deployment")
+        .expect("a Deployment rendered")
+        .2
+}
+
 fn env_of(deployment: &serde_json::Value, name: &str) -> Option<String> {
     deployment["spec"]["template"]["spec"]["containers"][0]["env"]
         .as_array()?
@@ -102,11 +112,7 @@ fn the_chart_renders_cluster_wide_or_per_namespace() {
     ] {
         assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
     }
-    let deployment = &docs
-        .iter()
-        .find(|(k, _, _)| k == "Deployment")
-        .expect("deployment")
-        .2;
+    let deployment = deployment_of(&docs);
     assert_eq!(
         env_of(deployment, "FRESHET_OPERATOR_LEADER_ELECTION").as_deref(),
         Some("false")
@@ -143,11 +149,7 @@ fn the_chart_renders_cluster_wide_or_per_namespace() {
         ["a", "b", "freshet"],
         "a Role per watched namespace, and the Lease's"
     );
-    let deployment = &docs
-        .iter()
-        .find(|(k, _, _)| k == "Deployment")
-        .expect("deployment")
-        .2;
+    let deployment = deployment_of(&docs);
     assert_eq!(
         env_of(deployment, "FRESHET_OPERATOR_LEADER_ELECTION").as_deref(),
         Some("true")
@@ -193,11 +195,7 @@ fn the_chart_renders_cluster_wide_or_per_namespace() {
     ]);
     assert!(ok, "{err}");
     let docs = documents(&limited);
-    let deployment = &docs
-        .iter()
-        .find(|(k, _, _)| k == "Deployment")
-        .expect("deployment")
-        .2;
+    let deployment = deployment_of(&docs);
     assert_eq!(
         env_of(deployment, "FRESHET_OPERATOR_ALLOWED_BOOTSTRAP_SERVERS").as_deref(),
         Some("*.kafka.svc:9092,kafka-0.example")
@@ -377,15 +375,7 @@ spec:
         async move { (c.len() == 5 && c.values().all(|&n| n == 10)).then_some(()) }
     })
     .await;
-    eventually(WAIT, "the StreamsApp Ready", || async {
-        let app = apps.get("counter").await.ok()?;
-        app.status?
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
-            .then_some(())
-    })
-    .await;
+    wait_app_ready(&apps, "counter").await;
     let table = kubectl()
         .args(["-n", &app_ns, "get", "sapp"])
         .output()

@@ -5,11 +5,13 @@
 use std::time::Instant;
 
 use freshet_crds::StreamsApp;
-use freshet_tests::apps::{BY_KEY, WAIT, apply, counting_app, operator, send_batch, wait_counts};
+use freshet_tests::apps::{
+    BY_KEY, apply, counting_app, operator, send_batch, wait_app_ready, wait_counts,
+};
 use freshet_tests::cluster::{install_crd, namespace};
 use freshet_tests::kafka::create_topics;
 use freshet_tests::node::Node;
-use freshet_tests::{eventually, kube_client, unique_name};
+use freshet_tests::{kube_client, unique_name};
 use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -60,15 +62,7 @@ async fn a_restricted_namespace_admits_and_runs_the_engine_pods() {
     )
     .await;
     send_batch(&input, 20, 5, false);
-    eventually(WAIT, "the app Ready", || async {
-        let app = apps.get("counter").await.ok()?;
-        app.status?
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
-            .then_some(())
-    })
-    .await;
+    wait_app_ready(&apps, "counter").await;
     let took = wait_counts(&output, 20, 5);
     println!(
         "restricted namespace: counts complete {} ms after Ready, {} s in all",
