@@ -71,11 +71,17 @@ struct Args {
     #[arg(
         long,
         env = "FRESHET_OPERATOR_ALLOWED_BOOTSTRAP_SERVERS",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = freshet_operator::policy::valid_pattern
     )]
     allowed_bootstrap_servers: Vec<String>,
     /// Patterns `spec.image` must match; any when none is given (`--engine-image` always).
-    #[arg(long, env = "FRESHET_OPERATOR_ALLOWED_IMAGES", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "FRESHET_OPERATOR_ALLOWED_IMAGES",
+        value_delimiter = ',',
+        value_parser = freshet_operator::policy::valid_pattern
+    )]
     allowed_images: Vec<String>,
     /// Directories (mounted Secrets) whose files the operator's Kafka clients may read
     /// (`ssl.*.location`, `sasl.kerberos.keytab`); none when not given.

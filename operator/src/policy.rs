@@ -5,7 +5,7 @@
 //! files or run commands.
 //!
 //! - `--allowed-bootstrap-servers`: host patterns every server of an app's `bootstrapServers`
-//!   must match (none: any). `*` matches any run of characters; a pattern with a port
+//!   must match (none: any). Shell patterns (see [`glob`]): `*` matches any run of characters; a pattern with a port
 //!   (`kafka-*.prod.svc:9093`) is matched against `host:port`, one without against the host.
 //! - `--allowed-images`: patterns `spec.image` must match (none: any); the operator's own
 //!   `--engine-image` is always allowed.
@@ -60,28 +60,24 @@ pub struct Refusal {
     pub message: String,
 }
 
-/// `*` matches any run of characters (none included); everything else itself, ignoring case.
+/// How patterns match: ignoring case (host names and registries do), and `*` across `.` and
+/// `/` too (`ghcr.io/freshet/*` covers every image under it).
+const MATCHING: glob::MatchOptions = glob::MatchOptions {
+    case_sensitive: false,
+    require_literal_separator: false,
+    require_literal_leading_dot: false,
+};
+
+/// Whether `text` matches the shell pattern `pattern` (`*` any run of characters, none
+/// included; `?` one; `[a-z]` one of a class). An invalid pattern matches nothing; the
+/// operator's flags are checked with [`valid_pattern`] at start.
 pub fn glob(pattern: &str, text: &str) -> bool {
-    let (pattern, text) = (pattern.to_ascii_lowercase(), text.to_ascii_lowercase());
-    let parts: Vec<&str> = pattern.split('*').collect();
-    let (Some(first), Some(last)) = (parts.first(), parts.last()) else {
-        return false;
-    };
-    if parts.len() == 1 {
-        return pattern == text;
-    }
-    // Both checks before slicing: the slice ends then fall on character boundaries.
-    if !text.starts_with(first) || !text.ends_with(last) || text.len() < first.len() + last.len() {
-        return false;
-    }
-    let mut rest = &text[first.len()..text.len() - last.len()];
-    for part in &parts[1..parts.len() - 1] {
-        match rest.find(part) {
-            Some(at) => rest = &rest[at + part.len()..],
-            None => return false,
-        }
-    }
-    true
+    glob::Pattern::new(pattern).is_ok_and(|p| p.matches_with(text, MATCHING))
+}
+
+/// An allow-list pattern as given, if it is a valid shell pattern (for the flags' parser).
+pub fn valid_pattern(pattern: &str) -> Result<String, glob::PatternError> {
+    glob::Pattern::new(pattern).map(|_| pattern.to_owned())
 }
 
 /// A bootstrap server's host and port (`host:port`, `[v6]:port`, an optional `proto://`).
@@ -215,6 +211,13 @@ mod tests {
         assert!(!glob("*.kafka.svc", "kafka.svc.evil"));
         assert!(!glob("kafka", "kafka2"));
         assert!(!glob("ab*ba", "aba"));
+        assert!(glob("kafka-[0-2].prod", "kafka-1.prod"));
+        assert!(!glob("kafka-[0-2].prod", "kafka-7.prod"));
+        assert!(
+            valid_pattern("[oops").is_err(),
+            "an unclosed class is refused at start"
+        );
+        assert!(!glob("[oops", "[oops"));
     }
 
     #[test]
