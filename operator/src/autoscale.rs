@@ -135,6 +135,10 @@ pub struct Autoscaler {
     /// Records/s one instance processes, learnt while work was waiting (a rate measured while
     /// the app keeps up only says the input was that fast).
     capacity: Option<f64>,
+    /// The sample that began the current run of intervals measuring capacity, with the count
+    /// then: the rate over the whole run is steadier than one interval's (whose ends fall
+    /// between commits).
+    run_start: Option<(Sample, u32)>,
     /// The most records/s one instance was seen to process since `capacity` was last measured:
     /// a floor under capacity, from intervals that drained a backlog or ran during a cooldown,
     /// and from the window's average (what the instances kept up with).
@@ -264,6 +268,27 @@ impl Autoscaler {
             .then(|| processed as f64 / span / f64::from(instances))
     }
 
+    /// Records/s per instance over the run of capacity-measuring intervals the last one
+    /// continues (`None` when it begins one, with the same count throughout).
+    fn over_the_run(&mut self, current: u32) -> Option<f64> {
+        let n = self.samples.len();
+        let (first, last) = (self.samples[n - 2], self.samples[n - 1]);
+        let (start, count) = match self.run_start {
+            Some((start, count))
+                if count == current && self.last_change.is_none_or(|t| t < start.at) =>
+            {
+                (start, count)
+            }
+            _ => {
+                self.run_start = Some((first, current));
+                return None;
+            }
+        };
+        let span = last.at - start.at;
+        (span > 0.0 && count > 0)
+            .then(|| (last.committed - start.committed).max(0) as f64 / span / f64::from(count))
+    }
+
     fn raise_floor(&mut self, rate: f64) {
         self.floor = Some(self.floor.map_or(rate, |f| f.max(rate)));
     }
@@ -380,11 +405,14 @@ impl Autoscaler {
         // instances idle for part of the interval: both only show a floor under capacity.
         match self.measured(current, cooling) {
             Some(Measured::Capacity(rate)) => {
-                self.capacity = Some(rate);
+                self.capacity = Some(self.over_the_run(current).unwrap_or(rate));
                 self.floor = None;
             }
-            Some(Measured::AtLeast(rate)) => self.raise_floor(rate),
-            None => {}
+            Some(Measured::AtLeast(rate)) => {
+                self.run_start = None;
+                self.raise_floor(rate);
+            }
+            None => self.run_start = None,
         }
         if let Some(rate) = self.window_rate(current) {
             self.raise_floor(rate);
@@ -883,6 +911,29 @@ mod tests {
         a.observe(sample(30.0, 45_000, true), &p);
         a.decide(30.0, &p, 1, 1, 12, 2);
         assert_eq!(a.capacity, Some(2_000.0), "settled throughout: {a:?}");
+    }
+
+    /// Under a backlog, interval ends fall between commits: one interval reads high, the next
+    /// low. The capacity is the rate over the whole run, not the last interval's.
+    #[test]
+    fn capacity_is_the_rate_over_the_run_of_busy_intervals() {
+        let (p, mut a) = (policy(), Autoscaler::default());
+        let mut committed = 0;
+        for (i, processed) in [0, 40_000, 20_000, 40_000, 20_000].iter().enumerate() {
+            committed += processed;
+            a.observe(
+                Sample {
+                    at: i as f64 * 15.0,
+                    end: 1_000_000,
+                    committed,
+                    no_records: 0,
+                    settled: true,
+                },
+                &p,
+            );
+            a.decide(i as f64 * 15.0, &p, 1, 1, 12, 2);
+        }
+        assert_eq!(a.capacity, Some(2_000.0), "120,000 records in 60 s: {a:?}");
     }
 
     /// Reconciles come more often than measurements (a pod's status change triggers one): a

@@ -638,7 +638,7 @@ async fn autoscale(
         if let Some((o, settled)) = offsets {
             scaler.observe(
                 Sample {
-                    at: now,
+                    at: o.read_at_ms as f64 / 1000.0,
                     end: o.end,
                     committed: o.committed,
                     no_records: o.no_records,

@@ -296,6 +296,10 @@ pub struct InputOffsets {
     /// one per partition, after the last record, and no consumer commits past it) and the
     /// records of aborted transactions.
     pub no_records: i64,
+    /// When the committed offsets were read, in milliseconds since the Unix epoch: the moment
+    /// the processing progress stands for. The rest of a measurement (watermarks, the tail
+    /// probe) can take seconds, which taken as processing time would distort the rate.
+    pub read_at_ms: u64,
 }
 
 impl InputOffsets {
@@ -355,7 +359,12 @@ pub fn offsets(
     let committed = uncommitted
         .committed_offsets(tpl, TIMEOUT)
         .map_err(|e| unreachable(config, e))?;
-    let mut totals = InputOffsets::default();
+    let mut totals = InputOffsets {
+        read_at_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        ..InputOffsets::default()
+    };
     // Partitions to probe: (topic, partition) → (committed, lag).
     let mut probe: BTreeMap<(String, i32), (i64, i64)> = BTreeMap::new();
     for e in committed.elements() {
