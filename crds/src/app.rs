@@ -251,7 +251,7 @@ pub struct StreamsAppStatus {
     /// The `metadata.generation` these conditions and fields describe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `TopologyValid`, `TopicsReady`, `Scaling`, `Degraded` and `Ready`, with reasons and messages.
+    /// `ConfigValid`, `TopologyValid`, `TopicsReady`, `Scaling`, `Degraded` and `Ready`, with reasons and messages.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// Instances the StatefulSet runs (the scale subresource's status replicas).

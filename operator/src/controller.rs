@@ -190,18 +190,27 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
     let mut plan = match tokio::task::spawn_blocking(move || kafka::plan(&spec)).await? {
         Ok(plan) => plan,
         Err(error) => {
-            let judged = [
-                Judged::new(
-                    status::TOPOLOGY_VALID,
-                    false,
-                    "TopologyInvalid",
-                    error.to_string(),
+            // A refused configuration is the configuration's condition, not the topology's: the
+            // message names the property and its field (never a secret's value).
+            let (type_, reason, what) = match &error {
+                freshet_spec::PlanError::Config(_) => (
+                    status::CONFIG_VALID,
+                    "ConfigInvalid",
+                    "the configuration is refused",
                 ),
+                freshet_spec::PlanError::Topology(_) => (
+                    status::TOPOLOGY_VALID,
+                    "TopologyInvalid",
+                    "the topology does not compile",
+                ),
+            };
+            let judged = [
+                Judged::new(type_, false, reason, error.to_string()),
                 Judged::new(
                     status::READY,
                     false,
-                    "TopologyInvalid",
-                    "the topology does not compile; the running version (if any) is kept",
+                    reason,
+                    format!("{what}; the running version (if any) is kept"),
                 ),
             ];
             announce(ctx, app, &judged).await;
@@ -320,6 +329,12 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
     };
     let signature = plan.state_signature();
     let mut judged = vec![
+        Judged::new(
+            status::CONFIG_VALID,
+            true,
+            "Resolved",
+            "every property is known and valid, and no secret is in spec.config",
+        ),
         Judged::new(
             status::TOPOLOGY_VALID,
             true,

@@ -15,6 +15,8 @@ use k8s_openapi::jiff::Timestamp;
 pub const READY: &str = "Ready";
 /// The topology compiles and its inputs can be joined as written.
 pub const TOPOLOGY_VALID: &str = "TopologyValid";
+/// The configuration resolves: every property known and valid, no secret in `spec.config`.
+pub const CONFIG_VALID: &str = "ConfigValid";
 /// Source topics exist and internal topics are created.
 pub const TOPICS_READY: &str = "TopicsReady";
 /// How the instance count was decided: as requested, capped at what the tasks can use, or

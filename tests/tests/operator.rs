@@ -444,6 +444,34 @@ async fn bad_topologies_and_missing_topics_set_conditions_that_say_why() {
         "the running StatefulSet was touched"
     );
 
+    // A password in spec.config: ConfigValid=False, naming the field to use and never the value,
+    // neither in the status nor in an Event.
+    let mut secret = good.clone();
+    secret
+        .spec
+        .config
+        .insert("sasl.password".into(), "hunter2-in-config".into());
+    apply_app(&apps, &secret).await;
+    let refused = condition(&apps, "app", "ConfigValid", |c| c.status == "False", &op).await;
+    assert!(
+        refused
+            .message
+            .contains("spec.kafka.authentication.passwordSecret")
+            && refused.message.contains("spec.config[\"sasl.password\"]"),
+        "{}",
+        refused.message
+    );
+    let status =
+        serde_json::to_string(&apps.get("app").await.expect("app").status).expect("status as JSON");
+    assert!(!status.contains("hunter2"), "{status}");
+    let events = Api::<Event>::namespaced(client.clone(), &ns)
+        .list(&ListParams::default())
+        .await
+        .expect("events");
+    let events = serde_json::to_string(&events.items).expect("events as JSON");
+    assert!(events.contains("ConfigInvalid"), "no ConfigInvalid Event");
+    assert!(!events.contains("hunter2"), "{events}");
+
     // A topology change of stores is held back until accepted.
     let mut changed = good.clone();
     changed.spec.topology.pipelines[0].steps[1] =
