@@ -220,6 +220,29 @@ fn secrets_in_config_are_refused_naming_the_field_to_use_and_never_the_value() {
 }
 
 #[test]
+fn kerberos_is_refused_as_the_build_cannot_do_it() {
+    for (key, value) in [
+        ("sasl.mechanism", "GSSAPI"),
+        ("producer.sasl.mechanisms", "gssapi"),
+    ] {
+        let err = err_with_config(&[(key, value)]);
+        let text = err.to_string();
+        assert!(matches!(err, ConfigError::NotSupported { .. }), "{text}");
+        assert!(
+            text.contains("Cyrus SASL") && text.contains("SCRAM-SHA-512"),
+            "{text}"
+        );
+    }
+    let err = err_with_env(&[(
+        "sasl.jaas.config",
+        "com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true;",
+    )]);
+    assert!(err.to_string().contains("Kerberos"), "{err}");
+    let c = with_config(&[("sasl.mechanism", "SCRAM-SHA-512")]);
+    assert_eq!(get(&c.producer, "sasl.mechanisms"), Some("SCRAM-SHA-512"));
+}
+
+#[test]
 fn trust_stores_are_refused_with_the_pem_alternative() {
     let err = err_with_config(&[("ssl.truststore.location", "/etc/kafka/truststore.jks")]);
     let text = err.to_string();
