@@ -193,7 +193,7 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
             // A refused configuration is the configuration's condition, not the topology's: the
             // message names the property and its field (never a secret's value).
             let (type_, reason, what) = match &error {
-                freshet_spec::PlanError::Config(_) => (
+                freshet_spec::PlanError::Config(_) | freshet_spec::PlanError::Kafka(_) => (
                     status::CONFIG_VALID,
                     "ConfigInvalid",
                     "the configuration is refused",
@@ -665,6 +665,7 @@ async fn topics_failed(app: &StreamsApp, ctx: &Context, e: AdminError) -> Result
         AdminError::MissingTopic(_) => (status::TOPICS_READY, "SourceTopicMissing"),
         AdminError::Unreachable { .. } => (status::TOPICS_READY, "KafkaUnreachable"),
         AdminError::CreateFailed { .. } => (status::TOPICS_READY, "TopicCreationFailed"),
+        AdminError::NotAuthorized { .. } => (status::TOPICS_READY, "NotAuthorized"),
     };
     let judged = [
         Judged::new(condition, false, reason, e.to_string()),

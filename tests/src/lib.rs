@@ -4,6 +4,7 @@
 //! `make test` starts Kafka and the cluster and exports their addresses; a test run without them
 //! fails with a message saying so, never passes vacuously.
 
+pub mod acls;
 pub mod apps;
 pub mod brokers;
 pub mod cluster;
