@@ -16,7 +16,7 @@ use freshet_admin::AdminError;
 use freshet_crds::{AutoscalingStatus, StreamsApp, StreamsAppStatus};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams};
@@ -33,6 +33,7 @@ use crate::deletion::{self, Next};
 use crate::kafka::{self, Plan, StateSignature as _};
 use crate::render::{self, Decisions};
 use crate::scaling::{self, max_useful_replicas};
+use crate::secrets::AppSecrets;
 use crate::status::{self, Judged};
 
 /// The finalizer that runs `cleanupPolicy` before a StreamsApp goes.
@@ -186,39 +187,78 @@ fn kept(app: &StreamsApp) -> StreamsAppStatus {
 }
 
 async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
-    let spec = app.spec.clone();
-    let mut plan = match tokio::task::spawn_blocking(move || kafka::plan(&spec)).await? {
-        Ok(plan) => plan,
+    let ns = app.namespace().unwrap_or_default();
+    // The Secrets spec.kafka names, for the admin client's credentials and the pods' roll.
+    let secrets = match AppSecrets::read(
+        &Api::<Secret>::namespaced(ctx.client.clone(), &ns),
+        &ns,
+        &app.spec,
+    )
+    .await
+    {
+        Ok(s) => s,
         Err(error) => {
-            // A refused configuration is the configuration's condition, not the topology's: the
-            // message names the property and its field (never a secret's value).
-            let (type_, reason, what) = match &error {
-                freshet_spec::PlanError::Config(_) | freshet_spec::PlanError::Kafka(_) => (
-                    status::CONFIG_VALID,
-                    "ConfigInvalid",
-                    "the configuration is refused",
-                ),
-                freshet_spec::PlanError::Topology(_) => (
-                    status::TOPOLOGY_VALID,
-                    "TopologyInvalid",
-                    "the topology does not compile",
-                ),
-            };
             let judged = [
-                Judged::new(type_, false, reason, error.to_string()),
+                Judged::new(
+                    status::CONFIG_VALID,
+                    false,
+                    "SecretUnavailable",
+                    error.to_string(),
+                ),
                 Judged::new(
                     status::READY,
                     false,
-                    reason,
-                    format!("{what}; the running version (if any) is kept"),
+                    "SecretUnavailable",
+                    "a Secret spec.kafka names cannot be read; the running version (if any) is kept",
                 ),
             ];
             announce(ctx, app, &judged).await;
             write_status(ctx, app, &judged, kept(app)).await?;
-            // Only a change of the StreamsApp can fix it.
-            return Ok(Action::await_change());
+            // A Secret created after the app is picked up at the next resync.
+            return Ok(if error.is_missing() {
+                Action::requeue(ctx.settings.resync)
+            } else {
+                Action::requeue(ctx.backoff(app))
+            });
         }
     };
+    let secrets_digest = secrets.digest();
+    let spec = app.spec.clone();
+    let mut plan =
+        match tokio::task::spawn_blocking(move || freshet_spec::plan_with_secrets(&spec, &secrets))
+            .await?
+        {
+            Ok(plan) => plan,
+            Err(error) => {
+                // A refused configuration is the configuration's condition, not the topology's: the
+                // message names the property and its field (never a secret's value).
+                let (type_, reason, what) = match &error {
+                    freshet_spec::PlanError::Config(_) | freshet_spec::PlanError::Kafka(_) => (
+                        status::CONFIG_VALID,
+                        "ConfigInvalid",
+                        "the configuration is refused",
+                    ),
+                    freshet_spec::PlanError::Topology(_) => (
+                        status::TOPOLOGY_VALID,
+                        "TopologyInvalid",
+                        "the topology does not compile",
+                    ),
+                };
+                let judged = [
+                    Judged::new(type_, false, reason, error.to_string()),
+                    Judged::new(
+                        status::READY,
+                        false,
+                        reason,
+                        format!("{what}; the running version (if any) is kept"),
+                    ),
+                ];
+                announce(ctx, app, &judged).await;
+                write_status(ctx, app, &judged, kept(app)).await?;
+                // Only a change of the StreamsApp can fix it.
+                return Ok(Action::await_change());
+            }
+        };
     let offsets: Option<kafka::InputOffsets>;
     let topics = {
         let (cache, key) = (ctx.kafka.clone(), Context::key(app));
@@ -373,7 +413,15 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
                 "AsSpecified",
                 "the running topology is the specified one",
             ));
-            apply_objects(app, ctx, &plan, replicas, &signature).await?;
+            apply_objects(
+                app,
+                ctx,
+                &plan,
+                replicas,
+                &signature,
+                secrets_digest.as_deref(),
+            )
+            .await?;
         }
     }
     let sts = sets.get_opt(&app.name_any()).await?;
@@ -626,6 +674,7 @@ async fn apply_objects(
     plan: &Plan,
     replicas: i32,
     signature: &str,
+    secrets_digest: Option<&str>,
 ) -> Result<(), Error> {
     let ns = app.namespace().unwrap_or_default();
     let pp = PatchParams::apply(MANAGER).force();
@@ -635,6 +684,7 @@ async fn apply_objects(
         signature,
         internal_topics: &plan.internal_topics,
         stores: &plan.stores,
+        secrets_digest,
     };
     // In `render::Objects::ORDER`, which `freshet-operator render` prints in.
     let objects = render::objects(app, &decisions)?;
@@ -667,8 +717,18 @@ async fn topics_failed(app: &StreamsApp, ctx: &Context, e: AdminError) -> Result
         AdminError::CreateFailed { .. } => (status::TOPICS_READY, "TopicCreationFailed"),
         AdminError::NotAuthorized { .. } => (status::TOPICS_READY, "NotAuthorized"),
     };
+    // A cluster that does not answer a client with credentials may be refusing them: say which
+    // Secret they came from (never what they are).
+    let mut message = e.to_string();
+    if let (AdminError::Unreachable { .. }, Some(credentials)) =
+        (&e, app.spec.kafka.as_ref().and_then(credentials_source))
+    {
+        message.push_str(&format!(
+            "; if the broker refuses the credentials, check {credentials}"
+        ));
+    }
     let judged = [
-        Judged::new(condition, false, reason, e.to_string()),
+        Judged::new(condition, false, reason, message),
         Judged::new(
             status::READY,
             false,
@@ -679,4 +739,27 @@ async fn topics_failed(app: &StreamsApp, ctx: &Context, e: AdminError) -> Result
     announce(ctx, app, &judged).await;
     write_status(ctx, app, &judged, kept(app)).await?;
     Ok(Action::requeue(ctx.backoff(app)))
+}
+
+/// Where `spec.kafka`'s credentials come from, for messages: the field and the Secret.
+fn credentials_source(kafka: &freshet_crds::KafkaSpec) -> Option<String> {
+    let auth = kafka.authentication.as_ref()?;
+    if let Some(p) = &auth.password_secret {
+        return Some(format!(
+            "spec.kafka.authentication.passwordSecret (Secret '{}', key '{}')",
+            p.secret_name, p.password
+        ));
+    }
+    if let Some(c) = &auth.certificate_and_key {
+        return Some(format!(
+            "spec.kafka.authentication.certificateAndKey (Secret '{}')",
+            c.secret_name
+        ));
+    }
+    auth.client_secret.as_ref().map(|c| {
+        format!(
+            "spec.kafka.authentication.clientSecret (Secret '{}', key '{}')",
+            c.secret_name, c.key
+        )
+    })
 }

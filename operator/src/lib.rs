@@ -10,6 +10,8 @@
 //! - [`render`] — the ConfigMap, Service, StatefulSet and PodDisruptionBudget of an app;
 //! - [`render_cli`] — `freshet-operator render`: those objects for a manifest, without a
 //!   cluster;
+//! - [`secrets`] — the Secrets `spec.kafka` names: read for the admin client, digested into
+//!   the pod template;
 //! - [`status`] — conditions;
 //! - [`scaling`] — how many instances an app asks for and can use;
 //! - [`leader`] — leader election on a Lease;
@@ -26,6 +28,7 @@ pub mod metrics;
 pub mod render;
 pub mod render_cli;
 pub mod scaling;
+pub mod secrets;
 pub mod status;
 
 /// A short, stable digest of `text` (FNV-1a, 64 bits, hex): config hashes and state signatures

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 /// Where the engine finds a Secret's keys by default: one directory per Secret, one file per
-/// key, as Kubernetes mounts a Secret volume.
-pub const DEFAULT_SECRETS_DIR: &str = "/etc/freshet/secrets";
+/// key, as the operator mounts each Secret `spec.kafka` names (a Secret volume at
+/// `<dir>/<secret>`).
+pub const DEFAULT_SECRETS_DIR: &str = "/var/run/secrets/freshet";
 
 /// A Secret's key that cannot be had. The message names the Secret, the key and where they were
 /// looked for; never a value.
@@ -46,6 +47,22 @@ pub enum SecretError {
         secret: String,
         /// The key.
         key: String,
+    },
+    /// The Secret, as the Kubernetes API gave it, has no such key.
+    #[error("Secret '{secret}' has no key '{key}'")]
+    NoKey {
+        /// The Secret.
+        secret: String,
+        /// The key.
+        key: String,
+    },
+    /// No key of the Secret, as the Kubernetes API gave it, matches a pattern.
+    #[error("no key of Secret '{secret}' matches '{pattern}'")]
+    NoKeyMatches {
+        /// The Secret.
+        secret: String,
+        /// The glob.
+        pattern: String,
     },
     /// No key of the Secret matches a pattern.
     #[error("no key of Secret '{secret}' matches '{pattern}' (looked in {})", .dir.display())]

@@ -88,7 +88,25 @@ impl Brokers {
         self.dir.path().join("kafka/secured")
     }
 
-    /// The SCRAM password of `user` (`admin` or `app`).
+    /// Sets the SCRAM-SHA-512 password of `user` on the broker (a rotation), through the super
+    /// user's PLAINTEXT listener (`kafka-configs --alter --add-config`).
+    pub fn set_scram_password(&self, user: &str, password: &str) {
+        self.script(&[
+            "tool",
+            "org.apache.kafka.tools.ConfigCommand",
+            "--bootstrap-server",
+            &self.bootstrap(),
+            "--alter",
+            "--entity-type",
+            "users",
+            "--entity-name",
+            user,
+            "--add-config",
+            &format!("SCRAM-SHA-512=[iterations=4096,password={password}]"),
+        ]);
+    }
+
+    /// The SCRAM password of `user` (`admin` or `app`) as the broker was first started with.
     pub fn password(&self, user: &str) -> String {
         let path = self.secrets().join(format!("{user}.password"));
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))

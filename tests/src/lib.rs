@@ -13,6 +13,7 @@ pub mod engine;
 pub mod kafka;
 pub mod node;
 pub mod private_cluster;
+pub mod words;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -9,22 +9,14 @@
 //!
 //! One broker for the whole file (starting it takes ~10 s), so one test runs the cases in turn.
 
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use freshet_tests::acls::{Acl, Operation, Resource, create_acls, kafka_streams_acls};
 use freshet_tests::brokers::Brokers;
 use freshet_tests::engine::EngineProcess;
 use freshet_tests::unique_name;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-
-const KEYS: usize = 10;
-const PER_KEY: usize = 20;
-const WAIT: Duration = Duration::from_secs(60);
+use freshet_tests::words::{KEYS, PER_KEY, WAIT, produce_words, read_word_counts};
 
 /// A counting app whose `kafka:` block is `kafka` (indented two spaces).
 fn manifest(app_id: &str, input: &str, output: &str, kafka: &str) -> String {
@@ -49,64 +41,6 @@ topology:
         - to: {{ topic: {output}, valueSerde: long }}
 "#
     )
-}
-
-/// `KEYS * PER_KEY` records whose values are `KEYS` distinct words, through the super user's
-/// PLAINTEXT listener.
-fn produce_input(bootstrap: &str, topic: &str) {
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("producer");
-    for i in 0..KEYS * PER_KEY {
-        let key = format!("k{i}");
-        let value = format!("word{}", i % KEYS);
-        producer
-            .send(BaseRecord::to(topic).key(&key).payload(&value))
-            .unwrap_or_else(|(e, _)| panic!("produce: {e}"));
-    }
-    producer.flush(Duration::from_secs(30)).expect("flush");
-}
-
-/// Reads `topic` through the PLAINTEXT listener until every word's count reached `PER_KEY`;
-/// returns the number of updates read and the last count per word.
-fn read_counts(bootstrap: &str, topic: &str) -> (usize, BTreeMap<String, i64>) {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", unique_name("secured-reader"))
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)
-        .expect("partition");
-    consumer.assign(&tpl).expect("assign");
-    let (mut updates, mut counts) = (0, BTreeMap::new());
-    let deadline = Instant::now() + WAIT;
-    let mut quiet_until: Option<Instant> = None;
-    loop {
-        let done = counts.len() == KEYS && counts.values().all(|c| *c == PER_KEY as i64);
-        if done {
-            // A little longer, to catch an update too many.
-            let until = *quiet_until.get_or_insert_with(|| Instant::now() + Duration::from_secs(2));
-            if Instant::now() >= until {
-                return (updates, counts);
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{topic}: {updates} updates after {WAIT:?}, counts {counts:?}"
-        );
-        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
-            let m = m.expect("consume");
-            let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
-            let value: [u8; 8] = m
-                .payload()
-                .and_then(|p| p.try_into().ok())
-                .expect("an 8-byte long");
-            counts.insert(key, i64::from_be_bytes(value));
-            updates += 1;
-        }
-    }
 }
 
 /// The Secrets the manifests name, laid out as mounted Secret volumes are.
@@ -140,7 +74,7 @@ fn run_and_count(
     env.push(("FRESHET_SECRETS_DIR", &secrets_dir));
     let mut engine = EngineProcess::start(&file, &[], &env);
     engine.wait_ready(WAIT);
-    let (updates, counts) = read_counts(&brokers.bootstrap(), output);
+    let (updates, counts) = read_word_counts(&brokers.bootstrap(), output, PER_KEY as i64);
     assert_eq!(
         updates,
         KEYS * PER_KEY,
@@ -159,7 +93,7 @@ fn scram_and_mutual_tls_with_the_documented_acls_count_exactly_and_one_acl_less_
     let input = unique_name("secured-in");
     let secrets = secrets_dir(&brokers.secrets());
     brokers.create_topics(&[(&input, 2)]);
-    produce_input(&plaintext, &input);
+    produce_words(&plaintext, &input);
     let password = brokers.password("app");
 
     // SCRAM-SHA-512 over SASL_SSL: the CA from a file, the password from a variable.
@@ -252,7 +186,7 @@ fn denied(
     let plaintext = brokers.bootstrap();
     let input = &unique_name("secured-denied-in");
     brokers.create_topics(&[(input, 2)]);
-    produce_input(&plaintext, input);
+    produce_words(&plaintext, input);
     let app = unique_name("secured-denied");
     let output = format!("counts-of-{app}");
     brokers.create_topics(&[(&output, 1)]);

@@ -59,4 +59,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+# The Secrets an app's spec.kafka names (its admin client's credentials, and their
+# resourceVersions, which roll the pods): get only, never list or watch.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
 {{- end -}}
