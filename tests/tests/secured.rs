@@ -5,6 +5,7 @@
 //! - SCRAM-SHA-512 over SASL_SSL, the CA from a file and the password from a variable, with
 //!   exactly the ACLs Kafka Streams documents: the counts are exact;
 //! - mutual TLS (`type: tls`), the certificate and key from files: the same;
+//! - OAUTHBEARER with the broker's unsecured-JWT validator: the same;
 //! - the same ACLs less one: the engine fails, naming the resource and the operation.
 //!
 //! One broker for the whole file (starting it takes ~10 s), so one test runs the cases in turn.
@@ -87,7 +88,8 @@ fn run_and_count(
 }
 
 #[test]
-fn scram_and_mutual_tls_with_the_documented_acls_count_exactly_and_one_acl_less_fails() {
+fn scram_mutual_tls_and_oauthbearer_with_the_documented_acls_count_exactly_and_one_acl_less_fails()
+{
     let brokers = Brokers::secured();
     let plaintext = brokers.bootstrap();
     let input = unique_name("secured-in");
@@ -154,6 +156,46 @@ fn scram_and_mutual_tls_with_the_documented_acls_count_exactly_and_one_acl_less_
         &manifest(&app, &input, &output, &kafka),
         secrets.path(),
         &[],
+    );
+
+    // OAUTHBEARER with the broker's unsecured-JWT validator (a test broker's mode: the token is
+    // not signed): the TLS from the kafka block, the mechanism and the token's principal from
+    // the environment, as a pod's env from a Secret gives them.
+    let app = unique_name("secured-oauth");
+    let output = format!("counts-of-{app}");
+    brokers.create_topics(&[(&output, 1)]);
+    create_acls(
+        &plaintext,
+        "User:app-oauth",
+        &kafka_streams_acls(&app, &[&input], &[&output]),
+    );
+    let kafka = format!(
+        r#"kafka:
+  bootstrapServers: {bootstrap}
+  tls:
+    trustedCertificates:
+      - {{ secretName: cluster-ca-cert, certificate: ca.crt }}"#,
+        bootstrap = brokers.sasl_ssl_bootstrap()
+    );
+    run_and_count(
+        &brokers,
+        &app,
+        &output,
+        &manifest(&app, &input, &output, &kafka),
+        secrets.path(),
+        &[
+            ("FRESHET_CONFIG_SECURITY_PROTOCOL", "SASL_SSL"),
+            ("FRESHET_CONFIG_SASL_MECHANISM", "OAUTHBEARER"),
+            // librdkafka's own unsecured token, for test brokers only.
+            (
+                "FRESHET_CONFIG_ENABLE_SASL_OAUTHBEARER_UNSECURE_JWT",
+                "true",
+            ),
+            (
+                "FRESHET_CONFIG_SASL_OAUTHBEARER_CONFIG",
+                "principal=app-oauth",
+            ),
+        ],
     );
 
     // The documented ACLs less one: the engine stops, naming the resource and the operation.

@@ -2,7 +2,7 @@
 //! against the secured test broker (SCRAM-SHA-512 over SASL_SSL, the CA from a Secret, with
 //! exactly the ACLs Kafka Streams documents):
 //! - it becomes Ready and counts exactly: the operator's own admin client (internal topics, lag)
-//!   and the pods both log in with the Secrets;
+//!   and the pods both log in with the Secrets; the same over mutual TLS (`type: tls`);
 //! - the password is nowhere it must not be: the ConfigMap, the StreamsApp, Events, the
 //!   operator's and the engine's logs;
 //! - rotating the password (on the broker, then in the Secret) rolls the pods, and processing
@@ -56,9 +56,10 @@ async fn put_secret(secrets: &Api<Secret>, name: &str, key: &str, value: &str) {
     }
 }
 
-/// Waits for condition `type_` of `counter` to satisfy `pred`.
+/// Waits for condition `type_` of the app `name` to satisfy `pred`.
 async fn condition(
     apps: &Api<StreamsApp>,
+    name: &str,
     type_: &str,
     pred: impl Fn(&Condition) -> bool,
     op: &EngineProcess,
@@ -66,7 +67,7 @@ async fn condition(
     let found = tokio::time::timeout(
         WAIT,
         eventually(WAIT, &format!("condition {type_}"), || async {
-            let app = apps.get("counter").await.ok()?;
+            let app = apps.get(name).await.ok()?;
             app.status?
                 .conditions
                 .into_iter()
@@ -80,6 +81,40 @@ async fn condition(
             op.log_text()
         )
     })
+}
+
+/// The StreamsApp `name` counting `input`'s words into `output`, with `kafka` (the block's
+/// lines, indented four spaces) as `spec.kafka`.
+fn secured_app(name: &str, app_id: &str, input: &str, output: &str, kafka: &str) -> StreamsApp {
+    serde_yaml_ng::from_str(&format!(
+        r#"
+apiVersion: freshet.dev/v1alpha1
+kind: StreamsApp
+metadata: {{ name: {name} }}
+spec:
+  applicationId: {app_id}
+  kafka:
+{kafka}
+  defaultKeySerde: string
+  defaultValueSerde: string
+  replicas: 1
+  config:
+    commit.interval.ms: "200"
+    statestore.cache.max.bytes: "0"
+  topology:
+    streams:
+      - {{ name: events, topic: {input} }}
+    pipelines:
+      - name: count
+        from: events
+        steps:
+          - groupBy: "value"
+          - count: {{ store: counts }}
+          - toStream: {{}}
+          - to: {{ topic: {output}, valueSerde: long }}
+"#
+    ))
+    .expect("test StreamsApp")
 }
 
 /// The pod template's Secrets digest.
@@ -121,57 +156,92 @@ async fn credentials_only_from_secrets_count_rotate_and_are_never_shown() {
     put_secret(&secrets, "cluster-ca-cert", "ca.crt", &ca).await;
     put_secret(&secrets, "app-user", "password", &password).await;
 
-    let app: StreamsApp = serde_yaml_ng::from_str(&format!(
-        r#"
-apiVersion: freshet.dev/v1alpha1
-kind: StreamsApp
-metadata: {{ name: counter }}
-spec:
-  applicationId: {app_id}
-  kafka:
-    bootstrapServers: "{bootstrap}"
+    let app = secured_app(
+        "counter",
+        &app_id,
+        &input,
+        &output,
+        &format!(
+            r#"    bootstrapServers: "{bootstrap}"
     tls:
       trustedCertificates:
         - {{ secretName: cluster-ca-cert, certificate: ca.crt }}
     authentication:
       type: scram-sha-512
       username: app
-      passwordSecret: {{ secretName: app-user, password: password }}
-  defaultKeySerde: string
-  defaultValueSerde: string
-  replicas: 1
-  config:
-    commit.interval.ms: "200"
-    statestore.cache.max.bytes: "0"
-  topology:
-    streams:
-      - {{ name: events, topic: {input} }}
-    pipelines:
-      - name: count
-        from: events
-        steps:
-          - groupBy: "value"
-          - count: {{ store: counts }}
-          - toStream: {{}}
-          - to: {{ topic: {output}, valueSerde: long }}
-"#,
-        bootstrap = brokers.sasl_ssl_bootstrap(),
-    ))
-    .expect("test StreamsApp");
+      passwordSecret: {{ secretName: app-user, password: password }}"#,
+            bootstrap = brokers.sasl_ssl_bootstrap()
+        ),
+    );
     let op = operator(&ns);
     let apps: Api<StreamsApp> = Api::namespaced(client.clone(), &ns);
     apply(&apps, app).await;
 
+    // The same over mutual TLS, from a Strimzi KafkaUser's Secret (user.crt, user.key; the
+    // principal is the certificate's CN), the CA by pattern.
+    let tls_id = unique_name("sop-tls");
+    let tls_output = format!("counts-of-{tls_id}");
+    tokio::task::block_in_place(|| {
+        brokers.create_topics(&[(&tls_output, 1)]);
+        create_acls(
+            &plaintext,
+            "User:app-tls",
+            &kafka_streams_acls(&tls_id, &[&input], &[&tls_output]),
+        );
+    });
+    let user_secret: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "app-tls" },
+        "stringData": {
+            "user.crt": std::fs::read_to_string(brokers.secrets().join("app-tls.crt")).expect("crt"),
+            "user.key": std::fs::read_to_string(brokers.secrets().join("app-tls.key")).expect("key"),
+        },
+    }))
+    .expect("a Secret");
+    secrets
+        .create(&PostParams::default(), &user_secret)
+        .await
+        .expect("create the TLS user's Secret");
+    let tls_app = secured_app(
+        "counter-tls",
+        &tls_id,
+        &input,
+        &tls_output,
+        &format!(
+            r#"    bootstrapServers: "{bootstrap}"
+    tls:
+      trustedCertificates:
+        - {{ secretName: cluster-ca-cert, pattern: "*.crt" }}
+    authentication:
+      type: tls
+      certificateAndKey: {{ secretName: app-tls, certificate: user.crt, key: user.key }}"#,
+            bootstrap = brokers.ssl_bootstrap()
+        ),
+    );
+    apps.patch(
+        "counter-tls",
+        &PatchParams::apply("freshet-tests").force(),
+        &Patch::Apply(tls_app),
+    )
+    .await
+    .expect("apply counter-tls");
+
     // Ready, counting exactly: the operator created the internal topics with the Secrets'
     // credentials, and the pod logged in with them.
-    condition(&apps, "TopicsReady", |c| c.status == "True", &op).await;
-    condition(&apps, "Ready", |c| c.status == "True", &op).await;
+    condition(&apps, "counter", "TopicsReady", |c| c.status == "True", &op).await;
+    condition(&apps, "counter", "Ready", |c| c.status == "True", &op).await;
     let (bootstrap, out) = (plaintext.clone(), output.clone());
     let (updates, counts) =
         tokio::task::spawn_blocking(move || read_word_counts(&bootstrap, &out, PER_KEY as i64))
             .await
             .expect("the counts");
     assert_eq!(updates, KEYS * PER_KEY, "one update per record: {counts:?}");
+    condition(&apps, "counter-tls", "Ready", |c| c.status == "True", &op).await;
+    let (bootstrap, out) = (plaintext.clone(), tls_output.clone());
+    let (updates, counts) =
+        tokio::task::spawn_blocking(move || read_word_counts(&bootstrap, &out, PER_KEY as i64))
+            .await
+            .expect("the counts over mutual TLS");
+    assert_eq!(updates, KEYS * PER_KEY, "over mutual TLS: {counts:?}");
 
     // The password is in none of what users and collectors see.
     let config_map = Api::<ConfigMap>::namespaced(client.clone(), &ns)
@@ -253,6 +323,7 @@ spec:
     put_secret(&secrets, "app-user", "password", "not-the-password").await;
     let refused = condition(
         &apps,
+        "counter",
         "TopicsReady",
         |c| c.status == "False" && c.message.contains("'app-user'"),
         &op,
