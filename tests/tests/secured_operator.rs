@@ -2,15 +2,16 @@
 //! against the secured test broker (SCRAM-SHA-512 over SASL_SSL, the CA from a Secret, with
 //! exactly the ACLs Kafka Streams documents):
 //! - it becomes Ready and counts exactly: the operator's own admin client (internal topics, lag)
-//!   and the pods both log in with the Secrets; the same over mutual TLS (`type: tls`);
+//!   and the pods both log in with the Secrets; the same over mutual TLS (`type: tls`), whose
+//!   deletion with `cleanupPolicy: Delete` resets it through the operator's admin client;
 //! - the password is nowhere it must not be: the ConfigMap, the StreamsApp, Events, the
 //!   operator's and the engine's logs;
 //! - rotating the password (on the broker, then in the Secret) rolls the pods, and processing
 //!   goes on;
 //! - a wrong password gives a condition naming the Secret.
 
-use freshet_crds::StreamsApp;
-use freshet_tests::acls::{create_acls, kafka_streams_acls};
+use freshet_crds::{CleanupPolicy, StreamsApp};
+use freshet_tests::acls::{Acl, Operation, Resource, create_acls, kafka_streams_acls};
 use freshet_tests::apps::{WAIT, apply, operator};
 use freshet_tests::brokers::Brokers;
 use freshet_tests::cluster::{install_crd, namespace};
@@ -21,7 +22,9 @@ use freshet_tests::{eventually, kube_client, unique_name};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 
 /// The Secret holding `key: value`, created or replaced.
 async fn put_secret(secrets: &Api<Secret>, name: &str, key: &str, value: &str) {
@@ -101,6 +104,8 @@ spec:
   config:
     commit.interval.ms: "200"
     statestore.cache.max.bytes: "0"
+    # A stopped static member leaves the group after this (the reset waits for an empty group).
+    session.timeout.ms: "6000"
   topology:
     streams:
       - {{ name: events, topic: {input} }}
@@ -183,11 +188,10 @@ async fn credentials_only_from_secrets_count_rotate_and_are_never_shown() {
     let tls_output = format!("counts-of-{tls_id}");
     tokio::task::block_in_place(|| {
         brokers.create_topics(&[(&tls_output, 1)]);
-        create_acls(
-            &plaintext,
-            "User:app-tls",
-            &kafka_streams_acls(&tls_id, &[&input], &[&tls_output]),
-        );
+        // cleanupPolicy: Delete also deletes the group: DELETE on it too.
+        let mut acls = kafka_streams_acls(&tls_id, &[&input], &[&tls_output]);
+        acls.push(Acl::prefixed(Resource::Group, &tls_id, Operation::Delete));
+        create_acls(&plaintext, "User:app-tls", &acls);
     });
     let user_secret: Secret = serde_json::from_value(serde_json::json!({
         "metadata": { "name": "app-tls" },
@@ -201,7 +205,7 @@ async fn credentials_only_from_secrets_count_rotate_and_are_never_shown() {
         .create(&PostParams::default(), &user_secret)
         .await
         .expect("create the TLS user's Secret");
-    let tls_app = secured_app(
+    let mut tls_app = secured_app(
         "counter-tls",
         &tls_id,
         &input,
@@ -217,6 +221,7 @@ async fn credentials_only_from_secrets_count_rotate_and_are_never_shown() {
             bootstrap = brokers.ssl_bootstrap()
         ),
     );
+    tls_app.spec.cleanup_policy = Some(CleanupPolicy::Delete);
     apps.patch(
         "counter-tls",
         &PatchParams::apply("freshet-tests").force(),
@@ -242,6 +247,37 @@ async fn credentials_only_from_secrets_count_rotate_and_are_never_shown() {
             .await
             .expect("the counts over mutual TLS");
     assert_eq!(updates, KEYS * PER_KEY, "over mutual TLS: {counts:?}");
+
+    // Its deletion resets it through the operator's admin client, with the Secrets' credentials.
+    apps.delete("counter-tls", &DeleteParams::default())
+        .await
+        .expect("delete counter-tls");
+    eventually(WAIT, "counter-tls gone after its reset", || async {
+        apps.get_opt("counter-tls")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let left: Vec<String> = tokio::task::block_in_place(|| {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &plaintext)
+            .create()
+            .expect("metadata client");
+        consumer
+            .fetch_metadata(None, std::time::Duration::from_secs(10))
+            .expect("metadata")
+            .topics()
+            .iter()
+            .map(|t| t.name().to_owned())
+            .filter(|n| n.starts_with(&format!("{tls_id}-")))
+            .collect()
+    });
+    assert!(
+        left.is_empty(),
+        "internal topics left after the reset: {left:?}"
+    );
 
     // The password is in none of what users and collectors see.
     let config_map = Api::<ConfigMap>::namespaced(client.clone(), &ns)
