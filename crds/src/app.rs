@@ -136,12 +136,19 @@ pub struct PodSettings {
     /// Affinity of the instances' pods; spread instances over nodes with pod anti-affinity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Affinity>,
-    /// Security context of the instances' pods (e.g. `fsGroup` for the state volume).
+    /// Security context of the instances' pods. Fields left unset get the operator's defaults
+    /// (`runAsNonRoot`, user and group 65532, `fsGroup` 65532 for the state volume,
+    /// `seccompProfile: RuntimeDefault`), which the Pod Security `restricted` level requires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<PodSecurityContext>,
     /// ServiceAccount the instances run as (the engine needs no Kubernetes API access).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
+    /// Whether the ServiceAccount's API token is mounted into the pods. Off by default: the
+    /// engine never calls the Kubernetes API, and a token it does not need is one a compromised
+    /// pod could use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automount_service_account_token: Option<bool>,
     /// Extra environment variables; client credentials come from Secrets here
     /// (`valueFrom.secretKeyRef`), as `FRESHET_CONFIG_*` variables the engine reads as config
     /// (for instance `FRESHET_CONFIG_SASL_PASSWORD` for `sasl.password`), never from the

@@ -231,7 +231,10 @@ impl Autoscaler {
             current
         };
         let rate = processed as f64 / span / f64::from(instances);
-        if a.lag() > 0 && b.lag() >= processed && !cooling {
+        // Busy throughout only if what waited at the start could have kept them busy for the
+        // whole interval: a lag of a commit interval's worth, then records arriving in a burst
+        // (or a stall of the instances) would otherwise read as their capacity, far too low.
+        if a.lag() >= processed && b.lag() >= processed && !cooling {
             Some(Measured::Capacity(rate))
         } else if a.lag() >= processed {
             // Everything it processed was already waiting at its start: it ran at full speed
@@ -623,6 +626,9 @@ mod tests {
         transactional: bool,
         /// Whether the controller's tail probe reports the markers.
         probe: bool,
+        /// Records processed but not committed yet while records arrive (a commit interval's
+        /// worth): the committed offsets trail the processing.
+        trail: i64,
         replicas: Vec<u32>,
         lags: Vec<i64>,
     }
@@ -649,6 +655,7 @@ mod tests {
                 per_replica,
                 transactional,
                 probe: true,
+                trail: 0,
                 replicas: Vec::new(),
                 lags: Vec::new(),
             }
@@ -656,6 +663,12 @@ mod tests {
 
         /// One 5 s interval with `arriving` records, then the autoscaler's decision.
         fn step(&mut self, arriving: i64) {
+            self.step_at_speed(arriving, 1.0);
+        }
+
+        /// [`Self::step`] with the instances processing at `speed` times their capacity (a
+        /// stall: a compaction, a throttled period, a broker's pause).
+        fn step_at_speed(&mut self, arriving: i64, speed: f64) {
             const MARKERS: i64 = 12;
             if arriving > 0 {
                 self.end += arriving + if self.transactional { MARKERS } else { 0 };
@@ -667,14 +680,19 @@ mod tests {
                 0
             };
             let records_end = (self.end - tail).max(0);
-            self.committed =
-                (self.committed + self.per_replica * i64::from(self.current) * 5).min(records_end);
-            let caught_up = self.committed == records_end;
+            let processed = (self.per_replica as f64 * speed) as i64 * i64::from(self.current) * 5;
+            self.committed = (self.committed + processed).min(records_end);
+            let committed = if arriving > 0 {
+                (self.committed - self.trail).max(0)
+            } else {
+                self.committed
+            };
+            let caught_up = committed == records_end;
             self.scaler.observe(
                 Sample {
                     at: self.at,
                     end: self.end,
-                    committed: self.committed,
+                    committed,
                     no_records: if self.probe && caught_up { tail } else { 0 },
                 },
                 &self.policy,
@@ -799,6 +817,42 @@ mod tests {
         );
         assert!(l.lags[20..].iter().all(|&x| x < 2_500 * 5), "{:?}", l.lags);
         assert!(l.direction_changes() == 0, "{:?}", l.replicas);
+    }
+
+    /// Settled under a steady input, the instances stall for one interval now and then (a
+    /// compaction, a throttled period, a broker's pause) and catch up after, or the input comes
+    /// in a burst: such an interval processes far less than the instances can, and the
+    /// autoscaler, taking it for their capacity, scaled out to the maximum and stayed there
+    /// (the estimate never rose again while the instances kept up).
+    #[test]
+    fn a_stall_of_one_interval_does_not_scale_out_a_settled_app() {
+        // Two instances take the input at 57% of their capacity, and the most any window sees
+        // (a burst's extra interval in it) at 66%, under the 70% target.
+        let mut l = Loop::new(1_100, false);
+        l.trail = 300;
+        for _ in 0..40 {
+            l.step(1_250 * 5);
+        }
+        let settled = l.current;
+        assert_eq!(settled, 2, "{:?}", l.replicas);
+        for _ in 0..3 {
+            // The instances stall for an interval and catch up.
+            l.step_at_speed(1_250 * 5, 0.1);
+            for _ in 0..10 {
+                l.step(1_250 * 5);
+            }
+            // The input pauses for an interval and arrives at twice its rate in the next.
+            l.step(0);
+            l.step(2 * 1_250 * 5);
+            for _ in 0..10 {
+                l.step(1_250 * 5);
+            }
+        }
+        assert!(
+            l.replicas[40..].iter().all(|&r| r == settled),
+            "a stall scaled the app: {:?}",
+            l.replicas
+        );
     }
 
     /// Reconciles come more often than measurements (a pod's status change triggers one): a

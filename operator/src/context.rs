@@ -3,12 +3,13 @@
 //! reconciler's error.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use freshet_admin::AdminError;
 use freshet_crds::StreamsApp;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
 
 use crate::autoscale::Autoscaler;
@@ -38,6 +39,16 @@ pub enum Error {
     Kafka(#[from] AdminError),
 }
 
+/// The StreamsApps the operator watches: the controllers' caches (one per watched namespace,
+/// or one for all) and the namespaces, for the apiserver itself when the caches may lag. Who
+/// owns an applicationId is decided over them ([`crate::tenancy`]).
+pub struct Watched {
+    /// The controllers' reflector stores.
+    pub stores: Vec<Store<StreamsApp>>,
+    /// The watched namespaces; all when empty.
+    pub namespaces: Vec<String>,
+}
+
 /// The operator's timings, from its flags.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -51,6 +62,8 @@ pub struct Settings {
     /// The shortest time between two status writes of an app when only measurements (the lag)
     /// changed.
     pub status_refresh: Duration,
+    /// Where the operator may connect, which images it runs, what its clients may read.
+    pub policy: crate::policy::Policy,
 }
 
 /// Where the deletion of an app stands, for its Events: each stage is told once.
@@ -87,6 +100,9 @@ pub struct Context {
     pub status_written: Mutex<HashMap<String, Instant>>,
     /// The deletions in progress.
     pub deleting: Mutex<HashMap<String, Deleting>>,
+    /// The StreamsApps the controllers watch (set when they start), for who owns an
+    /// applicationId.
+    pub watched: OnceLock<Watched>,
 }
 
 /// Locks a map of per-app memory; a panic elsewhere leaves it usable (it holds no invariant
@@ -115,6 +131,7 @@ impl Context {
             manual_scales: Mutex::default(),
             status_written: Mutex::default(),
             deleting: Mutex::default(),
+            watched: OnceLock::new(),
         }
     }
 

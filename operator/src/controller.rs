@@ -28,13 +28,15 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use crate::autoscale::Sample;
-use crate::context::{Context, Error, MANAGER, lock};
+use crate::context::{Context, Error, MANAGER, Watched, lock};
 use crate::deletion::{self, Next};
 use crate::kafka::{self, Plan, StateSignature as _};
+use crate::policy;
 use crate::render::{self, Decisions};
 use crate::scaling::{self, max_useful_replicas};
-use crate::secrets::AppSecrets;
+use crate::secrets::{self, AppSecrets};
 use crate::status::{self, Judged};
+use crate::tenancy::{self, Owner};
 
 /// The finalizer that runs `cleanupPolicy` before a StreamsApp goes.
 pub const FINALIZER: &str = "freshet.dev/cleanup";
@@ -57,10 +59,25 @@ pub async fn run(ctx: Arc<Context>, namespaces: Vec<String>) {
             })
             .collect()
     };
-    let controllers = apis.into_iter().map(|(apps, sets)| {
+    let controllers: Vec<_> = apis
+        .into_iter()
+        .map(|(apps, sets)| {
+            Controller::new(apps, watcher::Config::default()).owns(sets, watcher::Config::default())
+        })
+        .collect();
+    // Who owns an applicationId is decided over every watched namespace.
+    let watched = Watched {
+        stores: controllers.iter().map(Controller::store).collect(),
+        namespaces,
+    };
+    if ctx.watched.set(watched).is_err() {
+        tracing::warn!(
+            "a context reused for a second run: its caches of StreamsApps are the first run's"
+        );
+    }
+    let controllers = controllers.into_iter().map(|controller| {
         let ctx = ctx.clone();
-        Controller::new(apps, watcher::Config::default())
-            .owns(sets, watcher::Config::default())
+        controller
             .shutdown_on_signal()
             .run(reconcile, error_policy, ctx)
             .for_each(|result| async move {
@@ -89,14 +106,38 @@ async fn reconcile_app(app: Arc<StreamsApp>, ctx: &Context) -> Result<Action, Er
     // the finalizer as soon as its cleanup returns, and these stages wait (by requeue).
     let deleting = app.metadata.deletion_timestamp.is_some()
         && app.finalizers().iter().any(|f| f == FINALIZER);
-    if deleting && let Next::Requeue(after) = deletion::advance(&app, ctx).await? {
-        return Ok(Action::requeue(after));
+    // An app whose applicationId another app owns gets nothing done for it, on deletion too:
+    // its cleanup would delete the owner's topics and group.
+    let other = tenancy::owner_elsewhere(ctx, &app).await?;
+    if deleting {
+        match &other {
+            None => {
+                if let Next::Requeue(after) = deletion::advance(&app, ctx).await? {
+                    return Ok(Action::requeue(after));
+                }
+            }
+            Some(owner) => {
+                ctx.event(
+                    &app,
+                    EventType::Normal,
+                    "CleanupSkipped",
+                    format!(
+                        "applicationId {} belongs to StreamsApp {owner}: its internal topics and consumer group are left alone",
+                        app.spec.application_id
+                    ),
+                )
+                .await;
+            }
+        }
     }
     let ns = app.namespace().unwrap_or_else(|| "default".into());
     let api: Api<StreamsApp> = Api::namespaced(ctx.client.clone(), &ns);
     finalizer(&api, FINALIZER, app, |event| async {
         match event {
-            Finalizer::Apply(app) => apply(&app, ctx).await,
+            Finalizer::Apply(app) => match &other {
+                None => apply(&app, ctx).await,
+                Some(owner) => id_taken(&app, ctx, owner).await,
+            },
             Finalizer::Cleanup(app) => {
                 ctx.forget(&app);
                 Ok(Action::await_change())
@@ -165,7 +206,7 @@ async fn announce(ctx: &Context, app: &StreamsApp, judged: &[Judged]) {
             continue;
         }
         let warning = match j.type_ {
-            status::SCALING | status::DEGRADED => j.status,
+            status::SCALING | status::DEGRADED | tenancy::CONFLICT => j.status,
             _ => !j.status,
         };
         if warning {
@@ -186,7 +227,151 @@ fn kept(app: &StreamsApp) -> StreamsAppStatus {
     }
 }
 
+/// Another app owns this app's applicationId: a `Conflict` condition naming it, nothing else.
+/// Looked at again every resync, which notices the owner gone.
+async fn id_taken(app: &StreamsApp, ctx: &Context, owner: &Owner) -> Result<Action, Error> {
+    let judged = [
+        Judged::new(
+            tenancy::CONFLICT,
+            true,
+            tenancy::ID_TAKEN,
+            format!(
+                "applicationId {} belongs to StreamsApp {owner}, the first created with it; this app runs nothing (no topics, pods or group) while that one exists. Give this app another applicationId (a new StreamsApp: the id is immutable)",
+                app.spec.application_id
+            ),
+        ),
+        Judged::new(
+            status::READY,
+            false,
+            tenancy::ID_TAKEN,
+            format!(
+                "applicationId {} belongs to StreamsApp {owner}",
+                app.spec.application_id
+            ),
+        ),
+    ];
+    announce(ctx, app, &judged).await;
+    write_status(ctx, app, &judged, kept(app)).await?;
+    Ok(Action::requeue(ctx.settings.resync))
+}
+
+/// Objects named like the app's exist and were not made for it: a `Conflict` condition naming
+/// them, nothing applied. Looked at again every resync.
+async fn objects_not_ours(
+    app: &StreamsApp,
+    ctx: &Context,
+    foreign: &[String],
+) -> Result<Action, Error> {
+    let judged = [
+        Judged::new(
+            tenancy::CONFLICT,
+            true,
+            tenancy::NOT_OURS,
+            format!(
+                "{} already exist{} and {} not made by the operator for this StreamsApp (no owner reference to it): the operator neither takes over nor deletes them, and applies nothing while they are there. Delete or rename them, or rename the StreamsApp",
+                foreign.join(", "),
+                if foreign.len() == 1 { "s" } else { "" },
+                if foreign.len() == 1 { "was" } else { "were" },
+            ),
+        ),
+        Judged::new(
+            status::READY,
+            false,
+            tenancy::NOT_OURS,
+            format!("{} not made for this app", foreign.join(", ")),
+        ),
+    ];
+    announce(ctx, app, &judged).await;
+    write_status(ctx, app, &judged, kept(app)).await?;
+    Ok(Action::requeue(ctx.settings.resync))
+}
+
+/// The operator's policy refuses the app: `Allowed=False` says why; no Kafka client is made.
+/// Only a change of the app (or of the operator's flags, a restart) can fix it.
+async fn refused(
+    app: &StreamsApp,
+    ctx: &Context,
+    refusal: &crate::policy::Refusal,
+) -> Result<Action, Error> {
+    tracing::info!(app = %Context::key(app), reason = refusal.reason, "refused by the operator's policy");
+    let judged = [
+        Judged::new(
+            policy::ALLOWED,
+            false,
+            refusal.reason,
+            refusal.message.clone(),
+        ),
+        Judged::new(
+            status::READY,
+            false,
+            refusal.reason,
+            "refused by the operator's policy; the running version (if any) is kept",
+        ),
+    ];
+    announce(ctx, app, &judged).await;
+    write_status(ctx, app, &judged, kept(app)).await?;
+    Ok(Action::await_change())
+}
+
+/// `Allowed=True`, when an earlier reconcile refused the app.
+fn now_allowed(app: &StreamsApp) -> Option<Judged> {
+    app.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .any(|c| c.type_ == policy::ALLOWED)
+        .then(|| {
+            Judged::new(
+                policy::ALLOWED,
+                true,
+                "Allowed",
+                "the operator's policy allows this app's servers, image and client settings",
+            )
+        })
+}
+
+/// The `Conflict` condition cleared, when an earlier reconcile set it.
+fn no_conflict(app: &StreamsApp) -> Option<Judged> {
+    app.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .any(|c| c.type_ == tenancy::CONFLICT)
+        .then(|| {
+            Judged::new(
+                tenancy::CONFLICT,
+                false,
+                "NoConflict",
+                "this app owns its applicationId and the objects it runs",
+            )
+        })
+}
+
 async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
+    let overrides = tenancy::id_overrides(&app.spec);
+    if !overrides.is_empty() {
+        let judged = [
+            Judged::new(
+                status::TOPOLOGY_VALID,
+                false,
+                tenancy::ID_OVERRIDE,
+                tenancy::id_override_message(&overrides),
+            ),
+            Judged::new(
+                status::READY,
+                false,
+                tenancy::ID_OVERRIDE,
+                "application.id is overridden; the running version (if any) is kept",
+            ),
+        ];
+        announce(ctx, app, &judged).await;
+        write_status(ctx, app, &judged, kept(app)).await?;
+        return Ok(Action::await_change());
+    }
+    let foreign = tenancy::foreign_objects(app, ctx).await?;
+    if !foreign.is_empty() {
+        return objects_not_ours(app, ctx, &foreign).await;
+    }
     let ns = app.namespace().unwrap_or_default();
     // The Secrets spec.kafka names, for the admin client's credentials and the pods' roll.
     let secrets = match AppSecrets::read(
@@ -198,20 +383,7 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
     {
         Ok(s) => s,
         Err(error) => {
-            let judged = [
-                Judged::new(
-                    status::CONFIG_VALID,
-                    false,
-                    "SecretUnavailable",
-                    error.to_string(),
-                ),
-                Judged::new(
-                    status::READY,
-                    false,
-                    "SecretUnavailable",
-                    "a Secret spec.kafka names cannot be read; the running version (if any) is kept",
-                ),
-            ];
+            let judged = secrets::unavailable(&error);
             announce(ctx, app, &judged).await;
             write_status(ctx, app, &judged, kept(app)).await?;
             // A Secret created after the app is picked up at the next resync.
@@ -230,35 +402,16 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
         {
             Ok(plan) => plan,
             Err(error) => {
-                // A refused configuration is the configuration's condition, not the topology's: the
-                // message names the property and its field (never a secret's value).
-                let (type_, reason, what) = match &error {
-                    freshet_spec::PlanError::Config(_) | freshet_spec::PlanError::Kafka(_) => (
-                        status::CONFIG_VALID,
-                        "ConfigInvalid",
-                        "the configuration is refused",
-                    ),
-                    freshet_spec::PlanError::Topology(_) => (
-                        status::TOPOLOGY_VALID,
-                        "TopologyInvalid",
-                        "the topology does not compile",
-                    ),
-                };
-                let judged = [
-                    Judged::new(type_, false, reason, error.to_string()),
-                    Judged::new(
-                        status::READY,
-                        false,
-                        reason,
-                        format!("{what}; the running version (if any) is kept"),
-                    ),
-                ];
+                let judged = status::plan_refused(&error);
                 announce(ctx, app, &judged).await;
                 write_status(ctx, app, &judged, kept(app)).await?;
                 // Only a change of the StreamsApp can fix it.
                 return Ok(Action::await_change());
             }
         };
+    if let Err(refusal) = ctx.settings.policy.check(app, &plan.config) {
+        return refused(app, ctx, &refusal).await;
+    }
     let offsets: Option<kafka::InputOffsets>;
     let topics = {
         let (cache, key) = (ctx.kafka.clone(), Context::key(app));
@@ -396,6 +549,8 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
         ),
         scaling,
     ];
+    judged.extend(no_conflict(app));
+    judged.extend(now_allowed(app));
     let held = running
         .as_ref()
         .and_then(|sts| held_change(app, sts, &plan, &signature));
@@ -717,15 +872,9 @@ async fn topics_failed(app: &StreamsApp, ctx: &Context, e: AdminError) -> Result
         AdminError::CreateFailed { .. } => (status::TOPICS_READY, "TopicCreationFailed"),
         AdminError::NotAuthorized { .. } => (status::TOPICS_READY, "NotAuthorized"),
     };
-    // A cluster that does not answer a client with credentials may be refusing them: say which
-    // Secret they came from (never what they are).
     let mut message = e.to_string();
-    if let (AdminError::Unreachable { .. }, Some(credentials)) =
-        (&e, app.spec.kafka.as_ref().and_then(credentials_source))
-    {
-        message.push_str(&format!(
-            "; if the broker refuses the credentials, check {credentials}"
-        ));
+    if matches!(e, AdminError::Unreachable { .. }) {
+        message.push_str(&secrets::credentials_hint(&app.spec));
     }
     let judged = [
         Judged::new(condition, false, reason, message),
@@ -739,27 +888,4 @@ async fn topics_failed(app: &StreamsApp, ctx: &Context, e: AdminError) -> Result
     announce(ctx, app, &judged).await;
     write_status(ctx, app, &judged, kept(app)).await?;
     Ok(Action::requeue(ctx.backoff(app)))
-}
-
-/// Where `spec.kafka`'s credentials come from, for messages: the field and the Secret.
-fn credentials_source(kafka: &freshet_crds::KafkaSpec) -> Option<String> {
-    let auth = kafka.authentication.as_ref()?;
-    if let Some(p) = &auth.password_secret {
-        return Some(format!(
-            "spec.kafka.authentication.passwordSecret (Secret '{}', key '{}')",
-            p.secret_name, p.password
-        ));
-    }
-    if let Some(c) = &auth.certificate_and_key {
-        return Some(format!(
-            "spec.kafka.authentication.certificateAndKey (Secret '{}')",
-            c.secret_name
-        ));
-    }
-    auth.client_secret.as_ref().map(|c| {
-        format!(
-            "spec.kafka.authentication.clientSecret (Secret '{}', key '{}')",
-            c.secret_name, c.key
-        )
-    })
 }

@@ -190,10 +190,13 @@ pub async fn reset(app: &StreamsApp, ctx: &Context) -> Result<Next, Error> {
         &app.spec,
     )
     .await;
+    let (policy, owned) = (ctx.settings.policy.clone(), app.clone());
     let outcome = tokio::task::spawn_blocking(move || {
         let secrets = secrets?;
         let plan =
             freshet_spec::plan_with_secrets(&spec, &secrets).map_err(ResetError::Topology)?;
+        // The operator connects nowhere its policy does not allow, to delete either.
+        policy.check(&owned, &plan.config)?;
         let clients = cache.get(&key, &plan.config)?;
         kafka::delete_app_data(&clients, &plan)?;
         Ok::<_, ResetError>(plan.internal_topics)
@@ -211,6 +214,16 @@ pub async fn reset(app: &StreamsApp, ctx: &Context) -> Result<Next, Error> {
                     "deleted {} internal topics and the consumer group {id}",
                     topics.len()
                 ),
+            )
+            .await;
+            Ok(Next::Done)
+        }
+        Err(ResetError::Refused(refusal)) => {
+            ctx.event(
+                app,
+                EventType::Warning,
+                "CleanupSkipped",
+                format!("deleted without the cleanup, since the operator's policy refuses the app: {refusal}. The internal topics and the consumer group {id}, if any, stay in Kafka"),
             )
             .await;
             Ok(Next::Done)
@@ -256,4 +269,7 @@ enum ResetError {
     /// A Secret `spec.kafka` names cannot be read.
     #[error("{0}")]
     Secrets(#[from] SecretsError),
+    /// The operator's policy refuses the app's servers or client settings.
+    #[error("{0}")]
+    Refused(#[from] crate::policy::Refusal),
 }

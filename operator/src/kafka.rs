@@ -239,10 +239,19 @@ pub fn delete_app_data(clients: &AppClients, plan: &Plan) -> Result<(), AdminErr
     let options = AdminOptions::new()
         .operation_timeout(Some(TIMEOUT))
         .request_timeout(Some(TIMEOUT));
+    // Only names derived from the app's own id, whatever the plan holds.
+    let prefix = format!("{}-", config.application_id);
     let topics: Vec<&str> = plan
         .internal_topics
         .iter()
         .filter(|t| existing.contains_key(*t))
+        .filter(|t| {
+            let ours = t.starts_with(&prefix);
+            if !ours {
+                tracing::warn!(topic = %t, application_id = %config.application_id, "not deleted: the name does not start with the applicationId");
+            }
+            ours
+        })
         .map(String::as_str)
         .collect();
     let failed = |topic: &str, message: String| AdminError::CreateFailed {

@@ -7,12 +7,16 @@
 //!   application reset;
 //! - [`kafka`] — the topology compiled by the engine's compiler, partition counts, internal
 //!   topics, lag and the application reset;
+//! - [`policy`] — where the operator may connect, which images it runs, what its clients may
+//!   read;
 //! - [`render`] — the ConfigMap, Service, StatefulSet and PodDisruptionBudget of an app;
+//! - [`resources`] — the engine container's default CPU and memory;
 //! - [`render_cli`] — `freshet-operator render`: those objects for a manifest, without a
 //!   cluster;
 //! - [`secrets`] — the Secrets `spec.kafka` names: read for the admin client, digested into
 //!   the pod template;
 //! - [`status`] — conditions;
+//! - [`tenancy`] — one owner per applicationId, no id overrides, only objects it made;
 //! - [`scaling`] — how many instances an app asks for and can use;
 //! - [`leader`] — leader election on a Lease;
 //! - [`metrics`] — Prometheus metrics and the HTTP endpoints.
@@ -25,11 +29,14 @@ pub mod deletion;
 pub mod kafka;
 pub mod leader;
 pub mod metrics;
+pub mod policy;
 pub mod render;
 pub mod render_cli;
+pub mod resources;
 pub mod scaling;
 pub mod secrets;
 pub mod status;
+pub mod tenancy;
 
 /// A short, stable digest of `text` (FNV-1a, 64 bits, hex): config hashes and state signatures
 /// must not change between operator versions, which rules out `std`'s hasher.

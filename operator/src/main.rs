@@ -11,6 +11,7 @@ use freshet_operator::controller;
 use freshet_operator::kafka::ClientCache;
 use freshet_operator::leader::{self, LeaseSettings};
 use freshet_operator::metrics::{self, Metrics};
+use freshet_operator::policy::Policy;
 use freshet_operator::render_cli::{self, RenderArgs};
 use kube::{Api, Client, CustomResourceExt, api::ListParams};
 
@@ -65,6 +66,27 @@ struct Args {
     /// Seconds between two status writes of an app when only its lag changed.
     #[arg(long, default_value_t = 30)]
     status_refresh_seconds: u64,
+    /// Host patterns (`*` any characters; with `:port` the port too) every bootstrap server of
+    /// an app must match; any when none is given. The operator connects to no other.
+    #[arg(
+        long,
+        env = "FRESHET_OPERATOR_ALLOWED_BOOTSTRAP_SERVERS",
+        value_delimiter = ',',
+        value_parser = freshet_operator::policy::valid_pattern
+    )]
+    allowed_bootstrap_servers: Vec<String>,
+    /// Patterns `spec.image` must match; any when none is given (`--engine-image` always).
+    #[arg(
+        long,
+        env = "FRESHET_OPERATOR_ALLOWED_IMAGES",
+        value_delimiter = ',',
+        value_parser = freshet_operator::policy::valid_pattern
+    )]
+    allowed_images: Vec<String>,
+    /// Directories (mounted Secrets) whose files the operator's Kafka clients may read
+    /// (`ssl.*.location`, `sasl.kerberos.keytab`); none when not given.
+    #[arg(long, env = "FRESHET_OPERATOR_CLIENT_FILE_DIRS", value_delimiter = ',')]
+    client_file_dirs: Vec<std::path::PathBuf>,
 }
 
 #[derive(clap::Subcommand)]
@@ -175,6 +197,11 @@ async fn main() -> ExitCode {
         retry: Duration::from_secs(args.retry_seconds),
         resync: Duration::from_secs(args.resync_seconds),
         status_refresh: Duration::from_secs(args.status_refresh_seconds),
+        policy: Policy {
+            bootstrap_servers: args.allowed_bootstrap_servers.clone(),
+            images: args.allowed_images.clone(),
+            client_file_dirs: args.client_file_dirs.clone(),
+        },
     };
     // Each app's Kafka clients outlive a leadership term: they hold no decision, only
     // connections.

@@ -20,10 +20,11 @@ use std::collections::BTreeMap;
 use freshet_crds::{StreamsApp, StreamsAppSpec};
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
-    HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SecretVolumeSource, Service, ServicePort,
-    ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
+    SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -62,8 +63,14 @@ pub const TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
 pub const HTTP_PORT: i32 = 8080;
 /// Long enough for a clean close: commit, flush and checkpoint every store.
 pub const TERMINATION_GRACE_SECONDS: i64 = 120;
-/// The user of the engine image, whose group must be able to write the state volume.
+/// The user of the engine image.
+pub const ENGINE_USER: i64 = 65532;
+/// The group of the engine image, which must be able to write the state volume.
 pub const ENGINE_GROUP: i64 = 65532;
+/// The writable scratch directory (an `emptyDir`): the root filesystem is read-only.
+pub const TMP_DIR: &str = "/tmp";
+/// Most the scratch directory may hold; the engine keeps nothing there itself.
+pub const TMP_SIZE: &str = "64Mi";
 /// The state volume's size when `spec.storage.size` is not set.
 pub const DEFAULT_STORAGE_SIZE: &str = "1Gi";
 
@@ -313,6 +320,14 @@ fn engine_container(app: &StreamsApp, image: &str, state_dir: &str) -> Container
             value: Some(state_dir.to_owned()),
             ..Default::default()
         },
+        // The manifest's own id, as the variable the engine reads over every other source but
+        // its flags: an `envFrom` Secret or ConfigMap holding another cannot redirect the pods
+        // to another application's group and topics (`env` wins over `envFrom`).
+        EnvVar {
+            name: "FRESHET_APPLICATION_ID".into(),
+            value: Some(app.spec.application_id.clone()),
+            ..Default::default()
+        },
     ];
     let secrets: Vec<String> = secret_names(app);
     if !secrets.is_empty() {
@@ -337,6 +352,11 @@ fn engine_container(app: &StreamsApp, image: &str, state_dir: &str) -> Container
             mount_path: state_dir.to_owned(),
             ..Default::default()
         },
+        VolumeMount {
+            name: "tmp".into(),
+            mount_path: TMP_DIR.into(),
+            ..Default::default()
+        },
     ];
     mounts.extend(secrets.iter().enumerate().map(|(i, name)| VolumeMount {
         name: secret_volume(i),
@@ -359,7 +379,8 @@ fn engine_container(app: &StreamsApp, image: &str, state_dir: &str) -> Container
             container_port: HTTP_PORT,
             ..Default::default()
         }]),
-        resources: app.spec.resources.clone(),
+        resources: Some(crate::resources::engine_resources(&app.spec)),
+        security_context: Some(container_security_context()),
         // On a failure the engine writes a summary (the failed record's place when a handler
         // said fail) to the termination message file, else the end of its log is taken; the
         // operator reports it as the app's last processing error.
@@ -387,6 +408,41 @@ fn secret_volume(i: usize) -> String {
     format!("kafka-secret-{i}")
 }
 
+/// What the Pod Security `restricted` level asks of a container, and a read-only root
+/// filesystem: the engine writes only to its state volume and the scratch volume at
+/// [`TMP_DIR`] (the termination message file is the kubelet's own mount).
+fn container_security_context() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Default::default()
+        }),
+        read_only_root_filesystem: Some(true),
+        ..Default::default()
+    }
+}
+
+/// The pod's security context: the app's own, its unset fields filled with what the
+/// `restricted` level requires (non-root, the RuntimeDefault seccomp profile) and the engine
+/// image's user and group, the group owning the state volume (`fsGroup`).
+fn pod_security_context(own: Option<PodSecurityContext>) -> PodSecurityContext {
+    let mut sc = own.unwrap_or_default();
+    sc.run_as_non_root.get_or_insert(true);
+    // The image's user and group, unless the app names a user of its own (whose group the
+    // image, or the app, decides).
+    if sc.run_as_user.is_none() {
+        sc.run_as_user = Some(ENGINE_USER);
+        sc.run_as_group.get_or_insert(ENGINE_GROUP);
+    }
+    sc.fs_group.get_or_insert(ENGINE_GROUP);
+    sc.seccomp_profile.get_or_insert_with(|| SeccompProfile {
+        type_: "RuntimeDefault".into(),
+        ..Default::default()
+    });
+    sc
+}
+
 /// The engine pods: `d.replicas` of them, each with a state volume, rolled when the manifest
 /// (its digest in the pod template) changes.
 pub fn stateful_set(app: &StreamsApp, manifest: &str, d: &Decisions<'_>) -> StatefulSet {
@@ -403,14 +459,24 @@ pub fn stateful_set(app: &StreamsApp, manifest: &str, d: &Decisions<'_>) -> Stat
     if let Some(secrets) = d.secrets_digest {
         pod_annotations.insert(SECRETS_HASH.into(), secrets.to_owned());
     }
-    let mut volumes = vec![Volume {
-        name: "manifest".into(),
-        config_map: Some(ConfigMapVolumeSource {
-            name: config_map_name(app),
+    let mut volumes = vec![
+        Volume {
+            name: "manifest".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: config_map_name(app),
+                ..Default::default()
+            }),
             ..Default::default()
-        }),
-        ..Default::default()
-    }];
+        },
+        Volume {
+            name: "tmp".into(),
+            empty_dir: Some(EmptyDirVolumeSource {
+                size_limit: Some(Quantity(TMP_SIZE.into())),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    ];
     volumes.extend(
         secret_names(app)
             .into_iter()
@@ -431,12 +497,10 @@ pub fn stateful_set(app: &StreamsApp, manifest: &str, d: &Decisions<'_>) -> Stat
         tolerations: non_empty(pod.tolerations),
         node_selector: non_empty(pod.node_selector),
         affinity: pod.affinity,
-        // The engine image runs as uid 65532: the state volume must be writable for it.
-        security_context: Some(pod.security_context.unwrap_or_else(|| PodSecurityContext {
-            fs_group: Some(ENGINE_GROUP),
-            ..Default::default()
-        })),
+        security_context: Some(pod_security_context(pod.security_context)),
         service_account_name: pod.service_account_name,
+        // The engine never calls the Kubernetes API.
+        automount_service_account_token: Some(pod.automount_service_account_token.unwrap_or(false)),
         ..Default::default()
     };
     let mut meta = metadata(app, app.name_any());
@@ -610,6 +674,7 @@ spec:
                 "POD_IP",
                 "FRESHET_HTTP_ADDRESS",
                 "FRESHET_STATE_DIR",
+                "FRESHET_APPLICATION_ID",
                 "FRESHET_CONFIG_SASL_PASSWORD"
             ]
         );
@@ -629,5 +694,62 @@ spec:
             spec["template"]["metadata"]["annotations"][CONFIG_HASH],
             digest(&manifest)
         );
+    }
+
+    #[test]
+    fn the_pods_fit_the_restricted_pod_security_level() {
+        let a = app("  resources: { limits: { memory: 1Gi } }");
+        let manifest = engine_manifest(&a).expect("yaml");
+        let sts = stateful_set(&a, &manifest, &decisions(&[], &[]));
+        let v = serde_json::to_value(&sts).expect("json");
+        let pod = &v["spec"]["template"]["spec"];
+        assert_eq!(pod["automountServiceAccountToken"], false);
+        assert_eq!(
+            pod["securityContext"],
+            serde_json::json!({ "runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532,
+                "fsGroup": 65532, "seccompProfile": { "type": "RuntimeDefault" } })
+        );
+        let c = &pod["containers"][0];
+        assert_eq!(
+            c["securityContext"],
+            serde_json::json!({ "allowPrivilegeEscalation": false,
+                "capabilities": { "drop": ["ALL"] }, "readOnlyRootFilesystem": true })
+        );
+        let mounts: Vec<(&str, bool)> = c["volumeMounts"]
+            .as_array()
+            .expect("mounts")
+            .iter()
+            .map(|m| {
+                (
+                    m["mountPath"].as_str().unwrap_or_default(),
+                    m["readOnly"] == true,
+                )
+            })
+            .collect();
+        assert_eq!(
+            mounts,
+            [
+                (MANIFEST_DIR, true),
+                (DEFAULT_STATE_DIR, false),
+                (TMP_DIR, false)
+            ]
+        );
+        assert!(pod["volumes"][1]["emptyDir"].is_object(), "{pod}");
+        // The app's memory (Kubernetes requests what it limits), the default CPU.
+        assert_eq!(
+            c["resources"],
+            serde_json::json!({ "requests": { "cpu": "250m" },
+                "limits": { "cpu": "1", "memory": "1Gi" } })
+        );
+        // An app's own settings win; what it leaves unset is filled in.
+        let own = app(
+            "  pod: { automountServiceAccountToken: true, securityContext: { runAsUser: 1000, fsGroup: 2000 } }",
+        );
+        let sts = stateful_set(&own, &manifest, &decisions(&[], &[]));
+        let pod = serde_json::to_value(&sts).expect("json")["spec"]["template"]["spec"].clone();
+        assert_eq!(pod["automountServiceAccountToken"], true);
+        assert_eq!(pod["securityContext"]["runAsUser"], 1000);
+        assert_eq!(pod["securityContext"]["fsGroup"], 2000);
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     }
 }

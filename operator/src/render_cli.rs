@@ -201,7 +201,12 @@ pub fn render_objects(
             .unwrap_or_else(|| "default".to_owned()),
     );
     app.metadata.uid = args.owner_uid.clone();
-    // As the reconciler does before it applies anything: compile with the engine's compiler.
+    // As the reconciler does before it applies anything: refuse application.id overrides and
+    // compile with the engine's compiler.
+    let overrides = crate::tenancy::id_overrides(&app.spec);
+    if !overrides.is_empty() {
+        return Err(invalid(crate::tenancy::id_override_message(&overrides)));
+    }
     let plan = kafka::plan(&app.spec).map_err(|m| invalid(format!("spec: {m}")))?;
     let policy = scaling::autoscaling(&app.spec)
         .map(|a| scaling::autoscaling_policy(a, plan.config.commit_interval))
@@ -339,6 +344,12 @@ spec:
             .expect("an unusable duration")
             .to_string();
         assert!(err.contains("spec.autoscaling.window"), "{err}");
+        let id_override = APP.replace("replicas: 3", "config: { application.id: someone-else }");
+        let err = render_objects(&id_override, "app.yaml", &a)
+            .err()
+            .expect("an application.id override")
+            .to_string();
+        assert!(err.contains("spec.config[application.id]"), "{err}");
         let err = run(
             &RenderArgs {
                 file: "/nonexistent/app.yaml".into(),

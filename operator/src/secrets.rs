@@ -5,10 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use freshet_crds::StreamsAppSpec;
+use freshet_crds::{KafkaSpec, StreamsAppSpec};
 use freshet_spec::secrets::{SecretError, SecretSource, glob_matches};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
+
+use crate::status::{self, Judged};
 
 /// A Secret named by `spec.kafka` that the operator cannot read.
 #[derive(Debug, thiserror::Error)]
@@ -134,4 +136,57 @@ impl SecretSource for AppSecrets {
         }
         keys.into_iter().map(|k| self.value(secret, k)).collect()
     }
+}
+
+/// The conditions of an app whose Secrets cannot be read: the configuration's, naming the
+/// Secret, and not Ready.
+pub fn unavailable(error: &SecretsError) -> [Judged; 2] {
+    [
+        Judged::new(
+            status::CONFIG_VALID,
+            false,
+            "SecretUnavailable",
+            error.to_string(),
+        ),
+        Judged::new(
+            status::READY,
+            false,
+            "SecretUnavailable",
+            "a Secret spec.kafka names cannot be read; the running version (if any) is kept",
+        ),
+    ]
+}
+
+/// Where `spec.kafka`'s credentials come from, for messages: the field and the Secret.
+fn credentials_source(kafka: &KafkaSpec) -> Option<String> {
+    let auth = kafka.authentication.as_ref()?;
+    if let Some(p) = &auth.password_secret {
+        return Some(format!(
+            "spec.kafka.authentication.passwordSecret (Secret '{}', key '{}')",
+            p.secret_name, p.password
+        ));
+    }
+    if let Some(c) = &auth.certificate_and_key {
+        return Some(format!(
+            "spec.kafka.authentication.certificateAndKey (Secret '{}')",
+            c.secret_name
+        ));
+    }
+    auth.client_secret.as_ref().map(|c| {
+        format!(
+            "spec.kafka.authentication.clientSecret (Secret '{}', key '{}')",
+            c.secret_name, c.key
+        )
+    })
+}
+
+/// What a message about a cluster that does not answer adds when `spec.kafka` has credentials:
+/// a refused password looks the same to the client, so it names the Secret they came from
+/// (never what they are). Empty without credentials.
+pub fn credentials_hint(spec: &StreamsAppSpec) -> String {
+    spec.kafka
+        .as_ref()
+        .and_then(credentials_source)
+        .map(|c| format!("; if the broker refuses the credentials, check {c}"))
+        .unwrap_or_default()
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use freshet_crds::StreamsApp;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 
 use crate::engine::{EngineProcess, free_port};
@@ -188,4 +189,46 @@ pub async fn ready_pods(pods: &Api<Pod>) -> usize {
                 .count()
         })
         .unwrap_or(0)
+}
+
+/// The condition `type_` of StreamsApp `name` once it has `reason`, within [`WAIT`]; fails
+/// with the operator's log.
+pub async fn condition_with(
+    apps: &Api<StreamsApp>,
+    name: &str,
+    type_: &str,
+    reason: &str,
+    op: &EngineProcess,
+) -> Condition {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let found = apps
+            .get(name)
+            .await
+            .ok()
+            .and_then(|a| a.status)
+            .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == type_));
+        if let Some(c) = found.filter(|c| c.reason == reason) {
+            return c;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {type_} condition with reason {reason} on {name}; operator log:\n{}",
+            op.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits, within [`WAIT`], for StreamsApp `name`'s `Ready` condition to be `True`.
+pub async fn wait_app_ready(apps: &Api<StreamsApp>, name: &str) {
+    eventually(WAIT, &format!("StreamsApp {name} Ready"), || async {
+        let app = apps.get(name).await.ok()?;
+        app.status?
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+            .then_some(())
+    })
+    .await;
 }

@@ -18,7 +18,10 @@
 //! - SIGTERM when the pod is deleted, SIGKILL after its grace period, then the pod removed;
 //! - the container's `resources.limits.cpu` enforced as the kubelet does, by a CFS quota on a
 //!   cgroup (v1) of its own, so an instance's capacity is its limit, not whatever the machine's
-//!   cores leave over.
+//!   cores leave over;
+//! - `securityContext.readOnlyRootFilesystem`: the process sees the filesystem read-only but for
+//!   its writable volumes (a mount namespace of its own, `unshare`), and a volume at `/tmp` is
+//!   its `TMPDIR`. The user and group it runs as stay the node's.
 //!
 //! [`Node::kill_container`] SIGKILLs a pod's process, for crash tests.
 
@@ -106,6 +109,16 @@ impl Node {
                 .args(["-KILL", &pid.to_string()])
                 .status()
                 .is_ok_and(|s| s.success())
+    }
+
+    /// The process id of pod `namespace/name`'s container, while it runs.
+    pub fn pid(&self, namespace: &str, name: &str) -> Option<u32> {
+        let runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+        let pid = runs
+            .get(&format!("{namespace}/{name}"))?
+            .pid
+            .load(Ordering::SeqCst);
+        (pid != 0).then_some(pid)
     }
 
     /// The log file of a pod's container (all its restarts appended).
@@ -298,6 +311,9 @@ struct Prepared {
     fallback_to_logs: bool,
     /// The container's CPU limit, in millicores.
     cpu_limit_millis: Option<u64>,
+    /// `securityContext.readOnlyRootFilesystem`: the directories (and the termination message
+    /// file) that stay writable in the process's read-only view of the filesystem.
+    read_only_root: Option<Vec<PathBuf>>,
 }
 
 /// Millicores of a CPU quantity (`250m`, `0.5`, `2`); `None` for anything else.
@@ -395,6 +411,7 @@ async fn prepare(ctx: &NodeContext, pod: &Pod, ip: &str) -> Result<Prepared, Str
     // PersistentVolumeClaims from volumeClaimTemplates appear as pod volumes named after the
     // template; any mount without a volume gets a directory of its own.
     let mut mounts: Vec<(String, PathBuf)> = Vec::new();
+    let mut writable: Vec<PathBuf> = Vec::new();
     for m in container.volume_mounts.clone().unwrap_or_default() {
         let base = volumes
             .get(&m.name)
@@ -405,6 +422,9 @@ async fn prepare(ctx: &NodeContext, pod: &Pod, ip: &str) -> Result<Prepared, Str
             _ => base,
         };
         std::fs::create_dir_all(&path).map_err(|e| e.to_string())?;
+        if m.read_only != Some(true) {
+            writable.push(path.clone());
+        }
         mounts.push((m.mount_path.clone(), path));
     }
     // A directory holding mount points (the operator mounts each Secret at
@@ -531,6 +551,14 @@ async fn prepare(ctx: &NodeContext, pod: &Pod, ip: &str) -> Result<Prepared, Str
         };
         env.push((e.name.clone(), rewrite(&value)));
     }
+    // A volume at /tmp is where temporary files go (`std::env::temp_dir`, librdkafka), as in
+    // the container, where it hides the image's /tmp.
+    if let Some((_, path)) = mounts
+        .iter()
+        .find(|(m, _)| m.trim_end_matches('/') == "/tmp")
+    {
+        env.push(("TMPDIR".into(), path.display().to_string()));
+    }
     // The termination message file, which the kubelet creates at terminationMessagePath in the
     // container: here a file of the pod's directory, named to the engine by its variable.
     let termination_log = dir.join("termination-log");
@@ -573,6 +601,15 @@ async fn prepare(ctx: &NodeContext, pod: &Pod, ip: &str) -> Result<Prepared, Str
             };
             Some((h.path.clone().unwrap_or_else(|| "/".into()), port))
         });
+    let read_only_root = container
+        .security_context
+        .as_ref()
+        .and_then(|c| c.read_only_root_filesystem)
+        .unwrap_or(false)
+        .then(|| {
+            writable.push(termination_log.clone());
+            writable
+        });
     Ok(Prepared {
         binary: binary_for(container.image.as_deref().unwrap_or_default()),
         args,
@@ -594,7 +631,43 @@ async fn prepare(ctx: &NodeContext, pod: &Pod, ip: &str) -> Result<Prepared, Str
                     .ok_or_else(|| format!("resources.limits.cpu: {:?} is not a CPU quantity", q.0))
             })
             .transpose()?,
+        read_only_root,
     })
+}
+
+/// The command that runs `p`'s binary: itself, or with a read-only root filesystem, under
+/// `unshare` in a mount namespace of its own where `/` is remounted read-only and only the
+/// writable volumes (each bind-mounted onto itself first) can be written, as in a container
+/// with `readOnlyRootFilesystem`. The binary is exec'd, so the process id is the container's.
+/// Its environment is the pod's only.
+fn container_command(p: &Prepared) -> Command {
+    let mut cmd;
+    match &p.read_only_root {
+        None => {
+            cmd = Command::new(&p.binary);
+            cmd.args(&p.args).env_clear();
+        }
+        Some(writable) => {
+            let mut script = String::from("set -e; mount --make-rprivate /; ");
+            for i in 0..writable.len() {
+                script.push_str(&format!(
+                    "mount --bind \"$FRESHET_NODE_W{i}\" \"$FRESHET_NODE_W{i}\"; unset FRESHET_NODE_W{i}; "
+                ));
+            }
+            script.push_str("mount -o remount,bind,ro /; exec \"$0\" \"$@\"");
+            cmd = Command::new("unshare");
+            cmd.args(["--mount", "--", "sh", "-c", &script])
+                .arg(&p.binary)
+                .args(&p.args)
+                .env_clear();
+            for (i, path) in writable.iter().enumerate() {
+                cmd.env(format!("FRESHET_NODE_W{i}"), path);
+            }
+        }
+    }
+    cmd.env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(p.env.iter().cloned());
+    cmd
 }
 
 /// A kubeconfig for the apiserver on loopback with a token of `namespace/sa`; `None` when the
@@ -767,12 +840,9 @@ async fn supervise(ctx: NodeContext, pod: Pod, stopping: Arc<AtomicBool>, pid: A
         if std::fs::write(&p.termination_log, "").is_err() {
             break;
         }
-        let mut cmd = Command::new(&p.binary);
-        cmd.args(&p.args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(p.env.iter().cloned())
-            .current_dir(&p.dir)
+        // The termination message file exists (written above) before it is bind-mounted.
+        let mut cmd = container_command(&p);
+        cmd.current_dir(&p.dir)
             .stdout(file)
             .stderr(err)
             .kill_on_drop(true);

@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use freshet_crds::StreamsApp;
+use freshet_tests::apps::wait_app_ready;
 use freshet_tests::cluster::{install_crd, namespace};
 use freshet_tests::kafka::{Received, create_topics, produce};
 use freshet_tests::node::Node;
@@ -60,6 +61,15 @@ fn documents(yaml: &str) -> Vec<(String, String, serde_json::Value)> {
         .collect()
 }
 
+/// The operator's Deployment among rendered `docs`.
+fn deployment_of(docs: &[(String, String, serde_json::Value)]) -> &serde_json::Value {
+    &docs
+        .iter()
+        .find(|(k, _, _)| k == "Deployment")
+        .expect("a Deployment rendered")
+        .2
+}
+
 fn env_of(deployment: &serde_json::Value, name: &str) -> Option<String> {
     deployment["spec"]["template"]["spec"]["containers"][0]["env"]
         .as_array()?
@@ -102,11 +112,7 @@ fn the_chart_renders_cluster_wide_or_per_namespace() {
     ] {
         assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
     }
-    let deployment = &docs
-        .iter()
-        .find(|(k, _, _)| k == "Deployment")
-        .expect("deployment")
-        .2;
+    let deployment = deployment_of(&docs);
     assert_eq!(
         env_of(deployment, "FRESHET_OPERATOR_LEADER_ELECTION").as_deref(),
         Some("false")
@@ -143,11 +149,7 @@ fn the_chart_renders_cluster_wide_or_per_namespace() {
         ["a", "b", "freshet"],
         "a Role per watched namespace, and the Lease's"
     );
-    let deployment = &docs
-        .iter()
-        .find(|(k, _, _)| k == "Deployment")
-        .expect("deployment")
-        .2;
+    let deployment = deployment_of(&docs);
     assert_eq!(
         env_of(deployment, "FRESHET_OPERATOR_LEADER_ELECTION").as_deref(),
         Some("true")
@@ -156,6 +158,64 @@ fn the_chart_renders_cluster_wide_or_per_namespace() {
         env_of(deployment, "FRESHET_OPERATOR_NAMESPACES").as_deref(),
         Some("a,b")
     );
+    // Only what the watched namespaces need: no cluster-wide binding, and in each Role no verb
+    // the operator never uses (every verb is documented in the operator guide's RBAC table).
+    assert!(
+        !docs.iter().any(|(k, _, _)| k == "ClusterRoleBinding"),
+        "a ClusterRoleBinding for a namespace list"
+    );
+    let role = &docs
+        .iter()
+        .find(|(k, ns, _)| k == "Role" && ns == "a")
+        .expect("the Role in a")
+        .2;
+    for rule in role["rules"].as_array().expect("rules") {
+        let verbs: Vec<&str> = rule["verbs"]
+            .as_array()
+            .expect("verbs")
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        assert!(
+            !verbs.contains(&"delete") && !verbs.contains(&"*"),
+            "the operator deletes nothing itself: {rule}"
+        );
+        if rule["resources"] != serde_json::json!(["streamsapps/finalizers"]) {
+            assert!(
+                !verbs.contains(&"update"),
+                "server-side apply needs no update: {rule}"
+            );
+        }
+    }
+    // The allow-lists reach the operator as flags, the Secrets its clients may read as mounts.
+    let (ok, limited, err) = template(&[
+        "allowedBootstrapServers={*.kafka.svc:9092,kafka-0.example}",
+        "allowedImages={ghcr.io/freshet/*}",
+        "kafkaClientSecrets={kafka-tls}",
+    ]);
+    assert!(ok, "{err}");
+    let docs = documents(&limited);
+    let deployment = deployment_of(&docs);
+    assert_eq!(
+        env_of(deployment, "FRESHET_OPERATOR_ALLOWED_BOOTSTRAP_SERVERS").as_deref(),
+        Some("*.kafka.svc:9092,kafka-0.example")
+    );
+    assert_eq!(
+        env_of(deployment, "FRESHET_OPERATOR_ALLOWED_IMAGES").as_deref(),
+        Some("ghcr.io/freshet/*")
+    );
+    assert_eq!(
+        env_of(deployment, "FRESHET_OPERATOR_CLIENT_FILE_DIRS").as_deref(),
+        Some("/etc/freshet/kafka")
+    );
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["volumes"][0]["secret"]["secretName"], "kafka-tls");
+    assert_eq!(
+        pod["containers"][0]["volumeMounts"][0]["mountPath"],
+        "/etc/freshet/kafka/kafka-tls"
+    );
+    let (ok, _, err) = template(&["allowedBootstrapServers={a b}"]);
+    assert!(!ok && err.contains("allowedBootstrapServers"), "{err}");
     let (ok, with_monitor, err) = template(&["serviceMonitor.enabled=true"]);
     assert!(ok, "{err}");
     assert!(
@@ -173,6 +233,8 @@ fn the_values_schema_names_a_bad_value() {
     assert!(!ok && err.contains("replicas"), "{err}");
     let (ok, _, err) = template(&["image.pullPolicy=Sometimes"]);
     assert!(!ok && err.contains("pullPolicy"), "{err}");
+    let (ok, _, err) = template(&["statusRefreshSeconds=0"]);
+    assert!(!ok && err.contains("statusRefreshSeconds"), "{err}");
 }
 
 fn counts(records: &[Received]) -> BTreeMap<String, i64> {
@@ -227,6 +289,9 @@ async fn helm_install_runs_an_app_end_to_end() {
         ("patch", "streamsapps/status", "yes"),
         ("create", "statefulsets.apps", "yes"),
         ("delete", "secrets", "no"),
+        // The Secrets an app's spec.kafka names are read by name, never listed.
+        ("get", "secrets", "yes"),
+        ("list", "secrets", "no"),
         ("list", "streamsapps", "yes"),
     ] {
         let out = kubectl()
@@ -313,15 +378,7 @@ spec:
         async move { (c.len() == 5 && c.values().all(|&n| n == 10)).then_some(()) }
     })
     .await;
-    eventually(WAIT, "the StreamsApp Ready", || async {
-        let app = apps.get("counter").await.ok()?;
-        app.status?
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
-            .then_some(())
-    })
-    .await;
+    wait_app_ready(&apps, "counter").await;
     let table = kubectl()
         .args(["-n", &app_ns, "get", "sapp"])
         .output()

@@ -4,8 +4,8 @@
 //! restarted and resumes from its state directory. (Autoscaling: `autoscaling.rs`.)
 use freshet_crds::StreamsApp;
 use freshet_tests::apps::{
-    BY_KEY, WAIT, apply, counting_app, operator, read_counts, ready_pods, send_batch, wait_counts,
-    wait_restarted,
+    BY_KEY, WAIT, apply, counting_app, operator, read_counts, ready_pods, send_batch,
+    wait_app_ready, wait_counts, wait_restarted,
 };
 use freshet_tests::cluster::{install_crd, namespace};
 use freshet_tests::kafka::create_topics;
@@ -34,15 +34,7 @@ async fn pods_count_scale_out_and_back_and_survive_a_kill() {
     )
     .await;
     send_batch(&input, keys, 10, false);
-    eventually(WAIT, "the app Ready", || async {
-        let app = apps.get("counter").await.ok()?;
-        app.status?
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
-            .then_some(())
-    })
-    .await;
+    wait_app_ready(&apps, "counter").await;
     wait_counts(&output, keys, 10);
 
     // 1 → 3: the tasks spread over three processes; nothing is lost.
