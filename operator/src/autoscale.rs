@@ -85,6 +85,10 @@ pub struct Sample {
     /// Offsets between committed and end that hold no record to process (transaction markers,
     /// aborted records).
     pub no_records: i64,
+    /// Every instance was running and ready, none starting, stopping or rolling: an interval
+    /// between two such samples shows what the instances do, one with a pod starting (its
+    /// restore, the rebalance it causes) only that they did at least that much.
+    pub settled: bool,
 }
 
 impl Sample {
@@ -234,7 +238,7 @@ impl Autoscaler {
         // Busy throughout only if what waited at the start could have kept them busy for the
         // whole interval: a lag of a commit interval's worth, then records arriving in a burst
         // (or a stall of the instances) would otherwise read as their capacity, far too low.
-        if a.lag() >= processed && b.lag() >= processed && !cooling {
+        if a.lag() >= processed && b.lag() >= processed && !cooling && a.settled && b.settled {
             Some(Measured::Capacity(rate))
         } else if a.lag() >= processed {
             // Everything it processed was already waiting at its start: it ran at full speed
@@ -477,6 +481,7 @@ mod tests {
                     end,
                     committed,
                     no_records: 0,
+                    settled: true,
                 },
                 &p,
             );
@@ -581,6 +586,7 @@ mod tests {
                 end: 3500,
                 committed: 0,
                 no_records: 0,
+                settled: true,
             },
             &p,
         );
@@ -604,6 +610,7 @@ mod tests {
                     end: i64::from(i) * 1000 + 5000,
                     committed: 0,
                     no_records: 0,
+                    settled: true,
                 },
                 &p,
             );
@@ -694,6 +701,7 @@ mod tests {
                     end: self.end,
                     committed,
                     no_records: if self.probe && caught_up { tail } else { 0 },
+                    settled: true,
                 },
                 &self.policy,
             );
@@ -767,6 +775,7 @@ mod tests {
                         end: 1_000,
                         committed: 988,
                         no_records: if recognised { 12 } else { 0 },
+                        settled: true,
                     },
                     &p,
                 );
@@ -855,6 +864,27 @@ mod tests {
         );
     }
 
+    /// While a pod starts (its restore, the rebalance it causes) the instances process less
+    /// than they can: the interval only shows a floor, however much waits.
+    #[test]
+    fn an_interval_with_a_pod_starting_does_not_measure_capacity() {
+        let (p, mut a) = (policy(), Autoscaler::default());
+        let sample = |at: f64, committed: i64, settled: bool| Sample {
+            at,
+            end: 100_000,
+            committed,
+            no_records: 0,
+            settled,
+        };
+        a.observe(sample(0.0, 0, false), &p);
+        a.observe(sample(15.0, 15_000, true), &p);
+        a.decide(15.0, &p, 1, 1, 12, 2);
+        assert_eq!((a.capacity, a.floor), (None, Some(1_000.0)), "{a:?}");
+        a.observe(sample(30.0, 45_000, true), &p);
+        a.decide(30.0, &p, 1, 1, 12, 2);
+        assert_eq!(a.capacity, Some(2_000.0), "settled throughout: {a:?}");
+    }
+
     /// Reconciles come more often than measurements (a pod's status change triggers one): a
     /// sample a moment after the last, across a commit, would read as a huge rate.
     #[test]
@@ -865,6 +895,7 @@ mod tests {
             end: 100_000,
             committed,
             no_records: 0,
+            settled: true,
         };
         // One useful instance (cap 1), so no scale change and no cooldown.
         a.observe(sample(0.0, 0), &p);

@@ -473,7 +473,7 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
                 ctx,
                 app,
                 spec,
-                offsets,
+                offsets.map(|o| (o, settled(running.as_ref()))),
                 (running_replicas, cap, max_tasks, threads),
                 plan.config.commit_interval,
             )
@@ -628,13 +628,30 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
     Ok(Action::requeue(next))
 }
 
+/// Whether the app's instances are all up as specified: every replica ready and of the current
+/// revision, none starting, stopping or rolling. A pod starting restores its stores and makes
+/// the group rebalance, so what the instances process meanwhile is no measure of their
+/// capacity.
+fn settled(set: Option<&StatefulSet>) -> bool {
+    let Some(set) = set else { return false };
+    let wanted = set.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let Some(status) = &set.status else {
+        return false;
+    };
+    status.observed_generation == set.metadata.generation
+        && status.replicas == wanted
+        && status.ready_replicas.unwrap_or(0) == wanted
+        && status.updated_replicas.unwrap_or(0) == wanted
+        && status.current_revision == status.update_revision
+}
+
 /// The autoscaler's count for an app with `spec.autoscaling.enabled`, the Scaling condition,
 /// the status it shows and when to look again. `Err` when the settings are unusable.
 async fn autoscale(
     ctx: &Context,
     app: &StreamsApp,
     spec: &freshet_crds::AutoscalingSpec,
-    offsets: Option<kafka::InputOffsets>,
+    offsets: Option<(kafka::InputOffsets, bool)>,
     (current, cap, tasks, threads): (i32, i32, u32, u32),
     commit_interval: Duration,
 ) -> Result<(i32, Judged, Option<AutoscalingStatus>, Duration), scaling::AutoscalingError> {
@@ -646,13 +663,14 @@ async fn autoscale(
     let decision = {
         let mut all = lock(&ctx.autoscalers);
         let scaler = all.entry(Context::key(app)).or_default();
-        if let Some(o) = offsets {
+        if let Some((o, settled)) = offsets {
             scaler.observe(
                 Sample {
                     at: now,
                     end: o.end,
                     committed: o.committed,
                     no_records: o.no_records,
+                    settled,
                 },
                 &policy,
             );

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use freshet_crds::StreamsApp;
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::core::v1::{Event, Namespace, ServiceAccount};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, CustomResourceExt};
 use serde_json::json;
 
@@ -51,4 +51,18 @@ pub async fn namespace(client: &Client, prefix: &str) -> String {
     )
     .await;
     name
+}
+
+/// The Events of namespace `ns` with `reason`, oldest first.
+pub async fn events(client: &Client, ns: &str, reason: &str) -> Vec<Event> {
+    let mut found: Vec<Event> = Api::<Event>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .expect("list events")
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .collect();
+    found.sort_by_key(|e| e.metadata.creation_timestamp.clone().map(|t| t.0));
+    found
 }

@@ -152,9 +152,18 @@ async fn steady_input_above_one_instance_settles_without_flapping() {
         if r != current {
             (current, since) = (r, Instant::now());
             history.push(r);
+            if let Some(a) = apps
+                .get("counter")
+                .await
+                .ok()
+                .and_then(|a| a.status?.autoscaling)
+            {
+                println!("  to {r}: {}", a.reason);
+            }
         }
     }
     println!("settled at {current} replicas (history {history:?})");
+
     let status = apps
         .get("counter")
         .await

@@ -9,17 +9,17 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use freshet_crds::StreamsApp;
-use freshet_tests::cluster::{install_crd, namespace};
+use freshet_tests::cluster::{events, install_crd, namespace};
 use freshet_tests::engine::{EngineProcess, free_port};
 use freshet_tests::kafka::{create_topics, partition_count};
 use freshet_tests::{
     eventually, kafka_bootstrap, kube_client, kubeconfig_path, kubectl, unique_name,
 };
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::json;
@@ -123,17 +123,6 @@ async fn condition(
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-async fn events(client: &Client, ns: &str, reason: &str) -> Vec<Event> {
-    Api::<Event>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
-        .await
-        .expect("list events")
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some(reason))
-        .collect()
 }
 
 /// A typed step from its JSON form.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use freshet_crds::StreamsApp;
 use freshet_tests::apps::{self, WAIT, counting_app, read_counts};
-use freshet_tests::cluster::{install_crd, namespace};
+use freshet_tests::cluster::{events, install_crd, namespace};
 use freshet_tests::engine::{EngineProcess, free_port};
 use freshet_tests::kafka::create_topics;
 use freshet_tests::node::Node;
@@ -21,9 +21,8 @@ use freshet_tests::{
     eventually, kafka_bootstrap, kube_client, kubeconfig_path, kubectl, unique_name,
 };
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Event;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
-use kube::{Client, ResourceExt};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -88,17 +87,6 @@ fn metric(op: &EngineProcess, name: &str, labels: &[(&str, &str)]) -> Option<f64
 
 fn alive(op: &mut EngineProcess) -> bool {
     op.child.try_wait().expect("wait").is_none()
-}
-
-async fn events(client: &Client, ns: &str, reason: &str) -> Vec<Event> {
-    Api::<Event>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
-        .await
-        .expect("list events")
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some(reason))
-        .collect()
 }
 
 fn metadata_client() -> BaseConsumer {
