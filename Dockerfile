@@ -41,7 +41,7 @@ COPY bin/freshet-engine bin/freshet-operator /out/
 
 FROM debian:bookworm-slim AS runtime-slim
 # Keep in step with BASE_PACKAGES in scripts/images.sh (the runtime libraries beyond the base).
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates libssl3 \
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates libssl3 libcurl4 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 65532 --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin freshet \
     && install -d -o 65532 -g 65532 /var/lib/freshet

@@ -2,7 +2,7 @@
 # images.sh build|check|push|base|pause|list|tag|sizes
 # The engine and operator images, built with podman (as root, no daemon) on a machine that may reach
 # no container registry:
-#   base   a Debian 12 runtime base made here with debootstrap (minbase + ca-certificates, libssl3 and
+#   base   a Debian 12 runtime base made here with debootstrap (minbase + ca-certificates, libssl3, libcurl4 and
 #          the user 65532), cached in $FRESHET_CACHE/images and imported as $BASE_IMAGE;
 #   build  release binaries built by cargo on the host, copied into that base through the Dockerfile's
 #          `host` and `runtime-local` stages: ghcr.io/freshet/{engine,operator}:<appVersion> in root's
@@ -29,7 +29,7 @@ IMG_CACHE=$FRESHET_CACHE/images
 DEBIAN_SUITE=bookworm
 # The runtime libraries of the binaries beyond Debian's minbase (which has libc6, libgcc-s1,
 # libstdc++6, zlib1g, libzstd1): checked by `images.sh check` with ldd inside the image.
-BASE_PACKAGES=ca-certificates,libssl3
+BASE_PACKAGES=ca-certificates,libssl3,libcurl4
 BASE_IMAGE=localhost/freshet/debian-runtime:12
 RUNTIME_UID=65532
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$FRESHET_CACHE/target}

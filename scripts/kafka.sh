@@ -9,11 +9,25 @@
 # replication 3 and min.insync.replicas=2 everywhere, as in production. No pod listener (pods use one broker).
 # stop N (SIGTERM), kill N (SIGKILL), freeze N (SIGSTOP, a stand-in for a network partition), thaw N
 # (SIGCONT), start N (after stop or kill): one broker's faults; leader TOPIC PARTITION prints its leader's id.
+#
+# FRESHET_KAFKA_SECURED=1 (one broker; what tests/tests/secured.rs starts on ports of its own): also
+# a SASL_SSL listener with SCRAM-SHA-512 (and unsecured-JWT OAUTHBEARER) on FRESHET_KAFKA_PORT + 3 and
+# an SSL listener that requires a client certificate (mutual TLS) on FRESHET_KAFKA_PORT + 4, both
+# under the StandardAuthorizer with no ACL meaning no access. Everything is made on the first start in
+# <run dir>/kafka/secured: a CA (ca.crt), the broker's certificate for 127.0.0.1 and localhost, a
+# client certificate for CN=app-tls (app-tls.crt, app-tls.key; principal User:app-tls), and random
+# passwords of the SCRAM users admin (a super user) and app (admin.password, app.password). The
+# PLAINTEXT listener stays for the harness (topics, ACLs): its principal, User:ANONYMOUS, is a super
+# user, which is a test broker's shortcut and nothing to copy.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 BROKERS=${FRESHET_KAFKA_BROKERS:-1}
 [[ $BROKERS =~ ^[1-9]$ ]] || die "FRESHET_KAFKA_BROKERS=$BROKERS is not a broker count" "use 1 (the default) or 3"
+SECURED=${FRESHET_KAFKA_SECURED:-0}
+[ "$SECURED" = 0 ] || [ "$BROKERS" -eq 1 ] || die "FRESHET_KAFKA_SECURED=1 is for one broker, not $BROKERS" "unset FRESHET_KAFKA_SECURED or use FRESHET_KAFKA_BROKERS=1"
+SASL_SSL_PORT=$((FRESHET_KAFKA_PORT + 3))
+SSL_PORT=$((FRESHET_KAFKA_PORT + 4))
 BOOTSTRAP=127.0.0.1:$FRESHET_KAFKA_PORT
 
 # node_dir N: broker N's config, data, pid and logs.
@@ -77,6 +91,11 @@ write_configs() { # write_configs N
     listeners="PLAINTEXT://127.0.0.1:$FRESHET_KAFKA_PORT,CONTROLLER://127.0.0.1:$FRESHET_KAFKA_CONTROLLER_PORT,PODS://127.0.0.1:$FRESHET_KAFKA_POD_PORT"
     advertised="PLAINTEXT://127.0.0.1:$FRESHET_KAFKA_PORT,PODS://$FRESHET_NODE_IP:9092"
     protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,PODS:PLAINTEXT"
+    if [ "$SECURED" = 1 ]; then
+      listeners+=",SASL_SSL://127.0.0.1:$SASL_SSL_PORT,SSL://127.0.0.1:$SSL_PORT"
+      advertised+=",SASL_SSL://127.0.0.1:$SASL_SSL_PORT,SSL://127.0.0.1:$SSL_PORT"
+      protocols+=",SASL_SSL:SASL_SSL,SSL:SSL"
+    fi
   else
     listeners="PLAINTEXT://127.0.0.1:$(client_port "$n"),CONTROLLER://127.0.0.1:$(controller_port "$n")"
     advertised="PLAINTEXT://127.0.0.1:$(client_port "$n")"
@@ -115,7 +134,54 @@ group.consumer.min.session.timeout.ms=1000
 group.consumer.min.heartbeat.interval.ms=500
 log.retention.check.interval.ms=60000
 PROPS
+  [ "$SECURED" = 1 ] && secured_configs "$dir/secured" >>"$dir/server.properties"
   write_log_configs "$dir"
+}
+
+# secured_material DIR: the CA, the broker's and the TLS client's certificates and the SCRAM
+# passwords, made once (openssl; PKCS#8 keys, unencrypted: the broker reads PEM key stores).
+secured_material() {
+  local s=$1
+  [ -f "$s/.complete" ] && return 0
+  need_cmd openssl "install OpenSSL (Debian: apt-get install openssl)"
+  rm -rf "$s"; mkdir -p "$s"
+  (
+    cd "$s"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=freshet-test-ca" -keyout ca.key -out ca.crt
+    sign() { # sign NAME SUBJECT [EXTFILE]
+      openssl req -newkey rsa:2048 -nodes -subj "$2" -keyout "$1.key" -out "$1.csr"
+      openssl x509 -req -days 3650 -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -out "$1.crt" ${3:+-extfile "$3"}
+      rm -f "$1.csr"
+    }
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >broker.ext
+    sign broker "/CN=localhost" broker.ext
+    cat broker.key broker.crt >broker.pem
+    sign app-tls "/CN=app-tls"
+    for user in admin app; do openssl rand -hex 16 | tr -d '\n' >"$user.password"; done
+    chmod 600 ./*.key ./*.password broker.pem
+  ) >"$s.log" 2>&1 || { cat "$s.log" >&2; die "making the secured broker's certificates in $s failed" "read the openssl errors above"; }
+  touch "$s/.complete"
+}
+
+# secured_configs DIR: the broker properties of the SASL_SSL and SSL listeners and the authorizer.
+secured_configs() {
+  local s=$1
+  cat <<PROPS
+# The secured listeners (FRESHET_KAFKA_SECURED=1): certificates and passwords in $s.
+ssl.keystore.type=PEM
+ssl.keystore.location=$s/broker.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$s/ca.crt
+listener.name.ssl.ssl.client.auth=required
+# A client certificate's principal is its CN (User:app-tls), as Strimzi users expect their name.
+ssl.principal.mapping.rules=RULE:^CN=([^,]+)$/\$1/,DEFAULT
+listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512,OAUTHBEARER
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="admin";
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:admin;User:ANONYMOUS
+allow.everyone.if.no.acl.found=false
+PROPS
 }
 
 # write_log_configs DIR: the broker's log4j config (to DIR/server.log) and the tools' (to stderr).
@@ -158,11 +224,18 @@ format_all() {
   local n dir cluster_id=""
   for n in $(seq 1 "$BROKERS"); do
     dir=$(node_dir "$n")
+    [ "$SECURED" = 1 ] && secured_material "$dir/secured"
     write_configs "$n"
     [ -f "$dir/data/meta.properties" ] && continue
     [ -n "$cluster_id" ] || cluster_id=$(kafka_java kafka.tools.StorageTool random-uuid) \
       || die "kafka-storage random-uuid failed" "see the Java error above; rm -rf $KAFKA_HOME to refetch the jars"
-    kafka_java kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" >"$dir/format.log" 2>&1 \
+    local scram=() user
+    if [ "$SECURED" = 1 ]; then
+      for user in admin app; do
+        scram+=(--add-scram "SCRAM-SHA-512=[name=$user,password=$(cat "$dir/secured/$user.password")]")
+      done
+    fi
+    kafka_java kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" "${scram[@]}" >"$dir/format.log" 2>&1 \
       || { cat "$dir/format.log" >&2; die "formatting the KRaft store in $dir/data failed" "rm -rf $dir and rerun make kafka-up"; }
   done
 }
@@ -176,6 +249,10 @@ start_node() {
   port_free_or_die "$port" "Kafka broker $n" FRESHET_KAFKA_PORT
   port_free_or_die "$(controller_port "$n")" "the KRaft controller of broker $n" FRESHET_KAFKA_PORT
   [ "$BROKERS" -gt 1 ] || port_free_or_die "$FRESHET_KAFKA_POD_PORT" "Kafka's listener for pods" FRESHET_KAFKA_POD_PORT
+  if [ "$SECURED" = 1 ]; then
+    port_free_or_die "$SASL_SSL_PORT" "Kafka's SASL_SSL listener" FRESHET_KAFKA_PORT
+    port_free_or_die "$SSL_PORT" "Kafka's SSL listener" FRESHET_KAFKA_PORT
+  fi
   log "starting Kafka $KAFKA_VERSION broker $n on 127.0.0.1:$port (log: $dir/server.log)"
   nohup "$JAVA" -Xms128m -Xmx${FRESHET_KAFKA_HEAP:-1g} -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
     -Dlog4j2.configurationFile="$dir/log4j2.properties" \

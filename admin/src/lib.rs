@@ -40,6 +40,17 @@ pub enum AdminError {
     )]
     /// Inputs read together have different partition counts; each topic with its count.
     NotCoPartitioned(String),
+    /// The broker refused an operation for want of an ACL: the application's principal may not
+    /// do `operation` on `resource`.
+    #[error(
+        "not authorized: the application's principal may not {operation} {resource} (no ACL allows it); grant it, as docs/security.md lists the ACLs a Kafka Streams application needs"
+    )]
+    NotAuthorized {
+        /// The operation refused, as `kafka-acls --operation` names it (READ, CREATE...).
+        operation: &'static str,
+        /// The resource, e.g. `topic 'orders'`.
+        resource: String,
+    },
     /// The broker refused to create an internal topic.
     #[error("creating internal topic '{topic}' failed: {message}")]
     CreateFailed {
@@ -177,8 +188,28 @@ fn sources_and(
         .into_iter()
         .collect();
     match external.iter().find(|t| !counts.contains_key(*t)) {
-        Some(missing) => Err(AdminError::MissingTopic(missing.clone())),
+        Some(missing) => Err(missing_source(clients, missing)),
         None => Ok(counts),
+    }
+}
+
+/// Why a source topic is not in the cluster's metadata: the listing of every topic leaves out
+/// the topics the principal may not describe, so the topic is asked for by name, and a refusal
+/// says which ACL is missing instead of a topic that does exist being waited for.
+fn missing_source(clients: &Clients, topic: &str) -> AdminError {
+    let refused = clients
+        .metadata
+        .fetch_metadata(Some(topic), TIMEOUT)
+        .ok()
+        .and_then(|m| m.topics().first().and_then(|t| t.error()))
+        .is_some_and(|e| RDKafkaErrorCode::from(e) == RDKafkaErrorCode::TopicAuthorizationFailed);
+    if refused {
+        AdminError::NotAuthorized {
+            operation: "READ",
+            resource: format!("topic '{topic}'"),
+        }
+    } else {
+        AdminError::MissingTopic(topic.to_owned())
     }
 }
 
@@ -394,6 +425,16 @@ fn create_topic(
         match r {
             Ok(_) => tracing::info!(topic = name, partitions, "created internal topic"),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((
+                _,
+                RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed,
+            )) => {
+                return Err(AdminError::NotAuthorized {
+                    operation: "CREATE",
+                    resource: format!("topic '{name}'"),
+                });
+            }
             Err((_, code)) => return Err(failed(code.to_string())),
         }
     }

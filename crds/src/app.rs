@@ -8,6 +8,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::kafka::KafkaSpec;
 use crate::topology::TopologySpec;
 
 /// A Kafka Streams application: its topology and how it runs.
@@ -42,6 +43,10 @@ use crate::topology::TopologySpec;
     )
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.bootstrapServers) || (has(self.kafka) && has(self.kafka.bootstrapServers))",
+    "message": "bootstrapServers is required (or kafka.bootstrapServers)"
+}]))]
 pub struct StreamsAppSpec {
     /// `application.id`: the consumer group and the prefix of every internal topic.
     #[schemars(extend("x-kubernetes-validations" = [{
@@ -49,8 +54,13 @@ pub struct StreamsAppSpec {
         "message": "applicationId is immutable: it names the consumer group and every internal topic; to move to a new id, create a new StreamsApp"
     }]))]
     pub application_id: String,
-    /// `bootstrap.servers`: where the Kafka cluster is reached.
+    /// `bootstrap.servers`: where the Kafka cluster is reached (or `kafka.bootstrapServers`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub bootstrap_servers: String,
+    /// The Kafka cluster's TLS and the application's credentials, from Secrets (Strimzi's
+    /// shape): never in `config`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<KafkaSpec>,
     /// `num.stream.threads`: stream threads per instance (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
@@ -258,7 +268,7 @@ pub struct StreamsAppStatus {
     /// The `metadata.generation` these conditions and fields describe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `TopologyValid`, `TopicsReady`, `Scaling`, `Degraded` and `Ready`, with reasons and messages.
+    /// `ConfigValid`, `TopologyValid`, `TopicsReady`, `Scaling`, `Degraded` and `Ready`, with reasons and messages.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// Instances the StatefulSet runs (the scale subresource's status replicas).

@@ -7,6 +7,7 @@
 
 mod app;
 pub mod duration;
+pub mod kafka;
 pub mod steps;
 pub mod topology;
 
@@ -15,6 +16,7 @@ pub use app::{
     StorageSpec, StreamsApp, StreamsAppSpec, StreamsAppStatus,
 };
 pub use duration::Duration;
+pub use kafka::KafkaSpec;
 pub use steps::StepOp;
 pub use topology::{
     GlobalTableSource, Pipeline, STEP_LEVELS, Step, StreamSource, TableSource, TopologySpec,

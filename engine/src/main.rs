@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use freshet_crds::StreamsAppSpec;
-use freshet_spec::{self as spec, Defaults};
+use freshet_spec::{self as spec, Defaults, SecretFiles, SecretSource};
 use freshet_streams::config::StreamsConfig;
 use freshet_streams::runtime::repeats::Repeats;
 use freshet_streams::runtime::{KafkaStreams, State, admin};
@@ -46,6 +46,10 @@ struct Overrides {
     /// num.stream.threads.
     #[arg(long)]
     threads: Option<u32>,
+    /// Where the Secrets `spec.kafka` names are read from: `<dir>/<secret>/<key>`, as a mounted
+    /// Secret volume lays them out; `FRESHET_SECRET_<SECRET>_<KEY>` overrides a file.
+    #[arg(long, env = "FRESHET_SECRETS_DIR", default_value = spec::secrets::DEFAULT_SECRETS_DIR)]
+    secrets_dir: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -104,6 +108,7 @@ impl Overrides {
             application_id: None,
             state_dir: None,
             threads: None,
+            secrets_dir: PathBuf::from(spec::secrets::DEFAULT_SECRETS_DIR),
         }
     }
 }
@@ -129,8 +134,13 @@ impl From<Format> for DescribeFormat {
     }
 }
 
-/// Resolves configuration: flags, then FRESHET_* variables, then spec fields, then `config`.
-fn resolve_config(spec: &StreamsAppSpec, o: &Overrides) -> Result<StreamsConfig, String> {
+/// Resolves configuration: flags, then FRESHET_* variables, then spec fields and `spec.kafka`
+/// (its Secrets read from `secrets`), then `config`.
+fn resolve_config(
+    spec: &StreamsAppSpec,
+    o: &Overrides,
+    secrets: &dyn SecretSource,
+) -> Result<StreamsConfig, String> {
     let mut flags = Vec::new();
     let mut push = |k: &str, v: Option<String>| {
         if let Some(v) = v {
@@ -145,17 +155,32 @@ fn resolve_config(spec: &StreamsAppSpec, o: &Overrides) -> Result<StreamsConfig,
         spec,
         flags,
         freshet_streams::config::layers_from_env(std::env::vars()),
+        secrets,
     )
     .map_err(|e| e.to_string())
+}
+
+/// Where the Secrets come from: the files (or variables) when clients will be created, else
+/// placeholders, since checking a manifest needs no credentials.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Secrets {
+    Read,
+    Placeholders,
 }
 
 fn load(
     file: &std::path::Path,
     overrides: &Overrides,
+    secrets: Secrets,
 ) -> Result<(StreamsConfig, Topology), String> {
     let spec = spec::load_manifest(file).map_err(|e| e.to_string())?;
-    let config =
-        resolve_config(&spec, overrides).map_err(|e| format!("{}: {e}", file.display()))?;
+    let config = match secrets {
+        Secrets::Read => {
+            resolve_config(&spec, overrides, &SecretFiles::new(&overrides.secrets_dir))
+        }
+        Secrets::Placeholders => resolve_config(&spec, overrides, &spec::secrets::Placeholders),
+    }
+    .map_err(|e| format!("{}: {e}", file.display()))?;
     let env_warnings = freshet_streams::config::env_warnings(std::env::vars());
     for w in config.warnings.iter().chain(&env_warnings) {
         tracing::warn!("{}: {w}", file.display());
@@ -198,7 +223,7 @@ fn run(
     http: Option<SocketAddr>,
     error_linger: Duration,
 ) -> ExitCode {
-    let (config, topology) = match load(&file, &overrides) {
+    let (config, topology) = match load(&file, &overrides, Secrets::Read) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("error: {e}");
@@ -401,7 +426,16 @@ fn main() -> ExitCode {
                 Duration::from_secs(error_linger_seconds),
             )
         }
-        Command::Validate { file, overrides } => match load(&file, &overrides) {
+        Command::Validate { file, overrides } => match load(
+            &file,
+            &overrides,
+            // Only a check against the brokers needs the credentials.
+            if overrides.bootstrap_servers.is_some() {
+                Secrets::Read
+            } else {
+                Secrets::Placeholders
+            },
+        ) {
             Ok((config, topology)) => {
                 if overrides.bootstrap_servers.is_some() {
                     match admin::source_partitions(&topology, &config) {
@@ -433,7 +467,7 @@ fn main() -> ExitCode {
             file,
             input,
             expected,
-        } => match load(&file, &Overrides::none())
+        } => match load(&file, &Overrides::none(), Secrets::Placeholders)
             .map_err(|e| e.to_string())
             .and_then(|(config, topology)| {
                 testing::run(topology, config, &input, expected.as_deref())
@@ -445,23 +479,17 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Describe { file, format } => match load(
-            &file,
-            &Overrides {
-                bootstrap_servers: None,
-                application_id: None,
-                state_dir: None,
-                threads: None,
-            },
-        ) {
-            Ok((_, topology)) => {
-                print!("{}", topology.describe(format.into()));
-                ExitCode::SUCCESS
+        Command::Describe { file, format } => {
+            match load(&file, &Overrides::none(), Secrets::Placeholders) {
+                Ok((_, topology)) => {
+                    print!("{}", topology.describe(format.into()));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(2)
-            }
-        },
+        }
     }
 }

@@ -16,7 +16,7 @@ use freshet_admin::AdminError;
 use freshet_crds::{AutoscalingStatus, StreamsApp, StreamsAppStatus};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams};
@@ -34,6 +34,7 @@ use crate::kafka::{self, Plan, StateSignature as _};
 use crate::policy;
 use crate::render::{self, Decisions};
 use crate::scaling::{self, max_useful_replicas};
+use crate::secrets::{self, AppSecrets};
 use crate::status::{self, Judged};
 use crate::tenancy::{self, Owner};
 
@@ -371,30 +372,43 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
     if !foreign.is_empty() {
         return objects_not_ours(app, ctx, &foreign).await;
     }
-    let spec = app.spec.clone();
-    let mut plan = match tokio::task::spawn_blocking(move || kafka::plan(&spec)).await? {
-        Ok(plan) => plan,
+    let ns = app.namespace().unwrap_or_default();
+    // The Secrets spec.kafka names, for the admin client's credentials and the pods' roll.
+    let secrets = match AppSecrets::read(
+        &Api::<Secret>::namespaced(ctx.client.clone(), &ns),
+        &ns,
+        &app.spec,
+    )
+    .await
+    {
+        Ok(s) => s,
         Err(error) => {
-            let judged = [
-                Judged::new(
-                    status::TOPOLOGY_VALID,
-                    false,
-                    "TopologyInvalid",
-                    error.to_string(),
-                ),
-                Judged::new(
-                    status::READY,
-                    false,
-                    "TopologyInvalid",
-                    "the topology does not compile; the running version (if any) is kept",
-                ),
-            ];
+            let judged = secrets::unavailable(&error);
             announce(ctx, app, &judged).await;
             write_status(ctx, app, &judged, kept(app)).await?;
-            // Only a change of the StreamsApp can fix it.
-            return Ok(Action::await_change());
+            // A Secret created after the app is picked up at the next resync.
+            return Ok(if error.is_missing() {
+                Action::requeue(ctx.settings.resync)
+            } else {
+                Action::requeue(ctx.backoff(app))
+            });
         }
     };
+    let secrets_digest = secrets.digest();
+    let spec = app.spec.clone();
+    let mut plan =
+        match tokio::task::spawn_blocking(move || freshet_spec::plan_with_secrets(&spec, &secrets))
+            .await?
+        {
+            Ok(plan) => plan,
+            Err(error) => {
+                let judged = status::plan_refused(&error);
+                announce(ctx, app, &judged).await;
+                write_status(ctx, app, &judged, kept(app)).await?;
+                // Only a change of the StreamsApp can fix it.
+                return Ok(Action::await_change());
+            }
+        };
     if let Err(refusal) = ctx.settings.policy.check(app, &plan.config) {
         return refused(app, ctx, &refusal).await;
     }
@@ -509,6 +523,12 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
     let signature = plan.state_signature();
     let mut judged = vec![
         Judged::new(
+            status::CONFIG_VALID,
+            true,
+            "Resolved",
+            "every property is known and valid, and no secret is in spec.config",
+        ),
+        Judged::new(
             status::TOPOLOGY_VALID,
             true,
             "Compiled",
@@ -548,7 +568,15 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
                 "AsSpecified",
                 "the running topology is the specified one",
             ));
-            apply_objects(app, ctx, &plan, replicas, &signature).await?;
+            apply_objects(
+                app,
+                ctx,
+                &plan,
+                replicas,
+                &signature,
+                secrets_digest.as_deref(),
+            )
+            .await?;
         }
     }
     let sts = sets.get_opt(&app.name_any()).await?;
@@ -819,6 +847,7 @@ async fn apply_objects(
     plan: &Plan,
     replicas: i32,
     signature: &str,
+    secrets_digest: Option<&str>,
 ) -> Result<(), Error> {
     let ns = app.namespace().unwrap_or_default();
     let pp = PatchParams::apply(MANAGER).force();
@@ -828,6 +857,7 @@ async fn apply_objects(
         signature,
         internal_topics: &plan.internal_topics,
         stores: &plan.stores,
+        secrets_digest,
     };
     // In `render::Objects::ORDER`, which `freshet-operator render` prints in.
     let objects = render::objects(app, &decisions)?;
@@ -858,9 +888,14 @@ async fn topics_failed(app: &StreamsApp, ctx: &Context, e: AdminError) -> Result
         AdminError::MissingTopic(_) => (status::TOPICS_READY, "SourceTopicMissing"),
         AdminError::Unreachable { .. } => (status::TOPICS_READY, "KafkaUnreachable"),
         AdminError::CreateFailed { .. } => (status::TOPICS_READY, "TopicCreationFailed"),
+        AdminError::NotAuthorized { .. } => (status::TOPICS_READY, "NotAuthorized"),
     };
+    let mut message = e.to_string();
+    if matches!(e, AdminError::Unreachable { .. }) {
+        message.push_str(&secrets::credentials_hint(&app.spec));
+    }
     let judged = [
-        Judged::new(condition, false, reason, e.to_string()),
+        Judged::new(condition, false, reason, message),
         Judged::new(
             status::READY,
             false,

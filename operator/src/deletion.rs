@@ -16,7 +16,7 @@ use std::time::Duration;
 use freshet_admin::AdminError;
 use freshet_crds::{CleanupPolicy, StreamsApp};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::events::EventType;
@@ -25,6 +25,7 @@ use serde_json::json;
 use crate::context::{Context, Error, MANAGER, lock};
 use crate::kafka;
 use crate::render;
+use crate::secrets::{AppSecrets, SecretsError};
 
 /// Annotation on a StreamsApp: `"true"` lets its deletion finish without deleting its internal
 /// topics and consumer group (they stay in Kafka), for when Kafka cannot be reached or the
@@ -180,9 +181,20 @@ pub async fn stop_instances(app: &StreamsApp, ctx: &Context) -> Result<Instances
 pub async fn reset(app: &StreamsApp, ctx: &Context) -> Result<Next, Error> {
     let spec = app.spec.clone();
     let (cache, key) = (ctx.kafka.clone(), Context::key(app));
+    let ns = app.namespace().unwrap_or_default();
+    // The credentials of spec.kafka, for the admin client that deletes; unreadable Secrets are
+    // reported as the reset's failure (a Warning Event naming the Secret, and a retry).
+    let secrets = AppSecrets::read(
+        &Api::<Secret>::namespaced(ctx.client.clone(), &ns),
+        &ns,
+        &app.spec,
+    )
+    .await;
     let (policy, owned) = (ctx.settings.policy.clone(), app.clone());
     let outcome = tokio::task::spawn_blocking(move || {
-        let plan = kafka::plan(&spec).map_err(ResetError::Topology)?;
+        let secrets = secrets?;
+        let plan =
+            freshet_spec::plan_with_secrets(&spec, &secrets).map_err(ResetError::Topology)?;
         // The operator connects nowhere its policy does not allow, to delete either.
         policy.check(&owned, &plan.config)?;
         let clients = cache.get(&key, &plan.config)?;
@@ -254,6 +266,9 @@ enum ResetError {
     /// Kafka refused or did not answer.
     #[error("{0}")]
     Kafka(#[from] AdminError),
+    /// A Secret `spec.kafka` names cannot be read.
+    #[error("{0}")]
+    Secrets(#[from] SecretsError),
     /// The operator's policy refuses the app's servers or client settings.
     #[error("{0}")]
     Refused(#[from] crate::policy::Refusal),

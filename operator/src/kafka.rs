@@ -264,6 +264,12 @@ pub fn delete_app_data(clients: &AppClients, plan: &Plan) -> Result<(), AdminErr
         for r in results {
             match r {
                 Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+                Err((t, rdkafka::types::RDKafkaErrorCode::TopicAuthorizationFailed)) => {
+                    return Err(AdminError::NotAuthorized {
+                        operation: "DELETE",
+                        resource: format!("topic '{t}'"),
+                    });
+                }
                 Err((t, code)) => return Err(failed(&t, code.to_string())),
             }
         }
@@ -275,6 +281,12 @@ pub fn delete_app_data(clients: &AppClients, plan: &Plan) -> Result<(), AdminErr
     for r in results {
         match r {
             Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::GroupIdNotFound)) => {}
+            Err((g, rdkafka::types::RDKafkaErrorCode::GroupAuthorizationFailed)) => {
+                return Err(AdminError::NotAuthorized {
+                    operation: "DELETE",
+                    resource: format!("group '{g}'"),
+                });
+            }
             Err((g, code)) => return Err(failed(&format!("group {g}"), code.to_string())),
         }
     }

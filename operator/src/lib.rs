@@ -13,6 +13,8 @@
 //! - [`resources`] — the engine container's default CPU and memory;
 //! - [`render_cli`] — `freshet-operator render`: those objects for a manifest, without a
 //!   cluster;
+//! - [`secrets`] — the Secrets `spec.kafka` names: read for the admin client, digested into
+//!   the pod template;
 //! - [`status`] — conditions;
 //! - [`tenancy`] — one owner per applicationId, no id overrides, only objects it made;
 //! - [`scaling`] — how many instances an app asks for and can use;
@@ -32,6 +34,7 @@ pub mod render;
 pub mod render_cli;
 pub mod resources;
 pub mod scaling;
+pub mod secrets;
 pub mod status;
 pub mod tenancy;
 

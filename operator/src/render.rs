@@ -6,8 +6,10 @@
 //! The engine ↔ operator contract: the pods run `freshet-engine run -f /etc/freshet/app.yaml`,
 //! the ConfigMap's `app.yaml` being the StreamsApp with the fields only the operator reads
 //! removed (so scaling, a new image or new pod settings do not change it); `POD_NAME` gives each
-//! instance its static membership id; credentials reach the engine as environment variables
-//! from Secrets (`spec.pod.env`, `spec.pod.envFrom`), never through the ConfigMap.
+//! instance its static membership id; credentials reach the engine from Secrets, never through
+//! the ConfigMap: each Secret `spec.kafka` names is mounted at `<SECRETS_DIR>/<name>` (the
+//! pods roll when one changes: [`SECRETS_HASH`]), or as environment variables (`spec.pod.env`,
+//! `spec.pod.envFrom`).
 //!
 //! Every object is built from k8s-openapi's structs, so a misspelled field does not compile.
 //! `freshet-operator render` ([`crate::render_cli`]) prints these same objects for a manifest
@@ -21,7 +23,7 @@ use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
     EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
-    SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
     VolumeResourceRequirements,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
@@ -38,6 +40,11 @@ pub const DEFAULT_IMAGE: &str = concat!("ghcr.io/freshet/engine:", env!("CARGO_P
 pub const APP_LABEL: &str = "freshet.dev/app";
 /// Pod template annotation whose change rolls the pods when the manifest changes.
 pub const CONFIG_HASH: &str = "freshet.dev/config-hash";
+/// Pod template annotation whose change rolls the pods when a Secret `spec.kafka` names changes.
+pub const SECRETS_HASH: &str = "freshet.dev/secrets-hash";
+/// Where each Secret `spec.kafka` names is mounted, at `<dir>/<secret name>`: the engine's
+/// default secrets directory.
+pub const SECRETS_DIR: &str = freshet_spec::secrets::DEFAULT_SECRETS_DIR;
 /// StatefulSet annotations recording the internal topics and stores it runs with.
 pub const STATE_SIGNATURE: &str = "freshet.dev/state-signature";
 /// StatefulSet annotation: the internal topics, comma-separated.
@@ -79,6 +86,9 @@ pub struct Decisions<'a> {
     pub internal_topics: &'a [String],
     /// The plan's stores, recorded on the StatefulSet.
     pub stores: &'a [String],
+    /// A digest of the resourceVersions of the Secrets `spec.kafka` names (`None` without
+    /// any): on the pod template, so that rotating a Secret rolls the pods.
+    pub secrets_digest: Option<&'a str>,
 }
 
 /// Every object of one StreamsApp; [`Objects::ORDER`] is the order the operator applies them in.
@@ -319,7 +329,41 @@ fn engine_container(app: &StreamsApp, image: &str, state_dir: &str) -> Container
             ..Default::default()
         },
     ];
+    let secrets: Vec<String> = secret_names(app);
+    if !secrets.is_empty() {
+        // Said explicitly, though it is the engine's default, so that the directory is visible
+        // in the pod spec.
+        env.push(EnvVar {
+            name: "FRESHET_SECRETS_DIR".into(),
+            value: Some(SECRETS_DIR.to_owned()),
+            ..Default::default()
+        });
+    }
     env.extend(pod.env);
+    let mut mounts = vec![
+        VolumeMount {
+            name: "manifest".into(),
+            mount_path: MANIFEST_DIR.into(),
+            read_only: Some(true),
+            ..Default::default()
+        },
+        VolumeMount {
+            name: "state".into(),
+            mount_path: state_dir.to_owned(),
+            ..Default::default()
+        },
+        VolumeMount {
+            name: "tmp".into(),
+            mount_path: TMP_DIR.into(),
+            ..Default::default()
+        },
+    ];
+    mounts.extend(secrets.iter().enumerate().map(|(i, name)| VolumeMount {
+        name: secret_volume(i),
+        mount_path: format!("{SECRETS_DIR}/{name}"),
+        read_only: Some(true),
+        ..Default::default()
+    }));
     Container {
         name: "engine".into(),
         image: Some(image.to_owned()),
@@ -345,26 +389,23 @@ fn engine_container(app: &StreamsApp, image: &str, state_dir: &str) -> Container
         readiness_probe: Some(http_probe("/readyz", 5, 3)),
         // Restoring a large store can take minutes; /healthz stays up meanwhile.
         liveness_probe: Some(http_probe("/healthz", 10, 6)),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: "manifest".into(),
-                mount_path: MANIFEST_DIR.into(),
-                read_only: Some(true),
-                ..Default::default()
-            },
-            VolumeMount {
-                name: "state".into(),
-                mount_path: state_dir.to_owned(),
-                ..Default::default()
-            },
-            VolumeMount {
-                name: "tmp".into(),
-                mount_path: TMP_DIR.into(),
-                ..Default::default()
-            },
-        ]),
+        volume_mounts: Some(mounts),
         ..Default::default()
     }
+}
+
+/// The Secrets `spec.kafka` names, in the order written.
+fn secret_names(app: &StreamsApp) -> Vec<String> {
+    app.spec
+        .kafka
+        .as_ref()
+        .map(|k| k.secret_names().into_iter().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// The pod volume of the `i`th Secret (Secret names can be longer than a volume name may be).
+fn secret_volume(i: usize) -> String {
+    format!("kafka-secret-{i}")
 }
 
 /// What the Pod Security `restricted` level asks of a container, and a read-only root
@@ -415,27 +456,44 @@ pub fn stateful_set(app: &StreamsApp, manifest: &str, d: &Decisions<'_>) -> Stat
     pod_labels.extend(labels(app));
     let mut pod_annotations = pod.annotations;
     pod_annotations.insert(CONFIG_HASH.into(), digest(manifest));
+    if let Some(secrets) = d.secrets_digest {
+        pod_annotations.insert(SECRETS_HASH.into(), secrets.to_owned());
+    }
+    let mut volumes = vec![
+        Volume {
+            name: "manifest".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: config_map_name(app),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        Volume {
+            name: "tmp".into(),
+            empty_dir: Some(EmptyDirVolumeSource {
+                size_limit: Some(Quantity(TMP_SIZE.into())),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    ];
+    volumes.extend(
+        secret_names(app)
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| Volume {
+                name: secret_volume(i),
+                secret: Some(SecretVolumeSource {
+                    secret_name: Some(name),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+    );
     let pod_spec = PodSpec {
         termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
         containers: vec![engine_container(app, d.image, &state_dir)],
-        volumes: Some(vec![
-            Volume {
-                name: "manifest".into(),
-                config_map: Some(ConfigMapVolumeSource {
-                    name: config_map_name(app),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-            Volume {
-                name: "tmp".into(),
-                empty_dir: Some(EmptyDirVolumeSource {
-                    size_limit: Some(Quantity(TMP_SIZE.into())),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-        ]),
+        volumes: Some(volumes),
         tolerations: non_empty(pod.tolerations),
         node_selector: non_empty(pod.node_selector),
         affinity: pod.affinity,
@@ -505,6 +563,7 @@ spec:
             signature: "sig",
             internal_topics: topics,
             stores,
+            secrets_digest: None,
         }
     }
 
@@ -520,6 +579,60 @@ spec:
         let text = engine_manifest(&a).expect("yaml");
         assert!(!text.contains("replicas"), "{text}");
         assert!(text.contains("applicationId: orders-app"), "{text}");
+    }
+
+    #[test]
+    fn secrets_of_spec_kafka_are_mounted_and_their_versions_roll_the_pods() {
+        let a = app(
+            "  kafka:\n    tls: { trustedCertificates: [{ secretName: cluster-ca, pattern: '*.crt' }] }\n    authentication: { type: scram-sha-512, username: u, passwordSecret: { secretName: user, password: password } }",
+        );
+        let (topics, stores) = (vec![], vec![]);
+        let mut d = decisions(&topics, &stores);
+        d.secrets_digest = Some("v1");
+        let sts = stateful_set(&a, "m", &d);
+        let template = sts.spec.expect("spec").template;
+        let pod = template.spec.expect("pod");
+        let mounted: Vec<(String, String)> = pod.containers[0]
+            .volume_mounts
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| m.name.starts_with("kafka-secret-"))
+            .map(|m| (m.name, m.mount_path))
+            .collect();
+        assert_eq!(
+            mounted,
+            [
+                (
+                    "kafka-secret-0".to_owned(),
+                    format!("{SECRETS_DIR}/cluster-ca")
+                ),
+                ("kafka-secret-1".to_owned(), format!("{SECRETS_DIR}/user")),
+            ]
+        );
+        let volumes = pod.volumes.unwrap_or_default();
+        assert!(volumes.iter().any(|v| v.name == "kafka-secret-1"
+            && v.secret.as_ref().and_then(|s| s.secret_name.as_deref()) == Some("user")));
+        let annotations = template
+            .metadata
+            .and_then(|m| m.annotations)
+            .expect("annotations");
+        assert_eq!(
+            annotations.get(SECRETS_HASH).map(String::as_str),
+            Some("v1")
+        );
+        // The manifest names the Secrets only: a rotation changes the digest, not the ConfigMap.
+        let manifest = engine_manifest(&a).expect("manifest");
+        assert!(manifest.contains("secretName: user"), "{manifest}");
+        // Without spec.kafka, nothing of it.
+        let plain = stateful_set(&app(""), "m", &decisions(&topics, &stores));
+        let pod = plain.spec.expect("spec").template;
+        assert!(
+            !pod.metadata
+                .and_then(|m| m.annotations)
+                .unwrap_or_default()
+                .contains_key(SECRETS_HASH)
+        );
     }
 
     #[test]

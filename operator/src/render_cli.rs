@@ -222,6 +222,7 @@ pub fn render_objects(
         signature: &signature,
         internal_topics: &plan.internal_topics,
         stores: &plan.stores,
+        secrets_digest: None,
     };
     tracing::debug!(app = %app.name_any(), replicas, "rendering");
     render::objects(&app, &decisions).map_err(|cause| RenderError::Yaml {

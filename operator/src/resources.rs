@@ -82,7 +82,14 @@ fn memory(mib: u64) -> Quantity {
 pub fn engine_resources(spec: &StreamsAppSpec) -> ResourceRequirements {
     // The same resolution the reconciler's plan made, without the pods' environment (which the
     // operator does not see).
-    let config = freshet_spec::resolve_config(spec, Vec::new(), Vec::new()).ok();
+    // Sizes need no credentials: placeholders stand in for the Secrets spec.kafka names.
+    let config = freshet_spec::resolve_config(
+        spec,
+        Vec::new(),
+        Vec::new(),
+        &freshet_spec::secrets::Placeholders,
+    )
+    .ok();
     let mut out = defaults(config.as_ref());
     let Some(own) = spec.resources.clone() else {
         return out;

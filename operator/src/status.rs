@@ -15,6 +15,8 @@ use k8s_openapi::jiff::Timestamp;
 pub const READY: &str = "Ready";
 /// The topology compiles and its inputs can be joined as written.
 pub const TOPOLOGY_VALID: &str = "TopologyValid";
+/// The configuration resolves: every property known and valid, no secret in `spec.config`.
+pub const CONFIG_VALID: &str = "ConfigValid";
 /// Source topics exist and internal topics are created.
 pub const TOPICS_READY: &str = "TopicsReady";
 /// How the instance count was decided: as requested, capped at what the tasks can use, or
@@ -22,6 +24,33 @@ pub const TOPICS_READY: &str = "TopicsReady";
 pub const SCALING: &str = "Scaling";
 /// True when the running topology is not the specified one (a change held).
 pub const DEGRADED: &str = "Degraded";
+
+/// The conditions of an app without a plan: a refused configuration (a property, or
+/// `spec.kafka`) is `ConfigValid`'s, a topology that does not compile `TopologyValid`'s; the
+/// message names the property and its field, never a secret's value.
+pub fn plan_refused(error: &freshet_spec::PlanError) -> [Judged; 2] {
+    let (type_, reason, what) = match error {
+        freshet_spec::PlanError::Config(_) | freshet_spec::PlanError::Kafka(_) => (
+            CONFIG_VALID,
+            "ConfigInvalid",
+            "the configuration is refused",
+        ),
+        freshet_spec::PlanError::Topology(_) => (
+            TOPOLOGY_VALID,
+            "TopologyInvalid",
+            "the topology does not compile",
+        ),
+    };
+    [
+        Judged::new(type_, false, reason, error.to_string()),
+        Judged::new(
+            READY,
+            false,
+            reason,
+            format!("{what}; the running version (if any) is kept"),
+        ),
+    ]
+}
 
 /// One condition as the reconciler judges it now.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -75,6 +75,7 @@ fn rendered(path: &Path) -> serde_json::Value {
         signature: &signature,
         internal_topics: &plan.internal_topics,
         stores: &plan.stores,
+        secrets_digest: None,
     };
     let manifest = render::engine_manifest(&app).expect("engine manifest");
     serde_json::json!([

@@ -16,10 +16,14 @@ use freshet_topology::{dsl, processor, serdes, state};
 mod compile;
 pub mod duration;
 pub mod expr;
+pub mod kafka;
 pub mod plan;
+pub mod secrets;
 mod values;
 
-pub use plan::{Plan, PlanError, plan};
+pub use kafka::KafkaSpecError;
+pub use plan::{Plan, PlanError, plan, plan_with_secrets};
+pub use secrets::{SecretError, SecretFiles, SecretSource};
 
 pub use compile::{Defaults, SpecError, SpecErrors, compile};
 pub use values::DynSerde;
@@ -166,14 +170,27 @@ fn explain(err: &serde_yaml_ng::Error, text: &str, spec: Option<&serde_yaml_ng::
     }
 }
 
+/// Why a spec's configuration cannot be resolved.
+#[derive(Debug, Error)]
+pub enum ResolveError {
+    /// A property is refused (the property, the value unless secret, the layer and the fix).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// `spec.kafka` is incomplete or names a Secret that cannot be read.
+    #[error(transparent)]
+    Kafka(#[from] KafkaSpecError),
+}
+
 /// The application's configuration from its spec, as every layer stacks: `flags` (command
 /// line) over `env` (`FRESHET_*` variables, see `config::layers_from_env`) over the spec's own
-/// fields over its `config` map. The engine and the operator resolve a spec the same way.
+/// fields and `spec.kafka` (its secrets read from `secrets`) over its `config` map. The engine
+/// and the operator resolve a spec the same way.
 pub fn resolve_config(
     spec: &StreamsAppSpec,
     flags: Vec<(String, String)>,
     env: Vec<(String, String)>,
-) -> Result<StreamsConfig, ConfigError> {
+    secrets: &dyn SecretSource,
+) -> Result<StreamsConfig, ResolveError> {
     let guarantee = spec.processing_guarantee.map(|g| {
         match g {
             freshet_crds::ProcessingGuarantee::AtLeastOnce => "at_least_once",
@@ -183,20 +200,25 @@ pub fn resolve_config(
     });
     let fields = SpecFields {
         application_id: Some(spec.application_id.clone()),
-        bootstrap_servers: Some(spec.bootstrap_servers.clone()),
+        bootstrap_servers: kafka::bootstrap_servers(&spec.bootstrap_servers, spec.kafka.as_ref())?,
         num_stream_threads: spec.num_stream_threads,
         state_dir: spec.state_dir.clone(),
         processing_guarantee: guarantee,
         default_key_serde: spec.default_key_serde.clone(),
         default_value_serde: spec.default_value_serde.clone(),
     };
+    let kafka = match &spec.kafka {
+        Some(k) => kafka::client_properties(k, secrets)?,
+        None => Vec::new(),
+    };
     let layers = [
         Layer::new(LayerSource::Flag, flags),
         Layer::new(LayerSource::Env, env),
         fields.into_layer(),
+        Layer::new(LayerSource::Spec, kafka),
         Layer::new(LayerSource::Config, spec.config.clone()),
     ];
-    StreamsConfig::resolve(&layers)
+    Ok(StreamsConfig::resolve(&layers)?)
 }
 
 #[cfg(test)]

@@ -27,15 +27,32 @@ pub enum PlanError {
     /// The configuration is refused (the property, the value, the layer and the fix).
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// `spec.kafka` is incomplete, or names a Secret that cannot be read.
+    #[error(transparent)]
+    Kafka(#[from] crate::KafkaSpecError),
     /// Every problem of the topology, joined on one line (status messages are one line).
     #[error("{}", .0.0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Topology(#[from] SpecErrors),
 }
 
 /// Compiles the spec as `freshet-engine validate` does, with the spec's own configuration only
-/// (no command line, no environment): what the operator sees of an application.
+/// (no command line, no environment) and placeholders for the Secrets `spec.kafka` names: what
+/// the operator sees of an application's topology and configuration.
 pub fn plan(spec: &StreamsAppSpec) -> Result<Plan, PlanError> {
-    let config = crate::resolve_config(spec, Vec::new(), Vec::new())?;
+    plan_with_secrets(spec, &crate::secrets::Placeholders)
+}
+
+/// [`plan`], with the values of the Secrets `spec.kafka` names read from `secrets`, so that the
+/// plan's client properties reach the cluster.
+pub fn plan_with_secrets(
+    spec: &StreamsAppSpec,
+    secrets: &dyn crate::SecretSource,
+) -> Result<Plan, PlanError> {
+    let config = match crate::resolve_config(spec, Vec::new(), Vec::new(), secrets) {
+        Ok(config) => config,
+        Err(crate::ResolveError::Config(e)) => return Err(e.into()),
+        Err(crate::ResolveError::Kafka(e)) => return Err(e.into()),
+    };
     let defaults = Defaults {
         key_serde: config.default_key_serde.clone(),
         value_serde: config.default_value_serde.clone(),

@@ -19,7 +19,13 @@ fn repo_root() -> PathBuf {
 /// A driver running the manifest `text`, with its own configuration.
 fn driver_for(text: &str) -> TopologyTestDriver {
     let spec = parse_manifest(text).expect("manifest parses");
-    let config = resolve_config(&spec, Vec::new(), Vec::new()).expect("config resolves");
+    let config = resolve_config(
+        &spec,
+        Vec::new(),
+        Vec::new(),
+        &freshet_spec::secrets::Placeholders,
+    )
+    .expect("config resolves");
     let defaults = Defaults {
         key_serde: config.default_key_serde.clone(),
         value_serde: config.default_value_serde.clone(),

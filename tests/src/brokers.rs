@@ -4,6 +4,9 @@
 //!
 //! Brokers are numbered from 1, as `scripts/kafka.sh stop N` numbers them; their node ids are the
 //! same numbers.
+//!
+//! [`Brokers::secured`] is one broker that also has a SASL_SSL listener (SCRAM-SHA-512) and an
+//! SSL listener requiring client certificates, with ACLs enforced (`FRESHET_KAFKA_SECURED=1`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,6 +20,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 
 /// Ports each broker takes: clients, KRaft controller, and one `kafka.sh` keeps for pods.
 const PORTS_PER_BROKER: u16 = 3;
+/// A secured broker's two more: SASL_SSL, then SSL.
+const SECURED_PORTS: u16 = 2;
 
 /// A cluster of `count` brokers, stopped when dropped (its data directory removed).
 pub struct Brokers {
@@ -26,6 +31,8 @@ pub struct Brokers {
     base: u16,
     /// `FRESHET_RUN_DIR` for the script: configs, data, logs and pid files.
     dir: tempfile::TempDir,
+    /// Whether the secured listeners are open (`FRESHET_KAFKA_SECURED=1`).
+    secured: bool,
 }
 
 impl Brokers {
@@ -42,7 +49,67 @@ impl Brokers {
                 .prefix("freshet-brokers-")
                 .tempdir()
                 .expect("a directory for the brokers"),
+            secured: false,
         }
+    }
+
+    /// One broker with the secured listeners too, started and answering: SASL_SSL with the
+    /// SCRAM-SHA-512 users `admin` (a super user) and `app`, and SSL requiring a client
+    /// certificate (`User:app-tls`), both under the StandardAuthorizer. Certificates and
+    /// passwords are made on the first start, in [`Brokers::secrets`].
+    pub fn secured() -> Brokers {
+        let brokers = Brokers {
+            count: 1,
+            base: free_port_block(PORTS_PER_BROKER + SECURED_PORTS),
+            dir: tempfile::Builder::new()
+                .prefix("freshet-secured-")
+                .tempdir()
+                .expect("a directory for the broker"),
+            secured: true,
+        };
+        brokers.up();
+        brokers
+    }
+
+    /// The SASL_SSL listener's address (SCRAM-SHA-512; the CA is `secrets()/ca.crt`).
+    pub fn sasl_ssl_bootstrap(&self) -> String {
+        assert!(self.secured, "not a secured broker");
+        format!("127.0.0.1:{}", self.base + PORTS_PER_BROKER)
+    }
+
+    /// The SSL listener's address (mutual TLS: `secrets()/app-tls.crt` and `app-tls.key`).
+    pub fn ssl_bootstrap(&self) -> String {
+        assert!(self.secured, "not a secured broker");
+        format!("127.0.0.1:{}", self.base + PORTS_PER_BROKER + 1)
+    }
+
+    /// The secured broker's certificates, keys and SCRAM passwords (`<user>.password`).
+    pub fn secrets(&self) -> PathBuf {
+        self.dir.path().join("kafka/secured")
+    }
+
+    /// Sets the SCRAM-SHA-512 password of `user` on the broker (a rotation), through the super
+    /// user's PLAINTEXT listener (`kafka-configs --alter --add-config`).
+    pub fn set_scram_password(&self, user: &str, password: &str) {
+        self.script(&[
+            "tool",
+            "org.apache.kafka.tools.ConfigCommand",
+            "--bootstrap-server",
+            &self.bootstrap(),
+            "--alter",
+            "--entity-type",
+            "users",
+            "--entity-name",
+            user,
+            "--add-config",
+            &format!("SCRAM-SHA-512=[iterations=4096,password={password}]"),
+        ]);
+    }
+
+    /// The SCRAM password of `user` (`admin` or `app`) as the broker was first started with.
+    pub fn password(&self, user: &str) -> String {
+        let path = self.secrets().join(format!("{user}.password"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
     }
 
     /// A cluster of `count` brokers, started and answering.
@@ -171,6 +238,10 @@ impl Brokers {
             .env("FRESHET_RUN_DIR", self.dir.path())
             .env("FRESHET_KAFKA_PORT", self.base.to_string())
             .env("FRESHET_KAFKA_BROKERS", self.count.to_string())
+            .env(
+                "FRESHET_KAFKA_SECURED",
+                if self.secured { "1" } else { "0" },
+            )
             // Three brokers and the engines under test share two cores and the machine's memory.
             .env("FRESHET_KAFKA_HEAP", "384m");
         cmd

@@ -4,6 +4,7 @@
 //! `make test` starts Kafka and the cluster and exports their addresses; a test run without them
 //! fails with a message saying so, never passes vacuously.
 
+pub mod acls;
 pub mod apps;
 pub mod brokers;
 pub mod cluster;
@@ -12,6 +13,7 @@ pub mod engine;
 pub mod kafka;
 pub mod node;
 pub mod private_cluster;
+pub mod words;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};

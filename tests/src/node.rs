@@ -5,7 +5,8 @@
 //!
 //! - the pod's args and env (downward API, ConfigMap and Secret references and `envFrom`
 //!   resolved), its volumes as directories (a PersistentVolumeClaim's survives the pod, as the
-//!   volume would), mount paths in args and env rewritten to them;
+//!   volume would), mount paths in args and env rewritten to them (and a directory holding
+//!   mount points to one linking them);
 //! - its own loopback address (127.1.0.0 and up) as the pod IP, so equal ports do not collide;
 //! - a kubeconfig for the apiserver on loopback with a token issued for the pod's ServiceAccount
 //!   (TokenRequest), so an operator pod meets RBAC as in a cluster;
@@ -426,6 +427,45 @@ async fn prepare(ctx: &NodeContext, pod: &Pod, ip: &str) -> Result<Prepared, Str
         }
         mounts.push((m.mount_path.clone(), path));
     }
+    // A directory holding mount points (the operator mounts each Secret at
+    // `/var/run/secrets/freshet/<name>` and names the directory): as a container runtime
+    // makes it, a directory of its own with each mount in it (here a link).
+    // Only a directory the args or env name, so that no other path is rewritten.
+    let named: Vec<String> = container
+        .args
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .chain(
+            container
+                .env
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|e| e.value),
+        )
+        .collect();
+    let mut parents: Vec<(String, PathBuf)> = Vec::new();
+    for (mount, path) in mounts.clone() {
+        let Some((parent, name)) = mount.rsplit_once('/') else {
+            continue;
+        };
+        if !named.iter().any(|n| n == parent) || mounts.iter().any(|(m, _)| m == parent) {
+            continue;
+        }
+        let dir_for = dir
+            .join("volumes")
+            .join(format!("parent{}", parent.replace('/', "_")));
+        std::fs::create_dir_all(&dir_for).map_err(|e| e.to_string())?;
+        let link = dir_for.join(name);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(&path, &link).map_err(|e| e.to_string())?;
+        }
+        if !parents.iter().any(|(p, _)| p == parent) {
+            parents.push((parent.to_owned(), dir_for));
+        }
+    }
+    mounts.extend(parents);
     mounts.sort_by_key(|(m, _)| std::cmp::Reverse(m.len()));
     let rewrite = |s: &str| -> String {
         for (mount, path) in &mounts {

@@ -289,6 +289,9 @@ async fn helm_install_runs_an_app_end_to_end() {
         ("patch", "streamsapps/status", "yes"),
         ("create", "statefulsets.apps", "yes"),
         ("delete", "secrets", "no"),
+        // The Secrets an app's spec.kafka names are read by name, never listed.
+        ("get", "secrets", "yes"),
+        ("list", "secrets", "no"),
         ("list", "streamsapps", "yes"),
     ] {
         let out = kubectl()

@@ -111,6 +111,20 @@ fn an_unknown_config_key_is_refused_with_the_nearest_name() {
 }
 
 #[test]
+fn a_password_in_config_is_refused_naming_the_secret_field_and_not_the_value() {
+    let (ok, out) = validate(&format!(
+        "{GOOD}config:\n  sasl.password: \"hunter2-in-config\"\n"
+    ));
+    assert!(!ok, "validate accepted it:\n{out}");
+    assert!(
+        out.contains("spec.config[\"sasl.password\"]")
+            && out.contains("spec.kafka.authentication.passwordSecret"),
+        "{out}"
+    );
+    assert!(!out.contains("hunter2"), "the value is shown:\n{out}");
+}
+
+#[test]
 fn an_aggregation_of_an_ungrouped_stream_says_how_to_group_it() {
     assert_refused(
         &GOOD.replace("- mapValues: \"{'id': value.id}\"", "- count: {}"),

@@ -16,10 +16,10 @@ use freshet_tests::{
     eventually, kafka_bootstrap, kube_client, kubeconfig_path, kubectl, unique_name,
 };
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::json;
@@ -432,6 +432,38 @@ async fn bad_topologies_and_missing_topics_set_conditions_that_say_why() {
         sts.metadata.generation,
         "the running StatefulSet was touched"
     );
+
+    // A password in spec.config: ConfigValid=False, naming the field to use and never the value,
+    // neither in the status nor in an Event.
+    let mut secret = good.clone();
+    secret
+        .spec
+        .config
+        .insert("sasl.password".into(), "hunter2-in-config".into());
+    apply_app(&apps, &secret).await;
+    let refused = condition(&apps, "app", "ConfigValid", |c| c.status == "False", &op).await;
+    assert!(
+        refused
+            .message
+            .contains("spec.kafka.authentication.passwordSecret")
+            && refused.message.contains("spec.config[\"sasl.password\"]"),
+        "{}",
+        refused.message
+    );
+    let status =
+        serde_json::to_string(&apps.get("app").await.expect("app").status).expect("status as JSON");
+    assert!(!status.contains("hunter2"), "{status}");
+    assert!(
+        !events(&client, &ns, "ConfigInvalid").await.is_empty(),
+        "no ConfigInvalid Event"
+    );
+    // No Event of any reason carries the value.
+    let all = Api::<Event>::namespaced(client.clone(), &ns)
+        .list(&ListParams::default())
+        .await
+        .expect("events");
+    let events = serde_json::to_string(&all.items).expect("events as JSON");
+    assert!(!events.contains("hunter2"), "{events}");
 
     // A topology change of stores is held back until accepted.
     let mut changed = good.clone();

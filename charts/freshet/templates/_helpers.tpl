@@ -73,4 +73,9 @@ PATCH that creates the object when it is missing (so create as well); nothing is
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+# The Secrets an app's spec.kafka names (its admin client's credentials, and their
+# resourceVersions, which roll the pods): get only, never list or watch.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
 {{- end -}}

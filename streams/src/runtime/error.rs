@@ -213,10 +213,84 @@ pub enum RuntimeError {
         /// How long it was waited for, in seconds.
         waited_secs: u64,
     },
+    /// The broker refused an operation for want of an ACL: the principal may not do
+    /// `operation` on `resource`. Fatal: only a new ACL helps.
+    #[error(
+        "not authorized: the application's principal may not {operation} {resource} (no ACL allows it; {source}); grant it, as docs/security.md lists the ACLs a Kafka Streams application needs"
+    )]
+    NotAuthorized {
+        /// The operation refused, as `kafka-acls --operation` names it (READ, WRITE...).
+        operation: &'static str,
+        /// The resource, e.g. `topic 'orders'` or `group 'orders-app'`.
+        resource: String,
+        /// The client's error.
+        #[source]
+        source: KafkaError,
+    },
     /// A failure the runtime describes itself (a missing output topic, transactions that keep
     /// failing, global tables that cannot load).
     #[error("{0}")]
     Other(String),
+}
+
+impl RuntimeError {
+    /// A failed produce to `topic`: a refused authorisation names the ACL it lacks (WRITE on the
+    /// topic; IDEMPOTENT_WRITE on the cluster for an idempotent producer on brokers before
+    /// Kafka 3.0), anything else is `otherwise`.
+    pub(crate) fn producing(
+        topic: &str,
+        error: KafkaError,
+        otherwise: impl FnOnce(KafkaError) -> RuntimeError,
+    ) -> RuntimeError {
+        let missing = match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::TopicAuthorizationFailed) => {
+                Some(("WRITE", format!("topic '{topic}'")))
+            }
+            Some(RDKafkaErrorCode::ClusterAuthorizationFailed) => {
+                Some(("IDEMPOTENT_WRITE", "the cluster".to_owned()))
+            }
+            _ => None,
+        };
+        match missing {
+            Some((operation, resource)) => RuntimeError::NotAuthorized {
+                operation,
+                resource,
+                source: error,
+            },
+            None => otherwise(error),
+        }
+    }
+
+    /// A failed poll of the main consumer of group `group`, reading `topics`: a refused
+    /// authorisation names the ACL it lacks, anything else is `otherwise`.
+    pub(crate) fn consuming(
+        group: &str,
+        topics: &[String],
+        error: KafkaError,
+        otherwise: impl FnOnce(KafkaError) -> RuntimeError,
+    ) -> RuntimeError {
+        let missing = match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::GroupAuthorizationFailed) => {
+                Some(("READ", format!("group '{group}'")))
+            }
+            Some(RDKafkaErrorCode::TopicAuthorizationFailed) => Some((
+                "READ",
+                match topics {
+                    [one] => format!("topic '{one}'"),
+                    _ => format!("one of the topics {}", topics.join(", ")),
+                },
+            )),
+            _ => None,
+        };
+        match missing {
+            Some((operation, resource)) => RuntimeError::NotAuthorized {
+                operation,
+                resource,
+                source: error,
+            },
+            None => otherwise(error),
+        }
+    }
 }
 
 /// Why a task's stores could not be opened or restored.

@@ -648,11 +648,13 @@ impl ProducerContext for DeliveryContext {
                 return;
             }
             let mut failure = self.failure.lock_unpoisoned();
-            failure.get_or_insert_with(|| RuntimeError::Delivery {
-                topic: msg.topic().to_owned(),
-                partition: msg.partition(),
-                class: ErrorClass::of(err),
-                source: err.clone(),
+            failure.get_or_insert_with(|| {
+                RuntimeError::producing(msg.topic(), err.clone(), |source| RuntimeError::Delivery {
+                    topic: msg.topic().to_owned(),
+                    partition: msg.partition(),
+                    class: ErrorClass::of(&source),
+                    source,
+                })
             });
         }
     }
@@ -792,7 +794,9 @@ fn send(
             }
             Err((e, _)) if super::refusal::is_refusal(&e) => return Err(SendError::Refused(e)),
             Err((e, _)) => {
-                let error = RuntimeError::kafka(format!("producing to {}", out.topic), e);
+                let error = RuntimeError::producing(&out.topic, e, |e| {
+                    RuntimeError::kafka(format!("producing to {}", out.topic), e)
+                });
                 return Err(SendError::failed(Failure::of(error, transactional)));
             }
         }

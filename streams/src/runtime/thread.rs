@@ -494,7 +494,19 @@ impl StreamThread {
                         consumer_errors.note(self.index, &e);
                         break;
                     }
-                    Err(e) => return Err(Failure::Fatal(RuntimeError::kafka("consuming", e))),
+                    Err(e) => {
+                        let topics: Vec<String> = self
+                            .topology
+                            .source_topics()
+                            .iter()
+                            .map(|t| t.resolve(&config.application_id))
+                            .collect();
+                        let error =
+                            RuntimeError::consuming(&config.application_id, &topics, e, |e| {
+                                RuntimeError::kafka("consuming", e)
+                            });
+                        return Err(Failure::Fatal(error));
+                    }
                 }
             }
             if !batch.is_empty() {

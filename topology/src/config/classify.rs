@@ -208,6 +208,35 @@ pub fn is_sensitive(key: &str) -> bool {
     }
 }
 
+/// Where the secret of `key` (a sensitive property, as written) belongs instead of `spec.config`:
+/// the `spec.kafka` field that takes it from a Kubernetes Secret (a file or an environment
+/// variable when the engine runs locally), or for a secret `spec.kafka` has no field for, an
+/// environment variable set from a Secret.
+pub(crate) fn secret_field(key: &str) -> String {
+    let name = without_prefix(key);
+    let field = if name.starts_with("sasl.oauthbearer.") {
+        Some("spec.kafka.authentication.clientSecret (OAuth client credentials)")
+    } else if name.starts_with("sasl.") {
+        Some("spec.kafka.authentication.passwordSecret (with spec.kafka.authentication.username)")
+    } else if name.starts_with("ssl.truststore.") {
+        Some(
+            "spec.kafka.tls.trustedCertificates (PEM certificates; librdkafka reads no trust store)",
+        )
+    } else if name.starts_with("ssl") {
+        Some("spec.kafka.authentication.certificateAndKey (type: tls)")
+    } else {
+        None
+    };
+    let env = format!(
+        "an environment variable {} set from a Secret in spec.pod.env",
+        super::env::variable_for(key)
+    );
+    match field {
+        Some(field) => format!("put it in a Secret named by {field}, or in {env}"),
+        None => format!("put it in {env}"),
+    }
+}
+
 /// Which clients a prefixed property is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Scope {

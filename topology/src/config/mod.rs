@@ -279,6 +279,19 @@ pub enum ConfigError {
         /// What is missing and what to use instead.
         reason: String,
     },
+    /// A secret (`sasl.password`, `ssl.key.password`, `sasl.jaas.config`, ...: a property
+    /// declared sensitive) written in the manifest's `config` map, which is stored in plain text
+    /// in the StreamsApp and its ConfigMap. The value is never part of the error.
+    #[error(
+        "spec.config[\"{key}\"] is refused: it holds a secret, and spec.config is stored in plain text in the StreamsApp and its ConfigMap; {instead}"
+    )]
+    SecretInConfig {
+        /// The property as written.
+        key: String,
+        /// Where the secret goes instead (the `spec.kafka` field, or an environment variable
+        /// from a Secret).
+        instead: String,
+    },
     /// A required property (such as `application.id` or `bootstrap.servers`) that no layer sets.
     #[error("{key} is required: {fix}")]
     Missing {

@@ -368,6 +368,10 @@ pub(crate) fn librdkafka_value(name: &str, kind: Kind, value: &str) -> Parsed<St
     }
 }
 
+/// Why GSSAPI (Kerberos) is refused: librdkafka does it through Cyrus SASL, which Freshet's build
+/// leaves out (docs/security.md says why).
+const NO_KERBEROS: &str = "Freshet's librdkafka is built without Cyrus SASL, so SASL/GSSAPI (Kerberos) is not available; use SCRAM-SHA-512, SCRAM-SHA-256, PLAIN, OAUTHBEARER or mutual TLS (see docs/security.md)";
+
 /// Java values that librdkafka spells differently, for properties both share. Runs before
 /// [`librdkafka_value`], whose check then applies to the translated value.
 pub(crate) fn java_value(name: &str, value: &str) -> Parsed<String> {
@@ -386,6 +390,9 @@ pub(crate) fn java_value(name: &str, value: &str) -> Parsed<String> {
             }
         }
         "ssl.endpoint.identification.algorithm" if trimmed.is_empty() => Ok("none".into()),
+        "sasl.mechanisms" if trimmed.eq_ignore_ascii_case("GSSAPI") => {
+            Err(Problem::NotSupported(NO_KERBEROS.into()))
+        }
         _ => Ok(value.to_owned()),
     }
 }
@@ -441,11 +448,7 @@ pub(crate) fn jaas(value: &str) -> Parsed<(String, String)> {
                 "OAUTHBEARER is configured with librdkafka's sasl.oauthbearer.* properties (e.g. sasl.oauthbearer.method=oidc, sasl.oauthbearer.client.id, sasl.oauthbearer.client.secret, sasl.oauthbearer.token.endpoint.url)",
             );
         }
-        "Krb5LoginModule" => {
-            return invalid(
-                "Kerberos is configured with librdkafka's sasl.kerberos.* properties (sasl.kerberos.keytab, sasl.kerberos.principal, sasl.kerberos.service.name)",
-            );
-        }
+        "Krb5LoginModule" => return Err(Problem::NotSupported(NO_KERBEROS.into())),
         _ => {
             return invalid(
                 "expected `org.apache.kafka.common.security.plain.PlainLoginModule required username=\"...\" password=\"...\";` (or ScramLoginModule)",

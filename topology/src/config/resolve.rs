@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::OnceLock;
 
 use super::catalog::{self, ControlledProp, JavaRule, Redundant};
-use super::classify::{CLIENTS, CONSUMERS, Client, Name, PREFIXES, Scope, lookup, shown};
+use super::classify::{
+    CLIENTS, CONSUMERS, Client, Name, PREFIXES, Scope, is_sensitive, lookup, secret_field, shown,
+};
 use super::define::{Alias, Fallback, PropertyValues, StreamsDef};
 use super::librdkafka::{self, Applies, Kind};
 use super::parse::{self, Parsed, Problem};
@@ -185,6 +187,16 @@ impl Resolver {
             source,
             key: key.to_owned(),
         };
+        // `config` is stored in plain text in the StreamsApp and its ConfigMap, readable by
+        // whoever may read the app: a secret there is refused whatever its name or value, and
+        // the message names where it goes instead (never the value).
+        if source == LayerSource::Config && is_sensitive(key) {
+            self.errors.push(ConfigError::SecretInConfig {
+                key: key.to_owned(),
+                instead: secret_field(key),
+            });
+            return;
+        }
         if let Some((prefix, scope, specificity)) = PREFIXES
             .iter()
             .find(|(prefix, _, _)| key.starts_with(prefix))

@@ -107,7 +107,7 @@ fn auto_offset_reset_values_map_to_librdkafka() {
 
 #[test]
 fn jaas_credentials_become_sasl_username_and_password() {
-    let c = with_config(&[(
+    let c = with_env(&[(
         "sasl.jaas.config",
         r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="alice" password="s3cr\"et";"#,
     )]);
@@ -116,19 +116,19 @@ fn jaas_credentials_become_sasl_username_and_password() {
         assert_eq!(get(props, "sasl.password"), Some("s3cr\"et"));
         assert_eq!(get(props, "sasl.jaas.config"), None);
     }
-    let c = with_config(&[(
+    let c = with_env(&[(
         "sasl.jaas.config",
         "org.apache.kafka.common.security.scram.ScramLoginModule required\n  username=bob\n  password=pw;",
     )]);
     assert_eq!(get(&c.producer, "sasl.username"), Some("bob"));
     assert_eq!(get(&c.producer, "sasl.password"), Some("pw"));
 
-    let err = err_with_config(&[(
+    let err = err_with_env(&[(
         "sasl.jaas.config",
         "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;",
     )]);
     assert!(err.to_string().contains("sasl.oauthbearer"), "{err}");
-    let err = err_with_config(&[(
+    let err = err_with_env(&[(
         "sasl.jaas.config",
         r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="alice";"#,
     )]);
@@ -137,15 +137,109 @@ fn jaas_credentials_become_sasl_username_and_password() {
 
 #[test]
 fn secrets_never_appear_in_errors_or_debug_output() {
-    let err = err_with_config(&[(
+    let err = err_with_env(&[(
         "sasl.jaas.config",
         r#"com.example.Custom required password="hunter2";"#,
     )]);
     assert!(!err.to_string().contains("hunter2"), "{err}");
     assert!(!format!("{err:?}").contains("hunter2"));
-    let c = with_config(&[("sasl.password", "hunter2")]);
+    let c = with_env(&[("sasl.password", "hunter2")]);
     assert_eq!(get(&c.producer, "sasl.password"), Some("hunter2"));
     assert!(!format!("{c:?}").contains("hunter2"));
+}
+
+#[test]
+fn secrets_in_config_are_refused_naming_the_field_to_use_and_never_the_value() {
+    let cases = [
+        ("sasl.password", "spec.kafka.authentication.passwordSecret"),
+        (
+            "producer.sasl.password",
+            "spec.kafka.authentication.passwordSecret",
+        ),
+        (
+            "sasl.jaas.config",
+            "spec.kafka.authentication.passwordSecret",
+        ),
+        (
+            "ssl.key.password",
+            "spec.kafka.authentication.certificateAndKey",
+        ),
+        (
+            "ssl.keystore.password",
+            "spec.kafka.authentication.certificateAndKey",
+        ),
+        ("ssl.key.pem", "spec.kafka.authentication.certificateAndKey"),
+        (
+            "ssl.truststore.password",
+            "spec.kafka.tls.trustedCertificates",
+        ),
+        (
+            "sasl.oauthbearer.client.secret",
+            "spec.kafka.authentication.clientSecret",
+        ),
+        (
+            "sasl.oauthbearer.config",
+            "spec.kafka.authentication.clientSecret",
+        ),
+    ];
+    for (key, field) in cases {
+        let err = err_with_config(&[(key, "hunter2-value")]);
+        let text = err.to_string();
+        assert!(
+            matches!(&err, ConfigError::SecretInConfig { key: k, .. } if k == key),
+            "{key}: {text}"
+        );
+        assert!(text.contains(&format!("spec.config[\"{key}\"]")), "{text}");
+        assert!(text.contains(field), "{key}: {text}");
+        assert!(text.contains("FRESHET_CONFIG_"), "{key}: {text}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
+    }
+    // Every sensitive property is refused there, by its declaration, and the same names from
+    // the environment are accepted (a Secret in spec.pod.env).
+    let secrets: Vec<(&str, &str)> = super::librdkafka::PROPERTIES
+        .iter()
+        .filter(|p| p.sensitive && p.kind == super::librdkafka::Kind::Text)
+        .map(|p| (p.name, "s3cr3t"))
+        .collect();
+    let ConfigError::Several(errors) = err_with_config(&secrets) else {
+        panic!("one error per secret expected");
+    };
+    assert_eq!(errors.len(), secrets.len(), "{errors:?}");
+    assert!(
+        errors
+            .iter()
+            .all(|e| matches!(e, ConfigError::SecretInConfig { .. })),
+        "{errors:?}"
+    );
+    let c = with_env(&[("sasl.password", "hunter2")]);
+    assert_eq!(get(&c.producer, "sasl.password"), Some("hunter2"));
+    // A secret-looking name nobody declares is refused there too.
+    let err = err_with_config(&[("ssl.mystery.password", "x")]);
+    assert!(matches!(err, ConfigError::SecretInConfig { .. }), "{err}");
+}
+
+#[test]
+fn kerberos_is_refused_as_the_build_cannot_do_it() {
+    for (key, value) in [
+        ("sasl.mechanism", "GSSAPI"),
+        ("producer.sasl.mechanisms", "gssapi"),
+    ] {
+        let err = err_with_config(&[(key, value)]);
+        let text = err.to_string();
+        assert!(matches!(err, ConfigError::NotSupported { .. }), "{text}");
+        assert!(
+            text.contains("Cyrus SASL") && text.contains("SCRAM-SHA-512"),
+            "{text}"
+        );
+    }
+    let err = err_with_env(&[(
+        "sasl.jaas.config",
+        "com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true;",
+    )]);
+    assert!(err.to_string().contains("Kerberos"), "{err}");
+    let c = with_config(&[("sasl.mechanism", "SCRAM-SHA-512")]);
+    assert_eq!(get(&c.producer, "sasl.mechanisms"), Some("SCRAM-SHA-512"));
 }
 
 #[test]

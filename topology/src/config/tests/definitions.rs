@@ -201,7 +201,7 @@ fn debug_output_masks_every_sensitive_value() {
         .map(|(i, p)| (p.name.to_owned(), format!("s3cr3t-{i}")))
         .collect();
     assert!(secrets.len() >= 10, "{secrets:?}");
-    let c = resolve_ok(&[spec(), Layer::new(LayerSource::Config, secrets.clone())]);
+    let c = resolve_ok(&[spec(), Layer::new(LayerSource::Env, secrets.clone())]);
     let shown = format!("{c:?}");
     for (name, value) in &secrets {
         assert!(
@@ -218,7 +218,7 @@ fn debug_output_masks_every_sensitive_value() {
         assert!(shown.contains(REDACTED));
     }
     // The Java spelling of credentials, addressed to one client.
-    let c = with_config(&[(
+    let c = with_env(&[(
         "producer.sasl.jaas.config",
         r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="hunter2";"#,
     )]);

@@ -42,6 +42,16 @@ pub(super) fn err_with_config(entries: &[(&str, &str)]) -> ConfigError {
     resolve_err(&[spec(), config(entries)])
 }
 
+/// Secrets come from the environment (a Secret in `spec.pod.env`) or `spec.kafka`, never from
+/// `config`, which refuses them.
+pub(super) fn with_env(entries: &[(&str, &str)]) -> StreamsConfig {
+    resolve_ok(&[spec(), layer(LayerSource::Env, entries)])
+}
+
+pub(super) fn err_with_env(entries: &[(&str, &str)]) -> ConfigError {
+    resolve_err(&[spec(), layer(LayerSource::Env, entries)])
+}
+
 pub(super) fn get<'a>(props: &'a [(String, String)], name: &str) -> Option<&'a str> {
     props
         .iter()
