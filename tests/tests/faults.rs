@@ -456,7 +456,7 @@ fn both_guarantees_ride_out_a_source_leader_stopped_killed_and_frozen() {
             .leader(&inputs[0], 0)
             .expect("partition 0 of the input has a leader") as usize
     };
-    let down = outage(12, 70);
+    let down = outage(8, 70);
     for (fault, signal) in [("stopped", "SIGTERM"), ("killed", "SIGKILL")] {
         let leader = leader_of_source();
         println!(
@@ -476,11 +476,11 @@ fn both_guarantees_ride_out_a_source_leader_stopped_killed_and_frozen() {
         brokers.restart(leader);
         watch(
             &mut runs,
-            Duration::from_secs(10),
+            outage(6, 10),
             &format!("after broker {leader} came back"),
         );
     }
-    let frozen = outage(10, 30);
+    let frozen = outage(6, 30);
     let leader = leader_of_source();
     println!(
         "broker bounce: broker {leader} (leader of {}-0) frozen for {frozen:?}",
@@ -495,7 +495,7 @@ fn both_guarantees_ride_out_a_source_leader_stopped_killed_and_frozen() {
     brokers.thaw(leader);
     watch(
         &mut runs,
-        Duration::from_secs(10),
+        outage(6, 10),
         &format!("after broker {leader} thawed"),
     );
     for run in runs {
@@ -629,7 +629,7 @@ fn exactly_once_holds_across_three_instances_killed_and_restarted() {
     };
     let mut instances: Vec<EngineProcess> = (0..3).map(start).collect();
     let feeder = Feeder::start(&bootstrap, &input, 300);
-    let kills = if chaos() { 30 } else { 4 };
+    let kills = if chaos() { 30 } else { 3 };
     // A seeded choice of victim and timing, printed so a failure can be repeated.
     let seed = std::env::var("FRESHET_CRASH_SEED")
         .ok()
