@@ -140,7 +140,7 @@ fn resolve_config(
     spec: &StreamsAppSpec,
     o: &Overrides,
     secrets: &dyn SecretSource,
-) -> Result<StreamsConfig, String> {
+) -> Result<StreamsConfig, spec::ResolveError> {
     let mut flags = Vec::new();
     let mut push = |k: &str, v: Option<String>| {
         if let Some(v) = v {
@@ -157,7 +157,6 @@ fn resolve_config(
         freshet_streams::config::layers_from_env(std::env::vars()),
         secrets,
     )
-    .map_err(|e| e.to_string())
 }
 
 /// Where the Secrets come from: the files (or variables) when clients will be created, else

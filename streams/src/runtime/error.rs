@@ -251,6 +251,16 @@ impl RuntimeError {
             }
             _ => None,
         };
+        Self::not_authorized_or(missing, error, otherwise)
+    }
+
+    /// `NotAuthorized` for the `(operation, resource)` a refused authorisation lacks, else
+    /// `otherwise(error)`.
+    fn not_authorized_or(
+        missing: Option<(&'static str, String)>,
+        error: KafkaError,
+        otherwise: impl FnOnce(KafkaError) -> RuntimeError,
+    ) -> RuntimeError {
         match missing {
             Some((operation, resource)) => RuntimeError::NotAuthorized {
                 operation,
@@ -282,14 +292,7 @@ impl RuntimeError {
             )),
             _ => None,
         };
-        match missing {
-            Some((operation, resource)) => RuntimeError::NotAuthorized {
-                operation,
-                resource,
-                source: error,
-            },
-            None => otherwise(error),
-        }
+        Self::not_authorized_or(missing, error, otherwise)
     }
 }
 
