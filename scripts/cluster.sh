@@ -135,8 +135,11 @@ up() {
   check_alive etcd "$CL/etcd.log"
 
   # With the real node, the kubernetes Service's endpoint is the node IP, where node.sh forwards to us.
-  local advertise=127.0.0.1
-  [ "$FRESHET_NODE" = kubelet ] && advertise=$FRESHET_NODE_IP
+  # PodNodeSelector: a namespace's scheduler.alpha.kubernetes.io/node-selector annotation joins the
+  # node selector of its pods; the tests keep a namespace off the real node until a test opens it
+  # (tests/src/kubelet.rs), so pods of tests that start no node stay Pending as on the test node.
+  local advertise=127.0.0.1 admission=()
+  [ "$FRESHET_NODE" = kubelet ] && { advertise=$FRESHET_NODE_IP; admission=(--enable-admission-plugins PodNodeSelector); }
   echo "$FRESHET_NODE" >"$CL/mode"
   log "starting kube-apiserver $K8S_VERSION on $APISERVER"
   start kube-apiserver "$CL/kube-apiserver.log" "$K8S_BIN/kube-apiserver" \
@@ -150,7 +153,7 @@ up() {
     --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
     --api-audiences https://kubernetes.default.svc.cluster.local \
     --service-cluster-ip-range 10.0.0.0/24 --authorization-mode RBAC --allow-privileged=true \
-    --cert-dir "$CL/apiserver-certs" --profiling=false --v=1
+    --cert-dir "$CL/apiserver-certs" --profiling=false --v=1 "${admission[@]}"
   if ! wait_until 120 "kube-apiserver is ready" kubectl_ get --raw /readyz; then
     check_alive kube-apiserver "$CL/kube-apiserver.log"
     tail -n 30 "$CL/kube-apiserver.log" >&2

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# node.sh up|down|status|check|load IMAGE...
+# node.sh up|down|status|check|can-run|load IMAGE...
 # A real Kubernetes node for the local cluster: kubelet and containerd 2.x (built once by
 # build-k8s.sh node), Debian's runc and CNI plugins, kube-proxy, all in a network namespace this
 # script creates and removes, and kube-scheduler on the host (the test node binds its own pods; a
@@ -68,6 +68,31 @@ preflight() {
   [ -z "$clash" ] || die "this machine already routes addresses in $FRESHET_NODE_NET.0.0/16: $clash" \
     "pick another /16 for the node: FRESHET_NODE_NET=10.214 (also for make cluster-up and kafka-up)"
   "$ROOT/scripts/build-k8s.sh" node
+}
+
+# can_run: whether this machine can run the real node now; prints why not (exit 1) if it cannot.
+# What `make test` asks before it picks the real node over the test node.
+can_run() {
+  if [ "$(id -u)" -ne 0 ] && ! sudo -n true 2>/dev/null; then
+    echo "it needs root (network namespaces, cgroups, mounts), and sudo asks for a password"; return 1
+  fi
+  [ -f /sys/fs/cgroup/cgroup.controllers ] || [ -d /sys/fs/cgroup/cpu ] || { echo "no cgroup hierarchy is mounted at /sys/fs/cgroup"; return 1; }
+  "${SUDO[@]}" unshare --net true 2>/dev/null || { echo "network namespaces cannot be created here (unshare --net failed)"; return 1; }
+  # One real node per machine: the kubelet keeps its device plugin socket in /var/lib/kubelet.
+  local pid other=
+  for pid in $(pgrep -x kubelet 2>/dev/null); do
+    pid_alive "$N/kubelet.pid" && [ "$(cat "$N/kubelet.pid")" = "$pid" ] && continue
+    other=$pid
+  done
+  [ -z "$other" ] || { echo "another checkout's real node runs on this machine (kubelet pid $other; one per machine)"; return 1; }
+  local clash
+  clash=$(ip -4 route show 2>/dev/null | grep -F "$FRESHET_NODE_NET." | grep -v " dev $VETH" | tr "\n" " " || true)
+  [ -z "$clash" ] || { echo "this machine already routes $FRESHET_NODE_NET.0.0/16 ($clash): set FRESHET_NODE_NET to a free /16"; return 1; }
+  if [ ! -x "$KUBELET_BIN/kubelet" ] || [ ! -x "$CONTAINERD_BIN/containerd" ]; then
+    command -v "$GO" >/dev/null 2>&1 || { echo "kubelet and containerd are not built yet and Go is not installed to build them"; return 1; }
+  fi
+  command -v podman >/dev/null 2>&1 || command -v apt-get >/dev/null 2>&1 || { echo "podman is not installed and apt-get is not there to install it"; return 1; }
+  return 0
 }
 
 network_up() {
@@ -474,9 +499,10 @@ YAML
 case ${1:-} in
   up) up ;;
   check) check ;;
+  can-run) can_run ;;
   down) down ;;
   load) shift; load "$@" ;;
   recycle) recycle ;;
   status) if pid_alive "$N/kubelet.pid"; then echo "node: $NODE_NAME running (kubelet pid $(cat "$N/kubelet.pid"))"; else echo "node: stopped"; exit 1; fi ;;
-  *) die "usage: node.sh up|down|status|check|load IMAGE..." "pick one of those" ;;
+  *) die "usage: node.sh up|down|status|check|can-run|load IMAGE..." "pick one of those" ;;
 esac

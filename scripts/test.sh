@@ -2,6 +2,9 @@
 # make test: build, bring up Kafka and the cluster, run every test, stop what this run started
 # (FRESHET_KEEP_RUNNING=1 keeps them up). Prints the wall time of each phase.
 set -euo pipefail
+# The node the pods run on: FRESHET_NODE=kubelet (the real node) or test; `auto` takes the real
+# node where this machine can run one (scripts/node.sh can-run), else the test node with a warning.
+NODE_REQUESTED=${FRESHET_NODE:-test}
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$FRESHET_CACHE/target}
@@ -9,14 +12,29 @@ TARGET_T0=$SECONDS
 trap 'finish_target "make test"' EXIT
 
 need_cmd cargo "install Rust with rustup (https://rustup.rs) and put cargo on PATH"
-# The pod tests are their own node (freshet-test-node binds and runs their pods): a real node and
-# its scheduler in the same cluster would take pods from them.
-[ "$FRESHET_NODE" = test ] || die "make test runs its pods on the test node, not FRESHET_NODE=$FRESHET_NODE" \
-  "unset FRESHET_NODE for make test; the real node is checked by: FRESHET_NODE=kubelet make cluster-up node-check demo"
-if scripts/cluster.sh status >/dev/null 2>&1 && [ "$(cat "$RUN_DIR/cluster/mode" 2>/dev/null || echo test)" != test ]; then
-  die "the running cluster has a real node (started with FRESHET_NODE=kubelet), whose scheduler would take the test node's pods" \
-    "make cluster-down, then make test"
-fi
+running_mode=
+scripts/cluster.sh status >/dev/null 2>&1 && running_mode=$(cat "$RUN_DIR/cluster/mode" 2>/dev/null || echo test)
+case $NODE_REQUESTED in
+  auto)
+    if [ -n "$running_mode" ]; then
+      FRESHET_NODE=$running_mode
+      log "the cluster is running already: its $running_mode node runs the pods"
+    elif why=$(scripts/node.sh can-run); then
+      FRESHET_NODE=kubelet
+    else
+      FRESHET_NODE=test
+      log "WARNING: the pods run on the test node (each container a host process, 127.x addresses that Services cannot route to), not a real kubelet, because $why"
+    fi ;;
+  test | kubelet)
+    # A real node's scheduler would take the test node's pods; the test node cannot serve a
+    # cluster started for the real node's network.
+    [ -z "$running_mode" ] || [ "$running_mode" = "$NODE_REQUESTED" ] ||
+      die "the running cluster is for the $running_mode node, not FRESHET_NODE=$NODE_REQUESTED" \
+        "make cluster-down, then: FRESHET_NODE=$NODE_REQUESTED make test (or FRESHET_NODE=$running_mode make test)" ;;
+  *) die "FRESHET_NODE=$NODE_REQUESTED is not a node make test can run its pods on" "use FRESHET_NODE=auto, kubelet or test" ;;
+esac
+export FRESHET_NODE
+log "pods run on the $( [ "$FRESHET_NODE" = kubelet ] && echo "real node (kubelet and containerd, from the images)" || echo "test node" )"
 
 # The Rust build and the Kubernetes/Kafka fetches are independent: on a cold machine run them side by side.
 mkdir -p "$RUN_DIR"
@@ -45,6 +63,17 @@ if ! wait "$reference_pid"; then
   die "building the Kafka Streams reference failed (log: $reference_log)" "fix the error above, then: scripts/reference.sh build"
 fi
 log "build done after $((SECONDS - TARGET_T0)) s"
+if [ "$FRESHET_NODE" = kubelet ]; then
+  # The pods run the images of the binaries just built (the test profile, tagged <appVersion>-test),
+  # loaded into the node's containerd.
+  export FRESHET_IMAGE_PROFILE=test
+  scripts/images.sh build
+  FRESHET_NODE_IMAGE_TAG=$(scripts/images.sh tag)
+  scripts/node.sh load "ghcr.io/freshet/engine:$FRESHET_NODE_IMAGE_TAG" "ghcr.io/freshet/operator:$FRESHET_NODE_IMAGE_TAG"
+  export FRESHET_NODE_IMAGE_TAG FRESHET_POD_KAFKA_BOOTSTRAP=$FRESHET_NODE_IP:9092
+  export FRESHET_CRICTL=$CRICTL_BIN/crictl FRESHET_CRI_ENDPOINT=unix://$RUN_DIR/node/containerd.sock
+  log "images loaded into the real node after $((SECONDS - TARGET_T0)) s"
+fi
 
 export FRESHET_KAFKA_BOOTSTRAP=127.0.0.1:$FRESHET_KAFKA_PORT
 export KUBECONFIG=$RUN_DIR/kubeconfig

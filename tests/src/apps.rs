@@ -11,7 +11,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 
 use crate::engine::{EngineProcess, free_port};
 use crate::kafka::{KeyValue, Received, produce, produce_transactional};
-use crate::{eventually, kafka_bootstrap, kubeconfig_path};
+use crate::{eventually, kafka_bootstrap, kubeconfig_path, kubelet, pod_kafka_bootstrap};
 
 /// How long a test waits for a pod, a count or a scale.
 pub const WAIT: Duration = Duration::from_secs(120);
@@ -20,9 +20,17 @@ pub const WAIT: Duration = Duration::from_secs(120);
 pub fn operator(ns: &str) -> EngineProcess {
     let port = free_port();
     let kubeconfig = kubeconfig_path().display().to_string();
+    // On the real node the engine pods run the test profile's image, loaded into its containerd.
+    let image: Vec<String> = if kubelet::selected() {
+        vec!["--engine-image".into(), kubelet::engine_image()]
+    } else {
+        Vec::new()
+    };
     EngineProcess::spawn(
         "freshet-operator",
         &[
+            image,
+            vec![
             "--namespace".into(),
             ns.into(),
             "--http-port".into(),
@@ -33,7 +41,9 @@ pub fn operator(ns: &str) -> EngineProcess {
             "false".into(),
             "--resync-seconds".into(),
             "2".into(),
-        ],
+            ],
+        ]
+        .concat(),
         &[("KUBECONFIG", kubeconfig.as_str())],
         port,
     )
@@ -76,7 +86,7 @@ spec:
           - toStream: {{}}
           - to: {{ topic: {output}, valueSerde: long }}
 "#,
-        bootstrap = kafka_bootstrap()
+        bootstrap = pod_kafka_bootstrap()
     ))
     .expect("test StreamsApp")
 }

@@ -10,7 +10,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, CustomResourceExt};
 use serde_json::json;
 
-use crate::{eventually, unique_name};
+use crate::{eventually, kubelet, unique_name};
 
 /// Applies the StreamsApp CRD from the Rust types and waits until it is Established.
 pub async fn install_crd(client: &Client) {
@@ -34,11 +34,15 @@ pub async fn install_crd(client: &Client) {
 }
 
 /// A fresh namespace `<prefix>-...`, once its default ServiceAccount exists (pods are admitted
-/// only then).
+/// only then). With the real node, closed to it until a test's [`crate::node::Node`] opens it
+/// (see [`crate::kubelet`]): a test that starts no node sees its pods Pending.
 pub async fn namespace(client: &Client, prefix: &str) -> String {
     let name = unique_name(prefix);
-    let ns: Namespace =
-        serde_json::from_value(json!({"metadata": {"name": name}})).expect("namespace");
+    let mut meta = json!({"name": name});
+    if kubelet::selected() {
+        meta["annotations"] = json!({ kubelet::NODE_SELECTOR_ANNOTATION: kubelet::NO_NODE });
+    }
+    let ns: Namespace = serde_json::from_value(json!({"metadata": meta})).expect("namespace");
     Api::<Namespace>::all(client.clone())
         .create(&PostParams::default(), &ns)
         .await

@@ -11,8 +11,10 @@ pub mod cluster;
 pub mod differential;
 pub mod engine;
 pub mod kafka;
+pub mod kubelet;
 pub mod node;
 pub mod private_cluster;
+pub mod test_node;
 pub mod words;
 
 use std::path::PathBuf;
@@ -43,6 +45,27 @@ pub fn kafka_bootstrap() -> String {
     assert!(
         reachable,
         "no Kafka broker at {addr}: run the tests with `make test`, or start one with `make kafka-up`"
+    );
+    addr
+}
+
+/// Bootstrap servers of the test broker as pods see it: on the real node Kafka's `PODS`
+/// listener at the node's address ([`kubelet::pod_bootstrap`]), on the test node (pods are host
+/// processes) [`kafka_bootstrap`]. Panics with the fix when nothing answers there.
+pub fn pod_kafka_bootstrap() -> String {
+    if !kubelet::selected() {
+        return kafka_bootstrap();
+    }
+    let addr = kubelet::pod_bootstrap();
+    let reachable = addr
+        .parse()
+        .ok()
+        .and_then(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).ok())
+        .is_some();
+    assert!(
+        reachable,
+        "no Kafka pod listener at {addr} (FRESHET_NODE=kubelet): start Kafka and the cluster with the same \
+         FRESHET_NODE_NET (FRESHET_NODE=kubelet make kafka-up cluster-up), or set FRESHET_POD_KAFKA_BOOTSTRAP"
     );
     addr
 }

@@ -1,6 +1,6 @@
 //! The Helm chart: lint, rendering for the main value combinations, the values schema, and an
 //! end-to-end run: `helm install` into the real apiserver, the operator's own pod running on the
-//! test node as its ServiceAccount (so the chart's RBAC is what it gets), a StreamsApp applied,
+//! node (the real node: a container of the operator image; else the test node) as its ServiceAccount (so the chart's RBAC is what it gets), a StreamsApp applied,
 //! its pods counting records from the real broker, status Ready=True.
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -12,7 +12,8 @@ use freshet_tests::cluster::{install_crd, namespace};
 use freshet_tests::kafka::{Received, create_topics, produce};
 use freshet_tests::node::Node;
 use freshet_tests::{
-    eventually, kafka_bootstrap, kube_client, kubeconfig_path, kubectl, repo_root, unique_name,
+    eventually, kafka_bootstrap, kube_client, kubeconfig_path, kubectl, pod_kafka_bootstrap,
+    repo_root, unique_name,
 };
 use kube::api::{Api, Patch, PatchParams};
 
@@ -272,6 +273,18 @@ async fn helm_install_runs_an_app_end_to_end() {
             "--wait=false",
         ])
         .args(["--set", &format!("watchNamespaces={{{app_ns}}}")])
+        .args(if node.is_real() {
+            // The images of the test profile's binaries, loaded into the node's containerd.
+            let tag = freshet_tests::kubelet::image_tag();
+            vec![
+                "--set".to_owned(),
+                format!("image.tag={tag}"),
+                "--set".to_owned(),
+                format!("engineImage.tag={tag}"),
+            ]
+        } else {
+            Vec::new()
+        })
         .output()
         .expect("helm install");
     assert!(
@@ -345,7 +358,7 @@ spec:
           - to: {{ topic: {output}, valueSerde: long }}
 "#,
         app_id = unique_name("helm-app"),
-        bootstrap = kafka_bootstrap()
+        bootstrap = pod_kafka_bootstrap()
     ))
     .expect("app");
     let apps: Api<StreamsApp> = Api::namespaced(client.clone(), &app_ns);

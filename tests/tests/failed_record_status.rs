@@ -9,7 +9,7 @@ use freshet_tests::apps::{WAIT, apply, operator};
 use freshet_tests::cluster::{install_crd, namespace};
 use freshet_tests::kafka::{create_topic_with_config, create_topics, produce};
 use freshet_tests::node::Node;
-use freshet_tests::{eventually, kafka_bootstrap, kube_client, unique_name};
+use freshet_tests::{eventually, kube_client, pod_kafka_bootstrap, unique_name};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 
@@ -56,7 +56,7 @@ spec:
           - to: {{ topic: {output} }}
 "#,
         app_id = unique_name("st-app"),
-        bootstrap = kafka_bootstrap(),
+        bootstrap = pod_kafka_bootstrap(),
     ))
     .expect("test StreamsApp");
     let mut op = operator(&ns);

@@ -1,5 +1,6 @@
 //! StreamsApps whose pods really run: the operator reconciles, the StatefulSet controller makes
-//! pods, and the test node (`freshet_tests::node`) runs each pod's engine as a local process.
+//! pods, and the node (`freshet_tests::node`: the real node's kubelet running the engine image,
+//! or the test node running each pod's engine as a local process) runs them.
 //! Scaling moves the work between processes without losing any; a SIGKILLed pod process is
 //! restarted and resumes from its state directory. (Autoscaling: `autoscaling.rs`.)
 use freshet_crds::StreamsApp;
@@ -66,7 +67,7 @@ async fn pods_count_scale_out_and_back_and_survive_a_kill() {
     send_batch(&input, keys, 10, false);
     wait_counts(&output, keys, 30);
     for pod in ["counter-0", "counter-1", "counter-2"] {
-        let log = std::fs::read_to_string(node.log_path(&ns, pod)).unwrap_or_default();
+        let log = node.log(&ns, pod).await;
         assert!(log.contains("task created"), "{pod} got no task:\n{log}");
     }
 
@@ -92,7 +93,7 @@ async fn pods_count_scale_out_and_back_and_survive_a_kill() {
     wait_restarted(&pods, "counter-0").await;
     send_batch(&input, keys, 10, false);
     wait_counts(&output, keys, 50);
-    let log = std::fs::read_to_string(node.log_path(&ns, "counter-0")).unwrap_or_default();
+    let log = node.log(&ns, "counter-0").await;
     let after_kill = log
         .rsplit("stream thread started")
         .next()
@@ -148,7 +149,7 @@ async fn an_exactly_once_pod_killed_restores_from_the_changelog_with_exact_count
     // read_committed: every key's latest count is exact, none above.
     let c = read_counts(&output);
     assert!(c.values().all(|&n| n == 20), "{c:?}");
-    let log = std::fs::read_to_string(node.log_path(&ns, "counter-0")).unwrap_or_default();
+    let log = node.log(&ns, "counter-0").await;
     let after_kill = log
         .rsplit("stream thread started")
         .next()

@@ -1,7 +1,9 @@
 //! Engine pods in a namespace that enforces the Pod Security `restricted` level: the apiserver's
 //! PodSecurity admission judges the pods the StatefulSet controller makes from the operator's
-//! template, and the test node runs them with what it can honour of their security context (a
-//! read-only root filesystem but for the state and scratch volumes).
+//! template, and the node runs them: the real node's kubelet and runc with the whole security
+//! context, where the test checks that the engine writes its state volume and nothing else; the
+//! test node with what it can honour of it (a read-only root filesystem but for the state and
+//! scratch volumes).
 use std::time::Instant;
 
 use freshet_crds::StreamsApp;
@@ -11,8 +13,10 @@ use freshet_tests::apps::{
 use freshet_tests::cluster::{install_crd, namespace};
 use freshet_tests::kafka::create_topics;
 use freshet_tests::node::Node;
-use freshet_tests::{kube_client, unique_name};
-use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
+use freshet_tests::{kube_client, kubectl, unique_name};
+use k8s_openapi::api::core::v1::{
+    Event, Namespace, PersistentVolume, PersistentVolumeClaim, Pod,
+};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
@@ -113,10 +117,107 @@ async fn a_restricted_namespace_admits_and_runs_the_engine_pods() {
         .map(str::to_owned)
         .unwrap_or_default();
     println!("engine {rss}; requests {:?}", resources.requests);
+    if node.is_real() {
+        writes_its_state_volume_and_nothing_else(&client, &ns, &mountinfo).await;
+    }
     assert!(
         op.child.try_wait().expect("wait").is_none(),
         "operator died"
     );
     op.kill();
     drop(node);
+}
+
+/// On the real node (runc's mounts, the kubelet's volumes): of counter-0's container, the
+/// filesystems that can be written are the state volume, the scratch volume at /tmp and the
+/// kubelet's own files (termination message, /etc/hosts, hostname, resolv.conf); the state
+/// volume holds the engine's files, written as 65532; a write anywhere else in the image fails.
+async fn writes_its_state_volume_and_nothing_else(
+    client: &kube::Client,
+    ns: &str,
+    mountinfo: &str,
+) {
+    use std::os::unix::fs::MetadataExt;
+    // mountinfo: id parent major:minor root mount-point options ... - fstype source super-options
+    let pseudo = ["proc", "sysfs", "cgroup", "cgroup2", "devpts", "mqueue", "tmpfs"];
+    let allowed = [
+        "/var/lib/freshet/state",
+        "/tmp",
+        "/dev/termination-log",
+        "/etc/hosts",
+        "/etc/hostname",
+        "/etc/resolv.conf",
+    ];
+    let mut writable = Vec::new();
+    for line in mountinfo.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let fstype = line
+            .split(" - ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap_or_default();
+        let rw = fields
+            .get(5)
+            .is_some_and(|o| o.split(',').any(|o| o == "rw"));
+        if rw && !pseudo.contains(&fstype) {
+            writable.push(fields.get(4).copied().unwrap_or_default().to_owned());
+        }
+    }
+    println!("counter-0's writable filesystems: {writable:?}");
+    assert!(
+        writable.iter().all(|m| allowed.contains(&m.as_str())),
+        "writable beyond the volumes: {writable:?}"
+    );
+    assert!(
+        writable.iter().any(|m| m == "/var/lib/freshet/state"),
+        "the state volume is not writable: {writable:?}"
+    );
+    // The node's volume behind the claim holds what the engine wrote, as 65532.
+    let claim = Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns)
+        .get("state-counter-0")
+        .await
+        .expect("counter-0's claim");
+    let volume = claim
+        .spec
+        .and_then(|s| s.volume_name)
+        .expect("the claim is bound");
+    let pv = Api::<PersistentVolume>::all(client.clone())
+        .get(&volume)
+        .await
+        .expect("the volume");
+    let path = pv.spec.and_then(|s| s.local).expect("a local volume").path;
+    let mut files = Vec::new();
+    let mut dirs = vec![std::path::PathBuf::from(&path)];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read the volume").flatten() {
+            let meta = entry.metadata().expect("metadata");
+            if meta.is_dir() {
+                dirs.push(entry.path());
+            } else {
+                files.push((entry.path(), meta.uid()));
+            }
+        }
+    }
+    assert!(
+        files.iter().any(|(p, _)| p.to_string_lossy().contains("counts")),
+        "no store files in the state volume {path}: {files:?}"
+    );
+    assert!(
+        files.iter().all(|(_, uid)| *uid == 65532),
+        "files in the state volume not written as 65532: {files:?}"
+    );
+    println!("state volume {path}: {} files, all of 65532", files.len());
+    // And the image's filesystem refuses a write, through the kubelet (kubectl exec).
+    for target in ["/var/lib/freshet/x", "/usr/local/bin/x", "/x"] {
+        let out = kubectl()
+            .args(["-n", ns, "exec", "counter-0", "--", "/bin/sh", "-c"])
+            .arg(format!("echo x > {target}"))
+            .output()
+            .expect("kubectl exec");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("Read-only file system"),
+            "writing {target} in counter-0: {out:?}"
+        );
+    }
 }

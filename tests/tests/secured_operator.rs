@@ -142,7 +142,8 @@ async fn credentials_only_from_secrets_count_rotate_and_are_never_shown() {
     let client = kube_client().await;
     install_crd(&client).await;
     let ns = namespace(&client, "secured").await;
-    let node = Node::start(client.clone(), &unique_name("node"), &[&ns]).await;
+    // The secured listeners are on loopback: the test node's pods reach them, the real node's not.
+    let node = Node::start_local(client.clone(), &unique_name("node"), &[&ns]).await;
     let (input, app_id) = (unique_name("sop-in"), unique_name("sop-app"));
     let output = format!("counts-of-{app_id}");
     // The harness's clients block: off the runtime's worker.
@@ -307,7 +308,7 @@ async fn credentials_only_from_secrets_count_rotate_and_are_never_shown() {
         ("the operator's log", op.log_text()),
         (
             "the engine's log",
-            std::fs::read_to_string(node.log_path(&ns, "counter-0")).unwrap_or_default(),
+            node.log(&ns, "counter-0").await,
         ),
     ];
     for (what, text) in &shown {

@@ -1,4 +1,4 @@
-//! `freshet-test-node --namespace a,b [--name N]`: the test node (`freshet_tests::node`) as a
+//! `freshet-test-node --namespace a,b [--name N]`: the test node (`freshet_tests::test_node`) as a
 //! process, for `make demo`: it runs the pods of those namespaces as local processes until
 //! SIGTERM or SIGINT. Uses `KUBECONFIG` (default `.freshet/kubeconfig`).
 use std::process::ExitCode;
@@ -24,7 +24,7 @@ async fn main() -> ExitCode {
     }
     let client = freshet_tests::kube_client().await;
     let refs: Vec<&str> = namespaces.iter().map(String::as_str).collect();
-    let node = freshet_tests::node::Node::start(client, &name, &refs).await;
+    let node = freshet_tests::test_node::TestNode::start(client, &name, &refs).await;
     eprintln!(
         "freshet-test-node {}: running the pods of {namespaces:?} (logs under {})",
         node.name,
