@@ -55,8 +55,9 @@ USER 65532:65532
 
 FROM runtime AS engine
 COPY --from=binaries /out/freshet-engine /usr/local/bin/freshet-engine
-# The StatefulSet mounts the state volume here and the manifest at /etc/freshet.
-VOLUME ["/var/lib/freshet"]
+# The StatefulSet mounts the state volume at /var/lib/freshet/state and the manifest at
+# /etc/freshet. No VOLUME: containerd would give the container an anonymous writable volume at
+# it, beyond the pod's volumes and its read-only root filesystem (tests/tests/restricted_pods.rs).
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/freshet-engine"]
 CMD ["run", "-f", "/etc/freshet/app.yaml"]

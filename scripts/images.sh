@@ -190,6 +190,9 @@ check() {
     if grep -q 'not found' <<<"$out"; then die "$img: libraries missing in the image: $(grep 'not found' <<<"$out" | tr -d '\t' | tr '\n' ' ')" "add their Debian packages to BASE_PACKAGES in scripts/images.sh and to the Dockerfile's runtime-slim stage"; fi
     [ "$(podman_ image inspect --format '{{.Config.User}}' "$IMAGE_PREFIX/$img:$TAG")" = "$RUNTIME_UID:$RUNTIME_UID" ] ||
       die "$IMAGE_PREFIX/$img:$TAG does not run as $RUNTIME_UID" "check USER in the Dockerfile"
+    # A VOLUME would be an anonymous writable volume beside the pod's, past readOnlyRootFilesystem.
+    out=$(podman_ image inspect --format '{{range $v, $_ := .Config.Volumes}}{{$v}} {{end}}' "$IMAGE_PREFIX/$img:$TAG")
+    [ -z "${out// /}" ] || die "$IMAGE_PREFIX/$img:$TAG declares VOLUME $out" "remove VOLUME from the Dockerfile: the pod's volumes are the only writable places"
   done
   out=$(podman_ run --rm "${RUN_OPTS[@]}" --read-only -v "$ROOT/examples/branch-by-region/app.yaml:/etc/freshet/app.yaml:ro" \
     "$IMAGE_PREFIX/engine:$TAG" validate -f /etc/freshet/app.yaml 2>&1) ||

@@ -15,7 +15,9 @@ use freshet_tests::{
     eventually, kafka_bootstrap, kube_client, kubeconfig_path, kubectl, pod_kafka_bootstrap,
     repo_root, unique_name,
 };
-use kube::api::{Api, Patch, PatchParams};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{Api, ListParams, Patch, PatchParams};
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -392,6 +394,9 @@ spec:
     })
     .await;
     wait_app_ready(&apps, "counter").await;
+    if node.is_real() {
+        real_node_serves_the_release(&client, &node, &release_ns, &app_ns).await;
+    }
     let table = kubectl()
         .args(["-n", &app_ns, "get", "sapp"])
         .output()
@@ -403,4 +408,61 @@ spec:
         .expect("helm uninstall");
     assert!(uninstalled.status.success(), "{uninstalled:?}");
     drop(node);
+}
+
+/// On the real node: the operator runs in a container of its image, the engine pod has an
+/// address of the node's pod network, the app's Service has it as endpoint, and the kubelet
+/// serves the engine's log (`kubectl logs`).
+async fn real_node_serves_the_release(
+    client: &kube::Client,
+    node: &Node,
+    release_ns: &str,
+    app_ns: &str,
+) {
+    let operators = Api::<Pod>::namespaced(client.clone(), release_ns)
+        .list(&ListParams::default())
+        .await
+        .expect("the release's pods");
+    let operator = operators.items.first().expect("the operator's pod");
+    let spec = operator.spec.clone().expect("pod spec");
+    assert_eq!(spec.node_name.as_deref(), Some(node.name()));
+    let image = spec.containers[0].image.clone().unwrap_or_default();
+    assert!(
+        image.starts_with("ghcr.io/freshet/operator:"),
+        "operator image {image}"
+    );
+    let engine = Api::<Pod>::namespaced(client.clone(), app_ns)
+        .get("counter-0")
+        .await
+        .expect("counter-0");
+    let ip = engine
+        .status
+        .and_then(|s| s.pod_ip)
+        .expect("counter-0 has an address");
+    assert!(!ip.starts_with("127."), "a loopback pod address: {ip}");
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), app_ns);
+    eventually(WAIT, "the Service counter's endpoint", || async {
+        let list = slices
+            .list(&ListParams::default().labels("kubernetes.io/service-name=counter"))
+            .await
+            .ok()?;
+        list.items
+            .iter()
+            .flat_map(|s| s.endpoints.iter().flatten())
+            .any(|e| e.addresses.contains(&ip))
+            .then_some(())
+    })
+    .await;
+    let log = kubectl()
+        .args(["-n", app_ns, "logs", "counter-0"])
+        .output()
+        .expect("kubectl logs");
+    assert!(
+        String::from_utf8_lossy(&log.stdout).contains("task created"),
+        "kubectl logs counter-0: {log:?}"
+    );
+    println!(
+        "real node: operator {image} on {}, counter-0 at {ip} behind Service counter, kubectl logs works",
+        node.name()
+    );
 }
