@@ -223,7 +223,9 @@ impl Drop for Kubelet {
         if std::thread::panicking() {
             // What ran where, before it goes.
             for ns in &self.namespaces {
-                if let Ok(out) = kubectl().args(["-n", ns, "get", "pods", "-o", "wide"]).output()
+                if let Ok(out) = kubectl()
+                    .args(["-n", ns, "get", "pods", "-o", "wide"])
+                    .output()
                 {
                     eprintln!(
                         "pods of {ns} on {}:\n{}",

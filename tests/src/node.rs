@@ -68,7 +68,9 @@ impl Node {
     /// The log of pod `namespace/name`'s container, its last restart's and before.
     pub async fn log(&self, namespace: &str, name: &str) -> String {
         match self {
-            Node::Test(n) => std::fs::read_to_string(n.log_path(namespace, name)).unwrap_or_default(),
+            Node::Test(n) => {
+                std::fs::read_to_string(n.log_path(namespace, name)).unwrap_or_default()
+            }
             Node::Kubelet(n) => n.log(namespace, name).await,
         }
     }

@@ -14,9 +14,7 @@ use freshet_tests::cluster::{install_crd, namespace};
 use freshet_tests::kafka::create_topics;
 use freshet_tests::node::Node;
 use freshet_tests::{kube_client, kubectl, unique_name};
-use k8s_openapi::api::core::v1::{
-    Event, Namespace, PersistentVolume, PersistentVolumeClaim, Pod,
-};
+use k8s_openapi::api::core::v1::{Event, Namespace, PersistentVolume, PersistentVolumeClaim, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
@@ -139,7 +137,9 @@ async fn writes_its_state_volume_and_nothing_else(
 ) {
     use std::os::unix::fs::MetadataExt;
     // mountinfo: id parent major:minor root mount-point options ... - fstype source super-options
-    let pseudo = ["proc", "sysfs", "cgroup", "cgroup2", "devpts", "mqueue", "tmpfs"];
+    let pseudo = [
+        "proc", "sysfs", "cgroup", "cgroup2", "devpts", "mqueue", "tmpfs",
+    ];
     let allowed = [
         "/var/lib/freshet/state",
         "/tmp",
@@ -199,7 +199,9 @@ async fn writes_its_state_volume_and_nothing_else(
         }
     }
     assert!(
-        files.iter().any(|(p, _)| p.to_string_lossy().contains("counts")),
+        files
+            .iter()
+            .any(|(p, _)| p.to_string_lossy().contains("counts")),
         "no store files in the state volume {path}: {files:?}"
     );
     assert!(

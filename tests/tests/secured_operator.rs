@@ -306,10 +306,7 @@ async fn credentials_only_from_secrets_count_rotate_and_are_never_shown() {
             .expect("JSON"),
         ),
         ("the operator's log", op.log_text()),
-        (
-            "the engine's log",
-            node.log(&ns, "counter-0").await,
-        ),
+        ("the engine's log", node.log(&ns, "counter-0").await),
     ];
     for (what, text) in &shown {
         assert!(!text.is_empty(), "{what} is empty");
