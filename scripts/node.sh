@@ -78,6 +78,9 @@ can_run() {
   fi
   [ -f /sys/fs/cgroup/cgroup.controllers ] || [ -d /sys/fs/cgroup/cpu ] || { echo "no cgroup hierarchy is mounted at /sys/fs/cgroup"; return 1; }
   "${SUDO[@]}" unshare --net true 2>/dev/null || { echo "network namespaces cannot be created here (unshare --net failed)"; return 1; }
+  local clash
+  clash=$(ip -4 route show 2>/dev/null | grep -F "$FRESHET_NODE_NET." | grep -v " dev $VETH" | tr "\n" " " || true)
+  [ -z "$clash" ] || { echo "this machine already routes $FRESHET_NODE_NET.0.0/16 ($clash): set FRESHET_NODE_NET to a free /16"; return 1; }
   # One real node per machine: the kubelet keeps its device plugin socket in /var/lib/kubelet.
   local pid other=
   for pid in $(pgrep -x kubelet 2>/dev/null); do
@@ -85,9 +88,6 @@ can_run() {
     other=$pid
   done
   [ -z "$other" ] || { echo "another checkout's real node runs on this machine (kubelet pid $other; one per machine)"; return 1; }
-  local clash
-  clash=$(ip -4 route show 2>/dev/null | grep -F "$FRESHET_NODE_NET." | grep -v " dev $VETH" | tr "\n" " " || true)
-  [ -z "$clash" ] || { echo "this machine already routes $FRESHET_NODE_NET.0.0/16 ($clash): set FRESHET_NODE_NET to a free /16"; return 1; }
   if [ ! -x "$KUBELET_BIN/kubelet" ] || [ ! -x "$CONTAINERD_BIN/containerd" ]; then
     command -v "$GO" >/dev/null 2>&1 || { echo "kubelet and containerd are not built yet and Go is not installed to build them"; return 1; }
   fi
@@ -312,12 +312,13 @@ YAML
 }
 
 # storage: PersistentVolumes for the StatefulSets' claims. No provisioner runs here, so the node
-# offers FRESHET_NODE_VOLUMES (12) volumes of the `local` type in $N/volumes (the kubelet applies
-# fsGroup to them, so uid 65532 can write), from a default StorageClass that binds on first use; the
+# offers FRESHET_NODE_VOLUMES (32: enough for the tests of one suite side by side, a claim per
+# instance) volumes of the `local` type in $N/volumes (the kubelet applies fsGroup to them, so
+# uid 65532 can write), from a default StorageClass that binds on first use; the
 # recycler (a loop started here) empties a released volume and makes it Available again, as
 # sig-storage's local static provisioner does.
 storage_up() {
-  local i count=${FRESHET_NODE_VOLUMES:-12}
+  local i count=${FRESHET_NODE_VOLUMES:-32}
   {
     cat <<YAML
 apiVersion: storage.k8s.io/v1
