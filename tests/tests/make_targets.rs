@@ -183,20 +183,20 @@ fn the_real_node_on_a_network_the_machine_routes_says_why_not() {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
-    let Some(net) = routes
-        .split_whitespace()
-        .find_map(|w| {
-            let octets: Vec<&str> = w.split(['.', '/']).collect();
-            (octets.len() >= 4 && octets[..4].iter().all(|o| o.parse::<u8>().is_ok()))
-                .then(|| format!("{}.{}", octets[0], octets[1]))
-        })
-    else {
+    let Some(net) = routes.split_whitespace().find_map(|w| {
+        let octets: Vec<&str> = w.split(['.', '/']).collect();
+        (octets.len() >= 4 && octets[..4].iter().all(|o| o.parse::<u8>().is_ok()))
+            .then(|| format!("{}.{}", octets[0], octets[1]))
+    }) else {
         eprintln!("no IPv4 route on this machine: nothing to clash with");
         return;
     };
     let (out, _) = script("node.sh", &["can-run"], &[("FRESHET_NODE_NET", &net)]);
     let why = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "can-run accepted {net}.0.0/16: {why}");
+    assert!(
+        !out.status.success(),
+        "can-run accepted {net}.0.0/16: {why}"
+    );
     // Without root the first reason is that; with it, the clash.
     assert!(
         why.contains("already routes") || why.contains("root"),
