@@ -20,7 +20,7 @@ help:
 	@echo "make bench-quick   the benchmark's smoke check: every contender produces every result"
 	@echo "make lint          cargo fmt --check and clippy -D warnings"
 	@echo "FRESHET_NODE=kubelet make cluster-up   ... with a real node: kubelet + containerd in a network namespace (make node-check)"
-	@echo "FRESHET_NODE=test make test            ... the tests' pods on the test node (default auto: the real node where this machine can run it)"
+	@echo "FRESHET_NODE=kubelet make test         ... the tests' pods on the real node, from the test profile's images (auto: where it can run)"
 	@echo "make images        ghcr.io/freshet/{engine,operator}:<appVersion> in root's podman store, checked in containers"
 	@echo "make images push IMAGE_REGISTRY=ghcr.io/you   ... and pushed there (podman login first)"
 
