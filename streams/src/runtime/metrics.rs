@@ -7,6 +7,12 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use super::client_stats::ClientStatsMetrics;
+
+/// One record in this many has its processing latency observed: reading the clock twice and
+/// updating a histogram on every record costs more than the histogram's shape needs.
+pub const LATENCY_SAMPLE_EVERY: u64 = 64;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TaskLabels {
     pub task: String,
@@ -39,7 +45,30 @@ pub struct TaskMetrics {
     pub produced: Counter,
     pub dropped: Counter,
     pub late_dropped: Counter,
+    /// `freshet_process_latency_seconds`, observed for one record in [`LATENCY_SAMPLE_EVERY`].
     pub latency: Histogram,
+    /// Records seen since the last sample.
+    pub until_sample: u64,
+}
+
+impl TaskMetrics {
+    /// Whether the next record processed is the one in [`LATENCY_SAMPLE_EVERY`] whose latency
+    /// is observed: only then is the clock read before it.
+    #[inline]
+    pub fn sampling(&self) -> bool {
+        self.until_sample + 1 >= LATENCY_SAMPLE_EVERY
+    }
+
+    /// Counts a record processed; `started`, when it was sampled, is when its processing began.
+    #[inline]
+    pub fn processed(&mut self, started: Option<std::time::Instant>) {
+        self.processed.inc();
+        self.until_sample += 1;
+        if let Some(started) = started {
+            self.until_sample = 0;
+            self.latency.observe(started.elapsed().as_secs_f64());
+        }
+    }
 }
 
 /// An input partition's handles into the registry.
@@ -51,7 +80,7 @@ pub struct PartitionMetrics {
 
 /// The application's metrics; cheap to update from the stream threads.
 pub struct Metrics {
-    /// The registry every metric below is registered in (bar `process_latency`), under the
+    /// The registry every metric below is registered in, under the
     /// names given with the prefix `freshet_` (counters are exposed with a `_total` suffix);
     /// [`Metrics::encode`] writes it out.
     pub registry: Registry,
@@ -72,9 +101,19 @@ pub struct Metrics {
     /// `freshet_commit_latency_seconds`: how long a commit took (flushing outputs, committing
     /// offsets or the transaction), in seconds.
     pub commit_latency: Histogram,
-    /// How long one record took to process and send, in seconds. Not in the registry, so
-    /// `/metrics` does not show it.
+    /// `freshet_process_latency_seconds`: how long one record took to process and send its
+    /// outputs, in seconds, sampled: one record in [`LATENCY_SAMPLE_EVERY`] per task (Kafka
+    /// Streams' `process-latency-avg`/`-max`).
     pub process_latency: Histogram,
+    /// `freshet_dead_letter_records`: records written to the dead-letter topic
+    /// (`errors.dead.letter.queue.topic.name`) by a processing or production handler, per task.
+    pub dead_letter_records: Family<TaskLabels, Counter>,
+    /// `freshet_restore_remaining_records`: changelog records still to apply to a store
+    /// partition being restored, per store and partition (Kafka Streams'
+    /// `restore-remaining-records-total`); 0 once restored.
+    pub restore_remaining_records: Family<StoreLabels, Gauge>,
+    /// librdkafka's statistics of the stream threads' clients (`freshet_kafka_*`).
+    pub kafka: std::sync::Arc<ClientStatsMetrics>,
     /// `freshet_rebalances`: rebalances this instance took part in.
     pub rebalances: Counter,
     /// `freshet_late_records_dropped`: records that arrived after their window closed (past
@@ -117,6 +156,9 @@ impl Metrics {
             consumer_lag: Family::default(),
             commit_latency: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             process_latency: Histogram::new(exponential_buckets(0.000_001, 4.0, 12)),
+            dead_letter_records: Family::default(),
+            restore_remaining_records: Family::default(),
+            kafka: std::sync::Arc::default(),
             rebalances: Counter::default(),
             late_records_dropped: Family::default(),
             global_records: Counter::default(),
@@ -203,6 +245,22 @@ impl Metrics {
             "Application state (0 CREATED .. 6 NOT_RUNNING)",
             m.state.clone(),
         );
+        registry.register(
+            "process_latency_seconds",
+            "Time to process one record and send its outputs, sampled",
+            m.process_latency.clone(),
+        );
+        registry.register(
+            "dead_letter_records",
+            "Records written to the dead-letter topic, per task",
+            m.dead_letter_records.clone(),
+        );
+        registry.register(
+            "restore_remaining_records",
+            "Changelog records still to apply to a store partition being restored",
+            m.restore_remaining_records.clone(),
+        );
+        m.kafka.register(&mut registry);
         Metrics { registry, ..m }
     }
 
@@ -211,12 +269,15 @@ impl Metrics {
         let labels = TaskLabels {
             task: task.to_owned(),
         };
+        // At zero from the task's start, so that the first dead letter is an increase.
+        let _ = self.dead_letter_records.get_or_create(&labels);
         TaskMetrics {
             processed: self.records_processed.get_or_create(&labels).clone(),
             produced: self.records_produced.get_or_create(&labels).clone(),
             dropped: self.records_dropped.get_or_create(&labels).clone(),
             late_dropped: self.late_records_dropped.get_or_create(&labels).clone(),
             latency: self.process_latency.clone(),
+            until_sample: 0,
         }
     }
 
@@ -232,8 +293,9 @@ impl Metrics {
         }
     }
 
-    /// The restored-records and restored-bytes counters of one store partition.
-    pub fn restore(&self, store: &str, partition: i32) -> (Counter, Counter) {
+    /// The restored-records and restored-bytes counters and the remaining-records gauge of one
+    /// store partition.
+    pub fn restore(&self, store: &str, partition: i32) -> (Counter, Counter, Gauge) {
         let labels = StoreLabels {
             store: store.to_owned(),
             partition,
@@ -241,6 +303,9 @@ impl Metrics {
         (
             self.restored_records.get_or_create(&labels).clone(),
             self.restored_bytes.get_or_create(&labels).clone(),
+            self.restore_remaining_records
+                .get_or_create(&labels)
+                .clone(),
         )
     }
 

@@ -15,6 +15,7 @@ use crate::topology::Topology;
 
 pub use freshet_admin as admin;
 mod abandonable;
+pub mod client_stats;
 pub mod error;
 mod global;
 mod metrics;
