@@ -7,6 +7,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use freshet_topology::sync::Unpoisoned;
+
 use super::client_stats::ClientStatsMetrics;
 
 /// One record in this many has its processing latency observed: reading the clock twice and
@@ -78,6 +80,26 @@ pub struct PartitionMetrics {
     pub lag: Gauge,
 }
 
+/// Handles kept to read counts back (the same counters the registry holds).
+#[derive(Default)]
+struct Live {
+    tasks: std::collections::BTreeMap<String, (Counter, Counter)>,
+    partitions: std::collections::BTreeMap<(String, i32), (Counter, Gauge)>,
+}
+
+/// What one input partition has seen, for the topology page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionCounts {
+    /// The topic, as in Kafka.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// Records fetched.
+    pub consumed: u64,
+    /// `freshet_consumer_lag`.
+    pub lag: i64,
+}
+
 /// The application's metrics; cheap to update from the stream threads.
 pub struct Metrics {
     /// The registry every metric below is registered in, under the
@@ -114,6 +136,9 @@ pub struct Metrics {
     pub restore_remaining_records: Family<StoreLabels, Gauge>,
     /// librdkafka's statistics of the stream threads' clients (`freshet_kafka_*`).
     pub kafka: std::sync::Arc<ClientStatsMetrics>,
+    /// The handles of every task and input partition this instance has had, for the topology
+    /// page (the families above cannot be read back by label).
+    live: std::sync::Mutex<Live>,
     /// `freshet_rebalances`: rebalances this instance took part in.
     pub rebalances: Counter,
     /// `freshet_late_records_dropped`: records that arrived after their window closed (past
@@ -159,6 +184,7 @@ impl Metrics {
             dead_letter_records: Family::default(),
             restore_remaining_records: Family::default(),
             kafka: std::sync::Arc::default(),
+            live: std::sync::Mutex::default(),
             rebalances: Counter::default(),
             late_records_dropped: Family::default(),
             global_records: Counter::default(),
@@ -271,9 +297,15 @@ impl Metrics {
         };
         // At zero from the task's start, so that the first dead letter is an increase.
         let _ = self.dead_letter_records.get_or_create(&labels);
+        let processed = self.records_processed.get_or_create(&labels).clone();
+        let produced = self.records_produced.get_or_create(&labels).clone();
+        self.live
+            .lock_unpoisoned()
+            .tasks
+            .insert(task.to_owned(), (processed.clone(), produced.clone()));
         TaskMetrics {
-            processed: self.records_processed.get_or_create(&labels).clone(),
-            produced: self.records_produced.get_or_create(&labels).clone(),
+            processed,
+            produced,
             dropped: self.records_dropped.get_or_create(&labels).clone(),
             late_dropped: self.late_records_dropped.get_or_create(&labels).clone(),
             latency: self.process_latency.clone(),
@@ -287,10 +319,37 @@ impl Metrics {
             topic: topic.to_owned(),
             partition,
         };
-        PartitionMetrics {
-            consumed: self.records_consumed.get_or_create(&labels).clone(),
-            lag: self.consumer_lag.get_or_create(&labels).clone(),
-        }
+        let consumed = self.records_consumed.get_or_create(&labels).clone();
+        let lag = self.consumer_lag.get_or_create(&labels).clone();
+        self.live.lock_unpoisoned().partitions.insert(
+            (topic.to_owned(), partition),
+            (consumed.clone(), lag.clone()),
+        );
+        PartitionMetrics { consumed, lag }
+    }
+
+    /// Records processed and produced by task `task` so far, if it ever ran here.
+    pub fn task_counts(&self, task: &str) -> Option<(u64, u64)> {
+        self.live
+            .lock_unpoisoned()
+            .tasks
+            .get(task)
+            .map(|(processed, produced)| (processed.get(), produced.get()))
+    }
+
+    /// What every input partition this instance has had has seen.
+    pub fn partition_counts(&self) -> Vec<PartitionCounts> {
+        self.live
+            .lock_unpoisoned()
+            .partitions
+            .iter()
+            .map(|((topic, partition), (consumed, lag))| PartitionCounts {
+                topic: topic.clone(),
+                partition: *partition,
+                consumed: consumed.get(),
+                lag: lag.get(),
+            })
+            .collect()
     }
 
     /// The restored-records and restored-bytes counters and the remaining-records gauge of one
