@@ -27,10 +27,13 @@ const RATE_WINDOW: Duration = Duration::from_secs(5);
 /// The shortest span a rate is measured over.
 const MIN_RATE_SPAN: Duration = Duration::from_millis(500);
 
-/// Counts at one moment: records processed per task, fetched per (topic, partition).
+/// Counts at one moment: records processed per task and received per node, fetched per (topic,
+/// partition).
 struct Sample {
     at: Instant,
     tasks: HashMap<String, u64>,
+    /// Records each node received, by (task, node).
+    nodes: HashMap<(String, String), u64>,
     partitions: HashMap<(String, i32), u64>,
 }
 
@@ -118,6 +121,15 @@ fn live(app: &freshet_streams::runtime::KafkaStreams) -> serde_json::Value {
             .iter()
             .map(|(_, id)| (id.clone(), metrics.task_counts(id).unwrap_or_default().0))
             .collect(),
+        nodes: assigned
+            .iter()
+            .flat_map(|(_, id)| {
+                metrics
+                    .node_counts(id)
+                    .into_iter()
+                    .map(move |(node, n)| ((id.clone(), node), n))
+            })
+            .collect(),
         partitions: counts
             .iter()
             .map(|p| ((p.topic.clone(), p.partition), p.consumed))
@@ -140,12 +152,26 @@ fn live(app: &freshet_streams::runtime::KafkaStreams) -> serde_json::Value {
         .iter()
         .map(|(thread, id)| {
             let (processed, produced) = metrics.task_counts(id).unwrap_or_default();
+            let nodes: Vec<serde_json::Value> = metrics
+                .node_counts(id)
+                .into_iter()
+                .map(|(node, records)| {
+                    let before =
+                        base.and_then(|b| b.nodes.get(&(id.clone(), node.clone())).copied());
+                    serde_json::json!({
+                        "name": node,
+                        "records": records,
+                        "rate": per_second(records, before, span),
+                    })
+                })
+                .collect();
             serde_json::json!({
                 "id": id,
                 "thread": thread,
                 "processed": processed,
                 "produced": produced,
                 "rate": per_second(processed, base.and_then(|b| b.tasks.get(id).copied()), span),
+                "nodes": nodes,
             })
         })
         .collect();

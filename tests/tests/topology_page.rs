@@ -191,7 +191,7 @@ async fn open_example(name: &str) -> EngineProcess {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_page_draws_every_example_and_its_rates_move_while_records_flow() {
     for name in [
-        "branch-by-region",
+        "route-by-type",
         "enriched-orders",
         "orders-with-product",
         "per-customer-10m",
@@ -200,8 +200,9 @@ async fn the_page_draws_every_example_and_its_rates_move_while_records_flow() {
         engine.kill();
     }
 
-    // route-by-type, with records flowing: the rates the page shows move.
-    let name = "route-by-type";
+    // branch-by-region, with records flowing: the rates the page shows move, node by node (the
+    // branches see only their region's share of what the source reads).
+    let name = "branch-by-region";
     let mut engine = open_example(name).await;
     let input =
         std::fs::read_to_string(repo_root().join("examples").join(name).join("input.jsonl"))
@@ -218,15 +219,22 @@ async fn the_page_draws_every_example_and_its_rates_move_while_records_flow() {
             let mut round = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 round += 1;
-                // Bursts of varying size, so successive rates differ.
-                let burst = (round % 4 + 1) * 50;
-                for l in &lines {
-                    let value = l["value"].to_string();
-                    let key = l["key"].as_str().map(str::as_bytes);
-                    let records: Vec<freshet_tests::kafka::KeyValue<'_>> =
-                        (0..burst).map(|_| (key, Some(value.as_bytes()))).collect();
-                    produce(l["topic"].as_str().expect("topic"), &records, 1_000);
-                }
+                // Bursts of varying size, so successive rates differ; every region in each, in
+                // one batch.
+                let burst = (round % 4 + 1) * 20;
+                let values: Vec<(Option<&[u8]>, Vec<u8>)> = lines
+                    .iter()
+                    .map(|l| {
+                        (
+                            l["key"].as_str().map(str::as_bytes),
+                            l["value"].to_string().into_bytes(),
+                        )
+                    })
+                    .collect();
+                let records: Vec<freshet_tests::kafka::KeyValue<'_>> = (0..burst)
+                    .flat_map(|_| values.iter().map(|(k, v)| (*k, Some(v.as_slice()))))
+                    .collect();
+                produce("branch-orders", &records, 1_000);
                 std::thread::sleep(Duration::from_millis(300));
             }
         })
@@ -249,6 +257,20 @@ async fn the_page_draws_every_example_and_its_rates_move_while_records_flow() {
     assert!(
         seen.windows(2).any(|w| w[0] != w[1]),
         "the rates did not change between three reads: {seen:?}"
+    );
+    let value = |rates: &[(String, String)], node: &str| {
+        rates
+            .iter()
+            .find(|(n, _)| n == node)
+            .and_then(|(_, r)| r.split(' ').next()?.parse::<f64>().ok())
+    };
+    assert!(
+        seen.iter().any(|rates| {
+            let source = value(rates, "KSTREAM-SOURCE-0000000000");
+            let eu = value(rates, "by-region-eu");
+            matches!((source, eu), (Some(s), Some(e)) if s > 0.0 && e > 0.0 && e < s)
+        }),
+        "a branch's rate is not its own share of the source's: {seen:?}"
     );
     println!("rates read: {seen:?}");
 

@@ -84,6 +84,8 @@ pub struct PartitionMetrics {
 #[derive(Default)]
 struct Live {
     tasks: std::collections::BTreeMap<String, (Counter, Counter)>,
+    /// Records each node of each task received, by task and node name.
+    nodes: std::collections::BTreeMap<String, Vec<(String, Counter)>>,
     partitions: std::collections::BTreeMap<(String, i32), (Counter, Gauge)>,
 }
 
@@ -326,6 +328,30 @@ impl Metrics {
             (consumed.clone(), lag.clone()),
         );
         PartitionMetrics { consumed, lag }
+    }
+
+    /// The counter of records node `node` of task `task` receives (Kafka Streams'
+    /// processor-node `process-total`); read back by [`Metrics::node_counts`], not exported to
+    /// Prometheus (one series per node and task would be too many).
+    pub fn node(&self, task: &str, node: &str) -> Counter {
+        let mut live = self.live.lock_unpoisoned();
+        let nodes = live.nodes.entry(task.to_owned()).or_default();
+        if let Some((_, c)) = nodes.iter().find(|(n, _)| n == node) {
+            return c.clone();
+        }
+        let c = Counter::default();
+        nodes.push((node.to_owned(), c.clone()));
+        c
+    }
+
+    /// Records each node of task `task` received so far, by node name.
+    pub fn node_counts(&self, task: &str) -> Vec<(String, u64)> {
+        self.live
+            .lock_unpoisoned()
+            .nodes
+            .get(task)
+            .map(|nodes| nodes.iter().map(|(n, c)| (n.clone(), c.get())).collect())
+            .unwrap_or_default()
     }
 
     /// Records processed and produced by task `task` so far, if it ever ran here.
