@@ -346,14 +346,26 @@ async fn prometheus_scrapes_the_app_and_the_operator_and_answers_the_panels() {
         std::thread::sleep(Duration::from_secs(1));
     }
 
-    // The throughput, lag and latency panels answer, with numbers, for this app.
-    let answered = |expr: &str| {
-        let q = expr
-            .replace("$namespace", &ns)
+    let substituted = |expr: &str| {
+        expr.replace("$namespace", &ns)
             .replace("$app", "counter")
             .replace("$pod", ".*")
-            .replace("$__rate_interval", "30s");
-        let result = prometheus.query(&q).unwrap_or_default();
+            .replace("$__rate_interval", "30s")
+    };
+    // Every query of the dashboard and every alert is valid PromQL to this Prometheus.
+    for (title, expr) in panel_queries(&dashboard) {
+        if let Err(e) = prometheus.query(&substituted(&expr)) {
+            panic!("panel {title}: {expr}: {e}");
+        }
+    }
+    for (alert, expr) in alerts(&rules) {
+        if let Err(e) = prometheus.query(&expr) {
+            panic!("alert {alert}: {expr}: {e}");
+        }
+    }
+    // The throughput, lag and latency panels answer, with numbers, for this app.
+    let answered = |expr: &str| {
+        let result = prometheus.query(&substituted(expr)).unwrap_or_default();
         result.iter().any(|s| {
             s["value"][1]
                 .as_str()
