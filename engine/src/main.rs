@@ -20,6 +20,7 @@ use freshet_streams::topology::{DescribeFormat, Topology};
 mod http;
 mod termination;
 mod testing;
+mod topology_page;
 
 #[derive(Parser)]
 #[command(
@@ -122,6 +123,8 @@ enum Format {
     Dot,
     /// Mermaid flowchart.
     Mermaid,
+    /// JSON: nodes, topics, stores and edges, for programs.
+    Json,
 }
 
 impl From<Format> for DescribeFormat {
@@ -130,6 +133,7 @@ impl From<Format> for DescribeFormat {
             Format::Text => DescribeFormat::Text,
             Format::Dot => DescribeFormat::Dot,
             Format::Mermaid => DescribeFormat::Mermaid,
+            Format::Json => DescribeFormat::Json,
         }
     }
 }

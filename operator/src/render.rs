@@ -455,6 +455,15 @@ pub fn stateful_set(app: &StreamsApp, manifest: &str, d: &Decisions<'_>) -> Stat
     let mut pod_labels = pod.labels;
     pod_labels.extend(labels(app));
     let mut pod_annotations = pod.annotations;
+    // For annotation-based scrapers (Prometheus' `kubernetes-pods` example job, Datadog,
+    // OpenTelemetry's receiver); spec.pod.annotations may say otherwise, e.g. scrape: "false".
+    for (key, value) in [
+        ("prometheus.io/scrape", "true".to_owned()),
+        ("prometheus.io/port", HTTP_PORT.to_string()),
+        ("prometheus.io/path", "/metrics".to_owned()),
+    ] {
+        pod_annotations.entry(key.into()).or_insert(value);
+    }
     pod_annotations.insert(CONFIG_HASH.into(), digest(manifest));
     if let Some(secrets) = d.secrets_digest {
         pod_annotations.insert(SECRETS_HASH.into(), secrets.to_owned());

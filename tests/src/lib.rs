@@ -13,6 +13,7 @@ pub mod engine;
 pub mod kafka;
 pub mod node;
 pub mod private_cluster;
+pub mod prometheus;
 pub mod words;
 
 use std::path::PathBuf;
