@@ -36,6 +36,7 @@ use crate::topology::TopologySpec;
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.replicas"),
     printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
     printcolumn(name = "Lag", type_ = "integer", json_path = ".status.lag"),
+    printcolumn(name = "Suspended", type_ = "boolean", json_path = ".spec.suspend"),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -96,6 +97,11 @@ pub struct StreamsAppSpec {
     /// CPU and memory of each instance's container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+    /// `true` stops every instance (autoscaling on or off) and keeps the state and the
+    /// committed offsets; `false` (or unset) runs them again, from where they stopped. The
+    /// `Suspended` condition says which.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend: Option<bool>,
     /// What deleting the StreamsApp does to its internal topics and consumer group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cleanup_policy: Option<CleanupPolicy>,

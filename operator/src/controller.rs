@@ -36,6 +36,7 @@ use crate::render::{self, Decisions};
 use crate::scaling::{self, max_useful_replicas};
 use crate::secrets::{self, AppSecrets};
 use crate::status::{self, Judged};
+use crate::suspend;
 use crate::tenancy::{self, Owner};
 
 /// The finalizer that runs `cleanupPolicy` before a StreamsApp goes.
@@ -464,6 +465,10 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
     let max_tasks = tasks.iter().max().copied().unwrap_or(0);
     let autoscaling = scaling::autoscaling(&app.spec).cloned();
     let (replicas, scaling, autoscaled, next) = match &autoscaling {
+        // Suspended: 0, whatever was asked; the autoscaler neither measures nor decides.
+        _ if suspend::is_suspended(app) => {
+            (0, suspend::scaling(), kept(app).autoscaling, ctx.settings.resync)
+        }
         Some(spec) => {
             let running_replicas = running
                 .as_ref()
@@ -551,16 +556,23 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
     ];
     judged.extend(no_conflict(app));
     judged.extend(now_allowed(app));
+    judged.extend(suspend::condition(app));
     let held = running
         .as_ref()
         .and_then(|sts| held_change(app, sts, &plan, &signature));
     match &held {
-        Some(message) => judged.push(Judged::new(
-            status::DEGRADED,
-            true,
-            "TopologyChangeHeld",
-            message.clone(),
-        )),
+        Some(message) => {
+            judged.push(Judged::new(
+                status::DEGRADED,
+                true,
+                "TopologyChangeHeld",
+                message.clone(),
+            ));
+            // The held version is not applied, but a suspension still stops it.
+            if suspend::is_suspended(app) {
+                deletion::stop_instances(app, ctx, deletion::StopFor::Suspend).await?;
+            }
+        }
         None => {
             judged.push(Judged::new(
                 status::DEGRADED,
@@ -583,7 +595,9 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
     let sts_status = sts.and_then(|s| s.status).unwrap_or_default();
     let last_error = last_processing_error(ctx, app).await?;
     let ready = sts_status.ready_replicas.unwrap_or(0);
-    judged.push(if held.is_some() {
+    judged.push(if suspend::is_suspended(app) {
+        suspend::ready(sts_status.replicas)
+    } else if held.is_some() {
         Judged::new(
             status::READY,
             false,

@@ -16,6 +16,7 @@
 //! - [`secrets`] — the Secrets `spec.kafka` names: read for the admin client, digested into
 //!   the pod template;
 //! - [`status`] — conditions;
+//! - [`suspend`] — `spec.suspend`: the instances stopped, state and offsets kept;
 //! - [`tenancy`] — one owner per applicationId, no id overrides, only objects it made;
 //! - [`scaling`] — how many instances an app asks for and can use;
 //! - [`leader`] — leader election on a Lease;
@@ -36,6 +37,7 @@ pub mod resources;
 pub mod scaling;
 pub mod secrets;
 pub mod status;
+pub mod suspend;
 pub mod tenancy;
 
 /// A short, stable digest of `text` (FNV-1a, 64 bits, hex): config hashes and state signatures

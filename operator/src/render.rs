@@ -179,6 +179,8 @@ pub fn engine_manifest(app: &StreamsApp) -> Result<String, serde_yaml_ng::Error>
         image: None,
         resources: None,
         cleanup_policy: None,
+        // Suspending is the operator's: the pods' manifest (and so their config hash) stays.
+        suspend: None,
         pod: None,
         ..app.spec.clone()
     };
