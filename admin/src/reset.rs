@@ -97,7 +97,10 @@ impl std::fmt::Display for ResetPlan {
             "consumer group {} (state {})",
             self.group, self.group_state
         )?;
-        for (what, changes) in [("input", &self.inputs), ("intermediate", &self.intermediate)] {
+        for (what, changes) in [
+            ("input", &self.inputs),
+            ("intermediate", &self.intermediate),
+        ] {
             for c in changes {
                 let current = c.current.map_or("none".to_owned(), |o| o.to_string());
                 writeln!(
@@ -434,4 +437,90 @@ fn admin_options() -> AdminOptions {
     AdminOptions::new()
         .operation_timeout(Some(TIMEOUT))
         .request_timeout(Some(TIMEOUT))
+}
+
+/// Milliseconds since the Unix epoch of an ISO-8601 date-time (UTC when it names no zone).
+pub fn parse_datetime(text: &str) -> Option<i64> {
+    let dt = iso8601::datetime(text.trim()).ok()?;
+    let iso8601::Date::YMD { year, month, day } = dt.date else {
+        return None;
+    };
+    let t = dt.time;
+    let days = days_from_civil(i64::from(year), i64::from(month), i64::from(day));
+    let seconds =
+        days * 86_400 + i64::from(t.hour) * 3_600 + i64::from(t.minute) * 60 + i64::from(t.second)
+            - i64::from(t.tz_offset_hours) * 3_600
+            - i64::from(t.tz_offset_minutes) * 60;
+    Some(seconds * 1_000 + i64::from(t.millisecond))
+}
+
+/// Days from 1970-01-01 to the proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+impl ResetMode {
+    /// The mode an annotation names: `to-earliest` (or `earliest`), `to-latest` (`latest`),
+    /// `to-datetime=<ISO-8601>`, `by-duration=<duration>` or `to-offset=<n>`, as the reset
+    /// tool's options. `None` for anything else.
+    pub fn parse(text: &str) -> Option<ResetMode> {
+        let (name, value) = match text.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (text, None),
+        };
+        match (name.trim(), value) {
+            ("" | "to-earliest" | "earliest", None) => Some(ResetMode::ToEarliest),
+            ("to-latest" | "latest", None) => Some(ResetMode::ToLatest),
+            ("to-datetime", Some(v)) => parse_datetime(v).map(ResetMode::ToDatetime),
+            ("by-duration", Some(v)) => freshet_topology::duration::parse(v)
+                .ok()
+                .map(ResetMode::ByDuration),
+            ("to-offset", Some(v)) => v.trim().parse().ok().map(ResetMode::ToOffset),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datetimes_as_kafkas_tool_takes_them() {
+        assert_eq!(parse_datetime("1970-01-01T00:00:00.000"), Some(0));
+        assert_eq!(
+            parse_datetime("2026-12-07T04:30:00.000Z"),
+            Some(1_796_617_800_000)
+        );
+        assert_eq!(
+            parse_datetime("2026-12-07T05:30:00.250+01:00"),
+            Some(1_796_617_800_250)
+        );
+        assert_eq!(parse_datetime("yesterday"), None);
+    }
+
+    #[test]
+    fn annotation_modes() {
+        assert_eq!(ResetMode::parse(""), Some(ResetMode::ToEarliest));
+        assert_eq!(ResetMode::parse("latest"), Some(ResetMode::ToLatest));
+        assert_eq!(
+            ResetMode::parse("by-duration=1h"),
+            Some(ResetMode::ByDuration(Duration::from_secs(3600)))
+        );
+        assert_eq!(
+            ResetMode::parse("to-datetime=1970-01-01T00:00:01.000Z"),
+            Some(ResetMode::ToDatetime(1000))
+        );
+        assert_eq!(
+            ResetMode::parse("to-offset=7"),
+            Some(ResetMode::ToOffset(7))
+        );
+        assert_eq!(ResetMode::parse("yesterday"), None);
+    }
 }

@@ -306,6 +306,32 @@ pub struct StreamsAppStatus {
     /// What the autoscaler measured and decided, when it is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<AutoscalingStatus>,
+    /// The last application reset the `freshet.dev/reset` annotation asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset: Option<ResetStatus>,
+}
+
+/// An application reset asked for with `kubectl annotate sapp X freshet.dev/reset=<token>[:<mode>]`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResetStatus {
+    /// The annotation's token: a new token asks for a new reset.
+    pub token: String,
+    /// Where the input offsets go: `to-earliest` (the default), `to-latest`,
+    /// `to-datetime=<ISO-8601>`, `by-duration=<duration>` or `to-offset=<n>`.
+    pub mode: String,
+    /// `Stopping` (the instances), `Resetting` (waiting for the group to empty, then resetting),
+    /// `Done` or `Failed`.
+    pub phase: String,
+    /// What was done, or why not.
+    pub message: String,
+    /// The state signature of the topology the reset was done for: a held change of the state
+    /// with this signature rolls out after the reset (reset and apply).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    /// When the phase last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<String>,
 }
 
 #[cfg(test)]

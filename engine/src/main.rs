@@ -244,6 +244,12 @@ fn run(
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = reset::wipe_after_reset(&config) {
+        let e = e.to_string();
+        eprintln!("error: {e}");
+        termination::write(&e);
+        return ExitCode::from(2);
+    }
     tracing::info!(application_id = %config.application_id, topology = %topology.summary(), "starting");
     let pod_name = std::env::var("POD_NAME").ok();
     let streams = KafkaStreams::new(topology, config, pod_name.as_deref());

@@ -69,7 +69,7 @@ impl ResetArgs {
             return Ok(ResetMode::ToLatest);
         }
         if let Some(t) = &self.to_datetime {
-            return parse_datetime(t)
+            return reset::parse_datetime(t)
                 .map(ResetMode::ToDatetime)
                 .ok_or_else(|| CliError::BadOption {
                     option: "--to-datetime",
@@ -91,32 +91,6 @@ impl ResetArgs {
         }
         Ok(ResetMode::ToEarliest)
     }
-}
-
-/// Milliseconds since the Unix epoch of an ISO-8601 date-time (UTC when it names no zone).
-fn parse_datetime(text: &str) -> Option<i64> {
-    let dt = iso8601::datetime(text.trim()).ok()?;
-    let iso8601::Date::YMD { year, month, day } = dt.date else {
-        return None;
-    };
-    let t = dt.time;
-    let days = days_from_civil(i64::from(year), i64::from(month), i64::from(day));
-    let seconds = days * 86_400 + i64::from(t.hour) * 3_600 + i64::from(t.minute) * 60
-        + i64::from(t.second)
-        - i64::from(t.tz_offset_hours) * 3_600
-        - i64::from(t.tz_offset_minutes) * 60;
-    Some(seconds * 1_000 + i64::from(t.millisecond))
-}
-
-/// Days from 1970-01-01 to the proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// Resets the application: prints the plan, and unless `--dry-run`, carries it out and wipes
@@ -196,21 +170,35 @@ fn wait_deleted(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The variable holding the token of the application's last reset, which the operator sets on
+/// the pods after its `freshet.dev/reset` annotation: the local state of an instance outlives
+/// it (a PersistentVolumeClaim), so each instance wipes it once, at its first start after the
+/// reset, as `KafkaStreams#cleanUp()` would.
+pub const RESET_TOKEN_ENV: &str = "FRESHET_RESET_TOKEN";
 
-    #[test]
-    fn datetimes_as_kafkas_tool_takes_them() {
-        assert_eq!(parse_datetime("1970-01-01T00:00:00.000"), Some(0));
-        assert_eq!(
-            parse_datetime("2026-12-07T04:30:00.000Z"),
-            Some(1_796_617_800_000)
-        );
-        assert_eq!(
-            parse_datetime("2026-12-07T05:30:00.250+01:00"),
-            Some(1_796_617_800_250)
-        );
-        assert_eq!(parse_datetime("yesterday"), None);
+/// Wipes `<state.dir>/<application.id>` if [`RESET_TOKEN_ENV`] names a reset this state
+/// directory has not seen, and records the token beside it
+/// (`<state.dir>/<application.id>.reset-token`). Whether it wiped.
+pub fn wipe_after_reset(config: &StreamsConfig) -> Result<bool, CliError> {
+    let Ok(token) = std::env::var(RESET_TOKEN_ENV) else {
+        return Ok(false);
+    };
+    let marker = config
+        .state_dir
+        .join(format!("{}.reset-token", config.application_id));
+    if std::fs::read_to_string(&marker).is_ok_and(|seen| seen.trim() == token.trim()) {
+        return Ok(false);
     }
+    let state = config.state_dir.join(&config.application_id);
+    if state.exists() {
+        remove_state(&state)?;
+    }
+    let io = |source| CliError::State {
+        path: marker.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&config.state_dir).map_err(io)?;
+    std::fs::write(&marker, token.trim()).map_err(io)?;
+    tracing::info!(state = %state.display(), token = token.trim(), "the application was reset: local state wiped");
+    Ok(true)
 }

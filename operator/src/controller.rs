@@ -33,17 +33,17 @@ use crate::deletion::{self, Next};
 use crate::kafka::{self, Plan, StateSignature as _};
 use crate::policy;
 use crate::render::{self, Decisions};
+use crate::reset;
 use crate::scaling::{self, max_useful_replicas};
 use crate::secrets::{self, AppSecrets};
 use crate::status::{self, Judged};
 use crate::suspend;
 use crate::tenancy::{self, Owner};
+use crate::upgrade;
 
 /// The finalizer that runs `cleanupPolicy` before a StreamsApp goes.
 pub const FINALIZER: &str = "freshet.dev/cleanup";
-/// Annotation on the StreamsApp accepting a topology change of internal topics or stores: its
-/// value must be the new state signature, which the Degraded condition's message gives.
-pub const ACCEPT_STATE_CHANGE: &str = "freshet.dev/accept-state-change";
+pub use crate::upgrade::ACCEPT_STATE_CHANGE;
 
 /// Runs the controller over `namespaces` (all when empty) until a shutdown signal.
 pub async fn run(ctx: Arc<Context>, namespaces: Vec<String>) {
@@ -440,6 +440,9 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
         }
     };
     ctx.waited_enough(app);
+    if let Some(request) = reset::requested(app) {
+        return reset_step(app, ctx, &plan, request).await;
+    }
     if !topics.created.is_empty() {
         let list: Vec<String> = topics
             .created
@@ -466,9 +469,12 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
     let autoscaling = scaling::autoscaling(&app.spec).cloned();
     let (replicas, scaling, autoscaled, next) = match &autoscaling {
         // Suspended: 0, whatever was asked; the autoscaler neither measures nor decides.
-        _ if suspend::is_suspended(app) => {
-            (0, suspend::scaling(), kept(app).autoscaling, ctx.settings.resync)
-        }
+        _ if suspend::is_suspended(app) => (
+            0,
+            suspend::scaling(),
+            kept(app).autoscaling,
+            ctx.settings.resync,
+        ),
         Some(spec) => {
             let running_replicas = running
                 .as_ref()
@@ -559,7 +565,7 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
     judged.extend(suspend::condition(app));
     let held = running
         .as_ref()
-        .and_then(|sts| held_change(app, sts, &plan, &signature));
+        .and_then(|sts| upgrade::held_change(app, sts, &plan, &signature));
     match &held {
         Some(message) => {
             judged.push(Judged::new(
@@ -640,6 +646,32 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
     };
     write_status(ctx, app, &judged, fields).await?;
     Ok(Action::requeue(next))
+}
+
+/// One step of the reset the annotation asks for; the status shows where it stands. Once done,
+/// the next reconcile (soon) starts the instances again, with the reset's token.
+async fn reset_step(
+    app: &StreamsApp,
+    ctx: &Context,
+    plan: &Plan,
+    request: reset::Request,
+) -> Result<Action, Error> {
+    let (status, judged, after) = match request
+        .advance(app, ctx, plan, &plan.state_signature())
+        .await?
+    {
+        reset::Outcome::Waiting { status, after } => {
+            let ready = Judged::new(status::READY, false, "Resetting", status.message.clone());
+            (status, vec![ready], after)
+        }
+        reset::Outcome::Finished(status) => (status, Vec::new(), Duration::from_millis(200)),
+    };
+    let fields = StreamsAppStatus {
+        reset: Some(status),
+        ..kept(app)
+    };
+    write_status(ctx, app, &judged, fields).await?;
+    Ok(Action::requeue(after))
 }
 
 /// Whether the app's instances are all up as specified: every replica ready and of the current
@@ -812,49 +844,6 @@ fn widest_source(plan: &Plan, partitions: &std::collections::BTreeMap<String, i3
         .unwrap_or_default()
 }
 
-/// Why a rollout is held back: the running StatefulSet was made for other internal topics or
-/// stores, and the change was not accepted. `None` when it may go ahead.
-fn held_change(
-    app: &StreamsApp,
-    running: &StatefulSet,
-    plan: &Plan,
-    signature: &str,
-) -> Option<String> {
-    let annotations = running.metadata.annotations.clone().unwrap_or_default();
-    let old = annotations.get(render::STATE_SIGNATURE)?;
-    if old == signature
-        || app
-            .annotations()
-            .get(ACCEPT_STATE_CHANGE)
-            .map(String::as_str)
-            == Some(signature)
-    {
-        return None;
-    }
-    let list = |key: &str| -> Vec<String> {
-        annotations
-            .get(key)
-            .map(|v| {
-                v.split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let diff = |old: Vec<String>, new: &[String]| -> String {
-        let added: Vec<&String> = new.iter().filter(|n| !old.contains(n)).collect();
-        let removed: Vec<&String> = old.iter().filter(|o| !new.contains(o)).collect();
-        format!("added {added:?}, removed {removed:?}")
-    };
-    Some(format!(
-        "the new topology changes the application's state (internal topics: {}; stores: {}), so it is not rolled out: the running version is kept. Its state would not carry over; to go ahead, stop the app and reset its state if needed (the Kafka Streams application reset), then accept the change: kubectl annotate streamsapp {} {ACCEPT_STATE_CHANGE}={signature} --overwrite",
-        diff(list(render::STATE_TOPICS), &plan.internal_topics),
-        diff(list(render::STATE_STORES), &plan.stores),
-        app.name_any(),
-    ))
-}
-
 async fn apply_objects(
     app: &StreamsApp,
     ctx: &Context,
@@ -871,6 +860,7 @@ async fn apply_objects(
         signature,
         internal_topics: &plan.internal_topics,
         stores: &plan.stores,
+        layout: &plan.state_layout(),
         secrets_digest,
     };
     // In `render::Objects::ORDER`, which `freshet-operator render` prints in.

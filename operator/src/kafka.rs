@@ -107,6 +107,12 @@ pub struct AppClients {
 }
 
 impl AppClients {
+    /// The metadata consumer and admin client, for the admin crate's calls (the reset).
+    pub fn admin(&self) -> &admin::Clients {
+        self.drain_events();
+        &self.kafka
+    }
+
     fn new(config: &StreamsConfig) -> Result<Self, AdminError> {
         let metadata: BaseConsumer = consumer_config(config, "read_uncommitted")
             .create()

@@ -133,8 +133,7 @@ fn run_until_counted(manifest: &Path, state: &Path, output: &str, total: i64) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let c = read_counts(output);
-        if output_end(output) >= total && c.len() == KEYS && c.values().all(|&n| n >= EACH as i64)
-        {
+        if output_end(output) >= total && c.len() == KEYS && c.values().all(|&n| n >= EACH as i64) {
             break;
         }
         assert!(
@@ -156,13 +155,7 @@ async fn reset_to_earliest_reproduces_the_first_run_and_dry_run_changes_nothing(
     let output = unique_name("reset-out");
     create_topics(&[(&input, 2), (&output, 1)]).await;
     // A repartition topic (groupBy) and a changelog: both internal topics the reset deletes.
-    let app = counting_app(
-        &app_id,
-        &input,
-        &output,
-        "",
-        "          - groupBy: \"key\"",
-    );
+    let app = counting_app(&app_id, &input, &output, "", "          - groupBy: \"key\"");
     let mut spec = serde_json::to_value(&app.spec).expect("spec");
     spec["config"]["statestore.cache.max.bytes"] = "0".into();
     let dir = tempfile::tempdir().expect("temp dir");
@@ -231,7 +224,11 @@ async fn reset_to_earliest_reproduces_the_first_run_and_dry_run_changes_nothing(
     );
     assert!(out.contains("local state"), "{out}");
     assert!(out.contains("dry run: nothing changed"), "{out}");
-    assert_eq!(committed(&app_id, &input, 2), offsets_stopped, "offsets kept");
+    assert_eq!(
+        committed(&app_id, &input, 2),
+        offsets_stopped,
+        "offsets kept"
+    );
     assert_eq!(topics_with(&format!("{app_id}-")), internal, "topics kept");
     assert_eq!(files(&state.join(&app_id)), state_stopped, "state kept");
 
@@ -260,6 +257,10 @@ async fn reset_to_earliest_reproduces_the_first_run_and_dry_run_changes_nothing(
     );
     assert_eq!(all.len(), 2 * KEYS * EACH, "the second run wrote as many");
     let second = &all[first.len()..];
-    assert_eq!(per_key(second), per_key(&first), "outputs equal the first run");
+    assert_eq!(
+        per_key(second),
+        per_key(&first),
+        "outputs equal the first run"
+    );
     println!("reset test took {:?}", started.elapsed());
 }
