@@ -334,6 +334,18 @@ pub struct ResetStatus {
     pub last_transition_time: Option<String>,
 }
 
+impl ResetStatus {
+    /// The phase of a reset done.
+    pub const DONE: &'static str = "Done";
+    /// The phase of a reset that failed for good (a new token tries again).
+    pub const FAILED: &'static str = "Failed";
+
+    /// The last reset of `status`, if it is done.
+    pub fn done(status: Option<&StreamsAppStatus>) -> Option<&ResetStatus> {
+        status?.reset.as_ref().filter(|r| r.phase == Self::DONE)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

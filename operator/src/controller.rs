@@ -461,7 +461,7 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
     let tasks = plan.tasks_per_subtopology(&topics.partitions);
     let cap = max_useful_replicas(&tasks, threads).max(1) as i32;
     let desired = scaling::requested_replicas(&app.spec);
-    let widest = widest_source(&plan, &topics.partitions);
+    let widest = scaling::widest_source(&plan, &topics.partitions);
     let ns = app.namespace().unwrap_or_default();
     let sets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
     let running = sets.get_opt(&app.name_any()).await?;
@@ -484,7 +484,7 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
                 ctx,
                 app,
                 spec,
-                offsets.map(|o| (o, settled(running.as_ref()))),
+                offsets.map(|o| (o, scaling::settled(running.as_ref()))),
                 (running_replicas, cap, max_tasks, threads),
                 plan.config.commit_interval,
             )
@@ -674,23 +674,6 @@ async fn reset_step(
     Ok(Action::requeue(after))
 }
 
-/// Whether the app's instances are all up as specified: every replica ready and of the current
-/// revision, none starting, stopping or rolling. A pod starting restores its stores and makes
-/// the group rebalance, so what the instances process meanwhile is no measure of their
-/// capacity.
-fn settled(set: Option<&StatefulSet>) -> bool {
-    let Some(set) = set else { return false };
-    let wanted = set.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-    let Some(status) = &set.status else {
-        return false;
-    };
-    status.observed_generation == set.metadata.generation
-        && status.replicas == wanted
-        && status.ready_replicas.unwrap_or(0) == wanted
-        && status.updated_replicas.unwrap_or(0) == wanted
-        && status.current_revision == status.update_revision
-}
-
 /// The autoscaler's count for an app with `spec.autoscaling.enabled`, the Scaling condition,
 /// the status it shows and when to look again. `Err` when the settings are unusable.
 async fn autoscale(
@@ -829,19 +812,6 @@ async fn last_processing_error(ctx: &Context, app: &StreamsApp) -> Result<Option
         }
     }
     Ok(latest.map(|(_, m)| m))
-}
-
-/// The input topic with the most partitions, which bounds the tasks (internal topics follow
-/// the inputs, so only these can be widened).
-fn widest_source(plan: &Plan, partitions: &std::collections::BTreeMap<String, i32>) -> String {
-    let app = &plan.config.application_id;
-    plan.topology
-        .source_topics()
-        .iter()
-        .filter(|t| matches!(t, freshet_spec::topology::TopicName::External(_)))
-        .map(|t| t.resolve(app))
-        .max_by_key(|t| partitions.get(t).copied().unwrap_or(0))
-        .unwrap_or_default()
 }
 
 async fn apply_objects(

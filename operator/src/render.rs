@@ -351,10 +351,10 @@ fn engine_container(app: &StreamsApp, image: &str, state_dir: &str) -> Container
     }
     // After an application reset, each instance wipes its local state once (the PVC outlives
     // the pods): the engine compares the token with the one it recorded in its state directory.
-    if let Some(token) = crate::reset::done_token(app) {
+    if let Some(done) = freshet_crds::ResetStatus::done(app.status.as_ref()) {
         env.push(EnvVar {
             name: RESET_TOKEN_ENV.into(),
-            value: Some(token.to_owned()),
+            value: Some(done.token.clone()),
             ..Default::default()
         });
     }

@@ -25,10 +25,8 @@ use crate::kafka::Plan;
 /// (`to-earliest`, `to-latest`, `to-datetime=<T>`, `by-duration=<D>`, `to-offset=<n>`).
 pub const RESET: &str = "freshet.dev/reset";
 
-/// Phases of `status.reset.phase`.
-pub const DONE: &str = "Done";
-/// The reset could not be done; a new token tries again.
-pub const FAILED: &str = "Failed";
+const DONE: &str = ResetStatus::DONE;
+const FAILED: &str = ResetStatus::FAILED;
 
 /// How often a reset in progress is looked at.
 const POLL: Duration = Duration::from_secs(2);
@@ -40,16 +38,9 @@ pub struct Request {
     mode: Option<ResetMode>,
 }
 
-/// The token of the last reset done, which the pods get (to wipe their state once).
-pub fn done_token(app: &StreamsApp) -> Option<&str> {
-    let r = app.status.as_ref()?.reset.as_ref()?;
-    (r.phase == DONE).then_some(r.token.as_str())
-}
-
 /// The signature a done reset was for: a held change with it rolls out.
 pub fn done_signature(app: &StreamsApp) -> Option<&str> {
-    let r = app.status.as_ref()?.reset.as_ref()?;
-    (r.phase == DONE).then(|| r.signature.as_deref()).flatten()
+    ResetStatus::done(app.status.as_ref())?.signature.as_deref()
 }
 
 /// The reset the annotation asks for, unless done (or failed) already.

@@ -138,9 +138,9 @@ mod tests {
     fn a_stateless_config_or_store_type_change_keeps_the_signature() {
         let base = plan(&topology(COUNT), "");
         let filtered = plan(
-            &topology(&format!(
-                "        - filter: \"value != ''\"\n        - groupByKey: {{}}\n        - count: {{ store: counts, inMemory: true }}"
-            )),
+            &topology(
+                "        - filter: \"value != ''\"\n        - groupByKey: {}\n        - count: { store: counts, inMemory: true }",
+            ),
             "numStreamThreads: 2\nconfig:\n  commit.interval.ms: \"500\"",
         );
         assert_eq!(base.state_layout(), filtered.state_layout());
