@@ -423,6 +423,9 @@ spec:
             .flatten()
             .map(|c| c.name.as_str())
             .collect();
-        assert_eq!(columns, ["App ID", "Replicas", "Ready", "Lag", "Age"]);
+        assert_eq!(
+            columns,
+            ["App ID", "Replicas", "Ready", "Lag", "Suspended", "Age"]
+        );
     }
 }
