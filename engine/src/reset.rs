@@ -54,7 +54,7 @@ pub enum CliError {
     #[error(transparent)]
     Reset(#[from] ResetError),
     /// The local state directory could not be removed.
-    #[error("cannot remove the local state {path}: {source}")]
+    #[error("cannot wipe the local state or record the reset at {path}: {source}")]
     State {
         /// The directory.
         path: PathBuf,

@@ -206,13 +206,17 @@ async fn announce(ctx: &Context, app: &StreamsApp, judged: &[Judged]) {
         if !status::changed(&previous, j) {
             continue;
         }
-        let warning = match j.type_ {
-            status::SCALING | status::DEGRADED | tenancy::CONFLICT => j.status,
-            _ => !j.status,
+        // Suspending and resuming are asked for: Normal Events, and no Ready warning.
+        let kind = match j.type_ {
+            suspend::SUSPENDED => Some(EventType::Normal),
+            status::READY if j.reason == suspend::SUSPENDED => None,
+            status::SCALING | status::DEGRADED | tenancy::CONFLICT => {
+                j.status.then_some(EventType::Warning)
+            }
+            _ => (!j.status).then_some(EventType::Warning),
         };
-        if warning {
-            ctx.event(app, EventType::Warning, &j.reason, j.message.clone())
-                .await;
+        if let Some(kind) = kind {
+            ctx.event(app, kind, &j.reason, j.message.clone()).await;
         }
     }
 }

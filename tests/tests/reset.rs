@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use freshet_tests::apps::{counting_app, read_counts, send_batch};
+use freshet_tests::apps::{BY_KEY, counting_app, read_counts, send_batch};
 use freshet_tests::engine::{EngineProcess, engine_binary};
 use freshet_tests::kafka::{Received, consume, create_topics};
 use freshet_tests::{kafka_bootstrap, unique_name};
@@ -263,4 +263,38 @@ async fn reset_to_earliest_reproduces_the_first_run_and_dry_run_changes_nothing(
         "outputs equal the first run"
     );
     println!("reset test took {:?}", started.elapsed());
+}
+
+/// The new consumer group protocol (KIP-848): describe finds the active members there too.
+#[tokio::test(flavor = "multi_thread")]
+async fn reset_refuses_while_a_consumer_protocol_member_is_active() {
+    let app_id = unique_name("reset-848");
+    let input = unique_name("reset-848-in");
+    let output = unique_name("reset-848-out");
+    create_topics(&[(&input, 2), (&output, 1)]).await;
+    let app = counting_app(&app_id, &input, &output, "", BY_KEY);
+    let mut spec = serde_json::to_value(&app.spec).expect("spec");
+    spec["config"]["group.protocol"] = "consumer".into();
+    spec["config"]
+        .as_object_mut()
+        .expect("config")
+        .remove("session.timeout.ms");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = dir.path().join("app.yaml");
+    std::fs::write(&manifest, serde_yaml_ng::to_string(&spec).expect("yaml")).expect("write");
+    let state = dir.path().join("state");
+    send_batch(&input, KEYS, EACH, false);
+    run_until_counted(&manifest, &state, &output, KEYS as i64);
+    let state_arg = state.display().to_string();
+    let mut running = EngineProcess::start(&manifest, &["--state-dir", &state_arg], &[]);
+    running.wait_ready(Duration::from_secs(60));
+    let (code, _, err) = reset(&manifest, &state, &["--dry-run"]);
+    assert_eq!(code, 1, "refused while running: {err}");
+    assert!(err.contains("active members"), "{err}");
+    let status = running.terminate(Duration::from_secs(60));
+    assert!(status.success(), "engine exit: {status}");
+    // A member that left is gone from a consumer-protocol group at once.
+    let (code, out, err) = reset(&manifest, &state, &["--dry-run"]);
+    assert_eq!(code, 0, "after the stop: {out}\n{err}");
+    assert!(out.contains("dry run: nothing changed"), "{out}");
 }
