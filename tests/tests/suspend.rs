@@ -108,3 +108,51 @@ async fn suspend_stops_every_pod_and_resume_counts_exactly() {
     op.kill();
     drop(node);
 }
+
+/// Autoscaling on: suspending still stops every pod (the autoscaler does not decide meanwhile),
+/// and resuming hands the count back to it.
+#[tokio::test(flavor = "multi_thread")]
+async fn suspend_stops_an_autoscaled_app() {
+    let client = kube_client().await;
+    install_crd(&client).await;
+    let ns = namespace(&client, "suspend-auto").await;
+    let node = Node::start(client.clone(), &unique_name("node"), &[&ns]).await;
+    let (input, output) = (unique_name("susp-auto-in"), unique_name("susp-auto-out"));
+    create_topics(&[(&input, 2), (&output, 1)]).await;
+    let mut op = operator(&ns);
+    let apps: Api<StreamsApp> = Api::namespaced(client.clone(), &ns);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let app = counting_app(
+        &unique_name("susp-auto-app"),
+        &input,
+        &output,
+        "  autoscaling: { enabled: true, minReplicas: 1, maxReplicas: 2 }",
+        BY_KEY,
+    );
+    apply(&apps, app).await;
+    send_batch(&input, 5, 2, false);
+    wait_app_ready(&apps, "counter").await;
+    wait_counts(&output, 5, 2);
+    set_suspend(&apps, true).await;
+    let scaling = condition_with(&apps, "counter", "Scaling", "Suspended", &op).await;
+    assert!(
+        scaling.message.contains("0 instances"),
+        "{}",
+        scaling.message
+    );
+    eventually(WAIT, "no pod left", || async {
+        (pod_count(&pods).await == 0).then_some(())
+    })
+    .await;
+    set_suspend(&apps, false).await;
+    condition_with(&apps, "counter", "Scaling", "Autoscaled", &op).await;
+    wait_app_ready(&apps, "counter").await;
+    send_batch(&input, 5, 2, false);
+    wait_counts(&output, 5, 4);
+    assert!(
+        op.child.try_wait().expect("wait").is_none(),
+        "operator died"
+    );
+    op.kill();
+    drop(node);
+}
