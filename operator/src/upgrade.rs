@@ -110,6 +110,7 @@ pub fn differences(old: &BTreeMap<String, String>, new: &BTreeMap<String, String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kafka::StateSignature as _;
 
     fn plan(topology: &str, config: &str) -> Plan {
         let spec: freshet_crds::StreamsAppSpec = serde_yaml_ng::from_str(&format!(
@@ -253,5 +254,51 @@ mod tests {
                 .any(|l| l.starts_with("topic app-counts-repartition: added")),
             "repartition topic: {d:?}"
         );
+    }
+
+    /// A StatefulSet an operator before the fuller layout made: the legacy signature and lists.
+    fn legacy_set(plan: &Plan) -> StatefulSet {
+        serde_json::from_value(serde_json::json!({
+            "metadata": { "name": "app", "annotations": {
+                render::STATE_SIGNATURE: crate::digest(&plan.legacy_state_layout()),
+                render::STATE_TOPICS: plan.internal_topics.join(","),
+                render::STATE_STORES: plan.stores.join(","),
+            }}
+        }))
+        .expect("a StatefulSet")
+    }
+
+    fn app() -> StreamsApp {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "freshet.dev/v1alpha1", "kind": "StreamsApp",
+            "metadata": { "name": "app" },
+            "spec": { "applicationId": "app", "bootstrapServers": "kafka:9092",
+                      "topology": { "streams": [], "pipelines": [] } }
+        }))
+        .expect("a StreamsApp")
+    }
+
+    #[test]
+    fn a_stateful_set_of_an_earlier_operator_is_compared_as_it_was() {
+        let old = plan(&topology(COUNT), "");
+        let set = legacy_set(&old);
+        // The same topology under the new operator: not held, though the signature changed.
+        let same = plan(&topology(COUNT), "");
+        assert_ne!(
+            same.state_signature(),
+            set.annotations()[render::STATE_SIGNATURE]
+        );
+        assert_eq!(
+            held_change(&app(), &set, &same, &same.state_signature()),
+            None
+        );
+        // A store renamed: held, named as that operator named it.
+        let renamed = plan(
+            &topology("        - groupByKey: {}\n        - count: { store: tallies }"),
+            "",
+        );
+        let held = held_change(&app(), &set, &renamed, &renamed.state_signature()).expect("held");
+        assert!(held.contains("store tallies: added"), "{held}");
+        assert!(held.contains("store counts: removed"), "{held}");
     }
 }
