@@ -124,6 +124,18 @@ fn output_end(output: &str) -> i64 {
         .1
 }
 
+/// The end offset of partition `p` of `topic`.
+fn partition_end(topic: &str, p: i32) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_bootstrap())
+        .create()
+        .expect("metadata client");
+    consumer
+        .fetch_watermarks(topic, p, Duration::from_secs(10))
+        .expect("watermarks")
+        .1
+}
+
 /// Runs the app until `output` holds `total` records and every key's count reached [`EACH`],
 /// then stops it with SIGTERM.
 fn run_until_counted(manifest: &Path, state: &Path, output: &str, total: i64) {
@@ -224,6 +236,41 @@ async fn reset_to_earliest_reproduces_the_first_run_and_dry_run_changes_nothing(
     );
     assert!(out.contains("local state"), "{out}");
     assert!(out.contains("dry run: nothing changed"), "{out}");
+    // The other modes, dry: where each input partition would go.
+    let ends: Vec<i64> = (0..2).map(|p| partition_end(&input, p)).collect();
+    for (args, want) in [
+        (vec!["--to-latest"], ends.clone()),
+        (vec!["--to-offset", "3"], vec![3, 3]),
+        (vec!["--to-offset", "1000000"], ends.clone()),
+        (
+            vec!["--to-datetime", "2100-01-01T00:00:00.000Z"],
+            ends.clone(),
+        ),
+        (
+            vec!["--to-datetime", "2000-01-01T00:00:00.000Z"],
+            vec![0, 0],
+        ),
+    ] {
+        let mut all = args.clone();
+        all.push("--dry-run");
+        let (code, out, err) = reset(&manifest, &state, &all);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        for (p, want) in want.iter().enumerate() {
+            let line = format!("input topic {input} partition {p}: offset");
+            let got = out
+                .lines()
+                .find(|l| l.contains(&line))
+                .and_then(|l| l.rsplit("-> ").next())
+                .and_then(|n| n.trim().parse::<i64>().ok());
+            assert_eq!(got, Some(*want), "{args:?} partition {p}: {out}");
+        }
+    }
+    let (code, _, err) = reset(&manifest, &state, &["--to-datetime", "yesterday"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--to-datetime") && err.contains("2026-12-07T04:30:00.000"),
+        "{err}"
+    );
     assert_eq!(
         committed(&app_id, &input, 2),
         offsets_stopped,
