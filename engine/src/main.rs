@@ -98,6 +98,7 @@ enum Command {
     /// local state (<state.dir>/<application.id>) wiped. Refuses while the group has active
     /// members.
     Reset {
+        /// The StreamsApp manifest, or just its spec.
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
         #[command(flatten)]
