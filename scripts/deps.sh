@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build and scripts need (rocksdb: libclang; rdkafka: cmake, curl, ssl,
-# sasl, zlib, zstd; the scripts: curl, openssl), only those missing: nothing is run when all are present.
+# sasl, zlib, zstd; the scripts: curl, openssl; the observability tests: prometheus with promtool,
+# chromium), only those missing: nothing is run when all are present.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-packages=(libclang-dev libcurl4-openssl-dev libssl-dev libsasl2-dev zlib1g-dev libzstd-dev cmake pkg-config curl openssl)
+packages=(libclang-dev libcurl4-openssl-dev libssl-dev libsasl2-dev zlib1g-dev libzstd-dev cmake pkg-config curl openssl prometheus chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

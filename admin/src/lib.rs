@@ -17,6 +17,9 @@ use freshet_topology::topology::{NodeKind, SinkTarget, TopicName, Topology};
 
 const TIMEOUT: Duration = Duration::from_secs(15);
 
+pub mod group;
+pub mod reset;
+
 /// Why the application cannot start against this cluster.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {

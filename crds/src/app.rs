@@ -36,6 +36,7 @@ use crate::topology::TopologySpec;
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.replicas"),
     printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
     printcolumn(name = "Lag", type_ = "integer", json_path = ".status.lag"),
+    printcolumn(name = "Suspended", type_ = "boolean", json_path = ".spec.suspend"),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -96,6 +97,11 @@ pub struct StreamsAppSpec {
     /// CPU and memory of each instance's container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+    /// `true` stops every instance (autoscaling on or off) and keeps the state and the
+    /// committed offsets; `false` (or unset) runs them again, from where they stopped. The
+    /// `Suspended` condition says which.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend: Option<bool>,
     /// What deleting the StreamsApp does to its internal topics and consumer group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cleanup_policy: Option<CleanupPolicy>,
@@ -300,6 +306,44 @@ pub struct StreamsAppStatus {
     /// What the autoscaler measured and decided, when it is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<AutoscalingStatus>,
+    /// The last application reset the `freshet.dev/reset` annotation asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset: Option<ResetStatus>,
+}
+
+/// An application reset asked for with `kubectl annotate sapp X freshet.dev/reset=<token>[:<mode>]`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResetStatus {
+    /// The annotation's token: a new token asks for a new reset.
+    pub token: String,
+    /// Where the input offsets go: `to-earliest` (the default), `to-latest`,
+    /// `to-datetime=<ISO-8601>`, `by-duration=<duration>` or `to-offset=<n>`.
+    pub mode: String,
+    /// `Stopping` (the instances), `Resetting` (waiting for the group to empty, then resetting),
+    /// `Done` or `Failed`.
+    pub phase: String,
+    /// What was done, or why not.
+    pub message: String,
+    /// The state signature of the topology the reset was done for: a held change of the state
+    /// with this signature rolls out after the reset (reset and apply).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    /// When the phase last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<String>,
+}
+
+impl ResetStatus {
+    /// The phase of a reset done.
+    pub const DONE: &'static str = "Done";
+    /// The phase of a reset that failed for good (a new token tries again).
+    pub const FAILED: &'static str = "Failed";
+
+    /// The last reset of `status`, if it is done.
+    pub fn done(status: Option<&StreamsAppStatus>) -> Option<&ResetStatus> {
+        status?.reset.as_ref().filter(|r| r.phase == Self::DONE)
+    }
 }
 
 #[cfg(test)]
@@ -379,6 +423,9 @@ spec:
             .flatten()
             .map(|c| c.name.as_str())
             .collect();
-        assert_eq!(columns, ["App ID", "Replicas", "Ready", "Lag", "Age"]);
+        assert_eq!(
+            columns,
+            ["App ID", "Replicas", "Ready", "Lag", "Suspended", "Age"]
+        );
     }
 }

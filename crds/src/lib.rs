@@ -13,7 +13,7 @@ pub mod topology;
 
 pub use app::{
     AutoscalingSpec, AutoscalingStatus, CleanupPolicy, PodSettings, ProcessingGuarantee,
-    StorageSpec, StreamsApp, StreamsAppSpec, StreamsAppStatus,
+    ResetStatus, StorageSpec, StreamsApp, StreamsAppSpec, StreamsAppStatus,
 };
 pub use duration::Duration;
 pub use kafka::KafkaSpec;

@@ -1,4 +1,5 @@
-//! The operational HTTP endpoints: `/healthz`, `/readyz`, `/metrics`, `/topology`.
+//! The operational HTTP endpoints: `/healthz`, `/readyz`, `/metrics`, `/topology` (the page and
+//! the machine forms: [`crate::topology_page`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,7 +11,6 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use freshet_streams::runtime::{KafkaStreams, RecordFailure, State, StreamsError};
-use freshet_streams::topology::DescribeFormat;
 
 /// What the endpoints read; shared with the application's owner.
 pub type AppHandle = Arc<std::sync::RwLock<KafkaStreams>>;
@@ -118,19 +118,13 @@ async fn metrics(AxumState(app): AxumState<AppHandle>) -> impl IntoResponse {
     )
 }
 
-async fn topology(AxumState(app): AxumState<AppHandle>) -> impl IntoResponse {
-    app.read()
-        .map(|a| a.topology().describe(DescribeFormat::Text))
-        .unwrap_or_default()
-}
-
 /// The router, for embedding into another server.
 pub fn router(app: AppHandle, waiting: Waiting) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/topology", get(topology))
+        .route("/topology", get(crate::topology_page::topology))
         .with_state(Endpoints { app, waiting })
 }
 

@@ -1,7 +1,8 @@
 //! `freshet-engine`: runs a declarative Kafka Streams topology.
 //!
 //! `run -f app.yaml` runs it, `validate -f app.yaml` checks it (with `--bootstrap-servers`, also
-//! against the real topics), `describe -f app.yaml` prints it as Kafka Streams would.
+//! against the real topics), `describe -f app.yaml` prints it as Kafka Streams would, `reset -f
+//! app.yaml` resets it as Kafka's `kafka-streams-application-reset` does.
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,8 +19,10 @@ use freshet_streams::runtime::{KafkaStreams, State, admin};
 use freshet_streams::topology::{DescribeFormat, Topology};
 
 mod http;
+mod reset;
 mod termination;
 mod testing;
+mod topology_page;
 
 #[derive(Parser)]
 #[command(
@@ -91,6 +94,19 @@ enum Command {
         #[arg(long)]
         expected: Option<PathBuf>,
     },
+    /// Reset the application as Kafka's kafka-streams-application-reset does: the group's input
+    /// offsets moved, intermediate topics skipped to their end, internal topics deleted, and the
+    /// local state (<state.dir>/<application.id>) wiped. Refuses while the group has active
+    /// members.
+    Reset {
+        /// The StreamsApp manifest, or just its spec.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        #[command(flatten)]
+        overrides: Overrides,
+        #[command(flatten)]
+        args: reset::ResetArgs,
+    },
     /// Print the topology as Kafka Streams' Topology.describe() does, or as a picture.
     Describe {
         #[arg(short = 'f', long = "file")]
@@ -122,6 +138,8 @@ enum Format {
     Dot,
     /// Mermaid flowchart.
     Mermaid,
+    /// JSON: nodes, topics, stores and edges, for programs.
+    Json,
 }
 
 impl From<Format> for DescribeFormat {
@@ -130,6 +148,7 @@ impl From<Format> for DescribeFormat {
             Format::Text => DescribeFormat::Text,
             Format::Dot => DescribeFormat::Dot,
             Format::Mermaid => DescribeFormat::Mermaid,
+            Format::Json => DescribeFormat::Json,
         }
     }
 }
@@ -230,6 +249,12 @@ fn run(
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = reset::wipe_after_reset(&config) {
+        let e = e.to_string();
+        eprintln!("error: {e}");
+        termination::write(&e);
+        return ExitCode::from(2);
+    }
     tracing::info!(application_id = %config.application_id, topology = %topology.summary(), "starting");
     let pod_name = std::env::var("POD_NAME").ok();
     let streams = KafkaStreams::new(topology, config, pod_name.as_deref());
@@ -476,6 +501,23 @@ fn main() -> ExitCode {
             Err(e) => {
                 eprintln!("error: {e}");
                 ExitCode::from(1)
+            }
+        },
+        Command::Reset {
+            file,
+            overrides,
+            args,
+        } => match load(&file, &overrides, Secrets::Read) {
+            Ok((config, topology)) => match reset::run(&topology, &config, &args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {}: {e}", file.display());
+                    ExitCode::from(1)
+                }
+            },
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
             }
         },
         Command::Describe { file, format } => {

@@ -33,16 +33,17 @@ use crate::deletion::{self, Next};
 use crate::kafka::{self, Plan, StateSignature as _};
 use crate::policy;
 use crate::render::{self, Decisions};
+use crate::reset;
 use crate::scaling::{self, max_useful_replicas};
 use crate::secrets::{self, AppSecrets};
 use crate::status::{self, Judged};
+use crate::suspend;
 use crate::tenancy::{self, Owner};
+use crate::upgrade;
 
 /// The finalizer that runs `cleanupPolicy` before a StreamsApp goes.
 pub const FINALIZER: &str = "freshet.dev/cleanup";
-/// Annotation on the StreamsApp accepting a topology change of internal topics or stores: its
-/// value must be the new state signature, which the Degraded condition's message gives.
-pub const ACCEPT_STATE_CHANGE: &str = "freshet.dev/accept-state-change";
+pub use crate::upgrade::ACCEPT_STATE_CHANGE;
 
 /// Runs the controller over `namespaces` (all when empty) until a shutdown signal.
 pub async fn run(ctx: Arc<Context>, namespaces: Vec<String>) {
@@ -205,13 +206,17 @@ async fn announce(ctx: &Context, app: &StreamsApp, judged: &[Judged]) {
         if !status::changed(&previous, j) {
             continue;
         }
-        let warning = match j.type_ {
-            status::SCALING | status::DEGRADED | tenancy::CONFLICT => j.status,
-            _ => !j.status,
+        // Suspending and resuming are asked for: Normal Events, and no Ready warning.
+        let kind = match j.type_ {
+            suspend::SUSPENDED => Some(EventType::Normal),
+            status::READY if j.reason == suspend::SUSPENDED => None,
+            status::SCALING | status::DEGRADED | tenancy::CONFLICT => {
+                j.status.then_some(EventType::Warning)
+            }
+            _ => (!j.status).then_some(EventType::Warning),
         };
-        if warning {
-            ctx.event(app, EventType::Warning, &j.reason, j.message.clone())
-                .await;
+        if let Some(kind) = kind {
+            ctx.event(app, kind, &j.reason, j.message.clone()).await;
         }
     }
 }
@@ -439,6 +444,9 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
         }
     };
     ctx.waited_enough(app);
+    if let Some(request) = reset::requested(app) {
+        return reset_step(app, ctx, &plan, request).await;
+    }
     if !topics.created.is_empty() {
         let list: Vec<String> = topics
             .created
@@ -457,13 +465,20 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
     let tasks = plan.tasks_per_subtopology(&topics.partitions);
     let cap = max_useful_replicas(&tasks, threads).max(1) as i32;
     let desired = scaling::requested_replicas(&app.spec);
-    let widest = widest_source(&plan, &topics.partitions);
+    let widest = scaling::widest_source(&plan, &topics.partitions);
     let ns = app.namespace().unwrap_or_default();
     let sets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
     let running = sets.get_opt(&app.name_any()).await?;
     let max_tasks = tasks.iter().max().copied().unwrap_or(0);
     let autoscaling = scaling::autoscaling(&app.spec).cloned();
     let (replicas, scaling, autoscaled, next) = match &autoscaling {
+        // Suspended: 0, whatever was asked; the autoscaler neither measures nor decides.
+        _ if suspend::is_suspended(app) => (
+            0,
+            suspend::scaling(),
+            kept(app).autoscaling,
+            ctx.settings.resync,
+        ),
         Some(spec) => {
             let running_replicas = running
                 .as_ref()
@@ -473,7 +488,7 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
                 ctx,
                 app,
                 spec,
-                offsets.map(|o| (o, settled(running.as_ref()))),
+                offsets.map(|o| (o, scaling::settled(running.as_ref()))),
                 (running_replicas, cap, max_tasks, threads),
                 plan.config.commit_interval,
             )
@@ -551,16 +566,23 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
     ];
     judged.extend(no_conflict(app));
     judged.extend(now_allowed(app));
+    judged.extend(suspend::condition(app));
     let held = running
         .as_ref()
-        .and_then(|sts| held_change(app, sts, &plan, &signature));
+        .and_then(|sts| upgrade::held_change(app, sts, &plan, &signature));
     match &held {
-        Some(message) => judged.push(Judged::new(
-            status::DEGRADED,
-            true,
-            "TopologyChangeHeld",
-            message.clone(),
-        )),
+        Some(message) => {
+            judged.push(Judged::new(
+                status::DEGRADED,
+                true,
+                "TopologyChangeHeld",
+                message.clone(),
+            ));
+            // The held version is not applied, but a suspension still stops it.
+            if suspend::is_suspended(app) {
+                deletion::stop_instances(app, ctx, deletion::StopFor::Suspend).await?;
+            }
+        }
         None => {
             judged.push(Judged::new(
                 status::DEGRADED,
@@ -583,7 +605,9 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
     let sts_status = sts.and_then(|s| s.status).unwrap_or_default();
     let last_error = last_processing_error(ctx, app).await?;
     let ready = sts_status.ready_replicas.unwrap_or(0);
-    judged.push(if held.is_some() {
+    judged.push(if suspend::is_suspended(app) {
+        suspend::ready(sts_status.replicas)
+    } else if held.is_some() {
         Judged::new(
             status::READY,
             false,
@@ -628,21 +652,30 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
     Ok(Action::requeue(next))
 }
 
-/// Whether the app's instances are all up as specified: every replica ready and of the current
-/// revision, none starting, stopping or rolling. A pod starting restores its stores and makes
-/// the group rebalance, so what the instances process meanwhile is no measure of their
-/// capacity.
-fn settled(set: Option<&StatefulSet>) -> bool {
-    let Some(set) = set else { return false };
-    let wanted = set.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-    let Some(status) = &set.status else {
-        return false;
+/// One step of the reset the annotation asks for; the status shows where it stands. Once done,
+/// the next reconcile (soon) starts the instances again, with the reset's token.
+async fn reset_step(
+    app: &StreamsApp,
+    ctx: &Context,
+    plan: &Plan,
+    request: reset::Request,
+) -> Result<Action, Error> {
+    let (status, judged, after) = match request
+        .advance(app, ctx, plan, &plan.state_signature())
+        .await?
+    {
+        reset::Outcome::Waiting { status, after } => {
+            let ready = Judged::new(status::READY, false, "Resetting", status.message.clone());
+            (status, vec![ready], after)
+        }
+        reset::Outcome::Finished(status) => (status, Vec::new(), Duration::from_millis(200)),
     };
-    status.observed_generation == set.metadata.generation
-        && status.replicas == wanted
-        && status.ready_replicas.unwrap_or(0) == wanted
-        && status.updated_replicas.unwrap_or(0) == wanted
-        && status.current_revision == status.update_revision
+    let fields = StreamsAppStatus {
+        reset: Some(status),
+        ..kept(app)
+    };
+    write_status(ctx, app, &judged, fields).await?;
+    Ok(Action::requeue(after))
 }
 
 /// The autoscaler's count for an app with `spec.autoscaling.enabled`, the Scaling condition,
@@ -785,62 +818,6 @@ async fn last_processing_error(ctx: &Context, app: &StreamsApp) -> Result<Option
     Ok(latest.map(|(_, m)| m))
 }
 
-/// The input topic with the most partitions, which bounds the tasks (internal topics follow
-/// the inputs, so only these can be widened).
-fn widest_source(plan: &Plan, partitions: &std::collections::BTreeMap<String, i32>) -> String {
-    let app = &plan.config.application_id;
-    plan.topology
-        .source_topics()
-        .iter()
-        .filter(|t| matches!(t, freshet_spec::topology::TopicName::External(_)))
-        .map(|t| t.resolve(app))
-        .max_by_key(|t| partitions.get(t).copied().unwrap_or(0))
-        .unwrap_or_default()
-}
-
-/// Why a rollout is held back: the running StatefulSet was made for other internal topics or
-/// stores, and the change was not accepted. `None` when it may go ahead.
-fn held_change(
-    app: &StreamsApp,
-    running: &StatefulSet,
-    plan: &Plan,
-    signature: &str,
-) -> Option<String> {
-    let annotations = running.metadata.annotations.clone().unwrap_or_default();
-    let old = annotations.get(render::STATE_SIGNATURE)?;
-    if old == signature
-        || app
-            .annotations()
-            .get(ACCEPT_STATE_CHANGE)
-            .map(String::as_str)
-            == Some(signature)
-    {
-        return None;
-    }
-    let list = |key: &str| -> Vec<String> {
-        annotations
-            .get(key)
-            .map(|v| {
-                v.split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let diff = |old: Vec<String>, new: &[String]| -> String {
-        let added: Vec<&String> = new.iter().filter(|n| !old.contains(n)).collect();
-        let removed: Vec<&String> = old.iter().filter(|o| !new.contains(o)).collect();
-        format!("added {added:?}, removed {removed:?}")
-    };
-    Some(format!(
-        "the new topology changes the application's state (internal topics: {}; stores: {}), so it is not rolled out: the running version is kept. Its state would not carry over; to go ahead, stop the app and reset its state if needed (the Kafka Streams application reset), then accept the change: kubectl annotate streamsapp {} {ACCEPT_STATE_CHANGE}={signature} --overwrite",
-        diff(list(render::STATE_TOPICS), &plan.internal_topics),
-        diff(list(render::STATE_STORES), &plan.stores),
-        app.name_any(),
-    ))
-}
-
 async fn apply_objects(
     app: &StreamsApp,
     ctx: &Context,
@@ -857,6 +834,7 @@ async fn apply_objects(
         signature,
         internal_topics: &plan.internal_topics,
         stores: &plan.stores,
+        layout: &plan.state_layout(),
         secrets_digest,
     };
     // In `render::Objects::ORDER`, which `freshet-operator render` prints in.

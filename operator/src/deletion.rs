@@ -71,7 +71,7 @@ pub async fn advance(app: &StreamsApp, ctx: &Context) -> Result<Next, Error> {
         return Ok(Next::Done);
     }
     let key = Context::key(app);
-    match stop_instances(app, ctx).await? {
+    match stop_instances(app, ctx, StopFor::Deletion).await? {
         Instances::Running(pods) => {
             let stuck = {
                 let mut all = lock(&ctx.deleting);
@@ -124,9 +124,24 @@ pub async fn advance(app: &StreamsApp, ctx: &Context) -> Result<Next, Error> {
     }
 }
 
+/// Why the instances are stopped, for the Event that says so.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopFor {
+    /// The app is deleted with `cleanupPolicy: Delete`.
+    Deletion,
+    /// `spec.suspend` is true.
+    Suspend,
+    /// An application reset (the reset annotation, or a reset-and-apply).
+    Reset,
+}
+
 /// Scales the app's StatefulSet to 0 (an Event says so, once) and tells whether its pods are
 /// gone. Does not wait: call it again until [`Instances::Stopped`].
-pub async fn stop_instances(app: &StreamsApp, ctx: &Context) -> Result<Instances, Error> {
+pub async fn stop_instances(
+    app: &StreamsApp,
+    ctx: &Context,
+    why: StopFor,
+) -> Result<Instances, Error> {
     let ns = app.namespace().unwrap_or_default();
     let name = app.name_any();
     let sets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
@@ -148,14 +163,24 @@ pub async fn stop_instances(app: &StreamsApp, ctx: &Context) -> Result<Instances
                 &Patch::Merge(json!({ "spec": { "replicas": 0 } })),
             )
             .await?;
+            let then = match why {
+                StopFor::Deletion => format!(
+                    "the internal topics and the consumer group {} are deleted once its pods are gone (a running instance would recreate them)",
+                    app.spec.application_id
+                ),
+                StopFor::Suspend => {
+                    "spec.suspend is true; the state and the committed offsets are kept".to_owned()
+                }
+                StopFor::Reset => format!(
+                    "the application {} is reset once its pods are gone",
+                    app.spec.application_id
+                ),
+            };
             ctx.event(
                 app,
                 EventType::Normal,
                 "ScalingToZero",
-                format!(
-                    "scaled the StatefulSet from {replicas} to 0 instances; the internal topics and the consumer group {} are deleted once its pods are gone (a running instance would recreate them)",
-                    app.spec.application_id
-                ),
+                format!("scaled the StatefulSet from {replicas} to 0 instances; {then}"),
             )
             .await;
         }

@@ -17,7 +17,7 @@ use freshet_spec::config::StreamsConfig;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::admin::AdminClient;
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
@@ -107,6 +107,12 @@ pub struct AppClients {
 }
 
 impl AppClients {
+    /// The metadata consumer and admin client, for the admin crate's calls (the reset).
+    pub fn admin(&self) -> &admin::Clients {
+        self.drain_events();
+        &self.kafka
+    }
+
     fn new(config: &StreamsConfig) -> Result<Self, AdminError> {
         let metadata: BaseConsumer = consumer_config(config, "read_uncommitted")
             .create()
@@ -235,62 +241,14 @@ pub fn delete_app_data(clients: &AppClients, plan: &Plan) -> Result<(), AdminErr
     let existing = clients
         .kafka
         .partition_counts(config, &plan.internal_topics)?;
-    let admin = &clients.kafka.admin;
-    let options = AdminOptions::new()
-        .operation_timeout(Some(TIMEOUT))
-        .request_timeout(Some(TIMEOUT));
-    // Only names derived from the app's own id, whatever the plan holds.
-    let prefix = format!("{}-", config.application_id);
-    let topics: Vec<&str> = plan
+    let topics: Vec<String> = plan
         .internal_topics
         .iter()
         .filter(|t| existing.contains_key(*t))
-        .filter(|t| {
-            let ours = t.starts_with(&prefix);
-            if !ours {
-                tracing::warn!(topic = %t, application_id = %config.application_id, "not deleted: the name does not start with the applicationId");
-            }
-            ours
-        })
-        .map(String::as_str)
+        .cloned()
         .collect();
-    let failed = |topic: &str, message: String| AdminError::CreateFailed {
-        topic: topic.to_owned(),
-        message: format!("deleting it: {message}"),
-    };
-    if !topics.is_empty() {
-        let results = futures::executor::block_on(admin.delete_topics(&topics, &options))
-            .map_err(|e| unreachable(config, e))?;
-        for r in results {
-            match r {
-                Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
-                Err((t, rdkafka::types::RDKafkaErrorCode::TopicAuthorizationFailed)) => {
-                    return Err(AdminError::NotAuthorized {
-                        operation: "DELETE",
-                        resource: format!("topic '{t}'"),
-                    });
-                }
-                Err((t, code)) => return Err(failed(&t, code.to_string())),
-            }
-        }
-    }
-    let results = futures::executor::block_on(
-        admin.delete_groups(&[config.application_id.as_str()], &options),
-    )
-    .map_err(|e| unreachable(config, e))?;
-    for r in results {
-        match r {
-            Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::GroupIdNotFound)) => {}
-            Err((g, rdkafka::types::RDKafkaErrorCode::GroupAuthorizationFailed)) => {
-                return Err(AdminError::NotAuthorized {
-                    operation: "DELETE",
-                    resource: format!("group '{g}'"),
-                });
-            }
-            Err((g, code)) => return Err(failed(&format!("group {g}"), code.to_string())),
-        }
-    }
-    Ok(())
+    freshet_admin::reset::delete_topics(&clients.kafka, config, &topics)?;
+    freshet_admin::reset::delete_group(&clients.kafka, config)
 }
 
 /// Where an app stands on its inputs, summed over every input partition of its sub-topologies

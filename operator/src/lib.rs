@@ -16,6 +16,9 @@
 //! - [`secrets`] — the Secrets `spec.kafka` names: read for the admin client, digested into
 //!   the pod template;
 //! - [`status`] — conditions;
+//! - [`suspend`] — `spec.suspend`: the instances stopped, state and offsets kept;
+//! - [`upgrade`] — the state layout a StatefulSet runs with, and the changes of it held back;
+//! - [`reset`] — the `freshet.dev/reset` annotation: stop, reset, start again;
 //! - [`tenancy`] — one owner per applicationId, no id overrides, only objects it made;
 //! - [`scaling`] — how many instances an app asks for and can use;
 //! - [`leader`] — leader election on a Lease;
@@ -32,11 +35,14 @@ pub mod metrics;
 pub mod policy;
 pub mod render;
 pub mod render_cli;
+pub mod reset;
 pub mod resources;
 pub mod scaling;
 pub mod secrets;
 pub mod status;
+pub mod suspend;
 pub mod tenancy;
+pub mod upgrade;
 
 /// A short, stable digest of `text` (FNV-1a, 64 bits, hex): config hashes and state signatures
 /// must not change between operator versions, which rules out `std`'s hasher.

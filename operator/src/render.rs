@@ -51,6 +51,12 @@ pub const STATE_SIGNATURE: &str = "freshet.dev/state-signature";
 pub const STATE_TOPICS: &str = "freshet.dev/internal-topics";
 /// StatefulSet annotation: the stores, comma-separated.
 pub const STATE_STORES: &str = "freshet.dev/stores";
+/// StatefulSet annotation: the state layout the signature digests, one `<item>: <what>` line
+/// per internal topic, store and the processing guarantee, so a held change names what differs.
+pub const STATE_LAYOUT: &str = "freshet.dev/state-layout";
+/// The engine's variable: the token of the last application reset, whose local state it wipes
+/// once (`freshet-engine run` reads it).
+pub const RESET_TOKEN_ENV: &str = "FRESHET_RESET_TOKEN";
 /// Where the manifest is mounted, and the default state directory (a PersistentVolume).
 pub const MANIFEST_DIR: &str = "/etc/freshet";
 /// The state directory when `spec.stateDir` is not set: the PersistentVolume's mount.
@@ -86,6 +92,8 @@ pub struct Decisions<'a> {
     pub internal_topics: &'a [String],
     /// The plan's stores, recorded on the StatefulSet.
     pub stores: &'a [String],
+    /// The plan's state layout (what the signature digests), recorded on the StatefulSet.
+    pub layout: &'a str,
     /// A digest of the resourceVersions of the Secrets `spec.kafka` names (`None` without
     /// any): on the pod template, so that rotating a Secret rolls the pods.
     pub secrets_digest: Option<&'a str>,
@@ -179,6 +187,8 @@ pub fn engine_manifest(app: &StreamsApp) -> Result<String, serde_yaml_ng::Error>
         image: None,
         resources: None,
         cleanup_policy: None,
+        // Suspending is the operator's: the pods' manifest (and so their config hash) stays.
+        suspend: None,
         pod: None,
         ..app.spec.clone()
     };
@@ -339,6 +349,15 @@ fn engine_container(app: &StreamsApp, image: &str, state_dir: &str) -> Container
             ..Default::default()
         });
     }
+    // After an application reset, each instance wipes its local state once (the PVC outlives
+    // the pods): the engine compares the token with the one it recorded in its state directory.
+    if let Some(done) = freshet_crds::ResetStatus::done(app.status.as_ref()) {
+        env.push(EnvVar {
+            name: RESET_TOKEN_ENV.into(),
+            value: Some(done.token.clone()),
+            ..Default::default()
+        });
+    }
     env.extend(pod.env);
     let mut mounts = vec![
         VolumeMount {
@@ -455,6 +474,15 @@ pub fn stateful_set(app: &StreamsApp, manifest: &str, d: &Decisions<'_>) -> Stat
     let mut pod_labels = pod.labels;
     pod_labels.extend(labels(app));
     let mut pod_annotations = pod.annotations;
+    // For annotation-based scrapers (Prometheus' `kubernetes-pods` example job, Datadog,
+    // OpenTelemetry's receiver); spec.pod.annotations may say otherwise, e.g. scrape: "false".
+    for (key, value) in [
+        ("prometheus.io/scrape", "true".to_owned()),
+        ("prometheus.io/port", HTTP_PORT.to_string()),
+        ("prometheus.io/path", "/metrics".to_owned()),
+    ] {
+        pod_annotations.entry(key.into()).or_insert(value);
+    }
     pod_annotations.insert(CONFIG_HASH.into(), digest(manifest));
     if let Some(secrets) = d.secrets_digest {
         pod_annotations.insert(SECRETS_HASH.into(), secrets.to_owned());
@@ -508,6 +536,7 @@ pub fn stateful_set(app: &StreamsApp, manifest: &str, d: &Decisions<'_>) -> Stat
         (STATE_SIGNATURE.into(), d.signature.to_owned()),
         (STATE_TOPICS.into(), d.internal_topics.join(",")),
         (STATE_STORES.into(), d.stores.join(",")),
+        (STATE_LAYOUT.into(), d.layout.to_owned()),
     ]));
     StatefulSet {
         metadata: meta,
@@ -563,6 +592,7 @@ spec:
             signature: "sig",
             internal_topics: topics,
             stores,
+            layout: "store counts: key-value",
             secrets_digest: None,
         }
     }

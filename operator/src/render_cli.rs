@@ -216,12 +216,14 @@ pub fn render_objects(
         .replicas
         .unwrap_or_else(|| scaling::replicas_without_partitions(&app.spec, policy.as_ref()));
     let signature = plan.state_signature();
+    let layout = plan.state_layout();
     let decisions = Decisions {
         replicas,
         image: render::engine_image(&app, &args.image),
         signature: &signature,
         internal_topics: &plan.internal_topics,
         stores: &plan.stores,
+        layout: &layout,
         secrets_digest: None,
     };
     tracing::debug!(app = %app.name_any(), replicas, "rendering");

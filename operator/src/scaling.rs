@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use freshet_crds::{AutoscalingSpec, StreamsAppSpec};
+use k8s_openapi::api::apps::v1::StatefulSet;
 
 use crate::autoscale::{Autoscaler, Policy};
 
@@ -111,6 +112,39 @@ pub fn replicas_without_partitions(spec: &StreamsAppSpec, policy: Option<&Policy
 pub fn max_useful_replicas(tasks_per_subtopology: &[u32], threads_per_instance: u32) -> u32 {
     let max_tasks = tasks_per_subtopology.iter().copied().max().unwrap_or(0);
     max_tasks.div_ceil(threads_per_instance.max(1))
+}
+
+/// Whether the app's instances are all up as specified: every replica ready and of the current
+/// revision, none starting, stopping or rolling. A pod starting restores its stores and makes
+/// the group rebalance, so what the instances process meanwhile is no measure of their
+/// capacity.
+pub fn settled(set: Option<&StatefulSet>) -> bool {
+    let Some(set) = set else { return false };
+    let wanted = set.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let Some(status) = &set.status else {
+        return false;
+    };
+    status.observed_generation == set.metadata.generation
+        && status.replicas == wanted
+        && status.ready_replicas.unwrap_or(0) == wanted
+        && status.updated_replicas.unwrap_or(0) == wanted
+        && status.current_revision == status.update_revision
+}
+
+/// The input topic with the most partitions, which bounds the tasks (internal topics follow
+/// the inputs, so only these can be widened).
+pub fn widest_source(
+    plan: &crate::kafka::Plan,
+    partitions: &std::collections::BTreeMap<String, i32>,
+) -> String {
+    let app = &plan.config.application_id;
+    plan.topology
+        .source_topics()
+        .iter()
+        .filter(|t| matches!(t, freshet_spec::topology::TopicName::External(_)))
+        .map(|t| t.resolve(app))
+        .max_by_key(|t| partitions.get(t).copied().unwrap_or(0))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

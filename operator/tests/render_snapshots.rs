@@ -64,6 +64,7 @@ fn rendered(path: &Path) -> serde_json::Value {
     }
     let plan = kafka::plan(&app.spec).expect("the topology compiles");
     let signature = plan.state_signature();
+    let layout = plan.state_layout();
     let image = app
         .spec
         .image
@@ -75,6 +76,7 @@ fn rendered(path: &Path) -> serde_json::Value {
         signature: &signature,
         internal_topics: &plan.internal_topics,
         stores: &plan.stores,
+        layout: &layout,
         secrets_digest: None,
     };
     let manifest = render::engine_manifest(&app).expect("engine manifest");

@@ -7,7 +7,7 @@ use freshet_crds::StreamsAppSpec;
 
 use crate::compile::{Defaults, SpecErrors, compile};
 use crate::config::{ConfigError, StreamsConfig};
-use crate::topology::Topology;
+use crate::topology::{StoreKind, Topology};
 
 /// A StreamsApp's topology compiled, with the configuration it runs with.
 pub struct Plan {
@@ -77,8 +77,65 @@ impl Plan {
         }
     }
 
-    /// What a rollout must not change silently, as text: the internal topics and the stores.
+    /// What a rollout must not change silently, one `<item>: <what>` line per item, sorted:
+    /// see [`Plan::state_items`].
     pub fn state_layout(&self) -> String {
+        self.state_items()
+            .iter()
+            .map(|(item, what)| format!("{item}: {what}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Everything a restart with the old state would misread, by item: the processing guarantee
+    /// (`processing.guarantee`), each internal topic (`topic <name>`: repartition topics with
+    /// their partition count, changelogs with their store) and each store (`store <name>`: its
+    /// kind, key and value serdes, window size and grace). Retention, in-memory or RocksDB and
+    /// anything stateless are left out: the state carries over a change of those.
+    pub fn state_items(&self) -> BTreeMap<String, String> {
+        let app = &self.config.application_id;
+        let mut items = BTreeMap::new();
+        items.insert(
+            "processing.guarantee".to_owned(),
+            self.config.processing_guarantee.to_string(),
+        );
+        for r in self.topology.repartition_topics() {
+            let partitions = r
+                .partitions
+                .map_or("partitions as its sources".to_owned(), |n| {
+                    format!("partitions {n}")
+                });
+            items.insert(
+                format!("topic {}", r.name.resolve(app)),
+                format!("repartition, {partitions}"),
+            );
+        }
+        for store in self.topology.stores() {
+            let kind = match store.kind {
+                StoreKind::KeyValue => "key-value",
+                StoreKind::Window { .. } => "window",
+                StoreKind::Session { .. } => "session",
+            };
+            let format = if store.format.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", store.format)
+            };
+            items.insert(format!("store {}", store.name), format!("{kind}{format}"));
+            if store.logged {
+                items.insert(
+                    format!("topic {}", store.changelog().resolve(app)),
+                    format!("changelog of store {}", store.name),
+                );
+            }
+        }
+        items
+    }
+
+    /// The layout as operators before the fuller signature recorded it (internal topics and
+    /// store names only): a StatefulSet they made is compared with this, so upgrading the
+    /// operator holds nothing back.
+    pub fn legacy_state_layout(&self) -> String {
         format!(
             "topics:{}\nstores:{}",
             self.internal_topics.join(","),

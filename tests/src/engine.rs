@@ -98,22 +98,16 @@ impl EngineProcess {
 
     /// GET a path of the HTTP endpoints: (status, body), or None when nothing answers.
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.http_port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        let status = text.split(' ').nth(1)?.parse().ok()?;
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        Some((status, body))
+        http_get(self.http_port, path)
+    }
+
+    /// A handle for [`Diagnosis::text`], which needs no borrow of the process.
+    pub fn diagnosis(&self) -> Diagnosis {
+        Diagnosis {
+            pid: self.child.id(),
+            http_port: self.http_port,
+            log: self.log.clone(),
+        }
     }
 
     /// Waits until `/readyz` answers 200 (RUNNING).
@@ -181,5 +175,58 @@ impl Drop for EngineProcess {
         if matches!(self.child.try_wait(), Ok(None)) {
             self.kill();
         }
+    }
+}
+
+/// GET `path` from an engine's HTTP port on loopback: (status, body), or None when nothing
+/// answers.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// What a stalled engine is doing, for a failure message.
+pub struct Diagnosis {
+    pid: u32,
+    http_port: u16,
+    log: PathBuf,
+}
+
+impl Diagnosis {
+    /// Its log, its `/readyz` and `/metrics`, and every thread's stack (by gdb, when the
+    /// machine has it): a process that is alive but silent says nothing in its log.
+    pub fn text(&self) -> String {
+        let mut out = format!(
+            "log:\n{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+        for path in ["/readyz", "/metrics"] {
+            let answer =
+                http_get(self.http_port, path).map(|(code, body)| format!("{code}\n{body}"));
+            out += &format!("\n{path}: {}", answer.as_deref().unwrap_or("no answer"));
+        }
+        let stacks = Command::new("gdb")
+            .args(["-p", &self.pid.to_string(), "-batch", "-nx"])
+            .args(["-ex", "thread apply all bt 30"])
+            .output();
+        match stacks {
+            Ok(o) => out += &format!("\nthreads:\n{}", String::from_utf8_lossy(&o.stdout)),
+            Err(e) => out += &format!("\nno thread stacks (gdb: {e})"),
+        }
+        out
     }
 }

@@ -14,6 +14,7 @@ pub mod kafka;
 pub mod kubelet;
 pub mod node;
 pub mod private_cluster;
+pub mod prometheus;
 pub mod test_node;
 pub mod words;
 

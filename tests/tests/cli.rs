@@ -241,6 +241,39 @@ fn describe_of_each_example_matches_its_golden_file() {
             "describe of {} differs from its golden file",
             dir.display()
         );
+        // The JSON form names every node the text does.
+        let (ok, json, stderr) = engine(&[
+            "describe",
+            "-f",
+            manifest.to_str().unwrap(),
+            "--format",
+            "json",
+        ]);
+        assert!(ok, "json: {stderr}");
+        let json: serde_json::Value = serde_json::from_str(&json).expect("describe --format json");
+        let names: std::collections::BTreeSet<String> = json["subtopologies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|s| s["nodes"].as_array().cloned().unwrap_or_default())
+            .filter_map(|n| n["name"].as_str().map(str::to_owned))
+            .chain(
+                json["globalStores"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|g| [g["source"].as_str(), g["processor"].as_str()])
+                    .flatten()
+                    .map(str::to_owned),
+            )
+            .collect();
+        for line in golden.lines().map(str::trim) {
+            for kind in ["Source: ", "Processor: ", "Sink: "] {
+                if let Some(name) = line.strip_prefix(kind).and_then(|r| r.split(" (").next()) {
+                    assert!(names.contains(name), "{}: json lacks {name}", dir.display());
+                }
+            }
+        }
         for format in ["dot", "mermaid"] {
             let (ok, picture, stderr) = engine(&[
                 "describe",

@@ -95,6 +95,12 @@ async fn log_and_continue_skips_the_record_into_the_dead_letter_topic() {
         "dropped record not counted:\n{metrics}"
     );
     assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("freshet_dead_letter_records_total{task=\"0_0\"} 1")),
+        "dead letter not counted:\n{metrics}"
+    );
+    assert!(
         engine.terminate(Duration::from_secs(60)).success(),
         "{}",
         engine.log_text()

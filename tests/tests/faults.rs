@@ -288,11 +288,11 @@ fn verify(
     truth: &BTreeMap<String, i64>,
 ) {
     let name = watched.name.clone();
-    let log = watched.engine.log.clone();
+    let diagnosis = watched.engine.diagnosis();
     verify_output(
         &name,
         &mut |when| watched.check(when),
-        &|| std::fs::read_to_string(&log).unwrap_or_default(),
+        &|| diagnosis.text(),
         bootstrap,
         output,
         exactly_once,
@@ -330,7 +330,7 @@ fn verify_output(
         }
         assert!(
             Instant::now() < deadline,
-            "{name}: the output does not reach the true counts 180 s after the input ended; logs:\n{}",
+            "{name}: the output does not reach the true counts 180 s after the input ended; the engines:\n{}",
             logs()
         );
         std::thread::sleep(Duration::from_secs(1));
@@ -383,12 +383,12 @@ fn exactly_once_rides_out_its_only_broker_going_down_and_up() {
         &dir.path().join("state"),
     );
     watched.engine.wait_ready(Duration::from_secs(60));
-    watched.watch(Duration::from_secs(5), "before the broker went down");
+    watched.watch(outage(3, 5), "before the broker went down");
     brokers.down();
     // Longer than transaction.timeout.ms (10 s) in either form: the open transaction times out.
     watched.watch(outage(15, 30), "while the broker was down");
     brokers.up();
-    watched.watch(Duration::from_secs(10), "after the broker came back");
+    watched.watch(outage(5, 10), "after the broker came back");
     let truth = feeder.finish();
     verify(&mut watched, &bootstrap, &output, true, &truth);
     watched.check("at the end");
@@ -450,7 +450,7 @@ fn both_guarantees_ride_out_a_source_leader_stopped_killed_and_frozen() {
             std::thread::sleep(Duration::from_secs(1).min(end - Instant::now()));
         }
     };
-    watch(&mut runs, Duration::from_secs(5), "before the first fault");
+    watch(&mut runs, outage(3, 5), "before the first fault");
     let leader_of_source = || {
         brokers
             .leader(&inputs[0], 0)
@@ -476,7 +476,7 @@ fn both_guarantees_ride_out_a_source_leader_stopped_killed_and_frozen() {
         brokers.restart(leader);
         watch(
             &mut runs,
-            outage(6, 10),
+            outage(4, 10),
             &format!("after broker {leader} came back"),
         );
     }
@@ -495,7 +495,7 @@ fn both_guarantees_ride_out_a_source_leader_stopped_killed_and_frozen() {
     brokers.thaw(leader);
     watch(
         &mut runs,
-        outage(6, 10),
+        outage(4, 10),
         &format!("after broker {leader} thawed"),
     );
     for run in runs {
@@ -712,7 +712,7 @@ fn an_engine_stopped_while_its_broker_is_down_exits_and_loses_nothing() {
     watched.engine.wait_ready(Duration::from_secs(60));
     watched.watch(Duration::from_secs(3), "before the broker went down");
     brokers.down();
-    watched.watch(Duration::from_secs(15), "while the broker was down");
+    watched.watch(outage(6, 15), "while the broker was down");
     let asked = Instant::now();
     // Past the engine's 60 s close deadline: EngineProcess::wait panics with the log.
     let status = watched.engine.terminate(Duration::from_secs(75));

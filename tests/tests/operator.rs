@@ -290,7 +290,16 @@ async fn a_streams_app_becomes_topics_and_a_capped_stateful_set() {
         .collect();
     assert_eq!(
         header,
-        ["NAME", "APP", "ID", "REPLICAS", "READY", "LAG", "AGE"],
+        [
+            "NAME",
+            "APP",
+            "ID",
+            "REPLICAS",
+            "READY",
+            "LAG",
+            "SUSPENDED",
+            "AGE"
+        ],
         "{text}"
     );
     assert!(text.contains(&app_id), "{text}");

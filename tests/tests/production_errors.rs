@@ -166,6 +166,12 @@ async fn log_and_continue_skips_only_the_refused_record(guarantee: &str) {
             .any(|l| l == "freshet_records_dropped_total{task=\"0_0\"} 1"),
         "{guarantee}: the skipped record is not counted:\n{metrics}"
     );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "freshet_dead_letter_records_total{task=\"0_0\"} 1"),
+        "{guarantee}: the dead letter is not counted:\n{metrics}"
+    );
     assert_eq!(
         engine.get("/readyz").map(|r| r.0),
         Some(200),

@@ -7,6 +7,14 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use freshet_topology::sync::Unpoisoned;
+
+use super::client_stats::ClientStatsMetrics;
+
+/// One record in this many has its processing latency observed: reading the clock twice and
+/// updating a histogram on every record costs more than the histogram's shape needs.
+pub const LATENCY_SAMPLE_EVERY: u64 = 64;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TaskLabels {
     pub task: String,
@@ -39,7 +47,30 @@ pub struct TaskMetrics {
     pub produced: Counter,
     pub dropped: Counter,
     pub late_dropped: Counter,
+    /// `freshet_process_latency_seconds`, observed for one record in [`LATENCY_SAMPLE_EVERY`].
     pub latency: Histogram,
+    /// Records seen since the last sample.
+    pub until_sample: u64,
+}
+
+impl TaskMetrics {
+    /// Whether the next record processed is the one in [`LATENCY_SAMPLE_EVERY`] whose latency
+    /// is observed: only then is the clock read before it.
+    #[inline]
+    pub fn sampling(&self) -> bool {
+        self.until_sample + 1 >= LATENCY_SAMPLE_EVERY
+    }
+
+    /// Counts a record processed; `started`, when it was sampled, is when its processing began.
+    #[inline]
+    pub fn processed(&mut self, started: Option<std::time::Instant>) {
+        self.processed.inc();
+        self.until_sample += 1;
+        if let Some(started) = started {
+            self.until_sample = 0;
+            self.latency.observe(started.elapsed().as_secs_f64());
+        }
+    }
 }
 
 /// An input partition's handles into the registry.
@@ -49,9 +80,31 @@ pub struct PartitionMetrics {
     pub lag: Gauge,
 }
 
+/// Handles kept to read counts back (the same counters the registry holds).
+#[derive(Default)]
+struct Live {
+    tasks: std::collections::BTreeMap<String, (Counter, Counter)>,
+    /// Records each node of each task received, by task and node name.
+    nodes: std::collections::BTreeMap<String, Vec<(String, Counter)>>,
+    partitions: std::collections::BTreeMap<(String, i32), (Counter, Gauge)>,
+}
+
+/// What one input partition has seen, for the topology page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionCounts {
+    /// The topic, as in Kafka.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// Records fetched.
+    pub consumed: u64,
+    /// `freshet_consumer_lag`.
+    pub lag: i64,
+}
+
 /// The application's metrics; cheap to update from the stream threads.
 pub struct Metrics {
-    /// The registry every metric below is registered in (bar `process_latency`), under the
+    /// The registry every metric below is registered in, under the
     /// names given with the prefix `freshet_` (counters are exposed with a `_total` suffix);
     /// [`Metrics::encode`] writes it out.
     pub registry: Registry,
@@ -72,9 +125,22 @@ pub struct Metrics {
     /// `freshet_commit_latency_seconds`: how long a commit took (flushing outputs, committing
     /// offsets or the transaction), in seconds.
     pub commit_latency: Histogram,
-    /// How long one record took to process and send, in seconds. Not in the registry, so
-    /// `/metrics` does not show it.
+    /// `freshet_process_latency_seconds`: how long one record took to process and send its
+    /// outputs, in seconds, sampled: one record in [`LATENCY_SAMPLE_EVERY`] per task (Kafka
+    /// Streams' `process-latency-avg`/`-max`).
     pub process_latency: Histogram,
+    /// `freshet_dead_letter_records`: records written to the dead-letter topic
+    /// (`errors.dead.letter.queue.topic.name`) by a processing or production handler, per task.
+    pub dead_letter_records: Family<TaskLabels, Counter>,
+    /// `freshet_restore_remaining_records`: changelog records still to apply to a store
+    /// partition being restored, per store and partition (Kafka Streams'
+    /// `restore-remaining-records-total`); 0 once restored.
+    pub restore_remaining_records: Family<StoreLabels, Gauge>,
+    /// librdkafka's statistics of the stream threads' clients (`freshet_kafka_*`).
+    pub kafka: std::sync::Arc<ClientStatsMetrics>,
+    /// The handles of every task and input partition this instance has had, for the topology
+    /// page (the families above cannot be read back by label).
+    live: std::sync::Mutex<Live>,
     /// `freshet_rebalances`: rebalances this instance took part in.
     pub rebalances: Counter,
     /// `freshet_late_records_dropped`: records that arrived after their window closed (past
@@ -117,6 +183,10 @@ impl Metrics {
             consumer_lag: Family::default(),
             commit_latency: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             process_latency: Histogram::new(exponential_buckets(0.000_001, 4.0, 12)),
+            dead_letter_records: Family::default(),
+            restore_remaining_records: Family::default(),
+            kafka: std::sync::Arc::default(),
+            live: std::sync::Mutex::default(),
             rebalances: Counter::default(),
             late_records_dropped: Family::default(),
             global_records: Counter::default(),
@@ -203,6 +273,22 @@ impl Metrics {
             "Application state (0 CREATED .. 6 NOT_RUNNING)",
             m.state.clone(),
         );
+        registry.register(
+            "process_latency_seconds",
+            "Time to process one record and send its outputs, sampled",
+            m.process_latency.clone(),
+        );
+        registry.register(
+            "dead_letter_records",
+            "Records written to the dead-letter topic, per task",
+            m.dead_letter_records.clone(),
+        );
+        registry.register(
+            "restore_remaining_records",
+            "Changelog records still to apply to a store partition being restored",
+            m.restore_remaining_records.clone(),
+        );
+        m.kafka.register(&mut registry);
         Metrics { registry, ..m }
     }
 
@@ -211,12 +297,21 @@ impl Metrics {
         let labels = TaskLabels {
             task: task.to_owned(),
         };
+        // At zero from the task's start, so that the first dead letter is an increase.
+        let _ = self.dead_letter_records.get_or_create(&labels);
+        let processed = self.records_processed.get_or_create(&labels).clone();
+        let produced = self.records_produced.get_or_create(&labels).clone();
+        self.live
+            .lock_unpoisoned()
+            .tasks
+            .insert(task.to_owned(), (processed.clone(), produced.clone()));
         TaskMetrics {
-            processed: self.records_processed.get_or_create(&labels).clone(),
-            produced: self.records_produced.get_or_create(&labels).clone(),
+            processed,
+            produced,
             dropped: self.records_dropped.get_or_create(&labels).clone(),
             late_dropped: self.late_records_dropped.get_or_create(&labels).clone(),
             latency: self.process_latency.clone(),
+            until_sample: 0,
         }
     }
 
@@ -226,14 +321,66 @@ impl Metrics {
             topic: topic.to_owned(),
             partition,
         };
-        PartitionMetrics {
-            consumed: self.records_consumed.get_or_create(&labels).clone(),
-            lag: self.consumer_lag.get_or_create(&labels).clone(),
-        }
+        let consumed = self.records_consumed.get_or_create(&labels).clone();
+        let lag = self.consumer_lag.get_or_create(&labels).clone();
+        self.live.lock_unpoisoned().partitions.insert(
+            (topic.to_owned(), partition),
+            (consumed.clone(), lag.clone()),
+        );
+        PartitionMetrics { consumed, lag }
     }
 
-    /// The restored-records and restored-bytes counters of one store partition.
-    pub fn restore(&self, store: &str, partition: i32) -> (Counter, Counter) {
+    /// The counter of records node `node` of task `task` receives (Kafka Streams'
+    /// processor-node `process-total`); read back by [`Metrics::node_counts`], not exported to
+    /// Prometheus (one series per node and task would be too many).
+    pub fn node(&self, task: &str, node: &str) -> Counter {
+        let mut live = self.live.lock_unpoisoned();
+        let nodes = live.nodes.entry(task.to_owned()).or_default();
+        if let Some((_, c)) = nodes.iter().find(|(n, _)| n == node) {
+            return c.clone();
+        }
+        let c = Counter::default();
+        nodes.push((node.to_owned(), c.clone()));
+        c
+    }
+
+    /// Records each node of task `task` received so far, by node name.
+    pub fn node_counts(&self, task: &str) -> Vec<(String, u64)> {
+        self.live
+            .lock_unpoisoned()
+            .nodes
+            .get(task)
+            .map(|nodes| nodes.iter().map(|(n, c)| (n.clone(), c.get())).collect())
+            .unwrap_or_default()
+    }
+
+    /// Records processed and produced by task `task` so far, if it ever ran here.
+    pub fn task_counts(&self, task: &str) -> Option<(u64, u64)> {
+        self.live
+            .lock_unpoisoned()
+            .tasks
+            .get(task)
+            .map(|(processed, produced)| (processed.get(), produced.get()))
+    }
+
+    /// What every input partition this instance has had has seen.
+    pub fn partition_counts(&self) -> Vec<PartitionCounts> {
+        self.live
+            .lock_unpoisoned()
+            .partitions
+            .iter()
+            .map(|((topic, partition), (consumed, lag))| PartitionCounts {
+                topic: topic.clone(),
+                partition: *partition,
+                consumed: consumed.get(),
+                lag: lag.get(),
+            })
+            .collect()
+    }
+
+    /// The restored-records and restored-bytes counters and the remaining-records gauge of one
+    /// store partition.
+    pub fn restore(&self, store: &str, partition: i32) -> (Counter, Counter, Gauge) {
         let labels = StoreLabels {
             store: store.to_owned(),
             partition,
@@ -241,6 +388,9 @@ impl Metrics {
         (
             self.restored_records.get_or_create(&labels).clone(),
             self.restored_bytes.get_or_create(&labels).clone(),
+            self.restore_remaining_records
+                .get_or_create(&labels)
+                .clone(),
         )
     }
 

@@ -15,6 +15,7 @@ use crate::topology::Topology;
 
 pub use freshet_admin as admin;
 mod abandonable;
+pub mod client_stats;
 pub mod error;
 mod global;
 mod metrics;
@@ -30,7 +31,7 @@ mod task_timeout;
 mod thread;
 
 pub use error::{ErrorClass, RuntimeError};
-pub use metrics::Metrics;
+pub use metrics::{Metrics, PartitionCounts};
 pub use task::{FailureKind, RawRecord, RecordFailure, Task};
 
 /// Kafka Streams' `KafkaStreams.State`: where the application is in its life. Once in

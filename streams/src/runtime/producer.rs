@@ -18,7 +18,9 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{info, warn};
 
 use super::abandonable::call_within;
+use super::client_stats::ClientStatsMetrics;
 use super::error::{ErrorClass, RuntimeError, TaskError};
+use super::metrics::TaskLabels;
 use super::refusal::{
     Kind, Origin, Plan, ProductionHandler, Refused, Sent, Watch, batches_too_large, triage,
 };
@@ -137,6 +139,8 @@ pub(crate) struct StreamsProducer {
     shutdown: Arc<AtomicBool>,
     /// `production.exception.handler`, for records the broker or the producer refuses.
     handler: ProductionHandler,
+    /// Where the producer's statistics go, for a replaced producer too.
+    stats: Option<Arc<ClientStatsMetrics>>,
     /// Under exactly_once_v2: what refusals in aborted transactions taught.
     watch: Watch,
     /// Under exactly_once_v2: refusals seen in the open transaction, learnt from when it aborts.
@@ -150,12 +154,19 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 impl StreamsProducer {
     pub(crate) fn new(
         config: ClientConfig,
+        stats: Option<Arc<ClientStatsMetrics>>,
         transactional: bool,
         task_timeout: Duration,
         shutdown: Arc<AtomicBool>,
         handler: ProductionHandler,
     ) -> Result<StreamsProducer, RuntimeError> {
-        let producer = create_producer(&config, transactional, task_timeout, &shutdown)?;
+        let producer = create_producer(
+            &config,
+            stats.as_ref(),
+            transactional,
+            task_timeout,
+            &shutdown,
+        )?;
         Ok(StreamsProducer {
             producer: Arc::new(producer),
             abandoned: false,
@@ -166,6 +177,7 @@ impl StreamsProducer {
             task_timeout,
             shutdown,
             handler,
+            stats,
             watch: Watch::default(),
             pending: Vec::new(),
         })
@@ -227,7 +239,14 @@ impl StreamsProducer {
     ) -> Result<(), Failure> {
         self.begin()?;
         self.send_unwatched(out, Kind::DeadLetter, origin)?;
-        self.settle()
+        self.settle()?;
+        self.handler
+            .dead_letters
+            .get_or_create(&TaskLabels {
+                task: origin.task.to_string(),
+            })
+            .inc();
+        Ok(())
     }
 
     fn send_unwatched(
@@ -530,6 +549,7 @@ impl StreamsProducer {
             }
             self.producer = Arc::new(create_producer(
                 &config,
+                self.stats.as_ref(),
                 true,
                 self.task_timeout,
                 &self.shutdown,
@@ -575,12 +595,16 @@ impl StreamsProducer {
 /// `init_transactions` is retried while the brokers are away, within `task_timeout`.
 fn create_producer(
     config: &ClientConfig,
+    stats: Option<&Arc<ClientStatsMetrics>>,
     transactional: bool,
     task_timeout: Duration,
     shutdown: &Arc<AtomicBool>,
 ) -> Result<BaseProducer<DeliveryContext>, RuntimeError> {
     let producer: BaseProducer<DeliveryContext> = config
-        .create_with_context(DeliveryContext::default())
+        .create_with_context(DeliveryContext {
+            stats: stats.cloned(),
+            ..DeliveryContext::default()
+        })
         .map_err(|e| RuntimeError::kafka("creating the producer", e))?;
     if transactional {
         let mut timeout =
@@ -608,6 +632,8 @@ pub(crate) struct DeliveryContext {
     pub(crate) changelog_offsets: Mutex<HashMap<(String, i32), i64>>,
     /// Partition counts of the topics windowed keys went to, for choosing their partitions.
     partition_counts: Mutex<HashMap<String, i32>>,
+    /// Where librdkafka's statistics go (`statistics.interval.ms`).
+    pub(crate) stats: Option<Arc<ClientStatsMetrics>>,
 }
 
 impl DeliveryContext {
@@ -619,7 +645,13 @@ impl DeliveryContext {
     }
 }
 
-impl ClientContext for DeliveryContext {}
+impl ClientContext for DeliveryContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        if let Some(stats) = &self.stats {
+            stats.record(&statistics);
+        }
+    }
+}
 
 impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = Box<Sent>;

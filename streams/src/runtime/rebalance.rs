@@ -39,7 +39,11 @@ pub(crate) struct RebalanceContext {
     pub recover: Mutex<Option<RuntimeError>>,
 }
 
-impl ClientContext for RebalanceContext {}
+impl ClientContext for RebalanceContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.shared.metrics.kafka.record(&statistics);
+    }
+}
 
 /// The (topic, partition) pairs of a partition list.
 pub(crate) fn topic_partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {

@@ -312,6 +312,8 @@ pub(crate) struct ProductionHandler {
     pub dead_letter: Option<String>,
     /// `freshet_records_dropped`, per task.
     pub dropped: Family<TaskLabels, Counter>,
+    /// `freshet_dead_letter_records`, per task.
+    pub dead_letters: Family<TaskLabels, Counter>,
 }
 
 /// What the handler says of a refused record.
@@ -543,6 +545,7 @@ mod tests {
             handler: ErrorHandler::LogAndContinue,
             dead_letter: Some("dlq".into()),
             dropped: Family::default(),
+            dead_letters: Family::default(),
         };
         let verdict = handler.judge(&r);
         assert!(verdict.fail.is_none());

@@ -121,6 +121,9 @@ struct TaskNode {
     /// `None` for source nodes: the task deserializes and hands their children the record.
     instance: Option<Box<dyn Node>>,
     children: Vec<usize>,
+    /// Records the node received (a source: records it read), for the topology page; only this
+    /// task's thread adds to it.
+    records: prometheus_client::metrics::counter::Counter,
 }
 
 struct Partition {
@@ -268,6 +271,7 @@ impl Task {
                 })),
             };
             nodes.push(TaskNode {
+                records: metrics.node(&id, &def.name),
                 name: def.name.clone(),
                 instance,
                 children: def
@@ -472,6 +476,7 @@ impl Task {
             timestamp: raw.timestamp,
             headers: raw.headers.clone(),
         });
+        self.nodes[source].records.inc();
         for i in 0..self.nodes[source].children.len() {
             let child = self.nodes[source].children[i];
             if let Err(e) = self.run_node(child, &record) {
@@ -502,6 +507,7 @@ impl Task {
     }
 
     fn run_node(&mut self, node: usize, record: &ErasedRecord) -> Result<(), TaskError> {
+        self.nodes[node].records.inc();
         let Some(instance) = self.nodes[node].instance.as_mut() else {
             return Ok(());
         };

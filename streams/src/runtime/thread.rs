@@ -26,6 +26,7 @@ use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
+use super::client_stats;
 use super::error::{ErrorClass, RuntimeError};
 use super::producer::{Failure, StreamsProducer};
 use super::rebalance::{Core, RebalanceContext, committed_offsets, topic_partitions};
@@ -159,7 +160,11 @@ impl StreamThread {
             )
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            .set("enable.partition.eof", "false");
+            .set("enable.partition.eof", "false")
+            .set(
+                "statistics.interval.ms",
+                client_stats::DEFAULT_STATISTICS_INTERVAL_MS,
+            );
         // Range assignment puts partition N of every co-partitioned topic on one member.
         match c.group_protocol {
             crate::config::GroupProtocol::Classic => {
@@ -195,7 +200,11 @@ impl StreamThread {
                 ),
             )
             // Java's default partitioner: keys land where Java clients and Kafka Streams put them.
-            .set("partitioner", "murmur2_random");
+            .set("partitioner", "murmur2_random")
+            .set(
+                "statistics.interval.ms",
+                client_stats::DEFAULT_STATISTICS_INTERVAL_MS,
+            );
         for (k, v) in &c.producer {
             cfg.set(k, v);
         }
@@ -231,9 +240,11 @@ impl StreamThread {
             handler: self.shared.config.production_handler,
             dead_letter: self.shared.config.dead_letter_topic.clone(),
             dropped: self.shared.metrics.records_dropped.clone(),
+            dead_letters: self.shared.metrics.dead_letter_records.clone(),
         };
         let output = StreamsProducer::new(
             self.producer_config(),
+            Some(self.shared.metrics.kafka.clone()),
             exactly_once,
             self.shared.config.task_timeout,
             self.shutdown.clone(),
@@ -571,7 +582,7 @@ impl StreamThread {
                 };
                 let task_id: Arc<str> = Arc::from(id.as_str());
                 loop {
-                    let started = Instant::now();
+                    let started = task.metrics.sampling().then(Instant::now);
                     let step = task.process_next(config.max_task_idle, &lag_of, &mut outputs);
                     // Outputs of what was processed go out even if the next record fails; each
                     // knows its input record, for production.exception.handler.
@@ -581,12 +592,7 @@ impl StreamThread {
                         task.metrics.produced.inc();
                     }
                     match step {
-                        Ok(true) => {
-                            task.metrics.processed.inc();
-                            task.metrics
-                                .latency
-                                .observe(started.elapsed().as_secs_f64());
-                        }
+                        Ok(true) => task.metrics.processed(started),
                         Ok(false) => break,
                         Err(failed) => {
                             let (raw, failure) = *failed;

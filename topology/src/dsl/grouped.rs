@@ -52,6 +52,24 @@ impl Windowing {
         }
     }
 
+    /// The windows' size and grace, for the store's format (empty without windows).
+    fn describe(&self) -> String {
+        match self {
+            Windowing::None => String::new(),
+            Windowing::Time(w) => format!(
+                " windows size={}ms advance={}ms grace={}ms",
+                w.size_ms, w.advance_ms, w.grace_ms
+            ),
+            Windowing::Sliding(w) => format!(
+                " sliding difference={}ms grace={}ms",
+                w.time_difference_ms, w.grace_ms
+            ),
+            Windowing::Session(w, _) => {
+                format!(" sessions gap={}ms grace={}ms", w.gap_ms, w.grace_ms)
+            }
+        }
+    }
+
     fn grace_ms(&self) -> Option<i64> {
         match self {
             Windowing::None => None,
@@ -258,6 +276,12 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             kind: windowing.store_kind(),
             logged: store.logging,
             in_memory: store.in_memory,
+            format: format!(
+                "key={} value={}{}",
+                self.key.name,
+                store.agg.name,
+                windowing.describe()
+            ),
         });
         let aggregation = Aggregation {
             store: store_name.clone(),
@@ -541,6 +565,7 @@ impl<K: Data, A> CogroupedKStream<K, A> {
             kind: StoreKind::KeyValue,
             logged: store.logging,
             in_memory: store.in_memory,
+            format: format!("key={} value={}", self.inputs[0].0.key.name, store.agg.name),
         });
         let mut aggregators = Vec::new();
         for (i, (grouped, add)) in self.inputs.iter().enumerate() {

@@ -167,6 +167,10 @@ impl<K, V> KTable<K, V> {
             kind: StoreKind::KeyValue,
             logged: true,
             in_memory: true,
+            format: format!(
+                "suppress key={} value={} grace={grace}ms",
+                key.name, value.name
+            ),
         });
         let buffer = store.clone();
         let factory: NodeFactory = Arc::new(move || {
@@ -275,6 +279,7 @@ impl<K, V> KStream<K, V> {
             kind: StoreKind::KeyValue,
             logged: store.logging,
             in_memory: store.in_memory,
+            format: format!("key={} value={}", key.name, store.agg.name),
         });
         let (k, v) = (key.clone(), store.agg.clone());
         let sn = store_name.clone();
@@ -409,6 +414,7 @@ impl<K, V> KGroupedTable<K, V> {
             kind: StoreKind::KeyValue,
             logged: store.logging,
             in_memory: store.in_memory,
+            format: format!("key={} value={}", self.key.name, store.agg.name),
         });
         let aggregation = Aggregation {
             store: store_name.clone(),

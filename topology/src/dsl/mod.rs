@@ -525,10 +525,12 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// the upstream sources' partition count.
     pub fn repartition(&self, repartitioned: Repartitioned<K, V>) -> KStream<K, V> {
         let key = ErasedSerde {
+            name: repartitioned.produced.key.name(),
             ser: serializer(repartitioned.produced.key, "key"),
             de: deserializer(repartitioned.consumed.key),
         };
         let value = ErasedSerde {
+            name: repartitioned.produced.value.name(),
             ser: serializer(repartitioned.produced.value, "value"),
             de: deserializer(repartitioned.consumed.value),
         };

@@ -204,6 +204,7 @@ impl<V: DefaultSerde> Default for Materialized<V> {
 /// the datum in serialization errors.
 pub fn erased<T: Data>(serde: Arc<dyn Serde<T>>, what: &'static str) -> ErasedSerde {
     ErasedSerde {
+        name: serde.name(),
         ser: serializer(serde.clone(), what),
         de: deserializer(serde),
     }

@@ -134,9 +134,13 @@ impl<K: Data, V: Data> KStream<K, V> {
         let [this_store, other_store, shared_store] =
             store_names(store_base, &join_this, &join_other);
         let retention_ms = windows.retention_ms();
-        for name in [&this_store, &other_store] {
+        for (name, value) in [(&this_store, &this_value), (&other_store, &other_value)] {
             builder.add_store(StoreDef {
                 kind: StoreKind::Window { retention_ms },
+                format: format!(
+                    "key={} value={} join before={}ms after={}ms grace={}ms",
+                    key.name, value.name, windows.before_ms, windows.after_ms, windows.grace_ms
+                ),
                 ..StoreDef::key_value(name.clone())
             });
         }

@@ -31,6 +31,11 @@ pub struct StoreDef {
     pub logged: bool,
     /// Kept in memory rather than RocksDB (restored from the changelog on every start).
     pub in_memory: bool,
+    /// What the stored bytes mean: the key and value serdes and, for windows, their size and
+    /// grace (`key=string value=long windows size=600000ms ...`). State written under one format
+    /// is misread under another, so a change of it is a change of the application's state.
+    /// Empty where the DSL does not know it (a store added by hand).
+    pub format: String,
 }
 
 impl StoreDef {
@@ -43,7 +48,14 @@ impl StoreDef {
             kind: StoreKind::KeyValue,
             logged: true,
             in_memory: false,
+            format: String::new(),
         }
+    }
+
+    /// The store with its [`StoreDef::format`].
+    pub fn with_format(mut self, format: impl Into<String>) -> Self {
+        self.format = format.into();
+        self
     }
 
     /// The changelog topic, named as Kafka Streams names it.

@@ -469,6 +469,7 @@ mod tests {
             kind: StoreKind::Window { retention_ms: 100 },
             logged: false,
             in_memory: true,
+            format: String::new(),
         };
         s.add(def, Box::new(InMemoryStore::new("w")), None);
         let id = s.id("w").unwrap();

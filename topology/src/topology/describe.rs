@@ -1,5 +1,5 @@
 //! Topology descriptions: Kafka Streams' text format (so the two can be compared line by line),
-//! Graphviz DOT and Mermaid.
+//! Graphviz DOT, Mermaid, and JSON (for programs and the engine's topology page).
 
 use std::fmt::Write as _;
 
@@ -14,6 +14,23 @@ pub enum DescribeFormat {
     Dot,
     /// Mermaid flowchart.
     Mermaid,
+    /// JSON: sub-topologies with their nodes (type, topics, stores, successors, predecessors),
+    /// the stores (changelogged or not), the global stores.
+    Json,
+}
+
+impl DescribeFormat {
+    /// The format named `name` (`text`, `dot`, `mermaid`, `json`), as `?format=` and the CLI
+    /// take it.
+    pub fn parse(name: &str) -> Option<DescribeFormat> {
+        match name {
+            "text" => Some(DescribeFormat::Text),
+            "dot" => Some(DescribeFormat::Dot),
+            "mermaid" => Some(DescribeFormat::Mermaid),
+            "json" => Some(DescribeFormat::Json),
+            _ => None,
+        }
+    }
 }
 
 pub(super) fn render(topology: &Topology, format: DescribeFormat) -> String {
@@ -21,7 +38,89 @@ pub(super) fn render(topology: &Topology, format: DescribeFormat) -> String {
         DescribeFormat::Text => text(topology),
         DescribeFormat::Dot => dot(topology),
         DescribeFormat::Mermaid => mermaid(topology),
+        DescribeFormat::Json => format!("{:#}\n", json(topology)),
     }
+}
+
+/// A topic as JSON: its name as described (internal topics without the application id) and
+/// whether the application owns it.
+fn topic_json(topic: &TopicName) -> serde_json::Value {
+    serde_json::json!({
+        "name": topic.described(),
+        "internal": matches!(topic, TopicName::Internal(_)),
+    })
+}
+
+/// The JSON description (see [`DescribeFormat::Json`]).
+pub(super) fn json(topology: &Topology) -> serde_json::Value {
+    let node_names = |nodes: &[usize]| -> Vec<&str> {
+        nodes
+            .iter()
+            .map(|&n| topology.nodes[n].name.as_str())
+            .collect()
+    };
+    let subtopologies: Vec<serde_json::Value> = topology
+        .subtopologies
+        .iter()
+        .map(|sub| {
+            let nodes: Vec<serde_json::Value> = ordered(topology, &sub.nodes)
+                .into_iter()
+                .map(|n| {
+                    let node = &topology.nodes[n];
+                    let (kind, topics, stores): (&str, Vec<serde_json::Value>, &[String]) =
+                        match &node.kind {
+                            NodeKind::Source { topics, .. } => {
+                                ("source", topics.iter().map(topic_json).collect(), &[])
+                            }
+                            NodeKind::Processor { stores, .. } => ("processor", Vec::new(), stores),
+                            NodeKind::Sink { target, .. } => match target {
+                                SinkTarget::Topic(t) => ("sink", vec![topic_json(t)], &[]),
+                                SinkTarget::Extractor { .. } => ("sink", Vec::new(), &[]),
+                            },
+                        };
+                    serde_json::json!({
+                        "name": node.name,
+                        "type": kind,
+                        "topics": topics,
+                        "stores": stores,
+                        "successors": node_names(&node.children),
+                        "predecessors": node_names(&node.parents),
+                    })
+                })
+                .collect();
+            serde_json::json!({ "id": sub.id, "nodes": nodes })
+        })
+        .collect();
+    let stores: Vec<serde_json::Value> = topology
+        .stores
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "name": s.name,
+                "changelog": s.logged.then(|| s.changelog().described().to_owned()),
+                "inMemory": s.in_memory,
+            })
+        })
+        .collect();
+    let globals: Vec<serde_json::Value> = topology
+        .global_tables
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            serde_json::json!({
+                "id": topology.subtopologies.len() + i,
+                "source": g.source,
+                "topic": g.topic,
+                "processor": g.processor,
+                "store": g.store,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "subtopologies": subtopologies,
+        "stores": stores,
+        "globalStores": globals,
+    })
 }
 
 /// Kafka Streams orders a sub-topology's nodes by the size of their subtree (largest first),

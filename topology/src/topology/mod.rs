@@ -298,6 +298,11 @@ impl Topology {
         describe::render(self, format)
     }
 
+    /// [`DescribeFormat::Json`]'s description as a value, to add to.
+    pub fn describe_json(&self) -> serde_json::Value {
+        describe::json(self)
+    }
+
     /// A one-line summary for logs.
     pub fn summary(&self) -> String {
         let mut out = String::new();

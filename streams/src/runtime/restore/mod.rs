@@ -480,10 +480,13 @@ fn restore_partition(
         }
     }
     let start = from.map_or(low, |f| f + 1);
+    // The series exist (at zero) for every store partition, restored or not.
+    let (records_counter, bytes_counter, remaining) =
+        task.shared.metrics.restore(&store_name, partition);
+    remaining.set((high - start).max(0));
     if start >= high {
         return Ok(None);
     }
-    let (records_counter, bytes_counter) = task.shared.metrics.restore(&store_name, partition);
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Offset(start))
         .map_err(RestoreError::Assign)?;
@@ -507,6 +510,7 @@ fn restore_partition(
             // Progress shows in /metrics while a long restore runs.
             records_counter.inc_by(batch.len() as u64);
             bytes_counter.inc_by(bytes - bytes_counted);
+            remaining.set((high - msg.offset() - 1).max(0));
             bytes_counted = bytes;
             batch.clear();
             if last_report.elapsed() >= Duration::from_secs(5) {
@@ -531,6 +535,7 @@ fn restore_partition(
     consumer.unassign().map_err(RestoreError::Assign)?;
     records_counter.inc_by(batch.len() as u64);
     bytes_counter.inc_by(bytes - bytes_counted);
+    remaining.set(0);
     let secs = started.elapsed().as_secs_f64();
     info!(
         store = %store_name, topic, partition, from = start, to = high, records, bytes,

@@ -25,6 +25,9 @@ pub struct Change {
 /// A serde over erased data, as operations that store or ship data need both directions.
 #[derive(Clone)]
 pub struct ErasedSerde {
+    /// The serde's manifest name (`string`, `long`, `json`...): what the bytes mean, for the
+    /// state signature.
+    pub name: String,
     /// Datum to bytes.
     pub ser: Serializer,
     /// Bytes to datum.
@@ -318,6 +321,7 @@ impl Emitter {
 /// Table updates through a repartition topic: a flag byte (1: has a new value, 2: has an old
 /// one), the new value's length (4 bytes, big-endian) and bytes, then the old value's bytes.
 pub fn change_serde(inner: ErasedSerde) -> ErasedSerde {
+    let name = inner.name.clone();
     let ser_inner = inner.clone();
     let ser: Serializer = Arc::new(move |d: &Datum| {
         let change = crate::processor::typed::<Change>(d, "table update")?;
@@ -357,7 +361,11 @@ pub fn change_serde(inner: ErasedSerde) -> ErasedSerde {
             old: (flags & 2 != 0).then(|| read(old_bytes)).transpose()?,
         }))
     });
-    ErasedSerde { ser, de }
+    ErasedSerde {
+        name: format!("change<{name}>"),
+        ser,
+        de,
+    }
 }
 
 /// A node made from a closure, for the simple stateless table operations.
