@@ -219,6 +219,17 @@ check_node() {
     || die "no broker '${1:-}' in a cluster of $BROKERS" "name one of 1..$BROKERS (FRESHET_KAFKA_BROKERS=$BROKERS)"
 }
 
+# random_uuid: what `kafka-storage random-uuid` prints (Kafka's Uuid.randomUuid: 16 random bytes
+# in URL-safe base64 without padding, never starting with '-'), without a JVM start for it.
+random_uuid() {
+  local id
+  while :; do
+    id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+    [[ $id == -* ]] || break
+  done
+  echo "$id"
+}
+
 # format_all: one cluster id, every node's store formatted with it (first start only).
 format_all() {
   local n dir cluster_id=""
@@ -227,8 +238,7 @@ format_all() {
     [ "$SECURED" = 1 ] && secured_material "$dir/secured"
     write_configs "$n"
     [ -f "$dir/data/meta.properties" ] && continue
-    [ -n "$cluster_id" ] || cluster_id=$(kafka_java kafka.tools.StorageTool random-uuid) \
-      || die "kafka-storage random-uuid failed" "see the Java error above; rm -rf $KAFKA_HOME to refetch the jars"
+    [ -n "$cluster_id" ] || cluster_id=$(random_uuid)
     local scram=() user
     if [ "$SECURED" = 1 ]; then
       for user in admin app; do

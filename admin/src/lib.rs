@@ -62,6 +62,14 @@ pub enum AdminError {
         /// The broker's reason.
         message: String,
     },
+    /// The broker refused to delete an internal topic or the application's group.
+    #[error("deleting {resource} failed: {message}")]
+    DeleteFailed {
+        /// What was to be deleted, e.g. `topic 'app-counts-changelog'`.
+        resource: String,
+        /// The broker's reason.
+        message: String,
+    },
 }
 
 impl AdminError {

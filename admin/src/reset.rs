@@ -382,19 +382,36 @@ pub fn delete_topics(
                 bootstrap: config.bootstrap_servers.clone(),
                 message: e.to_string(),
             })?;
+    judge_deletions(
+        results,
+        "topic",
+        RDKafkaErrorCode::UnknownTopicOrPartition,
+        RDKafkaErrorCode::TopicAuthorizationFailed,
+    )
+}
+
+/// The outcome of a deletion request, per name: one already gone is no error, one the
+/// principal may not delete names the ACL it needs, any other refusal names the resource.
+fn judge_deletions(
+    results: Vec<Result<String, (String, RDKafkaErrorCode)>>,
+    kind: &str,
+    gone: RDKafkaErrorCode,
+    not_authorized: RDKafkaErrorCode,
+) -> Result<(), AdminError> {
     for r in results {
         match r {
-            Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
-            Err((t, RDKafkaErrorCode::TopicAuthorizationFailed)) => {
+            Ok(_) => {}
+            Err((_, code)) if code == gone => {}
+            Err((name, code)) if code == not_authorized => {
                 return Err(AdminError::NotAuthorized {
                     operation: "DELETE",
-                    resource: format!("topic '{t}'"),
+                    resource: format!("{kind} '{name}'"),
                 });
             }
-            Err((t, code)) => {
-                return Err(AdminError::CreateFailed {
-                    topic: t,
-                    message: format!("deleting it: {code}"),
+            Err((name, code)) => {
+                return Err(AdminError::DeleteFailed {
+                    resource: format!("{kind} '{name}'"),
+                    message: code.to_string(),
                 });
             }
         }
@@ -413,24 +430,12 @@ pub fn delete_group(clients: &Clients, config: &StreamsConfig) -> Result<(), Adm
         bootstrap: config.bootstrap_servers.clone(),
         message: e.to_string(),
     })?;
-    for r in results {
-        match r {
-            Ok(_) | Err((_, RDKafkaErrorCode::GroupIdNotFound)) => {}
-            Err((g, RDKafkaErrorCode::GroupAuthorizationFailed)) => {
-                return Err(AdminError::NotAuthorized {
-                    operation: "DELETE",
-                    resource: format!("group '{g}'"),
-                });
-            }
-            Err((g, code)) => {
-                return Err(AdminError::CreateFailed {
-                    topic: format!("group {g}"),
-                    message: format!("deleting it: {code}"),
-                });
-            }
-        }
-    }
-    Ok(())
+    judge_deletions(
+        results,
+        "group",
+        RDKafkaErrorCode::GroupIdNotFound,
+        RDKafkaErrorCode::GroupAuthorizationFailed,
+    )
 }
 
 fn admin_options() -> AdminOptions {

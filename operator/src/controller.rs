@@ -866,6 +866,7 @@ async fn topics_failed(app: &StreamsApp, ctx: &Context, e: AdminError) -> Result
         AdminError::MissingTopic(_) => (status::TOPICS_READY, "SourceTopicMissing"),
         AdminError::Unreachable { .. } => (status::TOPICS_READY, "KafkaUnreachable"),
         AdminError::CreateFailed { .. } => (status::TOPICS_READY, "TopicCreationFailed"),
+        AdminError::DeleteFailed { .. } => (status::TOPICS_READY, "TopicDeletionFailed"),
         AdminError::NotAuthorized { .. } => (status::TOPICS_READY, "NotAuthorized"),
     };
     let mut message = e.to_string();

@@ -456,7 +456,7 @@ fn both_guarantees_ride_out_a_source_leader_stopped_killed_and_frozen() {
             .leader(&inputs[0], 0)
             .expect("partition 0 of the input has a leader") as usize
     };
-    let down = outage(8, 70);
+    let down = outage(6, 70);
     for (fault, signal) in [("stopped", "SIGTERM"), ("killed", "SIGKILL")] {
         let leader = leader_of_source();
         println!(
@@ -480,7 +480,7 @@ fn both_guarantees_ride_out_a_source_leader_stopped_killed_and_frozen() {
             &format!("after broker {leader} came back"),
         );
     }
-    let frozen = outage(6, 30);
+    let frozen = outage(5, 30);
     let leader = leader_of_source();
     println!(
         "broker bounce: broker {leader} (leader of {}-0) frozen for {frozen:?}",
