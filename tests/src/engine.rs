@@ -28,6 +28,9 @@ pub fn workspace_binary(name: &str) -> PathBuf {
     bin
 }
 
+/// How long a GET of an engine's endpoints waits for the answer.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A running engine (or operator) process; killed when dropped.
 pub struct EngineProcess {
     pub child: Child,
@@ -98,7 +101,7 @@ impl EngineProcess {
 
     /// GET a path of the HTTP endpoints: (status, body), or None when nothing answers.
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
-        http_get(self.http_port, path)
+        http_get(self.http_port, path, HTTP_TIMEOUT)
     }
 
     /// A handle for [`Diagnosis::text`], which needs no borrow of the process.
@@ -178,25 +181,48 @@ impl Drop for EngineProcess {
     }
 }
 
-/// GET `path` from an engine's HTTP port on loopback: (status, body), or None when nothing
-/// answers.
-pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+/// `GET path` from 127.0.0.1:`port` (an engine's, an operator's or Prometheus's HTTP port),
+/// waiting at most `timeout` for the answer: (status, body, a chunked one decoded), or None
+/// when nothing answers.
+pub fn http_get(port: u16, path: &str, timeout: Duration) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
+    let mut bytes = Vec::new();
+    s.read_to_end(&mut bytes).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
     let status = text.split(' ').nth(1)?.parse().ok()?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
     Some((status, body))
+}
+
+/// The body of a chunked HTTP/1.1 response.
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    out
 }
 
 /// What a stalled engine is doing, for a failure message.
@@ -215,8 +241,8 @@ impl Diagnosis {
             std::fs::read_to_string(&self.log).unwrap_or_default()
         );
         for path in ["/readyz", "/metrics"] {
-            let answer =
-                http_get(self.http_port, path).map(|(code, body)| format!("{code}\n{body}"));
+            let answer = http_get(self.http_port, path, HTTP_TIMEOUT)
+                .map(|(code, body)| format!("{code}\n{body}"));
             out += &format!("\n{path}: {}", answer.as_deref().unwrap_or("no answer"));
         }
         let stacks = Command::new("gdb")

@@ -7,12 +7,40 @@
 //! `file_sd_configs` file the test writes from the apiserver's pods with the labels Kubernetes
 //! discovery (`role: pod`) gives each target ([`pod_targets`]); the relabeling that selects and
 //! names them is the one the Prometheus Operator generates, unchanged.
-use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::engine::free_port;
+use crate::engine::{free_port, http_get};
+
+/// How long a request to Prometheus's HTTP API waits for the answer.
+const API_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why an API request to Prometheus gave no data.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Nothing answered on its port.
+    #[error("prometheus did not answer")]
+    NoAnswer,
+    /// The answer was not JSON.
+    #[error("{status}: {source}: {body}")]
+    NotJson {
+        /// The HTTP status.
+        status: u16,
+        /// What came instead.
+        body: String,
+        /// The parser's error.
+        source: serde_json::Error,
+    },
+    /// Prometheus answered with an error (a bad query, say).
+    #[error("{status}: {body}")]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// Prometheus's answer, its error in it.
+        body: String,
+    },
+}
 
 /// The `prometheus` binary.
 pub fn prometheus_binary() -> String {
@@ -69,7 +97,7 @@ impl Prometheus {
         };
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
-            if let Some((200, _)) = http_get(port, "/-/ready") {
+            if let Some((200, _)) = http_get(port, "/-/ready", API_TIMEOUT) {
                 return p;
             }
             if let Ok(Some(status)) = p.child.try_wait() {
@@ -93,19 +121,23 @@ impl Prometheus {
     }
 
     /// `GET /api/v1/<path>`: the `data` of a successful answer, or why not.
-    pub fn api(&self, path: &str) -> Result<serde_json::Value, String> {
-        let (status, body) = http_get(self.port, &format!("/api/v1/{path}"))
-            .ok_or_else(|| "prometheus did not answer".to_owned())?;
+    pub fn api(&self, path: &str) -> Result<serde_json::Value, ApiError> {
+        let (status, body) = http_get(self.port, &format!("/api/v1/{path}"), API_TIMEOUT)
+            .ok_or(ApiError::NoAnswer)?;
         let v: serde_json::Value =
-            serde_json::from_str(&body).map_err(|e| format!("{status}: {e}: {body}"))?;
+            serde_json::from_str(&body).map_err(|source| ApiError::NotJson {
+                status,
+                body: body.clone(),
+                source,
+            })?;
         if v["status"] != "success" {
-            return Err(format!("{status}: {body}"));
+            return Err(ApiError::Refused { status, body });
         }
         Ok(v["data"].clone())
     }
 
     /// An instant query's result vector.
-    pub fn query(&self, promql: &str) -> Result<Vec<serde_json::Value>, String> {
+    pub fn query(&self, promql: &str) -> Result<Vec<serde_json::Value>, ApiError> {
         let q: String = form_urlencoded::byte_serialize(promql.as_bytes()).collect();
         let data = self.api(&format!("query?query={q}"))?;
         Ok(data["result"].as_array().cloned().unwrap_or_default())
@@ -128,47 +160,6 @@ impl Drop for Prometheus {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// `GET path` from 127.0.0.1:`port`: (status, body), or None when nothing answers.
-pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut bytes = Vec::new();
-    s.read_to_end(&mut bytes).ok()?;
-    let text = String::from_utf8_lossy(&bytes);
-    let status = text.split(' ').nth(1)?.parse().ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    Some((status, body))
-}
-
-/// The body of a chunked HTTP/1.1 response.
-fn dechunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || after.len() < n {
-            break;
-        }
-        out.push_str(&after[..n]);
-        rest = after[n..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 /// The scrape job the Prometheus Operator generates for one `podMetricsEndpoints` entry of a
