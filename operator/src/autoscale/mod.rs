@@ -12,7 +12,9 @@
 //! - **Capacity** per instance is learnt from intervals in which work waited: one in which work
 //!   waited throughout (outside a cooldown) measures it; one that drained the backlog, or ran
 //!   during a cooldown's rebalance, shows the instances did at least that much and can only
-//!   raise it. Until any is known, the most one instance was seen to do bounds scale-down, and
+//!   raise it. A measurement below the estimate is taken only once the whole rate window
+//!   measured less (a stall of a few intervals would otherwise read as a tiny capacity and
+//!   scale the app to its maximum). Until any is known, the most one instance was seen to do bounds scale-down, and
 //!   lag per instance (`max_lag_per_replica`) bounds scale-up.
 //! - **Input** is the rate over the window; while nothing waits, the last interval's rate when
 //!   that is lower, so an app that has drained its burst is not held up by the burst's average.
@@ -143,6 +145,14 @@ pub struct Autoscaler {
     /// a floor under capacity, from intervals that drained a backlog or ran during a cooldown,
     /// and from the window's average (what the instances kept up with).
     floor: Option<f64>,
+    /// Capacity measurements below the estimate, from consecutive busy intervals: (time,
+    /// records/s per instance). A stall of a few intervals reads as "busy throughout" at a
+    /// fraction of the capacity, so a lower figure is taken only once it held for the whole
+    /// rate window.
+    below: VecDeque<(f64, f64)>,
+    /// When the run that measured `capacity` began: later intervals of the same run refine
+    /// the figure (more of the same work, fewer commit boundaries), they do not contradict it.
+    capacity_run: Option<f64>,
 }
 
 /// What one interval says about capacity per instance.
@@ -289,6 +299,33 @@ impl Autoscaler {
             .then(|| (last.committed - start.committed).max(0) as f64 / span / f64::from(count))
     }
 
+    /// Takes a capacity measured at `now`: at once when no estimate exists or it is not below
+    /// it; otherwise once every interval over the rate window measured less, at the highest
+    /// of those rates. Until then lag still drives the count up (`catchUpDuration`), so a real
+    /// slowdown is met while it is being confirmed, and a stall is not mistaken for one.
+    fn take_capacity(&mut self, now: f64, rate: f64, policy: &Policy) {
+        let estimate = self.capacity.map(|c| self.floor.map_or(c, |f| c.max(f)));
+        if estimate.is_some_and(|e| rate < e) {
+            self.below.push_back((now, rate));
+            let since = self.below.front().map_or(now, |(t, _)| *t);
+            if now - since < secs(policy.window) {
+                return;
+            }
+            let highest = self.below.iter().map(|(_, r)| *r).fold(rate, f64::max);
+            self.set_capacity(highest);
+        } else {
+            self.set_capacity(rate);
+        }
+    }
+
+    /// `rate` becomes the capacity, measured by the current run.
+    fn set_capacity(&mut self, rate: f64) {
+        self.capacity = Some(rate);
+        self.capacity_run = self.run_start.map(|(s, _)| s.at);
+        self.floor = None;
+        self.below.clear();
+    }
+
     fn raise_floor(&mut self, rate: f64) {
         self.floor = Some(self.floor.map_or(rate, |f| f.max(rate)));
     }
@@ -405,14 +442,26 @@ impl Autoscaler {
         // instances idle for part of the interval: both only show a floor under capacity.
         match self.measured(current, cooling) {
             Some(Measured::Capacity(rate)) => {
-                self.capacity = Some(self.over_the_run(current).unwrap_or(rate));
-                self.floor = None;
+                match self.over_the_run(current) {
+                    Some(run_rate)
+                        if self.capacity_run.is_some()
+                            && self.capacity_run == self.run_start.map(|(s, _)| s.at) =>
+                    {
+                        self.set_capacity(run_rate);
+                    }
+                    Some(run_rate) => self.take_capacity(now, run_rate, policy),
+                    None => self.take_capacity(now, rate, policy),
+                }
             }
             Some(Measured::AtLeast(rate)) => {
                 self.run_start = None;
+                self.below.clear();
                 self.raise_floor(rate);
             }
-            None => self.run_start = None,
+            None => {
+                self.run_start = None;
+                self.below.clear();
+            }
         }
         if let Some(rate) = self.window_rate(current) {
             self.raise_floor(rate);

@@ -418,6 +418,59 @@ fn a_stall_of_one_interval_does_not_scale_out_a_settled_app() {
     );
 }
 
+/// A stall longer than one interval (a throttled pod, a broker's pause, a machine busy with
+/// something else): from its second interval the lag at both ends exceeds what the
+/// instances processed, so the interval reads as "busy throughout" at a tenth of the real
+/// capacity. The defect CI met: settled at two, the app went to the maximum and stayed
+/// there. A lower capacity needs the whole rate window to confirm it; lag drives the count
+/// meanwhile.
+#[test]
+fn a_stall_of_several_intervals_does_not_replace_the_capacity() {
+    let mut l = Loop::new(1_100, false);
+    l.trail = 300;
+    for _ in 0..40 {
+        l.step(1_250 * 5);
+    }
+    let settled = l.current;
+    assert_eq!(settled, 2, "{:?}", l.replicas);
+    let known = l.scaler.capacity;
+    for _ in 0..2 {
+        for _ in 0..3 {
+            l.step_at_speed(1_250 * 5, 0.1);
+        }
+        for _ in 0..20 {
+            l.step(1_250 * 5);
+        }
+    }
+    assert_eq!(l.scaler.capacity, known, "{:?}", l.scaler);
+    assert!(
+        l.replicas[40..].iter().all(|&r| r <= settled + 1),
+        "a 15 s stall scaled the app out: {:?}",
+        l.replicas
+    );
+    assert_eq!(l.current, settled, "{:?}", l.replicas);
+}
+
+/// The instances really became slower (heavier records): measured below the estimate over
+/// the whole rate window, the lower capacity is taken, at the highest rate the window saw.
+#[test]
+fn a_lasting_drop_in_capacity_is_taken_after_the_window() {
+    let mut l = Loop::new(1_100, false);
+    for _ in 0..40 {
+        l.step(1_250 * 5);
+    }
+    assert_eq!(l.current, 2, "{:?}", l.replicas);
+    for _ in 0..30 {
+        l.step_at_speed(1_250 * 5, 0.5);
+    }
+    let capacity = l.scaler.capacity.expect("measured");
+    assert!(
+        (500.0..=600.0).contains(&capacity),
+        "capacity {capacity} after 150 s at 550/s per instance"
+    );
+    assert_eq!(l.current, 4, "1250/s at 550/s per instance: {:?}", l.replicas);
+}
+
 /// While a pod starts (its restore, the rebalance it causes) the instances process less
 /// than they can: the interval only shows a floor, however much waits.
 #[test]
