@@ -164,6 +164,12 @@ pub struct Sink {
     /// Serde of the values written (the default value serde when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_serde: Option<String>,
+    /// The Avro schema (JSON text) the `avro` key serde writes with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_schema: Option<String>,
+    /// The Avro schema (JSON text) the `avro` value serde writes with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_schema: Option<String>,
 }
 
 /// `repartition`: the internal topic's name and size.

@@ -18,6 +18,7 @@ pub mod duration;
 pub mod expr;
 pub mod kafka;
 pub mod plan;
+pub mod registry;
 pub mod secrets;
 mod values;
 
@@ -163,6 +164,11 @@ fn explain(err: &serde_yaml_ng::Error, text: &str, spec: Option<&serde_yaml_ng::
     let defaults = Defaults {
         key_serde: serde("defaultKeySerde"),
         value_serde: serde("defaultValueSerde"),
+        // Structure only, to locate the compiler's errors in the text: a registry that is never
+        // called, so `avro` serdes compile without the configuration this check does not read.
+        registry: Some(std::sync::Arc::new(crate::registry::RegistryClient::new(
+            crate::registry::RegistrySettings::unused(),
+        ))),
     };
     match compile::compile_json(&topology, defaults) {
         Err(errors) => format!("{located}\n{errors}"),
@@ -290,6 +296,7 @@ topology:
         let defaults = Defaults {
             key_serde: "string".into(),
             value_serde: "json".into(),
+            registry: None,
         };
         compile(&spec.topology, defaults)
     }

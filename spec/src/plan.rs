@@ -53,10 +53,7 @@ pub fn plan_with_secrets(
         Err(crate::ResolveError::Config(e)) => return Err(e.into()),
         Err(crate::ResolveError::Kafka(e)) => return Err(e.into()),
     };
-    let defaults = Defaults {
-        key_serde: config.default_key_serde.clone(),
-        value_serde: config.default_value_serde.clone(),
-    };
+    let defaults = Defaults::from_config(&config);
     let topology = compile(&spec.topology, defaults)?;
     Ok(Plan::new(topology, config))
 }

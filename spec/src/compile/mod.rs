@@ -42,6 +42,28 @@ pub struct Defaults {
     pub key_serde: String,
     /// `default.value.serde` by name.
     pub value_serde: String,
+    /// The schema registry of `avro` serdes (`schema.registry.url`), `None` when not configured.
+    pub registry: Option<Arc<crate::registry::RegistryClient>>,
+}
+
+impl Defaults {
+    /// The defaults `config` gives: its default serdes and its schema registry.
+    pub fn from_config(config: &crate::config::StreamsConfig) -> Defaults {
+        Defaults {
+            key_serde: config.default_key_serde.clone(),
+            value_serde: config.default_value_serde.clone(),
+            registry: crate::registry::RegistrySettings::from_config(config)
+                .map(|s| Arc::new(crate::registry::RegistryClient::new(s))),
+        }
+    }
+}
+
+/// What a topic serde is bound to: the topic it writes (for the subject) and the schema the
+/// manifest gives (`keySchema` / `valueSchema`).
+pub(super) struct Bind<'a> {
+    pub topic: Option<&'a str>,
+    pub is_key: bool,
+    pub schema: Option<&'a Json>,
 }
 
 const STREAM_VARS: &[Var] = &[
@@ -208,8 +230,80 @@ impl Compiler {
         });
     }
 
-    fn serde(&mut self, name: Option<&str>, default: &str, place: &str) -> Arc<dyn Serde<Value>> {
-        Arc::new(DynSerde(self.kind_named(name.unwrap_or(default), place)))
+    fn serde(
+        &mut self,
+        name: Option<&str>,
+        default: &str,
+        place: &str,
+        bind: Bind,
+    ) -> Arc<dyn Serde<Value>> {
+        let kind = self.kind_named(name.unwrap_or(default), place);
+        if kind != crate::serdes::SerdeKind::Avro {
+            if let Some(field) = bind.schema.and(Some(if bind.is_key {
+                "keySchema"
+            } else {
+                "valueSchema"
+            })) {
+                self.error(
+                    place,
+                    format!("'{field}' is for the avro serde; this one is {kind}"),
+                );
+            }
+            return Arc::new(DynSerde(kind));
+        }
+        let field = if bind.is_key {
+            "keySchema"
+        } else {
+            "valueSchema"
+        };
+        let schema = match bind.schema {
+            None => None,
+            Some(Json::String(text)) => match crate::registry::avro::parse_schema(text) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    self.error(place, format!("{field}: {e}"));
+                    None
+                }
+            },
+            Some(obj @ Json::Object(_)) => {
+                match crate::registry::avro::parse_schema(&obj.to_string()) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        self.error(place, format!("{field}: {e}"));
+                        None
+                    }
+                }
+            }
+            Some(_) => {
+                self.error(
+                    place,
+                    format!("{field}: give an Avro schema (JSON text or a YAML map)"),
+                );
+                None
+            }
+        };
+        let Some(client) = self.defaults.registry.clone() else {
+            self.error(
+                place,
+                "the avro serde needs a schema registry: set schema.registry.url (spec.config) to the registry's Confluent-compatible API",
+            );
+            return Arc::new(DynSerde(kind));
+        };
+        Arc::new(crate::registry::avro::AvroSerde::new(
+            client,
+            crate::registry::avro::AvroTarget {
+                topic: bind.topic.map(str::to_owned),
+                is_key: bind.is_key,
+                schema,
+            },
+        ))
+    }
+
+    /// Reports an `avro` serde where only topics can have one (stores, tables' changelogs).
+    pub(super) fn topic_only(&mut self, kind: &crate::serdes::SerdeKind, place: &str) {
+        if *kind == crate::serdes::SerdeKind::Avro {
+            self.error(place, crate::registry::UNBOUND_AVRO);
+        }
     }
 
     pub(super) fn expr(&mut self, source: &Json, place: &str) -> Option<PlacedExpr> {
@@ -251,7 +345,15 @@ impl Compiler {
             let place = format!("stream '{name}'");
             self.check_fields(
                 s,
-                &["name", "topic", "topics", "keySerde", "valueSerde"],
+                &[
+                    "name",
+                    "topic",
+                    "topics",
+                    "keySerde",
+                    "valueSerde",
+                    "keySchema",
+                    "valueSchema",
+                ],
                 &place,
             );
             let topics: Vec<String> = match (s.get("topic"), s.get("topics")) {
@@ -272,11 +374,21 @@ impl Compiler {
                 s.get("keySerde").and_then(Json::as_str),
                 &self.defaults.key_serde.clone(),
                 &place,
+                Bind {
+                    topic: None,
+                    is_key: true,
+                    schema: s.get("keySchema"),
+                },
             );
             let value = self.serde(
                 s.get("valueSerde").and_then(Json::as_str),
                 &self.defaults.value_serde.clone(),
                 &place,
+                Bind {
+                    topic: None,
+                    is_key: false,
+                    schema: s.get("valueSchema"),
+                },
             );
             if streams.contains_key(name) {
                 self.error(&place, "a stream of this name is declared twice");
@@ -323,6 +435,8 @@ impl Compiler {
                     .unwrap_or(&defaults.value_serde),
                 &place,
             );
+            self.topic_only(&key_kind, &place);
+            self.topic_only(&value_kind, &place);
             let mut store = self.store_spec(t, &value_kind, &place);
             // Like Kafka Streams, a table's store is named after its topic unless named.
             store
@@ -371,6 +485,8 @@ impl Compiler {
                     .unwrap_or(&defaults.value_serde),
                 &place,
             );
+            self.topic_only(&key_kind, &place);
+            self.topic_only(&value_kind, &place);
             if streams.contains_key(name) {
                 self.error(&place, "a stream or table of this name is declared twice");
             }
@@ -597,21 +713,43 @@ impl Compiler {
         arg: &Json,
         at: &str,
     ) -> (Arc<dyn Serde<Value>>, Arc<dyn Serde<Value>>) {
+        let topic = arg.get("topic").and_then(Json::as_str);
         let key = self.serde(
             arg.get("keySerde").and_then(Json::as_str),
             &self.defaults.key_serde.clone(),
             at,
+            Bind {
+                topic,
+                is_key: true,
+                schema: arg.get("keySchema"),
+            },
         );
         let value = self.serde(
             arg.get("valueSerde").and_then(Json::as_str),
             &self.defaults.value_serde.clone(),
             at,
+            Bind {
+                topic,
+                is_key: false,
+                schema: arg.get("valueSchema"),
+            },
         );
         (key, value)
     }
 
     fn sink(&mut self, stream: &Stream, arg: &Json, named: Option<&str>, at: &str) {
-        self.check_fields(arg, &["topic", "topicExpr", "keySerde", "valueSerde"], at);
+        self.check_fields(
+            arg,
+            &[
+                "topic",
+                "topicExpr",
+                "keySerde",
+                "valueSerde",
+                "keySchema",
+                "valueSchema",
+            ],
+            at,
+        );
         let (key, value) = self.sink_serdes(arg, at);
         let mut produced = Produced::with(key, value);
         if let Some(n) = named {

@@ -28,6 +28,9 @@ pub enum SerdeKind {
     Double,
     /// A JSON document; Freshet writes it canonically (sorted keys, no whitespace).
     Json,
+    /// Avro in Confluent's wire format (magic byte 0, the 4-byte big-endian schema id, the
+    /// binary datum), its schemas in a schema registry (`schema.registry.url`).
+    Avro,
     /// A time-windowed key: the inner key's bytes, then the 8-byte window start
     /// (`TimeWindowedSerializer`).
     Windowed(Box<SerdeKind>),
@@ -39,7 +42,7 @@ pub enum SerdeKind {
 /// A serde name that is not one of the known ones.
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error(
-    "unknown serde '{0}': use one of bytes, string, int, long, double, json, windowed-<inner>, session-<inner>"
+    "unknown serde '{0}': use one of bytes, string, int, long, double, json, avro, windowed-<inner>, session-<inner>"
 )]
 pub struct UnknownSerde(pub String);
 
@@ -55,6 +58,7 @@ impl FromStr for SerdeKind {
             "long" => SerdeKind::Long,
             "double" => SerdeKind::Double,
             "json" => SerdeKind::Json,
+            "avro" => SerdeKind::Avro,
             _ => {
                 if let Some(rest) = name.strip_prefix("windowed-") {
                     SerdeKind::Windowed(inner(rest).map_err(|_| UnknownSerde(name.into()))?)
@@ -77,6 +81,7 @@ impl fmt::Display for SerdeKind {
             SerdeKind::Long => f.write_str("long"),
             SerdeKind::Double => f.write_str("double"),
             SerdeKind::Json => f.write_str("json"),
+            SerdeKind::Avro => f.write_str("avro"),
             SerdeKind::Windowed(inner) => write!(f, "windowed-{inner}"),
             SerdeKind::Session(inner) => write!(f, "session-{inner}"),
         }
