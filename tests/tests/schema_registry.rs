@@ -281,3 +281,38 @@ async fn a_schema_incompatible_with_the_subject_is_refused_naming_subject_and_40
     assert!(line.contains("409"), "{line}");
     assert!(line.contains(&format!("{input}-0 offset")), "{line}");
 }
+
+#[test]
+fn validate_catches_a_step_writing_a_field_the_output_schema_lacks() {
+    // As the round trip's manifest, with one more field in mapValues than Shipment has.
+    let good = manifest("in", "out", "", OUTPUT_SCHEMA);
+    let text = std::fs::read_to_string(good.path()).unwrap().replace(
+        "'qty': value.attrs['qty'] * 2}",
+        "'qty': value.attrs['qty'] * 2, 'colour': 'red'}",
+    );
+    let bad = write_temp(".yaml", &text);
+    let validate = |file: &tempfile::NamedTempFile| {
+        Command::new(freshet_tests::engine::engine_binary())
+            .args(["validate", "-f"])
+            .arg(file.path())
+            .output()
+            .expect("freshet-engine validate runs")
+    };
+    let ok = validate(&good);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let out = validate(&bad);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "validate passed a field the schema lacks"
+    );
+    assert!(
+        stderr
+            .contains("writes field 'colour', which the valueSchema's record shop.Shipment lacks"),
+        "{stderr}"
+    );
+}

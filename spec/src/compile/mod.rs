@@ -139,6 +139,10 @@ pub(super) struct Compiler {
     pub builder: StreamsBuilder,
     pub defaults: Defaults,
     pub errors: Vec<SpecError>,
+    /// The fields the last `mapValues` of the pipeline being compiled writes (a map literal's
+    /// keys) and its place, while the steps after it keep the value's shape; checked against an
+    /// avro `to` step's schema.
+    pub value_fields: Option<(Vec<String>, String)>,
 }
 
 /// A compiled expression with the place it came from, for runtime errors.
@@ -297,6 +301,39 @@ impl Compiler {
                 schema,
             },
         ))
+    }
+
+    /// With `validate`: a field the last `mapValues` writes that the `to` step's Avro record
+    /// schema lacks (which would fail every record at run time).
+    fn check_output_fields(&mut self, arg: &Json, at: &str) {
+        let Some((fields, step)) = self.value_fields.take() else {
+            return;
+        };
+        let Some(Ok(schema)) = arg
+            .get("valueSchema")
+            .and_then(Json::as_str)
+            .map(crate::registry::avro::parse_schema)
+        else {
+            return;
+        };
+        let apache_avro::Schema::Record(record) = &*schema else {
+            return;
+        };
+        for field in fields.iter().filter(|f| !record.lookup.contains_key(*f)) {
+            self.error(
+                at,
+                format!(
+                    "{step} writes field '{field}', which the valueSchema's record {} lacks (its fields: {})",
+                    record.name.fullname(None),
+                    record
+                        .fields
+                        .iter()
+                        .map(|f| f.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+        }
     }
 
     /// Reports an `avro` serde where only topics can have one (stores, tables' changelogs).
@@ -512,6 +549,7 @@ impl Compiler {
     ) -> Option<Position> {
         let mut pos = start;
         let mut ended = false;
+        self.value_fields = None;
         for (i, step) in steps.iter().enumerate() {
             let n = i + 1;
             let Some(obj) = step.as_object() else {
@@ -568,6 +606,9 @@ impl Compiler {
                 self.error(&at, format!("'{op}' cannot follow {}", pos.describe()));
                 continue;
             };
+            if !matches!(op, "filter" | "filterNot" | "peek" | "to") {
+                self.value_fields = None;
+            }
             let stream = match op {
                 "filter" | "filterNot" => {
                     let Some(e) = self.expr(arg, &at) else {
@@ -584,6 +625,7 @@ impl Compiler {
                     let Some(e) = self.expr(arg, &at) else {
                         continue;
                     };
+                    self.value_fields = e.expr.literal_map_keys().map(|keys| (keys, at.clone()));
                     stream.try_map_values(named_ref, move |info, k, v| e.eval(info, k, v))
                 }
                 "map" => {
@@ -751,6 +793,7 @@ impl Compiler {
             at,
         );
         let (key, value) = self.sink_serdes(arg, at);
+        self.check_output_fields(arg, at);
         let mut produced = Produced::with(key, value);
         if let Some(n) = named {
             produced = produced.named(n);
@@ -971,6 +1014,7 @@ fn compile_raw(spec: &RawTopology, defaults: Defaults) -> Result<Topology, SpecE
         builder: StreamsBuilder::new(),
         defaults,
         errors: Vec::new(),
+        value_fields: None,
     };
     let mut named = c.sources(spec);
     // Pipelines may read other pipelines: compile each once its input exists.
