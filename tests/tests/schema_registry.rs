@@ -316,3 +316,43 @@ fn validate_catches_a_step_writing_a_field_the_output_schema_lacks() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_registry_is_retried_within_task_timeout_then_fails_naming_it() {
+    let input = unique_name("avro-down-in");
+    create_topics(&[(&input, 1)]).await;
+    produce_orders(&input);
+    // The same records, read through a registry URL where nothing listens.
+    let dead = format!(
+        "http://127.0.0.1:{}/apis/ccompat/v7",
+        freshet_tests::engine::free_port()
+    );
+    let text = std::fs::read_to_string(manifest(&input, "unused", "", OUTPUT_SCHEMA).path())
+        .unwrap()
+        .replace(&registry_url(), &dead)
+        .replace(
+            "commit.interval.ms: \"100\"",
+            "commit.interval.ms: \"100\"\n  task.timeout.ms: 3s",
+        );
+    let file = write_temp(".yaml", &text);
+    let started = Instant::now();
+    let mut engine = EngineProcess::start(file.path(), &[], &[]);
+    let status = engine.wait(Duration::from_secs(60));
+    let waited = started.elapsed();
+    let log = engine.log_text();
+    assert!(!status.success(), "the engine should stop: {log}");
+    assert!(
+        log.contains("schema registry unreachable; retrying"),
+        "no retry logged:\n{log}"
+    );
+    let line = log
+        .lines()
+        .find(|l| l.contains("was unreachable for"))
+        .unwrap_or_else(|| panic!("no error names the outage:\n{log}"));
+    assert!(line.contains(&dead) && line.contains("schema id"), "{line}");
+    assert!(
+        line.contains(&format!("{input}-0 offset 0")) || line.contains(&format!("topic={input}")),
+        "{line}"
+    );
+    assert!(waited >= Duration::from_secs(3), "gave up after {waited:?}");
+}
