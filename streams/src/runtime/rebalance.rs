@@ -8,23 +8,25 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use freshet_topology::sync::Unpoisoned;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::{ClientContext, TopicPartitionList};
 use tracing::{error, warn};
 
 use super::Shared;
 use super::ThreadState;
 use super::error::RuntimeError;
 use super::producer::{Failure, StreamsProducer};
-use super::task_manager::TaskManager;
+use super::task_manager::{TaskManager, committed_offsets};
 
 /// Everything a thread owns that the rebalance callbacks also need.
 pub(crate) struct Core {
     pub tasks: TaskManager,
     pub output: StreamsProducer,
+    /// Under group.protocol=streams: the thread's member of the streams group, which assigns
+    /// its tasks (the consumer then only fetches what it is told to `assign`).
+    pub group: Option<super::streams_group::GroupMember>,
 }
 
 /// The consumer's context: creates and closes tasks as partitions come and go.
@@ -51,24 +53,6 @@ pub(crate) fn topic_partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
         .iter()
         .map(|e| (e.topic().to_owned(), e.partition()))
         .collect()
-}
-
-/// The committed offsets of `partitions` (those without one are left out).
-pub(crate) fn committed_offsets(
-    consumer: &BaseConsumer<RebalanceContext>,
-    partitions: &TopicPartitionList,
-) -> Result<HashMap<(String, i32), i64>, RuntimeError> {
-    let tpl = consumer
-        .committed_offsets(partitions.clone(), Duration::from_secs(10))
-        .map_err(|e| RuntimeError::kafka("reading the committed offsets", e))?;
-    Ok(tpl
-        .elements()
-        .iter()
-        .filter_map(|e| match e.offset() {
-            Offset::Offset(o) => Some(((e.topic().to_owned(), e.partition()), o)),
-            _ => None,
-        })
-        .collect())
 }
 
 impl RebalanceContext {
@@ -116,7 +100,7 @@ impl ConsumerContext for RebalanceContext {
             let mut dirty = false;
             match core
                 .tasks
-                .commit(consumer, &mut core.output, &self.shared.config, false)
+                .commit(consumer, &mut core.output, &self.shared.config, false, None)
             {
                 Ok(_) => {}
                 Err(Failure::Transaction(cause)) => {
@@ -160,10 +144,13 @@ impl ConsumerContext for RebalanceContext {
                 if core.output.in_transaction {
                     // Restoring new tasks can take longer than transaction.timeout.ms: commit what
                     // the tasks kept (incremental rebalancing) did first, so no transaction waits.
-                    if let Err(e) =
-                        core.tasks
-                            .commit(consumer, &mut core.output, &self.shared.config, false)
-                    {
+                    if let Err(e) = core.tasks.commit(
+                        consumer,
+                        &mut core.output,
+                        &self.shared.config,
+                        false,
+                        None,
+                    ) {
                         let cause = e.into_error();
                         warn!(thread = self.thread, cause = %cause, "committing before restoring new tasks failed");
                         self.recover.lock_unpoisoned().get_or_insert(cause);

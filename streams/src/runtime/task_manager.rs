@@ -20,6 +20,7 @@ use super::restore::{RestoreRequest, StateRestorer};
 use super::task::Task;
 use crate::config::StreamsConfig;
 use crate::topology::Topology;
+use freshet_streams_group::Member;
 
 /// A thread's tasks, with the partition → task map kept in step with them.
 pub(crate) struct TaskManager {
@@ -208,13 +209,16 @@ impl TaskManager {
     /// Commits (Kafka Streams' `TaskManager.commit`): record caches written out, outputs and
     /// changelogs flushed, offsets committed (under exactly-once: the transaction with its
     /// offsets), then checkpoints where due (`force_checkpoint`: every task's, as on a clean
-    /// close). Returns the number of partitions committed.
+    /// close). Returns the number of partitions committed. Under group.protocol=streams the
+    /// offsets go as the thread's streams-group `member` (its id and epoch), not through the
+    /// consumer, which is no group member.
     pub fn commit<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
         output: &mut StreamsProducer,
         config: &StreamsConfig,
         force_checkpoint: bool,
+        member: Option<&mut Member>,
     ) -> Result<usize, Failure> {
         let mut outputs = Vec::new();
         // A transaction whose commit timed out takes no more records: retry just the commit
@@ -233,6 +237,11 @@ impl TaskManager {
             }
         }
         let committed = if output.exactly_once() {
+            if member.is_some() {
+                return Err(Failure::Fatal(RuntimeError::Other(
+                    "exactly_once_v2 with group.protocol=streams is not supported yet: use at_least_once, or group.protocol=classic".to_owned(),
+                )));
+            }
             let offsets: Vec<(String, i32, i64)> =
                 self.tasks.values().flat_map(|t| t.committable()).collect();
             output.commit_transaction(consumer, &offsets)?
@@ -256,9 +265,23 @@ impl TaskManager {
             // delivery commits nothing, and its input is processed again after a restart.
             output.check_deliveries()?;
             if tpl.count() > 0 {
-                consumer.commit(&tpl, CommitMode::Sync).map_err(|e| {
-                    Failure::of_commit(RuntimeError::kafka("committing offsets", e), false)
-                })?;
+                match member {
+                    Some(member) => {
+                        let offsets: Vec<(String, i32, i64)> =
+                            self.tasks.values().flat_map(|t| t.committable()).collect();
+                        member.commit_offsets(&offsets).map_err(|e| {
+                            Failure::of_commit(
+                                RuntimeError::streams_group("committing offsets", e),
+                                false,
+                            )
+                        })?;
+                    }
+                    None => {
+                        consumer.commit(&tpl, CommitMode::Sync).map_err(|e| {
+                            Failure::of_commit(RuntimeError::kafka("committing offsets", e), false)
+                        })?;
+                    }
+                }
             }
             tpl.count()
         };
@@ -304,4 +327,22 @@ impl TaskManager {
     pub fn len(&self) -> usize {
         self.tasks.len()
     }
+}
+
+/// The committed offsets of `partitions` (those without one are left out).
+pub(crate) fn committed_offsets<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    partitions: &TopicPartitionList,
+) -> Result<HashMap<(String, i32), i64>, RuntimeError> {
+    let tpl = consumer
+        .committed_offsets(partitions.clone(), Duration::from_secs(10))
+        .map_err(|e| RuntimeError::kafka("reading the committed offsets", e))?;
+    Ok(tpl
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some(((e.topic().to_owned(), e.partition()), o)),
+            _ => None,
+        })
+        .collect())
 }
