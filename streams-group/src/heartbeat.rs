@@ -133,6 +133,11 @@ impl Member {
         self.epoch
     }
 
+    /// The static member's instance id.
+    pub fn instance_id(&self) -> Option<&str> {
+        self.config.instance_id.as_deref()
+    }
+
     /// The group.
     pub fn group_id(&self) -> &str {
         &self.config.group_id

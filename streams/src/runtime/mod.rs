@@ -18,6 +18,7 @@ mod abandonable;
 pub mod client_stats;
 pub mod error;
 mod global;
+mod member_offsets;
 mod metrics;
 pub mod partitioner;
 mod producer;

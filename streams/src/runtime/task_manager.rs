@@ -14,6 +14,7 @@ use tracing::{error, info, warn};
 
 use super::Shared;
 use super::error::RuntimeError;
+use super::member_offsets::MemberIdentity;
 use super::producer::{Failure, StreamsProducer};
 use super::refusal::Origin;
 use super::restore::{RestoreRequest, StateRestorer};
@@ -237,14 +238,15 @@ impl TaskManager {
             }
         }
         let committed = if output.exactly_once() {
-            if member.is_some() {
-                return Err(Failure::Fatal(RuntimeError::Other(
-                    "exactly_once_v2 with group.protocol=streams is not supported yet: use at_least_once, or group.protocol=classic".to_owned(),
-                )));
-            }
+            let member = member.map(|m| MemberIdentity {
+                group_id: m.group_id().to_owned(),
+                member_id: m.member_id().to_owned(),
+                epoch: m.epoch(),
+                instance_id: m.instance_id().map(str::to_owned),
+            });
             let offsets: Vec<(String, i32, i64)> =
                 self.tasks.values().flat_map(|t| t.committable()).collect();
-            output.commit_transaction(consumer, &offsets)?
+            output.commit_transaction(consumer, &offsets, member)?
         } else {
             let mut tpl = TopicPartitionList::new();
             for task in self.tasks.values() {

@@ -233,11 +233,6 @@ impl StreamThread {
         let context = RebalanceContext::new(self.index, self.shared.clone());
         let exactly_once =
             self.shared.config.processing_guarantee == ProcessingGuarantee::ExactlyOnceV2;
-        if exactly_once && self.streams_group() {
-            return Err(RuntimeError::Other(
-                "exactly_once_v2 with group.protocol=streams is not supported yet: use processing.guarantee=at_least_once, or group.protocol=classic".to_owned(),
-            ));
-        }
         if exactly_once && self.transactional_instance().is_none() {
             return Err(RuntimeError::Other(
                 "exactly_once_v2 without a transactional instance id".to_owned(),
