@@ -345,3 +345,38 @@ async fn reset_refuses_while_a_consumer_protocol_member_is_active() {
     assert_eq!(code, 0, "after the stop: {out}\n{err}");
     assert!(out.contains("dry run: nothing changed"), "{out}");
 }
+
+/// A streams group (KIP-1071): librdkafka does not know it; StreamsGroupDescribe finds its
+/// active members.
+#[tokio::test(flavor = "multi_thread")]
+async fn reset_refuses_while_a_streams_group_member_is_active() {
+    let app_id = unique_name("reset-1071");
+    let input = unique_name("reset-1071-in");
+    let output = unique_name("reset-1071-out");
+    create_topics(&[(&input, 2), (&output, 1)]).await;
+    let app = counting_app(&app_id, &input, &output, "", BY_KEY);
+    let mut spec = serde_json::to_value(&app.spec).expect("spec");
+    spec["config"]["group.protocol"] = "streams".into();
+    spec["config"]
+        .as_object_mut()
+        .expect("config")
+        .remove("session.timeout.ms");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = dir.path().join("app.yaml");
+    std::fs::write(&manifest, serde_yaml_ng::to_string(&spec).expect("yaml")).expect("write");
+    let state = dir.path().join("state");
+    send_batch(&input, KEYS, EACH, false);
+    run_until_counted(&manifest, &state, &output, KEYS as i64);
+    let state_arg = state.display().to_string();
+    let mut running = EngineProcess::start(&manifest, &["--state-dir", &state_arg], &[]);
+    running.wait_ready(Duration::from_secs(60));
+    let (code, _, err) = reset(&manifest, &state, &["--dry-run"]);
+    assert_eq!(code, 1, "refused while running: {err}");
+    assert!(err.contains("active members"), "{err}");
+    let status = running.terminate(Duration::from_secs(60));
+    assert!(status.success(), "engine exit: {status}");
+    // A member that left is gone from a streams group at once.
+    let (code, out, err) = reset(&manifest, &state, &["--dry-run"]);
+    assert_eq!(code, 0, "after the stop: {out}\n{err}");
+    assert!(out.contains("dry run: nothing changed"), "{out}");
+}
