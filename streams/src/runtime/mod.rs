@@ -20,6 +20,7 @@ pub mod error;
 mod global;
 mod metrics;
 pub mod partitioner;
+mod positions;
 mod producer;
 mod rebalance;
 mod refusal;

@@ -8,16 +8,16 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use freshet_topology::sync::Unpoisoned;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::{ClientContext, TopicPartitionList};
 use tracing::{error, warn};
 
 use super::Shared;
 use super::ThreadState;
 use super::error::RuntimeError;
+use super::positions::{COMMITTED_TIMEOUT, UnknownPositions, committed_offsets};
 use super::producer::{Failure, StreamsProducer};
 use super::task_manager::TaskManager;
 
@@ -37,6 +37,9 @@ pub(crate) struct RebalanceContext {
     /// Under exactly_once_v2: a transaction failed inside a rebalance callback while tasks stay
     /// assigned; the loop recovers them (their stores may hold the aborted writes).
     pub recover: Mutex<Option<RuntimeError>>,
+    /// Assigned partitions whose committed offsets could not be read in the callback: the run
+    /// loop reads them again and starts the partitions there (see `positions`).
+    pub unknown_positions: Mutex<Option<UnknownPositions>>,
 }
 
 impl ClientContext for RebalanceContext {
@@ -53,24 +56,6 @@ pub(crate) fn topic_partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
         .collect()
 }
 
-/// The committed offsets of `partitions` (those without one are left out).
-pub(crate) fn committed_offsets(
-    consumer: &BaseConsumer<RebalanceContext>,
-    partitions: &TopicPartitionList,
-) -> Result<HashMap<(String, i32), i64>, RuntimeError> {
-    let tpl = consumer
-        .committed_offsets(partitions.clone(), Duration::from_secs(10))
-        .map_err(|e| RuntimeError::kafka("reading the committed offsets", e))?;
-    Ok(tpl
-        .elements()
-        .iter()
-        .filter_map(|e| match e.offset() {
-            Offset::Offset(o) => Some(((e.topic().to_owned(), e.partition()), o)),
-            _ => None,
-        })
-        .collect())
-}
-
 impl RebalanceContext {
     /// A context for thread `thread`, without tasks or producer until the thread sets its core.
     pub fn new(thread: usize, shared: Arc<Shared>) -> Self {
@@ -80,6 +65,7 @@ impl RebalanceContext {
             core: Mutex::new(None),
             failure: Mutex::new(None),
             recover: Mutex::new(None),
+            unknown_positions: Mutex::new(None),
         }
     }
 
@@ -137,6 +123,11 @@ impl ConsumerContext for RebalanceContext {
                     warn!(thread = self.thread, error = %e, "commit before revocation failed; the new owner reprocesses from the last commit");
                 }
             }
+            let mut unknown = self.unknown_positions.lock_unpoisoned();
+            if unknown.as_mut().is_some_and(|u| u.revoke(&revoked)) {
+                *unknown = None;
+            }
+            drop(unknown);
             core.tasks.revoke(&revoked, dirty);
             core.output
                 .committed
@@ -154,7 +145,22 @@ impl ConsumerContext for RebalanceContext {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(assigned) => {
-                let committed = committed_offsets(consumer, assigned).unwrap_or_default();
+                // Without them the partitions may never start (see `positions`): the run loop
+                // reads them again rather than leave the thread running on nothing.
+                let committed = match committed_offsets(consumer, assigned, COMMITTED_TIMEOUT) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let partitions = topic_partitions(assigned);
+                        let mut unknown = self.unknown_positions.lock_unpoisoned();
+                        match unknown.as_mut() {
+                            Some(u) => u.extend(partitions),
+                            None => {
+                                *unknown = Some(UnknownPositions::new(self.thread, partitions, &e))
+                            }
+                        }
+                        HashMap::new()
+                    }
+                };
                 let mut guard = self.core.lock_unpoisoned();
                 let Some(core) = guard.as_mut() else { return };
                 if core.output.in_transaction {
