@@ -35,8 +35,12 @@ const READ_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often a read that keeps failing is logged again.
 const LOG_EVERY: Duration = Duration::from_secs(30);
 
-/// How long the rebalance callback and a recovery wait for the committed offsets.
+/// How long a recovery waits for the committed offsets (it rejoins the group when they do not
+/// come).
 pub(crate) const COMMITTED_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the rebalance callback waits for them: the run loop reads again what does not come
+/// in time, so the callback need not hold the poll long.
+pub(crate) const ASSIGNED_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The committed offsets of `partitions` (those without one are left out), read within
 /// `timeout`.

@@ -17,7 +17,7 @@ use tracing::{error, warn};
 use super::Shared;
 use super::ThreadState;
 use super::error::RuntimeError;
-use super::positions::{COMMITTED_TIMEOUT, UnknownPositions, committed_offsets};
+use super::positions::{ASSIGNED_TIMEOUT, UnknownPositions, committed_offsets};
 use super::producer::{Failure, StreamsProducer};
 use super::task_manager::TaskManager;
 
@@ -147,7 +147,7 @@ impl ConsumerContext for RebalanceContext {
             Rebalance::Assign(assigned) => {
                 // Without them the partitions may never start (see `positions`): the run loop
                 // reads them again rather than leave the thread running on nothing.
-                let committed = match committed_offsets(consumer, assigned, COMMITTED_TIMEOUT) {
+                let committed = match committed_offsets(consumer, assigned, ASSIGNED_TIMEOUT) {
                     Ok(c) => c,
                     Err(e) => {
                         let partitions = topic_partitions(assigned);
