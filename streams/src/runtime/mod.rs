@@ -21,6 +21,7 @@ mod global;
 mod member_offsets;
 mod metrics;
 pub mod partitioner;
+mod positions;
 mod producer;
 mod rebalance;
 mod refusal;

@@ -17,6 +17,7 @@ use tracing::{error, warn};
 use super::Shared;
 use super::ThreadState;
 use super::error::RuntimeError;
+use super::positions::{ASSIGNED_TIMEOUT, UnknownPositions, committed_offsets};
 use super::producer::{Failure, StreamsProducer};
 use super::task_manager::{TaskManager, committed_offsets};
 
@@ -39,6 +40,9 @@ pub(crate) struct RebalanceContext {
     /// Under exactly_once_v2: a transaction failed inside a rebalance callback while tasks stay
     /// assigned; the loop recovers them (their stores may hold the aborted writes).
     pub recover: Mutex<Option<RuntimeError>>,
+    /// Assigned partitions whose committed offsets could not be read in the callback: the run
+    /// loop reads them again and starts the partitions there (see `positions`).
+    pub unknown_positions: Mutex<Option<UnknownPositions>>,
 }
 
 impl ClientContext for RebalanceContext {
@@ -64,6 +68,7 @@ impl RebalanceContext {
             core: Mutex::new(None),
             failure: Mutex::new(None),
             recover: Mutex::new(None),
+            unknown_positions: Mutex::new(None),
         }
     }
 
@@ -121,6 +126,11 @@ impl ConsumerContext for RebalanceContext {
                     warn!(thread = self.thread, error = %e, "commit before revocation failed; the new owner reprocesses from the last commit");
                 }
             }
+            let mut unknown = self.unknown_positions.lock_unpoisoned();
+            if unknown.as_mut().is_some_and(|u| u.revoke(&revoked)) {
+                *unknown = None;
+            }
+            drop(unknown);
             core.tasks.revoke(&revoked, dirty);
             core.output
                 .committed
@@ -138,7 +148,22 @@ impl ConsumerContext for RebalanceContext {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(assigned) => {
-                let committed = committed_offsets(consumer, assigned).unwrap_or_default();
+                // Without them the partitions may never start (see `positions`): the run loop
+                // reads them again rather than leave the thread running on nothing.
+                let committed = match committed_offsets(consumer, assigned, ASSIGNED_TIMEOUT) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let partitions = topic_partitions(assigned);
+                        let mut unknown = self.unknown_positions.lock_unpoisoned();
+                        match unknown.as_mut() {
+                            Some(u) => u.extend(partitions),
+                            None => {
+                                *unknown = Some(UnknownPositions::new(self.thread, partitions, &e))
+                            }
+                        }
+                        HashMap::new()
+                    }
+                };
                 let mut guard = self.core.lock_unpoisoned();
                 let Some(core) = guard.as_mut() else { return };
                 if core.output.in_transaction {

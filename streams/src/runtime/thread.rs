@@ -28,6 +28,7 @@ use tracing::{debug, error, info, warn};
 
 use super::client_stats;
 use super::error::{ErrorClass, RuntimeError};
+use super::positions::{COMMITTED_TIMEOUT, committed_offsets, reset_offset};
 use super::producer::{Failure, StreamsProducer};
 use super::rebalance::{Core, RebalanceContext, topic_partitions};
 use super::refusal::{Origin, ProductionHandler};
@@ -446,20 +447,10 @@ impl StreamThread {
         let assignment = consumer
             .assignment()
             .map_err(|e| RuntimeError::kafka("reading the assignment", e))?;
-        let committed = committed_offsets(consumer, &assignment)?;
+        let committed = committed_offsets(consumer, &assignment, COMMITTED_TIMEOUT)?;
         // Records fetched after the last commit are fetched again; a partition without a
-        // committed offset starts where auto.offset.reset says (Kafka Streams' default: earliest).
-        let reset = match self
-            .shared
-            .config
-            .consumer
-            .iter()
-            .find(|(k, _)| k == "auto.offset.reset")
-            .map(|(_, v)| v.as_str())
-        {
-            Some("latest" | "largest" | "end") => Offset::End,
-            _ => Offset::Beginning,
-        };
+        // committed offset starts where auto.offset.reset says.
+        let reset = reset_offset(&self.shared.config);
         let assigned = topic_partitions(&assignment);
         if !assigned.is_empty() {
             let mut tpl = TopicPartitionList::new();
@@ -497,6 +488,26 @@ impl StreamThread {
             "tasks restarted from the last commit"
         );
         Ok(())
+    }
+
+    /// Reads again the committed offsets the rebalance callback could not, when due, and
+    /// starts the partitions there (see `positions`); true when it restarted them.
+    fn resolve_positions(
+        &self,
+        consumer: &BaseConsumer<RebalanceContext>,
+    ) -> Result<bool, Failure> {
+        let context = consumer.context();
+        let mut unknown = context.unknown_positions.lock_unpoisoned();
+        let Some(positions) = unknown.as_mut().filter(|u| u.due()) else {
+            return Ok(false);
+        };
+        let resolved = positions
+            .resolve(self.index, consumer, &self.shared.config)
+            .map_err(Failure::Retry)?;
+        if resolved {
+            *unknown = None;
+        }
+        Ok(resolved)
     }
 
     fn run_loop(&self, consumer: &BaseConsumer<RebalanceContext>) -> Result<(), Failure> {
@@ -556,6 +567,10 @@ impl StreamThread {
             }
             if let Some(cause) = consumer.context().recover.lock_unpoisoned().take() {
                 return Err(Failure::Transaction(cause));
+            }
+            if self.resolve_positions(consumer)? {
+                // The restart resumed every partition: the loop pauses the full ones again.
+                paused.clear();
             }
 
             let mut guard = consumer.context().core.lock_unpoisoned();
