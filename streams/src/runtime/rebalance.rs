@@ -19,7 +19,7 @@ use super::ThreadState;
 use super::error::RuntimeError;
 use super::positions::{ASSIGNED_TIMEOUT, UnknownPositions, committed_offsets};
 use super::producer::{Failure, StreamsProducer};
-use super::task_manager::{TaskManager, committed_offsets};
+use super::task_manager::TaskManager;
 
 /// Everything a thread owns that the rebalance callbacks also need.
 pub(crate) struct Core {

@@ -18,9 +18,10 @@ use rdkafka::{Offset, TopicPartitionList};
 use tracing::{info, warn};
 
 use super::error::{ErrorClass, RuntimeError};
+use super::positions::{COMMITTED_TIMEOUT, committed_offsets};
 use super::producer::{Failure, StreamsProducer};
 use super::repeats::Repeats;
-use super::task_manager::{TaskManager, committed_offsets};
+use super::task_manager::TaskManager;
 use super::{Shared, ThreadState};
 use crate::config::StreamsConfig;
 use crate::topology::Topology;
@@ -392,7 +393,7 @@ impl GroupMember {
             for (topic, partition) in &partitions {
                 tpl.add_partition(topic, *partition);
             }
-            let committed = committed_offsets(consumer, &tpl)?;
+            let committed = committed_offsets(consumer, &tpl, COMMITTED_TIMEOUT)?;
             tasks.create_tasks(&partitions, &committed)?;
             let reset = reset_offset(&shared.config);
             let mut tpl = TopicPartitionList::new();

@@ -330,21 +330,3 @@ impl TaskManager {
         self.tasks.len()
     }
 }
-
-/// The committed offsets of `partitions` (those without one are left out).
-pub(crate) fn committed_offsets<C: ConsumerContext>(
-    consumer: &BaseConsumer<C>,
-    partitions: &TopicPartitionList,
-) -> Result<HashMap<(String, i32), i64>, RuntimeError> {
-    let tpl = consumer
-        .committed_offsets(partitions.clone(), Duration::from_secs(10))
-        .map_err(|e| RuntimeError::kafka("reading the committed offsets", e))?;
-    Ok(tpl
-        .elements()
-        .iter()
-        .filter_map(|e| match e.offset() {
-            Offset::Offset(o) => Some(((e.topic().to_owned(), e.partition()), o)),
-            _ => None,
-        })
-        .collect())
-}

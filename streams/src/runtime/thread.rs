@@ -35,7 +35,7 @@ use super::refusal::{Origin, ProductionHandler};
 use super::repeats::Repeats;
 use super::streams_group::GroupMember;
 use super::task::{FailureKind, Outputs, RawRecord, RecordFailure, Task};
-use super::task_manager::{TaskManager, committed_offsets};
+use super::task_manager::TaskManager;
 use super::task_timeout::TaskTimeout;
 use super::{Shared, ThreadState};
 use crate::config::{ErrorHandler, ProcessingGuarantee};
