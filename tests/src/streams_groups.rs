@@ -148,3 +148,44 @@ pub fn wait_counts_exact(output: &str, keys: usize, expected: i64) -> BTreeMap<S
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+/// Writes to `path` the manifest the streams-group suites run: a count by key of `input` into
+/// `output` (a `long` per key), as a member of the streams group `app` under `guarantee`, with
+/// `threads` stream threads and its state in `state_dir`.
+pub fn write_count_manifest(
+    path: &std::path::Path,
+    app: &str,
+    (input, output): (&str, &str),
+    guarantee: &str,
+    threads: usize,
+    state_dir: &std::path::Path,
+) {
+    let text = format!(
+        r#"
+applicationId: {app}
+bootstrapServers: {bootstrap}
+defaultKeySerde: string
+defaultValueSerde: string
+config:
+  commit.interval.ms: "200"
+  group.protocol: streams
+  processing.guarantee: {guarantee}
+  num.stream.threads: "{threads}"
+  state.dir: {state_dir}
+topology:
+  streams:
+    - {{ name: events, topic: {input} }}
+  pipelines:
+    - name: count
+      from: events
+      steps:
+        - groupByKey: {{}}
+        - count: {{ store: counts }}
+        - toStream: {{}}
+        - to: {{ topic: {output}, valueSerde: long }}
+"#,
+        bootstrap = kafka_bootstrap(),
+        state_dir = state_dir.display(),
+    );
+    std::fs::write(path, text).expect("write the manifest");
+}

@@ -10,8 +10,10 @@ use std::time::Instant;
 use freshet_tests::apps::send_batch;
 use freshet_tests::engine::EngineProcess;
 use freshet_tests::kafka::create_topics;
-use freshet_tests::streams_groups::{MemberRow, wait_counts_exact, wait_stable};
-use freshet_tests::{kafka_bootstrap, unique_name};
+use freshet_tests::streams_groups::{
+    MemberRow, wait_counts_exact, wait_stable, write_count_manifest,
+};
+use freshet_tests::unique_name;
 
 const KEYS: usize = 8;
 const EACH: usize = 50;
@@ -37,37 +39,14 @@ async fn members_share_tasks_and_count_exactly(guarantee: &str) {
     let manifest = |threads: usize, instance: &str| {
         let state_dir = state.path().join(instance);
         let file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
-        std::fs::write(
+        write_count_manifest(
             file.path(),
-            format!(
-                r#"
-applicationId: {app}
-bootstrapServers: {bootstrap}
-defaultKeySerde: string
-defaultValueSerde: string
-config:
-  commit.interval.ms: "200"
-  group.protocol: streams
-  processing.guarantee: {guarantee}
-  num.stream.threads: "{threads}"
-  state.dir: {state_dir}
-topology:
-  streams:
-    - {{ name: events, topic: {input} }}
-  pipelines:
-    - name: count
-      from: events
-      steps:
-        - groupByKey: {{}}
-        - count: {{ store: counts }}
-        - toStream: {{}}
-        - to: {{ topic: {output}, valueSerde: long }}
-"#,
-                bootstrap = kafka_bootstrap(),
-                state_dir = state_dir.display(),
-            ),
-        )
-        .unwrap();
+            &app,
+            (&input, &output),
+            guarantee,
+            threads,
+            &state_dir,
+        );
         file
     };
     let all_tasks: BTreeSet<String> = (0..PARTITIONS).map(|p| format!("0_{p}")).collect();

@@ -12,7 +12,7 @@ use std::time::Duration;
 use freshet_tests::apps::send_batch;
 use freshet_tests::engine::EngineProcess;
 use freshet_tests::kafka::create_topics;
-use freshet_tests::streams_groups::{wait_counts_exact, wait_stable};
+use freshet_tests::streams_groups::{wait_counts_exact, wait_stable, write_count_manifest};
 use freshet_tests::{kafka_bootstrap, repo_root, unique_name};
 
 const KEYS: usize = 8;
@@ -75,36 +75,14 @@ async fn hand_over(guarantee: &str) {
     create_topics(&[(&input, PARTITIONS), (&output, PARTITIONS)]).await;
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("app.yaml");
-    std::fs::write(
+    write_count_manifest(
         &manifest,
-        format!(
-            r#"
-applicationId: {app}
-bootstrapServers: {bootstrap}
-defaultKeySerde: string
-defaultValueSerde: string
-config:
-  commit.interval.ms: "200"
-  group.protocol: streams
-  processing.guarantee: {guarantee}
-  state.dir: {state}
-topology:
-  streams:
-    - {{ name: events, topic: {input} }}
-  pipelines:
-    - name: count
-      from: events
-      steps:
-        - groupByKey: {{}}
-        - count: {{ store: counts }}
-        - toStream: {{}}
-        - to: {{ topic: {output}, valueSerde: long }}
-"#,
-            bootstrap = kafka_bootstrap(),
-            state = dir.path().join("freshet").display(),
-        ),
-    )
-    .unwrap();
+        &app,
+        (&input, &output),
+        guarantee,
+        1,
+        &dir.path().join("freshet"),
+    );
     let all: BTreeSet<String> = (0..PARTITIONS).map(|p| format!("0_{p}")).collect();
     let started = std::time::Instant::now();
 

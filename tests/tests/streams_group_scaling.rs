@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use freshet_tests::engine::EngineProcess;
 use freshet_tests::kafka::create_topics;
-use freshet_tests::streams_groups::{MemberRow, wait_counts_exact, wait_stable};
+use freshet_tests::streams_groups::{
+    MemberRow, wait_counts_exact, wait_stable, write_count_manifest,
+};
 use freshet_tests::{kafka_bootstrap, unique_name};
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -102,36 +104,14 @@ async fn scale(guarantee: &str) {
     let dir = tempfile::tempdir().unwrap();
     let manifest = |name: &str| {
         let path = dir.path().join(format!("{name}.yaml"));
-        std::fs::write(
+        write_count_manifest(
             &path,
-            format!(
-                r#"
-applicationId: {app}
-bootstrapServers: {bootstrap}
-defaultKeySerde: string
-defaultValueSerde: string
-config:
-  commit.interval.ms: "200"
-  group.protocol: streams
-  processing.guarantee: {guarantee}
-  state.dir: {state}
-topology:
-  streams:
-    - {{ name: events, topic: {input} }}
-  pipelines:
-    - name: count
-      from: events
-      steps:
-        - groupByKey: {{}}
-        - count: {{ store: counts }}
-        - toStream: {{}}
-        - to: {{ topic: {output}, valueSerde: long }}
-"#,
-                bootstrap = kafka_bootstrap(),
-                state = dir.path().join(name).display(),
-            ),
-        )
-        .unwrap();
+            &app,
+            (&input, &output),
+            guarantee,
+            1,
+            &dir.path().join(name),
+        );
         path
     };
     let all: BTreeSet<String> = (0..PARTITIONS).map(|p| format!("0_{p}")).collect();
