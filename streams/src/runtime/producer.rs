@@ -451,43 +451,36 @@ impl StreamsProducer {
                 tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
                     .map_err(|e| RuntimeError::kafka("listing the consumed offsets", e))?;
             }
-            if let Some(member) = member {
-                const WHAT: &str = "sending the consumed offsets to the transaction";
-                let producer = Arc::clone(&self.producer);
-                let limit = TRANSACTION_CALL_TIMEOUT + UNRESPONSIVE_GRACE;
-                match call_within(WHAT, limit, move || {
+            const WHAT: &str = "sending the consumed offsets to the transaction";
+            let producer = Arc::clone(&self.producer);
+            // Under group.protocol=streams the offsets go as the thread's streams-group member;
+            // otherwise with the consumer's group metadata, whose generation fences a thread that
+            // lost its partitions in a rebalance (KIP-447).
+            let send: Box<dyn FnOnce() -> Result<(), RuntimeError> + Send> = match member {
+                Some(member) => Box::new(move || {
                     super::member_offsets::send_offsets(
                         &producer,
                         &tpl,
                         &member,
                         TRANSACTION_CALL_TIMEOUT,
                     )
-                }) {
-                    Some(sent) => sent.map_err(|e| Failure::of_commit(e, true))?,
-                    None => {
-                        self.abandoned = true;
-                        return Err(Failure::Transaction(RuntimeError::Unresponsive {
-                            what: WHAT.to_owned(),
-                            waited_secs: limit.as_secs(),
-                        }));
-                    }
+                }),
+                None => {
+                    let group = consumer.group_metadata().ok_or_else(|| {
+                        Failure::Transaction(RuntimeError::Other(
+                            "the consumer has no group metadata yet".to_owned(),
+                        ))
+                    })?;
+                    Box::new(move || {
+                        producer
+                            .send_offsets_to_transaction(&tpl, &group, TRANSACTION_CALL_TIMEOUT)
+                            .map_err(|e| RuntimeError::kafka(WHAT, e))
+                    })
                 }
-                return self.commit_open_transaction(moved);
-            }
-            // The group metadata carries the consumer's generation: a thread that lost its
-            // partitions in a rebalance cannot commit offsets for them (KIP-447 fencing).
-            let group = consumer.group_metadata().ok_or_else(|| {
-                Failure::Transaction(RuntimeError::Other(
-                    "the consumer has no group metadata yet".to_owned(),
-                ))
-            })?;
-            const WHAT: &str = "sending the consumed offsets to the transaction";
-            let producer = Arc::clone(&self.producer);
+            };
             let limit = TRANSACTION_CALL_TIMEOUT + UNRESPONSIVE_GRACE;
-            match call_within(WHAT, limit, move || {
-                producer.send_offsets_to_transaction(&tpl, &group, TRANSACTION_CALL_TIMEOUT)
-            }) {
-                Some(sent) => sent.map_err(txn(WHAT))?,
+            match call_within(WHAT, limit, send) {
+                Some(sent) => sent.map_err(|e| Failure::of_commit(e, true))?,
                 None => {
                     self.abandoned = true;
                     return Err(Failure::Transaction(RuntimeError::Unresponsive {
