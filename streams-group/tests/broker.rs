@@ -94,7 +94,17 @@ fn a_member_is_assigned_described_and_fenced_by_its_epoch() {
             std::thread::sleep(Duration::from_millis(100));
             continue;
         }
-        match member.heartbeat().expect("heartbeat") {
+        // A fresh broker answers CoordinatorNotAvailable until its offsets topic exists: the
+        // member waits that out as the runtime does (the next heartbeat finds it again).
+        let outcome = match member.heartbeat() {
+            Ok(outcome) => outcome,
+            Err(e) if e.is_retriable() => {
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
+            Err(e) => panic!("heartbeat: {e}"),
+        };
+        match outcome {
             Outcome::Assigned(tasks) => {
                 member.set_owned(tasks.clone());
                 if tasks == all {
