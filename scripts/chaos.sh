@@ -17,7 +17,9 @@ need_cmd cargo "install Rust with rustup (https://rustup.rs) and put cargo on PA
 ensure_up kafka
 ensure_up cluster
 # The tests run the engine and operator binaries: build them beside the test executables.
-cargo build -p freshet-engine -p freshet-operator --bins
+# --workspace, as make test builds: a per-package build unifies features differently and
+# rebuilds half the dependency tree in the shared target.
+cargo build --workspace --bins
 export FRESHET_KAFKA_BOOTSTRAP=127.0.0.1:$FRESHET_KAFKA_PORT
 export KUBECONFIG=$RUN_DIR/kubeconfig
 export FRESHET_KUBECTL=$K8S_BIN/kubectl
@@ -25,4 +27,4 @@ export FRESHET_CHAOS=1
 # One at a time: each test's brokers and engines get the machine's two cores to themselves.
 tests=()
 for t in ${FRESHET_CHAOS_TESTS:-faults operator_faults}; do tests+=(--test "$t"); done
-cargo test -p freshet-tests "${tests[@]}" -- --nocapture --test-threads=1 ${FRESHET_TEST_ARGS:-}
+cargo test --workspace "${tests[@]}" -- --nocapture --test-threads=1 ${FRESHET_TEST_ARGS:-}

@@ -12,7 +12,8 @@ trap 'finish_target "make soak"' EXIT
 need_cmd cargo "install Rust with rustup (https://rustup.rs) and put cargo on PATH"
 ensure_up kafka
 # The tests run the engine binary: build it beside the test executable.
-cargo build -p freshet-engine --bins
+# --workspace, as make test builds (a per-package build rebuilds with other features).
+cargo build --workspace --bins
 export FRESHET_KAFKA_BOOTSTRAP=127.0.0.1:$FRESHET_KAFKA_PORT
 # One at a time, so each guarantee's figures are its own.
-cargo test -p freshet-tests --test crash -- --ignored --nocapture --test-threads=1 ${FRESHET_TEST_ARGS:-}
+cargo test --workspace --test crash -- --ignored --nocapture --test-threads=1 ${FRESHET_TEST_ARGS:-}

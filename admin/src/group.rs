@@ -3,6 +3,10 @@
 //! with the API of the group's protocol (DescribeGroups for a classic group,
 //! ConsumerGroupDescribe for a `group.protocol=consumer` one), so active members are found
 //! either way. The rdkafka crate does not wrap this call; it is made through its bindings.
+//!
+//! A streams group (KIP-1071, `group.protocol=streams`) is none of those: librdkafka reports it
+//! as not found, so a group it calls `Dead` is asked again with `StreamsGroupDescribe`
+//! (`freshet-streams-group`), lest a reset run under active streams members.
 
 use std::ffi::{CStr, CString, c_char};
 use std::time::Duration;
@@ -101,7 +105,50 @@ pub fn describe_group(
         }
         rd::rd_kafka_AdminOptions_destroy(options);
         rd::rd_kafka_queue_destroy(queue);
-        outcome
+        match outcome {
+            Ok(d) if d.state == "Dead" && d.members.is_empty() => {
+                Ok(describe_streams_group(bootstrap, group, timeout).unwrap_or(d))
+            }
+            other => other,
+        }
+    }
+}
+
+/// The streams group `group`, if there is one: `None` when the coordinator knows no streams
+/// group by that name or cannot be asked (a broker before Kafka 4.2, or a secured listener this
+/// plaintext client cannot use — then a warning says so).
+fn describe_streams_group(
+    bootstrap: &str,
+    group: &str,
+    timeout: Duration,
+) -> Option<GroupDescription> {
+    use freshet_streams_group::{Connection, coordinator, describe};
+    const GROUP_ID_NOT_FOUND: i16 = 69;
+    let client = "freshet-admin";
+    let described = coordinator::find_coordinator(bootstrap, group, client, timeout)
+        .and_then(|address| Connection::connect(&address, client, timeout))
+        .and_then(|mut conn| describe::describe_group(&mut conn, group));
+    match described {
+        Ok(g) => Some(GroupDescription {
+            state: g.group_state.as_str().to_owned(),
+            members: g
+                .members
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{}@{} ({})",
+                        m.client_id.as_str(),
+                        m.client_host.as_str(),
+                        m.member_id.as_str()
+                    )
+                })
+                .collect(),
+        }),
+        Err(e) if e.code() == Some(GROUP_ID_NOT_FOUND) => None,
+        Err(e) => {
+            tracing::warn!(group, error = %e, "could not ask for a streams group of this name (KIP-1071); taking the group as empty");
+            None
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 
 use crate::engine::{EngineProcess, free_port};
-use crate::kafka::{KeyValue, Received, produce, produce_transactional};
+use crate::kafka::{Received, key_values, produce, produce_transactional};
 use crate::{eventually, kafka_bootstrap, kubeconfig_path, kubelet, pod_kafka_bootstrap};
 
 /// How long a test waits for a pod, a count or a scale.
@@ -102,10 +102,7 @@ pub fn send_batch(topic: &str, keys: usize, each: usize, transactional: bool) {
             (0..keys).map(move |k| (format!("k{k}").into_bytes(), format!("v{i}").into_bytes()))
         })
         .collect();
-    let refs: Vec<KeyValue<'_>> = owned
-        .iter()
-        .map(|(k, v)| (Some(k.as_slice()), Some(v.as_slice())))
-        .collect();
+    let refs = key_values(&owned);
     if transactional {
         produce_transactional(topic, &refs, 10_000);
     } else {

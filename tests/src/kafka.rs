@@ -132,6 +132,14 @@ pub fn base_timestamp() -> i64 {
     })
 }
 
+/// Borrows owned (key, value) pairs as the [`KeyValue`]s the produce functions take.
+pub fn key_values(owned: &[(Vec<u8>, Vec<u8>)]) -> Vec<KeyValue<'_>> {
+    owned
+        .iter()
+        .map(|(k, v)| (Some(k.as_slice()), Some(v.as_slice())))
+        .collect()
+}
+
 /// Produces (key, value) pairs with Java's partitioner; timestamps `base_timestamp() + first_ts`
 /// onwards, 1 ms apart.
 pub fn produce(topic: &str, records: &[KeyValue<'_>], first_ts: i64) {

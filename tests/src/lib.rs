@@ -15,6 +15,7 @@ pub mod kubelet;
 pub mod node;
 pub mod private_cluster;
 pub mod prometheus;
+pub mod streams_groups;
 pub mod test_node;
 pub mod words;
 

@@ -12,7 +12,7 @@ use freshet_tests::apps::{
     WAIT, apply, counting_app, operator, read_counts, ready_pods, wait_counts,
 };
 use freshet_tests::cluster::{install_crd, namespace};
-use freshet_tests::kafka::{KeyValue, create_topics, produce};
+use freshet_tests::kafka::{create_topics, key_values, produce};
 use freshet_tests::node::Node;
 use freshet_tests::{eventually, kube_client, unique_name};
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -32,10 +32,7 @@ fn send_records(topic: &str, range: std::ops::Range<usize>) {
     let owned: Vec<(Vec<u8>, Vec<u8>)> = range
         .map(|i| (format!("k{}", i % KEYS).into_bytes(), b"v".to_vec()))
         .collect();
-    let refs: Vec<KeyValue<'_>> = owned
-        .iter()
-        .map(|(k, v)| (Some(k.as_slice()), Some(v.as_slice())))
-        .collect();
+    let refs = key_values(&owned);
     produce(topic, &refs, 0);
 }
 

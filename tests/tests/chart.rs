@@ -9,7 +9,7 @@ use std::time::Duration;
 use freshet_crds::StreamsApp;
 use freshet_tests::apps::wait_app_ready;
 use freshet_tests::cluster::{install_crd, namespace};
-use freshet_tests::kafka::{Received, create_topics, produce};
+use freshet_tests::kafka::{Received, create_topics, key_values, produce};
 use freshet_tests::node::Node;
 use freshet_tests::{
     eventually, kafka_bootstrap, kube_client, kubeconfig_path, kubectl, pod_kafka_bootstrap,
@@ -374,10 +374,7 @@ spec:
     let records: Vec<(Vec<u8>, Vec<u8>)> = (0..50)
         .map(|i| (format!("k{}", i % 5).into_bytes(), b"x".to_vec()))
         .collect();
-    let refs: Vec<_> = records
-        .iter()
-        .map(|(k, v)| (Some(k.as_slice()), Some(v.as_slice())))
-        .collect();
+    let refs = key_values(&records);
     produce(&input, &refs, 0);
     let metadata: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", kafka_bootstrap())

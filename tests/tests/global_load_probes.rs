@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use freshet_tests::engine::EngineProcess;
-use freshet_tests::kafka::{consume, create_topics, produce, produce_configured};
+use freshet_tests::kafka::{consume, create_topics, key_values, produce, produce_configured};
 use freshet_tests::{kafka_bootstrap, unique_name};
 
 /// Records in the global table's topic, written in small batches, and the global consumer's
@@ -32,10 +32,7 @@ async fn healthz_answers_and_readyz_says_loading_while_global_tables_load() {
             )
         })
         .collect();
-    let records: Vec<_> = owned
-        .iter()
-        .map(|(k, v)| (Some(k.as_slice()), Some(v.as_slice())))
-        .collect();
+    let records = key_values(&owned);
     // Many small requests in flight at once: order does not matter to a table of distinct keys,
     // and one request at a time would take minutes on a busy machine.
     produce_configured(

@@ -444,7 +444,8 @@ async fn an_unchanged_spec_under_traffic_writes_status_rarely_and_reuses_kafka_c
     let observe = if chaos() {
         Duration::from_secs(600)
     } else {
-        Duration::from_secs(30)
+        // Still ten reconciles or more: an operator writing status on each would show it.
+        Duration::from_secs(20)
     };
     let until = Instant::now() + observe;
     let mut lags = std::collections::BTreeSet::new();

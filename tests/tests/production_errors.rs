@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use freshet_tests::engine::EngineProcess;
 use freshet_tests::kafka::{
-    Received, base_timestamp, consume, create_topic_with_config, create_topics, produce,
+    Received, base_timestamp, consume, create_topic_with_config, create_topics, key_values, produce,
 };
 use freshet_tests::{kafka_bootstrap, unique_name};
 
@@ -75,10 +75,7 @@ async fn setup(prefix: &str) -> (String, String) {
             (format!("k{i}").into_bytes(), value)
         })
         .collect();
-    let records: Vec<_> = owned
-        .iter()
-        .map(|(k, v)| (Some(k.as_slice()), Some(v.as_slice())))
-        .collect();
+    let records = key_values(&owned);
     produce(&input, &records, FIRST_TS);
     (input, output)
 }

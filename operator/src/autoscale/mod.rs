@@ -441,18 +441,16 @@ impl Autoscaler {
         // A rebalance after a change slows processing for a while, and a drain leaves the
         // instances idle for part of the interval: both only show a floor under capacity.
         match self.measured(current, cooling) {
-            Some(Measured::Capacity(rate)) => {
-                match self.over_the_run(current) {
-                    Some(run_rate)
-                        if self.capacity_run.is_some()
-                            && self.capacity_run == self.run_start.map(|(s, _)| s.at) =>
-                    {
-                        self.set_capacity(run_rate);
-                    }
-                    Some(run_rate) => self.take_capacity(now, run_rate, policy),
-                    None => self.take_capacity(now, rate, policy),
+            Some(Measured::Capacity(rate)) => match self.over_the_run(current) {
+                Some(run_rate)
+                    if self.capacity_run.is_some()
+                        && self.capacity_run == self.run_start.map(|(s, _)| s.at) =>
+                {
+                    self.set_capacity(run_rate);
                 }
-            }
+                Some(run_rate) => self.take_capacity(now, run_rate, policy),
+                None => self.take_capacity(now, rate, policy),
+            },
             Some(Measured::AtLeast(rate)) => {
                 self.run_start = None;
                 self.below.clear();

@@ -468,7 +468,11 @@ fn a_lasting_drop_in_capacity_is_taken_after_the_window() {
         (500.0..=600.0).contains(&capacity),
         "capacity {capacity} after 150 s at 550/s per instance"
     );
-    assert_eq!(l.current, 4, "1250/s at 550/s per instance: {:?}", l.replicas);
+    assert_eq!(
+        l.current, 4,
+        "1250/s at 550/s per instance: {:?}",
+        l.replicas
+    );
 }
 
 /// While a pod starts (its restore, the rebalance it causes) the instances process less

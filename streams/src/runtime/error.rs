@@ -227,6 +227,18 @@ pub enum RuntimeError {
         #[source]
         source: KafkaError,
     },
+    /// A request of the streams-group protocol (KIP-1071) failed: a heartbeat, an offset commit,
+    /// finding the coordinator.
+    #[error("{what}: {source}")]
+    StreamsGroup {
+        /// What the runtime was doing.
+        what: String,
+        /// Retriable (the coordinator moved or is away) or fatal.
+        class: ErrorClass,
+        /// The protocol client's error.
+        #[source]
+        source: std::sync::Arc<freshet_streams_group::GroupError>,
+    },
     /// A failure the runtime describes itself (a missing output topic, transactions that keep
     /// failing, global tables that cannot load).
     #[error("{0}")]
@@ -234,6 +246,22 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
+    /// A failed streams-group request, classed by whether trying again can help.
+    pub(crate) fn streams_group(
+        what: impl Into<String>,
+        source: freshet_streams_group::GroupError,
+    ) -> RuntimeError {
+        RuntimeError::StreamsGroup {
+            what: what.into(),
+            class: if source.is_retriable() {
+                ErrorClass::Retriable
+            } else {
+                ErrorClass::Fatal
+            },
+            source: std::sync::Arc::new(source),
+        }
+    }
+
     /// A failed produce to `topic`: a refused authorisation names the ACL it lacks (WRITE on the
     /// topic; IDEMPOTENT_WRITE on the cluster for an idempotent producer on brokers before
     /// Kafka 3.0), anything else is `otherwise`.
@@ -618,7 +646,9 @@ impl RuntimeError {
     /// What the failure asks of the thread; errors outside the Kafka clients are fatal.
     pub fn class(&self) -> ErrorClass {
         match self {
-            RuntimeError::Kafka { class, .. } | RuntimeError::Delivery { class, .. } => *class,
+            RuntimeError::Kafka { class, .. }
+            | RuntimeError::Delivery { class, .. }
+            | RuntimeError::StreamsGroup { class, .. } => *class,
             _ => ErrorClass::Fatal,
         }
     }

@@ -18,13 +18,16 @@ mod abandonable;
 pub mod client_stats;
 pub mod error;
 mod global;
+mod member_offsets;
 mod metrics;
 pub mod partitioner;
+mod positions;
 mod producer;
 mod rebalance;
 mod refusal;
 pub mod repeats;
 pub(crate) mod restore;
+mod streams_group;
 pub(crate) mod task;
 mod task_manager;
 mod task_timeout;
@@ -106,6 +109,10 @@ pub(crate) struct Shared {
     pub transactional_instance: Option<String>,
     /// Holds the persisted process id (when it names the transactional ids) for the process's life.
     _process_id: Option<crate::state::ProcessId>,
+    /// Under group.protocol=streams: the process id every thread's member reports (Kafka
+    /// Streams' `processId`, a UUID), which tells the broker's assignor the threads of one
+    /// instance apart from those of another.
+    pub group_process_id: String,
     pub metrics: Metrics,
     state: Mutex<State>,
     threads: Mutex<Vec<ThreadState>>,
@@ -341,6 +348,7 @@ impl KafkaStreams {
                 instance_base,
                 transactional_instance,
                 _process_id: process_id,
+                group_process_id: streams_group::process_id(),
                 metrics,
                 state: Mutex::new(State::Created),
                 threads: Mutex::new(vec![ThreadState::Starting; threads]),

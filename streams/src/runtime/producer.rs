@@ -20,6 +20,7 @@ use tracing::{info, warn};
 use super::abandonable::call_within;
 use super::client_stats::ClientStatsMetrics;
 use super::error::{ErrorClass, RuntimeError, TaskError};
+use super::member_offsets::MemberIdentity;
 use super::metrics::TaskLabels;
 use super::refusal::{
     Kind, Origin, Plan, ProductionHandler, Refused, Sent, Watch, batches_too_large, triage,
@@ -400,10 +401,14 @@ impl StreamsProducer {
     /// returns how many partitions' offsets it carried. A retriable failure
     /// ([`Failure::Retry`]) leaves the transaction open: sending the offsets may be retried
     /// after more records, a commit that timed out only by itself ([`Self::is_committing`]).
+    ///
+    /// Under group.protocol=streams the offsets go as the thread's streams-group `member` (the
+    /// consumer is in no group).
     pub(crate) fn commit_transaction<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
         offsets: &[(String, i32, i64)],
+        member: Option<MemberIdentity>,
     ) -> Result<usize, Failure> {
         let txn = |what: &str| {
             let what = what.to_owned();
@@ -446,20 +451,36 @@ impl StreamsProducer {
                 tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
                     .map_err(|e| RuntimeError::kafka("listing the consumed offsets", e))?;
             }
-            // The group metadata carries the consumer's generation: a thread that lost its
-            // partitions in a rebalance cannot commit offsets for them (KIP-447 fencing).
-            let group = consumer.group_metadata().ok_or_else(|| {
-                Failure::Transaction(RuntimeError::Other(
-                    "the consumer has no group metadata yet".to_owned(),
-                ))
-            })?;
             const WHAT: &str = "sending the consumed offsets to the transaction";
             let producer = Arc::clone(&self.producer);
+            // Under group.protocol=streams the offsets go as the thread's streams-group member;
+            // otherwise with the consumer's group metadata, whose generation fences a thread that
+            // lost its partitions in a rebalance (KIP-447).
+            let send: Box<dyn FnOnce() -> Result<(), RuntimeError> + Send> = match member {
+                Some(member) => Box::new(move || {
+                    super::member_offsets::send_offsets(
+                        &producer,
+                        &tpl,
+                        &member,
+                        TRANSACTION_CALL_TIMEOUT,
+                    )
+                }),
+                None => {
+                    let group = consumer.group_metadata().ok_or_else(|| {
+                        Failure::Transaction(RuntimeError::Other(
+                            "the consumer has no group metadata yet".to_owned(),
+                        ))
+                    })?;
+                    Box::new(move || {
+                        producer
+                            .send_offsets_to_transaction(&tpl, &group, TRANSACTION_CALL_TIMEOUT)
+                            .map_err(|e| RuntimeError::kafka(WHAT, e))
+                    })
+                }
+            };
             let limit = TRANSACTION_CALL_TIMEOUT + UNRESPONSIVE_GRACE;
-            match call_within(WHAT, limit, move || {
-                producer.send_offsets_to_transaction(&tpl, &group, TRANSACTION_CALL_TIMEOUT)
-            }) {
-                Some(sent) => sent.map_err(txn(WHAT))?,
+            match call_within(WHAT, limit, send) {
+                Some(sent) => sent.map_err(|e| Failure::of_commit(e, true))?,
                 None => {
                     self.abandoned = true;
                     return Err(Failure::Transaction(RuntimeError::Unresponsive {
@@ -469,10 +490,19 @@ impl StreamsProducer {
                 }
             }
         }
+        self.commit_open_transaction(moved)
+    }
+
+    /// Commits the open transaction, which carries the offsets `moved`.
+    fn commit_open_transaction(
+        &mut self,
+        moved: Vec<(String, i32, i64)>,
+    ) -> Result<usize, Failure> {
         match self.producer.commit_transaction(TRANSACTION_CALL_TIMEOUT) {
             Ok(()) => Ok(self.committed_with(moved)),
             Err(e) => {
-                let failure = txn("committing the transaction")(e);
+                let failure =
+                    Failure::of_commit(RuntimeError::kafka("committing the transaction", e), true);
                 if matches!(failure, Failure::Retry(_)) {
                     self.committing = Some(moved);
                 }

@@ -8,16 +8,16 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use freshet_topology::sync::Unpoisoned;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::{ClientContext, TopicPartitionList};
 use tracing::{error, warn};
 
 use super::Shared;
 use super::ThreadState;
 use super::error::RuntimeError;
+use super::positions::{ASSIGNED_TIMEOUT, UnknownPositions, committed_offsets};
 use super::producer::{Failure, StreamsProducer};
 use super::task_manager::TaskManager;
 
@@ -25,6 +25,9 @@ use super::task_manager::TaskManager;
 pub(crate) struct Core {
     pub tasks: TaskManager,
     pub output: StreamsProducer,
+    /// Under group.protocol=streams: the thread's member of the streams group, which assigns
+    /// its tasks (the consumer then only fetches what it is told to `assign`).
+    pub group: Option<super::streams_group::GroupMember>,
 }
 
 /// The consumer's context: creates and closes tasks as partitions come and go.
@@ -37,6 +40,9 @@ pub(crate) struct RebalanceContext {
     /// Under exactly_once_v2: a transaction failed inside a rebalance callback while tasks stay
     /// assigned; the loop recovers them (their stores may hold the aborted writes).
     pub recover: Mutex<Option<RuntimeError>>,
+    /// Assigned partitions whose committed offsets could not be read in the callback: the run
+    /// loop reads them again and starts the partitions there (see `positions`).
+    pub unknown_positions: Mutex<Option<UnknownPositions>>,
 }
 
 impl ClientContext for RebalanceContext {
@@ -53,24 +59,6 @@ pub(crate) fn topic_partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
         .collect()
 }
 
-/// The committed offsets of `partitions` (those without one are left out).
-pub(crate) fn committed_offsets(
-    consumer: &BaseConsumer<RebalanceContext>,
-    partitions: &TopicPartitionList,
-) -> Result<HashMap<(String, i32), i64>, RuntimeError> {
-    let tpl = consumer
-        .committed_offsets(partitions.clone(), Duration::from_secs(10))
-        .map_err(|e| RuntimeError::kafka("reading the committed offsets", e))?;
-    Ok(tpl
-        .elements()
-        .iter()
-        .filter_map(|e| match e.offset() {
-            Offset::Offset(o) => Some(((e.topic().to_owned(), e.partition()), o)),
-            _ => None,
-        })
-        .collect())
-}
-
 impl RebalanceContext {
     /// A context for thread `thread`, without tasks or producer until the thread sets its core.
     pub fn new(thread: usize, shared: Arc<Shared>) -> Self {
@@ -80,6 +68,7 @@ impl RebalanceContext {
             core: Mutex::new(None),
             failure: Mutex::new(None),
             recover: Mutex::new(None),
+            unknown_positions: Mutex::new(None),
         }
     }
 
@@ -116,7 +105,7 @@ impl ConsumerContext for RebalanceContext {
             let mut dirty = false;
             match core
                 .tasks
-                .commit(consumer, &mut core.output, &self.shared.config, false)
+                .commit(consumer, &mut core.output, &self.shared.config, false, None)
             {
                 Ok(_) => {}
                 Err(Failure::Transaction(cause)) => {
@@ -137,6 +126,11 @@ impl ConsumerContext for RebalanceContext {
                     warn!(thread = self.thread, error = %e, "commit before revocation failed; the new owner reprocesses from the last commit");
                 }
             }
+            let mut unknown = self.unknown_positions.lock_unpoisoned();
+            if unknown.as_mut().is_some_and(|u| u.revoke(&revoked)) {
+                *unknown = None;
+            }
+            drop(unknown);
             core.tasks.revoke(&revoked, dirty);
             core.output
                 .committed
@@ -154,16 +148,34 @@ impl ConsumerContext for RebalanceContext {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(assigned) => {
-                let committed = committed_offsets(consumer, assigned).unwrap_or_default();
+                // Without them the partitions may never start (see `positions`): the run loop
+                // reads them again rather than leave the thread running on nothing.
+                let committed = match committed_offsets(consumer, assigned, ASSIGNED_TIMEOUT) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let partitions = topic_partitions(assigned);
+                        let mut unknown = self.unknown_positions.lock_unpoisoned();
+                        match unknown.as_mut() {
+                            Some(u) => u.extend(partitions),
+                            None => {
+                                *unknown = Some(UnknownPositions::new(self.thread, partitions, &e))
+                            }
+                        }
+                        HashMap::new()
+                    }
+                };
                 let mut guard = self.core.lock_unpoisoned();
                 let Some(core) = guard.as_mut() else { return };
                 if core.output.in_transaction {
                     // Restoring new tasks can take longer than transaction.timeout.ms: commit what
                     // the tasks kept (incremental rebalancing) did first, so no transaction waits.
-                    if let Err(e) =
-                        core.tasks
-                            .commit(consumer, &mut core.output, &self.shared.config, false)
-                    {
+                    if let Err(e) = core.tasks.commit(
+                        consumer,
+                        &mut core.output,
+                        &self.shared.config,
+                        false,
+                        None,
+                    ) {
                         let cause = e.into_error();
                         warn!(thread = self.thread, cause = %cause, "committing before restoring new tasks failed");
                         self.recover.lock_unpoisoned().get_or_insert(cause);

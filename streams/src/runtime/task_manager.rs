@@ -14,12 +14,14 @@ use tracing::{error, info, warn};
 
 use super::Shared;
 use super::error::RuntimeError;
+use super::member_offsets::MemberIdentity;
 use super::producer::{Failure, StreamsProducer};
 use super::refusal::Origin;
 use super::restore::{RestoreRequest, StateRestorer};
 use super::task::Task;
 use crate::config::StreamsConfig;
 use crate::topology::Topology;
+use freshet_streams_group::Member;
 
 /// A thread's tasks, with the partition → task map kept in step with them.
 pub(crate) struct TaskManager {
@@ -208,13 +210,16 @@ impl TaskManager {
     /// Commits (Kafka Streams' `TaskManager.commit`): record caches written out, outputs and
     /// changelogs flushed, offsets committed (under exactly-once: the transaction with its
     /// offsets), then checkpoints where due (`force_checkpoint`: every task's, as on a clean
-    /// close). Returns the number of partitions committed.
+    /// close). Returns the number of partitions committed. Under group.protocol=streams the
+    /// offsets go as the thread's streams-group `member` (its id and epoch), not through the
+    /// consumer, which is no group member.
     pub fn commit<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
         output: &mut StreamsProducer,
         config: &StreamsConfig,
         force_checkpoint: bool,
+        member: Option<&mut Member>,
     ) -> Result<usize, Failure> {
         let mut outputs = Vec::new();
         // A transaction whose commit timed out takes no more records: retry just the commit
@@ -233,9 +238,15 @@ impl TaskManager {
             }
         }
         let committed = if output.exactly_once() {
+            let member = member.map(|m| MemberIdentity {
+                group_id: m.group_id().to_owned(),
+                member_id: m.member_id().to_owned(),
+                epoch: m.epoch(),
+                instance_id: m.instance_id().map(str::to_owned),
+            });
             let offsets: Vec<(String, i32, i64)> =
                 self.tasks.values().flat_map(|t| t.committable()).collect();
-            output.commit_transaction(consumer, &offsets)?
+            output.commit_transaction(consumer, &offsets, member)?
         } else {
             let mut tpl = TopicPartitionList::new();
             for task in self.tasks.values() {
@@ -256,9 +267,23 @@ impl TaskManager {
             // delivery commits nothing, and its input is processed again after a restart.
             output.check_deliveries()?;
             if tpl.count() > 0 {
-                consumer.commit(&tpl, CommitMode::Sync).map_err(|e| {
-                    Failure::of_commit(RuntimeError::kafka("committing offsets", e), false)
-                })?;
+                match member {
+                    Some(member) => {
+                        let offsets: Vec<(String, i32, i64)> =
+                            self.tasks.values().flat_map(|t| t.committable()).collect();
+                        member.commit_offsets(&offsets).map_err(|e| {
+                            Failure::of_commit(
+                                RuntimeError::streams_group("committing offsets", e),
+                                false,
+                            )
+                        })?;
+                    }
+                    None => {
+                        consumer.commit(&tpl, CommitMode::Sync).map_err(|e| {
+                            Failure::of_commit(RuntimeError::kafka("committing offsets", e), false)
+                        })?;
+                    }
+                }
             }
             tpl.count()
         };

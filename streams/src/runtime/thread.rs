@@ -28,10 +28,12 @@ use tracing::{debug, error, info, warn};
 
 use super::client_stats;
 use super::error::{ErrorClass, RuntimeError};
+use super::positions::{COMMITTED_TIMEOUT, committed_offsets, reset_offset};
 use super::producer::{Failure, StreamsProducer};
-use super::rebalance::{Core, RebalanceContext, committed_offsets, topic_partitions};
+use super::rebalance::{Core, RebalanceContext, topic_partitions};
 use super::refusal::{Origin, ProductionHandler};
 use super::repeats::Repeats;
+use super::streams_group::GroupMember;
 use super::task::{FailureKind, Outputs, RawRecord, RecordFailure, Task};
 use super::task_manager::TaskManager;
 use super::task_timeout::TaskTimeout;
@@ -174,6 +176,9 @@ impl StreamThread {
                 cfg.set("group.protocol", "consumer")
                     .set("group.remote.assignor", "range");
             }
+            // The consumer joins no group: the thread's streams-group member does, and the
+            // consumer fetches what it is assigned (group.id stays, for reading committed offsets).
+            crate::config::GroupProtocol::Streams => {}
         }
         for (k, v) in &c.consumer {
             cfg.set(k, v);
@@ -256,6 +261,7 @@ impl StreamThread {
         let core = Core {
             tasks: TaskManager::new(self.index, self.shared.clone(), self.topology.clone()),
             output,
+            group: None,
         };
         let mut consumer = self.join(context, core)?;
         info!(thread = self.index, "stream thread started");
@@ -329,17 +335,31 @@ impl StreamThread {
         result.and(close_result)
     }
 
+    /// Whether the thread's tasks come from a streams group (group.protocol=streams).
+    fn streams_group(&self) -> bool {
+        self.shared.config.group_protocol == crate::config::GroupProtocol::Streams
+    }
+
     /// Creates the thread's consumer around `core` (its tasks and producer) and subscribes it to
-    /// the source topics; partitions come with the first polls.
+    /// the source topics; partitions come with the first polls. Under group.protocol=streams the
+    /// consumer subscribes to nothing: the thread's streams-group member joins with the first
+    /// heartbeat of the loop, and the partitions of the tasks it is assigned are `assign`ed.
     fn join(
         &self,
         context: RebalanceContext,
-        core: Core,
+        mut core: Core,
     ) -> Result<BaseConsumer<RebalanceContext>, RuntimeError> {
         let consumer: BaseConsumer<RebalanceContext> = self
             .consumer_config()
             .create_with_context(context)
             .map_err(|e| RuntimeError::kafka("creating the consumer", e))?;
+        if self.streams_group() {
+            core.group = Some(GroupMember::new(self.index, &self.shared, &self.topology));
+            *consumer.context().core.lock_unpoisoned() = Some(core);
+            self.shared
+                .set_thread_state(self.index, ThreadState::Rebalancing);
+            return Ok(consumer);
+        }
         *consumer.context().core.lock_unpoisoned() = Some(core);
         let app = self.shared.config.application_id.clone();
         let topics: Vec<String> = self
@@ -427,20 +447,10 @@ impl StreamThread {
         let assignment = consumer
             .assignment()
             .map_err(|e| RuntimeError::kafka("reading the assignment", e))?;
-        let committed = committed_offsets(consumer, &assignment)?;
+        let committed = committed_offsets(consumer, &assignment, COMMITTED_TIMEOUT)?;
         // Records fetched after the last commit are fetched again; a partition without a
-        // committed offset starts where auto.offset.reset says (Kafka Streams' default: earliest).
-        let reset = match self
-            .shared
-            .config
-            .consumer
-            .iter()
-            .find(|(k, _)| k == "auto.offset.reset")
-            .map(|(_, v)| v.as_str())
-        {
-            Some("latest" | "largest" | "end") => Offset::End,
-            _ => Offset::Beginning,
-        };
+        // committed offset starts where auto.offset.reset says.
+        let reset = reset_offset(&self.shared.config);
         let assigned = topic_partitions(&assignment);
         if !assigned.is_empty() {
             let mut tpl = TopicPartitionList::new();
@@ -478,6 +488,26 @@ impl StreamThread {
             "tasks restarted from the last commit"
         );
         Ok(())
+    }
+
+    /// Reads again the committed offsets the rebalance callback could not, when due, and
+    /// starts the partitions there (see `positions`); true when it restarted them.
+    fn resolve_positions(
+        &self,
+        consumer: &BaseConsumer<RebalanceContext>,
+    ) -> Result<bool, Failure> {
+        let context = consumer.context();
+        let mut unknown = context.unknown_positions.lock_unpoisoned();
+        let Some(positions) = unknown.as_mut().filter(|u| u.due()) else {
+            return Ok(false);
+        };
+        let resolved = positions
+            .resolve(self.index, consumer, &self.shared.config)
+            .map_err(Failure::Retry)?;
+        if resolved {
+            *unknown = None;
+        }
+        Ok(resolved)
     }
 
     fn run_loop(&self, consumer: &BaseConsumer<RebalanceContext>) -> Result<(), Failure> {
@@ -538,9 +568,16 @@ impl StreamThread {
             if let Some(cause) = consumer.context().recover.lock_unpoisoned().take() {
                 return Err(Failure::Transaction(cause));
             }
+            if self.resolve_positions(consumer)? {
+                // The restart resumed every partition: the loop pauses the full ones again.
+                paused.clear();
+            }
 
             let mut guard = consumer.context().core.lock_unpoisoned();
             let Some(core) = guard.as_mut() else { break };
+            if let Some(group) = core.group.as_mut() {
+                group.maintain(consumer, &mut core.tasks, &mut core.output, &self.shared)?;
+            }
             let mut commit_requested = false;
             let exactly_once = core.output.exactly_once();
             let positions: OnceCell<Option<TopicPartitionList>> = OnceCell::new();
@@ -661,7 +698,11 @@ impl StreamThread {
                     task.update_lag(&high);
                 }
                 let started = Instant::now();
-                match core.tasks.commit(consumer, &mut core.output, config, false) {
+                let member = core.group.as_mut().map(|g| &mut g.member);
+                match core
+                    .tasks
+                    .commit(consumer, &mut core.output, config, false, member)
+                {
                     Ok(n) => {
                         commit_timeout.succeeded();
                         self.shared
@@ -729,10 +770,14 @@ impl StreamThread {
             // After a failure nothing is committed: the failed record and those after it are read
             // again on restart, never skipped.
             if clean {
-                match core
-                    .tasks
-                    .commit(consumer, &mut core.output, &self.shared.config, true)
-                {
+                let member = core.group.as_mut().map(|g| &mut g.member);
+                match core.tasks.commit(
+                    consumer,
+                    &mut core.output,
+                    &self.shared.config,
+                    true,
+                    member,
+                ) {
                     Ok(_) => {}
                     Err(Failure::Fatal(e)) if !core.output.exactly_once() => result = Err(e),
                     Err(Failure::Fatal(e) | Failure::Transaction(e) | Failure::Retry(e)) => {
@@ -770,6 +815,9 @@ impl StreamThread {
             }
             core.tasks.close_all();
             core.tasks.publish();
+            if let Some(group) = core.group.as_mut() {
+                group.leave();
+            }
         }
         *guard = None;
         drop(guard);

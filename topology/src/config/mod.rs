@@ -381,6 +381,10 @@ pub enum GroupProtocol {
     Classic,
     /// KIP-848, with the broker's range assignor.
     Consumer,
+    /// Kafka Streams' own group protocol (KIP-1071, brokers 4.2+): each stream thread is a
+    /// member of a streams group that sends its topology and is assigned tasks by the broker,
+    /// through Freshet's client (`freshet-streams-group`); partitions are fetched by assignment.
+    Streams,
 }
 
 impl GroupProtocol {
@@ -389,6 +393,7 @@ impl GroupProtocol {
         match self {
             GroupProtocol::Classic => "classic",
             GroupProtocol::Consumer => "consumer",
+            GroupProtocol::Streams => "streams",
         }
     }
 }

@@ -233,10 +233,8 @@ pub(crate) fn group_protocol(value: &str) -> Parsed<GroupProtocol> {
     match value.trim().to_ascii_lowercase().as_str() {
         "classic" => Ok(GroupProtocol::Classic),
         "consumer" => Ok(GroupProtocol::Consumer),
-        "streams" => Err(Problem::NotSupported(
-            "librdkafka has no client for Kafka Streams' group protocol (KIP-1071); use classic (the default) or consumer".into(),
-        )),
-        _ => invalid("expected classic or consumer"),
+        "streams" => Ok(GroupProtocol::Streams),
+        _ => invalid("expected classic, consumer or streams"),
     }
 }
 

@@ -491,8 +491,8 @@ impl Resolver {
         } else {
             idempotence_default(&mut lists);
         }
-        if group_protocol == super::GroupProtocol::Consumer {
-            self.check_consumer_protocol(&lists);
+        if group_protocol != super::GroupProtocol::Classic {
+            self.check_consumer_protocol(&lists, group_protocol);
         }
 
         if !self.errors.is_empty() {
@@ -683,19 +683,26 @@ impl Resolver {
         }
     }
 
-    fn check_consumer_protocol(&mut self, lists: &Lists) {
+    fn check_consumer_protocol(&mut self, lists: &Lists, protocol: super::GroupProtocol) {
+        let group = match protocol {
+            super::GroupProtocol::Streams => "streams",
+            _ => "consumer",
+        };
         for (name, broker) in [
-            ("session.timeout.ms", "group.consumer.session.timeout.ms"),
+            (
+                "session.timeout.ms",
+                format!("group.{group}.session.timeout.ms"),
+            ),
             (
                 "heartbeat.interval.ms",
-                "group.consumer.heartbeat.interval.ms",
+                format!("group.{group}.heartbeat.interval.ms"),
             ),
         ] {
             if let Some(c) = user_set(lists, Client::MainConsumer, name) {
                 self.refuse_candidate(
                     c,
                     &format!(
-                        "with group.protocol=consumer the broker decides it ({broker}); remove it, or use group.protocol=classic"
+                        "with group.protocol={group} the broker decides it ({broker}); remove it, or use group.protocol=classic"
                     ),
                 );
             }

@@ -535,8 +535,17 @@ fn the_consumer_protocol_refuses_classic_session_settings() {
     );
     let c = with_config(&[("group.protocol", "consumer")]);
     assert_eq!(c.group_protocol, GroupProtocol::Consumer);
-    let err = err_with_config(&[("group.protocol", "streams")]);
-    assert!(matches!(err, ConfigError::NotSupported { .. }), "{err}");
+    let c = with_config(&[("group.protocol", "streams")]);
+    assert_eq!(c.group_protocol, GroupProtocol::Streams);
+    let err = err_with_config(&[
+        ("group.protocol", "streams"),
+        ("heartbeat.interval.ms", "1000"),
+    ]);
+    assert!(
+        err.to_string()
+            .contains("group.streams.heartbeat.interval.ms"),
+        "{err}"
+    );
 }
 
 #[test]

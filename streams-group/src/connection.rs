@@ -1,0 +1,220 @@
+//! One blocking connection to a broker: requests framed with Kafka's request header (size,
+//! header, body), responses read back and matched by correlation id.
+//!
+//! Blocking on purpose: a stream thread runs a synchronous loop, and its heartbeats are sent from
+//! that loop (as a Java `StreamThread` polls its consumer). Plaintext only for now; TLS and SASL
+//! come with the secured-Kafka issue.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+
+/// What can go wrong talking to a broker.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupError {
+    /// The broker could not be reached, or the connection broke.
+    #[error("{what} ({address}): {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The broker's address.
+        address: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A request could not be encoded or a response decoded.
+    #[error("{what}: {source}")]
+    Codec {
+        /// The request or response.
+        what: String,
+        /// The cause.
+        #[source]
+        source: anyhow::Error,
+    },
+    /// The broker answered with an error code.
+    #[error("{what}: the broker answered {code} ({name}){}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Broker {
+        /// The request.
+        what: &'static str,
+        /// Kafka's error code.
+        code: i16,
+        /// Kafka's name of the error.
+        name: String,
+        /// The broker's message, if any.
+        message: Option<String>,
+    },
+    /// A response that does not fit the request.
+    #[error("{0}")]
+    Protocol(String),
+}
+
+impl GroupError {
+    /// The broker's error code, if the broker answered with one.
+    pub fn code(&self) -> Option<i16> {
+        match self {
+            GroupError::Broker { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// Whether trying again (after finding the coordinator again) can succeed: a lost
+    /// connection, or a coordinator that moved, is loading or is not available yet.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            GroupError::Io { .. } => true,
+            GroupError::Broker { code, .. } => kafka_protocol::ResponseError::try_from_code(*code)
+                .is_some_and(|e| e.is_retriable()),
+            _ => false,
+        }
+    }
+
+    /// The error for a non-zero `code` answered to `what`.
+    pub fn broker(what: &'static str, code: i16, message: Option<&StrBytes>) -> GroupError {
+        let name = kafka_protocol::ResponseError::try_from_code(code)
+            .map(|e| format!("{e:?}"))
+            .unwrap_or_else(|| "unknown error".to_owned());
+        GroupError::Broker {
+            what,
+            code,
+            name,
+            message: message.map(|m| m.as_str().to_owned()),
+        }
+    }
+}
+
+/// A connection to one broker.
+pub struct Connection {
+    address: String,
+    stream: TcpStream,
+    client_id: String,
+    correlation_id: i32,
+}
+
+impl Connection {
+    /// Connects to `address` (`host:port`); `timeout` bounds the connect and each read and write.
+    pub fn connect(address: &str, client_id: &str, timeout: Duration) -> Result<Self, GroupError> {
+        let io = |what, source| GroupError::Io {
+            what,
+            address: address.to_owned(),
+            source,
+        };
+        let mut last = None;
+        let addrs = address
+            .to_socket_addrs()
+            .map_err(|e| io("resolving the broker's address", e))?;
+        for addr in addrs {
+            match TcpStream::connect_timeout(&addr, timeout) {
+                Ok(stream) => {
+                    stream
+                        .set_read_timeout(Some(timeout))
+                        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+                        .and_then(|()| stream.set_nodelay(true))
+                        .map_err(|e| io("configuring the connection", e))?;
+                    return Ok(Connection {
+                        address: address.to_owned(),
+                        stream,
+                        client_id: client_id.to_owned(),
+                        correlation_id: 0,
+                    });
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(io(
+            "connecting to the broker",
+            last.unwrap_or_else(|| std::io::Error::other("the address resolved to nothing")),
+        ))
+    }
+
+    /// The broker's address.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Sends `request` at `version` and waits for its response.
+    pub fn send<R: Request>(
+        &mut self,
+        request: &R,
+        version: i16,
+    ) -> Result<R::Response, GroupError> {
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id)
+            .with_client_id(Some(StrBytes::from_string(self.client_id.clone())));
+        let bytes = encode_request(&header, request, version)?;
+        let io = |what, source| GroupError::Io {
+            what,
+            address: self.address.clone(),
+            source,
+        };
+        self.stream
+            .write_all(&bytes)
+            .map_err(|e| io("sending a request", e))?;
+        let mut size = [0u8; 4];
+        self.stream
+            .read_exact(&mut size)
+            .map_err(|e| io("reading a response", e))?;
+        let size = i32::from_be_bytes(size);
+        let size = usize::try_from(size)
+            .map_err(|_| GroupError::Protocol(format!("a response of negative size {size}")))?;
+        let mut body = vec![0u8; size];
+        self.stream
+            .read_exact(&mut body)
+            .map_err(|e| io("reading a response", e))?;
+        let (correlation_id, response) = decode_response::<R>(Bytes::from(body), version)?;
+        if correlation_id != self.correlation_id {
+            return Err(GroupError::Protocol(format!(
+                "response with correlation id {correlation_id} to request {}",
+                self.correlation_id
+            )));
+        }
+        Ok(response)
+    }
+}
+
+/// A request framed for the wire: size, header, body.
+pub fn encode_request<R: Request>(
+    header: &RequestHeader,
+    request: &R,
+    version: i16,
+) -> Result<Bytes, GroupError> {
+    let codec = |source| GroupError::Codec {
+        what: format!("encoding request {} v{version}", R::KEY),
+        source,
+    };
+    let mut buf = BytesMut::new();
+    buf.extend_from_slice(&[0, 0, 0, 0]);
+    header
+        .encode(&mut buf, R::header_version(version))
+        .map_err(codec)?;
+    request.encode(&mut buf, version).map_err(codec)?;
+    let size = i32::try_from(buf.len() - 4)
+        .map_err(|_| GroupError::Protocol("a request over 2 GiB".to_owned()))?;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(buf.freeze())
+}
+
+/// A response body (after the size): its correlation id and the response.
+pub fn decode_response<R: Request>(
+    mut body: Bytes,
+    version: i16,
+) -> Result<(i32, R::Response), GroupError> {
+    let codec = |source| GroupError::Codec {
+        what: format!("decoding the response to request {} v{version}", R::KEY),
+        source,
+    };
+    let header = ResponseHeader::decode(
+        &mut body,
+        <R::Response as HeaderVersion>::header_version(version),
+    )
+    .map_err(codec)?;
+    let response = R::Response::decode(&mut body, version).map_err(codec)?;
+    Ok((header.correlation_id, response))
+}

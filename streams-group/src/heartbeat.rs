@@ -1,0 +1,424 @@
+//! One member of a streams group (Java's `StreamsMembershipManager` and
+//! `StreamsGroupHeartbeatRequestManager`, reduced to a synchronous stream thread's needs): its
+//! member id and epoch, the tasks it owns, and its heartbeats to the group coordinator.
+//!
+//! The member joins with epoch 0 and its topology; the coordinator answers with a new epoch and,
+//! when its assignment changed, the member's full set of active tasks. The caller reconciles
+//! (revokes what it lost, creates what it gained) and reports what it owns with
+//! [`Member::set_owned`]: the next heartbeat, sent at once, acknowledges it, which is what lets
+//! the coordinator hand the revoked tasks to their next owner.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::protocol::StrBytes;
+use tracing::{debug, info, warn};
+
+use crate::connection::{Connection, GroupError};
+use crate::coordinator::find_coordinator;
+use crate::messages::streams_group_heartbeat_request::{
+    self as request, StreamsGroupHeartbeatRequest, TaskIds,
+};
+use crate::messages::streams_group_heartbeat_response::StreamsGroupHeartbeatResponse;
+
+/// The version of `StreamsGroupHeartbeat` sent (Kafka 4.4 answers 0-1).
+pub const HEARTBEAT_VERSION: i16 = 1;
+
+/// Kafka's error codes a member handles itself.
+mod codes {
+    pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+    pub const NOT_COORDINATOR: i16 = 16;
+    pub const UNKNOWN_MEMBER_ID: i16 = 25;
+    pub const FENCED_MEMBER_EPOCH: i16 = 110;
+    /// Heartbeat statuses (`StreamsGroupHeartbeatResponse.Status`).
+    pub const MISSING_INTERNAL_TOPICS: i8 = 3;
+    pub const ASSIGNMENT_DELAYED: i8 = 5;
+}
+
+/// A task: a sub-topology and a partition (Kafka Streams' `TaskId`, printed `0_3`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TaskId {
+    /// The sub-topology's id as the group knows it (its number, as a string).
+    pub subtopology: String,
+    /// The partition.
+    pub partition: i32,
+}
+
+impl std::fmt::Display for TaskId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}_{}", self.subtopology, self.partition)
+    }
+}
+
+/// What a member says about itself when it joins.
+#[derive(Clone, Debug)]
+pub struct MemberConfig {
+    /// `bootstrap.servers`.
+    pub bootstrap: String,
+    /// The group: the application id.
+    pub group_id: String,
+    /// The client id of the member's requests (Kafka Streams: `<client>-StreamThread-N-consumer`).
+    pub client_id: String,
+    /// Static membership: the member's `group.instance.id`.
+    pub instance_id: Option<String>,
+    /// `client.rack`.
+    pub rack_id: Option<String>,
+    /// The process (instance) the member's thread belongs to: one id for all its threads.
+    pub process_id: String,
+    /// `application.server` as host and port.
+    pub user_endpoint: Option<(String, u16)>,
+    /// How long the coordinator waits for the member to revoke tasks (`max.poll.interval.ms`).
+    pub rebalance_timeout_ms: i32,
+    /// The topology, as sent on joining.
+    pub topology: request::Topology,
+    /// Bounds each connect, request and response.
+    pub request_timeout: Duration,
+}
+
+/// What a heartbeat brought.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Nothing to do.
+    Unchanged,
+    /// The member's active tasks are now these (all of them, not a difference).
+    Assigned(BTreeSet<TaskId>),
+    /// The coordinator fenced the member (its epoch is stale or it was removed): its tasks are
+    /// lost (close them without committing) and it joins again with its next heartbeat.
+    Fenced(GroupError),
+}
+
+/// One member of a streams group.
+pub struct Member {
+    config: MemberConfig,
+    member_id: String,
+    epoch: i32,
+    endpoint_epoch: i32,
+    connection: Option<Connection>,
+    owned: BTreeSet<TaskId>,
+    /// The tasks the last heartbeat reported; `None` before the first after joining.
+    reported: Option<BTreeSet<TaskId>>,
+    interval: Duration,
+    last_sent: Option<Instant>,
+    statuses: Vec<(i8, String)>,
+}
+
+impl Member {
+    /// A member that has not joined yet, with a fresh member id (the client makes it under
+    /// KIP-1071).
+    pub fn new(config: MemberConfig) -> Self {
+        Member {
+            config,
+            member_id: uuid::Builder::from_random_bytes(random_bytes())
+                .into_uuid()
+                .to_string(),
+            epoch: 0,
+            endpoint_epoch: -1,
+            connection: None,
+            owned: BTreeSet::new(),
+            reported: None,
+            interval: Duration::from_secs(5),
+            last_sent: None,
+            statuses: Vec::new(),
+        }
+    }
+
+    /// The member id.
+    pub fn member_id(&self) -> &str {
+        &self.member_id
+    }
+
+    /// The member epoch (0 until the coordinator accepted the member).
+    pub fn epoch(&self) -> i32 {
+        self.epoch
+    }
+
+    /// The static member's instance id.
+    pub fn instance_id(&self) -> Option<&str> {
+        self.config.instance_id.as_deref()
+    }
+
+    /// The group.
+    pub fn group_id(&self) -> &str {
+        &self.config.group_id
+    }
+
+    /// The statuses the coordinator reported last (code, detail): missing source topics, topics
+    /// partitioned wrongly, internal topics being created, a shutdown requested...
+    pub fn statuses(&self) -> &[(i8, String)] {
+        &self.statuses
+    }
+
+    /// Whether a heartbeat is due: joining, acknowledging a new assignment, or the coordinator's
+    /// heartbeat interval elapsed.
+    pub fn due(&self) -> bool {
+        self.epoch == 0
+            || self.reported.as_ref() != Some(&self.owned)
+            || self.last_sent.is_none_or(|t| t.elapsed() >= self.interval)
+    }
+
+    /// Records the tasks the member owns after reconciling an assignment; the next heartbeat
+    /// (due at once) reports them.
+    pub fn set_owned(&mut self, tasks: BTreeSet<TaskId>) {
+        self.owned = tasks;
+    }
+
+    /// The coordinator's connection, found and opened if there is none.
+    fn coordinator(&mut self) -> Result<&mut Connection, GroupError> {
+        if self.connection.is_none() {
+            let address = find_coordinator(
+                &self.config.bootstrap,
+                &self.config.group_id,
+                &self.config.client_id,
+                self.config.request_timeout,
+            )?;
+            let conn = Connection::connect(
+                &address,
+                &self.config.client_id,
+                self.config.request_timeout,
+            )?;
+            self.connection = Some(conn);
+        }
+        self.connection
+            .as_mut()
+            .ok_or_else(|| GroupError::Protocol("no coordinator connection".to_owned()))
+    }
+
+    fn request(&self) -> StreamsGroupHeartbeatRequest {
+        let c = &self.config;
+        let s = |v: &str| StrBytes::from_string(v.to_owned());
+        let mut req = StreamsGroupHeartbeatRequest {
+            group_id: s(&c.group_id),
+            member_id: s(&self.member_id),
+            member_epoch: self.epoch,
+            endpoint_information_epoch: self.endpoint_epoch,
+            instance_id: c.instance_id.as_deref().map(s),
+            ..Default::default()
+        };
+        if self.epoch == 0 {
+            req.topology = Some(c.topology.clone());
+            req.rebalance_timeout_ms = c.rebalance_timeout_ms;
+            req.process_id = Some(s(&c.process_id));
+            req.user_endpoint = c
+                .user_endpoint
+                .as_ref()
+                .map(|(host, port)| request::Endpoint {
+                    host: s(host),
+                    port: *port,
+                });
+            req.rack_id = c.rack_id.as_deref().map(s);
+            req.client_tags = Some(Vec::new());
+            req.active_tasks = Some(Vec::new());
+            req.standby_tasks = Some(Vec::new());
+            req.warmup_tasks = Some(Vec::new());
+        } else if self.reported.as_ref() != Some(&self.owned) {
+            req.active_tasks = Some(task_ids(&self.owned));
+            req.standby_tasks = Some(Vec::new());
+            req.warmup_tasks = Some(Vec::new());
+        }
+        req
+    }
+
+    /// Sends a heartbeat and applies the answer. A lost or moved coordinator is an error the
+    /// caller retries with the next heartbeat (the coordinator is looked up again); a fenced
+    /// member is an [`Outcome::Fenced`].
+    pub fn heartbeat(&mut self) -> Result<Outcome, GroupError> {
+        let req = self.request();
+        let sent_tasks = req.active_tasks.is_some();
+        self.last_sent = Some(Instant::now());
+        let response = match self
+            .coordinator()
+            .and_then(|c| c.send(&req, HEARTBEAT_VERSION))
+        {
+            Ok(r) => r,
+            Err(e) => {
+                self.connection = None;
+                return Err(e);
+            }
+        };
+        self.handle(response, sent_tasks)
+    }
+
+    fn handle(
+        &mut self,
+        response: StreamsGroupHeartbeatResponse,
+        sent_tasks: bool,
+    ) -> Result<Outcome, GroupError> {
+        let statuses: Vec<(i8, String)> = response
+            .status
+            .iter()
+            .flatten()
+            .map(|s| (s.status_code, s.status_detail.as_str().to_owned()))
+            .collect();
+        if statuses != self.statuses {
+            for (code, detail) in &statuses {
+                // Internal topics being created and an assignment delayed on purpose are part of
+                // a normal start; the others (a stale topology, source topics missing or
+                // partitioned wrongly, a shutdown requested) need the user.
+                if matches!(
+                    *code,
+                    codes::MISSING_INTERNAL_TOPICS | codes::ASSIGNMENT_DELAYED
+                ) {
+                    info!(group = %self.config.group_id, member = %self.member_id, code, %detail, "the group coordinator reports a status");
+                } else {
+                    warn!(group = %self.config.group_id, member = %self.member_id, code, %detail, "the group coordinator reports a status");
+                }
+            }
+            self.statuses = statuses;
+        }
+        match response.error_code {
+            0 => {}
+            codes::FENCED_MEMBER_EPOCH | codes::UNKNOWN_MEMBER_ID => {
+                let error = GroupError::broker(
+                    "heartbeat",
+                    response.error_code,
+                    response.error_message.as_ref(),
+                );
+                warn!(group = %self.config.group_id, member = %self.member_id, epoch = self.epoch, %error, "fenced by the group coordinator; the member's tasks are lost and it joins again");
+                self.epoch = 0;
+                self.owned.clear();
+                self.reported = None;
+                return Ok(Outcome::Fenced(error));
+            }
+            code @ (codes::NOT_COORDINATOR
+            | codes::COORDINATOR_NOT_AVAILABLE
+            | codes::COORDINATOR_LOAD_IN_PROGRESS) => {
+                self.connection = None;
+                return Err(GroupError::broker(
+                    "heartbeat",
+                    code,
+                    response.error_message.as_ref(),
+                ));
+            }
+            code => {
+                return Err(GroupError::broker(
+                    "heartbeat",
+                    code,
+                    response.error_message.as_ref(),
+                ));
+            }
+        }
+        if self.epoch != response.member_epoch {
+            debug!(group = %self.config.group_id, member = %self.member_id, from = self.epoch, to = response.member_epoch, "member epoch");
+        }
+        if self.epoch == 0 {
+            info!(group = %self.config.group_id, member = %self.member_id, epoch = response.member_epoch, "joined the streams group");
+            self.reported = Some(BTreeSet::new());
+        } else if sent_tasks {
+            self.reported = Some(self.owned.clone());
+        }
+        self.epoch = response.member_epoch;
+        self.endpoint_epoch = response.endpoint_information_epoch;
+        if response.heartbeat_interval_ms > 0 {
+            self.interval = Duration::from_millis(response.heartbeat_interval_ms as u64);
+        }
+        let Some(active) = response.active_tasks else {
+            return Ok(Outcome::Unchanged);
+        };
+        let tasks: BTreeSet<TaskId> = active
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().map(|p| TaskId {
+                    subtopology: t.subtopology_id.as_str().to_owned(),
+                    partition: *p,
+                })
+            })
+            .collect();
+        Ok(Outcome::Assigned(tasks))
+    }
+
+    /// Leaves the group (epoch -1), or, for a static member, says it will be back (-2) so that
+    /// its tasks wait for it; errors are only logged (the session times out anyway).
+    pub fn leave(&mut self) {
+        if self.epoch == 0 || self.connection.is_none() {
+            return;
+        }
+        let mut req = self.request();
+        req.member_epoch = if self.config.instance_id.is_some() {
+            -2
+        } else {
+            -1
+        };
+        req.topology = None;
+        if let Some(conn) = self.connection.as_mut()
+            && let Err(e) = conn.send(&req, HEARTBEAT_VERSION)
+        {
+            warn!(group = %self.config.group_id, member = %self.member_id, error = %e, "leaving the streams group");
+        }
+        self.epoch = 0;
+        self.owned.clear();
+        self.reported = None;
+    }
+
+    /// Commits `offsets` (topic, partition, next offset) as this member at its current epoch.
+    pub fn commit_offsets(&mut self, offsets: &[(String, i32, i64)]) -> Result<(), GroupError> {
+        let (group, member, epoch) = (
+            self.config.group_id.clone(),
+            self.member_id.clone(),
+            self.epoch,
+        );
+        let result = self
+            .coordinator()
+            .and_then(|c| crate::offsets::commit_offsets(c, &group, &member, epoch, offsets));
+        if let Err(GroupError::Io { .. }) = &result {
+            self.connection = None;
+        }
+        result
+    }
+}
+
+/// Tasks grouped by sub-topology, as the heartbeat carries them.
+fn task_ids(tasks: &BTreeSet<TaskId>) -> Vec<TaskIds> {
+    let mut out: Vec<TaskIds> = Vec::new();
+    for t in tasks {
+        match out.last_mut() {
+            Some(last) if last.subtopology_id.as_str() == t.subtopology => {
+                last.partitions.push(t.partition)
+            }
+            _ => out.push(TaskIds {
+                subtopology_id: StrBytes::from_string(t.subtopology.clone()),
+                partitions: vec![t.partition],
+            }),
+        }
+    }
+    out
+}
+
+/// 16 random bytes from the standard library's randomly keyed hasher (no extra crate for an id
+/// made once per member).
+fn random_bytes() -> [u8; 16] {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = [0u8; 16];
+    for (i, chunk) in out.chunks_mut(8).enumerate() {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_usize(i);
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default(),
+        );
+        chunk.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tasks_are_grouped_by_subtopology_in_order() {
+        let t = |s: &str, p| TaskId {
+            subtopology: s.to_owned(),
+            partition: p,
+        };
+        let set: BTreeSet<TaskId> = [t("1", 0), t("0", 2), t("0", 0)].into_iter().collect();
+        let ids = task_ids(&set);
+        assert_eq!(ids.len(), 2);
+        assert_eq!(ids[0].subtopology_id.as_str(), "0");
+        assert_eq!(ids[0].partitions, vec![0, 2]);
+        assert_eq!(ids[1].partitions, vec![0]);
+        assert_eq!(t("0", 2).to_string(), "0_2");
+    }
+}

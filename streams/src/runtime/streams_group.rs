@@ -1,0 +1,421 @@
+//! A stream thread as a member of a Kafka streams group (`group.protocol=streams`, KIP-1071):
+//! the topology described as Kafka Streams describes it to the broker, the thread's member and
+//! its heartbeats, and the reconciliation of the tasks the broker assigns with the thread's
+//! [`TaskManager`] and its consumer's assignment (partitions fetched by `assign`, never by a
+//! subscription: librdkafka knows nothing of streams groups).
+//!
+//! Java's counterparts: `StreamThread.initBrokerTopology` (the description),
+//! `StreamsMembershipManager` and `DefaultStreamsRebalanceListener` (the reconciliation).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use freshet_streams_group::StrBytes;
+use freshet_streams_group::heartbeat::{Member, MemberConfig, Outcome, TaskId};
+use freshet_streams_group::messages::streams_group_heartbeat_request as hq;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::{Offset, TopicPartitionList};
+use tracing::{info, warn};
+
+use super::error::{ErrorClass, RuntimeError};
+use super::positions::{COMMITTED_TIMEOUT, committed_offsets};
+use super::producer::{Failure, StreamsProducer};
+use super::repeats::Repeats;
+use super::task_manager::TaskManager;
+use super::{Shared, ThreadState};
+use crate::config::StreamsConfig;
+use crate::topology::Topology;
+use freshet_topology::processor::SinkTarget;
+use freshet_topology::topology::NodeKind;
+
+/// A process id as Kafka Streams makes one (`UUID.randomUUID()`, printed with hyphens).
+pub(crate) fn process_id() -> String {
+    let hex = crate::state::random_id();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_owned())
+}
+
+fn key_values(configs: BTreeMap<&str, String>) -> Vec<hq::KeyValue> {
+    configs
+        .into_iter()
+        .map(|(k, v)| hq::KeyValue {
+            key: s(k),
+            value: s(&v),
+        })
+        .collect()
+}
+
+/// Kafka Streams' `InternalTopicConfig` defaults: every internal topic keeps the producer's
+/// timestamps.
+const TIMESTAMP_TYPE: (&str, &str) = ("message.timestamp.type", "CreateTime");
+
+/// A repartition topic's configs (Kafka Streams' `RepartitionTopicConfig`): deleted through the
+/// purge of consumed records, never by retention.
+fn repartition_configs() -> Vec<hq::KeyValue> {
+    key_values(BTreeMap::from([
+        ("cleanup.policy", "delete".to_owned()),
+        ("retention.ms", "-1".to_owned()),
+        ("segment.bytes", "52428800".to_owned()),
+        (TIMESTAMP_TYPE.0, TIMESTAMP_TYPE.1.to_owned()),
+    ]))
+}
+
+/// The topology as a Kafka Streams 4.x member sends it on joining (`initBrokerTopology`): per
+/// sub-topology, its user source topics, the repartition topics it reads (with their partition
+/// counts where fixed) and writes, its stores' changelogs with their configs, and the groups of
+/// topics that must be co-partitioned. Lists are sorted, as Java sorts them.
+pub(crate) fn topology_description(topology: &Topology, config: &StreamsConfig) -> hq::Topology {
+    let app = &config.application_id;
+    let replication = i16::try_from(config.replication_factor).unwrap_or(-1);
+    let repartition: BTreeMap<String, Option<i32>> = topology
+        .repartition_topics()
+        .iter()
+        .map(|r| (r.name.resolve(app), r.partitions))
+        .collect();
+    let additional = config
+        .window_store_changelog_additional_retention
+        .as_millis() as i64;
+    let mut subtopologies = Vec::new();
+    for sub in topology.subtopologies() {
+        let sources: BTreeSet<String> = sub.source_topics.iter().map(|t| t.resolve(app)).collect();
+        let user_sources: Vec<StrBytes> = sources
+            .iter()
+            .filter(|t| !repartition.contains_key(*t))
+            .map(|t| s(t))
+            .collect();
+        let repartition_sources: Vec<hq::TopicInfo> = sources
+            .iter()
+            .filter_map(|t| repartition.get(t).map(|p| (t, p)))
+            .map(|(t, partitions)| hq::TopicInfo {
+                name: s(t),
+                partitions: partitions.unwrap_or(0),
+                replication_factor: replication,
+                topic_configs: repartition_configs(),
+            })
+            .collect();
+        let sinks: BTreeSet<String> = sub
+            .nodes
+            .iter()
+            .filter_map(|n| match &topology.nodes()[*n].kind {
+                NodeKind::Sink {
+                    target: SinkTarget::Topic(t),
+                    ..
+                } => Some(t.resolve(app)),
+                _ => None,
+            })
+            .filter(|t| repartition.contains_key(t))
+            .collect();
+        let mut changelogs: Vec<hq::TopicInfo> = topology
+            .stores_of(sub)
+            .into_iter()
+            .filter(|st| st.logged)
+            .map(|st| {
+                let mut configs = BTreeMap::from([(TIMESTAMP_TYPE.0, TIMESTAMP_TYPE.1.to_owned())]);
+                match st.changelog_retention_ms(additional) {
+                    None => {
+                        configs.insert("cleanup.policy", "compact".to_owned());
+                    }
+                    Some(retention) => {
+                        configs.insert("cleanup.policy", "compact,delete".to_owned());
+                        configs.insert("retention.ms", retention.to_string());
+                    }
+                }
+                hq::TopicInfo {
+                    name: s(&st.changelog().resolve(app)),
+                    partitions: 0,
+                    replication_factor: replication,
+                    topic_configs: key_values(configs),
+                }
+            })
+            .collect();
+        changelogs.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
+        // A sub-topology with state reads partition N of each of its topics in one task: they
+        // are co-partitioned (what Freshet's admin checks before starting).
+        let copartition_groups = if sources.len() > 1 && !topology.stores_of(sub).is_empty() {
+            vec![hq::CopartitionGroup {
+                source_topics: (0..user_sources.len() as i16).collect(),
+                source_topic_regex: vec![],
+                repartition_source_topics: (0..repartition_sources.len() as i16).collect(),
+            }]
+        } else {
+            vec![]
+        };
+        subtopologies.push(hq::Subtopology {
+            subtopology_id: s(&sub.id.to_string()),
+            source_topics: user_sources,
+            source_topic_regex: vec![],
+            state_changelog_topics: changelogs,
+            repartition_sink_topics: sinks.iter().map(|t| s(t)).collect(),
+            repartition_source_topics: repartition_sources,
+            copartition_groups,
+        });
+    }
+    subtopologies.sort_by(|a, b| a.subtopology_id.as_str().cmp(b.subtopology_id.as_str()));
+    hq::Topology {
+        epoch: 0,
+        subtopologies,
+    }
+}
+
+/// A setting of the main consumer, if the user set it.
+fn consumer_setting<'a>(config: &'a StreamsConfig, name: &str) -> Option<&'a str> {
+    config
+        .consumer
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Where a partition without a committed offset starts (`auto.offset.reset`; Kafka Streams'
+/// default: earliest).
+pub(crate) fn reset_offset(config: &StreamsConfig) -> Offset {
+    match consumer_setting(config, "auto.offset.reset") {
+        Some("latest" | "largest" | "end") => Offset::End,
+        _ => Offset::Beginning,
+    }
+}
+
+/// How often the same retriable heartbeat error is logged again while it goes on.
+const HEARTBEAT_ERROR_LOG_EVERY: Duration = Duration::from_secs(30);
+/// How soon a failed heartbeat is tried again.
+const HEARTBEAT_RETRY: Duration = Duration::from_millis(500);
+
+/// One stream thread's membership of the streams group.
+pub(crate) struct GroupMember {
+    thread: usize,
+    pub member: Member,
+    /// Sub-topology id → its source topics (user and repartition), resolved.
+    sources: HashMap<String, Vec<String>>,
+    errors: Repeats,
+    failed_at: Option<Instant>,
+}
+
+impl GroupMember {
+    /// The member of thread `thread` (0-based), not joined yet.
+    pub fn new(thread: usize, shared: &Shared, topology: &Topology) -> Self {
+        let c = &shared.config;
+        let app = &c.application_id;
+        let user_endpoint = c.application_server.as_deref().and_then(|a| {
+            let (host, port) = a.rsplit_once(':')?;
+            Some((host.to_owned(), port.parse().ok()?))
+        });
+        let rebalance_timeout_ms = consumer_setting(c, "max.poll.interval.ms")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(300_000);
+        let config = MemberConfig {
+            bootstrap: c.bootstrap_servers.clone(),
+            group_id: app.clone(),
+            client_id: format!(
+                "{}-StreamThread-{}-consumer",
+                super::client_prefix(c),
+                thread + 1
+            ),
+            instance_id: shared
+                .instance_base
+                .as_ref()
+                .map(|base| crate::config::thread_instance_id(base, thread + 1)),
+            rack_id: consumer_setting(c, "client.rack").map(str::to_owned),
+            process_id: shared.group_process_id.clone(),
+            user_endpoint,
+            rebalance_timeout_ms,
+            topology: topology_description(topology, c),
+            request_timeout: Duration::from_secs(30),
+        };
+        let sources = topology
+            .subtopologies()
+            .iter()
+            .map(|sub| {
+                (
+                    sub.id.to_string(),
+                    sub.source_topics.iter().map(|t| t.resolve(app)).collect(),
+                )
+            })
+            .collect();
+        GroupMember {
+            thread,
+            member: Member::new(config),
+            sources,
+            errors: Repeats::every(HEARTBEAT_ERROR_LOG_EVERY),
+            failed_at: None,
+        }
+    }
+
+    /// The partitions `tasks` read.
+    fn partitions_of(&self, tasks: &BTreeSet<TaskId>) -> Vec<(String, i32)> {
+        tasks
+            .iter()
+            .flat_map(|t| {
+                self.sources
+                    .get(&t.subtopology)
+                    .into_iter()
+                    .flatten()
+                    .map(move |topic| (topic.clone(), t.partition))
+            })
+            .collect()
+    }
+
+    /// Sends a heartbeat if one is due and applies what it brings: revokes (after a commit) and
+    /// creates tasks, and moves the consumer's assignment with them.
+    pub fn maintain<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        tasks: &mut TaskManager,
+        output: &mut StreamsProducer,
+        shared: &Shared,
+    ) -> Result<(), Failure> {
+        if !self.member.due()
+            || self
+                .failed_at
+                .is_some_and(|t| t.elapsed() < HEARTBEAT_RETRY)
+        {
+            return Ok(());
+        }
+        let outcome = match self.member.heartbeat() {
+            Ok(o) => {
+                self.failed_at = None;
+                o
+            }
+            Err(e) => {
+                let error = RuntimeError::streams_group("streams-group heartbeat", e);
+                if error.class() != ErrorClass::Retriable {
+                    return Err(Failure::Fatal(error));
+                }
+                self.failed_at = Some(Instant::now());
+                let text = error.to_string();
+                if self.errors.should_log(&text) {
+                    warn!(thread = self.thread, error = %text, "streams-group heartbeat failed; trying again");
+                }
+                return Ok(());
+            }
+        };
+        match outcome {
+            Outcome::Unchanged => Ok(()),
+            Outcome::Assigned(target) => self.reconcile(consumer, tasks, output, shared, target),
+            Outcome::Fenced(error) => {
+                warn!(thread = self.thread, %error, "fenced: closing every task without a commit and joining again");
+                shared.metrics.rebalances.inc();
+                shared.set_thread_state(self.thread, ThreadState::Rebalancing);
+                if output.exactly_once() {
+                    output.reset(self.thread)?;
+                    tasks.close_all_dirty()?;
+                } else {
+                    tasks.close_all();
+                }
+                tasks.publish();
+                consumer
+                    .unassign()
+                    .map_err(|e| RuntimeError::kafka("unassigning the partitions", e))?;
+                Ok(())
+            }
+        }
+    }
+
+    fn owned(tasks: &TaskManager) -> BTreeSet<TaskId> {
+        tasks
+            .ids()
+            .iter()
+            .filter_map(|id| {
+                let (sub, partition) = id.split_once('_')?;
+                Some(TaskId {
+                    subtopology: sub.to_owned(),
+                    partition: partition.parse().ok()?,
+                })
+            })
+            .collect()
+    }
+
+    fn reconcile<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        tasks: &mut TaskManager,
+        output: &mut StreamsProducer,
+        shared: &Shared,
+        target: BTreeSet<TaskId>,
+    ) -> Result<(), Failure> {
+        let owned = Self::owned(tasks);
+        if owned == target {
+            self.member.set_owned(target);
+            return Ok(());
+        }
+        shared.metrics.rebalances.inc();
+        shared.set_thread_state(self.thread, ThreadState::Rebalancing);
+        let revoked: BTreeSet<TaskId> = owned.difference(&target).cloned().collect();
+        let added: BTreeSet<TaskId> = target.difference(&owned).cloned().collect();
+        info!(
+            thread = self.thread,
+            epoch = self.member.epoch(),
+            revoked = ?revoked.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            added = ?added.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "streams-group assignment"
+        );
+        if !revoked.is_empty() {
+            // Outputs first, then offsets, as the member they were processed under; a failed
+            // commit leaves the records to the next owner, which reprocesses them.
+            let mut dirty = false;
+            if let Err(e) = tasks.commit(
+                consumer,
+                output,
+                &shared.config,
+                false,
+                Some(&mut self.member),
+            ) {
+                let e = e.into_error();
+                warn!(thread = self.thread, error = %e, "commit before revocation failed; the next owner reprocesses from the last commit");
+                if output.exactly_once() {
+                    output.reset(self.thread)?;
+                    dirty = true;
+                }
+            }
+            let partitions = self.partitions_of(&revoked);
+            tasks.revoke(&partitions, dirty);
+            output.committed.retain(|k, _| !partitions.contains(k));
+            let mut tpl = TopicPartitionList::new();
+            for (topic, partition) in &partitions {
+                tpl.add_partition(topic, *partition);
+            }
+            consumer
+                .incremental_unassign(&tpl)
+                .map_err(|e| RuntimeError::kafka("unassigning revoked partitions", e))?;
+        }
+        if !added.is_empty() {
+            let partitions = self.partitions_of(&added);
+            let mut tpl = TopicPartitionList::new();
+            for (topic, partition) in &partitions {
+                tpl.add_partition(topic, *partition);
+            }
+            let committed = committed_offsets(consumer, &tpl, COMMITTED_TIMEOUT)?;
+            tasks.create_tasks(&partitions, &committed)?;
+            let reset = reset_offset(&shared.config);
+            let mut tpl = TopicPartitionList::new();
+            for (topic, partition) in &partitions {
+                let offset = committed
+                    .get(&(topic.clone(), *partition))
+                    .map_or(reset, |o| Offset::Offset(*o));
+                tpl.add_partition_offset(topic, *partition, offset)
+                    .map_err(|e| RuntimeError::kafka("listing the partitions to assign", e))?;
+            }
+            consumer
+                .incremental_assign(&tpl)
+                .map_err(|e| RuntimeError::kafka("assigning partitions", e))?;
+        }
+        tasks.publish();
+        self.member.set_owned(Self::owned(tasks));
+        shared.set_thread_state(self.thread, ThreadState::Running);
+        Ok(())
+    }
+
+    /// Leaves the group after the thread's last commit.
+    pub fn leave(&mut self) {
+        self.member.leave();
+    }
+}

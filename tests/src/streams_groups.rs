@@ -1,0 +1,191 @@
+//! Streams groups (KIP-1071) as Kafka's own tool shows them: `StreamsGroupCommand --describe
+//! --members --verbose` run through scripts/kafka.sh and parsed row by row; shared by the
+//! streams-group suites.
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::apps::read_counts;
+use crate::{kafka_bootstrap, repo_root};
+
+/// One member row of `StreamsGroupCommand --describe --members --verbose`.
+#[derive(Debug, Clone)]
+pub struct MemberRow {
+    /// The member id.
+    pub member: String,
+    /// `streams` or `classic`.
+    pub protocol: String,
+    /// The process id of the member's instance.
+    pub process: String,
+    /// The member's client id.
+    pub client_id: String,
+    /// Its active tasks, `<subtopology>_<partition>`.
+    pub active: BTreeSet<String>,
+    /// Its target active tasks.
+    pub target_active: BTreeSet<String>,
+}
+
+/// Tasks as the tool prints them, `0:[1,3]; 1:[0];` → {"0_1", "0_3", "1_0"}.
+fn parse_tasks(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((sub, list)) = part.split_once(':') else {
+            continue;
+        };
+        for p in list
+            .trim()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            out.insert(format!("{}_{p}", sub.trim()));
+        }
+    }
+    out
+}
+
+/// The text after `label` up to the next label (`ACTIVE:`, `TARGET-ACTIVE:`, `STANDBY:`...).
+fn section<'a>(assignments: &'a str, label: &str) -> &'a str {
+    let Some(start) = assignments
+        .split_whitespace()
+        .position(|w| w == label)
+        .map(|_| assignments.find(&format!("{label} ")).unwrap_or(0) + label.len() + 1)
+    else {
+        return "";
+    };
+    let rest = &assignments[start.min(assignments.len())..];
+    let end = rest
+        .split_whitespace()
+        .find(|w| w.ends_with(':') && w.chars().next().is_some_and(|c| c.is_ascii_uppercase()))
+        .and_then(|w| rest.find(&format!(" {w}")))
+        .unwrap_or(rest.len());
+    &rest[..end]
+}
+
+/// The member rows of group `app`, read with Kafka's own tool.
+pub fn describe(app: &str) -> Vec<MemberRow> {
+    let out = Command::new(repo_root().join("scripts/kafka.sh"))
+        .args([
+            "tool",
+            "org.apache.kafka.tools.streams.StreamsGroupCommand",
+            "--bootstrap-server",
+            &kafka_bootstrap(),
+            "--describe",
+            "--group",
+            app,
+            "--members",
+            "--verbose",
+        ])
+        .output()
+        .expect("running scripts/kafka.sh tool");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut rows = Vec::new();
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        // GROUP TARGET-ASSIGNMENT-EPOCH TOPOLOGY-EPOCH MEMBER MEMBER-PROTOCOL MEMBER-EPOCH
+        // PROCESS CLIENT-ID ASSIGNMENTS...
+        if words.len() < 9 || words[0] != app {
+            continue;
+        }
+        let assignments = words[8..].join(" ");
+        rows.push(MemberRow {
+            member: words[3].to_owned(),
+            protocol: words[4].to_owned(),
+            process: words[6].to_owned(),
+            client_id: words[7].to_owned(),
+            active: parse_tasks(section(&assignments, "ACTIVE:")),
+            target_active: parse_tasks(section(&assignments, "TARGET-ACTIVE:")),
+        });
+    }
+    rows
+}
+
+/// Waits until the tool lists `members` members whose active tasks are their target ones and
+/// together all tasks, each once.
+pub fn wait_stable(app: &str, members: usize, tasks: &BTreeSet<String>) -> Vec<MemberRow> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows = describe(app);
+        let mut seen = Vec::new();
+        for r in &rows {
+            seen.extend(r.active.iter().cloned());
+        }
+        let union: BTreeSet<String> = seen.iter().cloned().collect();
+        if rows.len() == members
+            && rows.iter().all(|r| r.active == r.target_active)
+            && seen.len() == tasks.len()
+            && &union == tasks
+        {
+            return rows;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the streams group did not settle on {members} members sharing {tasks:?}: {rows:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Waits until each of `keys` keys is counted `expected` times in `output`; a count past it
+/// (a record counted twice) fails at once.
+pub fn wait_counts_exact(output: &str, keys: usize, expected: i64) -> BTreeMap<String, i64> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let c = read_counts(output);
+        if c.len() == keys && c.values().all(|&n| n >= expected) {
+            assert!(
+                c.values().all(|&n| n == expected),
+                "counts went past {expected} (a record counted twice): {c:?}"
+            );
+            return c;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "counts did not reach {expected}: {c:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Writes to `path` the manifest the streams-group suites run: a count by key of `input` into
+/// `output` (a `long` per key), as a member of the streams group `app` under `guarantee`, with
+/// `threads` stream threads and its state in `state_dir`.
+pub fn write_count_manifest(
+    path: &std::path::Path,
+    app: &str,
+    (input, output): (&str, &str),
+    guarantee: &str,
+    threads: usize,
+    state_dir: &std::path::Path,
+) {
+    let text = format!(
+        r#"
+applicationId: {app}
+bootstrapServers: {bootstrap}
+defaultKeySerde: string
+defaultValueSerde: string
+config:
+  commit.interval.ms: "200"
+  group.protocol: streams
+  processing.guarantee: {guarantee}
+  num.stream.threads: "{threads}"
+  state.dir: {state_dir}
+topology:
+  streams:
+    - {{ name: events, topic: {input} }}
+  pipelines:
+    - name: count
+      from: events
+      steps:
+        - groupByKey: {{}}
+        - count: {{ store: counts }}
+        - toStream: {{}}
+        - to: {{ topic: {output}, valueSerde: long }}
+"#,
+        bootstrap = kafka_bootstrap(),
+        state_dir = state_dir.display(),
+    );
+    std::fs::write(path, text).expect("write the manifest");
+}

@@ -1,0 +1,112 @@
+//! group.protocol=streams (KIP-1071) against the real broker: Freshet's stream threads are
+//! members of a Kafka streams group, the broker assigns their tasks, Kafka's own
+//! `kafka-streams-groups` tool (StreamsGroupCommand) lists each of them with its active tasks,
+//! and a count stays exact (at-least-once, no failure) while a second instance joins and takes
+//! tasks over.
+use std::collections::BTreeSet;
+use std::time::Duration;
+use std::time::Instant;
+
+use freshet_tests::apps::send_batch;
+use freshet_tests::engine::EngineProcess;
+use freshet_tests::kafka::create_topics;
+use freshet_tests::streams_groups::{
+    MemberRow, wait_counts_exact, wait_stable, write_count_manifest,
+};
+use freshet_tests::unique_name;
+
+const KEYS: usize = 8;
+const EACH: usize = 50;
+const PARTITIONS: i32 = 4;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn freshet_threads_are_streams_group_members_kafka_tools_list() {
+    members_share_tasks_and_count_exactly("at_least_once").await;
+}
+
+/// Under exactly_once_v2 the consumed offsets go with each transaction as the member (its id
+/// and epoch, which the coordinator checks): the counts are exact, none duplicated.
+#[tokio::test(flavor = "multi_thread")]
+async fn exactly_once_commits_as_the_streams_group_member() {
+    members_share_tasks_and_count_exactly("exactly_once_v2").await;
+}
+
+async fn members_share_tasks_and_count_exactly(guarantee: &str) {
+    let app = unique_name("sgroup");
+    let (input, output) = (format!("{app}-in"), format!("{app}-out"));
+    create_topics(&[(&input, PARTITIONS), (&output, PARTITIONS)]).await;
+    let state = tempfile::tempdir().unwrap();
+    let manifest = |threads: usize, instance: &str| {
+        let state_dir = state.path().join(instance);
+        let file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+        write_count_manifest(
+            file.path(),
+            &app,
+            (&input, &output),
+            guarantee,
+            threads,
+            &state_dir,
+        );
+        file
+    };
+    let all_tasks: BTreeSet<String> = (0..PARTITIONS).map(|p| format!("0_{p}")).collect();
+
+    let (ma, mb) = (manifest(2, "a"), manifest(1, "b"));
+    let started = Instant::now();
+    send_batch(&input, KEYS, EACH, false);
+    let mut a = EngineProcess::start(ma.path(), &[], &[]);
+    a.wait_ready(Duration::from_secs(60));
+    wait_counts_exact(&output, KEYS, EACH as i64);
+    let rows = wait_stable(&app, 2, &all_tasks);
+    let process_a = rows[0].process.clone();
+    for r in &rows {
+        assert_eq!(r.protocol, "streams", "{r:?}");
+        assert_eq!(
+            r.process, process_a,
+            "one process for both threads: {rows:#?}"
+        );
+        assert!(!r.active.is_empty(), "a thread without tasks: {rows:#?}");
+    }
+    let clients: BTreeSet<&str> = rows.iter().map(|r| r.client_id.as_str()).collect();
+    assert_eq!(
+        clients,
+        BTreeSet::from([
+            format!("{app}-StreamThread-1-consumer").as_str(),
+            format!("{app}-StreamThread-2-consumer").as_str()
+        ])
+    );
+
+    // A second instance joins: the broker moves tasks to it, the revoked ones committed first,
+    // and the count stays exact.
+    let mut b = EngineProcess::start(mb.path(), &[], &[]);
+    b.wait_ready(Duration::from_secs(60));
+    let rows = wait_stable(&app, 3, &all_tasks);
+    let b_rows: Vec<&MemberRow> = rows.iter().filter(|r| r.process != process_a).collect();
+    assert_eq!(b_rows.len(), 1, "{rows:#?}");
+    assert_eq!(
+        b_rows[0].client_id,
+        format!("{app}-StreamThread-1-consumer")
+    );
+    assert!(
+        !b_rows[0].active.is_empty(),
+        "the new instance got no task: {rows:#?}"
+    );
+    let members: BTreeSet<&str> = rows.iter().map(|r| r.member.as_str()).collect();
+    assert_eq!(members.len(), 3, "{rows:#?}");
+    send_batch(&input, KEYS, EACH, false);
+    wait_counts_exact(&output, KEYS, 2 * EACH as i64);
+    // The tasks each engine runs are those the broker lists for it.
+    let b_log = b.log_text();
+    for task in &b_rows[0].active {
+        assert!(
+            b_log.contains(&format!("task={task}")),
+            "instance B runs no task {task}: {b_log}"
+        );
+    }
+    eprintln!(
+        "streams group ({guarantee}): 2 then 3 members, counts exact, in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    a.terminate(Duration::from_secs(30));
+    b.terminate(Duration::from_secs(30));
+}
