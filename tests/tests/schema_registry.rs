@@ -3,47 +3,20 @@
 //! wire format: confluent-kafka's Python `AvroSerializer` writes the input, Freshet reads and
 //! transforms it, `AvroDeserializer` reads Freshet's output back, field for field.
 //! Bad input follows the deserialization handler with the topic, partition, offset and schema id.
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use freshet_tests::confluent::{registry_url, serdes};
 use freshet_tests::engine::EngineProcess;
 use freshet_tests::kafka::{consume, create_topics, produce};
-use freshet_tests::{kafka_bootstrap, repo_root, unique_name};
+use freshet_tests::{kafka_bootstrap, unique_name};
 use serde_json::{Value, json};
 
-fn registry_url() -> String {
-    std::env::var("FRESHET_SCHEMA_REGISTRY_URL")
-        .unwrap_or_else(|_| "http://127.0.0.1:8081/apis/ccompat/v7".to_owned())
-}
+/// How long one Python serializer run may take: a produce, or a consume of a few records.
+const PYTHON_DEADLINE: Duration = Duration::from_secs(120);
 
-/// The venv's python with confluent-kafka (scripts/serdes-venv.sh makes it once, cached).
-fn python() -> PathBuf {
-    let out = Command::new(repo_root().join("scripts/serdes-venv.sh"))
-        .output()
-        .expect("scripts/serdes-venv.sh runs");
-    assert!(
-        out.status.success(),
-        "scripts/serdes-venv.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
-
-fn confluent(args: &[&str]) -> String {
-    let out = Command::new(python())
-        .arg(repo_root().join("tests/interop/confluent_avro.py"))
-        .args(args)
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "confluent_avro.py {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+/// How long the Python consumer reads before it reports the records it is missing.
+const CONSUME_SECS: &str = "60";
 
 const INPUT_SCHEMA: &str = r#"{"type":"record","name":"Order","namespace":"shop","fields":[
   {"name":"id","type":"long"},
@@ -126,25 +99,33 @@ fn produce_orders(input: &str) {
     let schema = write_temp(".avsc", INPUT_SCHEMA);
     let lines: Vec<String> = orders().iter().map(Value::to_string).collect();
     let records = write_temp(".jsonl", &lines.join("\n"));
-    confluent(&[
-        "produce",
-        &kafka_bootstrap(),
-        &registry_url(),
-        input,
-        &schema.path().display().to_string(),
-        &records.path().display().to_string(),
-    ]);
+    serdes(
+        "avro",
+        &[
+            "produce",
+            &kafka_bootstrap(),
+            &registry_url(),
+            input,
+            &schema.path().display().to_string(),
+            &records.path().display().to_string(),
+        ],
+        PYTHON_DEADLINE,
+    );
 }
 
 fn read_back(output: &str, count: usize) -> Vec<Value> {
-    confluent(&[
-        "consume",
-        &kafka_bootstrap(),
-        &registry_url(),
-        output,
-        &count.to_string(),
-        "60",
-    ])
+    serdes(
+        "avro",
+        &[
+            "consume",
+            &kafka_bootstrap(),
+            &registry_url(),
+            output,
+            &count.to_string(),
+            CONSUME_SECS,
+        ],
+        PYTHON_DEADLINE,
+    )
     .lines()
     .map(|l| serde_json::from_str(l).unwrap())
     .collect()
@@ -187,7 +168,7 @@ async fn confluent_python_writes_freshet_transforms_confluent_python_reads() {
 
 fn ureq_get(url: &str) -> Value {
     let out = Command::new("curl")
-        .args(["-sf", url])
+        .args(["-sf", "--max-time", "10", url])
         .output()
         .expect("curl runs");
     assert!(out.status.success(), "GET {url} failed");
@@ -248,6 +229,8 @@ async fn a_schema_incompatible_with_the_subject_is_refused_naming_subject_and_40
     let out = Command::new("curl")
         .args([
             "-sf",
+            "--max-time",
+            "10",
             "-X",
             "POST",
             "-H",
