@@ -7,11 +7,13 @@ use std::sync::Arc;
 use cel::Value;
 use serde_json::Value as Json;
 
-use crate::values::{DynSerde, map_field};
+use crate::values::map_field;
 use position::Position;
+use registry::Bind;
 
 mod joins;
 mod position;
+mod registry;
 mod stateful;
 use crate::dsl::{Consumed, KStream, Produced, RecordInfo, Repartitioned, StreamsBuilder};
 use crate::expr::{Bindings, Expr, ExprEnv, Var};
@@ -56,14 +58,6 @@ impl Defaults {
                 .map(|s| Arc::new(crate::registry::RegistryClient::new(s))),
         }
     }
-}
-
-/// What a topic serde is bound to: the topic it writes (for the subject) and the schema the
-/// manifest gives (`keySchema` / `valueSchema`).
-pub(super) struct Bind<'a> {
-    pub topic: Option<&'a str>,
-    pub is_key: bool,
-    pub schema: Option<&'a Json>,
 }
 
 const STREAM_VARS: &[Var] = &[
@@ -234,112 +228,10 @@ impl Compiler {
         });
     }
 
-    fn serde(
-        &mut self,
-        name: Option<&str>,
-        default: &str,
-        place: &str,
-        bind: Bind,
-    ) -> Arc<dyn Serde<Value>> {
-        let kind = self.kind_named(name.unwrap_or(default), place);
-        if kind != crate::serdes::SerdeKind::Avro {
-            if let Some(field) = bind.schema.and(Some(if bind.is_key {
-                "keySchema"
-            } else {
-                "valueSchema"
-            })) {
-                self.error(
-                    place,
-                    format!("'{field}' is for the avro serde; this one is {kind}"),
-                );
-            }
-            return Arc::new(DynSerde(kind));
-        }
-        let field = if bind.is_key {
-            "keySchema"
-        } else {
-            "valueSchema"
-        };
-        let schema = match bind.schema {
-            None => None,
-            Some(Json::String(text)) => match crate::registry::avro::parse_schema(text) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    self.error(place, format!("{field}: {e}"));
-                    None
-                }
-            },
-            Some(obj @ Json::Object(_)) => {
-                match crate::registry::avro::parse_schema(&obj.to_string()) {
-                    Ok(s) => Some(s),
-                    Err(e) => {
-                        self.error(place, format!("{field}: {e}"));
-                        None
-                    }
-                }
-            }
-            Some(_) => {
-                self.error(
-                    place,
-                    format!("{field}: give an Avro schema (JSON text or a YAML map)"),
-                );
-                None
-            }
-        };
-        let Some(client) = self.defaults.registry.clone() else {
-            self.error(
-                place,
-                "the avro serde needs a schema registry: set schema.registry.url (spec.config) to the registry's Confluent-compatible API",
-            );
-            return Arc::new(DynSerde(kind));
-        };
-        Arc::new(crate::registry::avro::AvroSerde::new(
-            client,
-            crate::registry::avro::AvroTarget {
-                topic: bind.topic.map(str::to_owned),
-                is_key: bind.is_key,
-                schema,
-            },
-        ))
-    }
-
-    /// With `validate`: a field the last `mapValues` writes that the `to` step's Avro record
-    /// schema lacks (which would fail every record at run time).
-    fn check_output_fields(&mut self, arg: &Json, at: &str) {
-        let Some((fields, step)) = self.value_fields.take() else {
-            return;
-        };
-        let Some(Ok(schema)) = arg
-            .get("valueSchema")
-            .and_then(Json::as_str)
-            .map(crate::registry::avro::parse_schema)
-        else {
-            return;
-        };
-        let apache_avro::Schema::Record(record) = &*schema else {
-            return;
-        };
-        for field in fields.iter().filter(|f| !record.lookup.contains_key(*f)) {
-            self.error(
-                at,
-                format!(
-                    "{step} writes field '{field}', which the valueSchema's record {} lacks (its fields: {})",
-                    record.name.fullname(None),
-                    record
-                        .fields
-                        .iter()
-                        .map(|f| f.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            );
-        }
-    }
-
-    /// Reports an `avro` serde where only topics can have one (stores, tables' changelogs).
+    /// Reports a schema-registry serde where only topics can have one (stores, tables' changelogs).
     pub(super) fn topic_only(&mut self, kind: &crate::serdes::SerdeKind, place: &str) {
-        if *kind == crate::serdes::SerdeKind::Avro {
-            self.error(place, crate::registry::UNBOUND_AVRO);
+        if kind.is_registry() {
+            self.error(place, crate::registry::UNBOUND);
         }
     }
 

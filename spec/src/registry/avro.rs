@@ -55,19 +55,7 @@ impl AvroSerde {
         if let Some(s) = lock(&self.parsed).get(&id) {
             return Ok(s.clone());
         }
-        let registered = self.client.schema_by_id(id).map_err(|e| {
-            let hint = if e.code() == Some(40403) {
-                " (no schema has this id: was the record written against another registry?)"
-            } else {
-                ""
-            };
-            format!("avro: schema id {id}: {e}{hint}")
-        })?;
-        if let Some(t) = registered.schema_type.as_deref().filter(|t| *t != "AVRO") {
-            return Err(format!(
-                "avro: schema id {id} is a {t} schema, not Avro: read this topic with the matching serde"
-            ));
-        }
+        let registered = super::fetch_by_id(&self.client, id, "AVRO", "avro")?;
         let schema = Arc::new(
             Schema::parse_str(&registered.schema)
                 .map_err(|e| format!("avro: schema id {id} does not parse: {e}"))?,
@@ -80,22 +68,16 @@ impl AvroSerde {
         if let Some(w) = lock(&self.writer).as_ref() {
             return Ok(w.clone());
         }
-        let settings = self.client.settings();
-        let topic = self.target.topic.as_deref().ok_or(
-            "avro: this serde only reads (no topic to name the subject after); write with a `to` step",
-        )?;
-        let strategy = if self.target.is_key {
-            settings.key_strategy
-        } else {
-            settings.value_strategy
-        };
         let record_name = self.target.schema.as_ref().and_then(|s| full_name(s));
-        let subject = strategy.subject(topic, self.target.is_key, record_name.as_deref())?;
-        let pair = if settings.use_latest_version {
-            let latest = self
-                .client
-                .latest(&subject)
-                .map_err(|e| format!("avro: the latest schema of subject '{subject}': {e}"))?;
+        let subject = super::sink_subject(
+            &self.client,
+            "avro",
+            self.target.topic.as_deref(),
+            self.target.is_key,
+            record_name.as_deref(),
+        )?;
+        let pair = if self.client.settings().use_latest_version {
+            let latest = super::latest_of(&self.client, "avro", &subject)?;
             let schema = Schema::parse_str(&latest.schema).map_err(|e| {
                 format!(
                     "avro: the latest schema of subject '{subject}' (id {}) does not parse: {e}",
@@ -106,24 +88,15 @@ impl AvroSerde {
         } else {
             let schema = self.target.schema.clone().ok_or_else(|| {
                 format!(
-                    "avro: no schema to write topic '{topic}' with: give the step's {} (an Avro schema) or set use.latest.version=true",
+                    "avro: no schema to write topic '{}' with: give the step's {} (an Avro schema) or set use.latest.version=true",
+                    self.target.topic.as_deref().unwrap_or_default(),
                     if self.target.is_key { "keySchema" } else { "valueSchema" }
                 )
             })?;
             // The schema as given (logical types, defaults and docs included), not its
             // canonical form, which drops them.
             let text = serde_json::to_string(&*schema).map_err(|e| format!("avro: {e}"))?;
-            let id = self
-                .client
-                .id_for(&subject, &text, "AVRO")
-                .map_err(|e| {
-                    let hint = match e.code() {
-                        Some(409) => " (the schema is incompatible with the subject's earlier versions under its compatibility level)",
-                        Some(40401 | 40403) => " (auto.register.schemas is false and the schema is not registered under this subject)",
-                        _ => "",
-                    };
-                    format!("avro: registering the schema under subject '{subject}': {e}{hint}")
-                })?;
+            let id = super::register(&self.client, "avro", &subject, &text, "AVRO")?;
             (schema, id)
         };
         *lock(&self.writer) = Some(pair.clone());

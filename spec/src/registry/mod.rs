@@ -3,19 +3,24 @@
 //!
 //! The registry client ([`client`]) fetches writer schemas by id and caches them, registers or
 //! looks up the schemas it writes with, and retries an unreachable registry within
-//! `task.timeout.ms`; [`avro`] turns Avro data into CEL values and back.
+//! `task.timeout.ms`; [`avro`], [`json_schema`] and [`protobuf`] turn their data into CEL values
+//! and back.
 
 pub mod avro;
 pub mod client;
+pub mod json_schema;
+pub mod protobuf;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-pub use client::{RegistryClient, RegistryError};
+pub use client::{RegisteredSchema, RegistryClient, RegistryError};
 
 use crate::config::StreamsConfig;
 
-/// Why an `avro` serde was used where no registry was bound to it (a store, a repartition topic).
-pub(crate) const UNBOUND_AVRO: &str = "the avro serde reads and writes topics only (sources and `to` steps) with schema.registry.url set; stores and repartition topics take json, string, long, ...";
+/// Why a schema-registry serde (`avro`, `json-schema`, `protobuf`) was used where no registry was
+/// bound to it (a store, a repartition topic).
+pub(crate) const UNBOUND: &str = "the avro, json-schema and protobuf serdes read and write topics only (sources and `to` steps) with schema.registry.url set; stores and repartition topics take json, string, long, ...";
 
 /// The first byte of Confluent's wire format.
 pub const MAGIC_BYTE: u8 = 0;
@@ -121,6 +126,90 @@ impl RegistrySettings {
             timeout: config.task_timeout,
         })
     }
+}
+
+/// The schema with id `id` for the `serde` named (`avro`, `json-schema`, `protobuf`), which
+/// reads registry schemas of type `schema_type` (`AVRO`, `JSON`, `PROTOBUF`): errors name the id
+/// and say what to do.
+pub(crate) fn fetch_by_id(
+    client: &RegistryClient,
+    id: u32,
+    schema_type: &str,
+    serde: &str,
+) -> Result<Arc<RegisteredSchema>, String> {
+    let registered = client.schema_by_id(id).map_err(|e| {
+        let hint = if e.code() == Some(40403) {
+            " (no schema has this id: was the record written against another registry?)"
+        } else {
+            ""
+        };
+        format!("{serde}: schema id {id}: {e}{hint}")
+    })?;
+    let found = registered.schema_type.as_deref().unwrap_or("AVRO");
+    if found != schema_type {
+        return Err(format!(
+            "{serde}: schema id {id} is a {found} schema, not {schema_type}: read this topic with the matching serde (avro, json-schema, protobuf)"
+        ));
+    }
+    Ok(registered)
+}
+
+/// The subject a sink of `serde` writing `topic` registers or looks up its schema under.
+pub(crate) fn sink_subject(
+    client: &RegistryClient,
+    serde: &str,
+    topic: Option<&str>,
+    is_key: bool,
+    record_name: Option<&str>,
+) -> Result<String, String> {
+    let settings = client.settings();
+    let topic = topic.ok_or_else(|| {
+        format!(
+            "{serde}: this serde only reads (no topic to name the subject after); write with a `to` step"
+        )
+    })?;
+    let strategy = if is_key {
+        settings.key_strategy
+    } else {
+        settings.value_strategy
+    };
+    strategy
+        .subject(topic, is_key, record_name)
+        .map_err(|e| format!("{serde}: {e}"))
+}
+
+/// The latest schema of `subject` (`use.latest.version`).
+pub(crate) fn latest_of(
+    client: &RegistryClient,
+    serde: &str,
+    subject: &str,
+) -> Result<Arc<RegisteredSchema>, String> {
+    client
+        .latest(subject)
+        .map_err(|e| format!("{serde}: the latest schema of subject '{subject}': {e}"))
+}
+
+/// The id of schema `text` (of type `schema_type`) under `subject`: registered there with
+/// `auto.register.schemas`, else looked up.
+pub(crate) fn register(
+    client: &RegistryClient,
+    serde: &str,
+    subject: &str,
+    text: &str,
+    schema_type: &str,
+) -> Result<u32, String> {
+    client.id_for(subject, text, schema_type).map_err(|e| {
+        let hint = match e.code() {
+            Some(409) => {
+                " (the schema is incompatible with the subject's earlier versions under its compatibility level)"
+            }
+            Some(40401 | 40403) => {
+                " (auto.register.schemas is false and the schema is not registered under this subject)"
+            }
+            _ => "",
+        };
+        format!("{serde}: registering the schema under subject '{subject}': {e}{hint}")
+    })
 }
 
 /// Splits Confluent's framing off `bytes`: the schema id and the payload.
