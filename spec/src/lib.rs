@@ -185,11 +185,16 @@ pub enum ResolveError {
     /// `spec.kafka` is incomplete or names a Secret that cannot be read.
     #[error(transparent)]
     Kafka(#[from] KafkaSpecError),
+    /// `spec.schemaRegistry` names a Secret that cannot be read, or conflicts with `config`
+    /// (boxed: the error stays small enough to return by value).
+    #[error(transparent)]
+    Registry(#[from] Box<registry::spec::RegistrySpecError>),
 }
 
 /// The application's configuration from its spec, as every layer stacks: `flags` (command
 /// line) over `env` (`FRESHET_*` variables, see `config::layers_from_env`) over the spec's own
-/// fields and `spec.kafka` (its secrets read from `secrets`) over its `config` map. The engine
+/// fields, `spec.kafka` and `spec.schemaRegistry` (their secrets read from `secrets`) over its
+/// `config` map. The engine
 /// and the operator resolve a spec the same way.
 pub fn resolve_config(
     spec: &StreamsAppSpec,
@@ -213,10 +218,15 @@ pub fn resolve_config(
         default_key_serde: spec.default_key_serde.clone(),
         default_value_serde: spec.default_value_serde.clone(),
     };
-    let kafka = match &spec.kafka {
+    let mut kafka = match &spec.kafka {
         Some(k) => kafka::client_properties(k, secrets)?,
         None => Vec::new(),
     };
+    if let Some(r) = &spec.schema_registry {
+        kafka.extend(
+            registry::spec::registry_properties(r, &spec.config, secrets).map_err(Box::new)?,
+        );
+    }
     let layers = [
         Layer::new(LayerSource::Flag, flags),
         Layer::new(LayerSource::Env, env),

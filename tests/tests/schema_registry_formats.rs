@@ -135,6 +135,63 @@ fn run_engine(manifest: &str, read: impl FnOnce() -> Vec<Value>) -> Vec<Value> {
     }
 }
 
+/// `spec.schemaRegistry` instead of `config`: the URL from the spec, the basic-auth user and
+/// password from a Secret (read here from FRESHET_SECRET_* variables, as locally; the operator
+/// mounts the Secret in pods). Apicurio runs without auth, so this checks the wiring: the engine
+/// reaches the registry the spec names, with the Secret's credentials resolved and redacted.
+#[tokio::test(flavor = "multi_thread")]
+async fn spec_schema_registry_names_the_registry_and_its_credentials() {
+    let (input, output) = (unique_name("jsreg-in"), unique_name("jsreg-out"));
+    create_topics(&[(&input, 1), (&output, 1)]).await;
+    let schema = write_temp(".json", INPUT_JSON_SCHEMA);
+    produce("json", &input, &schema.path().display().to_string(), None);
+    let output_schema = format!(
+        "'{}'",
+        json!({"title": "Shipment", "type": "object", "properties": {"order": {"type": "integer"}}})
+    );
+    let text = manifest(
+        &unique_name("jsreg"),
+        "json-schema",
+        &input,
+        &output,
+        &output_schema,
+    )
+    .replace(&format!("  schema.registry.url: {}\n", registry_url()), "")
+    .replace(
+        "config:\n",
+        &format!(
+            "schemaRegistry:\n  url: {}\n  basicAuth: {{ secretName: registry-creds }}\nconfig:\n",
+            registry_url()
+        ),
+    );
+    assert!(!text.contains("schema.registry.url"), "{text}");
+    let file = write_temp(".yaml", &text);
+    let env = [
+        ("FRESHET_SECRET_REGISTRY_CREDS_USERNAME", "freshet"),
+        ("FRESHET_SECRET_REGISTRY_CREDS_PASSWORD", "s3cret-value"),
+    ];
+    let mut engine = EngineProcess::start(file.path(), &[], &env);
+    engine.wait_ready(Duration::from_secs(60));
+    let got = std::panic::catch_unwind(|| read_back("json", &output, 2, &[]));
+    engine.terminate(Duration::from_secs(30));
+    let log = engine.log_text();
+    let got = got.unwrap_or_else(|_| panic!("engine log:\n{log}"));
+    assert_eq!(got[1]["value"]["who"], "cy@k3", "{got:?}");
+    assert!(
+        !log.contains("s3cret-value"),
+        "the password reached the log:\n{log}"
+    );
+    // Without the Secret, the engine stops naming the field, the Secret and the key.
+    let mut engine = EngineProcess::start(file.path(), &[], &[]);
+    let status = engine.wait(Duration::from_secs(30));
+    let log = engine.log_text();
+    assert!(!status.success(), "{log}");
+    assert!(
+        log.contains("spec.schemaRegistry.basicAuth.usernameKey") && log.contains("registry-creds"),
+        "{log}"
+    );
+}
+
 const INPUT_JSON_SCHEMA: &str = r#"{"title":"Order","type":"object","properties":{
   "id":{"type":"integer"},"customer":{"type":"string"},
   "status":{"type":"string","enum":["NEW","PAID","SHIPPED"]},

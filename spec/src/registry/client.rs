@@ -113,11 +113,29 @@ impl std::fmt::Debug for RegistryClient {
 impl RegistryClient {
     /// A client of the registry `settings` names.
     pub fn new(settings: RegistrySettings) -> RegistryClient {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build()
-            .into();
+            .timeout_global(Some(Duration::from_secs(10)));
+        if let Some(pem) = &settings.trusted_pem {
+            let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(pem.as_bytes())
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    Ok(_) => None,
+                    Err(e) => {
+                        // A broken block: the rest still counts, and the TLS handshake names a
+                        // registry certificate no trusted CA signed.
+                        tracing::warn!(error = %e, "schema.registry.ssl.truststore.certificates: a PEM block does not parse; skipped");
+                        None
+                    }
+                })
+                .collect();
+            config = config.tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+                    .build(),
+            );
+        }
+        let agent: ureq::Agent = config.build().into();
         let auth = settings.user_info.as_ref().map(|info| {
             format!(
                 "Basic {}",

@@ -10,6 +10,7 @@ pub mod avro;
 pub mod client;
 pub mod json_schema;
 pub mod protobuf;
+pub mod spec;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,6 +90,9 @@ pub struct RegistrySettings {
     pub value_strategy: SubjectNameStrategy,
     /// How long an unreachable registry is retried (`task.timeout.ms`).
     pub timeout: Duration,
+    /// CA certificates (PEM) to trust instead of the system's
+    /// (`schema.registry.ssl.truststore.certificates`).
+    pub trusted_pem: Option<String>,
 }
 
 impl RegistrySettings {
@@ -102,6 +106,7 @@ impl RegistrySettings {
             key_strategy: SubjectNameStrategy::TopicName,
             value_strategy: SubjectNameStrategy::TopicName,
             timeout: Duration::ZERO,
+            trusted_pem: None,
         }
     }
 
@@ -124,6 +129,7 @@ impl RegistrySettings {
             key_strategy: SubjectNameStrategy::parse(&config.key_subject_name_strategy),
             value_strategy: SubjectNameStrategy::parse(&config.value_subject_name_strategy),
             timeout: config.task_timeout,
+            trusted_pem: config.schema_registry_ssl_truststore_certificates.clone(),
         })
     }
 }

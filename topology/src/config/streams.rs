@@ -221,6 +221,13 @@ streams_properties! {
         parse: parse::optional_text,
         default: Fallback::Of(|_| None),
     }
+    /// CA certificates (PEM) an `https` registry's certificate is checked against (Kafka's
+    /// `ssl.truststore.certificates` with `ssl.truststore.type=PEM`, under Confluent's
+    /// `schema.registry.` prefix); unset: the system's trusted CAs.
+    schema_registry_ssl_truststore_certificates: Option<String> = "schema.registry.ssl.truststore.certificates" {
+        parse: parse::optional_text,
+        default: Fallback::Of(|_| None),
+    }
     /// Whether a serializer registers its schema under the subject (true, Confluent's default)
     /// or only looks its id up.
     auto_register_schemas: bool = "auto.register.schemas" {
