@@ -24,8 +24,6 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-const TIMEOUT: Duration = Duration::from_secs(10);
-
 pub use freshet_spec::Plan;
 
 /// Compiles the spec as `freshet-engine validate` does; the error is the compiler's message.
@@ -113,7 +111,7 @@ impl AppClients {
         &self.kafka
     }
 
-    fn new(config: &StreamsConfig) -> Result<Self, AdminError> {
+    fn new(config: &StreamsConfig, timeout: Duration) -> Result<Self, AdminError> {
         let metadata: BaseConsumer = consumer_config(config, "read_uncommitted")
             .create()
             .map_err(|e| unreachable(config, e))?;
@@ -130,7 +128,11 @@ impl AppClients {
             .ok();
         Ok(AppClients {
             settings: settings_digest(config),
-            kafka: admin::Clients { metadata, admin },
+            kafka: admin::Clients {
+                metadata,
+                admin,
+                timeout,
+            },
             count: 2 + u64::from(stable.is_some()),
             stable: Mutex::new(stable),
         })
@@ -167,15 +169,19 @@ pub struct ClientCache {
     created: Counter,
     /// `freshet_operator_kafka_clients`: clients open now.
     open: Gauge,
+    /// How long one call of the clients waits for the cluster (`--kafka-timeout-seconds`).
+    timeout: Duration,
 }
 
 impl ClientCache {
-    /// An empty cache counting into the two metrics.
-    pub fn new(created: Counter, open: Gauge) -> Self {
+    /// An empty cache counting into the two metrics, its clients' calls waiting at most
+    /// `timeout` for the cluster.
+    pub fn new(created: Counter, open: Gauge, timeout: Duration) -> Self {
         ClientCache {
             apps: Mutex::default(),
             created,
             open,
+            timeout,
         }
     }
 
@@ -187,7 +193,7 @@ impl ClientCache {
         if let Some(c) = apps.get(app).filter(|c| c.settings == settings) {
             return Ok(c.clone());
         }
-        let made = Arc::new(AppClients::new(config)?);
+        let made = Arc::new(AppClients::new(config, self.timeout)?);
         self.created.inc_by(made.count);
         if let Some(old) = apps.insert(app.to_owned(), made.clone()) {
             tracing::info!(app, "Kafka settings changed: new Kafka clients");
@@ -226,7 +232,7 @@ fn brokers(clients: &AppClients, config: &StreamsConfig) -> Result<i32, AdminErr
     let metadata = clients
         .kafka
         .metadata
-        .fetch_metadata(None, TIMEOUT)
+        .fetch_metadata(None, clients.kafka.timeout)
         .map_err(|e| unreachable(config, e))?;
     Ok(metadata.brokers().len() as i32)
 }
@@ -327,7 +333,7 @@ pub fn offsets(
         .find(|(k, _)| k == "auto.offset.reset")
         .is_none_or(|(_, v)| v == "earliest" || v == "smallest");
     let committed = uncommitted
-        .committed_offsets(tpl, TIMEOUT)
+        .committed_offsets(tpl, clients.kafka.timeout)
         .map_err(|e| unreachable(config, e))?;
     let mut totals = InputOffsets {
         read_at_ms: std::time::SystemTime::now()
@@ -339,7 +345,7 @@ pub fn offsets(
     let mut probe: BTreeMap<(String, i32), (i64, i64)> = BTreeMap::new();
     for e in committed.elements() {
         let (low, high) = uncommitted
-            .fetch_watermarks(e.topic(), e.partition(), TIMEOUT)
+            .fetch_watermarks(e.topic(), e.partition(), clients.kafka.timeout)
             .map_err(|err| unreachable(config, err))?;
         let done = match e.offset() {
             Offset::Offset(o) => o.clamp(low, high),
@@ -352,7 +358,7 @@ pub fn offsets(
             && let Some(stable) = stable
         {
             let (_, last_stable) = stable
-                .fetch_watermarks(e.topic(), e.partition(), TIMEOUT)
+                .fetch_watermarks(e.topic(), e.partition(), clients.kafka.timeout)
                 .map_err(|err| unreachable(config, err))?;
             if last_stable == high {
                 probe.insert((e.topic().to_owned(), e.partition()), (done, high - done));
