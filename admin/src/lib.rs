@@ -135,13 +135,13 @@ impl Clients {
         config: &StreamsConfig,
         topics: &[String],
     ) -> Result<HashMap<String, i32>, AdminError> {
-        let metadata =
-            self.metadata
-                .fetch_metadata(None, self.timeout)
-                .map_err(|e| AdminError::Unreachable {
-                    bootstrap: config.bootstrap_servers.clone(),
-                    message: e.to_string(),
-                })?;
+        let metadata = self
+            .metadata
+            .fetch_metadata(None, self.timeout)
+            .map_err(|e| AdminError::Unreachable {
+                bootstrap: config.bootstrap_servers.clone(),
+                message: e.to_string(),
+            })?;
         Ok(metadata
             .topics()
             .iter()

@@ -376,12 +376,15 @@ pub fn delete_topics(
     if topics.is_empty() {
         return Ok(());
     }
-    let results =
-        futures::executor::block_on(clients.admin.delete_topics(&topics, &admin_options(clients.timeout)))
-            .map_err(|e| AdminError::Unreachable {
-                bootstrap: config.bootstrap_servers.clone(),
-                message: e.to_string(),
-            })?;
+    let results = futures::executor::block_on(
+        clients
+            .admin
+            .delete_topics(&topics, &admin_options(clients.timeout)),
+    )
+    .map_err(|e| AdminError::Unreachable {
+        bootstrap: config.bootstrap_servers.clone(),
+        message: e.to_string(),
+    })?;
     judge_deletions(
         results,
         "topic",
@@ -421,11 +424,10 @@ fn judge_deletions(
 
 /// Deletes the consumer group of `config`'s application; a group already gone is no error.
 pub fn delete_group(clients: &Clients, config: &StreamsConfig) -> Result<(), AdminError> {
-    let results = futures::executor::block_on(
-        clients
-            .admin
-            .delete_groups(&[config.application_id.as_str()], &admin_options(clients.timeout)),
-    )
+    let results = futures::executor::block_on(clients.admin.delete_groups(
+        &[config.application_id.as_str()],
+        &admin_options(clients.timeout),
+    ))
     .map_err(|e| AdminError::Unreachable {
         bootstrap: config.bootstrap_servers.clone(),
         message: e.to_string(),
