@@ -125,7 +125,8 @@ fn describe_streams_group(
     use freshet_streams_group::{Connection, coordinator, describe};
     const GROUP_ID_NOT_FOUND: i16 = 69;
     let client = "freshet-admin";
-    let described = coordinator::find_coordinator(bootstrap, group, client, timeout)
+    let security = freshet_streams_group::Security::plaintext();
+    let described = coordinator::find_coordinator(bootstrap, group, client, timeout, &security)
         .and_then(|address| Connection::connect(&address, client, timeout))
         .and_then(|mut conn| describe::describe_group(&mut conn, group));
     match described {

@@ -2,16 +2,19 @@
 //! header, body), responses read back and matched by correlation id.
 //!
 //! Blocking on purpose: a stream thread runs a synchronous loop, and its heartbeats are sent from
-//! that loop (as a Java `StreamThread` polls its consumer). Plaintext only for now; TLS and SASL
-//! come with the secured-Kafka issue.
+//! that loop (as a Java `StreamThread` polls its consumer). Secured as the app's other clients
+//! are ([`Security`]): TLS through rustls, then SASL ([`crate::sasl`]) before the first request.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+
+use crate::security::Security;
 
 /// What can go wrong talking to a broker.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +54,20 @@ pub enum GroupError {
     /// A response that does not fit the request.
     #[error("{0}")]
     Protocol(String),
+    /// The TLS handshake failed for a reason retrying does not change (an untrusted or
+    /// misnamed certificate, a refused client certificate).
+    #[error("TLS with the broker at {address}: {source}")]
+    Tls {
+        /// The broker's address.
+        address: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// SASL authentication could not be completed (no such mechanism, a server that failed
+    /// SCRAM's proof); the broker's own refusal is a [`GroupError::Broker`].
+    #[error("SASL authentication: {0}")]
+    Authentication(String),
 }
 
 impl GroupError {
@@ -87,17 +104,90 @@ impl GroupError {
     }
 }
 
+/// The byte stream under a connection: TCP, or TLS over TCP.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
 /// A connection to one broker.
 pub struct Connection {
     address: String,
-    stream: TcpStream,
+    stream: Stream,
     client_id: String,
     correlation_id: i32,
+    /// When the SASL session ends (the broker's `connections.max.reauth.ms`), if it does.
+    session_ends: Option<Instant>,
 }
 
 impl Connection {
-    /// Connects to `address` (`host:port`); `timeout` bounds the connect and each read and write.
+    /// Connects to `address` (`host:port`) in plaintext; `timeout` bounds the connect and each
+    /// read and write.
     pub fn connect(address: &str, client_id: &str, timeout: Duration) -> Result<Self, GroupError> {
+        Self::connect_with(address, client_id, timeout, &Security::plaintext())
+    }
+
+    /// Connects to `address` with `security`: the TLS handshake, then SASL authentication.
+    pub fn connect_with(
+        address: &str,
+        client_id: &str,
+        timeout: Duration,
+        security: &Security,
+    ) -> Result<Self, GroupError> {
+        let tcp = Self::tcp(address, timeout)?;
+        let stream = match &security.tls {
+            None => Stream::Plain(tcp),
+            Some(config) => Stream::Tls(Box::new(tls(address, tcp, config.clone())?)),
+        };
+        let mut conn = Connection {
+            address: address.to_owned(),
+            stream,
+            client_id: client_id.to_owned(),
+            correlation_id: 0,
+            session_ends: None,
+        };
+        if let Some(sasl) = &security.sasl {
+            let started = Instant::now();
+            if let Some(lifetime) = crate::sasl::authenticate(&mut conn, sasl)? {
+                // Made again a little before the broker closes it (Java re-authenticates at
+                // 85-95% of the lifetime).
+                conn.session_ends = Some(started + lifetime.mul_f64(0.85));
+            }
+        }
+        Ok(conn)
+    }
+
+    /// Whether the SASL session is over or about to be: the connection must be made again.
+    pub fn session_expired(&self) -> bool {
+        self.session_ends.is_some_and(|t| Instant::now() >= t)
+    }
+
+    fn tcp(address: &str, timeout: Duration) -> Result<TcpStream, GroupError> {
         let io = |what, source| GroupError::Io {
             what,
             address: address.to_owned(),
@@ -115,12 +205,7 @@ impl Connection {
                         .and_then(|()| stream.set_write_timeout(Some(timeout)))
                         .and_then(|()| stream.set_nodelay(true))
                         .map_err(|e| io("configuring the connection", e))?;
-                    return Ok(Connection {
-                        address: address.to_owned(),
-                        stream,
-                        client_id: client_id.to_owned(),
-                        correlation_id: 0,
-                    });
+                    return Ok(stream);
                 }
                 Err(e) => last = Some(e),
             }
@@ -177,6 +262,45 @@ impl Connection {
         }
         Ok(response)
     }
+}
+
+/// `tcp` wrapped in TLS with `config`, the handshake done (so that a certificate problem is
+/// reported as one, not as a failed request).
+fn tls(
+    address: &str,
+    mut tcp: TcpStream,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>, GroupError> {
+    let host = address
+        .rsplit_once(':')
+        .map_or(address, |(h, _)| h)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|e| GroupError::Protocol(format!("`{host}` is not a host name for TLS: {e}")))?;
+    let mut session = rustls::ClientConnection::new(config, name).map_err(|e| GroupError::Tls {
+        address: address.to_owned(),
+        source: std::io::Error::other(e),
+    })?;
+    while session.is_handshaking() {
+        if let Err(e) = session.complete_io(&mut tcp) {
+            // rustls reports its own errors (certificates, alerts) as invalid data; anything
+            // else is the connection's, which trying again may cure.
+            return Err(if e.kind() == std::io::ErrorKind::InvalidData {
+                GroupError::Tls {
+                    address: address.to_owned(),
+                    source: e,
+                }
+            } else {
+                GroupError::Io {
+                    what: "the TLS handshake",
+                    address: address.to_owned(),
+                    source: e,
+                }
+            });
+        }
+    }
+    Ok(rustls::StreamOwned::new(session, tcp))
 }
 
 /// A request framed for the wire: size, header, body.

@@ -20,6 +20,7 @@ use crate::messages::streams_group_heartbeat_request::{
     self as request, StreamsGroupHeartbeatRequest, TaskIds,
 };
 use crate::messages::streams_group_heartbeat_response::StreamsGroupHeartbeatResponse;
+use crate::security::Security;
 
 /// The version of `StreamsGroupHeartbeat` sent (Kafka 4.4 answers 0-1).
 pub const HEARTBEAT_VERSION: i16 = 1;
@@ -74,6 +75,8 @@ pub struct MemberConfig {
     pub topology: request::Topology,
     /// Bounds each connect, request and response.
     pub request_timeout: Duration,
+    /// How the connections are secured (as the app's other clients).
+    pub security: Security,
 }
 
 /// What a heartbeat brought.
@@ -165,17 +168,27 @@ impl Member {
 
     /// The coordinator's connection, found and opened if there is none.
     fn coordinator(&mut self) -> Result<&mut Connection, GroupError> {
+        if self
+            .connection
+            .as_ref()
+            .is_some_and(Connection::session_expired)
+        {
+            debug!(group = %self.config.group_id, member = %self.member_id, "the SASL session ends: connecting again");
+            self.connection = None;
+        }
         if self.connection.is_none() {
             let address = find_coordinator(
                 &self.config.bootstrap,
                 &self.config.group_id,
                 &self.config.client_id,
                 self.config.request_timeout,
+                &self.config.security,
             )?;
-            let conn = Connection::connect(
+            let conn = Connection::connect_with(
                 &address,
                 &self.config.client_id,
                 self.config.request_timeout,
+                &self.config.security,
             )?;
             self.connection = Some(conn);
         }

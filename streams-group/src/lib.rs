@@ -6,7 +6,8 @@
 //! `kafka-protocol` crate's encoders; [`connection`] frames requests over one broker
 //! connection; [`coordinator`] finds the group's coordinator; [`heartbeat`] is one member's
 //! state (member id, epoch, owned tasks) and its heartbeats; [`offsets`] commits offsets as that
-//! member; [`describe`] reads a group as the broker describes it.
+//! member; [`describe`] reads a group as the broker describes it; [`security`] and [`sasl`]
+//! secure the connections as the app's other clients are (TLS, SASL).
 
 #![warn(missing_docs)]
 
@@ -16,8 +17,11 @@ pub mod describe;
 pub mod heartbeat;
 pub mod messages;
 pub mod offsets;
+pub mod sasl;
+pub mod security;
 pub mod wire;
 
 pub use connection::{Connection, GroupError};
 pub use heartbeat::{Member, MemberConfig, TaskId};
 pub use kafka_protocol::protocol::StrBytes;
+pub use security::{Security, SecurityError, Settings};

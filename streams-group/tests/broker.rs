@@ -7,13 +7,13 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use freshet_streams_group::StrBytes;
 use freshet_streams_group::connection::Connection;
 use freshet_streams_group::coordinator::find_coordinator;
 use freshet_streams_group::describe::describe_group;
 use freshet_streams_group::heartbeat::{Member, MemberConfig, Outcome, TaskId};
 use freshet_streams_group::messages::streams_group_heartbeat_request as hq;
 use freshet_streams_group::offsets::commit_offsets;
+use freshet_streams_group::{Security, StrBytes};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
 
@@ -79,6 +79,7 @@ fn a_member_is_assigned_described_and_fenced_by_its_epoch() {
         rebalance_timeout_ms: 30_000,
         topology,
         request_timeout: TIMEOUT,
+        security: Security::plaintext(),
     });
     let all: BTreeSet<TaskId> = (0..2)
         .map(|p| TaskId {
@@ -121,8 +122,14 @@ fn a_member_is_assigned_described_and_fenced_by_its_epoch() {
     let epoch = member.epoch();
     assert!(epoch > 0, "epoch {epoch}");
 
-    let coordinator =
-        find_coordinator(&bootstrap(), &group, "streams-group-test", TIMEOUT).expect("coordinator");
+    let coordinator = find_coordinator(
+        &bootstrap(),
+        &group,
+        "streams-group-test",
+        TIMEOUT,
+        &Security::plaintext(),
+    )
+    .expect("coordinator");
     let mut conn = Connection::connect(&coordinator, "streams-group-test", TIMEOUT).unwrap();
     let described = describe_group(&mut conn, &group).expect("describe");
     let me = described

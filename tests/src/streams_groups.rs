@@ -66,12 +66,17 @@ fn section<'a>(assignments: &'a str, label: &str) -> &'a str {
 
 /// The member rows of group `app`, read with Kafka's own tool.
 pub fn describe(app: &str) -> Vec<MemberRow> {
+    describe_at(&kafka_bootstrap(), app)
+}
+
+/// The member rows of group `app` on the brokers at `bootstrap` (a plaintext listener).
+pub fn describe_at(bootstrap: &str, app: &str) -> Vec<MemberRow> {
     let out = Command::new(repo_root().join("scripts/kafka.sh"))
         .args([
             "tool",
             "org.apache.kafka.tools.streams.StreamsGroupCommand",
             "--bootstrap-server",
-            &kafka_bootstrap(),
+            bootstrap,
             "--describe",
             "--group",
             app,

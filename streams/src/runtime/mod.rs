@@ -113,6 +113,9 @@ pub(crate) struct Shared {
     /// Streams' `processId`, a UUID), which tells the broker's assignor the threads of one
     /// instance apart from those of another.
     pub group_process_id: String,
+    /// Under group.protocol=streams: how the members' connections are secured, read from the
+    /// main consumer's properties (as librdkafka secures the consumer's own).
+    pub group_security: freshet_streams_group::Security,
     pub metrics: Metrics,
     state: Mutex<State>,
     threads: Mutex<Vec<ThreadState>>,
@@ -338,6 +341,20 @@ impl KafkaStreams {
                 }
             }
         };
+        let group_security = if config.group_protocol == crate::config::GroupProtocol::Streams {
+            freshet_streams_group::Security::from_properties(
+                config
+                    .consumer
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
+            .unwrap_or_else(|e| {
+                fatal.get_or_insert(RuntimeError::StreamsGroupSecurity(Arc::new(e)));
+                freshet_streams_group::Security::plaintext()
+            })
+        } else {
+            freshet_streams_group::Security::plaintext()
+        };
         KafkaStreams {
             topology: Arc::new(topology),
             shared: Arc::new(Shared {
@@ -349,6 +366,7 @@ impl KafkaStreams {
                 transactional_instance,
                 _process_id: process_id,
                 group_process_id: streams_group::process_id(),
+                group_security,
                 metrics,
                 state: Mutex::new(State::Created),
                 threads: Mutex::new(vec![ThreadState::Starting; threads]),

@@ -230,6 +230,7 @@ impl GroupMember {
             rebalance_timeout_ms,
             topology: topology_description(topology, c),
             request_timeout: Duration::from_secs(30),
+            security: shared.group_security.clone(),
         };
         let sources = topology
             .subtopologies()

@@ -318,6 +318,16 @@ pub enum ConfigError {
         /// Where the conflicting value was written.
         second: Origin,
     },
+    /// Security settings of the main consumer that the streams-group client (which makes the
+    /// group's connections under group.protocol=streams) cannot honour: refused rather than
+    /// connecting otherwise than the rest of the app.
+    #[error("group.protocol={protocol}: {reason}")]
+    StreamsGroupSecurity {
+        /// `streams` or `auto`.
+        protocol: &'static str,
+        /// What is unsupported or missing, and the fix.
+        reason: String,
+    },
     /// Every problem found, when there is more than one: resolution reports all of them at once
     /// rather than the first.
     #[error("{}", several_message(.0))]

@@ -494,6 +494,9 @@ impl Resolver {
         if group_protocol != super::GroupProtocol::Classic {
             self.check_consumer_protocol(&lists, group_protocol);
         }
+        if group_protocol == super::GroupProtocol::Streams {
+            self.check_streams_group_security(&lists, group_protocol);
+        }
 
         if !self.errors.is_empty() {
             return Err(if self.errors.len() == 1 {
@@ -706,6 +709,23 @@ impl Resolver {
                     ),
                 );
             }
+        }
+    }
+
+    /// The streams-group members connect with the main consumer's security settings through
+    /// Freshet's own client: what it cannot do (Kerberos, PKCS#12, OIDC...) is refused here,
+    /// never a connection made otherwise than librdkafka's.
+    fn check_streams_group_security(&mut self, lists: &Lists, protocol: super::GroupProtocol) {
+        let props = lists
+            .get(&Client::MainConsumer)
+            .into_iter()
+            .flatten()
+            .map(|(k, c)| (*k, c.value.as_str()));
+        if let Err(e) = freshet_streams_group::Settings::from_properties(props) {
+            self.errors.push(ConfigError::StreamsGroupSecurity {
+                protocol: protocol.as_str(),
+                reason: e.to_string(),
+            });
         }
     }
 
