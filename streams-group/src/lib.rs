@@ -22,6 +22,6 @@ pub mod security;
 pub mod wire;
 
 pub use connection::{Connection, GroupError};
-pub use heartbeat::{Member, MemberConfig, TaskId};
+pub use heartbeat::{Member, MemberConfig, TaskId, TaskOffsets};
 pub use kafka_protocol::protocol::StrBytes;
 pub use security::{Security, SecurityError, Settings};

@@ -194,3 +194,60 @@ topology:
     );
     std::fs::write(path, text).expect("write the manifest");
 }
+
+/// What the group coordinator holds of one member, read with StreamsGroupDescribe (Freshet's
+/// codec of it): what Kafka's tool does not print.
+#[derive(Debug, Clone)]
+pub struct DescribedMember {
+    /// The member id.
+    pub member: String,
+    /// The member's client id.
+    pub client_id: String,
+    /// Its active tasks, `<subtopology>_<partition>`.
+    pub active: BTreeSet<String>,
+    /// The task offsets it reported last, per task.
+    pub task_offsets: BTreeMap<String, i64>,
+    /// The task end offsets it reported last, per task.
+    pub task_end_offsets: BTreeMap<String, i64>,
+}
+
+/// The members of streams group `app` as its coordinator describes them.
+pub fn describe_members(app: &str) -> Vec<DescribedMember> {
+    use freshet_streams_group::{Connection, Security, coordinator, describe};
+    let timeout = Duration::from_secs(10);
+    let address = coordinator::find_coordinator(
+        &kafka_bootstrap(),
+        app,
+        "freshet-tests",
+        timeout,
+        &Security::plaintext(),
+    )
+    .expect("the group coordinator");
+    let mut conn = Connection::connect(&address, "freshet-tests", timeout).expect("connecting");
+    let group = describe::describe_group(&mut conn, app).expect("StreamsGroupDescribe");
+    let offsets = |list: &[freshet_streams_group::messages::streams_group_describe_response::TaskOffset]| {
+        list.iter()
+            .map(|o| (format!("{}_{}", o.subtopology_id.as_str(), o.partition), o.offset))
+            .collect()
+    };
+    group
+        .members
+        .iter()
+        .map(|m| DescribedMember {
+            member: m.member_id.as_str().to_owned(),
+            client_id: m.client_id.as_str().to_owned(),
+            active: m
+                .assignment
+                .active_tasks
+                .iter()
+                .flat_map(|t| {
+                    t.partitions
+                        .iter()
+                        .map(move |p| format!("{}_{p}", t.subtopology_id.as_str()))
+                })
+                .collect(),
+            task_offsets: offsets(&m.task_offsets),
+            task_end_offsets: offsets(&m.task_end_offsets),
+        })
+        .collect()
+}

@@ -11,7 +11,7 @@ use freshet_tests::apps::send_batch;
 use freshet_tests::engine::EngineProcess;
 use freshet_tests::kafka::create_topics;
 use freshet_tests::streams_groups::{
-    MemberRow, wait_counts_exact, wait_stable, write_count_manifest,
+    MemberRow, describe_members, wait_counts_exact, wait_stable, write_count_manifest,
 };
 use freshet_tests::unique_name;
 
@@ -93,6 +93,24 @@ async fn members_share_tasks_and_count_exactly(guarantee: &str) {
     );
     let members: BTreeSet<&str> = rows.iter().map(|r| r.member.as_str()).collect();
     assert_eq!(members.len(), 3, "{rows:#?}");
+    // Each member reported its tasks' offsets with the heartbeat acknowledging its last
+    // assignment (per task: changelog position and end offset sums), and the coordinator keeps
+    // them: every active task of every member, no end offset below its position.
+    for m in describe_members(&app) {
+        eprintln!(
+            "{}: task offsets {:?}, end offsets {:?}",
+            m.client_id, m.task_offsets, m.task_end_offsets
+        );
+        let reported: BTreeSet<String> = m.task_offsets.keys().cloned().collect();
+        assert_eq!(reported, m.active, "task offsets of {m:#?}");
+        for (task, offset) in &m.task_offsets {
+            let end = m.task_end_offsets.get(task);
+            assert!(
+                *offset >= 0 && end.is_some_and(|e| e >= offset),
+                "task {task}: offset {offset}, end {end:?}: {m:#?}"
+            );
+        }
+    }
     send_batch(&input, KEYS, EACH, false);
     wait_counts_exact(&output, KEYS, 2 * EACH as i64);
     // The tasks each engine runs are those the broker lists for it.

@@ -11,11 +11,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use freshet_streams_group::StrBytes;
-use freshet_streams_group::heartbeat::{Member, MemberConfig, Outcome, TaskId};
+use freshet_streams_group::heartbeat::{Member, MemberConfig, Outcome, TaskId, TaskOffsets};
 use freshet_streams_group::messages::streams_group_heartbeat_request as hq;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::error::{ErrorClass, RuntimeError};
 use super::positions::{COMMITTED_TIMEOUT, committed_offsets};
@@ -185,6 +185,76 @@ pub(crate) fn reset_offset(config: &StreamsConfig) -> Offset {
     }
 }
 
+/// How long reading the changelogs' end offsets for the task offsets report may take.
+const END_OFFSET_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The task offsets the thread reports (Kafka Streams' task offset sums): per stateful task it
+/// runs, the sum of its changelog positions, and the sum of those changelogs' end offsets (read
+/// from the brokers in one ListOffsets round, as the consumer's isolation level sees them; when
+/// they cannot be read now the report goes without end offsets). Tasks without a logged store
+/// report nothing, as in Kafka Streams.
+fn task_offsets<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    tasks: &TaskManager,
+    thread: usize,
+) -> TaskOffsets {
+    let mut out = TaskOffsets::default();
+    let mut changelogs: Vec<(TaskId, Vec<(String, i32)>)> = Vec::new();
+    let mut tpl = TopicPartitionList::new();
+    for task in tasks.values() {
+        let positions = task.changelog_positions();
+        let Some(id) = task_id(&task.id) else {
+            continue;
+        };
+        if positions.is_empty() {
+            continue;
+        }
+        out.offsets
+            .insert(id.clone(), positions.iter().map(|(_, p)| p).sum());
+        for ((topic, partition), _) in &positions {
+            // ListOffsets with the timestamp -1 (Offset::End): the end offset.
+            if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::End) {
+                debug!(thread, %topic, error = %e, "no end offset for the task offsets report");
+            }
+        }
+        changelogs.push((id, positions.into_iter().map(|(k, _)| k).collect()));
+    }
+    if changelogs.is_empty() {
+        return out;
+    }
+    let ends = match consumer.offsets_for_times(tpl, END_OFFSET_TIMEOUT) {
+        Ok(ends) => ends,
+        Err(e) => {
+            debug!(thread, error = %e, "no end offsets for the task offsets report");
+            return out;
+        }
+    };
+    'tasks: for (id, partitions) in changelogs {
+        let mut sum = 0;
+        for (topic, partition) in partitions {
+            match ends
+                .find_partition(&topic, partition)
+                .filter(|e| e.error().is_ok())
+                .map(|e| e.offset())
+            {
+                Some(Offset::Offset(end)) => sum += end,
+                _ => continue 'tasks,
+            }
+        }
+        out.end_offsets.insert(id, sum);
+    }
+    out
+}
+
+/// A task id as the group knows it, from `<subtopology>_<partition>`.
+fn task_id(id: &str) -> Option<TaskId> {
+    let (sub, partition) = id.split_once('_')?;
+    Some(TaskId {
+        subtopology: sub.to_owned(),
+        partition: partition.parse().ok()?,
+    })
+}
+
 /// How often the same retriable heartbeat error is logged again while it goes on.
 const HEARTBEAT_ERROR_LOG_EVERY: Duration = Duration::from_secs(30);
 /// How soon a failed heartbeat is tried again.
@@ -281,6 +351,10 @@ impl GroupMember {
         {
             return Ok(());
         }
+        if self.member.task_offsets_due() {
+            self.member
+                .report_task_offsets(task_offsets(consumer, tasks, self.thread));
+        }
         let outcome = match self.member.heartbeat() {
             Ok(o) => {
                 self.failed_at = None;
@@ -322,17 +396,7 @@ impl GroupMember {
     }
 
     fn owned(tasks: &TaskManager) -> BTreeSet<TaskId> {
-        tasks
-            .ids()
-            .iter()
-            .filter_map(|id| {
-                let (sub, partition) = id.split_once('_')?;
-                Some(TaskId {
-                    subtopology: sub.to_owned(),
-                    partition: partition.parse().ok()?,
-                })
-            })
-            .collect()
+        tasks.ids().iter().filter_map(|id| task_id(id)).collect()
     }
 
     fn reconcile<C: ConsumerContext>(
@@ -411,6 +475,10 @@ impl GroupMember {
         }
         tasks.publish();
         self.member.set_owned(Self::owned(tasks));
+        // The acknowledging heartbeat also tells the assignor where the tasks' state stands now
+        // (besides every task offset interval).
+        self.member
+            .report_task_offsets(task_offsets(consumer, tasks, self.thread));
         shared.set_thread_state(self.thread, ThreadState::Running);
         Ok(())
     }
