@@ -251,3 +251,67 @@ pub fn describe_members(app: &str) -> Vec<DescribedMember> {
         })
         .collect()
 }
+
+/// An engine's stream threads as its `/topology?format=json` lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineThreads {
+    /// The process id it reports to the streams group (`processId`).
+    pub process: String,
+    /// Client id → active tasks, per stream thread.
+    pub threads: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// What `engine` says it runs (`/topology?format=json`, `live`).
+pub fn engine_threads(engine: &crate::engine::EngineProcess) -> EngineThreads {
+    let (status, body) = engine
+        .get("/topology?format=json")
+        .expect("the engine's /topology answers");
+    assert_eq!(status, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let live = &json["live"];
+    EngineThreads {
+        process: live["processId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no processId in {live:#}"))
+            .to_owned(),
+        threads: live["threads"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no threads in {live:#}"))
+            .iter()
+            .map(|t| {
+                let tasks = t["activeTasks"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect();
+                (t["clientId"].as_str().unwrap_or_default().to_owned(), tasks)
+            })
+            .collect(),
+    }
+}
+
+/// Waits until `engine`'s `/topology` lists, per thread, the active tasks the group's `rows`
+/// give the member with that client id (the engine publishes its tasks after reconciling).
+pub fn wait_engine_matches(
+    engine: &crate::engine::EngineProcess,
+    rows: &[MemberRow],
+) -> EngineThreads {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let threads = engine_threads(engine);
+        let expected: BTreeMap<String, BTreeSet<String>> = rows
+            .iter()
+            .filter(|r| r.process == threads.process)
+            .map(|r| (r.client_id.clone(), r.active.clone()))
+            .collect();
+        if !expected.is_empty() && expected == threads.threads {
+            return threads;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the engine's /topology {threads:#?} does not match the group's rows {rows:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}

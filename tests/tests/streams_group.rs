@@ -11,7 +11,8 @@ use freshet_tests::apps::send_batch;
 use freshet_tests::engine::EngineProcess;
 use freshet_tests::kafka::create_topics;
 use freshet_tests::streams_groups::{
-    MemberRow, describe_members, wait_counts_exact, wait_stable, write_count_manifest,
+    MemberRow, describe_members, wait_counts_exact, wait_engine_matches, wait_stable,
+    write_count_manifest,
 };
 use freshet_tests::unique_name;
 
@@ -67,14 +68,18 @@ async fn members_share_tasks_and_count_exactly(guarantee: &str) {
         );
         assert!(!r.active.is_empty(), "a thread without tasks: {rows:#?}");
     }
+    // Kafka Streams' client ids: `<application.id>-<process id>-StreamThread-<n>-consumer`.
     let clients: BTreeSet<&str> = rows.iter().map(|r| r.client_id.as_str()).collect();
     assert_eq!(
         clients,
         BTreeSet::from([
-            format!("{app}-StreamThread-1-consumer").as_str(),
-            format!("{app}-StreamThread-2-consumer").as_str()
+            format!("{app}-{process_a}-StreamThread-1-consumer").as_str(),
+            format!("{app}-{process_a}-StreamThread-2-consumer").as_str()
         ])
     );
+    // The engine's /topology lists each thread with the same client id and the tasks the
+    // group gives it.
+    wait_engine_matches(&a, &rows);
 
     // A second instance joins: the broker moves tasks to it, the revoked ones committed first,
     // and the count stays exact.
@@ -85,7 +90,7 @@ async fn members_share_tasks_and_count_exactly(guarantee: &str) {
     assert_eq!(b_rows.len(), 1, "{rows:#?}");
     assert_eq!(
         b_rows[0].client_id,
-        format!("{app}-StreamThread-1-consumer")
+        format!("{app}-{}-StreamThread-1-consumer", b_rows[0].process)
     );
     assert!(
         !b_rows[0].active.is_empty(),
@@ -111,6 +116,8 @@ async fn members_share_tasks_and_count_exactly(guarantee: &str) {
             );
         }
     }
+    wait_engine_matches(&a, &rows);
+    wait_engine_matches(&b, &rows);
     send_batch(&input, KEYS, EACH, false);
     wait_counts_exact(&output, KEYS, 2 * EACH as i64);
     // The tasks each engine runs are those the broker lists for it.

@@ -116,6 +116,11 @@ pub(crate) struct Shared {
     /// Under group.protocol=streams: how the members' connections are secured, read from the
     /// main consumer's properties (as librdkafka secures the consumer's own).
     pub group_security: freshet_streams_group::Security,
+    /// The start of the stream threads' client ids (`<prefix>-StreamThread-<n>-consumer`):
+    /// `client.id` if set; else, under group.protocol=streams, `<application.id>-<process id>`
+    /// as Kafka Streams names them (what the group's description shows); else the
+    /// application id.
+    pub thread_client_prefix: String,
     pub metrics: Metrics,
     state: Mutex<State>,
     threads: Mutex<Vec<ThreadState>>,
@@ -355,6 +360,13 @@ impl KafkaStreams {
         } else {
             freshet_streams_group::Security::plaintext()
         };
+        let group_process_id = streams_group::process_id();
+        let thread_client_prefix = match (&config.client_id, config.group_protocol) {
+            (None, crate::config::GroupProtocol::Streams) => {
+                format!("{}-{group_process_id}", config.application_id)
+            }
+            _ => client_prefix(&config).to_owned(),
+        };
         KafkaStreams {
             topology: Arc::new(topology),
             shared: Arc::new(Shared {
@@ -365,8 +377,9 @@ impl KafkaStreams {
                 instance_base,
                 transactional_instance,
                 _process_id: process_id,
-                group_process_id: streams_group::process_id(),
+                group_process_id,
                 group_security,
+                thread_client_prefix,
                 metrics,
                 state: Mutex::new(State::Created),
                 threads: Mutex::new(vec![ThreadState::Starting; threads]),
@@ -413,6 +426,23 @@ impl KafkaStreams {
     /// once they are loaded. Probes use it to say why the application is not ready yet.
     pub fn loading_global_tables(&self) -> bool {
         self.shared.loading_globals.load(Ordering::Relaxed)
+    }
+
+    /// The process id the stream threads report to their streams group (Kafka Streams'
+    /// `processId`), under group.protocol=streams.
+    pub fn group_process_id(&self) -> Option<&str> {
+        (self.shared.config.group_protocol == crate::config::GroupProtocol::Streams)
+            .then_some(self.shared.group_process_id.as_str())
+    }
+
+    /// The main consumer's client id of stream thread `thread` (1-based), as the group lists it:
+    /// `<client.id>-StreamThread-<n>-consumer`, or under group.protocol=streams without a
+    /// `client.id`, `<application.id>-<process id>-StreamThread-<n>-consumer` (Kafka Streams').
+    pub fn thread_client_id(&self, thread: usize) -> String {
+        format!(
+            "{}-StreamThread-{thread}-consumer",
+            self.shared.thread_client_prefix
+        )
     }
 
     /// Tasks per thread, `<subtopology>_<partition>`.

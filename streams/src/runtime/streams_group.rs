@@ -287,7 +287,7 @@ impl GroupMember {
             group_id: app.clone(),
             client_id: format!(
                 "{}-StreamThread-{}-consumer",
-                super::client_prefix(c),
+                shared.thread_client_prefix,
                 thread + 1
             ),
             instance_id: shared

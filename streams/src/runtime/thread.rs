@@ -144,7 +144,7 @@ pub(crate) struct StreamThread {
 impl StreamThread {
     /// Kafka Streams' client id prefix: `client.id` if set, else the application id.
     fn client_prefix(&self) -> &str {
-        super::client_prefix(&self.shared.config)
+        &self.shared.thread_client_prefix
     }
 
     fn consumer_config(&self) -> ClientConfig {
