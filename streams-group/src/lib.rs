@@ -7,7 +7,8 @@
 //! connection; [`coordinator`] finds the group's coordinator; [`heartbeat`] is one member's
 //! state (member id, epoch, owned tasks) and its heartbeats; [`offsets`] commits offsets as that
 //! member; [`describe`] reads a group as the broker describes it; [`security`] and [`sasl`]
-//! secure the connections as the app's other clients are (TLS, SASL).
+//! secure the connections as the app's other clients are (TLS, SASL); [`support`] asks the
+//! brokers whether they run streams groups at all.
 
 #![warn(missing_docs)]
 
@@ -19,6 +20,7 @@ pub mod messages;
 pub mod offsets;
 pub mod sasl;
 pub mod security;
+pub mod support;
 pub mod wire;
 
 pub use connection::{Connection, GroupError};

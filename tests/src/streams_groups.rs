@@ -160,10 +160,23 @@ pub fn wait_counts_exact(output: &str, keys: usize, expected: i64) -> BTreeMap<S
 pub fn write_count_manifest(
     path: &std::path::Path,
     app: &str,
+    topics: (&str, &str),
+    guarantee: &str,
+    threads: usize,
+    state_dir: &std::path::Path,
+) {
+    write_count_manifest_as(path, app, topics, guarantee, threads, state_dir, "streams");
+}
+
+/// [`write_count_manifest`] with `group.protocol` set to `protocol`.
+pub fn write_count_manifest_as(
+    path: &std::path::Path,
+    app: &str,
     (input, output): (&str, &str),
     guarantee: &str,
     threads: usize,
     state_dir: &std::path::Path,
+    protocol: &str,
 ) {
     let text = format!(
         r#"
@@ -173,7 +186,7 @@ defaultKeySerde: string
 defaultValueSerde: string
 config:
   commit.interval.ms: "200"
-  group.protocol: streams
+  group.protocol: {protocol}
   processing.guarantee: {guarantee}
   num.stream.threads: "{threads}"
   state.dir: {state_dir}

@@ -11,8 +11,8 @@ use freshet_tests::apps::send_batch;
 use freshet_tests::engine::EngineProcess;
 use freshet_tests::kafka::create_topics;
 use freshet_tests::streams_groups::{
-    MemberRow, describe_members, wait_counts_exact, wait_engine_matches, wait_stable,
-    write_count_manifest,
+    MemberRow, describe_members, engine_threads, wait_counts_exact, wait_engine_matches,
+    wait_stable, write_count_manifest, write_count_manifest_as,
 };
 use freshet_tests::unique_name;
 
@@ -134,4 +134,78 @@ async fn members_share_tasks_and_count_exactly(guarantee: &str) {
     );
     a.terminate(Duration::from_secs(30));
     b.terminate(Duration::from_secs(30));
+}
+
+/// `group.protocol=auto` against the project's broker (Kafka 4.4, whose ApiVersions list
+/// StreamsGroupHeartbeat): the engine says it chose streams, Kafka's tool lists its thread as a
+/// streams member with every task, and the count is exact.
+#[tokio::test(flavor = "multi_thread")]
+async fn auto_chooses_streams_where_the_broker_runs_streams_groups() {
+    let app = unique_name("sgroup-auto");
+    let (input, output) = (format!("{app}-in"), format!("{app}-out"));
+    create_topics(&[(&input, PARTITIONS), (&output, PARTITIONS)]).await;
+    let state = tempfile::tempdir().unwrap();
+    let file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+    write_count_manifest_as(
+        file.path(),
+        &app,
+        (&input, &output),
+        "at_least_once",
+        1,
+        state.path(),
+        "auto",
+    );
+    send_batch(&input, KEYS, EACH, false);
+    let mut engine = EngineProcess::start(file.path(), &[], &[]);
+    engine.wait_ready(Duration::from_secs(60));
+    wait_counts_exact(&output, KEYS, EACH as i64);
+    let all_tasks: BTreeSet<String> = (0..PARTITIONS).map(|p| format!("0_{p}")).collect();
+    let rows = wait_stable(&app, 1, &all_tasks);
+    assert_eq!(rows[0].protocol, "streams", "{rows:#?}");
+    let threads = wait_engine_matches(&engine, &rows);
+    assert_eq!(engine_threads(&engine), threads);
+    let log = engine.log_text();
+    assert!(
+        log.contains("group.protocol=auto: using streams"),
+        "no INFO line saying auto chose streams:\n{log}"
+    );
+    engine.terminate(Duration::from_secs(30));
+}
+
+/// `group.protocol=auto` where the streams-group client cannot connect as the consumer is
+/// configured (Kerberos): the engine says it chose classic and why, instead of refusing the
+/// manifest as `streams` does. (librdkafka then fails on Kerberos itself, which is not this
+/// test's point.)
+#[test]
+fn auto_chooses_classic_where_the_streams_group_client_cannot_connect() {
+    let app = unique_name("sgroup-auto-classic");
+    let state = tempfile::tempdir().unwrap();
+    let file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+    write_count_manifest_as(
+        file.path(),
+        &app,
+        (&format!("{app}-in"), &format!("{app}-out")),
+        "at_least_once",
+        1,
+        state.path(),
+        "auto",
+    );
+    let mut engine = EngineProcess::start(
+        file.path(),
+        &["--error-linger-seconds", "0"],
+        &[("FRESHET_CONFIG_SECURITY_PROTOCOL", "SASL_PLAINTEXT")],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let log = loop {
+        let log = engine.log_text();
+        if log.contains("group.protocol=auto: using classic") || Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    engine.kill();
+    assert!(
+        log.contains("group.protocol=auto: using classic") && log.contains("sasl.mechanism=GSSAPI"),
+        "no INFO line saying auto chose classic, and why:\n{log}"
+    );
 }

@@ -322,13 +322,18 @@ pub enum StreamsError {
 
 impl KafkaStreams {
     /// `pod_name` is the `POD_NAME` of the operator's pods, the fallback base for static membership.
-    pub fn new(topology: Topology, config: StreamsConfig, pod_name: Option<&str>) -> Self {
+    pub fn new(topology: Topology, mut config: StreamsConfig, pod_name: Option<&str>) -> Self {
+        // group.protocol=auto becomes classic or streams here, before anything reads it.
+        let auto_failed = streams_group::resolve_auto(&mut config).err();
+        if auto_failed.is_some() {
+            config.group_protocol = crate::config::GroupProtocol::Classic;
+        }
         let instance_base = crate::config::instance_base(&config, pod_name);
         let (transactional_instance, process_id) = transactional_instance(&config, &instance_base);
         let threads = config.num_stream_threads.max(1);
         let metrics = Metrics::new();
         metrics.state.set(State::Created.code());
-        let mut fatal = None;
+        let mut fatal = auto_failed;
         let state = if topology.stores().is_empty() {
             None
         } else {
@@ -341,7 +346,7 @@ impl KafkaStreams {
                     ),
                 }),
                 Err(e) => {
-                    fatal = Some(RuntimeError::Other(format!("{e}: check state.dir")));
+                    fatal.get_or_insert(RuntimeError::Other(format!("{e}: check state.dir")));
                     None
                 }
             }

@@ -28,6 +28,74 @@ use crate::topology::Topology;
 use freshet_topology::processor::SinkTarget;
 use freshet_topology::topology::NodeKind;
 
+/// How long `group.protocol=auto` waits for a broker to answer whether it runs streams groups.
+const AUTO_PROBE_LIMIT: Duration = Duration::from_secs(60);
+
+/// `group.protocol=auto`: `streams` where the brokers list StreamsGroupHeartbeat in ApiVersions
+/// and the streams-group client can connect as the consumer is configured, else `classic`; the
+/// choice is logged at INFO. Brokers that do not answer within [`AUTO_PROBE_LIMIT`] are an
+/// error: guessing could put this instance in another kind of group than its peers.
+pub(crate) fn resolve_auto(config: &mut StreamsConfig) -> Result<(), RuntimeError> {
+    use crate::config::GroupProtocol;
+    if config.group_protocol != GroupProtocol::Auto {
+        return Ok(());
+    }
+    let security = match freshet_streams_group::Security::from_properties(
+        config
+            .consumer
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            info!(reason = %e, "group.protocol=auto: using classic, since the streams-group client cannot connect as the consumer is configured");
+            config.group_protocol = GroupProtocol::Classic;
+            return Ok(());
+        }
+    };
+    let client_id = format!("{}-admin", super::client_prefix(config));
+    let deadline = Instant::now() + AUTO_PROBE_LIMIT;
+    let mut errors = Repeats::every(HEARTBEAT_ERROR_LOG_EVERY);
+    loop {
+        match freshet_streams_group::support::streams_group_versions(
+            &config.bootstrap_servers,
+            &client_id,
+            Duration::from_secs(10),
+            &security,
+        ) {
+            Ok(Some((min, max))) => {
+                info!(
+                    min,
+                    max,
+                    "group.protocol=auto: using streams; the brokers run streams groups (they list StreamsGroupHeartbeat)"
+                );
+                config.group_protocol = GroupProtocol::Streams;
+                return Ok(());
+            }
+            Ok(None) => {
+                info!(
+                    "group.protocol=auto: using classic; the brokers do not list StreamsGroupHeartbeat (API key 88: Kafka 4.2+ with streams groups enabled)"
+                );
+                config.group_protocol = GroupProtocol::Classic;
+                return Ok(());
+            }
+            Err(e) if e.is_retriable() && Instant::now() < deadline => {
+                let text = e.to_string();
+                if errors.should_log(&text) {
+                    warn!(error = %text, "group.protocol=auto: the brokers do not answer whether they run streams groups; asking again");
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            Err(e) => {
+                return Err(RuntimeError::streams_group(
+                    "group.protocol=auto: asking the brokers whether they run streams groups",
+                    e,
+                ));
+            }
+        }
+    }
+}
+
 /// A process id as Kafka Streams makes one (`UUID.randomUUID()`, printed with hyphens).
 pub(crate) fn process_id() -> String {
     let hex = crate::state::random_id();

@@ -169,7 +169,8 @@ impl StreamThread {
             );
         // Range assignment puts partition N of every co-partitioned topic on one member.
         match c.group_protocol {
-            crate::config::GroupProtocol::Classic => {
+            // `auto` became classic or streams when the application was created.
+            crate::config::GroupProtocol::Classic | crate::config::GroupProtocol::Auto => {
                 cfg.set("partition.assignment.strategy", "range");
             }
             crate::config::GroupProtocol::Consumer => {

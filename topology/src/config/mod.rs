@@ -395,6 +395,10 @@ pub enum GroupProtocol {
     /// member of a streams group that sends its topology and is assigned tasks by the broker,
     /// through Freshet's client (`freshet-streams-group`); partitions are fetched by assignment.
     Streams,
+    /// `streams` where the brokers run streams groups (their ApiVersions list
+    /// StreamsGroupHeartbeat) and the streams-group client can connect as configured, else
+    /// `classic`; decided when the application is created, and logged.
+    Auto,
 }
 
 impl GroupProtocol {
@@ -404,6 +408,7 @@ impl GroupProtocol {
             GroupProtocol::Classic => "classic",
             GroupProtocol::Consumer => "consumer",
             GroupProtocol::Streams => "streams",
+            GroupProtocol::Auto => "auto",
         }
     }
 }

@@ -687,9 +687,11 @@ impl Resolver {
     }
 
     fn check_consumer_protocol(&mut self, lists: &Lists, protocol: super::GroupProtocol) {
-        let group = match protocol {
-            super::GroupProtocol::Streams => "streams",
-            _ => "consumer",
+        let (written, group) = match protocol {
+            super::GroupProtocol::Streams => ("streams", "streams"),
+            // It may become streams: what streams refuses is refused.
+            super::GroupProtocol::Auto => ("auto", "streams"),
+            _ => ("consumer", "consumer"),
         };
         for (name, broker) in [
             (
@@ -705,7 +707,7 @@ impl Resolver {
                 self.refuse_candidate(
                     c,
                     &format!(
-                        "with group.protocol={group} the broker decides it ({broker}); remove it, or use group.protocol=classic"
+                        "with group.protocol={written} the broker decides it ({broker}); remove it, or use group.protocol=classic"
                     ),
                 );
             }
