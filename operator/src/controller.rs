@@ -418,9 +418,10 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
         return refused(app, ctx, &refusal).await;
     }
     let offsets: Option<kafka::InputOffsets>;
+    let assignment: Option<Vec<freshet_crds::PodTasks>>;
     let topics = {
         let (cache, key) = (ctx.kafka.clone(), Context::key(app));
-        let (result, measured, plan_back) = tokio::task::spawn_blocking(move || {
+        let (result, measured, described, plan_back) = tokio::task::spawn_blocking(move || {
             let r = cache
                 .get(&key, &plan.config)
                 .and_then(|clients| Ok((kafka::prepare(&clients, &mut plan)?, clients)));
@@ -433,11 +434,26 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
                     }
                 }
             });
-            (r.map(|(t, _)| t), offsets, plan)
+            // Tasks per pod, for streams groups: their coordinator knows them. None (keep what
+            // the status says) when it could not be asked this time.
+            let described = match r
+                .is_ok()
+                .then(|| kafka::streams_group_assignment(&plan.config))
+            {
+                // Not a streams group: no tasks per pod to show.
+                Some(Ok(a)) => Some(a.unwrap_or_default()),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "tasks per pod not read this time");
+                    None
+                }
+                None => None,
+            };
+            (r.map(|(t, _)| t), offsets, described, plan)
         })
         .await?;
         plan = plan_back;
         offsets = measured;
+        assignment = described;
         match result {
             Ok(t) => t,
             Err(e) => return topics_failed(app, ctx, e).await,
@@ -646,6 +662,7 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
             .collect(),
         last_processing_error: last_error.or(kept(app).last_processing_error),
         autoscaling: autoscaled,
+        assignment: assignment.unwrap_or_else(|| kept(app).assignment),
         ..kept(app)
     };
     write_status(ctx, app, &judged, fields).await?;
