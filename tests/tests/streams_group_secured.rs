@@ -1,8 +1,9 @@
 //! group.protocol=streams (KIP-1071) against a secured broker (`Brokers::secured`: real TLS,
 //! real SCRAM, the StandardAuthorizer): the stream threads' streams-group members connect as
 //! the app's librdkafka clients do, from the same `kafka:` block:
-//! - SCRAM-SHA-512 over SASL_SSL, with the ACLs Kafka Streams documents: the count is exact and
-//!   Kafka's own tool lists the member with its tasks;
+//! - SCRAM-SHA-512 over SASL_SSL, with the ACLs Kafka Streams documents: the count is exact,
+//!   Kafka's own tool lists the member with its tasks, and `freshet-engine reset` sees the
+//!   member over the same secured connection and refuses;
 //! - mutual TLS (`type: tls`): the same;
 //! - OAUTHBEARER (librdkafka's unsecured JWT, a test broker's mode): the same;
 //! - a setting the streams-group client cannot honour (Kerberos) is refused by
@@ -97,6 +98,18 @@ fn run_and_count(
     assert_eq!(rows.len(), 1, "one member: {rows:#?}");
     assert_eq!(rows[0].protocol, "streams", "{rows:#?}");
     assert_eq!(rows[0].active, all, "the member runs every task: {rows:#?}");
+    // `reset` finds the running member through the same secured connection (StreamsGroupDescribe)
+    // and refuses; a reset that could not see it would take the group for empty.
+    let out = Command::new(engine_binary())
+        .args(["reset", "--dry-run", "-f"])
+        .arg(&file)
+        .envs(env.iter().copied())
+        .env("FRESHET_LOG", "warn")
+        .output()
+        .expect("freshet-engine reset");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "reset ran beside a member: {err}");
+    assert!(err.contains("active members"), "{err}");
     let status = engine.terminate(Duration::from_secs(30));
     let log = engine.log_text();
     assert!(status.success(), "{status}; log:\n{log}");
