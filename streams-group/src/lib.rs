@@ -15,6 +15,7 @@
 pub mod connection;
 pub mod coordinator;
 pub mod describe;
+pub mod error;
 pub mod heartbeat;
 pub mod messages;
 pub mod offsets;

@@ -11,11 +11,21 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use bytes::Bytes;
 use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Request, StrBytes};
 use ring::{digest, hmac, pbkdf2, rand::SecureRandom};
 
-use crate::connection::{Connection, GroupError};
+use crate::error::GroupError;
 use crate::security::Sasl;
+
+/// A connection the SASL requests go over (the client's `Connection`; a trait so that this
+/// module does not depend on the one that calls it).
+pub trait Channel {
+    /// Sends `request` at `version` and waits for its response.
+    fn request<R: Request>(&mut self, request: &R, version: i16)
+    -> Result<R::Response, GroupError>;
+    /// The broker's address, for messages.
+    fn peer(&self) -> &str;
+}
 
 /// `SaslHandshake` v1: the mechanism's messages then go in `SaslAuthenticate`.
 const HANDSHAKE_VERSION: i16 = 1;
@@ -24,9 +34,9 @@ const AUTHENTICATE_VERSION: i16 = 2;
 
 /// Authenticates `conn` with `sasl`; returns the session's lifetime if the broker limits it
 /// (`connections.max.reauth.ms`), after which the connection must be made again.
-pub fn authenticate(conn: &mut Connection, sasl: &Sasl) -> Result<Option<Duration>, GroupError> {
+pub fn authenticate<C: Channel>(conn: &mut C, sasl: &Sasl) -> Result<Option<Duration>, GroupError> {
     let mechanism = sasl.mechanism();
-    let handshake = conn.send(
+    let handshake = conn.request(
         &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism)),
         HANDSHAKE_VERSION,
     )?;
@@ -34,7 +44,7 @@ pub fn authenticate(conn: &mut Connection, sasl: &Sasl) -> Result<Option<Duratio
         let enabled: Vec<&str> = handshake.mechanisms.iter().map(|m| m.as_str()).collect();
         return Err(GroupError::Authentication(format!(
             "the broker at {} does not enable SASL mechanism {mechanism} (it enables {}): set sasl.mechanism to one of them",
-            conn.address(),
+            conn.peer(),
             enabled.join(", ")
         )));
     }
@@ -66,11 +76,11 @@ pub fn authenticate(conn: &mut Connection, sasl: &Sasl) -> Result<Option<Duratio
 }
 
 /// One `SaslAuthenticate` round: the broker's answer and the session lifetime.
-fn exchange(
-    conn: &mut Connection,
+fn exchange<C: Channel>(
+    conn: &mut C,
     message: Vec<u8>,
 ) -> Result<(Bytes, Option<Duration>), GroupError> {
-    let response = conn.send(
+    let response = conn.request(
         &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(message)),
         AUTHENTICATE_VERSION,
     )?;
@@ -93,8 +103,8 @@ fn sasl_name(name: &str) -> String {
     name.replace('=', "=3D").replace(',', "=2C")
 }
 
-fn scram(
-    conn: &mut Connection,
+fn scram<C: Channel>(
+    conn: &mut C,
     sha512: bool,
     username: &str,
     password: &str,
@@ -175,7 +185,7 @@ fn scram(
         Some(v) if STANDARD.decode(v).ok().as_deref() == Some(expected.as_ref()) => Ok(lifetime),
         _ => Err(failed(format!(
             "the broker at {} did not prove it knows the password ({server_final})",
-            conn.address()
+            conn.peer()
         ))),
     }
 }
