@@ -434,20 +434,11 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
                     }
                 }
             });
-            // Tasks per pod, for streams groups: their coordinator knows them. None (keep what
-            // the status says) when it could not be asked this time.
-            let described = match r
+            // Tasks per pod, from the streams group's coordinator.
+            let described = r
                 .is_ok()
-                .then(|| kafka::streams_group_assignment(&plan.config))
-            {
-                // Not a streams group: no tasks per pod to show.
-                Some(Ok(a)) => Some(a.unwrap_or_default()),
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "tasks per pod not read this time");
-                    None
-                }
-                None => None,
-            };
+                .then(|| kafka::tasks_per_pod(&plan.config))
+                .flatten();
             (r.map(|(t, _)| t), offsets, described, plan)
         })
         .await?;

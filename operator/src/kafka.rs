@@ -494,6 +494,19 @@ pub fn streams_group_assignment(
     ))
 }
 
+/// Tasks per pod for the status: those of the streams group (none when the app is in no
+/// streams group), or `None` (keep what the status says) when the coordinator could not be
+/// asked this time, which is logged.
+pub fn tasks_per_pod(config: &StreamsConfig) -> Option<Vec<freshet_crds::PodTasks>> {
+    match streams_group_assignment(config) {
+        Ok(a) => Some(a.unwrap_or_default()),
+        Err(e) => {
+            tracing::warn!(error = %e, "tasks per pod not read this time");
+            None
+        }
+    }
+}
+
 /// Why a streams group could not be described.
 #[derive(Debug, thiserror::Error)]
 pub enum StreamsGroupError {
