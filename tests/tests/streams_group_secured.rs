@@ -108,7 +108,11 @@ fn run_and_count(
         .output()
         .expect("freshet-engine reset");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "reset ran beside a member: {err}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "reset ran beside a member: {err}"
+    );
     assert!(err.contains("active members"), "{err}");
     let status = engine.terminate(Duration::from_secs(30));
     let log = engine.log_text();
