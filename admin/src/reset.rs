@@ -180,6 +180,7 @@ pub fn describe(clients: &Clients, config: &StreamsConfig) -> Result<GroupDescri
         &config.bootstrap_servers,
         &config.application_id,
         clients.timeout,
+        &config.admin,
     )
 }
 

@@ -431,3 +431,100 @@ fn probe_tails(
     let _ = consumer.unassign();
     no_records
 }
+
+/// Under group.protocol=streams (or auto): each pod's active tasks as the streams group's
+/// coordinator assigned them (StreamsGroupDescribe through Freshet's client, secured as the
+/// app's consumer is). A member's pod is its `group.instance.id` less the thread suffix
+/// (`<pod>-<n>`, the static membership the operator's pods have), else its client host. `None`
+/// when the app is not in a streams group; empty when the group has no member yet.
+/// Each request waits at most `timeout` (`--kafka-timeout-seconds`).
+pub fn streams_group_assignment(
+    config: &StreamsConfig,
+    timeout: Duration,
+) -> Result<Option<Vec<freshet_crds::PodTasks>>, StreamsGroupError> {
+    use freshet_spec::config::GroupProtocol;
+    use freshet_streams_group::{Connection, Security, coordinator, describe};
+    if !matches!(
+        config.group_protocol,
+        GroupProtocol::Streams | GroupProtocol::Auto
+    ) {
+        return Ok(None);
+    }
+    /// The coordinator's answer for a group it does not know.
+    const GROUP_ID_NOT_FOUND: i16 = 69;
+    let security = Security::from_properties(
+        config
+            .consumer
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    )?;
+    let client = "freshet-operator";
+    let group = &config.application_id;
+    let described =
+        coordinator::find_coordinator(&config.bootstrap_servers, group, client, timeout, &security)
+            .and_then(|address| Connection::connect_with(&address, client, timeout, &security))
+            .and_then(|mut conn| describe::describe_group(&mut conn, group));
+    let described = match described {
+        Ok(d) => d,
+        // auto that chose classic, or a streams app that has not joined yet.
+        Err(e) if e.code() == Some(GROUP_ID_NOT_FOUND) => {
+            return Ok((config.group_protocol == GroupProtocol::Streams).then(Vec::new));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut pods: BTreeMap<String, std::collections::BTreeSet<(String, i32)>> = BTreeMap::new();
+    for m in &described.members {
+        let pod = match m.instance_id.as_ref().map(|i| i.as_str()) {
+            Some(instance) => instance
+                .rsplit_once('-')
+                .filter(|(_, n)| n.parse::<u32>().is_ok())
+                .map_or(instance, |(pod, _)| pod)
+                .to_owned(),
+            None => m.client_host.as_str().trim_start_matches('/').to_owned(),
+        };
+        let tasks = pods.entry(pod).or_default();
+        for t in &m.assignment.active_tasks {
+            for p in &t.partitions {
+                tasks.insert((t.subtopology_id.as_str().to_owned(), *p));
+            }
+        }
+    }
+    Ok(Some(
+        pods.into_iter()
+            .map(|(pod, tasks)| freshet_crds::PodTasks {
+                pod,
+                tasks: tasks
+                    .into_iter()
+                    .map(|(sub, p)| format!("{sub}_{p}"))
+                    .collect(),
+            })
+            .collect(),
+    ))
+}
+
+/// Tasks per pod for the status: those of the streams group (none when the app is in no
+/// streams group), or `None` (keep what the status says) when the coordinator could not be
+/// asked this time, which is logged.
+pub fn tasks_per_pod(
+    clients: &AppClients,
+    config: &StreamsConfig,
+) -> Option<Vec<freshet_crds::PodTasks>> {
+    match streams_group_assignment(config, clients.kafka.timeout) {
+        Ok(a) => Some(a.unwrap_or_default()),
+        Err(e) => {
+            tracing::warn!(error = %e, "tasks per pod not read this time");
+            None
+        }
+    }
+}
+
+/// Why a streams group could not be described.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamsGroupError {
+    /// The consumer's security settings are not ones the streams-group client can use.
+    #[error(transparent)]
+    Security(#[from] freshet_streams_group::SecurityError),
+    /// The coordinator could not be asked.
+    #[error("describing the streams group: {0}")]
+    Group(#[from] freshet_streams_group::GroupError),
+}
