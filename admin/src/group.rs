@@ -48,12 +48,15 @@ unsafe fn text(p: *const c_char) -> String {
     }
 }
 
-/// Describes the group `group` through `admin`'s connection, waiting at most `timeout`.
+/// Describes the group `group` through `admin`'s connection, waiting at most `timeout`; a
+/// streams group (KIP-1071, which librdkafka does not describe) through Freshet's client,
+/// secured as `security` (the admin client's properties) says.
 pub fn describe_group(
     admin: &AdminClient<DefaultClientContext>,
     bootstrap: &str,
     group: &str,
     timeout: Duration,
+    security: &[(String, String)],
 ) -> Result<GroupDescription, AdminError> {
     let unreachable = |message: String| AdminError::Unreachable {
         bootstrap: bootstrap.to_owned(),
@@ -107,7 +110,7 @@ pub fn describe_group(
         rd::rd_kafka_queue_destroy(queue);
         match outcome {
             Ok(d) if d.state == "Dead" && d.members.is_empty() => {
-                Ok(describe_streams_group(bootstrap, group, timeout).unwrap_or(d))
+                Ok(describe_streams_group(bootstrap, group, timeout, security).unwrap_or(d))
             }
             other => other,
         }
@@ -115,18 +118,29 @@ pub fn describe_group(
 }
 
 /// The streams group `group`, if there is one: `None` when the coordinator knows no streams
-/// group by that name or cannot be asked (a broker before Kafka 4.2, or a secured listener this
-/// plaintext client cannot use — then a warning says so).
+/// group by that name or cannot be asked (a broker before Kafka 4.2, or security settings the
+/// streams-group client cannot use — then a warning says so). `security` is the client's
+/// properties, which the streams-group connection follows (TLS, SASL).
 fn describe_streams_group(
     bootstrap: &str,
     group: &str,
     timeout: Duration,
+    security: &[(String, String)],
 ) -> Option<GroupDescription> {
-    use freshet_streams_group::{Connection, coordinator, describe};
+    use freshet_streams_group::{Connection, Security, coordinator, describe};
     const GROUP_ID_NOT_FOUND: i16 = 69;
     let client = "freshet-admin";
-    let described = coordinator::find_coordinator(bootstrap, group, client, timeout)
-        .and_then(|address| Connection::connect(&address, client, timeout))
+    let security = match Security::from_properties(
+        security.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(group, error = %e, "could not ask for a streams group of this name (KIP-1071); taking the group as empty");
+            return None;
+        }
+    };
+    let described = coordinator::find_coordinator(bootstrap, group, client, timeout, &security)
+        .and_then(|address| Connection::connect_with(&address, client, timeout, &security))
         .and_then(|mut conn| describe::describe_group(&mut conn, group));
     match described {
         Ok(g) => Some(GroupDescription {

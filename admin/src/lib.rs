@@ -15,7 +15,8 @@ use rdkafka::types::RDKafkaErrorCode;
 use freshet_topology::config::StreamsConfig;
 use freshet_topology::topology::{NodeKind, SinkTarget, TopicName, Topology};
 
-const TIMEOUT: Duration = Duration::from_secs(15);
+/// How long one Kafka call waits for the cluster by default ([`Clients::timeout`]).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub mod group;
 pub mod reset;
@@ -102,6 +103,9 @@ pub struct Clients {
     pub metadata: BaseConsumer,
     /// Topic creation.
     pub admin: AdminClient<DefaultClientContext>,
+    /// How long one call waits for the cluster before it reports Kafka unreachable
+    /// ([`DEFAULT_TIMEOUT`] unless [`Clients::with_timeout`] says otherwise).
+    pub timeout: Duration,
 }
 
 impl Clients {
@@ -115,7 +119,14 @@ impl Clients {
         Ok(Clients {
             metadata: client_config(config).create().map_err(unreachable)?,
             admin: client_config(config).create().map_err(unreachable)?,
+            timeout: DEFAULT_TIMEOUT,
         })
+    }
+
+    /// These clients, each call waiting at most `timeout` for the cluster.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// Partition counts of `topics` (absent topics are missing from the map).
@@ -124,13 +135,13 @@ impl Clients {
         config: &StreamsConfig,
         topics: &[String],
     ) -> Result<HashMap<String, i32>, AdminError> {
-        let metadata =
-            self.metadata
-                .fetch_metadata(None, TIMEOUT)
-                .map_err(|e| AdminError::Unreachable {
-                    bootstrap: config.bootstrap_servers.clone(),
-                    message: e.to_string(),
-                })?;
+        let metadata = self
+            .metadata
+            .fetch_metadata(None, self.timeout)
+            .map_err(|e| AdminError::Unreachable {
+                bootstrap: config.bootstrap_servers.clone(),
+                message: e.to_string(),
+            })?;
         Ok(metadata
             .topics()
             .iter()
@@ -210,7 +221,7 @@ fn sources_and(
 fn missing_source(clients: &Clients, topic: &str) -> AdminError {
     let refused = clients
         .metadata
-        .fetch_metadata(Some(topic), TIMEOUT)
+        .fetch_metadata(Some(topic), clients.timeout)
         .ok()
         .and_then(|m| m.topics().first().and_then(|t| t.error()))
         .is_some_and(|e| RDKafkaErrorCode::from(e) == RDKafkaErrorCode::TopicAuthorizationFailed);
@@ -301,7 +312,7 @@ fn await_metadata(
     internal: &[String],
     counts: &BTreeMap<String, i32>,
 ) -> Result<(), AdminError> {
-    let deadline = std::time::Instant::now() + TIMEOUT;
+    let deadline = std::time::Instant::now() + clients.timeout;
     loop {
         let seen = clients.partition_counts(config, internal)?;
         let missing: Vec<&String> = internal
@@ -315,8 +326,8 @@ fn await_metadata(
             return Err(AdminError::CreateFailed {
                 topic: (*first).clone(),
                 message: format!(
-                    "the broker's metadata did not list it with {} partitions within {TIMEOUT:?}",
-                    counts[*first]
+                    "the broker's metadata did not list it with {} partitions within {:?}",
+                    counts[*first], clients.timeout
                 ),
             });
         }
@@ -429,7 +440,7 @@ fn create_topic(
     for (k, v) in settings {
         topic = topic.set(k, v);
     }
-    let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
+    let options = AdminOptions::new().operation_timeout(Some(clients.timeout));
     let results = futures::executor::block_on(clients.admin.create_topics([&topic], &options))
         .map_err(|e| failed(e.to_string()))?;
     for r in results {

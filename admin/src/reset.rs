@@ -18,7 +18,7 @@ use freshet_topology::config::StreamsConfig;
 use freshet_topology::topology::{NodeKind, SinkTarget, TopicName, Topology};
 
 use crate::group::{GroupDescription, describe_group};
-use crate::{AdminError, Clients, TIMEOUT};
+use crate::{AdminError, Clients};
 
 /// Where the input topics' offsets go, as the reset tool's `--to-*` and `--by-duration`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -179,7 +179,8 @@ pub fn describe(clients: &Clients, config: &StreamsConfig) -> Result<GroupDescri
         &clients.admin,
         &config.bootstrap_servers,
         &config.application_id,
-        TIMEOUT,
+        clients.timeout,
+        &config.admin,
     )
 }
 
@@ -233,7 +234,7 @@ pub fn plan_reset(
             return Ok(Vec::new());
         }
         let committed = consumer
-            .committed_offsets(tpl.clone(), TIMEOUT)
+            .committed_offsets(tpl.clone(), clients.timeout)
             .map_err(unreachable)?;
         let by_time = match mode {
             ResetMode::ToDatetime(ms) => Some(*ms),
@@ -254,7 +255,7 @@ pub fn plan_reset(
                 }
                 Some(
                     consumer
-                        .offsets_for_times(wanted, TIMEOUT)
+                        .offsets_for_times(wanted, clients.timeout)
                         .map_err(unreachable)?,
                 )
             }
@@ -263,7 +264,7 @@ pub fn plan_reset(
         let mut out = Vec::new();
         for e in committed.elements() {
             let (low, high) = consumer
-                .fetch_watermarks(e.topic(), e.partition(), TIMEOUT)
+                .fetch_watermarks(e.topic(), e.partition(), clients.timeout)
                 .map_err(unreachable)?;
             let new = match mode {
                 ResetMode::ToEarliest => low,
@@ -376,12 +377,15 @@ pub fn delete_topics(
     if topics.is_empty() {
         return Ok(());
     }
-    let results =
-        futures::executor::block_on(clients.admin.delete_topics(&topics, &admin_options()))
-            .map_err(|e| AdminError::Unreachable {
-                bootstrap: config.bootstrap_servers.clone(),
-                message: e.to_string(),
-            })?;
+    let results = futures::executor::block_on(
+        clients
+            .admin
+            .delete_topics(&topics, &admin_options(clients.timeout)),
+    )
+    .map_err(|e| AdminError::Unreachable {
+        bootstrap: config.bootstrap_servers.clone(),
+        message: e.to_string(),
+    })?;
     judge_deletions(
         results,
         "topic",
@@ -421,11 +425,10 @@ fn judge_deletions(
 
 /// Deletes the consumer group of `config`'s application; a group already gone is no error.
 pub fn delete_group(clients: &Clients, config: &StreamsConfig) -> Result<(), AdminError> {
-    let results = futures::executor::block_on(
-        clients
-            .admin
-            .delete_groups(&[config.application_id.as_str()], &admin_options()),
-    )
+    let results = futures::executor::block_on(clients.admin.delete_groups(
+        &[config.application_id.as_str()],
+        &admin_options(clients.timeout),
+    ))
     .map_err(|e| AdminError::Unreachable {
         bootstrap: config.bootstrap_servers.clone(),
         message: e.to_string(),
@@ -438,10 +441,10 @@ pub fn delete_group(clients: &Clients, config: &StreamsConfig) -> Result<(), Adm
     )
 }
 
-fn admin_options() -> AdminOptions {
+fn admin_options(timeout: Duration) -> AdminOptions {
     AdminOptions::new()
-        .operation_timeout(Some(TIMEOUT))
-        .request_timeout(Some(TIMEOUT))
+        .operation_timeout(Some(timeout))
+        .request_timeout(Some(timeout))
 }
 
 /// Milliseconds since the Unix epoch of an ISO-8601 date-time (UTC when it names no zone).

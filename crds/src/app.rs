@@ -329,6 +329,21 @@ pub struct StreamsAppStatus {
     /// The last application reset the `freshet.dev/reset` annotation asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reset: Option<ResetStatus>,
+    /// Under `group.protocol=streams`: the active tasks of each pod, as the streams group's
+    /// coordinator assigned them (StreamsGroupDescribe), pods sorted by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assignment: Vec<PodTasks>,
+}
+
+/// One pod's active tasks in a streams group.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodTasks {
+    /// The pod (from its members' `group.instance.id`, `<pod>-<thread>`), or the member's
+    /// client host when it has none.
+    pub pod: String,
+    /// Its active tasks, `<subtopology>_<partition>`, over all its stream threads.
+    pub tasks: Vec<String>,
 }
 
 /// An application reset asked for with `kubectl annotate sapp X freshet.dev/reset=<token>[:<mode>]`.

@@ -13,7 +13,7 @@ pub mod steps;
 pub mod topology;
 
 pub use app::{
-    AutoscalingSpec, AutoscalingStatus, CleanupPolicy, PodSettings, ProcessingGuarantee,
+    AutoscalingSpec, AutoscalingStatus, CleanupPolicy, PodSettings, PodTasks, ProcessingGuarantee,
     ResetStatus, StorageSpec, StreamsApp, StreamsAppSpec, StreamsAppStatus,
 };
 pub use duration::Duration;

@@ -204,11 +204,28 @@ fn live(app: &freshet_streams::runtime::KafkaStreams) -> serde_json::Value {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or_default();
+    // Each stream thread with the client id its group knows it by and its active tasks: what
+    // Kafka's group tools list for this instance.
+    let threads: Vec<serde_json::Value> = app
+        .tasks()
+        .into_iter()
+        .enumerate()
+        .map(|(i, active)| {
+            serde_json::json!({
+                "thread": i + 1,
+                "clientId": app.thread_client_id(i + 1),
+                "activeTasks": active,
+            })
+        })
+        .collect();
     serde_json::json!({
         "applicationId": app.config().application_id,
         "instance": instance,
+        "groupProtocol": app.config().group_protocol.as_str(),
+        "processId": app.group_process_id(),
         "state": app.state().name(),
         "timeMs": now_ms,
+        "threads": threads,
         "tasks": tasks,
         "partitions": partitions,
     })

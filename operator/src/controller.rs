@@ -418,9 +418,10 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
         return refused(app, ctx, &refusal).await;
     }
     let offsets: Option<kafka::InputOffsets>;
+    let assignment: Option<Vec<freshet_crds::PodTasks>>;
     let topics = {
         let (cache, key) = (ctx.kafka.clone(), Context::key(app));
-        let (result, measured, plan_back) = tokio::task::spawn_blocking(move || {
+        let (result, measured, described, plan_back) = tokio::task::spawn_blocking(move || {
             let r = cache
                 .get(&key, &plan.config)
                 .and_then(|clients| Ok((kafka::prepare(&clients, &mut plan)?, clients)));
@@ -433,11 +434,17 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
                     }
                 }
             });
-            (r.map(|(t, _)| t), offsets, plan)
+            // Tasks per pod, from the streams group's coordinator.
+            let described = r
+                .as_ref()
+                .ok()
+                .and_then(|(_, clients)| kafka::tasks_per_pod(clients, &plan.config));
+            (r.map(|(t, _)| t), offsets, described, plan)
         })
         .await?;
         plan = plan_back;
         offsets = measured;
+        assignment = described;
         match result {
             Ok(t) => t,
             Err(e) => return topics_failed(app, ctx, e).await,
@@ -646,6 +653,7 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
             .collect(),
         last_processing_error: last_error.or(kept(app).last_processing_error),
         autoscaling: autoscaled,
+        assignment: assignment.unwrap_or_else(|| kept(app).assignment),
         ..kept(app)
     };
     write_status(ctx, app, &judged, fields).await?;

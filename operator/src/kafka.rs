@@ -24,8 +24,6 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-const TIMEOUT: Duration = Duration::from_secs(10);
-
 pub use freshet_spec::Plan;
 
 /// Compiles the spec as `freshet-engine validate` does; the error is the compiler's message.
@@ -113,7 +111,7 @@ impl AppClients {
         &self.kafka
     }
 
-    fn new(config: &StreamsConfig) -> Result<Self, AdminError> {
+    fn new(config: &StreamsConfig, timeout: Duration) -> Result<Self, AdminError> {
         let metadata: BaseConsumer = consumer_config(config, "read_uncommitted")
             .create()
             .map_err(|e| unreachable(config, e))?;
@@ -130,7 +128,11 @@ impl AppClients {
             .ok();
         Ok(AppClients {
             settings: settings_digest(config),
-            kafka: admin::Clients { metadata, admin },
+            kafka: admin::Clients {
+                metadata,
+                admin,
+                timeout,
+            },
             count: 2 + u64::from(stable.is_some()),
             stable: Mutex::new(stable),
         })
@@ -167,15 +169,19 @@ pub struct ClientCache {
     created: Counter,
     /// `freshet_operator_kafka_clients`: clients open now.
     open: Gauge,
+    /// How long one call of the clients waits for the cluster (`--kafka-timeout-seconds`).
+    timeout: Duration,
 }
 
 impl ClientCache {
-    /// An empty cache counting into the two metrics.
-    pub fn new(created: Counter, open: Gauge) -> Self {
+    /// An empty cache counting into the two metrics, its clients' calls waiting at most
+    /// `timeout` for the cluster.
+    pub fn new(created: Counter, open: Gauge, timeout: Duration) -> Self {
         ClientCache {
             apps: Mutex::default(),
             created,
             open,
+            timeout,
         }
     }
 
@@ -187,7 +193,7 @@ impl ClientCache {
         if let Some(c) = apps.get(app).filter(|c| c.settings == settings) {
             return Ok(c.clone());
         }
-        let made = Arc::new(AppClients::new(config)?);
+        let made = Arc::new(AppClients::new(config, self.timeout)?);
         self.created.inc_by(made.count);
         if let Some(old) = apps.insert(app.to_owned(), made.clone()) {
             tracing::info!(app, "Kafka settings changed: new Kafka clients");
@@ -226,7 +232,7 @@ fn brokers(clients: &AppClients, config: &StreamsConfig) -> Result<i32, AdminErr
     let metadata = clients
         .kafka
         .metadata
-        .fetch_metadata(None, TIMEOUT)
+        .fetch_metadata(None, clients.kafka.timeout)
         .map_err(|e| unreachable(config, e))?;
     Ok(metadata.brokers().len() as i32)
 }
@@ -327,7 +333,7 @@ pub fn offsets(
         .find(|(k, _)| k == "auto.offset.reset")
         .is_none_or(|(_, v)| v == "earliest" || v == "smallest");
     let committed = uncommitted
-        .committed_offsets(tpl, TIMEOUT)
+        .committed_offsets(tpl, clients.kafka.timeout)
         .map_err(|e| unreachable(config, e))?;
     let mut totals = InputOffsets {
         read_at_ms: std::time::SystemTime::now()
@@ -339,7 +345,7 @@ pub fn offsets(
     let mut probe: BTreeMap<(String, i32), (i64, i64)> = BTreeMap::new();
     for e in committed.elements() {
         let (low, high) = uncommitted
-            .fetch_watermarks(e.topic(), e.partition(), TIMEOUT)
+            .fetch_watermarks(e.topic(), e.partition(), clients.kafka.timeout)
             .map_err(|err| unreachable(config, err))?;
         let done = match e.offset() {
             Offset::Offset(o) => o.clamp(low, high),
@@ -352,7 +358,7 @@ pub fn offsets(
             && let Some(stable) = stable
         {
             let (_, last_stable) = stable
-                .fetch_watermarks(e.topic(), e.partition(), TIMEOUT)
+                .fetch_watermarks(e.topic(), e.partition(), clients.kafka.timeout)
                 .map_err(|err| unreachable(config, err))?;
             if last_stable == high {
                 probe.insert((e.topic().to_owned(), e.partition()), (done, high - done));
@@ -424,4 +430,101 @@ fn probe_tails(
     }
     let _ = consumer.unassign();
     no_records
+}
+
+/// Under group.protocol=streams (or auto): each pod's active tasks as the streams group's
+/// coordinator assigned them (StreamsGroupDescribe through Freshet's client, secured as the
+/// app's consumer is). A member's pod is its `group.instance.id` less the thread suffix
+/// (`<pod>-<n>`, the static membership the operator's pods have), else its client host. `None`
+/// when the app is not in a streams group; empty when the group has no member yet.
+/// Each request waits at most `timeout` (`--kafka-timeout-seconds`).
+pub fn streams_group_assignment(
+    config: &StreamsConfig,
+    timeout: Duration,
+) -> Result<Option<Vec<freshet_crds::PodTasks>>, StreamsGroupError> {
+    use freshet_spec::config::GroupProtocol;
+    use freshet_streams_group::{Connection, Security, coordinator, describe};
+    if !matches!(
+        config.group_protocol,
+        GroupProtocol::Streams | GroupProtocol::Auto
+    ) {
+        return Ok(None);
+    }
+    /// The coordinator's answer for a group it does not know.
+    const GROUP_ID_NOT_FOUND: i16 = 69;
+    let security = Security::from_properties(
+        config
+            .consumer
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    )?;
+    let client = "freshet-operator";
+    let group = &config.application_id;
+    let described =
+        coordinator::find_coordinator(&config.bootstrap_servers, group, client, timeout, &security)
+            .and_then(|address| Connection::connect_with(&address, client, timeout, &security))
+            .and_then(|mut conn| describe::describe_group(&mut conn, group));
+    let described = match described {
+        Ok(d) => d,
+        // auto that chose classic, or a streams app that has not joined yet.
+        Err(e) if e.code() == Some(GROUP_ID_NOT_FOUND) => {
+            return Ok((config.group_protocol == GroupProtocol::Streams).then(Vec::new));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut pods: BTreeMap<String, std::collections::BTreeSet<(String, i32)>> = BTreeMap::new();
+    for m in &described.members {
+        let pod = match m.instance_id.as_ref().map(|i| i.as_str()) {
+            Some(instance) => instance
+                .rsplit_once('-')
+                .filter(|(_, n)| n.parse::<u32>().is_ok())
+                .map_or(instance, |(pod, _)| pod)
+                .to_owned(),
+            None => m.client_host.as_str().trim_start_matches('/').to_owned(),
+        };
+        let tasks = pods.entry(pod).or_default();
+        for t in &m.assignment.active_tasks {
+            for p in &t.partitions {
+                tasks.insert((t.subtopology_id.as_str().to_owned(), *p));
+            }
+        }
+    }
+    Ok(Some(
+        pods.into_iter()
+            .map(|(pod, tasks)| freshet_crds::PodTasks {
+                pod,
+                tasks: tasks
+                    .into_iter()
+                    .map(|(sub, p)| format!("{sub}_{p}"))
+                    .collect(),
+            })
+            .collect(),
+    ))
+}
+
+/// Tasks per pod for the status: those of the streams group (none when the app is in no
+/// streams group), or `None` (keep what the status says) when the coordinator could not be
+/// asked this time, which is logged.
+pub fn tasks_per_pod(
+    clients: &AppClients,
+    config: &StreamsConfig,
+) -> Option<Vec<freshet_crds::PodTasks>> {
+    match streams_group_assignment(config, clients.kafka.timeout) {
+        Ok(a) => Some(a.unwrap_or_default()),
+        Err(e) => {
+            tracing::warn!(error = %e, "tasks per pod not read this time");
+            None
+        }
+    }
+}
+
+/// Why a streams group could not be described.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamsGroupError {
+    /// The consumer's security settings are not ones the streams-group client can use.
+    #[error(transparent)]
+    Security(#[from] freshet_streams_group::SecurityError),
+    /// The coordinator could not be asked.
+    #[error("describing the streams group: {0}")]
+    Group(#[from] freshet_streams_group::GroupError),
 }

@@ -60,6 +60,11 @@ struct Args {
     /// Seconds before a reconcile that waits on Kafka runs again.
     #[arg(long, default_value_t = 10)]
     retry_seconds: u64,
+    /// Seconds one Kafka call for an app (metadata, offsets, topic and group admin) waits for
+    /// the cluster before the app is reported unreachable: raise it for brokers that answer
+    /// slowly, lower it to learn sooner that Kafka is down.
+    #[arg(long, env = "FRESHET_OPERATOR_KAFKA_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    kafka_timeout_seconds: u64,
     /// Seconds between looks at a healthy app (lag, pods).
     #[arg(long, default_value_t = 60)]
     resync_seconds: u64,
@@ -208,6 +213,7 @@ async fn main() -> ExitCode {
     let kafka = Arc::new(ClientCache::new(
         metrics.kafka_clients_created.clone(),
         metrics.kafka_clients.clone(),
+        Duration::from_secs(args.kafka_timeout_seconds),
     ));
     let context = || {
         Arc::new(Context::new(

@@ -13,7 +13,11 @@ use freshet_operator::kafka::{self, StateSignature as _};
 use freshet_operator::render::{self, Decisions};
 
 fn crate_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    // The directory cargo runs the test in, not the one it was compiled in: a build reused from
+    // another checkout (CI shares the target cache) bakes that checkout's path into env!().
+    PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
 }
 
 /// (snapshot name, manifest path): the examples, then the manifests of this test.

@@ -2,87 +2,48 @@
 //! header, body), responses read back and matched by correlation id.
 //!
 //! Blocking on purpose: a stream thread runs a synchronous loop, and its heartbeats are sent from
-//! that loop (as a Java `StreamThread` polls its consumer). Plaintext only for now; TLS and SASL
-//! come with the secured-Kafka issue.
+//! that loop (as a Java `StreamThread` polls its consumer). Secured as the app's other clients
+//! are ([`Security`]): TLS through rustls, then SASL ([`crate::sasl`]) before the first request.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 
-/// What can go wrong talking to a broker.
-#[derive(Debug, thiserror::Error)]
-pub enum GroupError {
-    /// The broker could not be reached, or the connection broke.
-    #[error("{what} ({address}): {source}")]
-    Io {
-        /// What was being done.
-        what: &'static str,
-        /// The broker's address.
-        address: String,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A request could not be encoded or a response decoded.
-    #[error("{what}: {source}")]
-    Codec {
-        /// The request or response.
-        what: String,
-        /// The cause.
-        #[source]
-        source: anyhow::Error,
-    },
-    /// The broker answered with an error code.
-    #[error("{what}: the broker answered {code} ({name}){}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
-    Broker {
-        /// The request.
-        what: &'static str,
-        /// Kafka's error code.
-        code: i16,
-        /// Kafka's name of the error.
-        name: String,
-        /// The broker's message, if any.
-        message: Option<String>,
-    },
-    /// A response that does not fit the request.
-    #[error("{0}")]
-    Protocol(String),
+pub use crate::error::GroupError;
+use crate::security::Security;
+
+/// The byte stream under a connection: TCP, or TLS over TCP.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
 }
 
-impl GroupError {
-    /// The broker's error code, if the broker answered with one.
-    pub fn code(&self) -> Option<i16> {
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
-            GroupError::Broker { code, .. } => Some(*code),
-            _ => None,
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
         }
     }
 
-    /// Whether trying again (after finding the coordinator again) can succeed: a lost
-    /// connection, or a coordinator that moved, is loading or is not available yet.
-    pub fn is_retriable(&self) -> bool {
+    fn flush(&mut self) -> std::io::Result<()> {
         match self {
-            GroupError::Io { .. } => true,
-            GroupError::Broker { code, .. } => kafka_protocol::ResponseError::try_from_code(*code)
-                .is_some_and(|e| e.is_retriable()),
-            _ => false,
-        }
-    }
-
-    /// The error for a non-zero `code` answered to `what`.
-    pub fn broker(what: &'static str, code: i16, message: Option<&StrBytes>) -> GroupError {
-        let name = kafka_protocol::ResponseError::try_from_code(code)
-            .map(|e| format!("{e:?}"))
-            .unwrap_or_else(|| "unknown error".to_owned());
-        GroupError::Broker {
-            what,
-            code,
-            name,
-            message: message.map(|m| m.as_str().to_owned()),
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
         }
     }
 }
@@ -90,14 +51,70 @@ impl GroupError {
 /// A connection to one broker.
 pub struct Connection {
     address: String,
-    stream: TcpStream,
+    stream: Stream,
     client_id: String,
     correlation_id: i32,
+    /// When the SASL session ends (the broker's `connections.max.reauth.ms`), if it does.
+    session_ends: Option<Instant>,
+}
+
+impl crate::sasl::Channel for Connection {
+    fn request<R: Request>(
+        &mut self,
+        request: &R,
+        version: i16,
+    ) -> Result<R::Response, GroupError> {
+        self.send(request, version)
+    }
+
+    fn peer(&self) -> &str {
+        &self.address
+    }
 }
 
 impl Connection {
-    /// Connects to `address` (`host:port`); `timeout` bounds the connect and each read and write.
+    /// Connects to `address` (`host:port`) in plaintext; `timeout` bounds the connect and each
+    /// read and write.
     pub fn connect(address: &str, client_id: &str, timeout: Duration) -> Result<Self, GroupError> {
+        Self::connect_with(address, client_id, timeout, &Security::plaintext())
+    }
+
+    /// Connects to `address` with `security`: the TLS handshake, then SASL authentication.
+    pub fn connect_with(
+        address: &str,
+        client_id: &str,
+        timeout: Duration,
+        security: &Security,
+    ) -> Result<Self, GroupError> {
+        let tcp = Self::tcp(address, timeout)?;
+        let stream = match &security.tls {
+            None => Stream::Plain(tcp),
+            Some(config) => Stream::Tls(Box::new(tls(address, tcp, config.clone())?)),
+        };
+        let mut conn = Connection {
+            address: address.to_owned(),
+            stream,
+            client_id: client_id.to_owned(),
+            correlation_id: 0,
+            session_ends: None,
+        };
+        if let Some(sasl) = &security.sasl {
+            let started = Instant::now();
+            if let Some(lifetime) = crate::sasl::authenticate(&mut conn, sasl)? {
+                // Made again a little before the broker closes it (Java re-authenticates at
+                // 85-95% of the lifetime).
+                conn.session_ends = Some(started + lifetime.mul_f64(0.85));
+            }
+        }
+        Ok(conn)
+    }
+
+    /// Whether the SASL session is over or about to be: the connection must be made again.
+    pub fn session_expired(&self) -> bool {
+        self.session_ends.is_some_and(|t| Instant::now() >= t)
+    }
+
+    fn tcp(address: &str, timeout: Duration) -> Result<TcpStream, GroupError> {
         let io = |what, source| GroupError::Io {
             what,
             address: address.to_owned(),
@@ -115,12 +132,7 @@ impl Connection {
                         .and_then(|()| stream.set_write_timeout(Some(timeout)))
                         .and_then(|()| stream.set_nodelay(true))
                         .map_err(|e| io("configuring the connection", e))?;
-                    return Ok(Connection {
-                        address: address.to_owned(),
-                        stream,
-                        client_id: client_id.to_owned(),
-                        correlation_id: 0,
-                    });
+                    return Ok(stream);
                 }
                 Err(e) => last = Some(e),
             }
@@ -177,6 +189,45 @@ impl Connection {
         }
         Ok(response)
     }
+}
+
+/// `tcp` wrapped in TLS with `config`, the handshake done (so that a certificate problem is
+/// reported as one, not as a failed request).
+fn tls(
+    address: &str,
+    mut tcp: TcpStream,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>, GroupError> {
+    let host = address
+        .rsplit_once(':')
+        .map_or(address, |(h, _)| h)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|e| GroupError::Protocol(format!("`{host}` is not a host name for TLS: {e}")))?;
+    let mut session = rustls::ClientConnection::new(config, name).map_err(|e| GroupError::Tls {
+        address: address.to_owned(),
+        source: std::io::Error::other(e),
+    })?;
+    while session.is_handshaking() {
+        if let Err(e) = session.complete_io(&mut tcp) {
+            // rustls reports its own errors (certificates, alerts) as invalid data; anything
+            // else is the connection's, which trying again may cure.
+            return Err(if e.kind() == std::io::ErrorKind::InvalidData {
+                GroupError::Tls {
+                    address: address.to_owned(),
+                    source: e,
+                }
+            } else {
+                GroupError::Io {
+                    what: "the TLS handshake",
+                    address: address.to_owned(),
+                    source: e,
+                }
+            });
+        }
+    }
+    Ok(rustls::StreamOwned::new(session, tcp))
 }
 
 /// A request framed for the wire: size, header, body.

@@ -8,14 +8,17 @@ use kafka_protocol::protocol::StrBytes;
 use tracing::debug;
 
 use crate::connection::{Connection, GroupError};
+use crate::security::Security;
 
 /// The `host:port` of the coordinator of `group`, asked of the first reachable broker of
-/// `bootstrap` (a comma-separated list, as `bootstrap.servers`).
+/// `bootstrap` (a comma-separated list, as `bootstrap.servers`) over connections secured with
+/// `security`.
 pub fn find_coordinator(
     bootstrap: &str,
     group: &str,
     client_id: &str,
     timeout: Duration,
+    security: &Security,
 ) -> Result<String, GroupError> {
     let mut last = None;
     for address in bootstrap
@@ -23,8 +26,11 @@ pub fn find_coordinator(
         .map(str::trim)
         .filter(|a| !a.is_empty())
     {
-        let mut conn = match Connection::connect(address, client_id, timeout) {
+        let mut conn = match Connection::connect_with(address, client_id, timeout, security) {
             Ok(c) => c,
+            // A certificate or a password the broker refuses is refused by every broker.
+            Err(e @ (GroupError::Tls { .. } | GroupError::Authentication(_))) => return Err(e),
+            Err(e) if e.code().is_some() => return Err(e),
             Err(e) => {
                 last = Some(e);
                 continue;

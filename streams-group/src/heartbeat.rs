@@ -8,7 +8,7 @@
 //! [`Member::set_owned`]: the next heartbeat, sent at once, acknowledges it, which is what lets
 //! the coordinator hand the revoked tasks to their next owner.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::protocol::StrBytes;
@@ -17,9 +17,10 @@ use tracing::{debug, info, warn};
 use crate::connection::{Connection, GroupError};
 use crate::coordinator::find_coordinator;
 use crate::messages::streams_group_heartbeat_request::{
-    self as request, StreamsGroupHeartbeatRequest, TaskIds,
+    self as request, StreamsGroupHeartbeatRequest, TaskIds, TaskOffset,
 };
 use crate::messages::streams_group_heartbeat_response::StreamsGroupHeartbeatResponse;
+use crate::security::Security;
 
 /// The version of `StreamsGroupHeartbeat` sent (Kafka 4.4 answers 0-1).
 pub const HEARTBEAT_VERSION: i16 = 1;
@@ -74,7 +75,25 @@ pub struct MemberConfig {
     pub topology: request::Topology,
     /// Bounds each connect, request and response.
     pub request_timeout: Duration,
+    /// How the connections are secured (as the app's other clients).
+    pub security: Security,
 }
+
+/// The task offsets a member reports (Kafka Streams' task offset sums): per stateful task, the
+/// sum over its changelog partitions of the position its local state reflects, and the sum of
+/// those changelogs' end offsets; their difference is the task's lag, by which the broker's
+/// assignor judges an instance caught up.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TaskOffsets {
+    /// Position sums, per task.
+    pub offsets: BTreeMap<TaskId, i64>,
+    /// End offset sums, per task (only those known).
+    pub end_offsets: BTreeMap<TaskId, i64>,
+}
+
+/// How often task offsets are reported when the coordinator does not say
+/// (`task_offset_interval_ms` in its heartbeat responses; Kafka's default is one minute).
+const DEFAULT_TASK_OFFSET_INTERVAL: Duration = Duration::from_secs(60);
 
 /// What a heartbeat brought.
 #[derive(Debug)]
@@ -101,6 +120,12 @@ pub struct Member {
     interval: Duration,
     last_sent: Option<Instant>,
     statuses: Vec<(i8, String)>,
+    /// Task offsets to send with the next heartbeat.
+    pending_offsets: Option<TaskOffsets>,
+    /// The coordinator's `task_offset_interval_ms`.
+    offset_interval: Duration,
+    /// When task offsets were last accepted by the coordinator, and which.
+    offsets_reported: Option<(Instant, TaskOffsets)>,
 }
 
 impl Member {
@@ -120,7 +145,39 @@ impl Member {
             interval: Duration::from_secs(5),
             last_sent: None,
             statuses: Vec::new(),
+            pending_offsets: None,
+            offset_interval: DEFAULT_TASK_OFFSET_INTERVAL,
+            offsets_reported: None,
         }
+    }
+
+    /// Whether task offsets should be reported with the next heartbeat: the member has joined
+    /// and the coordinator's task offset interval has passed since the last report (as Java's
+    /// `StreamsGroupHeartbeatRequestManager`, which sends them with the first heartbeat after
+    /// the interval).
+    pub fn task_offsets_due(&self) -> bool {
+        self.epoch > 0
+            && self.pending_offsets.is_none()
+            && self
+                .offsets_reported
+                .as_ref()
+                .is_none_or(|(t, _)| t.elapsed() >= self.offset_interval)
+    }
+
+    /// Reports `offsets` with the next heartbeat (not sent again if unchanged since the last
+    /// report: the field is then null, as the protocol asks).
+    pub fn report_task_offsets(&mut self, offsets: TaskOffsets) {
+        self.pending_offsets = Some(offsets);
+    }
+
+    /// How often task offsets are reported: the coordinator's `task_offset_interval_ms`.
+    pub fn task_offset_interval(&self) -> Duration {
+        self.offset_interval
+    }
+
+    /// The task offsets the coordinator last accepted, if any.
+    pub fn reported_task_offsets(&self) -> Option<&TaskOffsets> {
+        self.offsets_reported.as_ref().map(|(_, o)| o)
     }
 
     /// The member id.
@@ -165,17 +222,27 @@ impl Member {
 
     /// The coordinator's connection, found and opened if there is none.
     fn coordinator(&mut self) -> Result<&mut Connection, GroupError> {
+        if self
+            .connection
+            .as_ref()
+            .is_some_and(Connection::session_expired)
+        {
+            debug!(group = %self.config.group_id, member = %self.member_id, "the SASL session ends: connecting again");
+            self.connection = None;
+        }
         if self.connection.is_none() {
             let address = find_coordinator(
                 &self.config.bootstrap,
                 &self.config.group_id,
                 &self.config.client_id,
                 self.config.request_timeout,
+                &self.config.security,
             )?;
-            let conn = Connection::connect(
+            let conn = Connection::connect_with(
                 &address,
                 &self.config.client_id,
                 self.config.request_timeout,
+                &self.config.security,
             )?;
             self.connection = Some(conn);
         }
@@ -216,6 +283,13 @@ impl Member {
             req.standby_tasks = Some(Vec::new());
             req.warmup_tasks = Some(Vec::new());
         }
+        if self.epoch > 0
+            && let Some(offsets) = &self.pending_offsets
+            && self.offsets_reported.as_ref().map(|(_, o)| o) != Some(offsets)
+        {
+            req.task_offsets = Some(task_offsets(&offsets.offsets));
+            req.task_end_offsets = Some(task_offsets(&offsets.end_offsets));
+        }
         req
     }
 
@@ -225,6 +299,11 @@ impl Member {
     pub fn heartbeat(&mut self) -> Result<Outcome, GroupError> {
         let req = self.request();
         let sent_tasks = req.active_tasks.is_some();
+        let sent_offsets = if self.epoch > 0 {
+            self.pending_offsets.take()
+        } else {
+            None
+        };
         self.last_sent = Some(Instant::now());
         let response = match self
             .coordinator()
@@ -236,6 +315,13 @@ impl Member {
                 return Err(e);
             }
         };
+        let accepted = response.error_code == 0;
+        if response.task_offset_interval_ms > 0 {
+            self.offset_interval = Duration::from_millis(response.task_offset_interval_ms as u64);
+        }
+        if accepted && let Some(offsets) = sent_offsets {
+            self.offsets_reported = Some((Instant::now(), offsets));
+        }
         self.handle(response, sent_tasks)
     }
 
@@ -276,6 +362,7 @@ impl Member {
                 );
                 warn!(group = %self.config.group_id, member = %self.member_id, epoch = self.epoch, %error, "fenced by the group coordinator; the member's tasks are lost and it joins again");
                 self.epoch = 0;
+                self.offsets_reported = None;
                 self.owned.clear();
                 self.reported = None;
                 return Ok(Outcome::Fenced(error));
@@ -346,6 +433,7 @@ impl Member {
             warn!(group = %self.config.group_id, member = %self.member_id, error = %e, "leaving the streams group");
         }
         self.epoch = 0;
+        self.offsets_reported = None;
         self.owned.clear();
         self.reported = None;
     }
@@ -382,6 +470,18 @@ fn task_ids(tasks: &BTreeSet<TaskId>) -> Vec<TaskIds> {
         }
     }
     out
+}
+
+/// Task offsets as the heartbeat carries them, by sub-topology and partition.
+fn task_offsets(offsets: &BTreeMap<TaskId, i64>) -> Vec<TaskOffset> {
+    offsets
+        .iter()
+        .map(|(t, offset)| TaskOffset {
+            subtopology_id: StrBytes::from_string(t.subtopology.clone()),
+            partition: t.partition,
+            offset: *offset,
+        })
+        .collect()
 }
 
 /// 16 random bytes from the standard library's randomly keyed hasher (no extra crate for an id

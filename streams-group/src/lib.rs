@@ -6,18 +6,25 @@
 //! `kafka-protocol` crate's encoders; [`connection`] frames requests over one broker
 //! connection; [`coordinator`] finds the group's coordinator; [`heartbeat`] is one member's
 //! state (member id, epoch, owned tasks) and its heartbeats; [`offsets`] commits offsets as that
-//! member; [`describe`] reads a group as the broker describes it.
+//! member; [`describe`] reads a group as the broker describes it; [`security`] and [`sasl`]
+//! secure the connections as the app's other clients are (TLS, SASL); [`support`] asks the
+//! brokers whether they run streams groups at all.
 
 #![warn(missing_docs)]
 
 pub mod connection;
 pub mod coordinator;
 pub mod describe;
+pub mod error;
 pub mod heartbeat;
 pub mod messages;
 pub mod offsets;
+pub mod sasl;
+pub mod security;
+pub mod support;
 pub mod wire;
 
 pub use connection::{Connection, GroupError};
-pub use heartbeat::{Member, MemberConfig, TaskId};
+pub use heartbeat::{Member, MemberConfig, TaskId, TaskOffsets};
 pub use kafka_protocol::protocol::StrBytes;
+pub use security::{Security, SecurityError, Settings};

@@ -7,13 +7,13 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use freshet_streams_group::StrBytes;
 use freshet_streams_group::connection::Connection;
 use freshet_streams_group::coordinator::find_coordinator;
 use freshet_streams_group::describe::describe_group;
-use freshet_streams_group::heartbeat::{Member, MemberConfig, Outcome, TaskId};
+use freshet_streams_group::heartbeat::{Member, MemberConfig, Outcome, TaskId, TaskOffsets};
 use freshet_streams_group::messages::streams_group_heartbeat_request as hq;
 use freshet_streams_group::offsets::commit_offsets;
+use freshet_streams_group::{Security, StrBytes};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
 
@@ -79,6 +79,7 @@ fn a_member_is_assigned_described_and_fenced_by_its_epoch() {
         rebalance_timeout_ms: 30_000,
         topology,
         request_timeout: TIMEOUT,
+        security: Security::plaintext(),
     });
     let all: BTreeSet<TaskId> = (0..2)
         .map(|p| TaskId {
@@ -121,8 +122,38 @@ fn a_member_is_assigned_described_and_fenced_by_its_epoch() {
     let epoch = member.epoch();
     assert!(epoch > 0, "epoch {epoch}");
 
-    let coordinator =
-        find_coordinator(&bootstrap(), &group, "streams-group-test", TIMEOUT).expect("coordinator");
+    // Task offsets (position and end offset sums of each task's changelogs) go with the next
+    // heartbeat once the member has joined; the coordinator keeps them for its assignor and
+    // describes them.
+    assert!(
+        member.task_offsets_due(),
+        "the first report is due on joining"
+    );
+    let task = |p| TaskId {
+        subtopology: "0".to_owned(),
+        partition: p,
+    };
+    let reported = TaskOffsets {
+        offsets: [(task(0), 7), (task(1), 3)].into(),
+        end_offsets: [(task(0), 9), (task(1), 3)].into(),
+    };
+    member.report_task_offsets(reported.clone());
+    member.heartbeat().expect("heartbeat with task offsets");
+    assert_eq!(member.reported_task_offsets(), Some(&reported));
+    assert!(
+        !member.task_offsets_due(),
+        "reported; next after the interval"
+    );
+    eprintln!("task offset interval: {:?}", member.task_offset_interval());
+
+    let coordinator = find_coordinator(
+        &bootstrap(),
+        &group,
+        "streams-group-test",
+        TIMEOUT,
+        &Security::plaintext(),
+    )
+    .expect("coordinator");
     let mut conn = Connection::connect(&coordinator, "streams-group-test", TIMEOUT).unwrap();
     let described = describe_group(&mut conn, &group).expect("describe");
     let me = described
@@ -131,6 +162,17 @@ fn a_member_is_assigned_described_and_fenced_by_its_epoch() {
         .find(|m| m.member_id.as_str() == member.member_id())
         .unwrap_or_else(|| panic!("the member is not in {described:#?}"));
     assert_eq!(me.member_epoch, epoch);
+    let offsets = |list: &[freshet_streams_group::messages::streams_group_describe_response::TaskOffset]| {
+        list.iter()
+            .map(|o| (task(o.partition), o.offset))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    assert_eq!(offsets(&me.task_offsets), reported.offsets, "{me:#?}");
+    assert_eq!(
+        offsets(&me.task_end_offsets),
+        reported.end_offsets,
+        "{me:#?}"
+    );
     assert_eq!(
         me.client_id.as_str(),
         format!("{group}-StreamThread-1-consumer")

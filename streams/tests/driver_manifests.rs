@@ -10,10 +10,14 @@ use freshet_streams::TopologyTestDriver;
 use freshet_streams::processor::Headers;
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the crate is in the workspace")
-        .to_owned()
+    // The directory cargo runs the test in, not the one it was compiled in: a build reused from
+    // another checkout (CI shares the target cache) bakes that checkout's path into env!().
+    PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .parent()
+    .expect("the crate is in the workspace")
+    .to_owned()
 }
 
 /// A driver running the manifest `text`, with its own configuration.

@@ -66,12 +66,17 @@ fn section<'a>(assignments: &'a str, label: &str) -> &'a str {
 
 /// The member rows of group `app`, read with Kafka's own tool.
 pub fn describe(app: &str) -> Vec<MemberRow> {
+    describe_at(&kafka_bootstrap(), app)
+}
+
+/// The member rows of group `app` on the brokers at `bootstrap` (a plaintext listener).
+pub fn describe_at(bootstrap: &str, app: &str) -> Vec<MemberRow> {
     let out = Command::new(repo_root().join("scripts/kafka.sh"))
         .args([
             "tool",
             "org.apache.kafka.tools.streams.StreamsGroupCommand",
             "--bootstrap-server",
-            &kafka_bootstrap(),
+            bootstrap,
             "--describe",
             "--group",
             app,
@@ -155,10 +160,23 @@ pub fn wait_counts_exact(output: &str, keys: usize, expected: i64) -> BTreeMap<S
 pub fn write_count_manifest(
     path: &std::path::Path,
     app: &str,
+    topics: (&str, &str),
+    guarantee: &str,
+    threads: usize,
+    state_dir: &std::path::Path,
+) {
+    write_count_manifest_as(path, app, topics, guarantee, threads, state_dir, "streams");
+}
+
+/// [`write_count_manifest`] with `group.protocol` set to `protocol`.
+pub fn write_count_manifest_as(
+    path: &std::path::Path,
+    app: &str,
     (input, output): (&str, &str),
     guarantee: &str,
     threads: usize,
     state_dir: &std::path::Path,
+    protocol: &str,
 ) {
     let text = format!(
         r#"
@@ -168,7 +186,7 @@ defaultKeySerde: string
 defaultValueSerde: string
 config:
   commit.interval.ms: "200"
-  group.protocol: streams
+  group.protocol: {protocol}
   processing.guarantee: {guarantee}
   num.stream.threads: "{threads}"
   state.dir: {state_dir}
@@ -188,4 +206,125 @@ topology:
         state_dir = state_dir.display(),
     );
     std::fs::write(path, text).expect("write the manifest");
+}
+
+/// What the group coordinator holds of one member, read with StreamsGroupDescribe (Freshet's
+/// codec of it): what Kafka's tool does not print.
+#[derive(Debug, Clone)]
+pub struct DescribedMember {
+    /// The member id.
+    pub member: String,
+    /// The member's client id.
+    pub client_id: String,
+    /// Its active tasks, `<subtopology>_<partition>`.
+    pub active: BTreeSet<String>,
+    /// The task offsets it reported last, per task.
+    pub task_offsets: BTreeMap<String, i64>,
+    /// The task end offsets it reported last, per task.
+    pub task_end_offsets: BTreeMap<String, i64>,
+}
+
+/// The members of streams group `app` as its coordinator describes them.
+pub fn describe_members(app: &str) -> Vec<DescribedMember> {
+    use freshet_streams_group::{Connection, Security, coordinator, describe};
+    let timeout = Duration::from_secs(10);
+    let address = coordinator::find_coordinator(
+        &kafka_bootstrap(),
+        app,
+        "freshet-tests",
+        timeout,
+        &Security::plaintext(),
+    )
+    .expect("the group coordinator");
+    let mut conn = Connection::connect(&address, "freshet-tests", timeout).expect("connecting");
+    let group = describe::describe_group(&mut conn, app).expect("StreamsGroupDescribe");
+    let offsets = |list: &[freshet_streams_group::messages::streams_group_describe_response::TaskOffset]| {
+        list.iter()
+            .map(|o| (format!("{}_{}", o.subtopology_id.as_str(), o.partition), o.offset))
+            .collect()
+    };
+    group
+        .members
+        .iter()
+        .map(|m| DescribedMember {
+            member: m.member_id.as_str().to_owned(),
+            client_id: m.client_id.as_str().to_owned(),
+            active: m
+                .assignment
+                .active_tasks
+                .iter()
+                .flat_map(|t| {
+                    t.partitions
+                        .iter()
+                        .map(move |p| format!("{}_{p}", t.subtopology_id.as_str()))
+                })
+                .collect(),
+            task_offsets: offsets(&m.task_offsets),
+            task_end_offsets: offsets(&m.task_end_offsets),
+        })
+        .collect()
+}
+
+/// An engine's stream threads as its `/topology?format=json` lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineThreads {
+    /// The process id it reports to the streams group (`processId`).
+    pub process: String,
+    /// Client id → active tasks, per stream thread.
+    pub threads: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// What `engine` says it runs (`/topology?format=json`, `live`).
+pub fn engine_threads(engine: &crate::engine::EngineProcess) -> EngineThreads {
+    let (status, body) = engine
+        .get("/topology?format=json")
+        .expect("the engine's /topology answers");
+    assert_eq!(status, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let live = &json["live"];
+    EngineThreads {
+        process: live["processId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no processId in {live:#}"))
+            .to_owned(),
+        threads: live["threads"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no threads in {live:#}"))
+            .iter()
+            .map(|t| {
+                let tasks = t["activeTasks"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect();
+                (t["clientId"].as_str().unwrap_or_default().to_owned(), tasks)
+            })
+            .collect(),
+    }
+}
+
+/// Waits until `engine`'s `/topology` lists, per thread, the active tasks the group's `rows`
+/// give the member with that client id (the engine publishes its tasks after reconciling).
+pub fn wait_engine_matches(
+    engine: &crate::engine::EngineProcess,
+    rows: &[MemberRow],
+) -> EngineThreads {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let threads = engine_threads(engine);
+        let expected: BTreeMap<String, BTreeSet<String>> = rows
+            .iter()
+            .filter(|r| r.process == threads.process)
+            .map(|r| (r.client_id.clone(), r.active.clone()))
+            .collect();
+        if !expected.is_empty() && expected == threads.threads {
+            return threads;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the engine's /topology {threads:#?} does not match the group's rows {rows:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }

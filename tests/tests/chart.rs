@@ -238,6 +238,8 @@ fn the_values_schema_names_a_bad_value() {
     assert!(!ok && err.contains("pullPolicy"), "{err}");
     let (ok, _, err) = template(&["statusRefreshSeconds=0"]);
     assert!(!ok && err.contains("statusRefreshSeconds"), "{err}");
+    let (ok, _, err) = template(&["kafkaTimeoutSeconds=0"]);
+    assert!(!ok && err.contains("kafkaTimeoutSeconds"), "{err}");
 }
 
 fn counts(records: &[Received]) -> BTreeMap<String, i64> {

@@ -15,16 +15,9 @@
 use std::ffi::CStr;
 use std::io::{Read, Seek};
 use std::os::fd::FromRawFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 const TABLE: &str = "topology/src/config/librdkafka_table.rs";
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
-}
 
 /// The linked library's version, as `rd_kafka_version_str` reports it.
 fn linked_version() -> String {
@@ -231,7 +224,7 @@ fn the_librdkafka_table_matches_the_linked_library() {
             "_RK_SENSITIVE flag on `{name}`, which the listing does not have"
         );
     }
-    let path = repo_root().join(TABLE);
+    let path = freshet_tests::repo_root().join(TABLE);
     if std::env::var_os("FRESHET_REGENERATE").is_some() {
         std::fs::write(&path, &generated).expect("write the table");
         return;

@@ -297,7 +297,13 @@ async fn a_deletion_with_kafka_unreachable_waits_for_skip_cleanup() {
     let client = kube_client().await;
     install_crd(&client).await;
     let ns = namespace(&client, "op-del-nokafka").await;
-    let mut op = operator(&kubeconfig_path(), Some(&ns), &[]);
+    // Nothing listens where the app points, so each Kafka call waits its whole timeout: 2 s
+    // rather than the default 10 (the flag a user with a slow or distant cluster raises).
+    let mut op = operator(
+        &kubeconfig_path(),
+        Some(&ns),
+        &["--kafka-timeout-seconds", "2"],
+    );
     let apps_api: Api<StreamsApp> = Api::namespaced(client.clone(), &ns);
     // Nothing listens there.
     let nowhere = format!("127.0.0.1:{}", free_port());

@@ -11,7 +11,8 @@ use freshet_tests::apps::send_batch;
 use freshet_tests::engine::EngineProcess;
 use freshet_tests::kafka::create_topics;
 use freshet_tests::streams_groups::{
-    MemberRow, wait_counts_exact, wait_stable, write_count_manifest,
+    MemberRow, describe_members, engine_threads, wait_counts_exact, wait_engine_matches,
+    wait_stable, write_count_manifest, write_count_manifest_as,
 };
 use freshet_tests::unique_name;
 
@@ -67,14 +68,18 @@ async fn members_share_tasks_and_count_exactly(guarantee: &str) {
         );
         assert!(!r.active.is_empty(), "a thread without tasks: {rows:#?}");
     }
+    // Kafka Streams' client ids: `<application.id>-<process id>-StreamThread-<n>-consumer`.
     let clients: BTreeSet<&str> = rows.iter().map(|r| r.client_id.as_str()).collect();
     assert_eq!(
         clients,
         BTreeSet::from([
-            format!("{app}-StreamThread-1-consumer").as_str(),
-            format!("{app}-StreamThread-2-consumer").as_str()
+            format!("{app}-{process_a}-StreamThread-1-consumer").as_str(),
+            format!("{app}-{process_a}-StreamThread-2-consumer").as_str()
         ])
     );
+    // The engine's /topology lists each thread with the same client id and the tasks the
+    // group gives it.
+    wait_engine_matches(&a, &rows);
 
     // A second instance joins: the broker moves tasks to it, the revoked ones committed first,
     // and the count stays exact.
@@ -85,7 +90,7 @@ async fn members_share_tasks_and_count_exactly(guarantee: &str) {
     assert_eq!(b_rows.len(), 1, "{rows:#?}");
     assert_eq!(
         b_rows[0].client_id,
-        format!("{app}-StreamThread-1-consumer")
+        format!("{app}-{}-StreamThread-1-consumer", b_rows[0].process)
     );
     assert!(
         !b_rows[0].active.is_empty(),
@@ -93,6 +98,26 @@ async fn members_share_tasks_and_count_exactly(guarantee: &str) {
     );
     let members: BTreeSet<&str> = rows.iter().map(|r| r.member.as_str()).collect();
     assert_eq!(members.len(), 3, "{rows:#?}");
+    // Each member reported its tasks' offsets with the heartbeat acknowledging its last
+    // assignment (per task: changelog position and end offset sums), and the coordinator keeps
+    // them: every active task of every member, no end offset below its position.
+    for m in describe_members(&app) {
+        eprintln!(
+            "{}: task offsets {:?}, end offsets {:?}",
+            m.client_id, m.task_offsets, m.task_end_offsets
+        );
+        let reported: BTreeSet<String> = m.task_offsets.keys().cloned().collect();
+        assert_eq!(reported, m.active, "task offsets of {m:#?}");
+        for (task, offset) in &m.task_offsets {
+            let end = m.task_end_offsets.get(task);
+            assert!(
+                *offset >= 0 && end.is_some_and(|e| e >= offset),
+                "task {task}: offset {offset}, end {end:?}: {m:#?}"
+            );
+        }
+    }
+    wait_engine_matches(&a, &rows);
+    wait_engine_matches(&b, &rows);
     send_batch(&input, KEYS, EACH, false);
     wait_counts_exact(&output, KEYS, 2 * EACH as i64);
     // The tasks each engine runs are those the broker lists for it.
@@ -109,4 +134,78 @@ async fn members_share_tasks_and_count_exactly(guarantee: &str) {
     );
     a.terminate(Duration::from_secs(30));
     b.terminate(Duration::from_secs(30));
+}
+
+/// `group.protocol=auto` against the project's broker (Kafka 4.4, whose ApiVersions list
+/// StreamsGroupHeartbeat): the engine says it chose streams, Kafka's tool lists its thread as a
+/// streams member with every task, and the count is exact.
+#[tokio::test(flavor = "multi_thread")]
+async fn auto_chooses_streams_where_the_broker_runs_streams_groups() {
+    let app = unique_name("sgroup-auto");
+    let (input, output) = (format!("{app}-in"), format!("{app}-out"));
+    create_topics(&[(&input, PARTITIONS), (&output, PARTITIONS)]).await;
+    let state = tempfile::tempdir().unwrap();
+    let file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+    write_count_manifest_as(
+        file.path(),
+        &app,
+        (&input, &output),
+        "at_least_once",
+        1,
+        state.path(),
+        "auto",
+    );
+    send_batch(&input, KEYS, EACH, false);
+    let mut engine = EngineProcess::start(file.path(), &[], &[]);
+    engine.wait_ready(Duration::from_secs(60));
+    wait_counts_exact(&output, KEYS, EACH as i64);
+    let all_tasks: BTreeSet<String> = (0..PARTITIONS).map(|p| format!("0_{p}")).collect();
+    let rows = wait_stable(&app, 1, &all_tasks);
+    assert_eq!(rows[0].protocol, "streams", "{rows:#?}");
+    let threads = wait_engine_matches(&engine, &rows);
+    assert_eq!(engine_threads(&engine), threads);
+    let log = engine.log_text();
+    assert!(
+        log.contains("group.protocol=auto: using streams"),
+        "no INFO line saying auto chose streams:\n{log}"
+    );
+    engine.terminate(Duration::from_secs(30));
+}
+
+/// `group.protocol=auto` where the streams-group client cannot connect as the consumer is
+/// configured (Kerberos): the engine says it chose classic and why, instead of refusing the
+/// manifest as `streams` does. (librdkafka then fails on Kerberos itself, which is not this
+/// test's point.)
+#[test]
+fn auto_chooses_classic_where_the_streams_group_client_cannot_connect() {
+    let app = unique_name("sgroup-auto-classic");
+    let state = tempfile::tempdir().unwrap();
+    let file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+    write_count_manifest_as(
+        file.path(),
+        &app,
+        (&format!("{app}-in"), &format!("{app}-out")),
+        "at_least_once",
+        1,
+        state.path(),
+        "auto",
+    );
+    let mut engine = EngineProcess::start(
+        file.path(),
+        &["--error-linger-seconds", "0"],
+        &[("FRESHET_CONFIG_SECURITY_PROTOCOL", "SASL_PLAINTEXT")],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let log = loop {
+        let log = engine.log_text();
+        if log.contains("group.protocol=auto: using classic") || Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    engine.kill();
+    assert!(
+        log.contains("group.protocol=auto: using classic") && log.contains("sasl.mechanism=GSSAPI"),
+        "no INFO line saying auto chose classic, and why:\n{log}"
+    );
 }

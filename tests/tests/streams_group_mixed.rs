@@ -12,7 +12,9 @@ use std::time::Duration;
 use freshet_tests::apps::send_batch;
 use freshet_tests::engine::EngineProcess;
 use freshet_tests::kafka::create_topics;
-use freshet_tests::streams_groups::{wait_counts_exact, wait_stable, write_count_manifest};
+use freshet_tests::streams_groups::{
+    engine_threads, wait_counts_exact, wait_stable, write_count_manifest,
+};
 use freshet_tests::{kafka_bootstrap, repo_root, unique_name};
 
 const KEYS: usize = 8;
@@ -90,10 +92,13 @@ async fn hand_over(guarantee: &str) {
     let mut freshet = EngineProcess::start(&manifest, &[], &[]);
     freshet.wait_ready(Duration::from_secs(60));
     let rows = wait_stable(&app, 2, &all);
+    // Both name their clients as Kafka Streams does; Freshet's process id is on its /topology.
+    let freshet_process = engine_threads(&freshet).process;
+    let freshet_client = format!("{app}-{freshet_process}-StreamThread-1-consumer");
     let freshet_row = rows
         .iter()
-        .find(|r| r.client_id == format!("{app}-StreamThread-1-consumer"))
-        .unwrap_or_else(|| panic!("no Freshet member: {rows:#?}"));
+        .find(|r| r.client_id == freshet_client)
+        .unwrap_or_else(|| panic!("no Freshet member {freshet_client}: {rows:#?}"));
     let java_tasks: BTreeSet<String> = rows
         .iter()
         .filter(|r| r.member != freshet_row.member)
@@ -110,7 +115,7 @@ async fn hand_over(guarantee: &str) {
     // Java leaves: its tasks move to Freshet, which restores them from Java's changelog.
     close_java(java);
     let rows = wait_stable(&app, 1, &all);
-    assert_eq!(rows[0].client_id, format!("{app}-StreamThread-1-consumer"));
+    assert_eq!(rows[0].client_id, freshet_client);
     send_batch(&input, KEYS, EACH, false);
     wait_counts_exact(&output, KEYS, 2 * EACH as i64);
     let log = freshet.log_text();
@@ -126,7 +131,7 @@ async fn hand_over(guarantee: &str) {
     let rows = wait_stable(&app, 2, &all);
     let back: BTreeSet<String> = rows
         .iter()
-        .filter(|r| r.client_id != format!("{app}-StreamThread-1-consumer"))
+        .filter(|r| r.client_id != freshet_client)
         .flat_map(|r| r.active.iter().cloned())
         .collect();
     assert!(!back.is_empty(), "no task moved back to Java: {rows:#?}");

@@ -9,8 +9,9 @@
 //!   record (transaction markers and aborted records, found by the controller's read_committed
 //!   probe). Without that, every partition written transactionally keeps a lag of one marker
 //!   forever and the app never looks idle.
-//! - **Capacity** per instance is learnt from intervals in which work waited: one in which work
-//!   waited throughout (outside a cooldown) measures it; one that drained the backlog, or ran
+//! - **Capacity** per instance is learnt from intervals in which work waited: a run of at least
+//!   three in which work waited throughout (outside a cooldown; one with no commit in it
+//!   extends the run) measures it, over the whole run; one that drained the backlog, or ran
 //!   during a cooldown's rebalance, shows the instances did at least that much and can only
 //!   raise it. A measurement below the estimate is taken only once the whole rate window
 //!   measured less (a stall of a few intervals would otherwise read as a tiny capacity and
@@ -141,6 +142,8 @@ pub struct Autoscaler {
     /// then: the rate over the whole run is steadier than one interval's (whose ends fall
     /// between commits).
     run_start: Option<(Sample, u32)>,
+    /// Intervals in the current run.
+    run_len: u32,
     /// The most records/s one instance was seen to process since `capacity` was last measured:
     /// a floor under capacity, from intervals that drained a backlog or ran during a cooldown,
     /// and from the window's average (what the instances kept up with).
@@ -155,6 +158,13 @@ pub struct Autoscaler {
     capacity_run: Option<f64>,
 }
 
+/// Busy intervals a run needs before it measures a capacity. Committed offsets move only at
+/// commits, and a throttled instance commits when its loop ends, not every `commit.interval.ms`:
+/// one interval can read half or twice the rate (on the test node, 268/s measured against
+/// 569/s drained, which scaled a 1.25× load to four instances). Over three intervals the
+/// commit boundaries at its ends weigh a third as much; later intervals of the run refine it.
+const MIN_RUN_INTERVALS: u32 = 3;
+
 /// What one interval says about capacity per instance.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Measured {
@@ -163,6 +173,11 @@ enum Measured {
     /// Everything processed had waited since its start, but not to its end (a drain), or a
     /// rebalance slowed it: at least this much.
     AtLeast(f64),
+    /// Work waited throughout but no commit fell in the interval: a throttled instance's
+    /// loop can take longer than the interval, so its commits land every other one. Part of
+    /// a run of busy intervals, with no rate of its own (the next interval's commit covers
+    /// both, and alone would read twice the capacity).
+    Pending,
 }
 
 /// Seconds of `d`.
@@ -240,8 +255,19 @@ impl Autoscaler {
         let (a, b) = (self.samples[n - 2], self.samples[n - 1]);
         let processed = (b.committed - a.committed).max(0);
         let span = b.at - a.at;
-        if span <= 0.0 || processed == 0 {
+        if span <= 0.0 {
             return None;
+        }
+        if processed == 0 {
+            // Records arrived and none was committed while some waited: an idle app whose
+            // lag is stuck (markers nobody recognised) has no input, so it is not busy.
+            let busy = a.lag() > 0
+                && b.lag() > a.lag()
+                && b.end > a.end
+                && !cooling
+                && a.settled
+                && b.settled;
+            return busy.then_some(Measured::Pending);
         }
         let instances = if self.last_change.is_some_and(|t| t >= a.at) {
             current.max(self.before_change)
@@ -279,7 +305,8 @@ impl Autoscaler {
     }
 
     /// Records/s per instance over the run of capacity-measuring intervals the last one
-    /// continues (`None` when it begins one, with the same count throughout).
+    /// continues (`None` when it begins one, or nothing was committed in it yet; with the same
+    /// count throughout).
     fn over_the_run(&mut self, current: u32) -> Option<f64> {
         let n = self.samples.len();
         let (first, last) = (self.samples[n - 2], self.samples[n - 1]);
@@ -291,12 +318,16 @@ impl Autoscaler {
             }
             _ => {
                 self.run_start = Some((first, current));
+                self.run_len = 1;
                 return None;
             }
         };
+        self.run_len += 1;
         let span = last.at - start.at;
-        (span > 0.0 && count > 0)
-            .then(|| (last.committed - start.committed).max(0) as f64 / span / f64::from(count))
+        let processed = (last.committed - start.committed).max(0);
+        // A run that has committed nothing yet measures nothing (its commit is pending).
+        (span > 0.0 && count > 0 && processed > 0)
+            .then(|| processed as f64 / span / f64::from(count))
     }
 
     /// Takes a capacity measured at `now`: at once when no estimate exists or it is not below
@@ -438,19 +469,27 @@ impl Autoscaler {
         let cooling = self
             .last_change
             .is_some_and(|t| now - t < secs(policy.cooldown));
+        let measured = self.measured(current, cooling);
         // A rebalance after a change slows processing for a while, and a drain leaves the
         // instances idle for part of the interval: both only show a floor under capacity.
-        match self.measured(current, cooling) {
-            Some(Measured::Capacity(rate)) => match self.over_the_run(current) {
-                Some(run_rate)
-                    if self.capacity_run.is_some()
-                        && self.capacity_run == self.run_start.map(|(s, _)| s.at) =>
-                {
-                    self.set_capacity(run_rate);
+        match measured {
+            Some(busy @ (Measured::Capacity(_) | Measured::Pending)) => {
+                let run_rate = self.over_the_run(current);
+                // A commit-less interval extends the run; the rate is read where commits fell.
+                match run_rate.filter(|_| matches!(busy, Measured::Capacity(_))) {
+                    Some(run_rate)
+                        if self.capacity_run.is_some()
+                            && self.capacity_run == self.run_start.map(|(s, _)| s.at) =>
+                    {
+                        self.set_capacity(run_rate);
+                    }
+                    Some(run_rate) if self.run_len >= MIN_RUN_INTERVALS => {
+                        self.take_capacity(now, run_rate, policy)
+                    }
+                    // Too short a run to say: its ends fall between commits.
+                    _ => {}
                 }
-                Some(run_rate) => self.take_capacity(now, run_rate, policy),
-                None => self.take_capacity(now, rate, policy),
-            },
+            }
             Some(Measured::AtLeast(rate)) => {
                 self.run_start = None;
                 self.below.clear();
@@ -465,6 +504,18 @@ impl Autoscaler {
             self.raise_floor(rate);
         }
         let (recommended, why) = self.recommend(policy, current, cap, tasks, threads);
+        // What each decision rests on, for a user asking why the app runs this many instances.
+        tracing::debug!(
+            ?measured,
+            capacity = ?self.capacity,
+            floor = ?self.floor,
+            below = self.below.len(),
+            lag = self.samples.back().map_or(0, Sample::lag),
+            current,
+            recommended,
+            %why,
+            "autoscaler interval"
+        );
         self.recommendations.push_back((now, recommended));
         // Keep one recommendation from before the window: it proves the window is covered.
         let window = secs(policy.stabilization);

@@ -482,7 +482,7 @@ fn an_interval_with_a_pod_starting_does_not_measure_capacity() {
     let (p, mut a) = (policy(), Autoscaler::default());
     let sample = |at: f64, committed: i64, settled: bool| Sample {
         at,
-        end: 100_000,
+        end: 1_000_000,
         committed,
         no_records: 0,
         settled,
@@ -491,8 +491,11 @@ fn an_interval_with_a_pod_starting_does_not_measure_capacity() {
     a.observe(sample(15.0, 15_000, true), &p);
     a.decide(15.0, &p, 1, 1, 12, 2);
     assert_eq!((a.capacity, a.floor), (None, Some(1_000.0)), "{a:?}");
-    a.observe(sample(30.0, 45_000, true), &p);
-    a.decide(30.0, &p, 1, 1, 12, 2);
+    // A run of three settled intervals measures it.
+    for (at, committed) in [(30.0, 45_000), (45.0, 75_000), (60.0, 105_000)] {
+        a.observe(sample(at, committed, true), &p);
+        a.decide(at, &p, 1, 1, 12, 2);
+    }
     assert_eq!(a.capacity, Some(2_000.0), "settled throughout: {a:?}");
 }
 
@@ -526,7 +529,7 @@ fn samples_closer_than_half_the_interval_are_not_measurements() {
     let (p, mut a) = (policy(), Autoscaler::default());
     let sample = |at: f64, committed: i64| Sample {
         at,
-        end: 100_000,
+        end: 1_000_000,
         committed,
         no_records: 0,
         settled: true,
@@ -536,7 +539,68 @@ fn samples_closer_than_half_the_interval_are_not_measurements() {
     a.observe(sample(0.2, 20_000), &p);
     a.decide(0.2, &p, 1, 1, 12, 2);
     assert!(a.capacity.is_none() && a.floor.is_none(), "{a:?}");
-    a.observe(sample(15.0, 30_000), &p);
-    a.decide(15.0, &p, 1, 1, 12, 2);
-    assert_eq!(a.capacity, Some(2_000.0), "30,000 records in 15 s");
+    for (at, committed) in [(15.0, 30_000), (30.0, 60_000), (45.0, 90_000)] {
+        a.observe(sample(at, committed), &p);
+        a.decide(at, &p, 1, 1, 12, 2);
+    }
+    assert_eq!(
+        a.capacity,
+        Some(2_000.0),
+        "30,000 records every 15 s from 0"
+    );
+}
+
+/// A throttled instance (a CPU limit) whose processing loop outlasts the interval commits
+/// every other interval: one interval reads nothing committed, the next twice its rate.
+/// Measured alone, that second interval made the capacity twice the real one (and rising as
+/// the loop's batches grew), and the app stayed at one instance under 1.3 times what one
+/// processes (`autoscaling_steady` on a busy machine). The run of busy intervals, the
+/// commit-less ones included, measures it.
+#[test]
+fn commits_every_other_interval_measure_the_capacity_over_the_run() {
+    // As the end-to-end test: lag alone does not scale before a capacity is known.
+    let p = Policy {
+        max_lag_per_replica: 1_000_000,
+        ..policy()
+    };
+    let mut a = Autoscaler::default();
+    let (per_replica, input) = (540i64, 710i64);
+    // Records waited when the input started (the pod was catching up).
+    let (mut end, mut processed, mut committed, mut current) = (20_000i64, 0i64, 0i64, 1u32);
+    let mut replicas = Vec::new();
+    for i in 0..12 {
+        let at = f64::from(i) * 15.0;
+        if i > 0 {
+            end += input * 15;
+            processed = (processed + per_replica * i64::from(current) * 15).min(end);
+            // The commit falls in every other interval while one instance runs.
+            if current > 1 || i % 2 == 0 {
+                committed = processed;
+            }
+        }
+        a.observe(
+            Sample {
+                at,
+                end,
+                committed,
+                no_records: 0,
+                settled: true,
+            },
+            &p,
+        );
+        current = a.decide(at, &p, current, 6, 12, 2).replicas;
+        replicas.push(current);
+        if current > 1 {
+            break;
+        }
+    }
+    let capacity = a.capacity.expect("measured");
+    assert!(
+        (per_replica as f64 * 0.9..=per_replica as f64 * 1.1).contains(&capacity),
+        "capacity {capacity} for {per_replica}/s per instance"
+    );
+    assert!(
+        replicas.last().is_some_and(|&r| r >= 2),
+        "710/s at 540/s per instance: {replicas:?}"
+    );
 }

@@ -5,10 +5,14 @@ use std::process::Command;
 
 /// The repository's root.
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the crate is in the repository")
-        .to_path_buf()
+    // The directory cargo runs the test in, not the one it was compiled in: a build reused from
+    // another checkout (CI shares the target cache) bakes that checkout's path into env!().
+    PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .parent()
+    .expect("the crate is in the repository")
+    .to_path_buf()
 }
 
 /// The kafka-clients jar of the Kafka that scripts/kafka.sh runs.

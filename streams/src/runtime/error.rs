@@ -239,6 +239,10 @@ pub enum RuntimeError {
         #[source]
         source: std::sync::Arc<freshet_streams_group::GroupError>,
     },
+    /// The main consumer's security settings, which the streams-group members' connections
+    /// follow, name what they cannot do or a certificate they cannot read.
+    #[error("group.protocol=streams: {0}")]
+    StreamsGroupSecurity(#[source] std::sync::Arc<freshet_streams_group::SecurityError>),
     /// A failure the runtime describes itself (a missing output topic, transactions that keep
     /// failing, global tables that cannot load).
     #[error("{0}")]

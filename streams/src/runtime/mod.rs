@@ -113,6 +113,14 @@ pub(crate) struct Shared {
     /// Streams' `processId`, a UUID), which tells the broker's assignor the threads of one
     /// instance apart from those of another.
     pub group_process_id: String,
+    /// Under group.protocol=streams: how the members' connections are secured, read from the
+    /// main consumer's properties (as librdkafka secures the consumer's own).
+    pub group_security: freshet_streams_group::Security,
+    /// The start of the stream threads' client ids (`<prefix>-StreamThread-<n>-consumer`):
+    /// `client.id` if set; else, under group.protocol=streams, `<application.id>-<process id>`
+    /// as Kafka Streams names them (what the group's description shows); else the
+    /// application id.
+    pub thread_client_prefix: String,
     pub metrics: Metrics,
     state: Mutex<State>,
     threads: Mutex<Vec<ThreadState>>,
@@ -314,13 +322,18 @@ pub enum StreamsError {
 
 impl KafkaStreams {
     /// `pod_name` is the `POD_NAME` of the operator's pods, the fallback base for static membership.
-    pub fn new(topology: Topology, config: StreamsConfig, pod_name: Option<&str>) -> Self {
+    pub fn new(topology: Topology, mut config: StreamsConfig, pod_name: Option<&str>) -> Self {
+        // group.protocol=auto becomes classic or streams here, before anything reads it.
+        let auto_failed = streams_group::resolve_auto(&mut config).err();
+        if auto_failed.is_some() {
+            config.group_protocol = crate::config::GroupProtocol::Classic;
+        }
         let instance_base = crate::config::instance_base(&config, pod_name);
         let (transactional_instance, process_id) = transactional_instance(&config, &instance_base);
         let threads = config.num_stream_threads.max(1);
         let metrics = Metrics::new();
         metrics.state.set(State::Created.code());
-        let mut fatal = None;
+        let mut fatal = auto_failed;
         let state = if topology.stores().is_empty() {
             None
         } else {
@@ -333,10 +346,31 @@ impl KafkaStreams {
                     ),
                 }),
                 Err(e) => {
-                    fatal = Some(RuntimeError::Other(format!("{e}: check state.dir")));
+                    fatal.get_or_insert(RuntimeError::Other(format!("{e}: check state.dir")));
                     None
                 }
             }
+        };
+        let group_security = if config.group_protocol == crate::config::GroupProtocol::Streams {
+            freshet_streams_group::Security::from_properties(
+                config
+                    .consumer
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
+            .unwrap_or_else(|e| {
+                fatal.get_or_insert(RuntimeError::StreamsGroupSecurity(Arc::new(e)));
+                freshet_streams_group::Security::plaintext()
+            })
+        } else {
+            freshet_streams_group::Security::plaintext()
+        };
+        let group_process_id = streams_group::process_id();
+        let thread_client_prefix = match (&config.client_id, config.group_protocol) {
+            (None, crate::config::GroupProtocol::Streams) => {
+                format!("{}-{group_process_id}", config.application_id)
+            }
+            _ => client_prefix(&config).to_owned(),
         };
         KafkaStreams {
             topology: Arc::new(topology),
@@ -348,7 +382,9 @@ impl KafkaStreams {
                 instance_base,
                 transactional_instance,
                 _process_id: process_id,
-                group_process_id: streams_group::process_id(),
+                group_process_id,
+                group_security,
+                thread_client_prefix,
                 metrics,
                 state: Mutex::new(State::Created),
                 threads: Mutex::new(vec![ThreadState::Starting; threads]),
@@ -395,6 +431,23 @@ impl KafkaStreams {
     /// once they are loaded. Probes use it to say why the application is not ready yet.
     pub fn loading_global_tables(&self) -> bool {
         self.shared.loading_globals.load(Ordering::Relaxed)
+    }
+
+    /// The process id the stream threads report to their streams group (Kafka Streams'
+    /// `processId`), under group.protocol=streams.
+    pub fn group_process_id(&self) -> Option<&str> {
+        (self.shared.config.group_protocol == crate::config::GroupProtocol::Streams)
+            .then_some(self.shared.group_process_id.as_str())
+    }
+
+    /// The main consumer's client id of stream thread `thread` (1-based), as the group lists it:
+    /// `<client.id>-StreamThread-<n>-consumer`, or under group.protocol=streams without a
+    /// `client.id`, `<application.id>-<process id>-StreamThread-<n>-consumer` (Kafka Streams').
+    pub fn thread_client_id(&self, thread: usize) -> String {
+        format!(
+            "{}-StreamThread-{thread}-consumer",
+            self.shared.thread_client_prefix
+        )
     }
 
     /// Tasks per thread, `<subtopology>_<partition>`.

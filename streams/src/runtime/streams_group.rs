@@ -11,11 +11,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use freshet_streams_group::StrBytes;
-use freshet_streams_group::heartbeat::{Member, MemberConfig, Outcome, TaskId};
+use freshet_streams_group::heartbeat::{Member, MemberConfig, Outcome, TaskId, TaskOffsets};
 use freshet_streams_group::messages::streams_group_heartbeat_request as hq;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::error::{ErrorClass, RuntimeError};
 use super::positions::{COMMITTED_TIMEOUT, committed_offsets};
@@ -27,6 +27,74 @@ use crate::config::StreamsConfig;
 use crate::topology::Topology;
 use freshet_topology::processor::SinkTarget;
 use freshet_topology::topology::NodeKind;
+
+/// How long `group.protocol=auto` waits for a broker to answer whether it runs streams groups.
+const AUTO_PROBE_LIMIT: Duration = Duration::from_secs(60);
+
+/// `group.protocol=auto`: `streams` where the brokers list StreamsGroupHeartbeat in ApiVersions
+/// and the streams-group client can connect as the consumer is configured, else `classic`; the
+/// choice is logged at INFO. Brokers that do not answer within [`AUTO_PROBE_LIMIT`] are an
+/// error: guessing could put this instance in another kind of group than its peers.
+pub(crate) fn resolve_auto(config: &mut StreamsConfig) -> Result<(), RuntimeError> {
+    use crate::config::GroupProtocol;
+    if config.group_protocol != GroupProtocol::Auto {
+        return Ok(());
+    }
+    let security = match freshet_streams_group::Security::from_properties(
+        config
+            .consumer
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            info!(reason = %e, "group.protocol=auto: using classic, since the streams-group client cannot connect as the consumer is configured");
+            config.group_protocol = GroupProtocol::Classic;
+            return Ok(());
+        }
+    };
+    let client_id = format!("{}-admin", super::client_prefix(config));
+    let deadline = Instant::now() + AUTO_PROBE_LIMIT;
+    let mut errors = Repeats::every(HEARTBEAT_ERROR_LOG_EVERY);
+    loop {
+        match freshet_streams_group::support::streams_group_versions(
+            &config.bootstrap_servers,
+            &client_id,
+            Duration::from_secs(10),
+            &security,
+        ) {
+            Ok(Some((min, max))) => {
+                info!(
+                    min,
+                    max,
+                    "group.protocol=auto: using streams; the brokers run streams groups (they list StreamsGroupHeartbeat)"
+                );
+                config.group_protocol = GroupProtocol::Streams;
+                return Ok(());
+            }
+            Ok(None) => {
+                info!(
+                    "group.protocol=auto: using classic; the brokers do not list StreamsGroupHeartbeat (API key 88: Kafka 4.2+ with streams groups enabled)"
+                );
+                config.group_protocol = GroupProtocol::Classic;
+                return Ok(());
+            }
+            Err(e) if e.is_retriable() && Instant::now() < deadline => {
+                let text = e.to_string();
+                if errors.should_log(&text) {
+                    warn!(error = %text, "group.protocol=auto: the brokers do not answer whether they run streams groups; asking again");
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            Err(e) => {
+                return Err(RuntimeError::streams_group(
+                    "group.protocol=auto: asking the brokers whether they run streams groups",
+                    e,
+                ));
+            }
+        }
+    }
+}
 
 /// A process id as Kafka Streams makes one (`UUID.randomUUID()`, printed with hyphens).
 pub(crate) fn process_id() -> String {
@@ -185,6 +253,76 @@ pub(crate) fn reset_offset(config: &StreamsConfig) -> Offset {
     }
 }
 
+/// How long reading the changelogs' end offsets for the task offsets report may take.
+const END_OFFSET_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The task offsets the thread reports (Kafka Streams' task offset sums): per stateful task it
+/// runs, the sum of its changelog positions, and the sum of those changelogs' end offsets (read
+/// from the brokers in one ListOffsets round, as the consumer's isolation level sees them; when
+/// they cannot be read now the report goes without end offsets). Tasks without a logged store
+/// report nothing, as in Kafka Streams.
+fn task_offsets<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    tasks: &TaskManager,
+    thread: usize,
+) -> TaskOffsets {
+    let mut out = TaskOffsets::default();
+    let mut changelogs: Vec<(TaskId, Vec<(String, i32)>)> = Vec::new();
+    let mut tpl = TopicPartitionList::new();
+    for task in tasks.values() {
+        let positions = task.changelog_positions();
+        let Some(id) = task_id(&task.id) else {
+            continue;
+        };
+        if positions.is_empty() {
+            continue;
+        }
+        out.offsets
+            .insert(id.clone(), positions.iter().map(|(_, p)| p).sum());
+        for ((topic, partition), _) in &positions {
+            // ListOffsets with the timestamp -1 (Offset::End): the end offset.
+            if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::End) {
+                debug!(thread, %topic, error = %e, "no end offset for the task offsets report");
+            }
+        }
+        changelogs.push((id, positions.into_iter().map(|(k, _)| k).collect()));
+    }
+    if changelogs.is_empty() {
+        return out;
+    }
+    let ends = match consumer.offsets_for_times(tpl, END_OFFSET_TIMEOUT) {
+        Ok(ends) => ends,
+        Err(e) => {
+            debug!(thread, error = %e, "no end offsets for the task offsets report");
+            return out;
+        }
+    };
+    'tasks: for (id, partitions) in changelogs {
+        let mut sum = 0;
+        for (topic, partition) in partitions {
+            match ends
+                .find_partition(&topic, partition)
+                .filter(|e| e.error().is_ok())
+                .map(|e| e.offset())
+            {
+                Some(Offset::Offset(end)) => sum += end,
+                _ => continue 'tasks,
+            }
+        }
+        out.end_offsets.insert(id, sum);
+    }
+    out
+}
+
+/// A task id as the group knows it, from `<subtopology>_<partition>`.
+fn task_id(id: &str) -> Option<TaskId> {
+    let (sub, partition) = id.split_once('_')?;
+    Some(TaskId {
+        subtopology: sub.to_owned(),
+        partition: partition.parse().ok()?,
+    })
+}
+
 /// How often the same retriable heartbeat error is logged again while it goes on.
 const HEARTBEAT_ERROR_LOG_EVERY: Duration = Duration::from_secs(30);
 /// How soon a failed heartbeat is tried again.
@@ -217,7 +355,7 @@ impl GroupMember {
             group_id: app.clone(),
             client_id: format!(
                 "{}-StreamThread-{}-consumer",
-                super::client_prefix(c),
+                shared.thread_client_prefix,
                 thread + 1
             ),
             instance_id: shared
@@ -230,6 +368,7 @@ impl GroupMember {
             rebalance_timeout_ms,
             topology: topology_description(topology, c),
             request_timeout: Duration::from_secs(30),
+            security: shared.group_security.clone(),
         };
         let sources = topology
             .subtopologies()
@@ -280,6 +419,10 @@ impl GroupMember {
         {
             return Ok(());
         }
+        if self.member.task_offsets_due() {
+            self.member
+                .report_task_offsets(task_offsets(consumer, tasks, self.thread));
+        }
         let outcome = match self.member.heartbeat() {
             Ok(o) => {
                 self.failed_at = None;
@@ -321,17 +464,7 @@ impl GroupMember {
     }
 
     fn owned(tasks: &TaskManager) -> BTreeSet<TaskId> {
-        tasks
-            .ids()
-            .iter()
-            .filter_map(|id| {
-                let (sub, partition) = id.split_once('_')?;
-                Some(TaskId {
-                    subtopology: sub.to_owned(),
-                    partition: partition.parse().ok()?,
-                })
-            })
-            .collect()
+        tasks.ids().iter().filter_map(|id| task_id(id)).collect()
     }
 
     fn reconcile<C: ConsumerContext>(
@@ -410,6 +543,10 @@ impl GroupMember {
         }
         tasks.publish();
         self.member.set_owned(Self::owned(tasks));
+        // The acknowledging heartbeat also tells the assignor where the tasks' state stands now
+        // (besides every task offset interval).
+        self.member
+            .report_task_offsets(task_offsets(consumer, tasks, self.thread));
         shared.set_thread_state(self.thread, ThreadState::Running);
         Ok(())
     }

@@ -622,6 +622,22 @@ impl Task {
         partition == self.partition && self.ctx.stores.changelogs().any(|(_, t)| t == topic)
     }
 
+    /// Each changelog partition of the task's logged stores with the position its local state
+    /// reflects: the offset after the last changelog record restored or delivered, 0 when none
+    /// (what Kafka Streams sums into a task's offset for the group's assignor).
+    pub fn changelog_positions(&self) -> Vec<((String, i32), i64)> {
+        let topics: std::collections::BTreeSet<&str> =
+            self.ctx.stores.changelogs().map(|(_, t)| t).collect();
+        topics
+            .into_iter()
+            .map(|topic| {
+                let key = (topic.to_owned(), self.partition);
+                let position = self.changelog_offsets.get(&key).map_or(0, |o| o + 1);
+                (key, position)
+            })
+            .collect()
+    }
+
     /// Records the offset of the last changelog record delivered for one of this task's stores.
     pub fn changelog_delivered(&mut self, topic: &str, partition: i32, offset: i64) {
         let entry = self

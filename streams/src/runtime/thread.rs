@@ -144,7 +144,7 @@ pub(crate) struct StreamThread {
 impl StreamThread {
     /// Kafka Streams' client id prefix: `client.id` if set, else the application id.
     fn client_prefix(&self) -> &str {
-        super::client_prefix(&self.shared.config)
+        &self.shared.thread_client_prefix
     }
 
     fn consumer_config(&self) -> ClientConfig {
@@ -169,7 +169,8 @@ impl StreamThread {
             );
         // Range assignment puts partition N of every co-partitioned topic on one member.
         match c.group_protocol {
-            crate::config::GroupProtocol::Classic => {
+            // `auto` became classic or streams when the application was created.
+            crate::config::GroupProtocol::Classic | crate::config::GroupProtocol::Auto => {
                 cfg.set("partition.assignment.strategy", "range");
             }
             crate::config::GroupProtocol::Consumer => {

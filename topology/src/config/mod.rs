@@ -318,6 +318,16 @@ pub enum ConfigError {
         /// Where the conflicting value was written.
         second: Origin,
     },
+    /// Security settings of the main consumer that the streams-group client (which makes the
+    /// group's connections under group.protocol=streams) cannot honour: refused rather than
+    /// connecting otherwise than the rest of the app.
+    #[error("group.protocol={protocol}: {reason}")]
+    StreamsGroupSecurity {
+        /// `streams` or `auto`.
+        protocol: &'static str,
+        /// What is unsupported or missing, and the fix.
+        reason: String,
+    },
     /// Every problem found, when there is more than one: resolution reports all of them at once
     /// rather than the first.
     #[error("{}", several_message(.0))]
@@ -385,6 +395,10 @@ pub enum GroupProtocol {
     /// member of a streams group that sends its topology and is assigned tasks by the broker,
     /// through Freshet's client (`freshet-streams-group`); partitions are fetched by assignment.
     Streams,
+    /// `streams` where the brokers run streams groups (their ApiVersions list
+    /// StreamsGroupHeartbeat) and the streams-group client can connect as configured, else
+    /// `classic`; decided when the application is created, and logged.
+    Auto,
 }
 
 impl GroupProtocol {
@@ -394,6 +408,7 @@ impl GroupProtocol {
             GroupProtocol::Classic => "classic",
             GroupProtocol::Consumer => "consumer",
             GroupProtocol::Streams => "streams",
+            GroupProtocol::Auto => "auto",
         }
     }
 }

@@ -234,7 +234,8 @@ pub(crate) fn group_protocol(value: &str) -> Parsed<GroupProtocol> {
         "classic" => Ok(GroupProtocol::Classic),
         "consumer" => Ok(GroupProtocol::Consumer),
         "streams" => Ok(GroupProtocol::Streams),
-        _ => invalid("expected classic, consumer or streams"),
+        "auto" => Ok(GroupProtocol::Auto),
+        _ => invalid("expected classic, consumer, streams or auto"),
     }
 }
 

@@ -494,6 +494,9 @@ impl Resolver {
         if group_protocol != super::GroupProtocol::Classic {
             self.check_consumer_protocol(&lists, group_protocol);
         }
+        if group_protocol == super::GroupProtocol::Streams {
+            self.check_streams_group_security(&lists, group_protocol);
+        }
 
         if !self.errors.is_empty() {
             return Err(if self.errors.len() == 1 {
@@ -684,9 +687,11 @@ impl Resolver {
     }
 
     fn check_consumer_protocol(&mut self, lists: &Lists, protocol: super::GroupProtocol) {
-        let group = match protocol {
-            super::GroupProtocol::Streams => "streams",
-            _ => "consumer",
+        let (written, group) = match protocol {
+            super::GroupProtocol::Streams => ("streams", "streams"),
+            // It may become streams: what streams refuses is refused.
+            super::GroupProtocol::Auto => ("auto", "streams"),
+            _ => ("consumer", "consumer"),
         };
         for (name, broker) in [
             (
@@ -702,10 +707,27 @@ impl Resolver {
                 self.refuse_candidate(
                     c,
                     &format!(
-                        "with group.protocol={group} the broker decides it ({broker}); remove it, or use group.protocol=classic"
+                        "with group.protocol={written} the broker decides it ({broker}); remove it, or use group.protocol=classic"
                     ),
                 );
             }
+        }
+    }
+
+    /// The streams-group members connect with the main consumer's security settings through
+    /// Freshet's own client: what it cannot do (Kerberos, PKCS#12, OIDC...) is refused here,
+    /// never a connection made otherwise than librdkafka's.
+    fn check_streams_group_security(&mut self, lists: &Lists, protocol: super::GroupProtocol) {
+        let props = lists
+            .get(&Client::MainConsumer)
+            .into_iter()
+            .flatten()
+            .map(|(k, c)| (*k, c.value.as_str()));
+        if let Err(e) = freshet_streams_group::Settings::from_properties(props) {
+            self.errors.push(ConfigError::StreamsGroupSecurity {
+                protocol: protocol.as_str(),
+                reason: e.to_string(),
+            });
         }
     }
 
