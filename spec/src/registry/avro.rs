@@ -606,4 +606,66 @@ mod tests {
         );
         assert!(decimal_bytes("1.234", 2).is_err());
     }
+
+    /// Context for the note, not a check: CPU per record of the avro serde's datum path
+    /// (decode to CEL values, encode back) against the json serde's on the same record, in this
+    /// build's profile. `cargo test -p freshet-spec --lib avro_vs_json_cpu -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn avro_vs_json_cpu_per_record() {
+        let schema = Schema::parse_str(SCHEMA).unwrap();
+        let names = names_of(&schema);
+        let record = Avro::Record(vec![
+            ("id".into(), Avro::Long(42)),
+            (
+                "note".into(),
+                Avro::Union(1, Box::new(Avro::String("fragile".into()))),
+            ),
+            ("status".into(), Avro::Enum(1, "PAID".into())),
+            ("at".into(), Avro::TimestampMillis(1_700_000_000_123)),
+            (
+                "price".into(),
+                Avro::Decimal(apache_avro::Decimal::from(
+                    decimal_bytes("12.34", 2).unwrap(),
+                )),
+            ),
+            (
+                "tags".into(),
+                Avro::Array(vec![Avro::String("a".into()), Avro::String("b".into())]),
+            ),
+            (
+                "attrs".into(),
+                Avro::Map([("qty".to_owned(), Avro::Int(3))].into_iter().collect()),
+            ),
+        ]);
+        let avro_bytes = apache_avro::to_avro_datum(&schema, record).unwrap();
+        let cel = to_cel(
+            apache_avro::from_avro_datum(&schema, &mut &avro_bytes[..], None).unwrap(),
+            &schema,
+            &names,
+        );
+        let json_serde = crate::values::DynSerde(crate::serdes::SerdeKind::Json);
+        // The json serde writes timestamps as text: compare on the same values otherwise.
+        let json_bytes = json_serde.serialize(&cel).unwrap().unwrap();
+        let n = 200_000;
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            let d = apache_avro::from_avro_datum(&schema, &mut &avro_bytes[..], None).unwrap();
+            let v = to_cel(d, &schema, &names);
+            let back = to_avro(&v, &schema, &names, "").unwrap();
+            std::hint::black_box(apache_avro::to_avro_datum(&schema, back).unwrap());
+        }
+        let avro = t.elapsed() / n;
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            let v = json_serde.deserialize(Some(&json_bytes)).unwrap();
+            std::hint::black_box(json_serde.serialize(&v).unwrap());
+        }
+        let json = t.elapsed() / n;
+        eprintln!(
+            "per record, decode + encode: avro {avro:?} ({} bytes), json {json:?} ({} bytes)",
+            avro_bytes.len(),
+            json_bytes.len()
+        );
+    }
 }
