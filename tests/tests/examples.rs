@@ -37,10 +37,65 @@ fn read_lines(path: &Path) -> Vec<Line> {
         .collect()
 }
 
+/// `value` with every string scalar that is one of `names` replaced by its new name.
+fn rename(value: &mut serde_yaml_ng::Value, names: &BTreeMap<String, String>) {
+    use serde_yaml_ng::Value as Y;
+    match value {
+        Y::String(s) => {
+            if let Some(new) = names.get(s.as_str()) {
+                *s = new.clone();
+            }
+        }
+        Y::Sequence(items) => items.iter_mut().for_each(|v| rename(v, names)),
+        Y::Mapping(map) => map.values_mut().for_each(|v| rename(v, names)),
+        Y::Tagged(t) => rename(&mut t.value, names),
+        _ => {}
+    }
+}
+
+/// Whether a string scalar of `value` is `name`.
+fn mentions(value: &serde_yaml_ng::Value, name: &str) -> bool {
+    use serde_yaml_ng::Value as Y;
+    match value {
+        Y::String(s) => s == name,
+        Y::Sequence(items) => items.iter().any(|v| mentions(v, name)),
+        Y::Mapping(map) => map.values().any(|v| mentions(v, name)),
+        Y::Tagged(t) => mentions(&t.value, name),
+        _ => false,
+    }
+}
+
 async fn run_example(name: &str) {
     let dir = repo_root().join("examples").join(name);
-    let input = read_lines(&dir.join("input.jsonl"));
-    let expected = read_lines(&dir.join("expected.jsonl"));
+    let mut input = read_lines(&dir.join("input.jsonl"));
+    let mut expected = read_lines(&dir.join("expected.jsonl"));
+    // Topics of this run only: `make demo` leaves the example running on the same broker, and
+    // it would read this run's input from the example's own topics and write a second output.
+    // Only names the manifest spells out are renamed (one computed by a `topicExpr` keeps its
+    // name).
+    let manifest_text = std::fs::read_to_string(dir.join("app.yaml")).expect("app.yaml");
+    let mut manifest: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&manifest_text).expect("app.yaml is YAML");
+    let suffix = unique_name("run");
+    let names: BTreeMap<String, String> = input
+        .iter()
+        .chain(&expected)
+        .filter(|l| mentions(&manifest, &l.topic))
+        .map(|l| (l.topic.clone(), format!("{}-{suffix}", l.topic)))
+        .collect();
+    for l in input.iter_mut().chain(expected.iter_mut()) {
+        if let Some(new) = names.get(&l.topic) {
+            l.topic = new.clone();
+        }
+    }
+    rename(&mut manifest, &names);
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let manifest_path = scratch.path().join("app.yaml");
+    std::fs::write(
+        &manifest_path,
+        serde_yaml_ng::to_string(&manifest).expect("YAML"),
+    )
+    .expect("write the manifest");
     let mut topics: Vec<&str> = input
         .iter()
         .chain(&expected)
@@ -64,7 +119,7 @@ async fn run_example(name: &str) {
     let bootstrap = freshet_tests::kafka_bootstrap();
     let app_id = unique_name(name);
     let mut engine = EngineProcess::start(
-        &dir.join("app.yaml"),
+        &manifest_path,
         &[
             "--bootstrap-servers",
             &bootstrap,
