@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export FRESHET_CACHE ?= $(HOME)/.cache/freshet
 export CARGO_TARGET_DIR ?= $(FRESHET_CACHE)/target
 
-.PHONY: help deps build images push node-check kafka-up kafka-down cluster-up cluster-down k8s-binaries up down demo test soak chaos bench bench-quick lint fmt crdgen clean
+.PHONY: help deps build images push node-check kafka-up kafka-down registry-up registry-down cluster-up cluster-down k8s-binaries up down demo test soak chaos bench bench-quick lint fmt crdgen clean
 
 help:
 	@echo "make demo          bring everything up and show it working (the main job)"
@@ -15,6 +15,7 @@ help:
 	@echo "make kafka-up      start Apache Kafka on 127.0.0.1:\$${FRESHET_KAFKA_PORT:-9092}   (make kafka-down stops it)"
 	@echo "FRESHET_KAFKA_BROKERS=3 make kafka-up   ... three brokers (replication 3, min.insync.replicas 2) for fault drills:"
 	@echo "                   scripts/kafka.sh stop|kill|freeze|thaw|start N, scripts/kafka.sh leader TOPIC PARTITION"
+	@echo "make registry-up   start a schema registry with Confluent's API (Apicurio 3.3.3) at 127.0.0.1:\$${FRESHET_REGISTRY_PORT:-8081}/apis/ccompat/v7   (make registry-down stops it)"
 	@echo "make cluster-up    start etcd, kube-apiserver, kube-controller-manager   (make cluster-down stops them)"
 	@echo "make bench         Freshet vs Java Kafka Streams vs a raw pipe: ratio table and chart (release build)"
 	@echo "make bench-quick   the benchmark's smoke check: every contender produces every result"
@@ -35,6 +36,12 @@ kafka-up:
 
 kafka-down:
 	@scripts/kafka.sh down
+
+registry-up:
+	@scripts/registry.sh up
+
+registry-down:
+	@scripts/registry.sh down
 
 # Release binaries built on the host, a Debian 12 base built here (no registry needed), podman.
 images: deps

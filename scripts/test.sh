@@ -54,6 +54,8 @@ reference_log=$RUN_DIR/reference-build.log
     && bench/kstreams.sh build >/dev/null 2>>"$reference_log" ) &
 reference_pid=$!
 ensure_up cluster
+# The schema registry of the Avro/Protobuf/JSON Schema suites (tests/tests/schema_registry.rs).
+ensure_up registry
 log "services up after $((SECONDS - TARGET_T0)) s"
 
 if ! wait "$build_pid"; then
@@ -78,6 +80,8 @@ if [ "$FRESHET_NODE" = kubelet ]; then
 fi
 
 export FRESHET_KAFKA_BOOTSTRAP=127.0.0.1:$FRESHET_KAFKA_PORT
+FRESHET_SCHEMA_REGISTRY_URL=http://127.0.0.1:${FRESHET_REGISTRY_PORT:-8081}/apis/ccompat/v7
+export FRESHET_SCHEMA_REGISTRY_URL
 export KUBECONFIG=$RUN_DIR/kubeconfig
 export FRESHET_KUBECTL=$K8S_BIN/kubectl
 export FRESHET_HELM=$HELM_BIN/helm

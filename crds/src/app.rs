@@ -62,6 +62,10 @@ pub struct StreamsAppSpec {
     /// shape): never in `config`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kafka: Option<KafkaSpec>,
+    /// The schema registry of the `avro`, `json-schema` and `protobuf` serdes, its credentials
+    /// and CA certificates from Secrets: never in `config`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_registry: Option<crate::registry::SchemaRegistrySpec>,
     /// `num.stream.threads`: stream threads per instance (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
@@ -110,6 +114,22 @@ pub struct StreamsAppSpec {
     pub pod: Option<PodSettings>,
     /// The processing topology: sources, tables and pipelines of steps.
     pub topology: TopologySpec,
+}
+
+impl StreamsAppSpec {
+    /// Every Secret `spec.kafka` and `spec.schemaRegistry` name, once each, in the order
+    /// written: what a pod mounts and what the operator reads (for the digest that rolls pods).
+    pub fn secret_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        let kafka = self.kafka.iter().flat_map(|k| k.secret_names());
+        let registry = self.schema_registry.iter().flat_map(|r| r.secret_names());
+        for name in kafka.chain(registry) {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
+    }
 }
 
 /// What deleting a StreamsApp does to what it left in Kafka.

@@ -8,6 +8,7 @@
 mod app;
 pub mod duration;
 pub mod kafka;
+pub mod registry;
 pub mod steps;
 pub mod topology;
 
@@ -17,6 +18,7 @@ pub use app::{
 };
 pub use duration::Duration;
 pub use kafka::KafkaSpec;
+pub use registry::SchemaRegistrySpec;
 pub use steps::StepOp;
 pub use topology::{
     GlobalTableSource, Pipeline, STEP_LEVELS, Step, StreamSource, TableSource, TopologySpec,

@@ -164,6 +164,14 @@ pub struct Sink {
     /// Serde of the values written (the default value serde when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_serde: Option<String>,
+    /// The schema the key serde writes with: Avro or JSON Schema as JSON text (`avro`,
+    /// `json-schema`), `.proto` text (`protobuf`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_schema: Option<String>,
+    /// The schema the value serde writes with: Avro or JSON Schema as JSON text (`avro`,
+    /// `json-schema`), `.proto` text (`protobuf`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_schema: Option<String>,
 }
 
 /// `repartition`: the internal topic's name and size.

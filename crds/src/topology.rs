@@ -52,6 +52,13 @@ pub struct StreamSource {
     /// Serde of the values (the default value serde when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_serde: Option<String>,
+    /// The reader schema (Avro, JSON text) of the `avro` key serde: records are resolved
+    /// against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_schema: Option<String>,
+    /// The reader schema (Avro, JSON text) of the `avro` value serde.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_schema: Option<String>,
 }
 
 /// A table: the latest value per key of a topic.

@@ -203,10 +203,7 @@ fn load(
     for w in config.warnings.iter().chain(&env_warnings) {
         tracing::warn!("{}: {w}", file.display());
     }
-    let defaults = Defaults {
-        key_serde: config.default_key_serde.clone(),
-        value_serde: config.default_value_serde.clone(),
-    };
+    let defaults = Defaults::from_config(&config);
     let topology = spec::compile(&spec.topology, defaults).map_err(|e| {
         let lines: Vec<String> =
             e.0.iter()

@@ -413,13 +413,13 @@ fn engine_container(app: &StreamsApp, image: &str, state_dir: &str) -> Container
     }
 }
 
-/// The Secrets `spec.kafka` names, in the order written.
+/// The Secrets `spec.kafka` and `spec.schemaRegistry` name, in the order written.
 fn secret_names(app: &StreamsApp) -> Vec<String> {
     app.spec
-        .kafka
-        .as_ref()
-        .map(|k| k.secret_names().into_iter().map(str::to_owned).collect())
-        .unwrap_or_default()
+        .secret_names()
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The pod volume of the `i`th Secret (Secret names can be longer than a volume name may be).
@@ -609,6 +609,32 @@ spec:
         let text = engine_manifest(&a).expect("yaml");
         assert!(!text.contains("replicas"), "{text}");
         assert!(text.contains("applicationId: orders-app"), "{text}");
+    }
+
+    #[test]
+    fn secrets_of_spec_schema_registry_are_mounted_beside_spec_kafkas() {
+        // `user` is named by both blocks: mounted once.
+        let a = app(
+            "  kafka:\n    authentication: { type: scram-sha-512, username: u, passwordSecret: { secretName: user, password: password } }\n  schemaRegistry:\n    url: https://registry:8081\n    basicAuth: { secretName: user }\n    tls: { trustedCertificates: [{ secretName: registry-ca, certificate: ca.crt }] }",
+        );
+        let (topics, stores) = (vec![], vec![]);
+        let sts = stateful_set(&a, "m", &decisions(&topics, &stores));
+        let pod = sts.spec.expect("spec").template.spec.expect("pod");
+        let mounted: Vec<String> = pod.containers[0]
+            .volume_mounts
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| m.name.starts_with("kafka-secret-"))
+            .map(|m| m.mount_path)
+            .collect();
+        assert_eq!(
+            mounted,
+            [
+                format!("{SECRETS_DIR}/user"),
+                format!("{SECRETS_DIR}/registry-ca")
+            ]
+        );
     }
 
     #[test]

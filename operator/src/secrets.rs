@@ -1,4 +1,4 @@
-//! The Secrets an app's `spec.kafka` names, read with `get` (the only verb the operator has on
+//! The Secrets an app's `spec.kafka` and `spec.schemaRegistry` name, read with `get` (the only verb the operator has on
 //! Secrets) for its own admin client, and digested by resourceVersion into the pod template so
 //! that rotating one rolls the pods. Values stay in memory: never logged, never in the status,
 //! an Event or the ConfigMap.
@@ -16,7 +16,9 @@ use crate::status::{self, Judged};
 #[derive(Debug, thiserror::Error)]
 pub enum SecretsError {
     /// No such Secret in the app's namespace.
-    #[error("Secret '{name}' named by spec.kafka does not exist in namespace {namespace}")]
+    #[error(
+        "Secret '{name}' named by spec.kafka or spec.schemaRegistry does not exist in namespace {namespace}"
+    )]
     NotFound {
         /// The Secret.
         name: String,
@@ -24,7 +26,7 @@ pub enum SecretsError {
         namespace: String,
     },
     /// The API refused or failed (a missing `get` on Secrets in the operator's role, say).
-    #[error("Secret '{name}' named by spec.kafka cannot be read: {source}")]
+    #[error("Secret '{name}' named by spec.kafka or spec.schemaRegistry cannot be read: {source}")]
     Read {
         /// The Secret.
         name: String,
@@ -50,17 +52,14 @@ pub struct AppSecrets {
 }
 
 impl AppSecrets {
-    /// Reads every Secret `spec.kafka` names from `api` (the app's namespace).
+    /// Reads every Secret `spec.kafka` and `spec.schemaRegistry` name from `api` (the app's namespace).
     pub async fn read(
         api: &Api<Secret>,
         namespace: &str,
         spec: &StreamsAppSpec,
     ) -> Result<AppSecrets, SecretsError> {
         let mut out = AppSecrets::default();
-        let Some(kafka) = &spec.kafka else {
-            return Ok(out);
-        };
-        for name in kafka.secret_names() {
+        for name in spec.secret_names() {
             let secret = match api.get(name).await {
                 Ok(s) => s,
                 Err(kube::Error::Api(e)) if e.code == 404 => {

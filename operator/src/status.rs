@@ -25,12 +25,14 @@ pub const SCALING: &str = "Scaling";
 /// True when the running topology is not the specified one (a change held).
 pub const DEGRADED: &str = "Degraded";
 
-/// The conditions of an app without a plan: a refused configuration (a property, or
-/// `spec.kafka`) is `ConfigValid`'s, a topology that does not compile `TopologyValid`'s; the
+/// The conditions of an app without a plan: a refused configuration (a property,
+/// `spec.kafka` or `spec.schemaRegistry`) is `ConfigValid`'s, a topology that does not compile `TopologyValid`'s; the
 /// message names the property and its field, never a secret's value.
 pub fn plan_refused(error: &freshet_spec::PlanError) -> [Judged; 2] {
     let (type_, reason, what) = match error {
-        freshet_spec::PlanError::Config(_) | freshet_spec::PlanError::Kafka(_) => (
+        freshet_spec::PlanError::Config(_)
+        | freshet_spec::PlanError::Kafka(_)
+        | freshet_spec::PlanError::Registry(_) => (
             CONFIG_VALID,
             "ConfigInvalid",
             "the configuration is refused",

@@ -18,6 +18,7 @@ pub mod duration;
 pub mod expr;
 pub mod kafka;
 pub mod plan;
+pub mod registry;
 pub mod secrets;
 mod values;
 
@@ -163,6 +164,11 @@ fn explain(err: &serde_yaml_ng::Error, text: &str, spec: Option<&serde_yaml_ng::
     let defaults = Defaults {
         key_serde: serde("defaultKeySerde"),
         value_serde: serde("defaultValueSerde"),
+        // Structure only, to locate the compiler's errors in the text: a registry that is never
+        // called, so `avro` serdes compile without the configuration this check does not read.
+        registry: Some(std::sync::Arc::new(crate::registry::RegistryClient::new(
+            crate::registry::RegistrySettings::unused(),
+        ))),
     };
     match compile::compile_json(&topology, defaults) {
         Err(errors) => format!("{located}\n{errors}"),
@@ -179,11 +185,16 @@ pub enum ResolveError {
     /// `spec.kafka` is incomplete or names a Secret that cannot be read.
     #[error(transparent)]
     Kafka(#[from] KafkaSpecError),
+    /// `spec.schemaRegistry` names a Secret that cannot be read, or conflicts with `config`
+    /// (boxed: the error stays small enough to return by value).
+    #[error(transparent)]
+    Registry(#[from] Box<registry::spec::RegistrySpecError>),
 }
 
 /// The application's configuration from its spec, as every layer stacks: `flags` (command
 /// line) over `env` (`FRESHET_*` variables, see `config::layers_from_env`) over the spec's own
-/// fields and `spec.kafka` (its secrets read from `secrets`) over its `config` map. The engine
+/// fields, `spec.kafka` and `spec.schemaRegistry` (their secrets read from `secrets`) over its
+/// `config` map. The engine
 /// and the operator resolve a spec the same way.
 pub fn resolve_config(
     spec: &StreamsAppSpec,
@@ -207,10 +218,15 @@ pub fn resolve_config(
         default_key_serde: spec.default_key_serde.clone(),
         default_value_serde: spec.default_value_serde.clone(),
     };
-    let kafka = match &spec.kafka {
+    let mut kafka = match &spec.kafka {
         Some(k) => kafka::client_properties(k, secrets)?,
         None => Vec::new(),
     };
+    if let Some(r) = &spec.schema_registry {
+        kafka.extend(
+            registry::spec::registry_properties(r, &spec.config, secrets).map_err(Box::new)?,
+        );
+    }
     let layers = [
         Layer::new(LayerSource::Flag, flags),
         Layer::new(LayerSource::Env, env),
@@ -290,6 +306,7 @@ topology:
         let defaults = Defaults {
             key_serde: "string".into(),
             value_serde: "json".into(),
+            registry: None,
         };
         compile(&spec.topology, defaults)
     }

@@ -30,6 +30,10 @@ pub enum PlanError {
     /// `spec.kafka` is incomplete, or names a Secret that cannot be read.
     #[error(transparent)]
     Kafka(#[from] crate::KafkaSpecError),
+    /// `spec.schemaRegistry` names a Secret that cannot be read, or conflicts with `config`
+    /// (boxed: the error stays small enough to return by value).
+    #[error(transparent)]
+    Registry(#[from] Box<crate::registry::spec::RegistrySpecError>),
     /// Every problem of the topology, joined on one line (status messages are one line).
     #[error("{}", .0.0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Topology(#[from] SpecErrors),
@@ -52,11 +56,9 @@ pub fn plan_with_secrets(
         Ok(config) => config,
         Err(crate::ResolveError::Config(e)) => return Err(e.into()),
         Err(crate::ResolveError::Kafka(e)) => return Err(e.into()),
+        Err(crate::ResolveError::Registry(e)) => return Err(e.into()),
     };
-    let defaults = Defaults {
-        key_serde: config.default_key_serde.clone(),
-        value_serde: config.default_value_serde.clone(),
-    };
+    let defaults = Defaults::from_config(&config);
     let topology = compile(&spec.topology, defaults)?;
     Ok(Plan::new(topology, config))
 }

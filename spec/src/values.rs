@@ -114,6 +114,9 @@ impl Serde<Value> for DynSerde {
                 value_to_json(v, &mut out).map_err(|e| e.to_string())?;
                 Ok(Some(out))
             }
+            (SerdeKind::Avro | SerdeKind::JsonSchema | SerdeKind::Protobuf, _) => {
+                Err(crate::registry::UNBOUND.to_owned())
+            }
             (SerdeKind::Windowed(inner) | SerdeKind::Session(inner), Value::Map(_)) => {
                 let field = |name: &str| map_field(value, name);
                 let (Some(key), Some(Value::Int(start)), Some(Value::Int(end))) =
@@ -151,6 +154,9 @@ impl Serde<Value> for DynSerde {
             SerdeKind::Bytes => Value::Bytes(bytes.to_vec().into()),
             SerdeKind::Json => {
                 json_to_value(bytes).map_err(|err| format!("invalid JSON: {err}"))?
+            }
+            SerdeKind::Avro | SerdeKind::JsonSchema | SerdeKind::Protobuf => {
+                return Err(crate::registry::UNBOUND.to_owned());
             }
             SerdeKind::Windowed(inner) => {
                 let (kb, start) = decode_windowed(bytes).map_err(e)?;

@@ -30,10 +30,7 @@ fn driver_for(text: &str) -> TopologyTestDriver {
         &freshet_spec::secrets::Placeholders,
     )
     .expect("config resolves");
-    let defaults = Defaults {
-        key_serde: config.default_key_serde.clone(),
-        value_serde: config.default_value_serde.clone(),
-    };
+    let defaults = Defaults::from_config(&config);
     let topology = compile(&spec.topology, defaults).expect("topology compiles");
     TopologyTestDriver::with_resolved_config(topology, config, 0)
 }

@@ -8,6 +8,7 @@ pub mod acls;
 pub mod apps;
 pub mod brokers;
 pub mod cluster;
+pub mod confluent;
 pub mod differential;
 pub mod engine;
 pub mod kafka;

@@ -42,6 +42,19 @@ fn kafka_up_on_a_busy_port_names_the_port_and_the_variable() {
 }
 
 #[test]
+fn registry_up_on_a_busy_port_names_the_port_and_the_variable() {
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    let (out, err) = script("registry.sh", &["up"], &[("FRESHET_REGISTRY_PORT", &port)]);
+    assert_fails_with(
+        &out,
+        &err,
+        &[&format!("port {port}"), "already in use"],
+        "FRESHET_REGISTRY_PORT=<port>",
+    );
+}
+
+#[test]
 fn cluster_up_on_a_busy_port_names_the_port_and_the_variable() {
     let busy = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port().to_string();

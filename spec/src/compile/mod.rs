@@ -7,11 +7,13 @@ use std::sync::Arc;
 use cel::Value;
 use serde_json::Value as Json;
 
-use crate::values::{DynSerde, map_field};
+use crate::values::map_field;
 use position::Position;
+use registry::Bind;
 
 mod joins;
 mod position;
+mod registry;
 mod stateful;
 use crate::dsl::{Consumed, KStream, Produced, RecordInfo, Repartitioned, StreamsBuilder};
 use crate::expr::{Bindings, Expr, ExprEnv, Var};
@@ -42,6 +44,20 @@ pub struct Defaults {
     pub key_serde: String,
     /// `default.value.serde` by name.
     pub value_serde: String,
+    /// The schema registry of `avro` serdes (`schema.registry.url`), `None` when not configured.
+    pub registry: Option<Arc<crate::registry::RegistryClient>>,
+}
+
+impl Defaults {
+    /// The defaults `config` gives: its default serdes and its schema registry.
+    pub fn from_config(config: &crate::config::StreamsConfig) -> Defaults {
+        Defaults {
+            key_serde: config.default_key_serde.clone(),
+            value_serde: config.default_value_serde.clone(),
+            registry: crate::registry::RegistrySettings::from_config(config)
+                .map(|s| Arc::new(crate::registry::RegistryClient::new(s))),
+        }
+    }
 }
 
 const STREAM_VARS: &[Var] = &[
@@ -117,6 +133,10 @@ pub(super) struct Compiler {
     pub builder: StreamsBuilder,
     pub defaults: Defaults,
     pub errors: Vec<SpecError>,
+    /// The fields the last `mapValues` of the pipeline being compiled writes (a map literal's
+    /// keys) and its place, while the steps after it keep the value's shape; checked against an
+    /// avro `to` step's schema.
+    pub value_fields: Option<(Vec<String>, String)>,
 }
 
 /// A compiled expression with the place it came from, for runtime errors.
@@ -208,8 +228,11 @@ impl Compiler {
         });
     }
 
-    fn serde(&mut self, name: Option<&str>, default: &str, place: &str) -> Arc<dyn Serde<Value>> {
-        Arc::new(DynSerde(self.kind_named(name.unwrap_or(default), place)))
+    /// Reports a schema-registry serde where only topics can have one (stores, tables' changelogs).
+    pub(super) fn topic_only(&mut self, kind: &crate::serdes::SerdeKind, place: &str) {
+        if kind.is_registry() {
+            self.error(place, crate::registry::UNBOUND);
+        }
     }
 
     pub(super) fn expr(&mut self, source: &Json, place: &str) -> Option<PlacedExpr> {
@@ -251,7 +274,15 @@ impl Compiler {
             let place = format!("stream '{name}'");
             self.check_fields(
                 s,
-                &["name", "topic", "topics", "keySerde", "valueSerde"],
+                &[
+                    "name",
+                    "topic",
+                    "topics",
+                    "keySerde",
+                    "valueSerde",
+                    "keySchema",
+                    "valueSchema",
+                ],
                 &place,
             );
             let topics: Vec<String> = match (s.get("topic"), s.get("topics")) {
@@ -272,11 +303,21 @@ impl Compiler {
                 s.get("keySerde").and_then(Json::as_str),
                 &self.defaults.key_serde.clone(),
                 &place,
+                Bind {
+                    topic: None,
+                    is_key: true,
+                    schema: s.get("keySchema"),
+                },
             );
             let value = self.serde(
                 s.get("valueSerde").and_then(Json::as_str),
                 &self.defaults.value_serde.clone(),
                 &place,
+                Bind {
+                    topic: None,
+                    is_key: false,
+                    schema: s.get("valueSchema"),
+                },
             );
             if streams.contains_key(name) {
                 self.error(&place, "a stream of this name is declared twice");
@@ -323,6 +364,8 @@ impl Compiler {
                     .unwrap_or(&defaults.value_serde),
                 &place,
             );
+            self.topic_only(&key_kind, &place);
+            self.topic_only(&value_kind, &place);
             let mut store = self.store_spec(t, &value_kind, &place);
             // Like Kafka Streams, a table's store is named after its topic unless named.
             store
@@ -371,6 +414,8 @@ impl Compiler {
                     .unwrap_or(&defaults.value_serde),
                 &place,
             );
+            self.topic_only(&key_kind, &place);
+            self.topic_only(&value_kind, &place);
             if streams.contains_key(name) {
                 self.error(&place, "a stream or table of this name is declared twice");
             }
@@ -396,6 +441,7 @@ impl Compiler {
     ) -> Option<Position> {
         let mut pos = start;
         let mut ended = false;
+        self.value_fields = None;
         for (i, step) in steps.iter().enumerate() {
             let n = i + 1;
             let Some(obj) = step.as_object() else {
@@ -452,6 +498,9 @@ impl Compiler {
                 self.error(&at, format!("'{op}' cannot follow {}", pos.describe()));
                 continue;
             };
+            if !matches!(op, "filter" | "filterNot" | "peek" | "to") {
+                self.value_fields = None;
+            }
             let stream = match op {
                 "filter" | "filterNot" => {
                     let Some(e) = self.expr(arg, &at) else {
@@ -468,6 +517,7 @@ impl Compiler {
                     let Some(e) = self.expr(arg, &at) else {
                         continue;
                     };
+                    self.value_fields = e.expr.literal_map_keys().map(|keys| (keys, at.clone()));
                     stream.try_map_values(named_ref, move |info, k, v| e.eval(info, k, v))
                 }
                 "map" => {
@@ -597,22 +647,45 @@ impl Compiler {
         arg: &Json,
         at: &str,
     ) -> (Arc<dyn Serde<Value>>, Arc<dyn Serde<Value>>) {
+        let topic = arg.get("topic").and_then(Json::as_str);
         let key = self.serde(
             arg.get("keySerde").and_then(Json::as_str),
             &self.defaults.key_serde.clone(),
             at,
+            Bind {
+                topic,
+                is_key: true,
+                schema: arg.get("keySchema"),
+            },
         );
         let value = self.serde(
             arg.get("valueSerde").and_then(Json::as_str),
             &self.defaults.value_serde.clone(),
             at,
+            Bind {
+                topic,
+                is_key: false,
+                schema: arg.get("valueSchema"),
+            },
         );
         (key, value)
     }
 
     fn sink(&mut self, stream: &Stream, arg: &Json, named: Option<&str>, at: &str) {
-        self.check_fields(arg, &["topic", "topicExpr", "keySerde", "valueSerde"], at);
+        self.check_fields(
+            arg,
+            &[
+                "topic",
+                "topicExpr",
+                "keySerde",
+                "valueSerde",
+                "keySchema",
+                "valueSchema",
+            ],
+            at,
+        );
         let (key, value) = self.sink_serdes(arg, at);
+        self.check_output_fields(arg, at);
         let mut produced = Produced::with(key, value);
         if let Some(n) = named {
             produced = produced.named(n);
@@ -833,6 +906,7 @@ fn compile_raw(spec: &RawTopology, defaults: Defaults) -> Result<Topology, SpecE
         builder: StreamsBuilder::new(),
         defaults,
         errors: Vec::new(),
+        value_fields: None,
     };
     let mut named = c.sources(spec);
     // Pipelines may read other pipelines: compile each once its input exists.

@@ -142,6 +142,7 @@ impl Compiler {
             }),
             None => default_value.clone(),
         };
+        self.topic_only(&kind, at);
         StoreSpec {
             name: arg.get("store").and_then(Json::as_str).map(str::to_owned),
             agg: erased(&kind, "aggregate"),
@@ -152,7 +153,9 @@ impl Compiler {
 
     fn kind(&mut self, arg: &Json, field: &str, default: &str, at: &str) -> SerdeKind {
         let name = arg.get(field).and_then(Json::as_str).unwrap_or(default);
-        self.kind_named(name, at)
+        let kind = self.kind_named(name, at);
+        self.topic_only(&kind, at);
+        kind
     }
 
     pub(super) fn kind_named(&mut self, name: &str, at: &str) -> SerdeKind {

@@ -291,6 +291,24 @@ impl Expr {
         })
     }
 
+    /// The keys of the map the expression builds, when it is a map literal with string keys
+    /// (`{'id': value.id, ...}`): the fields it writes, for checking against an output schema.
+    pub fn literal_map_keys(&self) -> Option<Vec<String>> {
+        let Node::Map(map) = &self.ast.expr else {
+            return None;
+        };
+        map.entries
+            .iter()
+            .map(|entry| match &entry.expr {
+                EntryExpr::MapEntry(e) => match &e.key.expr {
+                    Node::Literal(LiteralValue::String(s)) => Some(s.to_string()),
+                    _ => None,
+                },
+                EntryExpr::StructField(_) => None,
+            })
+            .collect()
+    }
+
     /// The expression's text as written in the manifest.
     pub fn source(&self) -> &str {
         &self.source

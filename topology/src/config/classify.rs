@@ -214,7 +214,9 @@ pub fn is_sensitive(key: &str) -> bool {
 /// environment variable set from a Secret.
 pub(crate) fn secret_field(key: &str) -> String {
     let name = without_prefix(key);
-    let field = if name.starts_with("sasl.oauthbearer.") {
+    let field = if key == "basic.auth.user.info" {
+        Some("spec.schemaRegistry.basicAuth (the schema registry's user and password)")
+    } else if name.starts_with("sasl.oauthbearer.") {
         Some("spec.kafka.authentication.clientSecret (OAuth client credentials)")
     } else if name.starts_with("sasl.") {
         Some("spec.kafka.authentication.passwordSecret (with spec.kafka.authentication.username)")

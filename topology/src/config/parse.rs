@@ -70,6 +70,38 @@ pub(crate) fn optional_text(value: &str) -> Parsed<Option<String>> {
     Ok((!value.is_empty()).then(|| value.to_owned()))
 }
 
+pub(crate) fn boolean(value: &str) -> Parsed<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => invalid("expected true or false".to_owned()),
+    }
+}
+
+pub(crate) fn credentials_source(value: &str) -> Parsed<Option<String>> {
+    match value.trim().to_ascii_uppercase().as_str() {
+        "" => Ok(None),
+        s @ ("USER_INFO" | "URL") => Ok(Some(s.to_owned())),
+        "SASL_INHERIT" => invalid(
+            "SASL_INHERIT is not supported: give the registry's credentials with USER_INFO and basic.auth.user.info".to_owned(),
+        ),
+        _ => invalid("expected USER_INFO or URL".to_owned()),
+    }
+}
+
+/// Confluent's subject name strategies, by short name or class name.
+pub(crate) fn subject_name_strategy(value: &str) -> Parsed<String> {
+    let short = value.trim().rsplit('.').next().unwrap_or_default();
+    match short {
+        "TopicNameStrategy" | "RecordNameStrategy" | "TopicRecordNameStrategy" => {
+            Ok(short.to_owned())
+        }
+        _ => invalid(
+            "expected TopicNameStrategy, RecordNameStrategy or TopicRecordNameStrategy (or Confluent's class name, io.confluent.kafka.serializers.subject.TopicNameStrategy)".to_owned(),
+        ),
+    }
+}
+
 fn whole<T: std::str::FromStr>(value: &str, what: &str) -> Parsed<T> {
     value
         .trim()

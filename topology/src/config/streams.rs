@@ -203,6 +203,54 @@ streams_properties! {
         parse: parse::millis,
         default: Fallback::Of(|_| Duration::from_secs(600)),
     }
+    /// The schema registry of the `avro` serde (Confluent's property): the base URL of its
+    /// Confluent-compatible REST API, e.g. `http://registry:8081`.
+    schema_registry_url: Option<String> = "schema.registry.url" {
+        parse: parse::optional_text,
+        default: Fallback::Of(|_| None),
+    }
+    /// `USER_INFO` (from `basic.auth.user.info`) or `URL` (from the URL's user info), as
+    /// Confluent's serdes take it; unset: no basic auth.
+    basic_auth_credentials_source: Option<String> = "basic.auth.credentials.source" {
+        parse: parse::credentials_source,
+        default: Fallback::Of(|_| None),
+    }
+    /// `user:password` for the registry's basic auth.
+    basic_auth_user_info: Option<String> = "basic.auth.user.info" {
+        sensitive: true,
+        parse: parse::optional_text,
+        default: Fallback::Of(|_| None),
+    }
+    /// CA certificates (PEM) an `https` registry's certificate is checked against (Kafka's
+    /// `ssl.truststore.certificates` with `ssl.truststore.type=PEM`, under Confluent's
+    /// `schema.registry.` prefix); unset: the system's trusted CAs.
+    schema_registry_ssl_truststore_certificates: Option<String> = "schema.registry.ssl.truststore.certificates" {
+        parse: parse::optional_text,
+        default: Fallback::Of(|_| None),
+    }
+    /// Whether a serializer registers its schema under the subject (true, Confluent's default)
+    /// or only looks its id up.
+    auto_register_schemas: bool = "auto.register.schemas" {
+        parse: parse::boolean,
+        default: Fallback::Of(|_| true),
+    }
+    /// Whether a serializer writes with the subject's latest schema instead of its own.
+    use_latest_version: bool = "use.latest.version" {
+        parse: parse::boolean,
+        default: Fallback::Of(|_| false),
+    }
+    /// The subject of record keys: `TopicNameStrategy` (`<topic>-key`, the default),
+    /// `RecordNameStrategy` (the record's full name) or `TopicRecordNameStrategy`
+    /// (`<topic>-<full name>`); Confluent's class names are accepted too.
+    key_subject_name_strategy: String = "key.subject.name.strategy" {
+        parse: parse::subject_name_strategy,
+        default: Fallback::Of(|_| "TopicNameStrategy".to_owned()),
+    }
+    /// The subject of record values, as `key.subject.name.strategy`.
+    value_subject_name_strategy: String = "value.subject.name.strategy" {
+        parse: parse::subject_name_strategy,
+        default: Fallback::Of(|_| "TopicNameStrategy".to_owned()),
+    }
     /// How often a left or outer stream-stream join looks for records whose window closed
     /// without a partner (1 s). Kafka Streams' internal setting, under its own name so that a
     /// test can set it on both.

@@ -28,6 +28,15 @@ pub enum SerdeKind {
     Double,
     /// A JSON document; Freshet writes it canonically (sorted keys, no whitespace).
     Json,
+    /// Avro in Confluent's wire format (magic byte 0, the 4-byte big-endian schema id, the
+    /// binary datum), its schemas in a schema registry (`schema.registry.url`).
+    Avro,
+    /// A JSON document in Confluent's wire format (magic byte 0, the 4-byte schema id of a JSON
+    /// Schema in the registry, the UTF-8 JSON text), as `KafkaJsonSchemaSerializer` writes it.
+    JsonSchema,
+    /// A Protobuf message in Confluent's wire format (magic byte 0, the 4-byte schema id, the
+    /// message-index list as zig-zag varints, the message), as `KafkaProtobufSerializer` writes it.
+    Protobuf,
     /// A time-windowed key: the inner key's bytes, then the 8-byte window start
     /// (`TimeWindowedSerializer`).
     Windowed(Box<SerdeKind>),
@@ -36,10 +45,21 @@ pub enum SerdeKind {
     Session(Box<SerdeKind>),
 }
 
+impl SerdeKind {
+    /// Whether the serde keeps its schemas in a schema registry (`avro`, `json-schema`,
+    /// `protobuf`): such serdes are bound to a topic and a registry, not usable in stores.
+    pub fn is_registry(&self) -> bool {
+        matches!(
+            self,
+            SerdeKind::Avro | SerdeKind::JsonSchema | SerdeKind::Protobuf
+        )
+    }
+}
+
 /// A serde name that is not one of the known ones.
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error(
-    "unknown serde '{0}': use one of bytes, string, int, long, double, json, windowed-<inner>, session-<inner>"
+    "unknown serde '{0}': use one of bytes, string, int, long, double, json, avro, json-schema, protobuf, windowed-<inner>, session-<inner>"
 )]
 pub struct UnknownSerde(pub String);
 
@@ -55,6 +75,9 @@ impl FromStr for SerdeKind {
             "long" => SerdeKind::Long,
             "double" => SerdeKind::Double,
             "json" => SerdeKind::Json,
+            "avro" => SerdeKind::Avro,
+            "json-schema" => SerdeKind::JsonSchema,
+            "protobuf" => SerdeKind::Protobuf,
             _ => {
                 if let Some(rest) = name.strip_prefix("windowed-") {
                     SerdeKind::Windowed(inner(rest).map_err(|_| UnknownSerde(name.into()))?)
@@ -77,6 +100,9 @@ impl fmt::Display for SerdeKind {
             SerdeKind::Long => f.write_str("long"),
             SerdeKind::Double => f.write_str("double"),
             SerdeKind::Json => f.write_str("json"),
+            SerdeKind::Avro => f.write_str("avro"),
+            SerdeKind::JsonSchema => f.write_str("json-schema"),
+            SerdeKind::Protobuf => f.write_str("protobuf"),
             SerdeKind::Windowed(inner) => write!(f, "windowed-{inner}"),
             SerdeKind::Session(inner) => write!(f, "session-{inner}"),
         }

@@ -30,6 +30,7 @@ topology:
         Defaults {
             key_serde: "string".into(),
             value_serde: "string".into(),
+            registry: None,
         },
     )
     .unwrap();

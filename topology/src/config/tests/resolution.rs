@@ -205,7 +205,7 @@ fn bad_values_name_property_value_layer_and_fix() {
             "plaintext, ssl, sasl_plaintext, sasl_ssl",
         ),
         ("enable.idempotence", "yes", "true or false"),
-        ("default.value.serde", "avro", "json"),
+        ("default.value.serde", "thrift", "json"),
         (
             "deserialization.exception.handler",
             "com.example.Handler",

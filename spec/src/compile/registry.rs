@@ -1,0 +1,252 @@
+//! Binding the schema-registry serdes (`avro`, `json-schema`, `protobuf`) to their topic, their
+//! registry and the schema the manifest gives, and checking at `validate` that a `to` step writes
+//! only fields its output schema has.
+
+use std::sync::Arc;
+
+use cel::Value;
+use serde_json::Value as Json;
+
+use super::Compiler;
+use crate::serdes::Serde;
+use crate::values::DynSerde;
+
+/// What a topic serde is bound to: the topic it writes (for the subject) and the schema the
+/// manifest gives (`keySchema` / `valueSchema`).
+pub(crate) struct Bind<'a> {
+    pub topic: Option<&'a str>,
+    pub is_key: bool,
+    pub schema: Option<&'a Json>,
+}
+
+impl Compiler {
+    pub(super) fn serde(
+        &mut self,
+        name: Option<&str>,
+        default: &str,
+        place: &str,
+        bind: Bind,
+    ) -> Arc<dyn Serde<Value>> {
+        use crate::serdes::SerdeKind;
+        let kind = self.kind_named(name.unwrap_or(default), place);
+        let field = if bind.is_key {
+            "keySchema"
+        } else {
+            "valueSchema"
+        };
+        if !kind.is_registry() {
+            if bind.schema.is_some() {
+                self.error(
+                    place,
+                    format!(
+                        "'{field}' is for the avro, json-schema and protobuf serdes; this one is {kind}"
+                    ),
+                );
+            }
+            return Arc::new(DynSerde(kind));
+        }
+        let Some(client) = self.defaults.registry.clone() else {
+            self.error(
+                place,
+                format!(
+                    "the {kind} serde needs a schema registry: set schema.registry.url (spec.config) to the registry's Confluent-compatible API"
+                ),
+            );
+            return Arc::new(DynSerde(kind));
+        };
+        let (topic, is_key) = (bind.topic.map(str::to_owned), bind.is_key);
+        let parsed = match (&kind, bind.schema) {
+            (_, None) => Ok(None),
+            (SerdeKind::Avro, Some(given)) => {
+                let text = match given {
+                    Json::String(text) => Some(text.clone()),
+                    obj @ Json::Object(_) => Some(obj.to_string()),
+                    _ => None,
+                };
+                match text {
+                    Some(text) => crate::registry::avro::parse_schema(&text).map(|s| {
+                        Some(Arc::new(crate::registry::avro::AvroSerde::new(
+                            client.clone(),
+                            crate::registry::avro::AvroTarget {
+                                topic: topic.clone(),
+                                is_key,
+                                schema: Some(s),
+                            },
+                        )) as Arc<dyn Serde<Value>>)
+                    }),
+                    None => Err("give an Avro schema (JSON text or a YAML map)".to_owned()),
+                }
+            }
+            (SerdeKind::JsonSchema, Some(given)) => {
+                crate::registry::json_schema::parse_schema(given).map(|s| {
+                    Some(Arc::new(crate::registry::json_schema::JsonSchemaSerde::new(
+                        client.clone(),
+                        crate::registry::json_schema::JsonSchemaTarget {
+                            topic: topic.clone(),
+                            is_key,
+                            schema: Some(s),
+                        },
+                    )) as Arc<dyn Serde<Value>>)
+                })
+            }
+            (_, Some(given)) => match given {
+                Json::String(text) => {
+                    crate::registry::protobuf::ProtobufSchema::parse(text).map(|s| {
+                        Some(Arc::new(crate::registry::protobuf::ProtobufSerde::new(
+                            client.clone(),
+                            crate::registry::protobuf::ProtobufTarget {
+                                topic: topic.clone(),
+                                is_key,
+                                schema: Some(Arc::new(s)),
+                            },
+                        )) as Arc<dyn Serde<Value>>)
+                    })
+                }
+                _ => Err("give the .proto text of the schema (a YAML string)".to_owned()),
+            },
+        };
+        match parsed {
+            Ok(Some(serde)) => serde,
+            Err(e) => {
+                self.error(place, format!("{field}: {e}"));
+                Arc::new(DynSerde(kind))
+            }
+            Ok(None) => match kind {
+                SerdeKind::Avro => Arc::new(crate::registry::avro::AvroSerde::new(
+                    client,
+                    crate::registry::avro::AvroTarget {
+                        topic,
+                        is_key,
+                        schema: None,
+                    },
+                )),
+                SerdeKind::JsonSchema => {
+                    Arc::new(crate::registry::json_schema::JsonSchemaSerde::new(
+                        client,
+                        crate::registry::json_schema::JsonSchemaTarget {
+                            topic,
+                            is_key,
+                            schema: None,
+                        },
+                    ))
+                }
+                _ => Arc::new(crate::registry::protobuf::ProtobufSerde::new(
+                    client,
+                    crate::registry::protobuf::ProtobufTarget {
+                        topic,
+                        is_key,
+                        schema: None,
+                    },
+                )),
+            },
+        }
+    }
+
+    /// With `validate`: a field the last `mapValues` writes that the `to` step's output schema
+    /// lacks (which would fail every record at run time): an Avro record's fields, a closed JSON
+    /// Schema's `properties` (`additionalProperties: false`), a Protobuf message's fields.
+    pub(super) fn check_output_fields(&mut self, arg: &Json, at: &str) {
+        let Some((fields, step)) = self.value_fields.take() else {
+            return;
+        };
+        let Some(given) = arg.get("valueSchema") else {
+            return;
+        };
+        let serde = arg
+            .get("valueSerde")
+            .and_then(Json::as_str)
+            .unwrap_or(&self.defaults.value_serde);
+        let text = match given {
+            Json::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+        let declared: Option<(String, Vec<String>)> = match serde {
+            "avro" => match crate::registry::avro::parse_schema(&text).as_deref() {
+                Ok(apache_avro::Schema::Record(record)) => Some((
+                    format!("record {}", record.name.fullname(None)),
+                    record.fields.iter().map(|f| f.name.clone()).collect(),
+                )),
+                _ => None,
+            },
+            "json-schema" => crate::registry::json_schema::parse_schema(given)
+                .ok()
+                .and_then(|s| crate::registry::json_schema::closed_properties(&s))
+                .map(|props| ("closed JSON Schema".to_owned(), props)),
+            "protobuf" => crate::registry::protobuf::written_fields(&text)
+                .map(|(name, fields)| (format!("message {name}"), fields)),
+            _ => None,
+        };
+        let Some((what, known)) = declared else {
+            return;
+        };
+        for field in fields.iter().filter(|f| !known.contains(f)) {
+            self.error(
+                at,
+                format!(
+                    "{step} writes field '{field}', which the valueSchema's {what} lacks (its fields: {})",
+                    known.join(", ")
+                ),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Defaults, compile_json};
+    use crate::registry::{RegistryClient, RegistrySettings};
+    use std::sync::Arc;
+
+    /// The compiler's errors for a `mapValues` writing `a` and `colour`, then a `to` step with
+    /// `serde` and `schema` (nothing is called: the registry is a stand-in never reached).
+    fn errors(serde: &str, schema: &str) -> String {
+        let topology = serde_json::json!({
+            "streams": [{"name": "s", "topic": "in"}],
+            "pipelines": [{"name": "p", "from": "s", "steps": [
+                {"mapValues": "{'a': 1, 'colour': 'red'}"},
+                {"to": {"topic": "out", "valueSerde": serde, "valueSchema": schema}}]}]});
+        let defaults = Defaults {
+            key_serde: "string".into(),
+            value_serde: "json".into(),
+            registry: Some(Arc::new(RegistryClient::new(RegistrySettings::unused()))),
+        };
+        match compile_json(&topology, defaults) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_field_a_closed_json_schema_lacks_is_an_error() {
+        let closed = r#"{"type":"object","additionalProperties":false,"properties":{"a":{}}}"#;
+        let err = errors("json-schema", closed);
+        assert!(
+            err.contains("writes field 'colour', which the valueSchema's closed JSON Schema lacks"),
+            "{err}"
+        );
+        // An open schema lets any field through, as JSON Schema does.
+        let open = r#"{"type":"object","properties":{"a":{}}}"#;
+        assert_eq!(errors("json-schema", open), "");
+    }
+
+    #[test]
+    fn a_field_the_protobuf_message_lacks_is_an_error() {
+        let proto = "syntax = \"proto3\";\nmessage Out { int64 a = 1; }\n";
+        let err = errors("protobuf", proto);
+        assert!(
+            err.contains("writes field 'colour', which the valueSchema's message Out lacks"),
+            "{err}"
+        );
+        let err = errors("protobuf", "message {");
+        assert!(err.contains("valueSchema: not a Protobuf schema"), "{err}");
+    }
+
+    #[test]
+    fn a_schema_for_a_serde_without_one_is_refused() {
+        let err = errors("json", "{}");
+        assert!(
+            err.contains("'valueSchema' is for the avro, json-schema and protobuf serdes"),
+            "{err}"
+        );
+    }
+}

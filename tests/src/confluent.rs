@@ -1,0 +1,104 @@
+//! Confluent's own serdes (confluent-kafka's Python `AvroSerializer`, `JSONSerializer`,
+//! `ProtobufSerializer` and their deserializers, with its `SchemaRegistryClient`) run as a child
+//! process: the independent implementation of Confluent's wire format the schema-registry suites
+//! check Freshet against (tests/interop/confluent_serdes.py).
+//!
+//! Every run has a deadline: a child still running at it is killed and the test fails with what
+//! it printed, so a hung consumer or registry call can never hang the suite.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::repo_root;
+
+/// The schema registry's Confluent-compatible API root (`FRESHET_SCHEMA_REGISTRY_URL`, else
+/// `make registry-up`'s default).
+pub fn registry_url() -> String {
+    std::env::var("FRESHET_SCHEMA_REGISTRY_URL")
+        .unwrap_or_else(|_| "http://127.0.0.1:8081/apis/ccompat/v7".to_owned())
+}
+
+/// The venv's python with confluent-kafka (scripts/serdes-venv.sh makes it once, cached).
+pub fn python() -> PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            // A cold cache installs from PyPI: minutes, not hours.
+            let out = run(
+                Command::new(repo_root().join("scripts/serdes-venv.sh")),
+                Duration::from_secs(600),
+                "scripts/serdes-venv.sh",
+            );
+            PathBuf::from(out.trim())
+        })
+        .clone()
+}
+
+/// Runs `tests/interop/confluent_serdes.py FORMAT ARGS...` (FORMAT: avro, json, protobuf) and
+/// returns its standard output; fails the test when it fails or outlives `deadline`.
+pub fn serdes(format: &str, args: &[&str], deadline: Duration) -> String {
+    let mut cmd = Command::new(python());
+    cmd.arg(repo_root().join("tests/interop/confluent_serdes.py"))
+        .arg(format)
+        .args(args);
+    run(
+        cmd,
+        deadline,
+        &format!("confluent_serdes.py {format} {args:?}"),
+    )
+}
+
+/// Runs `cmd` to its end or to `deadline` (then kills it); panics naming `what` with its output
+/// unless it exits with success.
+pub fn run(mut cmd: Command, deadline: Duration, what: &str) -> String {
+    let started = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+    // Read both pipes while waiting, so a chatty child never blocks on a full pipe.
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = pipe.read_to_end(&mut buf);
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("piped stdout")));
+    let err = drain(Box::new(child.stderr.take().expect("piped stderr")));
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if started.elapsed() < deadline => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            Err(e) => panic!("{what}: waiting for it: {e}"),
+        }
+    };
+    let (out, err) = (
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    );
+    match status {
+        None => panic!(
+            "{what}: still running after its {deadline:?} deadline, killed\nstdout:\n{out}\nstderr:\n{err}"
+        ),
+        Some(s) if !s.success() => {
+            panic!(
+                "{what}: failed ({s}) after {:?}\nstdout:\n{out}\nstderr:\n{err}",
+                started.elapsed()
+            )
+        }
+        Some(_) => out,
+    }
+}
