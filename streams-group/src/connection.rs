@@ -79,6 +79,33 @@ impl Connection {
         Self::connect_with(address, client_id, timeout, &Security::plaintext())
     }
 
+    /// Connects to the first reachable broker of `bootstrap` (a comma-separated list, as
+    /// `bootstrap.servers`) with `security`. A broker that answers with an error, or refuses
+    /// the certificate or the password, ends the search: every broker would.
+    pub fn connect_first(
+        bootstrap: &str,
+        client_id: &str,
+        timeout: Duration,
+        security: &Security,
+    ) -> Result<Self, GroupError> {
+        let mut last = None;
+        for address in bootstrap
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+        {
+            match Self::connect_with(address, client_id, timeout, security) {
+                Ok(c) => return Ok(c),
+                Err(e @ (GroupError::Tls { .. } | GroupError::Authentication(_))) => return Err(e),
+                Err(e) if e.code().is_some() => return Err(e),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            GroupError::Protocol(format!("bootstrap.servers `{bootstrap}` names no broker"))
+        }))
+    }
+
     /// Connects to `address` with `security`: the TLS handshake, then SASL authentication.
     pub fn connect_with(
         address: &str,

@@ -20,27 +20,8 @@ pub fn find_coordinator(
     timeout: Duration,
     security: &Security,
 ) -> Result<String, GroupError> {
-    let mut last = None;
-    for address in bootstrap
-        .split(',')
-        .map(str::trim)
-        .filter(|a| !a.is_empty())
-    {
-        let mut conn = match Connection::connect_with(address, client_id, timeout, security) {
-            Ok(c) => c,
-            // A certificate or a password the broker refuses is refused by every broker.
-            Err(e @ (GroupError::Tls { .. } | GroupError::Authentication(_))) => return Err(e),
-            Err(e) if e.code().is_some() => return Err(e),
-            Err(e) => {
-                last = Some(e);
-                continue;
-            }
-        };
-        return ask(&mut conn, group);
-    }
-    Err(last.unwrap_or_else(|| {
-        GroupError::Protocol(format!("bootstrap.servers `{bootstrap}` names no broker"))
-    }))
+    let mut conn = Connection::connect_first(bootstrap, client_id, timeout, security)?;
+    ask(&mut conn, group)
 }
 
 /// Asks the broker at the other end of `conn` where `group`'s coordinator is.

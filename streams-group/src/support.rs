@@ -25,35 +25,17 @@ pub fn streams_group_versions(
     timeout: Duration,
     security: &Security,
 ) -> Result<Option<(i16, i16)>, GroupError> {
-    let mut last = None;
-    for address in bootstrap
-        .split(',')
-        .map(str::trim)
-        .filter(|a| !a.is_empty())
-    {
-        let mut conn = match Connection::connect_with(address, client_id, timeout, security) {
-            Ok(c) => c,
-            Err(e @ (GroupError::Tls { .. } | GroupError::Authentication(_))) => return Err(e),
-            Err(e) if e.code().is_some() => return Err(e),
-            Err(e) => {
-                last = Some(e);
-                continue;
-            }
-        };
-        let request = ApiVersionsRequest::default()
-            .with_client_software_name(StrBytes::from_static_str("freshet"))
-            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
-        let response = conn.send(&request, API_VERSIONS_VERSION)?;
-        if response.error_code != 0 {
-            return Err(GroupError::broker("ApiVersions", response.error_code, None));
-        }
-        return Ok(response
-            .api_keys
-            .iter()
-            .find(|k| k.api_key == STREAMS_GROUP_HEARTBEAT_KEY)
-            .map(|k| (k.min_version, k.max_version)));
+    let mut conn = Connection::connect_first(bootstrap, client_id, timeout, security)?;
+    let request = ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str("freshet"))
+        .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+    let response = conn.send(&request, API_VERSIONS_VERSION)?;
+    if response.error_code != 0 {
+        return Err(GroupError::broker("ApiVersions", response.error_code, None));
     }
-    Err(last.unwrap_or_else(|| {
-        GroupError::Protocol(format!("bootstrap.servers `{bootstrap}` names no broker"))
-    }))
+    Ok(response
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == STREAMS_GROUP_HEARTBEAT_KEY)
+        .map(|k| (k.min_version, k.max_version)))
 }

@@ -15,7 +15,7 @@ use apache_avro::types::Value as Avro;
 use cel::Value;
 use cel::objects::Key;
 
-use super::{RegistryClient, frame, unframe};
+use super::{RegistryClient, frame, type_name, unframe};
 use crate::serdes::Serde;
 
 /// Where an `avro` serde writes, and with which schema.
@@ -321,23 +321,6 @@ fn decimal_bytes(text: &str, scale: usize) -> Result<Vec<u8>, String> {
         .parse()
         .map_err(|_| format!("'{text}' is not a decimal number"))?;
     Ok(n.to_signed_bytes_be())
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::List(_) => "list",
-        Value::Map(_) => "map",
-        Value::Int(_) => "int",
-        Value::UInt(_) => "uint",
-        Value::Float(_) => "double",
-        Value::String(_) => "string",
-        Value::Bytes(_) => "bytes",
-        Value::Bool(_) => "bool",
-        Value::Null => "null",
-        Value::Timestamp(_) => "timestamp",
-        Value::Duration(_) => "duration",
-        _ => "an unsupported type",
-    }
 }
 
 fn int_of(v: &Value) -> Option<i64> {

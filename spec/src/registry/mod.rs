@@ -241,6 +241,24 @@ pub fn frame(id: u32, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The CEL type of `v`, as error messages of the registry serdes name it.
+pub(crate) fn type_name(v: &cel::Value) -> &'static str {
+    match v {
+        cel::Value::List(_) => "list",
+        cel::Value::Map(_) => "map",
+        cel::Value::Int(_) => "int",
+        cel::Value::UInt(_) => "uint",
+        cel::Value::Float(_) => "double",
+        cel::Value::String(_) => "string",
+        cel::Value::Bytes(_) => "bytes",
+        cel::Value::Bool(_) => "bool",
+        cel::Value::Null => "null",
+        cel::Value::Timestamp(_) => "timestamp",
+        cel::Value::Duration(_) => "duration",
+        _ => "an unsupported type",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,7 +23,7 @@ use prost_reflect::{
 };
 use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
 
-use super::{RegistryClient, frame, unframe};
+use super::{RegistryClient, frame, type_name, unframe};
 use crate::serdes::Serde;
 
 /// A Protobuf schema: one `.proto` file compiled, with what it imports from Google's well-known
@@ -418,23 +418,6 @@ fn map_key_to_cel(k: &MapKey) -> Key {
         MapKey::U32(u) => Key::Uint((*u).into()),
         MapKey::U64(u) => Key::Uint(*u),
         MapKey::String(s) => Key::String(Arc::new(s.clone())),
-    }
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::List(_) => "list",
-        Value::Map(_) => "map",
-        Value::Int(_) => "int",
-        Value::UInt(_) => "uint",
-        Value::Float(_) => "double",
-        Value::String(_) => "string",
-        Value::Bytes(_) => "bytes",
-        Value::Bool(_) => "bool",
-        Value::Null => "null",
-        Value::Timestamp(_) => "timestamp",
-        Value::Duration(_) => "duration",
-        _ => "an unsupported type",
     }
 }
 
