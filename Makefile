@@ -16,12 +16,12 @@ help:
 	@echo "FRESHET_KAFKA_BROKERS=3 make kafka-up   ... three brokers (replication 3, min.insync.replicas 2) for fault drills:"
 	@echo "                   scripts/kafka.sh stop|kill|freeze|thaw|start N, scripts/kafka.sh leader TOPIC PARTITION"
 	@echo "make registry-up   start a schema registry with Confluent's API (Apicurio 3.3.3) at 127.0.0.1:\$${FRESHET_REGISTRY_PORT:-8081}/apis/ccompat/v7   (make registry-down stops it)"
-	@echo "make cluster-up    start etcd, kube-apiserver, kube-controller-manager   (make cluster-down stops them)"
+	@echo "make cluster-up    start etcd, kube-apiserver, kube-controller-manager, and a node   (make cluster-down stops them)"
+	@echo "                   the pods run on a real node (kubelet + containerd in a network namespace, make node-check) where"
+	@echo "                   this machine can run one, else on the test node with a warning (FRESHET_NODE=kubelet|test forces one)"
 	@echo "make bench         Freshet vs Java Kafka Streams vs a raw pipe: ratio table and chart (release build)"
 	@echo "make bench-quick   the benchmark's smoke check: every contender produces every result"
 	@echo "make lint          cargo fmt --check and clippy -D warnings"
-	@echo "FRESHET_NODE=kubelet make cluster-up   ... with a real node: kubelet + containerd in a network namespace (make node-check)"
-	@echo "FRESHET_NODE=kubelet make test         ... the tests' pods on the real node, from the test profile's images (auto: where it can run)"
 	@echo "make images        ghcr.io/freshet/{engine,operator}:<appVersion> in root's podman store, checked in containers"
 	@echo "make images push IMAGE_REGISTRY=ghcr.io/you   ... and pushed there (podman login first)"
 
@@ -51,7 +51,7 @@ images: deps
 push:
 	@scripts/images.sh push
 
-# The real node's checks: a restricted pod with a state volume, logs, exec, Services (needs FRESHET_NODE=kubelet make cluster-up).
+# The real node's checks: a restricted pod with a state volume, logs, exec, Services (needs the cluster up with its real node).
 node-check:
 	@scripts/node.sh check
 

@@ -8,6 +8,8 @@
 # Starts Kafka and the cluster if they are not running and stops what it started
 # (FRESHET_KEEP_RUNNING=1 keeps them).
 set -euo pipefail
+# The operator's fault tests run their pods on the test node (the real node's images are make test's).
+export FRESHET_NODE=${FRESHET_NODE:-test}
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$FRESHET_CACHE/target}

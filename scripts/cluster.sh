@@ -2,9 +2,10 @@
 # cluster.sh up|down|status
 # A real Kubernetes control plane on loopback: etcd, kube-apiserver and kube-controller-manager,
 # built from source once (build-k8s.sh), with a kubeconfig at .freshet/kubeconfig.
-# Pods run on the test node (freshet-test-node, started by the tests and make demo) unless
-# FRESHET_NODE=kubelet: then a real kubelet and containerd start too (scripts/node.sh), and the
-# apiserver advertises the node's address for the kubernetes Service ($FRESHET_NODE_IP).
+# Pods run on a real node where this machine can run one (FRESHET_NODE=auto, the default; kubelet
+# forces it): a real kubelet and containerd start too (scripts/node.sh), and the apiserver
+# advertises the node's address for the kubernetes Service ($FRESHET_NODE_IP). Else, or with
+# FRESHET_NODE=test, pods run on the test node (freshet-test-node, started by the tests and make demo).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -101,17 +102,10 @@ check_alive() {
 }
 
 up() {
-  case $FRESHET_NODE in
-    test | kubelet) ;;
-    *) die "FRESHET_NODE=$FRESHET_NODE is not a node this cluster can run" "use FRESHET_NODE=test (the default) or FRESHET_NODE=kubelet" ;;
-  esac
+  resolve_node
   if pid_alive "$CL/kube-apiserver.pid" && pid_alive "$CL/etcd.pid"; then
-    local mode
-    mode=$(cat "$CL/mode" 2>/dev/null || echo test)
-    [ "$mode" = "$FRESHET_NODE" ] || die "the cluster is running for the $mode node, not FRESHET_NODE=$FRESHET_NODE" \
-      "make cluster-down, then: FRESHET_NODE=$FRESHET_NODE make cluster-up"
     log "cluster already running at $APISERVER (kubeconfig: $KUBECONFIG_OUT)"
-    [ "$mode" = kubelet ] && "$ROOT/scripts/node.sh" up
+    [ "$FRESHET_NODE" = kubelet ] && "$ROOT/scripts/node.sh" up
     return 0
   fi
   down_quiet

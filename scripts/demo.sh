@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # make demo: everything up on this machine, then a StreamsApp run the way users run it:
 # the chart installed with Helm, the example applied with kubectl, its pods branching orders by
-# region; the output records and `kubectl get sapp` printed. The pods run on the local test node
-# (each pod's engine a host process), or, with FRESHET_NODE=kubelet, on a real kubelet and
-# containerd from the images (scripts/node.sh; FRESHET_IMAGE_PROFILE=release uses make images').
+# region; the output records and `kubectl get sapp` printed. The pods run on a real kubelet and
+# containerd from the images where this machine can run them (FRESHET_NODE=auto, the default),
+# (scripts/node.sh; FRESHET_IMAGE_PROFILE=release uses make images'), else on the local test node
+# (each pod's engine a host process; FRESHET_NODE=test forces it).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"

@@ -14,9 +14,10 @@ FRESHET_APISERVER_PORT=${FRESHET_APISERVER_PORT:-6443}
 FRESHET_ETCD_PORT=${FRESHET_ETCD_PORT:-2379}
 # Kafka's listener for pods on the real node: bound on loopback, advertised at the node's address.
 FRESHET_KAFKA_POD_PORT=${FRESHET_KAFKA_POD_PORT:-$((FRESHET_KAFKA_PORT + 2))}
-# The node the cluster runs pods on: `test` (freshet-test-node, pods as host processes, the default)
-# or `kubelet` (a real kubelet and containerd in a network namespace: scripts/node.sh).
-FRESHET_NODE=${FRESHET_NODE:-test}
+# The node the cluster runs pods on: `kubelet` (a real kubelet and containerd in a network namespace:
+# scripts/node.sh), `test` (freshet-test-node, pods as host processes), or `auto` (the default):
+# see resolve_node below.
+FRESHET_NODE=${FRESHET_NODE:-auto}
 # The real node's network, FRESHET_NODE_NET.0.0/16: the veth link (host .0.1, node .0.2), the pods .1.0/24.
 FRESHET_NODE_NET=${FRESHET_NODE_NET:-10.213}
 FRESHET_NODE_IP=$FRESHET_NODE_NET.0.2
@@ -112,6 +113,34 @@ wait_until() { # wait_until SECONDS DESCRIPTION CMD...: poll CMD every 0.5 s
     sleep 0.5
   done
   log "$what"
+}
+
+# resolve_node: FRESHET_NODE=auto becomes `kubelet` where this machine can run a real node
+# (scripts/node.sh can-run), else `test` with a warning saying why; with a cluster already
+# running, the node it was started for. Exports the result for the scripts and tests after it.
+resolve_node() {
+  local running= why
+  pid_alive "$RUN_DIR/cluster/kube-apiserver.pid" && running=$(cat "$RUN_DIR/cluster/mode" 2>/dev/null || echo test)
+  case $FRESHET_NODE in
+    auto)
+      if [ -n "$running" ]; then
+        FRESHET_NODE=$running
+      elif why=$("$ROOT/scripts/node.sh" can-run); then
+        FRESHET_NODE=kubelet
+      else
+        FRESHET_NODE=test
+        log "WARNING: pods run on the test node (each container a host process, 127.x addresses that Services cannot route to), not a real kubelet, because $why"
+      fi ;;
+    test | kubelet)
+      # A real node's scheduler would take the test node's pods; the test node cannot serve a
+      # cluster started for the real node's network.
+      [ -z "$running" ] || [ "$running" = "$FRESHET_NODE" ] ||
+        die "the running cluster is for the $running node, not FRESHET_NODE=$FRESHET_NODE" \
+          "make cluster-down, then rerun with FRESHET_NODE=$FRESHET_NODE (or FRESHET_NODE=$running, or unset it)" ;;
+    *) die "FRESHET_NODE=$FRESHET_NODE is not a node this cluster can run" \
+         "use FRESHET_NODE=auto (the default: the real node where this machine can run one), FRESHET_NODE=kubelet (the real node) or FRESHET_NODE=test (the test node)" ;;
+  esac
+  export FRESHET_NODE
 }
 
 # Services a make target brings up when they are not running, and stops again when it ends

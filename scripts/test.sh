@@ -2,11 +2,9 @@
 # make test: build, bring up Kafka and the cluster, run every test, stop what this run started
 # (FRESHET_KEEP_RUNNING=1 keeps them up). Prints the wall time of each phase.
 set -euo pipefail
-# The node the pods run on: FRESHET_NODE=test (the default) or kubelet (the real node); `auto`
-# takes the real node where this machine can run one (scripts/node.sh can-run), else the test
-# node with a warning saying why; with a cluster already running, the node it was started for.
-# (auto becomes the default once autoscaling_steady.rs holds on the real node under load.)
-NODE_REQUESTED=${FRESHET_NODE:-test}
+# The node the pods run on: FRESHET_NODE=auto (the default) takes the real node where this machine
+# can run one, else the test node with a warning saying why; kubelet or test force one
+# (resolve_node in lib.sh; with a cluster already running, the node it was started for).
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$FRESHET_CACHE/target}
@@ -14,28 +12,7 @@ TARGET_T0=$SECONDS
 trap 'finish_target "make test"' EXIT
 
 need_cmd cargo "install Rust with rustup (https://rustup.rs) and put cargo on PATH"
-running_mode=
-scripts/cluster.sh status >/dev/null 2>&1 && running_mode=$(cat "$RUN_DIR/cluster/mode" 2>/dev/null || echo test)
-case $NODE_REQUESTED in
-  auto)
-    if [ -n "$running_mode" ]; then
-      FRESHET_NODE=$running_mode
-      log "the cluster is running already: its $running_mode node runs the pods"
-    elif why=$(scripts/node.sh can-run); then
-      FRESHET_NODE=kubelet
-    else
-      FRESHET_NODE=test
-      log "WARNING: the pods run on the test node (each container a host process, 127.x addresses that Services cannot route to), not a real kubelet, because $why"
-    fi ;;
-  test | kubelet)
-    # A real node's scheduler would take the test node's pods; the test node cannot serve a
-    # cluster started for the real node's network.
-    [ -z "$running_mode" ] || [ "$running_mode" = "$NODE_REQUESTED" ] ||
-      die "the running cluster is for the $running_mode node, not FRESHET_NODE=$NODE_REQUESTED" \
-        "make cluster-down, then: FRESHET_NODE=$NODE_REQUESTED make test (or FRESHET_NODE=$running_mode make test)" ;;
-  *) die "FRESHET_NODE=$NODE_REQUESTED is not a node make test can run its pods on" "use FRESHET_NODE=auto, kubelet or test" ;;
-esac
-export FRESHET_NODE
+resolve_node
 log "pods run on the $( [ "$FRESHET_NODE" = kubelet ] && echo "real node (kubelet and containerd, from the images)" || echo "test node" )"
 
 # The Rust build and the Kubernetes/Kafka fetches are independent: on a cold machine run them side by side.
@@ -78,6 +55,11 @@ if [ "$FRESHET_NODE" = kubelet ]; then
   export FRESHET_CRICTL=$CRICTL_BIN/crictl FRESHET_CRI_ENDPOINT=unix://$RUN_DIR/node/containerd.sock
   log "images loaded into the real node after $((SECONDS - TARGET_T0)) s"
 fi
+
+# Namespaces an interrupted earlier run left (tests/src/cluster.rs labels them): their pods would
+# take the real node's room, and their apps would still consume.
+"$K8S_BIN/kubectl" --kubeconfig "$RUN_DIR/kubeconfig" delete namespace -l freshet.dev/test-namespace=true \
+  --wait=false --ignore-not-found >/dev/null 2>&1 || log "warning: could not delete the namespaces of earlier test runs"
 
 export FRESHET_KAFKA_BOOTSTRAP=127.0.0.1:$FRESHET_KAFKA_PORT
 FRESHET_SCHEMA_REGISTRY_URL=http://127.0.0.1:${FRESHET_REGISTRY_PORT:-8081}/apis/ccompat/v7

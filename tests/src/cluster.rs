@@ -33,12 +33,16 @@ pub async fn install_crd(client: &Client) {
     .await;
 }
 
-/// A fresh namespace `<prefix>-...`, once its default ServiceAccount exists (pods are admitted
-/// only then). With the real node, closed to it until a test's [`crate::node::Node`] opens it
+/// The label every test namespace carries, so `make test` can delete those an interrupted run
+/// left behind (their pods would otherwise take the real node's room).
+pub const TEST_NAMESPACE_LABEL: &str = "freshet.dev/test-namespace";
+
+/// A fresh namespace `<prefix>-...` labelled [`TEST_NAMESPACE_LABEL`], once its default
+/// ServiceAccount exists (pods are admitted only then). With the real node, closed to it until a test's [`crate::node::Node`] opens it
 /// (see [`crate::kubelet`]): a test that starts no node sees its pods Pending.
 pub async fn namespace(client: &Client, prefix: &str) -> String {
     let name = unique_name(prefix);
-    let mut meta = json!({"name": name});
+    let mut meta = json!({"name": name, "labels": { TEST_NAMESPACE_LABEL: "true" }});
     if kubelet::selected() {
         meta["annotations"] = json!({ kubelet::NODE_SELECTOR_ANNOTATION: kubelet::NO_NODE });
     }
