@@ -25,6 +25,21 @@ pub struct GroupDescription {
     pub state: String,
     /// The active members: `client.id@host (member id)` each.
     pub members: Vec<String>,
+    /// Which kind of group the coordinator holds under this name.
+    pub kind: GroupKind,
+}
+
+/// The kind of group a coordinator holds under a name.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GroupKind {
+    /// No group by this name (or a dead one).
+    #[default]
+    Absent,
+    /// A group of the `classic` or `consumer` protocol: its members, or the offsets that
+    /// members of it committed, are there.
+    Consumer,
+    /// A streams group (KIP-1071).
+    Streams,
 }
 
 impl GroupDescription {
@@ -157,6 +172,7 @@ fn describe_streams_group(
                     )
                 })
                 .collect(),
+            kind: GroupKind::Streams,
         }),
         Err(e) if e.code() == Some(GROUP_ID_NOT_FOUND) => None,
         Err(e) => {
@@ -186,6 +202,7 @@ unsafe fn describe_one(
                     Ok(GroupDescription {
                         state: "Dead".to_owned(),
                         members: Vec::new(),
+                        kind: GroupKind::Absent,
                     })
                 }
                 rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED => {
@@ -218,6 +235,15 @@ unsafe fn describe_one(
                 )
             })
             .collect();
-        Ok(GroupDescription { state, members })
+        let kind = if state == "Dead" {
+            GroupKind::Absent
+        } else {
+            GroupKind::Consumer
+        };
+        Ok(GroupDescription {
+            state,
+            members,
+            kind,
+        })
     }
 }

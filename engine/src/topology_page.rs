@@ -221,7 +221,7 @@ fn live(app: &freshet_streams::runtime::KafkaStreams) -> serde_json::Value {
     serde_json::json!({
         "applicationId": app.config().application_id,
         "instance": instance,
-        "groupProtocol": app.config().group_protocol.as_str(),
+        "groupProtocol": app.group_protocol().as_str(),
         "processId": app.group_process_id(),
         "state": app.state().name(),
         "timeMs": now_ms,

@@ -452,12 +452,17 @@ pub fn streams_group_assignment(
     }
     /// The coordinator's answer for a group it does not know.
     const GROUP_ID_NOT_FOUND: i16 = 69;
-    let security = Security::from_properties(
+    let security = match Security::from_properties(
         config
             .consumer
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str())),
-    )?;
+    ) {
+        Ok(s) => s,
+        // auto chooses classic where the streams-group client cannot connect as configured.
+        Err(_) if config.group_protocol == GroupProtocol::Auto => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
     let client = "freshet-operator";
     let group = &config.application_id;
     let described =

@@ -209,3 +209,46 @@ fn auto_chooses_classic_where_the_streams_group_client_cannot_connect() {
         "no INFO line saying auto chose classic, and why:\n{log}"
     );
 }
+
+/// An application that ran in a classic group (Kafka Streams' default protocol, or Freshet
+/// before `auto` became the default) and is started again under `auto`, the default: the engine
+/// keeps the classic group, says so, and carries on from the offsets committed there (a count
+/// exact over both runs: nothing read twice, nothing skipped).
+#[tokio::test(flavor = "multi_thread")]
+async fn auto_keeps_an_application_in_the_classic_group_it_ran_in() {
+    let app = unique_name("sgroup-auto-keeps");
+    let (input, output) = (format!("{app}-in"), format!("{app}-out"));
+    create_topics(&[(&input, PARTITIONS), (&output, PARTITIONS)]).await;
+    let state = tempfile::tempdir().unwrap();
+    let file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+    let manifest = |protocol: &str| {
+        write_count_manifest_as(
+            file.path(),
+            &app,
+            (&input, &output),
+            "at_least_once",
+            1,
+            state.path(),
+            protocol,
+        )
+    };
+    manifest("classic");
+    send_batch(&input, KEYS, EACH, false);
+    let mut first = EngineProcess::start(file.path(), &[], &[]);
+    first.wait_ready(Duration::from_secs(60));
+    wait_counts_exact(&output, KEYS, EACH as i64);
+    first.terminate(Duration::from_secs(30));
+
+    manifest("auto");
+    send_batch(&input, KEYS, EACH, false);
+    let mut second = EngineProcess::start(file.path(), &[], &[]);
+    second.wait_ready(Duration::from_secs(60));
+    wait_counts_exact(&output, KEYS, 2 * EACH as i64);
+    let log = second.log_text();
+    assert!(
+        log.contains("group.protocol=auto: using classic")
+            && log.contains("exists as a classic group"),
+        "no INFO line saying auto kept the classic group:\n{log}"
+    );
+    second.terminate(Duration::from_secs(30));
+}

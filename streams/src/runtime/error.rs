@@ -243,6 +243,15 @@ pub enum RuntimeError {
     /// follow, name what they cannot do or a certificate they cannot read.
     #[error("group.protocol=streams: {0}")]
     StreamsGroupSecurity(#[source] std::sync::Arc<freshet_streams_group::SecurityError>),
+    /// An admin request failed (describing the group, for `group.protocol=auto`).
+    #[error("{what}: {source}")]
+    Admin {
+        /// What the runtime was doing.
+        what: String,
+        /// The admin client's error.
+        #[source]
+        source: std::sync::Arc<freshet_admin::AdminError>,
+    },
     /// A failure the runtime describes itself (a missing output topic, transactions that keep
     /// failing, global tables that cannot load).
     #[error("{0}")]

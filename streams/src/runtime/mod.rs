@@ -113,14 +113,9 @@ pub(crate) struct Shared {
     /// Streams' `processId`, a UUID), which tells the broker's assignor the threads of one
     /// instance apart from those of another.
     pub group_process_id: String,
-    /// Under group.protocol=streams: how the members' connections are secured, read from the
-    /// main consumer's properties (as librdkafka secures the consumer's own).
-    pub group_security: freshet_streams_group::Security,
-    /// The start of the stream threads' client ids (`<prefix>-StreamThread-<n>-consumer`):
-    /// `client.id` if set; else, under group.protocol=streams, `<application.id>-<process id>`
-    /// as Kafka Streams names them (what the group's description shows); else the
-    /// application id.
-    pub thread_client_prefix: String,
+    /// How the stream threads join the group: set when the application is created, or, under
+    /// `group.protocol=auto`, when it starts (the brokers are asked then, once reachable).
+    membership: std::sync::OnceLock<streams_group::Membership>,
     pub metrics: Metrics,
     state: Mutex<State>,
     threads: Mutex<Vec<ThreadState>>,
@@ -131,6 +126,21 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// How the stream threads join the group. Decided by `KafkaStreams::start` before any
+    /// stream thread runs, so the threads always find it.
+    pub(crate) fn membership(&self) -> &streams_group::Membership {
+        self.membership
+            .get()
+            .expect("the group membership is decided before the stream threads start")
+    }
+
+    /// `group.protocol` as decided (`auto` until `start` decides it).
+    pub(crate) fn group_protocol(&self) -> crate::config::GroupProtocol {
+        self.membership
+            .get()
+            .map_or(self.config.group_protocol, |m| m.protocol)
+    }
+
     fn transition(&self, to: State) {
         let mut state = self.state.lock_unpoisoned();
         let from = *state;
@@ -322,18 +332,13 @@ pub enum StreamsError {
 
 impl KafkaStreams {
     /// `pod_name` is the `POD_NAME` of the operator's pods, the fallback base for static membership.
-    pub fn new(topology: Topology, mut config: StreamsConfig, pod_name: Option<&str>) -> Self {
-        // group.protocol=auto becomes classic or streams here, before anything reads it.
-        let auto_failed = streams_group::resolve_auto(&mut config).err();
-        if auto_failed.is_some() {
-            config.group_protocol = crate::config::GroupProtocol::Classic;
-        }
+    pub fn new(topology: Topology, config: StreamsConfig, pod_name: Option<&str>) -> Self {
         let instance_base = crate::config::instance_base(&config, pod_name);
         let (transactional_instance, process_id) = transactional_instance(&config, &instance_base);
         let threads = config.num_stream_threads.max(1);
         let metrics = Metrics::new();
         metrics.state.set(State::Created.code());
-        let mut fatal = auto_failed;
+        let mut fatal = None;
         let state = if topology.stores().is_empty() {
             None
         } else {
@@ -351,27 +356,24 @@ impl KafkaStreams {
                 }
             }
         };
-        let group_security = if config.group_protocol == crate::config::GroupProtocol::Streams {
-            freshet_streams_group::Security::from_properties(
-                config
-                    .consumer
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str())),
-            )
-            .unwrap_or_else(|e| {
-                fatal.get_or_insert(RuntimeError::StreamsGroupSecurity(Arc::new(e)));
-                freshet_streams_group::Security::plaintext()
-            })
-        } else {
-            freshet_streams_group::Security::plaintext()
-        };
         let group_process_id = streams_group::process_id();
-        let thread_client_prefix = match (&config.client_id, config.group_protocol) {
-            (None, crate::config::GroupProtocol::Streams) => {
-                format!("{}-{group_process_id}", config.application_id)
-            }
-            _ => client_prefix(&config).to_owned(),
+        // What `auto` needs the brokers for is decided when the application starts: they may
+        // not answer yet.
+        let membership = std::sync::OnceLock::new();
+        let protocol = match config.group_protocol {
+            crate::config::GroupProtocol::Auto => streams_group::decide_auto_from_config(&config),
+            given => Some(given),
         };
+        if let Some(protocol) = protocol {
+            match streams_group::Membership::new(&config, protocol, &group_process_id) {
+                Ok(m) => {
+                    let _ = membership.set(m);
+                }
+                Err(e) => {
+                    fatal.get_or_insert(e);
+                }
+            }
+        }
         KafkaStreams {
             topology: Arc::new(topology),
             shared: Arc::new(Shared {
@@ -383,8 +385,7 @@ impl KafkaStreams {
                 transactional_instance,
                 _process_id: process_id,
                 group_process_id,
-                group_security,
-                thread_client_prefix,
+                membership,
                 metrics,
                 state: Mutex::new(State::Created),
                 threads: Mutex::new(vec![ThreadState::Starting; threads]),
@@ -436,18 +437,27 @@ impl KafkaStreams {
     /// The process id the stream threads report to their streams group (Kafka Streams'
     /// `processId`), under group.protocol=streams.
     pub fn group_process_id(&self) -> Option<&str> {
-        (self.shared.config.group_protocol == crate::config::GroupProtocol::Streams)
+        (self.group_protocol() == crate::config::GroupProtocol::Streams)
             .then_some(self.shared.group_process_id.as_str())
+    }
+
+    /// `group.protocol` as the application runs it: `auto` becomes `streams` or `classic` when
+    /// the application starts.
+    pub fn group_protocol(&self) -> crate::config::GroupProtocol {
+        self.shared.group_protocol()
     }
 
     /// The main consumer's client id of stream thread `thread` (1-based), as the group lists it:
     /// `<client.id>-StreamThread-<n>-consumer`, or under group.protocol=streams without a
     /// `client.id`, `<application.id>-<process id>-StreamThread-<n>-consumer` (Kafka Streams').
     pub fn thread_client_id(&self, thread: usize) -> String {
-        format!(
-            "{}-StreamThread-{thread}-consumer",
-            self.shared.thread_client_prefix
-        )
+        match self.shared.membership.get() {
+            Some(m) => format!("{}-StreamThread-{thread}-consumer", m.thread_client_prefix),
+            None => format!(
+                "{}-StreamThread-{thread}-consumer",
+                client_prefix(&self.shared.config)
+            ),
+        }
     }
 
     /// Tasks per thread, `<subtopology>_<partition>`.
@@ -475,6 +485,13 @@ impl KafkaStreams {
             return;
         }
         self.shared.transition(State::Rebalancing);
+        if let Err(e) = self.decide_membership() {
+            error!(error = %e, "the application cannot join its group");
+            self.shared.fatal.lock_unpoisoned().get_or_insert(e);
+            self.shared.transition(State::PendingError);
+            self.shared.transition(State::Error);
+            return;
+        }
         self.start_state_cleaner();
         self.shared.loading_globals.store(true, Ordering::Relaxed);
         let loaded = global::start(
@@ -539,6 +556,32 @@ impl KafkaStreams {
                 .expect("spawning a stream thread");
             self.threads.lock_unpoisoned().push(handle);
         }
+    }
+
+    /// Decides `group.protocol=auto` (asking the brokers) unless the protocol was given.
+    fn decide_membership(&self) -> Result<(), RuntimeError> {
+        if self.shared.membership.get().is_some() {
+            return Ok(());
+        }
+        if self.shared.config.group_protocol != crate::config::GroupProtocol::Auto {
+            // `new` found the given protocol unusable; its error is the application's already.
+            return Err(self
+                .shared
+                .fatal
+                .lock_unpoisoned()
+                .clone()
+                .unwrap_or_else(|| {
+                    RuntimeError::Other("the group membership could not be set up".to_owned())
+                }));
+        }
+        let protocol = streams_group::decide_auto(&self.shared.config)?;
+        let membership = streams_group::Membership::new(
+            &self.shared.config,
+            protocol,
+            &self.shared.group_process_id,
+        )?;
+        let _ = self.shared.membership.set(membership);
+        Ok(())
     }
 
     /// Deletes, now and then, the directories of tasks that moved to other instances once they

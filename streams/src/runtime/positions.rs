@@ -132,6 +132,7 @@ impl UnknownPositions {
         thread: usize,
         consumer: &BaseConsumer<impl ConsumerContext>,
         config: &StreamsConfig,
+        protocol: GroupProtocol,
     ) -> Result<bool, RuntimeError> {
         self.next_try = Instant::now() + RETRY_EVERY;
         let mut wanted = TopicPartitionList::new();
@@ -147,7 +148,7 @@ impl UnknownPositions {
                 return Ok(false);
             }
         };
-        if config.group_protocol != GroupProtocol::Classic {
+        if protocol != GroupProtocol::Classic {
             info!(
                 thread,
                 waited_s = self.since.elapsed().as_secs(),

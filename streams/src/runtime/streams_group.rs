@@ -23,8 +23,9 @@ use super::producer::{Failure, StreamsProducer};
 use super::repeats::Repeats;
 use super::task_manager::TaskManager;
 use super::{Shared, ThreadState};
-use crate::config::StreamsConfig;
+use crate::config::{GroupProtocol, StreamsConfig};
 use crate::topology::Topology;
+use freshet_admin::group::GroupKind;
 use freshet_topology::processor::SinkTarget;
 use freshet_topology::topology::NodeKind;
 
@@ -32,27 +33,51 @@ use freshet_topology::topology::NodeKind;
 const AUTO_PROBE_LIMIT: Duration = Duration::from_secs(60);
 
 /// `group.protocol=auto`: `streams` where the brokers list StreamsGroupHeartbeat in ApiVersions
-/// and the streams-group client can connect as the consumer is configured, else `classic`; the
-/// choice is logged at INFO. Brokers that do not answer within [`AUTO_PROBE_LIMIT`] are an
-/// error: guessing could put this instance in another kind of group than its peers.
-pub(crate) fn resolve_auto(config: &mut StreamsConfig) -> Result<(), RuntimeError> {
-    use crate::config::GroupProtocol;
-    if config.group_protocol != GroupProtocol::Auto {
-        return Ok(());
+/// and the streams-group client can connect as the consumer is configured, and neither
+/// `session.timeout.ms` nor `heartbeat.interval.ms` is set, unless the group exists as a classic
+/// group (an application moved from Kafka Streams' default protocol, or from an earlier Freshet,
+/// keeps its group and offsets); else `classic`. The choice is logged at INFO.
+///
+/// What the configuration alone decides is decided here, when the application is created;
+/// `None` leaves the rest to [`decide_auto`], when it starts.
+pub(crate) fn decide_auto_from_config(config: &StreamsConfig) -> Option<GroupProtocol> {
+    // Classic session settings mean the user tuned classic membership: under streams the
+    // broker would own them (group.streams.*), so auto keeps the protocol they were set for.
+    if let Some((name, _)) = config
+        .consumer
+        .iter()
+        .find(|(k, _)| k == "session.timeout.ms" || k == "heartbeat.interval.ms")
+    {
+        info!(
+            setting = %name,
+            "group.protocol=auto: using classic, since {name} is set (under streams the broker decides it: group.streams.*); remove it to use streams, or set group.protocol"
+        );
+        return Some(GroupProtocol::Classic);
     }
-    let security = match freshet_streams_group::Security::from_properties(
+    if let Err(e) = freshet_streams_group::Security::from_properties(
         config
             .consumer
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str())),
     ) {
-        Ok(s) => s,
-        Err(e) => {
-            info!(reason = %e, "group.protocol=auto: using classic, since the streams-group client cannot connect as the consumer is configured");
-            config.group_protocol = GroupProtocol::Classic;
-            return Ok(());
-        }
-    };
+        info!(reason = %e, "group.protocol=auto: using classic, since the streams-group client cannot connect as the consumer is configured");
+        return Some(GroupProtocol::Classic);
+    }
+    None
+}
+
+/// The rest of `group.protocol=auto` ([`decide_auto_from_config`]): the brokers are asked, once
+/// the application starts (the engine first waits for them). Brokers that do not answer within
+/// [`AUTO_PROBE_LIMIT`] are an error: guessing could put this instance in another kind of group
+/// than its peers.
+pub(crate) fn decide_auto(config: &StreamsConfig) -> Result<GroupProtocol, RuntimeError> {
+    let security = freshet_streams_group::Security::from_properties(
+        config
+            .consumer
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    )
+    .map_err(|e| RuntimeError::StreamsGroupSecurity(std::sync::Arc::new(e)))?;
     let client_id = format!("{}-admin", super::client_prefix(config));
     let deadline = Instant::now() + AUTO_PROBE_LIMIT;
     let mut errors = Repeats::every(HEARTBEAT_ERROR_LOG_EVERY);
@@ -63,21 +88,44 @@ pub(crate) fn resolve_auto(config: &mut StreamsConfig) -> Result<(), RuntimeErro
             Duration::from_secs(10),
             &security,
         ) {
-            Ok(Some((min, max))) => {
-                info!(
-                    min,
-                    max,
-                    "group.protocol=auto: using streams; the brokers run streams groups (they list StreamsGroupHeartbeat)"
-                );
-                config.group_protocol = GroupProtocol::Streams;
-                return Ok(());
-            }
+            Ok(Some((min, max))) => match existing_group(config) {
+                Ok(GroupKind::Consumer) => {
+                    info!(
+                        group = %config.application_id,
+                        "group.protocol=auto: using classic; the brokers run streams groups, but the group exists as a classic group (members of it run, or its committed offsets are there): an application stays in the kind of group its other instances use. Set group.protocol=streams once no instance of it runs to move it"
+                    );
+                    return Ok(GroupProtocol::Classic);
+                }
+                Ok(_) => {
+                    info!(
+                        min,
+                        max,
+                        "group.protocol=auto: using streams; the brokers run streams groups (they list StreamsGroupHeartbeat)"
+                    );
+                    return Ok(GroupProtocol::Streams);
+                }
+                Err(e) if e.is_transient() && Instant::now() < deadline => {
+                    let text = e.to_string();
+                    if errors.should_log(&text) {
+                        warn!(error = %text, "group.protocol=auto: the group cannot be described yet; asking again");
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                Err(e) => {
+                    return Err(RuntimeError::Admin {
+                        what: format!(
+                            "group.protocol=auto: describing the group {} to learn its kind",
+                            config.application_id
+                        ),
+                        source: std::sync::Arc::new(e),
+                    });
+                }
+            },
             Ok(None) => {
                 info!(
                     "group.protocol=auto: using classic; the brokers do not list StreamsGroupHeartbeat (API key 88: Kafka 4.2+ with streams groups enabled)"
                 );
-                config.group_protocol = GroupProtocol::Classic;
-                return Ok(());
+                return Ok(GroupProtocol::Classic);
             }
             Err(e) if e.is_retriable() && Instant::now() < deadline => {
                 let text = e.to_string();
@@ -93,6 +141,55 @@ pub(crate) fn resolve_auto(config: &mut StreamsConfig) -> Result<(), RuntimeErro
                 ));
             }
         }
+    }
+}
+
+/// The kind of group the coordinator holds under the application id.
+fn existing_group(config: &StreamsConfig) -> Result<GroupKind, freshet_admin::AdminError> {
+    let clients = freshet_admin::Clients::new(config)?;
+    Ok(freshet_admin::reset::describe(&clients, config)?.kind)
+}
+
+/// How the stream threads join the group, once `group.protocol` is decided.
+pub(crate) struct Membership {
+    /// `classic`, `consumer` or `streams`; never `auto`.
+    pub protocol: GroupProtocol,
+    /// Under `streams`: how the members' connections are secured, read from the main
+    /// consumer's properties (as librdkafka secures the consumer's own).
+    pub security: freshet_streams_group::Security,
+    /// The start of the stream threads' client ids (`<prefix>-StreamThread-<n>-consumer`):
+    /// `client.id` if set; else, under `streams`, `<application.id>-<process id>` as Kafka
+    /// Streams names them (what the group's description shows); else the application id.
+    pub thread_client_prefix: String,
+}
+
+impl Membership {
+    pub(crate) fn new(
+        config: &StreamsConfig,
+        protocol: GroupProtocol,
+        process_id: &str,
+    ) -> Result<Self, RuntimeError> {
+        let streams = protocol == GroupProtocol::Streams;
+        let security = if streams {
+            freshet_streams_group::Security::from_properties(
+                config
+                    .consumer
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
+            .map_err(|e| RuntimeError::StreamsGroupSecurity(std::sync::Arc::new(e)))?
+        } else {
+            freshet_streams_group::Security::plaintext()
+        };
+        let thread_client_prefix = match &config.client_id {
+            None if streams => format!("{}-{process_id}", config.application_id),
+            _ => super::client_prefix(config).to_owned(),
+        };
+        Ok(Membership {
+            protocol,
+            security,
+            thread_client_prefix,
+        })
     }
 }
 
@@ -355,7 +452,7 @@ impl GroupMember {
             group_id: app.clone(),
             client_id: format!(
                 "{}-StreamThread-{}-consumer",
-                shared.thread_client_prefix,
+                shared.membership().thread_client_prefix,
                 thread + 1
             ),
             instance_id: shared
@@ -368,7 +465,7 @@ impl GroupMember {
             rebalance_timeout_ms,
             topology: topology_description(topology, c),
             request_timeout: Duration::from_secs(30),
-            security: shared.group_security.clone(),
+            security: shared.membership().security.clone(),
         };
         let sources = topology
             .subtopologies()

@@ -144,7 +144,7 @@ pub(crate) struct StreamThread {
 impl StreamThread {
     /// Kafka Streams' client id prefix: `client.id` if set, else the application id.
     fn client_prefix(&self) -> &str {
-        &self.shared.thread_client_prefix
+        &self.shared.membership().thread_client_prefix
     }
 
     fn consumer_config(&self) -> ClientConfig {
@@ -168,8 +168,8 @@ impl StreamThread {
                 client_stats::DEFAULT_STATISTICS_INTERVAL_MS,
             );
         // Range assignment puts partition N of every co-partitioned topic on one member.
-        match c.group_protocol {
-            // `auto` became classic or streams when the application was created.
+        match self.shared.group_protocol() {
+            // `auto` became classic or streams when the application started.
             crate::config::GroupProtocol::Classic | crate::config::GroupProtocol::Auto => {
                 cfg.set("partition.assignment.strategy", "range");
             }
@@ -338,7 +338,7 @@ impl StreamThread {
 
     /// Whether the thread's tasks come from a streams group (group.protocol=streams).
     fn streams_group(&self) -> bool {
-        self.shared.config.group_protocol == crate::config::GroupProtocol::Streams
+        self.shared.group_protocol() == crate::config::GroupProtocol::Streams
     }
 
     /// Creates the thread's consumer around `core` (its tasks and producer) and subscribes it to
@@ -503,7 +503,12 @@ impl StreamThread {
             return Ok(false);
         };
         let resolved = positions
-            .resolve(self.index, consumer, &self.shared.config)
+            .resolve(
+                self.index,
+                consumer,
+                &self.shared.config,
+                self.shared.group_protocol(),
+            )
             .map_err(Failure::Retry)?;
         if resolved {
             *unknown = None;

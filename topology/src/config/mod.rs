@@ -385,9 +385,7 @@ impl ErrorHandler {
 /// `group.protocol`: how the main consumer joins the group.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum GroupProtocol {
-    /// The classic protocol with librdkafka's range assignor; a restarted static member takes its
-    /// place at once, so it is the default where restarts matter.
-    #[default]
+    /// The classic protocol with librdkafka's range assignor (Kafka Streams' default).
     Classic,
     /// KIP-848, with the broker's range assignor.
     Consumer,
@@ -397,7 +395,8 @@ pub enum GroupProtocol {
     Streams,
     /// `streams` where the brokers run streams groups (their ApiVersions list
     /// StreamsGroupHeartbeat) and the streams-group client can connect as configured, else
-    /// `classic`; decided when the application is created, and logged.
+    /// `classic`; decided when the application starts, and logged. The default.
+    #[default]
     Auto,
 }
 

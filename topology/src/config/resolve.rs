@@ -491,7 +491,12 @@ impl Resolver {
         } else {
             idempotence_default(&mut lists);
         }
-        if group_protocol != super::GroupProtocol::Classic {
+        // Under `auto` (the default) they are kept: set, they make `auto` choose classic, where
+        // they mean what the user meant (runtime::streams_group::decide_auto).
+        if matches!(
+            group_protocol,
+            super::GroupProtocol::Consumer | super::GroupProtocol::Streams
+        ) {
             self.check_consumer_protocol(&lists, group_protocol);
         }
         if group_protocol == super::GroupProtocol::Streams {
@@ -689,8 +694,6 @@ impl Resolver {
     fn check_consumer_protocol(&mut self, lists: &Lists, protocol: super::GroupProtocol) {
         let (written, group) = match protocol {
             super::GroupProtocol::Streams => ("streams", "streams"),
-            // It may become streams: what streams refuses is refused.
-            super::GroupProtocol::Auto => ("auto", "streams"),
             _ => ("consumer", "consumer"),
         };
         for (name, broker) in [
