@@ -72,7 +72,8 @@ export FRESHET_REFERENCE_CLASSPATH
 cargo fmt --all --check || die "cargo fmt --check found unformatted code" "run: make fmt"
 cargo clippy -q --workspace --all-targets -- -D warnings || die "clippy found problems" "fix the warnings above (make lint)"
 scripts/module-cycles.py >/dev/null || die "import cycles between modules: $(scripts/module-cycles.py | head -3)" "break the cycle (make lint)"
-cargo test --workspace --all-targets -- ${FRESHET_TEST_ARGS:-}
+# Every suite runs even after one fails, so one run names every failure.
+cargo test --workspace --all-targets --no-fail-fast -- ${FRESHET_TEST_ARGS:-}
 # The benchmark's smoke check (no figures asserted): every contender, workload and guarantee
 # produces every result, on the debug build made above.
 bench/run.sh quick
