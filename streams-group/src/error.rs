@@ -56,6 +56,10 @@ pub enum GroupError {
     Authentication(String),
 }
 
+/// The coordinator's answer to a static member joining while an earlier member with its
+/// instance id has neither left nor timed out.
+pub const UNRELEASED_INSTANCE_ID: i16 = 111;
+
 impl GroupError {
     /// The broker's error code, if the broker answered with one.
     pub fn code(&self) -> Option<i16> {
@@ -66,12 +70,18 @@ impl GroupError {
     }
 
     /// Whether trying again (after finding the coordinator again) can succeed: a lost
-    /// connection, or a coordinator that moved, is loading or is not available yet.
+    /// connection, or a coordinator that moved, is loading or is not available yet; or a static
+    /// member's instance id still held by its previous incarnation (killed without leaving),
+    /// which the coordinator releases when that one's session times out
+    /// (`group.streams.session.timeout.ms`).
     pub fn is_retriable(&self) -> bool {
         match self {
             GroupError::Io { .. } => true,
-            GroupError::Broker { code, .. } => kafka_protocol::ResponseError::try_from_code(*code)
-                .is_some_and(|e| e.is_retriable()),
+            GroupError::Broker { code, .. } => {
+                *code == UNRELEASED_INSTANCE_ID
+                    || kafka_protocol::ResponseError::try_from_code(*code)
+                        .is_some_and(|e| e.is_retriable())
+            }
             _ => false,
         }
     }

@@ -40,7 +40,12 @@ topology:
     path
 }
 
-fn engine(manifest: &std::path::Path, app: &str, state: &std::path::Path) -> EngineProcess {
+fn engine(
+    manifest: &std::path::Path,
+    app: &str,
+    state: &std::path::Path,
+    protocol: &str,
+) -> EngineProcess {
     let bootstrap = kafka_bootstrap();
     let args = [
         "--bootstrap-servers",
@@ -50,7 +55,14 @@ fn engine(manifest: &std::path::Path, app: &str, state: &std::path::Path) -> Eng
         "--state-dir",
         state.to_str().expect("UTF-8 path"),
     ];
-    EngineProcess::start(manifest, &args, &[("POD_NAME", "pending-0")])
+    EngineProcess::start(
+        manifest,
+        &args,
+        &[
+            ("POD_NAME", "pending-0"),
+            ("FRESHET_CONFIG_GROUP_PROTOCOL", protocol),
+        ],
+    )
 }
 
 /// Records `v{from}`… `v{to - 1}`, keyed by their number.
@@ -123,6 +135,17 @@ fn hold_offsets(group: &str, input: &str) -> BaseProducer {
 
 #[test]
 fn committed_offsets_held_by_an_open_transaction_are_waited_for() {
+    held_offsets_are_waited_for("classic");
+}
+
+/// The same under group.protocol=streams: the tasks the broker assigns wait for their offsets
+/// while the member keeps heartbeating.
+#[test]
+fn a_streams_group_member_waits_for_offsets_held_by_an_open_transaction() {
+    held_offsets_are_waited_for("streams");
+}
+
+fn held_offsets_are_waited_for(protocol: &str) {
     let (input, output) = (unique_name("pending-in"), unique_name("pending-out"));
     tokio::runtime::Runtime::new()
         .expect("runtime")
@@ -134,7 +157,7 @@ fn committed_offsets_held_by_an_open_transaction_are_waited_for() {
 
     // A first run copies and commits the first batch, then stops cleanly.
     send(&input, 0..BATCH);
-    let mut first = engine(&manifest, &app, &state);
+    let mut first = engine(&manifest, &app, &state, protocol);
     first.wait_ready(Duration::from_secs(60));
     assert_eq!(
         copies(&output, BATCH).len(),
@@ -147,7 +170,7 @@ fn committed_offsets_held_by_an_open_transaction_are_waited_for() {
     // Another producer holds the group's offsets in an open transaction.
     let holder = hold_offsets(&app, &input);
     send(&input, BATCH..2 * BATCH);
-    let mut second = engine(&manifest, &app, &state);
+    let mut second = engine(&manifest, &app, &state, protocol);
     let deadline = Instant::now() + Duration::from_secs(60);
     while !second.log_text().contains("could not be read") {
         assert!(
@@ -167,8 +190,9 @@ fn committed_offsets_held_by_an_open_transaction_are_waited_for() {
         .expect("abort the holding transaction");
     let seen = copies(&output, 2 * BATCH);
     // librdkafka may have started some partitions itself once the offsets became stable; the
-    // loop's next read (every 3 s) restarts the rest and says so.
-    let restarted = "committed offsets read; the assigned partitions restarted at them";
+    // loop's next read (every 3 s) restarts the rest and says so (under group.protocol=streams,
+    // the tasks start then: "... started at them").
+    let restarted = "committed offsets read; the assigned partitions";
     let deadline = Instant::now() + Duration::from_secs(20);
     while !second.log_text().contains(restarted) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));

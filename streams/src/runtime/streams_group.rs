@@ -433,6 +433,12 @@ pub(crate) struct GroupMember {
     sources: HashMap<String, Vec<String>>,
     errors: Repeats,
     failed_at: Option<Instant>,
+    /// An assignment whose new tasks could not start yet (their committed offsets could not be
+    /// read: an open transaction holds them, or the coordinator is away), and when to try again.
+    pending: Option<(BTreeSet<TaskId>, Instant)>,
+    /// Whether the tasks being started had to wait for their committed offsets (said once they
+    /// are read).
+    waited_for_offsets: bool,
 }
 
 impl GroupMember {
@@ -483,6 +489,8 @@ impl GroupMember {
             sources,
             errors: Repeats::every(HEARTBEAT_ERROR_LOG_EVERY),
             failed_at: None,
+            pending: None,
+            waited_for_offsets: false,
         }
     }
 
@@ -509,6 +517,12 @@ impl GroupMember {
         output: &mut StreamsProducer,
         shared: &Shared,
     ) -> Result<(), Failure> {
+        if let Some((target, at)) = self.pending.take() {
+            if Instant::now() >= at {
+                return self.reconcile(consumer, tasks, output, shared, target);
+            }
+            self.pending = Some((target, at));
+        }
         if !self.member.due()
             || self
                 .failed_at
@@ -540,7 +554,10 @@ impl GroupMember {
         };
         match outcome {
             Outcome::Unchanged => Ok(()),
-            Outcome::Assigned(target) => self.reconcile(consumer, tasks, output, shared, target),
+            Outcome::Assigned(target) => {
+                self.pending = None;
+                self.reconcile(consumer, tasks, output, shared, target)
+            }
             Outcome::Fenced(error) => {
                 warn!(thread = self.thread, %error, "fenced: closing every task without a commit and joining again");
                 shared.metrics.rebalances.inc();
@@ -623,7 +640,30 @@ impl GroupMember {
             for (topic, partition) in &partitions {
                 tpl.add_partition(topic, *partition);
             }
-            let committed = committed_offsets(consumer, &tpl, COMMITTED_TIMEOUT)?;
+            let committed = match committed_offsets(consumer, &tpl, COMMITTED_TIMEOUT) {
+                Ok(c) => c,
+                // As the classic path does (runtime::positions): the new tasks wait, the others
+                // go on, and the member acknowledges only the tasks it runs meanwhile.
+                Err(e) if e.class() == ErrorClass::Retriable => {
+                    let text = e.to_string();
+                    if self.errors.should_log(&text) {
+                        warn!(thread = self.thread, error = %text, "the committed offsets of newly assigned tasks could not be read (an open transaction holds them, or the coordinator is away); trying again, then starting the tasks there");
+                    }
+                    self.pending = Some((target, Instant::now() + HEARTBEAT_RETRY));
+                    self.waited_for_offsets = true;
+                    tasks.publish();
+                    self.member.set_owned(Self::owned(tasks));
+                    shared.set_thread_state(self.thread, ThreadState::Running);
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if std::mem::take(&mut self.waited_for_offsets) {
+                info!(
+                    thread = self.thread,
+                    "committed offsets read; the assigned partitions started at them"
+                );
+            }
             tasks.create_tasks(&partitions, &committed)?;
             let reset = reset_offset(&shared.config);
             let mut tpl = TopicPartitionList::new();

@@ -355,6 +355,12 @@ impl StreamThread {
             .create_with_context(context)
             .map_err(|e| RuntimeError::kafka("creating the consumer", e))?;
         if self.streams_group() {
+            // Joining again (after a fenced consumer or a failed transaction): the old member
+            // leaves first, so that a static member's instance id is free for the new one
+            // (else the coordinator refuses it until the old one's session times out).
+            if let Some(old) = core.group.as_mut() {
+                old.leave();
+            }
             core.group = Some(GroupMember::new(self.index, &self.shared, &self.topology));
             *consumer.context().core.lock_unpoisoned() = Some(core);
             self.shared

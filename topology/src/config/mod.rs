@@ -385,7 +385,8 @@ impl ErrorHandler {
 /// `group.protocol`: how the main consumer joins the group.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum GroupProtocol {
-    /// The classic protocol with librdkafka's range assignor (Kafka Streams' default).
+    /// The classic protocol with librdkafka's range assignor (Kafka Streams' default); a
+    /// restarted static member takes its place at once.
     Classic,
     /// KIP-848, with the broker's range assignor.
     Consumer,
