@@ -162,6 +162,29 @@ pub fn tables(
             }
         }
     }
+    if workloads.contains(&Workload::Avro) && workloads.contains(&Workload::Stateless) {
+        let _ = writeln!(
+            out,
+            "\nAvro vs JSON (Freshet, the stateless steps on the same records, read and written in each format; CPU s of the whole run, start-up included)\n"
+        );
+        let _ = writeln!(
+            out,
+            "| guarantee | CPU s avro | CPU s json | ratio avro / json |"
+        );
+        let _ = writeln!(out, "| --- | --- | --- | --- |");
+        for g in guarantees {
+            let avro = figures(rows, Contender::Freshet, Workload::Avro, g).cpu;
+            let json = figures(rows, Contender::Freshet, Workload::Stateless, g).cpu;
+            let cell = |s: Option<Stat>| s.map(|s| fmt(s.median)).unwrap_or_else(|| "-".into());
+            let _ = writeln!(
+                out,
+                "| {g} | {} | {} | {} |",
+                cell(avro),
+                cell(json),
+                ratio(avro, json)
+            );
+        }
+    }
     for (other, label) in [
         (Contender::KStreams, "Kafka Streams"),
         (Contender::Pipe, "raw pipe"),
