@@ -30,14 +30,30 @@ pub struct AvroTarget {
     pub schema: Option<Arc<Schema>>,
 }
 
+/// A schema with its named types, worked out once: building the names clones every named
+/// schema, which per record cost as much as the decoding itself.
+struct Named {
+    schema: Arc<Schema>,
+    names: Names,
+}
+
+impl Named {
+    fn new(schema: Arc<Schema>) -> Arc<Named> {
+        let names = names_of(&schema);
+        Arc::new(Named { schema, names })
+    }
+}
+
 /// The `avro` serde over CEL values.
 pub struct AvroSerde {
     client: Arc<RegistryClient>,
     target: AvroTarget,
+    /// The manifest's schema (a source's reader schema) with its names.
+    given: Option<Arc<Named>>,
     /// Writer schemas by id, parsed once.
-    parsed: Mutex<HashMap<u32, Arc<Schema>>>,
+    parsed: Mutex<HashMap<u32, Arc<Named>>>,
     /// The schema and id a sink writes with, once known.
-    writer: Mutex<Option<(Arc<Schema>, u32)>>,
+    writer: Mutex<Option<(Arc<Named>, u32)>>,
 }
 
 impl AvroSerde {
@@ -45,26 +61,27 @@ impl AvroSerde {
     pub fn new(client: Arc<RegistryClient>, target: AvroTarget) -> AvroSerde {
         AvroSerde {
             client,
+            given: target.schema.clone().map(Named::new),
             target,
             parsed: Mutex::new(HashMap::new()),
             writer: Mutex::new(None),
         }
     }
 
-    fn writer_schema(&self, id: u32) -> Result<Arc<Schema>, String> {
+    fn writer_schema(&self, id: u32) -> Result<Arc<Named>, String> {
         if let Some(s) = lock(&self.parsed).get(&id) {
             return Ok(s.clone());
         }
         let registered = super::fetch_by_id(&self.client, id, "AVRO", "avro")?;
-        let schema = Arc::new(
+        let schema = Named::new(Arc::new(
             Schema::parse_str(&registered.schema)
                 .map_err(|e| format!("avro: schema id {id} does not parse: {e}"))?,
-        );
+        ));
         lock(&self.parsed).insert(id, schema.clone());
         Ok(schema)
     }
 
-    fn sink_schema(&self) -> Result<(Arc<Schema>, u32), String> {
+    fn sink_schema(&self) -> Result<(Arc<Named>, u32), String> {
         if let Some(w) = lock(&self.writer).as_ref() {
             return Ok(w.clone());
         }
@@ -84,7 +101,7 @@ impl AvroSerde {
                     latest.id
                 )
             })?;
-            (Arc::new(schema), latest.id)
+            (Named::new(Arc::new(schema)), latest.id)
         } else {
             let schema = self.target.schema.clone().ok_or_else(|| {
                 format!(
@@ -97,7 +114,11 @@ impl AvroSerde {
             // canonical form, which drops them.
             let text = serde_json::to_string(&*schema).map_err(|e| format!("avro: {e}"))?;
             let id = super::register(&self.client, "avro", &subject, &text, "AVRO")?;
-            (schema, id)
+            let named = match &self.given {
+                Some(given) => given.clone(),
+                None => Named::new(schema),
+            };
+            (named, id)
         };
         *lock(&self.writer) = Some(pair.clone());
         Ok(pair)
@@ -113,11 +134,10 @@ impl Serde<Value> for AvroSerde {
         if matches!(value, Value::Null) {
             return Ok(None);
         }
-        let (schema, id) = self.sink_schema()?;
-        let names = names_of(&schema);
-        let datum = to_avro(value, &schema, &names, "")
+        let (named, id) = self.sink_schema()?;
+        let datum = to_avro(value, &named.schema, &named.names, "")
             .map_err(|e| format!("avro (schema id {id}): {e}"))?;
-        let payload = apache_avro::to_avro_datum(&schema, datum)
+        let payload = apache_avro::to_avro_datum(&named.schema, datum)
             .map_err(|e| format!("avro (schema id {id}): {e}"))?;
         Ok(Some(frame(id, &payload)))
     }
@@ -128,11 +148,11 @@ impl Serde<Value> for AvroSerde {
         };
         let (id, mut payload) = unframe(bytes).map_err(|e| format!("avro: {e}"))?;
         let writer = self.writer_schema(id)?;
-        let reader = self.target.schema.as_deref();
-        let datum = apache_avro::from_avro_datum(&writer, &mut payload, reader)
+        let reader = self.given.as_ref().map(|g| &*g.schema);
+        let datum = apache_avro::from_avro_datum(&writer.schema, &mut payload, reader)
             .map_err(|e| format!("avro: the record does not decode with schema id {id}: {e}"))?;
-        let schema = reader.unwrap_or(&writer);
-        Ok(to_cel(datum, schema, &names_of(schema)))
+        let named = self.given.as_ref().unwrap_or(&writer);
+        Ok(to_cel(datum, &named.schema, &named.names))
     }
 }
 
