@@ -222,51 +222,57 @@ fn to_cel(datum: Avro, schema: &Schema, names: &Names) -> Value {
         Avro::Bytes(b) | Avro::Fixed(_, b) => Value::Bytes(Arc::new(b)),
         Avro::String(s) | Avro::Enum(_, s) => Value::String(Arc::new(s)),
         Avro::Uuid(u) => Value::String(Arc::new(u.to_string())),
+        // The schemas below are borrowed, never cloned: this runs for every record.
         Avro::Union(i, inner) => {
             let branch = match schema {
-                Schema::Union(u) => u.variants().get(i as usize).cloned(),
+                Schema::Union(u) => u.variants().get(i as usize),
                 _ => None,
             };
-            to_cel(*inner, branch.as_ref().unwrap_or(schema), names)
+            to_cel(*inner, branch.unwrap_or(schema), names)
         }
         Avro::Array(items) => {
-            let item_schema = match schema {
-                Schema::Array(a) => (*a.items).clone(),
-                other => other.clone(),
+            let item_schema: &Schema = match schema {
+                Schema::Array(a) => &a.items,
+                other => other,
             };
             Value::List(Arc::new(
                 items
                     .into_iter()
-                    .map(|v| to_cel(v, &item_schema, names))
+                    .map(|v| to_cel(v, item_schema, names))
                     .collect(),
             ))
         }
         Avro::Map(m) => {
-            let value_schema = match schema {
-                Schema::Map(m) => (*m.types).clone(),
-                other => other.clone(),
+            let value_schema: &Schema = match schema {
+                Schema::Map(m) => &m.types,
+                other => other,
             };
             let map: HashMap<Key, Value> = m
                 .into_iter()
-                .map(|(k, v)| (key(&k), to_cel(v, &value_schema, names)))
+                .map(|(k, v)| (Key::String(Arc::new(k)), to_cel(v, value_schema, names)))
                 .collect();
             Value::Map(cel::objects::Map { map: Arc::new(map) })
         }
         Avro::Record(fields) => {
-            let field_schemas: HashMap<&str, &Schema> = match schema {
-                Schema::Record(r) => r
-                    .fields
-                    .iter()
-                    .map(|f| (f.name.as_str(), &f.schema))
-                    .collect(),
-                _ => HashMap::new(),
+            let record = match schema {
+                Schema::Record(r) => Some(r),
+                _ => None,
             };
             let map: HashMap<Key, Value> = fields
                 .into_iter()
-                .map(|(name, v)| {
-                    let s = field_schemas.get(name.as_str()).copied().unwrap_or(schema);
+                .enumerate()
+                .map(|(i, (name, v))| {
+                    // The datum's fields come in the schema's order: the i-th is the i-th.
+                    let s = record
+                        .and_then(|r| {
+                            r.fields
+                                .get(i)
+                                .filter(|f| f.name == name)
+                                .or_else(|| r.fields.iter().find(|f| f.name == name))
+                        })
+                        .map_or(schema, |f| &f.schema);
                     let v = to_cel(v, s, names);
-                    (key(&name), v)
+                    (Key::String(Arc::new(name)), v)
                 })
                 .collect();
             Value::Map(cel::objects::Map { map: Arc::new(map) })
