@@ -7,7 +7,9 @@
 //! Python `AvroDeserializer` and compared field for field (final value per key, the number of
 //! updates per key, the partition), and byte for byte: the Avro datum after the 5-byte header
 //! always, the whole record where both writers' schema ids agree. Both are also held to the
-//! totals computed here from the input, so a fault shared by both sides fails too.
+//! totals computed here from the input, so a fault shared by both sides fails too. Last, Freshet
+//! reads Kafka Streams' output, whose schema Apicurio's serializer registered with a schema
+//! reference (its enum in a subject of its own).
 use std::collections::BTreeMap;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -310,15 +312,45 @@ fn hex_payload(record: &Value) -> &str {
     record["raw"].as_str().map(|h| &h[10..]).unwrap_or_default()
 }
 
-fn latest_id(subject: &str) -> Value {
-    let url = format!("{}/subjects/{subject}/versions/latest", registry_url());
+/// GET `path` of the registry's Confluent-compatible API.
+fn registry_get(path: &str) -> Value {
+    let url = format!("{}{path}", registry_url());
     let out = std::process::Command::new("curl")
         .args(["-sf", "--max-time", "10", &url])
         .output()
         .expect("curl runs");
     assert!(out.status.success(), "GET {url} failed");
-    let body: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    body["id"].clone()
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+fn latest_id(subject: &str) -> Value {
+    registry_get(&format!("/subjects/{subject}/versions/latest"))["id"].clone()
+}
+
+/// A manifest copying the Avro records of `from` (Kafka Streams' output) to `to` as JSON.
+fn copy_manifest(from: &str, to: &str) -> String {
+    format!(
+        r#"
+applicationId: {app}
+bootstrapServers: {bootstrap}
+defaultKeySerde: string
+defaultValueSerde: avro
+config:
+  commit.interval.ms: "100"
+  schema.registry.url: {registry}
+topology:
+  streams:
+    - {{ name: java-output, topic: {from} }}
+  pipelines:
+    - name: copy
+      from: java-output
+      steps:
+        - to: {{ topic: {to}, valueSerde: json }}
+"#,
+        app = unique_name("avro-copy"),
+        bootstrap = kafka_bootstrap(),
+        registry = registry_url(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -444,6 +476,48 @@ async fn freshet_matches_kafka_streams_with_apicurio_avro_serdes_on_a_join_and_a
     );
     assert_eq!(java_id, latest_id(&format!("{java_out}-value")));
     assert_eq!(freshet_id, latest_id(&format!("{freshet_out}-value")));
+
+    // Apicurio's serializer registered the output's enum as a schema of a subject of its own and
+    // the record with a reference to it (Confluent's schema references): Freshet reads those
+    // records too, every field as Python's deserializer read it.
+    let java_schema = registry_get(&format!("/schemas/ids/{java_id}"));
+    assert!(
+        java_schema["references"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty()),
+        "Apicurio's serializer no longer registers the enum as a reference; this part then tests nothing new: {java_schema}"
+    );
+    let copy = unique_name("avro-diff-copy");
+    create_topics(&[(&copy, 2)]).await;
+    let file = write_temp(".yaml", &copy_manifest(&java_out, &copy));
+    let mut reader = EngineProcess::start(file.path(), &[], &[]);
+    reader.wait_ready(Duration::from_secs(60));
+    let copied = std::panic::catch_unwind(|| {
+        consume(
+            &copy,
+            count,
+            Duration::from_secs(60),
+            Duration::from_secs(2),
+        )
+    });
+    reader.terminate(Duration::from_secs(30));
+    let copied = copied.unwrap_or_else(|_| {
+        panic!(
+            "Freshet did not copy Java's output; its log:\n{}",
+            reader.log_text()
+        )
+    });
+    let mut copied_finals = BTreeMap::new();
+    for r in &copied {
+        let value: Value =
+            serde_json::from_slice(r.value.as_deref().unwrap_or_default()).expect("a JSON value");
+        copied_finals.insert(r.key_str().to_owned(), value);
+    }
+    assert_eq!(
+        copied_finals,
+        java.finals(),
+        "Java's output as Freshet reads it (left) and as Python's AvroDeserializer does"
+    );
     eprintln!(
         "avro differential: {count} records per side, schema ids Java {java_id} / Freshet {freshet_id} ({}); input produced after {produced:?}, outputs read after {outputs_read:?}, done in {:?}",
         if java_id == freshet_id {

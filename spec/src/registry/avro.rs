@@ -34,13 +34,41 @@ pub struct AvroTarget {
 /// schema, which per record cost as much as the decoding itself.
 struct Named {
     schema: Arc<Schema>,
+    /// The schemas it refers to (registry schema references), which define some of its names.
+    referenced: Vec<Schema>,
     names: Names,
 }
 
 impl Named {
     fn new(schema: Arc<Schema>) -> Arc<Named> {
-        let names = names_of(&schema);
-        Arc::new(Named { schema, names })
+        Named::with_references(schema, Vec::new())
+    }
+
+    fn with_references(schema: Arc<Schema>, referenced: Vec<Schema>) -> Arc<Named> {
+        let mut names = names_of(&schema);
+        for r in &referenced {
+            names.extend(names_of(r));
+        }
+        Arc::new(Named {
+            schema,
+            referenced,
+            names,
+        })
+    }
+
+    /// Decodes `payload`, resolved against `reader` when given.
+    fn decode(
+        &self,
+        payload: &mut &[u8],
+        reader: Option<&Schema>,
+    ) -> apache_avro::AvroResult<Avro> {
+        if self.referenced.is_empty() {
+            return apache_avro::from_avro_datum(&self.schema, payload, reader);
+        }
+        // Each schema after those it refers to: apache-avro resolves names in list order.
+        let mut schemata: Vec<&Schema> = self.referenced.iter().collect();
+        schemata.push(&self.schema);
+        apache_avro::from_avro_datum_schemata(&self.schema, schemata, payload, reader)
     }
 }
 
@@ -73,10 +101,22 @@ impl AvroSerde {
             return Ok(s.clone());
         }
         let registered = super::fetch_by_id(&self.client, id, "AVRO", "avro")?;
-        let schema = Named::new(Arc::new(
-            Schema::parse_str(&registered.schema)
-                .map_err(|e| format!("avro: schema id {id} does not parse: {e}"))?,
-        ));
+        // Types the schema takes from other subjects (schema references) are parsed with it.
+        let referenced = super::referenced_texts(&self.client, &registered, id)
+            .map_err(|e| format!("avro: {e}"))?;
+        let schema = if referenced.is_empty() {
+            Named::new(Arc::new(Schema::parse_str(&registered.schema).map_err(
+                |e| format!("avro: schema id {id} does not parse: {e}"),
+            )?))
+        } else {
+            let (schema, referenced) = Schema::parse_str_with_list(&registered.schema, &referenced)
+                .map_err(|e| {
+                    format!(
+                        "avro: schema id {id} does not parse with the schemas it refers to: {e}"
+                    )
+                })?;
+            Named::with_references(Arc::new(schema), referenced)
+        };
         lock(&self.parsed).insert(id, schema.clone());
         Ok(schema)
     }
@@ -149,7 +189,8 @@ impl Serde<Value> for AvroSerde {
         let (id, mut payload) = unframe(bytes).map_err(|e| format!("avro: {e}"))?;
         let writer = self.writer_schema(id)?;
         let reader = self.given.as_ref().map(|g| &*g.schema);
-        let datum = apache_avro::from_avro_datum(&writer.schema, &mut payload, reader)
+        let datum = writer
+            .decode(&mut payload, reader)
             .map_err(|e| format!("avro: the record does not decode with schema id {id}: {e}"))?;
         let named = self.given.as_ref().unwrap_or(&writer);
         Ok(to_cel(datum, &named.schema, &named.names))
@@ -601,6 +642,37 @@ mod tests {
             err.contains("field 'colour' is not in record shop.Order"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_schema_with_references_decodes_with_the_types_it_refers_to() {
+        // As Apicurio's serializer registers a record with a nested enum: the enum in a subject
+        // of its own, the record naming it.
+        let main = r#"{"type":"record","name":"Total","namespace":"shop.out","fields":[
+            {"name":"size","type":"Size"},{"name":"n","type":"long"}]}"#;
+        let size =
+            r#"{"type":"enum","name":"Size","namespace":"shop.out","symbols":["SMALL","LARGE"]}"#;
+        let (schema, referenced) = Schema::parse_str_with_list(main, [size]).unwrap();
+        let named = Named::with_references(Arc::new(schema), referenced);
+        let inline = Schema::parse_str(&main.replace(r#""Size""#, size)).unwrap();
+        let datum = Avro::Record(vec![
+            ("size".into(), Avro::Enum(1, "LARGE".into())),
+            ("n".into(), Avro::Long(3)),
+        ]);
+        let bytes = apache_avro::to_avro_datum(&inline, datum).unwrap();
+        let back = named.decode(&mut &bytes[..], None).unwrap();
+        let cel = to_cel(back, &named.schema, &named.names);
+        let want = Value::Map(cel::objects::Map {
+            map: Arc::new(
+                [
+                    (key("size"), Value::String(Arc::new("LARGE".to_owned()))),
+                    (key("n"), Value::Int(3)),
+                ]
+                .into_iter()
+                .collect(),
+            ),
+        });
+        assert_eq!(cel, want);
     }
 
     #[test]
