@@ -9,7 +9,8 @@
 //! always, the whole record where both writers' schema ids agree. Both are also held to the
 //! totals computed here from the input, so a fault shared by both sides fails too. Last, Freshet
 //! reads Kafka Streams' output, whose schema Apicurio's serializer registered with a schema
-//! reference (its enum in a subject of its own).
+//! reference (its enum in a subject of its own), and writes it again with that schema
+//! (`use.latest.version`).
 use std::collections::BTreeMap;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -323,12 +324,26 @@ fn registry_get(path: &str) -> Value {
     serde_json::from_slice(&out.stdout).expect("JSON")
 }
 
+/// POST `body` to `path` of the registry's Confluent-compatible API.
+fn registry_post(path: &str, body: &Value) -> Value {
+    let url = format!("{}{path}", registry_url());
+    let out = std::process::Command::new("curl")
+        .args(["-sf", "--max-time", "10", "-X", "POST"])
+        .args(["-H", "Content-Type: application/vnd.schemaregistry.v1+json"])
+        .args(["-d", &body.to_string(), &url])
+        .output()
+        .expect("curl runs");
+    assert!(out.status.success(), "POST {url} failed: {body}");
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
 fn latest_id(subject: &str) -> Value {
     registry_get(&format!("/subjects/{subject}/versions/latest"))["id"].clone()
 }
 
-/// A manifest copying the Avro records of `from` (Kafka Streams' output) to `to` as JSON.
-fn copy_manifest(from: &str, to: &str) -> String {
+/// A manifest copying the Avro records of `from` (Kafka Streams' output) to `to` as JSON, and
+/// to `again` in Avro with the latest schema of `again`'s subject (`use.latest.version`).
+fn copy_manifest(from: &str, to: &str, again: &str) -> String {
     format!(
         r#"
 applicationId: {app}
@@ -338,6 +353,8 @@ defaultValueSerde: avro
 config:
   commit.interval.ms: "100"
   schema.registry.url: {registry}
+  use.latest.version: "true"
+  auto.register.schemas: "false"
 topology:
   streams:
     - {{ name: java-output, topic: {from} }}
@@ -346,6 +363,10 @@ topology:
       from: java-output
       steps:
         - to: {{ topic: {to}, valueSerde: json }}
+    - name: again
+      from: java-output
+      steps:
+        - to: {{ topic: {again} }}
 "#,
         app = unique_name("avro-copy"),
         bootstrap = kafka_bootstrap(),
@@ -487,17 +508,29 @@ async fn freshet_matches_kafka_streams_with_apicurio_avro_serdes_on_a_join_and_a
             .is_some_and(|r| !r.is_empty()),
         "Apicurio's serializer no longer registers the enum as a reference; this part then tests nothing new: {java_schema}"
     );
-    let copy = unique_name("avro-diff-copy");
-    create_topics(&[(&copy, 2)]).await;
-    let file = write_temp(".yaml", &copy_manifest(&java_out, &copy));
+    let (copy, again) = (
+        unique_name("avro-diff-copy"),
+        unique_name("avro-diff-again"),
+    );
+    create_topics(&[(&copy, 2), (&again, 2)]).await;
+    // `again`'s subject gets Java's schema, references and all: Freshet writes with it.
+    let again_id = registry_post(
+        &format!("/subjects/{again}-value/versions"),
+        &json!({"schema": java_schema["schema"], "references": java_schema["references"]}),
+    )["id"]
+        .clone();
+    let file = write_temp(".yaml", &copy_manifest(&java_out, &copy, &again));
     let mut reader = EngineProcess::start(file.path(), &[], &[]);
     reader.wait_ready(Duration::from_secs(60));
     let copied = std::panic::catch_unwind(|| {
-        consume(
-            &copy,
-            count,
-            Duration::from_secs(60),
-            Duration::from_secs(2),
+        (
+            consume(
+                &copy,
+                count,
+                Duration::from_secs(60),
+                Duration::from_secs(2),
+            ),
+            Output::read(&again, count),
         )
     });
     reader.terminate(Duration::from_secs(30));
@@ -507,6 +540,7 @@ async fn freshet_matches_kafka_streams_with_apicurio_avro_serdes_on_a_join_and_a
             reader.log_text()
         )
     });
+    let (copied, written_again) = copied;
     let mut copied_finals = BTreeMap::new();
     for r in &copied {
         let value: Value =
@@ -518,8 +552,23 @@ async fn freshet_matches_kafka_streams_with_apicurio_avro_serdes_on_a_join_and_a
         java.finals(),
         "Java's output as Freshet reads it (left) and as Python's AvroDeserializer does"
     );
+    // Written back with the schema that refers (use.latest.version): Python reads the same
+    // values, and the datums are Java's, byte for byte (whole records where the ids agree).
+    assert_eq!(
+        written_again.finals(),
+        java.finals(),
+        "Java's output written again by Freshet with Java's schema (left)"
+    );
+    for key in java.by_key.keys() {
+        let (j, f) = (java.last(key), written_again.last(key));
+        assert_eq!(f["schema_id"], again_id, "{f}");
+        assert_eq!(hex_payload(f), hex_payload(j), "key {key}");
+        if again_id == java_id {
+            assert_eq!(f["raw"], j["raw"], "key {key}");
+        }
+    }
     eprintln!(
-        "avro differential: {count} records per side, schema ids Java {java_id} / Freshet {freshet_id} ({}); input produced after {produced:?}, outputs read after {outputs_read:?}, done in {:?}",
+        "avro differential: {count} records per side, schema ids Java {java_id} / Freshet {freshet_id} ({}), Freshet with Java's schema {again_id}; input produced after {produced:?}, outputs read after {outputs_read:?}, done in {:?}",
         if java_id == freshet_id {
             "equal: whole records compared byte for byte"
         } else {

@@ -56,6 +56,21 @@ impl Named {
         })
     }
 
+    /// Encodes `datum` (a datum of this schema).
+    fn encode(&self, datum: Avro) -> apache_avro::AvroResult<Vec<u8>> {
+        if self.referenced.is_empty() {
+            return apache_avro::to_avro_datum(&self.schema, datum);
+        }
+        apache_avro::to_avro_datum_schemata(&self.schema, self.schemata(), datum)
+    }
+
+    /// The referenced schemas, then this one: apache-avro resolves names in list order.
+    fn schemata(&self) -> Vec<&Schema> {
+        let mut schemata: Vec<&Schema> = self.referenced.iter().collect();
+        schemata.push(&self.schema);
+        schemata
+    }
+
     /// Decodes `payload`, resolved against `reader` when given.
     fn decode(
         &self,
@@ -65,10 +80,7 @@ impl Named {
         if self.referenced.is_empty() {
             return apache_avro::from_avro_datum(&self.schema, payload, reader);
         }
-        // Each schema after those it refers to: apache-avro resolves names in list order.
-        let mut schemata: Vec<&Schema> = self.referenced.iter().collect();
-        schemata.push(&self.schema);
-        apache_avro::from_avro_datum_schemata(&self.schema, schemata, payload, reader)
+        apache_avro::from_avro_datum_schemata(&self.schema, self.schemata(), payload, reader)
     }
 }
 
@@ -101,24 +113,30 @@ impl AvroSerde {
             return Ok(s.clone());
         }
         let registered = super::fetch_by_id(&self.client, id, "AVRO", "avro")?;
-        // Types the schema takes from other subjects (schema references) are parsed with it.
-        let referenced = super::referenced_texts(&self.client, &registered, id)
-            .map_err(|e| format!("avro: {e}"))?;
-        let schema = if referenced.is_empty() {
-            Named::new(Arc::new(Schema::parse_str(&registered.schema).map_err(
-                |e| format!("avro: schema id {id} does not parse: {e}"),
-            )?))
-        } else {
-            let (schema, referenced) = Schema::parse_str_with_list(&registered.schema, &referenced)
-                .map_err(|e| {
-                    format!(
-                        "avro: schema id {id} does not parse with the schemas it refers to: {e}"
-                    )
-                })?;
-            Named::with_references(Arc::new(schema), referenced)
-        };
+        let schema = self.parse_registered(&registered, id)?;
         lock(&self.parsed).insert(id, schema.clone());
         Ok(schema)
+    }
+
+    /// A registry's schema (id `id`) parsed, with the types it takes from other subjects
+    /// (schema references).
+    fn parse_registered(
+        &self,
+        registered: &super::RegisteredSchema,
+        id: u32,
+    ) -> Result<Arc<Named>, String> {
+        let referenced = super::referenced_texts(&self.client, registered, id)
+            .map_err(|e| format!("avro: {e}"))?;
+        if referenced.is_empty() {
+            let schema = Schema::parse_str(&registered.schema)
+                .map_err(|e| format!("avro: schema id {id} does not parse: {e}"))?;
+            return Ok(Named::new(Arc::new(schema)));
+        }
+        let (schema, referenced) = Schema::parse_str_with_list(&registered.schema, &referenced)
+            .map_err(|e| {
+                format!("avro: schema id {id} does not parse with the schemas it refers to: {e}")
+            })?;
+        Ok(Named::with_references(Arc::new(schema), referenced))
     }
 
     fn sink_schema(&self) -> Result<(Arc<Named>, u32), String> {
@@ -135,13 +153,10 @@ impl AvroSerde {
         )?;
         let pair = if self.client.settings().use_latest_version {
             let latest = super::latest_of(&self.client, "avro", &subject)?;
-            let schema = Schema::parse_str(&latest.schema).map_err(|e| {
-                format!(
-                    "avro: the latest schema of subject '{subject}' (id {}) does not parse: {e}",
-                    latest.id
-                )
+            let named = self.parse_registered(&latest, latest.id).map_err(|e| {
+                format!("{e} (the latest schema of subject '{subject}', for use.latest.version)")
             })?;
-            (Named::new(Arc::new(schema)), latest.id)
+            (named, latest.id)
         } else {
             let schema = self.target.schema.clone().ok_or_else(|| {
                 format!(
@@ -177,7 +192,8 @@ impl Serde<Value> for AvroSerde {
         let (named, id) = self.sink_schema()?;
         let datum = to_avro(value, &named.schema, &named.names, "")
             .map_err(|e| format!("avro (schema id {id}): {e}"))?;
-        let payload = apache_avro::to_avro_datum(&named.schema, datum)
+        let payload = named
+            .encode(datum)
             .map_err(|e| format!("avro (schema id {id}): {e}"))?;
         Ok(Some(frame(id, &payload)))
     }
@@ -661,6 +677,11 @@ mod tests {
         ]);
         let bytes = apache_avro::to_avro_datum(&inline, datum).unwrap();
         let back = named.decode(&mut &bytes[..], None).unwrap();
+        let again = named.encode(back.clone()).unwrap();
+        assert_eq!(
+            again, bytes,
+            "written back through the references, the same bytes"
+        );
         let cel = to_cel(back, &named.schema, &named.names);
         let want = Value::Map(cel::objects::Map {
             map: Arc::new(
