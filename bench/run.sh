@@ -6,7 +6,9 @@
 #   quick  (make bench-quick)  the test (debug) build make test already made, N=5,000, once, no
 #                              latency runs, a fast-starting JVM: only checks that every contender
 #                              produces every result
-# Settings (environment): N, REPEATS, WORKLOADS (stateless,count,windowed,join), GUARANTEES
+# Settings (environment): N, REPEATS, WORKLOADS (stateless,count,windowed,join; add avro for the
+# stateless steps on the same records in Avro through the schema registry at
+# FRESHET_SCHEMA_REGISTRY_URL, Freshet only, with an "Avro vs JSON" CPU table), GUARANTEES
 # (at_least_once,exactly_once_v2), CONTENDERS (freshet,kstreams,pipe), THREADS (2), COMMIT_ALOS_MS
 # (1000), COMMIT_EOS_MS (100), JAVA_OPTS (-Xmx1g), LATENCY_RATE (records/s, 5000),
 # LATENCY_SECONDS (10; 0 skips), OUT (the results directory).
@@ -69,6 +71,7 @@ log "benchmark ($MODE): N=$N, $REPEATS repeat(s), $GUARANTEES; results in $OUT"
   --commit-alos-ms "${COMMIT_ALOS_MS:-1000}" --commit-eos-ms "${COMMIT_EOS_MS:-100}" \
   --engine "$bin/freshet-engine" --kstreams-classpath "$classpath" --java-opts="${JAVA_OPTS:--Xmx1g}" \
   --latency-rate "${LATENCY_RATE:-5000}" --latency-seconds "$LATENCY_SECONDS" --ready-wait "$READY_WAIT" --out "$OUT" \
+  ${FRESHET_SCHEMA_REGISTRY_URL:+--registry "$FRESHET_SCHEMA_REGISTRY_URL"} \
   || die "the benchmark failed (runs, logs and manifests in $OUT)" "see the INCOMPLETE lines above"
 
 if [ "$MODE" = full ]; then

@@ -172,6 +172,14 @@ pub struct Sink {
     /// `json-schema`), `.proto` text (`protobuf`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_schema: Option<String>,
+    /// `protobuf`: the message of `keySchema` the keys are written as (full name, or relative
+    /// to the file's package; the file's first message when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_message: Option<String>,
+    /// `protobuf`: the message of `valueSchema` the values are written as (full name, or
+    /// relative to the file's package; the file's first message when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_message: Option<String>,
 }
 
 /// `repartition`: the internal topic's name and size.

@@ -3,10 +3,12 @@ their deserializers, with its SchemaRegistryClient): the independent implementat
 wire format the schema-registry suites check Freshet against.
 
   confluent_serdes.py FORMAT produce BOOTSTRAP REGISTRY TOPIC SCHEMA_FILE RECORDS_FILE [MESSAGE]
-      writes each JSON line of RECORDS_FILE ({"key": ..., "value": {...}}) with the schema
+      writes each JSON line of RECORDS_FILE ({"key": ..., "value": {...}}, optionally with a
+      "timestamp" in epoch milliseconds) with the schema
   confluent_serdes.py FORMAT consume BOOTSTRAP REGISTRY TOPIC COUNT TIMEOUT_S [SCHEMA_FILE MESSAGE]
       reads COUNT records from the start of TOPIC and prints each as a JSON line
-      {"key": ..., "value": {...}, "schema_id": N, "message_indexes": [...]}: Avro timestamps as
+      {"key": ..., "value": {...}, "schema_id": N, "partition": P, "offset": O, "raw": HEX,
+      "message_indexes": [...]} ("raw": the value's bytes as written): Avro timestamps as
       epoch milliseconds, decimals as their exact text, Protobuf enums by name, so the suite
       compares them field for field.
 
@@ -208,7 +210,10 @@ def produce(fmt, bootstrap, registry, topic, schema_file, records_file, message=
     step = "making the serializer"
     value_ser = value_serializer(fmt, registry_client(registry), schema_file, message)
     key_ser = StringSerializer()
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    # Java's partitioner (murmur2 of the key bytes), not librdkafka's default CRC32: a table topic
+    # written here is then partitioned as Kafka Streams' repartition topics are, so a join of
+    # a re-keyed stream with it finds each key's row in the partition the stream's records go to.
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "partitioner": "murmur2_random"})
     failed = []
 
     def delivered(err, msg):
@@ -222,7 +227,8 @@ def produce(fmt, bootstrap, registry, topic, schema_file, records_file, message=
         record = json.loads(line)
         step = f"serializing record {n}"
         value = value_ser(record["value"], SerializationContext(topic, MessageField.VALUE))
-        producer.produce(topic, key=key_ser(record["key"]), value=value, on_delivery=delivered)
+        extra = {"timestamp": record["timestamp"]} if "timestamp" in record else {}
+        producer.produce(topic, key=key_ser(record["key"]), value=value, on_delivery=delivered, **extra)
         n += 1
     step = f"flushing {n} records to {topic}"
     left = producer.flush(30)
@@ -265,7 +271,14 @@ def consume(fmt, bootstrap, registry, topic, count, timeout_s, schema_file=None,
         raw = msg.value()
         step = f"deserializing {topic}-{msg.partition()} offset {msg.offset()}"
         value = value_de(raw, SerializationContext(topic, MessageField.VALUE))
-        record = {"key": key_de(msg.key(), None), "value": value, "schema_id": int.from_bytes(raw[1:5], "big")}
+        record = {
+            "key": key_de(msg.key(), None),
+            "value": value,
+            "schema_id": int.from_bytes(raw[1:5], "big"),
+            "partition": msg.partition(),
+            "offset": msg.offset(),
+            "raw": raw.hex(),
+        }
         if fmt == "protobuf":
             record["message_indexes"] = message_indexes(raw)
         print(json.dumps(record), flush=True)

@@ -120,7 +120,7 @@ fn latest(subject: &str) -> Value {
 }
 
 /// Runs the manifest until Python has read `count` records of `output`.
-fn run_engine(manifest: &str, read: impl FnOnce() -> Vec<Value>) -> Vec<Value> {
+fn run_engine<T>(manifest: &str, read: impl FnOnce() -> T) -> T {
     let file = write_temp(".yaml", manifest);
     let mut engine = EngineProcess::start(file.path(), &[], &[]);
     engine.wait_ready(Duration::from_secs(60));
@@ -332,4 +332,145 @@ message Shipment {
     let input_records = read_back("protobuf", &input, 1, &[&input_proto, "shop.Order"]);
     assert_eq!(input_records[0]["message_indexes"], json!([1]));
     eprintln!("protobuf round trip in {:?}", t0.elapsed());
+}
+
+/// Two top-level messages and a nested one: `valueMessage` picks which one Freshet writes.
+const NAMED_PROTO: &str = r#"syntax = "proto3";
+package ship;
+
+message Envelope {
+  string note = 1;
+}
+
+message Shipment {
+  message Line {
+    string sku = 1;
+    int32 qty = 2;
+  }
+  int64 order = 1;
+  string who = 2;
+  repeated Line lines = 3;
+}
+"#;
+
+/// A manifest whose two pipelines write `ship.Shipment` (the file's second message) to
+/// `shipments` and `Shipment.Line` (nested, named within the package) to `lines`.
+fn named_message_manifest(input: &str, shipments: &str, lines: &str, line_message: &str) -> String {
+    let schema = NAMED_PROTO
+        .lines()
+        .map(|l| format!("              {l}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    format!(
+        r#"
+applicationId: {app}
+bootstrapServers: {bootstrap}
+defaultKeySerde: string
+defaultValueSerde: protobuf
+config:
+  commit.interval.ms: "100"
+  schema.registry.url: {registry}
+topology:
+  streams:
+    - {{ name: orders, topic: {input} }}
+  pipelines:
+    - name: ship
+      from: orders
+      steps:
+        - filter: "value.status != 'NEW'"
+        - mapValues: "{{'order': value.id, 'who': value.customer + '@' + key, 'lines': value.lines}}"
+        - to:
+            topic: {shipments}
+            valueMessage: ship.Shipment
+            valueSchema: |
+{schema}
+    - name: first-lines
+      from: orders
+      steps:
+        - filter: "size(value.lines) > 0"
+        - mapValues: "value.lines[0]"
+        - to:
+            topic: {lines}
+            valueMessage: {line_message}
+            valueSchema: |
+{schema}
+"#,
+        app = unique_name("proto-named"),
+        bootstrap = kafka_bootstrap(),
+        registry = registry_url(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn protobuf_freshet_writes_the_message_the_manifest_names_nested_ones_included() {
+    let t0 = Instant::now();
+    let (input, shipments, lines) = (
+        unique_name("proto-named-in"),
+        unique_name("proto-named-ship"),
+        unique_name("proto-named-lines"),
+    );
+    create_topics(&[(&input, 1), (&shipments, 1), (&lines, 1)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let input_proto = dir.path().join("order_in.proto");
+    std::fs::write(&input_proto, INPUT_PROTO).unwrap();
+    produce(
+        "protobuf",
+        &input,
+        &input_proto.display().to_string(),
+        Some("shop.Order"),
+    );
+    let proto_file = dir.path().join("shipment_named.proto");
+    std::fs::write(&proto_file, NAMED_PROTO).unwrap();
+    let proto_path = proto_file.display().to_string();
+
+    // validate refuses a message the schema does not have, naming the step and the messages.
+    let bad = write_temp(
+        ".yaml",
+        &named_message_manifest(&input, &shipments, &lines, "Shipment.Lines"),
+    );
+    let out = Command::new(freshet_tests::engine::engine_binary())
+        .args(["validate", "-f"])
+        .arg(bad.path())
+        .output()
+        .expect("freshet-engine validate runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "validate passed an unknown message");
+    assert!(
+        stderr.contains("valueMessage: the schema has no message 'Shipment.Lines' (its messages: ship.Envelope, ship.Shipment, ship.Shipment.Line)"),
+        "{stderr}"
+    );
+
+    let text = named_message_manifest(&input, &shipments, &lines, "Shipment.Line");
+    let (ship, first) = run_engine(&text, || {
+        (
+            read_back("protobuf", &shipments, 2, &[&proto_path, "ship.Shipment"]),
+            read_back("protobuf", &lines, 2, &[&proto_path, "ship.Shipment.Line"]),
+        )
+    });
+    let values: Vec<&Value> = ship.iter().map(|r| &r["value"]).collect();
+    assert_eq!(
+        values,
+        [
+            &json!({"order": 1, "who": "ann@k1", "lines": [{"sku": "a", "qty": 1}]}),
+            &json!({"order": 3, "who": "cy@k3", "lines": [{"sku": "x", "qty": 2}, {"sku": "y", "qty": 5}]}),
+        ]
+    );
+    // The second top-level message is framed [1], the first nested in it [1, 0]: Python's
+    // deserializer of that very class read them, and the indexes are those Confluent writes.
+    assert_eq!(ship[0]["message_indexes"], json!([1]), "{:?}", ship[0]);
+    let values: Vec<&Value> = first.iter().map(|r| &r["value"]).collect();
+    assert_eq!(
+        values,
+        [
+            &json!({"sku": "a", "qty": 1}),
+            &json!({"sku": "x", "qty": 2})
+        ]
+    );
+    assert_eq!(first[0]["message_indexes"], json!([1, 0]), "{:?}", first[0]);
+    // One schema, registered under each topic's subject.
+    for (topic, records) in [(&shipments, &ship), (&lines, &first)] {
+        let registered = latest(&format!("{topic}-value"));
+        assert_eq!(records[0]["schema_id"], registered["id"], "{registered}");
+    }
+    eprintln!("protobuf named messages in {:?}", t0.elapsed());
 }

@@ -303,21 +303,13 @@ impl Compiler {
                 s.get("keySerde").and_then(Json::as_str),
                 &self.defaults.key_serde.clone(),
                 &place,
-                Bind {
-                    topic: None,
-                    is_key: true,
-                    schema: s.get("keySchema"),
-                },
+                Bind::of(s, None, true),
             );
             let value = self.serde(
                 s.get("valueSerde").and_then(Json::as_str),
                 &self.defaults.value_serde.clone(),
                 &place,
-                Bind {
-                    topic: None,
-                    is_key: false,
-                    schema: s.get("valueSchema"),
-                },
+                Bind::of(s, None, false),
             );
             if streams.contains_key(name) {
                 self.error(&place, "a stream of this name is declared twice");
@@ -652,21 +644,13 @@ impl Compiler {
             arg.get("keySerde").and_then(Json::as_str),
             &self.defaults.key_serde.clone(),
             at,
-            Bind {
-                topic,
-                is_key: true,
-                schema: arg.get("keySchema"),
-            },
+            Bind::of(arg, topic, true),
         );
         let value = self.serde(
             arg.get("valueSerde").and_then(Json::as_str),
             &self.defaults.value_serde.clone(),
             at,
-            Bind {
-                topic,
-                is_key: false,
-                schema: arg.get("valueSchema"),
-            },
+            Bind::of(arg, topic, false),
         );
         (key, value)
     }
@@ -681,6 +665,8 @@ impl Compiler {
                 "valueSerde",
                 "keySchema",
                 "valueSchema",
+                "keyMessage",
+                "valueMessage",
             ],
             at,
         );

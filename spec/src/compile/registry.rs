@@ -11,12 +11,31 @@ use super::Compiler;
 use crate::serdes::Serde;
 use crate::values::DynSerde;
 
-/// What a topic serde is bound to: the topic it writes (for the subject) and the schema the
-/// manifest gives (`keySchema` / `valueSchema`).
+/// What a topic serde is bound to: the topic it writes (for the subject), the schema the
+/// manifest gives (`keySchema` / `valueSchema`) and the Protobuf message to write
+/// (`keyMessage` / `valueMessage`).
 pub(crate) struct Bind<'a> {
     pub topic: Option<&'a str>,
     pub is_key: bool,
     pub schema: Option<&'a Json>,
+    pub message: Option<&'a Json>,
+}
+
+impl<'a> Bind<'a> {
+    /// The key's or the value's binding as a source or a step `arg` gives it.
+    pub fn of(arg: &'a Json, topic: Option<&'a str>, is_key: bool) -> Bind<'a> {
+        let (schema, message) = if is_key {
+            ("keySchema", "keyMessage")
+        } else {
+            ("valueSchema", "valueMessage")
+        };
+        Bind {
+            topic,
+            is_key,
+            schema: arg.get(schema),
+            message: arg.get(message),
+        }
+    }
 }
 
 impl Compiler {
@@ -29,10 +48,28 @@ impl Compiler {
     ) -> Arc<dyn Serde<Value>> {
         use crate::serdes::SerdeKind;
         let kind = self.kind_named(name.unwrap_or(default), place);
-        let field = if bind.is_key {
-            "keySchema"
+        let (field, message_field) = if bind.is_key {
+            ("keySchema", "keyMessage")
         } else {
-            "valueSchema"
+            ("valueSchema", "valueMessage")
+        };
+        let message = match bind.message {
+            None => None,
+            Some(Json::String(name)) if matches!(kind, SerdeKind::Protobuf) => Some(name.clone()),
+            Some(Json::String(_)) => {
+                self.error(
+                    place,
+                    format!("'{message_field}' is for the protobuf serde; this one is {kind}"),
+                );
+                None
+            }
+            Some(_) => {
+                self.error(
+                    place,
+                    format!("'{message_field}' is the full name of a message of the schema, a string such as shop.Order"),
+                );
+                None
+            }
         };
         if !kind.is_registry() {
             if bind.schema.is_some() {
@@ -92,12 +129,17 @@ impl Compiler {
             (_, Some(given)) => match given {
                 Json::String(text) => {
                     crate::registry::protobuf::ProtobufSchema::parse(text).map(|s| {
+                        // A message the schema lacks would fail every record: say so now.
+                        if let Err(e) = s.message_named(message.as_deref()) {
+                            self.error(place, format!("{message_field}: {e}"));
+                        }
                         Some(Arc::new(crate::registry::protobuf::ProtobufSerde::new(
                             client.clone(),
                             crate::registry::protobuf::ProtobufTarget {
                                 topic: topic.clone(),
                                 is_key,
                                 schema: Some(Arc::new(s)),
+                                message: message.clone(),
                             },
                         )) as Arc<dyn Serde<Value>>)
                     })
@@ -136,6 +178,7 @@ impl Compiler {
                         topic,
                         is_key,
                         schema: None,
+                        message,
                     },
                 )),
             },
@@ -172,8 +215,11 @@ impl Compiler {
                 .ok()
                 .and_then(|s| crate::registry::json_schema::closed_properties(&s))
                 .map(|props| ("closed JSON Schema".to_owned(), props)),
-            "protobuf" => crate::registry::protobuf::written_fields(&text)
-                .map(|(name, fields)| (format!("message {name}"), fields)),
+            "protobuf" => crate::registry::protobuf::written_fields(
+                &text,
+                arg.get("valueMessage").and_then(Json::as_str),
+            )
+            .map(|(name, fields)| (format!("message {name}"), fields)),
             _ => None,
         };
         let Some((what, known)) = declared else {
@@ -239,6 +285,49 @@ mod tests {
         );
         let err = errors("protobuf", "message {");
         assert!(err.contains("valueSchema: not a Protobuf schema"), "{err}");
+    }
+
+    #[test]
+    fn the_protobuf_message_written_must_be_in_the_schema() {
+        let proto = "syntax = \"proto3\";\npackage p;\nmessage A { message B { int64 a = 1; } }\n";
+        let compile = |message: &str, serde: &str| {
+            let topology = serde_json::json!({
+                "streams": [{"name": "s", "topic": "in"}],
+                "pipelines": [{"name": "p", "from": "s", "steps": [
+                    {"mapValues": "{'a': 1}"},
+                    {"to": {"topic": "out", "valueSerde": serde, "valueSchema": proto,
+                            "valueMessage": message}}]}]});
+            let defaults = Defaults {
+                key_serde: "string".into(),
+                value_serde: "json".into(),
+                registry: Some(Arc::new(RegistryClient::new(RegistrySettings::unused()))),
+            };
+            match compile_json(&topology, defaults) {
+                Ok(_) => String::new(),
+                Err(e) => e.to_string(),
+            }
+        };
+        // A nested message, by full name or within the package; its fields are what validate
+        // holds the mapValues to.
+        assert_eq!(compile("p.A.B", "protobuf"), "");
+        assert_eq!(compile("A.B", "protobuf"), "");
+        let err = compile("A.C", "protobuf");
+        assert!(
+            err.contains(
+                "valueMessage: the schema has no message 'A.C' (its messages: p.A, p.A.B)"
+            ),
+            "{err}"
+        );
+        let err = compile("A", "protobuf");
+        assert!(
+            err.contains("writes field 'a', which the valueSchema's message p.A lacks"),
+            "{err}"
+        );
+        let err = compile("A.B", "json");
+        assert!(
+            err.contains("'valueMessage' is for the protobuf serde; this one is json"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -30,14 +30,70 @@ pub struct AvroTarget {
     pub schema: Option<Arc<Schema>>,
 }
 
+/// A schema with its named types, worked out once: building the names clones every named
+/// schema, which per record cost as much as the decoding itself.
+struct Named {
+    schema: Arc<Schema>,
+    /// The schemas it refers to (registry schema references), which define some of its names.
+    referenced: Vec<Schema>,
+    names: Names,
+}
+
+impl Named {
+    fn new(schema: Arc<Schema>) -> Arc<Named> {
+        Named::with_references(schema, Vec::new())
+    }
+
+    fn with_references(schema: Arc<Schema>, referenced: Vec<Schema>) -> Arc<Named> {
+        let mut names = names_of(&schema);
+        for r in &referenced {
+            names.extend(names_of(r));
+        }
+        Arc::new(Named {
+            schema,
+            referenced,
+            names,
+        })
+    }
+
+    /// Encodes `datum` (a datum of this schema).
+    fn encode(&self, datum: Avro) -> apache_avro::AvroResult<Vec<u8>> {
+        if self.referenced.is_empty() {
+            return apache_avro::to_avro_datum(&self.schema, datum);
+        }
+        apache_avro::to_avro_datum_schemata(&self.schema, self.schemata(), datum)
+    }
+
+    /// The referenced schemas, then this one: apache-avro resolves names in list order.
+    fn schemata(&self) -> Vec<&Schema> {
+        let mut schemata: Vec<&Schema> = self.referenced.iter().collect();
+        schemata.push(&self.schema);
+        schemata
+    }
+
+    /// Decodes `payload`, resolved against `reader` when given.
+    fn decode(
+        &self,
+        payload: &mut &[u8],
+        reader: Option<&Schema>,
+    ) -> apache_avro::AvroResult<Avro> {
+        if self.referenced.is_empty() {
+            return apache_avro::from_avro_datum(&self.schema, payload, reader);
+        }
+        apache_avro::from_avro_datum_schemata(&self.schema, self.schemata(), payload, reader)
+    }
+}
+
 /// The `avro` serde over CEL values.
 pub struct AvroSerde {
     client: Arc<RegistryClient>,
     target: AvroTarget,
+    /// The manifest's schema (a source's reader schema) with its names.
+    given: Option<Arc<Named>>,
     /// Writer schemas by id, parsed once.
-    parsed: Mutex<HashMap<u32, Arc<Schema>>>,
+    parsed: Mutex<HashMap<u32, Arc<Named>>>,
     /// The schema and id a sink writes with, once known.
-    writer: Mutex<Option<(Arc<Schema>, u32)>>,
+    writer: Mutex<Option<(Arc<Named>, u32)>>,
 }
 
 impl AvroSerde {
@@ -45,26 +101,45 @@ impl AvroSerde {
     pub fn new(client: Arc<RegistryClient>, target: AvroTarget) -> AvroSerde {
         AvroSerde {
             client,
+            given: target.schema.clone().map(Named::new),
             target,
             parsed: Mutex::new(HashMap::new()),
             writer: Mutex::new(None),
         }
     }
 
-    fn writer_schema(&self, id: u32) -> Result<Arc<Schema>, String> {
+    fn writer_schema(&self, id: u32) -> Result<Arc<Named>, String> {
         if let Some(s) = lock(&self.parsed).get(&id) {
             return Ok(s.clone());
         }
         let registered = super::fetch_by_id(&self.client, id, "AVRO", "avro")?;
-        let schema = Arc::new(
-            Schema::parse_str(&registered.schema)
-                .map_err(|e| format!("avro: schema id {id} does not parse: {e}"))?,
-        );
+        let schema = self.parse_registered(&registered, id)?;
         lock(&self.parsed).insert(id, schema.clone());
         Ok(schema)
     }
 
-    fn sink_schema(&self) -> Result<(Arc<Schema>, u32), String> {
+    /// A registry's schema (id `id`) parsed, with the types it takes from other subjects
+    /// (schema references).
+    fn parse_registered(
+        &self,
+        registered: &super::RegisteredSchema,
+        id: u32,
+    ) -> Result<Arc<Named>, String> {
+        let referenced = super::referenced_texts(&self.client, registered, id)
+            .map_err(|e| format!("avro: {e}"))?;
+        if referenced.is_empty() {
+            let schema = Schema::parse_str(&registered.schema)
+                .map_err(|e| format!("avro: schema id {id} does not parse: {e}"))?;
+            return Ok(Named::new(Arc::new(schema)));
+        }
+        let (schema, referenced) = Schema::parse_str_with_list(&registered.schema, &referenced)
+            .map_err(|e| {
+                format!("avro: schema id {id} does not parse with the schemas it refers to: {e}")
+            })?;
+        Ok(Named::with_references(Arc::new(schema), referenced))
+    }
+
+    fn sink_schema(&self) -> Result<(Arc<Named>, u32), String> {
         if let Some(w) = lock(&self.writer).as_ref() {
             return Ok(w.clone());
         }
@@ -78,13 +153,10 @@ impl AvroSerde {
         )?;
         let pair = if self.client.settings().use_latest_version {
             let latest = super::latest_of(&self.client, "avro", &subject)?;
-            let schema = Schema::parse_str(&latest.schema).map_err(|e| {
-                format!(
-                    "avro: the latest schema of subject '{subject}' (id {}) does not parse: {e}",
-                    latest.id
-                )
+            let named = self.parse_registered(&latest, latest.id).map_err(|e| {
+                format!("{e} (the latest schema of subject '{subject}', for use.latest.version)")
             })?;
-            (Arc::new(schema), latest.id)
+            (named, latest.id)
         } else {
             let schema = self.target.schema.clone().ok_or_else(|| {
                 format!(
@@ -97,7 +169,11 @@ impl AvroSerde {
             // canonical form, which drops them.
             let text = serde_json::to_string(&*schema).map_err(|e| format!("avro: {e}"))?;
             let id = super::register(&self.client, "avro", &subject, &text, "AVRO")?;
-            (schema, id)
+            let named = match &self.given {
+                Some(given) => given.clone(),
+                None => Named::new(schema),
+            };
+            (named, id)
         };
         *lock(&self.writer) = Some(pair.clone());
         Ok(pair)
@@ -113,11 +189,11 @@ impl Serde<Value> for AvroSerde {
         if matches!(value, Value::Null) {
             return Ok(None);
         }
-        let (schema, id) = self.sink_schema()?;
-        let names = names_of(&schema);
-        let datum = to_avro(value, &schema, &names, "")
+        let (named, id) = self.sink_schema()?;
+        let datum = to_avro(value, &named.schema, &named.names, "")
             .map_err(|e| format!("avro (schema id {id}): {e}"))?;
-        let payload = apache_avro::to_avro_datum(&schema, datum)
+        let payload = named
+            .encode(datum)
             .map_err(|e| format!("avro (schema id {id}): {e}"))?;
         Ok(Some(frame(id, &payload)))
     }
@@ -128,11 +204,12 @@ impl Serde<Value> for AvroSerde {
         };
         let (id, mut payload) = unframe(bytes).map_err(|e| format!("avro: {e}"))?;
         let writer = self.writer_schema(id)?;
-        let reader = self.target.schema.as_deref();
-        let datum = apache_avro::from_avro_datum(&writer, &mut payload, reader)
+        let reader = self.given.as_ref().map(|g| &*g.schema);
+        let datum = writer
+            .decode(&mut payload, reader)
             .map_err(|e| format!("avro: the record does not decode with schema id {id}: {e}"))?;
-        let schema = reader.unwrap_or(&writer);
-        Ok(to_cel(datum, schema, &names_of(schema)))
+        let named = self.given.as_ref().unwrap_or(&writer);
+        Ok(to_cel(datum, &named.schema, &named.names))
     }
 }
 
@@ -202,51 +279,57 @@ fn to_cel(datum: Avro, schema: &Schema, names: &Names) -> Value {
         Avro::Bytes(b) | Avro::Fixed(_, b) => Value::Bytes(Arc::new(b)),
         Avro::String(s) | Avro::Enum(_, s) => Value::String(Arc::new(s)),
         Avro::Uuid(u) => Value::String(Arc::new(u.to_string())),
+        // The schemas below are borrowed, never cloned: this runs for every record.
         Avro::Union(i, inner) => {
             let branch = match schema {
-                Schema::Union(u) => u.variants().get(i as usize).cloned(),
+                Schema::Union(u) => u.variants().get(i as usize),
                 _ => None,
             };
-            to_cel(*inner, branch.as_ref().unwrap_or(schema), names)
+            to_cel(*inner, branch.unwrap_or(schema), names)
         }
         Avro::Array(items) => {
-            let item_schema = match schema {
-                Schema::Array(a) => (*a.items).clone(),
-                other => other.clone(),
+            let item_schema: &Schema = match schema {
+                Schema::Array(a) => &a.items,
+                other => other,
             };
             Value::List(Arc::new(
                 items
                     .into_iter()
-                    .map(|v| to_cel(v, &item_schema, names))
+                    .map(|v| to_cel(v, item_schema, names))
                     .collect(),
             ))
         }
         Avro::Map(m) => {
-            let value_schema = match schema {
-                Schema::Map(m) => (*m.types).clone(),
-                other => other.clone(),
+            let value_schema: &Schema = match schema {
+                Schema::Map(m) => &m.types,
+                other => other,
             };
             let map: HashMap<Key, Value> = m
                 .into_iter()
-                .map(|(k, v)| (key(&k), to_cel(v, &value_schema, names)))
+                .map(|(k, v)| (Key::String(Arc::new(k)), to_cel(v, value_schema, names)))
                 .collect();
             Value::Map(cel::objects::Map { map: Arc::new(map) })
         }
         Avro::Record(fields) => {
-            let field_schemas: HashMap<&str, &Schema> = match schema {
-                Schema::Record(r) => r
-                    .fields
-                    .iter()
-                    .map(|f| (f.name.as_str(), &f.schema))
-                    .collect(),
-                _ => HashMap::new(),
+            let record = match schema {
+                Schema::Record(r) => Some(r),
+                _ => None,
             };
             let map: HashMap<Key, Value> = fields
                 .into_iter()
-                .map(|(name, v)| {
-                    let s = field_schemas.get(name.as_str()).copied().unwrap_or(schema);
+                .enumerate()
+                .map(|(i, (name, v))| {
+                    // The datum's fields come in the schema's order: the i-th is the i-th.
+                    let s = record
+                        .and_then(|r| {
+                            r.fields
+                                .get(i)
+                                .filter(|f| f.name == name)
+                                .or_else(|| r.fields.iter().find(|f| f.name == name))
+                        })
+                        .map_or(schema, |f| &f.schema);
                     let v = to_cel(v, s, names);
-                    (key(&name), v)
+                    (Key::String(Arc::new(name)), v)
                 })
                 .collect();
             Value::Map(cel::objects::Map { map: Arc::new(map) })
@@ -575,6 +658,42 @@ mod tests {
             err.contains("field 'colour' is not in record shop.Order"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_schema_with_references_decodes_with_the_types_it_refers_to() {
+        // As Apicurio's serializer registers a record with a nested enum: the enum in a subject
+        // of its own, the record naming it.
+        let main = r#"{"type":"record","name":"Total","namespace":"shop.out","fields":[
+            {"name":"size","type":"Size"},{"name":"n","type":"long"}]}"#;
+        let size =
+            r#"{"type":"enum","name":"Size","namespace":"shop.out","symbols":["SMALL","LARGE"]}"#;
+        let (schema, referenced) = Schema::parse_str_with_list(main, [size]).unwrap();
+        let named = Named::with_references(Arc::new(schema), referenced);
+        let inline = Schema::parse_str(&main.replace(r#""Size""#, size)).unwrap();
+        let datum = Avro::Record(vec![
+            ("size".into(), Avro::Enum(1, "LARGE".into())),
+            ("n".into(), Avro::Long(3)),
+        ]);
+        let bytes = apache_avro::to_avro_datum(&inline, datum).unwrap();
+        let back = named.decode(&mut &bytes[..], None).unwrap();
+        let again = named.encode(back.clone()).unwrap();
+        assert_eq!(
+            again, bytes,
+            "written back through the references, the same bytes"
+        );
+        let cel = to_cel(back, &named.schema, &named.names);
+        let want = Value::Map(cel::objects::Map {
+            map: Arc::new(
+                [
+                    (key("size"), Value::String(Arc::new("LARGE".to_owned()))),
+                    (key("n"), Value::Int(3)),
+                ]
+                .into_iter()
+                .collect(),
+            ),
+        });
+        assert_eq!(cel, want);
     }
 
     #[test]

@@ -73,6 +73,21 @@ pub struct RegisteredSchema {
     /// `AVRO` (the default when absent), `PROTOBUF` or `JSON`.
     #[serde(rename = "schemaType", default)]
     pub schema_type: Option<String>,
+    /// The schemas this one refers to by name (types defined in other subjects).
+    #[serde(default)]
+    pub references: Vec<SchemaReference>,
+}
+
+/// A reference of a schema to a type defined by another subject's version (Confluent's
+/// `references`; Apicurio's serializers register nested named Avro types so).
+#[derive(Clone, Debug, Deserialize)]
+pub struct SchemaReference {
+    /// The referenced type's name, as the schema uses it.
+    pub name: String,
+    /// The subject that defines it.
+    pub subject: String,
+    /// Which version of the subject.
+    pub version: i64,
 }
 
 #[derive(Deserialize)]
@@ -271,6 +286,19 @@ impl RegistryClient {
         };
         lock(&self.ids).insert(key, id);
         Ok(id)
+    }
+
+    /// Version `version` of `subject` (a schema reference's target).
+    pub fn version(
+        &self,
+        subject: &str,
+        version: i64,
+    ) -> Result<Arc<RegisteredSchema>, RegistryError> {
+        let schema: RegisteredSchema = self.call(
+            &format!("/subjects/{}/versions/{version}", encode(subject)),
+            None,
+        )?;
+        Ok(Arc::new(schema))
     }
 
     /// The latest version of `subject` (for `use.latest.version`; cached once read).

@@ -15,7 +15,7 @@ pub mod spec;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use client::{RegisteredSchema, RegistryClient, RegistryError};
+pub use client::{RegisteredSchema, RegistryClient, RegistryError, SchemaReference};
 
 use crate::config::StreamsConfig;
 
@@ -158,6 +158,68 @@ pub(crate) fn fetch_by_id(
         ));
     }
     Ok(registered)
+}
+
+/// A schema reference that could not be followed.
+#[derive(Debug, thiserror::Error)]
+#[error("schema id {id} refers to '{name}' in subject '{subject}' version {version}: {source}")]
+pub struct ReferenceError {
+    /// The id of the schema that refers.
+    pub id: u32,
+    /// The referenced type.
+    pub name: String,
+    /// The subject and version that should define it.
+    pub subject: String,
+    /// The version of `subject`.
+    pub version: i64,
+    /// Why the registry did not give it.
+    #[source]
+    pub source: RegistryError,
+}
+
+/// The texts of the schemas `registered` (schema id `id`) refers to, and those they refer to,
+/// each after the ones it needs: what parsing it needs beside its own text.
+pub fn referenced_texts(
+    client: &RegistryClient,
+    registered: &RegisteredSchema,
+    id: u32,
+) -> Result<Vec<String>, ReferenceError> {
+    fn walk(
+        client: &RegistryClient,
+        refs: &[client::SchemaReference],
+        id: u32,
+        seen: &mut Vec<(String, i64)>,
+        out: &mut Vec<String>,
+    ) -> Result<(), ReferenceError> {
+        for r in refs {
+            let at = (r.subject.clone(), r.version);
+            if seen.contains(&at) {
+                continue;
+            }
+            seen.push(at);
+            let found = client
+                .version(&r.subject, r.version)
+                .map_err(|source| ReferenceError {
+                    id,
+                    name: r.name.clone(),
+                    subject: r.subject.clone(),
+                    version: r.version,
+                    source,
+                })?;
+            walk(client, &found.references, id, seen, out)?;
+            out.push(found.schema.clone());
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(
+        client,
+        &registered.references,
+        id,
+        &mut Vec::new(),
+        &mut out,
+    )?;
+    Ok(out)
 }
 
 /// The subject a sink of `serde` writing `topic` registers or looks up its schema under.

@@ -7,8 +7,9 @@
 //! `prost-reflect` descriptors: the registry's `.proto` text, or the base64 of a serialized
 //! `FileDescriptorProto`, which some serializers register. Reading: the message the indexes name
 //! is decoded into a CEL map (docs/manifest-reference.md lists each field type's CEL type).
-//! Writing: the first message of the schema's file (`keySchema` / `valueSchema`, or the subject's
-//! latest with `use.latest.version`) is filled from a CEL map.
+//! Writing: the message the manifest names (`keyMessage` / `valueMessage`, nested ones included),
+//! else the first of the schema's file (`keySchema` / `valueSchema`, or the subject's latest with
+//! `use.latest.version`), is filled from a CEL map and framed with its own message indexes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -33,6 +34,16 @@ pub struct ProtobufSchema {
     /// The schema as given (what is registered).
     pub text: String,
     file: FileDescriptor,
+}
+
+/// A `keyMessage` / `valueMessage` that names no message of the schema.
+#[derive(Debug, thiserror::Error)]
+#[error("the schema has no message '{name}' (its messages: {})", known.join(", "))]
+pub struct NoSuchMessage {
+    /// The name asked for.
+    pub name: String,
+    /// The full names of the schema's messages, nested ones included.
+    pub known: Vec<String>,
 }
 
 /// Serves the schema's own file by its name, for the compiler.
@@ -94,6 +105,48 @@ impl ProtobufSchema {
             .messages()
             .next()
             .expect("a schema with a message")
+    }
+
+    /// The message a sink writes: the one `name` names (its full name, or its name within the
+    /// file's package: `Order.Line` in package `shop`), else the file's first.
+    pub fn message_named(&self, name: Option<&str>) -> Result<MessageDescriptor, NoSuchMessage> {
+        let Some(name) = name else {
+            return Ok(self.first_message());
+        };
+        let name = name.trim_start_matches('.');
+        let package = self.file.package_name();
+        let all = self.messages();
+        all.iter()
+            .find(|m| {
+                m.full_name() == name
+                    || (!package.is_empty()
+                        && m.full_name()
+                            .strip_prefix(package)
+                            .and_then(|r| r.strip_prefix('.'))
+                            == Some(name))
+            })
+            .cloned()
+            .ok_or_else(|| NoSuchMessage {
+                name: name.to_owned(),
+                known: all.iter().map(|m| m.full_name().to_owned()).collect(),
+            })
+    }
+
+    /// Every message of the file, each followed by its nested ones (map entries left out: they
+    /// are no message a record is).
+    fn messages(&self) -> Vec<MessageDescriptor> {
+        fn walk(message: MessageDescriptor, out: &mut Vec<MessageDescriptor>) {
+            let children: Vec<MessageDescriptor> = message.child_messages().collect();
+            out.push(message);
+            for child in children.into_iter().filter(|c| !c.is_map_entry()) {
+                walk(child, out);
+            }
+        }
+        let mut out = Vec::new();
+        for message in self.file.messages() {
+            walk(message, &mut out);
+        }
+        out
     }
 
     /// The message at `indexes` (top level, then nested), as Confluent's framing names it.
@@ -170,6 +223,8 @@ pub struct ProtobufTarget {
     pub is_key: bool,
     /// The schema given in the manifest: what a sink registers and writes with.
     pub schema: Option<Arc<ProtobufSchema>>,
+    /// The message a sink writes (`keyMessage` / `valueMessage`), else the schema's first.
+    pub message: Option<String>,
 }
 
 /// The `protobuf` serde over CEL values.
@@ -210,11 +265,15 @@ impl ProtobufSerde {
         if let Some(w) = lock(&self.writer).as_ref() {
             return Ok(w.clone());
         }
-        let record_name = self
-            .target
-            .schema
-            .as_ref()
-            .map(|s| s.first_message().full_name().to_owned());
+        let message = self.target.message.as_deref();
+        let record_name = match &self.target.schema {
+            Some(s) => Some(
+                s.message_named(message)
+                    .map_err(|e| format!("protobuf: {e}"))?,
+            ),
+            None => None,
+        }
+        .map(|m| m.full_name().to_owned());
         let subject = super::sink_subject(
             &self.client,
             "protobuf",
@@ -230,7 +289,13 @@ impl ProtobufSerde {
                     latest.id
                 )
             })?;
-            (schema.first_message(), latest.id)
+            let written = schema.message_named(message).map_err(|e| {
+                format!(
+                    "protobuf: the latest schema of subject '{subject}' (id {}): {e}",
+                    latest.id
+                )
+            })?;
+            (written, latest.id)
         } else {
             let schema = self.target.schema.as_ref().ok_or_else(|| {
                 format!(
@@ -238,8 +303,11 @@ impl ProtobufSerde {
                     if self.target.is_key { "keySchema" } else { "valueSchema" }
                 )
             })?;
+            let written = schema
+                .message_named(message)
+                .map_err(|e| format!("protobuf: {e}"))?;
             let id = super::register(&self.client, "protobuf", &subject, &schema.text, "PROTOBUF")?;
-            (schema.first_message(), id)
+            (written, id)
         };
         *lock(&self.writer) = Some(pair.clone());
         Ok(pair)
@@ -587,10 +655,11 @@ fn scalar(v: &Value, kind: &Kind, at: &str) -> Result<Pb, String> {
     })
 }
 
-/// The field names of the message a `protobuf` sink writes with `text` as its schema.
-pub fn written_fields(text: &str) -> Option<(String, Vec<String>)> {
+/// The field names of the message a `protobuf` sink writes with `text` as its schema and
+/// `message` (`valueMessage`) naming the message, if any.
+pub fn written_fields(text: &str, message: Option<&str>) -> Option<(String, Vec<String>)> {
     let schema = ProtobufSchema::parse(text).ok()?;
-    let message = schema.first_message();
+    let message = schema.message_named(message).ok()?;
     Some((
         message.full_name().to_owned(),
         message.fields().map(|f| f.name().to_owned()).collect(),
@@ -640,6 +709,32 @@ message Order {
         assert_eq!(deeper.full_name(), "shop.Order.Other.Deeper");
         assert_eq!(ProtobufSchema::indexes_of(&deeper), vec![0, 2, 0]);
         assert!(schema.message_at(&[3]).unwrap_err().contains("out of"));
+    }
+
+    #[test]
+    fn the_written_message_is_found_by_full_or_package_relative_name() {
+        let schema = ProtobufSchema::parse(PROTO).unwrap();
+        assert_eq!(
+            schema.message_named(None).unwrap().full_name(),
+            "shop.Order"
+        );
+        let line = schema.message_named(Some("shop.Order.Line")).unwrap();
+        assert_eq!(line.full_name(), "shop.Order.Line");
+        assert_eq!(ProtobufSchema::indexes_of(&line), vec![0, 0]);
+        let deeper = schema.message_named(Some("Order.Other.Deeper")).unwrap();
+        assert_eq!(ProtobufSchema::indexes_of(&deeper), vec![0, 2, 0]);
+        let err = schema.message_named(Some("Line")).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "the schema has no message 'Line' (its messages: shop.Order, shop.Order.Line, shop.Order.Other, shop.Order.Other.Deeper)"
+        );
+        assert_eq!(
+            written_fields(PROTO, Some("Order.Line")),
+            Some((
+                "shop.Order.Line".to_owned(),
+                vec!["sku".to_owned(), "qty".to_owned()]
+            ))
+        );
     }
 
     #[test]

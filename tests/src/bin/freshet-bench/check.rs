@@ -95,7 +95,7 @@ impl Checker {
         }
         match self.expected {
             Expected::AllIds | Expected::FilteredIds => {
-                let Some(id) = value.and_then(json_id) else {
+                let Some(id) = value.and_then(value_id) else {
                     return self.error(format!(
                         "a value without an id: {:?}",
                         value.map(String::from_utf8_lossy)
@@ -155,6 +155,15 @@ impl Checker {
             self.matched += 1;
         }
     }
+}
+
+/// The id of an output value: the first field of an Avro record in Confluent's framing (the
+/// `avro` workload), else the `"id"` of a JSON value.
+fn value_id(v: &[u8]) -> Option<u64> {
+    if v.first() == Some(&0) {
+        return crate::data::avro_first_long(v).and_then(|id| u64::try_from(id).ok());
+    }
+    json_id(v)
 }
 
 /// The `"id":N` field of a JSON value (Freshet writes sorted keys, Jackson insertion order).

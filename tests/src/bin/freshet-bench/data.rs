@@ -86,21 +86,82 @@ impl Record {
 
     /// ~100 bytes of JSON: id, amount, region, customer and padding.
     pub fn value(&self) -> Vec<u8> {
-        let region = ["eu", "us", "apac"][(self.id % 3) as usize];
-        let head = format!(
-            "{{\"id\":{},\"amount\":{}.{},\"region\":\"{}\",\"customer\":\"{}\",\"note\":\"",
-            self.id,
-            self.amount_tenths / 10,
-            self.amount_tenths % 10,
-            region,
-            key_name(self.key)
-        );
-        let pad = 98usize.saturating_sub(head.len()).max(4);
+        let (head, pad) = self.json_head();
         let mut v = head.into_bytes();
         v.extend(std::iter::repeat_n(b'x', pad));
         v.extend_from_slice(b"\"}");
         v
     }
+
+    fn region(&self) -> &'static str {
+        ["eu", "us", "apac"][(self.id % 3) as usize]
+    }
+
+    /// The JSON value up to the note's text, and the note's length.
+    fn json_head(&self) -> (String, usize) {
+        let head = format!(
+            "{{\"id\":{},\"amount\":{}.{},\"region\":\"{}\",\"customer\":\"{}\",\"note\":\"",
+            self.id,
+            self.amount_tenths / 10,
+            self.amount_tenths % 10,
+            self.region(),
+            key_name(self.key)
+        );
+        let pad = 98usize.saturating_sub(head.len()).max(4);
+        (head, pad)
+    }
+
+    /// The same value in Confluent's Avro wire format with [`AVRO_SCHEMA`] under `schema_id`:
+    /// byte 0, the id (4 bytes, big-endian), the Avro binary datum (zig-zag varint longs,
+    /// little-endian doubles, length-prefixed strings).
+    pub fn avro(&self, schema_id: u32) -> Vec<u8> {
+        let (_, pad) = self.json_head();
+        let mut v = Vec::with_capacity(64);
+        v.push(0);
+        v.extend_from_slice(&schema_id.to_be_bytes());
+        avro_long(self.id as i64, &mut v);
+        let amount = f64::from(self.amount_tenths) / 10.0;
+        v.extend_from_slice(&amount.to_le_bytes());
+        for text in [
+            self.region(),
+            key_name(self.key).as_str(),
+            "x".repeat(pad).as_str(),
+        ] {
+            avro_long(text.len() as i64, &mut v);
+            v.extend_from_slice(text.as_bytes());
+        }
+        v
+    }
+}
+
+/// The Avro schema of the `avro` workload's input: the JSON value's fields, typed.
+pub const AVRO_SCHEMA: &str = r#"{"type":"record","name":"BenchOrder","namespace":"bench","fields":[{"name":"id","type":"long"},{"name":"amount","type":"double"},{"name":"region","type":"string"},{"name":"customer","type":"string"},{"name":"note","type":"string"}]}"#;
+
+/// The Avro schema of the `avro` workload's output (the stateless mapValues' fields).
+pub const AVRO_OUTPUT_SCHEMA: &str = r#"{"type":"record","name":"BenchOut","namespace":"bench","fields":[{"name":"id","type":"long"},{"name":"amount","type":"double"}]}"#;
+
+/// Avro's long: zig-zag, then a base-128 varint.
+fn avro_long(n: i64, out: &mut Vec<u8>) {
+    let mut z = ((n << 1) ^ (n >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8 & 0x7f) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+/// The first field of an Avro record in Confluent's framing, a long (the `avro` workload's id).
+pub fn avro_first_long(v: &[u8]) -> Option<i64> {
+    let body = v.strip_prefix(&[0u8])?.get(4..)?;
+    let (mut z, mut shift) = (0u64, 0u32);
+    for b in body.iter().take(10) {
+        z |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some((z >> 1) as i64 ^ -((z & 1) as i64));
+        }
+        shift += 7;
+    }
+    None
 }
 
 /// The records `first_id..first_id + n`, stamped by `timestamp(i)` (i counts from 0), with the

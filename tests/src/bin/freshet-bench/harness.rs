@@ -9,14 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::Producer;
 
+use crate::avro::write_avro_input;
 use crate::check::{self, Checker, Expected};
 use crate::data::{self, Expect, Generator, KEYS};
+use crate::kafka_io::{create_topics, delete_topics, producer, send};
 
 pub const PARTITIONS: i32 = 6;
 
@@ -26,6 +24,9 @@ pub enum Workload {
     Count,
     Windowed,
     Join,
+    /// The stateless workload on the same records in Avro (Confluent's framing, through the
+    /// schema registry), read and written with the `avro` serde: Freshet only.
+    Avro,
 }
 
 impl Workload {
@@ -35,6 +36,7 @@ impl Workload {
             Workload::Count => "count",
             Workload::Windowed => "windowed",
             Workload::Join => "join",
+            Workload::Avro => "avro",
         }
     }
 
@@ -44,7 +46,8 @@ impl Workload {
             "count" => Workload::Count,
             "windowed" => Workload::Windowed,
             "join" => Workload::Join,
-            _ => anyhow::bail!("unknown workload {s}: stateless, count, windowed or join"),
+            "avro" => Workload::Avro,
+            _ => anyhow::bail!("unknown workload {s}: stateless, count, windowed, join or avro"),
         })
     }
 }
@@ -94,6 +97,8 @@ pub struct Settings {
     pub timeout: Duration,
     /// How long to wait for RUNNING after the output is complete.
     pub ready_wait: Duration,
+    /// The schema registry's Confluent-compatible API (the `avro` workload's).
+    pub registry: Option<String>,
 }
 
 impl Settings {
@@ -156,88 +161,9 @@ impl Row {
 fn expected(contender: Contender, workload: Workload) -> Expected {
     match (contender, workload) {
         (Contender::Pipe, _) | (_, Workload::Join) => Expected::AllIds,
-        (_, Workload::Stateless) => Expected::FilteredIds,
+        (_, Workload::Stateless | Workload::Avro) => Expected::FilteredIds,
         (_, Workload::Count) => Expected::Counts,
         (_, Workload::Windowed) => Expected::Windows,
-    }
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-        .block_on(f)
-}
-
-fn create_topics(topics: &[&str]) {
-    let owned: Vec<(&str, i32)> = topics.iter().map(|t| (*t, PARTITIONS)).collect();
-    block_on(freshet_tests::kafka::create_topics(&owned));
-}
-
-/// Deletes `topics` and every topic named `<prefix>-...` for each of `prefixes` (internal topics).
-fn delete_topics(bootstrap: &str, topics: &[String], prefixes: &[String]) {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("consumer");
-    // Each name once: rdkafka crashes on a response to a request naming a topic twice.
-    let mut names: std::collections::BTreeSet<String> = topics.iter().cloned().collect();
-    if let Ok(m) = consumer.fetch_metadata(None, Duration::from_secs(10)) {
-        for t in m.topics() {
-            if prefixes
-                .iter()
-                .any(|p| t.name().starts_with(&format!("{p}-")))
-            {
-                names.insert(t.name().to_owned());
-            }
-        }
-    }
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("admin client");
-    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    if let Err(e) = block_on(admin.delete_topics(&refs, &AdminOptions::new())) {
-        eprintln!("[bench] deleting topics {refs:?}: {e}");
-    }
-}
-
-fn producer(bootstrap: &str, linger_ms: &str) -> ThreadedProducer<DefaultProducerContext> {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("partitioner", "murmur2_random")
-        .set("linger.ms", linger_ms)
-        .set("batch.size", "1000000")
-        .set("queue.buffering.max.kbytes", "1048576")
-        .create()
-        .expect("producer")
-}
-
-fn send(
-    p: &ThreadedProducer<DefaultProducerContext>,
-    topic: &str,
-    key: &[u8],
-    value: &[u8],
-    ts: i64,
-) {
-    let mut record = BaseRecord::to(topic).key(key).payload(value).timestamp(ts);
-    loop {
-        match p.send(record) {
-            Ok(()) => return,
-            Err((e, r)) => {
-                if !matches!(
-                    e,
-                    rdkafka::error::KafkaError::MessageProduction(
-                        rdkafka::types::RDKafkaErrorCode::QueueFull
-                    )
-                ) {
-                    panic!("producing to {topic}: {e}");
-                }
-                record = r;
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        }
     }
 }
 
@@ -388,6 +314,8 @@ pub struct Bench {
     s: Settings,
     id: String,
     input: String,
+    /// The same input in Avro, for the `avro` workload.
+    avro_input: Option<String>,
     table: String,
     expect: Arc<Expect>,
     pub rows: Vec<Row>,
@@ -427,6 +355,10 @@ impl Bench {
             expect.add(&r);
         }
         p.flush(Duration::from_secs(120)).expect("flush the input");
+        let avro_input = s
+            .workloads
+            .contains(&Workload::Avro)
+            .then(|| write_avro_input(&s, &id, base));
         eprintln!(
             "[bench] wrote {} records ({} pass the filter, {} keys, {} windows) to {input} and {KEYS} rows to {table} in {:.1} s",
             s.n,
@@ -438,8 +370,12 @@ impl Bench {
         Bench {
             s,
             id,
-            created: vec![input.clone(), table.clone()],
+            created: [input.clone(), table.clone()]
+                .into_iter()
+                .chain(avro_input.clone())
+                .collect(),
             input,
+            avro_input,
             table,
             expect: Arc::new(expect),
             rows: Vec::new(),
@@ -455,6 +391,10 @@ impl Bench {
                         // The raw pipe has no processing: it runs once per guarantee, as the
                         // ceiling for the stateless workload (and the others).
                         if c == Contender::Pipe && w != Workload::Stateless {
+                            continue;
+                        }
+                        // Avro is Freshet's side-by-side figure against its own JSON run.
+                        if w == Workload::Avro && c != Contender::Freshet {
                             continue;
                         }
                         runs.push((repeat, g.clone(), w, c));
@@ -484,7 +424,8 @@ impl Bench {
             );
             self.rows.push(row);
             write_rows(&self.s.work.join("results.tsv"), &self.rows);
-            if self.s.latency_seconds > 0 {
+            // The latency runs feed JSON records: none for the Avro copy.
+            if self.s.latency_seconds > 0 && w != Workload::Avro {
                 let row = self.latency(c, w, &g, repeat);
                 eprintln!(
                     "[bench] {}/{total} {} {} {} #{repeat}: latency at {}/s p50 {:.0} ms p99 {:.0} ms{}",
@@ -526,7 +467,10 @@ impl Bench {
         let dir = self.s.work.join(&app);
         std::fs::create_dir_all(&dir).expect("run directory");
         RunNames {
-            input: self.input.clone(),
+            input: match (w, &self.avro_input) {
+                (Workload::Avro, Some(avro)) => avro.clone(),
+                _ => self.input.clone(),
+            },
             output: format!("{app}-out"),
             app,
             dir,
@@ -604,11 +548,16 @@ impl Bench {
         let mut m = String::new();
         let _ = write!(
             m,
-            "applicationId: {app}\nbootstrapServers: {bs}\ndefaultKeySerde: string\ndefaultValueSerde: json\nstateDir: {state}\nconfig:\n  processing.guarantee: {g}\n  commit.interval.ms: \"{commit}\"\ntopology:\n  streams:\n    - {{ name: input, topic: {input} }}\n",
+            "applicationId: {app}\nbootstrapServers: {bs}\ndefaultKeySerde: string\ndefaultValueSerde: {serde}\nstateDir: {state}\nconfig:\n  processing.guarantee: {g}\n  commit.interval.ms: \"{commit}\"\n{registry}topology:\n  streams:\n    - {{ name: input, topic: {input} }}\n",
             app = n.app,
             bs = self.s.bootstrap,
+            serde = if w == Workload::Avro { "avro" } else { "json" },
             state = state.display(),
             commit = self.s.commit_ms(g),
+            registry = match (&self.s.registry, w) {
+                (Some(url), Workload::Avro) => format!("  schema.registry.url: {url}\n"),
+                _ => String::new(),
+            },
             input = n.input,
         );
         if w == Workload::Join {
@@ -619,7 +568,7 @@ impl Bench {
             );
         }
         let steps = match w {
-            Workload::Stateless => "        - filter: \"value.amount >= 100\"\n        - mapValues: \"{'id': value.id, 'amount': value.amount}\"\n".to_owned(),
+            Workload::Stateless | Workload::Avro => "        - filter: \"value.amount >= 100\"\n        - mapValues: \"{'id': value.id, 'amount': value.amount}\"\n".to_owned(),
             Workload::Count => "        - groupByKey: {}\n        - count: { store: counts }\n        - toStream: {}\n".to_owned(),
             Workload::Windowed => "        - groupByKey: {}\n        - windowedBy: { tumbling: 1m, grace: 10s }\n        - count: { store: windowed-counts }\n        - toStream: {}\n".to_owned(),
             Workload::Join => "        - join: { table: customers, value: \"{'id': left.id, 'amount': left.amount, 'tier': right.tier}\" }\n".to_owned(),
@@ -628,6 +577,11 @@ impl Bench {
             Workload::Stateless | Workload::Join => {
                 format!("        - to: {{ topic: {} }}\n", n.output)
             }
+            Workload::Avro => format!(
+                "        - to: {{ topic: {}, valueSchema: '{}' }}\n",
+                n.output,
+                data::AVRO_OUTPUT_SCHEMA
+            ),
             Workload::Count => format!(
                 "        - to: {{ topic: {}, valueSerde: long }}\n",
                 n.output

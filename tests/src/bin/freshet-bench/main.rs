@@ -1,15 +1,18 @@
 //! `freshet-bench`: Freshet against Java Kafka Streams and a raw librdkafka pipe (bench/run.sh).
 //!
-//! - `run`: writes the input once (Zipf keys, ~100-byte JSON values), then runs every contender
+//! - `run`: writes the input once (Zipf keys, ~100-byte JSON values; with the `avro` workload, the
+//!   same records in Avro too), then runs every contender
 //!   on every workload under every guarantee, each from the start with its own application id
 //!   and output topic, repeated; checks every output for completeness; prints the figures and
 //!   the ratio tables and writes `results.tsv`, `tables.md` and `chart.dat` into `--out`.
 //! - `pipe`: the raw pipe contender (a consume-then-produce loop with no processing).
 //! - `report`: the tables again from a `results.tsv`.
 
+mod avro;
 mod check;
 mod data;
 mod harness;
+mod kafka_io;
 mod pipe;
 mod report;
 
@@ -84,6 +87,9 @@ enum Cmd {
         /// Where the runs' files and the results go.
         #[arg(long)]
         out: PathBuf,
+        /// The schema registry's Confluent-compatible API root (the `avro` workload's).
+        #[arg(long)]
+        registry: Option<String>,
     },
     /// The raw pipe contender.
     Pipe {
@@ -172,6 +178,7 @@ fn main() -> anyhow::Result<()> {
             timeout,
             ready_wait,
             out,
+            registry,
         } => {
             // SAFETY: set before any thread starts; the tests' helpers read it.
             unsafe { std::env::set_var("FRESHET_KAFKA_BOOTSTRAP", &bootstrap) };
@@ -215,7 +222,12 @@ fn main() -> anyhow::Result<()> {
                 work: out.clone(),
                 timeout: Duration::from_secs(timeout),
                 ready_wait: Duration::from_secs(ready_wait),
+                registry,
             };
+            anyhow::ensure!(
+                !workloads.contains(&Workload::Avro) || settings.registry.is_some(),
+                "the avro workload needs --registry, the schema registry's Confluent-compatible API root (FRESHET_SCHEMA_REGISTRY_URL for bench/run.sh)"
+            );
             let mut bench = harness::Bench::prepare(settings);
             bench.run_all();
             bench.cleanup();

@@ -137,6 +137,10 @@ pub fn tables(
                 if *c == Contender::Pipe && *w != Workload::Stateless {
                     continue;
                 }
+                // The avro workload is Freshet's alone (against its own JSON run).
+                if *w == Workload::Avro && *c != Contender::Freshet {
+                    continue;
+                }
                 let f = figures(rows, *c, *w, g);
                 let name = if *c == Contender::Pipe {
                     "raw pipe (copies all)"
@@ -162,6 +166,29 @@ pub fn tables(
             }
         }
     }
+    if workloads.contains(&Workload::Avro) && workloads.contains(&Workload::Stateless) {
+        let _ = writeln!(
+            out,
+            "\nAvro vs JSON (Freshet, the stateless steps on the same records, read and written in each format; CPU s of the whole run, start-up included)\n"
+        );
+        let _ = writeln!(
+            out,
+            "| guarantee | CPU s avro | CPU s json | ratio avro / json |"
+        );
+        let _ = writeln!(out, "| --- | --- | --- | --- |");
+        for g in guarantees {
+            let avro = figures(rows, Contender::Freshet, Workload::Avro, g).cpu;
+            let json = figures(rows, Contender::Freshet, Workload::Stateless, g).cpu;
+            let cell = |s: Option<Stat>| s.map(|s| fmt(s.median)).unwrap_or_else(|| "-".into());
+            let _ = writeln!(
+                out,
+                "| {g} | {} | {} | {} |",
+                cell(avro),
+                cell(json),
+                ratio(avro, json)
+            );
+        }
+    }
     for (other, label) in [
         (Contender::KStreams, "Kafka Streams"),
         (Contender::Pipe, "raw pipe"),
@@ -181,6 +208,9 @@ pub fn tables(
         let _ = writeln!(out, "|{}", " --- |".repeat(2 + METRICS.len()));
         for g in guarantees {
             for w in workloads {
+                if *w == Workload::Avro && other == Contender::KStreams {
+                    continue;
+                }
                 let f = figures(rows, Contender::Freshet, *w, g);
                 let o = figures(rows, other, *w, g);
                 let _ = write!(out, "| {} | {} |", w.name(), g);

@@ -1,6 +1,7 @@
 package dev.freshet.reference;
 
 import java.io.PrintStream;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -24,6 +25,7 @@ import org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler;
  * Oracle run &lt;bootstrap&gt; &lt;stateDir&gt; (&lt;case&gt; &lt;applicationId&gt; &lt;topic-map&gt;)...
  * Oracle describe [&lt;name&gt;]
  * Oracle list
+ * Oracle order-totals-avro &lt;bootstrap&gt; &lt;applicationId&gt; &lt;stateDir&gt; &lt;topic-map&gt; &lt;registryUrl&gt; &lt;outputSchemaFile&gt;
  * </pre>
  *
  * A topic map is {@code input=<topic>,table=<topic>,output=<topic>}: the roles a case uses
@@ -35,7 +37,11 @@ import org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler;
  *
  * <p>{@code describe <name>} prints Kafka Streams' describe() of an example's topology, exactly as
  * {@code examples/<name>/describe.txt} should read; without a name, every one, separated by
- * {@code =====} lines. {@code list} prints the case names.
+ * {@code =====} lines. {@code list} prints the case names (of the JSON cases).
+ *
+ * <p>{@code order-totals-avro} runs the schema-registry case ({@link AvroCases}): Avro through
+ * Apicurio's serdes against the registry whose Confluent-compatible API root is
+ * {@code registryUrl}, writing records of the Avro schema in {@code outputSchemaFile}.
  */
 public final class Oracle {
     private Oracle() {}
@@ -53,20 +59,39 @@ public final class Oracle {
                 }
                 List<Instance> instances = new ArrayList<>();
                 for (int i = 3; i < args.length; i += 3) {
-                    instances.add(new Instance(args[i], args[i + 1], args[i + 2]));
+                    instances.add(new Instance(args[i + 1], args[i + 2], jsonCase(args[i])));
                 }
                 run(args[1], args[2], instances);
+            }
+            case "order-totals-avro" -> {
+                if (args.length != 7) {
+                    usage("order-totals-avro takes <bootstrap> <applicationId> <stateDir> <topic-map> <registryUrl> <outputSchemaFile>");
+                }
+                String registry = args[5];
+                Path schema = Path.of(args[6]);
+                run(args[1], args[3], List.of(new Instance(args[2], args[4],
+                        (b, t) -> AvroCases.orderTotals(b, t, registry, schema))));
             }
             default -> {
                 if (args.length != 5) {
                     usage("unknown command '" + args[0] + "'");
                 }
-                run(args[1], args[3], List.of(new Instance(args[0], args[2], args[4])));
+                run(args[1], args[3], List.of(new Instance(args[2], args[4], jsonCase(args[0]))));
             }
         }
     }
 
-    private record Instance(String caseName, String applicationId, String topicMap) {}
+    /** One KafkaStreams instance to run: its application id, topic map and topology. */
+    private record Instance(String applicationId, String topicMap, BiConsumer<StreamsBuilder, Cases.Topics> build) {}
+
+    /** The JSON case of that name (Cases.ALL), or the usage message. */
+    private static BiConsumer<StreamsBuilder, Cases.Topics> jsonCase(String name) {
+        BiConsumer<StreamsBuilder, Cases.Topics> build = Cases.ALL.get(name);
+        if (build == null) {
+            usage("unknown case '" + name + "'");
+        }
+        return build;
+    }
 
     private static void usage(String problem) {
         PrintStream err = System.err;
@@ -75,6 +100,7 @@ public final class Oracle {
         err.println("       Oracle run <bootstrap> <stateDir> (<case> <applicationId> <topic-map>)...");
         err.println("       Oracle describe [<name>]   (names: " + Describe.ALL.keySet() + ")");
         err.println("       Oracle list");
+        err.println("       Oracle order-totals-avro <bootstrap> <applicationId> <stateDir> <topic-map> <registryUrl> <outputSchemaFile>");
         err.println("cases: " + Cases.ALL.keySet());
         err.println("topic-map: input=<topic>,table=<topic>,output=<topic> (the roles the case uses)");
         System.exit(2);
@@ -108,12 +134,8 @@ public final class Oracle {
         List<KafkaStreams> running = new ArrayList<>();
         CountDownLatch failed = new CountDownLatch(1);
         for (Instance instance : instances) {
-            BiConsumer<StreamsBuilder, Cases.Topics> build = Cases.ALL.get(instance.caseName());
-            if (build == null) {
-                usage("unknown case '" + instance.caseName() + "'");
-            }
             StreamsBuilder builder = new StreamsBuilder();
-            build.accept(builder, Cases.Topics.parse(instance.topicMap()));
+            instance.build().accept(builder, Cases.Topics.parse(instance.topicMap()));
             KafkaStreams streams = new KafkaStreams(builder.build(), config(bootstrap, stateDir, instance.applicationId()));
             String app = instance.applicationId();
             streams.setStateListener((now, before) -> {
