@@ -251,12 +251,17 @@ mod tests {
             "pipelines": [{"name": "p", "from": "s", "steps": [
                 {"mapValues": "{'a': 1, 'colour': 'red'}"},
                 {"to": {"topic": "out", "valueSerde": serde, "valueSchema": schema}}]}]});
+        compile_errors(&topology)
+    }
+
+    /// The compiler's errors for `topology`, with a registry stand-in never reached.
+    fn compile_errors(topology: &serde_json::Value) -> String {
         let defaults = Defaults {
             key_serde: "string".into(),
             value_serde: "json".into(),
             registry: Some(Arc::new(RegistryClient::new(RegistrySettings::unused()))),
         };
-        match compile_json(&topology, defaults) {
+        match compile_json(topology, defaults) {
             Ok(_) => String::new(),
             Err(e) => e.to_string(),
         }
@@ -297,15 +302,7 @@ mod tests {
                     {"mapValues": "{'a': 1}"},
                     {"to": {"topic": "out", "valueSerde": serde, "valueSchema": proto,
                             "valueMessage": message}}]}]});
-            let defaults = Defaults {
-                key_serde: "string".into(),
-                value_serde: "json".into(),
-                registry: Some(Arc::new(RegistryClient::new(RegistrySettings::unused()))),
-            };
-            match compile_json(&topology, defaults) {
-                Ok(_) => String::new(),
-                Err(e) => e.to_string(),
-            }
+            compile_errors(&topology)
         };
         // A nested message, by full name or within the package; its fields are what validate
         // holds the mapValues to.
