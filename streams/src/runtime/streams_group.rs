@@ -54,12 +54,7 @@ pub(crate) fn decide_auto_from_config(config: &StreamsConfig) -> Option<GroupPro
         );
         return Some(GroupProtocol::Classic);
     }
-    if let Err(e) = freshet_streams_group::Security::from_properties(
-        config
-            .consumer
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str())),
-    ) {
+    if let Err(e) = member_security(config) {
         info!(reason = %e, "group.protocol=auto: using classic, since the streams-group client cannot connect as the consumer is configured");
         return Some(GroupProtocol::Classic);
     }
@@ -71,13 +66,8 @@ pub(crate) fn decide_auto_from_config(config: &StreamsConfig) -> Option<GroupPro
 /// [`AUTO_PROBE_LIMIT`] are an error: guessing could put this instance in another kind of group
 /// than its peers.
 pub(crate) fn decide_auto(config: &StreamsConfig) -> Result<GroupProtocol, RuntimeError> {
-    let security = freshet_streams_group::Security::from_properties(
-        config
-            .consumer
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str())),
-    )
-    .map_err(|e| RuntimeError::StreamsGroupSecurity(std::sync::Arc::new(e)))?;
+    let security = member_security(config)
+        .map_err(|e| RuntimeError::StreamsGroupSecurity(std::sync::Arc::new(e)))?;
     let client_id = format!("{}-admin", super::client_prefix(config));
     let deadline = Instant::now() + AUTO_PROBE_LIMIT;
     let mut errors = Repeats::every(HEARTBEAT_ERROR_LOG_EVERY);
@@ -144,6 +134,19 @@ pub(crate) fn decide_auto(config: &StreamsConfig) -> Result<GroupProtocol, Runti
     }
 }
 
+/// How the members' connections are secured: from the main consumer's properties, as
+/// librdkafka secures the consumer's own.
+fn member_security(
+    config: &StreamsConfig,
+) -> Result<freshet_streams_group::Security, freshet_streams_group::SecurityError> {
+    freshet_streams_group::Security::from_properties(
+        config
+            .consumer
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    )
+}
+
 /// The kind of group the coordinator holds under the application id.
 fn existing_group(config: &StreamsConfig) -> Result<GroupKind, freshet_admin::AdminError> {
     let clients = freshet_admin::Clients::new(config)?;
@@ -171,13 +174,8 @@ impl Membership {
     ) -> Result<Self, RuntimeError> {
         let streams = protocol == GroupProtocol::Streams;
         let security = if streams {
-            freshet_streams_group::Security::from_properties(
-                config
-                    .consumer
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str())),
-            )
-            .map_err(|e| RuntimeError::StreamsGroupSecurity(std::sync::Arc::new(e)))?
+            member_security(config)
+                .map_err(|e| RuntimeError::StreamsGroupSecurity(std::sync::Arc::new(e)))?
         } else {
             freshet_streams_group::Security::plaintext()
         };
