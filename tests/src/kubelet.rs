@@ -233,6 +233,24 @@ impl Drop for Kubelet {
                         String::from_utf8_lossy(&out.stdout)
                     );
                 }
+                // The end of each pod's log: what a failure on this node most often needs.
+                let names = kubectl()
+                    .args(["-n", ns, "get", "pods", "-o", "name"])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default();
+                for pod in names.lines() {
+                    if let Ok(out) = kubectl()
+                        .args(["-n", ns, "logs", "--tail=40", "--all-containers", pod])
+                        .output()
+                    {
+                        eprintln!(
+                            "last lines of {ns}/{pod}:\n{}{}",
+                            String::from_utf8_lossy(&out.stdout),
+                            String::from_utf8_lossy(&out.stderr)
+                        );
+                    }
+                }
             }
         }
         // Its pods stop (grace period, then SIGKILL by the kubelet); its claims go, and the
