@@ -280,12 +280,18 @@ fn run(
         }
     };
     let flag = shutdown.clone();
+    // The application hears the signal at once too: `start` may still be deciding the group
+    // protocol or loading global tables, and a pod must stop within its grace period.
+    let stop = app.read().ok().map(|a| a.stop_handle());
     runtime.spawn(async move {
         tokio::select! {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
         }
         flag.store(true, Ordering::Relaxed);
+        if let Some(stop) = stop {
+            stop.request_stop();
+        }
     });
     let http_stop = Arc::new(tokio::sync::Notify::new());
     let waiting: http::Waiting = Arc::default();

@@ -252,3 +252,50 @@ async fn auto_keeps_an_application_in_the_classic_group_it_ran_in() {
     );
     second.terminate(Duration::from_secs(30));
 }
+
+/// A stop asked for while `group.protocol=auto` still waits for the brokers to say whether they
+/// run streams groups (here a listener that takes connections and never answers) ends the wait:
+/// a pod told to stop while it starts must not outlive its grace period. Before the fix the
+/// start went on probing for its whole minute, and only then did the close begin.
+#[test]
+fn a_stop_asked_for_while_auto_waits_for_the_brokers_ends_the_start() {
+    use freshet_streams::config::{Layer, LayerSource, StreamsConfig};
+    use freshet_streams::runtime::{KafkaStreams, State};
+
+    // Never accepted: the kernel completes the connections, and no answer ever comes.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let entries: std::collections::BTreeMap<String, String> = [
+        ("application.id", unique_name("sgroup-auto-stop")),
+        (
+            "bootstrap.servers",
+            silent.local_addr().unwrap().to_string(),
+        ),
+        ("group.protocol", "auto".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let config = StreamsConfig::resolve(&[Layer::new(LayerSource::Config, entries)]).unwrap();
+    let builder = freshet_streams::dsl::StreamsBuilder::new();
+    builder.stream::<String, String>("in").to("out");
+    let mut app = KafkaStreams::new(builder.build().unwrap(), config, None);
+    let stop = app.stop_handle();
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_secs(1));
+            stop.request_stop();
+        });
+        app.start();
+    });
+    let took = started.elapsed();
+    // One probe's own 10 s timeout may run out first; the minute of retries must not.
+    assert!(
+        took < Duration::from_secs(15),
+        "start went on for {took:?} though the stop was asked for after 1 s"
+    );
+    assert!(app.close(Duration::from_secs(10)), "the close finishes");
+    assert_eq!(app.state(), State::NotRunning);
+    assert!(app.error().is_none(), "no error: {:?}", app.error());
+    drop(silent);
+}

@@ -486,6 +486,11 @@ impl KafkaStreams {
         }
         self.shared.transition(State::Rebalancing);
         if let Err(e) = self.decide_membership() {
+            if let RuntimeError::Interrupted { .. } = &e {
+                // Closed before it could join: nothing started, so nothing failed.
+                info!(reason = %e, "closed while deciding how to join the group");
+                return;
+            }
             error!(error = %e, "the application cannot join its group");
             self.shared.fatal.lock_unpoisoned().get_or_insert(e);
             self.shared.transition(State::PendingError);
@@ -574,7 +579,7 @@ impl KafkaStreams {
                     RuntimeError::Other("the group membership could not be set up".to_owned())
                 }));
         }
-        let protocol = streams_group::decide_auto(&self.shared.config)?;
+        let protocol = streams_group::decide_auto(&self.shared.config, &self.shutdown)?;
         let membership = streams_group::Membership::new(
             &self.shared.config,
             protocol,
@@ -619,6 +624,13 @@ impl KafkaStreams {
         }
     }
 
+    /// A handle another thread (a signal handler) uses to ask for a stop, even while
+    /// [`start`](Self::start) still runs: deciding `group.protocol=auto` and loading global
+    /// tables then end early, and [`close`](Self::close) finishes the stop.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle(self.shutdown.clone())
+    }
+
     /// True once every thread has stopped (after `close`, or after a failure).
     pub fn is_finished(&self) -> bool {
         self.threads
@@ -659,6 +671,18 @@ impl Drop for KafkaStreams {
         if !self.threads.lock_unpoisoned().is_empty() {
             self.close(Duration::from_secs(30));
         }
+    }
+}
+
+/// Asks a [`KafkaStreams`] to stop from another thread ([`KafkaStreams::stop_handle`]).
+#[derive(Clone, Debug)]
+pub struct StopHandle(Arc<AtomicBool>);
+
+impl StopHandle {
+    /// Asks the application to stop: the stream threads finish what they hold and leave, as on
+    /// [`KafkaStreams::close`], which is still to be called to wait for them.
+    pub fn request_stop(&self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 

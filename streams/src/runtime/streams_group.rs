@@ -8,6 +8,7 @@
 //! `StreamsMembershipManager` and `DefaultStreamsRebalanceListener` (the reconciliation).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use freshet_streams_group::StrBytes;
@@ -64,8 +65,13 @@ pub(crate) fn decide_auto_from_config(config: &StreamsConfig) -> Option<GroupPro
 /// The rest of `group.protocol=auto` ([`decide_auto_from_config`]): the brokers are asked, once
 /// the application starts (the engine first waits for them). Brokers that do not answer within
 /// [`AUTO_PROBE_LIMIT`] are an error: guessing could put this instance in another kind of group
-/// than its peers.
-pub(crate) fn decide_auto(config: &StreamsConfig) -> Result<GroupProtocol, RuntimeError> {
+/// than its peers. A close requested meanwhile (`shutdown`) ends the wait with
+/// [`RuntimeError::Interrupted`]: a pod told to stop while it probes must not outlive its grace
+/// period.
+pub(crate) fn decide_auto(
+    config: &StreamsConfig,
+    shutdown: &AtomicBool,
+) -> Result<GroupProtocol, RuntimeError> {
     let security = member_security(config)
         .map_err(|e| RuntimeError::StreamsGroupSecurity(std::sync::Arc::new(e)))?;
     let client_id = format!("{}-admin", super::client_prefix(config));
@@ -99,7 +105,10 @@ pub(crate) fn decide_auto(config: &StreamsConfig) -> Result<GroupProtocol, Runti
                     if errors.should_log(&text) {
                         warn!(error = %text, "group.protocol=auto: the group cannot be described yet; asking again");
                     }
-                    std::thread::sleep(Duration::from_secs(1));
+                    pause_unless_closing(shutdown, || RuntimeError::Admin {
+                        what: "group.protocol=auto: describing the group".to_owned(),
+                        source: std::sync::Arc::new(e),
+                    })?;
                 }
                 Err(e) => {
                     return Err(RuntimeError::Admin {
@@ -122,7 +131,12 @@ pub(crate) fn decide_auto(config: &StreamsConfig) -> Result<GroupProtocol, Runti
                 if errors.should_log(&text) {
                     warn!(error = %text, "group.protocol=auto: the brokers do not answer whether they run streams groups; asking again");
                 }
-                std::thread::sleep(Duration::from_secs(1));
+                pause_unless_closing(shutdown, || {
+                    RuntimeError::streams_group(
+                        "group.protocol=auto: asking the brokers whether they run streams groups",
+                        e,
+                    )
+                })?;
             }
             Err(e) => {
                 return Err(RuntimeError::streams_group(
@@ -132,6 +146,25 @@ pub(crate) fn decide_auto(config: &StreamsConfig) -> Result<GroupProtocol, Runti
             }
         }
     }
+}
+
+/// Waits a second before `decide_auto` asks again, unless the application is closing: then
+/// the wait ends with [`RuntimeError::Interrupted`] carrying `last`, the error it would retry.
+fn pause_unless_closing(
+    shutdown: &AtomicBool,
+    last: impl FnOnce() -> RuntimeError,
+) -> Result<(), RuntimeError> {
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until {
+        if shutdown.load(Ordering::Relaxed) {
+            return Err(RuntimeError::Interrupted {
+                what: "deciding group.protocol=auto".to_owned(),
+                source: Box::new(last()),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
 }
 
 /// How the members' connections are secured: from the main consumer's properties, as
