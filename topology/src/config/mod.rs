@@ -386,8 +386,7 @@ impl ErrorHandler {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum GroupProtocol {
     /// The classic protocol with librdkafka's range assignor (Kafka Streams' default); a
-    /// restarted static member takes its place at once. The default.
-    #[default]
+    /// restarted static member takes its place at once.
     Classic,
     /// KIP-848, with the broker's range assignor.
     Consumer,
@@ -397,7 +396,8 @@ pub enum GroupProtocol {
     Streams,
     /// `streams` where the brokers run streams groups (their ApiVersions list
     /// StreamsGroupHeartbeat) and the streams-group client can connect as configured, else
-    /// `classic`; decided when the application starts, and logged.
+    /// `classic`; decided when the application starts, and logged. The default.
+    #[default]
     Auto,
 }
 

@@ -161,11 +161,11 @@ streams_properties! {
         parse: parse::metrics_recording_level,
         default: Fallback::Of(|_| MetricsRecordingLevel::Info),
     }
-    /// How the main consumer joins the group.
+    /// How the main consumer joins the group (`auto`: streams where the brokers run them).
     group_protocol: GroupProtocol = "group.protocol" {
         prefixed: "group.protocol is how the main consumer joins the group: set it without a prefix",
         parse: parse::group_protocol,
-        default: Fallback::Of(|_| GroupProtocol::Classic),
+        default: Fallback::Of(|_| GroupProtocol::Auto),
     }
     /// Added to a window store's retention for its changelog topic (one day by default).
     window_store_changelog_additional_retention: Duration = "windowstore.changelog.additional.retention.ms" {

@@ -546,8 +546,8 @@ fn the_consumer_protocol_refuses_classic_session_settings() {
             .contains("group.streams.heartbeat.interval.ms"),
         "{err}"
     );
-    // auto keeps them: with them set it chooses classic at start.
-    let c = with_config(&[("group.protocol", "auto"), ("session.timeout.ms", "10000")]);
+    // auto, the default, keeps them: with them set it chooses classic at start.
+    let c = with_config(&[("session.timeout.ms", "10000")]);
     assert_eq!(c.group_protocol, GroupProtocol::Auto);
     assert_eq!(get(&c.consumer, "session.timeout.ms"), Some("10000"));
 }

@@ -26,7 +26,7 @@ fn kafka_streams_defaults_apply_when_nothing_is_set() {
     assert_eq!(c.poll, Duration::from_millis(100));
     assert_eq!(c.buffered_records_per_partition, 1000);
     assert_eq!(c.task_timeout, Duration::from_secs(300));
-    assert_eq!(c.group_protocol, GroupProtocol::Classic);
+    assert_eq!(c.group_protocol, GroupProtocol::Auto);
     assert_eq!(c.metrics_recording_level, MetricsRecordingLevel::Info);
     assert_eq!(
         c.window_store_changelog_additional_retention,
