@@ -17,6 +17,7 @@ pub use freshet_admin as admin;
 mod abandonable;
 pub mod client_stats;
 pub mod error;
+mod failure;
 mod global;
 mod member_offsets;
 mod metrics;

@@ -17,8 +17,9 @@ use tracing::{error, warn};
 use super::Shared;
 use super::ThreadState;
 use super::error::RuntimeError;
+use super::failure::Failure;
 use super::positions::{ASSIGNED_TIMEOUT, UnknownPositions, committed_offsets};
-use super::producer::{Failure, StreamsProducer};
+use super::producer::StreamsProducer;
 use super::task_manager::TaskManager;
 
 /// Everything a thread owns that the rebalance callbacks also need.

@@ -19,8 +19,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use tracing::{debug, info, warn};
 
 use super::error::{ErrorClass, RuntimeError};
+use super::failure::Failure;
 use super::positions::{COMMITTED_TIMEOUT, committed_offsets};
-use super::producer::{Failure, StreamsProducer};
+use super::producer::StreamsProducer;
 use super::repeats::Repeats;
 use super::task_manager::TaskManager;
 use super::{Shared, ThreadState};

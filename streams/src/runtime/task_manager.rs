@@ -14,8 +14,9 @@ use tracing::{error, info, warn};
 
 use super::Shared;
 use super::error::RuntimeError;
+use super::failure::Failure;
 use super::member_offsets::MemberIdentity;
-use super::producer::{Failure, StreamsProducer};
+use super::producer::StreamsProducer;
 use super::refusal::Origin;
 use super::restore::{RestoreRequest, StateRestorer};
 use super::task::Task;

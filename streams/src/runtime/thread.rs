@@ -28,8 +28,9 @@ use tracing::{debug, error, info, warn};
 
 use super::client_stats;
 use super::error::{ErrorClass, RuntimeError};
+use super::failure::Failure;
 use super::positions::{COMMITTED_TIMEOUT, committed_offsets, reset_offset};
-use super::producer::{Failure, StreamsProducer};
+use super::producer::StreamsProducer;
 use super::rebalance::{Core, RebalanceContext, topic_partitions};
 use super::refusal::{Origin, ProductionHandler};
 use super::repeats::Repeats;
