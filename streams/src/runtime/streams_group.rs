@@ -78,6 +78,8 @@ pub(crate) fn decide_auto(
     let client_id = format!("{}-admin", super::client_prefix(config));
     let deadline = Instant::now() + AUTO_PROBE_LIMIT;
     let mut errors = Repeats::every(HEARTBEAT_ERROR_LOG_EVERY);
+    // Made once, at the first describe: each is librdkafka threads and connections of its own.
+    let mut clients: Option<freshet_admin::Clients> = None;
     loop {
         match freshet_streams_group::support::streams_group_versions(
             &config.bootstrap_servers,
@@ -85,7 +87,7 @@ pub(crate) fn decide_auto(
             Duration::from_secs(10),
             &security,
         ) {
-            Ok(Some((min, max))) => match existing_group(config) {
+            Ok(Some((min, max))) => match existing_group(config, &mut clients) {
                 Ok(GroupKind::Consumer) => {
                     info!(
                         group = %config.application_id,
@@ -182,9 +184,15 @@ fn member_security(
 }
 
 /// The kind of group the coordinator holds under the application id.
-fn existing_group(config: &StreamsConfig) -> Result<GroupKind, freshet_admin::AdminError> {
-    let clients = freshet_admin::Clients::new(config)?;
-    Ok(freshet_admin::reset::describe(&clients, config)?.kind)
+fn existing_group(
+    config: &StreamsConfig,
+    clients: &mut Option<freshet_admin::Clients>,
+) -> Result<GroupKind, freshet_admin::AdminError> {
+    let clients = match clients {
+        Some(c) => c,
+        None => clients.insert(freshet_admin::Clients::new(config)?),
+    };
+    Ok(freshet_admin::reset::describe(clients, config)?.kind)
 }
 
 /// How the stream threads join the group, once `group.protocol` is decided.
