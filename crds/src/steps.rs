@@ -286,6 +286,13 @@ pub struct CogroupStep {
     /// Serde of the aggregate in the store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_serde: Option<String>,
+    /// The schema the store's registry serde writes with (`avro`, `json-schema`: JSON text;
+    /// `protobuf`: `.proto` text), registered under `<applicationId>-<store>-changelog-value`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_schema: Option<String>,
+    /// `protobuf`: the message of `valueSchema` the aggregates are written as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_message: Option<String>,
     /// Keep the store in memory instead of RocksDB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_memory: Option<bool>,
@@ -409,6 +416,13 @@ pub struct ReduceOptions {
     /// Serde of the aggregate in the store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_serde: Option<String>,
+    /// The schema the store's registry serde writes with (`avro`, `json-schema`: JSON text;
+    /// `protobuf`: `.proto` text), registered under `<applicationId>-<store>-changelog-value`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_schema: Option<String>,
+    /// `protobuf`: the message of `valueSchema` the aggregates are written as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_message: Option<String>,
     /// Keep the store in memory instead of RocksDB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_memory: Option<bool>,
@@ -437,6 +451,13 @@ pub struct AggregateStep {
     /// Serde of the aggregate in the store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_serde: Option<String>,
+    /// The schema the store's registry serde writes with (`avro`, `json-schema`: JSON text;
+    /// `protobuf`: `.proto` text), registered under `<applicationId>-<store>-changelog-value`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_schema: Option<String>,
+    /// `protobuf`: the message of `valueSchema` the aggregates are written as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_message: Option<String>,
     /// Keep the store in memory instead of RocksDB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_memory: Option<bool>,
@@ -466,6 +487,13 @@ pub struct ToTableStep {
     /// Serde of the values in the store (the default value serde when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_serde: Option<String>,
+    /// The schema the store's registry serde writes with (`avro`, `json-schema`: JSON text;
+    /// `protobuf`: `.proto` text), registered under `<applicationId>-<store>-changelog-value`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_schema: Option<String>,
+    /// `protobuf`: the message of `valueSchema` the values are written as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_message: Option<String>,
     /// Keep the store in memory instead of RocksDB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_memory: Option<bool>,

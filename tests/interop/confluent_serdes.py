@@ -72,7 +72,12 @@ def decimals(schema, value):
 
 def plain(value):
     if isinstance(value, datetime.datetime):
-        return int(value.timestamp() * 1000)
+        # Integer arithmetic: value.timestamp() * 1000 is a float product that can land just
+        # below the integer, one millisecond short once truncated.
+        epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        return (value - epoch) // datetime.timedelta(milliseconds=1)
     if isinstance(value, decimal.Decimal):
         return str(value)
     if isinstance(value, uuid.UUID):

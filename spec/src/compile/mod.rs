@@ -47,6 +47,9 @@ pub struct Defaults {
     pub value_serde: String,
     /// The schema registry of `avro` serdes (`schema.registry.url`), `None` when not configured.
     pub registry: Option<Arc<crate::registry::RegistryClient>>,
+    /// `application.id`: names the changelog topics, and so the subjects of stores whose values
+    /// go through the registry (`<application.id>-<store>-changelog-value`).
+    pub application_id: String,
 }
 
 impl Defaults {
@@ -57,6 +60,7 @@ impl Defaults {
             value_serde: config.default_value_serde.clone(),
             registry: crate::registry::RegistrySettings::from_config(config)
                 .map(|s| Arc::new(crate::registry::RegistryClient::new(s))),
+            application_id: config.application_id.clone(),
         }
     }
 }
