@@ -16,6 +16,8 @@ FORMAT is avro, json or protobuf. For protobuf, SCHEMA_FILE is a .proto file and
 name of its message to write or read (Python needs the generated class: grpcio-tools' protoc
 generates it into a temporary directory).
 
+FRESHET_REGISTRY_CA names a CA certificate (PEM) to trust for an https REGISTRY.
+
 Every step has a deadline: the registry client's requests time out after 10 s, the consumer reads
 its partitions by assignment (no group coordinator to wait for, as on a fresh broker), and a
 watchdog ends the process (exit 3, naming the step) if it is still running 30 s past TIMEOUT_S or
@@ -54,7 +56,12 @@ def watchdog(seconds):
 
 
 def registry_client(url):
-    return SchemaRegistryClient({"url": url, "timeout": 10})
+    conf = {"url": url, "timeout": 10}
+    # An https registry whose certificate a test CA signed (scripts/registry.sh's TLS mode).
+    ca = os.environ.get("FRESHET_REGISTRY_CA")
+    if ca:
+        conf["ssl.ca.location"] = ca
+    return SchemaRegistryClient(conf)
 
 
 def decimals(schema, value):
