@@ -231,3 +231,47 @@ async fn an_avro_store_counts_exactly_its_changelog_reads_in_python_and_restores
     assert!(engine.terminate(Duration::from_secs(60)).success());
     eprintln!("avro store, restore included, in {:?}", t0.elapsed());
 }
+
+#[test]
+fn validate_holds_the_aggregate_to_the_store_schema_and_asks_for_a_registry() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = manifest(dir.path(), "app", "in", "out");
+    let text = std::fs::read_to_string(&good).unwrap();
+    let validate = |text: &str| {
+        let path = dir.path().join("checked.yaml");
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(freshet_tests::engine::engine_binary())
+            .args(["validate", "-f"])
+            .arg(&path)
+            .output()
+            .expect("freshet-engine validate runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, stderr) = validate(&text);
+    assert!(ok, "{stderr}");
+    // The aggregator writes a field the store's record lacks.
+    let (ok, stderr) =
+        validate(&text.replace("'last': timestamp}", "'last': timestamp, 'colour': 'red'}"));
+    assert!(!ok, "validate passed a field the store's schema lacks");
+    assert!(
+        stderr.contains(
+            "aggregator writes field 'colour', which the valueSchema's record shop.Spend lacks"
+        ),
+        "{stderr}"
+    );
+    // Without a registry, the store's serde says what to set.
+    let without: String = text
+        .lines()
+        .filter(|l| !l.contains("schema.registry.url"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (ok, stderr) = validate(&without);
+    assert!(!ok, "validate passed an avro store without a registry");
+    assert!(
+        stderr.contains("step 2 (aggregate)") && stderr.contains("set schema.registry.url"),
+        "{stderr}"
+    );
+}
