@@ -97,14 +97,17 @@ def plain(value):
 
 
 def proto_class(proto_file, message):
-    """The class of MESSAGE, generated from PROTO_FILE with grpcio-tools' protoc."""
+    """The class of MESSAGE, generated from PROTO_FILE (and the .proto files beside it, which it may
+    import) with grpcio-tools' protoc."""
     out = tempfile.mkdtemp(prefix="freshet-pb2-")
     include = os.path.dirname(os.path.abspath(proto_file))
     from grpc_tools import protoc
     import grpc_tools
 
     well_known = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
-    rc = protoc.main(["protoc", f"-I{include}", f"-I{well_known}", f"--python_out={out}", os.path.abspath(proto_file)])
+    # Every .proto beside it too: the files it imports (schema references) need their modules.
+    protos = sorted({os.path.join(include, f) for f in os.listdir(include) if f.endswith(".proto")} | {os.path.abspath(proto_file)})
+    rc = protoc.main(["protoc", f"-I{include}", f"-I{well_known}", f"--python_out={out}", *protos])
     if rc != 0:
         sys.exit(f"protoc failed on {proto_file} (exit {rc})")
     sys.path.insert(0, out)

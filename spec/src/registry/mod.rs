@@ -184,12 +184,25 @@ pub fn referenced_texts(
     registered: &RegisteredSchema,
     id: u32,
 ) -> Result<Vec<String>, ReferenceError> {
+    Ok(referenced_schemas(client, registered, id)?
+        .into_iter()
+        .map(|(_, text)| text)
+        .collect())
+}
+
+/// [`referenced_texts`] with the name each is referred to by (an Avro type's full name, a
+/// Protobuf import's file name).
+pub fn referenced_schemas(
+    client: &RegistryClient,
+    registered: &RegisteredSchema,
+    id: u32,
+) -> Result<Vec<(String, String)>, ReferenceError> {
     fn walk(
         client: &RegistryClient,
         refs: &[client::SchemaReference],
         id: u32,
         seen: &mut Vec<(String, i64)>,
-        out: &mut Vec<String>,
+        out: &mut Vec<(String, String)>,
     ) -> Result<(), ReferenceError> {
         for r in refs {
             let at = (r.subject.clone(), r.version);
@@ -207,7 +220,7 @@ pub fn referenced_texts(
                     source,
                 })?;
             walk(client, &found.references, id, seen, out)?;
-            out.push(found.schema.clone());
+            out.push((r.name.clone(), found.schema.clone()));
         }
         Ok(())
     }
