@@ -275,3 +275,109 @@ fn validate_holds_the_aggregate_to_the_store_schema_and_asks_for_a_registry() {
         "{stderr}"
     );
 }
+
+/// The aggregate as a nested Protobuf message (`valueMessage`), written with message indexes
+/// `[0, 0]`.
+const TALLY_PROTO: &str = r#"syntax = "proto3";
+package shop;
+
+message Tally {
+  message Sum {
+    int64 count = 1;
+    int64 total = 2;
+  }
+  string note = 1;
+}
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_protobuf_store_writes_its_changelog_as_confluents_serializer_does() {
+    let t0 = Instant::now();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = unique_name("proto-store");
+    let (input, output) = (
+        unique_name("proto-store-in"),
+        unique_name("proto-store-out"),
+    );
+    create_topics(&[(&input, 1), (&output, 1)]).await;
+    let schema: String = TALLY_PROTO
+        .lines()
+        .map(|l| format!("              {l}\n"))
+        .collect();
+    let text = format!(
+        r#"
+applicationId: {app}
+bootstrapServers: {bootstrap}
+defaultKeySerde: string
+defaultValueSerde: json
+config:
+  commit.interval.ms: "100"
+  statestore.cache.max.bytes: "0"
+  schema.registry.url: {registry}
+topology:
+  streams:
+    - {{ name: orders, topic: {input} }}
+  pipelines:
+    - name: tally
+      from: orders
+      steps:
+        - groupByKey: {{}}
+        - aggregate:
+            initializer: "{{'count': 0, 'total': 0}}"
+            aggregator: "{{'count': agg.count + 1, 'total': agg.total + value.amount}}"
+            store: tally
+            valueSerde: protobuf
+            valueMessage: shop.Tally.Sum
+            valueSchema: |
+{schema}        - toStream: {{}}
+        - to: {{ topic: {output} }}
+"#,
+        bootstrap = kafka_bootstrap(),
+        registry = registry_url(),
+    );
+    let path = dir.path().join("app.yaml");
+    std::fs::write(&path, text).unwrap();
+    let orders = produce_orders(&input, &[("ann", 5), ("bob", 7), ("ann", 3)], 0);
+    let mut engine = start(&path, &dir.path().join("state"));
+    let proto = dir.path().join("tally.proto");
+    std::fs::write(&proto, TALLY_PROTO).unwrap();
+    let changelog = format!("{app}-tally-changelog");
+    let logged: Vec<Value> = serdes(
+        "protobuf",
+        &[
+            "consume",
+            &kafka_bootstrap(),
+            &registry_url(),
+            &changelog,
+            &orders.len().to_string(),
+            CONSUME_SECS,
+            proto.to_str().unwrap(),
+            "shop.Tally.Sum",
+        ],
+        PYTHON_DEADLINE,
+    )
+    .lines()
+    .map(|l| serde_json::from_str(l).expect("a JSON line"))
+    .collect();
+    assert!(engine.terminate(Duration::from_secs(60)).success());
+    let sums: Vec<Value> = logged
+        .iter()
+        .map(|r| json!({"key": r["key"], "value": r["value"]}))
+        .collect();
+    assert_eq!(
+        sums,
+        [
+            json!({"key": "ann", "value": {"count": 1, "total": 5}}),
+            json!({"key": "bob", "value": {"count": 1, "total": 7}}),
+            json!({"key": "ann", "value": {"count": 2, "total": 8}}),
+        ],
+        "engine log:\n{}",
+        engine.log_text()
+    );
+    // Framed as the nested message, under the changelog's subject, as a PROTOBUF schema.
+    assert_eq!(logged[0]["message_indexes"], json!([0, 0]), "{}", logged[0]);
+    let latest = registry_get(&format!("/subjects/{changelog}-value/versions/latest"));
+    assert_eq!(latest["schemaType"], "PROTOBUF", "{latest}");
+    assert_eq!(logged[0]["schema_id"], latest["id"], "{latest}");
+    eprintln!("protobuf store in {:?}", t0.elapsed());
+}
