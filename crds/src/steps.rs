@@ -199,6 +199,20 @@ pub struct RepartitionStep {
     /// Serde of the values through the topic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_serde: Option<String>,
+    /// The schema the key serde writes with (`avro`, `json-schema`, `protobuf`), registered
+    /// under `<applicationId>-<name>-repartition-key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_schema: Option<String>,
+    /// The schema the value serde writes with, registered under
+    /// `<applicationId>-<name>-repartition-value`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_schema: Option<String>,
+    /// `protobuf`: the message of `keySchema` the keys are written as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_message: Option<String>,
+    /// `protobuf`: the message of `valueSchema` the values are written as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_message: Option<String>,
 }
 
 /// One branch of a `split`.

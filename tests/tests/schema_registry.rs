@@ -339,3 +339,71 @@ async fn an_unreachable_registry_is_retried_within_task_timeout_then_fails_namin
     );
     assert!(waited >= Duration::from_secs(3), "gave up after {waited:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repartition_topic_carries_avro_under_its_own_subject() {
+    let app = unique_name("avro-rep");
+    let (input, output) = (unique_name("avro-rep-in"), unique_name("avro-rep-out"));
+    create_topics(&[(&input, 1), (&output, 1)]).await;
+    produce_orders(&input);
+    let schema: Value = serde_json::from_str(OUTPUT_SCHEMA).unwrap();
+    let text = format!(
+        r#"
+applicationId: {app}
+bootstrapServers: {bootstrap}
+defaultKeySerde: string
+defaultValueSerde: avro
+config:
+  commit.interval.ms: "100"
+  schema.registry.url: {registry}
+topology:
+  streams:
+    - {{ name: orders, topic: {input} }}
+  pipelines:
+    - name: ship
+      from: orders
+      steps:
+        - filter: "value.status != 'NEW'"
+        - selectKey: "value.customer"
+        - mapValues: >-
+            {{'order': value.id, 'who': value.customer, 'status': 'SHIPPED', 'note': value.note,
+              'at': value.at, 'price': value.price, 'tags': value.tags, 'qty': value.attrs['qty']}}
+        - repartition: {{ name: by-customer, valueSchema: '{schema}' }}
+        - to: {{ topic: {output}, valueSchema: '{schema}' }}
+"#,
+        bootstrap = kafka_bootstrap(),
+        registry = registry_url(),
+    );
+    let file = write_temp(".yaml", &text);
+    let mut engine = EngineProcess::start(file.path(), &[], &[]);
+    engine.wait_ready(Duration::from_secs(60));
+    let repartition = format!("{app}-by-customer-repartition");
+    let through = read_back(&repartition, 2);
+    let got = read_back(&output, 2);
+    engine.terminate(Duration::from_secs(30));
+    let expected = [
+        json!({"key": "ann", "value": {"order": 1, "who": "ann", "status": "SHIPPED", "note": null,
+            "at": 1_700_000_000_123_i64, "price": "12.34", "tags": ["a"], "qty": 3}}),
+        json!({"key": "cy", "value": {"order": 3, "who": "cy", "status": "SHIPPED", "note": "fragile",
+            "at": 1_700_000_002_005_i64, "price": "-98765432.10", "tags": ["x", "y"], "qty": 7}}),
+    ];
+    let key_values = |records: &[Value]| -> Vec<Value> {
+        records
+            .iter()
+            .map(|r| json!({"key": r["key"], "value": r["value"]}))
+            .collect()
+    };
+    assert_eq!(
+        key_values(&through),
+        expected,
+        "engine log:\n{}",
+        engine.log_text()
+    );
+    assert_eq!(key_values(&got), expected);
+    // The repartition topic's records carry the id registered under its own subject.
+    let latest = ureq_get(&format!(
+        "{}/subjects/{repartition}-value/versions/latest",
+        registry_url()
+    ));
+    assert_eq!(through[0]["schema_id"], latest["id"], "{latest}");
+}

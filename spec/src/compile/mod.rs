@@ -336,7 +336,7 @@ impl Compiler {
                 self.error(&at, format!("'{op}' cannot follow {}", pos.describe()));
                 continue;
             };
-            if !matches!(op, "filter" | "filterNot" | "peek" | "to") {
+            if !matches!(op, "filter" | "filterNot" | "peek" | "to" | "repartition") {
                 self.value_fields = None;
             }
             let stream = match op {
@@ -437,7 +437,10 @@ impl Compiler {
                     if partitions.is_some_and(|p| p < 1) {
                         self.error(&at, "partitions must be at least 1");
                     }
-                    let (ks, vs) = self.sink_serdes(arg, &at);
+                    // Registry serdes name their subjects after the topic, as for a `to` step.
+                    let topic = format!("{}-{name}-repartition", self.defaults.application_id);
+                    let (ks, vs) = self.sink_serdes(arg, Some(&topic), &at);
+                    self.check_repartition_fields(arg, &at);
                     stream.repartition(Repartitioned {
                         name: Some(name),
                         partitions,
@@ -480,12 +483,14 @@ impl Compiler {
         (!ended).then_some(pos)
     }
 
+    /// The key and value serdes of a step writing `topic` (a `to` step's, a repartition
+    /// topic), with the schemas `arg` gives.
     fn sink_serdes(
         &mut self,
         arg: &Json,
+        topic: Option<&str>,
         at: &str,
     ) -> (Arc<dyn Serde<Value>>, Arc<dyn Serde<Value>>) {
-        let topic = arg.get("topic").and_then(Json::as_str);
         let key = self.serde(
             arg.get("keySerde").and_then(Json::as_str),
             &self.defaults.key_serde.clone(),
@@ -516,7 +521,8 @@ impl Compiler {
             ],
             at,
         );
-        let (key, value) = self.sink_serdes(arg, at);
+        let topic = arg.get("topic").and_then(Json::as_str);
+        let (key, value) = self.sink_serdes(arg, topic, at);
         self.check_output_fields(arg, at);
         let mut produced = Produced::with(key, value);
         if let Some(n) = named {

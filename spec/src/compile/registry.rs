@@ -199,6 +199,21 @@ impl Compiler {
         self.check_written_fields(arg, &serde, &fields, &step, at);
     }
 
+    /// With `validate`: a field the last `mapValues` writes that a `repartition` step's
+    /// `valueSchema` lacks; the value keeps its shape through the topic, so a later `to` step
+    /// is checked too.
+    pub(super) fn check_repartition_fields(&mut self, arg: &Json, at: &str) {
+        let Some((fields, step)) = self.value_fields.clone() else {
+            return;
+        };
+        let serde = arg
+            .get("valueSerde")
+            .and_then(Json::as_str)
+            .unwrap_or(&self.defaults.value_serde)
+            .to_owned();
+        self.check_written_fields(arg, &serde, &fields, &step, at);
+    }
+
     /// With `validate`: a field an aggregation's expressions write (map literals in
     /// `initializer`, `aggregator`, `reducer`, `adder`, `subtractor`, `merger`) that the store's
     /// `valueSchema` lacks, as [`Compiler::check_output_fields`] holds a `to` step's.
