@@ -203,15 +203,9 @@ impl Compiler {
     /// `valueSchema` lacks; the value keeps its shape through the topic, so a later `to` step
     /// is checked too.
     pub(super) fn check_repartition_fields(&mut self, arg: &Json, at: &str) {
-        let Some((fields, step)) = self.value_fields.clone() else {
-            return;
-        };
-        let serde = arg
-            .get("valueSerde")
-            .and_then(Json::as_str)
-            .unwrap_or(&self.defaults.value_serde)
-            .to_owned();
-        self.check_written_fields(arg, &serde, &fields, &step, at);
+        let kept = self.value_fields.clone();
+        self.check_output_fields(arg, at);
+        self.value_fields = kept;
     }
 
     /// With `validate`: a field an aggregation's expressions write (map literals in
@@ -475,6 +469,21 @@ mod tests {
         let err = store_errors(json, true);
         assert!(
             err.contains("'valueSchema' is for the avro, json-schema and protobuf serdes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_repartition_step_holds_the_value_to_its_schema() {
+        let topology = serde_json::json!({
+            "streams": [{"name": "s", "topic": "in"}],
+            "pipelines": [{"name": "p", "from": "s", "steps": [
+                {"mapValues": "{'count': 1, 'last': 0, 'colour': 'red'}"},
+                {"repartition": {"name": "r", "valueSerde": "avro", "valueSchema": SPEND}},
+                {"to": {"topic": "out", "valueSerde": "json"}}]}]});
+        let err = compile_errors(&topology);
+        assert!(
+            err.contains("step 2 (repartition): pipeline 'p', step 1 (mapValues) writes field 'colour', which the valueSchema's record shop.Spend lacks"),
             "{err}"
         );
     }
