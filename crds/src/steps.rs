@@ -339,6 +339,13 @@ pub struct GroupByOptions {
     /// Serde of the values in the repartition topic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_serde: Option<String>,
+    /// The schema a registry value serde writes the repartition topic with, registered under
+    /// `<applicationId>-<name>-repartition-value` (the step needs a `name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_schema: Option<String>,
+    /// `protobuf`: the message of `valueSchema` the values are written as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_message: Option<String>,
 }
 
 /// `groupByKey`: the serdes of the grouped records.
@@ -351,6 +358,14 @@ pub struct GroupByKeyStep {
     /// Serde of the values (the default value serde when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_serde: Option<String>,
+    /// The schema a registry value serde writes the repartition topic with (when the stream was
+    /// re-keyed), registered under `<applicationId>-<name>-repartition-value` (the step needs a
+    /// `name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_schema: Option<String>,
+    /// `protobuf`: the message of `valueSchema` the values are written as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_message: Option<String>,
 }
 
 /// Hopping windows: `size` long, starting every `advance`.

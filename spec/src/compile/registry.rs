@@ -487,4 +487,43 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn a_grouping_of_registry_values_needs_a_name_and_keeps_keys_off_the_registry() {
+        let compile = |grouping: serde_json::Value| {
+            let topology = serde_json::json!({
+                "streams": [{"name": "s", "topic": "in"}],
+                "pipelines": [{"name": "p", "from": "s", "steps": [
+                    grouping,
+                    {"count": {"store": "c"}},
+                    {"toStream": {}},
+                    {"to": {"topic": "out", "valueSerde": "long"}}]}]});
+            compile_errors(&topology)
+        };
+        let by = |extra: serde_json::Value| {
+            let mut g =
+                serde_json::json!({"key": "value.who", "valueSerde": "avro", "valueSchema": SPEND});
+            for (k, v) in extra.as_object().unwrap() {
+                g[k] = v.clone();
+            }
+            g
+        };
+        assert_eq!(
+            compile(serde_json::json!({"name": "g", "groupBy": by(serde_json::json!({}))})),
+            ""
+        );
+        let err = compile(serde_json::json!({"groupBy": by(serde_json::json!({}))}));
+        assert!(
+            err.contains("a grouping of avro values needs the step's 'name'"),
+            "{err}"
+        );
+        // A key serde serves both the repartition topic and the store: two subjects, refused.
+        let err = compile(
+            serde_json::json!({"name": "g", "groupBy": by(serde_json::json!({"keySerde": "avro"}))}),
+        );
+        assert!(
+            err.contains("the serdes of groupBy and groupByKey keys"),
+            "{err}"
+        );
+    }
 }

@@ -189,6 +189,56 @@ impl Compiler {
         }
     }
 
+    /// The value serde of a grouping (`groupBy`, `groupByKey`), which serves only its
+    /// repartition topic `<application.id>-<name>-repartition` (the store has its own). A registry
+    /// serde registers under that topic's subject, with `valueSchema` / `valueMessage` as a `to`
+    /// step gives them, so the grouping needs the step's `name`: without one the topic would be
+    /// named after the store, which the next step decides.
+    fn grouping_value(
+        &mut self,
+        opts: &Json,
+        named: Option<&str>,
+        at: &str,
+    ) -> (SerdeKind, crate::dsl::ErasedSerde) {
+        let name = opts
+            .get("valueSerde")
+            .and_then(Json::as_str)
+            .map_or_else(|| self.defaults.value_serde.clone(), str::to_owned);
+        let kind = self.kind_named(&name, at);
+        if !kind.is_registry() {
+            if opts.get("valueSchema").is_some() {
+                self.error(
+                    at,
+                    format!(
+                        "'valueSchema' is for the avro, json-schema and protobuf serdes; this one is {kind}"
+                    ),
+                );
+            }
+            let value = erased(&kind, "value");
+            return (kind, value);
+        }
+        let topic = match named {
+            Some(n) => Some(format!("{}-{n}-repartition", self.defaults.application_id)),
+            None => {
+                self.error(
+                    at,
+                    format!(
+                        "a grouping of {kind} values needs the step's 'name': its repartition topic <application.id>-<name>-repartition names the subject the schema is registered under"
+                    ),
+                );
+                None
+            }
+        };
+        let bind = Bind {
+            topic: topic.as_deref(),
+            is_key: false,
+            schema: opts.get("valueSchema"),
+            message: opts.get("valueMessage"),
+        };
+        let serde = self.serde(Some(&name), &name, at, bind);
+        (kind, crate::dsl::erased(serde, "value"))
+    }
+
     fn kind(&mut self, arg: &Json, field: &str, default: &str, at: &str) -> SerdeKind {
         let name = arg.get(field).and_then(Json::as_str).unwrap_or(default);
         let kind = self.kind_named(name, at);
@@ -288,13 +338,17 @@ impl Compiler {
             ) => self.join_step(pos, op, arg, names, at, positions),
             ("cogroup", Position::Grouped(g)) => self.cogroup(arg, named, at, &g, positions),
             ("groupByKey", Position::Stream(s)) => {
-                self.check_fields(arg, &["keySerde", "valueSerde"], at);
+                self.check_fields(
+                    arg,
+                    &["keySerde", "valueSerde", "valueSchema", "valueMessage"],
+                    at,
+                );
                 let key_kind = self.kind(arg, "keySerde", &defaults.key_serde, at);
-                let value_kind = self.kind(arg, "valueSerde", &defaults.value_serde, at);
+                let (value_kind, value) = self.grouping_value(arg, named, at);
                 let grouped = KGroupedStream::from_erased(
                     &s,
                     erased(&key_kind, "key"),
-                    erased(&value_kind, "value"),
+                    value,
                     named.map(str::to_owned),
                     false,
                 );
@@ -311,16 +365,26 @@ impl Compiler {
                     _ => (&Json::Null, &Json::Null),
                 };
                 if opts.is_object() {
-                    self.check_fields(opts, &["key", "keySerde", "valueSerde"], at);
+                    self.check_fields(
+                        opts,
+                        &[
+                            "key",
+                            "keySerde",
+                            "valueSerde",
+                            "valueSchema",
+                            "valueMessage",
+                        ],
+                        at,
+                    );
                 }
                 let e = self.expr(expr_src, at)?;
                 let key_kind = self.kind(opts, "keySerde", &defaults.key_serde, at);
-                let value_kind = self.kind(opts, "valueSerde", &defaults.value_serde, at);
+                let (value_kind, value) = self.grouping_value(opts, named, at);
                 let rekeyed: Stream = s.try_select_key(None, move |info, k, v| e.eval(info, k, v));
                 let grouped = KGroupedStream::from_erased(
                     &rekeyed,
                     erased(&key_kind, "key"),
-                    erased(&value_kind, "value"),
+                    value,
                     named.map(str::to_owned),
                     true,
                 );

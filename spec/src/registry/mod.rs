@@ -20,9 +20,9 @@ pub use client::{RegisteredSchema, RegistryClient, RegistryError, SchemaReferenc
 use crate::config::StreamsConfig;
 
 /// Why a schema-registry serde (`avro`, `json-schema`, `protobuf`) was used where no subject is
-/// bound to it (the serdes of groupings, whose one serde serves both the repartition topic and
-/// the store; keys of tables; source tables).
-pub(crate) const UNBOUND: &str = "the avro, json-schema and protobuf serdes serve topics (sources, `to` and `repartition` steps) and the values of named stores (aggregations and toTable, with `store`), with schema.registry.url set; the serdes of groupBy and groupByKey, keys of tables and source tables take json, string, long, ...";
+/// bound to it (the key serde of a grouping, which serves both its repartition topic and the
+/// store; keys of tables; source tables).
+pub(crate) const UNBOUND: &str = "the avro, json-schema and protobuf serdes serve topics (sources, `to` and `repartition` steps), the values of named groupings (their repartition topic) and of named stores (aggregations and toTable, with `store`), with schema.registry.url set; the serdes of groupBy and groupByKey keys, of table keys and of source tables take json, string, long, ...";
 
 /// The first byte of Confluent's wire format.
 pub const MAGIC_BYTE: u8 = 0;
