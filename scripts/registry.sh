@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# registry.sh up|down|status|build|url
+# registry.sh up|down|status|build|url|tls-url|tls-ca
 # A schema registry with Confluent's REST API for the Avro/Protobuf/JSON Schema tests: Apicurio
 # Registry 3.3.3 (in-memory H2 storage), its Confluent-compatible API at
 #   http://127.0.0.1:$FRESHET_REGISTRY_PORT/apis/ccompat/v7      (port 8081 by default)
@@ -9,6 +9,13 @@
 # outside the clone. Apicurio 3.3 is compiled for Java 21: FRESHET_REGISTRY_JAVA names the java to
 # run it with; by default $JAVA when it is 21 or newer, else the newest JDK under /usr/lib/jvm.
 # Runtime state (pid, log) in .freshet/registry/.
+#
+# TLS mode: with FRESHET_REGISTRY_TLS_PORT set, `up` also starts a second instance that serves
+# HTTPS only (quarkus.http.insecure-requests=disabled) at
+#   https://127.0.0.1:$FRESHET_REGISTRY_TLS_PORT/apis/ccompat/v7   (its management interface on the next port)
+# with a server certificate (SAN 127.0.0.1 and localhost) signed by a CA made here with openssl;
+# the CA's certificate is .freshet/registry-tls/ca.pem (`registry.sh tls-ca`), what clients must
+# trust. Its own in-memory storage; `down` stops both.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/maven.sh"
@@ -20,6 +27,10 @@ MANAGEMENT_PORT=${FRESHET_REGISTRY_MANAGEMENT_PORT:-$((PORT + 1))}
 DIR=$RUN_DIR/registry
 PIDFILE=$DIR/registry.pid
 API=http://127.0.0.1:$PORT/apis/ccompat/v7
+TLS_PORT=${FRESHET_REGISTRY_TLS_PORT:-}
+TLS_DIR=$RUN_DIR/registry-tls
+TLS_PIDFILE=$TLS_DIR/registry.pid
+TLS_API=https://127.0.0.1:${TLS_PORT:-unset}/apis/ccompat/v7
 
 # java_major JAVA: the feature version of that java (17, 21, 25), or 0.
 java_major() {
@@ -71,44 +82,101 @@ build() {
 }
 
 answers() { curl -sf --max-time 2 "$API/subjects" >/dev/null; }
+tls_answers() { curl -sf --max-time 2 --cacert "$TLS_DIR/ca.pem" "$TLS_API/subjects" >/dev/null; }
 
-up() {
-  if pid_alive "$PIDFILE"; then log "schema registry already running at $API"; return 0; fi
-  port_free_or_die "$PORT" "the schema registry" FRESHET_REGISTRY_PORT
-  local app java
+# tls_certs: a CA and a server certificate it signs (SAN 127.0.0.1, localhost), once per run dir.
+tls_certs() {
+  [ -f "$TLS_DIR/server.pem" ] && [ -f "$TLS_DIR/ca.pem" ] && return 0
+  need_cmd openssl "install OpenSSL (Debian: apt-get install openssl)"
+  mkdir -p "$TLS_DIR"
+  # rustls (webpki) wants a v3 CA with keyUsage keyCertSign and a leaf with a subjectAltName.
+  printf '[req]\ndistinguished_name=dn\n[dn]\n[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n' >"$TLS_DIR/ca.cnf"
+  printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$TLS_DIR/server.ext"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=freshet test registry CA" \
+    -config "$TLS_DIR/ca.cnf" -extensions ca -keyout "$TLS_DIR/ca.key" -out "$TLS_DIR/ca.pem" 2>/dev/null \
+    || die "openssl could not make the registry's test CA" "run the openssl command in scripts/registry.sh by hand to see why"
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -config "$TLS_DIR/ca.cnf" \
+    -keyout "$TLS_DIR/server.key" -out "$TLS_DIR/server.csr" 2>/dev/null \
+    || die "openssl could not make the registry's server key" "run the openssl command in scripts/registry.sh by hand to see why"
+  openssl x509 -req -in "$TLS_DIR/server.csr" -CA "$TLS_DIR/ca.pem" -CAkey "$TLS_DIR/ca.key" -CAcreateserial \
+    -days 30 -extfile "$TLS_DIR/server.ext" -out "$TLS_DIR/server.pem" 2>/dev/null \
+    || die "openssl could not sign the registry's server certificate" "run the openssl command in scripts/registry.sh by hand to see why"
+}
+
+# start_instance NAME DIR PIDFILE URL CHECK ARGS...: one Apicurio process with ARGS (its ports),
+# waited for until CHECK answers, then given Confluent's global compatibility, BACKWARD.
+start_instance() {
+  local name=$1 dir=$2 pidfile=$3 url=$4 check=$5 app java
+  shift 5
   app=$(build)
   java=$(registry_java)
-  mkdir -p "$DIR"
-  log "starting Apicurio Registry 3.3.3 at $API (log: $DIR/registry.log)"
-  port_free_or_die "$MANAGEMENT_PORT" "the schema registry's management interface" FRESHET_REGISTRY_MANAGEMENT_PORT
+  mkdir -p "$dir"
+  log "starting Apicurio Registry 3.3.3 ($name) at $url (log: $dir/registry.log)"
   # In-memory storage (H2), no UI, no telemetry, everything on loopback.
-  (cd "$DIR" && exec "$java" -Xms64m -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
-    -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$PORT" \
-    -Dquarkus.management.host=127.0.0.1 -Dquarkus.management.port="$MANAGEMENT_PORT" -Dquarkus.otel.enabled=false -Dquarkus.otel.sdk.disabled=true \
+  (cd "$dir" && exec "$java" -Xms64m -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+    -Dquarkus.http.host=127.0.0.1 "$@" \
+    -Dquarkus.management.host=127.0.0.1 -Dquarkus.otel.enabled=false -Dquarkus.otel.sdk.disabled=true \
     -Dapicurio.ui.enabled=false -Dquarkus.log.console.json=false \
-    -jar "$app/quarkus-run.jar" >"$DIR/registry.log" 2>&1) &
-  echo $! >"$PIDFILE"
-  if ! wait_until 120 "schema registry up at $API" answers; then
-    tail -n 30 "$DIR/registry.log" >&2
-    stop_pidfile "$PIDFILE" "schema registry"
-    die "the schema registry did not answer at $API within 120 s (log: $DIR/registry.log)" "read the log above"
+    -jar "$app/quarkus-run.jar" >"$dir/registry.log" 2>&1) &
+  echo $! >"$pidfile"
+  if ! wait_until 120 "schema registry ($name) up at $url" "$check"; then
+    tail -n 30 "$dir/registry.log" >&2
+    stop_pidfile "$pidfile" "schema registry ($name)"
+    die "the schema registry did not answer at $url within 120 s (log: $dir/registry.log)" "read the log above"
   fi
   # Confluent's registry checks BACKWARD compatibility unless told otherwise; Apicurio has no
   # global rule until one is set.
-  curl -sf -X PUT -H 'Content-Type: application/vnd.schemaregistry.v1+json' \
-    -d '{"compatibility":"BACKWARD"}' "$API/config" >/dev/null \
-    || die "setting the registry's compatibility to BACKWARD failed" "see $DIR/registry.log"
+  local cacert=()
+  [ "$name" = tls ] && cacert=(--cacert "$TLS_DIR/ca.pem")
+  curl -sf "${cacert[@]}" -X PUT -H 'Content-Type: application/vnd.schemaregistry.v1+json' \
+    -d '{"compatibility":"BACKWARD"}' "$url/config" >/dev/null \
+    || die "setting the registry's compatibility to BACKWARD failed" "see $dir/registry.log"
 }
 
-down() { stop_pidfile "$PIDFILE" "schema registry"; }
+up() {
+  if pid_alive "$PIDFILE"; then
+    log "schema registry already running at $API"
+  else
+    port_free_or_die "$PORT" "the schema registry" FRESHET_REGISTRY_PORT
+    port_free_or_die "$MANAGEMENT_PORT" "the schema registry's management interface" FRESHET_REGISTRY_MANAGEMENT_PORT
+    start_instance http "$DIR" "$PIDFILE" "$API" answers \
+      -Dquarkus.http.port="$PORT" -Dquarkus.management.port="$MANAGEMENT_PORT"
+  fi
+  [ -n "$TLS_PORT" ] || return 0
+  if pid_alive "$TLS_PIDFILE"; then log "schema registry (TLS) already running at $TLS_API"; return 0; fi
+  port_free_or_die "$TLS_PORT" "the TLS schema registry" FRESHET_REGISTRY_TLS_PORT
+  port_free_or_die "$((TLS_PORT + 1))" "the TLS schema registry's management interface" FRESHET_REGISTRY_TLS_PORT
+  tls_certs
+  # HTTPS only: no plain HTTP listener at all.
+  start_instance tls "$TLS_DIR" "$TLS_PIDFILE" "$TLS_API" tls_answers \
+    -Dquarkus.http.ssl-port="$TLS_PORT" -Dquarkus.http.insecure-requests=disabled \
+    -Dquarkus.http.ssl.certificate.files="$TLS_DIR/server.pem" \
+    -Dquarkus.http.ssl.certificate.key-files="$TLS_DIR/server.key" \
+    -Dquarkus.management.port="$((TLS_PORT + 1))"
+}
+
+down() {
+  stop_pidfile "$PIDFILE" "schema registry"
+  if [ -f "$TLS_PIDFILE" ]; then stop_pidfile "$TLS_PIDFILE" "schema registry (TLS)"; fi
+}
 
 status() {
+  local rc=0
   if pid_alive "$PIDFILE" && answers; then
     echo "schema registry: running at $API (pid $(cat "$PIDFILE"))"
   else
     echo "schema registry: not running"
-    return 1
+    rc=1
   fi
+  if [ -n "$TLS_PORT" ]; then
+    if pid_alive "$TLS_PIDFILE" && tls_answers; then
+      echo "schema registry (TLS): running at $TLS_API (pid $(cat "$TLS_PIDFILE")), CA $TLS_DIR/ca.pem"
+    else
+      echo "schema registry (TLS): not running"
+      rc=1
+    fi
+  fi
+  return $rc
 }
 
 case ${1:-} in
@@ -117,5 +185,7 @@ case ${1:-} in
   status) status ;;
   build) build ;;
   url) echo "$API" ;;
-  *) die "usage: registry.sh up|down|status|build|url" "pick one of those" ;;
+  tls-url) echo "$TLS_API" ;;
+  tls-ca) echo "$TLS_DIR/ca.pem" ;;
+  *) die "usage: registry.sh up|down|status|build|url|tls-url|tls-ca" "pick one of those" ;;
 esac

@@ -31,7 +31,9 @@ reference_log=$RUN_DIR/reference-build.log
     && bench/kstreams.sh build >/dev/null 2>>"$reference_log" ) &
 reference_pid=$!
 ensure_up cluster
-# The schema registry of the Avro/Protobuf/JSON Schema suites (tests/tests/schema_registry.rs).
+# The schema registry of the Avro/Protobuf/JSON Schema suites (tests/tests/schema_registry.rs),
+# and its HTTPS-only twin for tests/tests/schema_registry_tls.rs (two ports past the registry's).
+export FRESHET_REGISTRY_TLS_PORT=${FRESHET_REGISTRY_TLS_PORT:-$((${FRESHET_REGISTRY_PORT:-8081} + 2))}
 ensure_up registry
 log "services up after $((SECONDS - TARGET_T0)) s"
 
@@ -64,6 +66,9 @@ fi
 export FRESHET_KAFKA_BOOTSTRAP=127.0.0.1:$FRESHET_KAFKA_PORT
 FRESHET_SCHEMA_REGISTRY_URL=http://127.0.0.1:${FRESHET_REGISTRY_PORT:-8081}/apis/ccompat/v7
 export FRESHET_SCHEMA_REGISTRY_URL
+FRESHET_SCHEMA_REGISTRY_TLS_URL=$(scripts/registry.sh tls-url)
+FRESHET_SCHEMA_REGISTRY_TLS_CA=$(scripts/registry.sh tls-ca)
+export FRESHET_SCHEMA_REGISTRY_TLS_URL FRESHET_SCHEMA_REGISTRY_TLS_CA
 export KUBECONFIG=$RUN_DIR/kubeconfig
 export FRESHET_KUBECTL=$K8S_BIN/kubectl
 export FRESHET_HELM=$HELM_BIN/helm

@@ -199,6 +199,20 @@ pub struct RepartitionStep {
     /// Serde of the values through the topic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_serde: Option<String>,
+    /// The schema the key serde writes with (`avro`, `json-schema`, `protobuf`), registered
+    /// under `<applicationId>-<name>-repartition-key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_schema: Option<String>,
+    /// The schema the value serde writes with, registered under
+    /// `<applicationId>-<name>-repartition-value`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_schema: Option<String>,
+    /// `protobuf`: the message of `keySchema` the keys are written as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_message: Option<String>,
+    /// `protobuf`: the message of `valueSchema` the values are written as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_message: Option<String>,
 }
 
 /// One branch of a `split`.
@@ -286,6 +300,13 @@ pub struct CogroupStep {
     /// Serde of the aggregate in the store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_serde: Option<String>,
+    /// The schema the store's registry serde writes with (`avro`, `json-schema`: JSON text;
+    /// `protobuf`: `.proto` text), registered under `<applicationId>-<store>-changelog-value`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_schema: Option<String>,
+    /// `protobuf`: the message of `valueSchema` the aggregates are written as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_message: Option<String>,
     /// Keep the store in memory instead of RocksDB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_memory: Option<bool>,
@@ -318,6 +339,13 @@ pub struct GroupByOptions {
     /// Serde of the values in the repartition topic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_serde: Option<String>,
+    /// The schema a registry value serde writes the repartition topic with, registered under
+    /// `<applicationId>-<name>-repartition-value` (the step needs a `name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_schema: Option<String>,
+    /// `protobuf`: the message of `valueSchema` the values are written as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_message: Option<String>,
 }
 
 /// `groupByKey`: the serdes of the grouped records.
@@ -330,6 +358,14 @@ pub struct GroupByKeyStep {
     /// Serde of the values (the default value serde when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_serde: Option<String>,
+    /// The schema a registry value serde writes the repartition topic with (when the stream was
+    /// re-keyed), registered under `<applicationId>-<name>-repartition-value` (the step needs a
+    /// `name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_schema: Option<String>,
+    /// `protobuf`: the message of `valueSchema` the values are written as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_message: Option<String>,
 }
 
 /// Hopping windows: `size` long, starting every `advance`.
@@ -409,6 +445,13 @@ pub struct ReduceOptions {
     /// Serde of the aggregate in the store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_serde: Option<String>,
+    /// The schema the store's registry serde writes with (`avro`, `json-schema`: JSON text;
+    /// `protobuf`: `.proto` text), registered under `<applicationId>-<store>-changelog-value`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_schema: Option<String>,
+    /// `protobuf`: the message of `valueSchema` the aggregates are written as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_message: Option<String>,
     /// Keep the store in memory instead of RocksDB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_memory: Option<bool>,
@@ -437,6 +480,13 @@ pub struct AggregateStep {
     /// Serde of the aggregate in the store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_serde: Option<String>,
+    /// The schema the store's registry serde writes with (`avro`, `json-schema`: JSON text;
+    /// `protobuf`: `.proto` text), registered under `<applicationId>-<store>-changelog-value`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_schema: Option<String>,
+    /// `protobuf`: the message of `valueSchema` the aggregates are written as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_message: Option<String>,
     /// Keep the store in memory instead of RocksDB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_memory: Option<bool>,
@@ -466,6 +516,13 @@ pub struct ToTableStep {
     /// Serde of the values in the store (the default value serde when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_serde: Option<String>,
+    /// The schema the store's registry serde writes with (`avro`, `json-schema`: JSON text;
+    /// `protobuf`: `.proto` text), registered under `<applicationId>-<store>-changelog-value`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_schema: Option<String>,
+    /// `protobuf`: the message of `valueSchema` the values are written as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_message: Option<String>,
     /// Keep the store in memory instead of RocksDB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_memory: Option<bool>,

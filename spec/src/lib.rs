@@ -169,6 +169,7 @@ fn explain(err: &serde_yaml_ng::Error, text: &str, spec: Option<&serde_yaml_ng::
         registry: Some(std::sync::Arc::new(crate::registry::RegistryClient::new(
             crate::registry::RegistrySettings::unused(),
         ))),
+        application_id: serde("applicationId"),
     };
     match compile::compile_json(&topology, defaults) {
         Err(errors) => format!("{located}\n{errors}"),
@@ -307,6 +308,7 @@ topology:
             key_serde: "string".into(),
             value_serde: "json".into(),
             registry: None,
+            application_id: "app".into(),
         };
         compile(&spec.topology, defaults)
     }

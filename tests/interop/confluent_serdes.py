@@ -16,6 +16,8 @@ FORMAT is avro, json or protobuf. For protobuf, SCHEMA_FILE is a .proto file and
 name of its message to write or read (Python needs the generated class: grpcio-tools' protoc
 generates it into a temporary directory).
 
+FRESHET_REGISTRY_CA names a CA certificate (PEM) to trust for an https REGISTRY.
+
 Every step has a deadline: the registry client's requests time out after 10 s, the consumer reads
 its partitions by assignment (no group coordinator to wait for, as on a fresh broker), and a
 watchdog ends the process (exit 3, naming the step) if it is still running 30 s past TIMEOUT_S or
@@ -54,7 +56,12 @@ def watchdog(seconds):
 
 
 def registry_client(url):
-    return SchemaRegistryClient({"url": url, "timeout": 10})
+    conf = {"url": url, "timeout": 10}
+    # An https registry whose certificate a test CA signed (scripts/registry.sh's TLS mode).
+    ca = os.environ.get("FRESHET_REGISTRY_CA")
+    if ca:
+        conf["ssl.ca.location"] = ca
+    return SchemaRegistryClient(conf)
 
 
 def decimals(schema, value):
@@ -72,7 +79,12 @@ def decimals(schema, value):
 
 def plain(value):
     if isinstance(value, datetime.datetime):
-        return int(value.timestamp() * 1000)
+        # Integer arithmetic: value.timestamp() * 1000 is a float product that can land just
+        # below the integer, one millisecond short once truncated.
+        epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        return (value - epoch) // datetime.timedelta(milliseconds=1)
     if isinstance(value, decimal.Decimal):
         return str(value)
     if isinstance(value, uuid.UUID):
@@ -85,14 +97,17 @@ def plain(value):
 
 
 def proto_class(proto_file, message):
-    """The class of MESSAGE, generated from PROTO_FILE with grpcio-tools' protoc."""
+    """The class of MESSAGE, generated from PROTO_FILE (and the .proto files beside it, which it may
+    import) with grpcio-tools' protoc."""
     out = tempfile.mkdtemp(prefix="freshet-pb2-")
     include = os.path.dirname(os.path.abspath(proto_file))
     from grpc_tools import protoc
     import grpc_tools
 
     well_known = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
-    rc = protoc.main(["protoc", f"-I{include}", f"-I{well_known}", f"--python_out={out}", os.path.abspath(proto_file)])
+    # Every .proto beside it too: the files it imports (schema references) need their modules.
+    protos = sorted({os.path.join(include, f) for f in os.listdir(include) if f.endswith(".proto")} | {os.path.abspath(proto_file)})
+    rc = protoc.main(["protoc", f"-I{include}", f"-I{well_known}", f"--python_out={out}", *protos])
     if rc != 0:
         sys.exit(f"protoc failed on {proto_file} (exit {rc})")
     sys.path.insert(0, out)

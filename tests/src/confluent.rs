@@ -21,6 +21,21 @@ pub fn registry_url() -> String {
         .unwrap_or_else(|_| "http://127.0.0.1:8081/apis/ccompat/v7".to_owned())
 }
 
+/// The https registry of scripts/registry.sh's TLS mode: its API root
+/// (`FRESHET_SCHEMA_REGISTRY_TLS_URL`) and the CA certificate that signed its certificate
+/// (`FRESHET_SCHEMA_REGISTRY_TLS_CA`, a PEM file); panics saying how to start it when unset.
+pub fn tls_registry() -> (String, PathBuf) {
+    let how = "start the TLS registry with FRESHET_REGISTRY_TLS_PORT=<port> scripts/registry.sh up, then set FRESHET_SCHEMA_REGISTRY_TLS_URL=$(scripts/registry.sh tls-url) and FRESHET_SCHEMA_REGISTRY_TLS_CA=$(scripts/registry.sh tls-ca) (make test does)";
+    let url = std::env::var("FRESHET_SCHEMA_REGISTRY_TLS_URL")
+        .unwrap_or_else(|_| panic!("FRESHET_SCHEMA_REGISTRY_TLS_URL is unset: {how}"));
+    let ca = PathBuf::from(
+        std::env::var("FRESHET_SCHEMA_REGISTRY_TLS_CA")
+            .unwrap_or_else(|_| panic!("FRESHET_SCHEMA_REGISTRY_TLS_CA is unset: {how}")),
+    );
+    assert!(ca.is_file(), "{} is not a file: {how}", ca.display());
+    (url, ca)
+}
+
 /// The venv's python with confluent-kafka (scripts/serdes-venv.sh makes it once, cached).
 pub fn python() -> PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
@@ -40,10 +55,21 @@ pub fn python() -> PathBuf {
 /// Runs `tests/interop/confluent_serdes.py FORMAT ARGS...` (FORMAT: avro, json, protobuf) and
 /// returns its standard output; fails the test when it fails or outlives `deadline`.
 pub fn serdes(format: &str, args: &[&str], deadline: Duration) -> String {
+    serdes_with_env(format, args, &[], deadline)
+}
+
+/// [`serdes`] with environment variables (`FRESHET_REGISTRY_CA`: the CA of an https registry).
+pub fn serdes_with_env(
+    format: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    deadline: Duration,
+) -> String {
     let mut cmd = Command::new(python());
     cmd.arg(repo_root().join("tests/interop/confluent_serdes.py"))
         .arg(format)
-        .args(args);
+        .args(args)
+        .envs(env.iter().copied());
     run(
         cmd,
         deadline,

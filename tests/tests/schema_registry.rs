@@ -339,3 +339,153 @@ async fn an_unreachable_registry_is_retried_within_task_timeout_then_fails_namin
     );
     assert!(waited >= Duration::from_secs(3), "gave up after {waited:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repartition_topic_carries_avro_under_its_own_subject() {
+    let app = unique_name("avro-rep");
+    let (input, output) = (unique_name("avro-rep-in"), unique_name("avro-rep-out"));
+    create_topics(&[(&input, 1), (&output, 1)]).await;
+    produce_orders(&input);
+    let schema: Value = serde_json::from_str(OUTPUT_SCHEMA).unwrap();
+    let text = format!(
+        r#"
+applicationId: {app}
+bootstrapServers: {bootstrap}
+defaultKeySerde: string
+defaultValueSerde: avro
+config:
+  commit.interval.ms: "100"
+  schema.registry.url: {registry}
+topology:
+  streams:
+    - {{ name: orders, topic: {input} }}
+  pipelines:
+    - name: ship
+      from: orders
+      steps:
+        - filter: "value.status != 'NEW'"
+        - selectKey: "value.customer"
+        - mapValues: >-
+            {{'order': value.id, 'who': value.customer, 'status': 'SHIPPED', 'note': value.note,
+              'at': value.at, 'price': value.price, 'tags': value.tags, 'qty': value.attrs['qty']}}
+        - repartition: {{ name: by-customer, valueSchema: '{schema}' }}
+        - to: {{ topic: {output}, valueSchema: '{schema}' }}
+"#,
+        bootstrap = kafka_bootstrap(),
+        registry = registry_url(),
+    );
+    let file = write_temp(".yaml", &text);
+    let mut engine = EngineProcess::start(file.path(), &[], &[]);
+    engine.wait_ready(Duration::from_secs(60));
+    let repartition = format!("{app}-by-customer-repartition");
+    let through = read_back(&repartition, 2);
+    let got = read_back(&output, 2);
+    engine.terminate(Duration::from_secs(30));
+    let expected = [
+        json!({"key": "ann", "value": {"order": 1, "who": "ann", "status": "SHIPPED", "note": null,
+            "at": 1_700_000_000_123_i64, "price": "12.34", "tags": ["a"], "qty": 3}}),
+        json!({"key": "cy", "value": {"order": 3, "who": "cy", "status": "SHIPPED", "note": "fragile",
+            "at": 1_700_000_002_005_i64, "price": "-98765432.10", "tags": ["x", "y"], "qty": 7}}),
+    ];
+    let key_values = |records: &[Value]| -> Vec<Value> {
+        records
+            .iter()
+            .map(|r| json!({"key": r["key"], "value": r["value"]}))
+            .collect()
+    };
+    assert_eq!(
+        key_values(&through),
+        expected,
+        "engine log:\n{}",
+        engine.log_text()
+    );
+    assert_eq!(key_values(&got), expected);
+    // The repartition topic's records carry the id registered under its own subject.
+    let latest = ureq_get(&format!(
+        "{}/subjects/{repartition}-value/versions/latest",
+        registry_url()
+    ));
+    assert_eq!(through[0]["schema_id"], latest["id"], "{latest}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_named_group_by_writes_its_repartition_topic_in_avro() {
+    let app = unique_name("avro-grp");
+    let (input, output) = (unique_name("avro-grp-in"), unique_name("avro-grp-out"));
+    create_topics(&[(&input, 1), (&output, 1)]).await;
+    produce_orders(&input);
+    let schema: Value = serde_json::from_str(OUTPUT_SCHEMA).unwrap();
+    let text = format!(
+        r#"
+applicationId: {app}
+bootstrapServers: {bootstrap}
+defaultKeySerde: string
+defaultValueSerde: avro
+config:
+  commit.interval.ms: "100"
+  statestore.cache.max.bytes: "0"
+  schema.registry.url: {registry}
+topology:
+  streams:
+    - {{ name: orders, topic: {input} }}
+  pipelines:
+    - name: per-status
+      from: orders
+      steps:
+        - mapValues: >-
+            {{'order': value.id, 'who': value.customer, 'status': value.status, 'note': value.note,
+              'at': value.at, 'price': value.price, 'tags': value.tags, 'qty': value.attrs['qty']}}
+        - name: by-status
+          groupBy: {{ key: "value.status", valueSerde: avro, valueSchema: '{schema}' }}
+        - count: {{ store: per-status }}
+        - toStream: {{}}
+        - to: {{ topic: {output}, valueSerde: long }}
+"#,
+        bootstrap = kafka_bootstrap(),
+        registry = registry_url(),
+    );
+    let file = write_temp(".yaml", &text);
+    let mut engine = EngineProcess::start(file.path(), &[], &[]);
+    engine.wait_ready(Duration::from_secs(60));
+    let repartition = format!("{app}-by-status-repartition");
+    let through = read_back(&repartition, 3);
+    let counts = consume(
+        &output,
+        3,
+        Duration::from_secs(60),
+        Duration::from_millis(300),
+    );
+    engine.terminate(Duration::from_secs(30));
+    let keys: Vec<&Value> = through.iter().map(|r| &r["key"]).collect();
+    assert_eq!(
+        keys,
+        [&json!("PAID"), &json!("NEW"), &json!("PAID")],
+        "engine log:\n{}",
+        engine.log_text()
+    );
+    assert_eq!(
+        through[1]["value"],
+        json!({"order": 2, "who": "bob", "status": "NEW", "note": "skip me",
+            "at": 1_700_000_001_000_i64, "price": "0.01", "tags": [], "qty": 1})
+    );
+    let latest = ureq_get(&format!(
+        "{}/subjects/{repartition}-value/versions/latest",
+        registry_url()
+    ));
+    assert_eq!(through[0]["schema_id"], latest["id"], "{latest}");
+    let last: Vec<(String, i64)> = counts
+        .iter()
+        .map(|r| {
+            let v: [u8; 8] = r.value.as_deref().unwrap().try_into().unwrap();
+            (r.key_str().to_owned(), i64::from_be_bytes(v))
+        })
+        .collect();
+    assert_eq!(
+        last,
+        [
+            ("PAID".to_owned(), 1),
+            ("NEW".to_owned(), 1),
+            ("PAID".to_owned(), 2)
+        ]
+    );
+}

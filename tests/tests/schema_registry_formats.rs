@@ -474,3 +474,109 @@ async fn protobuf_freshet_writes_the_message_the_manifest_names_nested_ones_incl
     }
     eprintln!("protobuf named messages in {:?}", t0.elapsed());
 }
+
+/// A file another imports: Python's serializer registers it under its own subject and the
+/// importing schema refers to it (Confluent's schema `references`).
+const MONEY_PROTO: &str = r#"syntax = "proto3";
+package common;
+
+message Money {
+  int64 cents = 1;
+  string currency = 2;
+}
+"#;
+
+const PAYMENT_PROTO: &str = r#"syntax = "proto3";
+package shop;
+
+import "money.proto";
+
+message Payment {
+  int64 id = 1;
+  common.Money amount = 2;
+  string customer = 3;
+}
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn protobuf_imports_are_read_from_the_schema_references() {
+    let t0 = Instant::now();
+    let (input, output) = (unique_name("proto-ref-in"), unique_name("proto-ref-out"));
+    create_topics(&[(&input, 1), (&output, 1)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("money.proto"), MONEY_PROTO).unwrap();
+    let payment = dir.path().join("payment.proto");
+    std::fs::write(&payment, PAYMENT_PROTO).unwrap();
+    let lines = [
+        json!({"key": "p1", "value": {"id": 1, "amount": {"cents": 1250, "currency": "EUR"}, "customer": "ann"}}),
+        json!({"key": "p2", "value": {"id": 2, "amount": {"cents": 99, "currency": "USD"}, "customer": "bob"}}),
+    ];
+    let lines: Vec<String> = lines.iter().map(Value::to_string).collect();
+    let records = write_temp(".jsonl", &lines.join("\n"));
+    serdes(
+        "protobuf",
+        &[
+            "produce",
+            &kafka_bootstrap(),
+            &registry_url(),
+            &input,
+            payment.to_str().unwrap(),
+            records.path().to_str().unwrap(),
+            "shop.Payment",
+        ],
+        PYTHON_DEADLINE,
+    );
+    // The input's schema refers to money.proto's subject rather than containing it.
+    let registered = latest(&format!("{input}-value"));
+    let references = registered["references"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        references.iter().any(|r| r["name"] == "money.proto"),
+        "{registered}"
+    );
+    let text = format!(
+        r#"
+applicationId: {app}
+bootstrapServers: {bootstrap}
+defaultKeySerde: string
+defaultValueSerde: protobuf
+config:
+  commit.interval.ms: "100"
+  schema.registry.url: {registry}
+topology:
+  streams:
+    - {{ name: payments, topic: {input} }}
+  pipelines:
+    - name: flat
+      from: payments
+      steps:
+        - mapValues: "{{'id': value.id, 'cents': value.amount.cents, 'currency': value.amount.currency, 'who': value.customer}}"
+        - to: {{ topic: {output}, valueSerde: json }}
+"#,
+        app = unique_name("proto-ref"),
+        bootstrap = kafka_bootstrap(),
+        registry = registry_url(),
+    );
+    let got = run_engine(&text, || {
+        freshet_tests::kafka::consume(
+            &output,
+            2,
+            Duration::from_secs(60),
+            Duration::from_millis(300),
+        )
+    });
+    let values: Vec<Value> = got
+        .iter()
+        .map(|r| serde_json::from_slice(r.value.as_deref().unwrap_or_default()).unwrap())
+        .collect();
+    assert_eq!(
+        values,
+        [
+            json!({"id": 1, "cents": 1250, "currency": "EUR", "who": "ann"}),
+            json!({"id": 2, "cents": 99, "currency": "USD", "who": "bob"}),
+        ]
+    );
+    eprintln!("protobuf with a referenced import in {:?}", t0.elapsed());
+}

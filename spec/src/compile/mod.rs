@@ -47,6 +47,9 @@ pub struct Defaults {
     pub value_serde: String,
     /// The schema registry of `avro` serdes (`schema.registry.url`), `None` when not configured.
     pub registry: Option<Arc<crate::registry::RegistryClient>>,
+    /// `application.id`: names the changelog topics, and so the subjects of stores whose values
+    /// go through the registry (`<application.id>-<store>-changelog-value`).
+    pub application_id: String,
 }
 
 impl Defaults {
@@ -57,6 +60,7 @@ impl Defaults {
             value_serde: config.default_value_serde.clone(),
             registry: crate::registry::RegistrySettings::from_config(config)
                 .map(|s| Arc::new(crate::registry::RegistryClient::new(s))),
+            application_id: config.application_id.clone(),
         }
     }
 }
@@ -332,7 +336,7 @@ impl Compiler {
                 self.error(&at, format!("'{op}' cannot follow {}", pos.describe()));
                 continue;
             };
-            if !matches!(op, "filter" | "filterNot" | "peek" | "to") {
+            if !matches!(op, "filter" | "filterNot" | "peek" | "to" | "repartition") {
                 self.value_fields = None;
             }
             let stream = match op {
@@ -433,7 +437,10 @@ impl Compiler {
                     if partitions.is_some_and(|p| p < 1) {
                         self.error(&at, "partitions must be at least 1");
                     }
-                    let (ks, vs) = self.sink_serdes(arg, &at);
+                    // Registry serdes name their subjects after the topic, as for a `to` step.
+                    let topic = format!("{}-{name}-repartition", self.defaults.application_id);
+                    let (ks, vs) = self.sink_serdes(arg, Some(&topic), &at);
+                    self.check_repartition_fields(arg, &at);
                     stream.repartition(Repartitioned {
                         name: Some(name),
                         partitions,
@@ -476,12 +483,14 @@ impl Compiler {
         (!ended).then_some(pos)
     }
 
+    /// The key and value serdes of a step writing `topic` (a `to` step's, a repartition
+    /// topic), with the schemas `arg` gives.
     fn sink_serdes(
         &mut self,
         arg: &Json,
+        topic: Option<&str>,
         at: &str,
     ) -> (Arc<dyn Serde<Value>>, Arc<dyn Serde<Value>>) {
-        let topic = arg.get("topic").and_then(Json::as_str);
         let key = self.serde(
             arg.get("keySerde").and_then(Json::as_str),
             &self.defaults.key_serde.clone(),
@@ -512,7 +521,8 @@ impl Compiler {
             ],
             at,
         );
-        let (key, value) = self.sink_serdes(arg, at);
+        let topic = arg.get("topic").and_then(Json::as_str);
+        let (key, value) = self.sink_serdes(arg, topic, at);
         self.check_output_fields(arg, at);
         let mut produced = Produced::with(key, value);
         if let Some(n) = named {

@@ -186,19 +186,71 @@ impl Compiler {
     }
 
     /// With `validate`: a field the last `mapValues` writes that the `to` step's output schema
-    /// lacks (which would fail every record at run time): an Avro record's fields, a closed JSON
-    /// Schema's `properties` (`additionalProperties: false`), a Protobuf message's fields.
+    /// lacks (which would fail every record at run time).
     pub(super) fn check_output_fields(&mut self, arg: &Json, at: &str) {
         let Some((fields, step)) = self.value_fields.take() else {
-            return;
-        };
-        let Some(given) = arg.get("valueSchema") else {
             return;
         };
         let serde = arg
             .get("valueSerde")
             .and_then(Json::as_str)
-            .unwrap_or(&self.defaults.value_serde);
+            .unwrap_or(&self.defaults.value_serde)
+            .to_owned();
+        self.check_written_fields(arg, &serde, &fields, &step, at);
+    }
+
+    /// With `validate`: a field the last `mapValues` writes that a `repartition` step's
+    /// `valueSchema` lacks; the value keeps its shape through the topic, so a later `to` step
+    /// is checked too.
+    pub(super) fn check_repartition_fields(&mut self, arg: &Json, at: &str) {
+        let kept = self.value_fields.clone();
+        self.check_output_fields(arg, at);
+        self.value_fields = kept;
+    }
+
+    /// With `validate`: a field an aggregation's expressions write (map literals in
+    /// `initializer`, `aggregator`, `reducer`, `adder`, `subtractor`, `merger`) that the store's
+    /// `valueSchema` lacks, as [`Compiler::check_output_fields`] holds a `to` step's.
+    pub(super) fn check_aggregate_fields(&mut self, arg: &Json, serde: &str, at: &str) {
+        if arg.get("valueSchema").is_none() {
+            return;
+        }
+        let fields = [
+            "initializer",
+            "aggregator",
+            "reducer",
+            "adder",
+            "subtractor",
+            "merger",
+        ];
+        for field in fields {
+            let Some(text) = arg.get(field).and_then(Json::as_str) else {
+                continue;
+            };
+            // An expression that does not compile was reported where it is compiled.
+            let Ok(expr) = crate::expr::Expr::compile(text, ALL_VARS) else {
+                continue;
+            };
+            if let Some(fields) = expr.literal_map_keys() {
+                self.check_written_fields(arg, serde, &fields, &format!("{at}, {field}"), at);
+            }
+        }
+    }
+
+    /// Reports each of `fields` (written by `step`) that `arg`'s `valueSchema` for `serde` lacks:
+    /// an Avro record's fields, a closed JSON Schema's `properties` (`additionalProperties:
+    /// false`), a Protobuf message's fields (the `valueMessage`).
+    fn check_written_fields(
+        &mut self,
+        arg: &Json,
+        serde: &str,
+        fields: &[String],
+        step: &str,
+        at: &str,
+    ) {
+        let Some(given) = arg.get("valueSchema") else {
+            return;
+        };
         let text = match given {
             Json::String(text) => text.clone(),
             other => other.to_string(),
@@ -237,6 +289,23 @@ impl Compiler {
     }
 }
 
+/// Every variable an aggregation's expressions may use, to read their map literals.
+const ALL_VARS: &[crate::expr::Var] = {
+    use crate::expr::Var;
+    &[
+        Var::Key,
+        Var::Value,
+        Var::Agg,
+        Var::Timestamp,
+        Var::Headers,
+        Var::Topic,
+        Var::Partition,
+        Var::Offset,
+        Var::Left,
+        Var::Right,
+    ]
+};
+
 #[cfg(test)]
 mod tests {
     use super::super::{Defaults, compile_json};
@@ -260,6 +329,7 @@ mod tests {
             key_serde: "string".into(),
             value_serde: "json".into(),
             registry: Some(Arc::new(RegistryClient::new(RegistrySettings::unused()))),
+            application_id: "app".into(),
         };
         match compile_json(topology, defaults) {
             Ok(_) => String::new(),
@@ -332,6 +402,127 @@ mod tests {
         let err = errors("json", "{}");
         assert!(
             err.contains("'valueSchema' is for the avro, json-schema and protobuf serdes"),
+            "{err}"
+        );
+    }
+
+    /// A grouped aggregation whose store value is written with `serde` and `schema`, compiled
+    /// with `registry` (a stand-in never reached) or without one.
+    fn store_errors(aggregate: serde_json::Value, registry: bool) -> String {
+        let topology = serde_json::json!({
+            "streams": [{"name": "s", "topic": "in"}],
+            "pipelines": [{"name": "p", "from": "s", "steps": [
+                {"groupByKey": {}},
+                {"aggregate": aggregate},
+                {"toStream": {}},
+                {"to": {"topic": "out", "valueSerde": "json"}}]}]});
+        let defaults = Defaults {
+            key_serde: "string".into(),
+            value_serde: "json".into(),
+            registry: registry.then(|| Arc::new(RegistryClient::new(RegistrySettings::unused()))),
+            application_id: "app".into(),
+        };
+        match compile_json(&topology, defaults) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    const SPEND: &str = r#"{"type":"record","name":"Spend","namespace":"shop","fields":[{"name":"count","type":"long"},{"name":"last","type":{"type":"long","logicalType":"timestamp-millis"}}]}"#;
+
+    #[test]
+    fn a_store_takes_a_registry_serde_with_its_schema_and_a_name() {
+        let aggregate = |store: Option<&str>, aggregator: &str| {
+            let mut a = serde_json::json!({
+                "initializer": "{'count': 0, 'last': 0}",
+                "aggregator": aggregator,
+                "valueSerde": "avro",
+                "valueSchema": SPEND,
+            });
+            if let Some(store) = store {
+                a["store"] = store.into();
+            }
+            a
+        };
+        let good = "{'count': agg.count + 1, 'last': timestamp}";
+        assert_eq!(store_errors(aggregate(Some("spend"), good), true), "");
+        // validate holds the aggregator's map literal to the record, as a `to` step's mapValues.
+        let bad = "{'count': agg.count + 1, 'last': timestamp, 'colour': 'red'}";
+        let err = store_errors(aggregate(Some("spend"), bad), true);
+        assert!(
+            err.contains("aggregator writes field 'colour', which the valueSchema's record shop.Spend lacks (its fields: count, last)"),
+            "{err}"
+        );
+        let err = store_errors(aggregate(None, good), true);
+        assert!(
+            err.contains("a store of avro values needs a name: give 'store: <name>'"),
+            "{err}"
+        );
+        let err = store_errors(aggregate(Some("spend"), good), false);
+        assert!(
+            err.contains("the avro serde needs a schema registry: set schema.registry.url"),
+            "{err}"
+        );
+        // A schema for a serde that has none is refused here as on a `to` step.
+        let mut json = aggregate(Some("spend"), good);
+        json["valueSerde"] = "json".into();
+        let err = store_errors(json, true);
+        assert!(
+            err.contains("'valueSchema' is for the avro, json-schema and protobuf serdes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_repartition_step_holds_the_value_to_its_schema() {
+        let topology = serde_json::json!({
+            "streams": [{"name": "s", "topic": "in"}],
+            "pipelines": [{"name": "p", "from": "s", "steps": [
+                {"mapValues": "{'count': 1, 'last': 0, 'colour': 'red'}"},
+                {"repartition": {"name": "r", "valueSerde": "avro", "valueSchema": SPEND}},
+                {"to": {"topic": "out", "valueSerde": "json"}}]}]});
+        let err = compile_errors(&topology);
+        assert!(
+            err.contains("step 2 (repartition): pipeline 'p', step 1 (mapValues) writes field 'colour', which the valueSchema's record shop.Spend lacks"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_grouping_of_registry_values_needs_a_name_and_keeps_keys_off_the_registry() {
+        let compile = |grouping: serde_json::Value| {
+            let topology = serde_json::json!({
+                "streams": [{"name": "s", "topic": "in"}],
+                "pipelines": [{"name": "p", "from": "s", "steps": [
+                    grouping,
+                    {"count": {"store": "c"}},
+                    {"toStream": {}},
+                    {"to": {"topic": "out", "valueSerde": "long"}}]}]});
+            compile_errors(&topology)
+        };
+        let by = |extra: serde_json::Value| {
+            let mut g =
+                serde_json::json!({"key": "value.who", "valueSerde": "avro", "valueSchema": SPEND});
+            for (k, v) in extra.as_object().unwrap() {
+                g[k] = v.clone();
+            }
+            g
+        };
+        assert_eq!(
+            compile(serde_json::json!({"name": "g", "groupBy": by(serde_json::json!({}))})),
+            ""
+        );
+        let err = compile(serde_json::json!({"groupBy": by(serde_json::json!({}))}));
+        assert!(
+            err.contains("a grouping of avro values needs the step's 'name'"),
+            "{err}"
+        );
+        // A key serde serves both the repartition topic and the store: two subjects, refused.
+        let err = compile(
+            serde_json::json!({"name": "g", "groupBy": by(serde_json::json!({"keySerde": "avro"}))}),
+        );
+        assert!(
+            err.contains("the serdes of groupBy and groupByKey keys"),
             "{err}"
         );
     }

@@ -107,6 +107,10 @@ impl Compiler {
             );
             self.topic_only(&key_kind, &place);
             self.topic_only(&value_kind, &place);
+            if value_kind.is_registry() {
+                // Refused above; the store's own checks would only repeat it.
+                continue;
+            }
             let mut store = self.store_spec(t, &value_kind, &place);
             // Like Kafka Streams, a table's store is named after its topic unless named.
             store

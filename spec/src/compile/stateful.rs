@@ -9,6 +9,7 @@ use cel::Value;
 use serde_json::Value as Json;
 
 use super::position::{Grouping, Position, WindowShape, erased, value_of};
+use super::registry::Bind;
 use super::{Compiler, Stream};
 use crate::dsl::{
     Aggregator, Initializer, KGroupedStream, KGroupedTable, Merger, SessionWindows, SlidingWindows,
@@ -34,7 +35,14 @@ const AGG_VARS: &[Var] = &[
 /// `fields` and the store options every aggregation step takes.
 fn with_store_fields(fields: &[&'static str]) -> Vec<&'static str> {
     let mut all = fields.to_vec();
-    all.extend(["store", "valueSerde", "inMemory", "logging"]);
+    all.extend([
+        "store",
+        "valueSerde",
+        "valueSchema",
+        "valueMessage",
+        "inMemory",
+        "logging",
+    ]);
     all
 }
 
@@ -128,27 +136,107 @@ impl Compiler {
     }
 
     /// Store options of an aggregation or table step: `store`, `valueSerde`, `inMemory`,
-    /// `logging`.
+    /// `logging`, and for a registry serde (`avro`, `json-schema`, `protobuf`) `valueSchema` and
+    /// `valueMessage` as a `to` step gives them. A registry serde writes the store's bytes (in
+    /// RocksDB and in the changelog) in Confluent's framing, under the changelog's subject
+    /// `<application.id>-<store>-changelog-value`, as Kafka Streams with Confluent's serdes does.
     pub(super) fn store_spec(
         &mut self,
         arg: &Json,
         default_value: &SerdeKind,
         at: &str,
     ) -> StoreSpec {
-        let kind = match arg.get("valueSerde").and_then(Json::as_str) {
-            Some(name) => name.parse::<SerdeKind>().unwrap_or_else(|e| {
-                self.error(at, e.to_string());
-                default_value.clone()
-            }),
-            None => default_value.clone(),
+        let name = arg.get("store").and_then(Json::as_str).map(str::to_owned);
+        let kind_name = arg
+            .get("valueSerde")
+            .and_then(Json::as_str)
+            .map_or_else(|| default_value.to_string(), str::to_owned);
+        // A name that does not parse is reported once, by `serde` below.
+        let registry = kind_name
+            .parse::<SerdeKind>()
+            .is_ok_and(|k| k.is_registry());
+        let changelog = match (&name, registry) {
+            (Some(store), true) => Some(format!(
+                "{}-{store}-changelog",
+                self.defaults.application_id
+            )),
+            (None, true) => {
+                // A generated name moves whenever a step is added before this one: the
+                // changelog, its subject and the schemas registered under it would move too.
+                self.error(
+                    at,
+                    format!(
+                        "a store of {kind_name} values needs a name: give 'store: <name>' (its changelog <application.id>-<name>-changelog names the subject the schema is registered under)"
+                    ),
+                );
+                None
+            }
+            (_, false) => None,
         };
-        self.topic_only(&kind, at);
+        let bind = Bind {
+            topic: changelog.as_deref(),
+            is_key: false,
+            schema: arg.get("valueSchema"),
+            message: arg.get("valueMessage"),
+        };
+        let serde = self.serde(Some(&kind_name), &kind_name, at, bind);
+        self.check_aggregate_fields(arg, &kind_name, at);
         StoreSpec {
-            name: arg.get("store").and_then(Json::as_str).map(str::to_owned),
-            agg: erased(&kind, "aggregate"),
+            name,
+            agg: crate::dsl::erased(serde, "aggregate"),
             logging: arg.get("logging").and_then(Json::as_bool).unwrap_or(true),
             in_memory: arg.get("inMemory").and_then(Json::as_bool).unwrap_or(false),
         }
+    }
+
+    /// The value serde of a grouping (`groupBy`, `groupByKey`), which serves only its
+    /// repartition topic `<application.id>-<name>-repartition` (the store has its own). A registry
+    /// serde registers under that topic's subject, with `valueSchema` / `valueMessage` as a `to`
+    /// step gives them, so the grouping needs the step's `name`: without one the topic would be
+    /// named after the store, which the next step decides.
+    fn grouping_value(
+        &mut self,
+        opts: &Json,
+        named: Option<&str>,
+        at: &str,
+    ) -> (SerdeKind, crate::dsl::ErasedSerde) {
+        let name = opts
+            .get("valueSerde")
+            .and_then(Json::as_str)
+            .map_or_else(|| self.defaults.value_serde.clone(), str::to_owned);
+        let kind = self.kind_named(&name, at);
+        if !kind.is_registry() {
+            if opts.get("valueSchema").is_some() {
+                self.error(
+                    at,
+                    format!(
+                        "'valueSchema' is for the avro, json-schema and protobuf serdes; this one is {kind}"
+                    ),
+                );
+            }
+            let value = erased(&kind, "value");
+            return (kind, value);
+        }
+        let topic = match named {
+            Some(n) => Some(format!("{}-{n}-repartition", self.defaults.application_id)),
+            None => {
+                self.error(
+                    at,
+                    format!(
+                        "a grouping of {kind} values needs the step's 'name': its repartition topic <application.id>-<name>-repartition names the subject the schema is registered under"
+                    ),
+                );
+                None
+            }
+        };
+        let bind = Bind {
+            topic: topic.as_deref(),
+            is_key: false,
+            schema: opts.get("valueSchema"),
+            message: opts.get("valueMessage"),
+        };
+        let serde = self.serde(Some(&name), &name, at, bind);
+        (kind, crate::dsl::erased(serde, "value"))
     }
 
     fn kind(&mut self, arg: &Json, field: &str, default: &str, at: &str) -> SerdeKind {
@@ -250,13 +338,17 @@ impl Compiler {
             ) => self.join_step(pos, op, arg, names, at, positions),
             ("cogroup", Position::Grouped(g)) => self.cogroup(arg, named, at, &g, positions),
             ("groupByKey", Position::Stream(s)) => {
-                self.check_fields(arg, &["keySerde", "valueSerde"], at);
+                self.check_fields(
+                    arg,
+                    &["keySerde", "valueSerde", "valueSchema", "valueMessage"],
+                    at,
+                );
                 let key_kind = self.kind(arg, "keySerde", &defaults.key_serde, at);
-                let value_kind = self.kind(arg, "valueSerde", &defaults.value_serde, at);
+                let (value_kind, value) = self.grouping_value(arg, named, at);
                 let grouped = KGroupedStream::from_erased(
                     &s,
                     erased(&key_kind, "key"),
-                    erased(&value_kind, "value"),
+                    value,
                     named.map(str::to_owned),
                     false,
                 );
@@ -273,16 +365,26 @@ impl Compiler {
                     _ => (&Json::Null, &Json::Null),
                 };
                 if opts.is_object() {
-                    self.check_fields(opts, &["key", "keySerde", "valueSerde"], at);
+                    self.check_fields(
+                        opts,
+                        &[
+                            "key",
+                            "keySerde",
+                            "valueSerde",
+                            "valueSchema",
+                            "valueMessage",
+                        ],
+                        at,
+                    );
                 }
                 let e = self.expr(expr_src, at)?;
                 let key_kind = self.kind(opts, "keySerde", &defaults.key_serde, at);
-                let value_kind = self.kind(opts, "valueSerde", &defaults.value_serde, at);
+                let (value_kind, value) = self.grouping_value(opts, named, at);
                 let rekeyed: Stream = s.try_select_key(None, move |info, k, v| e.eval(info, k, v));
                 let grouped = KGroupedStream::from_erased(
                     &rekeyed,
                     erased(&key_kind, "key"),
-                    erased(&value_kind, "value"),
+                    value,
                     named.map(str::to_owned),
                     true,
                 );
@@ -334,11 +436,19 @@ impl Compiler {
             ("toTable", Position::Stream(s)) => {
                 self.check_fields(
                     arg,
-                    &["store", "keySerde", "valueSerde", "inMemory", "logging"],
+                    &[
+                        "store",
+                        "keySerde",
+                        "valueSerde",
+                        "valueSchema",
+                        "valueMessage",
+                        "inMemory",
+                        "logging",
+                    ],
                     at,
                 );
-                let value_kind = self.kind(arg, "valueSerde", &defaults.value_serde, at);
                 let key_kind = self.kind(arg, "keySerde", &defaults.key_serde, at);
+                let value_kind = self.kind_named(&defaults.value_serde, at);
                 let spec = self.store_spec(arg, &value_kind, at);
                 Some(Position::Table(s.to_table_erased(
                     named,

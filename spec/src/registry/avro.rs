@@ -94,6 +94,8 @@ pub struct AvroSerde {
     parsed: Mutex<HashMap<u32, Arc<Named>>>,
     /// The schema and id a sink writes with, once known.
     writer: Mutex<Option<(Arc<Named>, u32)>>,
+    /// Writer schema ids that are the manifest's schema itself ([`AvroSerde::is_given`]).
+    same_as_given: Mutex<HashMap<u32, bool>>,
 }
 
 impl AvroSerde {
@@ -105,6 +107,7 @@ impl AvroSerde {
             target,
             parsed: Mutex::new(HashMap::new()),
             writer: Mutex::new(None),
+            same_as_given: Mutex::new(HashMap::new()),
         }
     }
 
@@ -137,6 +140,22 @@ impl AvroSerde {
                 format!("avro: schema id {id} does not parse with the schemas it refers to: {e}")
             })?;
         Ok(Named::with_references(Arc::new(schema), referenced))
+    }
+
+    /// Whether the writer schema with id `id` is the manifest's schema itself, as for a store,
+    /// a repartition topic or a topic the application writes and reads again: such records
+    /// decode without resolution, which would gain nothing, and which apache-avro refuses for a
+    /// `bytes` decimal shorter than its precision could need ("Precision 12 too small to hold
+    /// decimal values with 2 bytes"). Decided once per id.
+    fn is_given(&self, id: u32, writer: &Named, given: &Named) -> bool {
+        if let Some(same) = lock(&self.same_as_given).get(&id) {
+            return *same;
+        }
+        // The schemas as written, logical types included (the canonical form drops them).
+        let same =
+            serde_json::to_value(&*writer.schema).ok() == serde_json::to_value(&*given.schema).ok();
+        lock(&self.same_as_given).insert(id, same);
+        same
     }
 
     fn sink_schema(&self) -> Result<(Arc<Named>, u32), String> {
@@ -204,7 +223,11 @@ impl Serde<Value> for AvroSerde {
         };
         let (id, mut payload) = unframe(bytes).map_err(|e| format!("avro: {e}"))?;
         let writer = self.writer_schema(id)?;
-        let reader = self.given.as_ref().map(|g| &*g.schema);
+        let reader = self
+            .given
+            .as_ref()
+            .filter(|given| !self.is_given(id, &writer, given))
+            .map(|g| &*g.schema);
         let datum = writer
             .decode(&mut payload, reader)
             .map_err(|e| format!("avro: the record does not decode with schema id {id}: {e}"))?;

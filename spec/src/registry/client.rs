@@ -41,6 +41,18 @@ pub enum RegistryError {
         #[source]
         source: Box<ureq::Error>,
     },
+    /// The registry's TLS certificate is not signed by a CA this client trusts: retrying cannot
+    /// help, so the call fails at once with the setting that fixes it.
+    #[error(
+        "the schema registry at {url} presented a TLS certificate that is not trusted ({source}): give the CA that signed it in schema.registry.ssl.truststore.certificates (PEM; on Kubernetes spec.schemaRegistry.tls.trustedCertificates)"
+    )]
+    Untrusted {
+        /// The URL called.
+        url: String,
+        /// The TLS error.
+        #[source]
+        source: Box<ureq::Error>,
+    },
     /// The answer was not the JSON expected.
     #[error("the schema registry at {url} answered something unreadable: {source}")]
     Unreadable {
@@ -232,6 +244,12 @@ impl RegistryClient {
                         message: parsed.and_then(|p| p.message).unwrap_or(text),
                     });
                 }
+                Err(e) if untrusted_certificate(&e) => {
+                    return Err(RegistryError::Untrusted {
+                        url,
+                        source: Box::new(e),
+                    });
+                }
                 Err(e) => {
                     let waited = started.elapsed();
                     if waited >= self.settings.timeout {
@@ -311,6 +329,22 @@ impl RegistryClient {
         lock(&self.by_id).insert(schema.id, schema.clone());
         Ok(schema)
     }
+}
+
+/// Whether `e` is rustls refusing the server's certificate (its chain, its name, its dates):
+/// ureq hands it over as rustls' error, or inside the I/O error of the handshake.
+fn untrusted_certificate(e: &ureq::Error) -> bool {
+    let tls = match e {
+        ureq::Error::Rustls(tls) => Some(tls),
+        ureq::Error::Io(io) => io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        _ => None,
+    };
+    matches!(
+        tls,
+        Some(rustls::Error::InvalidCertificate(_) | rustls::Error::InvalidCertRevocationList(_))
+    )
 }
 
 /// A subject in a URL path (record names have dots only, topics may have anything Kafka allows).

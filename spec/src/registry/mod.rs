@@ -19,9 +19,10 @@ pub use client::{RegisteredSchema, RegistryClient, RegistryError, SchemaReferenc
 
 use crate::config::StreamsConfig;
 
-/// Why a schema-registry serde (`avro`, `json-schema`, `protobuf`) was used where no registry was
-/// bound to it (a store, a repartition topic).
-pub(crate) const UNBOUND: &str = "the avro, json-schema and protobuf serdes read and write topics only (sources and `to` steps) with schema.registry.url set; stores and repartition topics take json, string, long, ...";
+/// Why a schema-registry serde (`avro`, `json-schema`, `protobuf`) was used where no subject is
+/// bound to it (the key serde of a grouping, which serves both its repartition topic and the
+/// store; keys of tables; source tables).
+pub(crate) const UNBOUND: &str = "the avro, json-schema and protobuf serdes serve topics (sources, `to` and `repartition` steps), the values of named groupings (their repartition topic) and of named stores (aggregations and toTable, with `store`), with schema.registry.url set; the serdes of groupBy and groupByKey keys, of table keys and of source tables take json, string, long, ...";
 
 /// The first byte of Confluent's wire format.
 pub const MAGIC_BYTE: u8 = 0;
@@ -184,12 +185,25 @@ pub fn referenced_texts(
     registered: &RegisteredSchema,
     id: u32,
 ) -> Result<Vec<String>, ReferenceError> {
+    Ok(referenced_schemas(client, registered, id)?
+        .into_iter()
+        .map(|(_, text)| text)
+        .collect())
+}
+
+/// [`referenced_texts`] with the name each is referred to by (an Avro type's full name, a
+/// Protobuf import's file name).
+pub fn referenced_schemas(
+    client: &RegistryClient,
+    registered: &RegisteredSchema,
+    id: u32,
+) -> Result<Vec<(String, String)>, ReferenceError> {
     fn walk(
         client: &RegistryClient,
         refs: &[client::SchemaReference],
         id: u32,
         seen: &mut Vec<(String, i64)>,
-        out: &mut Vec<String>,
+        out: &mut Vec<(String, String)>,
     ) -> Result<(), ReferenceError> {
         for r in refs {
             let at = (r.subject.clone(), r.version);
@@ -207,7 +221,7 @@ pub fn referenced_texts(
                     source,
                 })?;
             walk(client, &found.references, id, seen, out)?;
-            out.push(found.schema.clone());
+            out.push((r.name.clone(), found.schema.clone()));
         }
         Ok(())
     }

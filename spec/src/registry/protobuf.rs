@@ -46,19 +46,33 @@ pub struct NoSuchMessage {
     pub known: Vec<String>,
 }
 
-/// Serves the schema's own file by its name, for the compiler.
+/// Serves the schema's own file and the files it imports (its registry references) by their
+/// names, for the compiler.
 struct Given {
-    name: String,
-    file: File,
+    files: HashMap<String, File>,
 }
 
 impl FileResolver for Given {
     fn open_file(&self, name: &str) -> Result<File, protox::Error> {
-        if name == self.name {
-            Ok(self.file.clone())
-        } else {
-            Err(protox::Error::file_not_found(name))
+        self.files
+            .get(name)
+            .cloned()
+            .ok_or_else(|| protox::Error::file_not_found(name))
+    }
+}
+
+/// `text` as a file named `name`: `.proto` source, or the base64 of a serialized
+/// `FileDescriptorProto` (renamed to `name`, the name importers know it by).
+fn file_of(name: Option<&str>, text: &str) -> Result<File, String> {
+    match descriptor_from_base64(text) {
+        Some(mut proto) => {
+            if let Some(name) = name {
+                proto.name = Some(name.to_owned());
+            }
+            Ok(File::from_file_descriptor_proto(proto))
         }
+        None => File::from_source(name.unwrap_or("schema.proto"), text)
+            .map_err(|e| format!("not a Protobuf schema: {e}")),
     }
 }
 
@@ -66,23 +80,33 @@ impl ProtobufSchema {
     /// Compiles `text`: `.proto` source, or the base64 of a serialized `FileDescriptorProto`.
     /// Imports other than Google's well-known types (schema references) are not resolved.
     pub fn parse(text: &str) -> Result<ProtobufSchema, String> {
-        let file = match descriptor_from_base64(text) {
-            Some(proto) => File::from_file_descriptor_proto(proto),
-            None => File::from_source("schema.proto", text)
-                .map_err(|e| format!("not a Protobuf schema: {e}"))?,
-        };
+        ProtobufSchema::parse_with_imports(text, &[])
+    }
+
+    /// Compiles `text` with the files it imports: `imports` are (import name, text) pairs, the
+    /// schema's registry references (Confluent's serializers register each imported file under a
+    /// subject and refer to it by its file name), besides Google's well-known types.
+    pub fn parse_with_imports(
+        text: &str,
+        imports: &[(String, String)],
+    ) -> Result<ProtobufSchema, String> {
+        let file = file_of(None, text)?;
         let name = file.name().to_owned();
+        let mut files = HashMap::new();
+        for (import, imported) in imports {
+            let imported = file_of(Some(import), imported)
+                .map_err(|e| format!("the imported file {import}: {e}"))?;
+            files.insert(import.clone(), imported);
+        }
+        files.insert(name.clone(), file);
         let mut chain = ChainFileResolver::new();
-        chain.add(Given {
-            name: name.clone(),
-            file,
-        });
+        chain.add(Given { files });
         chain.add(GoogleFileResolver::new());
         let mut compiler = protox::Compiler::with_file_resolver(chain);
         compiler.include_imports(true);
         compiler.open_file(&name).map_err(|e| {
             format!(
-                "the Protobuf schema does not compile: {e} (imports other than google/protobuf/*.proto are not supported)"
+                "the Protobuf schema does not compile: {e} (its imports must be its schema references in the registry, or google/protobuf/*.proto)"
             )
         })?;
         let pool: DescriptorPool = compiler.descriptor_pool();
@@ -253,12 +277,21 @@ impl ProtobufSerde {
             return Ok(s.clone());
         }
         let registered = super::fetch_by_id(&self.client, id, "PROTOBUF", "protobuf")?;
-        let schema = Arc::new(
-            ProtobufSchema::parse(&registered.schema)
-                .map_err(|e| format!("protobuf: schema id {id}: {e}"))?,
-        );
+        let schema = Arc::new(self.parse_registered(&registered, id)?);
         lock(&self.parsed).insert(id, schema.clone());
         Ok(schema)
+    }
+
+    /// A registry's schema (id `id`) compiled with the files it imports (its references).
+    fn parse_registered(
+        &self,
+        registered: &super::RegisteredSchema,
+        id: u32,
+    ) -> Result<ProtobufSchema, String> {
+        let imports = super::referenced_schemas(&self.client, registered, id)
+            .map_err(|e| format!("protobuf: {e}"))?;
+        ProtobufSchema::parse_with_imports(&registered.schema, &imports)
+            .map_err(|e| format!("protobuf: schema id {id}: {e}"))
     }
 
     fn sink(&self) -> Result<(MessageDescriptor, u32), String> {
@@ -283,11 +316,8 @@ impl ProtobufSerde {
         )?;
         let pair = if self.client.settings().use_latest_version {
             let latest = super::latest_of(&self.client, "protobuf", &subject)?;
-            let schema = ProtobufSchema::parse(&latest.schema).map_err(|e| {
-                format!(
-                    "protobuf: the latest schema of subject '{subject}' (id {}): {e}",
-                    latest.id
-                )
+            let schema = self.parse_registered(&latest, latest.id).map_err(|e| {
+                format!("{e} (the latest schema of subject '{subject}', for use.latest.version)")
             })?;
             let written = schema.message_named(message).map_err(|e| {
                 format!(
@@ -794,5 +824,31 @@ message Order {
         let again = ProtobufSchema::parse(&encoded).unwrap();
         assert_eq!(again.first_message().full_name(), "shop.Order");
         assert!(ProtobufSchema::parse("message {").is_err());
+    }
+
+    #[test]
+    fn imports_compile_from_the_referenced_files_as_text_or_descriptors() {
+        let dep = "syntax = \"proto3\";\npackage common;\nmessage Money { int64 cents = 1; string currency = 2; }\n";
+        let main = "syntax = \"proto3\";\npackage shop;\nimport \"common/money.proto\";\nmessage Order { int64 id = 1; common.Money total = 2; }\n";
+        let err = ProtobufSchema::parse(main).unwrap_err();
+        assert!(
+            err.contains("its imports must be its schema references"),
+            "{err}"
+        );
+        let imports = [("common/money.proto".to_owned(), dep.to_owned())];
+        let schema = ProtobufSchema::parse_with_imports(main, &imports).unwrap();
+        let order = schema.message_at(&[0]).unwrap();
+        assert_eq!(order.full_name(), "shop.Order");
+        let total = order.get_field_by_name("total").unwrap();
+        assert!(matches!(total.kind(), Kind::Message(m) if m.full_name() == "common.Money"));
+        // The imported file as the base64 descriptor Python's serializer registers, under
+        // whatever name its descriptor has: importers know it by the reference's name.
+        let dep_schema = ProtobufSchema::parse(dep).unwrap();
+        let mut proto = dep_schema.file.file_descriptor_proto().clone();
+        proto.name = Some("elsewhere.proto".to_owned());
+        let encoded = base64::engine::general_purpose::STANDARD.encode(proto.encode_to_vec());
+        let imports = [("common/money.proto".to_owned(), encoded)];
+        let schema = ProtobufSchema::parse_with_imports(main, &imports).unwrap();
+        assert_eq!(schema.first_message().full_name(), "shop.Order");
     }
 }

@@ -47,7 +47,7 @@ pub enum SerdeKind {
 
 impl SerdeKind {
     /// Whether the serde keeps its schemas in a schema registry (`avro`, `json-schema`,
-    /// `protobuf`): such serdes are bound to a topic and a registry, not usable in stores.
+    /// `protobuf`): such serdes are bound to a registry and a topic (a store's: its changelog).
     pub fn is_registry(&self) -> bool {
         matches!(
             self,

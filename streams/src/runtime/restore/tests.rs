@@ -31,6 +31,7 @@ topology:
             key_serde: "string".into(),
             value_serde: "string".into(),
             registry: None,
+            application_id: "ckpt".into(),
         },
     )
     .unwrap();
