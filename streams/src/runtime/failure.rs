@@ -3,8 +3,6 @@
 //! on, from a Kafka client error's [`ErrorClass`] and the processing guarantee.
 
 use super::error::{ErrorClass, RuntimeError, TaskError};
-#[cfg(doc)]
-use super::producer::StreamsProducer;
 
 /// Why the thread's loop stopped.
 #[derive(Debug)]
@@ -22,7 +20,7 @@ pub(crate) enum Failure {
     /// A commit failed for a retriable reason (the brokers away, the coordinator moving):
     /// nothing is lost and nothing needs undoing; the thread tries again a moment later, until
     /// `task.timeout.ms` says the failure has gone on too long. Under exactly_once_v2 the
-    /// transaction stays open (see [`StreamsProducer::is_committing`]).
+    /// transaction stays open (see `StreamsProducer::is_committing`).
     Retry(RuntimeError),
 }
 
