@@ -27,6 +27,7 @@ mod rebalance;
 mod refusal;
 pub mod repeats;
 pub(crate) mod restore;
+mod standby;
 mod streams_group;
 pub(crate) mod task;
 mod task_manager;
