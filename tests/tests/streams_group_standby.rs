@@ -1,0 +1,229 @@
+//! Standby tasks under group.protocol=streams (KIP-1071) against the real broker: the group's
+//! `streams.num.standby.replicas=1` is set with Kafka's own kafka-configs tool, a count runs on
+//! two engine processes, each keeping standbys of the other's tasks, and one is SIGKILLed. The
+//! survivor takes the dead one's tasks over from its standbys: the records it restores at
+//! promotion (`freshet_restored_records_total`) stay under 5 % of those tasks' state, where a
+//! survivor without standbys restores all of it; every count is exact (under exactly_once_v2
+//! the kill lands while records are processed, and none is counted twice).
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use freshet_tests::apps::send_batch;
+use freshet_tests::engine::EngineProcess;
+use freshet_tests::kafka::create_topics;
+use freshet_tests::streams_groups::{
+    describe, wait_counts_exact, wait_stable, write_count_manifest,
+};
+use freshet_tests::{kafka_bootstrap, repo_root, unique_name};
+
+const KEYS: usize = 20_000;
+const PARTITIONS: i32 = 12;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn survivor_takes_over_from_its_standbys() {
+    takeover("at_least_once").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn survivor_takes_over_from_its_standbys_exactly_once() {
+    takeover("exactly_once_v2").await;
+}
+
+/// The sum of the samples of metric `name` (any labels) on `engine`'s `/metrics`.
+fn metric(engine: &EngineProcess, name: &str) -> f64 {
+    let (status, body) = engine
+        .get("/metrics")
+        .expect("the engine's /metrics answers");
+    assert_eq!(status, 200, "{body}");
+    body.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Sets a config of group `app` with Kafka's kafka-configs tool.
+fn set_group_config(app: &str, config: &str) {
+    let out = std::process::Command::new(repo_root().join("scripts/kafka.sh"))
+        .args([
+            "tool",
+            "org.apache.kafka.tools.ConfigCommand",
+            "--bootstrap-server",
+            &kafka_bootstrap(),
+            "--alter",
+            "--entity-type",
+            "groups",
+            "--entity-name",
+            app,
+            "--add-config",
+            config,
+        ])
+        .output()
+        .expect("running scripts/kafka.sh tool");
+    assert!(
+        out.status.success(),
+        "kafka-configs --add-config {config} on group {app}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Waits until `check` holds, polling every 500 ms; `what` names it for the failure.
+fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> Result<(), String>) {
+    let deadline = Instant::now() + limit;
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(e) if Instant::now() >= deadline => panic!("{what}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+}
+
+async fn takeover(guarantee: &str) {
+    let app = unique_name("sgstandby");
+    let (input, output) = (format!("{app}-in"), format!("{app}-out"));
+    create_topics(&[(&input, PARTITIONS), (&output, PARTITIONS)]).await;
+    set_group_config(&app, "streams.num.standby.replicas=1");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = |name: &str| {
+        let path = dir.path().join(format!("{name}.yaml"));
+        write_count_manifest(
+            &path,
+            &app,
+            (&input, &output),
+            guarantee,
+            1,
+            &dir.path().join(name),
+        );
+        path
+    };
+    let all: BTreeSet<String> = (0..PARTITIONS).map(|p| format!("0_{p}")).collect();
+    let started = Instant::now();
+    send_batch(&input, KEYS, 1, false);
+
+    let mut a = EngineProcess::start(&manifest("a"), &[], &[]);
+    let mut b = EngineProcess::start(&manifest("b"), &[], &[]);
+    a.wait_ready(Duration::from_secs(60));
+    b.wait_ready(Duration::from_secs(60));
+    let rows = wait_stable(&app, 2, &all);
+    wait_counts_exact(&output, KEYS, 1);
+
+    // Every task has one standby, on the instance that does not run it, and the standbys have
+    // read their changelogs (the counts they apply stop growing).
+    eventually(Duration::from_secs(60), "a standby for every task", || {
+        let (sa, sb) = (
+            metric(&a, "freshet_standby_tasks"),
+            metric(&b, "freshet_standby_tasks"),
+        );
+        if sa + sb == all.len() as f64 {
+            Ok(())
+        } else {
+            Err(format!("standby tasks: {sa} + {sb}"))
+        }
+    });
+    let mut last = -1.0;
+    eventually(Duration::from_secs(60), "standbys caught up", || {
+        let now = metric(&a, "freshet_standby_restored_records_total");
+        let steady = now > 0.0 && now == last;
+        last = now;
+        if steady {
+            Ok(())
+        } else {
+            Err(format!("standby records on the survivor: {now}"))
+        }
+    });
+
+    // b dies; its tasks are a's standbys.
+    let b_process = {
+        let a_threads = freshet_tests::streams_groups::engine_threads(&a);
+        rows.iter()
+            .find(|r| r.process != a_threads.process)
+            .map(|r| r.process.clone())
+            .expect("b's row")
+    };
+    let moved: BTreeSet<String> = rows
+        .iter()
+        .filter(|r| r.process == b_process)
+        .flat_map(|r| r.active.iter().cloned())
+        .collect();
+    assert!(!moved.is_empty(), "b ran no task: {rows:?}");
+    let restored_before = metric(&a, "freshet_restored_records_total");
+    let standby_records = metric(&a, "freshet_standby_restored_records_total");
+    let promotions_before = promotions(&a);
+    let writer = if guarantee == "exactly_once_v2" {
+        // The kill lands while b processes: once a's standbys see b's first transactions of the
+        // second round (b then has more records to process, and likely a transaction open).
+        let input = input.clone();
+        let writer = std::thread::spawn(move || send_batch(&input, KEYS, 1, false));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while metric(&a, "freshet_standby_restored_records_total") < standby_records + 50.0
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        b.kill();
+        writer
+    } else {
+        // At least once, a kill redoes what was processed since the last commit: the kill
+        // lands once all is committed, so the counts can be checked exactly.
+        std::thread::sleep(Duration::from_secs(1));
+        b.kill();
+        let input = input.clone();
+        std::thread::spawn(move || send_batch(&input, KEYS, 1, false))
+    };
+    let killed_at = Instant::now();
+    writer.join().expect("writer");
+
+    // The broker gives a b's tasks once b's session times out (group.streams.session.timeout.ms).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let rows = describe(&app);
+        let union: BTreeSet<String> = rows.iter().flat_map(|r| r.active.iter().cloned()).collect();
+        if rows.len() == 1 && rows[0].active == rows[0].target_active && union == all {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a did not take all tasks: {rows:#?}\nlog:\n{}",
+            a.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let took_over = killed_at.elapsed();
+    wait_counts_exact(&output, KEYS, 2);
+
+    let promoted = promotions(&a) - promotions_before;
+    assert_eq!(
+        promoted,
+        moved.len(),
+        "every task of b is promoted from a standby on a (log:\n{})",
+        a.log_text()
+    );
+    // The state of b's tasks: one entry per key they count (a share of KEYS by partitions).
+    let state = KEYS as f64 * moved.len() as f64 / all.len() as f64;
+    let restored = metric(&a, "freshet_restored_records_total") - restored_before;
+    assert!(
+        restored < 0.05 * state,
+        "restored {restored} records at promotion, not under 5 % of the {state} entries of b's tasks"
+    );
+    eprintln!(
+        "standby takeover ({guarantee}): {} tasks promoted {:.1} s after the SIGKILL, {restored} records restored at promotion for about {state:.0} entries of state ({:.2} %), {standby_records} records applied to standbys before, {KEYS} keys counted exactly twice; {:.1} s in all",
+        moved.len(),
+        took_over.as_secs_f64(),
+        100.0 * restored / state,
+        started.elapsed().as_secs_f64()
+    );
+    a.terminate(Duration::from_secs(30));
+}
+
+/// How many standby tasks `engine` has promoted to active so far (its log).
+fn promotions(engine: &EngineProcess) -> usize {
+    engine
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("promoting the standby task to active"))
+        .count()
+}
