@@ -244,3 +244,121 @@ fn promotions(engine: &EngineProcess) -> usize {
         .filter(|l| l.contains("promoting the standby task to active"))
         .count()
 }
+
+/// The restored-records and promotions of `engines`, summed.
+fn restored_and_promoted(engines: &[&EngineProcess]) -> (f64, usize) {
+    engines.iter().fold((0.0, 0), |(r, p), e| {
+        (
+            r + metric(e, "freshet_restored_records_total"),
+            p + promotions(e),
+        )
+    })
+}
+
+/// Standbys follow the group as it grows and shrinks: a third instance joins a two-instance
+/// group with `streams.num.standby.replicas=1` (the broker moves actives and standbys to it,
+/// the others close what they lose, keeping checkpoints), then leaves cleanly: its active tasks
+/// go back to the instances holding their standbys, which promote them restoring under 5 % of
+/// their state. Every count stays exact.
+#[tokio::test(flavor = "multi_thread")]
+async fn standbys_follow_a_scale_out_and_back() {
+    let app = unique_name("sgstandbyscale");
+    let (input, output) = (format!("{app}-in"), format!("{app}-out"));
+    create_topics(&[(&input, PARTITIONS), (&output, PARTITIONS)]).await;
+    set_group_config(&app, "streams.num.standby.replicas=1");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = |name: &str| {
+        let path = dir.path().join(format!("{name}.yaml"));
+        write_count_manifest(
+            &path,
+            &app,
+            (&input, &output),
+            "at_least_once",
+            1,
+            &dir.path().join(name),
+        );
+        path
+    };
+    let all: BTreeSet<String> = (0..PARTITIONS).map(|p| format!("0_{p}")).collect();
+    send_batch(&input, KEYS, 1, false);
+    let mut a = EngineProcess::start(&manifest("a"), &[], &[]);
+    let mut b = EngineProcess::start(&manifest("b"), &[], &[]);
+    a.wait_ready(Duration::from_secs(60));
+    b.wait_ready(Duration::from_secs(60));
+    wait_stable(&app, 2, &all);
+    wait_counts_exact(&output, KEYS, 1);
+
+    let mut c = EngineProcess::start(&manifest("c"), &[], &[]);
+    c.wait_ready(Duration::from_secs(60));
+    let rows = wait_stable(&app, 3, &all);
+    let engines = [&a, &b, &c];
+    eventually(
+        Duration::from_secs(60),
+        "one standby per task over three instances",
+        || {
+            let n: f64 = engines
+                .iter()
+                .map(|e| metric(e, "freshet_standby_tasks"))
+                .sum();
+            if n == all.len() as f64 {
+                Ok(())
+            } else {
+                Err(format!("{n} standby tasks"))
+            }
+        },
+    );
+    send_batch(&input, KEYS, 1, false);
+    wait_counts_exact(&output, KEYS, 2);
+    let mut last = -1.0;
+    eventually(Duration::from_secs(60), "standbys caught up", || {
+        let now: f64 = engines
+            .iter()
+            .map(|e| metric(e, "freshet_standby_restored_records_total"))
+            .sum();
+        let steady = now == last;
+        last = now;
+        if steady {
+            Ok(())
+        } else {
+            Err(format!("standby records: {now}"))
+        }
+    });
+    let c_process = freshet_tests::streams_groups::engine_threads(&c).process;
+    let from_c: BTreeSet<String> = rows
+        .iter()
+        .filter(|r| r.process == c_process)
+        .flat_map(|r| r.active.iter().cloned())
+        .collect();
+    assert!(!from_c.is_empty(), "c got no active task: {rows:?}");
+    let (restored_before, promoted_before) = restored_and_promoted(&[&a, &b]);
+
+    c.terminate(Duration::from_secs(30));
+    wait_stable(&app, 2, &all);
+    send_batch(&input, KEYS, 1, false);
+    wait_counts_exact(&output, KEYS, 3);
+    let (restored, promoted) = restored_and_promoted(&[&a, &b]);
+    let (restored, promoted) = (restored - restored_before, promoted - promoted_before);
+    let state = KEYS as f64 * from_c.len() as f64 / all.len() as f64;
+    for e in [&a, &b] {
+        let log = e.log_text();
+        assert!(
+            !log.contains("opening the standby task failed"),
+            "a standby could not be opened:\n{log}"
+        );
+    }
+    assert_eq!(
+        promoted,
+        from_c.len(),
+        "c's active tasks {from_c:?} go back to their standbys"
+    );
+    assert!(
+        restored < 0.05 * state,
+        "restored {restored} records taking c's tasks back, not under 5 % of their {state} entries"
+    );
+    eprintln!(
+        "standbys over 2 -> 3 -> 2: c's {} active tasks promoted from standbys when it left, {restored} records restored for about {state:.0} entries; counts exact",
+        from_c.len()
+    );
+    a.terminate(Duration::from_secs(30));
+    b.terminate(Duration::from_secs(30));
+}
