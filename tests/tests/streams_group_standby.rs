@@ -14,7 +14,7 @@ use freshet_tests::apps::send_batch;
 use freshet_tests::engine::EngineProcess;
 use freshet_tests::kafka::create_topics;
 use freshet_tests::streams_groups::{
-    describe, wait_counts_exact, wait_stable, write_count_manifest,
+    describe, describe_members, wait_counts_exact, wait_stable, write_count_manifest,
 };
 use freshet_tests::{kafka_bootstrap, repo_root, unique_name};
 
@@ -145,6 +145,27 @@ async fn takeover(guarantee: &str, standbys: usize) {
             Err(format!("standby records on the survivor: {now}"))
         }
     });
+
+    // Each member reports task offsets (its changelog positions) for its standbys as for its
+    // active tasks: the broker's assignor judges by them where a task's state is.
+    if standbys > 0 {
+        eventually(
+            Duration::from_secs(30),
+            "task offsets reported for every active and standby task",
+            || {
+                let members = describe_members(&app);
+                let complete = members.len() == 2
+                    && members
+                        .iter()
+                        .all(|m| m.task_offsets.keys().cloned().collect::<BTreeSet<_>>() == all);
+                if complete {
+                    Ok(())
+                } else {
+                    Err(format!("{members:#?}"))
+                }
+            },
+        );
+    }
 
     // b dies; its tasks are a's standbys.
     let b_process = {
