@@ -154,6 +154,28 @@ async fn takeover(guarantee: &str, standbys: usize, threads: usize) {
         }
     });
 
+    // Each engine lists its standbys on /topology, per thread: the tasks the other runs.
+    if standbys > 0 {
+        let a_process = freshet_tests::streams_groups::engine_threads(&a).process;
+        let others: BTreeSet<String> = rows
+            .iter()
+            .filter(|r| r.process != a_process)
+            .flat_map(|r| r.active.iter().cloned())
+            .collect();
+        eventually(
+            Duration::from_secs(20),
+            "a's /topology lists its standbys",
+            || {
+                let listed = standbys_listed(&a);
+                if listed == others {
+                    Ok(())
+                } else {
+                    Err(format!("listed {listed:?}, the other's tasks {others:?}"))
+                }
+            },
+        );
+    }
+
     // Each member reports task offsets (its changelog positions) for its standbys as for its
     // active tasks: the broker's assignor judges by them where a task's state is.
     if standbys > 0 {
@@ -236,6 +258,19 @@ async fn takeover(guarantee: &str, standbys: usize, threads: usize) {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+    // The broker lists the tasks as a's once it sent them; a has them once it created them.
+    eventually(Duration::from_secs(60), "a runs every task", || {
+        let running: BTreeSet<String> = freshet_tests::streams_groups::engine_threads(&a)
+            .threads
+            .into_values()
+            .flatten()
+            .collect();
+        if running == all {
+            Ok(())
+        } else {
+            Err(format!("a runs {running:?}"))
+        }
+    });
     let took_over = killed_at.elapsed();
     wait_counts_exact(&output, KEYS, 2);
 
@@ -276,6 +311,22 @@ async fn takeover(guarantee: &str, standbys: usize, threads: usize) {
         started.elapsed().as_secs_f64()
     );
     a.terminate(Duration::from_secs(30));
+}
+
+/// The standby tasks `engine` lists on `/topology?format=json`, over its threads.
+fn standbys_listed(engine: &EngineProcess) -> BTreeSet<String> {
+    let (status, body) = engine
+        .get("/topology?format=json")
+        .expect("the engine's /topology answers");
+    assert_eq!(status, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    json["live"]["threads"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|t| t["standbyTasks"].as_array().cloned().unwrap_or_default())
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
 }
 
 /// How many standby tasks `engine` has promoted to active so far (its log).

@@ -166,10 +166,13 @@ impl TaskManager {
         self.insert(id, task);
     }
 
-    /// Tells the application which tasks this thread runs now.
+    /// Tells the application which tasks this thread runs now, and which it keeps as standbys.
     pub fn publish(&self) {
-        self.shared
-            .publish_tasks(self.thread, self.tasks.keys().cloned().collect());
+        self.shared.publish_tasks(
+            self.thread,
+            self.tasks.keys().cloned().collect(),
+            self.standbys.ids(),
+        );
     }
 
     /// The task reading `partition` of `topic`.
