@@ -20,6 +20,9 @@ use freshet_tests::{kafka_bootstrap, repo_root, unique_name};
 
 const KEYS: usize = 20_000;
 const PARTITIONS: i32 = 12;
+/// The group's `streams.session.timeout.ms` in the failover tests (scripts/kafka.sh lowers the
+/// brokers' minimum to 1 s).
+const SESSION_TIMEOUT_MS: u64 = 10_000;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn survivor_takes_over_from_its_standbys() {
@@ -105,6 +108,11 @@ async fn takeover(guarantee: &str, standbys: usize, threads: usize) {
     let (input, output) = (format!("{app}-in"), format!("{app}-out"));
     create_topics(&[(&input, PARTITIONS), (&output, PARTITIONS)]).await;
     set_group_config(&app, &format!("streams.num.standby.replicas={standbys}"));
+    // The dead instance's tasks move once its session times out (the brokers' default: 45 s).
+    set_group_config(
+        &app,
+        &format!("streams.session.timeout.ms={SESSION_TIMEOUT_MS}"),
+    );
     let dir = tempfile::tempdir().expect("temp dir");
     let manifest = |name: &str| {
         let path = dir.path().join(format!("{name}.yaml"));
@@ -242,7 +250,8 @@ async fn takeover(guarantee: &str, standbys: usize, threads: usize) {
     let killed_at = Instant::now();
     writer.join().expect("writer");
 
-    // The broker gives a b's tasks once b's session times out (group.streams.session.timeout.ms).
+    // The broker gives a b's tasks once b's session times out (the group's
+    // streams.session.timeout.ms).
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let rows = describe(&app);
