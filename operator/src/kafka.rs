@@ -434,10 +434,9 @@ fn probe_tails(
 
 /// Under group.protocol=streams (or auto): each pod's active, standby and warm-up tasks as the
 /// streams group's coordinator assigned them (StreamsGroupDescribe through Freshet's client,
-/// secured as the app's consumer is). A member's pod is its `group.instance.id` less the thread suffix
-/// (`<pod>-<n>`, the static membership the operator's pods have), else its client host. `None`
-/// when the app is not in a streams group; empty when the group has no member yet.
-/// Each request waits at most `timeout` (`--kafka-timeout-seconds`).
+/// secured as the app's consumer is), by pod ([`pods_of`]). `None` when the app is not in a
+/// streams group; empty when the group has no member yet. Each request waits at most `timeout`
+/// (`--kafka-timeout-seconds`).
 pub fn streams_group_assignment(
     config: &StreamsConfig,
     timeout: Duration,
@@ -481,8 +480,8 @@ pub fn streams_group_assignment(
 }
 
 /// Each pod's active, standby and warm-up tasks in a described streams group, pods sorted by
-/// name: a member's pod is its `group.instance.id` less the thread suffix (`<pod>-<n>`), else
-/// its client host.
+/// name: a member's pod is its `group.instance.id` less the thread suffix (`<pod>-<n>`, the
+/// static membership the operator's pods have), else its client host.
 fn pods_of(
     described: &freshet_streams_group::messages::streams_group_describe_response::DescribedGroup,
 ) -> Vec<freshet_crds::PodTasks> {

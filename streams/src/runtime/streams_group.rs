@@ -354,10 +354,10 @@ pub(crate) fn reset_offset(config: &StreamsConfig) -> Offset {
 const END_OFFSET_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The task offsets the thread reports (Kafka Streams' task offset sums): per stateful task it
-/// runs or keeps as a standby, the sum of its changelog positions, and the sum of those changelogs' end offsets (read
-/// from the brokers in one ListOffsets round, as the consumer's isolation level sees them; when
-/// they cannot be read now the report goes without end offsets). Tasks without a logged store
-/// report nothing, as in Kafka Streams.
+/// runs or keeps as a standby, the sum of its changelog positions, and the sum of those
+/// changelogs' end offsets (read from the brokers in one ListOffsets round, as the consumer's
+/// isolation level sees them; when they cannot be read now the report goes without end
+/// offsets). Tasks without a logged store report nothing, as in Kafka Streams.
 fn task_offsets<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     tasks: &TaskManager,
