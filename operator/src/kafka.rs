@@ -434,7 +434,7 @@ fn probe_tails(
 
 /// Under group.protocol=streams (or auto): each pod's active, standby and warm-up tasks as the
 /// streams group's coordinator assigned them (StreamsGroupDescribe through Freshet's client,
-/// secured as the app's consumer is), by pod ([`pods_of`]). `None` when the app is not in a
+/// secured as the app's consumer is), by pod (`pods_of`). `None` when the app is not in a
 /// streams group; empty when the group has no member yet. Each request waits at most `timeout`
 /// (`--kafka-timeout-seconds`).
 pub fn streams_group_assignment(
