@@ -18,7 +18,7 @@ use freshet_tests::streams_groups::{
 };
 use freshet_tests::{kafka_bootstrap, repo_root, unique_name};
 
-const KEYS: usize = 20_000;
+const KEYS: usize = 30_000;
 const PARTITIONS: i32 = 12;
 /// The group's `streams.session.timeout.ms` in the failover tests (scripts/kafka.sh lowers the
 /// brokers' minimum to 1 s).
