@@ -15,7 +15,8 @@
 //!
 //! A standby that becomes active is promoted ([`StandbyTask::promote`]): its open stores are
 //! caught up from its offsets to the changelog's end (only what it had not read yet, through the
-//! ordinary restore path and its metrics) and handed to the new active task.
+//! ordinary restore path and its metrics; nothing at all when its consumer had passed the end of
+//! its changelogs) and handed to the new active task.
 //!
 //! Java's counterparts: `StandbyTask`, `StoreChangelogReader` in its standby mode, and
 //! `TaskManager.handleAssignment`'s standby side.
@@ -66,6 +67,9 @@ pub(crate) struct StandbyTask {
     written_since_checkpoint: u64,
     /// Per logged store: its id, changelog topic and the counter of records applied to it.
     changelogs: Vec<(StoreId, String, Counter)>,
+    /// Set when taken out for promotion: its consumer had passed the end of every changelog, so
+    /// the stores hold all there is and need no catch-up.
+    caught_up: bool,
 }
 
 impl StandbyTask {
@@ -100,7 +104,8 @@ impl StandbyTask {
     }
 
     /// Turns the standby into the stores of an active task: what the changelogs hold beyond the
-    /// standby's offsets is restored (counted in `freshet_restored_records`), then, under
+    /// standby's offsets is restored (counted in `freshet_restored_records`; no read when it was
+    /// [`StandbyTasks::take_for_promotion`] found it caught up), then, under
     /// exactly-once, the checkpoint is deleted as for every active task. A standby whose state
     /// the changelog cannot continue is wiped and restored in full.
     pub fn promote(
@@ -116,6 +121,8 @@ impl StandbyTask {
             stores,
             directory,
             offsets,
+            changelogs,
+            caught_up,
             ..
         } = self;
         let Some(dir) = directory else {
@@ -127,7 +134,18 @@ impl StandbyTask {
             partition,
             shared,
         };
-        let (stores, offsets) = match restore_stores(&ctx, stores, &offsets, true) {
+        let restored = if caught_up {
+            // Nothing to read: the restore series still exist, at zero, as after any restore.
+            for (store, _, _) in &changelogs {
+                let (_, _, remaining) = shared.metrics.restore(&stores.def(*store).name, partition);
+                remaining.set(0);
+            }
+            info!(task = %id, "standby task caught up: promoted without reading its changelogs");
+            Ok((stores, offsets))
+        } else {
+            restore_stores(&ctx, stores, &offsets, true)
+        };
+        let (stores, offsets) = match restored {
             Ok(restored) => restored,
             Err(RestoreError::Corrupted(found)) => {
                 shared
@@ -295,6 +313,7 @@ impl StandbyTasks {
                 directory: None,
                 offsets: Offsets::new(),
                 written_since_checkpoint: 0,
+                caught_up: false,
             });
         }
         let Some(state) = shared.stores.as_ref() else {
@@ -325,6 +344,7 @@ impl StandbyTasks {
                         directory: Some(dir),
                         offsets,
                         written_since_checkpoint: 0,
+                        caught_up: false,
                     });
                 }
                 Err(RestoreError::Corrupted(found)) => {
@@ -391,6 +411,40 @@ impl StandbyTasks {
             offsets.insert(key, from);
         }
         Ok(offsets)
+    }
+
+    /// Takes standby `id` out to promote it, noting whether its consumer has passed the end of
+    /// each of its changelogs (then everything there is was applied: the stream thread polls and
+    /// applies in one [`StandbyTasks::update`]), which spares the promotion any read.
+    pub fn take_for_promotion(&mut self, id: &str) -> Option<StandbyTask> {
+        let caught_up = self.caught_up(id);
+        let mut task = self.remove(id)?;
+        task.caught_up = caught_up;
+        Some(task)
+    }
+
+    /// Whether the consumer's position in each changelog partition of standby `id` is at its
+    /// end (under read_committed it stays before an open transaction, which must be read
+    /// through once it ends).
+    fn caught_up(&self, id: &str) -> bool {
+        let (Some(task), Some(consumer)) = (self.tasks.get(id), &self.consumer) else {
+            return false;
+        };
+        let Ok(positions) = consumer.position() else {
+            return false;
+        };
+        !task.changelogs.is_empty()
+            && task.changelogs.iter().all(|(_, topic, _)| {
+                let position = positions
+                    .find_partition(topic, task.partition)
+                    .and_then(|e| e.offset().to_raw())
+                    .filter(|o| *o >= 0);
+                let high = consumer
+                    .fetch_watermarks(topic, task.partition, Duration::from_secs(5))
+                    .ok()
+                    .map(|(_, high)| high);
+                matches!((position, high), (Some(p), Some(h)) if p >= h)
+            })
     }
 
     /// Takes standby `id` out (its changelogs no longer read), to promote or close it.

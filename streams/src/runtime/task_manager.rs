@@ -102,7 +102,7 @@ impl TaskManager {
                     subtopology: sub.id,
                     partition,
                 };
-                match self.standbys.remove(&request.task) {
+                match self.standbys.take_for_promotion(&request.task) {
                     Some(standby) => {
                         info!(thread = self.thread, task = %request.task, "promoting the standby task to active");
                         let restored = standby.promote(&topology, sub, &self.shared);
