@@ -329,13 +329,13 @@ pub struct StreamsAppStatus {
     /// The last application reset the `freshet.dev/reset` annotation asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reset: Option<ResetStatus>,
-    /// Under `group.protocol=streams`: the active tasks of each pod, as the streams group's
-    /// coordinator assigned them (StreamsGroupDescribe), pods sorted by name.
+    /// Under `group.protocol=streams`: the active, standby and warm-up tasks of each pod, as the
+    /// streams group's coordinator assigned them (StreamsGroupDescribe), pods sorted by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub assignment: Vec<PodTasks>,
 }
 
-/// One pod's active tasks in a streams group.
+/// One pod's tasks in a streams group.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PodTasks {
@@ -344,6 +344,13 @@ pub struct PodTasks {
     pub pod: String,
     /// Its active tasks, `<subtopology>_<partition>`, over all its stream threads.
     pub tasks: Vec<String>,
+    /// Its standby tasks (kept current from their changelogs to take over without a full
+    /// restore; the group's `streams.num.standby.replicas`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub standby_tasks: Vec<String>,
+    /// Its warm-up tasks (restoring until caught up, when the broker moves the active task).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warmup_tasks: Vec<String>,
 }
 
 /// An application reset asked for with `kubectl annotate sapp X freshet.dev/reset=<token>[:<mode>]`.

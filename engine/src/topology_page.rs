@@ -204,8 +204,9 @@ fn live(app: &freshet_streams::runtime::KafkaStreams) -> serde_json::Value {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or_default();
-    // Each stream thread with the client id its group knows it by and its active tasks: what
-    // Kafka's group tools list for this instance.
+    // Each stream thread with the client id its group knows it by, its active tasks and its
+    // standby (and warm-up) tasks: what Kafka's group tools list for this instance.
+    let standbys = app.standby_tasks();
     let threads: Vec<serde_json::Value> = app
         .tasks()
         .into_iter()
@@ -215,6 +216,7 @@ fn live(app: &freshet_streams::runtime::KafkaStreams) -> serde_json::Value {
                 "thread": i + 1,
                 "clientId": app.thread_client_id(i + 1),
                 "activeTasks": active,
+                "standbyTasks": standbys.get(i).cloned().unwrap_or_default(),
             })
         })
         .collect();

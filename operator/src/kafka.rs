@@ -432,12 +432,11 @@ fn probe_tails(
     no_records
 }
 
-/// Under group.protocol=streams (or auto): each pod's active tasks as the streams group's
-/// coordinator assigned them (StreamsGroupDescribe through Freshet's client, secured as the
-/// app's consumer is). A member's pod is its `group.instance.id` less the thread suffix
-/// (`<pod>-<n>`, the static membership the operator's pods have), else its client host. `None`
-/// when the app is not in a streams group; empty when the group has no member yet.
-/// Each request waits at most `timeout` (`--kafka-timeout-seconds`).
+/// Under group.protocol=streams (or auto): each pod's active, standby and warm-up tasks as the
+/// streams group's coordinator assigned them (StreamsGroupDescribe through Freshet's client,
+/// secured as the app's consumer is), by pod (`pods_of`). `None` when the app is not in a
+/// streams group; empty when the group has no member yet. Each request waits at most `timeout`
+/// (`--kafka-timeout-seconds`).
 pub fn streams_group_assignment(
     config: &StreamsConfig,
     timeout: Duration,
@@ -477,7 +476,31 @@ pub fn streams_group_assignment(
         }
         Err(e) => return Err(e.into()),
     };
-    let mut pods: BTreeMap<String, std::collections::BTreeSet<(String, i32)>> = BTreeMap::new();
+    Ok(Some(pods_of(&described)))
+}
+
+/// Each pod's active, standby and warm-up tasks in a described streams group, pods sorted by
+/// name: a member's pod is its `group.instance.id` less the thread suffix (`<pod>-<n>`, the
+/// static membership the operator's pods have), else its client host.
+fn pods_of(
+    described: &freshet_streams_group::messages::streams_group_describe_response::DescribedGroup,
+) -> Vec<freshet_crds::PodTasks> {
+    use freshet_streams_group::messages::streams_group_describe_response::TaskIds;
+    type Tasks = std::collections::BTreeSet<(String, i32)>;
+    fn add(into: &mut Tasks, tasks: &[TaskIds]) {
+        for t in tasks {
+            for p in &t.partitions {
+                into.insert((t.subtopology_id.as_str().to_owned(), *p));
+            }
+        }
+    }
+    fn names(tasks: Tasks) -> Vec<String> {
+        tasks
+            .into_iter()
+            .map(|(sub, p)| format!("{sub}_{p}"))
+            .collect()
+    }
+    let mut pods: BTreeMap<String, [Tasks; 3]> = BTreeMap::new();
     for m in &described.members {
         let pod = match m.instance_id.as_ref().map(|i| i.as_str()) {
             Some(instance) => instance
@@ -487,24 +510,19 @@ pub fn streams_group_assignment(
                 .to_owned(),
             None => m.client_host.as_str().trim_start_matches('/').to_owned(),
         };
-        let tasks = pods.entry(pod).or_default();
-        for t in &m.assignment.active_tasks {
-            for p in &t.partitions {
-                tasks.insert((t.subtopology_id.as_str().to_owned(), *p));
-            }
-        }
+        let [active, standby, warmup] = pods.entry(pod).or_default();
+        add(active, &m.assignment.active_tasks);
+        add(standby, &m.assignment.standby_tasks);
+        add(warmup, &m.assignment.warmup_tasks);
     }
-    Ok(Some(
-        pods.into_iter()
-            .map(|(pod, tasks)| freshet_crds::PodTasks {
-                pod,
-                tasks: tasks
-                    .into_iter()
-                    .map(|(sub, p)| format!("{sub}_{p}"))
-                    .collect(),
-            })
-            .collect(),
-    ))
+    pods.into_iter()
+        .map(|(pod, [active, standby, warmup])| freshet_crds::PodTasks {
+            pod,
+            tasks: names(active),
+            standby_tasks: names(standby),
+            warmup_tasks: names(warmup),
+        })
+        .collect()
 }
 
 /// Tasks per pod for the status: those of the streams group (none when the app is in no
@@ -532,4 +550,52 @@ pub enum StreamsGroupError {
     /// The coordinator could not be asked.
     #[error("describing the streams group: {0}")]
     Group(#[from] freshet_streams_group::GroupError),
+}
+
+#[cfg(test)]
+mod tests {
+    use freshet_streams_group::StrBytes;
+    use freshet_streams_group::messages::streams_group_describe_response::{
+        DescribedGroup, Member, TaskIds,
+    };
+
+    fn tasks(partitions: &[i32]) -> Vec<TaskIds> {
+        vec![TaskIds {
+            subtopology_id: StrBytes::from_static_str("0"),
+            partitions: partitions.to_vec(),
+        }]
+    }
+
+    fn member(instance: &str, active: &[i32], standby: &[i32], warmup: &[i32]) -> Member {
+        let mut m = Member {
+            instance_id: Some(StrBytes::from_string(instance.to_owned())),
+            ..Default::default()
+        };
+        m.assignment.active_tasks = tasks(active);
+        m.assignment.standby_tasks = tasks(standby);
+        m.assignment.warmup_tasks = tasks(warmup);
+        m
+    }
+
+    #[test]
+    fn each_pod_lists_its_threads_active_standby_and_warmup_tasks() {
+        let group = DescribedGroup {
+            members: vec![
+                member("app-1-2", &[3], &[0], &[]),
+                member("app-0-1", &[0, 2], &[1], &[]),
+                member("app-1-1", &[1], &[2], &[4]),
+            ],
+            ..Default::default()
+        };
+        let pods = super::pods_of(&group);
+        assert_eq!(pods.len(), 2, "{pods:?}");
+        assert_eq!(pods[0].pod, "app-0");
+        assert_eq!(pods[0].tasks, ["0_0", "0_2"]);
+        assert_eq!(pods[0].standby_tasks, ["0_1"]);
+        assert!(pods[0].warmup_tasks.is_empty());
+        assert_eq!(pods[1].pod, "app-1");
+        assert_eq!(pods[1].tasks, ["0_1", "0_3"]);
+        assert_eq!(pods[1].standby_tasks, ["0_0", "0_2"]);
+        assert_eq!(pods[1].warmup_tasks, ["0_4"]);
+    }
 }

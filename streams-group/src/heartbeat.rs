@@ -3,10 +3,10 @@
 //! member id and epoch, the tasks it owns, and its heartbeats to the group coordinator.
 //!
 //! The member joins with epoch 0 and its topology; the coordinator answers with a new epoch and,
-//! when its assignment changed, the member's full set of active tasks. The caller reconciles
-//! (revokes what it lost, creates what it gained) and reports what it owns with
-//! [`Member::set_owned`]: the next heartbeat, sent at once, acknowledges it, which is what lets
-//! the coordinator hand the revoked tasks to their next owner.
+//! when its assignment changed, the member's full sets of active, standby and warm-up tasks. The
+//! caller reconciles (revokes what it lost, creates what it gained) and reports what it owns
+//! with [`Member::set_owned`]: the next heartbeat, sent at once, acknowledges it, which is what
+//! lets the coordinator hand the revoked tasks to their next owner.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -95,13 +95,42 @@ pub struct TaskOffsets {
 /// (`task_offset_interval_ms` in its heartbeat responses; Kafka's default is one minute).
 const DEFAULT_TASK_OFFSET_INTERVAL: Duration = Duration::from_secs(60);
 
+/// A member's tasks by kind: what the coordinator assigns, and what the member reports it owns
+/// (Java's `StreamsRebalanceData.Assignment`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Assignment {
+    /// Tasks the member processes.
+    pub active: BTreeSet<TaskId>,
+    /// Tasks whose state the member keeps current from their changelogs, to take them over
+    /// without a full restore.
+    pub standby: BTreeSet<TaskId>,
+    /// Tasks whose state the member restores until caught up, after which the coordinator
+    /// moves the active task to it; kept like standbys.
+    pub warmup: BTreeSet<TaskId>,
+}
+
+impl Assignment {
+    /// Active tasks only.
+    pub fn active(active: BTreeSet<TaskId>) -> Self {
+        Assignment {
+            active,
+            ..Assignment::default()
+        }
+    }
+
+    /// Whether the member has no task of any kind.
+    pub fn is_empty(&self) -> bool {
+        self.active.is_empty() && self.standby.is_empty() && self.warmup.is_empty()
+    }
+}
+
 /// What a heartbeat brought.
 #[derive(Debug)]
 pub enum Outcome {
     /// Nothing to do.
     Unchanged,
-    /// The member's active tasks are now these (all of them, not a difference).
-    Assigned(BTreeSet<TaskId>),
+    /// The member's tasks are now these (all of them, not a difference).
+    Assigned(Assignment),
     /// The coordinator fenced the member (its epoch is stale or it was removed): its tasks are
     /// lost (close them without committing) and it joins again with its next heartbeat.
     Fenced(GroupError),
@@ -114,9 +143,9 @@ pub struct Member {
     epoch: i32,
     endpoint_epoch: i32,
     connection: Option<Connection>,
-    owned: BTreeSet<TaskId>,
+    owned: Assignment,
     /// The tasks the last heartbeat reported; `None` before the first after joining.
-    reported: Option<BTreeSet<TaskId>>,
+    reported: Option<Assignment>,
     interval: Duration,
     last_sent: Option<Instant>,
     statuses: Vec<(i8, String)>,
@@ -140,7 +169,7 @@ impl Member {
             epoch: 0,
             endpoint_epoch: -1,
             connection: None,
-            owned: BTreeSet::new(),
+            owned: Assignment::default(),
             reported: None,
             interval: Duration::from_secs(5),
             last_sent: None,
@@ -216,8 +245,13 @@ impl Member {
 
     /// Records the tasks the member owns after reconciling an assignment; the next heartbeat
     /// (due at once) reports them.
-    pub fn set_owned(&mut self, tasks: BTreeSet<TaskId>) {
+    pub fn set_owned(&mut self, tasks: Assignment) {
         self.owned = tasks;
+    }
+
+    /// The tasks the member owns, as last set with [`Member::set_owned`].
+    pub fn owned(&self) -> &Assignment {
+        &self.owned
     }
 
     /// The coordinator's connection, found and opened if there is none.
@@ -279,9 +313,9 @@ impl Member {
             req.standby_tasks = Some(Vec::new());
             req.warmup_tasks = Some(Vec::new());
         } else if self.reported.as_ref() != Some(&self.owned) {
-            req.active_tasks = Some(task_ids(&self.owned));
-            req.standby_tasks = Some(Vec::new());
-            req.warmup_tasks = Some(Vec::new());
+            req.active_tasks = Some(task_ids(&self.owned.active));
+            req.standby_tasks = Some(task_ids(&self.owned.standby));
+            req.warmup_tasks = Some(task_ids(&self.owned.warmup));
         }
         if self.epoch > 0
             && let Some(offsets) = &self.pending_offsets
@@ -363,7 +397,7 @@ impl Member {
                 warn!(group = %self.config.group_id, member = %self.member_id, epoch = self.epoch, %error, "fenced by the group coordinator; the member's tasks are lost and it joins again");
                 self.epoch = 0;
                 self.offsets_reported = None;
-                self.owned.clear();
+                self.owned = Assignment::default();
                 self.reported = None;
                 return Ok(Outcome::Fenced(error));
             }
@@ -390,7 +424,7 @@ impl Member {
         }
         if self.epoch == 0 {
             info!(group = %self.config.group_id, member = %self.member_id, epoch = response.member_epoch, "joined the streams group");
-            self.reported = Some(BTreeSet::new());
+            self.reported = Some(Assignment::default());
         } else if sent_tasks {
             self.reported = Some(self.owned.clone());
         }
@@ -399,19 +433,25 @@ impl Member {
         if response.heartbeat_interval_ms > 0 {
             self.interval = Duration::from_millis(response.heartbeat_interval_ms as u64);
         }
-        let Some(active) = response.active_tasks else {
-            return Ok(Outcome::Unchanged);
-        };
-        let tasks: BTreeSet<TaskId> = active
-            .iter()
-            .flat_map(|t| {
-                t.partitions.iter().map(|p| TaskId {
-                    subtopology: t.subtopology_id.as_str().to_owned(),
-                    partition: *p,
-                })
-            })
-            .collect();
-        Ok(Outcome::Assigned(tasks))
+        // All three or none, as Java's StreamsMembershipManager insists.
+        match (
+            response.active_tasks,
+            response.standby_tasks,
+            response.warmup_tasks,
+        ) {
+            (None, None, None) => Ok(Outcome::Unchanged),
+            (Some(active), Some(standby), Some(warmup)) => Ok(Outcome::Assigned(Assignment {
+                active: task_set(&active),
+                standby: task_set(&standby),
+                warmup: task_set(&warmup),
+            })),
+            (active, standby, warmup) => Err(GroupError::Protocol(format!(
+                "a heartbeat response must carry the active, standby and warm-up tasks all or none; it carried active: {}, standby: {}, warm-up: {}",
+                active.is_some(),
+                standby.is_some(),
+                warmup.is_some()
+            ))),
+        }
     }
 
     /// Leaves the group (epoch -1), or, for a static member, says it will be back (-2) so that
@@ -434,7 +474,7 @@ impl Member {
         }
         self.epoch = 0;
         self.offsets_reported = None;
-        self.owned.clear();
+        self.owned = Assignment::default();
         self.reported = None;
     }
 
@@ -470,6 +510,21 @@ fn task_ids(tasks: &BTreeSet<TaskId>) -> Vec<TaskIds> {
         }
     }
     out
+}
+
+/// Tasks as the response carries them, by sub-topology.
+fn task_set(
+    tasks: &[crate::messages::streams_group_heartbeat_response::TaskIds],
+) -> BTreeSet<TaskId> {
+    tasks
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| TaskId {
+                subtopology: t.subtopology_id.as_str().to_owned(),
+                partition: *p,
+            })
+        })
+        .collect()
 }
 
 /// Task offsets as the heartbeat carries them, by sub-topology and partition.
@@ -520,5 +575,86 @@ mod tests {
         assert_eq!(ids[0].partitions, vec![0, 2]);
         assert_eq!(ids[1].partitions, vec![0]);
         assert_eq!(t("0", 2).to_string(), "0_2");
+    }
+
+    fn member() -> Member {
+        Member::new(MemberConfig {
+            bootstrap: "127.0.0.1:1".to_owned(),
+            group_id: "app".to_owned(),
+            client_id: "app-StreamThread-1-consumer".to_owned(),
+            instance_id: None,
+            rack_id: None,
+            process_id: "p".to_owned(),
+            user_endpoint: None,
+            rebalance_timeout_ms: 300_000,
+            topology: request::Topology::default(),
+            request_timeout: Duration::from_secs(1),
+            security: Security::plaintext(),
+        })
+    }
+
+    fn response_tasks(
+        partitions: &[i32],
+    ) -> Option<Vec<crate::messages::streams_group_heartbeat_response::TaskIds>> {
+        Some(vec![
+            crate::messages::streams_group_heartbeat_response::TaskIds {
+                subtopology_id: StrBytes::from_static_str("0"),
+                partitions: partitions.to_vec(),
+            },
+        ])
+    }
+
+    #[test]
+    fn standby_and_warmup_tasks_are_assigned_and_reported_as_owned() {
+        let t = |p| TaskId {
+            subtopology: "0".to_owned(),
+            partition: p,
+        };
+        let mut m = member();
+        let response = StreamsGroupHeartbeatResponse {
+            member_epoch: 3,
+            active_tasks: response_tasks(&[0]),
+            standby_tasks: response_tasks(&[1, 2]),
+            warmup_tasks: response_tasks(&[3]),
+            ..Default::default()
+        };
+        let assignment = match m.handle(response, false) {
+            Ok(Outcome::Assigned(a)) => a,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(assignment.active, [t(0)].into());
+        assert_eq!(assignment.standby, [t(1), t(2)].into());
+        assert_eq!(assignment.warmup, [t(3)].into());
+        m.set_owned(assignment);
+        assert!(m.due(), "the new ownership is acknowledged at once");
+        let req = m.request();
+        let partitions = |ids: Option<Vec<TaskIds>>| -> Vec<i32> {
+            ids.into_iter()
+                .flatten()
+                .flat_map(|t| t.partitions)
+                .collect()
+        };
+        assert_eq!(partitions(req.active_tasks), vec![0]);
+        assert_eq!(partitions(req.standby_tasks), vec![1, 2]);
+        assert_eq!(partitions(req.warmup_tasks), vec![3]);
+    }
+
+    #[test]
+    fn a_response_with_some_task_kinds_only_is_refused() {
+        let mut m = member();
+        let response = StreamsGroupHeartbeatResponse {
+            member_epoch: 3,
+            active_tasks: response_tasks(&[0]),
+            ..Default::default()
+        };
+        match m.handle(response, false) {
+            Err(GroupError::Protocol(text)) => assert!(text.contains("all or none"), "{text}"),
+            other => panic!("{other:?}"),
+        }
+        let response = StreamsGroupHeartbeatResponse {
+            member_epoch: 3,
+            ..Default::default()
+        };
+        assert!(matches!(m.handle(response, false), Ok(Outcome::Unchanged)));
     }
 }

@@ -25,6 +25,6 @@ pub mod support;
 pub mod wire;
 
 pub use connection::{Connection, GroupError};
-pub use heartbeat::{Member, MemberConfig, TaskId, TaskOffsets};
+pub use heartbeat::{Assignment, Member, MemberConfig, TaskId, TaskOffsets};
 pub use kafka_protocol::protocol::StrBytes;
 pub use security::{Security, SecurityError, Settings};

@@ -154,6 +154,11 @@ pub struct Metrics {
     /// `freshet_restored_bytes`: changelog bytes (keys and values) applied while restoring a
     /// store, per store and partition.
     pub restored_bytes: Family<StoreLabels, Counter>,
+    /// `freshet_standby_restored_records`: changelog records applied to a standby (or warm-up)
+    /// task's store, per store and partition (Kafka Streams' `update-total` of standbys).
+    pub standby_restored_records: Family<StoreLabels, Counter>,
+    /// `freshet_standby_tasks`: the standby and warm-up tasks this instance keeps.
+    pub standby_tasks: Gauge,
     /// `freshet_task_corrupted`: stores whose local state was found unusable and wiped, to be
     /// restored from the changelog's start, per task, store and reason (Kafka Streams'
     /// `TaskCorruptedException`): `checkpoint_beyond_changelog_end` (the changelog was truncated
@@ -192,6 +197,8 @@ impl Metrics {
             global_records: Counter::default(),
             restored_records: Family::default(),
             restored_bytes: Family::default(),
+            standby_restored_records: Family::default(),
+            standby_tasks: Gauge::default(),
             task_corrupted: Family::default(),
             rocksdb_block_cache_bytes: Gauge::default(),
             rocksdb_memtable_bytes: Gauge::default(),
@@ -252,6 +259,16 @@ impl Metrics {
             "restored_bytes",
             "Changelog bytes (keys and values) applied while restoring a store",
             m.restored_bytes.clone(),
+        );
+        registry.register(
+            "standby_restored_records",
+            "Changelog records applied to a standby or warm-up task's store",
+            m.standby_restored_records.clone(),
+        );
+        registry.register(
+            "standby_tasks",
+            "Standby and warm-up tasks this instance keeps",
+            m.standby_tasks.clone(),
         );
         registry.register(
             "task_corrupted",
@@ -392,6 +409,16 @@ impl Metrics {
                 .get_or_create(&labels)
                 .clone(),
         )
+    }
+
+    /// The counter of changelog records applied to store `store` of a standby of `partition`.
+    pub fn standby_records(&self, store: &str, partition: i32) -> Counter {
+        self.standby_restored_records
+            .get_or_create(&StoreLabels {
+                store: store.to_owned(),
+                partition,
+            })
+            .clone()
     }
 
     /// The counter of store `store` of task `task` being found corrupted for `reason`.

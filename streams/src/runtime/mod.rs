@@ -28,6 +28,7 @@ mod rebalance;
 mod refusal;
 pub mod repeats;
 pub(crate) mod restore;
+mod standby;
 mod streams_group;
 pub(crate) mod task;
 mod task_manager;
@@ -121,6 +122,8 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     threads: Mutex<Vec<ThreadState>>,
     tasks: RwLock<Vec<Vec<String>>>,
+    /// Standby (and warm-up) tasks per thread.
+    standby_tasks: RwLock<Vec<Vec<String>>>,
     failure: Mutex<Option<RecordFailure>>,
     fatal: Mutex<Option<RuntimeError>>,
     listeners: Mutex<Vec<Listener>>,
@@ -185,8 +188,9 @@ impl Shared {
         self.transition(app);
     }
 
-    pub fn publish_tasks(&self, thread: usize, tasks: Vec<String>) {
+    pub fn publish_tasks(&self, thread: usize, tasks: Vec<String>, standbys: Vec<String>) {
         self.tasks.lock_unpoisoned()[thread] = tasks;
+        self.standby_tasks.lock_unpoisoned()[thread] = standbys;
     }
 
     pub fn record_failure(&self, failure: &RecordFailure) {
@@ -391,6 +395,7 @@ impl KafkaStreams {
                 state: Mutex::new(State::Created),
                 threads: Mutex::new(vec![ThreadState::Starting; threads]),
                 tasks: RwLock::new(vec![Vec::new(); threads]),
+                standby_tasks: RwLock::new(vec![Vec::new(); threads]),
                 failure: Mutex::new(None),
                 fatal: Mutex::new(fatal),
                 listeners: Mutex::new(Vec::new()),
@@ -464,6 +469,11 @@ impl KafkaStreams {
     /// Tasks per thread, `<subtopology>_<partition>`.
     pub fn tasks(&self) -> Vec<Vec<String>> {
         self.shared.tasks.read_unpoisoned().clone()
+    }
+
+    /// Standby and warm-up tasks per thread (under `group.protocol=streams`).
+    pub fn standby_tasks(&self) -> Vec<Vec<String>> {
+        self.shared.standby_tasks.read_unpoisoned().clone()
     }
 
     /// The failure that moved the application to ERROR, if any.

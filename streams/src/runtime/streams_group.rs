@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use freshet_streams_group::StrBytes;
-use freshet_streams_group::heartbeat::{Member, MemberConfig, Outcome, TaskId, TaskOffsets};
+use freshet_streams_group::heartbeat::{
+    Assignment, Member, MemberConfig, Outcome, TaskId, TaskOffsets,
+};
 use freshet_streams_group::messages::streams_group_heartbeat_request as hq;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
@@ -394,10 +396,10 @@ pub(crate) fn reset_offset(config: &StreamsConfig) -> Offset {
 const END_OFFSET_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The task offsets the thread reports (Kafka Streams' task offset sums): per stateful task it
-/// runs, the sum of its changelog positions, and the sum of those changelogs' end offsets (read
-/// from the brokers in one ListOffsets round, as the consumer's isolation level sees them; when
-/// they cannot be read now the report goes without end offsets). Tasks without a logged store
-/// report nothing, as in Kafka Streams.
+/// runs or keeps as a standby, the sum of its changelog positions, and the sum of those
+/// changelogs' end offsets (read from the brokers in one ListOffsets round, as the consumer's
+/// isolation level sees them; when they cannot be read now the report goes without end
+/// offsets). Tasks without a logged store report nothing, as in Kafka Streams.
 fn task_offsets<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     tasks: &TaskManager,
@@ -406,9 +408,13 @@ fn task_offsets<C: ConsumerContext>(
     let mut out = TaskOffsets::default();
     let mut changelogs: Vec<(TaskId, Vec<(String, i32)>)> = Vec::new();
     let mut tpl = TopicPartitionList::new();
-    for task in tasks.values() {
-        let positions = task.changelog_positions();
-        let Some(id) = task_id(&task.id) else {
+    let actives = tasks.values().map(|t| (&t.id, t.changelog_positions()));
+    let standbys = tasks
+        .standbys
+        .values()
+        .map(|t| (&t.id, t.changelog_positions()));
+    for (id, positions) in actives.chain(standbys) {
+        let Some(id) = task_id(id) else {
             continue;
         };
         if positions.is_empty() {
@@ -475,7 +481,9 @@ pub(crate) struct GroupMember {
     failed_at: Option<Instant>,
     /// An assignment whose new tasks could not start yet (their committed offsets could not be
     /// read: an open transaction holds them, or the coordinator is away), and when to try again.
-    pending: Option<(BTreeSet<TaskId>, Instant)>,
+    pending: Option<(Assignment, Instant)>,
+    /// The warm-up tasks of the last assignment: kept as standbys, reported as warm-ups.
+    warmup: BTreeSet<TaskId>,
     /// Whether the tasks being started had to wait for their committed offsets (said once they
     /// are read).
     waited_for_offsets: bool,
@@ -530,6 +538,7 @@ impl GroupMember {
             errors: Repeats::every(HEARTBEAT_ERROR_LOG_EVERY),
             failed_at: None,
             pending: None,
+            warmup: BTreeSet::new(),
             waited_for_offsets: false,
         }
     }
@@ -617,8 +626,45 @@ impl GroupMember {
         }
     }
 
-    fn owned(tasks: &TaskManager) -> BTreeSet<TaskId> {
-        tasks.ids().iter().filter_map(|id| task_id(id)).collect()
+    /// What the thread owns: its active tasks, and its standbys, as warm-ups where the last
+    /// assignment named them so.
+    fn owned(&self, tasks: &TaskManager) -> Assignment {
+        let mut owned =
+            Assignment::active(tasks.ids().iter().filter_map(|id| task_id(id)).collect());
+        for id in tasks.standbys.ids().iter().filter_map(|id| task_id(id)) {
+            if self.warmup.contains(&id) {
+                owned.warmup.insert(id);
+            } else {
+                owned.standby.insert(id);
+            }
+        }
+        owned
+    }
+
+    /// Closes the standbys no longer assigned (each with its checkpoint) and opens the new ones
+    /// (from their checkpoints). A standby that cannot be opened is left out, and so reported
+    /// as not owned.
+    fn reconcile_standbys(&self, tasks: &mut TaskManager, target: &Assignment) {
+        let keep: BTreeSet<TaskId> = target.standby.union(&target.warmup).cloned().collect();
+        for id in tasks.standbys.ids() {
+            // A standby that became active stays until create_tasks promotes it.
+            if task_id(&id).is_some_and(|t| !keep.contains(&t) && !target.active.contains(&t)) {
+                tasks.standbys.close(&id);
+            }
+        }
+        for t in &keep {
+            let id = t.to_string();
+            if tasks.standbys.contains(&id) {
+                continue;
+            }
+            let Ok(subtopology) = t.subtopology.parse::<usize>() else {
+                warn!(thread = self.thread, task = %id, "a standby task of an unknown sub-topology; ignored");
+                continue;
+            };
+            if let Err(e) = tasks.standbys.add(&id, subtopology, t.partition) {
+                warn!(thread = self.thread, task = %id, error = %e, "opening the standby task failed; it is reported as not owned");
+            }
+        }
     }
 
     fn reconcile<C: ConsumerContext>(
@@ -627,22 +673,27 @@ impl GroupMember {
         tasks: &mut TaskManager,
         output: &mut StreamsProducer,
         shared: &Shared,
-        target: BTreeSet<TaskId>,
+        target: Assignment,
     ) -> Result<(), Failure> {
-        let owned = Self::owned(tasks);
+        self.warmup = target.warmup.clone();
+        let owned = self.owned(tasks);
         if owned == target {
             self.member.set_owned(target);
             return Ok(());
         }
         shared.metrics.rebalances.inc();
         shared.set_thread_state(self.thread, ThreadState::Rebalancing);
-        let revoked: BTreeSet<TaskId> = owned.difference(&target).cloned().collect();
-        let added: BTreeSet<TaskId> = target.difference(&owned).cloned().collect();
+        let revoked: BTreeSet<TaskId> = owned.active.difference(&target.active).cloned().collect();
+        let added: BTreeSet<TaskId> = target.active.difference(&owned.active).cloned().collect();
+        let names =
+            |set: &BTreeSet<TaskId>| set.iter().map(ToString::to_string).collect::<Vec<_>>();
         info!(
             thread = self.thread,
             epoch = self.member.epoch(),
-            revoked = ?revoked.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            added = ?added.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            revoked = ?names(&revoked),
+            added = ?names(&added),
+            standby = ?names(&target.standby),
+            warmup = ?names(&target.warmup),
             "streams-group assignment"
         );
         if !revoked.is_empty() {
@@ -674,6 +725,9 @@ impl GroupMember {
                 .incremental_unassign(&tpl)
                 .map_err(|e| RuntimeError::kafka("unassigning revoked partitions", e))?;
         }
+        // After the revocations: an active task revoked here may stay as a standby, opened from
+        // the checkpoint its close just wrote.
+        self.reconcile_standbys(tasks, &target);
         if !added.is_empty() {
             let partitions = self.partitions_of(&added);
             let mut tpl = TopicPartitionList::new();
@@ -692,7 +746,8 @@ impl GroupMember {
                     self.pending = Some((target, Instant::now() + HEARTBEAT_RETRY));
                     self.waited_for_offsets = true;
                     tasks.publish();
-                    self.member.set_owned(Self::owned(tasks));
+                    let owned = self.owned(tasks);
+                    self.member.set_owned(owned);
                     shared.set_thread_state(self.thread, ThreadState::Running);
                     return Ok(());
                 }
@@ -719,7 +774,8 @@ impl GroupMember {
                 .map_err(|e| RuntimeError::kafka("assigning partitions", e))?;
         }
         tasks.publish();
-        self.member.set_owned(Self::owned(tasks));
+        let owned = self.owned(tasks);
+        self.member.set_owned(owned);
         // The acknowledging heartbeat also tells the assignor where the tasks' state stands now
         // (besides every task offset interval).
         self.member

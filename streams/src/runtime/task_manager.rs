@@ -1,6 +1,7 @@
 //! The tasks of one stream thread (Kafka Streams' `TaskManager`): by id, and by the partitions
 //! they read, so a fetched record finds its task with one lookup; their creation (stores restored
-//! through the [`StateRestorer`]), commit, and closing on revocation, recovery and shutdown.
+//! through the [`StateRestorer`]), commit, and closing on revocation, recovery and shutdown; and
+//! the thread's [`StandbyTasks`], promoted to active tasks when the group makes them so.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -18,7 +19,8 @@ use super::failure::Failure;
 use super::member_offsets::MemberIdentity;
 use super::producer::StreamsProducer;
 use super::refusal::Origin;
-use super::restore::{RestoreRequest, StateRestorer};
+use super::restore::{RestoreRequest, RestoredStores, StateRestorer};
+use super::standby::StandbyTasks;
 use super::task::Task;
 use crate::config::StreamsConfig;
 use crate::topology::Topology;
@@ -34,6 +36,8 @@ pub(crate) struct TaskManager {
     by_partition: HashMap<(String, i32), String>,
     /// Restores the stores of the tasks being created.
     restorer: StateRestorer,
+    /// The standby (and warm-up) tasks the streams group assigned this thread.
+    pub standbys: StandbyTasks,
 }
 
 impl TaskManager {
@@ -42,6 +46,7 @@ impl TaskManager {
         TaskManager {
             thread,
             restorer: StateRestorer::new(shared.clone(), topology.clone()),
+            standbys: StandbyTasks::new(thread, shared.clone(), topology.clone()),
             shared,
             topology,
             tasks: BTreeMap::new(),
@@ -68,15 +73,18 @@ impl TaskManager {
     /// Creates the tasks of `assigned` partitions that have none yet, their stores opened and
     /// restored first (Kafka Streams' `handleAssignment`); `committed` says where each partition
     /// resumes, which lets a task tell a caught-up partition from one whose records are still to
-    /// be fetched. A task whose stores cannot be restored is left out; the first such failure is
-    /// returned after the others were created.
+    /// be fetched. A task this thread keeps as a standby is promoted: its stores are only caught
+    /// up from where the standby stands. A task whose stores cannot be restored is left out; the
+    /// first such failure is returned after the others were created.
     pub fn create_tasks(
         &mut self,
         assigned: &[(String, i32)],
         committed: &HashMap<(String, i32), i64>,
     ) -> Result<(), RuntimeError> {
         let app = self.shared.config.application_id.clone();
-        for sub in self.topology.subtopologies() {
+        let topology = self.topology.clone();
+        let mut first_failure = None;
+        for sub in topology.subtopologies() {
             let topics: Vec<String> = sub.source_topics.iter().map(|t| t.resolve(&app)).collect();
             let mut partitions: Vec<i32> = assigned
                 .iter()
@@ -87,62 +95,85 @@ impl TaskManager {
             partitions.dedup();
             for partition in partitions {
                 let task = crate::topology::task_id(sub.id, partition);
-                if !self.tasks.contains_key(&task) {
-                    self.restorer.register(RestoreRequest {
-                        task,
-                        subtopology: sub.id,
-                        partition,
-                    });
+                if self.tasks.contains_key(&task) {
+                    continue;
+                }
+                let request = RestoreRequest {
+                    task,
+                    subtopology: sub.id,
+                    partition,
+                };
+                match self.standbys.take_for_promotion(&request.task) {
+                    Some(standby) => {
+                        info!(thread = self.thread, task = %request.task, "promoting the standby task to active");
+                        let restored = standby.promote(&topology, sub, &self.shared);
+                        self.adopt(request, restored, assigned, committed, &mut first_failure);
+                    }
+                    None => self.restorer.register(request),
                 }
             }
         }
-        let mut first_failure = None;
         while !self.restorer.is_done() {
             self.restorer.restore_step();
             for (request, restored) in self.restorer.take_restored() {
-                let id = request.task;
-                let restored = match restored {
-                    Ok(r) => r,
-                    Err(e) => {
-                        error!(thread = self.thread, task = %id, error = %e, "opening the task's stores failed");
-                        first_failure.get_or_insert(RuntimeError::Restore {
-                            task: id,
-                            source: e,
-                        });
-                        continue;
-                    }
-                };
-                let Some(sub) = self
-                    .topology
-                    .subtopologies()
-                    .iter()
-                    .find(|s| s.id == request.subtopology)
-                else {
-                    continue;
-                };
-                info!(thread = self.thread, task = %id, "task created");
-                let mut task = Task::new(
-                    &self.topology,
-                    sub,
-                    request.partition,
-                    assigned,
-                    &app,
-                    committed,
-                    &self.shared.metrics,
-                    restored,
-                );
-                task.configure(&self.shared.config);
-                self.insert(id, task);
+                self.adopt(request, restored, assigned, committed, &mut first_failure);
             }
         }
         self.publish();
         first_failure.map_or(Ok(()), Err)
     }
 
-    /// Tells the application which tasks this thread runs now.
+    /// Makes a task of restored stores (or records why they could not be restored).
+    fn adopt(
+        &mut self,
+        request: RestoreRequest,
+        restored: Result<RestoredStores, super::error::RestoreError>,
+        assigned: &[(String, i32)],
+        committed: &HashMap<(String, i32), i64>,
+        first_failure: &mut Option<RuntimeError>,
+    ) {
+        let id = request.task;
+        let restored = match restored {
+            Ok(r) => r,
+            Err(e) => {
+                error!(thread = self.thread, task = %id, error = %e, "opening the task's stores failed");
+                first_failure.get_or_insert(RuntimeError::Restore {
+                    task: id,
+                    source: e,
+                });
+                return;
+            }
+        };
+        let topology = self.topology.clone();
+        let Some(sub) = topology
+            .subtopologies()
+            .iter()
+            .find(|s| s.id == request.subtopology)
+        else {
+            return;
+        };
+        info!(thread = self.thread, task = %id, "task created");
+        let mut task = Task::new(
+            &topology,
+            sub,
+            request.partition,
+            assigned,
+            &self.shared.config.application_id,
+            committed,
+            &self.shared.metrics,
+            restored,
+        );
+        task.configure(&self.shared.config);
+        self.insert(id, task);
+    }
+
+    /// Tells the application which tasks this thread runs now, and which it keeps as standbys.
     pub fn publish(&self) {
-        self.shared
-            .publish_tasks(self.thread, self.tasks.keys().cloned().collect());
+        self.shared.publish_tasks(
+            self.thread,
+            self.tasks.keys().cloned().collect(),
+            self.standbys.ids(),
+        );
     }
 
     /// The task reading `partition` of `topic`.
@@ -199,13 +230,14 @@ impl TaskManager {
     }
 
     /// Closes every task (after the final commit, or without one after a failure) and forgets
-    /// them.
+    /// them; the standbys close too, each with its checkpoint (they hold committed data only).
     pub fn close_all(&mut self) {
         for task in self.tasks.values_mut() {
             task.close();
         }
         self.by_partition.clear();
         self.tasks.clear();
+        self.standbys.close_all();
     }
 
     /// Commits (Kafka Streams' `TaskManager.commit`): record caches written out, outputs and
@@ -303,6 +335,7 @@ impl TaskManager {
             }
             task.maybe_checkpoint(force_checkpoint)?;
         }
+        self.standbys.maybe_checkpoint(force_checkpoint);
         Ok(committed)
     }
 

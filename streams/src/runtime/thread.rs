@@ -590,6 +590,8 @@ impl StreamThread {
             let Some(core) = guard.as_mut() else { break };
             if let Some(group) = core.group.as_mut() {
                 group.maintain(consumer, &mut core.tasks, &mut core.output, &self.shared)?;
+                // Standbys apply what their consumer fetched meanwhile, without waiting.
+                core.tasks.standbys.update();
             }
             let mut commit_requested = false;
             let exactly_once = core.output.exactly_once();

@@ -10,15 +10,15 @@ use super::librdkafka::Applies;
 pub(crate) static IGNORED_STREAMS: &[(&str, &str)] = &[
     (
         "acceptable.recovery.lag",
-        "standby and warm-up replicas are not supported yet",
+        "warm-up replicas are the broker's under group.protocol=streams (group.streams.* settings, as in Kafka Streams, which ignores this there too), and the classic and consumer protocols' assignors place none",
     ),
     (
         "max.warmup.replicas",
-        "standby and warm-up replicas are not supported yet",
+        "warm-up replicas are the broker's under group.protocol=streams (group.streams.* settings, as in Kafka Streams, which ignores this there too), and the classic and consumer protocols' assignors place none",
     ),
     (
         "probing.rebalance.interval.ms",
-        "standby and warm-up replicas are not supported yet",
+        "warm-up replicas are the broker's under group.protocol=streams (group.streams.* settings, as in Kafka Streams, which ignores this there too), and the classic and consumer protocols' assignors place none",
     ),
     (
         "built.in.metrics.version",

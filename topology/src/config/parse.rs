@@ -172,14 +172,10 @@ pub(crate) fn replication_factor(value: &str) -> Parsed<i32> {
     Ok(n)
 }
 
+/// Any whole number; whether above 0 is accepted depends on `group.protocol` (the resolver's
+/// `check_standby_replicas`).
 pub(crate) fn num_standby_replicas(value: &str) -> Parsed<u32> {
-    let n: u32 = whole(value, "a whole number of replicas")?;
-    if n > 0 {
-        return Err(Problem::NotSupported(
-            "standby replicas need placement knowledge the consumer group's assignor cannot give; remove num.standby.replicas or set it to 0".into(),
-        ));
-    }
-    Ok(n)
+    whole(value, "a whole number of replicas")
 }
 
 pub(crate) fn buffered_records(value: &str) -> Parsed<usize> {

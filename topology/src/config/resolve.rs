@@ -502,6 +502,9 @@ impl Resolver {
         if group_protocol == super::GroupProtocol::Streams {
             self.check_streams_group_security(&lists, group_protocol);
         }
+        if config.num_standby_replicas > 0 {
+            self.check_standby_replicas(group_protocol);
+        }
 
         if !self.errors.is_empty() {
             return Err(if self.errors.len() == 1 {
@@ -715,6 +718,44 @@ impl Resolver {
                 );
             }
         }
+    }
+
+    /// `num.standby.replicas` above 0: under `streams` the group's configuration decides it and
+    /// the client's is ignored with a warning, as Kafka Streams does
+    /// (`StreamsConfig.verifyStreamsProtocolCompatibility`); elsewhere it is refused, since
+    /// librdkafka's assignors cannot place standbys (and `auto` may choose classic).
+    fn check_standby_replicas(&mut self, protocol: super::GroupProtocol) {
+        let Some(winner) = self
+            .streams
+            .get("num.standby.replicas")
+            .and_then(|candidates| pick(candidates).ok().flatten())
+            .cloned()
+        else {
+            return;
+        };
+        let Some(origin) = winner.origin else {
+            return;
+        };
+        let reason = match protocol {
+            super::GroupProtocol::Streams => {
+                self.warn(format!(
+                    "{} is ignored: under group.protocol=streams the group's streams.num.standby.replicas (default: the brokers' group.streams.num.standby.replicas) decides the standby replicas, as in Kafka Streams; set it with kafka-configs --alter --entity-type groups --entity-name <application.id> --add-config streams.num.standby.replicas=N",
+                    origin.subject()
+                ));
+                return;
+            }
+            super::GroupProtocol::Auto => {
+                "standby replicas need the streams group protocol, and group.protocol=auto may choose classic, whose assignor cannot give placement; set group.protocol=streams (and the group's streams.num.standby.replicas), or remove num.standby.replicas"
+            }
+            _ => {
+                "standby replicas need placement knowledge the consumer group's assignor cannot give; use group.protocol=streams (the group's streams.num.standby.replicas decides them there), or remove num.standby.replicas or set it to 0"
+            }
+        };
+        self.problem(
+            &origin,
+            &winner.value,
+            Problem::NotSupported(reason.to_owned()),
+        );
     }
 
     /// The streams-group members connect with the main consumer's security settings through

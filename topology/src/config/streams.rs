@@ -119,7 +119,9 @@ streams_properties! {
         parse: parse::replication_factor,
         default: Fallback::Of(|_| -1),
     }
-    /// Always 0: standby replicas are not supported yet, and other values are refused.
+    /// Standby replicas per task: above 0 only under `group.protocol=streams`, where it is ignored
+    /// (the group's `streams.num.standby.replicas` decides, as in Kafka Streams); refused
+    /// elsewhere.
     num_standby_replicas: u32 = "num.standby.replicas" {
         parse: parse::num_standby_replicas,
         default: Fallback::Of(|_| 0),

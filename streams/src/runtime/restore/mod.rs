@@ -136,12 +136,12 @@ const RESTORE_BATCH: usize = 10_000;
 /// How many times a task's stores are wiped for corruption in one restoration before it fails:
 /// a changelog that keeps moving under the restore (retention deleting what it reads) must not
 /// loop forever.
-const MAX_WIPES: usize = 3;
+pub(crate) const MAX_WIPES: usize = 3;
 /// How long a task waits for a directory another thread of this process still holds while it
 /// closes the task in the same rebalance.
 const LOCK_WAIT: Duration = Duration::from_secs(30);
 
-fn lock_with_retry(
+pub(crate) fn lock_with_retry(
     directory: &StateDirectory,
     task_id: &str,
 ) -> Result<TaskDirectory, RestoreError> {
@@ -206,7 +206,7 @@ pub(crate) fn open_and_restore(
     let (stores, offsets) = loop {
         let stores = open_stores(&task, &defs, &dir, state, &checkpoint, &mut checkpointed)?;
         // On an error the stores are dropped, which closes them, before anything is wiped.
-        match restore_stores(&task, stores, &checkpointed) {
+        match restore_stores(&task, stores, &checkpointed, false) {
             Ok(restored) => break restored,
             Err(RestoreError::Corrupted(found)) => {
                 shared
@@ -253,16 +253,16 @@ pub(crate) fn open_and_restore(
 }
 
 /// The task being restored, for logs, metrics and settings.
-struct TaskContext<'a> {
-    id: &'a str,
-    partition: i32,
-    shared: &'a Shared,
+pub(crate) struct TaskContext<'a> {
+    pub id: &'a str,
+    pub partition: i32,
+    pub shared: &'a Shared,
 }
 
 /// Opens every store of the task. A logged RocksDB store without a checkpoint entry is deleted
 /// first (its files may hold anything written up to a crash); one that RocksDB cannot open is
 /// wiped, its checkpoint entry dropped, and opened once more.
-fn open_stores(
+pub(crate) fn open_stores(
     task: &TaskContext<'_>,
     defs: &[&StoreDef],
     dir: &TaskDirectory,
@@ -376,11 +376,14 @@ fn open_rocksdb(
 }
 
 /// Restores every logged store of `stores` from its changelog, from after its checkpointed
-/// offset (or the start); returns the stores with the offset each now reflects.
-fn restore_stores(
+/// offset (or the start); returns the stores with the offset each now reflects. `live`: the
+/// stores were kept open and reflect `checkpointed` exactly (a standby being promoted), so
+/// in-memory stores continue from there too instead of from the changelog's start.
+pub(crate) fn restore_stores(
     task: &TaskContext<'_>,
     mut stores: TaskStores,
     checkpointed: &Offsets,
+    live: bool,
 ) -> Result<(TaskStores, Offsets), RestoreError> {
     let mut offsets = Offsets::new();
     let logged: Vec<_> = stores
@@ -406,7 +409,7 @@ fn restore_stores(
         let in_memory = stores.def(id).in_memory;
         // In memory nothing survived; on disk an unchecked store was deleted before opening.
         let from = match checkpointed.get(&(topic.clone(), partition)) {
-            Some(&offset) if !in_memory => Some(offset),
+            Some(&offset) if !in_memory || live => Some(offset),
             _ => None,
         };
         let last = restore_partition(task, &consumer, &mut stores, id, &topic, from).map_err(

@@ -565,6 +565,23 @@ fn removed_and_unsupported_streams_values_say_what_to_do() {
     let err = err_with_config(&[("num.standby.replicas", "1")]);
     assert!(matches!(err, ConfigError::NotSupported { .. }), "{err}");
     assert!(err.to_string().contains("not supported yet"), "{err}");
+    assert!(err.to_string().contains("assignor cannot give"), "{err}");
+    let err = err_with_config(&[("group.protocol", "auto"), ("num.standby.replicas", "1")]);
+    assert!(matches!(err, ConfigError::NotSupported { .. }), "{err}");
+    assert!(
+        err.to_string().contains("set group.protocol=streams"),
+        "{err}"
+    );
+    // Under streams the group decides, and the client's setting is ignored as in Kafka Streams.
+    let c = with_config(&[("group.protocol", "streams"), ("num.standby.replicas", "1")]);
+    assert_eq!(c.num_standby_replicas, 1);
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("num.standby.replicas") && w.contains("kafka-configs")),
+        "{:?}",
+        c.warnings
+    );
     assert_eq!(
         with_config(&[("num.standby.replicas", "0")]).warnings.len(),
         0
