@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# registry.sh up|down|status|build|url|tls-url|tls-ca
+# registry.sh up|down|status|build|url|tls-url|tls-ca|auth-url|auth-user|auth-password-file
 # A schema registry with Confluent's REST API for the Avro/Protobuf/JSON Schema tests: Apicurio
 # Registry 3.3.3 (in-memory H2 storage), its Confluent-compatible API at
 #   http://127.0.0.1:$FRESHET_REGISTRY_PORT/apis/ccompat/v7      (port 8081 by default)
@@ -16,6 +16,16 @@
 # with a server certificate (SAN 127.0.0.1 and localhost) signed by a CA made here with openssl;
 # the CA's certificate is .freshet/registry-tls/ca.pem (`registry.sh tls-ca`), what clients must
 # trust. Its own in-memory storage; `down` stops both.
+#
+# Basic-auth mode: with FRESHET_REGISTRY_AUTH_PORT set, `up` also starts Debian's nginx in front of
+# the http instance, as deployments put an authenticating proxy before a registry: `auth_basic`
+# with an htpasswd file (one user, `freshet`, its password random per run dir, hashed with
+# `openssl passwd -apr1`), proxying to the http registry at
+#   http://127.0.0.1:$FRESHET_REGISTRY_AUTH_PORT/apis/ccompat/v7
+# (`registry.sh auth-url`, `auth-user`, `auth-password-file`). A wrong or missing password gets
+# 401 from nginx before the registry sees the request. nginx runs with its own configuration and
+# prefix under .freshet/registry-auth/ (pid, logs, temp files there; /etc/nginx and the system's
+# nginx service untouched); `down` stops it.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/maven.sh"
@@ -31,6 +41,11 @@ TLS_PORT=${FRESHET_REGISTRY_TLS_PORT:-}
 TLS_DIR=$RUN_DIR/registry-tls
 TLS_PIDFILE=$TLS_DIR/registry.pid
 TLS_API=https://127.0.0.1:${TLS_PORT:-unset}/apis/ccompat/v7
+AUTH_PORT=${FRESHET_REGISTRY_AUTH_PORT:-}
+AUTH_DIR=$RUN_DIR/registry-auth
+AUTH_PIDFILE=$AUTH_DIR/nginx.pid
+AUTH_API=http://127.0.0.1:${AUTH_PORT:-unset}/apis/ccompat/v7
+AUTH_USER=freshet
 
 # java_major JAVA: the feature version of that java (17, 21, 25), or 0.
 java_major() {
@@ -83,6 +98,10 @@ build() {
 
 answers() { curl -sf --max-time 2 "$API/subjects" >/dev/null; }
 tls_answers() { curl -sf --max-time 2 --cacert "$TLS_DIR/ca.pem" "$TLS_API/subjects" >/dev/null; }
+# The credentials through curl's config on stdin, never on a command line (ps shows those).
+auth_answers() { printf 'user = "%s:%s"\n' "$AUTH_USER" "$(cat "$AUTH_DIR/password" 2>/dev/null)" | curl -sf --max-time 2 -K - "$AUTH_API/subjects" >/dev/null; }
+# What nginx answers without credentials: 401 is the proof that it checks them.
+auth_status_without_credentials() { curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$AUTH_API/subjects" || true; }
 
 # tls_certs: a CA and a server certificate it signs (SAN 127.0.0.1, localhost), once per run dir.
 tls_certs() {
@@ -133,6 +152,73 @@ start_instance() {
     || die "setting the registry's compatibility to BACKWARD failed" "see $dir/registry.log"
 }
 
+# auth_files: the password (random, once per run dir), its htpasswd and nginx's configuration.
+auth_files() {
+  need_cmd openssl "install OpenSSL (Debian: apt-get install openssl)"
+  mkdir -p "$AUTH_DIR/temp"
+  if [ ! -s "$AUTH_DIR/password" ]; then
+    (umask 077 && openssl rand -hex 16 >"$AUTH_DIR/password")
+  fi
+  # -stdin: the password never on a command line. apr1 (Apache's MD5) is what nginx's auth_basic
+  # reads on every platform.
+  printf '%s:%s\n' "$AUTH_USER" "$(openssl passwd -apr1 -stdin <"$AUTH_DIR/password")" >"$AUTH_DIR/htpasswd"
+  # Run as root, nginx's workers would switch to nobody, who may not read the run dir: keep them
+  # as the user who starts it (the directive only means anything for root).
+  local user=
+  [ "$(id -u)" -ne 0 ] || user="user $(id -un) $(id -gn);"
+  cat >"$AUTH_DIR/nginx.conf" <<EOF
+# Written by scripts/registry.sh: basic auth in front of the http schema registry.
+$user
+daemon off;
+worker_processes 1;
+pid $AUTH_DIR/nginx.pid.nginx;
+error_log $AUTH_DIR/error.log warn;
+events { worker_connections 256; }
+http {
+  access_log $AUTH_DIR/access.log;
+  client_body_temp_path $AUTH_DIR/temp/body;
+  proxy_temp_path $AUTH_DIR/temp/proxy;
+  fastcgi_temp_path $AUTH_DIR/temp/fastcgi;
+  uwsgi_temp_path $AUTH_DIR/temp/uwsgi;
+  scgi_temp_path $AUTH_DIR/temp/scgi;
+  server {
+    listen 127.0.0.1:$AUTH_PORT;
+    auth_basic "freshet test schema registry";
+    auth_basic_user_file $AUTH_DIR/htpasswd;
+    location / {
+      proxy_pass http://127.0.0.1:$PORT;
+      # The registry behind checks nothing: it need not see the credentials.
+      proxy_set_header Authorization "";
+      proxy_set_header Host \$host:\$server_port;
+    }
+  }
+}
+EOF
+}
+
+# auth_up: nginx with basic auth in front of the http registry (which must be up).
+auth_up() {
+  if pid_alive "$AUTH_PIDFILE"; then log "schema registry (basic auth) already running at $AUTH_API"; return 0; fi
+  port_free_or_die "$AUTH_PORT" "the schema registry's basic-auth proxy" FRESHET_REGISTRY_AUTH_PORT
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_install nginx
+  local nginx code
+  nginx=$(command -v nginx || echo /usr/sbin/nginx)
+  auth_files
+  "$nginx" -t -q -e "$AUTH_DIR/error.log" -p "$AUTH_DIR/" -c "$AUTH_DIR/nginx.conf" 2>"$AUTH_DIR/nginx-test.log" \
+    || { cat "$AUTH_DIR/nginx-test.log" >&2; die "nginx refused its configuration $AUTH_DIR/nginx.conf" "read the error above"; }
+  log "starting nginx (basic auth) in front of the schema registry at $AUTH_API (log: $AUTH_DIR/error.log)"
+  # -e: the error log from the first line on (nginx's built-in default is under /var/log/nginx).
+  (cd "$AUTH_DIR" && exec "$nginx" -e "$AUTH_DIR/error.log" -p "$AUTH_DIR/" -c "$AUTH_DIR/nginx.conf" >"$AUTH_DIR/nginx.log" 2>&1) &
+  echo $! >"$AUTH_PIDFILE"
+  if ! wait_until 30 "schema registry (basic auth) up at $AUTH_API" auth_answers; then
+    tail -n 30 "$AUTH_DIR/error.log" "$AUTH_DIR/nginx.log" >&2 || true
+    stop_pidfile "$AUTH_PIDFILE" "nginx (registry basic auth)"
+    die "nginx did not answer at $AUTH_API within 30 s (log: $AUTH_DIR/error.log)" "read the log above"
+  fi
+  code=$(auth_status_without_credentials)
+  [ "$code" = 401 ] || die "nginx at $AUTH_API answered $code, not 401, without credentials" "check $AUTH_DIR/nginx.conf"
+}
+
 up() {
   if pid_alive "$PIDFILE"; then
     log "schema registry already running at $API"
@@ -142,6 +228,7 @@ up() {
     start_instance http "$DIR" "$PIDFILE" "$API" answers \
       -Dquarkus.http.port="$PORT" -Dquarkus.management.port="$MANAGEMENT_PORT"
   fi
+  [ -z "$AUTH_PORT" ] || auth_up
   [ -n "$TLS_PORT" ] || return 0
   if pid_alive "$TLS_PIDFILE"; then log "schema registry (TLS) already running at $TLS_API"; return 0; fi
   port_free_or_die "$TLS_PORT" "the TLS schema registry" FRESHET_REGISTRY_TLS_PORT
@@ -156,6 +243,7 @@ up() {
 }
 
 down() {
+  if [ -f "$AUTH_PIDFILE" ]; then stop_pidfile "$AUTH_PIDFILE" "nginx (registry basic auth)"; fi
   stop_pidfile "$PIDFILE" "schema registry"
   if [ -f "$TLS_PIDFILE" ]; then stop_pidfile "$TLS_PIDFILE" "schema registry (TLS)"; fi
 }
@@ -176,6 +264,14 @@ status() {
       rc=1
     fi
   fi
+  if [ -n "$AUTH_PORT" ]; then
+    if pid_alive "$AUTH_PIDFILE" && auth_answers; then
+      echo "schema registry (basic auth): nginx at $AUTH_API (pid $(cat "$AUTH_PIDFILE")), user $AUTH_USER"
+    else
+      echo "schema registry (basic auth): not running"
+      rc=1
+    fi
+  fi
   return $rc
 }
 
@@ -187,5 +283,9 @@ case ${1:-} in
   url) echo "$API" ;;
   tls-url) echo "$TLS_API" ;;
   tls-ca) echo "$TLS_DIR/ca.pem" ;;
-  *) die "usage: registry.sh up|down|status|build|url|tls-url|tls-ca" "pick one of those" ;;
+  auth-url) echo "$AUTH_API" ;;
+  auth-user) echo "$AUTH_USER" ;;
+  # The password's file (written by `up`), not the password: callers read it.
+  auth-password-file) echo "$AUTH_DIR/password" ;;
+  *) die "usage: registry.sh up|down|status|build|url|tls-url|tls-ca|auth-url|auth-user|auth-password-file" "pick one of those" ;;
 esac

@@ -32,8 +32,11 @@ reference_log=$RUN_DIR/reference-build.log
 reference_pid=$!
 ensure_up cluster
 # The schema registry of the Avro/Protobuf/JSON Schema suites (tests/tests/schema_registry.rs),
-# and its HTTPS-only twin for tests/tests/schema_registry_tls.rs (two ports past the registry's).
+# its HTTPS-only twin for tests/tests/schema_registry_tls.rs (two ports past the registry's; the
+# twin's management interface takes the next) and nginx checking basic auth in front of it for
+# tests/tests/schema_registry_auth.rs (four ports past).
 export FRESHET_REGISTRY_TLS_PORT=${FRESHET_REGISTRY_TLS_PORT:-$((${FRESHET_REGISTRY_PORT:-8081} + 2))}
+export FRESHET_REGISTRY_AUTH_PORT=${FRESHET_REGISTRY_AUTH_PORT:-$((${FRESHET_REGISTRY_PORT:-8081} + 4))}
 ensure_up registry
 log "services up after $((SECONDS - TARGET_T0)) s"
 
@@ -69,6 +72,10 @@ export FRESHET_SCHEMA_REGISTRY_URL
 FRESHET_SCHEMA_REGISTRY_TLS_URL=$(scripts/registry.sh tls-url)
 FRESHET_SCHEMA_REGISTRY_TLS_CA=$(scripts/registry.sh tls-ca)
 export FRESHET_SCHEMA_REGISTRY_TLS_URL FRESHET_SCHEMA_REGISTRY_TLS_CA
+FRESHET_SCHEMA_REGISTRY_AUTH_URL=$(scripts/registry.sh auth-url)
+FRESHET_SCHEMA_REGISTRY_AUTH_USER=$(scripts/registry.sh auth-user)
+FRESHET_SCHEMA_REGISTRY_AUTH_PASSWORD=$(cat "$(scripts/registry.sh auth-password-file)")
+export FRESHET_SCHEMA_REGISTRY_AUTH_URL FRESHET_SCHEMA_REGISTRY_AUTH_USER FRESHET_SCHEMA_REGISTRY_AUTH_PASSWORD
 export KUBECONFIG=$RUN_DIR/kubeconfig
 export FRESHET_KUBECTL=$K8S_BIN/kubectl
 export FRESHET_HELM=$HELM_BIN/helm

@@ -16,7 +16,9 @@ FORMAT is avro, json or protobuf. For protobuf, SCHEMA_FILE is a .proto file and
 name of its message to write or read (Python needs the generated class: grpcio-tools' protoc
 generates it into a temporary directory).
 
-FRESHET_REGISTRY_CA names a CA certificate (PEM) to trust for an https REGISTRY.
+FRESHET_REGISTRY_CA names a CA certificate (PEM) to trust for an https REGISTRY;
+FRESHET_REGISTRY_USER_INFO (user:password) is sent as basic auth (the client's
+basic.auth.user.info), for a REGISTRY behind a proxy that checks it.
 
 Every step has a deadline: the registry client's requests time out after 10 s, the consumer reads
 its partitions by assignment (no group coordinator to wait for, as on a fresh broker), and a
@@ -61,6 +63,10 @@ def registry_client(url):
     ca = os.environ.get("FRESHET_REGISTRY_CA")
     if ca:
         conf["ssl.ca.location"] = ca
+    # A registry behind nginx's auth_basic (scripts/registry.sh's basic-auth mode).
+    user_info = os.environ.get("FRESHET_REGISTRY_USER_INFO")
+    if user_info:
+        conf["basic.auth.user.info"] = user_info
     return SchemaRegistryClient(conf)
 
 

@@ -36,6 +36,25 @@ pub fn tls_registry() -> (String, PathBuf) {
     (url, ca)
 }
 
+/// The basic-auth registry of scripts/registry.sh's basic-auth mode (nginx's `auth_basic` in
+/// front of the http registry): its API root (`FRESHET_SCHEMA_REGISTRY_AUTH_URL`), the user
+/// (`FRESHET_SCHEMA_REGISTRY_AUTH_USER`) and the password it accepts
+/// (`FRESHET_SCHEMA_REGISTRY_AUTH_PASSWORD`); panics saying how to start it when unset.
+pub fn auth_registry() -> (String, String, String) {
+    let how = "start the basic-auth proxy with FRESHET_REGISTRY_AUTH_PORT=<port> scripts/registry.sh up, then set FRESHET_SCHEMA_REGISTRY_AUTH_URL=$(scripts/registry.sh auth-url), FRESHET_SCHEMA_REGISTRY_AUTH_USER=$(scripts/registry.sh auth-user) and FRESHET_SCHEMA_REGISTRY_AUTH_PASSWORD=$(cat $(scripts/registry.sh auth-password-file)) (make test does)";
+    let var = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| panic!("{name} is unset: {how}"))
+    };
+    (
+        var("FRESHET_SCHEMA_REGISTRY_AUTH_URL"),
+        var("FRESHET_SCHEMA_REGISTRY_AUTH_USER"),
+        var("FRESHET_SCHEMA_REGISTRY_AUTH_PASSWORD"),
+    )
+}
+
 /// The venv's python with confluent-kafka (scripts/serdes-venv.sh makes it once, cached).
 pub fn python() -> PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
@@ -58,7 +77,8 @@ pub fn serdes(format: &str, args: &[&str], deadline: Duration) -> String {
     serdes_with_env(format, args, &[], deadline)
 }
 
-/// [`serdes`] with environment variables (`FRESHET_REGISTRY_CA`: the CA of an https registry).
+/// [`serdes`] with environment variables (`FRESHET_REGISTRY_CA`: the CA of an https registry;
+/// `FRESHET_REGISTRY_USER_INFO`: `user:password` for a registry that checks basic auth).
 pub fn serdes_with_env(
     format: &str,
     args: &[&str],

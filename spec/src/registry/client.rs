@@ -28,6 +28,19 @@ pub enum RegistryError {
         /// The registry's message.
         message: String,
     },
+    /// The registry (or the proxy in front of it) refused the call's credentials, or asked for
+    /// some and none were given (HTTP 401), or refused these credentials the call (403).
+    /// Retrying cannot help, so the call fails at once with the setting that fixes it; the
+    /// credentials themselves are never in the message.
+    #[error("{}", unauthorized_message(.url, *.status, *.given))]
+    Unauthorized {
+        /// The URL called.
+        url: String,
+        /// 401 or 403.
+        status: u16,
+        /// Whether the call carried credentials (`basic.auth.user.info`).
+        given: bool,
+    },
     /// The registry could not be reached within `task.timeout.ms`.
     #[error(
         "the schema registry at {url} was unreachable for {waited:?} (task.timeout.ms): {source}"
@@ -71,6 +84,23 @@ impl RegistryError {
             RegistryError::Refused { code, .. } => Some(*code),
             _ => None,
         }
+    }
+}
+
+/// What [`RegistryError::Unauthorized`] says: the status, whether credentials were given, and
+/// where they are set.
+fn unauthorized_message(url: &str, status: u16, given: bool) -> String {
+    const WHERE: &str = "basic.auth.user.info (user:password, with basic.auth.credentials.source USER_INFO; on Kubernetes the Secret that spec.schemaRegistry.basicAuth names)";
+    match (status, given) {
+        (403, _) => format!(
+            "the schema registry at {url} refused these credentials this call (HTTP 403 Forbidden): grant the user access to the subject in the registry, or give another user's credentials in {WHERE}"
+        ),
+        (_, true) => format!(
+            "the schema registry at {url} refused the credentials (HTTP {status} Unauthorized): give a user and password it accepts in {WHERE}"
+        ),
+        (_, false) => format!(
+            "the schema registry at {url} asks for credentials (HTTP {status} Unauthorized) and none were given: set them in {WHERE}"
+        ),
     }
 }
 
@@ -121,6 +151,10 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(500);
 /// A registry client with caches; cheap to share between stream threads.
 pub struct RegistryClient {
     settings: RegistrySettings,
+    /// `settings.url` without user info (`https://user:password@host` for
+    /// `basic.auth.credentials.source: URL`): what is called, logged and named in errors, so the
+    /// password never is; the credentials go in the `Authorization` header.
+    base_url: String,
     agent: ureq::Agent,
     auth: Option<String>,
     by_id: Mutex<HashMap<u32, Arc<RegisteredSchema>>>,
@@ -132,7 +166,7 @@ impl std::fmt::Debug for RegistryClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The settings only: no credentials, no caches.
         f.debug_struct("RegistryClient")
-            .field("url", &self.settings.url)
+            .field("url", &self.base_url)
             .finish_non_exhaustive()
     }
 }
@@ -169,8 +203,10 @@ impl RegistryClient {
                 base64::engine::general_purpose::STANDARD.encode(info)
             )
         });
+        let base_url = without_user_info(&settings.url);
         RegistryClient {
             settings,
+            base_url,
             agent,
             auth,
             by_id: Mutex::new(HashMap::new()),
@@ -184,7 +220,7 @@ impl RegistryClient {
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.settings.url.trim_end_matches('/'))
+        format!("{}{path}", self.base_url.trim_end_matches('/'))
     }
 
     /// One call, retried while the registry cannot be reached, up to `task.timeout.ms`.
@@ -224,6 +260,15 @@ impl RegistryClient {
                                 url,
                                 source: Box::new(source),
                             }
+                        });
+                    }
+                    // Wrong or missing credentials are no outage: no retries, no body (a proxy's
+                    // HTML page says nothing more).
+                    if status == 401 || status == 403 {
+                        return Err(RegistryError::Unauthorized {
+                            url,
+                            status,
+                            given: self.auth.is_some(),
                         });
                     }
                     let text = response.body_mut().read_to_string().unwrap_or_default();
@@ -347,6 +392,19 @@ fn untrusted_certificate(e: &ureq::Error) -> bool {
     )
 }
 
+/// `url` without the user info of its authority (`scheme://user:password@host/...` ->
+/// `scheme://host/...`); other URLs as they are.
+fn without_user_info(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
 /// A subject in a URL path (record names have dots only, topics may have anything Kafka allows).
 fn encode(subject: &str) -> String {
     form_urlencoded::byte_serialize(subject.as_bytes()).collect()
@@ -355,4 +413,54 @@ fn encode(subject: &str) -> String {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic elsewhere does not make a cache wrong: entries are inserted whole.
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_info_is_cut_from_the_url() {
+        assert_eq!(
+            without_user_info("https://u:p%40ss@registry:8081/apis/ccompat/v7"),
+            "https://registry:8081/apis/ccompat/v7"
+        );
+        assert_eq!(
+            without_user_info("http://registry:8081/a@b"),
+            "http://registry:8081/a@b"
+        );
+        assert_eq!(without_user_info("registry:8081"), "registry:8081");
+    }
+
+    #[test]
+    fn unauthorized_names_the_url_and_the_settings_never_a_value() {
+        let refused = RegistryError::Unauthorized {
+            url: "http://r/apis/ccompat/v7/schemas/ids/1".into(),
+            status: 401,
+            given: true,
+        }
+        .to_string();
+        for part in [
+            "http://r/apis/ccompat/v7/schemas/ids/1",
+            "refused the credentials",
+            "basic.auth.user.info",
+            "spec.schemaRegistry.basicAuth",
+        ] {
+            assert!(refused.contains(part), "{part}: {refused}");
+        }
+        let missing = RegistryError::Unauthorized {
+            url: "http://r".into(),
+            status: 401,
+            given: false,
+        }
+        .to_string();
+        assert!(missing.contains("none were given"), "{missing}");
+        let forbidden = RegistryError::Unauthorized {
+            url: "http://r".into(),
+            status: 403,
+            given: true,
+        }
+        .to_string();
+        assert!(forbidden.contains("403 Forbidden"), "{forbidden}");
+    }
 }
