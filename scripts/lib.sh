@@ -101,8 +101,17 @@ apt_install() {
   [ ${#SUDO[@]} -eq 0 ] || command -v sudo >/dev/null 2>&1 || die "installing ${missing[*]} needs root." "run as root, or: sudo apt-get install -y ${missing[*]}"
   log "installing ${missing[*]} (Debian packages)"
   "${SUDO[@]}" apt-get update -qq || die "apt-get update failed." "check /etc/apt/sources.list and the network, then rerun"
-  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 \
-    || die "apt-get install ${missing[*]} failed." "run it by hand to see why: apt-get install -y ${missing[*]}"
+  # No system service starts from what is installed here (Debian's nginx would start one on port
+  # 80): the project runs its own instances on its own ports. policy-rc.d's 101 is Debian's
+  # "action forbidden"; one the machine has already is left alone.
+  local policy=/usr/sbin/policy-rc.d own_policy=""
+  if ! "${SUDO[@]}" test -e "$policy"; then
+    printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$policy" >/dev/null && "${SUDO[@]}" chmod 755 "$policy" && own_policy=1
+  fi
+  local rc=0
+  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 || rc=$?
+  [ -z "$own_policy" ] || "${SUDO[@]}" rm -f "$policy"
+  [ "$rc" -eq 0 ] || die "apt-get install ${missing[*]} failed." "run it by hand to see why: apt-get install -y ${missing[*]}"
 }
 
 wait_until() { # wait_until SECONDS DESCRIPTION CMD...: poll CMD every 0.5 s
