@@ -222,6 +222,19 @@ impl Drop for Kubelet {
     fn drop(&mut self) {
         if std::thread::panicking() {
             // What ran where, before it goes.
+            // Pending pods on a node that is Ready: its taints say why (a full disk gives
+            // `node.kubernetes.io/disk-pressure`, and nothing is scheduled there any more).
+            if let Ok(out) = kubectl()
+                .args(["get", "node", &self.name, "-o"])
+                .arg("jsonpath={.spec.taints}")
+                .output()
+            {
+                eprintln!(
+                    "taints of {}: {}",
+                    self.name,
+                    String::from_utf8_lossy(&out.stdout)
+                );
+            }
             for ns in &self.namespaces {
                 if let Ok(out) = kubectl()
                     .args(["-n", ns, "get", "pods", "-o", "wide"])
