@@ -128,21 +128,23 @@ impl Compiler {
             }
             (_, Some(given)) => match given {
                 Json::String(text) => {
-                    crate::registry::protobuf::ProtobufSchema::parse(text).map(|s| {
-                        // A message the schema lacks would fail every record: say so now.
-                        if let Err(e) = s.message_named(message.as_deref()) {
-                            self.error(place, format!("{message_field}: {e}"));
-                        }
-                        Some(Arc::new(crate::registry::protobuf::ProtobufSerde::new(
-                            client.clone(),
-                            crate::registry::protobuf::ProtobufTarget {
-                                topic: topic.clone(),
-                                is_key,
-                                schema: Some(Arc::new(s)),
-                                message: message.clone(),
-                            },
-                        )) as Arc<dyn Serde<Value>>)
-                    })
+                    crate::registry::protobuf::ProtobufSchema::parse(text)
+                        .map_err(|e| e.to_string())
+                        .map(|s| {
+                            // A message the schema lacks would fail every record: say so now.
+                            if let Err(e) = s.message_named(message.as_deref()) {
+                                self.error(place, format!("{message_field}: {e}"));
+                            }
+                            Some(Arc::new(crate::registry::protobuf::ProtobufSerde::new(
+                                client.clone(),
+                                crate::registry::protobuf::ProtobufTarget {
+                                    topic: topic.clone(),
+                                    is_key,
+                                    schema: Some(Arc::new(s)),
+                                    message: message.clone(),
+                                },
+                            )) as Arc<dyn Serde<Value>>)
+                        })
                 }
                 _ => Err("give the .proto text of the schema (a YAML string)".to_owned()),
             },

@@ -46,6 +46,34 @@ pub struct NoSuchMessage {
     pub known: Vec<String>,
 }
 
+/// Why a Protobuf schema (a manifest's, or a registry's with its references) cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    /// Neither `.proto` source nor the base64 of a `FileDescriptorProto`.
+    #[error("not a Protobuf schema: {0}")]
+    NotProtobuf(#[source] Box<protox::Error>),
+    /// One of the files it imports is not usable.
+    #[error("the imported file {import}: {source}")]
+    Import {
+        /// The import's name (the registry reference's).
+        import: String,
+        /// Why.
+        #[source]
+        source: Box<SchemaError>,
+    },
+    /// The compiler refused it (an import not given, a type not declared, ...).
+    #[error(
+        "the Protobuf schema does not compile: {0} (its imports must be its schema references in the registry, or google/protobuf/*.proto)"
+    )]
+    DoesNotCompile(#[source] Box<protox::Error>),
+    /// Compiled, but its own file is not in the result.
+    #[error("the Protobuf schema's file {0} is missing once compiled")]
+    Missing(String),
+    /// It declares no message, so there is nothing to write or read.
+    #[error("the Protobuf schema declares no message")]
+    NoMessage,
+}
+
 /// Serves the schema's own file and the files it imports (its registry references) by their
 /// names, for the compiler.
 struct Given {
@@ -63,7 +91,7 @@ impl FileResolver for Given {
 
 /// `text` as a file named `name`: `.proto` source, or the base64 of a serialized
 /// `FileDescriptorProto` (renamed to `name`, the name importers know it by).
-fn file_of(name: Option<&str>, text: &str) -> Result<File, String> {
+fn file_of(name: Option<&str>, text: &str) -> Result<File, SchemaError> {
     match descriptor_from_base64(text) {
         Some(mut proto) => {
             if let Some(name) = name {
@@ -72,14 +100,14 @@ fn file_of(name: Option<&str>, text: &str) -> Result<File, String> {
             Ok(File::from_file_descriptor_proto(proto))
         }
         None => File::from_source(name.unwrap_or("schema.proto"), text)
-            .map_err(|e| format!("not a Protobuf schema: {e}")),
+            .map_err(|e| SchemaError::NotProtobuf(Box::new(e))),
     }
 }
 
 impl ProtobufSchema {
     /// Compiles `text`: `.proto` source, or the base64 of a serialized `FileDescriptorProto`.
     /// Imports other than Google's well-known types (schema references) are not resolved.
-    pub fn parse(text: &str) -> Result<ProtobufSchema, String> {
+    pub fn parse(text: &str) -> Result<ProtobufSchema, SchemaError> {
         ProtobufSchema::parse_with_imports(text, &[])
     }
 
@@ -89,13 +117,15 @@ impl ProtobufSchema {
     pub fn parse_with_imports(
         text: &str,
         imports: &[(String, String)],
-    ) -> Result<ProtobufSchema, String> {
+    ) -> Result<ProtobufSchema, SchemaError> {
         let file = file_of(None, text)?;
         let name = file.name().to_owned();
         let mut files = HashMap::new();
         for (import, imported) in imports {
-            let imported = file_of(Some(import), imported)
-                .map_err(|e| format!("the imported file {import}: {e}"))?;
+            let imported = file_of(Some(import), imported).map_err(|e| SchemaError::Import {
+                import: import.clone(),
+                source: Box::new(e),
+            })?;
             files.insert(import.clone(), imported);
         }
         files.insert(name.clone(), file);
@@ -104,17 +134,15 @@ impl ProtobufSchema {
         chain.add(GoogleFileResolver::new());
         let mut compiler = protox::Compiler::with_file_resolver(chain);
         compiler.include_imports(true);
-        compiler.open_file(&name).map_err(|e| {
-            format!(
-                "the Protobuf schema does not compile: {e} (its imports must be its schema references in the registry, or google/protobuf/*.proto)"
-            )
-        })?;
+        compiler
+            .open_file(&name)
+            .map_err(|e| SchemaError::DoesNotCompile(Box::new(e)))?;
         let pool: DescriptorPool = compiler.descriptor_pool();
         let file = pool
             .get_file_by_name(&name)
-            .ok_or_else(|| format!("the Protobuf schema's file {name} is missing once compiled"))?;
+            .ok_or_else(|| SchemaError::Missing(name.clone()))?;
         if file.messages().len() == 0 {
-            return Err("the Protobuf schema declares no message".to_owned());
+            return Err(SchemaError::NoMessage);
         }
         Ok(ProtobufSchema {
             text: text.to_owned(),
@@ -830,7 +858,7 @@ message Order {
     fn imports_compile_from_the_referenced_files_as_text_or_descriptors() {
         let dep = "syntax = \"proto3\";\npackage common;\nmessage Money { int64 cents = 1; string currency = 2; }\n";
         let main = "syntax = \"proto3\";\npackage shop;\nimport \"common/money.proto\";\nmessage Order { int64 id = 1; common.Money total = 2; }\n";
-        let err = ProtobufSchema::parse(main).unwrap_err();
+        let err = ProtobufSchema::parse(main).unwrap_err().to_string();
         assert!(
             err.contains("its imports must be its schema references"),
             "{err}"
