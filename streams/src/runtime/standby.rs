@@ -36,7 +36,7 @@ use super::error::{Corruption, CorruptionReason, ErrorClass, RestoreError};
 use super::repeats::Repeats;
 use super::restore::read::{self, Patience};
 use super::restore::{
-    MAX_WIPES, RestoredStores, TaskContext, lock_with_retry, open_and_restore, open_stores,
+    MAX_WIPES, RestoredStores, TaskContext, open_and_restore, open_stores, open_task_directory,
     restore_stores,
 };
 use crate::config::ProcessingGuarantee;
@@ -316,15 +316,11 @@ impl StandbyTasks {
                 caught_up: false,
             });
         }
-        let Some(state) = shared.stores.as_ref() else {
-            return Err(RestoreError::NoStateDirectory);
-        };
-        let dir = lock_with_retry(&state.directory, id)?;
-        let checkpoint = Checkpoint::in_directory(dir.path());
-        let mut checkpointed = checkpoint.read().unwrap_or_else(|e| {
-            warn!(task = id, error = %e, "ignoring an unreadable checkpoint; the standby reads its changelogs from the start");
-            Offsets::new()
-        });
+        let (state, dir, checkpoint, mut checkpointed) = open_task_directory(
+            &shared,
+            id,
+            "the standby reads its changelogs from the start",
+        )?;
         let ctx = TaskContext {
             id,
             partition,

@@ -169,6 +169,26 @@ fn cache_limit(shared: &Shared, stores: usize) -> usize {
         .max(if config.cache_max_bytes == 0 { 0 } else { 4096 })
 }
 
+/// The state directory of task `task_id`, locked, with its checkpoint file and the offsets
+/// that holds: none when it cannot be read (warned, saying what the task does instead:
+/// `instead`), since the changelogs then give the whole state.
+pub(crate) fn open_task_directory<'s>(
+    shared: &'s Shared,
+    task_id: &str,
+    instead: &str,
+) -> Result<(&'s StateContext, TaskDirectory, Checkpoint, Offsets), RestoreError> {
+    let Some(state) = shared.stores.as_ref() else {
+        return Err(RestoreError::NoStateDirectory);
+    };
+    let dir = lock_with_retry(&state.directory, task_id)?;
+    let checkpoint = Checkpoint::in_directory(dir.path());
+    let checkpointed = checkpoint.read().unwrap_or_else(|e| {
+        warn!(task = task_id, error = %e, "ignoring an unreadable checkpoint; {instead}");
+        Offsets::new()
+    });
+    Ok((state, dir, checkpoint, checkpointed))
+}
+
 /// Opens the stores of task `task_id` (partition `partition` of `sub`) and restores them.
 pub(crate) fn open_and_restore(
     topology: &Topology,
@@ -188,15 +208,8 @@ pub(crate) fn open_and_restore(
             exactly_once,
         });
     }
-    let Some(state) = shared.stores.as_ref() else {
-        return Err(RestoreError::NoStateDirectory);
-    };
-    let dir = lock_with_retry(&state.directory, task_id)?;
-    let checkpoint = Checkpoint::in_directory(dir.path());
-    let mut checkpointed = checkpoint.read().unwrap_or_else(|e| {
-        warn!(task = task_id, error = %e, "ignoring an unreadable checkpoint; restoring from the changelogs' start");
-        Offsets::new()
-    });
+    let (state, dir, checkpoint, mut checkpointed) =
+        open_task_directory(shared, task_id, "restoring from the changelogs' start")?;
     let task = TaskContext {
         id: task_id,
         partition,
