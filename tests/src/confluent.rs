@@ -148,3 +148,38 @@ pub fn run(mut cmd: Command, deadline: Duration, what: &str) -> String {
         Some(_) => out,
     }
 }
+
+/// The Avro reading the secured-registry suites (TLS, basic auth) write, and the alert their
+/// engines write back.
+pub const READING_SCHEMA: &str = r#"{"type":"record","name":"Reading","namespace":"plant","fields":[{"name":"sensor","type":"string"},{"name":"celsius","type":"double"},{"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}}]}"#;
+/// See [`READING_SCHEMA`].
+pub const ALERT_SCHEMA: &str = r#"{"type":"record","name":"Alert","namespace":"plant","fields":[{"name":"sensor","type":"string"},{"name":"fahrenheit","type":"double"},{"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}}]}"#;
+
+/// Writes three readings ([`READING_SCHEMA`]) to `input` with the Python `AvroSerializer`
+/// through the registry at `url`; `env` tells the Python side how to reach it (its CA, its
+/// credentials).
+pub fn produce_readings(dir: &std::path::Path, url: &str, input: &str, env: &[(&str, &str)]) {
+    let schema = dir.join("reading.avsc");
+    std::fs::write(&schema, READING_SCHEMA).expect("write the reading schema");
+    let records = [
+        serde_json::json!({"key": "s1", "value": {"sensor": "boiler", "celsius": 40.0, "at": 1_700_000_000_250_i64}}),
+        serde_json::json!({"key": "s2", "value": {"sensor": "door", "celsius": 12.0, "at": 1_700_000_001_000_i64}}),
+        serde_json::json!({"key": "s3", "value": {"sensor": "pump", "celsius": 35.0, "at": 1_700_000_002_999_i64}}),
+    ];
+    let lines: Vec<String> = records.iter().map(serde_json::Value::to_string).collect();
+    let file = dir.join("readings.jsonl");
+    std::fs::write(&file, lines.join("\n")).expect("write the readings");
+    serdes_with_env(
+        "avro",
+        &[
+            "produce",
+            &crate::kafka_bootstrap(),
+            url,
+            input,
+            schema.to_str().expect("a UTF-8 path"),
+            file.to_str().expect("a UTF-8 path"),
+        ],
+        env,
+        Duration::from_secs(120),
+    );
+}

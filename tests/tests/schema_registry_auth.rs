@@ -12,17 +12,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use freshet_tests::confluent::{auth_registry, serdes_with_env};
+use freshet_tests::confluent::{ALERT_SCHEMA, auth_registry, produce_readings, serdes_with_env};
 use freshet_tests::engine::EngineProcess;
 use freshet_tests::kafka::create_topics;
 use freshet_tests::{kafka_bootstrap, unique_name};
 use serde_json::{Value, json};
 
 const PYTHON_DEADLINE: Duration = Duration::from_secs(120);
-
-const READING: &str = r#"{"type":"record","name":"Reading","namespace":"plant","fields":[{"name":"sensor","type":"string"},{"name":"celsius","type":"double"},{"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}}]}"#;
-
-const ALERT: &str = r#"{"type":"record","name":"Alert","namespace":"plant","fields":[{"name":"sensor","type":"string"},{"name":"fahrenheit","type":"double"},{"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}}]}"#;
 
 /// The manifest: a registry at `url` whose credentials are in the Secret `registry-creds`
 /// (keys `username` and `password`, the defaults of `spec.schemaRegistry.basicAuth`).
@@ -47,7 +43,7 @@ topology:
       steps:
         - filter: "value.celsius > 30.0"
         - mapValues: "{{'sensor': value.sensor, 'fahrenheit': value.celsius * 9.0 / 5.0 + 32.0, 'at': value.at}}"
-        - to: {{ topic: {output}, valueSchema: '{ALERT}' }}
+        - to: {{ topic: {output}, valueSchema: '{ALERT_SCHEMA}' }}
 "#,
         app = unique_name("auth-registry"),
         bootstrap = kafka_bootstrap(),
@@ -64,34 +60,6 @@ fn secrets_dir(dir: &Path, user: &str, password: &str) -> PathBuf {
     std::fs::write(secrets.join("registry-creds/username"), user).unwrap();
     std::fs::write(secrets.join("registry-creds/password"), password).unwrap();
     secrets
-}
-
-/// Writes three readings with the Python `AvroSerializer` through the proxy, with the right
-/// credentials.
-fn produce_readings(dir: &Path, url: &str, user_info: &str, input: &str) {
-    let schema = dir.join("reading.avsc");
-    std::fs::write(&schema, READING).unwrap();
-    let records = [
-        json!({"key": "s1", "value": {"sensor": "boiler", "celsius": 40.0, "at": 1_700_000_000_250_i64}}),
-        json!({"key": "s2", "value": {"sensor": "door", "celsius": 12.0, "at": 1_700_000_001_000_i64}}),
-        json!({"key": "s3", "value": {"sensor": "pump", "celsius": 35.0, "at": 1_700_000_002_999_i64}}),
-    ];
-    let lines: Vec<String> = records.iter().map(Value::to_string).collect();
-    let file = dir.join("readings.jsonl");
-    std::fs::write(&file, lines.join("\n")).unwrap();
-    serdes_with_env(
-        "avro",
-        &[
-            "produce",
-            &kafka_bootstrap(),
-            url,
-            input,
-            schema.to_str().unwrap(),
-            file.to_str().unwrap(),
-        ],
-        &[("FRESHET_REGISTRY_USER_INFO", user_info)],
-        PYTHON_DEADLINE,
-    );
 }
 
 /// GET `url` with curl, the credentials (when given) in its config on stdin rather than on its
@@ -131,7 +99,12 @@ async fn an_engine_with_the_secrets_credentials_reads_and_writes_avro_through_ba
     let dir = tempfile::tempdir().unwrap();
     let (input, output) = (unique_name("auth-in"), unique_name("auth-out"));
     create_topics(&[(&input, 1), (&output, 1)]).await;
-    produce_readings(dir.path(), &url, &user_info, &input);
+    produce_readings(
+        dir.path(),
+        &url,
+        &input,
+        &[("FRESHET_REGISTRY_USER_INFO", &user_info)],
+    );
     let secrets = secrets_dir(dir.path(), &user, &password);
     let file = manifest(dir.path(), &url, &input, &output);
     let mut engine =
@@ -179,7 +152,12 @@ async fn an_engine_with_a_wrong_password_fails_at_once_naming_the_url_and_the_se
     let dir = tempfile::tempdir().unwrap();
     let (input, output) = (unique_name("auth-wrong-in"), unique_name("auth-wrong-out"));
     create_topics(&[(&input, 1), (&output, 1)]).await;
-    produce_readings(dir.path(), &url, &format!("{user}:{password}"), &input);
+    produce_readings(
+        dir.path(),
+        &url,
+        &input,
+        &[("FRESHET_REGISTRY_USER_INFO", &format!("{user}:{password}"))],
+    );
     // A password nginx's htpasswd does not hold, and distinct enough to search the log for.
     let wrong = format!("wrong-{}", unique_name("pw"));
     let secrets = secrets_dir(dir.path(), &user, &wrong);

@@ -8,17 +8,13 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use freshet_tests::confluent::{serdes_with_env, tls_registry};
+use freshet_tests::confluent::{ALERT_SCHEMA, produce_readings, serdes_with_env, tls_registry};
 use freshet_tests::engine::EngineProcess;
 use freshet_tests::kafka::create_topics;
 use freshet_tests::{kafka_bootstrap, unique_name};
 use serde_json::{Value, json};
 
 const PYTHON_DEADLINE: Duration = Duration::from_secs(120);
-
-const READING: &str = r#"{"type":"record","name":"Reading","namespace":"plant","fields":[{"name":"sensor","type":"string"},{"name":"celsius","type":"double"},{"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}}]}"#;
-
-const ALERT: &str = r#"{"type":"record","name":"Alert","namespace":"plant","fields":[{"name":"sensor","type":"string"},{"name":"fahrenheit","type":"double"},{"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}}]}"#;
 
 /// The manifest: a registry at `url`, trusted through the Secret `registry-ca` when `trusted`.
 fn manifest(dir: &Path, url: &str, trusted: bool, input: &str, output: &str) -> std::path::PathBuf {
@@ -46,7 +42,7 @@ topology:
       steps:
         - filter: "value.celsius > 30.0"
         - mapValues: "{{'sensor': value.sensor, 'fahrenheit': value.celsius * 9.0 / 5.0 + 32.0, 'at': value.at}}"
-        - to: {{ topic: {output}, valueSchema: '{ALERT}' }}
+        - to: {{ topic: {output}, valueSchema: '{ALERT_SCHEMA}' }}
 "#,
         app = unique_name("tls-registry"),
         bootstrap = kafka_bootstrap(),
@@ -56,33 +52,6 @@ topology:
     path
 }
 
-/// Writes three readings with the Python `AvroSerializer` through the https registry.
-fn produce_readings(dir: &Path, url: &str, ca: &Path, input: &str) {
-    let schema = dir.join("reading.avsc");
-    std::fs::write(&schema, READING).unwrap();
-    let records = [
-        json!({"key": "s1", "value": {"sensor": "boiler", "celsius": 40.0, "at": 1_700_000_000_250_i64}}),
-        json!({"key": "s2", "value": {"sensor": "door", "celsius": 12.0, "at": 1_700_000_001_000_i64}}),
-        json!({"key": "s3", "value": {"sensor": "pump", "celsius": 35.0, "at": 1_700_000_002_999_i64}}),
-    ];
-    let lines: Vec<String> = records.iter().map(Value::to_string).collect();
-    let file = dir.join("readings.jsonl");
-    std::fs::write(&file, lines.join("\n")).unwrap();
-    serdes_with_env(
-        "avro",
-        &[
-            "produce",
-            &kafka_bootstrap(),
-            url,
-            input,
-            schema.to_str().unwrap(),
-            file.to_str().unwrap(),
-        ],
-        &[("FRESHET_REGISTRY_CA", ca.to_str().unwrap())],
-        PYTHON_DEADLINE,
-    );
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_engine_trusting_the_ca_reads_and_writes_avro_through_https() {
     let t0 = Instant::now();
@@ -90,7 +59,12 @@ async fn an_engine_trusting_the_ca_reads_and_writes_avro_through_https() {
     let dir = tempfile::tempdir().unwrap();
     let (input, output) = (unique_name("tls-in"), unique_name("tls-out"));
     create_topics(&[(&input, 1), (&output, 1)]).await;
-    produce_readings(dir.path(), &url, &ca, &input);
+    produce_readings(
+        dir.path(),
+        &url,
+        &input,
+        &[("FRESHET_REGISTRY_CA", ca.to_str().unwrap())],
+    );
     // The CA as the operator mounts a Secret: <secrets dir>/<secret>/<key>.
     let secrets = dir.path().join("secrets");
     std::fs::create_dir_all(secrets.join("registry-ca")).unwrap();
@@ -141,7 +115,12 @@ async fn an_engine_without_the_ca_fails_naming_the_url_and_the_setting() {
         unique_name("tls-untrusted-out"),
     );
     create_topics(&[(&input, 1), (&output, 1)]).await;
-    produce_readings(dir.path(), &url, &ca, &input);
+    produce_readings(
+        dir.path(),
+        &url,
+        &input,
+        &[("FRESHET_REGISTRY_CA", ca.to_str().unwrap())],
+    );
     let file = manifest(dir.path(), &url, false, &input, &output);
     let started = Instant::now();
     let mut engine = EngineProcess::start(&file, &[], &[]);
