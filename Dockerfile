@@ -41,7 +41,7 @@ COPY bin/freshet-engine bin/freshet-operator /out/
 
 FROM debian:bookworm-slim AS runtime-slim
 # Keep in step with BASE_PACKAGES in scripts/images.sh (the runtime libraries beyond the base).
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates libssl3 libcurl4 \
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates libssl3 libcurl4 tini \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 65532 --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin freshet \
     && install -d -o 65532 -g 65532 /var/lib/freshet
@@ -59,10 +59,13 @@ COPY --from=binaries /out/freshet-engine /usr/local/bin/freshet-engine
 # /etc/freshet. No VOLUME: containerd would give the container an anonymous writable volume at
 # it, beyond the pod's volumes and its read-only root filesystem (tests/tests/restricted_pods.rs).
 EXPOSE 8080
-ENTRYPOINT ["/usr/local/bin/freshet-engine"]
+# tini is PID 1: the kernel drops a signal PID 1 has no handler for, so a pod deleted while the
+# engine starts would otherwise run on until SIGKILL. tini forwards SIGTERM to the engine, which
+# dies of it before its own handler is installed and closes cleanly after.
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/freshet-engine"]
 CMD ["run", "-f", "/etc/freshet/app.yaml"]
 
 FROM runtime AS operator
 COPY --from=binaries /out/freshet-operator /usr/local/bin/freshet-operator
 EXPOSE 8080
-ENTRYPOINT ["/usr/local/bin/freshet-operator"]
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/freshet-operator"]

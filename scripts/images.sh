@@ -2,8 +2,8 @@
 # images.sh build|check|push|base|pause|list|tag|sizes
 # The engine and operator images, built with podman (as root, no daemon) on a machine that may reach
 # no container registry:
-#   base   a Debian 12 runtime base made here with debootstrap (minbase + ca-certificates, libssl3, libcurl4 and
-#          the user 65532), cached in $FRESHET_CACHE/images and imported as $BASE_IMAGE;
+#   base   a Debian 12 runtime base made here with debootstrap (minbase + ca-certificates, libssl3, libcurl4,
+#          tini as PID 1, and the user 65532), cached in $FRESHET_CACHE/images and imported as $BASE_IMAGE;
 #   build  release binaries built by cargo on the host, copied into that base through the Dockerfile's
 #          `host` and `runtime-local` stages: ghcr.io/freshet/{engine,operator}:<appVersion> in root's
 #          podman store (the vfs storage driver on a machine with no storage.conf yet);
@@ -28,8 +28,9 @@ IMAGES=(engine operator)
 IMG_CACHE=$FRESHET_CACHE/images
 DEBIAN_SUITE=bookworm
 # The runtime libraries of the binaries beyond Debian's minbase (which has libc6, libgcc-s1,
-# libstdc++6, zlib1g, libzstd1): checked by `images.sh check` with ldd inside the image.
-BASE_PACKAGES=ca-certificates,libssl3,libcurl4
+# libstdc++6, zlib1g, libzstd1): checked by `images.sh check` with ldd inside the image. tini is
+# the containers' PID 1 (see the Dockerfile's ENTRYPOINT).
+BASE_PACKAGES=ca-certificates,libssl3,libcurl4,tini
 BASE_IMAGE=localhost/freshet/debian-runtime:12
 RUNTIME_UID=65532
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$FRESHET_CACHE/target}
@@ -198,6 +199,22 @@ check() {
     "$IMAGE_PREFIX/engine:$TAG" validate -f /etc/freshet/app.yaml 2>&1) ||
     die "validate -f of the example in the engine's container failed: $out" "rebuild with: make images"
   log "podman run --read-only $IMAGE_PREFIX/engine:$TAG validate -f /etc/freshet/app.yaml (mounted): $out"
+  # A pod deleted while its engine starts ends at once: tini is PID 1 and passes SIGTERM on (the
+  # kernel drops a signal PID 1 has no handler for). The engine waits for brokers that are not there.
+  local ctr pid1 code t
+  ctr=$(podman_ run -d "${RUN_OPTS[@]}" -v "$ROOT/examples/branch-by-region/app.yaml:/etc/freshet/app.yaml:ro" \
+    "$IMAGE_PREFIX/engine:$TAG" run -f /etc/freshet/app.yaml --bootstrap-servers 127.0.0.1:9 --http-port 0) ||
+    die "the engine's container did not start: $ctr" "rebuild with: make images"
+  pid1=$(podman_ exec "$ctr" cat /proc/1/comm 2>&1) || true
+  t=$SECONDS
+  podman_ stop -t 30 "$ctr" >/dev/null
+  code=$(podman_ inspect --format '{{.State.ExitCode}}' "$ctr")
+  out=$(podman_ logs "$ctr" 2>&1 | tail -n 5)
+  podman_ rm -f "$ctr" >/dev/null
+  [ "$pid1" = tini ] || die "PID 1 in the engine's container is '$pid1', not tini" "check ENTRYPOINT in the Dockerfile and tini in BASE_PACKAGES"
+  { [ $((SECONDS - t)) -lt 10 ] && { [ "$code" = 0 ] || [ "$code" = 143 ]; }; } ||
+    die "the engine's container took $((SECONDS - t)) s to stop on SIGTERM (exit code $code): $out" "check the engine's SIGTERM handling and the Dockerfile's ENTRYPOINT"
+  log "podman stop of the engine's container while it waits for Kafka: exit code $code in $((SECONDS - t)) s, PID 1 is $pid1"
 }
 
 # push: both images to $IMAGE_REGISTRY, with the tag the chart expects (its appVersion).

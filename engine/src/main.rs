@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -15,7 +15,7 @@ use freshet_crds::StreamsAppSpec;
 use freshet_spec::{self as spec, Defaults, SecretFiles, SecretSource};
 use freshet_streams::config::StreamsConfig;
 use freshet_streams::runtime::repeats::Repeats;
-use freshet_streams::runtime::{KafkaStreams, State, admin};
+use freshet_streams::runtime::{KafkaStreams, State, StopHandle, admin};
 use freshet_streams::topology::{DescribeFormat, Topology};
 
 mod http;
@@ -238,25 +238,9 @@ fn run(
     http: Option<SocketAddr>,
     error_linger: Duration,
 ) -> ExitCode {
-    let (config, topology) = match load(&file, &overrides, Secrets::Read) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("error: {e}");
-            termination::write(&e);
-            return ExitCode::from(2);
-        }
-    };
-    if let Err(e) = reset::wipe_after_reset(&config) {
-        let e = e.to_string();
-        eprintln!("error: {e}");
-        termination::write(&e);
-        return ExitCode::from(2);
-    }
-    tracing::info!(application_id = %config.application_id, topology = %topology.summary(), "starting");
-    let pod_name = std::env::var("POD_NAME").ok();
-    let streams = KafkaStreams::new(topology, config, pod_name.as_deref());
-    let app = Arc::new(RwLock::new(streams));
-
+    // The SIGTERM handler comes first. In a container the engine may be PID 1, and the kernel
+    // drops a signal PID 1 has no handler for: a pod deleted while the engine was still loading
+    // its manifest would otherwise run on until the kubelet's SIGKILL, a whole grace period later.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -279,20 +263,41 @@ fn run(
             return ExitCode::from(2);
         }
     };
-    let flag = shutdown.clone();
-    // The application hears the signal at once too: `start` may still be deciding the group
-    // protocol or loading global tables, and a pod must stop within its grace period.
-    let stop = app.read().ok().map(|a| a.stop_handle());
+    // The application hears the signal at once too, once it exists: `start` may still be
+    // deciding the group protocol or loading global tables, and a pod must stop within its
+    // grace period. A signal before that is seen by `wait_for_kafka`, through `shutdown`.
+    let stop: Arc<OnceLock<StopHandle>> = Arc::default();
+    let (flag, stop_later) = (shutdown.clone(), stop.clone());
     runtime.spawn(async move {
         tokio::select! {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
         }
         flag.store(true, Ordering::Relaxed);
-        if let Some(stop) = stop {
+        if let Some(stop) = stop_later.get() {
             stop.request_stop();
         }
     });
+
+    let (config, topology) = match load(&file, &overrides, Secrets::Read) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            termination::write(&e);
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = reset::wipe_after_reset(&config) {
+        let e = e.to_string();
+        eprintln!("error: {e}");
+        termination::write(&e);
+        return ExitCode::from(2);
+    }
+    tracing::info!(application_id = %config.application_id, topology = %topology.summary(), "starting");
+    let pod_name = std::env::var("POD_NAME").ok();
+    let streams = KafkaStreams::new(topology, config, pod_name.as_deref());
+    let _ = stop.set(streams.stop_handle());
+    let app = Arc::new(RwLock::new(streams));
     let http_stop = Arc::new(tokio::sync::Notify::new());
     let waiting: http::Waiting = Arc::default();
     if let Some(addr) = http {
@@ -400,9 +405,9 @@ fn wait_for_kafka(
     let started = std::time::Instant::now();
     let mut repeats = Repeats::every(Duration::from_secs(30));
     loop {
-        let prepared = match app.read() {
-            Ok(a) => admin::prepare_topics(a.topology(), a.config()),
-            Err(_) => return Ok(false),
+        let prepared = match prepare_topics_unless_stopped(app, shutdown) {
+            Some(prepared) => prepared,
+            None => return Ok(false),
         };
         match prepared {
             Ok(_) => {
@@ -431,6 +436,35 @@ fn wait_for_kafka(
                 return Ok(false);
             }
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// One `admin::prepare_topics`, on its own thread so that a signal ends the wait at once: with
+/// the brokers unreachable a try lasts as long as librdkafka's metadata timeout (15 s). `None`
+/// when a signal came first (the try is left to finish on its own; the process is exiting).
+fn prepare_topics_unless_stopped(
+    app: &http::AppHandle,
+    shutdown: &AtomicBool,
+) -> Option<Result<(), admin::AdminError>> {
+    let (done, result) = std::sync::mpsc::channel();
+    let app = app.clone();
+    std::thread::spawn(move || {
+        let prepared = match app.read() {
+            Ok(a) => admin::prepare_topics(a.topology(), a.config()).map(drop),
+            Err(_) => return,
+        };
+        let _ = done.send(prepared);
+    });
+    loop {
+        match result.recv_timeout(Duration::from_millis(100)) {
+            Ok(prepared) => return Some(prepared),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if shutdown.load(Ordering::Relaxed) {
+                    return None;
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return None,
         }
     }
 }

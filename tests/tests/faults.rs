@@ -547,6 +547,48 @@ fn both_guarantees_ride_out_a_source_leader_stopped_killed_and_frozen() {
     }
 }
 
+/// A pod deleted while its engine waits for brokers that do not answer ends at once: the engine
+/// does not first sit out a try of 15 s (librdkafka's metadata timeout), and says why it exits.
+#[test]
+fn an_engine_waiting_for_its_broker_stops_at_once_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = manifest(dir.path(), "exactly_once_v2", "never-in", "never-out");
+    // A port nothing listens on: every try of the brokers fails after librdkafka's timeout.
+    let nowhere = format!("127.0.0.1:{}", freshet_tests::engine::free_port());
+    let state = dir.path().join("state");
+    let args = [
+        "--bootstrap-servers",
+        &nowhere,
+        "--state-dir",
+        state.to_str().expect("UTF-8 path"),
+    ];
+    let mut engine = EngineProcess::start(&manifest, &args, &[]);
+    // Its HTTP endpoints answer once the first try of the brokers is under way.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while engine.get("/healthz").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "no /healthz within 30 s; log:\n{}",
+            engine.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let asked = Instant::now();
+    let status = engine.terminate(Duration::from_secs(30));
+    let took = asked.elapsed();
+    let log = engine.log_text();
+    assert!(
+        took < Duration::from_secs(3),
+        "SIGTERM took {took:?} to end an engine waiting for Kafka; log:\n{log}"
+    );
+    assert!(status.success(), "exit status {status}; log:\n{log}");
+    assert!(
+        log.contains("signal received while waiting for Kafka: exiting"),
+        "the log does not say why the engine exits:\n{log}"
+    );
+}
+
 /// Kafka Streams' "broker down at start": the engine starts with no broker up, then its source
 /// topics are created only after the broker comes up. It waits, saying so on /readyz and in its
 /// log, and processes within 10 s of the topics existing, in the same process.
