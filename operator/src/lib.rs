@@ -16,6 +16,8 @@
 //! - [`secrets`] — the Secrets `spec.kafka` names: read for the admin client, digested into
 //!   the pod template;
 //! - [`status`] — conditions;
+//! - [`streams_group`] — the app's streams group: tasks per pod, and the members of pods a
+//!   scale-down removed;
 //! - [`suspend`] — `spec.suspend`: the instances stopped, state and offsets kept;
 //! - [`upgrade`] — the state layout a StatefulSet runs with, and the changes of it held back;
 //! - [`reset`] — the `freshet.dev/reset` annotation: stop, reset, start again;
@@ -40,6 +42,7 @@ pub mod resources;
 pub mod scaling;
 pub mod secrets;
 pub mod status;
+pub mod streams_group;
 pub mod suspend;
 pub mod tenancy;
 pub mod upgrade;

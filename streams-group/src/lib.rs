@@ -6,7 +6,8 @@
 //! `kafka-protocol` crate's encoders; [`connection`] frames requests over one broker
 //! connection; [`coordinator`] finds the group's coordinator; [`heartbeat`] is one member's
 //! state (member id, epoch, owned tasks) and its heartbeats; [`offsets`] commits offsets as that
-//! member; [`describe`] reads a group as the broker describes it; [`security`] and [`sasl`]
+//! member; [`describe`] reads a group as the broker describes it; [`removal`] removes members
+//! that will not come back; [`security`] and [`sasl`]
 //! secure the connections as the app's other clients are (TLS, SASL); [`support`] asks the
 //! brokers whether they run streams groups at all.
 
@@ -19,6 +20,7 @@ pub mod error;
 pub mod heartbeat;
 pub mod messages;
 pub mod offsets;
+pub mod removal;
 pub mod sasl;
 pub mod security;
 pub mod support;

@@ -14,9 +14,10 @@ use freshet_tests::apps::send_batch;
 use freshet_tests::engine::EngineProcess;
 use freshet_tests::kafka::create_topics;
 use freshet_tests::streams_groups::{
-    describe, describe_members, wait_counts_exact, wait_stable, write_count_manifest,
+    describe, describe_members, set_group_config, wait_counts_exact, wait_stable,
+    write_count_manifest,
 };
-use freshet_tests::{kafka_bootstrap, repo_root, unique_name};
+use freshet_tests::unique_name;
 
 const KEYS: usize = 30_000;
 const PARTITIONS: i32 = 12;
@@ -63,32 +64,6 @@ fn metric(engine: &EngineProcess, name: &str) -> f64 {
         .sum::<f64>()
         // An empty sum is -0.
         + 0.0
-}
-
-/// Sets a config of group `app` with Kafka's kafka-configs tool.
-fn set_group_config(app: &str, config: &str) {
-    let out = std::process::Command::new(repo_root().join("scripts/kafka.sh"))
-        .args([
-            "tool",
-            "org.apache.kafka.tools.ConfigCommand",
-            "--bootstrap-server",
-            &kafka_bootstrap(),
-            "--alter",
-            "--entity-type",
-            "groups",
-            "--entity-name",
-            app,
-            "--add-config",
-            config,
-        ])
-        .output()
-        .expect("running scripts/kafka.sh tool");
-    assert!(
-        out.status.success(),
-        "kafka-configs --add-config {config} on group {app}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Waits until `check` holds, polling every 500 ms; `what` names it for the failure.
