@@ -242,8 +242,12 @@ pub struct DescribedMember {
     pub member: String,
     /// The member's client id.
     pub client_id: String,
+    /// Its static instance id (`group.instance.id`), if it has one.
+    pub instance_id: Option<String>,
     /// Its active tasks, `<subtopology>_<partition>`.
     pub active: BTreeSet<String>,
+    /// Its standby (and warm-up) tasks.
+    pub standby: BTreeSet<String>,
     /// The task offsets it reported last, per task.
     pub task_offsets: BTreeMap<String, i64>,
     /// The task end offsets it reported last, per task.
@@ -269,21 +273,27 @@ pub fn describe_members(app: &str) -> Vec<DescribedMember> {
             .map(|o| (format!("{}_{}", o.subtopology_id.as_str(), o.partition), o.offset))
             .collect()
     };
+    let tasks =
+        |list: &[freshet_streams_group::messages::streams_group_describe_response::TaskIds]| {
+            list.iter()
+                .flat_map(|t| {
+                    t.partitions
+                        .iter()
+                        .map(move |p| format!("{}_{p}", t.subtopology_id.as_str()))
+                })
+                .collect::<BTreeSet<String>>()
+        };
     group
         .members
         .iter()
         .map(|m| DescribedMember {
             member: m.member_id.as_str().to_owned(),
             client_id: m.client_id.as_str().to_owned(),
-            active: m
-                .assignment
-                .active_tasks
-                .iter()
-                .flat_map(|t| {
-                    t.partitions
-                        .iter()
-                        .map(move |p| format!("{}_{p}", t.subtopology_id.as_str()))
-                })
+            instance_id: m.instance_id.as_ref().map(|i| i.as_str().to_owned()),
+            active: tasks(&m.assignment.active_tasks),
+            standby: tasks(&m.assignment.standby_tasks)
+                .into_iter()
+                .chain(tasks(&m.assignment.warmup_tasks))
                 .collect(),
             task_offsets: offsets(&m.task_offsets),
             task_end_offsets: offsets(&m.task_end_offsets),

@@ -6,6 +6,7 @@
 //! Under exactly-once the repartition topic, and with a transactional upstream the input
 //! topic, end in commit markers that no consumer commits past: the log-end minus committed
 //! lag never reaches 0 there, which once held apps at their peak forever.
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,7 @@ use freshet_tests::apps::{
 use freshet_tests::cluster::{install_crd, namespace};
 use freshet_tests::kafka::create_topics;
 use freshet_tests::node::Node;
+use freshet_tests::streams_groups::{describe_members, set_group_config};
 use freshet_tests::{eventually, kube_client, unique_name};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::api::Api;
@@ -70,7 +72,16 @@ impl ReplicaLog {
 /// A StreamsApp applied on a backlog of 300,000 records on 6 partitions (the issue's
 /// scenario), counted per key through a repartition topic (`groupBy`), 2 threads per instance
 /// so at most 3 instances hold work.
-async fn burst_and_drain(guarantee: &str, transactional_input: bool) {
+/// Which group the app's instances are members of.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Group {
+    /// A classic group (the test app sets `session.timeout.ms`, so `auto` picks it).
+    Classic,
+    /// A streams group (`group.protocol: streams`) keeping a standby of each task.
+    StreamsWithStandbys,
+}
+
+async fn burst_and_drain(guarantee: &str, transactional_input: bool, group: Group) {
     let client = kube_client().await;
     install_crd(&client).await;
     let ns = namespace(&client, "autoscale").await;
@@ -92,19 +103,40 @@ async fn burst_and_drain(guarantee: &str, transactional_input: bool) {
     send_batch(&input, keys, each, transactional_input);
     let produced = burst.elapsed();
     let (replicas, watcher) = ReplicaLog::watch(sets.clone());
-    apply(
-        &apps,
-        counting_app(
-            &unique_name("auto-app"),
-            &input,
-            &output,
-            &extra,
-            "          - groupBy: \"key\"",
-        ),
-    )
-    .await;
+    let app_id = unique_name("auto-app");
+    let mut app = counting_app(
+        &app_id,
+        &input,
+        &output,
+        &extra,
+        "          - groupBy: \"key\"",
+    );
+    if group == Group::StreamsWithStandbys {
+        set_group_config(&app_id, "streams.num.standby.replicas=1");
+        app.spec.config.remove("session.timeout.ms");
+        app.spec
+            .config
+            .insert("group.protocol".into(), "streams".into());
+    }
+    apply(&apps, app).await;
     tokio::task::block_in_place(|| wait_counts(&output, keys, each as i64));
     let drained = Instant::now();
+    // What the instance that stays (counter-0) holds before the scale-down, and where its log
+    // stands: the tasks it holds as active or standby need no restore from scratch.
+    let before_scale_down = if group == Group::StreamsWithStandbys {
+        let held: BTreeSet<String> = describe_members(&app_id)
+            .into_iter()
+            .filter(|m| {
+                m.instance_id
+                    .as_deref()
+                    .is_some_and(|i| i.starts_with("counter-0-"))
+            })
+            .flat_map(|m| m.active.into_iter().chain(m.standby))
+            .collect();
+        Some((held, node.log(&ns, "counter-0").await.len()))
+    } else {
+        None
+    };
     eventually(WAIT, "back to one replica", || async {
         let s = sets.get("counter").await.ok()?;
         (s.spec?.replicas == Some(1)).then_some(())
@@ -185,27 +217,72 @@ async fn burst_and_drain(guarantee: &str, transactional_input: bool) {
         "{label}: counts not exact ({} keys; e.g. {wrong:?})",
         counts.len()
     );
+    if let Some((held, log_from)) = before_scale_down {
+        restored_only_without_standby(&node.log(&ns, "counter-0").await, log_from, &held, keys);
+    }
     watcher.abort();
     op.kill();
     drop(node);
 }
 
+/// The count's tasks are those of sub-topology 1 (after the repartition by `groupBy`), task
+/// `1_<p>` restoring partition `p` of the store's changelog. The survivor's log from `log_from`
+/// on (the scale-down) must show next to no records restored for the tasks in `held` (those it
+/// held as active or standby before): at most 5 % of the state of `keys` keys in all.
+fn restored_only_without_standby(log: &str, log_from: usize, held: &BTreeSet<String>, keys: usize) {
+    let after = log.get(log_from..).unwrap_or_default();
+    let field = |line: &str, name: &str| -> Option<String> {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+            .map(str::to_owned)
+    };
+    let (mut from_standby, mut from_scratch) = (0usize, 0usize);
+    for line in after
+        .lines()
+        .filter(|l| l.contains("store restored from its changelog"))
+    {
+        let partition = field(line, "partition").unwrap_or_default();
+        let records: usize = field(line, "records")
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0);
+        if held.contains(&format!("1_{partition}")) {
+            from_standby += records;
+        } else {
+            from_scratch += records;
+        }
+    }
+    println!(
+        "scale-down: the survivor restored {from_standby} records of tasks it held a standby (or the active) of, {from_scratch} of the others (held: {held:?})"
+    );
+    assert!(
+        from_standby * 20 <= keys,
+        "the survivor restored {from_standby} records of tasks it held standbys of (more than 5 % of {keys} keys):\n{after}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn at_least_once_plain_input_scales_out_and_back() {
-    burst_and_drain("at_least_once", false).await;
+    burst_and_drain("at_least_once", false, Group::Classic).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn at_least_once_transactional_input_scales_out_and_back() {
-    burst_and_drain("at_least_once", true).await;
+    burst_and_drain("at_least_once", true, Group::Classic).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn exactly_once_plain_input_scales_out_and_back() {
-    burst_and_drain("exactly_once_v2", false).await;
+    burst_and_drain("exactly_once_v2", false, Group::Classic).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn exactly_once_transactional_input_scales_out_and_back() {
-    burst_and_drain("exactly_once_v2", true).await;
+    burst_and_drain("exactly_once_v2", true, Group::Classic).await;
+}
+
+/// Under a streams group with a standby per task, the scale back to one instance hands the
+/// survivor the tasks it held standbys of without a restore from scratch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exactly_once_streams_group_scales_back_onto_its_standbys() {
+    burst_and_drain("exactly_once_v2", false, Group::StreamsWithStandbys).await;
 }
