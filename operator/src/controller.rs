@@ -30,6 +30,7 @@ use serde_json::json;
 use crate::autoscale::Sample;
 use crate::context::{Context, Error, MANAGER, Watched, lock};
 use crate::deletion::{self, Next};
+use crate::group;
 use crate::kafka::{self, Plan, StateSignature as _};
 use crate::policy;
 use crate::render::{self, Decisions};
@@ -37,7 +38,6 @@ use crate::reset;
 use crate::scaling::{self, max_useful_replicas};
 use crate::secrets::{self, AppSecrets};
 use crate::status::{self, Judged};
-use crate::streams_group;
 use crate::suspend;
 use crate::tenancy::{self, Owner};
 use crate::upgrade;
@@ -419,7 +419,7 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
         return refused(app, ctx, &refusal).await;
     }
     let offsets: Option<kafka::InputOffsets>;
-    let group: Option<streams_group::GroupView>;
+    let described_group: Option<group::GroupView>;
     let topics = {
         let (cache, key) = (ctx.kafka.clone(), Context::key(app));
         let (result, measured, described, plan_back) = tokio::task::spawn_blocking(move || {
@@ -439,13 +439,13 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
             let described = r
                 .as_ref()
                 .ok()
-                .and_then(|(_, clients)| streams_group::read(clients, &plan.config));
+                .and_then(|(_, clients)| group::read(clients, &plan.config));
             (r.map(|(t, _)| t), offsets, described, plan)
         })
         .await?;
         plan = plan_back;
         offsets = measured;
-        group = described;
+        described_group = described;
         match result {
             Ok(t) => t,
             Err(e) => return topics_failed(app, ctx, e).await,
@@ -477,8 +477,14 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
     let ns = app.namespace().unwrap_or_default();
     let sets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
     let running = sets.get_opt(&app.name_any()).await?;
-    streams_group::remove_departed(ctx, app, running.as_ref(), &plan.config, group.as_ref())
-        .await?;
+    group::remove_departed(
+        ctx,
+        app,
+        running.as_ref(),
+        &plan.config,
+        described_group.as_ref(),
+    )
+    .await?;
     let max_tasks = tasks.iter().max().copied().unwrap_or(0);
     let autoscaling = scaling::autoscaling(&app.spec).cloned();
     let (replicas, scaling, autoscaled, next) = match &autoscaling {
@@ -656,7 +662,7 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
             .collect(),
         last_processing_error: last_error.or(kept(app).last_processing_error),
         autoscaling: autoscaled,
-        assignment: group.map_or_else(|| kept(app).assignment, |g| g.pods),
+        assignment: described_group.map_or_else(|| kept(app).assignment, |g| g.pods),
         ..kept(app)
     };
     write_status(ctx, app, &judged, fields).await?;

@@ -16,8 +16,9 @@
 //! - [`secrets`] — the Secrets `spec.kafka` names: read for the admin client, digested into
 //!   the pod template;
 //! - [`status`] — conditions;
-//! - [`streams_group`] — the app's streams group: tasks per pod, and the members of pods a
-//!   scale-down removed;
+//! - [`group`] — the app's group: tasks per pod (streams groups), and the members of pods a
+//!   scale-down removed (streams and classic groups);
+//! - [`classic_group`] — a classic group's members, and their removal;
 //! - [`suspend`] — `spec.suspend`: the instances stopped, state and offsets kept;
 //! - [`upgrade`] — the state layout a StatefulSet runs with, and the changes of it held back;
 //! - [`reset`] — the `freshet.dev/reset` annotation: stop, reset, start again;
@@ -28,9 +29,11 @@
 #![warn(missing_docs)]
 
 pub mod autoscale;
+pub mod classic_group;
 pub mod context;
 pub mod controller;
 pub mod deletion;
+pub mod group;
 pub mod kafka;
 pub mod leader;
 pub mod metrics;
@@ -42,7 +45,6 @@ pub mod resources;
 pub mod scaling;
 pub mod secrets;
 pub mod status;
-pub mod streams_group;
 pub mod suspend;
 pub mod tenancy;
 pub mod upgrade;

@@ -1,14 +1,16 @@
-//! The app's streams group (group.protocol=streams, KIP-1071) as the operator sees it, through
-//! Freshet's own client of the group's coordinator (secured as the app's consumer is): each
-//! pod's active, standby and warm-up tasks for the status, and the removal of the members whose
-//! pods a scale-down took away.
+//! The app's group as the operator sees it, through Freshet's own client of the group's
+//! coordinator (secured as the app's consumer is): under `group.protocol=streams` (KIP-1071)
+//! each pod's active, standby and warm-up tasks for the status; under `streams` and `classic`
+//! (and `auto`, whichever it chose) the removal of the members whose pods a scale-down took away.
 //!
 //! Why the removal: each pod is a static member (`group.instance.id` from its name), and a static
-//! member that closes leaves with epoch -2, which keeps its tasks waiting for it until its
-//! session times out (45 s by default), so that a restarted pod finds them again. A pod past the
-//! StatefulSet's replicas does not come back: once it no longer exists, the operator removes its
-//! members (epoch -1 in their name) and the coordinator moves their tasks at once, to their
-//! standbys where the group has some. A pod that rolls keeps its ordinal and is never touched.
+//! member that closes keeps its tasks waiting for it until its session times out (45 s by
+//! default): a streams-group member leaves with epoch -2, librdkafka's classic member sends no
+//! `LeaveGroup` at all. That is what a restarted pod wants, finding its tasks again; a pod past
+//! the StatefulSet's replicas does not come back. Once it no longer exists, the operator removes
+//! its members, as `kafka-streams-groups`/`kafka-consumer-groups` would by hand, and the
+//! coordinator moves their tasks at once, to their standbys where a streams group keeps some. A
+//! pod that rolls keeps its ordinal and is never touched.
 //!
 //! Every call here blocks; the controller runs them on the blocking pool.
 
@@ -16,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use freshet_spec::config::{GroupProtocol, StreamsConfig};
-use freshet_streams_group::messages::streams_group_describe_response::{DescribedGroup, Member};
+use freshet_streams_group::messages::streams_group_describe_response::DescribedGroup;
 use freshet_streams_group::removal::{self, Removal};
 use freshet_streams_group::{Connection, GroupError, Security, coordinator, describe};
 
@@ -27,6 +29,7 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::events::EventType;
 
+use crate::classic_group;
 use crate::context::Context;
 use crate::kafka::AppClients;
 use crate::render;
@@ -48,25 +51,35 @@ pub struct GroupMember {
     pub instance_id: Option<String>,
 }
 
-/// The streams group as last described.
+/// The kind of group the app's instances are members of.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum GroupKind {
+    /// A streams group (KIP-1071).
+    #[default]
+    Streams,
+    /// A classic consumer group.
+    Classic,
+}
+
+/// The group as last described.
 #[derive(Debug, Clone, Default)]
 pub struct GroupView {
-    /// Each pod's tasks, pods sorted by name.
+    /// Its kind.
+    pub kind: GroupKind,
+    /// Each pod's tasks, pods sorted by name (none for a classic group).
     pub pods: Vec<freshet_crds::PodTasks>,
     /// Every member.
     pub members: Vec<GroupMember>,
 }
 
-/// A connection to the coordinator of the app's streams group, or `None` when the app is not in
-/// one (`auto` that cannot use the streams-group client as configured chose classic).
+/// A connection to the coordinator of the app's group, or `None` when the operator has no
+/// group to look at: a `consumer` (KIP-848) group, or a consumer secured in a way Freshet's
+/// client cannot follow, which only `streams` makes an error (its instances cannot either).
 fn connect(
     config: &StreamsConfig,
     timeout: Duration,
 ) -> Result<Option<Connection>, StreamsGroupError> {
-    if !matches!(
-        config.group_protocol,
-        GroupProtocol::Streams | GroupProtocol::Auto
-    ) {
+    if config.group_protocol == GroupProtocol::Consumer {
         return Ok(None);
     }
     let security = match Security::from_properties(
@@ -76,8 +89,11 @@ fn connect(
             .map(|(k, v)| (k.as_str(), v.as_str())),
     ) {
         Ok(s) => s,
-        Err(_) if config.group_protocol == GroupProtocol::Auto => return Ok(None),
-        Err(e) => return Err(e.into()),
+        Err(e) if config.group_protocol == GroupProtocol::Streams => return Err(e.into()),
+        Err(e) => {
+            tracing::debug!(error = %e, "the consumer group is not looked at");
+            return Ok(None);
+        }
     };
     let group = &config.application_id;
     let address = coordinator::find_coordinator(
@@ -92,9 +108,10 @@ fn connect(
     )?))
 }
 
-/// Under group.protocol=streams (or auto): the group as its coordinator describes it. `None`
-/// when the app is not in a streams group; a view with no member when the group has none yet.
-/// Each request waits at most `timeout` (`--kafka-timeout-seconds`).
+/// The group as its coordinator describes it: a streams group under `streams` and under `auto`
+/// where one exists, else the classic group. `None` when there is no group to look at
+/// ([`connect`]); a view with no member when the group has none yet. Each request waits at most
+/// `timeout` (`--kafka-timeout-seconds`).
 pub fn view(
     config: &StreamsConfig,
     timeout: Duration,
@@ -102,25 +119,41 @@ pub fn view(
     let Some(mut conn) = connect(config, timeout)? else {
         return Ok(None);
     };
-    let described = match describe::describe_group(&mut conn, &config.application_id) {
-        Ok(d) => d,
-        // auto that chose classic, or a streams app that has not joined yet.
-        Err(e) if e.code() == Some(GROUP_ID_NOT_FOUND) => {
-            return Ok((config.group_protocol == GroupProtocol::Streams).then(GroupView::default));
+    let group = &config.application_id;
+    if config.group_protocol != GroupProtocol::Classic {
+        match describe::describe_group(&mut conn, group) {
+            Ok(described) => {
+                let members = described
+                    .members
+                    .iter()
+                    .map(|m| GroupMember {
+                        pod: pod_of(m.instance_id.as_ref().map(|i| i.as_str()), &m.client_host),
+                        member_id: m.member_id.as_str().to_owned(),
+                        instance_id: m.instance_id.as_ref().map(|i| i.as_str().to_owned()),
+                    })
+                    .collect();
+                return Ok(Some(GroupView {
+                    kind: GroupKind::Streams,
+                    pods: pods_of(&described),
+                    members,
+                }));
+            }
+            // A streams app that has not joined yet.
+            Err(e)
+                if e.code() == Some(GROUP_ID_NOT_FOUND)
+                    && config.group_protocol == GroupProtocol::Streams =>
+            {
+                return Ok(Some(GroupView::default()));
+            }
+            // auto that chose classic (or has not joined yet): the classic group, below.
+            Err(e) if e.code() == Some(GROUP_ID_NOT_FOUND) => {}
+            Err(e) => return Err(e.into()),
         }
-        Err(e) => return Err(e.into()),
-    };
-    let members = described
-        .members
-        .iter()
-        .map(|m| GroupMember {
-            pod: pod_of(m),
-            member_id: m.member_id.as_str().to_owned(),
-            instance_id: m.instance_id.as_ref().map(|i| i.as_str().to_owned()),
-        })
-        .collect();
+    }
+    let members = classic_group::members(&mut conn, group, pod_of)?;
     Ok(Some(GroupView {
-        pods: pods_of(&described),
+        kind: GroupKind::Classic,
+        pods: Vec::new(),
         members,
     }))
 }
@@ -140,14 +173,14 @@ pub fn read(clients: &AppClients, config: &StreamsConfig) -> Option<GroupView> {
 
 /// The pod a member runs in: its `group.instance.id` less the thread suffix (`<pod>-<n>`, the
 /// static membership the operator's pods have), else its client host.
-fn pod_of(m: &Member) -> String {
-    match m.instance_id.as_ref().map(|i| i.as_str()) {
+fn pod_of(instance: Option<&str>, client_host: &str) -> String {
+    match instance {
         Some(instance) => instance
             .rsplit_once('-')
             .filter(|(_, n)| n.parse::<u32>().is_ok())
             .map_or(instance, |(pod, _)| pod)
             .to_owned(),
-        None => m.client_host.as_str().trim_start_matches('/').to_owned(),
+        None => client_host.trim_start_matches('/').to_owned(),
     }
 }
 
@@ -167,27 +200,28 @@ pub fn departed<'a>(
         .collect()
 }
 
-/// Removes `members` from the app's streams group; what became of each, in order.
+/// Removes `members` from the app's group of `kind`; whether each was removed, in order
+/// (`false`: it was gone already, or, in a streams group, its instance came back).
 pub fn remove(
     config: &StreamsConfig,
     timeout: Duration,
+    kind: GroupKind,
     members: &[&GroupMember],
-) -> Result<Vec<Removal>, StreamsGroupError> {
+) -> Result<Vec<bool>, StreamsGroupError> {
     let Some(mut conn) = connect(config, timeout)? else {
         return Ok(Vec::new());
     };
-    members
-        .iter()
-        .map(|m| {
-            removal::remove_member(
-                &mut conn,
-                &config.application_id,
-                &m.member_id,
-                m.instance_id.as_deref(),
-            )
-            .map_err(StreamsGroupError::from)
-        })
-        .collect()
+    let group = &config.application_id;
+    Ok(match kind {
+        GroupKind::Classic => classic_group::remove(&mut conn, group, members)?,
+        GroupKind::Streams => members
+            .iter()
+            .map(|m| {
+                removal::remove_member(&mut conn, group, &m.member_id, m.instance_id.as_deref())
+                    .map(|r| r == Removal::Removed)
+            })
+            .collect::<Result<_, _>>()?,
+    })
 }
 
 /// Removes the members of the pods a scale-down took away (see the module's doc): `group` as
@@ -201,12 +235,12 @@ pub async fn remove_departed(
     config: &StreamsConfig,
     group: Option<&GroupView>,
 ) -> Result<(), kube::Error> {
-    let (Some(replicas), Some(members)) = (
-        running.and_then(|s| s.spec.as_ref()?.replicas),
-        group.map(|g| &g.members),
-    ) else {
+    let (Some(replicas), Some(GroupView { kind, members, .. })) =
+        (running.and_then(|s| s.spec.as_ref()?.replicas), group)
+    else {
         return Ok(());
     };
+    let kind = *kind;
     // Only a pod past the replicas can have departed: no listing of pods otherwise.
     if !members
         .iter()
@@ -233,7 +267,7 @@ pub async fn remove_departed(
     let removed = tokio::task::spawn_blocking(move || {
         let clients = cache.get(&key, &config)?;
         let refs: Vec<&GroupMember> = gone.iter().collect();
-        let outcome = remove(&config, clients.timeout(), &refs)?;
+        let outcome = remove(&config, clients.timeout(), kind, &refs)?;
         Ok::<_, StreamsGroupError>(gone.into_iter().zip(outcome).collect::<Vec<_>>())
     })
     .await;
@@ -241,11 +275,11 @@ pub async fn remove_departed(
         Ok(Ok(outcome)) => {
             let removed: BTreeSet<&str> = outcome
                 .iter()
-                .filter(|(_, r)| *r == Removal::Removed)
+                .filter(|(_, removed)| *removed)
                 .map(|(m, _)| m.pod.as_str())
                 .collect();
             for (m, r) in &outcome {
-                tracing::info!(pod = %m.pod, instance = ?m.instance_id, outcome = ?r, "a member of a pod the scale-down removed");
+                tracing::info!(pod = %m.pod, instance = ?m.instance_id, removed = r, "a member of a pod the scale-down removed");
             }
             if !removed.is_empty() {
                 let pods: Vec<&str> = removed.into_iter().collect();
@@ -254,7 +288,7 @@ pub async fn remove_departed(
                     EventType::Normal,
                     "MembersRemoved",
                     format!(
-                        "removed the streams-group members of {}, gone with the scale-down to {replicas}: their tasks move now rather than after the session timeout",
+                        "removed the group members of {}, gone with the scale-down to {replicas}: their tasks move now rather than after the session timeout",
                         pods.join(", ")
                     ),
                 )
@@ -294,7 +328,12 @@ fn pods_of(described: &DescribedGroup) -> Vec<freshet_crds::PodTasks> {
     }
     let mut pods: BTreeMap<String, [Tasks; 3]> = BTreeMap::new();
     for m in &described.members {
-        let [active, standby, warmup] = pods.entry(pod_of(m)).or_default();
+        let [active, standby, warmup] = pods
+            .entry(pod_of(
+                m.instance_id.as_ref().map(|i| i.as_str()),
+                &m.client_host,
+            ))
+            .or_default();
         add(active, &m.assignment.active_tasks);
         add(standby, &m.assignment.standby_tasks);
         add(warmup, &m.assignment.warmup_tasks);
@@ -309,7 +348,7 @@ fn pods_of(described: &DescribedGroup) -> Vec<freshet_crds::PodTasks> {
         .collect()
 }
 
-/// Why a streams group could not be described.
+/// Why the group could not be described or its members removed.
 #[derive(Debug, thiserror::Error)]
 pub enum StreamsGroupError {
     /// The consumer's security settings are not ones the streams-group client can use.
