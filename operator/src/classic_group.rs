@@ -13,7 +13,16 @@ use kafka_protocol::messages::describe_groups_request::DescribeGroupsRequest;
 use kafka_protocol::messages::leave_group_request::{LeaveGroupRequest, MemberIdentity};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::group::GroupMember;
+/// A member of a classic group, as `DescribeGroups` tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassicMember {
+    /// The member id the coordinator gave it.
+    pub member_id: String,
+    /// Its static instance id, when it has one.
+    pub instance_id: Option<String>,
+    /// The host it connected from.
+    pub client_host: String,
+}
 
 /// `DescribeGroups` v5: members carry their `group_instance_id` (v4+), flexible encoding.
 const DESCRIBE_VERSION: i16 = 5;
@@ -24,13 +33,9 @@ const UNKNOWN_MEMBER_ID: i16 = 25;
 /// The group does not exist: nothing to remove.
 const GROUP_ID_NOT_FOUND: i16 = 69;
 
-/// The members of classic group `group`, with the pod each runs in (`pod_of` of the instance
-/// id). A group that does not exist, or is not a consumer group, has none.
-pub fn members(
-    conn: &mut Connection,
-    group: &str,
-    pod_of: impl Fn(Option<&str>, &str) -> String,
-) -> Result<Vec<GroupMember>, GroupError> {
+/// The members of classic group `group`. A group that does not exist, or is not a consumer
+/// group, has none.
+pub fn members(conn: &mut Connection, group: &str) -> Result<Vec<ClassicMember>, GroupError> {
     let request = DescribeGroupsRequest::default()
         .with_groups(vec![GroupId(StrBytes::from_string(group.to_owned()))]);
     let response = conn.send(&request, DESCRIBE_VERSION)?;
@@ -55,37 +60,34 @@ pub fn members(
     Ok(described
         .members
         .iter()
-        .map(|m| {
-            let instance = m.group_instance_id.as_ref().map(|i| i.as_str());
-            GroupMember {
-                pod: pod_of(instance, m.client_host.as_str()),
-                member_id: m.member_id.as_str().to_owned(),
-                instance_id: instance.map(str::to_owned),
-            }
+        .map(|m| ClassicMember {
+            member_id: m.member_id.as_str().to_owned(),
+            instance_id: m.group_instance_id.as_ref().map(|i| i.as_str().to_owned()),
+            client_host: m.client_host.as_str().to_owned(),
         })
         .collect())
 }
 
-/// Removes `members` (static ones, by instance id) from classic group `group` in one
+/// Removes the static members holding `instances` from classic group `group` in one
 /// `LeaveGroup`; for each, in order, whether it was removed (`false`: it was not a member any
 /// more).
 pub fn remove(
     conn: &mut Connection,
     group: &str,
-    members: &[&GroupMember],
+    instances: &[&str],
 ) -> Result<Vec<bool>, GroupError> {
     let s = |v: &str| StrBytes::from_string(v.to_owned());
     let request = LeaveGroupRequest::default()
         .with_group_id(GroupId(s(group)))
         .with_members(
-            members
+            instances
                 .iter()
-                .map(|m| {
+                .map(|instance| {
                     // Named by instance id alone, as Kafka's admin client does: the
                     // coordinator removes whichever member holds it now.
                     MemberIdentity::default()
                         .with_member_id(StrBytes::default())
-                        .with_group_instance_id(m.instance_id.as_deref().map(s))
+                        .with_group_instance_id(Some(s(instance)))
                 })
                 .collect(),
         );
@@ -97,12 +99,13 @@ pub fn remove(
             None,
         ));
     }
-    members
+    instances
         .iter()
-        .map(|m| {
-            let answer = response.members.iter().find(|r| {
-                r.group_instance_id.as_ref().map(|i| i.as_str()) == m.instance_id.as_deref()
-            });
+        .map(|instance| {
+            let answer = response
+                .members
+                .iter()
+                .find(|r| r.group_instance_id.as_ref().map(|i| i.as_str()) == Some(*instance));
             match answer.map(|r| r.error_code) {
                 Some(0) => Ok(true),
                 Some(UNKNOWN_MEMBER_ID) | None => Ok(false),

@@ -150,7 +150,14 @@ pub fn view(
             Err(e) => return Err(e.into()),
         }
     }
-    let members = classic_group::members(&mut conn, group, pod_of)?;
+    let members = classic_group::members(&mut conn, group)?
+        .into_iter()
+        .map(|m| GroupMember {
+            pod: pod_of(m.instance_id.as_deref(), &m.client_host),
+            member_id: m.member_id,
+            instance_id: m.instance_id,
+        })
+        .collect();
     Ok(Some(GroupView {
         kind: GroupKind::Classic,
         pods: Vec::new(),
@@ -213,7 +220,14 @@ pub fn remove(
     };
     let group = &config.application_id;
     Ok(match kind {
-        GroupKind::Classic => classic_group::remove(&mut conn, group, members)?,
+        GroupKind::Classic => {
+            // Only static members are ever departed ones.
+            let instances: Vec<&str> = members
+                .iter()
+                .filter_map(|m| m.instance_id.as_deref())
+                .collect();
+            classic_group::remove(&mut conn, group, &instances)?
+        }
         GroupKind::Streams => members
             .iter()
             .map(|m| {
