@@ -477,14 +477,8 @@ async fn apply(app: &StreamsApp, ctx: &Context) -> Result<Action, Error> {
     let ns = app.namespace().unwrap_or_default();
     let sets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
     let running = sets.get_opt(&app.name_any()).await?;
-    group::remove_departed(
-        ctx,
-        app,
-        running.as_ref(),
-        &plan.config,
-        described_group.as_ref(),
-    )
-    .await?;
+    let (group, config) = (described_group.as_ref(), &plan.config);
+    group::remove_departed(ctx, app, running.as_ref(), config, group).await?;
     let max_tasks = tasks.iter().max().copied().unwrap_or(0);
     let autoscaling = scaling::autoscaling(&app.spec).cloned();
     let (replicas, scaling, autoscaled, next) = match &autoscaling {

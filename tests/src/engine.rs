@@ -76,6 +76,29 @@ impl EngineProcess {
         Self::spawn("freshet-engine", &all, &env, http_port)
     }
 
+    /// Starts `freshet-engine run -f manifest` as application `app` on the test broker with its
+    /// state in `state_dir`, and waits (a minute at most) until it is RUNNING.
+    pub fn start_ready(
+        manifest: &std::path::Path,
+        app: &str,
+        state_dir: &std::path::Path,
+    ) -> EngineProcess {
+        let mut engine = Self::start(
+            manifest,
+            &[
+                "--bootstrap-servers",
+                &crate::kafka_bootstrap(),
+                "--application-id",
+                app,
+                "--state-dir",
+                state_dir.to_str().expect("UTF-8 path"),
+            ],
+            &[],
+        );
+        engine.wait_ready(Duration::from_secs(60));
+        engine
+    }
+
     /// Starts the workspace binary `name` with `args` and `env`, its log going to a file;
     /// `http_port` is where its HTTP endpoints answer.
     pub fn spawn(
@@ -132,6 +155,35 @@ impl EngineProcess {
                 self.log_text()
             );
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The sum of every sample of metric `name` on `/metrics` (its labelled series added up;
+    /// 0 when it has none): exactly that name, not the names it is a prefix of.
+    pub fn metric(&self, name: &str) -> f64 {
+        let (status, body) = self.get("/metrics").expect("the engine's /metrics answers");
+        assert_eq!(status, 200, "/metrics: {body}");
+        body.lines()
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+            // An empty sum is -0.
+            + 0.0
+    }
+
+    /// Waits (a minute at most) until [`metric`](Self::metric) `name` reaches `at_least`.
+    pub fn wait_for_metric(&self, name: &str, at_least: f64) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.metric(name) < at_least {
+            assert!(
+                Instant::now() < deadline,
+                "{name} stayed below {at_least}; log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 

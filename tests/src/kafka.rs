@@ -410,3 +410,16 @@ pub async fn recreate_topics(topics: &[&str], partitions: i32) {
     let with_partitions: Vec<(&str, i32)> = topics.iter().map(|t| (*t, partitions)).collect();
     wait_for_leaders(&with_partitions);
 }
+
+/// The last value of each key in `records` (`None`: deleted), as a compacted topic keeps it.
+pub fn last_values(records: &[Received]) -> std::collections::BTreeMap<String, Option<String>> {
+    records
+        .iter()
+        .map(|r| {
+            (
+                r.key_str().to_owned(),
+                r.value.as_ref().map(|_| r.value_str().to_owned()),
+            )
+        })
+        .collect()
+}

@@ -147,14 +147,6 @@ fn registry_get(path: &str) -> Value {
     serde_json::from_slice(&out.stdout).expect("JSON from the registry")
 }
 
-fn metric(engine: &EngineProcess, name: &str) -> f64 {
-    let (_, body) = engine.get("/metrics").expect("metrics answer");
-    body.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_avro_store_counts_exactly_its_changelog_reads_in_python_and_restores() {
     let t0 = Instant::now();
@@ -212,7 +204,7 @@ async fn an_avro_store_counts_exactly_its_changelog_reads_in_python_and_restores
         1_000,
     ));
     let mut engine = start(&manifest, &state);
-    let restored = metric(&engine, "freshet_restored_records_total");
+    let restored = engine.metric("freshet_restored_records_total");
     assert!(
         restored >= 3.0,
         "one record per key at least is restored, got {restored}; log:\n{}",

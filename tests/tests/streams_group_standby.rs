@@ -49,23 +49,6 @@ async fn without_standbys_the_survivor_restores_all_of_it() {
     takeover("at_least_once", 0, 1).await;
 }
 
-/// The sum of the samples of metric `name` (any labels) on `engine`'s `/metrics`.
-fn metric(engine: &EngineProcess, name: &str) -> f64 {
-    let (status, body) = engine
-        .get("/metrics")
-        .expect("the engine's /metrics answers");
-    assert_eq!(status, 200, "{body}");
-    body.lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>()
-        // An empty sum is -0.
-        + 0.0
-}
-
 /// Waits until `check` holds, polling every 500 ms; `what` names it for the failure.
 fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> Result<(), String>) {
     let deadline = Instant::now() + limit;
@@ -116,8 +99,8 @@ async fn takeover(guarantee: &str, standbys: usize, threads: usize) {
     // read their changelogs (the counts they apply stop growing).
     eventually(Duration::from_secs(60), "a standby for every task", || {
         let (sa, sb) = (
-            metric(&a, "freshet_standby_tasks"),
-            metric(&b, "freshet_standby_tasks"),
+            a.metric("freshet_standby_tasks"),
+            b.metric("freshet_standby_tasks"),
         );
         if sa + sb == (standbys * all.len()) as f64 {
             Ok(())
@@ -127,7 +110,7 @@ async fn takeover(guarantee: &str, standbys: usize, threads: usize) {
     });
     let mut last = -1.0;
     eventually(Duration::from_secs(60), "standbys caught up", || {
-        let now = metric(&a, "freshet_standby_restored_records_total");
+        let now = a.metric("freshet_standby_restored_records_total");
         let steady = (now > 0.0 || standbys == 0) && now == last;
         last = now;
         if steady {
@@ -198,8 +181,8 @@ async fn takeover(guarantee: &str, standbys: usize, threads: usize) {
         .flat_map(|r| r.active.iter().cloned())
         .collect();
     assert!(!moved.is_empty(), "b ran no task: {rows:?}");
-    let restored_before = metric(&a, "freshet_restored_records_total");
-    let standby_records = metric(&a, "freshet_standby_restored_records_total");
+    let restored_before = a.metric("freshet_restored_records_total");
+    let standby_records = a.metric("freshet_standby_restored_records_total");
     let promotions_before = promotions(&a);
     let writer = if guarantee == "exactly_once_v2" {
         // The kill lands while b processes: once a's standbys see b's first transactions of the
@@ -207,7 +190,7 @@ async fn takeover(guarantee: &str, standbys: usize, threads: usize) {
         let input = input.clone();
         let writer = std::thread::spawn(move || send_batch(&input, KEYS, 1, false));
         let deadline = Instant::now() + Duration::from_secs(20);
-        while metric(&a, "freshet_standby_restored_records_total") < standby_records + 50.0
+        while a.metric("freshet_standby_restored_records_total") < standby_records + 50.0
             && Instant::now() < deadline
         {
             std::thread::sleep(Duration::from_millis(20));
@@ -275,7 +258,7 @@ async fn takeover(guarantee: &str, standbys: usize, threads: usize) {
     );
     // The state of b's tasks: one entry per key they count (a share of KEYS by partitions).
     let state = KEYS as f64 * moved.len() as f64 / all.len() as f64;
-    let restored = metric(&a, "freshet_restored_records_total") - restored_before;
+    let restored = a.metric("freshet_restored_records_total") - restored_before;
     if standbys > 0 {
         assert!(
             restored < 0.05 * state,
@@ -326,7 +309,7 @@ fn promotions(engine: &EngineProcess) -> usize {
 fn restored_and_promoted(engines: &[&EngineProcess]) -> (f64, usize) {
     engines.iter().fold((0.0, 0), |(r, p), e| {
         (
-            r + metric(e, "freshet_restored_records_total"),
+            r + e.metric("freshet_restored_records_total"),
             p + promotions(e),
         )
     })
@@ -375,7 +358,7 @@ async fn standbys_follow_a_scale_out_and_back() {
         || {
             let n: f64 = engines
                 .iter()
-                .map(|e| metric(e, "freshet_standby_tasks"))
+                .map(|e| e.metric("freshet_standby_tasks"))
                 .sum();
             if n == all.len() as f64 {
                 Ok(())
@@ -390,7 +373,7 @@ async fn standbys_follow_a_scale_out_and_back() {
     eventually(Duration::from_secs(60), "standbys caught up", || {
         let now: f64 = engines
             .iter()
-            .map(|e| metric(e, "freshet_standby_restored_records_total"))
+            .map(|e| e.metric("freshet_standby_restored_records_total"))
             .sum();
         let steady = now == last;
         last = now;
