@@ -9,7 +9,7 @@ export CARGO_TARGET_DIR ?= $(FRESHET_CACHE)/target
 help:
 	@echo "make demo          bring everything up and show it working (the main job)"
 	@echo "make test          every test against a real Kafka broker and a real kube-apiserver"
-	@echo "make soak          the long crash tests: 1M records, 20+ SIGKILLs, per guarantee (needs only Kafka)"
+	@echo "make soak          the long crash tests (1M records, 20+ SIGKILLs, per guarantee) and a scale-out over 1 GB of state (needs only Kafka)"
 	@echo "make chaos         the long fault tests: brokers stopped, killed and frozen for 70 s, 30 kills of 3 instances, the operator's faults"
 	@echo "make deps          install the Debian packages the build needs (only the missing ones)"
 	@echo "make kafka-up      start Apache Kafka on 127.0.0.1:\$${FRESHET_KAFKA_PORT:-9092}   (make kafka-down stops it)"

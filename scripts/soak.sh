@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make soak: the long crash tests (tests/tests/crash.rs, `#[ignore]`d in make test): 1,000,000
 # records per guarantee, the engine SIGKILLed and restarted at least 20 times, then checked
-# (exactly_once_v2: every count exact and never going down; at_least_once: nothing lost).
+# (exactly_once_v2: every count exact and never going down; at_least_once: nothing lost); and the
+# scale-out under load (tests/tests/scale_out_latency.rs) with 1,000,000 keys of about 1 KB.
 # Starts Kafka if it is not running and stops what it started (FRESHET_KEEP_RUNNING=1 keeps it).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -17,3 +18,5 @@ cargo build --workspace --bins
 export FRESHET_KAFKA_BOOTSTRAP=127.0.0.1:$FRESHET_KAFKA_PORT
 # One at a time, so each guarantee's figures are its own.
 cargo test --workspace --test crash -- --ignored --nocapture --test-threads=1 ${FRESHET_TEST_ARGS:-}
+# The scale-out's long form: about 1 GB of state (make test runs 50,000 keys).
+FRESHET_SOAK=1 cargo test --workspace --test scale_out_latency -- --nocapture --test-threads=1 ${FRESHET_TEST_ARGS:-}

@@ -1,0 +1,390 @@
+//! Issue 20's scale-out, measured: an application holding the latest value of about 1 KB for each
+//! of [`keys`] keys (`reduce`, a changelogged store; 12 partitions) runs on two instances under
+//! `group.protocol=streams`; a third joins while a steady input of [`RATE`] records/s flows.
+//! Measured: the end-to-end latency of every record (its arrival in the output topic less its
+//! input timestamp) in the [`BEFORE`] before the join and the [`DURING`] after it, overall and
+//! for the partitions that did not move; the tasks that moved and the records the newcomer
+//! restored. Asserted: every key's last value exact, the newcomer restored what it took (and no
+//! more than the state), and the partitions that did not move kept a p99 under 1 s.
+//!
+//! `make test` runs 50,000 keys; `make soak` (FRESHET_SOAK=1) 1,000,000 (about 1 GB of state).
+//! Kafka 4.4's streams-group assignor (`StickyTaskAssignor`) assigns no warm-up tasks, so a task
+//! that moves to the newcomer stops until the newcomer restored it: the latency of the moved
+//! partitions during the join is what the test reports, not what it can hold to a bound.
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use freshet_tests::engine::EngineProcess;
+use freshet_tests::kafka::create_topics;
+use freshet_tests::{kafka_bootstrap, unique_name};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Message, Timestamp};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+
+const PARTITIONS: i32 = 12;
+/// The steady input rate, records per second.
+const RATE: u64 = 500;
+/// How long the steady input runs before the third instance joins.
+const BEFORE: Duration = Duration::from_secs(20);
+/// How long it runs after the join.
+const DURING: Duration = Duration::from_secs(30);
+/// The bytes of padding in each value: with its key and sequence number, about 1 KB.
+const PADDING: usize = 1_000;
+
+/// The keys of the state: 50,000, or 1,000,000 under `make soak`.
+fn keys() -> usize {
+    if std::env::var_os("FRESHET_SOAK").is_some() {
+        1_000_000
+    } else {
+        50_000
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn value(seq: u64) -> String {
+    format!("{seq:012}|{}", "x".repeat(PADDING))
+}
+
+fn producer() -> ThreadedProducer<DefaultProducerContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", kafka_bootstrap())
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("partitioner", "murmur2_random")
+        .create()
+        .expect("producer")
+}
+
+fn send(producer: &ThreadedProducer<DefaultProducerContext>, topic: &str, key: &str, value: &str) {
+    let mut record: BaseRecord<'_, str, str> = BaseRecord::to(topic)
+        .key(key)
+        .payload(value)
+        .timestamp(now_ms());
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((e, back))
+                if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+                record = back;
+            }
+            Err((e, _)) => panic!("send: {e}"),
+        }
+    }
+}
+
+/// Writes [`RATE`] records a second over the keys, each value carrying a sequence number, until
+/// stopped; returns the last value it wrote for each key, and how many records it wrote.
+struct Feeder {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<(BTreeMap<String, u64>, u64)>,
+}
+
+impl Feeder {
+    fn start(topic: &str, keys: usize, first_seq: u64) -> Feeder {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (flag, topic) = (stop.clone(), topic.to_owned());
+        let handle = std::thread::spawn(move || {
+            let producer = producer();
+            let mut last = BTreeMap::new();
+            let begun = Instant::now();
+            let mut sent = 0u64;
+            while !flag.load(Ordering::Relaxed) {
+                let due = begun.elapsed().as_millis() as u64 * RATE / 1000;
+                while sent < due {
+                    // A stride through the keys that visits each partition in turn.
+                    let key = format!("k{:07}", (sent * 7_919) as usize % keys);
+                    let seq = first_seq + sent;
+                    send(&producer, &topic, &key, &value(seq));
+                    last.insert(key, seq);
+                    sent += 1;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            producer.flush(Duration::from_secs(60)).expect("flush");
+            (last, sent)
+        });
+        Feeder { stop, handle }
+    }
+
+    fn stop(self) -> (BTreeMap<String, u64>, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().expect("feeder")
+    }
+}
+
+/// One output record's latency: when it arrived, its partition, arrival less input timestamp.
+#[derive(Clone, Copy)]
+struct Sample {
+    at: Instant,
+    partition: i32,
+    latency_ms: i64,
+}
+
+/// Reads the output topic from its start (read_committed), keeping each key's last sequence
+/// number and the latency of each record.
+struct Reader {
+    stop: Arc<AtomicBool>,
+    last: Arc<Mutex<BTreeMap<String, u64>>>,
+    samples: Arc<Mutex<Vec<Sample>>>,
+    handle: JoinHandle<()>,
+}
+
+impl Reader {
+    fn start(topic: &str) -> Reader {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", kafka_bootstrap())
+            .set("group.id", unique_name("latency-reader"))
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            // Latency is the subject: fetches answer at once rather than after 500 ms.
+            .set("fetch.wait.max.ms", "10")
+            .create()
+            .expect("reader");
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..PARTITIONS {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)
+                .expect("partition");
+        }
+        consumer.assign(&tpl).expect("assign");
+        let stop = Arc::new(AtomicBool::new(false));
+        let last: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
+        let samples: Arc<Mutex<Vec<Sample>>> = Arc::default();
+        let (flag, into, timed) = (stop.clone(), last.clone(), samples.clone());
+        let handle = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) else {
+                    continue;
+                };
+                let arrived = (Instant::now(), now_ms());
+                let (Some(key), Some(payload)) = (m.key(), m.payload()) else {
+                    continue;
+                };
+                let seq = std::str::from_utf8(payload)
+                    .ok()
+                    .and_then(|v| v.split('|').next()?.parse::<u64>().ok());
+                if let (Ok(key), Some(seq)) = (std::str::from_utf8(key), seq) {
+                    into.lock().expect("last").insert(key.to_owned(), seq);
+                }
+                // The preloaded state (sequence 0) is not part of the steady flow.
+                if let (Timestamp::CreateTime(ts), Some(seq)) = (m.timestamp(), seq)
+                    && seq > 0
+                {
+                    timed.lock().expect("samples").push(Sample {
+                        at: arrived.0,
+                        partition: m.partition(),
+                        latency_ms: arrived.1 - ts,
+                    });
+                }
+            }
+        });
+        Reader {
+            stop,
+            last,
+            samples,
+            handle,
+        }
+    }
+
+    fn keys_seen(&self) -> usize {
+        self.last.lock().expect("last").len()
+    }
+
+    fn last(&self) -> BTreeMap<String, u64> {
+        self.last.lock().expect("last").clone()
+    }
+
+    fn samples(&self) -> Vec<Sample> {
+        self.samples.lock().expect("samples").clone()
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().expect("reader");
+    }
+}
+
+/// Max and p99 of some latencies, in ms.
+fn max_p99(latencies: impl Iterator<Item = i64>) -> (i64, i64, usize) {
+    let mut all: Vec<i64> = latencies.collect();
+    all.sort_unstable();
+    if all.is_empty() {
+        return (0, 0, 0);
+    }
+    let p99 = all[((all.len() - 1) as f64 * 0.99) as usize];
+    (*all.last().unwrap_or(&0), p99, all.len())
+}
+
+fn manifest(
+    dir: &std::path::Path,
+    app: &str,
+    input: &str,
+    output: &str,
+    guarantee: &str,
+) -> std::path::PathBuf {
+    let path = dir.join("app.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+applicationId: {app}
+bootstrapServers: {bootstrap}
+defaultKeySerde: string
+defaultValueSerde: string
+config:
+  group.protocol: streams
+  processing.guarantee: {guarantee}
+  commit.interval.ms: "100"
+  statestore.cache.max.bytes: "0"
+topology:
+  streams:
+    - {{ name: readings, topic: {input} }}
+  pipelines:
+    - name: latest
+      from: readings
+      steps:
+        - groupByKey: {{}}
+        - reduce: {{ reducer: "value", store: latest }}
+        - toStream: {{}}
+        - to: {{ topic: {output} }}
+"#,
+            bootstrap = kafka_bootstrap()
+        ),
+    )
+    .expect("write the manifest");
+    path
+}
+
+fn tasks_created(log: &str) -> BTreeSet<i32> {
+    log.lines()
+        .filter(|l| l.contains("task created"))
+        .filter_map(|l| l.split("task=").nth(1)?.split_whitespace().next())
+        .filter_map(|t| t.rsplit('_').next()?.parse().ok())
+        .collect()
+}
+
+/// One scale-out at a time: each runs three engines, and latency is what it measures.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn scale_out(guarantee: &str) {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let keys = keys();
+    let app = unique_name("scaleout");
+    let (input, output) = (format!("{app}-in"), format!("{app}-out"));
+    create_topics(&[(&input, PARTITIONS), (&output, PARTITIONS)]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = manifest(dir.path(), &app, &input, &output, guarantee);
+    // The state: every key once, sequence 0.
+    let loaded = Instant::now();
+    let preload = producer();
+    for k in 0..keys {
+        send(&preload, &input, &format!("k{k:07}"), &value(0));
+    }
+    preload.flush(Duration::from_secs(300)).expect("flush");
+    drop(preload);
+    let start = |n: usize| {
+        EngineProcess::start_ready(&manifest, &app, &dir.path().join(format!("state-{n}")))
+    };
+    let first = [start(0), start(1)];
+    let reader = Reader::start(&output);
+    let deadline = Instant::now() + Duration::from_secs(if keys > 100_000 { 1_800 } else { 300 });
+    while reader.keys_seen() < keys {
+        assert!(
+            Instant::now() < deadline,
+            "the state was not built: {} of {keys} keys in the output",
+            reader.keys_seen()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    println!(
+        "{guarantee}: {keys} keys of about 1 KB loaded and processed in {:?}",
+        loaded.elapsed()
+    );
+
+    let feeder = Feeder::start(&input, keys, 1);
+    std::thread::sleep(BEFORE);
+    let joined = Instant::now();
+    let newcomer = start(2);
+    std::thread::sleep(DURING);
+    let (last_written, fed) = feeder.stop();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let last = reader.last();
+        let behind: Vec<_> = last_written
+            .iter()
+            .filter(|(k, seq)| last.get(*k) != Some(seq))
+            .take(3)
+            .collect();
+        if behind.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{guarantee}: the output's last values differ from the input's, e.g. {behind:?}; newcomer log:\n{}",
+            newcomer.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let samples = reader.samples();
+    reader.stop();
+
+    let moved = tasks_created(&newcomer.log_text());
+    let restored = newcomer.metric("freshet_restored_records_total");
+    let (before, during): (Vec<Sample>, Vec<Sample>) = samples.iter().partition(|s| s.at < joined);
+    let (max_before, p99_before, n_before) = max_p99(before.iter().map(|s| s.latency_ms));
+    let (max_during, p99_during, n_during) = max_p99(during.iter().map(|s| s.latency_ms));
+    let (max_still, p99_still, n_still) = max_p99(
+        during
+            .iter()
+            .filter(|s| !moved.contains(&s.partition))
+            .map(|s| s.latency_ms),
+    );
+    println!(
+        "{guarantee}, {keys} keys: before the join max {max_before} ms, p99 {p99_before} ms ({n_before} records); \
+         during max {max_during} ms, p99 {p99_during} ms ({n_during}); partitions that did not move: max {max_still} ms, \
+         p99 {p99_still} ms ({n_still}); moved to the newcomer: {moved:?}, restored {restored} records; \
+         max ratio {:.2}, p99 ratio {:.2}",
+        max_during as f64 / max_before.max(1) as f64,
+        p99_during as f64 / p99_before.max(1) as f64,
+    );
+    assert!(
+        !moved.is_empty(),
+        "{guarantee}: no task moved to the newcomer:\n{}",
+        newcomer.log_text()
+    );
+    assert!(
+        // Each input record is one changelog record (no cache): the changelogs hold no more.
+        restored > 0.0 && restored <= (keys as u64 + fed) as f64,
+        "{guarantee}: the newcomer restored {restored} records for tasks {moved:?}; the changelogs hold at most {} records",
+        keys as u64 + fed
+    );
+    assert!(
+        p99_still < 1_000,
+        "{guarantee}: the partitions that did not move had a p99 latency of {p99_still} ms during the join"
+    );
+    for mut engine in first.into_iter().chain([newcomer]) {
+        let status = engine.terminate(Duration::from_secs(60));
+        assert!(status.success(), "{status}: {}", engine.log_text());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_third_instance_joins_under_load_at_least_once() {
+    scale_out("at_least_once").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_third_instance_joins_under_load_exactly_once() {
+    scale_out("exactly_once_v2").await;
+}
