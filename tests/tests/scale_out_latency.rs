@@ -5,13 +5,17 @@
 //! input timestamp) in the [`BEFORE`] before the join and the [`DURING`] after it, overall and
 //! for the partitions that did not move; the tasks that moved and the records the newcomer
 //! restored. Asserted: every key's last value exact, the newcomer restored what it took (and no
-//! more than the state), and the partitions that did not move kept a p99 under 1 s.
+//! more than the state), and the partitions that did not move kept a p99 under 1 s. Java Kafka
+//! Streams 4.4 (bench/kstreams, the same topology) then runs the same scale-out, side by side.
 //!
 //! `make test` runs 50,000 keys; `make soak` (FRESHET_SOAK=1) 1,000,000 (about 1 GB of state).
 //! Kafka 4.4's streams-group assignor (`StickyTaskAssignor`) assigns no warm-up tasks, so a task
 //! that moves to the newcomer stops until the newcomer restored it: the latency of the moved
 //! partitions during the join is what the test reports, not what it can hold to a bound.
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -19,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use freshet_tests::engine::EngineProcess;
 use freshet_tests::kafka::create_topics;
-use freshet_tests::{kafka_bootstrap, unique_name};
+use freshet_tests::{kafka_bootstrap, repo_root, unique_name};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Message, Timestamp};
@@ -274,48 +278,198 @@ fn tasks_created(log: &str) -> BTreeSet<i32> {
         .collect()
 }
 
-/// One scale-out at a time: each runs three engines, and latency is what it measures.
+/// A running instance of the application: Freshet's engine, or Java Kafka Streams' (the
+/// benchmark's contender, bench/kstreams, `workload=latest`).
+enum Instance {
+    Freshet(EngineProcess),
+    KafkaStreams(JavaProcess),
+}
+
+/// A Java Kafka Streams instance; its stderr goes to a file.
+struct JavaProcess {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Instance {
+    fn log_text(&self) -> String {
+        match self {
+            Instance::Freshet(e) => e.log_text(),
+            Instance::KafkaStreams(j) => std::fs::read_to_string(&j.log).unwrap_or_default(),
+        }
+    }
+
+    fn stop(self) {
+        match self {
+            Instance::Freshet(mut e) => {
+                let status = e.terminate(Duration::from_secs(60));
+                assert!(status.success(), "{status}: {}", e.log_text());
+            }
+            Instance::KafkaStreams(mut j) => {
+                let _ = Command::new("kill")
+                    .args(["-TERM", &j.child.id().to_string()])
+                    .status();
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while j.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                let _ = j.child.kill();
+                let _ = j.child.wait();
+            }
+        }
+    }
+}
+
+/// Which implementation runs the application.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Contender {
+    Freshet,
+    KafkaStreams,
+}
+
+/// Starts instance `n` of `contender` and waits until it is RUNNING.
+fn start(contender: Contender, n: usize, app: &App) -> Instance {
+    let state = app.dir.path().join(format!("state-{n}"));
+    match contender {
+        Contender::Freshet => {
+            Instance::Freshet(EngineProcess::start_ready(&app.manifest, &app.id, &state))
+        }
+        Contender::KafkaStreams => {
+            let classpath = kstreams_classpath();
+            let log = app.dir.path().join(format!("kstreams-{n}.log"));
+            let mut child = Command::new("java")
+                .arg("-cp")
+                .arg(&classpath)
+                .arg("dev.freshet.bench.BenchApp")
+                .args([
+                    "workload=latest".to_owned(),
+                    format!("bootstrap={}", kafka_bootstrap()),
+                    format!("app={}", app.id),
+                    format!("input={}", app.input),
+                    format!("output={}", app.output),
+                    format!("guarantee={}", app.guarantee),
+                    "threads=1".to_owned(),
+                    "commit=100".to_owned(),
+                    format!("state={}", state.display()),
+                    "cache=0".to_owned(),
+                ])
+                .stdout(Stdio::piped())
+                .stderr(std::fs::File::create(&log).expect("log file"))
+                .spawn()
+                .expect("java");
+            let stdout = child.stdout.take().expect("stdout");
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if line.trim() == "RUNNING" {
+                        let _ = tx.send(());
+                    }
+                }
+            });
+            let running = rx.recv_timeout(Duration::from_secs(120));
+            let instance = Instance::KafkaStreams(JavaProcess { child, log });
+            assert!(
+                running.is_ok(),
+                "Kafka Streams instance {n} not RUNNING within 120 s:\n{}",
+                instance.log_text()
+            );
+            instance
+        }
+    }
+}
+
+/// The classpath of the Java contender, which `make test` builds (bench/kstreams.sh build).
+fn kstreams_classpath() -> String {
+    let out = Command::new(repo_root().join("bench/kstreams.sh"))
+        .arg("path")
+        .output()
+        .expect("bench/kstreams.sh path");
+    assert!(
+        out.status.success(),
+        "the Kafka Streams contender is not built: run bench/kstreams.sh build ({})",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("{file}: {e}"))
+        .trim()
+        .to_owned()
+}
+
+/// One application's topics, manifest and state directories.
+struct App {
+    id: String,
+    input: String,
+    output: String,
+    guarantee: String,
+    dir: tempfile::TempDir,
+    manifest: PathBuf,
+}
+
+/// What one scale-out measured.
+struct Figures {
+    before: (i64, i64, usize),
+    during: (i64, i64, usize),
+}
+
+impl Figures {
+    fn line(&self) -> String {
+        let ((max_b, p99_b, n_b), (max_d, p99_d, n_d)) = (self.before, self.during);
+        format!(
+            "before the join max {max_b} ms, p99 {p99_b} ms ({n_b} records); during max {max_d} ms, \
+             p99 {p99_d} ms ({n_d}); max ratio {:.2}, p99 ratio {:.2}",
+            max_d as f64 / max_b.max(1) as f64,
+            p99_d as f64 / p99_b.max(1) as f64,
+        )
+    }
+}
+
+/// One scale-out at a time: each runs three instances, and latency is what it measures.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-async fn scale_out(guarantee: &str) {
-    let _alone = ONE_AT_A_TIME.lock().await;
+/// Loads the state into two instances of `contender`, runs the steady input, lets a third join,
+/// checks every key's last value, and measures.
+async fn scale_out(contender: Contender, guarantee: &str) -> Figures {
     let keys = keys();
-    let app = unique_name("scaleout");
-    let (input, output) = (format!("{app}-in"), format!("{app}-out"));
+    let id = unique_name("scaleout");
+    let (input, output) = (format!("{id}-in"), format!("{id}-out"));
     create_topics(&[(&input, PARTITIONS), (&output, PARTITIONS)]).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let manifest = manifest(dir.path(), &app, &input, &output, guarantee);
+    let manifest = manifest(dir.path(), &id, &input, &output, guarantee);
+    let app = App {
+        id,
+        input,
+        output,
+        guarantee: guarantee.to_owned(),
+        dir,
+        manifest,
+    };
+    let label = format!("{contender:?}, {guarantee}, {keys} keys");
     // The state: every key once, sequence 0.
     let loaded = Instant::now();
     let preload = producer();
     for k in 0..keys {
-        send(&preload, &input, &format!("k{k:07}"), &value(0));
+        send(&preload, &app.input, &format!("k{k:07}"), &value(0));
     }
     preload.flush(Duration::from_secs(300)).expect("flush");
     drop(preload);
-    let start = |n: usize| {
-        EngineProcess::start_ready(&manifest, &app, &dir.path().join(format!("state-{n}")))
-    };
-    let first = [start(0), start(1)];
-    let reader = Reader::start(&output);
+    let first = [start(contender, 0, &app), start(contender, 1, &app)];
+    let reader = Reader::start(&app.output);
     let deadline = Instant::now() + Duration::from_secs(if keys > 100_000 { 1_800 } else { 300 });
     while reader.keys_seen() < keys {
         assert!(
             Instant::now() < deadline,
-            "the state was not built: {} of {keys} keys in the output",
+            "{label}: the state was not built: {} of {keys} keys in the output",
             reader.keys_seen()
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    println!(
-        "{guarantee}: {keys} keys of about 1 KB loaded and processed in {:?}",
-        loaded.elapsed()
-    );
+    println!("{label}: loaded and processed in {:?}", loaded.elapsed());
 
-    let feeder = Feeder::start(&input, keys, 1);
+    let feeder = Feeder::start(&app.input, keys, 1);
     std::thread::sleep(BEFORE);
     let joined = Instant::now();
-    let newcomer = start(2);
+    let newcomer = start(contender, 2, &app);
     std::thread::sleep(DURING);
     let (last_written, fed) = feeder.stop();
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -331,60 +485,74 @@ async fn scale_out(guarantee: &str) {
         }
         assert!(
             Instant::now() < deadline,
-            "{guarantee}: the output's last values differ from the input's, e.g. {behind:?}; newcomer log:\n{}",
+            "{label}: the output's last values differ from the input's, e.g. {behind:?}; newcomer log:\n{}",
             newcomer.log_text()
         );
         std::thread::sleep(Duration::from_millis(500));
     }
     let samples = reader.samples();
     reader.stop();
-
-    let moved = tasks_created(&newcomer.log_text());
-    let restored = newcomer.metric("freshet_restored_records_total");
     let (before, during): (Vec<Sample>, Vec<Sample>) = samples.iter().partition(|s| s.at < joined);
-    let (max_before, p99_before, n_before) = max_p99(before.iter().map(|s| s.latency_ms));
-    let (max_during, p99_during, n_during) = max_p99(during.iter().map(|s| s.latency_ms));
-    let (max_still, p99_still, n_still) = max_p99(
-        during
-            .iter()
-            .filter(|s| !moved.contains(&s.partition))
-            .map(|s| s.latency_ms),
-    );
-    println!(
-        "{guarantee}, {keys} keys: before the join max {max_before} ms, p99 {p99_before} ms ({n_before} records); \
-         during max {max_during} ms, p99 {p99_during} ms ({n_during}); partitions that did not move: max {max_still} ms, \
-         p99 {p99_still} ms ({n_still}); moved to the newcomer: {moved:?}, restored {restored} records; \
-         max ratio {:.2}, p99 ratio {:.2}",
-        max_during as f64 / max_before.max(1) as f64,
-        p99_during as f64 / p99_before.max(1) as f64,
-    );
-    assert!(
-        !moved.is_empty(),
-        "{guarantee}: no task moved to the newcomer:\n{}",
-        newcomer.log_text()
-    );
-    assert!(
-        // Each input record is one changelog record (no cache): the changelogs hold no more.
-        restored > 0.0 && restored <= (keys as u64 + fed) as f64,
-        "{guarantee}: the newcomer restored {restored} records for tasks {moved:?}; the changelogs hold at most {} records",
-        keys as u64 + fed
-    );
-    assert!(
-        p99_still < 1_000,
-        "{guarantee}: the partitions that did not move had a p99 latency of {p99_still} ms during the join"
-    );
-    for mut engine in first.into_iter().chain([newcomer]) {
-        let status = engine.terminate(Duration::from_secs(60));
-        assert!(status.success(), "{status}: {}", engine.log_text());
+    let figures = Figures {
+        before: max_p99(before.iter().map(|s| s.latency_ms)),
+        during: max_p99(during.iter().map(|s| s.latency_ms)),
+    };
+    if let Instance::Freshet(engine) = &newcomer {
+        let moved = tasks_created(&engine.log_text());
+        let restored = engine.metric("freshet_restored_records_total");
+        let (max_still, p99_still, n_still) = max_p99(
+            during
+                .iter()
+                .filter(|s| !moved.contains(&s.partition))
+                .map(|s| s.latency_ms),
+        );
+        println!(
+            "{label}: partitions that did not move: max {max_still} ms, p99 {p99_still} ms ({n_still} records); \
+             moved to the newcomer: {moved:?}, restored {restored} records"
+        );
+        assert!(
+            !moved.is_empty(),
+            "{label}: no task moved to the newcomer:\n{}",
+            engine.log_text()
+        );
+        assert!(
+            // Each input record is one changelog record (no cache): the changelogs hold no more.
+            restored > 0.0 && restored <= (keys as u64 + fed) as f64,
+            "{label}: the newcomer restored {restored} records for tasks {moved:?}; the changelogs hold at most {} records",
+            keys as u64 + fed
+        );
+        assert!(
+            p99_still < 1_000,
+            "{label}: the partitions that did not move had a p99 latency of {p99_still} ms during the join"
+        );
     }
+    println!("{label}: {}", figures.line());
+    for instance in first.into_iter().chain([newcomer]) {
+        instance.stop();
+    }
+    figures
+}
+
+/// Freshet, then Java Kafka Streams 4.4 (its default classic protocol, whose assignor keeps a
+/// task where it is while a warm-up replica restores it), on the same data.
+async fn side_by_side(guarantee: &str) {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let freshet = scale_out(Contender::Freshet, guarantee).await;
+    let java = scale_out(Contender::KafkaStreams, guarantee).await;
+    println!(
+        "side by side, {guarantee}, {} keys:\n  Freshet (streams group): {}\n  Kafka Streams (classic): {}",
+        keys(),
+        freshet.line(),
+        java.line()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_third_instance_joins_under_load_at_least_once() {
-    scale_out("at_least_once").await;
+    side_by_side("at_least_once").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_third_instance_joins_under_load_exactly_once() {
-    scale_out("exactly_once_v2").await;
+    side_by_side("exactly_once_v2").await;
 }

@@ -34,8 +34,9 @@ import org.apache.kafka.streams.state.WindowStore;
  * (tests/src/bin/freshet-bench) writes for Freshet, written as a Kafka Streams user would write
  * them (Jackson trees for the JSON values, the DSL, Kafka Streams' defaults otherwise).
  *
- * <p>Arguments are key=value: workload (stateless, count, windowed, join), bootstrap, app, input,
- * output, table (join), guarantee, threads, commit (ms), state (directory). Prints {@code RUNNING}
+ * <p>Arguments are key=value: workload (stateless, count, windowed, join, latest), bootstrap, app,
+ * input, output, table (join), guarantee, threads, commit (ms), state (directory), and optionally
+ * cache (statestore.cache.max.bytes). Prints {@code RUNNING}
  * on stdout when the client first reaches RUNNING, and exits 1 on an uncaught exception.
  */
 public final class BenchApp {
@@ -84,9 +85,21 @@ public final class BenchApp {
         String workload = need(a, "workload");
         Serde<JsonNode> json = new JsonSerde();
         StreamsBuilder builder = new StreamsBuilder();
-        KStream<String, JsonNode> input = builder.stream(need(a, "input"), Consumed.with(Serdes.String(), json));
         String output = need(a, "output");
+        // latest: the last value of each key, as strings (tests/tests/scale_out_latency.rs).
+        if (workload.equals("latest")) {
+            builder.stream(need(a, "input"), Consumed.with(Serdes.String(), Serdes.String()))
+                    .groupByKey()
+                    .reduce((agg, value) -> value,
+                            Materialized.<String, String, KeyValueStore<Bytes, byte[]>>as("latest"))
+                    .toStream()
+                    .to(output, Produced.with(Serdes.String(), Serdes.String()));
+        }
+        KStream<String, JsonNode> input = workload.equals("latest")
+                ? null
+                : builder.stream(need(a, "input"), Consumed.with(Serdes.String(), json));
         switch (workload) {
+            case "latest" -> { }
             case "stateless" -> input
                     .filter((k, v) -> v.path("amount").asDouble() >= 100)
                     .mapValues(v -> {
@@ -131,6 +144,9 @@ public final class BenchApp {
         p.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, Integer.parseInt(need(a, "threads")));
         p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, Long.parseLong(need(a, "commit")));
         p.put(StreamsConfig.STATE_DIR_CONFIG, need(a, "state"));
+        if (a.containsKey("cache")) {
+            p.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, Long.parseLong(a.get("cache")));
+        }
         KafkaStreams streams = new KafkaStreams(builder.build(), p);
         CountDownLatch done = new CountDownLatch(1);
         boolean[] running = {false};
