@@ -12,6 +12,9 @@
 //! consumers' client id, as a busy network or a remote broker would, so 0_0's restore takes
 //! several seconds.
 //!
+//! A restore stopped midway (the engine stops) is checkpointed where it stood: the next start
+//! restores only the rest, and the counts stay exact.
+//!
 //! Before the state updater the stream thread restored 0_0 to its end before it did anything
 //! else, so the probes waited for the whole restore.
 use std::collections::BTreeMap;
@@ -204,44 +207,112 @@ fn wait_counts(output: &str, expected: &BTreeMap<String, i64>, engine: &EnginePr
     }
 }
 
-async fn run(protocol: &str, guarantee: &str) {
-    let app = unique_name("updater");
-    let (input, output) = (format!("{app}-in"), format!("{app}-out"));
-    create_topics(&[(&input, 2), (&output, 2)]).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let manifest = |name: &str| {
-        let path = dir.path().join(format!("{name}.yaml"));
-        write_manifest(
-            &path,
-            &app,
-            (&input, &output),
+fn big(i: usize) -> String {
+    format!("big-{i:06}")
+}
+
+fn small(i: usize) -> String {
+    format!("small-{i:03}")
+}
+
+/// An application whose first engine built the state: 0_0's changelog holds KEYS records,
+/// 0_1's SMALL_KEYS; the engine stopped cleanly.
+struct Built {
+    app: String,
+    input: String,
+    output: String,
+    protocol: &'static str,
+    guarantee: &'static str,
+    dir: tempfile::TempDir,
+    producer: ThreadedProducer<DefaultProducerContext>,
+    /// The latest count per key the output must hold.
+    expected: BTreeMap<String, i64>,
+}
+
+impl Built {
+    async fn new(protocol: &'static str, guarantee: &'static str) -> Built {
+        let app = unique_name("updater");
+        let (input, output) = (format!("{app}-in"), format!("{app}-out"));
+        create_topics(&[(&input, 2), (&output, 2)]).await;
+        let built = Built {
+            dir: tempfile::tempdir().expect("temp dir"),
+            producer: producer(),
+            expected: (0..KEYS)
+                .map(big)
+                .chain((0..SMALL_KEYS).map(small))
+                .map(|k| (k, 1))
+                .collect(),
+            app,
+            input,
+            output,
             protocol,
             guarantee,
-            &dir.path().join(name),
+        };
+        send(&built.producer, &built.input, 0, (0..KEYS).map(big));
+        send(&built.producer, &built.input, 1, (0..SMALL_KEYS).map(small));
+        let mut a = EngineProcess::start(&built.manifest("a"), &[], &[]);
+        a.wait_ready(Duration::from_secs(120));
+        wait_counts(&built.output, &built.expected, &a);
+        assert!(
+            a.terminate(Duration::from_secs(60)).success(),
+            "{}",
+            a.log_text()
+        );
+        built
+    }
+
+    /// The manifest of an engine whose state directory is `<dir>/<name>`.
+    fn manifest(&self, name: &str) -> std::path::PathBuf {
+        let path = self.dir.path().join(format!("{name}.yaml"));
+        write_manifest(
+            &path,
+            &self.app,
+            (&self.input, &self.output),
+            self.protocol,
+            self.guarantee,
+            &self.dir.path().join(name),
         );
         path
+    }
+
+    /// Holds the restore consumers to RESTORE_BYTE_RATE from now on.
+    fn throttle_restores(&self) {
+        set_client_quota(
+            &format!("{}-restore-consumer", self.app),
+            &format!("consumer_byte_rate={RESTORE_BYTE_RATE}"),
+        );
+    }
+
+    /// One more record for the first 1 000 big keys and every small one: counted on from the
+    /// restored state, each must come out one higher.
+    fn count_on(&mut self) {
+        send(&self.producer, &self.input, 0, (0..1_000).map(big));
+        send(&self.producer, &self.input, 1, (0..SMALL_KEYS).map(small));
+        for k in (0..1_000).map(big).chain((0..SMALL_KEYS).map(small)) {
+            *self.expected.entry(k).or_default() += 1;
+        }
+    }
+}
+
+/// The sum of `freshet_restored_records_total` of store `counts`, partition `partition`.
+fn restored(engine: &EngineProcess, partition: i32) -> f64 {
+    let Some((_, body)) = engine.get("/metrics") else {
+        return 0.0;
     };
-    let big = |i: usize| format!("big-{i:06}");
-    let small = |i: usize| format!("small-{i:03}");
+    body.lines()
+        .filter(|l| l.starts_with("freshet_restored_records_total{"))
+        .filter(|l| {
+            l.contains("store=\"counts\"") && l.contains(&format!("partition=\"{partition}\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+async fn run(protocol: &'static str, guarantee: &'static str) {
+    let mut built = Built::new(protocol, guarantee).await;
+    let (input, output) = (built.input.clone(), built.output.clone());
     let probe = |i: usize| format!("probe-{i}");
     let producer = producer();
-    send(&producer, &input, 0, (0..KEYS).map(big));
-    send(&producer, &input, 1, (0..SMALL_KEYS).map(small));
-    let mut expected: BTreeMap<String, i64> = (0..KEYS)
-        .map(big)
-        .chain((0..SMALL_KEYS).map(small))
-        .map(|k| (k, 1))
-        .collect();
-
-    // The first engine builds the state: 0_0's changelog holds KEYS records.
-    let mut a = EngineProcess::start(&manifest("a"), &[], &[]);
-    a.wait_ready(Duration::from_secs(120));
-    wait_counts(&output, &expected, &a);
-    assert!(
-        a.terminate(Duration::from_secs(60)).success(),
-        "{}",
-        a.log_text()
-    );
 
     // Where the output ends now: the probes' outputs come after.
     let reader: BaseConsumer = ClientConfig::new()
@@ -260,11 +331,8 @@ async fn run(protocol: &str, guarantee: &str) {
     let _ = reader.poll(Duration::from_millis(500));
 
     // A second engine with an empty state directory: both tasks restore, 0_0 at the quota.
-    set_client_quota(
-        &format!("{app}-restore-consumer"),
-        &format!("consumer_byte_rate={RESTORE_BYTE_RATE}"),
-    );
-    let b = EngineProcess::start(&manifest("b"), &[], &[]);
+    built.throttle_restores();
+    let b = EngineProcess::start(&built.manifest("b"), &[], &[]);
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if remaining(&b, 0).is_some_and(|r| r > 0) {
@@ -328,7 +396,7 @@ async fn run(protocol: &str, guarantee: &str) {
         } else {
             latencies.push(received);
         }
-        expected.insert(probe(i), 1);
+        built.expected.insert(probe(i), 1);
     }
     let worst = latencies.iter().max().copied().unwrap_or_default();
     println!(
@@ -349,15 +417,8 @@ async fn run(protocol: &str, guarantee: &str) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    send(&producer, &input, 0, (0..1_000).map(big));
-    send(&producer, &input, 1, (0..SMALL_KEYS).map(small));
-    for i in 0..1_000 {
-        expected.insert(big(i), 2);
-    }
-    for i in 0..SMALL_KEYS {
-        expected.insert(small(i), 2);
-    }
-    wait_counts(&output, &expected, &b);
+    built.count_on();
+    wait_counts(&output, &built.expected, &b);
     let (status, body) = b.get("/readyz").expect("/readyz answers");
     assert_eq!(status, 200, "{body}");
     assert!(!body.contains("restoringTasks"), "{body}");
@@ -366,5 +427,97 @@ async fn run(protocol: &str, guarantee: &str) {
         b.terminate(Duration::from_secs(60)).success(),
         "{}",
         b.log_text()
+    );
+}
+
+/// A restore stopped midway (the engine stops while 0_0 restores: the same removal from the
+/// state updater as a revocation) keeps what it restored: the task's checkpoint names an offset
+/// inside the changelog, the next start restores only the rest, and the counts are exact.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_restore_is_checkpointed_where_it_stood_at_least_once() {
+    stopped_restore("at_least_once").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_restore_is_checkpointed_where_it_stood_exactly_once() {
+    stopped_restore("exactly_once_v2").await;
+}
+
+async fn stopped_restore(guarantee: &'static str) {
+    let mut built = Built::new("classic", guarantee).await;
+    built.throttle_restores();
+    let mut b = EngineProcess::start(&built.manifest("b"), &[], &[]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while restored(&b, 0) < 20_000.0 {
+        assert!(
+            Instant::now() < deadline,
+            "0_0's restore never got under way; log:\n{}",
+            b.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        remaining(&b, 0).is_some_and(|r| r > 0),
+        "0_0 restored before the stop: raise KEYS or lower RESTORE_BYTE_RATE"
+    );
+    let stopped_at = Instant::now();
+    assert!(
+        b.terminate(Duration::from_secs(60)).success(),
+        "{}",
+        b.log_text()
+    );
+    println!(
+        "{guarantee}: stopped mid-restore in {:?}",
+        stopped_at.elapsed()
+    );
+    let log = b.log_text();
+    assert!(log.contains("restore stopped"), "{log}");
+    let checkpoint_path = built
+        .dir
+        .path()
+        .join("b")
+        .join(&built.app)
+        .join("0_0")
+        .join(".checkpoint");
+    let checkpoint = std::fs::read_to_string(&checkpoint_path)
+        .unwrap_or_else(|e| panic!("no checkpoint at {}: {e}\n{log}", checkpoint_path.display()));
+    let changelog = format!("{}-counts-changelog 0 ", built.app);
+    let offset: i64 = checkpoint
+        .lines()
+        .find_map(|l| l.strip_prefix(&changelog)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no entry for {changelog} in {checkpoint}"));
+    // Under exactly-once the changelog's end counts transaction markers too.
+    let client: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_bootstrap())
+        .create()
+        .expect("metadata client");
+    let (_, end) = client
+        .fetch_watermarks(
+            &format!("{}-counts-changelog", built.app),
+            0,
+            Duration::from_secs(10),
+        )
+        .expect("the changelog's end offset");
+    assert!(
+        offset > 0 && offset < end - 1,
+        "the checkpoint stands inside the changelog (end {end}): {offset}"
+    );
+
+    // The restart restores only what is after the checkpoint, and counts on exactly.
+    let mut c = EngineProcess::start(&built.manifest("b"), &[], &[]);
+    c.wait_ready(Duration::from_secs(240));
+    let again = restored(&c, 0);
+    println!("{guarantee}: checkpointed at {offset}, restored {again} more");
+    assert!(
+        again > 0.0 && again <= (end - offset - 1) as f64,
+        "restored {again} after a checkpoint at {offset}, the changelog ending at {end}; log:\n{}",
+        c.log_text()
+    );
+    built.count_on();
+    wait_counts(&built.output, &built.expected, &c);
+    assert!(
+        c.terminate(Duration::from_secs(60)).success(),
+        "{}",
+        c.log_text()
     );
 }
