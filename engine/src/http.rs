@@ -45,6 +45,9 @@ async fn healthz(AxumState(app): AxumState<AppHandle>) -> impl IntoResponse {
 
 /// `/readyz`: 200 when RUNNING, else 503; the body, JSON for people and the operator alike, says
 /// the state and why: `{"state": "CREATED", "reason": "waiting: cannot reach Kafka at ..."}`,
+/// and lists the tasks whose stores are being restored, RUNNING or not (a restore does not make
+/// the instance unready: its other tasks run meanwhile): `"restoringTasks": [{"task": "0_0",
+/// "remainingRecords": 120000}]`,
 /// `{"state": "REBALANCING", "reason": "loading global tables"}`, or after a failure the error
 /// and, when a record's handler said fail, where that record was: `{"state": "ERROR", "error":
 /// "...", "record": {"kind": "production", "task": "0_0", "topic": "orders", "partition": 0,
@@ -65,6 +68,14 @@ async fn readyz(AxumState(endpoints): AxumState<Endpoints>) -> impl IntoResponse
     };
     let state = app.state();
     let mut body = serde_json::json!({ "state": state.name() });
+    // Restoring tasks do not make the instance unready: it runs its other tasks meanwhile.
+    let restoring = app.restoring_tasks();
+    if !restoring.is_empty() {
+        body["restoringTasks"] = restoring
+            .iter()
+            .map(|r| serde_json::json!({ "task": r.task, "remainingRecords": r.remaining_records }))
+            .collect();
+    }
     if state == State::Running {
         return json(StatusCode::OK, body);
     }

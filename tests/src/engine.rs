@@ -136,11 +136,15 @@ impl EngineProcess {
         }
     }
 
-    /// Waits until `/readyz` answers 200 (RUNNING).
+    /// Waits until `/readyz` answers 200 (RUNNING) and lists no task still restoring its
+    /// stores: every task assigned so far runs. (A restoring task does not make the engine
+    /// unready — it runs its other tasks meanwhile — so 200 alone does not say that.)
     pub fn wait_ready(&mut self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some((200, _)) = self.get("/readyz") {
+            if let Some((200, body)) = self.get("/readyz")
+                && !body.contains("restoringTasks")
+            {
                 return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {

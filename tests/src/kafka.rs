@@ -342,7 +342,8 @@ pub fn start(topology: Topology, config: StreamsConfig) -> KafkaStreams {
         .expect("prepare topics");
     app.start();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while app.state() != State::Running {
+    // RUNNING, and every assigned task restored (a restoring task leaves the state RUNNING).
+    while app.state() != State::Running || !app.restoring_tasks().is_empty() {
         assert!(
             Instant::now() < deadline,
             "application not RUNNING after 60 s: {}",

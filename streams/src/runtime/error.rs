@@ -427,6 +427,10 @@ pub enum RestoreError {
     /// so a crash mid-transaction restores from the changelog again; the delete failed.
     #[error("deleting the checkpoint before processing: {0}")]
     DeleteCheckpoint(#[source] Arc<StateError>),
+    /// The thread that restores the task's stores off the stream thread could not be started
+    /// (the process is out of threads or memory: see `ulimit -u` and the pod's limits).
+    #[error("starting the task's restore thread: {0}")]
+    Spawn(#[source] Arc<std::io::Error>),
 }
 
 impl From<StateError> for RestoreError {

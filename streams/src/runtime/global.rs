@@ -21,6 +21,7 @@ const LOAD_PATIENCE: super::restore::read::Patience<'static> = super::restore::r
     limit: Duration::from_secs(60),
     limit_name: "the global tables' load limit",
     what: "loading global tables",
+    stop: None,
 };
 
 fn consumer(config: &StreamsConfig) -> Result<BaseConsumer, GlobalError> {

@@ -159,6 +159,9 @@ pub struct Metrics {
     pub standby_restored_records: Family<StoreLabels, Counter>,
     /// `freshet_standby_tasks`: the standby and warm-up tasks this instance keeps.
     pub standby_tasks: Gauge,
+    /// `freshet_restoring_tasks`: active tasks whose stores are being restored off the stream
+    /// threads (their input partitions paused meanwhile).
+    pub restoring_tasks: Gauge,
     /// `freshet_task_corrupted`: stores whose local state was found unusable and wiped, to be
     /// restored from the changelog's start, per task, store and reason (Kafka Streams'
     /// `TaskCorruptedException`): `checkpoint_beyond_changelog_end` (the changelog was truncated
@@ -199,6 +202,7 @@ impl Metrics {
             restored_bytes: Family::default(),
             standby_restored_records: Family::default(),
             standby_tasks: Gauge::default(),
+            restoring_tasks: Gauge::default(),
             task_corrupted: Family::default(),
             rocksdb_block_cache_bytes: Gauge::default(),
             rocksdb_memtable_bytes: Gauge::default(),
@@ -269,6 +273,11 @@ impl Metrics {
             "standby_tasks",
             "Standby and warm-up tasks this instance keeps",
             m.standby_tasks.clone(),
+        );
+        registry.register(
+            "restoring_tasks",
+            "Active tasks whose stores are being restored (their input partitions paused meanwhile)",
+            m.restoring_tasks.clone(),
         );
         registry.register(
             "task_corrupted",
@@ -409,6 +418,16 @@ impl Metrics {
                 .get_or_create(&labels)
                 .clone(),
         )
+    }
+
+    /// The changelog records still to apply to store `store` of `partition`, as last set.
+    pub fn restore_remaining(&self, store: &str, partition: i32) -> i64 {
+        self.restore_remaining_records
+            .get_or_create(&StoreLabels {
+                store: store.to_owned(),
+                partition,
+            })
+            .get()
     }
 
     /// The counter of changelog records applied to store `store` of a standby of `partition`.

@@ -29,6 +29,7 @@ mod refusal;
 pub mod repeats;
 pub(crate) mod restore;
 mod standby;
+mod state_updater;
 mod streams_group;
 pub(crate) mod task;
 mod task_manager;
@@ -124,6 +125,8 @@ pub(crate) struct Shared {
     tasks: RwLock<Vec<Vec<String>>>,
     /// Standby (and warm-up) tasks per thread.
     standby_tasks: RwLock<Vec<Vec<String>>>,
+    /// Active tasks being restored, per thread.
+    restoring_tasks: RwLock<Vec<Vec<restore::RestoreRequest>>>,
     failure: Mutex<Option<RecordFailure>>,
     fatal: Mutex<Option<RuntimeError>>,
     listeners: Mutex<Vec<Listener>>,
@@ -191,6 +194,11 @@ impl Shared {
     pub fn publish_tasks(&self, thread: usize, tasks: Vec<String>, standbys: Vec<String>) {
         self.tasks.lock_unpoisoned()[thread] = tasks;
         self.standby_tasks.lock_unpoisoned()[thread] = standbys;
+    }
+
+    /// Records which active tasks thread `thread` is restoring.
+    pub fn publish_restoring(&self, thread: usize, restoring: Vec<restore::RestoreRequest>) {
+        self.restoring_tasks.lock_unpoisoned()[thread] = restoring;
     }
 
     pub fn record_failure(&self, failure: &RecordFailure) {
@@ -396,6 +404,7 @@ impl KafkaStreams {
                 threads: Mutex::new(vec![ThreadState::Starting; threads]),
                 tasks: RwLock::new(vec![Vec::new(); threads]),
                 standby_tasks: RwLock::new(vec![Vec::new(); threads]),
+                restoring_tasks: RwLock::new(vec![Vec::new(); threads]),
                 failure: Mutex::new(None),
                 fatal: Mutex::new(fatal),
                 listeners: Mutex::new(Vec::new()),
@@ -474,6 +483,40 @@ impl KafkaStreams {
     /// Standby and warm-up tasks per thread (under `group.protocol=streams`).
     pub fn standby_tasks(&self) -> Vec<Vec<String>> {
         self.shared.standby_tasks.read_unpoisoned().clone()
+    }
+
+    /// The active tasks whose stores are being restored (their input partitions paused
+    /// meanwhile), in id order, with the changelog records each still has to apply as far as
+    /// its restore has measured them (`freshet_restore_remaining_records` of its stores).
+    pub fn restoring_tasks(&self) -> Vec<RestoringTask> {
+        let mut restoring: Vec<RestoringTask> = self
+            .shared
+            .restoring_tasks
+            .read_unpoisoned()
+            .iter()
+            .flatten()
+            .map(|r| {
+                let remaining_records = self
+                    .topology
+                    .subtopologies()
+                    .iter()
+                    .find(|s| s.id == r.subtopology)
+                    .map_or(0, |sub| {
+                        self.topology
+                            .stores_of(sub)
+                            .iter()
+                            .filter(|d| d.logged)
+                            .map(|d| self.shared.metrics.restore_remaining(&d.name, r.partition))
+                            .sum()
+                    });
+                RestoringTask {
+                    task: r.task.clone(),
+                    remaining_records,
+                }
+            })
+            .collect();
+        restoring.sort_by(|a, b| a.task.cmp(&b.task));
+        restoring
     }
 
     /// The failure that moved the application to ERROR, if any.
@@ -683,6 +726,16 @@ impl Drop for KafkaStreams {
             self.close(Duration::from_secs(30));
         }
     }
+}
+
+/// An active task whose stores are being restored ([`KafkaStreams::restoring_tasks`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestoringTask {
+    /// The task, `<subtopology>_<partition>`.
+    pub task: String,
+    /// Changelog records its stores still have to apply (0 until its restore has read where
+    /// the changelogs end).
+    pub remaining_records: i64,
 }
 
 /// Asks a [`KafkaStreams`] to stop from another thread ([`KafkaStreams::stop_handle`]).

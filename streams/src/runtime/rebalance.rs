@@ -2,6 +2,9 @@
 //! callbacks commit and close the tasks of revoked partitions and create (and restore) those of
 //! assigned ones, through the thread's [`TaskManager`].
 //!
+//! New tasks' stores restore off the stream thread (the task manager's state updater): the
+//! assign callback only registers them and pauses their partitions.
+//!
 //! The callbacks run inside the consumer's poll on the stream thread; what they cannot handle
 //! there (a failed transaction, a fatal error) they leave for the run loop, which checks after
 //! each poll.
@@ -184,6 +187,8 @@ impl ConsumerContext for RebalanceContext {
                 }
                 let assigned = topic_partitions(assigned);
                 self.create_tasks(core, &assigned, &committed);
+                // The new tasks restore off this thread; their partitions wait, paused.
+                core.tasks.pause_restoring(consumer);
                 self.shared
                     .set_thread_state(self.thread, ThreadState::Running);
             }

@@ -127,12 +127,13 @@ impl StandbyTask {
         } = self;
         let Some(dir) = directory else {
             // No state: the task is created as any stateless one.
-            return open_and_restore(topology, sub, partition, &id, shared);
+            return open_and_restore(topology, sub, partition, &id, shared, None);
         };
         let ctx = TaskContext {
             id: &id,
             partition,
             shared,
+            cancel: None,
         };
         let restored = if caught_up {
             // Nothing to read: the restore series still exist, at zero, as after any restore.
@@ -155,7 +156,7 @@ impl StandbyTask {
                 warn!(task = %id, store = %found.store, reason = found.reason.label(), "standby task {id} corrupted at promotion: {found}; wiping its stores and restoring them from the changelog's start");
                 dir.wipe()?;
                 drop(dir);
-                return open_and_restore(topology, sub, partition, &id, shared);
+                return open_and_restore(topology, sub, partition, &id, shared, None);
             }
             Err(e) => return Err(e),
         };
@@ -325,6 +326,7 @@ impl StandbyTasks {
             id,
             partition,
             shared: &shared,
+            cancel: None,
         };
         let mut wipes = 0;
         loop {
@@ -383,6 +385,7 @@ impl StandbyTasks {
                 limit: ctx.shared.config.task_timeout,
                 limit_name: "task.timeout.ms",
                 what: &what,
+                stop: None,
             };
             let (low, high) = read::watermarks(self.consumer()?, topic, partition, &patience)
                 .map_err(RestoreError::EndOffset)?;

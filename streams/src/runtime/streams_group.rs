@@ -396,7 +396,7 @@ pub(crate) fn reset_offset(config: &StreamsConfig) -> Offset {
 const END_OFFSET_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The task offsets the thread reports (Kafka Streams' task offset sums): per stateful task it
-/// runs or keeps as a standby, the sum of its changelog positions, and the sum of those
+/// runs, restores or keeps as a standby, the sum of its changelog positions, and the sum of those
 /// changelogs' end offsets (read from the brokers in one ListOffsets round, as the consumer's
 /// isolation level sees them; when they cannot be read now the report goes without end
 /// offsets). Tasks without a logged store report nothing, as in Kafka Streams.
@@ -409,11 +409,13 @@ fn task_offsets<C: ConsumerContext>(
     let mut changelogs: Vec<(TaskId, Vec<(String, i32)>)> = Vec::new();
     let mut tpl = TopicPartitionList::new();
     let actives = tasks.values().map(|t| (&t.id, t.changelog_positions()));
+    let actives = actives.map(|(id, p)| (id.as_str(), p));
     let standbys = tasks
         .standbys
         .values()
-        .map(|t| (&t.id, t.changelog_positions()));
-    for (id, positions) in actives.chain(standbys) {
+        .map(|t| (t.id.as_str(), t.changelog_positions()));
+    let restoring = tasks.restoring_positions();
+    for (id, positions) in actives.chain(standbys).chain(restoring) {
         let Some(id) = task_id(id) else {
             continue;
         };
@@ -629,8 +631,15 @@ impl GroupMember {
     /// What the thread owns: its active tasks, and its standbys, as warm-ups where the last
     /// assignment named them so.
     fn owned(&self, tasks: &TaskManager) -> Assignment {
-        let mut owned =
-            Assignment::active(tasks.ids().iter().filter_map(|id| task_id(id)).collect());
+        // A task still restoring is this member's as much as a running one (Java's too).
+        let mut owned = Assignment::active(
+            tasks
+                .ids()
+                .iter()
+                .chain(&tasks.restoring_ids())
+                .filter_map(|id| task_id(id))
+                .collect(),
+        );
         for id in tasks.standbys.ids().iter().filter_map(|id| task_id(id)) {
             if self.warmup.contains(&id) {
                 owned.warmup.insert(id);
@@ -772,6 +781,8 @@ impl GroupMember {
             consumer
                 .incremental_assign(&tpl)
                 .map_err(|e| RuntimeError::kafka("assigning partitions", e))?;
+            // The new tasks restore off this thread; their partitions wait, paused.
+            tasks.pause_restoring(consumer);
         }
         tasks.publish();
         let owned = self.owned(tasks);
@@ -782,6 +793,17 @@ impl GroupMember {
             .report_task_offsets(task_offsets(consumer, tasks, self.thread));
         shared.set_thread_state(self.thread, ThreadState::Running);
         Ok(())
+    }
+
+    /// Reports the task offsets with the next heartbeat (tasks just created after their
+    /// restore, whose positions the assignor should know without waiting for the interval).
+    pub fn report_task_offsets<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        tasks: &TaskManager,
+    ) {
+        self.member
+            .report_task_offsets(task_offsets(consumer, tasks, self.thread));
     }
 
     /// Leaves the group after the thread's last commit.

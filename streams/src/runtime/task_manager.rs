@@ -1,7 +1,12 @@
 //! The tasks of one stream thread (Kafka Streams' `TaskManager`): by id, and by the partitions
 //! they read, so a fetched record finds its task with one lookup; their creation (stores restored
-//! through the [`StateRestorer`]), commit, and closing on revocation, recovery and shutdown; and
-//! the thread's [`StandbyTasks`], promoted to active tasks when the group makes them so.
+//! off the stream thread by the [`StateUpdater`], the task created when they come back:
+//! `checkStateUpdater`), commit, and closing on revocation, recovery and shutdown; and the
+//! thread's [`StandbyTasks`], promoted to active tasks when the group makes them so.
+//!
+//! A task whose stores are restoring is assigned (the group counts it as this member's) but its
+//! input partitions are paused on the main consumer until it is created, so the thread goes on
+//! processing, committing and heartbeating for its other tasks meanwhile.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -19,12 +24,26 @@ use super::failure::Failure;
 use super::member_offsets::MemberIdentity;
 use super::producer::StreamsProducer;
 use super::refusal::Origin;
-use super::restore::{RestoreRequest, RestoredStores, StateRestorer};
+use super::restore::{RestoreRequest, RestoredStores};
 use super::standby::StandbyTasks;
-use super::task::Task;
+use super::state_updater::StateUpdater;
+use super::task::{RawRecord, Task};
 use crate::config::StreamsConfig;
 use crate::topology::Topology;
 use freshet_streams_group::Member;
+
+/// Positions per changelog partition, as a task reports them in its task offsets.
+type ChangelogPositions = Vec<((String, i32), i64)>;
+
+/// A task whose stores are restoring: its input partitions (paused meanwhile), where they
+/// resume, and records fetched for them before the pause took hold.
+struct Waiting {
+    inputs: Vec<(String, i32)>,
+    /// The changelog partitions of its logged stores.
+    changelogs: Vec<(String, i32)>,
+    committed: HashMap<(String, i32), i64>,
+    held: Vec<RawRecord>,
+}
 
 /// A thread's tasks, with the partition → task map kept in step with them.
 pub(crate) struct TaskManager {
@@ -34,8 +53,10 @@ pub(crate) struct TaskManager {
     tasks: BTreeMap<String, Task>,
     /// (topic, partition) → id of the task that reads it.
     by_partition: HashMap<(String, i32), String>,
-    /// Restores the stores of the tasks being created.
-    restorer: StateRestorer,
+    /// Restores the stores of the tasks being created, off the stream thread.
+    updater: StateUpdater,
+    /// The tasks `updater` restores: what creating each needs once its stores are back.
+    restoring: BTreeMap<String, Waiting>,
     /// The standby (and warm-up) tasks the streams group assigned this thread.
     pub standbys: StandbyTasks,
 }
@@ -45,7 +66,8 @@ impl TaskManager {
     pub fn new(thread: usize, shared: Arc<Shared>, topology: Arc<Topology>) -> Self {
         TaskManager {
             thread,
-            restorer: StateRestorer::new(shared.clone(), topology.clone()),
+            updater: StateUpdater::new(thread, shared.clone(), topology.clone()),
+            restoring: BTreeMap::new(),
             standbys: StandbyTasks::new(thread, shared.clone(), topology.clone()),
             shared,
             topology,
@@ -70,12 +92,15 @@ impl TaskManager {
         Some(task)
     }
 
-    /// Creates the tasks of `assigned` partitions that have none yet, their stores opened and
-    /// restored first (Kafka Streams' `handleAssignment`); `committed` says where each partition
+    /// Creates the tasks of `assigned` partitions that have none yet (Kafka Streams'
+    /// `handleAssignment`): a task this thread keeps as a standby is promoted at once (its
+    /// stores are only caught up from where the standby stands); the others go to the state
+    /// updater, which restores their stores off the stream thread, and are created by
+    /// [`TaskManager::check_state_updater`] once restored. The caller pauses their partitions
+    /// ([`TaskManager::pause_restoring`]) once assigned. `committed` says where each partition
     /// resumes, which lets a task tell a caught-up partition from one whose records are still to
-    /// be fetched. A task this thread keeps as a standby is promoted: its stores are only caught
-    /// up from where the standby stands. A task whose stores cannot be restored is left out; the
-    /// first such failure is returned after the others were created.
+    /// be fetched. A promoted task whose stores cannot be caught up is left out; the first such
+    /// failure is returned after the others were created.
     pub fn create_tasks(
         &mut self,
         assigned: &[(String, i32)],
@@ -95,7 +120,7 @@ impl TaskManager {
             partitions.dedup();
             for partition in partitions {
                 let task = crate::topology::task_id(sub.id, partition);
-                if self.tasks.contains_key(&task) {
+                if self.tasks.contains_key(&task) || self.restoring.contains_key(&task) {
                     continue;
                 }
                 let request = RestoreRequest {
@@ -109,18 +134,169 @@ impl TaskManager {
                         let restored = standby.promote(&topology, sub, &self.shared);
                         self.adopt(request, restored, assigned, committed, &mut first_failure);
                     }
-                    None => self.restorer.register(request),
+                    None => {
+                        let inputs: Vec<(String, i32)> =
+                            topics.iter().map(|t| (t.clone(), partition)).collect();
+                        let committed = inputs
+                            .iter()
+                            .filter_map(|k| committed.get(k).map(|o| (k.clone(), *o)))
+                            .collect();
+                        let changelogs = topology
+                            .stores_of(sub)
+                            .iter()
+                            .filter(|d| d.logged)
+                            .map(|d| (d.changelog().resolve(&app), partition))
+                            .collect();
+                        self.restoring.insert(
+                            request.task.clone(),
+                            Waiting {
+                                inputs,
+                                changelogs,
+                                committed,
+                                held: Vec::new(),
+                            },
+                        );
+                        self.updater.add(request);
+                    }
                 }
-            }
-        }
-        while !self.restorer.is_done() {
-            self.restorer.restore_step();
-            for (request, restored) in self.restorer.take_restored() {
-                self.adopt(request, restored, assigned, committed, &mut first_failure);
             }
         }
         self.publish();
         first_failure.map_or(Ok(()), Err)
+    }
+
+    /// The input partitions of the tasks whose stores are restoring.
+    pub fn restoring_partitions(&self) -> Vec<(String, i32)> {
+        self.restoring
+            .values()
+            .flat_map(|w| w.inputs.iter().cloned())
+            .collect()
+    }
+
+    /// Whether `partition` of `topic` is an input of a task whose stores are restoring.
+    pub fn is_restoring(&self, topic: &str, partition: i32) -> bool {
+        self.restoring
+            .values()
+            .any(|w| w.inputs.iter().any(|(t, p)| t == topic && *p == partition))
+    }
+
+    /// The changelog positions the restoring tasks report to the streams group: 0 for each
+    /// changelog (a lower bound: the restore's progress stays on its thread until it is done).
+    pub fn restoring_positions(&self) -> Vec<(&str, ChangelogPositions)> {
+        self.restoring
+            .iter()
+            .map(|(id, w)| {
+                let positions = w.changelogs.iter().map(|c| (c.clone(), 0)).collect();
+                (id.as_str(), positions)
+            })
+            .collect()
+    }
+
+    /// The ids of the tasks whose stores are restoring: assigned to this thread, not running.
+    pub fn restoring_ids(&self) -> Vec<String> {
+        self.restoring.keys().cloned().collect()
+    }
+
+    /// Keeps a record fetched for a restoring task before its partition was paused, for the
+    /// task to process first once created (the consumer's position is already past it).
+    /// Returns the record when no restoring task reads its partition.
+    pub fn hold(&mut self, raw: RawRecord) -> Option<RawRecord> {
+        let waiting = self.restoring.values_mut().find(|w| {
+            w.inputs
+                .iter()
+                .any(|(t, p)| *t == raw.topic && *p == raw.partition)
+        });
+        match waiting {
+            Some(w) => {
+                w.held.push(raw);
+                None
+            }
+            None => Some(raw),
+        }
+    }
+
+    /// Pauses the input partitions of the restoring tasks on `consumer` (after they were
+    /// assigned, which resumes them): nothing is fetched for a task until it exists.
+    pub fn pause_restoring<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) {
+        let partitions = self.restoring_partitions();
+        if partitions.is_empty() {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (topic, partition) in &partitions {
+            tpl.add_partition(topic, *partition);
+        }
+        if let Err(e) = consumer.pause(&tpl) {
+            warn!(thread = self.thread, error = %e, "pausing the partitions of restoring tasks failed; records fetched meanwhile wait for their task");
+        }
+    }
+
+    /// After the partitions were restarted at their committed offsets (which resumes them):
+    /// pauses the restoring tasks' partitions again and forgets the records held for them,
+    /// which will be fetched again.
+    pub fn restart_restoring<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        for waiting in self.restoring.values_mut() {
+            waiting.held.clear();
+        }
+        self.pause_restoring(consumer);
+    }
+
+    /// Creates the tasks whose stores the state updater restored since the last call, and
+    /// resumes their partitions (Kafka Streams' `checkStateUpdater`); called once per loop,
+    /// never waits. Returns whether any task was created. A task whose stores could not be
+    /// restored is left out and its error returned (after the others were created).
+    pub fn check_state_updater<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<bool, RuntimeError> {
+        let done = self.updater.drain_restored();
+        if done.is_empty() {
+            return Ok(false);
+        }
+        let mut first_failure = None;
+        for (request, restored) in done {
+            let Some(waiting) = self.restoring.remove(&request.task) else {
+                continue;
+            };
+            let id = request.task.clone();
+            self.adopt(
+                request,
+                restored,
+                &waiting.inputs,
+                &waiting.committed,
+                &mut first_failure,
+            );
+            let Some(task) = self.tasks.get_mut(&id) else {
+                continue;
+            };
+            for raw in waiting.held {
+                task.enqueue(raw);
+            }
+            let mut tpl = TopicPartitionList::new();
+            for (topic, partition) in &waiting.inputs {
+                tpl.add_partition(topic, *partition);
+            }
+            if let Err(e) = consumer.resume(&tpl) {
+                warn!(thread = self.thread, task = %id, error = %e, "resuming the restored task's partitions failed");
+            }
+        }
+        self.publish();
+        first_failure.map_or(Ok(true), Err)
+    }
+
+    /// Stops restoring the tasks reading any of `partitions` (revoked, or the thread closes):
+    /// each keeps a checkpoint of what it restored.
+    fn stop_restoring(&mut self, partitions: Option<&[(String, i32)]>) {
+        let ids: Vec<String> = self
+            .restoring
+            .iter()
+            .filter(|(_, w)| partitions.is_none_or(|ps| w.inputs.iter().any(|i| ps.contains(i))))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            self.updater.remove(&id);
+            self.restoring.remove(&id);
+        }
     }
 
     /// Makes a task of restored stores (or records why they could not be restored).
@@ -198,6 +374,8 @@ impl TaskManager {
     /// a failed transaction, their stores wiped so that their next owner restores them from the
     /// changelogs.
     pub fn revoke(&mut self, revoked: &[(String, i32)], dirty: bool) {
+        // A restoring task processed nothing: its stores hold committed data, dirty or not.
+        self.stop_restoring(Some(revoked));
         for id in self.reading_any(revoked) {
             let Some(mut task) = self.remove(&id) else {
                 continue;
@@ -221,6 +399,7 @@ impl TaskManager {
     /// Closes every task dirty, its stores wiped (they hold the writes of an aborted
     /// transaction); a store that cannot be wiped stops the thread rather than keep them.
     pub fn close_all_dirty(&mut self) -> Result<(), RuntimeError> {
+        self.stop_restoring(None);
         self.by_partition.clear();
         for (id, task) in std::mem::take(&mut self.tasks) {
             task.close_dirty().map_err(RuntimeError::Task)?;
@@ -232,6 +411,7 @@ impl TaskManager {
     /// Closes every task (after the final commit, or without one after a failure) and forgets
     /// them; the standbys close too, each with its checkpoint (they hold committed data only).
     pub fn close_all(&mut self) {
+        self.stop_restoring(None);
         for task in self.tasks.values_mut() {
             task.close();
         }

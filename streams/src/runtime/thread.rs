@@ -490,6 +490,7 @@ impl StreamThread {
                 .map_err(|e| RuntimeError::kafka("resuming the partitions", e))?;
         }
         context.create_tasks(core, &assigned, &committed);
+        core.tasks.pause_restoring(consumer);
         info!(
             thread = self.index,
             tasks = core.tasks.len(),
@@ -569,8 +570,11 @@ impl StreamThread {
                 for raw in batch {
                     match core.tasks.for_partition(&raw.topic, raw.partition) {
                         Some(task) => task.enqueue(raw),
+                        // Fetched just before its restoring task's partition was paused.
                         None => {
-                            debug!(topic = %raw.topic, partition = raw.partition, "record for a partition without a task (revoked meanwhile)")
+                            if let Some(raw) = core.tasks.hold(raw) {
+                                debug!(topic = %raw.topic, partition = raw.partition, "record for a partition without a task (revoked meanwhile)")
+                            }
                         }
                     }
                 }
@@ -581,13 +585,26 @@ impl StreamThread {
             if let Some(cause) = consumer.context().recover.lock_unpoisoned().take() {
                 return Err(Failure::Transaction(cause));
             }
-            if self.resolve_positions(consumer)? {
+            let restarted = self.resolve_positions(consumer)?;
+            if restarted {
                 // The restart resumed every partition: the loop pauses the full ones again.
                 paused.clear();
             }
 
             let mut guard = consumer.context().core.lock_unpoisoned();
             let Some(core) = guard.as_mut() else { break };
+            if restarted {
+                core.tasks.restart_restoring(consumer);
+            }
+            // Tasks whose stores the state updater restored meanwhile start now.
+            let started = core
+                .tasks
+                .check_state_updater(consumer)
+                .map_err(Failure::Fatal)?;
+            if started && let Some(group) = core.group.as_mut() {
+                // The assignment's acknowledgement reported none of them: they did not run yet.
+                group.report_task_offsets(consumer, &core.tasks);
+            }
             if let Some(group) = core.group.as_mut() {
                 group.maintain(consumer, &mut core.tasks, &mut core.output, &self.shared)?;
                 // Standbys apply what their consumer fetched meanwhile, without waiting.
@@ -679,6 +696,10 @@ impl StreamThread {
                 }
             }
             paused.retain(|(topic, partition)| {
+                if core.tasks.is_restoring(topic, *partition) {
+                    // Stays paused for its restoring task, which resumes it once created.
+                    return false;
+                }
                 let still_full = core
                     .tasks
                     .values()

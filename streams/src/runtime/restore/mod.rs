@@ -14,17 +14,17 @@
 //! `freshet_task_corrupted_total`. A broker that is away is waited for up to `task.timeout.ms`
 //! without progress ([`read`]).
 //!
-//! [`StateRestorer`] is the seam between the tasks and their restoration (Kafka Streams'
-//! `StoreChangelogReader`): the task manager registers the tasks whose stores need restoring,
-//! steps the restorer, and takes the restored stores back when it is done. Today each step
-//! restores one task on the stream thread; the interface is what a restorer on its own thread
-//! (Kafka Streams' `StateUpdater`) would keep.
+//! The stream thread does not call this itself for a new active task: its
+//! [`StateUpdater`](super::state_updater::StateUpdater) runs [`open_and_restore`] off the stream
+//! thread and hands the restored stores back. A restore can be stopped midway (the task was
+//! revoked): [`TaskContext::cancel`].
 
 pub(crate) mod read;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -67,69 +67,6 @@ pub(crate) struct RestoreRequest {
     pub task: String,
     pub subtopology: usize,
     pub partition: i32,
-}
-
-/// Opens and restores the stores of registered tasks, one task per [`StateRestorer::restore_step`]
-/// (Kafka Streams' `ChangelogReader`): the task manager registers tasks on assignment, steps the
-/// restorer until [`StateRestorer::is_done`], and takes each task's stores, or the reason they
-/// could not be restored, from [`StateRestorer::take_restored`].
-pub(crate) struct StateRestorer {
-    shared: Arc<Shared>,
-    topology: Arc<Topology>,
-    pending: VecDeque<RestoreRequest>,
-    restored: Vec<(RestoreRequest, Result<RestoredStores, RestoreError>)>,
-}
-
-impl StateRestorer {
-    pub fn new(shared: Arc<Shared>, topology: Arc<Topology>) -> Self {
-        StateRestorer {
-            shared,
-            topology,
-            pending: VecDeque::new(),
-            restored: Vec::new(),
-        }
-    }
-
-    /// Queues a task's stores for restoration; a task already queued is not queued twice.
-    pub fn register(&mut self, request: RestoreRequest) {
-        if !self.pending.iter().any(|r| r.task == request.task) {
-            self.pending.push_back(request);
-        }
-    }
-
-    /// Opens and restores the stores of the next registered task (blocking until its changelogs
-    /// are read to their end).
-    pub fn restore_step(&mut self) {
-        let Some(request) = self.pending.pop_front() else {
-            return;
-        };
-        let result = match self
-            .topology
-            .subtopologies()
-            .iter()
-            .find(|s| s.id == request.subtopology)
-        {
-            Some(sub) => open_and_restore(
-                &self.topology,
-                sub,
-                request.partition,
-                &request.task,
-                &self.shared,
-            ),
-            None => Err(RestoreError::UnknownSubtopology(request.subtopology)),
-        };
-        self.restored.push((request, result));
-    }
-
-    /// Whether every registered task has been restored (or failed to be).
-    pub fn is_done(&self) -> bool {
-        self.pending.is_empty()
-    }
-
-    /// The tasks restored (or failed) since the last call, in the order they were registered.
-    pub fn take_restored(&mut self) -> Vec<(RestoreRequest, Result<RestoredStores, RestoreError>)> {
-        std::mem::take(&mut self.restored)
-    }
 }
 
 const RESTORE_BATCH: usize = 10_000;
@@ -190,12 +127,15 @@ pub(crate) fn open_task_directory<'s>(
 }
 
 /// Opens the stores of task `task_id` (partition `partition` of `sub`) and restores them.
+/// `cancel`, once set, ends the restore early: the stores come back reflecting the offsets
+/// they reached (which the caller checkpoints), not the changelogs' ends.
 pub(crate) fn open_and_restore(
     topology: &Topology,
     sub: &SubTopology,
     partition: i32,
     task_id: &str,
     shared: &Shared,
+    cancel: Option<&AtomicBool>,
 ) -> Result<RestoredStores, RestoreError> {
     let defs = topology.stores_of(sub);
     let exactly_once = shared.config.processing_guarantee == ProcessingGuarantee::ExactlyOnceV2;
@@ -214,6 +154,7 @@ pub(crate) fn open_and_restore(
         id: task_id,
         partition,
         shared,
+        cancel,
     };
     let mut wipes = 0;
     let (stores, offsets) = loop {
@@ -270,6 +211,16 @@ pub(crate) struct TaskContext<'a> {
     pub id: &'a str,
     pub partition: i32,
     pub shared: &'a Shared,
+    /// Set by the state updater when the task is revoked while it restores: each changelog's
+    /// read stops at its next poll, keeping what it applied.
+    pub cancel: Option<&'a AtomicBool>,
+}
+
+impl TaskContext<'_> {
+    /// Whether the restore was asked to stop.
+    fn cancelled(&self) -> bool {
+        self.cancel.is_some_and(|c| c.load(Ordering::Relaxed))
+    }
 }
 
 /// Opens every store of the task. A logged RocksDB store without a checkpoint entry is deleted
@@ -467,12 +418,16 @@ fn restore_partition(
     from: Option<i64>,
 ) -> Result<Option<i64>, RestoreError> {
     let partition = task.partition;
+    if task.cancelled() {
+        return Ok(None);
+    }
     let store_name = stores.def(id).name.clone();
     let what = format!("restoring store '{store_name}' of task {}", task.id);
     let patience = Patience {
         limit: task.shared.config.task_timeout,
         limit_name: "task.timeout.ms",
         what: &what,
+        stop: task.cancel,
     };
     let (low, high) =
         read::watermarks(consumer, topic, partition, &patience).map_err(RestoreError::EndOffset)?;
@@ -510,9 +465,12 @@ fn restore_partition(
     let started = Instant::now();
     let mut last_report = Instant::now();
     let (mut records, mut bytes, mut bytes_counted) = (0u64, 0u64, 0u64);
+    // The offset of the last record read: where a stopped restore stands.
+    let mut last_read: Option<i64> = None;
     let mut batch: Vec<(Vec<u8>, Option<Vec<u8>>, i64)> = Vec::with_capacity(RESTORE_BATCH);
     let ends = HashMap::from([((topic.to_owned(), partition), high)]);
     let read = read::read_to_end(consumer, ends, &patience, |msg| {
+        last_read = Some(msg.offset());
         let Some(key) = msg.key() else {
             return Ok(());
         };
@@ -552,6 +510,14 @@ fn restore_partition(
     records_counter.inc_by(batch.len() as u64);
     bytes_counter.inc_by(bytes - bytes_counted);
     remaining.set(0);
+    if task.cancelled() {
+        // Every record up to `last_read` is in the store: the caller checkpoints there.
+        info!(
+            store = %store_name, topic, partition, from = start, reached = ?last_read, to = high, records,
+            "restore stopped (the task was revoked); the store keeps what it restored"
+        );
+        return Ok(last_read);
+    }
     let secs = started.elapsed().as_secs_f64();
     info!(
         store = %store_name, topic, partition, from = start, to = high, records, bytes,
@@ -563,4 +529,4 @@ fn restore_partition(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

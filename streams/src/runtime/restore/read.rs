@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::Message;
@@ -42,6 +43,9 @@ pub(crate) struct Patience<'a> {
     pub limit_name: &'static str,
     /// What is being read, for logs (`restoring store 'counts' of task 0_1`).
     pub what: &'a str,
+    /// Set by someone else to end a read early (a restoring task revoked): [`read_to_end`]
+    /// returns at its next poll as if done; the caller tells the two apart by this flag.
+    pub stop: Option<&'a AtomicBool>,
 }
 
 impl Patience<'_> {
@@ -146,6 +150,9 @@ pub(crate) fn read_to_end(
         left.join(", ")
     };
     while !ends.is_empty() {
+        if patience.stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+            return Ok(());
+        }
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(msg)) => {
                 last_progress = Instant::now();

@@ -9,7 +9,10 @@ use freshet_spec::{Defaults, compile, parse_manifest};
 
 /// An application whose one task has a RocksDB store that is not logged: opening it needs
 /// no broker.
-fn unlogged_app(guarantee: &str, dir: &tempfile::TempDir) -> crate::runtime::KafkaStreams {
+pub(crate) fn unlogged_app(
+    guarantee: &str,
+    dir: &tempfile::TempDir,
+) -> crate::runtime::KafkaStreams {
     let spec = parse_manifest(
         r#"
 applicationId: ckpt
@@ -58,7 +61,7 @@ fn open_with_checkpoint(guarantee: &str) -> (tempfile::TempDir, Offsets, Offsets
     let mut offsets = Offsets::new();
     offsets.insert(("ckpt-other-changelog".into(), 0), 7);
     checkpoint.write(&offsets).unwrap();
-    let restored = open_and_restore(&app.topology, sub, 0, "0_0", &app.shared).unwrap();
+    let restored = open_and_restore(&app.topology, sub, 0, "0_0", &app.shared, None).unwrap();
     let left = checkpoint.read().unwrap();
     drop(restored);
     (dir, offsets, left)
@@ -77,40 +80,6 @@ fn exactly_once_deletes_the_checkpoint_before_processing() {
 fn at_least_once_keeps_the_checkpoint() {
     let (_dir, written, left) = open_with_checkpoint("at_least_once");
     assert_eq!(left, written);
-}
-
-#[test]
-fn the_restorer_hands_back_each_registered_task_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = unlogged_app("at_least_once", &dir);
-    let mut restorer = StateRestorer::new(app.shared.clone(), app.topology.clone());
-    assert!(restorer.is_done());
-    let request = RestoreRequest {
-        task: "0_0".into(),
-        subtopology: 0,
-        partition: 0,
-    };
-    restorer.register(request.clone());
-    restorer.register(request);
-    restorer.register(RestoreRequest {
-        task: "9_0".into(),
-        subtopology: 9,
-        partition: 0,
-    });
-    assert!(!restorer.is_done());
-    let mut restored = Vec::new();
-    while !restorer.is_done() {
-        restorer.restore_step();
-        restored.extend(restorer.take_restored());
-    }
-    assert_eq!(restored.len(), 2, "a task registered twice restores once");
-    assert_eq!(restored[0].0.task, "0_0");
-    assert!(restored[0].1.is_ok());
-    assert!(matches!(
-        restored[1].1,
-        Err(RestoreError::UnknownSubtopology(9))
-    ));
-    assert!(restorer.take_restored().is_empty());
 }
 
 /// Fills `dir` with files RocksDB cannot make sense of, as a crash mid-write or a bad disk
@@ -141,6 +110,7 @@ fn a_store_rocksdb_cannot_open_is_wiped_forgotten_by_the_checkpoint_and_opened_a
         id: "0_0",
         partition: 0,
         shared: &app.shared,
+        cancel: None,
     };
     let store = open_rocksdb(
         &task,
@@ -182,7 +152,7 @@ fn a_store_without_changelog_that_cannot_open_is_left_alone_and_named() {
         .join("rocksdb")
         .join("counts");
     garbage_store(&path);
-    let Err(e) = open_and_restore(&app.topology, sub, 0, "0_0", &app.shared) else {
+    let Err(e) = open_and_restore(&app.topology, sub, 0, "0_0", &app.shared, None) else {
         panic!("a store RocksDB cannot open was opened");
     };
     assert!(
@@ -221,6 +191,7 @@ fn a_broker_that_is_away_is_waited_for_up_to_the_limit() {
         limit: Duration::from_secs(2),
         limit_name: "task.timeout.ms",
         what: "restoring store 'counts' of task 0_0",
+        stop: None,
     };
     let started = Instant::now();
     let e = read::watermarks(&consumer, "app-counts-changelog", 0, &patience).unwrap_err();
@@ -261,6 +232,7 @@ fn with_no_task_timeout_the_first_transient_error_fails_the_read() {
         limit: Duration::ZERO,
         limit_name: "task.timeout.ms",
         what: "restoring store 'counts' of task 0_0",
+        stop: None,
     };
     let e = read::watermarks(&consumer, "app-counts-changelog", 0, &patience).unwrap_err();
     assert!(matches!(e, ReadError::TimedOut { .. }), "{e:?}");
