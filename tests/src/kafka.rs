@@ -424,3 +424,30 @@ pub fn last_values(records: &[Received]) -> std::collections::BTreeMap<String, O
         })
         .collect()
 }
+
+/// Adds `config` (`name=value`) to the broker's `entity_type` (`groups`, `clients`, `topics`...)
+/// entity `name` with Kafka's own kafka-configs tool.
+pub fn add_config(entity_type: &str, name: &str, config: &str) {
+    let out = std::process::Command::new(crate::repo_root().join("scripts/kafka.sh"))
+        .args([
+            "tool",
+            "org.apache.kafka.tools.ConfigCommand",
+            "--bootstrap-server",
+            &kafka_bootstrap(),
+            "--alter",
+            "--entity-type",
+            entity_type,
+            "--entity-name",
+            name,
+            "--add-config",
+            config,
+        ])
+        .output()
+        .expect("running scripts/kafka.sh tool");
+    assert!(
+        out.status.success(),
+        "kafka-configs --add-config {config} on {entity_type} {name}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -135,28 +135,7 @@ pub fn wait_stable(app: &str, members: usize, tasks: &BTreeSet<String>) -> Vec<M
 
 /// Sets a config of group `app` with Kafka's kafka-configs tool.
 pub fn set_group_config(app: &str, config: &str) {
-    let out = std::process::Command::new(repo_root().join("scripts/kafka.sh"))
-        .args([
-            "tool",
-            "org.apache.kafka.tools.ConfigCommand",
-            "--bootstrap-server",
-            &kafka_bootstrap(),
-            "--alter",
-            "--entity-type",
-            "groups",
-            "--entity-name",
-            app,
-            "--add-config",
-            config,
-        ])
-        .output()
-        .expect("running scripts/kafka.sh tool");
-    assert!(
-        out.status.success(),
-        "kafka-configs --add-config {config} on group {app}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::kafka::add_config("groups", app, config);
 }
 
 /// Waits until each of `keys` keys is counted `expected` times in `output`; a count past it

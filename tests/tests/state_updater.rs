@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use freshet_tests::apps::read_counts;
 use freshet_tests::engine::EngineProcess;
 use freshet_tests::kafka::create_topics;
-use freshet_tests::{kafka_bootstrap, repo_root, unique_name};
+use freshet_tests::{kafka_bootstrap, unique_name};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
@@ -95,32 +95,6 @@ topology:
         state_dir = state_dir.display(),
     );
     std::fs::write(path, text).expect("write the manifest");
-}
-
-/// Sets a client quota on the broker for client id `client` with Kafka's kafka-configs tool.
-fn set_client_quota(client: &str, config: &str) {
-    let out = std::process::Command::new(repo_root().join("scripts/kafka.sh"))
-        .args([
-            "tool",
-            "org.apache.kafka.tools.ConfigCommand",
-            "--bootstrap-server",
-            &kafka_bootstrap(),
-            "--alter",
-            "--entity-type",
-            "clients",
-            "--entity-name",
-            client,
-            "--add-config",
-            config,
-        ])
-        .output()
-        .expect("running scripts/kafka.sh tool");
-    assert!(
-        out.status.success(),
-        "kafka-configs --add-config {config} on client {client}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn producer() -> ThreadedProducer<DefaultProducerContext> {
@@ -277,7 +251,8 @@ impl Built {
 
     /// Holds the restore consumers to RESTORE_BYTE_RATE from now on.
     fn throttle_restores(&self) {
-        set_client_quota(
+        freshet_tests::kafka::add_config(
+            "clients",
             &format!("{}-restore-consumer", self.app),
             &format!("consumer_byte_rate={RESTORE_BYTE_RATE}"),
         );
