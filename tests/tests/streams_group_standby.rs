@@ -49,8 +49,13 @@ async fn without_standbys_the_survivor_restores_all_of_it() {
     takeover("at_least_once", 0, 1).await;
 }
 
+/// What a check saw instead of what it waits for, told if the wait runs out.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct NotYet(String);
+
 /// Waits until `check` holds, polling every 500 ms; `what` names it for the failure.
-fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> Result<(), String>) {
+fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> Result<(), NotYet>) {
     let deadline = Instant::now() + limit;
     loop {
         match check() {
@@ -105,7 +110,7 @@ async fn takeover(guarantee: &str, standbys: usize, threads: usize) {
         if sa + sb == (standbys * all.len()) as f64 {
             Ok(())
         } else {
-            Err(format!("standby tasks: {sa} + {sb}"))
+            Err(NotYet(format!("standby tasks: {sa} + {sb}")))
         }
     });
     let mut last = -1.0;
@@ -116,7 +121,7 @@ async fn takeover(guarantee: &str, standbys: usize, threads: usize) {
         if steady {
             Ok(())
         } else {
-            Err(format!("standby records on the survivor: {now}"))
+            Err(NotYet(format!("standby records on the survivor: {now}")))
         }
     });
 
@@ -136,7 +141,9 @@ async fn takeover(guarantee: &str, standbys: usize, threads: usize) {
                 if listed == others {
                     Ok(())
                 } else {
-                    Err(format!("listed {listed:?}, the other's tasks {others:?}"))
+                    Err(NotYet(format!(
+                        "listed {listed:?}, the other's tasks {others:?}"
+                    )))
                 }
             },
         );
@@ -161,7 +168,7 @@ async fn takeover(guarantee: &str, standbys: usize, threads: usize) {
                 if complete {
                     Ok(())
                 } else {
-                    Err(format!("{members:#?}"))
+                    Err(NotYet(format!("{members:#?}")))
                 }
             },
         );
@@ -235,7 +242,7 @@ async fn takeover(guarantee: &str, standbys: usize, threads: usize) {
         if running == all {
             Ok(())
         } else {
-            Err(format!("a runs {running:?}"))
+            Err(NotYet(format!("a runs {running:?}")))
         }
     });
     let took_over = killed_at.elapsed();
@@ -363,7 +370,7 @@ async fn standbys_follow_a_scale_out_and_back() {
             if n == all.len() as f64 {
                 Ok(())
             } else {
-                Err(format!("{n} standby tasks"))
+                Err(NotYet(format!("{n} standby tasks")))
             }
         },
     );
@@ -380,7 +387,7 @@ async fn standbys_follow_a_scale_out_and_back() {
         if steady {
             Ok(())
         } else {
-            Err(format!("standby records: {now}"))
+            Err(NotYet(format!("standby records: {now}")))
         }
     });
     let c_process = freshet_tests::streams_groups::engine_threads(&c).process;
