@@ -183,3 +183,43 @@ pub fn produce_readings(dir: &std::path::Path, url: &str, input: &str, env: &[(&
         Duration::from_secs(120),
     );
 }
+
+/// Writes `dir/app.yaml`, the app of the TLS and basic-auth registry suites: Avro readings
+/// ([`READING_SCHEMA`]) of `input` above 30 °C become alerts ([`ALERT_SCHEMA`]) in `output`, as
+/// application `<app_prefix>-<unique>`, its registry given by `registry` (the lines under
+/// `schemaRegistry:`, indented two spaces).
+pub fn write_alerts_manifest(
+    dir: &std::path::Path,
+    app_prefix: &str,
+    registry: &str,
+    input: &str,
+    output: &str,
+) -> PathBuf {
+    let text = format!(
+        r#"
+applicationId: {app}
+bootstrapServers: {bootstrap}
+defaultKeySerde: string
+defaultValueSerde: avro
+schemaRegistry:
+{registry}
+config:
+  commit.interval.ms: "100"
+topology:
+  streams:
+    - {{ name: readings, topic: {input} }}
+  pipelines:
+    - name: alerts
+      from: readings
+      steps:
+        - filter: "value.celsius > 30.0"
+        - mapValues: "{{'sensor': value.sensor, 'fahrenheit': value.celsius * 9.0 / 5.0 + 32.0, 'at': value.at}}"
+        - to: {{ topic: {output}, valueSchema: '{ALERT_SCHEMA}' }}
+"#,
+        app = crate::unique_name(app_prefix),
+        bootstrap = crate::kafka_bootstrap(),
+    );
+    let path = dir.join("app.yaml");
+    std::fs::write(&path, text).expect("write manifest");
+    path
+}

@@ -12,7 +12,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use freshet_tests::confluent::{ALERT_SCHEMA, auth_registry, produce_readings, serdes_with_env};
+use freshet_tests::confluent::{
+    auth_registry, produce_readings, serdes_with_env, write_alerts_manifest,
+};
 use freshet_tests::engine::EngineProcess;
 use freshet_tests::kafka::create_topics;
 use freshet_tests::{kafka_bootstrap, unique_name};
@@ -23,34 +25,8 @@ const PYTHON_DEADLINE: Duration = Duration::from_secs(120);
 /// The manifest: a registry at `url` whose credentials are in the Secret `registry-creds`
 /// (keys `username` and `password`, the defaults of `spec.schemaRegistry.basicAuth`).
 fn manifest(dir: &Path, url: &str, input: &str, output: &str) -> PathBuf {
-    let text = format!(
-        r#"
-applicationId: {app}
-bootstrapServers: {bootstrap}
-defaultKeySerde: string
-defaultValueSerde: avro
-schemaRegistry:
-  url: {url}
-  basicAuth: {{ secretName: registry-creds }}
-config:
-  commit.interval.ms: "100"
-topology:
-  streams:
-    - {{ name: readings, topic: {input} }}
-  pipelines:
-    - name: alerts
-      from: readings
-      steps:
-        - filter: "value.celsius > 30.0"
-        - mapValues: "{{'sensor': value.sensor, 'fahrenheit': value.celsius * 9.0 / 5.0 + 32.0, 'at': value.at}}"
-        - to: {{ topic: {output}, valueSchema: '{ALERT_SCHEMA}' }}
-"#,
-        app = unique_name("auth-registry"),
-        bootstrap = kafka_bootstrap(),
-    );
-    let path = dir.join("app.yaml");
-    std::fs::write(&path, text).expect("write manifest");
-    path
+    let registry = format!("  url: {url}\n  basicAuth: {{ secretName: registry-creds }}");
+    write_alerts_manifest(dir, "auth-registry", &registry, input, output)
 }
 
 /// The Secret `registry-creds` as the operator mounts it: `<secrets dir>/registry-creds/<key>`.

@@ -8,7 +8,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use freshet_tests::confluent::{ALERT_SCHEMA, produce_readings, serdes_with_env, tls_registry};
+use freshet_tests::confluent::{
+    produce_readings, serdes_with_env, tls_registry, write_alerts_manifest,
+};
 use freshet_tests::engine::EngineProcess;
 use freshet_tests::kafka::create_topics;
 use freshet_tests::{kafka_bootstrap, unique_name};
@@ -23,33 +25,13 @@ fn manifest(dir: &Path, url: &str, trusted: bool, input: &str, output: &str) -> 
     } else {
         ""
     };
-    let text = format!(
-        r#"
-applicationId: {app}
-bootstrapServers: {bootstrap}
-defaultKeySerde: string
-defaultValueSerde: avro
-schemaRegistry:
-  url: {url}{tls}
-config:
-  commit.interval.ms: "100"
-topology:
-  streams:
-    - {{ name: readings, topic: {input} }}
-  pipelines:
-    - name: alerts
-      from: readings
-      steps:
-        - filter: "value.celsius > 30.0"
-        - mapValues: "{{'sensor': value.sensor, 'fahrenheit': value.celsius * 9.0 / 5.0 + 32.0, 'at': value.at}}"
-        - to: {{ topic: {output}, valueSchema: '{ALERT_SCHEMA}' }}
-"#,
-        app = unique_name("tls-registry"),
-        bootstrap = kafka_bootstrap(),
-    );
-    let path = dir.join("app.yaml");
-    std::fs::write(&path, text).expect("write manifest");
-    path
+    write_alerts_manifest(
+        dir,
+        "tls-registry",
+        &format!("  url: {url}{tls}"),
+        input,
+        output,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
