@@ -312,3 +312,40 @@ impl Diagnosis {
         out
     }
 }
+
+/// The tasks an engine's log says it created (`task created ... task=0_3`), in order.
+pub fn tasks_created(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains("task created"))
+        .filter_map(|l| l.split("task=").nth(1))
+        .map(|t| {
+            t.split_whitespace()
+                .next()
+                .unwrap_or("")
+                .trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                .to_owned()
+        })
+        .collect()
+}
+
+/// The restores an engine's log reports (`store restored from its changelog ... partition=3
+/// ... records=120`): the changelog partition and the records restored, in order.
+pub fn changelog_restores(log: &str) -> Vec<(i32, usize)> {
+    let field = |line: &str, name: &str| -> Option<String> {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+            .map(str::to_owned)
+    };
+    log.lines()
+        .filter(|l| l.contains("store restored from its changelog"))
+        .map(|l| {
+            let partition = field(l, "partition")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(-1);
+            let records = field(l, "records")
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(0);
+            (partition, records)
+        })
+        .collect()
+}

@@ -15,6 +15,7 @@ use freshet_tests::apps::{
     WAIT, apply, counting_app, operator, read_counts, send_batch, wait_counts,
 };
 use freshet_tests::cluster::{install_crd, namespace};
+use freshet_tests::engine::changelog_restores;
 use freshet_tests::kafka::create_topics;
 use freshet_tests::node::Node;
 use freshet_tests::streams_groups::{describe_members, set_group_config};
@@ -231,20 +232,8 @@ async fn burst_and_drain(guarantee: &str, transactional_input: bool, group: Grou
 /// held as active or standby before): at most 5 % of the state of `keys` keys in all.
 fn restored_only_without_standby(log: &str, log_from: usize, held: &BTreeSet<String>, keys: usize) {
     let after = log.get(log_from..).unwrap_or_default();
-    let field = |line: &str, name: &str| -> Option<String> {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
-            .map(str::to_owned)
-    };
     let (mut from_standby, mut from_scratch) = (0usize, 0usize);
-    for line in after
-        .lines()
-        .filter(|l| l.contains("store restored from its changelog"))
-    {
-        let partition = field(line, "partition").unwrap_or_default();
-        let records: usize = field(line, "records")
-            .and_then(|r| r.parse().ok())
-            .unwrap_or(0);
+    for (partition, records) in changelog_restores(after) {
         if held.contains(&format!("1_{partition}")) {
             from_standby += records;
         } else {

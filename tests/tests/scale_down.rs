@@ -12,6 +12,7 @@ use freshet_tests::apps::{
     BY_KEY, WAIT, apply, counting_app, operator, read_counts, send_batch, wait_app_ready,
 };
 use freshet_tests::cluster::{install_crd, namespace};
+use freshet_tests::engine::changelog_restores;
 use freshet_tests::kafka::create_topics;
 use freshet_tests::node::Node;
 use freshet_tests::streams_groups::{set_group_config, wait_counts_exact};
@@ -115,16 +116,7 @@ async fn scale_down(protocol: Protocol) {
     if protocol == Protocol::StreamsWithStandbys {
         let log = node.log(&ns, "counter-0").await;
         let after = log.get(survivor_log_before..).unwrap_or_default();
-        let restored: usize = after
-            .lines()
-            .filter(|l| l.contains("store restored from its changelog"))
-            .filter_map(|l| {
-                l.split_whitespace()
-                    .find_map(|w| w.strip_prefix("records="))?
-                    .parse::<usize>()
-                    .ok()
-            })
-            .sum();
+        let restored: usize = changelog_restores(after).iter().map(|(_, r)| r).sum();
         println!(
             "records restored by the survivor at the takeover: {restored} (state: {KEYS} keys)"
         );

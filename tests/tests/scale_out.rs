@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use freshet_tests::engine::EngineProcess;
+use freshet_tests::engine::{EngineProcess, tasks_created};
 use freshet_tests::kafka::{KeyValue, consume, create_topics, produce};
 use freshet_tests::{kafka_bootstrap, unique_name};
 
@@ -18,20 +18,6 @@ fn write_records(topic: &str, from: usize, to: usize) {
         .map(|(k, v)| (Some(k.as_bytes()), Some(v.as_bytes())))
         .collect();
     produce(topic, &refs, 1_000);
-}
-
-fn tasks_in_log(log: &str) -> Vec<String> {
-    log.lines()
-        .filter(|l| l.contains("task created"))
-        .filter_map(|l| l.split("task=").nth(1))
-        .map(|t| {
-            t.split_whitespace()
-                .next()
-                .unwrap_or("")
-                .trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-                .to_owned()
-        })
-        .collect()
 }
 
 fn count_keys(records: &[freshet_tests::kafka::Received]) -> BTreeMap<String, usize> {
@@ -93,7 +79,7 @@ topology:
     // Both processes hold tasks, and together all six.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let (ta, tb) = (tasks_in_log(&a.log_text()), tasks_in_log(&b.log_text()));
+        let (ta, tb) = (tasks_created(&a.log_text()), tasks_created(&b.log_text()));
         if !ta.is_empty() && !tb.is_empty() {
             let mut all: Vec<String> = ta.iter().chain(&tb).cloned().collect();
             all.sort();
@@ -139,7 +125,7 @@ topology:
         &missing[..missing.len().min(5)],
         b.log_text()
     );
-    let survivor_tasks = tasks_in_log(&b.log_text());
+    let survivor_tasks = tasks_created(&b.log_text());
     assert!(
         survivor_tasks.len() >= 6,
         "the survivor took over every task: {survivor_tasks:?}"

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use freshet_tests::engine::EngineProcess;
+use freshet_tests::engine::{EngineProcess, tasks_created};
 use freshet_tests::kafka::create_topics;
 use freshet_tests::{kafka_bootstrap, repo_root, unique_name};
 use rdkafka::ClientConfig;
@@ -270,10 +270,10 @@ topology:
     path
 }
 
-fn tasks_created(log: &str) -> BTreeSet<i32> {
-    log.lines()
-        .filter(|l| l.contains("task created"))
-        .filter_map(|l| l.split("task=").nth(1)?.split_whitespace().next())
+/// The partitions of the tasks an engine's log says it created.
+fn partitions_created(log: &str) -> BTreeSet<i32> {
+    tasks_created(log)
+        .iter()
         .filter_map(|t| t.rsplit('_').next()?.parse().ok())
         .collect()
 }
@@ -498,7 +498,7 @@ async fn scale_out(contender: Contender, guarantee: &str) -> Figures {
         during: max_p99(during.iter().map(|s| s.latency_ms)),
     };
     if let Instance::Freshet(engine) = &newcomer {
-        let moved = tasks_created(&engine.log_text());
+        let moved = partitions_created(&engine.log_text());
         let restored = engine.metric("freshet_restored_records_total");
         let (max_still, p99_still, n_still) = max_p99(
             during
