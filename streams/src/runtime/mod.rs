@@ -18,6 +18,7 @@ mod abandonable;
 pub mod client_stats;
 pub mod error;
 mod failure;
+mod flush;
 mod global;
 mod member_offsets;
 mod metrics;

@@ -265,8 +265,7 @@ impl StreamsProducer {
 
     /// Waits for every record in flight, then acts on their delivery reports.
     fn settle(&mut self) -> Result<(), Failure> {
-        self.producer
-            .flush(SETTLE_TIMEOUT)
+        super::flush::flush(&self.producer, SETTLE_TIMEOUT)
             .map_err(|e| self.failure(RuntimeError::kafka("flushing the producer", e)))?;
         self.check_deliveries()
     }
@@ -304,8 +303,7 @@ impl StreamsProducer {
 
     /// Waits for every record in flight; a failed delivery (other than a refusal) stops here.
     fn flush_checked(&mut self) -> Result<(), Failure> {
-        self.producer
-            .flush(SETTLE_TIMEOUT)
+        super::flush::flush(&self.producer, SETTLE_TIMEOUT)
             .map_err(|e| self.failure(RuntimeError::kafka("flushing the producer", e)))?;
         match self.producer.context().failure.lock_unpoisoned().take() {
             Some(f) => Err(self.failure(f)),
@@ -372,8 +370,7 @@ impl StreamsProducer {
         self.begin()?;
         // The commit would flush anyway; flushing first tells a refused record (which the
         // handler decides on after the abort) from a transaction that failed.
-        self.producer
-            .flush(TRANSACTION_CALL_TIMEOUT)
+        super::flush::flush(&self.producer, TRANSACTION_CALL_TIMEOUT)
             .map_err(txn("flushing the transaction"))?;
         self.check_deliveries()?;
         if !moved.is_empty() {

@@ -470,12 +470,13 @@ impl TaskManager {
             }
             // A flush or an offset commit that fails while the brokers are away is tried again
             // later (Failure::Retry): the offsets stay where they were, nothing is lost.
-            output
-                .producer
-                .flush(config.commit_interval.max(Duration::from_secs(30)))
-                .map_err(|e| {
-                    Failure::of_commit(RuntimeError::kafka("flushing the producer", e), false)
-                })?;
+            super::flush::flush(
+                &output.producer,
+                config.commit_interval.max(Duration::from_secs(30)),
+            )
+            .map_err(|e| {
+                Failure::of_commit(RuntimeError::kafka("flushing the producer", e), false)
+            })?;
             // Offsets only after every output is delivered, or handled if refused: a failed
             // delivery commits nothing, and its input is processed again after a restart.
             output.check_deliveries()?;

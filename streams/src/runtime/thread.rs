@@ -844,7 +844,9 @@ impl StreamThread {
                         warn!(thread = self.index, error = %e, "aborting the open transaction after a failure");
                     }
                 }
-            } else if let Err(e) = core.output.producer.flush(Duration::from_secs(10)) {
+            } else if let Err(e) =
+                super::flush::flush(&core.output.producer, Duration::from_secs(10))
+            {
                 // Outputs of records processed before the failure still go out; their offsets are
                 // not committed, so they are processed (and written) again after a restart.
                 warn!(thread = self.index, error = %e, "flushing outputs after a failure");
