@@ -9,9 +9,11 @@
 //! Streams 4.4 (bench/kstreams, the same topology) then runs the same scale-out, side by side.
 //!
 //! `make test` runs 50,000 keys; `make soak` (FRESHET_SOAK=1) 1,000,000 (about 1 GB of state).
-//! Kafka 4.4's streams-group assignor (`StickyTaskAssignor`) assigns no warm-up tasks, so a task
-//! that moves to the newcomer stops until the newcomer restored it: the latency of the moved
-//! partitions during the join is what the test reports, not what it can hold to a bound.
+//! A task that moves to the newcomer stops until the newcomer restored it: the latency of the
+//! moved partitions during the join is what the test reports, not what it holds to a bound: Kafka
+//! 4.4 has the warm-up settings (`group.streams.num.warmup.replicas`), but the step that would
+//! apply them (`AssignmentRefiner.refine`) returns the assignor's assignment unchanged (see
+//! docs/design/standbys-and-restoration.md).
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
