@@ -134,6 +134,8 @@ group.consumer.min.session.timeout.ms=1000
 group.consumer.min.heartbeat.interval.ms=500
 # And streams groups (their minimum is 45 s): a failover test sets the group's own.
 group.streams.min.session.timeout.ms=1000
+# Streams-group members report task offsets every minute by default; a test asks every second.
+group.streams.min.task.offset.interval.ms=1000
 log.retention.check.interval.ms=60000
 PROPS
   [ "$SECURED" = 1 ] && secured_configs "$dir/secured" >>"$dir/server.properties"

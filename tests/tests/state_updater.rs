@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use freshet_tests::apps::read_counts;
 use freshet_tests::engine::EngineProcess;
 use freshet_tests::kafka::create_topics;
+use freshet_tests::streams_groups::{describe_members, set_group_config};
 use freshet_tests::{kafka_bootstrap, unique_name};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -208,6 +209,11 @@ impl Built {
         let app = unique_name("updater");
         let (input, output) = (format!("{app}-in"), format!("{app}-out"));
         create_topics(&[(&input, 2), (&output, 2)]).await;
+        if protocol == "streams" {
+            // Task offsets every second (the broker's default is a minute), for
+            // reports_restore_progress; the test broker allows it.
+            set_group_config(&app, "streams.task.offset.interval.ms=1000");
+        }
         let built = Built {
             dir: tempfile::tempdir().expect("temp dir"),
             producer: producer(),
@@ -373,6 +379,9 @@ async fn run(protocol: &'static str, guarantee: &'static str) {
         }
         built.expected.insert(probe(i), 1);
     }
+    if protocol == "streams" {
+        reports_restore_progress(&built.app, &b);
+    }
     let worst = latencies.iter().max().copied().unwrap_or_default();
     println!(
         "{protocol}/{guarantee}: probe latencies during 0_0's restore: {latencies:?} (first record after 0_1 started: {warm_up:?})"
@@ -403,6 +412,31 @@ async fn run(protocol: &'static str, guarantee: &'static str) {
         "{}",
         b.log_text()
     );
+}
+
+/// While 0_0 restores, the member reports how far its restore got in the task offsets it sends
+/// the streams group (Kafka Streams reports a restoring task's changelog offsets too; the broker
+/// reads from them how far a member is behind): the coordinator's description shows 0_0 with an
+/// offset above 0 while `freshet_restore_remaining_records` is still above 0. Before, a restoring
+/// task reported 0 until its restore ended.
+fn reports_restore_progress(app: &str, engine: &EngineProcess) {
+    let deadline = Instant::now() + Duration::from_secs(12);
+    loop {
+        let members = describe_members(app);
+        let reported = members
+            .iter()
+            .find_map(|m| m.task_offsets.get("0_0").copied());
+        let left = remaining(engine, 0).unwrap_or(0);
+        if reported.is_some_and(|o| o > 0) && left > 0 {
+            println!("0_0 reported at offset {reported:?} with {left} records left to restore");
+            return;
+        }
+        assert!(
+            left > 0 && Instant::now() < deadline,
+            "no task offset above 0 reported for 0_0 while it restored (last: {reported:?}, {left} records left); members: {members:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }
 
 /// A restore stopped midway (the engine stops while 0_0 restores: the same removal from the

@@ -127,13 +127,14 @@ impl StandbyTask {
         } = self;
         let Some(dir) = directory else {
             // No state: the task is created as any stateless one.
-            return open_and_restore(topology, sub, partition, &id, shared, None);
+            return open_and_restore(topology, sub, partition, &id, shared, None, None);
         };
         let ctx = TaskContext {
             id: &id,
             partition,
             shared,
             cancel: None,
+            progress: None,
         };
         let restored = if caught_up {
             // Nothing to read: the restore series still exist, at zero, as after any restore.
@@ -156,7 +157,7 @@ impl StandbyTask {
                 warn!(task = %id, store = %found.store, reason = found.reason.label(), "standby task {id} corrupted at promotion: {found}; wiping its stores and restoring them from the changelog's start");
                 dir.wipe()?;
                 drop(dir);
-                return open_and_restore(topology, sub, partition, &id, shared, None);
+                return open_and_restore(topology, sub, partition, &id, shared, None, None);
             }
             Err(e) => return Err(e),
         };
@@ -327,6 +328,7 @@ impl StandbyTasks {
             partition,
             shared: &shared,
             cancel: None,
+            progress: None,
         };
         let mut wipes = 0;
         loop {

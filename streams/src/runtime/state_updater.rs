@@ -215,6 +215,7 @@ fn restore(
             &request.task,
             shared,
             Some(cancel),
+            Some(&request.progress),
         ),
         None => Err(RestoreError::UnknownSubtopology(request.subtopology)),
     };
@@ -258,6 +259,7 @@ mod tests {
             task: task.into(),
             subtopology,
             partition: 0,
+            progress: Default::default(),
         };
         updater.add(request("0_0", 0));
         updater.add(request("0_0", 0));

@@ -24,7 +24,7 @@ use super::failure::Failure;
 use super::member_offsets::MemberIdentity;
 use super::producer::StreamsProducer;
 use super::refusal::Origin;
-use super::restore::{RestoreRequest, RestoredStores};
+use super::restore::{RestoreProgress, RestoreRequest, RestoredStores};
 use super::standby::StandbyTasks;
 use super::state_updater::StateUpdater;
 use super::task::{RawRecord, Task};
@@ -41,6 +41,8 @@ struct Waiting {
     inputs: Vec<(String, i32)>,
     /// The changelog partitions of its logged stores.
     changelogs: Vec<(String, i32)>,
+    /// Where its restore stands in them.
+    progress: Arc<RestoreProgress>,
     committed: HashMap<(String, i32), i64>,
     held: Vec<RawRecord>,
 }
@@ -127,6 +129,7 @@ impl TaskManager {
                     task,
                     subtopology: sub.id,
                     partition,
+                    progress: Arc::default(),
                 };
                 match self.standbys.take_for_promotion(&request.task) {
                     Some(standby) => {
@@ -152,6 +155,7 @@ impl TaskManager {
                             Waiting {
                                 inputs,
                                 changelogs,
+                                progress: Arc::clone(&request.progress),
                                 committed,
                                 held: Vec::new(),
                             },
@@ -186,7 +190,14 @@ impl TaskManager {
         self.restoring
             .iter()
             .map(|(id, w)| {
-                let positions = w.changelogs.iter().map(|c| (c.clone(), 0)).collect();
+                let positions = w
+                    .changelogs
+                    .iter()
+                    .map(|(topic, partition)| {
+                        let position = w.progress.position(topic, *partition);
+                        ((topic.clone(), *partition), position)
+                    })
+                    .collect();
                 (id.as_str(), positions)
             })
             .collect()

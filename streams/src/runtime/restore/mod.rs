@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use freshet_topology::sync::Unpoisoned;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -67,6 +68,34 @@ pub(crate) struct RestoreRequest {
     pub task: String,
     pub subtopology: usize,
     pub partition: i32,
+    /// Where the restore stands, which the stream thread reports meanwhile.
+    pub progress: Arc<RestoreProgress>,
+}
+
+/// Where a restoring task's changelogs stand: per changelog partition, the offset after the last
+/// record its store reflects. The restore thread writes it; the stream thread reads it for the
+/// task offsets it reports to a streams group while the task restores (Kafka Streams reports a
+/// restoring task's offsets too), from which the broker tells how far each member is behind.
+#[derive(Debug, Default)]
+pub(crate) struct RestoreProgress {
+    positions: std::sync::Mutex<HashMap<(String, i32), i64>>,
+}
+
+impl RestoreProgress {
+    fn record(&self, topic: &str, partition: i32, position: i64) {
+        self.positions
+            .lock_unpoisoned()
+            .insert((topic.to_owned(), partition), position);
+    }
+
+    /// The position of changelog `topic`-`partition`: 0 before its restore started.
+    pub(crate) fn position(&self, topic: &str, partition: i32) -> i64 {
+        self.positions
+            .lock_unpoisoned()
+            .get(&(topic.to_owned(), partition))
+            .copied()
+            .unwrap_or(0)
+    }
 }
 
 const RESTORE_BATCH: usize = 10_000;
@@ -136,6 +165,7 @@ pub(crate) fn open_and_restore(
     task_id: &str,
     shared: &Shared,
     cancel: Option<&AtomicBool>,
+    progress: Option<&RestoreProgress>,
 ) -> Result<RestoredStores, RestoreError> {
     let defs = topology.stores_of(sub);
     let exactly_once = shared.config.processing_guarantee == ProcessingGuarantee::ExactlyOnceV2;
@@ -155,6 +185,7 @@ pub(crate) fn open_and_restore(
         partition,
         shared,
         cancel,
+        progress,
     };
     let mut wipes = 0;
     let (stores, offsets) = loop {
@@ -214,12 +245,21 @@ pub(crate) struct TaskContext<'a> {
     /// Set by the state updater when the task is revoked while it restores: each changelog's
     /// read stops at its next poll, keeping what it applied.
     pub cancel: Option<&'a AtomicBool>,
+    /// Where the state updater's restore stands, for the task offsets the thread reports.
+    pub progress: Option<&'a RestoreProgress>,
 }
 
 impl TaskContext<'_> {
     /// Whether the restore was asked to stop.
     fn cancelled(&self) -> bool {
         self.cancel.is_some_and(|c| c.load(Ordering::Relaxed))
+    }
+
+    /// Notes that the store of changelog `topic` reflects it up to before `position`.
+    fn progressed(&self, topic: &str, position: i64) {
+        if let Some(progress) = self.progress {
+            progress.record(topic, self.partition, position);
+        }
     }
 }
 
@@ -451,6 +491,7 @@ fn restore_partition(
         }
     }
     let start = from.map_or(low, |f| f + 1);
+    task.progressed(topic, from.map_or(0, |f| f + 1));
     // The series exist (at zero) for every store partition, restored or not.
     let (records_counter, bytes_counter, remaining) =
         task.shared.metrics.restore(&store_name, partition);
@@ -485,6 +526,7 @@ fn restore_partition(
             records_counter.inc_by(batch.len() as u64);
             bytes_counter.inc_by(bytes - bytes_counted);
             remaining.set((high - msg.offset() - 1).max(0));
+            task.progressed(topic, msg.offset() + 1);
             bytes_counted = bytes;
             batch.clear();
             if last_report.elapsed() >= Duration::from_secs(5) {
@@ -506,6 +548,9 @@ fn restore_partition(
         Err(e) => return Err(RestoreError::Read(e)),
     }
     stores.restore(id, &batch)?;
+    if let Some(last) = last_read {
+        task.progressed(topic, last + 1);
+    }
     consumer.unassign().map_err(RestoreError::Assign)?;
     records_counter.inc_by(batch.len() as u64);
     bytes_counter.inc_by(bytes - bytes_counted);

@@ -61,7 +61,7 @@ fn open_with_checkpoint(guarantee: &str) -> (tempfile::TempDir, Offsets, Offsets
     let mut offsets = Offsets::new();
     offsets.insert(("ckpt-other-changelog".into(), 0), 7);
     checkpoint.write(&offsets).unwrap();
-    let restored = open_and_restore(&app.topology, sub, 0, "0_0", &app.shared, None).unwrap();
+    let restored = open_and_restore(&app.topology, sub, 0, "0_0", &app.shared, None, None).unwrap();
     let left = checkpoint.read().unwrap();
     drop(restored);
     (dir, offsets, left)
@@ -111,6 +111,7 @@ fn a_store_rocksdb_cannot_open_is_wiped_forgotten_by_the_checkpoint_and_opened_a
         partition: 0,
         shared: &app.shared,
         cancel: None,
+        progress: None,
     };
     let store = open_rocksdb(
         &task,
@@ -152,7 +153,7 @@ fn a_store_without_changelog_that_cannot_open_is_left_alone_and_named() {
         .join("rocksdb")
         .join("counts");
     garbage_store(&path);
-    let Err(e) = open_and_restore(&app.topology, sub, 0, "0_0", &app.shared, None) else {
+    let Err(e) = open_and_restore(&app.topology, sub, 0, "0_0", &app.shared, None, None) else {
         panic!("a store RocksDB cannot open was opened");
     };
     assert!(
