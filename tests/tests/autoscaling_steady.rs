@@ -179,13 +179,18 @@ async fn steady_input_above_one_instance_settles_without_flapping() {
     while watched.elapsed() < observe {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let r = replicas().await;
-        assert_eq!(
-            r,
-            current,
-            "flapped {} s into the steady state: {history:?} then {r}\noperator log:\n{}",
-            watched.elapsed().as_secs(),
-            op.log_text()
-        );
+        if r != current {
+            let why = apps
+                .get("counter")
+                .await
+                .ok()
+                .and_then(|a| a.status?.autoscaling);
+            panic!(
+                "flapped {} s into the steady state: {history:?} then {r}; autoscaling status: {why:?}\noperator log:\n{}",
+                watched.elapsed().as_secs(),
+                op.log_text()
+            );
+        }
         if let Some(a) = apps
             .get("counter")
             .await
