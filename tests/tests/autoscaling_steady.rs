@@ -136,6 +136,12 @@ async fn steady_input_above_one_instance_settles_without_flapping() {
             .and_then(|s| s.spec?.replicas)
             .unwrap_or(0)
     };
+    let autoscaling_status = || async {
+        apps.get("counter")
+            .await
+            .ok()
+            .and_then(|a| a.status?.autoscaling)
+    };
     // Settled: no change for 40 s (past the cooldown and the stabilisation window).
     let settle_deadline = Instant::now() + Duration::from_secs(240);
     let (mut current, mut since) = (replicas().await, Instant::now());
@@ -151,23 +157,14 @@ async fn steady_input_above_one_instance_settles_without_flapping() {
         if r != current {
             (current, since) = (r, Instant::now());
             history.push(r);
-            if let Some(a) = apps
-                .get("counter")
-                .await
-                .ok()
-                .and_then(|a| a.status?.autoscaling)
-            {
+            if let Some(a) = autoscaling_status().await {
                 println!("  to {r}: {}", a.reason);
             }
         }
     }
     println!("settled at {current} replicas (history {history:?})");
 
-    let status = apps
-        .get("counter")
-        .await
-        .ok()
-        .and_then(|a| a.status?.autoscaling);
+    let status = autoscaling_status().await;
     assert!(
         current > 1,
         "stayed at one instance under 1.25 times its capacity: {history:?}; {status:?}\noperator log:\n{}",
@@ -180,23 +177,14 @@ async fn steady_input_above_one_instance_settles_without_flapping() {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let r = replicas().await;
         if r != current {
-            let why = apps
-                .get("counter")
-                .await
-                .ok()
-                .and_then(|a| a.status?.autoscaling);
+            let why = autoscaling_status().await;
             panic!(
                 "flapped {} s into the steady state: {history:?} then {r}; autoscaling status: {why:?}\noperator log:\n{}",
                 watched.elapsed().as_secs(),
                 op.log_text()
             );
         }
-        if let Some(a) = apps
-            .get("counter")
-            .await
-            .ok()
-            .and_then(|a| a.status?.autoscaling)
-        {
+        if let Some(a) = autoscaling_status().await {
             most_lag = most_lag.max(a.lag);
             assert!(
                 a.lag < (rate * 20) as i64,
